@@ -1,0 +1,2 @@
+//! Skeleton: locates the eBPF object (to be written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! The `log2drop` command. Skeleton: to be written.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Sources of lines. Skeleton: to be written.
