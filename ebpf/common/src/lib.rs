@@ -8,15 +8,15 @@
 
 /// Version of the pinned map layout. Pins live under `<pin_dir>/maps-v<N>/` so that an
 /// upgrade with a new layout never trips over the old pins.
-pub const PIN_LAYOUT_VERSION: u32 = 1;
+pub const PIN_LAYOUT_VERSION: u32 = 2;
 
 /// Exact IPv4 bans. Key: the address in network byte order (`[u8; 4]`).
 pub const MAP_BAN_V4: &str = "BAN_V4";
 /// Exact IPv6 bans. Key: the address in network byte order (`[u8; 16]`).
 pub const MAP_BAN_V6: &str = "BAN_V6";
-/// IPv4 prefix bans. LPM trie keyed by `Key<[u8; 4]>`.
+/// IPv4 prefix bans. LPM trie keyed by `Key<[u8; 4]>`, values [`CidrBanValue`].
 pub const MAP_CIDR_V4: &str = "CIDR_V4";
-/// IPv6 prefix bans. LPM trie keyed by `Key<[u8; 16]>`.
+/// IPv6 prefix bans. LPM trie keyed by `Key<[u8; 16]>`, values [`CidrBanValue`].
 pub const MAP_CIDR_V6: &str = "CIDR_V6";
 /// Two `u32` slots: how many entries each trie holds. The program skips a trie
 /// whose count is zero, so the common case (no prefix bans) costs one array load.
@@ -41,6 +41,28 @@ pub struct BanValue {
 }
 
 impl BanValue {
+    /// Whether the ban still applies at `now_ns` (`CLOCK_BOOTTIME`).
+    #[inline(always)]
+    pub fn active_at(&self, now_ns: u64) -> bool {
+        self.expires_ns == 0 || now_ns < self.expires_ns
+    }
+}
+
+/// A prefix ban as the kernel sees it. An LPM lookup returns only the value, not
+/// which prefix matched, so the value repeats the prefix length: the program needs it
+/// to charge the drop to the right [`CounterKey`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CidrBanValue {
+    /// Same meaning as [`BanValue::expires_ns`].
+    pub expires_ns: u64,
+    /// Prefix length of the trie key this value is stored under.
+    pub prefix_len: u32,
+    /// Keeps the layout explicit; always zero.
+    pub _pad: u32,
+}
+
+impl CidrBanValue {
     /// Whether the ban still applies at `now_ns` (`CLOCK_BOOTTIME`).
     #[inline(always)]
     pub fn active_at(&self, now_ns: u64) -> bool {
@@ -82,6 +104,7 @@ pub struct DropCounter {
 mod pod {
     // SAFETY: plain `repr(C)` integers and byte arrays, no padding left implicit.
     unsafe impl aya::Pod for super::BanValue {}
+    unsafe impl aya::Pod for super::CidrBanValue {}
     unsafe impl aya::Pod for super::CounterKey {}
     unsafe impl aya::Pod for super::DropCounter {}
 }
@@ -94,6 +117,7 @@ mod tests {
     #[test]
     fn layouts_are_stable() {
         assert_eq!(size_of::<BanValue>(), 8);
+        assert_eq!(size_of::<CidrBanValue>(), 16);
         assert_eq!(size_of::<CounterKey>(), 20);
         assert_eq!(size_of::<DropCounter>(), 16);
     }
@@ -105,5 +129,14 @@ mod tests {
         let v = BanValue { expires_ns: 10 };
         assert!(v.active_at(9));
         assert!(!v.active_at(10));
+    }
+
+    #[test]
+    fn cidr_deadline_matches_exact_semantics() {
+        for (expires_ns, now, want) in [(0, u64::MAX, true), (10, 9, true), (10, 10, false)] {
+            let c = CidrBanValue { expires_ns, prefix_len: 24, _pad: 0 };
+            assert_eq!(c.active_at(now), want, "{expires_ns} at {now}");
+            assert_eq!(BanValue { expires_ns }.active_at(now), want);
+        }
     }
 }
