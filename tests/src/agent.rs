@@ -278,10 +278,14 @@ impl Agent {
 
     /// Whether the process is still running (reaps it if it exited).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            None => false,
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-        }
+        self.exit_status().is_none() && self.child.is_some()
+    }
+
+    /// The exit status if the process has exited (reaping it), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Kills the agent with SIGKILL, like a crash or the OOM killer, and reaps it.
@@ -360,25 +364,32 @@ impl Agent {
     }
 
     /// Waits (up to 15 s: the first XDP load and verifier run take a moment) until
-    /// the control socket answers `bans --json`. Panics with the agent's output if it
+    /// the control socket answers `bans --json` with a JSON array. Panics with the agent's output if it
     /// exits or never answers.
     pub fn wait_ready(&mut self) -> Duration {
         let mut last = String::new();
-        let mut exited = false;
+        let mut exited = None;
         let took = wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
-            if !self.is_running() {
-                exited = true;
+            exited = self.exit_status();
+            if exited.is_some() {
                 return true;
             }
             let out = self.cli(&["bans", "--json"]);
             last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            // An answer counts only if it is the promised JSON array: a client that
+            // exits 0 without talking to the daemon must not pass for ready.
             out.status.success()
+                && matches!(
+                    serde_json::from_slice(&out.stdout),
+                    Ok(serde_json::Value::Array(_))
+                )
         });
-        assert!(
-            !exited,
-            "the agent exited during start-up:\n{}",
-            self.output_text()
-        );
+        if let Some(status) = exited {
+            panic!(
+                "the agent exited during start-up ({status}):\n{}",
+                self.output_text()
+            );
+        }
         took.unwrap_or_else(|| {
             panic!(
                 "the agent's socket {} did not answer within 15 s (last error: {last}):\n{}",

@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod bpffs;
 pub mod cmd;
+pub mod counters;
 pub mod netns;
 pub mod privilege;
 pub mod probe;
@@ -21,6 +22,7 @@ pub mod veth;
 
 pub use agent::{Agent, AgentDir, JailSpec};
 pub use bpffs::PinDir;
+pub use counters::{Drops, ban_entry, drops_for};
 pub use netns::{NetNs, NetNsGuard};
 pub use privilege::require_root;
 pub use probe::{ping, ping_with_timeout, wait_until};
