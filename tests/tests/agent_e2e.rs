@@ -13,12 +13,13 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use log2drop_tests::agent::ssh_fail_line;
+use log2drop_tests::netns::listed_namespaces;
 use log2drop_tests::veth::{
     BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6,
 };
 use log2drop_tests::{
-    Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, ban_entry, drops_for, ping_with_timeout,
-    require_root, wait_until,
+    Agent, AgentDir, JailSpec, KernelObjects, NetNs, PinDir, VethPair, ban_entry, drops_for,
+    ping_with_timeout, require_root, wait_until,
 };
 
 /// The promise: a banned address is dropped within this long of its line.
@@ -402,4 +403,34 @@ fn rotation_loses_no_line() {
     let written = lab.offend(OFFENDER_V4, 1);
     lab.wait_dropped(OFFENDER_V4, written, Duration::from_secs(2));
     lab.wait_listed(OFFENDER_V4, Duration::from_secs(1));
+}
+
+#[test]
+fn nothing_is_left_behind() {
+    let Some(lab) = Lab::start("nothing_is_left_behind", &[JailSpec::ssh(3, "1h")]) else {
+        return;
+    };
+    ban_offender(&lab, OFFENDER_V4);
+    let objects = KernelObjects::pinned_in(&lab.pins);
+    assert!(
+        !objects.maps.is_empty() && !objects.links.is_empty() && !objects.programs.is_empty(),
+        "expected pinned maps and an XDP link, found {objects:?} in {:?}",
+        lab.pins.list()
+    );
+    let namespaces = [lab.server.name().to_owned(), lab.attacker.name().to_owned()];
+    let pin_dir = lab.pins.path().to_owned();
+    drop(lab);
+
+    // The kernel frees unreferenced objects asynchronously; give it a moment.
+    let mut left = objects.still_loaded();
+    wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        left = objects.still_loaded();
+        left.is_empty()
+    });
+    assert!(left.is_empty(), "kernel objects left behind: {left:?}");
+    assert!(!pin_dir.exists(), "{} left behind", pin_dir.display());
+    let listed = listed_namespaces();
+    for ns in &namespaces {
+        assert!(!listed.contains(ns), "namespace {ns} left behind");
+    }
 }
