@@ -1,1 +1,414 @@
-//! Skeleton: to be written.
+//! Addresses as text: the one place that decides what counts as an IP address in a
+//! log line, on the command line and in the config.
+//!
+//! Log lines arrive as bytes, so [`parse_ip`] reads an address straight from a byte
+//! slice without allocating. Both log text and user input may write an IPv4 peer as an
+//! IPv4-mapped IPv6 address (`::ffff:203.0.113.4`); the agent always normalises those
+//! to plain IPv4, so one host has one key in the engine and in the kernel maps.
+//! Zone ids (`fe80::1%eth0`) name a link, not a host, and are rejected.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// The longest textual address accepted: a full IPv6 address with an embedded IPv4
+/// tail (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`) is 45 bytes.
+const MAX_ADDR_LEN: usize = 45;
+
+/// Why a CLI or config target (`ADDR` or `ADDR/LEN`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    /// The address part is not an IPv4 or IPv6 address.
+    #[error("{input:?} is not an IPv4 or IPv6 address")]
+    InvalidAddress {
+        /// What the user wrote.
+        input: String,
+    },
+    /// The address carries an IPv6 zone id, which names a link rather than a host.
+    #[error("{input:?} has a zone id (%...); zone ids name a link, not a host")]
+    ZoneId {
+        /// What the user wrote.
+        input: String,
+    },
+    /// The prefix length is not a number or too long for the address family.
+    #[error("{input:?} has an invalid prefix length (expected 0 to {max})")]
+    InvalidPrefix {
+        /// What the user wrote.
+        input: String,
+        /// The longest prefix for this family (32 or 128).
+        max: u8,
+    },
+    /// The address has bits set below the prefix length, so it is ambiguous.
+    #[error("{input:?} has host bits set below the prefix; did you mean {network}?")]
+    HostBitsSet {
+        /// What the user wrote.
+        input: String,
+        /// The network the user probably meant.
+        network: String,
+    },
+    /// An IPv4-mapped IPv6 prefix shorter than /96 covers more than IPv4 space.
+    #[error("{input:?} is an IPv4-mapped prefix shorter than /96")]
+    MappedPrefixTooShort {
+        /// What the user wrote.
+        input: String,
+    },
+}
+
+/// Parses an IPv4 or IPv6 address from raw bytes, as found in a log line.
+///
+/// Returns `None` for anything that is not exactly one address: surrounding text,
+/// zone ids, leading-zero IPv4 octets (`010.0.0.1`, ambiguous octal) and invalid
+/// UTF-8 are all refused. IPv4-mapped IPv6 (`::ffff:a.b.c.d`) comes back as IPv4.
+/// Does not allocate.
+pub fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
+    if bytes.is_empty() || bytes.len() > MAX_ADDR_LEN {
+        return None;
+    }
+    // Only the characters of an address; this also keeps zone ids (`%`) and any
+    // non-ASCII byte out before the std parser sees them.
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_hexdigit() || *b == b'.' || *b == b':')
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    if bytes.contains(&b':') {
+        text.parse::<Ipv6Addr>().ok().map(normalise_v6)
+    } else {
+        text.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    }
+}
+
+/// Turns an IPv4-mapped IPv6 address into its IPv4 address; leaves others alone.
+pub fn normalise(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => normalise_v6(v6),
+        v4 => v4,
+    }
+}
+
+fn normalise_v6(v6: Ipv6Addr) -> IpAddr {
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// Parses a ban or allow target written by a user: `ADDR` (a single host, /32 or
+/// /128) or `ADDR/LEN`.
+///
+/// A prefix with host bits set (`203.0.113.7/24`) is refused with the network the
+/// user probably meant, because silently widening or narrowing a ban is worse than
+/// asking. IPv4-mapped IPv6 prefixes of /96 or longer become the IPv4 prefix.
+pub fn parse_target(s: &str) -> Result<IpNet, AddrError> {
+    let input = s.trim();
+    if input.contains('%') {
+        return Err(AddrError::ZoneId {
+            input: input.to_owned(),
+        });
+    }
+    let (addr_text, len_text) = match input.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (input, None),
+    };
+    let raw: IpAddr = addr_text
+        .parse()
+        .map_err(|_| AddrError::InvalidAddress {
+            input: input.to_owned(),
+        })?;
+    let max: u8 = if raw.is_ipv4() { 32 } else { 128 };
+    let len = match len_text {
+        None => max,
+        Some(l) => parse_prefix_len(l, max).ok_or_else(|| AddrError::InvalidPrefix {
+            input: input.to_owned(),
+            max,
+        })?,
+    };
+    let (addr, len) = match raw {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) if len >= 96 => (IpAddr::V4(v4), len - 96),
+            Some(_) => {
+                return Err(AddrError::MappedPrefixTooShort {
+                    input: input.to_owned(),
+                });
+            }
+            None => (raw, len),
+        },
+        IpAddr::V4(_) => (raw, len),
+    };
+    let net = match addr {
+        IpAddr::V4(a) => Ipv4Net::new(a, len).map(IpNet::V4),
+        IpAddr::V6(a) => Ipv6Net::new(a, len).map(IpNet::V6),
+    }
+    .map_err(|_| AddrError::InvalidPrefix {
+        input: input.to_owned(),
+        max,
+    })?;
+    if net.trunc() != net {
+        return Err(AddrError::HostBitsSet {
+            input: input.to_owned(),
+            network: display_target(&net.trunc()),
+        });
+    }
+    Ok(net)
+}
+
+/// Only plain decimal digits: `+24`, ` 24` or `024`-style surprises are refused.
+fn parse_prefix_len(text: &str, max: u8) -> Option<u8> {
+    if text.is_empty() || text.len() > 3 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return None;
+    }
+    let len: u8 = text.parse().ok()?;
+    (len <= max).then_some(len)
+}
+
+/// Shows a target the way users write it: a bare address for a single host, the
+/// CIDR form for a prefix.
+pub fn display_target(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn parses_plain_ipv4() {
+        assert_eq!(parse_ip(b"203.0.113.4"), Some(ip("203.0.113.4")));
+    }
+
+    #[test]
+    fn parses_plain_ipv6() {
+        assert_eq!(parse_ip(b"2001:db8::1"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_ip(b"::1"), Some(ip("::1")));
+    }
+
+    #[test]
+    fn normalises_mapped_ipv6_to_ipv4() {
+        assert_eq!(parse_ip(b"::ffff:203.0.113.4"), Some(ip("203.0.113.4")));
+        assert_eq!(parse_ip(b"::ffff:cb00:7104"), Some(ip("203.0.113.4")));
+        assert_eq!(parse_ip(b"::FFFF:203.0.113.4"), Some(ip("203.0.113.4")));
+    }
+
+    #[test]
+    fn keeps_compatible_but_unmapped_ipv6() {
+        // ::a.b.c.d (deprecated "compatible" form) is not a mapped address.
+        assert_eq!(parse_ip(b"::203.0.113.4"), Some(ip("::203.0.113.4")));
+    }
+
+    #[test]
+    fn rejects_zone_ids() {
+        assert_eq!(parse_ip(b"fe80::1%eth0"), None);
+        assert_eq!(parse_ip(b"fe80::1%2"), None);
+    }
+
+    #[test]
+    fn rejects_surrounding_text_and_junk() {
+        for junk in [
+            &b""[..],
+            b" 203.0.113.4",
+            b"203.0.113.4 ",
+            b"203.0.113",
+            b"203.0.113.256",
+            b"203.0.113.4.5",
+            b"010.0.0.1",
+            b"2001:db8:::1",
+            b"2001:db8::1::2",
+            b"\xff\xfe",
+            b"host.example",
+            b"[2001:db8::1]",
+        ] {
+            assert_eq!(parse_ip(junk), None, "accepted {:?}", junk);
+        }
+    }
+
+    #[test]
+    fn rejects_overlong_input() {
+        let long = b"1111:1111:1111:1111:1111:1111:255.255.255.255.1";
+        assert_eq!(parse_ip(long), None);
+    }
+
+    #[test]
+    fn target_bare_addresses_are_hosts() {
+        assert_eq!(
+            parse_target("198.51.100.7").expect("v4"),
+            "198.51.100.7/32".parse::<IpNet>().expect("net")
+        );
+        assert_eq!(
+            parse_target("2001:db8::7").expect("v6"),
+            "2001:db8::7/128".parse::<IpNet>().expect("net")
+        );
+    }
+
+    #[test]
+    fn target_prefixes() {
+        assert_eq!(
+            parse_target("203.0.113.0/24").expect("v4"),
+            "203.0.113.0/24".parse::<IpNet>().expect("net")
+        );
+        assert_eq!(
+            parse_target("2001:db8:1::/48").expect("v6"),
+            "2001:db8:1::/48".parse::<IpNet>().expect("net")
+        );
+    }
+
+    #[test]
+    fn target_host_bits_suggest_network() {
+        let err = parse_target("203.0.113.7/24").expect_err("host bits");
+        assert_eq!(
+            err,
+            AddrError::HostBitsSet {
+                input: "203.0.113.7/24".into(),
+                network: "203.0.113.0/24".into()
+            }
+        );
+        assert!(err.to_string().contains("did you mean 203.0.113.0/24"));
+    }
+
+    #[test]
+    fn target_bad_prefix_lengths() {
+        for bad in [
+            "203.0.113.0/33",
+            "203.0.113.0/",
+            "203.0.113.0/+8",
+            "203.0.113.0/024",
+            "2001:db8::/129",
+            "2001:db8::/x",
+        ] {
+            assert!(
+                matches!(parse_target(bad), Err(AddrError::InvalidPrefix { .. })),
+                "accepted {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn target_zone_and_garbage() {
+        assert!(matches!(
+            parse_target("fe80::1%eth0"),
+            Err(AddrError::ZoneId { .. })
+        ));
+        assert!(matches!(
+            parse_target("example.org"),
+            Err(AddrError::InvalidAddress { .. })
+        ));
+    }
+
+    #[test]
+    fn target_mapped_prefixes_become_ipv4() {
+        assert_eq!(
+            parse_target("::ffff:203.0.113.0/120").expect("mapped"),
+            "203.0.113.0/24".parse::<IpNet>().expect("net")
+        );
+        assert_eq!(
+            parse_target("::ffff:203.0.113.9").expect("mapped host"),
+            "203.0.113.9/32".parse::<IpNet>().expect("net")
+        );
+        assert!(matches!(
+            parse_target("::ffff:0.0.0.0/95"),
+            Err(AddrError::MappedPrefixTooShort { .. })
+        ));
+    }
+
+    #[test]
+    fn display_target_forms() {
+        let host = parse_target("198.51.100.7").expect("host");
+        assert_eq!(display_target(&host), "198.51.100.7");
+        let net = parse_target("2001:db8:1::/48").expect("net");
+        assert_eq!(display_target(&net), "2001:db8:1::/48");
+    }
+
+    proptest! {
+        #[test]
+        fn every_ipv4_display_round_trips(a in any::<Ipv4Addr>()) {
+            prop_assert_eq!(parse_ip(a.to_string().as_bytes()), Some(IpAddr::V4(a)));
+        }
+
+        #[test]
+        fn every_ipv6_display_round_trips(a in any::<Ipv6Addr>()) {
+            let expected = normalise(IpAddr::V6(a));
+            prop_assert_eq!(parse_ip(a.to_string().as_bytes()), Some(expected));
+        }
+
+        #[test]
+        fn full_uncompressed_ipv6_parses(a in any::<Ipv6Addr>()) {
+            let s = a.segments();
+            let text = format!(
+                "{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}",
+                s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+            );
+            prop_assert_eq!(parse_ip(text.as_bytes()), Some(normalise(IpAddr::V6(a))));
+        }
+
+        #[test]
+        fn mapped_forms_normalise(a in any::<Ipv4Addr>()) {
+            let dotted = format!("::ffff:{a}");
+            prop_assert_eq!(parse_ip(dotted.as_bytes()), Some(IpAddr::V4(a)));
+            let o = a.octets();
+            let hex = format!("::ffff:{:x}:{:x}", u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]));
+            prop_assert_eq!(parse_ip(hex.as_bytes()), Some(IpAddr::V4(a)));
+            let long = format!("0:0:0:0:0:ffff:{a}");
+            prop_assert_eq!(parse_ip(long.as_bytes()), Some(IpAddr::V4(a)));
+        }
+
+        #[test]
+        fn zone_ids_never_parse(a in any::<Ipv6Addr>(), zone in "[a-z0-9]{1,8}") {
+            let text = format!("{a}%{zone}");
+            prop_assert_eq!(parse_ip(text.as_bytes()), None);
+            prop_assert!(parse_target(&text).is_err());
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_ip(&bytes);
+            let _ = parse_target(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn address_like_garbage_never_panics(text in "[0-9a-fA-F:./%]{0,50}") {
+            if let Some(addr) = parse_ip(text.as_bytes()) {
+                // Anything accepted must be a real address that std agrees with.
+                let std_parsed: IpAddr = text.parse().expect("std agrees");
+                prop_assert_eq!(addr, normalise(std_parsed));
+            }
+            let _ = parse_target(&text);
+        }
+
+        #[test]
+        fn targets_round_trip_through_display(a in any::<Ipv4Addr>(), len in 0u8..=32) {
+            let net = Ipv4Net::new(a, len).expect("valid len").trunc();
+            let parsed = parse_target(&display_target(&IpNet::V4(net)));
+            prop_assert_eq!(parsed, Ok(IpNet::V4(net)));
+        }
+
+        #[test]
+        fn v6_targets_round_trip_through_display(a in any::<Ipv6Addr>(), len in 0u8..=128) {
+            let net = Ipv6Net::new(a, len).expect("valid len").trunc();
+            let parsed = parse_target(&display_target(&IpNet::V6(net)));
+            match net.addr().to_ipv4_mapped() {
+                Some(v4) if len >= 96 => {
+                    let v4net = Ipv4Net::new(v4, len - 96).expect("valid len");
+                    prop_assert_eq!(parsed, Ok(IpNet::V4(v4net)));
+                }
+                Some(_) => {
+                    let is_too_short = matches!(parsed, Err(AddrError::MappedPrefixTooShort { .. }));
+                    prop_assert!(is_too_short);
+                }
+                None => prop_assert_eq!(parsed, Ok(IpNet::V6(net))),
+            }
+        }
+    }
+}

@@ -3,18 +3,175 @@
 //! elsewhere turn it into running parts. `log2drop check` and `log2drop run` go
 //! through the same [`load`] so a config that checks clean is the config that runs.
 //!
-//! OWNER NOTE (skeleton): the struct shapes below are the contract other modules
-//! build on; `load`/`parse` and validation are to be completed.
+//! The structs stay plain data (no spans inside), so other modules and reload diffs
+//! use them directly; positions for error messages come from [`locate`], which maps
+//! key paths to `LINE:COL` over the span-carrying document the `toml` crate parses.
+//! See docs/config.md for every key.
+
+pub mod locate;
+pub mod validate;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::duration::HumanDuration;
+use locate::Locator;
+
+/// Backend names a jail may list, whether configured or not. Used for "unknown
+/// backend" versus "not configured" errors.
+pub const KNOWN_BACKENDS: &[&str] = &["xdp", "dry-run"];
+
+/// Upper bound on `maxretry`: the engine keeps up to `maxretry` offence times per
+/// address and jail, and the number of tracked addresses is bounded, so this bounds
+/// memory.
+pub const MAX_MAXRETRY: u32 = 1000;
+
+/// One problem in a config file, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The config file, as given.
+    pub file: PathBuf,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
+    /// Key path such as `jails.ssh.filters[1]`; empty for a syntax error outside
+    /// any key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `FILE:LINE:COL: KEY: message`, the form editors and CI annotators understand.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read config file: {source}", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but has problems; all of them are listed, one per line.
+    #[error("{}", ProblemList(problems))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// The problems, if the file was read.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Read { .. } => &[],
+            ConfigError::Invalid { problems } => problems,
+        }
+    }
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `path` only names the file in messages.
+///
+/// Syntax errors are all reported. A type error (a string where a number belongs,
+/// an unknown key) stops deserialisation, so it is reported alone; once the file
+/// deserialises, every validation problem is reported together.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let problem = |offset: usize, key: String, message: String| {
+        let pos = locate::position(text, offset);
+        Problem {
+            file: path.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            key,
+            message,
+        }
+    };
+    let (doc, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
+    let locator = Locator::new(Some(doc));
+    if !syntax_errors.is_empty() {
+        let problems = syntax_errors
+            .iter()
+            .map(|e| {
+                let offset = e.span().map_or(0, |s| s.start);
+                problem(offset, String::new(), one_line(e.message()))
+            })
+            .collect();
+        return Err(ConfigError::Invalid { problems });
+    }
+    let cfg: Config = match toml::from_str(text) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            let key = locator.path_at(offset).to_string();
+            return Err(ConfigError::Invalid {
+                problems: vec![problem(offset, key, one_line(e.message()))],
+            });
+        }
+    };
+    let mut problems: Vec<Problem> = validate::validate(&cfg)
+        .into_iter()
+        .map(|issue| {
+            let offset = locator.offset_of(&issue.key);
+            problem(offset, issue.key.to_string(), issue.message)
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(cfg);
+    }
+    problems.sort_by_key(|p| (p.line, p.column));
+    Err(ConfigError::Invalid { problems })
+}
+
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Agent-wide settings.
@@ -35,15 +192,19 @@ pub struct Config {
 }
 
 /// `[agent]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Directory for the state database. Default `/var/lib/log2drop`.
     pub state_dir: PathBuf,
     /// Control socket path. Default `/run/log2drop/log2drop.sock`.
     pub socket: PathBuf,
-    /// Addresses and CIDRs that are never banned. Default loopback.
+    /// Addresses and CIDRs that are never banned. Default loopback. The engine
+    /// adds loopback even when this list leaves it out.
     pub allow: Vec<String>,
+    /// Most addresses whose offences are tracked at once; past this the least
+    /// recently seen address that is not banned is forgotten. Default 1,000,000.
+    pub max_tracked: usize,
 }
 
 impl Default for AgentConfig {
@@ -52,12 +213,16 @@ impl Default for AgentConfig {
             state_dir: PathBuf::from("/var/lib/log2drop"),
             socket: PathBuf::from("/run/log2drop/log2drop.sock"),
             allow: vec!["127.0.0.0/8".into(), "::1".into()],
+            max_tracked: DEFAULT_MAX_TRACKED,
         }
     }
 }
 
+/// Default for `agent.max_tracked`.
+pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
+
 /// `[backends]`: each present table enables that backend.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendsConfig {
     /// `[backends.xdp]`.
@@ -65,6 +230,20 @@ pub struct BackendsConfig {
     /// `[backends.dry-run]`: logs decisions only.
     #[serde(rename = "dry-run")]
     pub dry_run: Option<DryRunConfig>,
+}
+
+impl BackendsConfig {
+    /// Names of the configured backends, as jails list them.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.xdp.is_some() {
+            names.push("xdp");
+        }
+        if self.dry_run.is_some() {
+            names.push("dry-run");
+        }
+        names
+    }
 }
 
 /// How the XDP program is attached.
@@ -81,7 +260,7 @@ pub enum XdpMode {
 }
 
 /// `[backends.xdp]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XdpConfig {
     /// Interfaces to attach to.
@@ -111,12 +290,12 @@ fn default_max_cidr_bans() -> u32 {
 }
 
 /// `[backends.dry-run]`: no settings yet.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunConfig {}
 
 /// `[filters.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     /// Regexes; each must contain `<HOST>` exactly once.
@@ -127,7 +306,7 @@ pub struct FilterConfig {
 }
 
 /// `[sources.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// File to follow.
@@ -137,7 +316,7 @@ pub struct SourceConfig {
 }
 
 /// `[jails.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JailConfig {
     /// Filters whose offences count for this jail.
@@ -165,3 +344,6 @@ fn default_findtime() -> HumanDuration {
 fn default_bantime() -> HumanDuration {
     HumanDuration::from_secs(3600)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,418 @@
+//! Config parsing tests: good configs parse to the right data, and every bad
+//! config names the file, line, column and key of the problem.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+[agent]
+state_dir = "/var/lib/log2drop"
+socket = "/run/log2drop/log2drop.sock"
+allow = ["127.0.0.0/8", "::1", "192.0.2.0/24"]
+
+[backends.xdp]
+interfaces = ["eth0", "eth1"]
+
+[filters.ssh-fail]
+regex = ['Failed password for .* from <HOST> port \d+$']
+
+[sources.auth]
+path = "/var/log/auth.log"
+filters = ["ssh-fail"]
+
+[jails.ssh]
+filters = ["ssh-fail"]
+maxretry = 3
+findtime = "10m"
+bantime = "1h"
+backends = ["xdp"]
+"#;
+
+fn ok(text: &str) -> Config {
+    match parse(text, Path::new("log2drop.toml")) {
+        Ok(cfg) => cfg,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text, Path::new("log2drop.toml")) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts one problem is exactly at `line:col` for `key` and mentions `needle`.
+fn assert_problem(all: &[String], line: usize, col: usize, key: &str, needle: &str) {
+    let prefix = format!("log2drop.toml:{line}:{col}: {key}: ");
+    assert!(
+        all.iter()
+            .any(|p| p.starts_with(&prefix) && p.contains(needle)),
+        "no problem starting {prefix:?} containing {needle:?} in:\n{}",
+        all.join("\n")
+    );
+}
+
+/// Replaces the first `from` in GOOD with `to`, failing loudly if absent.
+fn good_with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "GOOD lacks {from:?}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn good_config_parses() {
+    let cfg = ok(GOOD);
+    assert_eq!(cfg.agent.allow.len(), 3);
+    let xdp = cfg.backends.xdp.as_ref().expect("xdp");
+    assert_eq!(xdp.interfaces, vec!["eth0", "eth1"]);
+    assert_eq!(xdp.mode, XdpMode::Auto);
+    assert_eq!(xdp.pin_dir, PathBuf::from("/sys/fs/bpf/log2drop"));
+    let jail = &cfg.jails["ssh"];
+    assert_eq!(jail.maxretry, 3);
+    assert_eq!(jail.findtime.get(), Duration::from_secs(600));
+    assert_eq!(jail.bantime.get(), Duration::from_secs(3600));
+    assert_eq!(jail.backends, vec!["xdp"]);
+    assert_eq!(cfg.sources["auth"].filters, vec!["ssh-fail"]);
+    assert_eq!(cfg.agent.max_tracked, DEFAULT_MAX_TRACKED);
+}
+
+#[test]
+fn defaults_apply() {
+    let cfg = ok(r#"
+[backends.dry-run]
+[filters.f]
+regex = ['x <HOST>$']
+[sources.s]
+path = "/var/log/x.log"
+filters = ["f"]
+[jails.j]
+filters = ["f"]
+"#);
+    assert_eq!(cfg.agent, AgentConfig::default());
+    let j = &cfg.jails["j"];
+    assert_eq!(j.maxretry, 5);
+    assert_eq!(j.findtime, HumanDuration::from_secs(600));
+    assert_eq!(j.bantime, HumanDuration::from_secs(3600));
+    assert!(j.backends.is_empty());
+    assert_eq!(cfg.backends.names(), vec!["dry-run"]);
+}
+
+#[test]
+fn example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/log2drop.toml");
+    let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.backends.xdp.is_some());
+    assert!(cfg.jails.contains_key("ssh"));
+}
+
+#[test]
+fn unreadable_file_names_the_path() {
+    let err = load(Path::new("/nonexistent/log2drop.toml")).expect_err("missing");
+    let text = err.to_string();
+    assert!(text.starts_with("/nonexistent/log2drop.toml: cannot read"), "{text}");
+}
+
+#[test]
+fn unknown_filter_in_jail_has_position_and_key() {
+    let text = good_with(
+        "[jails.ssh]\nfilters = [\"ssh-fail\"]",
+        "[jails.ssh]\nfilters = [\"ssh-fail\", \"ssh-fial\"]",
+    );
+    let all = problems(&text);
+    assert_problem(
+        &all,
+        19,
+        23,
+        "jails.ssh.filters[1]",
+        "unknown filter \"ssh-fial\" (known: ssh-fail)",
+    );
+}
+
+#[test]
+fn unknown_filter_in_source() {
+    let text = good_with(
+        "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "path = \"/var/log/auth.log\"\nfilters = [\"sshd\", \"ssh-fail\"]",
+    );
+    let all = problems(&text);
+    assert_problem(&all, 15, 12, "sources.auth.filters[0]", "unknown filter \"sshd\"");
+}
+
+#[test]
+fn unknown_key_is_an_error_with_its_position() {
+    let text = good_with("maxretry = 3", "maxretry = 3\nmaxretries = 4");
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_problem(&all, 20, 1, "jails.ssh.maxretries", "unknown field `maxretries`");
+}
+
+#[test]
+fn unknown_top_level_table_is_an_error() {
+    let all = problems(&format!("{GOOD}\n[jail.ssh]\nfilters = []\n"));
+    assert_problem(&all, 25, 2, "jail", "unknown field `jail`");
+}
+
+#[test]
+fn unknown_key_in_agent() {
+    let text = good_with("[agent]\n", "[agent]\nallowlist = []\n");
+    let all = problems(&text);
+    assert_problem(&all, 3, 1, "agent.allowlist", "unknown field `allowlist`");
+}
+
+#[test]
+fn type_errors_have_position_and_key() {
+    let all = problems(&good_with("maxretry = 3", "maxretry = \"3\""));
+    assert_problem(&all, 19, 12, "jails.ssh.maxretry", "invalid type");
+    let all = problems(&good_with("maxretry = 3", "maxretry = -1"));
+    assert_problem(&all, 19, 12, "jails.ssh.maxretry", "-1");
+}
+
+#[test]
+fn bad_duration_has_position_and_unit_hint() {
+    let all = problems(&good_with("findtime = \"10m\"", "findtime = \"10 minutes\""));
+    assert_problem(
+        &all,
+        20,
+        12,
+        "jails.ssh.findtime",
+        "expected a number followed by s, m, h, d or w, got \"10 minutes\"",
+    );
+    let all = problems(&good_with("bantime = \"1h\"", "bantime = 3600"));
+    assert_problem(&all, 21, 11, "jails.ssh.bantime", "\"3600s\"");
+}
+
+#[test]
+fn bad_xdp_mode() {
+    let all = problems(&good_with(
+        "interfaces = [\"eth0\", \"eth1\"]",
+        "interfaces = [\"eth0\"]\nmode = \"fast\"",
+    ));
+    assert_problem(&all, 9, 8, "backends.xdp.mode", "unknown variant `fast`");
+}
+
+#[test]
+fn syntax_errors_are_all_reported_with_positions() {
+    let text = "[agent]\nstate_dir = \"/x\nsocket = 3 3\n";
+    let all = problems(text);
+    assert!(all.len() >= 2, "{all:?}");
+    assert!(all[0].starts_with("log2drop.toml:2:"), "{all:?}");
+}
+
+#[test]
+fn zero_thresholds_are_refused_together() {
+    let text = good_with("maxretry = 3", "maxretry = 0")
+        .replacen("findtime = \"10m\"", "findtime = \"0s\"", 1)
+        .replacen("bantime = \"1h\"", "bantime = \"0m\"", 1);
+    let all = problems(&text);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_problem(&all, 19, 12, "jails.ssh.maxretry", "at least 1");
+    assert_problem(&all, 20, 12, "jails.ssh.findtime", "longer than 0s");
+    assert_problem(&all, 21, 11, "jails.ssh.bantime", "longer than 0s");
+}
+
+#[test]
+fn huge_maxretry_is_refused() {
+    let all = problems(&good_with("maxretry = 3", "maxretry = 1000000"));
+    assert_problem(&all, 19, 12, "jails.ssh.maxretry", "at most 1000");
+}
+
+#[test]
+fn bad_allow_entries() {
+    let all = problems(&good_with(
+        "\"192.0.2.0/24\"]",
+        "\"192.0.2.1/24\", \"example.org\", \"fe80::1%eth0\"]",
+    ));
+    assert_problem(&all, 5, 32, "agent.allow[2]", "did you mean 192.0.2.0/24?");
+    assert_problem(&all, 5, 48, "agent.allow[3]", "not an IPv4 or IPv6 address");
+    assert_problem(&all, 5, 63, "agent.allow[4]", "zone id");
+}
+
+#[test]
+fn no_backend_configured() {
+    let text = GOOD
+        .replacen("[backends.xdp]\ninterfaces = [\"eth0\", \"eth1\"]\n", "", 1)
+        .replacen("backends = [\"xdp\"]\n", "", 1);
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_problem(&all, 1, 1, "backends", "no backend configured");
+}
+
+#[test]
+fn unknown_and_unconfigured_backends() {
+    let all = problems(&good_with(
+        "backends = [\"xdp\"]",
+        "backends = [\"xdp\", \"nft\", \"dry-run\", \"xdp\"]",
+    ));
+    assert_problem(&all, 22, 20, "jails.ssh.backends[1]", "unknown backend \"nft\" (known: xdp, dry-run)");
+    assert_problem(&all, 22, 27, "jails.ssh.backends[2]", "not configured: add a [backends.dry-run] table");
+    assert_problem(&all, 22, 38, "jails.ssh.backends[3]", "listed twice");
+}
+
+#[test]
+fn xdp_without_interfaces() {
+    let all = problems(&good_with("interfaces = [\"eth0\", \"eth1\"]", "interfaces = []"));
+    assert_problem(&all, 8, 14, "backends.xdp.interfaces", "lists no interface");
+}
+
+#[test]
+fn xdp_missing_interfaces_key() {
+    let all = problems(&good_with("interfaces = [\"eth0\", \"eth1\"]", "mode = \"skb\""));
+    assert_problem(&all, 7, 1, "backends.xdp", "missing field `interfaces`");
+}
+
+#[test]
+fn duplicate_and_invalid_interfaces() {
+    let all = problems(&good_with(
+        "interfaces = [\"eth0\", \"eth1\"]",
+        "interfaces = [\"eth0\", \"eth0\", \"a/b\", \"averyveryverylongname\"]",
+    ));
+    assert_problem(&all, 8, 23, "backends.xdp.interfaces[1]", "\"eth0\" is listed twice");
+    assert_problem(&all, 8, 31, "backends.xdp.interfaces[2]", "not a valid interface name");
+    assert_problem(&all, 8, 38, "backends.xdp.interfaces[3]", "not a valid interface name");
+}
+
+#[test]
+fn xdp_sizes_and_pin_dir() {
+    let all = problems(&good_with(
+        "interfaces = [\"eth0\", \"eth1\"]",
+        "interfaces = [\"eth0\"]\nmax_bans = 0\nmax_cidr_bans = 0\npin_dir = \"bpf\"",
+    ));
+    assert_problem(&all, 9, 12, "backends.xdp.max_bans", "at least 1");
+    assert_problem(&all, 10, 17, "backends.xdp.max_cidr_bans", "at least 1");
+    assert_problem(&all, 11, 11, "backends.xdp.pin_dir", "absolute");
+}
+
+#[test]
+fn regex_without_host_or_with_two() {
+    let all = problems(&good_with(
+        r"regex = ['Failed password for .* from <HOST> port \d+$']",
+        r"regex = ['Failed password', '<HOST> and <HOST>']",
+    ));
+    assert_problem(&all, 11, 10, "filters.ssh-fail.regex[0]", "no <HOST>");
+    assert_problem(&all, 11, 29, "filters.ssh-fail.regex[1]", "<HOST> 2 times");
+}
+
+#[test]
+fn bad_regex_reports_the_regex_error() {
+    let all = problems(&good_with(
+        r"regex = ['Failed password for .* from <HOST> port \d+$']",
+        r"regex = ['Failed (password from <HOST>']",
+    ));
+    assert_problem(&all, 11, 10, "filters.ssh-fail.regex[0]", "unclosed group at offset 7");
+}
+
+#[test]
+fn bad_ignore_regex() {
+    let all = problems(&good_with(
+        r"port \d+$']",
+        r"port \d+$']
+ignore = ['[unclosed']",
+    ));
+    assert_problem(&all, 12, 11, "filters.ssh-fail.ignore[0]", "invalid regex");
+}
+
+#[test]
+fn filter_without_regex() {
+    let all = problems(&good_with(
+        r"regex = ['Failed password for .* from <HOST> port \d+$']",
+        "regex = []",
+    ));
+    assert_problem(&all, 11, 9, "filters.ssh-fail.regex", "lists no regex");
+}
+
+#[test]
+fn jail_whose_filter_no_source_feeds() {
+    let text = good_with("[sources.auth]", "[filters.other]\nregex = ['x <HOST>$']\n\n[sources.auth]")
+        .replacen(
+            "[jails.ssh]\nfilters = [\"ssh-fail\"]",
+            "[jails.ssh]\nfilters = [\"ssh-fail\", \"other\"]",
+            1,
+        );
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_problem(&all, 22, 23, "jails.ssh.filters[1]", "not fed by any source");
+}
+
+#[test]
+fn source_filter_that_feeds_no_jail() {
+    let text = good_with("[sources.auth]", "[filters.other]\nregex = ['x <HOST>$']\n\n[sources.auth]")
+        .replacen(
+            "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+            "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\", \"other\"]",
+            1,
+        );
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_problem(&all, 18, 24, "sources.auth.filters[1]", "feeds no jail");
+}
+
+#[test]
+fn no_jails_and_no_sources() {
+    let all = problems("[backends.dry-run]\n");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_problem(&all, 1, 1, "jails", "no jail configured");
+}
+
+#[test]
+fn reserved_jail_name() {
+    let all = problems(&good_with("[jails.ssh]", "[jails.manual]"));
+    assert_problem(&all, 17, 1, "jails.manual", "reserved");
+}
+
+#[test]
+fn source_paths_must_be_absolute_and_distinct() {
+    let all = problems(&format!(
+        "{GOOD}\n[sources.again]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]\n[sources.rel]\npath = \"auth.log\"\nfilters = [\"ssh-fail\"]\n"
+    ));
+    assert_problem(&all, 25, 8, "sources.again.path", "already followed by source \"auth\"");
+    assert_problem(&all, 28, 8, "sources.rel.path", "absolute path");
+}
+
+#[test]
+fn many_problems_are_reported_at_once_in_file_order() {
+    let text = r#"
+[agent]
+allow = ["bogus"]
+
+[backends.xdp]
+interfaces = []
+
+[filters.f]
+regex = ['no host here']
+
+[sources.s]
+path = "/var/log/s.log"
+filters = ["f", "g"]
+
+[jails.j]
+filters = ["f"]
+maxretry = 0
+bantime = "0s"
+"#;
+    let all = problems(text);
+    assert_eq!(all.len(), 6, "{}", all.join("\n"));
+    assert_problem(&all, 3, 10, "agent.allow[0]", "not an IPv4 or IPv6 address");
+    assert_problem(&all, 6, 14, "backends.xdp.interfaces", "lists no interface");
+    assert_problem(&all, 9, 10, "filters.f.regex[0]", "no <HOST>");
+    assert_problem(&all, 13, 17, "sources.s.filters[1]", "unknown filter \"g\" (known: f)");
+    assert_problem(&all, 17, 12, "jails.j.maxretry", "at least 1");
+    assert_problem(&all, 18, 11, "jails.j.bantime", "longer than 0s");
+    let lines: Vec<usize> = all
+        .iter()
+        .map(|p| p.split(':').nth(1).and_then(|l| l.parse().ok()).expect("line"))
+        .collect();
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    assert_eq!(lines, sorted);
+}
+
+#[test]
+fn display_joins_problems_one_per_line() {
+    let err = parse("[backends.dry-run]\n[jails.j]\nfilters = []\n", Path::new("c.toml"))
+        .expect_err("invalid");
+    let text = err.to_string();
+    assert_eq!(text.lines().count(), err.problems().len());
+    assert!(text.lines().all(|l| l.starts_with("c.toml:")), "{text}");
+}

@@ -1,0 +1,290 @@
+//! The pure validation pass: every check a config must pass before anything runs,
+//! with every problem collected at once (one run of `log2drop check` shows all of
+//! them) and each tied to the key path it is about. Positions are added by the
+//! caller; this pass only sees the plain config data.
+//!
+//! The rule behind most checks: a config that would start and then silently do
+//! nothing (a filter no source feeds, a jail nothing reaches, no backend) is an
+//! error, not a warning.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::locate::KeyPath;
+use super::{Config, KNOWN_BACKENDS, MAX_MAXRETRY};
+use crate::addr;
+use crate::engine::MANUAL_JAIL;
+use crate::filter::{self, HostRule};
+
+/// One problem, before it has a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// What the problem is about.
+    pub key: KeyPath,
+    /// What is wrong, and where possible how to fix it.
+    pub message: String,
+}
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn push(&mut self, key: KeyPath, message: impl Into<String>) {
+        self.0.push(Issue {
+            key,
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks everything that deserialisation cannot, and returns every problem found.
+pub fn validate(cfg: &Config) -> Vec<Issue> {
+    let mut out = Issues(Vec::new());
+    check_agent(cfg, &mut out);
+    check_backends(cfg, &mut out);
+    check_filters(cfg, &mut out);
+    let fed = check_sources(cfg, &mut out);
+    check_jails(cfg, &fed, &mut out);
+    out.0
+}
+
+fn check_agent(cfg: &Config, out: &mut Issues) {
+    let agent = KeyPath::of(&["agent"]);
+    if cfg.agent.state_dir.as_os_str().is_empty() {
+        out.push(agent.key("state_dir"), "must not be empty");
+    }
+    if cfg.agent.socket.as_os_str().is_empty() {
+        out.push(agent.key("socket"), "must not be empty");
+    }
+    if cfg.agent.max_tracked == 0 {
+        out.push(agent.key("max_tracked"), "must be at least 1");
+    }
+    for (i, entry) in cfg.agent.allow.iter().enumerate() {
+        if let Err(e) = addr::parse_target(entry) {
+            out.push(agent.key("allow").index(i), e.to_string());
+        }
+    }
+}
+
+fn check_backends(cfg: &Config, out: &mut Issues) {
+    let backends = KeyPath::of(&["backends"]);
+    if cfg.backends.names().is_empty() {
+        out.push(
+            backends.clone(),
+            "no backend configured: add [backends.xdp] (or [backends.dry-run] to only log decisions)",
+        );
+    }
+    let Some(xdp) = &cfg.backends.xdp else {
+        return;
+    };
+    let xdp_path = backends.key("xdp");
+    let interfaces = xdp_path.key("interfaces");
+    if xdp.interfaces.is_empty() {
+        out.push(
+            interfaces.clone(),
+            "lists no interface: name at least one, e.g. interfaces = [\"eth0\"]",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, name) in xdp.interfaces.iter().enumerate() {
+        if !valid_interface_name(name) {
+            out.push(
+                interfaces.index(i),
+                format!(
+                    "{name:?} is not a valid interface name (1 to 15 characters, no '/', ':' or whitespace)"
+                ),
+            );
+        } else if !seen.insert(name.as_str()) {
+            out.push(interfaces.index(i), format!("interface {name:?} is listed twice"));
+        }
+    }
+    if !xdp.pin_dir.is_absolute() {
+        out.push(
+            xdp_path.key("pin_dir"),
+            format!(
+                "{:?} must be an absolute path on a bpffs mount",
+                xdp.pin_dir.display()
+            ),
+        );
+    }
+    if xdp.max_bans == 0 {
+        out.push(xdp_path.key("max_bans"), "must be at least 1");
+    }
+    if xdp.max_cidr_bans == 0 {
+        out.push(xdp_path.key("max_cidr_bans"), "must be at least 1");
+    }
+}
+
+/// Linux interface names: at most IFNAMSIZ - 1 bytes, no slash, colon or space.
+fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
+fn check_filters(cfg: &Config, out: &mut Issues) {
+    for (name, f) in &cfg.filters {
+        let path = KeyPath::of(&["filters", name]);
+        if f.regex.is_empty() {
+            out.push(
+                path.key("regex"),
+                "lists no regex: a filter needs at least one, with <HOST> where the address is",
+            );
+        }
+        for (i, re) in f.regex.iter().enumerate() {
+            if let Err(e) = filter::check_pattern(re, HostRule::Required) {
+                out.push(path.key("regex").index(i), e.to_string());
+            }
+        }
+        for (i, re) in f.ignore.iter().enumerate() {
+            if let Err(e) = filter::check_pattern(re, HostRule::Optional) {
+                out.push(path.key("ignore").index(i), e.to_string());
+            }
+        }
+    }
+}
+
+fn unknown_filter(cfg: &Config, name: &str) -> String {
+    if cfg.filters.is_empty() {
+        format!("unknown filter {name:?} (no filters are defined; add [filters.{name}])")
+    } else {
+        let known: Vec<&str> = cfg.filters.keys().map(String::as_str).collect();
+        format!("unknown filter {name:?} (known: {})", known.join(", "))
+    }
+}
+
+/// Checks sources; returns, per filter name, the sources that feed it.
+fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec<&'c str>> {
+    let mut fed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut paths: BTreeMap<&std::path::Path, &str> = BTreeMap::new();
+    let used_by_jails: BTreeSet<&str> = cfg
+        .jails
+        .values()
+        .flat_map(|j| j.filters.iter().map(String::as_str))
+        .collect();
+    for (name, src) in &cfg.sources {
+        let path = KeyPath::of(&["sources", name]);
+        if src.path.as_os_str().is_empty() {
+            out.push(path.key("path"), "must not be empty");
+        } else if !src.path.is_absolute() {
+            out.push(
+                path.key("path"),
+                format!("{:?} must be an absolute path", src.path.display()),
+            );
+        } else if let Some(other) = paths.insert(&src.path, name) {
+            out.push(
+                path.key("path"),
+                format!(
+                    "{:?} is already followed by source {other:?}; each line would count twice",
+                    src.path.display()
+                ),
+            );
+        }
+        if src.filters.is_empty() {
+            out.push(
+                path.key("filters"),
+                "lists no filter: the source's lines would never be looked at",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, f) in src.filters.iter().enumerate() {
+            let key = path.key("filters").index(i);
+            if !cfg.filters.contains_key(f) {
+                out.push(key, unknown_filter(cfg, f));
+            } else if !seen.insert(f.as_str()) {
+                out.push(key, format!("filter {f:?} is listed twice"));
+            } else {
+                fed.entry(f.as_str()).or_default().push(name.as_str());
+                if !used_by_jails.contains(f.as_str()) {
+                    out.push(
+                        key,
+                        format!(
+                            "filter {f:?} feeds no jail: add it to a [jails.NAME] filters list, or remove it here"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    fed
+}
+
+fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) {
+    if cfg.jails.is_empty() {
+        out.push(
+            KeyPath::of(&["jails"]),
+            "no jail configured: nothing would ever be banned; add a [jails.NAME] table",
+        );
+    }
+    let configured = cfg.backends.names();
+    for (name, jail) in &cfg.jails {
+        let path = KeyPath::of(&["jails", name]);
+        if name == MANUAL_JAIL {
+            out.push(
+                path.clone(),
+                format!("the jail name {MANUAL_JAIL:?} is reserved for bans made with `log2drop ban`"),
+            );
+        }
+        if jail.filters.is_empty() {
+            out.push(
+                path.key("filters"),
+                "lists no filter: this jail would never ban anything",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, f) in jail.filters.iter().enumerate() {
+            let key = path.key("filters").index(i);
+            if !cfg.filters.contains_key(f) {
+                out.push(key, unknown_filter(cfg, f));
+            } else if !seen.insert(f.as_str()) {
+                out.push(key, format!("filter {f:?} is listed twice"));
+            } else if !fed.contains_key(f.as_str()) {
+                out.push(
+                    key,
+                    format!(
+                        "filter {f:?} is not fed by any source: add it to a [sources.NAME] filters list"
+                    ),
+                );
+            }
+        }
+        if jail.maxretry == 0 {
+            out.push(
+                path.key("maxretry"),
+                "must be at least 1 (the number of offences within findtime that cause a ban)",
+            );
+        } else if jail.maxretry > MAX_MAXRETRY {
+            out.push(
+                path.key("maxretry"),
+                format!("must be at most {MAX_MAXRETRY} (offence history per address is bounded)"),
+            );
+        }
+        if jail.findtime.is_zero() {
+            out.push(path.key("findtime"), "must be longer than 0s");
+        }
+        if jail.bantime.is_zero() {
+            out.push(path.key("bantime"), "must be longer than 0s");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, b) in jail.backends.iter().enumerate() {
+            let key = path.key("backends").index(i);
+            if !KNOWN_BACKENDS.contains(&b.as_str()) {
+                out.push(
+                    key,
+                    format!(
+                        "unknown backend {b:?} (known: {})",
+                        KNOWN_BACKENDS.join(", ")
+                    ),
+                );
+            } else if !configured.contains(&b.as_str()) {
+                out.push(
+                    key,
+                    format!("backend {b:?} is not configured: add a [backends.{b}] table"),
+                );
+            } else if !seen.insert(b.as_str()) {
+                out.push(key, format!("backend {b:?} is listed twice"));
+            }
+        }
+    }
+}
