@@ -1,1 +1,625 @@
-//! Skeleton: to be written.
+//! Durable state: active bans, ban history and source positions in one SQLite
+//! database (`STATE_DIR/log2drop.db`, WAL mode).
+//!
+//! The daemon records every decision batch here before it reaches any backend, in
+//! one transaction, so a crash can lose at most offences that had not yet turned
+//! into a ban, never an enforced ban. On start the active bans come back from here
+//! and are reconciled into the kernel.
+//!
+//! Times are stored as milliseconds since the Unix epoch; targets in their
+//! canonical `ADDR/LEN` form so one target has exactly one row.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::engine::{Ban, Decision, Origin};
+use crate::source::file::FilePosition;
+
+/// Database file name under the state directory.
+pub const DB_FILE: &str = "log2drop.db";
+
+/// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
+/// from its index to the next version.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE bans (
+        target TEXT PRIMARY KEY,
+        jail   TEXT NOT NULL,
+        since  INTEGER NOT NULL,
+        until  INTEGER,
+        origin TEXT NOT NULL
+    );
+    CREATE TABLE ban_history (
+        id     INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        jail   TEXT NOT NULL,
+        since  INTEGER NOT NULL,
+        until  INTEGER,
+        origin TEXT NOT NULL,
+        ended  INTEGER
+    );
+    CREATE INDEX ban_history_target ON ban_history (target, since);
+    CREATE TABLE offsets (
+        source TEXT PRIMARY KEY,
+        dev    INTEGER NOT NULL,
+        inode  INTEGER NOT NULL,
+        offset INTEGER NOT NULL
+    );
+"];
+
+/// Errors of the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory could not be created.
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer log2drop.
+    #[error(
+        "state database {path} has schema version {found}, newer than this log2drop ({supported}); upgrade log2drop or move the file away"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version found.
+        found: i64,
+        /// Newest version this code knows.
+        supported: i64,
+    },
+    /// A row holds something this code cannot read back.
+    #[error("state database {path}: bad value {value:?} in {column}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// The column.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
+}
+
+/// The open state database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `state_dir/log2drop.db` and migrates its schema.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let mut store = Store { conn, path };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn init(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // WAL keeps readers (reports) off the writer's back; FULL sync makes a
+        // committed ban survive power loss, which matters more than write speed
+        // for batches this small.
+        self.conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(sql)?;
+        self.conn
+            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(sql)?;
+        self.conn
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(sql)?;
+        migrate(&mut self.conn, &self.path)
+    }
+
+    /// The schema version in the file.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        read_version(&self.conn).map_err(self.sql())
+    }
+
+    /// Records a decision batch in one transaction: a ban upserts the active row and
+    /// opens (or extends) its history row; an unban deletes the active row and closes
+    /// its history row at the current time.
+    pub fn record(&mut self, batch: &[Decision]) -> Result<(), StoreError> {
+        self.record_at(batch, SystemTime::now())
+    }
+
+    /// [`record`](Self::record) with an injected clock (`now` closes history rows).
+    pub fn record_at(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for d in batch {
+            match d {
+                Decision::Ban(b) => record_ban(&tx, b).map_err(sql)?,
+                Decision::Unban(b) => {
+                    let target = b.target.to_string();
+                    tx.execute("DELETE FROM bans WHERE target = ?1", params![target])
+                        .map_err(sql)?;
+                    tx.execute(
+                        "UPDATE ban_history SET ended = ?2 WHERE target = ?1 AND ended IS NULL",
+                        params![target, millis(now)],
+                    )
+                    .map_err(sql)?;
+                }
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Bans still in force at `now` (permanent ones included).
+    pub fn active_bans(&self, now: SystemTime) -> Result<Vec<Ban>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT target, jail, since, until, origin FROM bans
+                 WHERE until IS NULL OR until > ?1 ORDER BY since, target",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![millis(now)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(self.sql())?;
+        let mut jails: Vec<Arc<str>> = Vec::new();
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, jail, since, until, origin) = row.map_err(self.sql())?;
+            let target: IpNet = target.parse().map_err(|_| StoreError::Corrupt {
+                path: self.path.clone(),
+                column: "bans.target",
+                value: target.clone(),
+            })?;
+            let origin = match origin.as_str() {
+                "jail" => Origin::Jail,
+                "manual" => Origin::Manual,
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        path: self.path.clone(),
+                        column: "bans.origin",
+                        value: origin,
+                    });
+                }
+            };
+            // Share one allocation per jail name, as the engine does.
+            let jail = match jails.iter().find(|j| ***j == *jail) {
+                Some(j) => j.clone(),
+                None => {
+                    let j: Arc<str> = Arc::from(jail);
+                    jails.push(j.clone());
+                    j
+                }
+            };
+            out.push(Ban {
+                target,
+                jail,
+                since: from_millis(since),
+                until: until.map(from_millis),
+                origin,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes active rows whose deadline passed (for example while the agent was
+    /// down) and closes their history rows at their deadline. Returns how many.
+    pub fn prune_expired(&mut self, now: SystemTime) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let now = millis(now);
+        tx.execute(
+            "UPDATE ban_history SET ended = until
+             WHERE ended IS NULL AND until IS NOT NULL AND until <= ?1",
+            params![now],
+        )
+        .map_err(sql)?;
+        let n = tx
+            .execute(
+                "DELETE FROM bans WHERE until IS NOT NULL AND until <= ?1",
+                params![now],
+            )
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(n)
+    }
+
+    /// How many bans `target` received that started at or after `since` (for
+    /// escalation of repeat offenders).
+    pub fn ban_count_since(&self, target: &IpNet, since: SystemTime) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM ban_history WHERE target = ?1 AND since >= ?2",
+                params![target.to_string(), millis(since)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(self.sql())
+    }
+
+    /// Saves source positions (keyed by the followed path) in one transaction.
+    pub fn save_positions(
+        &mut self,
+        positions: &[(PathBuf, FilePosition)],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for (source, p) in positions {
+            tx.execute(
+                "INSERT INTO offsets (source, dev, inode, offset) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE
+                 SET dev = excluded.dev, inode = excluded.inode, offset = excluded.offset",
+                params![
+                    source.to_string_lossy(),
+                    // SQLite integers are i64; the bits round-trip unchanged.
+                    p.dev as i64,
+                    p.inode as i64,
+                    p.offset as i64
+                ],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// The saved position of a followed path, if any.
+    pub fn position(&self, source: &Path) -> Result<Option<FilePosition>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT dev, inode, offset FROM offsets WHERE source = ?1",
+                params![source.to_string_lossy()],
+                |r| {
+                    Ok(FilePosition {
+                        dev: r.get::<_, i64>(0)? as u64,
+                        inode: r.get::<_, i64>(1)? as u64,
+                        offset: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sql())
+    }
+}
+
+fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
+    let target = b.target.to_string();
+    let since = millis(b.since);
+    let until = b.until.map(millis);
+    let origin = origin_str(b.origin);
+    tx.execute(
+        "INSERT INTO bans (target, jail, since, until, origin) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (target) DO UPDATE
+         SET jail = excluded.jail, since = excluded.since, until = excluded.until,
+             origin = excluded.origin",
+        params![target, &*b.jail, since, until, origin],
+    )?;
+    // A history row left open by a ban that expired while nobody closed it ends at
+    // its deadline; a still-running ban is extended rather than counted twice.
+    tx.execute(
+        "UPDATE ban_history SET ended = until
+         WHERE target = ?1 AND ended IS NULL AND until IS NOT NULL AND until <= ?2",
+        params![target, since],
+    )?;
+    let extended = tx.execute(
+        "UPDATE ban_history SET jail = ?2, until = ?3, origin = ?4
+         WHERE target = ?1 AND ended IS NULL",
+        params![target, &*b.jail, until, origin],
+    )?;
+    if extended == 0 {
+        tx.execute(
+            "INSERT INTO ban_history (target, jail, since, until, origin, ended)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            params![target, &*b.jail, since, until, origin],
+        )?;
+    }
+    Ok(())
+}
+
+fn origin_str(o: Origin) -> &'static str {
+    match o {
+        Origin::Jail => "jail",
+        Origin::Manual => "manual",
+    }
+}
+
+fn read_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .map(|v| v.unwrap_or(0))
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one step per transaction.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(sql)?;
+    let mut version = read_version(conn).map_err(sql)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    while version < SCHEMA_VERSION {
+        let step = MIGRATIONS
+            .get(usize::try_from(version).unwrap_or(usize::MAX))
+            .ok_or(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            })?;
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute_batch(step).map_err(sql)?;
+        tx.execute("DELETE FROM schema_version", []).map_err(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![version + 1],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        version += 1;
+    }
+    Ok(())
+}
+
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn ban(target: &str, jail: &str, since: u64, until: Option<u64>) -> Ban {
+        Ban {
+            target: target.parse().expect("target"),
+            jail: Arc::from(jail),
+            since: t(since),
+            until: until.map(t),
+            origin: if jail == "manual" {
+                Origin::Manual
+            } else {
+                Origin::Jail
+            },
+        }
+    }
+
+    #[test]
+    fn fresh_database_has_current_schema_and_no_bans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("state")).expect("open");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert!(store.active_bans(t(0)).expect("bans").is_empty());
+        assert!(dir.path().join("state").join(DB_FILE).exists());
+    }
+
+    #[test]
+    fn restart_restores_bans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = ban("198.51.100.7/32", "ssh", 0, Some(3600));
+        let b = ban("203.0.113.0/24", "manual", 10, None);
+        let c = ban("2001:db8::1/128", "ssh", 20, Some(7200));
+        {
+            let mut store = Store::open(dir.path()).expect("open");
+            store
+                .record_at(
+                    &[
+                        Decision::Ban(a.clone()),
+                        Decision::Ban(b.clone()),
+                        Decision::Ban(c.clone()),
+                    ],
+                    t(20),
+                )
+                .expect("record");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.active_bans(t(30)).expect("bans"), vec![a, b, c]);
+    }
+
+    #[test]
+    fn expired_bans_are_not_returned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let short = ban("198.51.100.7/32", "ssh", 0, Some(60));
+        let long = ban("198.51.100.8/32", "ssh", 0, Some(600));
+        store
+            .record_at(
+                &[Decision::Ban(short.clone()), Decision::Ban(long.clone())],
+                t(0),
+            )
+            .expect("record");
+        assert_eq!(store.active_bans(t(59)).expect("bans").len(), 2);
+        assert_eq!(store.active_bans(t(60)).expect("bans"), vec![long.clone()]);
+        assert_eq!(store.prune_expired(t(61)).expect("prune"), 1);
+        assert_eq!(store.active_bans(t(0)).expect("bans"), vec![long]);
+    }
+
+    #[test]
+    fn unban_removes_the_active_row_and_closes_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let a = ban("198.51.100.7/32", "ssh", 0, Some(3600));
+        store
+            .record_at(&[Decision::Ban(a.clone())], t(0))
+            .expect("ban");
+        store
+            .record_at(&[Decision::Unban(a.clone())], t(5))
+            .expect("unban");
+        assert!(store.active_bans(t(6)).expect("bans").is_empty());
+        let ended: Option<i64> = store
+            .conn
+            .query_row("SELECT ended FROM ban_history", [], |r| r.get(0))
+            .expect("history row");
+        assert_eq!(ended, Some(millis(t(5))));
+    }
+
+    #[test]
+    fn extending_a_ban_keeps_one_history_row_and_a_new_ban_adds_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let target: IpNet = "198.51.100.7/32".parse().expect("net");
+        store
+            .record_at(
+                &[Decision::Ban(ban("198.51.100.7/32", "ssh", 0, Some(60)))],
+                t(0),
+            )
+            .expect("ban");
+        store
+            .record_at(
+                &[Decision::Ban(ban("198.51.100.7/32", "ssh", 30, Some(600)))],
+                t(30),
+            )
+            .expect("extend");
+        assert_eq!(store.ban_count_since(&target, t(0)).expect("count"), 1);
+        // A later ban after the first one expired unclosed counts again.
+        store
+            .record_at(
+                &[Decision::Ban(ban("198.51.100.7/32", "ssh", 700, Some(800)))],
+                t(700),
+            )
+            .expect("second ban");
+        assert_eq!(store.ban_count_since(&target, t(0)).expect("count"), 2);
+        assert_eq!(store.active_bans(t(701)).expect("bans").len(), 1);
+    }
+
+    #[test]
+    fn batch_is_atomic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        // Make the second insert of the batch fail inside the transaction.
+        store
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON bans
+                 WHEN NEW.target = '192.0.2.66/32'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        let good = ban("198.51.100.7/32", "ssh", 0, Some(60));
+        let bad = ban("192.0.2.66/32", "ssh", 0, Some(60));
+        let err = store
+            .record_at(&[Decision::Ban(good), Decision::Ban(bad)], t(0))
+            .expect_err("batch must fail");
+        assert!(err.to_string().contains(DB_FILE), "{err}");
+        assert!(store.active_bans(t(1)).expect("bans").is_empty());
+        let history: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM ban_history", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(history, 0);
+    }
+
+    #[test]
+    fn positions_round_trip_and_update() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let p = PathBuf::from("/var/log/auth.log");
+        assert_eq!(store.position(&p).expect("read"), None);
+        let first = FilePosition {
+            dev: 2049,
+            inode: u64::MAX - 3,
+            offset: 10,
+        };
+        store.save_positions(&[(p.clone(), first)]).expect("save");
+        let second = FilePosition {
+            offset: 99,
+            ..first
+        };
+        store.save_positions(&[(p.clone(), second)]).expect("save");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.position(&p).expect("read"), Some(second));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .conn
+                .execute("UPDATE schema_version SET version = 99", [])
+                .expect("bump");
+        }
+        let err = Store::open(dir.path()).expect_err("must refuse");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+}

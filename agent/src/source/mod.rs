@@ -130,16 +130,23 @@ impl SourceHandle {
         &self.path
     }
 
-    /// Live counters.
-    pub fn counters(&self) -> &SourceCounters {
-        &self.counters
+    /// Live counters, shared with the thread.
+    pub fn counters(&self) -> Arc<SourceCounters> {
+        self.counters.clone()
     }
 
-    /// Asks the thread to stop after its current poll and waits for it. The thread
-    /// sends its final position first (if the engine still listens).
-    pub fn stop(mut self) {
+    /// Asks the thread to stop after its current poll, without waiting. The thread
+    /// sends its final position first (if the engine still listens), then drops its
+    /// sender, so the engine knows every line it read has arrived.
+    pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
+    }
+
+    /// Stops the thread and waits for it. The engine must keep receiving meanwhile,
+    /// or the thread may block on a full channel.
+    pub fn stop(mut self) {
+        self.request_stop();
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {

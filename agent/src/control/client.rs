@@ -1,0 +1,152 @@
+//! The CLI side of the control socket: connect, send one request, read one reply.
+//! Blocking on purpose: a CLI command needs no runtime for one round trip.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::protocol::{Command, MAX_REPLY, Reply, Request, VERSION};
+
+/// Default time allowed for one round trip.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors talking to the agent. Each names the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens at the socket.
+    #[error(
+        "cannot reach the log2drop agent at {socket}: {source} (is `log2drop run` running, and is this the socket in its config?)"
+    )]
+    NotRunning {
+        /// The socket path.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket exists but this user may not open it.
+    #[error("permission denied on {socket}: the control socket is for root only")]
+    PermissionDenied {
+        /// The socket path.
+        socket: PathBuf,
+    },
+    /// The agent took too long.
+    #[error("the log2drop agent at {socket} did not answer within {timeout:?}")]
+    Timeout {
+        /// The socket path.
+        socket: PathBuf,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// Reading or writing failed.
+    #[error("talking to the log2drop agent at {socket}: {source}")]
+    Io {
+        /// The socket path.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reply was not a protocol message.
+    #[error("the log2drop agent at {socket} sent a bad reply: {reason}")]
+    BadReply {
+        /// The socket path.
+        socket: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Sends `cmd` to the agent at `socket` and returns its reply (which may itself
+/// report a failure: check [`Reply::ok`]).
+pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply, ClientError> {
+    let io_err = |source: std::io::Error| {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            ClientError::Timeout {
+                socket: socket.to_path_buf(),
+                timeout,
+            }
+        } else {
+            ClientError::Io {
+                socket: socket.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            ClientError::PermissionDenied {
+                socket: socket.to_path_buf(),
+            }
+        } else {
+            ClientError::NotRunning {
+                socket: socket.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
+    let mut line =
+        serde_json::to_vec(&Request::new(cmd.clone())).map_err(|e| ClientError::BadReply {
+            socket: socket.to_path_buf(),
+            reason: format!("cannot encode request: {e}"),
+        })?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io_err)?;
+    let mut reader = BufReader::new(stream).take(MAX_REPLY as u64 + 1);
+    let mut reply = Vec::new();
+    reader.read_until(b'\n', &mut reply).map_err(io_err)?;
+    if reply.last() != Some(&b'\n') {
+        return Err(ClientError::BadReply {
+            socket: socket.to_path_buf(),
+            reason: if reply.is_empty() {
+                "connection closed without a reply".into()
+            } else {
+                "reply cut short or too large".into()
+            },
+        });
+    }
+    let reply: Reply = serde_json::from_slice(&reply).map_err(|e| ClientError::BadReply {
+        socket: socket.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if reply.v != VERSION {
+        return Err(ClientError::BadReply {
+            socket: socket.to_path_buf(),
+            reason: format!(
+                "protocol version {} (this log2drop speaks {VERSION})",
+                reply.v
+            ),
+        });
+    }
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_agent_error_names_the_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("none.sock");
+        let err = request(&sock, &Command::Bans, Duration::from_secs(1)).expect_err("no agent");
+        assert!(matches!(err, ClientError::NotRunning { .. }));
+        assert!(err.to_string().contains(&*sock.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn silent_agent_times_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("mute.sock");
+        // Accepts (the backlog does it) but never answers.
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let err = request(&sock, &Command::Bans, Duration::from_millis(200)).expect_err("timeout");
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    }
+}
