@@ -97,7 +97,7 @@ pub fn run(opts: &Options) -> Result<PathBuf> {
         })?
         .len();
     process::finished("build-ebpf", started);
-    println!("eBPF object: {} ({size} bytes)", object.display());
+    eprintln!("==> eBPF object: {} ({size} bytes)", object.display());
     Ok(object)
 }
 
