@@ -1,1 +1,840 @@
-//! Skeleton: to be written.
+//! `log2drop run`: wires config, engine, store, backends, control socket and sources
+//! together, and owns the order they start and stop in.
+//!
+//! Start-up: load and validate the config, build the engine and every source's
+//! matcher (the same [`prepare`] `log2drop check` runs), open the store, restore
+//! bans into the engine, open the backends and reconcile each with the active bans
+//! in one batch, bind the control socket, then start the sources. Errors up to here
+//! abort start-up with context; after it, errors are logged and never stop the
+//! daemon.
+//!
+//! One engine task owns the engine, the store and the backends, so none of them
+//! needs a lock. It takes offences (draining whatever is queued into one batch),
+//! control requests, and a timer for the next expiry. Every decision batch goes to
+//! the store first, then to the backends its jails map to.
+//!
+//! SIGTERM/SIGINT stop cleanly: sources send their last lines and positions, the
+//! store is flushed, the socket removed; bans stay in the kernel and in the store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+
+use crate::backend::xdp::XdpBackend;
+use crate::backend::{Backend, BackendError, dry_run::DryRun};
+use crate::config::{self, Config, ConfigError};
+use crate::control::protocol::{BanEntry, Command, Reply, SourceStatus, Status};
+use crate::control::server::{ControlRequest, ControlServer, ServerError, ServerOptions};
+use crate::engine::{Ban, Decision, Engine, EngineError};
+use crate::filter::{FilterError, Scratch, SourceMatcher};
+use crate::source::file::{FilePosition, FollowOptions};
+use crate::source::{
+    DEFAULT_POLL_INTERVAL, FileSourceSpec, LineMatcher, SourceCounters, SourceError, SourceEvent,
+    SourceHandle, spawn_file_source,
+};
+use crate::store::{Store, StoreError};
+
+/// Capacity of the offence channel: how far sources may run ahead of the engine.
+const OFFENCE_QUEUE: usize = 8192;
+/// Most offences folded into one decision batch.
+const MAX_BATCH: usize = 4096;
+/// How often backends drop expired entries.
+const GC_EVERY: Duration = Duration::from_secs(60);
+/// How often source positions are written to the store.
+const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start (or a config does not check).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine refused the config.
+    #[error("{path}: {source}")]
+    Engine {
+        /// Config file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: EngineError,
+    },
+    /// A source's filters do not compile.
+    #[error("{path}: source {name}: {source}")]
+    Filter {
+        /// Config file.
+        path: PathBuf,
+        /// Source name.
+        name: String,
+        /// Why.
+        #[source]
+        source: FilterError,
+    },
+    /// A source names a filter the config lacks (validation should have caught it).
+    #[error("{path}: source {name}: unknown filter {filter:?}")]
+    UnknownFilter {
+        /// Config file.
+        path: PathBuf,
+        /// Source name.
+        name: String,
+        /// The missing filter.
+        filter: String,
+    },
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A backend could not be opened or reconciled.
+    #[error("backend {name}: {source}")]
+    Backend {
+        /// Backend name.
+        name: &'static str,
+        /// Why (boxed: backend errors are large and start-up errors are rare).
+        #[source]
+        source: Box<BackendError>,
+    },
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] ServerError),
+    /// A source could not start.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// What a config builds into before anything touches the system: the engine and
+/// every source's compiled matcher. `log2drop check` stops here.
+pub struct Prepared {
+    /// The config it came from.
+    pub config: Config,
+    /// Where the config came from.
+    pub path: PathBuf,
+    /// The engine, with no state yet.
+    pub engine: Engine,
+    /// Per source: name, path and matcher.
+    pub sources: Vec<(String, PathBuf, SourceMatcher)>,
+}
+
+/// Loads, validates and builds a config, reporting the first stage that fails.
+pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
+    let config = config::load(path)?;
+    let engine = Engine::from_config(&config).map_err(|source| DaemonError::Engine {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut sources = Vec::new();
+    for (name, src) in &config.sources {
+        let mut filters = Vec::new();
+        for f in &src.filters {
+            let cfg = config
+                .filters
+                .get(f)
+                .ok_or_else(|| DaemonError::UnknownFilter {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                    filter: f.clone(),
+                })?;
+            filters.push((f.as_str(), cfg));
+        }
+        let matcher = SourceMatcher::build(&filters).map_err(|source| DaemonError::Filter {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            source,
+        })?;
+        sources.push((name.clone(), src.path.clone(), matcher));
+    }
+    Ok(Prepared {
+        config,
+        path: path.to_path_buf(),
+        engine,
+        sources,
+    })
+}
+
+/// Opens every configured backend.
+pub fn open_backends(cfg: &Config) -> Result<Vec<Box<dyn Backend>>, DaemonError> {
+    let mut backends: Vec<Box<dyn Backend>> = Vec::new();
+    if let Some(xdp) = &cfg.backends.xdp {
+        let backend = XdpBackend::open(xdp).map_err(|e| DaemonError::Backend {
+            name: "xdp",
+            source: Box::new(BackendError::from(e)),
+        })?;
+        backends.push(Box::new(backend));
+    }
+    if cfg.backends.dry_run.is_some() {
+        backends.push(Box::new(DryRun));
+    }
+    Ok(backends)
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let prepared = prepare(config_path)?;
+    let backends = open_backends(&prepared.config)?;
+    run_prepared(
+        prepared,
+        backends,
+        ServerOptions::default(),
+        shutdown_signals()?,
+    )
+    .await
+}
+
+/// Resolves when SIGTERM or SIGINT arrives; logs SIGHUP.
+fn shutdown_signals() -> Result<watch::Receiver<bool>, DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+                _ = hup.recv() => {
+                    tracing::warn!("SIGHUP: reload is not implemented yet; keeping the running config");
+                }
+            }
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+/// Runs a prepared config with the given backends until `shutdown` turns true. The
+/// seam tests use to run the daemon without signals or root.
+pub async fn run_prepared(
+    prepared: Prepared,
+    mut backends: Vec<Box<dyn Backend>>,
+    server_options: ServerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let Prepared {
+        config,
+        mut engine,
+        sources,
+        ..
+    } = prepared;
+    let now = SystemTime::now();
+
+    let mut store = Store::open(&config.agent.state_dir)?;
+    let pruned = store.prune_expired(now)?;
+    let restored = store.active_bans(now)?;
+    let count = restored.len();
+    engine.restore(restored.clone(), now);
+    // Stored bans the engine refused (they now overlap the allowlist) end here, so
+    // the store and the kernel agree with the engine.
+    let dropped: Vec<Decision> = restored
+        .into_iter()
+        .filter(|b| !engine.bans().any(|e| e.target == b.target))
+        .map(Decision::Unban)
+        .collect();
+    if !dropped.is_empty() {
+        store.record_at(&dropped, now)?;
+    }
+    tracing::info!(
+        db = %store.path().display(),
+        restored = count,
+        expired_while_down = pruned,
+        "state loaded"
+    );
+
+    let active: Vec<Ban> = engine.bans().cloned().collect();
+    for backend in &mut backends {
+        let name = backend.name();
+        let mine: Vec<Ban> = active
+            .iter()
+            .filter(|b| enforced_by(&engine, &b.jail, name))
+            .cloned()
+            .collect();
+        let report = backend
+            .reconcile(&mine, now)
+            .map_err(|source| DaemonError::Backend {
+                name,
+                source: Box::new(source),
+            })?;
+        tracing::info!(
+            backend = name,
+            added = report.added,
+            removed = report.removed,
+            kept = report.kept,
+            "backend reconciled"
+        );
+    }
+
+    let server = ControlServer::bind(&config.agent.socket, server_options)?;
+    tracing::info!(socket = %server.path().display(), "control socket ready");
+    let (ctl_tx, ctl_rx) = mpsc::channel::<ControlRequest>(64);
+    let (stop_server_tx, stop_server_rx) = watch::channel(false);
+
+    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(OFFENCE_QUEUE);
+    let mut handles: Vec<SourceHandle> = Vec::new();
+    for (name, path, matcher) in sources {
+        let resume = match store.position(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(source = %name, error = %e, "cannot read saved position; starting at end");
+                None
+            }
+        };
+        let scratch = matcher.new_scratch();
+        let spec = FileSourceSpec {
+            name: Arc::from(name.as_str()),
+            path,
+            options: FollowOptions::default(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            resume,
+        };
+        match spawn_file_source(spec, FilterMatcher { matcher, scratch }, src_tx.clone()) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                for h in &handles {
+                    h.request_stop();
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    // Only the sources hold senders now: the channel closes when the last one ends.
+    drop(src_tx);
+
+    let source_info = handles
+        .iter()
+        .map(|h| (h.name().to_owned(), h.path().to_path_buf(), h.counters()))
+        .collect();
+    let task = EngineTask {
+        engine,
+        store,
+        backends,
+        positions: HashMap::new(),
+        positions_dirty: false,
+        started: Instant::now(),
+        sources: source_info,
+        stopping: false,
+    };
+    let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, shutdown.clone()));
+    let server_task = tokio::spawn(async move {
+        server.serve(ctl_tx, stop_server_rx).await;
+        drop(server);
+    });
+    tracing::info!("log2drop running");
+
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    let _ = stop_server_tx.send(true);
+    for h in &handles {
+        h.request_stop();
+    }
+    // Joining blocks; the engine task keeps draining the channel meanwhile.
+    let joined = tokio::task::spawn_blocking(move || {
+        for h in handles {
+            h.stop();
+        }
+    });
+    if joined.await.is_err() {
+        tracing::error!("a source thread could not be joined");
+    }
+    if server_task.await.is_err() {
+        tracing::error!("control server task failed");
+    }
+    if engine_task.await.is_err() {
+        tracing::error!("engine task failed");
+    }
+    tracing::info!("log2drop stopped; bans stay enforced");
+    Ok(())
+}
+
+/// Whether `backend` enforces bans of `jail`.
+fn enforced_by(engine: &Engine, jail: &str, backend: &str) -> bool {
+    let list = engine.jail_backends(jail);
+    list.is_empty() || list.iter().any(|b| b == backend)
+}
+
+/// The filter module's matcher with its per-thread scratch space.
+struct FilterMatcher {
+    matcher: SourceMatcher,
+    scratch: Scratch,
+}
+
+impl LineMatcher for FilterMatcher {
+    fn match_line(&mut self, line: &[u8]) -> Option<(&str, std::net::IpAddr)> {
+        let hit = self.matcher.match_line(line, &mut self.scratch)?;
+        Some((self.matcher.filter_name(hit.filter), hit.addr))
+    }
+}
+
+struct EngineTask {
+    engine: Engine,
+    store: Store,
+    backends: Vec<Box<dyn Backend>>,
+    positions: HashMap<PathBuf, FilePosition>,
+    positions_dirty: bool,
+    started: Instant,
+    sources: Vec<(String, PathBuf, Arc<SourceCounters>)>,
+    stopping: bool,
+}
+
+impl EngineTask {
+    async fn run(
+        mut self,
+        mut src_rx: mpsc::Receiver<SourceEvent>,
+        mut ctl_rx: mpsc::Receiver<ControlRequest>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut gc = tokio::time::interval(GC_EVERY);
+        let mut flush = tokio::time::interval(POSITIONS_EVERY);
+        gc.tick().await;
+        flush.tick().await;
+        let mut batch = Vec::new();
+        let mut sources_open = true;
+        let mut ctl_open = true;
+        loop {
+            let expiry = self
+                .engine
+                .next_expiry()
+                .map(|t| {
+                    t.duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                })
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                ev = src_rx.recv(), if sources_open => match ev {
+                    Some(ev) => {
+                        self.take(ev, &mut batch);
+                        let mut n = 1;
+                        while n < MAX_BATCH {
+                            match src_rx.try_recv() {
+                                Ok(ev) => self.take(ev, &mut batch),
+                                Err(_) => break,
+                            }
+                            n += 1;
+                        }
+                        self.commit(&mut batch, SystemTime::now());
+                    }
+                    None => {
+                        sources_open = false;
+                        if self.stopping {
+                            break;
+                        }
+                    }
+                },
+                req = ctl_rx.recv(), if ctl_open => match req {
+                    Some(req) => {
+                        let reply = self.control(req.cmd, &mut batch);
+                        let _ = req.reply.send(reply);
+                    }
+                    None => ctl_open = false,
+                },
+                () = tokio::time::sleep(expiry) => {
+                    let now = SystemTime::now();
+                    self.engine.expire(now, &mut batch);
+                    self.commit(&mut batch, now);
+                }
+                _ = gc.tick() => self.gc(),
+                _ = flush.tick() => self.flush_positions(),
+                changed = shutdown.changed(), if !self.stopping => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        self.stopping = true;
+                        if !sources_open {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.flush_positions();
+    }
+
+    fn take(&mut self, ev: SourceEvent, batch: &mut Vec<Decision>) {
+        match ev {
+            SourceEvent::Offence(o) => self.engine.offence(&o.filter, o.addr, o.at, batch),
+            SourceEvent::Position { path, position, .. } => {
+                self.positions.insert(path, position);
+                self.positions_dirty = true;
+            }
+        }
+    }
+
+    /// Store first, then backends: a ban is never enforced without being recorded
+    /// (unless the store itself fails, which is logged and does not stop enforcing).
+    fn commit(&mut self, batch: &mut Vec<Decision>, now: SystemTime) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.record_at(batch, now) {
+            tracing::error!(error = %e, decisions = batch.len(),
+                "cannot record decisions; enforcing them anyway");
+        }
+        for d in batch.iter() {
+            log_decision(d);
+        }
+        for backend in &mut self.backends {
+            let name = backend.name();
+            let mine: Vec<Decision> = batch
+                .iter()
+                .filter(|d| enforced_by(&self.engine, &decision_ban(d).jail, name))
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            if let Err(e) = backend.apply(&mine, now) {
+                tracing::error!(backend = name, decisions = mine.len(), error = %e,
+                    "backend failed to apply decisions");
+            }
+        }
+        batch.clear();
+    }
+
+    fn control(&mut self, cmd: Command, batch: &mut Vec<Decision>) -> Reply {
+        let now = SystemTime::now();
+        match cmd {
+            Command::Bans => {
+                let mut bans: Vec<&Ban> = self.engine.bans().collect();
+                bans.sort_by(|a, b| a.since.cmp(&b.since).then(a.target.cmp(&b.target)));
+                let entries: Vec<BanEntry> = bans.into_iter().map(BanEntry::from_ban).collect();
+                to_reply(&entries)
+            }
+            Command::Ban { target, duration } => {
+                let net = match parse_target(&target) {
+                    Ok(n) => n,
+                    Err(e) => return Reply::error(e),
+                };
+                let duration = match duration.as_deref().map(crate::duration::parse_duration) {
+                    None => None,
+                    Some(Ok(d)) => Some(d),
+                    Some(Err(e)) => return Reply::error(format!("bad duration: {e}")),
+                };
+                match self.engine.ban(net, duration, now) {
+                    Ok(d) => {
+                        let entry = BanEntry::from_ban(decision_ban(&d));
+                        batch.push(d);
+                        self.commit(batch, now);
+                        to_reply(&entry)
+                    }
+                    Err(e) => Reply::error(e.to_string()),
+                }
+            }
+            Command::Unban { target } => {
+                let net = match parse_target(&target) {
+                    Ok(n) => n,
+                    Err(e) => return Reply::error(e),
+                };
+                match self.engine.unban(net) {
+                    Some(d) => {
+                        let entry = BanEntry::from_ban(decision_ban(&d));
+                        batch.push(d);
+                        self.commit(batch, now);
+                        to_reply(&entry)
+                    }
+                    None => Reply::error(format!(
+                        "{} is not banned",
+                        crate::addr::display_target(&net)
+                    )),
+                }
+            }
+            Command::Status => {
+                let status = Status {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    uptime_secs: self.started.elapsed().as_secs(),
+                    bans_active: self.engine.bans().count(),
+                    sources: self
+                        .sources
+                        .iter()
+                        .map(|(name, path, c)| SourceStatus {
+                            name: name.clone(),
+                            path: path.display().to_string(),
+                            lines: c.lines.load(Ordering::Relaxed),
+                            offences: c.offences.load(Ordering::Relaxed),
+                            long_lines: c.long_lines.load(Ordering::Relaxed),
+                        })
+                        .collect(),
+                    backends: self.backends.iter().map(|b| b.name().to_owned()).collect(),
+                };
+                to_reply(&status)
+            }
+        }
+    }
+
+    fn gc(&mut self) {
+        let now = SystemTime::now();
+        for backend in &mut self.backends {
+            match backend.gc(now) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(
+                    backend = backend.name(),
+                    removed = n,
+                    "expired entries collected"
+                ),
+                Err(e) => tracing::warn!(backend = backend.name(), error = %e, "gc failed"),
+            }
+        }
+    }
+
+    fn flush_positions(&mut self) {
+        if !self.positions_dirty {
+            return;
+        }
+        let positions: Vec<(PathBuf, FilePosition)> = self
+            .positions
+            .iter()
+            .map(|(p, pos)| (p.clone(), *pos))
+            .collect();
+        match self.store.save_positions(&positions) {
+            Ok(()) => self.positions_dirty = false,
+            Err(e) => tracing::warn!(error = %e, "cannot save source positions"),
+        }
+    }
+}
+
+fn parse_target(s: &str) -> Result<IpNet, String> {
+    crate::addr::parse_target(s).map_err(|e| e.to_string())
+}
+
+fn decision_ban(d: &Decision) -> &Ban {
+    match d {
+        Decision::Ban(b) | Decision::Unban(b) => b,
+    }
+}
+
+fn to_reply<T: serde::Serialize>(value: &T) -> Reply {
+    match serde_json::to_value(value) {
+        Ok(v) => Reply::ok(v),
+        Err(e) => Reply::error(format!("internal error: {e}")),
+    }
+}
+
+fn log_decision(d: &Decision) {
+    match d {
+        Decision::Ban(b) => {
+            let until = b
+                .until
+                .map_or_else(|| "permanent".to_owned(), crate::control::protocol::rfc3339);
+            tracing::info!(
+                address = %crate::addr::display_target(&b.target),
+                jail = %b.jail,
+                until = %until,
+                origin = ?b.origin,
+                "ban"
+            );
+        }
+        Decision::Unban(b) => tracing::info!(
+            address = %crate::addr::display_target(&b.target),
+            jail = %b.jail,
+            "unban"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::client;
+    use std::io::Write;
+
+    struct Lab {
+        dir: tempfile::TempDir,
+    }
+
+    impl Lab {
+        fn new() -> Lab {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let lab = Lab { dir };
+            std::fs::write(lab.log(), b"").expect("create log");
+            let config = format!(
+                r#"
+[agent]
+state_dir = "{state}"
+socket = "{socket}"
+allow = ["127.0.0.0/8", "::1", "192.0.2.0/24"]
+
+[backends.dry-run]
+
+[filters.ssh-fail]
+regex = ['Failed password for .* from <HOST> port \d+']
+
+[sources.auth]
+path = "{log}"
+filters = ["ssh-fail"]
+
+[jails.ssh]
+filters = ["ssh-fail"]
+maxretry = 3
+findtime = "10m"
+bantime = "1h"
+"#,
+                state = lab.dir.path().join("state").display(),
+                socket = lab.socket().display(),
+                log = lab.log().display(),
+            );
+            std::fs::write(lab.config(), config).expect("write config");
+            lab
+        }
+        fn config(&self) -> PathBuf {
+            self.dir.path().join("log2drop.toml")
+        }
+        fn socket(&self) -> PathBuf {
+            self.dir.path().join("run").join("ctl.sock")
+        }
+        fn log(&self) -> PathBuf {
+            self.dir.path().join("auth.log")
+        }
+        fn append(&self, text: &str) {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(self.log())
+                .expect("open log");
+            f.write_all(text.as_bytes()).expect("append");
+        }
+        /// Starts the daemon; returns the stop switch and its task.
+        async fn start(
+            &self,
+        ) -> (
+            watch::Sender<bool>,
+            tokio::task::JoinHandle<Result<(), DaemonError>>,
+        ) {
+            let prepared = prepare(&self.config()).expect("prepare");
+            let backends = open_backends(&prepared.config).expect("backends");
+            let (tx, rx) = watch::channel(false);
+            let options = ServerOptions {
+                allowed_uids: vec![nix::unistd::geteuid().as_raw()],
+            };
+            let task = tokio::spawn(run_prepared(prepared, backends, options, rx));
+            for _ in 0..200 {
+                if self.socket().exists() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Let the source open the file at its end before lines are written.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (tx, task)
+        }
+        async fn ask(&self, cmd: Command) -> Reply {
+            let socket = self.socket();
+            tokio::task::spawn_blocking(move || {
+                client::request(&socket, &cmd, Duration::from_secs(5))
+            })
+            .await
+            .expect("join")
+            .expect("reply")
+        }
+        async fn bans(&self) -> Vec<BanEntry> {
+            let reply = self.ask(Command::Bans).await;
+            assert!(reply.ok, "{reply:?}");
+            serde_json::from_value(reply.data.expect("data")).expect("ban list")
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offences_in_the_log_ban_and_bans_survive_a_restart() {
+        let lab = Lab::new();
+        let (stop, task) = lab.start().await;
+        for _ in 0..3 {
+            lab.append("sshd[1]: Failed password for root from 198.51.100.7 port 22 ssh2\n");
+        }
+        lab.append(
+            "sshd[1]: Failed password for root from 192.0.2.9 port 22 ssh2\n"
+                .repeat(5)
+                .as_str(),
+        );
+        let mut bans = Vec::new();
+        for _ in 0..300 {
+            bans = lab.bans().await;
+            if !bans.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(bans.len(), 1, "{bans:?}");
+        assert_eq!(bans[0].address, "198.51.100.7");
+        assert_eq!(bans[0].jail, "ssh");
+        assert!(bans[0].until.is_some());
+
+        let reply = lab
+            .ask(Command::Ban {
+                target: "203.0.113.0/24".into(),
+                duration: None,
+            })
+            .await;
+        assert!(reply.ok, "{reply:?}");
+        let reply = lab
+            .ask(Command::Ban {
+                target: "192.0.2.1".into(),
+                duration: Some("1h".into()),
+            })
+            .await;
+        assert!(!reply.ok, "allowlisted target must be refused");
+        let reply = lab
+            .ask(Command::Ban {
+                target: "198.51.100.9".into(),
+                duration: Some("soon".into()),
+            })
+            .await;
+        assert!(reply.error.unwrap_or_default().contains("duration"));
+
+        stop.send(true).expect("stop");
+        task.await.expect("join").expect("clean stop");
+        assert!(!lab.socket().exists(), "socket removed on stop");
+
+        // Written while the agent is down: must be read after the restart (the
+        // saved position), so 198.51.100.8 reaches maxretry.
+        for _ in 0..3 {
+            lab.append("sshd[1]: Failed password for root from 198.51.100.8 port 22 ssh2\n");
+        }
+        let (stop, task) = lab.start().await;
+        let mut addrs = Vec::new();
+        for _ in 0..300 {
+            addrs = lab
+                .bans()
+                .await
+                .into_iter()
+                .map(|b| b.address)
+                .collect::<Vec<_>>();
+            if addrs.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        addrs.sort();
+        assert_eq!(addrs, ["198.51.100.7", "198.51.100.8", "203.0.113.0/24"]);
+
+        let reply = lab
+            .ask(Command::Unban {
+                target: "198.51.100.7".into(),
+            })
+            .await;
+        assert!(reply.ok, "{reply:?}");
+        let reply = lab
+            .ask(Command::Unban {
+                target: "198.51.100.7".into(),
+            })
+            .await;
+        assert!(reply.error.unwrap_or_default().contains("not banned"));
+        let status = lab.ask(Command::Status).await;
+        let status: Status = serde_json::from_value(status.data.expect("data")).expect("status");
+        assert_eq!(status.bans_active, 2);
+        assert_eq!(status.backends, ["dry-run"]);
+        assert_eq!(status.sources.len(), 1);
+        stop.send(true).expect("stop");
+        task.await.expect("join").expect("clean stop");
+    }
+
+    #[test]
+    fn prepare_reports_config_problems_with_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[agent]\nstate_dirr = 1\n").expect("write");
+        let err = prepare(&path).err().expect("must fail");
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+}
