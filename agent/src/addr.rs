@@ -112,11 +112,9 @@ pub fn parse_target(s: &str) -> Result<IpNet, AddrError> {
         Some((a, l)) => (a, Some(l)),
         None => (input, None),
     };
-    let raw: IpAddr = addr_text
-        .parse()
-        .map_err(|_| AddrError::InvalidAddress {
-            input: input.to_owned(),
-        })?;
+    let raw: IpAddr = addr_text.parse().map_err(|_| AddrError::InvalidAddress {
+        input: input.to_owned(),
+    })?;
     let max: u8 = if raw.is_ipv4() { 32 } else { 128 };
     let len = match len_text {
         None => max,

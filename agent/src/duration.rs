@@ -24,7 +24,9 @@ const UNITS: [(char, u64); 5] = [
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
     /// Nothing was written.
-    #[error("expected a duration such as \"30s\", \"10m\", \"1h\", \"2d\" or \"1w\", got an empty string")]
+    #[error(
+        "expected a duration such as \"30s\", \"10m\", \"1h\", \"2d\" or \"1w\", got an empty string"
+    )]
     Empty,
     /// The text is not a sequence of `<number><unit>`.
     #[error("expected a number followed by s, m, h, d or w, got {input:?}")]
@@ -210,7 +212,9 @@ mod tests {
 
     #[test]
     fn refuses_bare_numbers_and_unknown_units() {
-        for bad in ["600", "10x", "h", "1.5h", "-1h", "1h30", "1 h", "10M", "1hm"] {
+        for bad in [
+            "600", "10x", "h", "1.5h", "-1h", "1h30", "1 h", "10M", "1hm",
+        ] {
             let err = parse_duration(bad).expect_err(bad);
             assert_eq!(
                 err.to_string(),

@@ -82,7 +82,9 @@ pub enum EngineError {
         entry: String,
     },
     /// A manual ban of zero length would end before it began.
-    #[error("refusing to ban {target} for 0s; give a positive duration or none for a permanent ban")]
+    #[error(
+        "refusing to ban {target} for 0s; give a positive duration or none for a permanent ban"
+    )]
     ZeroDuration {
         /// The requested target.
         target: String,
@@ -212,7 +214,13 @@ impl Engine {
     /// Records that `filter` saw `addr` misbehave at `now`; pushes a ban decision
     /// to `out` when a jail's threshold is reached. Allowlisted and already banned
     /// addresses are ignored.
-    pub fn offence(&mut self, filter: &str, addr: IpAddr, now: SystemTime, out: &mut Vec<Decision>) {
+    pub fn offence(
+        &mut self,
+        filter: &str,
+        addr: IpAddr,
+        now: SystemTime,
+        out: &mut Vec<Decision>,
+    ) {
         self.stats.offences += 1;
         let addr = addr::normalise(addr);
         if self.allow.contains(addr) {

@@ -281,17 +281,28 @@ impl SourceMatcher {
             let ignore = if ignore_texts.is_empty() {
                 None
             } else {
-                Some(builder().build_many(&ignore_texts).map_err(|e| {
-                    FilterError::TooBig {
-                        filters: vec![(*name).to_owned()],
-                        message: describe_build_error(&e),
-                    }
-                })?)
+                Some(
+                    builder()
+                        .build_many(&ignore_texts)
+                        .map_err(|e| FilterError::TooBig {
+                            filters: vec![(*name).to_owned()],
+                            message: describe_build_error(&e),
+                        })?,
+                )
             };
             ignores.push(ignore);
             names.push(Box::from(*name));
         }
-        let set = builder()
+        // MatchKind::All: the set must report every pattern that matches, not
+        // only the leftmost-first one, so a later regex can still supply the
+        // address when an earlier one's capture is not an address or is ignored.
+        let mut set_builder = builder();
+        set_builder.configure(
+            Regex::config()
+                .utf8_empty(false)
+                .match_kind(regex_automata::MatchKind::All),
+        );
+        let set = set_builder
             .build_many(&expanded)
             .map_err(|e| FilterError::TooBig {
                 filters: names.iter().map(|n| n.to_string()).collect(),
@@ -310,7 +321,11 @@ impl SourceMatcher {
         Scratch {
             set_cache: self.set.create_cache(),
             hits: PatternSet::new(self.set.pattern_len()),
-            caches: self.capturers.iter().map(|c| c.regex.create_cache()).collect(),
+            caches: self
+                .capturers
+                .iter()
+                .map(|c| c.regex.create_cache())
+                .collect(),
             captures: self
                 .capturers
                 .iter()
@@ -452,15 +467,24 @@ mod tests {
     fn failed_password_lines() {
         let cfg = sshd();
         assert_eq!(
-            one(&cfg, "May 19 10:00:00 host sshd[123]: Failed password for root from 203.0.113.4 port 22 ssh2"),
+            one(
+                &cfg,
+                "May 19 10:00:00 host sshd[123]: Failed password for root from 203.0.113.4 port 22 ssh2"
+            ),
             Some(ip("203.0.113.4"))
         );
         assert_eq!(
-            one(&cfg, "May 19 10:00:00 host sshd[123]: Failed password for invalid user admin from 2001:db8::7 port 50022 ssh2\n"),
+            one(
+                &cfg,
+                "May 19 10:00:00 host sshd[123]: Failed password for invalid user admin from 2001:db8::7 port 50022 ssh2\n"
+            ),
             Some(ip("2001:db8::7"))
         );
         assert_eq!(
-            one(&cfg, "May 19 10:00:00 host sshd[9]: Invalid user oracle from 198.51.100.23 port 40000"),
+            one(
+                &cfg,
+                "May 19 10:00:00 host sshd[9]: Invalid user oracle from 198.51.100.23 port 40000"
+            ),
             Some(ip("198.51.100.23"))
         );
     }
@@ -468,7 +492,10 @@ mod tests {
     #[test]
     fn mapped_addresses_come_out_as_ipv4() {
         assert_eq!(
-            one(&sshd(), "sshd[1]: Failed password for root from ::ffff:203.0.113.4 port 22 ssh2"),
+            one(
+                &sshd(),
+                "sshd[1]: Failed password for root from ::ffff:203.0.113.4 port 22 ssh2"
+            ),
             Some(ip("203.0.113.4"))
         );
     }
@@ -490,16 +517,25 @@ mod tests {
     fn user_controlled_text_never_supplies_the_address() {
         let cfg = sshd();
         assert_eq!(
-            one(&cfg, "sshd[5]: Failed password for invalid user 198.51.100.9 from 203.0.113.4 port 22 ssh2"),
+            one(
+                &cfg,
+                "sshd[5]: Failed password for invalid user 198.51.100.9 from 203.0.113.4 port 22 ssh2"
+            ),
             Some(ip("203.0.113.4"))
         );
         // A user name that imitates the tail of the line.
         assert_eq!(
-            one(&cfg, "sshd[5]: Failed password for invalid user x from 198.51.100.9 port 22 from 203.0.113.4 port 22 ssh2"),
+            one(
+                &cfg,
+                "sshd[5]: Failed password for invalid user x from 198.51.100.9 port 22 from 203.0.113.4 port 22 ssh2"
+            ),
             Some(ip("203.0.113.4"))
         );
         assert_eq!(
-            one(&cfg, "sshd[5]: Invalid user admin from 198.51.100.9 from 203.0.113.4 port 22"),
+            one(
+                &cfg,
+                "sshd[5]: Invalid user admin from 198.51.100.9 from 203.0.113.4 port 22"
+            ),
             Some(ip("203.0.113.4"))
         );
         // Trailing junk after the real tail: the anchored regex must refuse the line
@@ -512,7 +548,8 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_tolerated() {
-        let line = b"sshd[5]: Failed password for invalid user \xff\xfe from 203.0.113.4 port 22 ssh2";
+        let line =
+            b"sshd[5]: Failed password for invalid user \xff\xfe from 203.0.113.4 port 22 ssh2";
         let cfg = sshd();
         let m = SourceMatcher::build(&[("ssh", &cfg)]).expect("builds");
         let mut s = m.new_scratch();
@@ -529,7 +566,10 @@ mod tests {
             &[r"for backup-robot from"],
         );
         assert_eq!(
-            one(&cfg, "Failed password for backup-robot from 203.0.113.4 port 22"),
+            one(
+                &cfg,
+                "Failed password for backup-robot from 203.0.113.4 port 22"
+            ),
             None
         );
         assert_eq!(

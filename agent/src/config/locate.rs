@@ -54,8 +54,7 @@ impl fmt::Display for KeyPath {
                         f.write_str(".")?;
                     }
                     let bare = !k.is_empty()
-                        && k
-                            .bytes()
+                        && k.bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
                     if bare {
                         f.write_str(k)?;
@@ -212,8 +211,14 @@ mod tests {
     fn key_paths_display_like_toml() {
         let p = KeyPath::of(&["jails", "ssh", "filters"]).index(1);
         assert_eq!(p.to_string(), "jails.ssh.filters[1]");
-        assert_eq!(KeyPath::of(&["jails", "my jail"]).to_string(), "jails.\"my jail\"");
-        assert_eq!(KeyPath::of(&["backends", "dry-run"]).to_string(), "backends.dry-run");
+        assert_eq!(
+            KeyPath::of(&["jails", "my jail"]).to_string(),
+            "jails.\"my jail\""
+        );
+        assert_eq!(
+            KeyPath::of(&["backends", "dry-run"]).to_string(),
+            "backends.dry-run"
+        );
     }
 
     #[test]
@@ -252,6 +257,9 @@ mod tests {
         assert_eq!(l.path_at(m).to_string(), "jails.ssh.maxretry");
         let three = text.find('3').expect("value");
         assert_eq!(l.path_at(three).to_string(), "jails.ssh.maxretry");
-        assert_eq!(l.path_at(text.find("[jails").expect("h")).to_string(), "jails.ssh");
+        assert_eq!(
+            l.path_at(text.find("[jails").expect("h")).to_string(),
+            "jails.ssh"
+        );
     }
 }

@@ -111,7 +111,10 @@ fn example_config_is_valid() {
 fn unreadable_file_names_the_path() {
     let err = load(Path::new("/nonexistent/log2drop.toml")).expect_err("missing");
     let text = err.to_string();
-    assert!(text.starts_with("/nonexistent/log2drop.toml: cannot read"), "{text}");
+    assert!(
+        text.starts_with("/nonexistent/log2drop.toml: cannot read"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -123,8 +126,8 @@ fn unknown_filter_in_jail_has_position_and_key() {
     let all = problems(&text);
     assert_problem(
         &all,
-        19,
-        23,
+        18,
+        24,
         "jails.ssh.filters[1]",
         "unknown filter \"ssh-fial\" (known: ssh-fail)",
     );
@@ -137,7 +140,13 @@ fn unknown_filter_in_source() {
         "path = \"/var/log/auth.log\"\nfilters = [\"sshd\", \"ssh-fail\"]",
     );
     let all = problems(&text);
-    assert_problem(&all, 15, 12, "sources.auth.filters[0]", "unknown filter \"sshd\"");
+    assert_problem(
+        &all,
+        15,
+        12,
+        "sources.auth.filters[0]",
+        "unknown filter \"sshd\"",
+    );
 }
 
 #[test]
@@ -145,13 +154,19 @@ fn unknown_key_is_an_error_with_its_position() {
     let text = good_with("maxretry = 3", "maxretry = 3\nmaxretries = 4");
     let all = problems(&text);
     assert_eq!(all.len(), 1, "{all:?}");
-    assert_problem(&all, 20, 1, "jails.ssh.maxretries", "unknown field `maxretries`");
+    assert_problem(
+        &all,
+        20,
+        1,
+        "jails.ssh.maxretries",
+        "unknown field `maxretries`",
+    );
 }
 
 #[test]
 fn unknown_top_level_table_is_an_error() {
     let all = problems(&format!("{GOOD}\n[jail.ssh]\nfilters = []\n"));
-    assert_problem(&all, 25, 2, "jail", "unknown field `jail`");
+    assert_problem(&all, 24, 2, "jail", "unknown field `jail`");
 }
 
 #[test]
@@ -171,7 +186,10 @@ fn type_errors_have_position_and_key() {
 
 #[test]
 fn bad_duration_has_position_and_unit_hint() {
-    let all = problems(&good_with("findtime = \"10m\"", "findtime = \"10 minutes\""));
+    let all = problems(&good_with(
+        "findtime = \"10m\"",
+        "findtime = \"10 minutes\"",
+    ));
     assert_problem(
         &all,
         20,
@@ -245,20 +263,38 @@ fn unknown_and_unconfigured_backends() {
         "backends = [\"xdp\"]",
         "backends = [\"xdp\", \"nft\", \"dry-run\", \"xdp\"]",
     ));
-    assert_problem(&all, 22, 20, "jails.ssh.backends[1]", "unknown backend \"nft\" (known: xdp, dry-run)");
-    assert_problem(&all, 22, 27, "jails.ssh.backends[2]", "not configured: add a [backends.dry-run] table");
+    assert_problem(
+        &all,
+        22,
+        20,
+        "jails.ssh.backends[1]",
+        "unknown backend \"nft\" (known: xdp, dry-run)",
+    );
+    assert_problem(
+        &all,
+        22,
+        27,
+        "jails.ssh.backends[2]",
+        "not configured: add a [backends.dry-run] table",
+    );
     assert_problem(&all, 22, 38, "jails.ssh.backends[3]", "listed twice");
 }
 
 #[test]
 fn xdp_without_interfaces() {
-    let all = problems(&good_with("interfaces = [\"eth0\", \"eth1\"]", "interfaces = []"));
+    let all = problems(&good_with(
+        "interfaces = [\"eth0\", \"eth1\"]",
+        "interfaces = []",
+    ));
     assert_problem(&all, 8, 14, "backends.xdp.interfaces", "lists no interface");
 }
 
 #[test]
 fn xdp_missing_interfaces_key() {
-    let all = problems(&good_with("interfaces = [\"eth0\", \"eth1\"]", "mode = \"skb\""));
+    let all = problems(&good_with(
+        "interfaces = [\"eth0\", \"eth1\"]",
+        "mode = \"skb\"",
+    ));
     assert_problem(&all, 7, 1, "backends.xdp", "missing field `interfaces`");
 }
 
@@ -268,9 +304,27 @@ fn duplicate_and_invalid_interfaces() {
         "interfaces = [\"eth0\", \"eth1\"]",
         "interfaces = [\"eth0\", \"eth0\", \"a/b\", \"averyveryverylongname\"]",
     ));
-    assert_problem(&all, 8, 23, "backends.xdp.interfaces[1]", "\"eth0\" is listed twice");
-    assert_problem(&all, 8, 31, "backends.xdp.interfaces[2]", "not a valid interface name");
-    assert_problem(&all, 8, 38, "backends.xdp.interfaces[3]", "not a valid interface name");
+    assert_problem(
+        &all,
+        8,
+        23,
+        "backends.xdp.interfaces[1]",
+        "\"eth0\" is listed twice",
+    );
+    assert_problem(
+        &all,
+        8,
+        31,
+        "backends.xdp.interfaces[2]",
+        "not a valid interface name",
+    );
+    assert_problem(
+        &all,
+        8,
+        38,
+        "backends.xdp.interfaces[3]",
+        "not a valid interface name",
+    );
 }
 
 #[test]
@@ -300,7 +354,13 @@ fn bad_regex_reports_the_regex_error() {
         r"regex = ['Failed password for .* from <HOST> port \d+$']",
         r"regex = ['Failed (password from <HOST>']",
     ));
-    assert_problem(&all, 11, 10, "filters.ssh-fail.regex[0]", "unclosed group at offset 7");
+    assert_problem(
+        &all,
+        11,
+        10,
+        "filters.ssh-fail.regex[0]",
+        "unclosed group at offset 7",
+    );
 }
 
 #[test]
@@ -324,25 +384,37 @@ fn filter_without_regex() {
 
 #[test]
 fn jail_whose_filter_no_source_feeds() {
-    let text = good_with("[sources.auth]", "[filters.other]\nregex = ['x <HOST>$']\n\n[sources.auth]")
-        .replacen(
-            "[jails.ssh]\nfilters = [\"ssh-fail\"]",
-            "[jails.ssh]\nfilters = [\"ssh-fail\", \"other\"]",
-            1,
-        );
+    let text = good_with(
+        "[sources.auth]",
+        "[filters.other]\nregex = ['x <HOST>$']\n\n[sources.auth]",
+    )
+    .replacen(
+        "[jails.ssh]\nfilters = [\"ssh-fail\"]",
+        "[jails.ssh]\nfilters = [\"ssh-fail\", \"other\"]",
+        1,
+    );
     let all = problems(&text);
     assert_eq!(all.len(), 1, "{all:?}");
-    assert_problem(&all, 22, 23, "jails.ssh.filters[1]", "not fed by any source");
+    assert_problem(
+        &all,
+        21,
+        24,
+        "jails.ssh.filters[1]",
+        "not fed by any source",
+    );
 }
 
 #[test]
 fn source_filter_that_feeds_no_jail() {
-    let text = good_with("[sources.auth]", "[filters.other]\nregex = ['x <HOST>$']\n\n[sources.auth]")
-        .replacen(
-            "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
-            "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\", \"other\"]",
-            1,
-        );
+    let text = good_with(
+        "[sources.auth]",
+        "[filters.other]\nregex = ['x <HOST>$']\n\n[sources.auth]",
+    )
+    .replacen(
+        "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\", \"other\"]",
+        1,
+    );
     let all = problems(&text);
     assert_eq!(all.len(), 1, "{all:?}");
     assert_problem(&all, 18, 24, "sources.auth.filters[1]", "feeds no jail");
@@ -366,7 +438,14 @@ fn source_paths_must_be_absolute_and_distinct() {
     let all = problems(&format!(
         "{GOOD}\n[sources.again]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]\n[sources.rel]\npath = \"auth.log\"\nfilters = [\"ssh-fail\"]\n"
     ));
-    assert_problem(&all, 25, 8, "sources.again.path", "already followed by source \"auth\"");
+    // Sources are checked in name order, so "auth" is the one reported.
+    assert_problem(
+        &all,
+        14,
+        8,
+        "sources.auth.path",
+        "also followed by source \"again\"",
+    );
     assert_problem(&all, 28, 8, "sources.rel.path", "absolute path");
 }
 
@@ -396,12 +475,23 @@ bantime = "0s"
     assert_problem(&all, 3, 10, "agent.allow[0]", "not an IPv4 or IPv6 address");
     assert_problem(&all, 6, 14, "backends.xdp.interfaces", "lists no interface");
     assert_problem(&all, 9, 10, "filters.f.regex[0]", "no <HOST>");
-    assert_problem(&all, 13, 17, "sources.s.filters[1]", "unknown filter \"g\" (known: f)");
+    assert_problem(
+        &all,
+        13,
+        17,
+        "sources.s.filters[1]",
+        "unknown filter \"g\" (known: f)",
+    );
     assert_problem(&all, 17, 12, "jails.j.maxretry", "at least 1");
     assert_problem(&all, 18, 11, "jails.j.bantime", "longer than 0s");
     let lines: Vec<usize> = all
         .iter()
-        .map(|p| p.split(':').nth(1).and_then(|l| l.parse().ok()).expect("line"))
+        .map(|p| {
+            p.split(':')
+                .nth(1)
+                .and_then(|l| l.parse().ok())
+                .expect("line")
+        })
         .collect();
     let mut sorted = lines.clone();
     sorted.sort_unstable();
@@ -410,8 +500,11 @@ bantime = "0s"
 
 #[test]
 fn display_joins_problems_one_per_line() {
-    let err = parse("[backends.dry-run]\n[jails.j]\nfilters = []\n", Path::new("c.toml"))
-        .expect_err("invalid");
+    let err = parse(
+        "[backends.dry-run]\n[jails.j]\nfilters = []\n",
+        Path::new("c.toml"),
+    )
+    .expect_err("invalid");
     let text = err.to_string();
     assert_eq!(text.lines().count(), err.problems().len());
     assert!(text.lines().all(|l| l.starts_with("c.toml:")), "{text}");

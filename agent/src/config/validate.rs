@@ -93,7 +93,10 @@ fn check_backends(cfg: &Config, out: &mut Issues) {
                 ),
             );
         } else if !seen.insert(name.as_str()) {
-            out.push(interfaces.index(i), format!("interface {name:?} is listed twice"));
+            out.push(
+                interfaces.index(i),
+                format!("interface {name:?} is listed twice"),
+            );
         }
     }
     if !xdp.pin_dir.is_absolute() {
@@ -177,7 +180,7 @@ fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec
             out.push(
                 path.key("path"),
                 format!(
-                    "{:?} is already followed by source {other:?}; each line would count twice",
+                    "{:?} is also followed by source {other:?}; each line would count twice",
                     src.path.display()
                 ),
             );
@@ -224,7 +227,9 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
         if name == MANUAL_JAIL {
             out.push(
                 path.clone(),
-                format!("the jail name {MANUAL_JAIL:?} is reserved for bans made with `log2drop ban`"),
+                format!(
+                    "the jail name {MANUAL_JAIL:?} is reserved for bans made with `log2drop ban`"
+                ),
             );
         }
         if jail.filters.is_empty() {

@@ -61,11 +61,7 @@ impl Allowlist {
     pub fn intersects(&self, net: &IpNet) -> bool {
         match normalise_net(*net) {
             IpNet::V4(n) => overlaps(&self.v4, u32::from(n.network()), u32::from(n.broadcast())),
-            IpNet::V6(n) => overlaps(
-                &self.v6,
-                u128::from(n.network()),
-                u128::from(n.broadcast()),
-            ),
+            IpNet::V6(n) => overlaps(&self.v6, u128::from(n.network()), u128::from(n.broadcast())),
         }
     }
 
@@ -183,11 +179,17 @@ mod tests {
     #[test]
     fn intersects_in_both_directions() {
         let a = Allowlist::new([net("203.0.113.7/32")]);
-        assert!(a.intersects(&net("203.0.113.0/24")), "prefix covering an entry");
+        assert!(
+            a.intersects(&net("203.0.113.0/24")),
+            "prefix covering an entry"
+        );
         assert!(a.intersects(&net("203.0.113.7/32")));
         assert!(!a.intersects(&net("203.0.112.0/24")));
         let b = Allowlist::new([net("198.51.100.0/24")]);
-        assert!(b.intersects(&net("198.51.100.128/25")), "prefix inside an entry");
+        assert!(
+            b.intersects(&net("198.51.100.128/25")),
+            "prefix inside an entry"
+        );
         assert!(b.intersects(&net("0.0.0.0/0")));
         assert!(!b.intersects(&net("::/0")), "families never mix");
     }
@@ -215,15 +217,13 @@ mod tests {
     }
 
     fn v4net() -> impl Strategy<Value = IpNet> {
-        (any::<u32>(), 0u8..=32).prop_map(|(a, l)| {
-            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), l).expect("len").trunc())
-        })
+        (any::<u32>(), 0u8..=32)
+            .prop_map(|(a, l)| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), l).expect("len").trunc()))
     }
 
     fn v6net() -> impl Strategy<Value = IpNet> {
-        (any::<u128>(), 0u8..=128).prop_map(|(a, l)| {
-            IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), l).expect("len").trunc())
-        })
+        (any::<u128>(), 0u8..=128)
+            .prop_map(|(a, l)| IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), l).expect("len").trunc()))
     }
 
     /// A naive model: linear scan over the entries.

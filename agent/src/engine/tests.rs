@@ -1,0 +1,562 @@
+//! Engine tests, all on a fake clock: thresholds, sliding windows, allowlist
+//! precedence, manual bans, expiry, restore and bounded memory.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config;
+
+const T0: u64 = 1_750_000_000;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(T0 + secs)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("test net")
+}
+
+/// An engine for one jail `ssh` fed by filter `f`, plus jail `web` fed by `g` and
+/// `f` (so `f` offences count in both).
+fn engine_with(maxretry: u32, findtime: &str, bantime: &str, allow: &str, extra: &str) -> Engine {
+    let text = format!(
+        r#"
+[agent]
+allow = [{allow}]
+{extra}
+[backends.dry-run]
+[backends.xdp]
+interfaces = ["eth0"]
+[filters.f]
+regex = ['f <HOST>$']
+[filters.g]
+regex = ['g <HOST>$']
+[sources.s]
+path = "/var/log/s.log"
+filters = ["f", "g"]
+[jails.ssh]
+filters = ["f"]
+maxretry = {maxretry}
+findtime = "{findtime}"
+bantime = "{bantime}"
+backends = ["xdp"]
+[jails.web]
+filters = ["g", "f"]
+maxretry = 100
+findtime = "1h"
+bantime = "1d"
+"#
+    );
+    let cfg = config::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+    Engine::from_config(&cfg).expect("engine")
+}
+
+fn engine(maxretry: u32) -> Engine {
+    engine_with(maxretry, "10m", "1h", r#""192.0.2.0/24""#, "")
+}
+
+fn offend(e: &mut Engine, filter: &str, addr: &str, secs: u64) -> Vec<Decision> {
+    let mut out = Vec::new();
+    e.offence(filter, ip(addr), at(secs), &mut out);
+    out
+}
+
+fn the_ban(decisions: &[Decision]) -> &Ban {
+    match decisions {
+        [Decision::Ban(b)] => b,
+        other => panic!("expected one ban, got {other:?}"),
+    }
+}
+
+#[test]
+fn bans_at_maxretry_within_findtime() {
+    let mut e = engine(3);
+    assert!(offend(&mut e, "f", "203.0.113.4", 0).is_empty());
+    assert!(offend(&mut e, "f", "203.0.113.4", 1).is_empty());
+    let out = offend(&mut e, "f", "203.0.113.4", 2);
+    let ban = the_ban(&out);
+    assert_eq!(ban.target, net("203.0.113.4/32"));
+    assert_eq!(&*ban.jail, "ssh");
+    assert_eq!(ban.origin, Origin::Jail);
+    assert_eq!(ban.since, at(2));
+    assert_eq!(ban.until, Some(at(2 + 3600)));
+    assert_eq!(e.bans().count(), 1);
+    assert_eq!(e.next_expiry(), Some(at(3602)));
+}
+
+#[test]
+fn maxretry_one_bans_on_first_offence() {
+    let mut e = engine(1);
+    the_ban(&offend(&mut e, "f", "2001:db8::9", 5));
+    assert!(e.is_banned(ip("2001:db8::9")));
+}
+
+#[test]
+fn addresses_are_counted_separately() {
+    let mut e = engine(2);
+    assert!(offend(&mut e, "f", "203.0.113.4", 0).is_empty());
+    assert!(offend(&mut e, "f", "203.0.113.5", 1).is_empty());
+    assert!(offend(&mut e, "f", "2001:db8::4", 2).is_empty());
+    assert_eq!(e.bans().count(), 0);
+}
+
+#[test]
+fn window_slides() {
+    let mut e = engine(3);
+    assert!(offend(&mut e, "f", "203.0.113.4", 0).is_empty());
+    assert!(offend(&mut e, "f", "203.0.113.4", 300).is_empty());
+    // 601 s later the first offence is out of the 600 s window.
+    assert!(offend(&mut e, "f", "203.0.113.4", 601).is_empty());
+    let out = offend(&mut e, "f", "203.0.113.4", 700);
+    assert_eq!(the_ban(&out).since, at(700));
+}
+
+#[test]
+fn window_edge_is_inclusive() {
+    let mut e = engine(3);
+    offend(&mut e, "f", "203.0.113.4", 0);
+    offend(&mut e, "f", "203.0.113.4", 300);
+    // Exactly findtime after the first offence: still within the window.
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 600));
+}
+
+#[test]
+fn mapped_and_plain_forms_count_together() {
+    let mut e = engine(2);
+    offend(&mut e, "f", "::ffff:203.0.113.4", 0);
+    let out = offend(&mut e, "f", "203.0.113.4", 1);
+    assert_eq!(the_ban(&out).target, net("203.0.113.4/32"));
+}
+
+#[test]
+fn allowlisted_addresses_are_never_banned() {
+    let mut e = engine(1);
+    for i in 0..10 {
+        assert!(offend(&mut e, "f", "192.0.2.77", i).is_empty());
+        assert!(offend(&mut e, "f", "::ffff:192.0.2.78", i).is_empty());
+        assert!(offend(&mut e, "f", "127.0.0.1", i).is_empty());
+        assert!(offend(&mut e, "f", "::1", i).is_empty());
+    }
+    assert_eq!(e.bans().count(), 0);
+    assert_eq!(e.stats().allowlisted, 40);
+    assert_eq!(e.stats().tracked, 0);
+}
+
+#[test]
+fn loopback_is_allowlisted_even_when_allow_omits_it() {
+    let mut e = engine_with(1, "10m", "1h", "", "");
+    assert!(offend(&mut e, "f", "127.0.0.1", 0).is_empty());
+    assert!(offend(&mut e, "f", "::1", 0).is_empty());
+    assert!(e.ban(net("127.0.0.0/8"), None, at(0)).is_err());
+}
+
+#[test]
+fn banned_address_is_not_banned_again() {
+    let mut e = engine(2);
+    offend(&mut e, "f", "203.0.113.4", 0);
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 1));
+    for i in 2..20 {
+        assert!(offend(&mut e, "f", "203.0.113.4", i).is_empty());
+    }
+    assert_eq!(e.bans().count(), 1);
+    assert_eq!(e.stats().already_banned, 18);
+    assert_eq!(e.stats().jail_bans, 1);
+    // The original deadline stands: no extension from ignored offences.
+    assert_eq!(e.next_expiry(), Some(at(3601)));
+}
+
+#[test]
+fn counting_restarts_after_a_ban_ends() {
+    let mut e = engine(2);
+    offend(&mut e, "f", "203.0.113.4", 0);
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 1));
+    let mut out = Vec::new();
+    e.expire(at(3601), &mut out);
+    assert_eq!(out.len(), 1);
+    // One offence after the ban is not enough: the window was cleared at the ban.
+    assert!(offend(&mut e, "f", "203.0.113.4", 3602).is_empty());
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 3603));
+}
+
+#[test]
+fn unknown_filter_is_ignored() {
+    let mut e = engine(1);
+    assert!(offend(&mut e, "nope", "203.0.113.4", 0).is_empty());
+    assert_eq!(e.stats().tracked, 0);
+}
+
+#[test]
+fn a_filter_feeds_every_jail_that_lists_it() {
+    // Filter `g` feeds only `web` (maxretry 100); `f` feeds `ssh` and `web`.
+    let mut e = engine(3);
+    for i in 0..99 {
+        assert!(offend(&mut e, "g", "198.51.100.1", i).is_empty());
+    }
+    // The 100th offence for web comes through filter f.
+    let out = offend(&mut e, "f", "198.51.100.1", 99);
+    assert_eq!(&*the_ban(&out).jail, "web");
+    assert_eq!(the_ban(&out).until, Some(at(99 + 86_400)));
+}
+
+#[test]
+fn expiry_unbans_on_time() {
+    let mut e = engine(1);
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 0));
+    the_ban(&offend(&mut e, "f", "203.0.113.5", 10));
+    let mut out = Vec::new();
+    e.expire(at(3599), &mut out);
+    assert!(out.is_empty());
+    e.expire(at(3600), &mut out);
+    match out.as_slice() {
+        [Decision::Unban(b)] => assert_eq!(b.target, net("203.0.113.4/32")),
+        other => panic!("expected one unban, got {other:?}"),
+    }
+    assert_eq!(e.next_expiry(), Some(at(3610)));
+    out.clear();
+    e.expire(at(1_000_000), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(e.next_expiry(), None);
+    assert_eq!(e.bans().count(), 0);
+    assert_eq!(e.stats().expired, 2);
+}
+
+#[test]
+fn manual_ban_permanent_and_timed() {
+    let mut e = engine(3);
+    let d = e.ban(net("203.0.113.0/24"), None, at(0)).expect("ban");
+    let Decision::Ban(b) = d else {
+        panic!("not a ban")
+    };
+    assert_eq!(b.until, None);
+    assert_eq!(b.origin, Origin::Manual);
+    assert_eq!(&*b.jail, MANUAL_JAIL);
+    assert_eq!(e.next_expiry(), None, "permanent bans have no deadline");
+    // Addresses inside the prefix are banned: their offences are ignored.
+    assert!(e.is_banned(ip("203.0.113.99")));
+    for i in 0..5 {
+        assert!(offend(&mut e, "f", "203.0.113.99", i).is_empty());
+    }
+    let d = e
+        .ban(
+            net("198.51.100.7/32"),
+            Some(Duration::from_secs(90)),
+            at(10),
+        )
+        .expect("ban");
+    assert!(matches!(d, Decision::Ban(ref b) if b.until == Some(at(100))));
+    assert_eq!(e.next_expiry(), Some(at(100)));
+}
+
+#[test]
+fn manual_ban_replaces_an_existing_ban_on_the_same_target() {
+    let mut e = engine(1);
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 0));
+    e.ban(net("203.0.113.4/32"), None, at(5)).expect("ban");
+    assert_eq!(e.bans().count(), 1);
+    assert_eq!(e.next_expiry(), None);
+}
+
+#[test]
+fn manual_ban_refused_on_allowlisted_target() {
+    let mut e = engine(3);
+    let err = e
+        .ban(net("192.0.2.5/32"), None, at(0))
+        .expect_err("allowlisted");
+    assert_eq!(
+        err,
+        EngineError::Allowlisted {
+            target: "192.0.2.5".into(),
+            entry: "192.0.2.0/24".into()
+        }
+    );
+    // A wider prefix that would cover the allowlisted range is refused too.
+    assert!(e.ban(net("192.0.0.0/16"), None, at(0)).is_err());
+    assert!(e.ban(net("::ffff:192.0.2.9/128"), None, at(0)).is_err());
+    assert_eq!(e.bans().count(), 0);
+}
+
+#[test]
+fn manual_ban_of_zero_length_is_refused() {
+    let mut e = engine(3);
+    assert!(matches!(
+        e.ban(net("203.0.113.4/32"), Some(Duration::ZERO), at(0)),
+        Err(EngineError::ZeroDuration { .. })
+    ));
+}
+
+#[test]
+fn unban_lifts_exactly_the_target() {
+    let mut e = engine(3);
+    e.ban(net("203.0.113.0/24"), Some(Duration::from_secs(60)), at(0))
+        .expect("ban");
+    assert_eq!(e.unban(net("203.0.113.4/32")), None);
+    match e.unban(net("203.0.113.0/24")) {
+        Some(Decision::Unban(b)) => assert_eq!(b.target, net("203.0.113.0/24")),
+        other => panic!("expected an unban, got {other:?}"),
+    }
+    assert!(!e.is_banned(ip("203.0.113.4")));
+    assert_eq!(e.next_expiry(), None);
+    assert_eq!(e.unban(net("203.0.113.0/24")), None);
+}
+
+fn stored(target: &str, jail: &str, until: Option<u64>) -> Ban {
+    Ban {
+        target: net(target),
+        jail: Arc::from(jail),
+        since: at(0),
+        until: until.map(at),
+        origin: Origin::Jail,
+    }
+}
+
+#[test]
+fn restore_drops_expired_and_allowlisted_bans() {
+    let mut e = engine(3);
+    e.restore(
+        vec![
+            stored("203.0.113.1/32", "ssh", Some(50)),
+            stored("203.0.113.2/32", "ssh", Some(100)),
+            stored("203.0.113.3/32", "ssh", Some(200)),
+            stored("2001:db8::/64", "old-jail", None),
+            stored("192.0.2.9/32", "ssh", Some(500)),
+        ],
+        at(100),
+    );
+    let mut targets: Vec<IpNet> = e.bans().map(|b| b.target).collect();
+    targets.sort();
+    assert_eq!(targets, vec![net("203.0.113.3/32"), net("2001:db8::/64")]);
+    assert_eq!(e.next_expiry(), Some(at(200)));
+    assert!(e.is_banned(ip("2001:db8::1234")));
+    // Restored bans expire like any other.
+    let mut out = Vec::new();
+    e.expire(at(200), &mut out);
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn restore_keeps_the_longer_of_duplicate_bans() {
+    let mut e = engine(3);
+    e.restore(
+        vec![
+            stored("203.0.113.1/32", "ssh", Some(500)),
+            stored("203.0.113.1/32", "ssh", Some(300)),
+        ],
+        at(0),
+    );
+    assert_eq!(e.bans().count(), 1);
+    assert_eq!(e.next_expiry(), Some(at(500)));
+}
+
+#[test]
+fn jail_backends_lists_configured_backends() {
+    let e = engine(3);
+    assert_eq!(e.jail_backends("ssh"), ["xdp".to_owned()]);
+    assert!(e.jail_backends("web").is_empty());
+    assert!(e.jail_backends(MANUAL_JAIL).is_empty());
+    assert!(e.jail_backends("gone").is_empty());
+}
+
+#[test]
+fn tracked_addresses_are_capped_least_recently_seen_first() {
+    let mut e = engine_with(2, "10m", "1h", "", "max_tracked = 2");
+    offend(&mut e, "f", "203.0.113.1", 0);
+    offend(&mut e, "f", "203.0.113.2", 1);
+    offend(&mut e, "f", "203.0.113.1", 2); // bans .1 (and forgets it)
+    assert_eq!(e.bans().count(), 1);
+    offend(&mut e, "f", "203.0.113.3", 3);
+    offend(&mut e, "f", "203.0.113.4", 4); // evicts .2, the least recently seen
+    assert_eq!(e.stats().tracked, 2);
+    assert_eq!(e.stats().evicted, 1);
+    // .2 was forgotten: one more offence starts from zero.
+    assert!(offend(&mut e, "f", "203.0.113.2", 5).is_empty());
+    // .3 was evicted by .2; .4 is still tracked and gets banned.
+    the_ban(&offend(&mut e, "f", "203.0.113.4", 6));
+}
+
+#[test]
+fn sweep_forgets_aged_out_windows() {
+    let mut e = engine(5);
+    for i in 0..100u8 {
+        offend(&mut e, "f", &format!("198.51.100.{i}"), u64::from(i));
+    }
+    assert_eq!(e.stats().tracked, 100);
+    let mut out = Vec::new();
+    e.expire(at(200), &mut out);
+    // `web` (findtime 1h) still holds them.
+    assert_eq!(e.stats().tracked, 100);
+    e.expire(at(100 + 3600 + 61), &mut out);
+    assert_eq!(e.stats().tracked, 0);
+    assert!(e.recency.is_empty());
+    assert!(out.is_empty());
+}
+
+#[test]
+fn windows_hold_at_most_maxretry_times() {
+    let mut e = engine_with(3, "10s", "1h", "", "");
+    // One offence every 40 s never reaches 3 within 10 s for `ssh`, nor 100
+    // within 1 h for `web`.
+    for i in 0..150 {
+        assert!(offend(&mut e, "f", "203.0.113.8", i * 40).is_empty());
+        let t = e.tracked.get(&ip("203.0.113.8")).expect("tracked");
+        for w in &t.windows {
+            assert!(w.times.len() <= e.jails[w.jail].maxretry);
+        }
+    }
+}
+
+#[test]
+fn allow_entries_are_validated_again() {
+    let mut cfg = config::parse(
+        "[backends.dry-run]\n[filters.f]\nregex=['<HOST>$']\n[sources.s]\npath='/x'\nfilters=['f']\n[jails.j]\nfilters=['f']\n",
+        Path::new("t.toml"),
+    )
+    .expect("valid");
+    cfg.agent.allow.push("not-an-address".into());
+    assert!(matches!(
+        Engine::from_config(&cfg),
+        Err(EngineError::Allow { .. })
+    ));
+}
+
+fn arb_addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        (0u8..16).prop_map(|i| IpAddr::from([198, 51, 100, i])),
+        (0u8..16).prop_map(|i| IpAddr::from([203, 0, 113, i])),
+        (0u16..16).prop_map(|i| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i])),
+        (0u8..16).prop_map(|i| IpAddr::from([
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xffff,
+            0xcb00,
+            0x7100 | u16::from(i)
+        ])),
+    ]
+}
+
+fn arb_allow() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u8..16, 28u8..=32).prop_map(|(i, l)| format!(
+            "{}",
+            IpNet::new(IpAddr::from([198, 51, 100, i]), l)
+                .expect("len")
+                .trunc()
+        )),
+        (0u8..16, 28u8..=32).prop_map(|(i, l)| format!(
+            "{}",
+            IpNet::new(IpAddr::from([203, 0, 113, i]), l)
+                .expect("len")
+                .trunc()
+        )),
+        (0u16..16, 124u8..=128).prop_map(|(i, l)| format!(
+            "{}",
+            IpNet::new(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]), l)
+                .expect("len")
+                .trunc()
+        )),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Offence(IpAddr, u64),
+    ManualBan(IpAddr, u8),
+    Expire(u64),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (arb_addr(), 0u64..120).prop_map(|(a, dt)| Op::Offence(a, dt)),
+        1 => (arb_addr(), 0u8..=8).prop_map(|(a, shorter)| Op::ManualBan(a, shorter)),
+        1 => (0u64..4000).prop_map(Op::Expire),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn no_ban_ever_intersects_the_allowlist(
+        allow in proptest::collection::vec(arb_allow(), 0..6),
+        ops in proptest::collection::vec(arb_op(), 1..300),
+        maxretry in 1u32..4,
+    ) {
+        let allow_list = allow.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+        let mut e = engine_with(maxretry, "5m", "30m", &allow_list, "");
+        let allowset = Allowlist::with_loopback(allow.iter().map(|a| net(a)));
+        let mut now = 0u64;
+        let mut out = Vec::new();
+        for op in ops {
+            match op {
+                Op::Offence(a, dt) => {
+                    now += dt;
+                    e.offence("f", a, at(now), &mut out);
+                }
+                Op::ManualBan(a, shorter) => {
+                    let len = if a.is_ipv4() { 32 - shorter } else { 128 - shorter };
+                    let target = IpNet::new(a, len).expect("len").trunc();
+                    match e.ban(target, Some(Duration::from_secs(600)), at(now)) {
+                        Ok(d) => out.push(d),
+                        Err(EngineError::Allowlisted { .. }) => {
+                            prop_assert!(allowset.intersects(&target));
+                        }
+                        Err(other) => prop_assert!(false, "unexpected error {other}"),
+                    }
+                }
+                Op::Expire(dt) => {
+                    now += dt;
+                    e.expire(at(now), &mut out);
+                }
+            }
+        }
+        for d in &out {
+            if let Decision::Ban(b) = d {
+                prop_assert!(!allowset.intersects(&b.target), "banned {}", b.target);
+            }
+        }
+        for b in e.bans() {
+            prop_assert!(!allowset.intersects(&b.target));
+        }
+    }
+
+    /// Against a naive model for one jail: an address is banned exactly when
+    /// `maxretry` of its offences since it was last banned fall within findtime.
+    #[test]
+    fn threshold_matches_a_naive_model(
+        offences in proptest::collection::vec((0u8..4, 0u64..200), 1..200),
+        maxretry in 1u32..5,
+    ) {
+        let mut e = engine_with(maxretry, "5m", "1w", "", "");
+        let mut model: HashMap<u8, Vec<u64>> = HashMap::new();
+        let mut banned: BTreeSet<u8> = BTreeSet::new();
+        let mut now = 0u64;
+        for (who, dt) in offences {
+            now += dt;
+            let addr = IpAddr::from([203, 0, 113, who]);
+            let mut out = Vec::new();
+            e.offence("f", addr, at(now), &mut out);
+            let expect_ban = if banned.contains(&who) {
+                false
+            } else {
+                let times = model.entry(who).or_default();
+                times.push(now);
+                let recent = times.iter().filter(|&&t| t + 300 >= now).count();
+                if recent >= maxretry as usize {
+                    banned.insert(who);
+                    true
+                } else {
+                    false
+                }
+            };
+            prop_assert_eq!(out.len(), usize::from(expect_ban), "at {} for .{}", now, who);
+        }
+    }
+}
