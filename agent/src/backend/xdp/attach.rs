@@ -74,7 +74,7 @@ pub(crate) fn attach(
     let link = prog.take_link(link_id).map_err(|source| XdpError::Attach {
         interface: interface.to_owned(),
         mode: mode_name(how),
-        source,
+        source: Box::new(source),
     })?;
     let fd_link = FdLink::try_from(link).map_err(|_| XdpError::NoBpfLink {
         interface: interface.to_owned(),
@@ -83,7 +83,7 @@ pub(crate) fn attach(
     fd_link.pin(pin).map_err(|source| XdpError::PinLink {
         interface: interface.to_owned(),
         path: pin.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(how)
 }
@@ -109,7 +109,7 @@ fn attach_in(
             } else {
                 "native"
             },
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -142,7 +142,7 @@ fn reuse(prog: &mut Xdp, interface: &str, pin: &Path) -> Result<bool, XdpError> 
         Err(source) => Err(XdpError::ReuseLink {
             interface: interface.to_owned(),
             path: pin.to_path_buf(),
-            source,
+            source: Box::new(source),
         }),
     }
 }

@@ -78,7 +78,7 @@ pub enum XdpError {
         path: PathBuf,
         /// aya's error.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 
     /// Loading the object (maps, relocations) failed.
@@ -109,7 +109,7 @@ pub enum XdpError {
         map: &'static str,
         /// aya's error.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 
     /// The verifier rejected the program, or another program-level step failed.
@@ -119,7 +119,7 @@ pub enum XdpError {
         action: &'static str,
         /// aya's error (its Display includes the verifier log).
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
 
     /// Attaching to an interface failed.
@@ -131,7 +131,7 @@ pub enum XdpError {
         mode: &'static str,
         /// aya's error.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
 
     /// The kernel attached through netlink instead of a BPF link, which cannot be
@@ -154,7 +154,7 @@ pub enum XdpError {
         path: PathBuf,
         /// aya's error.
         #[source]
-        source: aya::pin::PinError,
+        source: Box<aya::pin::PinError>,
     },
 
     /// A pinned link exists but could not be reused.
@@ -166,7 +166,7 @@ pub enum XdpError {
         path: PathBuf,
         /// aya's error.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
 
     /// A map holds as many entries as it may.
@@ -189,7 +189,7 @@ pub enum XdpError {
         op: &'static str,
         /// aya's error.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 
     /// Reading `CLOCK_BOOTTIME` failed.

@@ -50,7 +50,10 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, XdpError> {
 }
 
 fn layout(map: &'static str) -> impl FnOnce(MapError) -> XdpError {
-    move |source| XdpError::MapLayout { map, source }
+    move |source| XdpError::MapLayout {
+        map,
+        source: Box::new(source),
+    }
 }
 
 fn errno(e: &MapError) -> Option<i32> {
@@ -86,7 +89,11 @@ impl BanMaps {
                 map,
                 max_entries: self.sizes.of(map),
             },
-            _ => XdpError::Map { map, op, source: e },
+            _ => XdpError::Map {
+                map,
+                op,
+                source: Box::new(e),
+            },
         }
     }
 
@@ -160,10 +167,10 @@ impl BanMaps {
     /// Every ban in the kernel with its deadline (boot ns, 0 = permanent).
     pub(crate) fn entries(&self) -> Result<Vec<(Slot, u64)>, XdpError> {
         let read = |map: &'static str| {
-            move |source| XdpError::Map {
+            move |source: MapError| XdpError::Map {
                 map,
                 op: "read",
-                source,
+                source: Box::new(source),
             }
         };
         let mut out = Vec::new();
@@ -197,7 +204,7 @@ impl BanMaps {
             let (key, per_cpu) = item.map_err(|source| XdpError::Map {
                 map: MAP_DROPS,
                 op: "read",
-                source,
+                source: Box::new(source),
             })?;
             let Some(slot) = Slot::from_counter_key(&key) else {
                 continue;
@@ -236,7 +243,7 @@ impl BanMaps {
             .map_err(|source| XdpError::Map {
                 map: MAP_CIDR_COUNT,
                 op: "insert",
-                source,
+                source: Box::new(source),
             })
     }
 

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use aya::maps::MapInfo;
-use aya::programs::Xdp;
+use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use ipnet::IpNet;
 use log2drop_common::{
@@ -43,6 +43,31 @@ static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LOG2DROP_EBPF_OBJ")
 
 /// Name of the program (its function) inside the object.
 const PROGRAM: &str = "log2drop_xdp";
+
+/// `XDP_DROP` from the kernel's `enum xdp_action`.
+const XDP_DROP: u32 = 1;
+/// `XDP_PASS` from the kernel's `enum xdp_action`.
+const XDP_PASS: u32 = 2;
+
+/// What the program decided for a frame in [`XdpBackend::test_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `XDP_DROP`: a ban matched.
+    Drop,
+    /// `XDP_PASS`: the frame goes on to the stack.
+    Pass,
+    /// Any other action (the program never returns one).
+    Other(u32),
+}
+
+/// Result of [`XdpBackend::test_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestVerdict {
+    /// The program's decision.
+    pub action: Verdict,
+    /// Average time of one run, as the kernel measured it.
+    pub per_run: Duration,
+}
 
 /// The XDP backend. Dropping it leaves the program attached and the bans in place:
 /// that is the point. [`XdpBackend::detach_and_unpin`] removes everything.
@@ -109,13 +134,13 @@ impl XdpBackend {
                 name: PROGRAM,
             })?
             .try_into()
-            .map_err(|source| XdpError::Program {
+            .map_err(|source: aya::programs::ProgramError| XdpError::Program {
                 action: "find",
-                source,
+                source: Box::new(source),
             })?;
         prog.load().map_err(|source| XdpError::Program {
             action: "load (verify)",
-            source,
+            source: Box::new(source),
         })?;
         let load_time = started.elapsed();
         tracing::info!(?load_time, pin_dir = %pins.root.display(), "XDP program loaded");
@@ -148,6 +173,40 @@ impl XdpBackend {
     /// Entries in the IPv4 and IPv6 prefix tries, as the program sees them.
     pub fn cidr_counts(&self) -> [u32; 2] {
         self.maps.cidr_counts()
+    }
+
+    /// Runs the loaded program once per `repeat` on `frame` (an Ethernet frame) with the
+    /// live maps, through `BPF_PROG_TEST_RUN`, without any interface. For tests of
+    /// frame shapes no local interface can produce (VLAN stacks, truncated headers)
+    /// and for measuring the per-packet cost. Drops it decides are counted as usual.
+    pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<TestVerdict, XdpError> {
+        let prog: &Xdp = self
+            ._ebpf
+            .program(PROGRAM)
+            .ok_or(XdpError::ObjectMissing {
+                what: "program",
+                name: PROGRAM,
+            })?
+            .try_into()
+            .map_err(|source: aya::programs::ProgramError| XdpError::Program {
+                action: "find",
+                source: Box::new(source),
+            })?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = repeat.max(1);
+        let res = prog.test_run(opts).map_err(|source| XdpError::Program {
+            action: "test-run",
+            source: Box::new(source),
+        })?;
+        Ok(TestVerdict {
+            action: match res.return_value {
+                XDP_DROP => Verdict::Drop,
+                XDP_PASS => Verdict::Pass,
+                other => Verdict::Other(other),
+            },
+            per_run: res.duration,
+        })
     }
 
     /// Detaches the program from every interface and deletes every pin under
@@ -239,7 +298,7 @@ fn effective_sizes(pins: &PinLayout, cfg: &XdpConfig) -> Result<MapSizes, XdpErr
         let have = if path.exists() {
             let info = MapInfo::from_pin(&path).map_err(|source| XdpError::PinnedMapInfo {
                 path: path.clone(),
-                source,
+                source: Box::new(source),
             })?;
             Some(info.max_entries())
         } else {
