@@ -623,7 +623,10 @@ fn log_decision(d: &Decision) {
                 address = %crate::addr::display_target(&b.target),
                 jail = %b.jail,
                 until = %until,
-                origin = ?b.origin,
+                origin = match b.origin {
+                    crate::engine::Origin::Jail => "jail",
+                    crate::engine::Origin::Manual => "manual",
+                },
                 "ban"
             );
         }

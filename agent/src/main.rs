@@ -111,10 +111,29 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("log2drop: {e:#}");
+            eprintln!("log2drop: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the
+/// message before it already shows (library errors often embed their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if !prev.is_empty() && prev.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+        prev = msg;
+    }
+    out
 }
 
 impl Conn {
@@ -171,6 +190,20 @@ mod tests {
         ])
         .expect_err("conflict");
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn error_chain_skips_causes_already_shown() {
+        let io = std::io::Error::other("connection refused");
+        let e = anyhow::Error::new(io)
+            .context("cannot reach the agent at /s: connection refused")
+            .context("cannot ban 198.51.100.7");
+        assert_eq!(
+            error_chain(&e),
+            "cannot ban 198.51.100.7: cannot reach the agent at /s: connection refused"
+        );
+        let e = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot save");
+        assert_eq!(error_chain(&e), "cannot save: disk full");
     }
 
     #[test]
