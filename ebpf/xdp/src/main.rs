@@ -34,8 +34,7 @@ const DEFAULT_ENTRIES: u32 = 1024;
 static BAN_V4: HashMap<[u8; 4], BanValue> = HashMap::pinned(DEFAULT_ENTRIES, BPF_F_NO_PREALLOC);
 
 #[map]
-static BAN_V6: HashMap<[u8; 16], BanValue> =
-    HashMap::pinned(DEFAULT_ENTRIES, BPF_F_NO_PREALLOC);
+static BAN_V6: HashMap<[u8; 16], BanValue> = HashMap::pinned(DEFAULT_ENTRIES, BPF_F_NO_PREALLOC);
 
 // `LpmTrie` adds BPF_F_NO_PREALLOC itself (the kernel requires it for tries).
 #[map]
@@ -155,13 +154,12 @@ fn banned_v4(src: [u8; 4], frame_len: u64) -> bool {
             return true;
         }
     }
-    if cidr_nonempty(CIDR_COUNT_V4) {
-        if let Some(v) = CIDR_V4.get(Key::new(32, src)) {
-            if active(v.expires_ns) {
-                charge(FAMILY_V4, v.prefix_len, addr, frame_len);
-                return true;
-            }
-        }
+    if cidr_nonempty(CIDR_COUNT_V4)
+        && let Some(v) = CIDR_V4.get(Key::new(32, src))
+        && active(v.expires_ns)
+    {
+        charge(FAMILY_V4, v.prefix_len, addr, frame_len);
+        return true;
     }
     false
 }
@@ -176,13 +174,12 @@ fn banned_v6(src: [u8; 16], frame_len: u64) -> bool {
             return true;
         }
     }
-    if cidr_nonempty(CIDR_COUNT_V6) {
-        if let Some(v) = CIDR_V6.get(Key::new(128, src)) {
-            if active(v.expires_ns) {
-                charge(FAMILY_V6, v.prefix_len, src, frame_len);
-                return true;
-            }
-        }
+    if cidr_nonempty(CIDR_COUNT_V6)
+        && let Some(v) = CIDR_V6.get(Key::new(128, src))
+        && active(v.expires_ns)
+    {
+        charge(FAMILY_V6, v.prefix_len, src, frame_len);
+        return true;
     }
     false
 }
@@ -198,7 +195,7 @@ fn charge(family: u8, prefix_len: u32, addr: [u8; 16], frame_len: u64) {
         _pad: [0; 2],
         addr: mask(addr, prefix_len),
     };
-    if let Some(c) = DROPS.get_ptr_mut(&key) {
+    if let Some(c) = DROPS.get_ptr_mut(key) {
         // SAFETY: this CPU's slot of the value; nobody else writes it concurrently.
         unsafe {
             (*c).packets += 1;
@@ -210,10 +207,10 @@ fn charge(family: u8, prefix_len: u32, addr: [u8; 16], frame_len: u64) {
         packets: 1,
         bytes: frame_len,
     };
-    if DROPS.insert(&key, &first, u64::from(BPF_NOEXIST)).is_err() {
+    if DROPS.insert(key, first, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU created the entry in between (our slot is then zero), or the
         // map is full (then there is nothing to count into). The drop happens anyway.
-        if let Some(c) = DROPS.get_ptr_mut(&key) {
+        if let Some(c) = DROPS.get_ptr_mut(key) {
             // SAFETY: as above.
             unsafe {
                 (*c).packets += 1;
