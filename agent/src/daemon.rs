@@ -439,7 +439,14 @@ impl EngineTask {
                     self.engine.expire(now, &mut batch);
                     self.commit(&mut batch, now);
                 }
-                _ = gc.tick() => self.gc(),
+                _ = gc.tick() => {
+                    // Also lets the engine forget aged-out offence windows when no
+                    // ban deadline wakes it.
+                    let now = SystemTime::now();
+                    self.engine.expire(now, &mut batch);
+                    self.commit(&mut batch, now);
+                    self.gc();
+                }
                 _ = flush.tick() => self.flush_positions(),
                 changed = shutdown.changed(), if !self.stopping => {
                     if changed.is_err() || *shutdown.borrow() {

@@ -24,10 +24,11 @@ pub const DB_FILE: &str = "log2drop.db";
 
 /// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
 /// from its index to the next version.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE bans (
         target TEXT PRIMARY KEY,
         jail   TEXT NOT NULL,
@@ -51,7 +52,15 @@ const MIGRATIONS: &[&str] = &["
         inode  INTEGER NOT NULL,
         offset INTEGER NOT NULL
     );
-"];
+",
+    // 2: fingerprint of a followed file's first bytes, so a reused inode is not
+    // mistaken for the file the offset belongs to. Rows from version 1 get an
+    // empty fingerprint (they resume on inode and size alone, as before).
+    "
+    ALTER TABLE offsets ADD COLUMN fingerprint_len INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE offsets ADD COLUMN fingerprint INTEGER NOT NULL DEFAULT -3750763034362895579;
+",
+];
 
 /// Errors of the state database.
 #[derive(Debug, thiserror::Error)]
@@ -305,15 +314,20 @@ impl Store {
         let tx = self.conn.transaction().map_err(sql)?;
         for (source, p) in positions {
             tx.execute(
-                "INSERT INTO offsets (source, dev, inode, offset) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO offsets (source, dev, inode, offset, fingerprint_len, fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (source) DO UPDATE
-                 SET dev = excluded.dev, inode = excluded.inode, offset = excluded.offset",
+                 SET dev = excluded.dev, inode = excluded.inode, offset = excluded.offset,
+                     fingerprint_len = excluded.fingerprint_len,
+                     fingerprint = excluded.fingerprint",
                 params![
                     source.to_string_lossy(),
                     // SQLite integers are i64; the bits round-trip unchanged.
                     p.dev as i64,
                     p.inode as i64,
-                    p.offset as i64
+                    p.offset as i64,
+                    p.fingerprint_len as i64,
+                    p.fingerprint as i64
                 ],
             )
             .map_err(sql)?;
@@ -325,13 +339,16 @@ impl Store {
     pub fn position(&self, source: &Path) -> Result<Option<FilePosition>, StoreError> {
         self.conn
             .query_row(
-                "SELECT dev, inode, offset FROM offsets WHERE source = ?1",
+                "SELECT dev, inode, offset, fingerprint_len, fingerprint
+                 FROM offsets WHERE source = ?1",
                 params![source.to_string_lossy()],
                 |r| {
                     Ok(FilePosition {
                         dev: r.get::<_, i64>(0)? as u64,
                         inode: r.get::<_, i64>(1)? as u64,
                         offset: r.get::<_, i64>(2)? as u64,
+                        fingerprint_len: r.get::<_, i64>(3)? as u64,
+                        fingerprint: r.get::<_, i64>(4)? as u64,
                     })
                 },
             )
@@ -597,6 +614,8 @@ mod tests {
             dev: 2049,
             inode: u64::MAX - 3,
             offset: 10,
+            fingerprint_len: 10,
+            fingerprint: u64::MAX - 7,
         };
         store.save_positions(&[(p.clone(), first)]).expect("save");
         let second = FilePosition {
@@ -607,6 +626,37 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.position(&p).expect("read"), Some(second));
+    }
+
+    #[test]
+    fn version_1_database_is_migrated_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // A database as version 1 left it.
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("create");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO offsets VALUES ('/var/log/auth.log', 1, 2, 3);
+                 INSERT INTO bans VALUES ('198.51.100.7/32', 'ssh', 0, NULL, 'jail');",
+            )
+            .expect("v1 rows");
+        }
+        let store = Store::open(dir.path()).expect("open migrates");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let p = store
+            .position(Path::new("/var/log/auth.log"))
+            .expect("read")
+            .expect("row kept");
+        assert_eq!((p.dev, p.inode, p.offset, p.fingerprint_len), (1, 2, 3, 0));
+        assert_eq!(p.fingerprint, fnv1a_empty());
+        assert_eq!(store.active_bans(t(0)).expect("bans").len(), 1);
+    }
+
+    /// The fingerprint of zero bytes, which version-1 rows get.
+    fn fnv1a_empty() -> u64 {
+        0xcbf2_9ce4_8422_2325
     }
 
     #[test]

@@ -37,8 +37,15 @@ pub const DEFAULT_ROTATED_GRACE: Duration = Duration::from_secs(5);
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How many leading bytes of a file its fingerprint covers at most.
+pub const FINGERPRINT_MAX: u64 = 256;
+
 /// Where a followed file was left: enough to resume after a restart without a gap
 /// or a re-scan. `offset` is always just after a complete line.
+///
+/// Device+inode alone are not enough: a deleted file's inode is often reused at
+/// once by the next file created, so the position also carries a fingerprint of
+/// the file's first bytes (up to [`FINGERPRINT_MAX`], never past `offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FilePosition {
     /// Device of the file.
@@ -47,6 +54,37 @@ pub struct FilePosition {
     pub inode: u64,
     /// Byte offset of the first line not yet handed out.
     pub offset: u64,
+    /// How many leading bytes `fingerprint` covers.
+    pub fingerprint_len: u64,
+    /// FNV-1a hash of those bytes.
+    pub fingerprint: u64,
+}
+
+/// FNV-1a, 64 bit: stable across builds and Rust versions (it is persisted).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The fingerprint of the first `len` bytes of `file`; `None` if it has fewer.
+fn fingerprint(file: &File, len: u64) -> io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; FINGERPRINT_MAX as usize];
+    let want = usize::try_from(len.min(FINGERPRINT_MAX)).unwrap_or(0);
+    let mut got = 0;
+    while got < want {
+        match file.read_at(&mut buf[got..want], got as u64) {
+            Ok(0) => return Ok(None),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(fnv1a(&buf[..want])))
 }
 
 /// Where to start in a file the agent has no saved position for and that existed
@@ -288,13 +326,28 @@ impl FileFollower {
     }
 
     /// Where to resume after a restart: the current file and the offset after its
-    /// last complete line. `None` until the file has been opened.
+    /// last complete line; while no file is open, the saved position not used yet
+    /// (so a restart while the file is missing keeps it). `None` if neither.
     pub fn position(&self) -> Option<FilePosition> {
-        self.current.as_ref().map(|r| FilePosition {
-            dev: r.dev,
-            inode: r.inode,
-            offset: r.committed,
-        })
+        match &self.current {
+            Some(r) => {
+                let fingerprint_len = r.committed.min(FINGERPRINT_MAX);
+                // Unreadable start (should not happen on an open file): a position
+                // without fingerprint still resumes on a matching inode and size.
+                let (fingerprint_len, fingerprint) = match fingerprint(&r.file, fingerprint_len) {
+                    Ok(Some(h)) => (fingerprint_len, h),
+                    _ => (0, fnv1a(&[])),
+                };
+                Some(FilePosition {
+                    dev: r.dev,
+                    inode: r.inode,
+                    offset: r.committed,
+                    fingerprint_len,
+                    fingerprint,
+                })
+            }
+            None => self.resume,
+        }
     }
 
     /// Reads everything available now, handing each complete line (without its
@@ -386,7 +439,12 @@ impl FileFollower {
             .map_err(|source| self.err(source))?
             .len();
         let start = match self.resume.take() {
-            Some(p) if p.dev == reader.dev && p.inode == reader.inode && p.offset <= len => {
+            Some(p)
+                if p.dev == reader.dev
+                    && p.inode == reader.inode
+                    && p.offset <= len
+                    && matches!(fingerprint(&reader.file, p.fingerprint_len), Ok(Some(h)) if h == p.fingerprint) =>
+            {
                 p.offset
             }
             // The saved file was replaced (or truncated) while we were away: all of
@@ -610,6 +668,54 @@ mod tests {
         assert_eq!(collect(&mut f), ["partial", "c"]);
     }
 
+    /// Regression: two restarts while the file was missing lost the saved position,
+    /// so the file that then appeared was read from its end.
+    #[test]
+    fn saved_position_survives_restarts_while_the_file_is_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("log");
+        append(&p, "a\n");
+        let mut f = follower(&p, StartAt::End);
+        collect(&mut f);
+        std::fs::remove_file(&p).expect("remove");
+        collect(&mut f);
+        let saved = f.position();
+        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+        collect(&mut f);
+        let saved = f.position();
+        assert!(saved.is_some());
+        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+        append(&p, "written while down\n");
+        assert_eq!(collect(&mut f), ["written while down"]);
+    }
+
+    /// Regression: a file deleted while the agent was down and recreated with the
+    /// same inode number (common on ext4/tmpfs) was resumed at the old offset.
+    #[test]
+    fn resume_on_recreated_file_with_same_inode_and_other_content_reads_from_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("log");
+        append(&p, "");
+        let mut f = follower(&p, StartAt::End);
+        collect(&mut f);
+        append(&p, "old 1\n");
+        collect(&mut f);
+        let saved = f.position().expect("position");
+        assert_eq!(saved.fingerprint_len, 6);
+        drop(f);
+        std::fs::remove_file(&p).expect("remove");
+        append(&p, "new 1\nnew 2\n");
+        // Pretend the inode was reused (it often is): only the fingerprint differs.
+        let meta = std::fs::metadata(&p).expect("meta");
+        let forged = FilePosition {
+            dev: meta.dev(),
+            inode: meta.ino(),
+            ..saved
+        };
+        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(forged));
+        assert_eq!(collect(&mut f), ["new 1", "new 2"]);
+    }
+
     #[test]
     fn resume_on_replaced_file_reads_it_from_start() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -626,10 +732,18 @@ mod tests {
         assert_eq!(collect(&mut f), ["x", "y"]);
     }
 
-    /// A small model test: a sequence of appends and rotations of every style, with
-    /// polls in between, hands out every line exactly once and in order.
+    /// A small model test: a sequence of appends, rotations of every style and
+    /// restarts, with polls in between, hands out every line exactly once and in
+    /// order.
     #[test]
     fn model_no_lost_and_no_duplicated_line() {
+        for seed in [0x2545_f491, 7, 0xdead_beef, 12_345, 0x0bad_f00d, 99_991] {
+            run_model(seed);
+        }
+    }
+
+    fn run_model(start: u32) {
+        let mut seed = start;
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("log");
         append(&p, "");
@@ -638,8 +752,8 @@ mod tests {
         let mut expected = Vec::new();
         let mut n = 0u32;
         let mut rotated = 0;
-        // Deterministic pseudo-random action sequence.
-        let mut seed: u32 = 0x2545_f491;
+        let mut restarts = 0;
+        // Deterministic pseudo-random action sequence (xorshift32).
         f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
         for _ in 0..400 {
             seed ^= seed << 13;
@@ -676,7 +790,15 @@ mod tests {
                     // fingerprint of issue 3).
                     f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
                 }
-                3..=7 => {
+                3 => {
+                    // Clean restart: the last poll, the saved position, a new
+                    // follower resuming from it.
+                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
+                    let saved = f.position();
+                    f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+                    restarts += 1;
+                }
+                4..=7 => {
                     n += 1;
                     let line = format!("line {n}");
                     append(&p, &format!("{line}\n"));
@@ -689,7 +811,8 @@ mod tests {
         }
         f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
         assert!(rotated > 3, "the sequence should rotate a few times");
-        assert_eq!(got.len(), expected.len());
-        assert_eq!(got, expected);
+        assert!(restarts > 3, "the sequence should restart a few times");
+        assert_eq!(got.len(), expected.len(), "seed {start:#x}");
+        assert_eq!(got, expected, "seed {start:#x}");
     }
 }
