@@ -550,6 +550,34 @@ fn generic_mode_when_asked() {
 }
 
 #[test]
+fn a_full_map_is_named_and_unbans_still_apply() {
+    let Some(lab) = Lab::new("a_full_map_is_named_and_unbans_still_apply") else {
+        return;
+    };
+    let mut cfg = lab.config();
+    cfg.max_bans = 1;
+    let mut backend = {
+        let _in = lab.server.enter();
+        XdpBackend::open(&cfg).unwrap_or_else(|e| panic!("open: {}", chain(&e)))
+    };
+    apply(&mut backend, &[Decision::Ban(ban(OFFENDER_V4, None))]);
+    let err = backend
+        .apply(
+            &[
+                Decision::Ban(ban(BYSTANDER_V4, None)),
+                Decision::Unban(ban(OFFENDER_V4, None)),
+            ],
+            SystemTime::now(),
+        )
+        .expect_err("second exact IPv4 ban exceeds max_bans = 1");
+    let msg = chain(&err);
+    assert!(msg.contains("BAN_V4") && msg.contains("1 entries"), "{msg}");
+    // The unban in the same batch still happened.
+    lab.assert_replies(OFFENDER_V4);
+    lab.assert_replies(BYSTANDER_V4);
+}
+
+#[test]
 fn unknown_interface_is_named() {
     let Some(lab) = Lab::new("unknown_interface_is_named") else {
         return;
