@@ -28,6 +28,8 @@ pub struct ReconcileReport {
     pub added: usize,
     /// Entries removed because no active ban backs them (expired or unknown).
     pub removed: usize,
+    /// Entries present but rewritten because their deadline was wrong.
+    pub updated: usize,
     /// Entries already right and left alone.
     pub kept: usize,
 }

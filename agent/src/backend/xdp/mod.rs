@@ -394,10 +394,9 @@ impl Backend for XdpBackend {
                 }
                 Some(ns) if deadline::same(stored, ns) => report.kept += 1,
                 Some(ns) => {
-                    // A wrong deadline is rewritten in place (no gap); counted as
-                    // added since the report has no "updated" field.
+                    // A wrong deadline is rewritten in place: no gap in enforcement.
                     self.maps.put(slot, ns)?;
-                    report.added += 1;
+                    report.updated += 1;
                 }
             }
         }
