@@ -516,9 +516,23 @@ fn pins_outlive_the_backend_and_reopen_reconciles() {
     lab.assert_dropped(BYSTANDER_V6);
     // A second reconcile with the same set changes nothing.
     let again = backend
-        .reconcile(&[kept, ban(BYSTANDER_V6, None)], SystemTime::now())
+        .reconcile(&[kept.clone(), ban(BYSTANDER_V6, None)], SystemTime::now())
         .expect("reconcile again");
-    assert_eq!((again.kept, again.added, again.removed), (2, 0, 0));
+    assert_eq!(
+        (again.kept, again.added, again.removed, again.updated),
+        (2, 0, 0, 0)
+    );
+    // A permanent ban the store now says ends in an hour is rewritten in place.
+    let mut shortened = kept;
+    shortened.until = Some(SystemTime::now() + std::time::Duration::from_secs(3600));
+    let third = backend
+        .reconcile(&[shortened, ban(BYSTANDER_V6, None)], SystemTime::now())
+        .expect("reconcile with a new deadline");
+    assert_eq!(
+        (third.kept, third.added, third.removed, third.updated),
+        (1, 0, 0, 1)
+    );
+    lab.assert_dropped(OFFENDER_V4);
 
     drop(backend);
     let removed = XdpBackend::detach_and_unpin(lab.pins.path())

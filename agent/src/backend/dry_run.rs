@@ -20,15 +20,26 @@ impl Backend for DryRun {
     fn apply(&mut self, batch: &[Decision], _now: SystemTime) -> Result<(), BackendError> {
         for d in batch {
             match d {
-                Decision::Ban(b) => tracing::info!(target = %b.target, jail = %b.jail, "dry-run: would ban"),
-                Decision::Unban(b) => tracing::info!(target = %b.target, jail = %b.jail, "dry-run: would unban"),
+                Decision::Ban(b) => {
+                    tracing::info!(target = %b.target, jail = %b.jail, "dry-run: would ban")
+                }
+                Decision::Unban(b) => {
+                    tracing::info!(target = %b.target, jail = %b.jail, "dry-run: would unban")
+                }
             }
         }
         Ok(())
     }
 
-    fn reconcile(&mut self, active: &[Ban], _now: SystemTime) -> Result<ReconcileReport, BackendError> {
-        Ok(ReconcileReport { kept: active.len(), ..Default::default() })
+    fn reconcile(
+        &mut self,
+        active: &[Ban],
+        _now: SystemTime,
+    ) -> Result<ReconcileReport, BackendError> {
+        Ok(ReconcileReport {
+            kept: active.len(),
+            ..Default::default()
+        })
     }
 
     fn gc(&mut self, _now: SystemTime) -> Result<usize, BackendError> {

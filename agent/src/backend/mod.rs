@@ -52,8 +52,11 @@ pub trait Backend: Send {
 
     /// Makes the kernel hold exactly `active`: adds what is missing, removes entries
     /// no active ban backs, keeps what is already right (no flush-and-reban).
-    fn reconcile(&mut self, active: &[Ban], now: SystemTime)
-    -> Result<ReconcileReport, BackendError>;
+    fn reconcile(
+        &mut self,
+        active: &[Ban],
+        now: SystemTime,
+    ) -> Result<ReconcileReport, BackendError>;
 
     /// Removes entries whose deadline passed. The kernel already ignores them; this
     /// only frees their memory. Returns how many went.
