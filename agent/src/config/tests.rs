@@ -509,3 +509,44 @@ fn display_joins_problems_one_per_line() {
     assert_eq!(text.lines().count(), err.problems().len());
     assert!(text.lines().all(|l| l.starts_with("c.toml:")), "{text}");
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check_positions(text: &str) {
+        if let Err(e) = parse(text, Path::new("f.toml")) {
+            let lines = text.split('\n').count();
+            for p in e.problems() {
+                assert!(
+                    p.line >= 1 && p.line <= lines,
+                    "{p} (file has {lines} lines)"
+                );
+                assert!(p.column >= 1, "{p}");
+            }
+            assert!(!e.problems().is_empty());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            check_positions(&text);
+        }
+
+        #[test]
+        fn damaged_good_config_reports_positions_inside_the_file(
+            start in 0usize..GOOD.len(),
+            len in 1usize..12,
+            insert in "[\\[\\]=\"', a-z0-9\n]{0,4}",
+        ) {
+            let mut text = GOOD.to_owned();
+            let mut s = start;
+            while !text.is_char_boundary(s) { s -= 1; }
+            let mut end = (s + len).min(text.len());
+            while !text.is_char_boundary(end) { end -= 1; }
+            text.replace_range(s..end, &insert);
+            check_positions(&text);
+        }
+    }
+}
