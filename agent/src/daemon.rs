@@ -633,6 +633,7 @@ fn log_decision(d: &Decision) {
                 origin = match b.origin {
                     crate::engine::Origin::Jail => "jail",
                     crate::engine::Origin::Manual => "manual",
+                    crate::engine::Origin::Subnet => "subnet",
                 },
                 "ban"
             );

@@ -29,6 +29,30 @@ pub enum Origin {
     Jail,
     /// `log2drop ban` from the control socket.
     Manual,
+    /// Subnet escalation: enough addresses inside the prefix were banned.
+    Subnet,
+}
+
+/// What led to a jail's ban, kept with the ban in the store (`bans` shows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanReason {
+    /// The filter whose offence reached the threshold.
+    pub filter: Arc<str>,
+    /// The oldest offence still counted when the ban was decided.
+    pub first_offence: SystemTime,
+    /// The offence that reached the threshold.
+    pub last_offence: SystemTime,
+}
+
+/// One earlier ban, as the store's history returns it (escalation counts these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The banned address or prefix.
+    pub target: IpNet,
+    /// The jail that banned it.
+    pub jail: Arc<str>,
+    /// When that ban started.
+    pub since: SystemTime,
 }
 
 /// One active ban.
@@ -44,6 +68,8 @@ pub struct Ban {
     pub until: Option<SystemTime>,
     /// Why it exists.
     pub origin: Origin,
+    /// The offences behind a jail's ban; `None` for manual bans.
+    pub reason: Option<BanReason>,
 }
 
 /// What the engine asks the backends and the store to do.
@@ -262,11 +288,11 @@ impl Engine {
                 window.times.pop_front();
             }
             if window.times.len() >= jail.maxretry {
-                banned_by = Some(j);
+                banned_by = Some((j, window.times.front().copied().unwrap_or(now_ms)));
                 break;
             }
         }
-        if let Some(j) = banned_by {
+        if let Some((j, first_ms)) = banned_by {
             self.forget(addr);
             let jail = &self.jails[j];
             let ban = Ban {
@@ -275,6 +301,11 @@ impl Engine {
                 since: now,
                 until: now.checked_add(jail.bantime),
                 origin: Origin::Jail,
+                reason: Some(BanReason {
+                    filter: Arc::from(filter),
+                    first_offence: UNIX_EPOCH + Duration::from_millis(first_ms),
+                    last_offence: now,
+                }),
             };
             self.insert_ban(ban.clone());
             self.stats.jail_bans += 1;
@@ -309,6 +340,7 @@ impl Engine {
             since: now,
             until: duration.and_then(|d| now.checked_add(d)),
             origin: Origin::Manual,
+            reason: None,
         };
         if target.prefix_len() == target.max_prefix_len() {
             self.forget(target.addr());

@@ -234,6 +234,7 @@ impl Store {
             let origin = match origin.as_str() {
                 "jail" => Origin::Jail,
                 "manual" => Origin::Manual,
+                "subnet" => Origin::Subnet,
                 _ => {
                     return Err(StoreError::Corrupt {
                         path: self.path.clone(),
@@ -257,6 +258,7 @@ impl Store {
                 since: from_millis(since),
                 until: until.map(from_millis),
                 origin,
+                reason: None,
             });
         }
         Ok(out)
@@ -395,6 +397,7 @@ fn origin_str(o: Origin) -> &'static str {
     match o {
         Origin::Jail => "jail",
         Origin::Manual => "manual",
+        Origin::Subnet => "subnet",
     }
 }
 
@@ -476,6 +479,7 @@ mod tests {
             } else {
                 Origin::Jail
             },
+            reason: None,
         }
     }
 

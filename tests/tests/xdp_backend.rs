@@ -183,6 +183,7 @@ fn ban(target: &str, until: Option<SystemTime>) -> Ban {
         since: SystemTime::now(),
         until,
         origin: Origin::Manual,
+        reason: None,
     }
 }
 

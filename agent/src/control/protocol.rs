@@ -276,6 +276,7 @@ mod tests {
             since,
             until: None,
             origin: Origin::Jail,
+            reason: None,
         };
         let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");
         assert_eq!(

@@ -93,6 +93,23 @@ fn bans_at_maxretry_within_findtime() {
 }
 
 #[test]
+fn jail_ban_names_its_filter_and_offence_span() {
+    let mut e = engine(3);
+    offend(&mut e, "f", "203.0.113.4", 10);
+    offend(&mut e, "f", "203.0.113.4", 20);
+    let out = offend(&mut e, "f", "203.0.113.4", 30);
+    let reason = the_ban(&out)
+        .reason
+        .clone()
+        .expect("jail bans carry a reason");
+    assert_eq!(&*reason.filter, "f");
+    assert_eq!(reason.first_offence, at(10));
+    assert_eq!(reason.last_offence, at(30));
+    let manual = e.ban(net("203.0.113.0/24"), None, at(40)).expect("manual");
+    assert!(matches!(manual, Decision::Ban(Ban { reason: None, .. })));
+}
+
+#[test]
 fn maxretry_one_bans_on_first_offence() {
     let mut e = engine(1);
     the_ban(&offend(&mut e, "f", "2001:db8::9", 5));
@@ -314,6 +331,7 @@ fn stored(target: &str, jail: &str, until: Option<u64>) -> Ban {
         since: at(0),
         until: until.map(at),
         origin: Origin::Jail,
+        reason: None,
     }
 }
 

@@ -453,6 +453,7 @@ mod tests {
             since: wall(0),
             until: until.map(wall),
             origin: Origin::Jail,
+            reason: None,
         }
     }
 
