@@ -134,7 +134,11 @@ mod tests {
     #[test]
     fn cidr_deadline_matches_exact_semantics() {
         for (expires_ns, now, want) in [(0, u64::MAX, true), (10, 9, true), (10, 10, false)] {
-            let c = CidrBanValue { expires_ns, prefix_len: 24, _pad: 0 };
+            let c = CidrBanValue {
+                expires_ns,
+                prefix_len: 24,
+                _pad: 0,
+            };
             assert_eq!(c.active_at(now), want, "{expires_ns} at {now}");
             assert_eq!(BanValue { expires_ns }.active_at(now), want);
         }
