@@ -9,7 +9,9 @@
 //! offences read before it. When the engine task sees a position, every offence
 //! before it has been handled, so persisting that position never skips a line.
 
+pub mod compressed;
 pub mod file;
+pub mod line;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
