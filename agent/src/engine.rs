@@ -70,6 +70,24 @@ pub struct Ban {
     pub origin: Origin,
     /// The offences behind a jail's ban; `None` for manual bans.
     pub reason: Option<BanReason>,
+    /// Made with `log2drop ban --force` over the allowlist: kept on restore and
+    /// reload even though the allowlist covers it.
+    pub forced: bool,
+}
+
+/// A ban asked for by hand (`log2drop ban`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualBan {
+    /// Address or prefix.
+    pub target: IpNet,
+    /// How long; `None` means the jail's `bantime` when `jail` is given, else
+    /// permanent.
+    pub duration: Option<Duration>,
+    /// File the ban under this configured jail (its backends enforce it); `None`
+    /// files it under [`MANUAL_JAIL`].
+    pub jail: Option<String>,
+    /// Ban even though the allowlist covers (part of) the target.
+    pub force: bool,
 }
 
 /// What the engine asks the backends and the store to do.
@@ -106,6 +124,16 @@ pub enum EngineError {
         target: String,
         /// The allowlist entry it overlaps.
         entry: String,
+    },
+    /// A manual ban names a jail the config lacks.
+    #[error("refusing to ban {target}: no jail {jail:?} (known: {known})")]
+    UnknownJail {
+        /// The requested target.
+        target: String,
+        /// The jail asked for.
+        jail: String,
+        /// The configured jails, comma-separated.
+        known: String,
     },
     /// A manual ban of zero length would end before it began.
     #[error(
@@ -306,6 +334,7 @@ impl Engine {
                     first_offence: UNIX_EPOCH + Duration::from_millis(first_ms),
                     last_offence: now,
                 }),
+                forced: false,
             };
             self.insert_ban(ban.clone());
             self.stats.jail_bans += 1;
@@ -322,25 +351,67 @@ impl Engine {
         duration: Option<Duration>,
         now: SystemTime,
     ) -> Result<Decision, EngineError> {
-        let target = normalise_net(target);
+        self.manual_ban(
+            &ManualBan {
+                target,
+                duration,
+                jail: None,
+                force: false,
+            },
+            now,
+        )
+    }
+
+    /// Bans by hand, optionally under a configured jail (its `bantime` is the
+    /// default length and its backends enforce it) and optionally over the
+    /// allowlist (`force`, logged). Banning a target that is already banned replaces
+    /// that ban.
+    pub fn manual_ban(
+        &mut self,
+        req: &ManualBan,
+        now: SystemTime,
+    ) -> Result<Decision, EngineError> {
+        let target = normalise_net(req.target);
+        let shown = || addr::display_target(&target);
+        let (jail, default_len) = match req.jail.as_deref() {
+            None | Some(MANUAL_JAIL) => (Arc::from(MANUAL_JAIL), None),
+            Some(name) => match self.jails.iter().find(|j| &*j.name == name) {
+                Some(j) => (j.name.clone(), Some(j.bantime)),
+                None => {
+                    let known: Vec<&str> = self.jails.iter().map(|j| &*j.name).collect();
+                    return Err(EngineError::UnknownJail {
+                        target: shown(),
+                        jail: name.to_owned(),
+                        known: known.join(", "),
+                    });
+                }
+            },
+        };
         if let Some(entry) = self.allow.entry_intersecting(&target) {
-            return Err(EngineError::Allowlisted {
-                target: addr::display_target(&target),
-                entry: addr::display_target(&entry),
-            });
+            if !req.force {
+                return Err(EngineError::Allowlisted {
+                    target: shown(),
+                    entry: addr::display_target(&entry),
+                });
+            }
+            tracing::warn!(
+                target = %shown(),
+                allow = %addr::display_target(&entry),
+                "forced ban over the allowlist"
+            );
         }
+        let duration = req.duration.or(default_len);
         if duration.is_some_and(|d| d.is_zero()) {
-            return Err(EngineError::ZeroDuration {
-                target: addr::display_target(&target),
-            });
+            return Err(EngineError::ZeroDuration { target: shown() });
         }
         let ban = Ban {
             target,
-            jail: Arc::from(MANUAL_JAIL),
+            jail,
             since: now,
             until: duration.and_then(|d| now.checked_add(d)),
             origin: Origin::Manual,
             reason: None,
+            forced: req.force && self.allow.entry_intersecting(&target).is_some(),
         };
         if target.prefix_len() == target.max_prefix_len() {
             self.forget(target.addr());
@@ -394,7 +465,9 @@ impl Engine {
                 continue;
             }
             ban.target = normalise_net(ban.target);
-            if let Some(entry) = self.allow.entry_intersecting(&ban.target) {
+            if !ban.forced
+                && let Some(entry) = self.allow.entry_intersecting(&ban.target)
+            {
                 tracing::warn!(
                     target = %addr::display_target(&ban.target),
                     allow = %addr::display_target(&entry),
@@ -416,6 +489,80 @@ impl Engine {
                 self.forget(ban.target.addr());
             }
             self.insert_ban(ban);
+        }
+    }
+
+    /// Takes over the live state of `old`, the engine of the previous config, into
+    /// this one, freshly built from the new config (reload). Every ban is kept,
+    /// except those the new allowlist now covers (not forced): their unbans go to
+    /// `out`. Offence windows are kept for the jails named in `keep_jails` (their
+    /// config did not change) and dropped for the others; counters carry on.
+    pub fn carry_over(
+        &mut self,
+        old: Engine,
+        keep_jails: &BTreeSet<String>,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            jails: old_jails,
+            tracked: mut old_tracked,
+            recency: old_recency,
+            bans: old_bans,
+            stats,
+            ..
+        } = old;
+        self.stats = stats;
+        for (_, ban) in old_bans {
+            if !ban.forced
+                && let Some(entry) = self.allow.entry_intersecting(&ban.target)
+            {
+                tracing::info!(
+                    target = %addr::display_target(&ban.target),
+                    allow = %addr::display_target(&entry),
+                    "lifting a ban the new allowlist covers"
+                );
+                out.push(Decision::Unban(ban));
+                continue;
+            }
+            self.insert_ban(ban);
+        }
+        // Old jail index -> new jail index, for kept jails only.
+        let remap: HashMap<usize, usize> = old_jails
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| keep_jails.contains(&*j.name))
+            .filter_map(|(i, j)| {
+                let new = self.jails.iter().position(|n| n.name == j.name)?;
+                Some((i, new))
+            })
+            .collect();
+        // Oldest first, so the recency order (and eviction) carries over.
+        for (_, addr) in old_recency {
+            let Some(t) = old_tracked.remove(&addr) else {
+                continue;
+            };
+            if self.allow.contains(addr) || self.is_banned(addr) {
+                continue;
+            }
+            let windows: Vec<Window> = t
+                .windows
+                .into_iter()
+                .filter_map(|w| {
+                    let jail = *remap.get(&w.jail)?;
+                    let mut times = w.times;
+                    while times.len() > self.jails[jail].maxretry {
+                        times.pop_front();
+                    }
+                    Some(Window { jail, times })
+                })
+                .collect();
+            if windows.is_empty() {
+                continue;
+            }
+            self.touch(addr);
+            if let Some(entry) = self.tracked.get_mut(&addr) {
+                entry.windows = windows;
+            }
         }
     }
 

@@ -259,6 +259,7 @@ impl Store {
                 until: until.map(from_millis),
                 origin,
                 reason: None,
+                forced: false,
             });
         }
         Ok(out)
@@ -480,6 +481,7 @@ mod tests {
                 Origin::Jail
             },
             reason: None,
+            forced: false,
         }
     }
 

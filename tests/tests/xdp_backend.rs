@@ -184,6 +184,7 @@ fn ban(target: &str, until: Option<SystemTime>) -> Ban {
         until,
         origin: Origin::Manual,
         reason: None,
+        forced: false,
     }
 }
 

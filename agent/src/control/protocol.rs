@@ -277,6 +277,7 @@ mod tests {
             until: None,
             origin: Origin::Jail,
             reason: None,
+            forced: false,
         };
         let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");
         assert_eq!(

@@ -332,6 +332,7 @@ fn stored(target: &str, jail: &str, until: Option<u64>) -> Ban {
         until: until.map(at),
         origin: Origin::Jail,
         reason: None,
+        forced: false,
     }
 }
 
@@ -577,4 +578,135 @@ proptest! {
             prop_assert_eq!(out.len(), usize::from(expect_ban), "at {} for .{}", now, who);
         }
     }
+}
+
+#[test]
+fn manual_ban_under_a_jail_takes_its_bantime_and_unknown_jails_are_refused() {
+    let mut e = engine(3);
+    let req = |jail: Option<&str>, duration: Option<u64>| ManualBan {
+        target: net("203.0.113.7/32"),
+        duration: duration.map(Duration::from_secs),
+        jail: jail.map(str::to_owned),
+        force: false,
+    };
+    let b = the_ban(&[e.manual_ban(&req(Some("web"), None), at(0)).expect("ban")]).clone();
+    assert_eq!(&*b.jail, "web");
+    assert_eq!(b.origin, Origin::Manual);
+    assert_eq!(b.until, Some(at(86_400)), "web's bantime is 1d");
+    let b = the_ban(&[e
+        .manual_ban(&req(Some("web"), Some(60)), at(0))
+        .expect("ban")])
+    .clone();
+    assert_eq!(b.until, Some(at(60)), "--for wins over the jail's bantime");
+    let b = the_ban(&[e.manual_ban(&req(None, None), at(0)).expect("ban")]).clone();
+    assert_eq!((&*b.jail, b.until), (MANUAL_JAIL, None));
+    let err = e
+        .manual_ban(&req(Some("nope"), None), at(0))
+        .expect_err("unknown");
+    assert!(matches!(err, EngineError::UnknownJail { .. }), "{err}");
+    assert!(err.to_string().contains("ssh, web"), "{err}");
+}
+
+#[test]
+fn forced_ban_overrides_the_allowlist_and_survives_restore() {
+    let mut e = engine(3);
+    let mut req = ManualBan {
+        target: net("192.0.2.9/32"),
+        duration: None,
+        jail: None,
+        force: false,
+    };
+    assert!(matches!(
+        e.manual_ban(&req, at(0)),
+        Err(EngineError::Allowlisted { .. })
+    ));
+    req.force = true;
+    let b = the_ban(&[e.manual_ban(&req, at(0)).expect("forced")]).clone();
+    assert!(b.forced);
+    // Forcing a target nothing allowlists is an ordinary ban.
+    req.target = net("203.0.113.9/32");
+    let plain = the_ban(&[e.manual_ban(&req, at(0)).expect("ban")]).clone();
+    assert!(!plain.forced);
+
+    let mut fresh = engine(3);
+    let mut unforced = b.clone();
+    unforced.forced = false;
+    unforced.target = net("192.0.2.10/32");
+    fresh.restore(vec![b.clone(), unforced], at(1));
+    let kept: Vec<IpNet> = fresh.bans().map(|b| b.target).collect();
+    assert_eq!(kept, vec![net("192.0.2.9/32")]);
+}
+
+/// Two jails, `a` (filter f) and `b` (filter g), with their maxretry and the
+/// allowlist as parameters: the config before and after a reload.
+fn two_jails(a: u32, b: u32, allow: &str) -> Engine {
+    let text = format!(
+        r#"
+[agent]
+allow = [{allow}]
+[backends.dry-run]
+[filters.f]
+regex = ['f <HOST>$']
+[filters.g]
+regex = ['g <HOST>$']
+[sources.s]
+path = "/var/log/s.log"
+filters = ["f", "g"]
+[jails.a]
+filters = ["f"]
+maxretry = {a}
+[jails.b]
+filters = ["g"]
+maxretry = {b}
+"#
+    );
+    let cfg = config::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+    Engine::from_config(&cfg).expect("engine")
+}
+
+#[test]
+fn carry_over_keeps_bans_counters_and_windows_of_unchanged_jails_only() {
+    let mut old = two_jails(3, 3, r#""192.0.2.0/24""#);
+    for t in 0..2 {
+        assert!(offend(&mut old, "f", "203.0.113.1", t).is_empty());
+        assert!(offend(&mut old, "g", "203.0.113.2", t).is_empty());
+    }
+    for t in 0..3 {
+        offend(&mut old, "f", "203.0.113.3", t);
+    }
+    assert!(old.is_banned(ip("203.0.113.3")));
+    let offences_before = old.stats().offences;
+
+    // Jail a changes (maxretry 3 -> 4); jail b does not.
+    let mut new = two_jails(4, 3, r#""192.0.2.0/24""#);
+    let keep: BTreeSet<String> = ["b".to_owned()].into();
+    let mut out = Vec::new();
+    new.carry_over(old, &keep, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(new.is_banned(ip("203.0.113.3")), "bans survive a reload");
+    assert_eq!(new.stats().offences, offences_before, "counters carry on");
+    // b kept its window: one more offence reaches 3.
+    let out = offend(&mut new, "g", "203.0.113.2", 3);
+    assert_eq!(&*the_ban(&out).jail, "b");
+    // a's window was dropped: it starts from zero and needs four.
+    for t in 3..6 {
+        assert!(offend(&mut new, "f", "203.0.113.1", t).is_empty(), "at {t}");
+    }
+    the_ban(&offend(&mut new, "f", "203.0.113.1", 6));
+}
+
+#[test]
+fn carry_over_lifts_bans_the_new_allowlist_covers() {
+    let mut old = two_jails(1, 1, r#""192.0.2.0/24""#);
+    the_ban(&offend(&mut old, "f", "203.0.113.1", 0));
+    the_ban(&offend(&mut old, "f", "198.51.100.1", 0));
+    let mut new = two_jails(1, 1, r#""192.0.2.0/24", "203.0.113.0/24""#);
+    let mut out = Vec::new();
+    new.carry_over(old, &BTreeSet::new(), &mut out);
+    match out.as_slice() {
+        [Decision::Unban(b)] => assert_eq!(b.target, net("203.0.113.1/32")),
+        other => panic!("expected one unban, got {other:?}"),
+    }
+    assert!(new.is_banned(ip("198.51.100.1")));
+    assert!(!new.is_banned(ip("203.0.113.1")));
 }

@@ -454,6 +454,7 @@ mod tests {
             until: until.map(wall),
             origin: Origin::Jail,
             reason: None,
+            forced: false,
         }
     }
 
