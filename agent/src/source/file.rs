@@ -1,51 +1,78 @@
-//! Following one log file across rotations without losing or repeating a line.
+//! Following one log file path across rotations without losing or repeating a line.
 //!
-//! A [`FileFollower`] owns the open descriptor(s) of one path and turns the bytes
-//! appended to them into complete lines. It is plain synchronous code driven by
-//! [`FileFollower::poll`], so tests drive it step by step; the thread that calls it
-//! (see [`super::spawn_file_source`]) decides when to poll (inotify wake-ups plus a
-//! polling fallback).
+//! A [`FileFollower`] owns the open descriptor(s) behind one path and turns the
+//! bytes appended to them into complete, bounded lines ([`super::line`]). It is
+//! plain synchronous code driven by [`FileFollower::poll_at`] with an injected
+//! clock, so tests drive it step by step; the thread that calls it decides when to
+//! poll (inotify wake-ups plus a polling fallback).
+//!
+//! A file is told apart from its successors by device+inode plus its first bytes
+//! (the *head*, up to [`FINGERPRINT_MAX`]): an inode number is often reused at once
+//! after a delete, but never while we hold the file open.
 //!
 //! What it handles:
 //! - appends, with a partial last line kept until its `\n` arrives;
-//! - rename+create rotation: the path now names another device+inode. The old
-//!   descriptor is read to its end, kept for a short grace period (writers often
-//!   finish a line on the old descriptor after the rename), and the new file is read
-//!   from offset 0;
-//! - copytruncate: the file shrank below the read offset, so reading restarts at 0;
-//! - delete+recreate and a file that does not exist yet: wait until the path exists,
-//!   then read the new file from 0;
-//! - resume: a saved [`FilePosition`] for the same device+inode continues exactly
-//!   where the last run stopped (the offset only ever covers complete lines).
+//! - rename+create: the path now names another file. The old descriptor stays
+//!   open and is read as long as something writes to it, until the file is deleted
+//!   or has been idle for [`FollowOptions::rotated_idle`] (at most
+//!   [`FollowOptions::max_rotated`] such descriptors); the new file is read from 0;
+//! - several rotations between two polls: the files that came and went in between
+//!   are found among the rotated *siblings* in the same directory (`auth.log.1`,
+//!   `auth.log-20250101`: the name followed by `.`, `-` or `_`) as files we had not
+//!   seen before, and read whole, oldest first, before the new file;
+//! - copytruncate: the file shrank, or its head or the bytes just before our offset
+//!   changed (it was truncated and has grown again since). If the copy is still
+//!   there as a sibling (its head equals the one we knew), the lines that reached
+//!   the file between our last read and the truncation are read from the copy; then
+//!   the file is read from 0;
+//! - delete+recreate and a file that does not exist yet: wait until the path
+//!   exists, then read the new file from 0;
+//! - resume: a saved [`FilePosition`] continues exactly where the last run
+//!   stopped. If the file was rotated while the agent was down, it is found among
+//!   the siblings by device, inode and head, read from the saved offset, followed by
+//!   any sibling written after it, and then the new file from 0.
 //!
-//! Lines are bounded: a line longer than the configured maximum is skipped (never
-//! buffered without limit) and counted. It is skipped rather than cut, because a cut
-//! line could let text an attacker controls near the cut satisfy a filter that the
-//! whole line would not.
+//! What cannot be recovered, by construction: lines written to a file that is then
+//! deleted before anyone reads it, and lines of a copytruncate whose copy is gone
+//! (compressed away) before the truncation is seen.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Default bound on one line, in bytes.
-pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+use super::line::{DEFAULT_MAX_LINE, Line, LineSplitter};
 
-/// How long a rotated-away descriptor is still read after the rotation was seen.
-pub const DEFAULT_ROTATED_GRACE: Duration = Duration::from_secs(5);
+/// How long a rotated-away descriptor may stay idle before it is closed. Writers
+/// usually reopen within seconds of a rotation; some only on their next restart or
+/// SIGHUP, so this is generous.
+pub const DEFAULT_ROTATED_IDLE: Duration = Duration::from_secs(300);
+
+/// Most rotated-away descriptors kept open per path; the oldest is closed first.
+pub const DEFAULT_MAX_ROTATED: usize = 8;
+
+/// Most rotated siblings looked at in one scan (the newest by modification time),
+/// so a directory with years of rotated files costs a bounded amount of work.
+const MAX_SIBLINGS: usize = 64;
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How many leading bytes of a file its fingerprint covers at most.
+/// How many leading bytes of a file its fingerprint (its *head*) covers at most.
 pub const FINGERPRINT_MAX: u64 = 256;
+
+/// How many bytes just before the read offset are compared to tell a file that was
+/// truncated and has since grown past our offset from one that was only appended.
+const TAIL_CHECK: usize = 32;
 
 /// Where a followed file was left: enough to resume after a restart without a gap
 /// or a re-scan. `offset` is always just after a complete line.
 ///
 /// Device+inode alone are not enough: a deleted file's inode is often reused at
 /// once by the next file created, so the position also carries a fingerprint of
-/// the file's first bytes (up to [`FINGERPRINT_MAX`], never past `offset`).
+/// the file's first bytes (up to [`FINGERPRINT_MAX`]; possibly past `offset`, into
+/// an unfinished line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FilePosition {
     /// Device of the file.
@@ -70,26 +97,41 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The fingerprint of the first `len` bytes of `file`; `None` if it has fewer.
-fn fingerprint(file: &File, len: u64) -> io::Result<Option<u64>> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; FINGERPRINT_MAX as usize];
-    let want = usize::try_from(len.min(FINGERPRINT_MAX)).unwrap_or(0);
+/// Reads up to `len` bytes at `offset` into `buf` (cleared first); fewer at the
+/// end of the file.
+fn read_at(file: &File, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.resize(len, 0);
     let mut got = 0;
-    while got < want {
-        match file.read_at(&mut buf[got..want], got as u64) {
-            Ok(0) => return Ok(None),
+    while got < len {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(Some(fnv1a(&buf[..want])))
+    buf.truncate(got);
+    Ok(())
+}
+
+/// The first bytes of a file, up to [`FINGERPRINT_MAX`].
+fn read_head(file: &File) -> io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    read_at(file, 0, FINGERPRINT_MAX as usize, &mut head)?;
+    Ok(head)
+}
+
+/// Whether two heads agree on the bytes both have.
+fn same_start(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
 }
 
 /// Where to start in a file the agent has no saved position for and that existed
 /// when following began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StartAt {
     /// Skip the existing content: old history is not replayed.
     #[default]
@@ -101,12 +143,14 @@ pub enum StartAt {
 /// Tunables of a follower.
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
-    /// Longest line handed out, in bytes; longer lines are skipped and counted.
+    /// Longest line, in bytes; longer lines are cut and flagged.
     pub max_line: usize,
     /// Start position for a file first seen at start-up without a saved position.
     pub start_at: StartAt,
-    /// How long a rotated-away descriptor is still read.
-    pub rotated_grace: Duration,
+    /// How long a rotated-away descriptor is kept open without new bytes.
+    pub rotated_idle: Duration,
+    /// Most rotated-away descriptors kept open.
+    pub max_rotated: usize,
 }
 
 impl Default for FollowOptions {
@@ -114,7 +158,8 @@ impl Default for FollowOptions {
         Self {
             max_line: DEFAULT_MAX_LINE,
             start_at: StartAt::End,
-            rotated_grace: DEFAULT_ROTATED_GRACE,
+            rotated_idle: DEFAULT_ROTATED_IDLE,
+            max_rotated: DEFAULT_MAX_ROTATED,
         }
     }
 }
@@ -122,19 +167,22 @@ impl Default for FollowOptions {
 /// Counters a follower keeps, for status and stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FollowStats {
-    /// Complete lines handed out.
+    /// Lines handed out, cut ones included.
     pub lines: u64,
-    /// Lines skipped because they exceeded the maximum length.
+    /// Lines cut because they exceeded the maximum length.
     pub long_lines: u64,
     /// Rotations seen (rename+create or delete+recreate).
     pub rotations: u64,
     /// Truncations seen (copytruncate).
     pub truncations: u64,
+    /// Files read that had come and gone between two looks: rotated siblings
+    /// read whole, and copies read from our old offset after a copytruncate.
+    pub recovered: u64,
 }
 
 /// An I/O failure on the followed file, with its path.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{}: {source}", path.display())]
 pub struct FollowError {
     /// The followed path.
     pub path: PathBuf,
@@ -151,17 +199,31 @@ struct Reader {
     inode: u64,
     /// Bytes read from the descriptor so far.
     read_offset: u64,
-    /// Offset just after the last complete line (or skipped long line).
+    /// Offset just after the last complete line.
     committed: u64,
-    /// The incomplete last line, at most `max_line` bytes.
-    partial: Vec<u8>,
-    /// The current line has exceeded `max_line`: drop bytes until the next `\n`.
-    skipping: bool,
+    splitter: LineSplitter,
+    /// The file's first bytes as we know them, up to [`FINGERPRINT_MAX`].
+    head: Vec<u8>,
+    /// The last bytes before `read_offset`, up to [`TAIL_CHECK`].
+    tail: Vec<u8>,
+    /// Modification time at the last drain, in nanoseconds since the epoch.
+    mtime: i128,
+    /// Link count at the last drain: 0 once the file is deleted.
+    nlink: u64,
+    /// Scratch for comparisons.
+    scratch: Vec<u8>,
+}
+
+fn mtime_of(meta: &std::fs::Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
 
 impl Reader {
-    fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+    fn open(path: &Path, max_line: usize) -> io::Result<Self> {
+        Self::from_file(File::open(path)?, max_line)
+    }
+
+    fn from_file(file: File, max_line: usize) -> io::Result<Self> {
         let meta = file.metadata()?;
         Ok(Self {
             file,
@@ -169,117 +231,184 @@ impl Reader {
             inode: meta.ino(),
             read_offset: 0,
             committed: 0,
-            partial: Vec::new(),
-            skipping: false,
+            splitter: LineSplitter::new(max_line),
+            head: Vec::new(),
+            tail: Vec::new(),
+            mtime: mtime_of(&meta),
+            nlink: meta.nlink(),
+            scratch: Vec::new(),
         })
     }
 
+    fn id(&self) -> (u64, u64) {
+        (self.dev, self.inode)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Positions the reader at `offset` (a line boundary), loading what it must
+    /// know of the bytes before it.
     fn seek_to(&mut self, offset: u64) -> io::Result<()> {
         self.file.seek(SeekFrom::Start(offset))?;
         self.read_offset = offset;
         self.committed = offset;
-        self.partial.clear();
-        self.skipping = false;
+        self.splitter.reset();
+        let head_len = offset.min(FINGERPRINT_MAX) as usize;
+        read_at(&self.file, 0, head_len, &mut self.head)?;
+        let tail_len = offset.min(TAIL_CHECK as u64);
+        read_at(
+            &self.file,
+            offset - tail_len,
+            tail_len as usize,
+            &mut self.tail,
+        )?;
         Ok(())
     }
 
-    fn same_file(&self, meta: &std::fs::Metadata) -> bool {
-        self.dev == meta.dev() && self.inode == meta.ino()
+    /// Whether the bytes we read are no longer there: the file shrank below our
+    /// offset, or was truncated and has grown again (its head or the bytes just
+    /// before our offset changed). Looked at only when the file has grown or was
+    /// modified, which is when a rewrite would otherwise be misread or missed.
+    /// An empty file that was modified and is still empty was written to and
+    /// truncated in between: that counts as rewritten too.
+    fn rewritten(&mut self, meta: &std::fs::Metadata) -> io::Result<bool> {
+        let len = meta.len();
+        if len < self.read_offset {
+            return Ok(true);
+        }
+        if len == self.read_offset {
+            if mtime_of(meta) == self.mtime {
+                return Ok(false);
+            }
+            if self.read_offset == 0 {
+                return Ok(true);
+            }
+        }
+        read_at(&self.file, 0, self.head.len(), &mut self.scratch)?;
+        if self.scratch != self.head {
+            return Ok(true);
+        }
+        let at = self.read_offset - self.tail.len() as u64;
+        read_at(&self.file, at, self.tail.len(), &mut self.scratch)?;
+        Ok(self.scratch != self.tail)
     }
 
     /// Reads to the current end of the descriptor, handing out complete lines.
-    /// Returns whether any byte was read.
+    /// Returns whether any byte was read. Does not look for rewrites.
     fn drain(
         &mut self,
         buf: &mut [u8],
-        max_line: usize,
         stats: &mut FollowStats,
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut dyn FnMut(Line<'_>),
     ) -> io::Result<bool> {
-        let len = self.file.metadata()?.len();
-        if len < self.read_offset {
-            // copytruncate: the content we had is gone; whatever is there is new.
-            stats.truncations += 1;
-            self.seek_to(0)?;
-        }
         let mut any = false;
         loop {
             let n = match self.file.read(buf) {
-                Ok(0) => return Ok(any),
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             any = true;
             let chunk = &buf[..n];
-            self.split(chunk, max_line, stats, sink);
+            let base = self.read_offset;
+            let mut counted = |l: Line<'_>| {
+                stats.lines += 1;
+                if l.truncated {
+                    stats.long_lines += 1;
+                }
+                sink(l);
+            };
+            if let Some(end) = self.splitter.push(chunk, &mut counted) {
+                self.committed = base + end as u64;
+            }
+            if (self.head.len() as u64) == base && self.head.len() < FINGERPRINT_MAX as usize {
+                let take = (FINGERPRINT_MAX as usize - self.head.len()).min(n);
+                self.head.extend_from_slice(&chunk[..take]);
+            }
+            if n >= TAIL_CHECK {
+                self.tail.clear();
+                self.tail.extend_from_slice(&chunk[n - TAIL_CHECK..]);
+            } else {
+                self.tail.extend_from_slice(chunk);
+                let excess = self.tail.len().saturating_sub(TAIL_CHECK);
+                self.tail.drain(..excess);
+            }
             self.read_offset += n as u64;
         }
-    }
-
-    fn split(
-        &mut self,
-        chunk: &[u8],
-        max_line: usize,
-        stats: &mut FollowStats,
-        sink: &mut dyn FnMut(&[u8]),
-    ) {
-        let mut pos = 0;
-        let base = self.read_offset;
-        while pos < chunk.len() {
-            match memchr::memchr(b'\n', &chunk[pos..]) {
-                Some(i) => {
-                    let piece = &chunk[pos..pos + i];
-                    if self.skipping {
-                        self.skipping = false;
-                    } else if self.partial.is_empty() {
-                        if piece.len() > max_line {
-                            stats.long_lines += 1;
-                        } else {
-                            stats.lines += 1;
-                            sink(strip_cr(piece));
-                        }
-                    } else if self.partial.len() + piece.len() > max_line {
-                        stats.long_lines += 1;
-                        self.partial.clear();
-                    } else {
-                        self.partial.extend_from_slice(piece);
-                        stats.lines += 1;
-                        sink(strip_cr(&self.partial));
-                        self.partial.clear();
-                    }
-                    pos += i + 1;
-                    self.committed = base + pos as u64;
-                }
-                None => {
-                    let rest = &chunk[pos..];
-                    if !self.skipping {
-                        if self.partial.len() + rest.len() > max_line {
-                            stats.long_lines += 1;
-                            self.partial.clear();
-                            self.skipping = true;
-                        } else {
-                            self.partial.extend_from_slice(rest);
-                        }
-                    }
-                    pos = chunk.len();
-                }
-            }
-        }
+        let meta = self.file.metadata()?;
+        self.mtime = mtime_of(&meta);
+        self.nlink = meta.nlink();
+        Ok(any)
     }
 
     /// Hands out an unterminated last line when the descriptor is given up for good.
-    fn finish(&mut self, stats: &mut FollowStats, sink: &mut dyn FnMut(&[u8])) {
-        if !self.partial.is_empty() && !self.skipping {
+    fn finish(&mut self, stats: &mut FollowStats, sink: &mut dyn FnMut(Line<'_>)) {
+        self.splitter.finish(&mut |l| {
             stats.lines += 1;
-            sink(strip_cr(&self.partial));
+            if l.truncated {
+                stats.long_lines += 1;
+            }
+            sink(l);
+        });
+    }
+
+    /// The fingerprint covers every head byte read, the start of an unfinished
+    /// line included: those bytes are in the file, and the more it covers, the
+    /// better it tells this file from a successor that starts alike.
+    fn position(&self) -> FilePosition {
+        let fingerprint_len = self.head.len() as u64;
+        FilePosition {
+            dev: self.dev,
+            inode: self.inode,
+            offset: self.committed,
+            fingerprint_len,
+            fingerprint: fnv1a(&self.head[..fingerprint_len as usize]),
         }
-        self.partial.clear();
+    }
+
+    /// Whether this open file is the one `p` was saved for.
+    fn matches(&self, p: &FilePosition, len: u64) -> bool {
+        self.id() == (p.dev, p.inode) && self.starts_like(p, len)
+    }
+
+    /// Whether this file starts with the bytes `p` was saved for and reaches its
+    /// offset: the file itself, or a copy of it made by copytruncate.
+    fn starts_like(&self, p: &FilePosition, len: u64) -> bool {
+        if p.offset > len || p.fingerprint_len > len {
+            return false;
+        }
+        let mut buf = Vec::new();
+        let want = p.fingerprint_len.min(FINGERPRINT_MAX) as usize;
+        matches!(read_at(&self.file, 0, want, &mut buf), Ok(()) if buf.len() == want && fnv1a(&buf) == p.fingerprint)
     }
 }
 
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
+/// A rotated sibling seen in the directory.
+#[derive(Debug)]
+struct Sibling {
+    reader: Reader,
+    head: Vec<u8>,
+    len: u64,
+    path: PathBuf,
+}
+
+/// What a truncated file's reader knew, to continue in its copy.
+#[derive(Debug)]
+struct CopyOf {
+    head: Vec<u8>,
+    offset: u64,
+    committed: u64,
+    splitter: LineSplitter,
+}
+
+/// A descriptor whose path has moved on, read until it goes quiet.
+#[derive(Debug)]
+struct Rotated {
+    reader: Reader,
+    last_active: Instant,
 }
 
 /// Follows one path. See the module documentation.
@@ -288,13 +417,21 @@ pub struct FileFollower {
     path: PathBuf,
     options: FollowOptions,
     current: Option<Reader>,
-    /// Descriptors rotated away, read until their grace period ends.
-    rotated: Vec<(Reader, Instant)>,
+    /// Descriptors rotated away, oldest first.
+    rotated: Vec<Rotated>,
     /// Saved position to resume from on the first open.
     resume: Option<FilePosition>,
     /// Whether the first look at the path has happened (a file found then existed
     /// before us and starts at `start_at`; one found later is new and starts at 0).
     first_look_done: bool,
+    /// Rotated siblings already accounted for (existing before we started, or
+    /// read), by device+inode, with their heads (inode numbers are reused).
+    known: HashMap<(u64, u64), Vec<u8>>,
+    /// Wall-clock time of the last look at which file the path names, in
+    /// nanoseconds since the epoch: a file created after it is new to us.
+    last_look: i128,
+    /// Modification time of the directory when the path was last seen missing.
+    dir_mtime: i128,
     buf: Vec<u8>,
     stats: FollowStats,
 }
@@ -310,9 +447,20 @@ impl FileFollower {
             rotated: Vec::new(),
             resume,
             first_look_done: false,
+            known: HashMap::new(),
+            last_look: 0,
+            dir_mtime: 0,
             buf: vec![0; READ_CHUNK],
             stats: FollowStats::default(),
         }
+    }
+
+    /// Marks the path as appeared while watching: when it is first found it is
+    /// read from its start (unless a saved position says otherwise). For paths
+    /// a glob picks up after start-up.
+    pub fn appeared_later(mut self) -> Self {
+        self.first_look_done = true;
+        self
     }
 
     /// The followed path.
@@ -325,137 +473,447 @@ impl FileFollower {
         self.stats
     }
 
+    /// Whether the follower holds no descriptor: the path does not exist and
+    /// nothing rotated away is still being read.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.rotated.is_empty()
+    }
+
+    /// Device+inode of every file this follower holds open.
+    pub fn open_ids(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.current
+            .iter()
+            .map(Reader::id)
+            .chain(self.rotated.iter().map(|r| r.reader.id()))
+    }
+
     /// Where to resume after a restart: the current file and the offset after its
     /// last complete line; while no file is open, the saved position not used yet
     /// (so a restart while the file is missing keeps it). `None` if neither.
     pub fn position(&self) -> Option<FilePosition> {
         match &self.current {
-            Some(r) => {
-                let fingerprint_len = r.committed.min(FINGERPRINT_MAX);
-                // Unreadable start (should not happen on an open file): a position
-                // without fingerprint still resumes on a matching inode and size.
-                let (fingerprint_len, fingerprint) = match fingerprint(&r.file, fingerprint_len) {
-                    Ok(Some(h)) => (fingerprint_len, h),
-                    _ => (0, fnv1a(&[])),
-                };
-                Some(FilePosition {
-                    dev: r.dev,
-                    inode: r.inode,
-                    offset: r.committed,
-                    fingerprint_len,
-                    fingerprint,
-                })
-            }
+            Some(r) => Some(r.position()),
             None => self.resume,
         }
     }
 
-    /// Reads everything available now, handing each complete line (without its
-    /// `\n`, and without a trailing `\r`) to `sink`, and follows any rotation seen.
+    /// Reads everything available now, handing each line (without its `\n`, and
+    /// without a trailing `\r`) to `sink`, and follows any rotation seen.
     /// Returns whether any byte was read.
-    pub fn poll(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<bool, FollowError> {
+    pub fn poll(&mut self, sink: &mut dyn FnMut(Line<'_>)) -> Result<bool, FollowError> {
         self.poll_at(Instant::now(), sink)
     }
 
-    /// [`poll`](Self::poll) with an injected clock for the rotation grace period.
+    /// [`poll`](Self::poll) with an injected clock for the idle limit of rotated
+    /// descriptors.
     pub fn poll_at(
         &mut self,
         now: Instant,
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut dyn FnMut(Line<'_>),
     ) -> Result<bool, FollowError> {
-        let max_line = self.options.max_line;
-        let mut any = false;
+        let mut any = self.poll_rotated(now, sink);
+        // Files created since our previous look at the path are new to us. File
+        // times are kept coarser than the clock: allow a second of slack.
+        let since = (self.last_look - 1_000_000_001, i64::MAX);
 
-        // Writers that still hold a rotated-away file may finish lines in it.
-        let mut i = 0;
-        while i < self.rotated.len() {
-            let (reader, since) = &mut self.rotated[i];
-            // A failure on a file we are giving up anyway only ends it early.
-            let read = reader
-                .drain(&mut self.buf, max_line, &mut self.stats, sink)
-                .unwrap_or(false);
-            any |= read;
-            if read {
-                *since = now;
-            }
-            if now.duration_since(*since) >= self.options.rotated_grace {
-                let (mut reader, _) = self.rotated.swap_remove(i);
-                reader.finish(&mut self.stats, sink);
-            } else {
-                i += 1;
+        if !self.first_look_done {
+            any |= self.first_look(now, sink)?;
+        } else if self.current.is_none() {
+            self.open_current(0)?;
+            if self.current.is_some() {
+                // The path appeared since the last look; it may have been rotated
+                // or copytruncated already, leaving lines in a sibling.
+                any |= self.recover(since, None, now, sink);
             }
         }
 
-        if self.current.is_none() {
-            self.open_current()?;
-        }
-        if let Some(reader) = self.current.as_mut() {
-            any |= reader
-                .drain(&mut self.buf, max_line, &mut self.stats, sink)
-                .map_err(|source| self.err(source))?;
-        }
-
-        // Has the path moved on to another file?
+        // Has the path moved on to another file? Looked at before the current
+        // file is read, so a rotation's old file is read to its end and the
+        // files rotated after it come next, before the new file.
+        self.last_look = wall_clock();
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => Some(m),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(self.err(e)),
         };
-        if let (Some(meta), Some(reader)) = (meta, self.current.as_ref())
-            && !reader.same_file(&meta)
-        {
-            if let Some(mut old) = self.current.take() {
-                // Read what reached the old file between the drain above and now.
-                any |= old
-                    .drain(&mut self.buf, max_line, &mut self.stats, sink)
-                    .unwrap_or(false);
-                self.rotated.push((old, now));
-            }
+        let moved = match (&meta, &self.current) {
+            (Some(m), Some(r)) => r.id() != (m.dev(), m.ino()),
+            _ => false,
+        };
+        if moved {
+            // The old file to its end (it may have been truncated first); the
+            // files rotated after it come next, so no probe for those here.
+            any |= self.drain_current(now, since, false, sink)?;
+        }
+        if moved && let Some(old) = self.current.take() {
             self.stats.rotations += 1;
-            self.open_current()?;
-            if let Some(reader) = self.current.as_mut() {
-                any |= reader
-                    .drain(&mut self.buf, max_line, &mut self.stats, sink)
-                    .map_err(|source| self.err(source))?;
+            self.push_rotated(old, now, sink);
+            // Files that were created and rotated away between two looks.
+            any |= self.recover(since, None, now, sink);
+            self.open_current(0)?;
+        }
+        any |= self.drain_current(now, since, true, sink)?;
+        if meta.is_none() {
+            // While the path is missing, a file may appear there and be rotated
+            // away between two looks: look at the siblings whenever the
+            // directory's entries changed (after the current file was read, so
+            // a copytruncate's copy is recognised as one first).
+            let dir_mtime = std::fs::metadata(self.dir())
+                .map(|m| mtime_of(&m))
+                .unwrap_or(0);
+            if dir_mtime != self.dir_mtime {
+                self.dir_mtime = dir_mtime;
+                any |= self.recover(since, None, now, sink);
             }
         }
         Ok(any)
     }
 
-    /// Opens the path if it exists and positions the new reader: at the saved
-    /// position if it names this file, at `start_at` for a file that was already
-    /// there at start-up, at 0 for a file that appeared while we were watching.
-    fn open_current(&mut self) -> Result<(), FollowError> {
-        let first_look = !self.first_look_done;
+    /// Drains the rotated descriptors; closes those deleted or idle too long.
+    fn poll_rotated(&mut self, now: Instant, sink: &mut dyn FnMut(Line<'_>)) -> bool {
+        let mut any = false;
+        let mut i = 0;
+        while i < self.rotated.len() {
+            let r = &mut self.rotated[i];
+            // A rewrite of a rotated file (rare) restarts it; a failure on a file
+            // we are giving up anyway only ends it early.
+            let ok = match r
+                .reader
+                .file
+                .metadata()
+                .and_then(|m| r.reader.rewritten(&m))
+            {
+                Ok(true) => r.reader.seek_to(0).is_ok(),
+                Ok(false) => true,
+                Err(_) => false,
+            };
+            let read = ok
+                && r.reader
+                    .drain(&mut self.buf, &mut self.stats, sink)
+                    .unwrap_or(false);
+            any |= read;
+            if read {
+                r.last_active = now;
+            }
+            let done = !ok
+                || (!read && r.reader.nlink == 0)
+                || now.saturating_duration_since(r.last_active) >= self.options.rotated_idle;
+            if done {
+                let r = self.rotated.remove(i);
+                self.retire(r.reader, sink);
+            } else {
+                i += 1;
+            }
+        }
+        any
+    }
+
+    fn push_rotated(&mut self, reader: Reader, now: Instant, sink: &mut dyn FnMut(Line<'_>)) {
+        self.rotated.push(Rotated {
+            reader,
+            last_active: now,
+        });
+        while self.rotated.len() > self.options.max_rotated.max(1) {
+            let mut oldest = self.rotated.remove(0);
+            let _ = oldest.reader.drain(&mut self.buf, &mut self.stats, sink);
+            self.retire(oldest.reader, sink);
+        }
+    }
+
+    /// Gives a descriptor up for good, remembering its file as accounted for.
+    fn retire(&mut self, mut reader: Reader, sink: &mut dyn FnMut(Line<'_>)) {
+        reader.finish(&mut self.stats, sink);
+        self.known.insert(reader.id(), reader.head);
+    }
+
+    /// Reads the current file, first checking it was not truncated or rewritten.
+    /// `probe_first_bytes`: when nothing of the file was read yet and it changed,
+    /// look for a copytruncate's copy first (see below).
+    fn drain_current(
+        &mut self,
+        now: Instant,
+        since: (i128, i64),
+        probe_first_bytes: bool,
+        sink: &mut dyn FnMut(Line<'_>),
+    ) -> Result<bool, FollowError> {
+        let Some(reader) = self.current.as_mut() else {
+            return Ok(false);
+        };
+        let meta = reader.file.metadata().map_err(|source| FollowError {
+            path: self.path.clone(),
+            source,
+        })?;
+        let rewritten = reader.rewritten(&meta).map_err(|source| FollowError {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut any = false;
+        if rewritten {
+            self.stats.truncations += 1;
+            // What we had not read yet is in the copy, if it is still there, and
+            // in any file rotated away since.
+            let copy_of = self.current.as_mut().map(|cur| CopyOf {
+                head: cur.head.clone(),
+                offset: cur.read_offset,
+                committed: cur.committed,
+                splitter: std::mem::replace(
+                    &mut cur.splitter,
+                    LineSplitter::new(self.options.max_line),
+                ),
+            });
+            any |= self.recover(since, copy_of, now, sink);
+            if let Some(reader) = self.current.as_mut() {
+                reader.seek_to(0).map_err(|source| FollowError {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            }
+        } else if probe_first_bytes && reader.read_offset == 0 && mtime_of(&meta) != reader.mtime {
+            // An empty file got its first bytes, or was written and truncated
+            // and written again: with nothing read yet the two look the same, so
+            // look for a copy holding what was written before a truncation.
+            any |= self.recover(since, None, now, sink);
+        }
+        let Some(reader) = self.current.as_mut() else {
+            return Ok(any);
+        };
+        any |= reader
+            .drain(&mut self.buf, &mut self.stats, sink)
+            .map_err(|source| FollowError {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(any)
+    }
+
+    /// After a rotation or truncation: reads the siblings that hold lines we have
+    /// not seen, oldest first, and keeps them open like any rotated descriptor.
+    ///
+    /// - The copy of a copytruncate (`copy_of`): a sibling we did not know that
+    ///   starts with the head we read and is at least as long as what we read. It
+    ///   is read from our old offset, continuing our unfinished line.
+    /// - Files created after our previous look and rotated away before this
+    ///   one: siblings we did not know whose (modification time, [`age_rank`])
+    ///   is after `since`. They are read whole.
+    ///
+    /// Every other sibling is remembered as accounted for.
+    fn recover(
+        &mut self,
+        since: (i128, i64),
+        mut copy_of: Option<CopyOf>,
+        now: Instant,
+        sink: &mut dyn FnMut(Line<'_>),
+    ) -> bool {
+        let mut fresh: Vec<(Sibling, Option<CopyOf>)> = Vec::new();
+        let mut seen = Vec::new();
+        for s in self.siblings() {
+            seen.push(s.reader.id());
+            if self.is_known(&s) {
+                continue;
+            }
+            let is_copy = copy_of.as_ref().is_some_and(|c| {
+                !c.head.is_empty() && s.len >= c.offset && same_start(&c.head, &s.head)
+            });
+            if is_copy {
+                fresh.push((s, copy_of.take()));
+            } else if (s.reader.mtime, age_rank(&s.path)) > since {
+                fresh.push((s, None));
+            } else {
+                self.known.insert(s.reader.id(), s.head);
+            }
+        }
+        // Forget files that are gone, so this stays as small as the directory.
+        self.known.retain(|id, _| seen.contains(id));
+        fresh.sort_by_key(|(s, _)| (s.reader.mtime, age_rank(&s.path)));
+        let mut any = false;
+        for (mut s, copy) in fresh {
+            self.stats.recovered += 1;
+            if let Some(c) = copy {
+                if s.reader.seek_to(c.offset).is_err() {
+                    continue;
+                }
+                s.reader.splitter = c.splitter;
+                s.reader.committed = c.committed;
+            }
+            any |= s
+                .reader
+                .drain(&mut self.buf, &mut self.stats, sink)
+                .unwrap_or(false);
+            self.push_rotated(s.reader, now, sink);
+        }
+        any
+    }
+
+    /// Whether a sibling is a file already accounted for: same device+inode and
+    /// the same first bytes. A file known while empty is known only while empty
+    /// (an empty head would match anything after an inode was reused).
+    fn is_known(&self, s: &Sibling) -> bool {
+        self.known.get(&s.reader.id()).is_some_and(|h| {
+            if h.is_empty() {
+                s.head.is_empty()
+            } else {
+                same_start(h, &s.head)
+            }
+        })
+    }
+
+    /// Plain-text rotated siblings of the path that we hold no descriptor for, the
+    /// newest [`MAX_SIBLINGS`] by modification time, opened at offset 0.
+    fn siblings(&self) -> Vec<Sibling> {
+        let Some(base) = self.path.file_name().and_then(|n| n.to_str()) else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(self.dir()) else {
+            return Vec::new();
+        };
+        let open: Vec<(u64, u64)> = self.open_ids().collect();
+        let mut found: Vec<(i128, PathBuf)> = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(rest) = name.strip_prefix(base) else {
+                continue;
+            };
+            if !rest.starts_with(['.', '-', '_']) || is_compressed_name(rest) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
+            if !meta.is_file() || open.contains(&(meta.dev(), meta.ino())) {
+                continue;
+            }
+            found.push((mtime_of(&meta), entry.path()));
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.truncate(MAX_SIBLINGS);
+        found
+            .into_iter()
+            .filter_map(|(_, p)| {
+                let reader = Reader::open(&p, self.options.max_line).ok()?;
+                let head = read_head(&reader.file).ok()?;
+                if super::compressed::Format::sniff(&head) != super::compressed::Format::Plain {
+                    return None;
+                }
+                let len = reader.len().ok()?;
+                Some(Sibling {
+                    reader,
+                    head,
+                    len,
+                    path: p,
+                })
+            })
+            .collect()
+    }
+
+    /// The first look at the path: resume from the saved position (finding the
+    /// saved file among the siblings if it was rotated while we were down), or
+    /// start per `start_at`. Every sibling not read is remembered as accounted for.
+    fn first_look(
+        &mut self,
+        now: Instant,
+        sink: &mut dyn FnMut(Line<'_>),
+    ) -> Result<bool, FollowError> {
         self.first_look_done = true;
-        let mut reader = match Reader::open(&self.path) {
+        let resume = self.resume.take();
+        let mut siblings = self.siblings();
+        let opened = match Reader::open(&self.path, self.options.max_line) {
+            Ok(r) => Some(r),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut start = None;
+        let mut any = false;
+        if let (Some(p), Some(r)) = (&resume, &opened) {
+            let len = r.len().map_err(|e| self.err(e))?;
+            if r.matches(p, len) {
+                start = Some(p.offset);
+            }
+        }
+        if start.is_none()
+            && let Some(p) = &resume
+        {
+            // Replaced while we were down: the saved file may be a sibling now
+            // (renamed), or a copy of it may be (copytruncate).
+            let saved = siblings
+                .iter()
+                .position(|s| s.reader.matches(p, s.len))
+                .or_else(|| {
+                    siblings
+                        .iter()
+                        .position(|s| p.fingerprint_len > 0 && s.reader.starts_like(p, s.len))
+                });
+            if let Some(i) = saved {
+                let mut s = siblings.swap_remove(i);
+                // Siblings written after the saved file are the ones rotated away
+                // after it, while we were down. File times are coarse (files
+                // written within a few milliseconds share one): on a tie, the
+                // rotation number tells which is newer.
+                let since = (s.reader.mtime, age_rank(&s.path));
+                if s.reader.seek_to(p.offset).is_ok() {
+                    self.stats.recovered += 1;
+                    any |= s
+                        .reader
+                        .drain(&mut self.buf, &mut self.stats, sink)
+                        .unwrap_or(false);
+                    self.push_rotated(s.reader, now, sink);
+                }
+                siblings = Vec::new();
+                any |= self.recover(since, None, now, sink);
+            } else if opened.is_some() {
+                tracing::warn!(path = %self.path.display(),
+                    "the file followed before the restart was replaced and is gone; reading the new file from its start");
+            }
+            if opened.is_some() {
+                start = Some(0);
+            } else {
+                // Still missing: keep the saved position for the next restart.
+                self.resume = resume;
+            }
+        }
+        for s in siblings {
+            self.known.insert(s.reader.id(), s.head);
+        }
+        let Some(mut reader) = opened else {
+            return Ok(any);
+        };
+        let start = match start {
+            Some(s) => s,
+            None if self.options.start_at == StartAt::End => {
+                reader.len().map_err(|e| self.err(e))?
+            }
+            None => 0,
+        };
+        reader.seek_to(start).map_err(|e| self.err(e))?;
+        self.current = Some(reader);
+        Ok(any)
+    }
+
+    /// Opens the path if it exists, at `offset`.
+    fn open_current(&mut self, offset: u64) -> Result<(), FollowError> {
+        let mut reader = match Reader::open(&self.path, self.options.max_line) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.err(e)),
         };
-        let len = reader
-            .file
-            .metadata()
-            .map_err(|source| self.err(source))?
-            .len();
-        let start = match self.resume.take() {
-            Some(p)
-                if p.dev == reader.dev
-                    && p.inode == reader.inode
-                    && p.offset <= len
-                    && matches!(fingerprint(&reader.file, p.fingerprint_len), Ok(Some(h)) if h == p.fingerprint) =>
-            {
-                p.offset
+        if let Some(p) = self.resume.take() {
+            let len = reader.len().map_err(|e| self.err(e))?;
+            if reader.matches(&p, len) {
+                reader.seek_to(p.offset).map_err(|e| self.err(e))?;
+                self.current = Some(reader);
+                return Ok(());
             }
-            // The saved file was replaced (or truncated) while we were away: all of
-            // this file is new to us.
-            Some(_) => 0,
-            None if first_look && self.options.start_at == StartAt::End => len,
-            None => 0,
-        };
-        reader.seek_to(start).map_err(|source| self.err(source))?;
+        }
+        reader.seek_to(offset).map_err(|e| self.err(e))?;
         self.current = Some(reader);
         Ok(())
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        }
     }
 
     fn err(&self, source: io::Error) -> FollowError {
@@ -466,353 +924,29 @@ impl FileFollower {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
+/// Orders siblings with the same modification time oldest first: `log.3` before
+/// `log.2` (logrotate's numbering); other names keep their time order.
+fn age_rank(path: &Path) -> i64 {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.parse::<i64>().ok())
+        .map_or(0, |n| -n)
+}
 
-    fn append(path: &Path, text: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("open for append");
-        f.write_all(text.as_bytes()).expect("append");
-    }
-
-    fn collect(f: &mut FileFollower) -> Vec<String> {
-        let mut out = Vec::new();
-        f.poll(&mut |l| out.push(String::from_utf8_lossy(l).into_owned()))
-            .expect("poll");
-        out
-    }
-
-    fn follower(path: &Path, start_at: StartAt) -> FileFollower {
-        FileFollower::new(
-            path.to_path_buf(),
-            FollowOptions {
-                start_at,
-                ..FollowOptions::default()
-            },
-            None,
-        )
-    }
-
-    #[test]
-    fn existing_content_is_skipped_by_default_and_appends_are_read() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "old 1\nold 2\n");
-        let mut f = follower(&p, StartAt::End);
-        assert!(collect(&mut f).is_empty());
-        append(&p, "new 1\nnew 2\n");
-        assert_eq!(collect(&mut f), ["new 1", "new 2"]);
-        assert!(collect(&mut f).is_empty());
-    }
-
-    #[test]
-    fn beginning_reads_existing_content() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "old 1\nold 2\n");
-        let mut f = follower(&p, StartAt::Beginning);
-        assert_eq!(collect(&mut f), ["old 1", "old 2"]);
-    }
-
-    #[test]
-    fn partial_line_waits_for_its_newline() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        append(&p, "Failed pass");
-        assert!(collect(&mut f).is_empty());
-        assert_eq!(f.position().map(|p| p.offset), Some(0));
-        append(&p, "word\r\nnext");
-        assert_eq!(collect(&mut f), ["Failed password"]);
-        assert_eq!(f.position().map(|p| p.offset), Some(17));
-        append(&p, "\n");
-        assert_eq!(collect(&mut f), ["next"]);
-    }
-
-    #[test]
-    fn rename_and_create_reads_old_tail_then_new_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        append(&p, "a\n");
-        std::fs::rename(&p, dir.path().join("log.1")).expect("rename");
-        // The writer still holds the old file and writes one more line there.
-        append(&dir.path().join("log.1"), "b\n");
-        append(&p, "c\n");
-        assert_eq!(collect(&mut f), ["a", "b", "c"]);
-        assert_eq!(f.stats().rotations, 1);
-        append(&p, "d\n");
-        assert_eq!(collect(&mut f), ["d"]);
-    }
-
-    #[test]
-    fn rotated_file_is_read_during_grace_then_dropped() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        let old = dir.path().join("log.1");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        let t0 = Instant::now();
-        f.poll_at(t0, &mut |_| {}).expect("poll");
-        std::fs::rename(&p, &old).expect("rename");
-        append(&p, "");
-        f.poll_at(t0, &mut |_| {}).expect("poll");
-        append(&old, "late\n");
-        let mut got = Vec::new();
-        f.poll_at(t0 + Duration::from_secs(1), &mut |l| got.push(l.to_vec()))
-            .expect("poll");
-        assert_eq!(got, [b"late".to_vec()]);
-        f.poll_at(t0 + Duration::from_secs(10), &mut |_| {})
-            .expect("poll");
-        append(&old, "too late\n");
-        let mut got = Vec::new();
-        f.poll_at(t0 + Duration::from_secs(11), &mut |l| got.push(l.to_vec()))
-            .expect("poll");
-        assert!(got.is_empty());
-    }
-
-    #[test]
-    fn copytruncate_restarts_at_zero() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        append(&p, "one line that is long\n");
-        assert_eq!(collect(&mut f), ["one line that is long"]);
-        std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&p)
-            .expect("truncate");
-        append(&p, "x\n");
-        assert_eq!(collect(&mut f), ["x"]);
-        assert_eq!(f.stats().truncations, 1);
-    }
-
-    #[test]
-    fn delete_and_recreate_reads_new_file_from_start() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        append(&p, "before\n");
-        assert_eq!(collect(&mut f), ["before"]);
-        std::fs::remove_file(&p).expect("remove");
-        assert!(collect(&mut f).is_empty());
-        append(&p, "after 1\nafter 2\n");
-        assert_eq!(collect(&mut f), ["after 1", "after 2"]);
-    }
-
-    #[test]
-    fn missing_file_is_read_from_start_once_it_appears() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("later.log");
-        let mut f = follower(&p, StartAt::End);
-        assert!(collect(&mut f).is_empty());
-        assert_eq!(f.position(), None);
-        append(&p, "first\n");
-        assert_eq!(collect(&mut f), ["first"]);
-    }
-
-    #[test]
-    fn long_lines_are_skipped_and_counted() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = FileFollower::new(
-            p.clone(),
-            FollowOptions {
-                max_line: 8,
-                ..FollowOptions::default()
-            },
-            None,
-        );
-        collect(&mut f);
-        append(&p, "short\n0123456789abc\nok\n");
-        assert_eq!(collect(&mut f), ["short", "ok"]);
-        // Over the limit across two reads: the partial part is dropped as well.
-        append(&p, "01234");
-        assert!(collect(&mut f).is_empty());
-        append(&p, "56789\nfine\n");
-        assert_eq!(collect(&mut f), ["fine"]);
-        assert_eq!(f.stats().long_lines, 2);
-        assert_eq!(f.stats().lines, 3);
-    }
-
-    #[test]
-    fn resume_continues_at_saved_offset_of_same_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        append(&p, "a\nb\npart");
-        assert_eq!(collect(&mut f), ["a", "b"]);
-        let saved = f.position().expect("position");
-        drop(f);
-        // Written while the agent was down.
-        append(&p, "ial\nc\n");
-        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(saved));
-        assert_eq!(collect(&mut f), ["partial", "c"]);
-    }
-
-    /// Regression: two restarts while the file was missing lost the saved position,
-    /// so the file that then appeared was read from its end.
-    #[test]
-    fn saved_position_survives_restarts_while_the_file_is_missing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "a\n");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        std::fs::remove_file(&p).expect("remove");
-        collect(&mut f);
-        let saved = f.position();
-        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
-        collect(&mut f);
-        let saved = f.position();
-        assert!(saved.is_some());
-        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
-        append(&p, "written while down\n");
-        assert_eq!(collect(&mut f), ["written while down"]);
-    }
-
-    /// Regression: a file deleted while the agent was down and recreated with the
-    /// same inode number (common on ext4/tmpfs) was resumed at the old offset.
-    #[test]
-    fn resume_on_recreated_file_with_same_inode_and_other_content_reads_from_start() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        collect(&mut f);
-        append(&p, "old 1\n");
-        collect(&mut f);
-        let saved = f.position().expect("position");
-        assert_eq!(saved.fingerprint_len, 6);
-        drop(f);
-        std::fs::remove_file(&p).expect("remove");
-        append(&p, "new 1\nnew 2\n");
-        // Pretend the inode was reused (it often is): only the fingerprint differs.
-        let meta = std::fs::metadata(&p).expect("meta");
-        let forged = FilePosition {
-            dev: meta.dev(),
-            inode: meta.ino(),
-            ..saved
-        };
-        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(forged));
-        assert_eq!(collect(&mut f), ["new 1", "new 2"]);
-    }
-
-    #[test]
-    fn resume_on_replaced_file_reads_it_from_start() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "a\n");
-        let mut f = follower(&p, StartAt::Beginning);
-        collect(&mut f);
-        let saved = f.position().expect("position");
-        drop(f);
-        let tmp = dir.path().join("log.new");
-        append(&tmp, "x\ny\n");
-        std::fs::rename(&tmp, &p).expect("replace");
-        let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(saved));
-        assert_eq!(collect(&mut f), ["x", "y"]);
-    }
-
-    /// A small model test: a sequence of appends, rotations of every style and
-    /// restarts, with polls in between, hands out every line exactly once and in
-    /// order.
-    #[test]
-    fn model_no_lost_and_no_duplicated_line() {
-        for seed in [0x2545_f491, 7, 0xdead_beef, 12_345, 0x0bad_f00d, 99_991] {
-            run_model(seed);
-        }
-    }
-
-    fn run_model(start: u32) {
-        let mut seed = start;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("log");
-        append(&p, "");
-        let mut f = follower(&p, StartAt::End);
-        let mut got = Vec::new();
-        let mut expected = Vec::new();
-        let mut n = 0u32;
-        let mut rotated = 0;
-        let mut restarts = 0;
-        // Deterministic pseudo-random action sequence (xorshift32).
-        f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-        for _ in 0..400 {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            match seed % 10 {
-                0 if p.exists() => {
-                    // inotify wakes us on the rename; the writer then finishes one
-                    // more line in the old file before reopening.
-                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-                    rotated += 1;
-                    let old = dir.path().join(format!("log.{rotated}"));
-                    std::fs::rename(&p, &old).expect("rename");
-                    n += 1;
-                    append(&old, &format!("line {n}\n"));
-                    expected.push(format!("line {n}").into_bytes());
-                    append(&p, "");
-                }
-                1 if p.exists() => {
-                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-                    std::fs::remove_file(&p).expect("remove");
-                }
-                2 if p.exists() => {
-                    // copytruncate only after a poll, so no unread byte is lost (the
-                    // copy-then-truncate gap is inherent to that rotation style).
-                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .truncate(true)
-                        .open(&p)
-                        .expect("truncate");
-                    // inotify reports the truncation before the file regrows past
-                    // the old offset (telling them apart otherwise needs the
-                    // fingerprint of issue 3).
-                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-                }
-                3 => {
-                    // Clean restart: the last poll, the saved position, a new
-                    // follower resuming from it.
-                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-                    let saved = f.position();
-                    f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
-                    restarts += 1;
-                }
-                4..=7 => {
-                    n += 1;
-                    let line = format!("line {n}");
-                    append(&p, &format!("{line}\n"));
-                    expected.push(line.into_bytes());
-                }
-                _ => {
-                    f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-                }
-            }
-        }
-        f.poll(&mut |l| got.push(l.to_vec())).expect("poll");
-        assert!(rotated > 3, "the sequence should rotate a few times");
-        assert!(restarts > 3, "the sequence should restart a few times");
-        assert_eq!(got.len(), expected.len(), "seed {start:#x}");
-        assert_eq!(got, expected, "seed {start:#x}");
+fn wall_clock() -> i128 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(_) => 0,
     }
 }
+
+/// Rotated names that are compressed (read by `log2drop test`/`report`, never
+/// followed).
+fn is_compressed_name(rest: &str) -> bool {
+    [".gz", ".zst", ".xz", ".bz2", ".lz4", ".z", ".Z", ".zip"]
+        .iter()
+        .any(|ext| rest.ends_with(ext))
+}
+
+#[cfg(test)]
+mod tests;

@@ -255,10 +255,11 @@ fn run_file_source<M: LineMatcher>(
     loop {
         let stopping = stop.load(Ordering::Acquire);
         let result = follower.poll(&mut |line| {
-            if engine_gone {
+            // A cut line is not evidence (see `line`): counted, never matched.
+            if engine_gone || line.truncated {
                 return;
             }
-            if let Some((filter, addr)) = matcher.match_line(line) {
+            if let Some((filter, addr)) = matcher.match_line(line.bytes) {
                 counters.offences.fetch_add(1, Ordering::Relaxed);
                 let ev = SourceEvent::Offence(Offence {
                     source: name.clone(),

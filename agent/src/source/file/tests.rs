@@ -1,0 +1,526 @@
+use super::*;
+use std::io::Write;
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+fn truncate(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .expect("truncate");
+}
+
+fn collect_at(f: &mut FileFollower, now: Instant) -> Vec<String> {
+    let mut out = Vec::new();
+    f.poll_at(now, &mut |l| {
+        out.push(String::from_utf8_lossy(l.bytes).into_owned())
+    })
+    .expect("poll");
+    out
+}
+
+fn collect(f: &mut FileFollower) -> Vec<String> {
+    collect_at(f, Instant::now())
+}
+
+fn follower(path: &Path, start_at: StartAt) -> FileFollower {
+    FileFollower::new(
+        path.to_path_buf(),
+        FollowOptions {
+            start_at,
+            ..FollowOptions::default()
+        },
+        None,
+    )
+}
+
+#[test]
+fn existing_content_is_skipped_by_default_and_appends_are_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "old 1\nold 2\n");
+    let mut f = follower(&p, StartAt::End);
+    assert!(collect(&mut f).is_empty());
+    append(&p, "new 1\nnew 2\n");
+    assert_eq!(collect(&mut f), ["new 1", "new 2"]);
+    assert!(collect(&mut f).is_empty());
+}
+
+#[test]
+fn beginning_reads_existing_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "old 1\nold 2\n");
+    let mut f = follower(&p, StartAt::Beginning);
+    assert_eq!(collect(&mut f), ["old 1", "old 2"]);
+}
+
+#[test]
+fn partial_line_waits_for_its_newline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "Failed pass");
+    assert!(collect(&mut f).is_empty());
+    assert_eq!(f.position().map(|p| p.offset), Some(0));
+    append(&p, "word\r\nnext");
+    assert_eq!(collect(&mut f), ["Failed password"]);
+    assert_eq!(f.position().map(|p| p.offset), Some(17));
+    append(&p, "\n");
+    assert_eq!(collect(&mut f), ["next"]);
+}
+
+#[test]
+fn rename_and_create_reads_old_tail_then_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "a\n");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rename");
+    // The writer still holds the old file and writes one more line there.
+    append(&dir.path().join("log.1"), "b\n");
+    append(&p, "c\n");
+    assert_eq!(collect(&mut f), ["a", "b", "c"]);
+    assert_eq!(f.stats().rotations, 1);
+    append(&p, "d\n");
+    assert_eq!(collect(&mut f), ["d"]);
+}
+
+/// Regression (issue 2 gap): a line written to the rotated file more than a few
+/// seconds after the rotation was lost.
+#[test]
+fn rotated_file_is_read_until_idle_for_long() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let old = dir.path().join("log.1");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    let t0 = Instant::now();
+    collect_at(&mut f, t0);
+    std::fs::rename(&p, &old).expect("rename");
+    append(&p, "");
+    collect_at(&mut f, t0);
+    append(&old, "late\n");
+    assert_eq!(collect_at(&mut f, t0 + Duration::from_secs(60)), ["late"]);
+    append(&old, "later\n");
+    assert_eq!(collect_at(&mut f, t0 + Duration::from_secs(300)), ["later"]);
+    // Idle for longer than the limit: closed.
+    collect_at(&mut f, t0 + Duration::from_secs(601));
+    assert_eq!(f.open_ids().count(), 1);
+    append(&old, "too late\n");
+    assert!(collect_at(&mut f, t0 + Duration::from_secs(602)).is_empty());
+}
+
+#[test]
+fn deleted_rotated_file_is_closed_once_drained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let old = dir.path().join("log.1");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    std::fs::rename(&p, &old).expect("rename");
+    append(&old, "last words\n");
+    append(&p, "");
+    std::fs::remove_file(&old).expect("remove");
+    assert_eq!(collect(&mut f), ["last words"]);
+    collect(&mut f);
+    assert_eq!(f.open_ids().count(), 1, "only the current file stays open");
+}
+
+#[test]
+fn rotated_descriptors_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = FileFollower::new(
+        p.clone(),
+        FollowOptions {
+            max_rotated: 2,
+            ..FollowOptions::default()
+        },
+        None,
+    );
+    collect(&mut f);
+    for i in 0..5 {
+        append(&p, &format!("{i}\n"));
+        std::fs::rename(&p, dir.path().join(format!("log-{i}"))).expect("rename");
+        append(&p, "");
+        assert_eq!(collect(&mut f), [i.to_string()]);
+        assert!(f.open_ids().count() <= 3);
+    }
+}
+
+/// Regression (issue 2 gap): two rotations between polls lost the middle file.
+#[test]
+fn two_rotations_between_polls_read_the_middle_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("auth.log");
+    let p1 = dir.path().join("auth.log.1");
+    let p2 = dir.path().join("auth.log.2");
+    append(&p2, "ancient\n");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "a1\n");
+    // logrotate twice before we look: A -> .1, B created, B -> .1, A -> .2, C.
+    std::fs::rename(&p2, dir.path().join("auth.log.3")).expect("rename");
+    std::fs::rename(&p, &p1).expect("rename");
+    append(&p, "b1\nb2\n");
+    std::fs::rename(&p1, &p2).expect("rename");
+    std::fs::rename(&p, &p1).expect("rename");
+    append(&p, "c1\n");
+    assert_eq!(collect(&mut f), ["a1", "b1", "b2", "c1"]);
+    assert_eq!(f.stats().recovered, 1);
+    // Nothing is read twice afterwards.
+    append(&p, "c2\n");
+    assert_eq!(collect(&mut f), ["c2"]);
+}
+
+#[test]
+fn copytruncate_restarts_at_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "one line that is long\n");
+    assert_eq!(collect(&mut f), ["one line that is long"]);
+    std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
+    truncate(&p);
+    append(&p, "x\n");
+    assert_eq!(collect(&mut f), ["x"]);
+    assert_eq!(f.stats().truncations, 1);
+}
+
+/// Regression (issue 2 gap): a copytruncate followed by the file growing past the
+/// old offset before the next poll was read from the old offset, in the middle of
+/// new content.
+#[test]
+fn copytruncate_then_growth_past_old_offset_is_detected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "Jan 1 00:00:01 first\n");
+    assert_eq!(collect(&mut f), ["Jan 1 00:00:01 first"]);
+    truncate(&p);
+    append(
+        &p,
+        "Jan 1 00:00:02 second line\nJan 1 00:00:03 third line\n",
+    );
+    assert_eq!(
+        collect(&mut f),
+        ["Jan 1 00:00:02 second line", "Jan 1 00:00:03 third line"]
+    );
+    assert_eq!(f.stats().truncations, 1);
+}
+
+/// The lines written between our last read and the truncation are read from the
+/// copy, continuing the unfinished line; the copy is not read again later.
+#[test]
+fn copytruncate_recovers_unread_lines_from_the_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let copy = dir.path().join("log.1");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "Jan 1 00:00:01 read\nJan 1 00:00:02 unfin");
+    assert_eq!(collect(&mut f), ["Jan 1 00:00:01 read"]);
+    append(&p, "ished\nJan 1 00:00:03 unread\n");
+    std::fs::copy(&p, &copy).expect("copy");
+    truncate(&p);
+    append(&p, "Jan 1 00:00:04 after\n");
+    assert_eq!(
+        collect(&mut f),
+        [
+            "Jan 1 00:00:02 unfinished",
+            "Jan 1 00:00:03 unread",
+            "Jan 1 00:00:04 after"
+        ]
+    );
+    assert_eq!(f.stats().recovered, 1);
+    // A later rotation does not read the copy again.
+    std::fs::rename(&copy, dir.path().join("log.2")).expect("rename");
+    std::fs::rename(&p, &copy).expect("rename");
+    append(&p, "Jan 1 00:00:05 new\n");
+    assert_eq!(collect(&mut f), ["Jan 1 00:00:05 new"]);
+}
+
+#[test]
+fn compressed_siblings_are_never_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "a\n");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rename");
+    // Plain text under a compressed name, and gzip under a plain name.
+    append(&dir.path().join("log.2.gz"), "not followed\n");
+    std::fs::write(dir.path().join("log.3"), [0x1f, 0x8b, 8, 0, b'\n']).expect("write");
+    append(&p, "b\n");
+    assert_eq!(collect(&mut f), ["a", "b"]);
+}
+
+#[test]
+fn delete_and_recreate_reads_new_file_from_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "before\n");
+    assert_eq!(collect(&mut f), ["before"]);
+    std::fs::remove_file(&p).expect("remove");
+    assert!(collect(&mut f).is_empty());
+    append(&p, "after 1\nafter 2\n");
+    assert_eq!(collect(&mut f), ["after 1", "after 2"]);
+    collect(&mut f);
+    assert_eq!(f.open_ids().count(), 1, "the deleted file is closed");
+}
+
+#[test]
+fn missing_file_is_read_from_start_once_it_appears() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("later.log");
+    let mut f = follower(&p, StartAt::End);
+    assert!(collect(&mut f).is_empty());
+    assert_eq!(f.position(), None);
+    append(&p, "first\n");
+    assert_eq!(collect(&mut f), ["first"]);
+}
+
+#[test]
+fn long_lines_are_cut_flagged_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = FileFollower::new(
+        p.clone(),
+        FollowOptions {
+            max_line: 8,
+            ..FollowOptions::default()
+        },
+        None,
+    );
+    collect(&mut f);
+    append(&p, "short\n0123456789abc\nok\n");
+    let mut got = Vec::new();
+    f.poll(&mut |l| got.push((l.bytes.to_vec(), l.truncated)))
+        .expect("poll");
+    assert_eq!(
+        got,
+        [
+            (b"short".to_vec(), false),
+            (b"01234567".to_vec(), true),
+            (b"ok".to_vec(), false)
+        ]
+    );
+    // Over the limit across two reads: the position stays on the line start
+    // until the line ends, so a restart never hands the cut line out twice.
+    append(&p, "01234");
+    assert!(collect(&mut f).is_empty());
+    let before = f.position().expect("position").offset;
+    append(&p, "56789\nfine\n");
+    assert_eq!(collect(&mut f), ["01234567", "fine"]);
+    assert!(f.position().expect("position").offset > before);
+    assert_eq!(f.stats().long_lines, 2);
+    assert_eq!(f.stats().lines, 5);
+}
+
+#[test]
+fn resume_continues_at_saved_offset_of_same_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "a\nb\npart");
+    assert_eq!(collect(&mut f), ["a", "b"]);
+    let saved = f.position().expect("position");
+    drop(f);
+    // Written while the agent was down.
+    append(&p, "ial\nc\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(saved));
+    assert_eq!(collect(&mut f), ["partial", "c"]);
+}
+
+/// Regression: two restarts while the file was missing lost the saved position,
+/// so the file that then appeared was read from its end.
+#[test]
+fn saved_position_survives_restarts_while_the_file_is_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "a\n");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    std::fs::remove_file(&p).expect("remove");
+    collect(&mut f);
+    let saved = f.position();
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    collect(&mut f);
+    let saved = f.position();
+    assert!(saved.is_some());
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    append(&p, "written while down\n");
+    assert_eq!(collect(&mut f), ["written while down"]);
+}
+
+/// Regression: a file deleted while the agent was down and recreated with the
+/// same inode number (common on ext4/tmpfs) was resumed at the old offset.
+#[test]
+fn resume_on_recreated_file_with_same_inode_and_other_content_reads_from_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "old 1\n");
+    collect(&mut f);
+    let saved = f.position().expect("position");
+    assert_eq!(saved.fingerprint_len, 6);
+    drop(f);
+    std::fs::remove_file(&p).expect("remove");
+    append(&p, "new 1\nnew 2\n");
+    // Pretend the inode was reused (it often is): only the fingerprint differs.
+    let meta = std::fs::metadata(&p).expect("meta");
+    let forged = FilePosition {
+        dev: meta.dev(),
+        inode: meta.ino(),
+        ..saved
+    };
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(forged));
+    assert_eq!(collect(&mut f), ["new 1", "new 2"]);
+}
+
+/// A file rotated while the agent was down: the rest of the old file (found as
+/// a sibling), then every file rotated after it, then the new file; nothing
+/// older than the saved file.
+#[test]
+fn resume_after_rotations_while_down_reads_old_tail_middle_files_and_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&dir.path().join("log.1"), "ancient\n");
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "a1\n");
+    let mut f = follower(&p, StartAt::Beginning);
+    assert_eq!(collect(&mut f), ["a1"]);
+    let saved = f.position();
+    drop(f);
+    append(&p, "a2\n");
+    std::fs::rename(dir.path().join("log.1"), dir.path().join("log.3")).expect("rename");
+    std::fs::rename(&p, dir.path().join("log.2")).expect("rename");
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "b1\n");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rename");
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "c1\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(collect(&mut f), ["a2", "b1", "c1"]);
+    append(&p, "c2\n");
+    assert_eq!(collect(&mut f), ["c2"]);
+}
+
+#[test]
+fn resume_on_replaced_file_whose_predecessor_is_gone_reads_it_from_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "a\n");
+    let mut f = follower(&p, StartAt::Beginning);
+    collect(&mut f);
+    let saved = f.position().expect("position");
+    drop(f);
+    let tmp = dir.path().join("new");
+    append(&tmp, "x\ny\n");
+    std::fs::rename(&tmp, &p).expect("replace");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(saved));
+    assert_eq!(collect(&mut f), ["x", "y"]);
+}
+
+#[test]
+fn position_fingerprint_covers_the_unfinished_line_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "ab\ncd");
+    collect(&mut f);
+    let pos = f.position().expect("position");
+    assert_eq!(pos.offset, 3);
+    assert_eq!(pos.fingerprint_len, 5);
+    assert_eq!(pos.fingerprint, fnv1a(b"ab\ncd"));
+}
+
+mod model;
+
+#[test]
+fn resume_after_copytruncate_while_down_reads_the_rest_from_the_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "00000001 a\n");
+    assert_eq!(collect(&mut f), ["00000001 a"]);
+    let saved = f.position();
+    drop(f);
+    append(&p, "00000002 b\n");
+    std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
+    truncate(&p);
+    append(&p, "00000003 c\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(collect(&mut f), ["00000002 b", "00000003 c"]);
+}
+
+#[test]
+fn resume_after_several_copytruncates_while_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let shift = |n: usize| {
+        for i in (1..n).rev() {
+            let from = dir.path().join(format!("log.{i}"));
+            if from.exists() {
+                std::fs::rename(&from, dir.path().join(format!("log.{}", i + 1))).expect("shift");
+            }
+        }
+    };
+    let copytruncate = || {
+        shift(6);
+        std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
+        truncate(&p);
+    };
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "00000001 a\n00000002 b\n");
+    collect(&mut f);
+    let saved = f.position();
+    drop(f);
+    append(&p, "00000003 c\n00000004 d\n");
+    copytruncate();
+    copytruncate();
+    append(&p, "00000005 e\n");
+    copytruncate();
+    append(&p, "00000006 f\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(
+        collect(&mut f),
+        ["00000003 c", "00000004 d", "00000005 e", "00000006 f"]
+    );
+}
