@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 
+use crate::backend::nftables::NftablesBackend;
 use crate::backend::xdp::XdpBackend;
 use crate::backend::{Backend, BackendError, dry_run::DryRun};
 use crate::config::{self, Config, ConfigError};
@@ -162,6 +163,13 @@ pub fn open_backends(cfg: &Config) -> Result<Vec<Box<dyn Backend>>, DaemonError>
     if let Some(xdp) = &cfg.backends.xdp {
         let backend = XdpBackend::open(xdp).map_err(|e| DaemonError::Backend {
             name: "xdp",
+            source: Box::new(BackendError::from(e)),
+        })?;
+        backends.push(Box::new(backend));
+    }
+    if let Some(nft) = &cfg.backends.nftables {
+        let backend = NftablesBackend::open(nft).map_err(|e| DaemonError::Backend {
+            name: "nftables",
             source: Box::new(BackendError::from(e)),
         })?;
         backends.push(Box::new(backend));

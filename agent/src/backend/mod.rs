@@ -4,6 +4,7 @@
 //! make the kernel match the engine.
 
 pub mod dry_run;
+pub mod nftables;
 pub mod xdp;
 
 use std::time::SystemTime;
@@ -40,6 +41,9 @@ pub enum BackendError {
     /// The XDP backend failed.
     #[error(transparent)]
     Xdp(#[from] xdp::XdpError),
+    /// The nftables backend failed.
+    #[error(transparent)]
+    Nftables(#[from] nftables::NftError),
 }
 
 /// A place where bans take effect.
@@ -64,4 +68,10 @@ pub trait Backend: Send {
 
     /// Drop counters per ban, for backends that count. Empty otherwise.
     fn counters(&self) -> Result<Vec<(IpNet, DropCounts)>, BackendError>;
+
+    /// Drops across all bans, for backends that count only in total (the nftables
+    /// rule counter). `None` when the backend does not count that way.
+    fn totals(&self) -> Result<Option<DropCounts>, BackendError> {
+        Ok(None)
+    }
 }

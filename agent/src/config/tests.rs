@@ -268,7 +268,7 @@ fn unknown_and_unconfigured_backends() {
         22,
         20,
         "jails.ssh.backends[1]",
-        "unknown backend \"nft\" (known: xdp, dry-run)",
+        "unknown backend \"nft\" (known: xdp, nftables, dry-run)",
     );
     assert_problem(
         &all,
@@ -549,4 +549,98 @@ mod fuzz {
             check_positions(&text);
         }
     }
+}
+
+#[test]
+fn nftables_defaults_and_keys() {
+    let cfg = ok(&good_with(
+        "[backends.xdp]",
+        "[backends.nftables]\n\n[backends.xdp]",
+    ));
+    let nft = cfg.backends.nftables.as_ref().expect("nftables");
+    assert_eq!(nft.table, "log2drop");
+    assert_eq!(nft.hook, NftHook::Input);
+    assert_eq!(nft.priority, -10);
+    assert_eq!(nft.action, NftAction::Drop);
+    assert!(!nft.counter);
+    assert_eq!(cfg.backends.names(), ["xdp", "nftables"]);
+
+    let cfg = ok(&good_with(
+        "[backends.xdp]",
+        "[backends.nftables]\ntable = \"bans\"\nhook = \"ingress\"\ninterfaces = [\"eth0\"]\n\
+         priority = -500\naction = \"reject\"\ncounter = true\n\n[backends.xdp]",
+    ));
+    let nft = cfg.backends.nftables.as_ref().expect("nftables");
+    assert_eq!(nft.table, "bans");
+    assert_eq!(nft.hook, NftHook::Ingress);
+    assert_eq!(nft.interfaces, ["eth0"]);
+    assert_eq!(nft.priority, -500);
+    assert_eq!(nft.action, NftAction::Reject);
+    assert!(nft.counter);
+}
+
+#[test]
+fn nftables_problems_are_positioned() {
+    let text = good_with(
+        "[backends.xdp]",
+        "[backends.nftables]\ntable = \"\"\nhook = \"ingress\"\n\n[backends.xdp]",
+    );
+    let all = problems(&text);
+    assert_problem(&all, 8, 9, "backends.nftables.table", "must not be empty");
+    assert_problem(
+        &all,
+        7,
+        1,
+        "backends.nftables.interfaces",
+        "hook = \"ingress\" needs",
+    );
+
+    let text = good_with(
+        "[backends.xdp]",
+        "[backends.nftables]\ninterfaces = [\"eth0\"]\n\n[backends.xdp]",
+    );
+    let all = problems(&text);
+    assert_problem(
+        &all,
+        8,
+        14,
+        "backends.nftables.interfaces",
+        "only used with",
+    );
+
+    let text = good_with(
+        "[backends.xdp]",
+        "[backends.nftables]\nhook = \"ingress\"\ninterfaces = [\"eth0\", \"a/b\", \"eth0\"]\n\n[backends.xdp]",
+    );
+    let all = problems(&text);
+    assert_problem(
+        &all,
+        9,
+        23,
+        "backends.nftables.interfaces[1]",
+        "not a valid interface",
+    );
+    assert_problem(
+        &all,
+        9,
+        30,
+        "backends.nftables.interfaces[2]",
+        "listed twice",
+    );
+
+    let text = good_with(
+        "[backends.xdp]",
+        "[backends.nftables]\nhook = \"forward\"\n\n[backends.xdp]",
+    );
+    let all = problems(&text);
+    assert_problem(&all, 8, 8, "backends.nftables.hook", "unknown variant");
+}
+
+#[test]
+fn jails_may_name_the_nftables_backend() {
+    let text = good_with("backends = [\"xdp\"]", "backends = [\"xdp\", \"nftables\"]");
+    let all = problems(&text);
+    assert_problem(&all, 22, 20, "jails.ssh.backends[1]", "not configured");
+    let text = text.replace("[backends.xdp]", "[backends.nftables]\n\n[backends.xdp]");
+    ok(&text);
 }

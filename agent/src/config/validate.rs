@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::locate::KeyPath;
-use super::{Config, KNOWN_BACKENDS, MAX_MAXRETRY};
+use super::{Config, KNOWN_BACKENDS, MAX_MAXRETRY, NftHook};
 use crate::addr;
 use crate::engine::MANUAL_JAIL;
 use crate::filter::{self, HostRule};
@@ -69,9 +69,10 @@ fn check_backends(cfg: &Config, out: &mut Issues) {
     if cfg.backends.names().is_empty() {
         out.push(
             backends.clone(),
-            "no backend configured: add [backends.xdp] (or [backends.dry-run] to only log decisions)",
+            "no backend configured: add [backends.xdp] or [backends.nftables] (or [backends.dry-run] to only log decisions)",
         );
     }
+    check_nftables(cfg, &backends, out);
     let Some(xdp) = &cfg.backends.xdp else {
         return;
     };
@@ -115,6 +116,54 @@ fn check_backends(cfg: &Config, out: &mut Issues) {
         out.push(xdp_path.key("max_cidr_bans"), "must be at least 1");
     }
 }
+
+fn check_nftables(cfg: &Config, backends: &KeyPath, out: &mut Issues) {
+    let Some(nft) = &cfg.backends.nftables else {
+        return;
+    };
+    let path = backends.key("nftables");
+    if nft.table.is_empty() {
+        out.push(path.key("table"), "must not be empty");
+    } else if nft.table.len() > NFT_NAME_MAX {
+        out.push(
+            path.key("table"),
+            format!("must be at most {NFT_NAME_MAX} bytes (nftables' name limit)"),
+        );
+    } else if nft.table.bytes().any(|b| b == 0 || b.is_ascii_control()) {
+        out.push(path.key("table"), "must not contain control characters");
+    }
+    let interfaces = path.key("interfaces");
+    match nft.hook {
+        NftHook::Ingress if nft.interfaces.is_empty() => out.push(
+            interfaces.clone(),
+            "lists no interface: hook = \"ingress\" needs at least one, e.g. interfaces = [\"eth0\"]",
+        ),
+        NftHook::Input if !nft.interfaces.is_empty() => out.push(
+            interfaces.clone(),
+            "is only used with hook = \"ingress\"; the input hook sees every interface",
+        ),
+        _ => {}
+    }
+    let mut seen = BTreeSet::new();
+    for (i, name) in nft.interfaces.iter().enumerate() {
+        if !valid_interface_name(name) {
+            out.push(
+                interfaces.index(i),
+                format!(
+                    "{name:?} is not a valid interface name (1 to 15 characters, no '/', ':' or whitespace)"
+                ),
+            );
+        } else if !seen.insert(name.as_str()) {
+            out.push(
+                interfaces.index(i),
+                format!("interface {name:?} is listed twice"),
+            );
+        }
+    }
+}
+
+/// Longest table name nftables accepts (NFT_NAME_MAXLEN less the NUL).
+const NFT_NAME_MAX: usize = 255;
 
 /// Linux interface names: at most IFNAMSIZ - 1 bytes, no slash, colon or space.
 fn valid_interface_name(name: &str) -> bool {

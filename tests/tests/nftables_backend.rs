@@ -1,0 +1,528 @@
+//! The nftables backend against the real kernel, as root, without the rest of the
+//! agent: `NftablesBackend` is opened inside the server namespace of a veth pair
+//! (netlink sockets belong to the namespace they were opened in), bans go through
+//! the `Backend` trait, pings from the attacker namespace show their effect, and the
+//! `nft` CLI inspects and tampers with the set the way an admin might. Covered: exact
+//! and CIDR bans (IPv4, IPv6), overlapping bans, kernel-side expiry without the
+//! backend, restart with reconcile after tampering, refusing a foreign table of the
+//! same name, flush leaving other tables alone, the ingress hook with reject and a
+//! counter. An ignored test measures bulk inserts and the restart reconcile.
+//!
+//! Every test has its own namespaces, removed (with their tables) even when it fails.
+//! Run with `--test-threads=1` (namespaces are per thread).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ipnet::IpNet;
+use log2drop::backend::nftables::{NftError, NftablesBackend, measure};
+use log2drop::backend::{Backend, ReconcileReport};
+use log2drop::config::{NftAction, NftHook, NftablesConfig};
+use log2drop::engine::{Ban, Decision, Origin};
+use log2drop_tests::veth::{
+    BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6,
+};
+use log2drop_tests::{NetNs, VethPair, ping_with_timeout, require_root, wait_until};
+
+/// No reply within this long over a veth means the packet was dropped.
+const DROP_PROBE: Duration = Duration::from_millis(300);
+/// A reply that should come gets this long.
+const REPLY_PROBE: Duration = Duration::from_secs(1);
+
+/// One test's world; the veth goes first, then the namespaces (and with them every
+/// nftables table inside).
+struct Lab {
+    veth: VethPair,
+    attacker: NetNs,
+    server: NetNs,
+}
+
+impl Lab {
+    fn new(test: &str) -> Option<Lab> {
+        if !require_root(test) {
+            return None;
+        }
+        let server = NetNs::new();
+        let attacker = NetNs::new();
+        let veth = VethPair::server_attacker(&server, &attacker);
+        let lab = Lab {
+            veth,
+            attacker,
+            server,
+        };
+        for from in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
+            lab.assert_replies(from);
+        }
+        Some(lab)
+    }
+
+    fn config(&self) -> NftablesConfig {
+        NftablesConfig {
+            table: "log2drop".into(),
+            hook: NftHook::Input,
+            priority: -10,
+            interfaces: Vec::new(),
+            action: NftAction::Drop,
+            counter: false,
+        }
+    }
+
+    fn open_with(&self, cfg: &NftablesConfig) -> NftablesBackend {
+        let _in = self.server.enter();
+        NftablesBackend::open(cfg)
+            .unwrap_or_else(|e| panic!("NftablesBackend::open: {}", chain(&e)))
+    }
+
+    fn open(&self) -> NftablesBackend {
+        self.open_with(&self.config())
+    }
+
+    fn apply(&self, backend: &mut NftablesBackend, batch: &[Decision]) {
+        let _in = self.server.enter();
+        backend
+            .apply(batch, SystemTime::now())
+            .unwrap_or_else(|e| panic!("apply: {}", chain(&e)));
+    }
+
+    fn reconcile(&self, backend: &mut NftablesBackend, active: &[Ban]) -> ReconcileReport {
+        let _in = self.server.enter();
+        backend
+            .reconcile(active, SystemTime::now())
+            .unwrap_or_else(|e| panic!("reconcile: {}", chain(&e)))
+    }
+
+    fn nft(&self, args: &[&str]) -> String {
+        let mut argv = vec!["nft"];
+        argv.extend_from_slice(args);
+        let out = self.server.exec_checked(&argv);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn replies(&self, from: &str, timeout: Duration) -> bool {
+        let to = if from.contains(':') {
+            SERVER_V6
+        } else {
+            SERVER_V4
+        };
+        ping_with_timeout(&self.attacker, from, to, timeout)
+    }
+
+    #[track_caller]
+    fn assert_replies(&self, from: &str) {
+        assert!(
+            self.replies(from, REPLY_PROBE),
+            "{from} should get replies but does not"
+        );
+    }
+
+    #[track_caller]
+    fn assert_dropped(&self, from: &str) {
+        assert!(
+            !self.replies(from, DROP_PROBE),
+            "{from} should be dropped but gets replies"
+        );
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn net(s: &str) -> IpNet {
+    match s.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => IpNet::from(
+            s.parse::<IpAddr>()
+                .unwrap_or_else(|e| panic!("bad test address {s}: {e}")),
+        ),
+    }
+}
+
+fn ban(target: &str, until: Option<SystemTime>) -> Ban {
+    Ban {
+        target: net(target),
+        jail: Arc::from("test"),
+        since: SystemTime::now(),
+        until,
+        origin: Origin::Manual,
+    }
+}
+
+fn in_secs(secs: u64) -> Option<SystemTime> {
+    Some(SystemTime::now() + Duration::from_secs(secs))
+}
+
+#[test]
+fn ban_drops_only_that_address_v4_and_v6() {
+    let Some(lab) = Lab::new("ban_drops_only_that_address_v4_and_v6") else {
+        return;
+    };
+    let mut b = lab.open();
+    lab.reconcile(&mut b, &[]);
+    lab.apply(
+        &mut b,
+        &[
+            Decision::Ban(ban(OFFENDER_V4, in_secs(600))),
+            Decision::Ban(ban(OFFENDER_V6, None)),
+        ],
+    );
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_dropped(OFFENDER_V6);
+    lab.assert_replies(BYSTANDER_V4);
+    lab.assert_replies(BYSTANDER_V6);
+    let listed = lab.nft(&["list", "table", "inet", "log2drop"]);
+    assert!(
+        listed.contains(OFFENDER_V4),
+        "ban4 lacks the offender:\n{listed}"
+    );
+    assert!(
+        listed.contains(OFFENDER_V6),
+        "ban6 lacks the offender:\n{listed}"
+    );
+    assert!(
+        listed.contains("managed by log2drop"),
+        "no owner mark:\n{listed}"
+    );
+
+    lab.apply(
+        &mut b,
+        &[
+            Decision::Unban(ban(OFFENDER_V4, None)),
+            Decision::Unban(ban(OFFENDER_V6, None)),
+        ],
+    );
+    lab.assert_replies(OFFENDER_V4);
+    lab.assert_replies(OFFENDER_V6);
+}
+
+#[test]
+fn cidr_bans_and_overlapping_bans() {
+    let Some(lab) = Lab::new("cidr_bans_and_overlapping_bans") else {
+        return;
+    };
+    let mut b = lab.open();
+    lab.reconcile(&mut b, &[]);
+    // 198.51.100.0/29 holds the offender (.7) but not the bystander (.8).
+    lab.apply(
+        &mut b,
+        &[
+            Decision::Ban(ban("198.51.100.0/29", in_secs(600))),
+            Decision::Ban(ban("2001:db8:100::4/126", None)),
+        ],
+    );
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_replies(BYSTANDER_V4);
+    // ::4-::7 hold the offender ::7, not ::8.
+    lab.assert_dropped(OFFENDER_V6);
+    lab.assert_replies(BYSTANDER_V6);
+
+    // A /32 inside the /29 with a later deadline, then the /29 lifted: the /32 stays.
+    lab.apply(&mut b, &[Decision::Ban(ban(OFFENDER_V4, in_secs(3600)))]);
+    lab.assert_dropped(OFFENDER_V4);
+    lab.apply(&mut b, &[Decision::Unban(ban("198.51.100.0/29", None))]);
+    lab.assert_dropped(OFFENDER_V4);
+    // And a wider ban over both: the bystander goes too; lifting it restores it.
+    lab.apply(
+        &mut b,
+        &[Decision::Ban(ban("198.51.100.0/28", in_secs(60)))],
+    );
+    lab.assert_dropped(BYSTANDER_V4);
+    lab.apply(&mut b, &[Decision::Unban(ban("198.51.100.0/28", None))]);
+    lab.assert_replies(BYSTANDER_V4);
+    lab.assert_dropped(OFFENDER_V4);
+    assert_eq!(b.segment_counts(), [1, 1]);
+}
+
+#[test]
+fn elements_expire_in_the_kernel_without_the_backend() {
+    let Some(lab) = Lab::new("elements_expire_in_the_kernel_without_the_backend") else {
+        return;
+    };
+    let mut b = lab.open();
+    lab.reconcile(&mut b, &[]);
+    lab.apply(
+        &mut b,
+        &[
+            Decision::Ban(ban(OFFENDER_V4, in_secs(2))),
+            Decision::Ban(ban(OFFENDER_V6, in_secs(2))),
+        ],
+    );
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_dropped(OFFENDER_V6);
+    drop(b);
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            lab.replies(OFFENDER_V4, DROP_PROBE) && lab.replies(OFFENDER_V6, DROP_PROBE)
+        })
+        .is_some(),
+        "expired bans still drop"
+    );
+}
+
+#[test]
+fn restart_reconciles_tampered_sets() {
+    let Some(lab) = Lab::new("restart_reconciles_tampered_sets") else {
+        return;
+    };
+    let active = [
+        ban(OFFENDER_V4, in_secs(600)),
+        ban("198.51.100.20", in_secs(600)),
+        ban(OFFENDER_V6, None),
+    ];
+    let mut b = lab.open();
+    let first = lab.reconcile(&mut b, &active);
+    assert_eq!(
+        first,
+        ReconcileReport {
+            added: 3,
+            removed: 0,
+            updated: 0,
+            kept: 0
+        }
+    );
+    drop(b);
+    // Behind our back: one ban removed, one stranger added.
+    lab.nft(&[
+        "delete",
+        "element",
+        "inet",
+        "log2drop",
+        "ban4",
+        &format!("{{ {OFFENDER_V4} }}"),
+    ]);
+    lab.nft(&[
+        "add",
+        "element",
+        "inet",
+        "log2drop",
+        "ban4",
+        &format!("{{ {BYSTANDER_V4} }}"),
+    ]);
+    lab.assert_replies(OFFENDER_V4);
+    lab.assert_dropped(BYSTANDER_V4);
+
+    let mut b = lab.open();
+    let report = lab.reconcile(&mut b, &active);
+    assert_eq!(
+        report,
+        ReconcileReport {
+            added: 1,
+            removed: 1,
+            updated: 0,
+            kept: 2
+        },
+        "{report:?}"
+    );
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_replies(BYSTANDER_V4);
+    lab.assert_dropped(OFFENDER_V6);
+    let listed = lab.nft(&["list", "set", "inet", "log2drop", "ban4"]);
+    assert!(
+        !listed.contains(BYSTANDER_V4),
+        "stranger still listed:\n{listed}"
+    );
+
+    // Same bans, fresh open: nothing to do. A changed deadline is rewritten in place.
+    drop(b);
+    let mut b = lab.open();
+    let same = lab.reconcile(&mut b, &active);
+    assert_eq!(
+        same,
+        ReconcileReport {
+            added: 0,
+            removed: 0,
+            updated: 0,
+            kept: 3
+        }
+    );
+    let mut longer = active.clone();
+    longer[0].until = in_secs(7200);
+    let changed = lab.reconcile(&mut b, &longer);
+    assert_eq!(
+        changed,
+        ReconcileReport {
+            added: 0,
+            removed: 0,
+            updated: 1,
+            kept: 2
+        }
+    );
+    lab.assert_dropped(OFFENDER_V4);
+}
+
+#[test]
+fn apply_recovers_when_the_set_was_edited_behind_its_back() {
+    let Some(lab) = Lab::new("apply_recovers_when_the_set_was_edited_behind_its_back") else {
+        return;
+    };
+    let mut b = lab.open();
+    lab.reconcile(&mut b, &[]);
+    // An admin adds a /28 by hand; our /32 inside it would overlap.
+    lab.nft(&[
+        "add",
+        "element",
+        "inet",
+        "log2drop",
+        "ban4",
+        "{ 198.51.100.0/28 }",
+    ]);
+    lab.apply(&mut b, &[Decision::Ban(ban(OFFENDER_V4, in_secs(600)))]);
+    lab.assert_dropped(OFFENDER_V4);
+}
+
+#[test]
+fn a_foreign_table_of_the_same_name_is_refused() {
+    let Some(lab) = Lab::new("a_foreign_table_of_the_same_name_is_refused") else {
+        return;
+    };
+    lab.nft(&["add", "table", "inet", "log2drop"]);
+    lab.nft(&["add", "chain", "inet", "log2drop", "mine"]);
+    let err = {
+        let _in = lab.server.enter();
+        NftablesBackend::open(&lab.config()).expect_err("must refuse a foreign table")
+    };
+    assert!(
+        matches!(err, NftError::NotOurTable { .. }),
+        "{}",
+        chain(&err)
+    );
+    assert!(
+        chain(&err).contains("not created by log2drop"),
+        "{}",
+        chain(&err)
+    );
+    let flush = {
+        let _in = lab.server.enter();
+        NftablesBackend::flush(&lab.config())
+    };
+    assert!(matches!(flush, Err(NftError::NotOurTable { .. })));
+    let listed = lab.nft(&["list", "table", "inet", "log2drop"]);
+    assert!(
+        listed.contains("chain mine"),
+        "foreign table was changed:\n{listed}"
+    );
+}
+
+#[test]
+fn flush_removes_only_our_table() {
+    let Some(lab) = Lab::new("flush_removes_only_our_table") else {
+        return;
+    };
+    lab.nft(&["add", "table", "inet", "user"]);
+    lab.nft(&["add", "set", "inet", "user", "keep", "{ type ipv4_addr; }"]);
+    let mut b = lab.open();
+    lab.apply(&mut b, &[Decision::Ban(ban(OFFENDER_V4, None))]);
+    lab.assert_dropped(OFFENDER_V4);
+    drop(b);
+    let gone = {
+        let _in = lab.server.enter();
+        NftablesBackend::flush(&lab.config()).unwrap_or_else(|e| panic!("flush: {}", chain(&e)))
+    };
+    assert_eq!(gone, 1);
+    lab.assert_replies(OFFENDER_V4);
+    let ruleset = lab.nft(&["list", "ruleset"]);
+    assert!(
+        !ruleset.contains("log2drop"),
+        "our table is still there:\n{ruleset}"
+    );
+    assert!(
+        ruleset.contains("table inet user"),
+        "the user's table went:\n{ruleset}"
+    );
+    // Flushing again finds nothing.
+    let _in = lab.server.enter();
+    assert_eq!(NftablesBackend::flush(&lab.config()).expect("flush"), 0);
+}
+
+#[test]
+fn ingress_hook_with_reject_and_counter() {
+    let Some(lab) = Lab::new("ingress_hook_with_reject_and_counter") else {
+        return;
+    };
+    let mut cfg = lab.config();
+    cfg.hook = NftHook::Ingress;
+    cfg.interfaces = vec![lab.veth.a().ifname.clone()];
+    cfg.action = NftAction::Reject;
+    cfg.counter = true;
+    let mut b = lab.open_with(&cfg);
+    lab.reconcile(&mut b, &[]);
+    lab.apply(
+        &mut b,
+        &[
+            Decision::Ban(ban(OFFENDER_V4, None)),
+            Decision::Ban(ban(OFFENDER_V6, None)),
+        ],
+    );
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_dropped(OFFENDER_V6);
+    lab.assert_replies(BYSTANDER_V4);
+    let listed = lab.nft(&["list", "table", "netdev", "log2drop"]);
+    assert!(listed.contains("hook ingress"), "{listed}");
+    assert!(listed.contains("reject"), "{listed}");
+    let counts = {
+        let _in = lab.server.enter();
+        b.rule_counter().expect("counter").expect("counter enabled")
+    };
+    assert!(counts.packets >= 2, "counter saw {counts:?}");
+    assert!(counts.bytes > 0);
+
+    // Switching back to the input hook removes the stale netdev table, keeps nothing
+    // of it, and the bans come back through reconcile.
+    drop(b);
+    let mut b = lab.open();
+    let report = lab.reconcile(&mut b, &[ban(OFFENDER_V4, None)]);
+    assert_eq!(report.added, 1);
+    let ruleset = lab.nft(&["list", "ruleset"]);
+    assert!(
+        !ruleset.contains("netdev"),
+        "stale netdev table left:\n{ruleset}"
+    );
+    lab.assert_dropped(OFFENDER_V4);
+}
+
+/// Measures bulk inserts and the restart reconcile. Not a timed assertion:
+/// `cargo test -p log2drop-tests --test nftables_backend -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement; run with --ignored --nocapture"]
+fn measure_bulk_insert_and_restart() {
+    if !require_root("measure_bulk_insert_and_restart") {
+        return;
+    }
+    let ns = NetNs::new();
+    let _in = ns.enter();
+    let cfg = NftablesConfig {
+        table: "log2drop".into(),
+        hook: NftHook::Input,
+        priority: -10,
+        interfaces: Vec::new(),
+        action: NftAction::Drop,
+        counter: false,
+    };
+    for n in [100_000, 1_000_000] {
+        let m = measure::insert_and_restart(&cfg, n)
+            .unwrap_or_else(|e| panic!("measure: {}", chain(&e)));
+        eprintln!(
+            "nftables: {n} bans inserted into an empty set in {:.2?} ({:.0} elements/s); \
+             restart (open + reconcile) in {:.2?}: {:?}",
+            m.insert,
+            m.insert_rate(),
+            m.restart,
+            m.restart_report
+        );
+        assert_eq!(m.restart_report.kept, n);
+    }
+    let took = measure::apply_in_batches(&cfg, 100_000, 1000)
+        .unwrap_or_else(|e| panic!("apply: {}", chain(&e)));
+    eprintln!(
+        "nftables: 100000 bans through apply in batches of 1000 in {took:.2?} ({:.0} bans/s)",
+        100_000.0 / took.as_secs_f64()
+    );
+}
