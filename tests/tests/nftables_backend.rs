@@ -506,7 +506,12 @@ fn measure_bulk_insert_and_restart() {
         action: NftAction::Drop,
         counter: false,
     };
-    for n in [100_000, 1_000_000] {
+    // LOG2DROP_NFT_BENCH_SIZES=100000,500000 overrides the sizes measured.
+    let sizes: Vec<usize> = std::env::var("LOG2DROP_NFT_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100_000, 1_000_000]);
+    for n in sizes {
         let m = measure::insert_and_restart(&cfg, n)
             .unwrap_or_else(|e| panic!("measure: {}", chain(&e)));
         eprintln!(

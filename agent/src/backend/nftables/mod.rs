@@ -368,14 +368,23 @@ impl NftablesBackend {
             Some((&self.table, wire::set_name(family))),
             4,
         );
-        let mut elems: Vec<ListedElem> = Vec::new();
+        let mut listed: Vec<Listed> = Vec::new();
+        let mut scratch: Vec<ListedElem> = Vec::new();
         let mut bad = false;
         let (tfam, tname) = (self.family, self.table_name.clone());
         self.sock
             .dump(&req, |m| {
-                if !wire::parse_elems(m, family, &mut elems) {
+                scratch.clear();
+                if !wire::parse_elems(m, family, &mut scratch) {
                     bad = true;
                 }
+                // Time left counts from when the kernel wrote this message.
+                let at = SystemTime::now().max(now);
+                listed.extend(scratch.iter().map(|e| Listed {
+                    addr: e.addr,
+                    end: e.end,
+                    until: e.expires_ms.map(|ms| at + Duration::from_millis(ms)),
+                }));
                 Ok(())
             })
             .map_err(|source| dump_error("set elements", tfam, &tname, source))?;
@@ -384,7 +393,7 @@ impl NftablesBackend {
                 action: "reading set elements",
             });
         }
-        Ok(intervals(elems, family, now))
+        Ok(intervals(listed, family))
     }
 
     /// Sends deletions then additions for one family in as few transactions as the
@@ -410,6 +419,9 @@ impl NftablesBackend {
         let max = family.max();
         let mut i = 0;
         while i < ops.len() {
+            // The kernel's timer starts at commit: count the time left from now, not
+            // from the batch's `now`, so a long reconcile does not stretch late chunks.
+            let sent_at = SystemTime::now().max(now);
             let mut dels = RawSet::new(&self.table, self.family, family);
             let mut adds = RawSet::new(&self.table, self.family, family);
             while i < ops.len() && dels.len() + adds.len() < MAX_ELEMS_PER_TRANSACTION {
@@ -420,7 +432,7 @@ impl NftablesBackend {
                 if is_add {
                     let timeout = match seg.until {
                         None => None,
-                        Some(u) => match u.duration_since(now) {
+                        Some(u) => match u.duration_since(sent_at) {
                             Ok(left) if !left.is_zero() => {
                                 Some(u64::try_from(left.as_millis().max(1)).unwrap_or(u64::MAX))
                             }
@@ -581,15 +593,22 @@ fn same_until(a: Until, b: Until) -> bool {
     }
 }
 
+/// A listed element with its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Listed {
+    addr: u128,
+    end: bool,
+    until: Until,
+}
+
 /// Pairs listed elements into intervals. Interval ends without a start (the start
 /// expired, or nft's leading `0.0.0.0` end) are skipped; a start without an end runs
 /// to the top of the address space.
-fn intervals(mut elems: Vec<ListedElem>, family: Family, now: SystemTime) -> Vec<Segment> {
+fn intervals(mut elems: Vec<Listed>, family: Family) -> Vec<Segment> {
     // At one address an end sorts before a start: [a, b) then [b, c).
     elems.sort_unstable_by_key(|e| (e.addr, !e.end));
     let mut out = Vec::with_capacity(elems.len() / 2 + 1);
-    let mut open: Option<ListedElem> = None;
-    let until = |e: &ListedElem| e.expires_ms.map(|ms| now + Duration::from_millis(ms));
+    let mut open: Option<Listed> = None;
     for e in elems {
         if e.end {
             if let Some(s) = open.take()
@@ -600,7 +619,7 @@ fn intervals(mut elems: Vec<ListedElem>, family: Family, now: SystemTime) -> Vec
                         first: s.addr,
                         last: e.addr - 1,
                     },
-                    until: until(&s),
+                    until: s.until,
                 });
             }
         } else {
@@ -611,7 +630,7 @@ fn intervals(mut elems: Vec<ListedElem>, family: Family, now: SystemTime) -> Vec
                         first: s.addr,
                         last: e.addr.saturating_sub(1).max(s.addr),
                     },
-                    until: until(&s),
+                    until: s.until,
                 });
             }
             open = Some(e);
@@ -623,7 +642,7 @@ fn intervals(mut elems: Vec<ListedElem>, family: Family, now: SystemTime) -> Vec
                 first: s.addr,
                 last: family.max(),
             },
-            until: until(&s),
+            until: s.until,
         });
     }
     out
@@ -815,29 +834,23 @@ mod tests {
         }
     }
 
-    fn el(addr: u128, end: bool, expires_ms: Option<u64>) -> ListedElem {
-        ListedElem {
-            addr,
-            end,
-            expires_ms,
-        }
+    fn el(addr: u128, end: bool, until: Until) -> Listed {
+        Listed { addr, end, until }
     }
 
     #[test]
     fn intervals_pair_starts_with_ends_and_skip_orphans() {
-        let now = t(100);
         let got = intervals(
             vec![
                 el(0, true, None),  // nft's leading end
                 el(20, true, None), // closes 10
-                el(10, false, Some(5_000)),
+                el(10, false, Some(t(105))),
                 el(20, false, None), // adjacent interval [20, 30)
                 el(30, true, None),
                 el(50, true, None),   // orphan: its start expired
                 el(100, false, None), // runs to the top
             ],
             Family::V4,
-            now,
         );
         assert_eq!(
             got,

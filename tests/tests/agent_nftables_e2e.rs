@@ -1,0 +1,261 @@
+//! The whole agent with the nftables backend, as root: `log2drop run` in a server
+//! namespace, offending lines in the watched log, pings from an attacker namespace.
+//! With nftables alone, pings show the set at work; across `kill -9` the set keeps
+//! the ban; elements changed by hand while the agent is down are put right by the
+//! restart's reconcile. With `backends = ["xdp", "nftables"]` the same jail bans in
+//! both at once.
+//!
+//! The harness writes an XDP config; these tests edit its text (drop or keep the
+//! `[backends.xdp]` table, add `[backends.nftables]`, list the jail's backends)
+//! instead of growing the harness. Run with `--test-threads=1`.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use log2drop_tests::agent::ssh_fail_line;
+use log2drop_tests::veth::{
+    BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6,
+};
+use log2drop_tests::{
+    Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, ban_entry, ping_with_timeout, require_root,
+    wait_until,
+};
+
+const DROP_PROBE: Duration = Duration::from_millis(150);
+const REPLY_PROBE: Duration = Duration::from_secs(1);
+/// Latency the issue promises between the offending line and the drop.
+const BAN_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Which backends the agent runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Backends {
+    Nftables,
+    Both,
+}
+
+struct Lab {
+    agent: Option<Agent>,
+    veth: VethPair,
+    pins: PinDir,
+    dir: AgentDir,
+    attacker: NetNs,
+    server: NetNs,
+}
+
+/// The harness's config with the backends `which` asks for.
+fn edit_config(text: &str, which: Backends) -> String {
+    let mut out = String::new();
+    let mut in_xdp = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_xdp = line.trim() == "[backends.xdp]";
+            if in_xdp && which == Backends::Nftables {
+                continue;
+            }
+        }
+        if in_xdp && which == Backends::Nftables {
+            continue;
+        }
+        if line.trim() == "backends = [\"xdp\"]" {
+            out.push_str(match which {
+                Backends::Nftables => "backends = [\"nftables\"]\n",
+                Backends::Both => "backends = [\"xdp\", \"nftables\"]\n",
+            });
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("\n[backends.nftables]\ntable = \"log2drop\"\ncounter = true\n");
+    out
+}
+
+impl Lab {
+    fn start(test: &str, which: Backends) -> Option<Lab> {
+        if !require_root(test) {
+            return None;
+        }
+        let server = NetNs::new();
+        let attacker = NetNs::new();
+        let veth = VethPair::server_attacker(&server, &attacker);
+        let pins = PinDir::new();
+        let dir = AgentDir::new();
+        dir.write_config(
+            &[veth.a().ifname.as_str()],
+            pins.path(),
+            &[JailSpec::ssh(3, "1h")],
+        );
+        let text = std::fs::read_to_string(dir.config_path()).expect("read config");
+        std::fs::write(dir.config_path(), edit_config(&text, which)).expect("write config");
+        let mut lab = Lab {
+            agent: None,
+            veth,
+            pins,
+            dir,
+            attacker,
+            server,
+        };
+        lab.spawn_agent();
+        for addr in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
+            assert!(lab.replies(addr), "{addr} gets no reply before any ban");
+        }
+        Some(lab)
+    }
+
+    fn spawn_agent(&mut self) {
+        let mut agent = Agent::spawn(&self.server, &self.dir);
+        agent.wait_ready();
+        self.agent = Some(agent);
+    }
+
+    fn replies(&self, from: &str) -> bool {
+        let to = if from.contains(':') {
+            SERVER_V6
+        } else {
+            SERVER_V4
+        };
+        ping_with_timeout(&self.attacker, from, to, REPLY_PROBE)
+    }
+
+    fn dropped(&self, from: &str) -> bool {
+        let to = if from.contains(':') {
+            SERVER_V6
+        } else {
+            SERVER_V4
+        };
+        !ping_with_timeout(&self.attacker, from, to, DROP_PROBE)
+    }
+
+    fn offend(&self, addr: &str) -> Instant {
+        let lines: Vec<String> = (0..3).map(|_| ssh_fail_line(addr)).collect();
+        self.dir.append_lines(&lines);
+        Instant::now()
+    }
+
+    #[track_caller]
+    fn wait_dropped(&self, from: &str, since: Instant) {
+        let found = wait_until(
+            BAN_DEADLINE + Duration::from_secs(2),
+            Duration::from_millis(5),
+            || self.dropped(from),
+        );
+        assert!(
+            found.is_some(),
+            "{from} still answered {:?} after its lines; agent output:\n{}",
+            since.elapsed(),
+            self.agent
+                .as_ref()
+                .map(Agent::output_text)
+                .unwrap_or_default()
+        );
+        eprintln!("{from} dropped {:?} after its lines", since.elapsed());
+    }
+
+    fn nft(&self, args: &[&str]) -> String {
+        let mut argv = vec!["nft"];
+        argv.extend_from_slice(args);
+        String::from_utf8_lossy(&self.server.exec_checked(&argv).stdout).into_owned()
+    }
+
+    fn set(&self, name: &str) -> String {
+        self.nft(&["list", "set", "inet", "log2drop", name])
+    }
+}
+
+#[test]
+fn nftables_agent_bans_survives_kill9_and_reconciles_on_restart() {
+    let Some(mut lab) = Lab::start(
+        "nftables_agent_bans_survives_kill9_and_reconciles_on_restart",
+        Backends::Nftables,
+    ) else {
+        return;
+    };
+    let since = lab.offend(OFFENDER_V4);
+    lab.wait_dropped(OFFENDER_V4, since);
+    let since = lab.offend(OFFENDER_V6);
+    lab.wait_dropped(OFFENDER_V6, since);
+    assert!(lab.replies(BYSTANDER_V4));
+    assert!(lab.replies(BYSTANDER_V6));
+    assert!(lab.set("ban4").contains(OFFENDER_V4));
+    assert!(lab.set("ban6").contains(OFFENDER_V6));
+    let counters = lab.nft(&["list", "chain", "inet", "log2drop", "input"]);
+    assert!(counters.contains("counter packets"), "{counters}");
+
+    // A crash leaves the table in place: the ban holds without the agent.
+    lab.agent.as_mut().expect("agent").kill9();
+    lab.agent = None;
+    for _ in 0..3 {
+        assert!(lab.dropped(OFFENDER_V4), "ban lost when the agent died");
+    }
+    assert!(lab.dropped(OFFENDER_V6));
+
+    // Behind the agent's back: its ban removed, a stranger banned.
+    lab.nft(&[
+        "delete",
+        "element",
+        "inet",
+        "log2drop",
+        "ban4",
+        &format!("{{ {OFFENDER_V4} }}"),
+    ]);
+    lab.nft(&[
+        "add",
+        "element",
+        "inet",
+        "log2drop",
+        "ban4",
+        &format!("{{ {BYSTANDER_V4} }}"),
+    ]);
+    assert!(lab.replies(OFFENDER_V4), "the set is what drops it");
+    assert!(lab.dropped(BYSTANDER_V4));
+
+    lab.spawn_agent();
+    assert!(lab.dropped(OFFENDER_V4), "restart did not put the ban back");
+    assert!(
+        lab.replies(BYSTANDER_V4),
+        "restart did not remove the stranger"
+    );
+    assert!(lab.dropped(OFFENDER_V6));
+    let ban4 = lab.set("ban4");
+    assert!(
+        ban4.contains(OFFENDER_V4) && !ban4.contains(BYSTANDER_V4),
+        "{ban4}"
+    );
+    let out = lab
+        .agent
+        .as_ref()
+        .map(Agent::output_text)
+        .unwrap_or_default();
+    assert!(out.contains("reconciled"), "no reconcile report in:\n{out}");
+}
+
+#[test]
+fn xdp_and_nftables_ban_at_once() {
+    let Some(lab) = Lab::start("xdp_and_nftables_ban_at_once", Backends::Both) else {
+        return;
+    };
+    let since = lab.offend(OFFENDER_V4);
+    lab.wait_dropped(OFFENDER_V4, since);
+    let since = lab.offend(OFFENDER_V6);
+    lab.wait_dropped(OFFENDER_V6, since);
+    assert!(lab.replies(BYSTANDER_V4));
+    assert!(lab.replies(BYSTANDER_V6));
+    let ok = wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
+        lab.set("ban4").contains(OFFENDER_V4) && lab.set("ban6").contains(OFFENDER_V6)
+    });
+    assert!(
+        ok.is_some(),
+        "nftables sets lack the bans:\n{}\n{}",
+        lab.set("ban4"),
+        lab.set("ban6")
+    );
+    for addr in [OFFENDER_V4, OFFENDER_V6] {
+        let ip: IpAddr = addr.parse().expect("constant");
+        assert!(ban_entry(&lab.pins, ip).is_some(), "XDP map lacks {addr}");
+    }
+    for addr in [BYSTANDER_V4, BYSTANDER_V6] {
+        let ip: IpAddr = addr.parse().expect("constant");
+        assert!(ban_entry(&lab.pins, ip).is_none(), "XDP map holds {addr}");
+    }
+    let _ = &lab.veth;
+}
