@@ -51,8 +51,12 @@ impl Lab {
             attacker,
             server,
         };
+        // A fresh veth can take a moment under load: wait for the first replies.
         for from in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
-            lab.assert_replies(from);
+            let up = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+                lab.replies(from, REPLY_PROBE)
+            });
+            assert!(up.is_some(), "{from} gets no reply before any ban");
         }
         Some(lab)
     }
@@ -153,6 +157,8 @@ fn ban(target: &str, until: Option<SystemTime>) -> Ban {
         since: SystemTime::now(),
         until,
         origin: Origin::Manual,
+        reason: None,
+        forced: false,
     }
 }
 

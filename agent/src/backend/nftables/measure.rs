@@ -48,6 +48,8 @@ pub fn bulk_bans(n: usize, now: SystemTime, bantime: Duration) -> Vec<Ban> {
             since: now,
             until: Some(now + bantime),
             origin: Origin::Jail,
+            reason: None,
+            forced: false,
         })
         .collect()
 }
