@@ -24,7 +24,7 @@ pub const DB_FILE: &str = "log2drop.db";
 
 /// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
 /// from its index to the next version.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -59,6 +59,13 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE offsets ADD COLUMN fingerprint_len INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE offsets ADD COLUMN fingerprint INTEGER NOT NULL DEFAULT -3750763034362895579;
+",
+    // 3: journal cursors of journal sources, by source name.
+    "
+    CREATE TABLE cursors (
+        source TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL
+    );
 ",
 ];
 
@@ -336,6 +343,61 @@ impl Store {
             .map_err(sql)?;
         }
         tx.commit().map_err(sql)
+    }
+
+    /// Every saved file position, by path (a glob source takes those of the paths
+    /// it matches).
+    pub fn all_positions(&self) -> Result<Vec<(PathBuf, FilePosition)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, dev, inode, offset, fingerprint_len, fingerprint FROM offsets")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    PathBuf::from(r.get::<_, String>(0)?),
+                    FilePosition {
+                        dev: r.get::<_, i64>(1)? as u64,
+                        inode: r.get::<_, i64>(2)? as u64,
+                        offset: r.get::<_, i64>(3)? as u64,
+                        fingerprint_len: r.get::<_, i64>(4)? as u64,
+                        fingerprint: r.get::<_, i64>(5)? as u64,
+                    },
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// Saves journal cursors (keyed by source name) in one transaction.
+    pub fn save_cursors(&mut self, cursors: &[(String, String)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for (source, cursor) in cursors {
+            tx.execute(
+                "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+                params![source, cursor],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// The saved journal cursor of a source, if any.
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT cursor FROM cursors WHERE source = ?1",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql())
     }
 
     /// The saved position of a followed path, if any.
@@ -632,6 +694,44 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.position(&p).expect("read"), Some(second));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_update() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.cursor("journal").expect("read"), None);
+        store
+            .save_cursors(&[("journal".into(), "s=1;i=1".into())])
+            .expect("save");
+        store
+            .save_cursors(&[("journal".into(), "s=1;i=2".into())])
+            .expect("save");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.cursor("journal").expect("read").as_deref(),
+            Some("s=1;i=2")
+        );
+    }
+
+    #[test]
+    fn all_positions_lists_every_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let p = FilePosition {
+            dev: 1,
+            inode: 2,
+            offset: 3,
+            fingerprint_len: 0,
+            fingerprint: u64::MAX,
+        };
+        store
+            .save_positions(&[("/a".into(), p), ("/b".into(), p)])
+            .expect("save");
+        let mut all = store.all_positions().expect("all");
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(all, [(PathBuf::from("/a"), p), (PathBuf::from("/b"), p)]);
     }
 
     #[test]
