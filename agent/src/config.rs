@@ -366,14 +366,75 @@ pub struct FilterConfig {
     pub ignore: Vec<String>,
 }
 
-/// `[sources.NAME]`.
+/// `[sources.NAME]`. Which keys apply depends on `type`; validation refuses the
+/// keys of another type, so a typo in `type` cannot silently ignore them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// File to follow.
+    /// Where lines come from. Default `file`.
+    #[serde(rename = "type", default)]
+    pub kind: SourceKind,
+    /// `file`: the file to follow, or a glob of files (`*`, `?`, `[...]`).
+    /// Empty for the other types.
+    #[serde(default)]
     pub path: PathBuf,
     /// Filters applied to its lines.
     pub filters: Vec<String>,
+    /// `journal`: journalctl match expressions (`FIELD=value`, or `+` for OR).
+    #[serde(rename = "match")]
+    pub matches: Option<Vec<String>>,
+    /// `journal`: the journalctl program. Default `journalctl` (found on PATH).
+    pub journalctl: Option<PathBuf>,
+    /// `command`: the program and its arguments (no shell).
+    pub command: Option<Vec<String>>,
+    /// `file` and `journal`: where to start without a saved position. Default
+    /// `end`.
+    pub start: Option<crate::source::file::StartAt>,
+    /// Longest line, in bytes; longer lines are cut, counted and never matched.
+    /// Default 16 KiB.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+impl SourceConfig {
+    /// The journalctl program to run.
+    pub fn journalctl_program(&self) -> PathBuf {
+        self.journalctl
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("journalctl"))
+    }
+
+    /// Where to start without a saved position.
+    pub fn start_at(&self) -> crate::source::file::StartAt {
+        self.start.unwrap_or_default()
+    }
+}
+
+/// `type` of a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Files: one path or a glob, followed across rotations.
+    #[default]
+    File,
+    /// The systemd journal, through `journalctl --output=json --follow`.
+    Journal,
+    /// The standard output of a program, restarted when it exits.
+    Command,
+    /// The agent's standard input (pipelines, tests).
+    Stdin,
+}
+
+/// Default of `max_line_bytes`.
+pub const DEFAULT_MAX_LINE_BYTES: usize = crate::source::line::DEFAULT_MAX_LINE;
+/// Smallest `max_line_bytes`: below this real log lines would be cut.
+pub const MIN_MAX_LINE_BYTES: usize = 256;
+/// Largest `max_line_bytes`: each source keeps up to this many bytes per
+/// unfinished line, per followed file.
+pub const MAX_MAX_LINE_BYTES: usize = 1 << 20;
+
+fn default_max_line_bytes() -> usize {
+    DEFAULT_MAX_LINE_BYTES
 }
 
 /// `[jails.NAME]`.

@@ -33,11 +33,8 @@ use crate::control::protocol::{BanEntry, Command, Reply, SourceStatus, Status};
 use crate::control::server::{ControlRequest, ControlServer, ServerError, ServerOptions};
 use crate::engine::{Ban, Decision, Engine, EngineError};
 use crate::filter::{FilterError, Scratch, SourceMatcher};
-use crate::source::file::{FilePosition, FollowOptions};
-use crate::source::{
-    DEFAULT_POLL_INTERVAL, FileSourceSpec, LineMatcher, SourceCounters, SourceError, SourceEvent,
-    SourceHandle, spawn_file_source,
-};
+use crate::source::file::FilePosition;
+use crate::source::{LineMatcher, SourceCounters, SourceError, SourceEvent, SourceHandle};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the offence channel: how far sources may run ahead of the engine.
@@ -283,23 +280,33 @@ pub async fn run_prepared(
 
     let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(OFFENCE_QUEUE);
     let mut handles: Vec<SourceHandle> = Vec::new();
-    for (name, path, matcher) in sources {
-        let resume = match store.position(&path) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(source = %name, error = %e, "cannot read saved position; starting at end");
+    let positions = store.all_positions().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read saved positions; files start per `start`");
+        Vec::new()
+    });
+    for (name, _path, matcher) in sources {
+        let Some(cfg) = config.sources.get(&name) else {
+            continue;
+        };
+        let cursor = match cfg.kind {
+            crate::config::SourceKind::Journal => store.cursor(&name).unwrap_or_else(|e| {
+                tracing::warn!(source = %name, error = %e, "cannot read saved cursor");
                 None
-            }
+            }),
+            _ => None,
+        };
+        let saved = crate::source::Saved {
+            positions: positions.clone(),
+            cursor,
         };
         let scratch = matcher.new_scratch();
-        let spec = FileSourceSpec {
-            name: Arc::from(name.as_str()),
-            path,
-            options: FollowOptions::default(),
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            resume,
-        };
-        match spawn_file_source(spec, FilterMatcher { matcher, scratch }, src_tx.clone()) {
+        match crate::source::spawn_configured(
+            &name,
+            cfg,
+            &saved,
+            FilterMatcher { matcher, scratch },
+            src_tx.clone(),
+        ) {
             Ok(h) => handles.push(h),
             Err(e) => {
                 for h in &handles {
@@ -321,6 +328,7 @@ pub async fn run_prepared(
         store,
         backends,
         positions: HashMap::new(),
+        cursors: HashMap::new(),
         positions_dirty: false,
         started: Instant::now(),
         sources: source_info,
@@ -385,6 +393,8 @@ struct EngineTask {
     store: Store,
     backends: Vec<Box<dyn Backend>>,
     positions: HashMap<PathBuf, FilePosition>,
+    /// Journal cursors by source name, saved with the positions.
+    cursors: HashMap<String, String>,
     positions_dirty: bool,
     started: Instant,
     sources: Vec<(String, PathBuf, Arc<SourceCounters>)>,
@@ -474,6 +484,10 @@ impl EngineTask {
             SourceEvent::Offence(o) => self.engine.offence(&o.filter, o.addr, o.at, batch),
             SourceEvent::Position { path, position, .. } => {
                 self.positions.insert(path, position);
+                self.positions_dirty = true;
+            }
+            SourceEvent::Cursor { source, cursor } => {
+                self.cursors.insert(source.to_string(), cursor);
                 self.positions_dirty = true;
             }
         }
@@ -604,6 +618,14 @@ impl EngineTask {
             .iter()
             .map(|(p, pos)| (p.clone(), *pos))
             .collect();
+        let cursors: Vec<(String, String)> = self
+            .cursors
+            .iter()
+            .map(|(s, c)| (s.clone(), c.clone()))
+            .collect();
+        if let Err(e) = self.store.save_cursors(&cursors) {
+            tracing::warn!(error = %e, "cannot save journal cursors");
+        }
         match self.store.save_positions(&positions) {
             Ok(()) => self.positions_dirty = false,
             Err(e) => tracing::warn!(error = %e, "cannot save source positions"),

@@ -644,3 +644,111 @@ fn jails_may_name_the_nftables_backend() {
     let text = text.replace("[backends.xdp]", "[backends.nftables]\n\n[backends.xdp]");
     ok(&text);
 }
+
+/// Line and column (from 1) of the first `needle` in `text`.
+fn pos_of(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("needle in text");
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[test]
+fn source_types_and_their_keys_parse() {
+    let text = good_with(
+        "[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "[sources.auth]\npath = \"/var/log/nginx/*access.log\"\nstart = \"beginning\"\nmax_line_bytes = 4096\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.journal]\ntype = \"journal\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"SYSLOG_IDENTIFIER=sshd\"]\njournalctl = \"/opt/bin/journalctl\"\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.cmd]\ntype = \"command\"\ncommand = [\"/usr/bin/tail\", \"-F\", \"/var/log/x\"]\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.pipe]\ntype = \"stdin\"\nfilters = [\"ssh-fail\"]",
+    );
+    let cfg = ok(&text);
+    let auth = &cfg.sources["auth"];
+    assert_eq!(auth.kind, SourceKind::File);
+    assert_eq!(auth.start_at(), crate::source::file::StartAt::Beginning);
+    assert_eq!(auth.max_line_bytes, 4096);
+    let j = &cfg.sources["journal"];
+    assert_eq!(j.kind, SourceKind::Journal);
+    assert_eq!(j.journalctl_program(), PathBuf::from("/opt/bin/journalctl"));
+    assert_eq!(j.matches.as_ref().map(Vec::len), Some(3));
+    assert_eq!(j.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    assert_eq!(j.start_at(), crate::source::file::StartAt::End);
+    assert_eq!(cfg.sources["cmd"].command.as_ref().map(Vec::len), Some(3));
+    assert_eq!(cfg.sources["pipe"].kind, SourceKind::Stdin);
+    let defaults = ok(GOOD);
+    assert_eq!(
+        defaults.sources["auth"].journalctl_program(),
+        PathBuf::from("journalctl")
+    );
+}
+
+#[test]
+fn source_problems_have_positions() {
+    let text = good_with(
+        "[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "[sources.auth]\npath = \"/var/log/[bad.log\"\nmax_line_bytes = 10\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.j]\ntype = \"journal\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\", \"lower=x\", \"nofield\"]\ncommand = [\"x\"]\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.c]\ntype = \"command\"\ncommand = [\"\"]\nstart = \"end\"\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.nocmd]\ntype = \"command\"\npath = \"/var/log/x\"\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.in1]\ntype = \"stdin\"\nfilters = [\"ssh-fail\"]\n\n\
+         [sources.in2]\ntype = \"stdin\"\nfilters = [\"ssh-fail\"]",
+    );
+    let all = problems(&text);
+    let at = |needle: &str| pos_of(&text, needle);
+    let (l, c) = at("\"/var/log/[bad.log\"");
+    assert_problem(&all, l, c, "sources.auth.path", "not a valid glob");
+    let (l, c) = at("10\n");
+    assert_problem(&all, l, c, "sources.auth.max_line_bytes", "between 256 and");
+    let (l, c) = at("\"lower=x\"");
+    assert_problem(&all, l, c, "sources.j.match[1]", "not a journal field name");
+    let (l, c) = at("\"nofield\"");
+    assert_problem(&all, l, c, "sources.j.match[2]", "FIELD=value");
+    let (l, c) = at("[\"x\"]");
+    assert_problem(
+        &all,
+        l,
+        c,
+        "sources.j.command",
+        "only applies to type = \"command\"",
+    );
+    let (l, c) = at("\"\"]");
+    assert_problem(&all, l, c, "sources.c.command[0]", "must not be empty");
+    let (l, c) = at("\"end\"");
+    assert_problem(
+        &all,
+        l,
+        c,
+        "sources.c.start",
+        "only applies to type = \"file\"",
+    );
+    let (l, c) = at("\"/var/log/x\"");
+    assert_problem(
+        &all,
+        l,
+        c,
+        "sources.nocmd.path",
+        "only applies to type = \"file\"",
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.contains("sources.nocmd: a command source needs command")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.contains("sources.in2.type")
+                && p.contains("source \"in1\" already reads stdin")),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn file_source_without_path_says_how_to_fix_it() {
+    let text = good_with("path = \"/var/log/auth.log\"\n", "");
+    let all = problems(&text);
+    assert!(
+        all.iter()
+            .any(|p| p.contains("sources.auth: a file source needs path")),
+        "{all:?}"
+    );
+}

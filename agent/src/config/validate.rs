@@ -10,7 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::locate::KeyPath;
-use super::{Config, KNOWN_BACKENDS, MAX_MAXRETRY, NftHook};
+use super::{
+    Config, KNOWN_BACKENDS, MAX_MAX_LINE_BYTES, MAX_MAXRETRY, MIN_MAX_LINE_BYTES, NftHook,
+    SourceConfig, SourceKind,
+};
 use crate::addr;
 use crate::engine::MANUAL_JAIL;
 use crate::filter::{self, HostRule};
@@ -216,24 +219,10 @@ fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec
         .values()
         .flat_map(|j| j.filters.iter().map(String::as_str))
         .collect();
+    let mut stdin: Option<&str> = None;
     for (name, src) in &cfg.sources {
         let path = KeyPath::of(&["sources", name]);
-        if src.path.as_os_str().is_empty() {
-            out.push(path.key("path"), "must not be empty");
-        } else if !src.path.is_absolute() {
-            out.push(
-                path.key("path"),
-                format!("{:?} must be an absolute path", src.path.display()),
-            );
-        } else if let Some(other) = paths.insert(&src.path, name) {
-            out.push(
-                path.key("path"),
-                format!(
-                    "{:?} is also followed by source {other:?}; each line would count twice",
-                    src.path.display()
-                ),
-            );
-        }
+        check_source_kind(name, src, &path, &mut paths, &mut stdin, out);
         if src.filters.is_empty() {
             out.push(
                 path.key("filters"),
@@ -261,6 +250,143 @@ fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec
         }
     }
     fed
+}
+
+/// The keys that depend on a source's `type`.
+fn check_source_kind<'c>(
+    name: &'c str,
+    src: &'c SourceConfig,
+    path: &KeyPath,
+    paths: &mut BTreeMap<&'c std::path::Path, &'c str>,
+    stdin: &mut Option<&'c str>,
+    out: &mut Issues,
+) {
+    let kind = src.kind;
+    let only = |key: &str, allowed: &str, out: &mut Issues| {
+        out.push(
+            path.key(key),
+            format!(
+                "only applies to type = {allowed} (this source is type = {})",
+                kind_name(kind)
+            ),
+        );
+    };
+    if kind != SourceKind::File && !src.path.as_os_str().is_empty() {
+        only("path", "\"file\"", out);
+    }
+    if kind != SourceKind::Journal {
+        if src.matches.is_some() {
+            only("match", "\"journal\"", out);
+        }
+        if src.journalctl.is_some() {
+            only("journalctl", "\"journal\"", out);
+        }
+    }
+    if kind != SourceKind::Command && src.command.is_some() {
+        only("command", "\"command\"", out);
+    }
+    if !matches!(kind, SourceKind::File | SourceKind::Journal) && src.start.is_some() {
+        only("start", "\"file\" or \"journal\"", out);
+    }
+    if !(MIN_MAX_LINE_BYTES..=MAX_MAX_LINE_BYTES).contains(&src.max_line_bytes) {
+        out.push(
+            path.key("max_line_bytes"),
+            format!("must be between {MIN_MAX_LINE_BYTES} and {MAX_MAX_LINE_BYTES} bytes"),
+        );
+    }
+    match kind {
+        SourceKind::File => {
+            if src.path.as_os_str().is_empty() {
+                out.push(
+                    path.clone(),
+                    "a file source needs path = \"/var/log/...\" (or set type = \"journal\", \"command\" or \"stdin\")",
+                );
+            } else if !src.path.is_absolute() {
+                out.push(
+                    path.key("path"),
+                    format!("{:?} must be an absolute path", src.path.display()),
+                );
+            } else if let Err(e) = crate::source::glob::Pattern::new(&src.path) {
+                out.push(path.key("path"), e.to_string());
+            } else if let Some(other) = paths.insert(&src.path, name) {
+                out.push(
+                    path.key("path"),
+                    format!(
+                        "{:?} is also followed by source {other:?}; each line would count twice",
+                        src.path.display()
+                    ),
+                );
+            }
+        }
+        SourceKind::Journal => {
+            for (i, m) in src.matches.iter().flatten().enumerate() {
+                if let Err(e) = check_journal_match(m) {
+                    out.push(path.key("match").index(i), e);
+                }
+            }
+            if src
+                .journalctl
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty())
+            {
+                out.push(path.key("journalctl"), "must not be empty");
+            }
+        }
+        SourceKind::Command => match src.command.as_deref() {
+            None => out.push(
+                path.clone(),
+                "a command source needs command = [\"program\", \"arg\", ...]",
+            ),
+            Some([]) => out.push(path.key("command"), "must name a program"),
+            Some([program, ..]) if program.is_empty() => out.push(
+                path.key("command").index(0),
+                "the program must not be empty",
+            ),
+            Some(_) => {}
+        },
+        SourceKind::Stdin => {
+            if let Some(other) = stdin.replace(name) {
+                out.push(
+                    path.key("type"),
+                    format!("source {other:?} already reads stdin; there is only one"),
+                );
+            }
+        }
+    }
+}
+
+fn kind_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::File => "\"file\"",
+        SourceKind::Journal => "\"journal\"",
+        SourceKind::Command => "\"command\"",
+        SourceKind::Stdin => "\"stdin\"",
+    }
+}
+
+/// journalctl's match syntax: `FIELD=value` with an upper-case field name, or `+`
+/// (OR between groups).
+fn check_journal_match(m: &str) -> Result<(), String> {
+    if m == "+" {
+        return Ok(());
+    }
+    let Some((field, _value)) = m.split_once('=') else {
+        return Err(format!(
+            "{m:?} is not a journal match: write FIELD=value (e.g. \"_SYSTEMD_UNIT=ssh.service\") or \"+\""
+        ));
+    };
+    let valid = !field.is_empty()
+        && !field.starts_with(|c: char| c.is_ascii_digit())
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field:?} is not a journal field name (upper-case letters, digits and _, e.g. _SYSTEMD_UNIT)"
+        ))
+    }
 }
 
 fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) {

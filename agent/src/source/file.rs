@@ -942,7 +942,7 @@ fn wall_clock() -> i128 {
 
 /// Rotated names that are compressed (read by `log2drop test`/`report`, never
 /// followed).
-fn is_compressed_name(rest: &str) -> bool {
+pub(super) fn is_compressed_name(rest: &str) -> bool {
     [".gz", ".zst", ".xz", ".bz2", ".lz4", ".z", ".Z", ".zip"]
         .iter()
         .any(|ext| rest.ends_with(ext))

@@ -1,30 +1,44 @@
 //! Sources of lines, and the thread that runs each one.
 //!
-//! Each source runs on its own blocking thread: it reads bytes, splits lines and
-//! runs the matcher right there (no line ever crosses a thread), and sends only
-//! offences to the engine over a bounded channel. A full channel blocks the reader,
-//! so a slow engine slows reading down instead of dropping lines or growing memory.
+//! Each source runs on its own blocking thread: it reads bytes, splits bounded
+//! lines ([`line`]) and runs the matcher right there (no line ever crosses a
+//! thread), and sends only offences to the engine over a bounded channel. A full
+//! channel blocks the reader, so a slow engine slows reading down instead of
+//! dropping lines or growing memory.
 //!
-//! The source also sends its read position through the same channel, after the
-//! offences read before it. When the engine task sees a position, every offence
-//! before it has been handled, so persisting that position never skips a line.
+//! Kinds: files and globs ([`files`], [`file`]), the systemd journal
+//! ([`journal`]), a command's output and stdin ([`process`]). Compressed files for
+//! one-shot reading are in [`compressed`].
+//!
+//! A source also sends where it is (file positions, journal cursors) through the
+//! same channel, after the offences read before it. When the engine task sees a
+//! position, every offence before it has been handled, so persisting that position
+//! never skips a line.
 
 pub mod compressed;
 pub mod file;
+pub mod files;
+pub mod glob;
+pub mod journal;
 pub mod line;
+pub mod process;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use notify::Watcher;
 use tokio::sync::mpsc::Sender;
 
-use self::file::{FileFollower, FilePosition, FollowOptions};
+use self::file::{FilePosition, FollowOptions};
+use self::files::FileSet;
+use self::glob::Pattern;
+use self::line::Line;
 
 /// Default interval of the polling fallback: the upper bound on how late a line is
 /// seen when inotify says nothing (network filesystems, missed events).
@@ -58,7 +72,7 @@ pub struct Offence {
 pub enum SourceEvent {
     /// A matched line.
     Offence(Offence),
-    /// Every line before this position has been sent.
+    /// Every line of this file before this position has been sent.
     Position {
         /// Source name.
         source: Arc<str>,
@@ -67,16 +81,23 @@ pub enum SourceEvent {
         /// Where to resume.
         position: FilePosition,
     },
+    /// Every journal entry up to this cursor has been sent.
+    Cursor {
+        /// Source name (the key under which the cursor is stored).
+        source: Arc<str>,
+        /// journalctl's cursor of the last entry read.
+        cursor: String,
+    },
 }
 
 /// Counters of one source, shared with whoever reports status.
 #[derive(Debug, Default)]
 pub struct SourceCounters {
-    /// Lines read.
+    /// Lines read, cut ones included.
     pub lines: AtomicU64,
     /// Lines that matched a filter.
     pub offences: AtomicU64,
-    /// Lines skipped for exceeding the length bound.
+    /// Lines cut at the length bound (counted, never matched).
     pub long_lines: AtomicU64,
 }
 
@@ -85,14 +106,14 @@ pub struct SourceCounters {
 pub struct FileSourceSpec {
     /// Source name from the config.
     pub name: Arc<str>,
-    /// File to follow.
+    /// File or glob to follow.
     pub path: PathBuf,
     /// Follower tunables.
     pub options: FollowOptions,
     /// Polling fallback interval.
     pub poll_interval: Duration,
-    /// Saved position from the last run, if any.
-    pub resume: Option<FilePosition>,
+    /// Saved positions from the last run, by path.
+    pub resume: HashMap<PathBuf, FilePosition>,
 }
 
 /// Errors starting a source.
@@ -107,6 +128,15 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// The path is not a valid glob (validation should have caught it).
+    #[error("source {name}: {source}")]
+    Glob {
+        /// Source name.
+        name: Arc<str>,
+        /// Why.
+        #[source]
+        source: glob::GlobError,
+    },
 }
 
 /// A running source. [`stop`](Self::stop) ends it; dropping it without stopping
@@ -117,6 +147,9 @@ pub struct SourceHandle {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     wake: SyncSender<()>,
+    /// The child process of a journal or command source, killed on stop so the
+    /// thread's blocking read ends.
+    child: Arc<Mutex<Option<u32>>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<SourceCounters>,
 }
@@ -127,7 +160,7 @@ impl SourceHandle {
         &self.name
     }
 
-    /// Followed path.
+    /// Followed path or glob (a description such as `journal` for other kinds).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -143,6 +176,7 @@ impl SourceHandle {
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
+        process::terminate(&self.child);
     }
 
     /// Stops the thread and waits for it. The engine must keep receiving meanwhile,
@@ -157,64 +191,157 @@ impl SourceHandle {
     }
 }
 
-/// Starts following a file on its own thread, matching each line with `matcher` and
-/// sending offences and positions to `tx`.
+/// What every source thread shares: matching a line, counting, sending.
+struct Emitter<M> {
+    name: Arc<str>,
+    matcher: M,
+    tx: Sender<SourceEvent>,
+    counters: Arc<SourceCounters>,
+    engine_gone: bool,
+}
+
+impl<M: LineMatcher> Emitter<M> {
+    fn line(&mut self, line: Line<'_>) {
+        self.counters.lines.fetch_add(1, Ordering::Relaxed);
+        // A cut line is not evidence (see `line`): counted, never matched.
+        if line.truncated {
+            self.counters.long_lines.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.engine_gone {
+            return;
+        }
+        if let Some((filter, addr)) = self.matcher.match_line(line.bytes) {
+            self.counters.offences.fetch_add(1, Ordering::Relaxed);
+            let ev = SourceEvent::Offence(Offence {
+                source: self.name.clone(),
+                filter: Arc::from(filter),
+                addr,
+                at: SystemTime::now(),
+            });
+            self.send(ev);
+        }
+    }
+
+    /// Blocks while the engine is behind: back-pressure, not loss.
+    fn send(&mut self, ev: SourceEvent) {
+        if !self.engine_gone && self.tx.blocking_send(ev).is_err() {
+            self.engine_gone = true;
+        }
+    }
+}
+
+struct Thread {
+    stop: Arc<AtomicBool>,
+    wake_tx: SyncSender<()>,
+    wake_rx: Receiver<()>,
+    child: Arc<Mutex<Option<u32>>>,
+    counters: Arc<SourceCounters>,
+}
+
+impl Thread {
+    fn new() -> Self {
+        let (wake_tx, wake_rx) = sync_channel::<()>(1);
+        Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            wake_tx,
+            wake_rx,
+            child: Arc::new(Mutex::new(None)),
+            counters: Arc::new(SourceCounters::default()),
+        }
+    }
+
+    /// Spawns `body` on a thread named after the source.
+    fn spawn(
+        self,
+        name: Arc<str>,
+        path: PathBuf,
+        body: impl FnOnce(Receiver<()>, Arc<AtomicBool>, Arc<Mutex<Option<u32>>>) + Send + 'static,
+    ) -> Result<SourceHandle, SourceError> {
+        let Thread {
+            stop,
+            wake_tx,
+            wake_rx,
+            child,
+            counters,
+        } = self;
+        let thread = {
+            let stop = stop.clone();
+            let child = child.clone();
+            std::thread::Builder::new()
+                .name(format!("source-{name}"))
+                .spawn(move || body(wake_rx, stop, child))
+                .map_err(|source| SourceError::Spawn {
+                    name: name.clone(),
+                    source,
+                })?
+        };
+        Ok(SourceHandle {
+            name,
+            path,
+            stop,
+            wake: wake_tx,
+            child,
+            thread: Some(thread),
+            counters,
+        })
+    }
+}
+
+/// Starts following a file or glob on its own thread, matching each line with
+/// `matcher` and sending offences and positions to `tx`.
 pub fn spawn_file_source<M: LineMatcher>(
     spec: FileSourceSpec,
     matcher: M,
     tx: Sender<SourceEvent>,
 ) -> Result<SourceHandle, SourceError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (wake_tx, wake_rx) = sync_channel::<()>(1);
-    let counters = Arc::new(SourceCounters::default());
-    let watcher = watch_parent(&spec.name, &spec.path, wake_tx.clone());
-    let name = spec.name.clone();
-    let path = spec.path.clone();
-    let thread = {
-        let stop = stop.clone();
-        let counters = counters.clone();
-        std::thread::Builder::new()
-            .name(format!("source-{}", spec.name))
-            .spawn(move || {
-                // The watcher lives as long as the thread that it wakes.
-                let _watcher = watcher;
-                run_file_source(spec, matcher, tx, &stop, &wake_rx, &counters);
-            })
-            .map_err(|source| SourceError::Spawn {
-                name: name.clone(),
-                source,
-            })?
+    let pattern = Pattern::new(&spec.path).map_err(|source| SourceError::Glob {
+        name: spec.name.clone(),
+        source,
+    })?;
+    let t = Thread::new();
+    let watcher = watch_dir(&spec.name, &pattern, t.wake_tx.clone());
+    let emitter = Emitter {
+        name: spec.name.clone(),
+        matcher,
+        tx,
+        counters: t.counters.clone(),
+        engine_gone: false,
     };
-    Ok(SourceHandle {
-        name,
-        path,
-        stop,
-        wake: wake_tx,
-        thread: Some(thread),
-        counters,
-    })
+    t.spawn(
+        spec.name.clone(),
+        spec.path.clone(),
+        move |wake, stop, _| {
+            // The watcher lives as long as the thread that it wakes.
+            let _watcher = watcher;
+            run_file_source(spec, pattern, emitter, &stop, &wake);
+        },
+    )
 }
 
-/// Watches the file's directory (so creation and renames are seen too) and wakes the
-/// source on any event naming the file. Failure only costs latency: polling remains.
-fn watch_parent(
+/// Watches the directory where the pattern's files appear (so creation and
+/// renames are seen too) and wakes the source on any event there. Failure only
+/// costs latency: polling remains.
+fn watch_dir(
     name: &str,
-    path: &Path,
+    pattern: &Pattern,
     wake: SyncSender<()>,
 ) -> Option<notify::RecommendedWatcher> {
-    let file_name = path.file_name()?.to_os_string();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = pattern.watch_dir();
+    let file_name = pattern
+        .is_literal()
+        .then(|| pattern.path().file_name().map(|n| n.to_os_string()))
+        .flatten();
     let handler = move |res: notify::Result<notify::Event>| {
-        let relevant = match &res {
-            Ok(ev) => ev
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(file_name.as_os_str())),
+        let relevant = match (&res, &file_name) {
+            // Rotated siblings share the file's name as a prefix.
+            (Ok(ev), Some(name)) => ev.paths.iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(name.as_encoded_bytes()))
+            }),
+            (Ok(_), None) => true,
             // An error may mean missed events: poll now.
-            Err(_) => true,
+            (Err(_), _) => true,
         };
         if relevant {
             match wake.try_send(()) {
@@ -239,163 +366,218 @@ fn watch_parent(
 
 fn run_file_source<M: LineMatcher>(
     spec: FileSourceSpec,
-    mut matcher: M,
-    tx: Sender<SourceEvent>,
+    pattern: Pattern,
+    mut emitter: Emitter<M>,
     stop: &AtomicBool,
     wake: &Receiver<()>,
-    counters: &SourceCounters,
 ) {
     let name = spec.name.clone();
-    let mut follower = FileFollower::new(spec.path.clone(), spec.options, spec.resume);
-    let mut last_error: Option<String> = None;
-    let mut sent_position = spec.resume;
+    let mut set = FileSet::new(pattern, spec.options, spec.resume);
+    let mut errors: HashMap<PathBuf, String> = HashMap::new();
+    let mut sent: HashMap<PathBuf, FilePosition> = HashMap::new();
     let mut sent_at = Instant::now();
-    let mut engine_gone = false;
     tracing::info!(source = %name, path = %spec.path.display(), "following");
     loop {
         let stopping = stop.load(Ordering::Acquire);
-        let result = follower.poll(&mut |line| {
-            // A cut line is not evidence (see `line`): counted, never matched.
-            if engine_gone || line.truncated {
-                return;
-            }
-            if let Some((filter, addr)) = matcher.match_line(line.bytes) {
-                counters.offences.fetch_add(1, Ordering::Relaxed);
-                let ev = SourceEvent::Offence(Offence {
-                    source: name.clone(),
-                    filter: Arc::from(filter),
-                    addr,
-                    at: SystemTime::now(),
-                });
-                // Blocks while the engine is behind: back-pressure, not loss.
-                if tx.blocking_send(ev).is_err() {
-                    engine_gone = true;
-                }
-            }
+        let mut failed: Vec<(PathBuf, String)> = Vec::new();
+        set.poll_at(Instant::now(), &mut |line| emitter.line(line), &mut |e| {
+            failed.push((e.path.clone(), e.to_string()))
         });
-        let stats = follower.stats();
-        counters.lines.store(stats.lines, Ordering::Relaxed);
-        counters
-            .long_lines
-            .store(stats.long_lines, Ordering::Relaxed);
-        match result {
-            Ok(_) => {
-                if last_error.take().is_some() {
-                    tracing::info!(source = %name, path = %spec.path.display(), "readable again");
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                if last_error.as_deref() != Some(msg.as_str()) {
-                    tracing::warn!(source = %name, error = %msg, "cannot read, will retry");
-                    last_error = Some(msg);
-                }
+        for (path, msg) in &failed {
+            if errors.get(path) != Some(msg) {
+                tracing::warn!(source = %name, error = %msg, "cannot read, will retry");
+                errors.insert(path.clone(), msg.clone());
             }
         }
-        let position = follower.position();
-        if !engine_gone
-            && position.is_some()
-            && position != sent_position
-            && (stopping || sent_at.elapsed() >= POSITION_EVERY)
-            && let Some(p) = position
-        {
-            let ev = SourceEvent::Position {
-                source: name.clone(),
-                path: spec.path.clone(),
-                position: p,
-            };
-            if tx.blocking_send(ev).is_err() {
-                engine_gone = true;
+        errors.retain(|p, _| {
+            let still = failed.iter().any(|(f, _)| f == p);
+            if !still {
+                tracing::info!(source = %name, path = %p.display(), "readable again");
             }
-            sent_position = position;
+            still
+        });
+        if stopping || sent_at.elapsed() >= POSITION_EVERY {
+            for (path, position) in set.positions() {
+                if sent.get(&path) != Some(&position) {
+                    emitter.send(SourceEvent::Position {
+                        source: name.clone(),
+                        path: path.clone(),
+                        position,
+                    });
+                    sent.insert(path, position);
+                }
+            }
             sent_at = Instant::now();
         }
-        if stopping || engine_gone {
+        if stopping || emitter.engine_gone {
             break;
         }
-        // Wake on inotify, or after the interval, whichever first; a position not yet
-        // sent is sent once the interval has passed even if nothing new arrives.
+        // Wake on inotify, or after the interval, whichever first.
         match wake.recv_timeout(spec.poll_interval) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) => set.rescan_soon(),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     tracing::debug!(source = %name, "source stopped");
 }
 
+/// How to run a journal source.
+#[derive(Debug, Clone)]
+pub struct JournalSourceSpec {
+    /// Source name from the config.
+    pub name: Arc<str>,
+    /// What to run and where to start.
+    pub options: journal::JournalOptions,
+    /// Cursor saved by the last run.
+    pub cursor: Option<String>,
+}
+
+/// Starts reading the journal through journalctl on its own thread.
+pub fn spawn_journal_source<M: LineMatcher>(
+    spec: JournalSourceSpec,
+    matcher: M,
+    tx: Sender<SourceEvent>,
+) -> Result<SourceHandle, SourceError> {
+    let t = Thread::new();
+    let emitter = Emitter {
+        name: spec.name.clone(),
+        matcher,
+        tx,
+        counters: t.counters.clone(),
+        engine_gone: false,
+    };
+    t.spawn(
+        spec.name.clone(),
+        PathBuf::from("journal"),
+        move |wake, stop, child| {
+            journal::run(spec, emitter, &stop, &wake, &child);
+        },
+    )
+}
+
+/// How to run a command source.
+#[derive(Debug, Clone)]
+pub struct CommandSourceSpec {
+    /// Source name from the config.
+    pub name: Arc<str>,
+    /// Program and arguments (no shell).
+    pub argv: Vec<String>,
+    /// Longest line.
+    pub max_line: usize,
+}
+
+/// Starts running a command and reading its output on its own thread; the command
+/// is started again, with backoff, whenever it exits.
+pub fn spawn_command_source<M: LineMatcher>(
+    spec: CommandSourceSpec,
+    matcher: M,
+    tx: Sender<SourceEvent>,
+) -> Result<SourceHandle, SourceError> {
+    let t = Thread::new();
+    let emitter = Emitter {
+        name: spec.name.clone(),
+        matcher,
+        tx,
+        counters: t.counters.clone(),
+        engine_gone: false,
+    };
+    let label = PathBuf::from(spec.argv.first().map_or("command", String::as_str));
+    t.spawn(spec.name.clone(), label, move |wake, stop, child| {
+        process::run_command(spec, emitter, &stop, &wake, &child);
+    })
+}
+
+/// Starts reading the agent's standard input on its own thread, until it closes.
+pub fn spawn_stdin_source<M: LineMatcher>(
+    name: Arc<str>,
+    max_line: usize,
+    matcher: M,
+    tx: Sender<SourceEvent>,
+) -> Result<SourceHandle, SourceError> {
+    let t = Thread::new();
+    let emitter = Emitter {
+        name: name.clone(),
+        matcher,
+        tx,
+        counters: t.counters.clone(),
+        engine_gone: false,
+    };
+    t.spawn(name, PathBuf::from("-"), move |_wake, stop, _| {
+        process::run_reader(std::io::stdin(), max_line, emitter, &stop);
+    })
+}
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::net::Ipv4Addr;
+mod tests;
 
-    /// Matches lines `bad ADDR`.
-    struct Fake;
-    impl LineMatcher for Fake {
-        fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
-            let rest = line.strip_prefix(b"bad ")?;
-            let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
-            Some(("fake", addr))
+/// What a source saved in the last run.
+#[derive(Debug, Clone, Default)]
+pub struct Saved {
+    /// File positions by path (all of them; a file source takes its own).
+    pub positions: Vec<(PathBuf, FilePosition)>,
+    /// The journal cursor of this source.
+    pub cursor: Option<String>,
+}
+
+/// Starts the source `cfg` describes (already validated) under `name`.
+pub fn spawn_configured<M: LineMatcher>(
+    name: &str,
+    cfg: &crate::config::SourceConfig,
+    saved: &Saved,
+    matcher: M,
+    tx: Sender<SourceEvent>,
+) -> Result<SourceHandle, SourceError> {
+    use crate::config::SourceKind;
+    let name: Arc<str> = Arc::from(name);
+    match cfg.kind {
+        SourceKind::File => {
+            let pattern = Pattern::new(&cfg.path).map_err(|source| SourceError::Glob {
+                name: name.clone(),
+                source,
+            })?;
+            let resume = saved
+                .positions
+                .iter()
+                .filter(|(p, _)| pattern.matches(p))
+                .cloned()
+                .collect();
+            let spec = FileSourceSpec {
+                name,
+                path: cfg.path.clone(),
+                options: FollowOptions {
+                    max_line: cfg.max_line_bytes,
+                    start_at: cfg.start_at(),
+                    ..FollowOptions::default()
+                },
+                poll_interval: DEFAULT_POLL_INTERVAL,
+                resume,
+            };
+            spawn_file_source(spec, matcher, tx)
         }
-    }
-
-    fn append(path: &Path, text: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("open");
-        f.write_all(text.as_bytes()).expect("write");
-    }
-
-    #[tokio::test]
-    async fn thread_sends_offences_then_position_and_stops() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("auth.log");
-        append(&path, "bad 192.0.2.1\n");
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        let handle = spawn_file_source(
-            FileSourceSpec {
-                name: Arc::from("auth"),
-                path: path.clone(),
-                options: FollowOptions::default(),
-                poll_interval: Duration::from_millis(20),
-                resume: None,
+        SourceKind::Journal => spawn_journal_source(
+            JournalSourceSpec {
+                name,
+                options: journal::JournalOptions {
+                    program: cfg.journalctl_program(),
+                    matches: cfg.matches.clone().unwrap_or_default(),
+                    start: cfg.start_at(),
+                    max_line: cfg.max_line_bytes,
+                },
+                cursor: saved.cursor.clone(),
             },
-            Fake,
+            matcher,
             tx,
-        )
-        .expect("spawn");
-        // Give the thread its first poll (at end of file), then append.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        append(&path, "good 192.0.2.2\nbad 198.51.100.7\n");
-        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .expect("offence in time")
-            .expect("channel open");
-        match ev {
-            SourceEvent::Offence(o) => {
-                assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
-                assert_eq!(&*o.filter, "fake");
-                assert_eq!(&*o.source, "auth");
-            }
-            other => panic!("expected an offence, got {other:?}"),
-        }
-        let stopper = tokio::task::spawn_blocking(move || handle.stop());
-        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .expect("position in time")
-            .expect("channel open");
-        match ev {
-            SourceEvent::Position {
-                position, path: p, ..
-            } => {
-                assert_eq!(p, path);
-                let len = std::fs::metadata(&path).expect("meta").len();
-                assert_eq!(position.offset, len);
-            }
-            other => panic!("expected a position, got {other:?}"),
-        }
-        stopper.await.expect("stop");
+        ),
+        SourceKind::Command => spawn_command_source(
+            CommandSourceSpec {
+                name,
+                argv: cfg.command.clone().unwrap_or_default(),
+                max_line: cfg.max_line_bytes,
+            },
+            matcher,
+            tx,
+        ),
+        SourceKind::Stdin => spawn_stdin_source(name, cfg.max_line_bytes, matcher, tx),
     }
 }

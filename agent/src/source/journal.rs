@@ -1,0 +1,285 @@
+//! The systemd journal, read through `journalctl --output=json --follow`.
+//!
+//! journalctl rather than libsystemd: no C library to link or version to match,
+//! and tests fake the program with a script (the path is configurable). Each JSON
+//! entry becomes one line, `IDENTIFIER[PID]: MESSAGE` (the shape filters know from
+//! syslog files), or just `MESSAGE` when the entry has no identifier. The entry's
+//! `__CURSOR` is sent to the engine like a file position and persisted, so a
+//! restart continues with `--after-cursor` exactly after the last entry read.
+//! journalctl is started again with backoff if it exits.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::file::StartAt;
+use super::line::Line;
+use super::process::{Backoff, pause, run_child};
+use super::{Emitter, JournalSourceSpec, LineMatcher, SourceEvent};
+
+/// How often the cursor is sent while entries keep coming.
+const CURSOR_EVERY: Duration = Duration::from_secs(1);
+
+/// A child that ran at least this long starts the backoff over.
+const RAN_LONG_ENOUGH: Duration = Duration::from_secs(60);
+
+/// Room for the JSON around a message: one JSON line may be this much longer
+/// than `max_line` before it is cut (and then not parsed).
+const JSON_OVERHEAD: usize = 16 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// The journalctl program.
+    pub program: PathBuf,
+    /// Match expressions, passed as arguments.
+    pub matches: Vec<String>,
+    /// Where to start without a cursor.
+    pub start: StartAt,
+    /// Longest message, in bytes.
+    pub max_line: usize,
+}
+
+/// journalctl's arguments: JSON, follow, where to start, then the matches.
+pub fn arguments(options: &JournalOptions, cursor: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        options.program.to_string_lossy().into_owned(),
+        "--output=json".to_owned(),
+        "--follow".to_owned(),
+        "--no-pager".to_owned(),
+        "--quiet".to_owned(),
+    ];
+    match (cursor, options.start) {
+        (Some(c), _) => args.push(format!("--after-cursor={c}")),
+        (None, StartAt::End) => args.push("--lines=0".to_owned()),
+        (None, StartAt::Beginning) => args.push("--no-tail".to_owned()),
+    }
+    args.extend(options.matches.iter().cloned());
+    args
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(rename = "MESSAGE", borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(rename = "__CURSOR", borrow)]
+    cursor: Option<Cow<'a, str>>,
+    #[serde(rename = "SYSLOG_IDENTIFIER", borrow)]
+    identifier: Option<Cow<'a, str>>,
+    #[serde(rename = "_PID", borrow)]
+    pid: Option<Cow<'a, str>>,
+}
+
+/// One journal entry turned into a line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// The line (into the caller's buffer).
+    pub line: Line<'a>,
+    /// The entry's cursor.
+    pub cursor: Option<String>,
+}
+
+/// Why a JSON line was not an entry.
+#[derive(Debug, thiserror::Error)]
+#[error("journalctl printed something that is not a JSON entry: {0}")]
+pub struct ParseError(#[from] serde_json::Error);
+
+/// Turns one JSON line into `IDENTIFIER[PID]: MESSAGE` in `buf` (cleared first),
+/// at most `max` bytes. A message that is not text (journalctl prints those as an
+/// array of bytes) is taken byte for byte; a missing or null one is empty.
+pub fn parse<'b>(json: &[u8], max: usize, buf: &'b mut Vec<u8>) -> Result<Parsed<'b>, ParseError> {
+    let entry: Entry<'_> = serde_json::from_slice(json)?;
+    buf.clear();
+    if let Some(id) = &entry.identifier {
+        buf.extend_from_slice(id.as_bytes());
+        if let Some(pid) = &entry.pid {
+            buf.push(b'[');
+            buf.extend_from_slice(pid.as_bytes());
+            buf.push(b']');
+        }
+        buf.extend_from_slice(b": ");
+    }
+    if let Some(raw) = entry.message {
+        let text = raw.get();
+        if text.starts_with('"') {
+            let s: Cow<'_, str> = serde_json::from_str(text)?;
+            buf.extend_from_slice(s.as_bytes());
+        } else if text.starts_with('[') {
+            let bytes: Vec<u8> = serde_json::from_str(text)?;
+            buf.extend_from_slice(&bytes);
+        }
+    }
+    let truncated = buf.len() > max;
+    buf.truncate(max);
+    Ok(Parsed {
+        line: Line {
+            bytes: buf,
+            truncated,
+        },
+        cursor: entry.cursor.map(Cow::into_owned),
+    })
+}
+
+/// The journal source's thread.
+pub(super) fn run<M: LineMatcher>(
+    spec: JournalSourceSpec,
+    mut emitter: Emitter<M>,
+    stop: &AtomicBool,
+    wake: &Receiver<()>,
+    child: &Mutex<Option<u32>>,
+) {
+    let name = spec.name.clone();
+    let options = spec.options;
+    let mut cursor = spec.cursor;
+    let mut sent = cursor.clone();
+    let mut backoff = Backoff::default();
+    let mut buf = Vec::new();
+    let mut bad_json = 0u64;
+    tracing::info!(source = %name, program = %options.program.display(), "reading the journal");
+    loop {
+        let argv = arguments(&options, cursor.as_deref());
+        let started = Instant::now();
+        let mut sent_at = Instant::now();
+        let json_max = options.max_line.saturating_add(JSON_OVERHEAD);
+        let result = run_child(&argv, json_max, stop, child, &mut |json| {
+            if json.truncated {
+                emitter.counters.lines.fetch_add(1, Ordering::Relaxed);
+                emitter.counters.long_lines.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            match parse(json.bytes, options.max_line, &mut buf) {
+                Ok(p) => {
+                    emitter.line(p.line);
+                    if p.cursor.is_some() {
+                        cursor = p.cursor;
+                    }
+                    if sent_at.elapsed() >= CURSOR_EVERY && cursor != sent {
+                        if let Some(c) = &cursor {
+                            emitter.send(SourceEvent::Cursor {
+                                source: name.clone(),
+                                cursor: c.clone(),
+                            });
+                        }
+                        sent.clone_from(&cursor);
+                        sent_at = Instant::now();
+                    }
+                }
+                Err(e) => {
+                    bad_json += 1;
+                    if bad_json.is_power_of_two() {
+                        tracing::warn!(source = %name, error = %e, count = bad_json, "skipping output that is not a journal entry");
+                    }
+                }
+            }
+        });
+        if cursor != sent
+            && let Some(c) = &cursor
+        {
+            emitter.send(SourceEvent::Cursor {
+                source: name.clone(),
+                cursor: c.clone(),
+            });
+            sent.clone_from(&cursor);
+        }
+        match result {
+            Ok(status) if !stop.load(Ordering::Acquire) => {
+                tracing::warn!(source = %name, %status, "journalctl exited; starting it again")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(source = %name, program = %options.program.display(), error = %e, "cannot start journalctl; retrying")
+            }
+        }
+        if emitter.engine_gone {
+            break;
+        }
+        if started.elapsed() >= RAN_LONG_ENOUGH {
+            backoff.reset();
+        }
+        if !pause(backoff.next_delay(), stop, wake) {
+            break;
+        }
+    }
+    tracing::debug!(source = %name, "source stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(json: &str) -> (String, bool, Option<String>) {
+        let mut buf = Vec::new();
+        let p = parse(json.as_bytes(), 64, &mut buf).expect("parse");
+        (
+            String::from_utf8_lossy(p.line.bytes).into_owned(),
+            p.line.truncated,
+            p.cursor,
+        )
+    }
+
+    #[test]
+    fn entry_becomes_a_syslog_shaped_line_with_its_cursor() {
+        let (line, cut, cursor) = parse_str(
+            r#"{"__CURSOR":"s=1;i=2","MESSAGE":"Failed password for root from 192.0.2.1 port 22 ssh2","SYSLOG_IDENTIFIER":"sshd","_PID":"812","_SYSTEMD_UNIT":"ssh.service"}"#,
+        );
+        assert_eq!(
+            line,
+            "sshd[812]: Failed password for root from 192.0.2.1 port 22 ssh2"
+        );
+        assert!(!cut);
+        assert_eq!(cursor.as_deref(), Some("s=1;i=2"));
+    }
+
+    #[test]
+    fn binary_escaped_missing_and_long_messages() {
+        let (line, _, _) = parse_str(r#"{"MESSAGE":[104,105,255]}"#);
+        assert_eq!(line, "hi\u{fffd}");
+        let (line, _, cursor) = parse_str(r#"{"MESSAGE":null,"SYSLOG_IDENTIFIER":"x"}"#);
+        assert_eq!(line, "x: ");
+        assert_eq!(cursor, None);
+        let (line, _, _) = parse_str(r#"{"MESSAGE":"a\"b\u00e9"}"#);
+        assert_eq!(line, "a\"bé");
+        let long = format!(r#"{{"MESSAGE":"{}"}}"#, "y".repeat(100));
+        let (line, cut, _) = parse_str(&long);
+        assert_eq!(line.len(), 64);
+        assert!(cut);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut buf = Vec::new();
+        assert!(parse(b"-- No entries --", 64, &mut buf).is_err());
+        assert!(parse(br#"{"MESSAGE":5"#, 64, &mut buf).is_err());
+    }
+
+    #[test]
+    fn arguments_start_after_the_cursor_or_per_start() {
+        let options = JournalOptions {
+            program: PathBuf::from("/usr/bin/journalctl"),
+            matches: vec!["_SYSTEMD_UNIT=ssh.service".to_owned()],
+            start: StartAt::End,
+            max_line: 100,
+        };
+        let args = arguments(&options, Some("s=abc"));
+        assert_eq!(args[0], "/usr/bin/journalctl");
+        assert!(args.contains(&"--output=json".to_owned()));
+        assert!(args.contains(&"--follow".to_owned()));
+        assert!(args.contains(&"--after-cursor=s=abc".to_owned()));
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("_SYSTEMD_UNIT=ssh.service")
+        );
+        assert!(arguments(&options, None).contains(&"--lines=0".to_owned()));
+        let beginning = JournalOptions {
+            start: StartAt::Beginning,
+            ..options
+        };
+        assert!(arguments(&beginning, None).contains(&"--no-tail".to_owned()));
+    }
+}

@@ -1,0 +1,260 @@
+use super::*;
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+/// Matches lines `bad ADDR`.
+struct Fake;
+impl LineMatcher for Fake {
+    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
+        let rest = line.strip_prefix(b"bad ")?;
+        let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        Some(("fake", addr))
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open");
+    f.write_all(text.as_bytes()).expect("write");
+}
+
+#[tokio::test]
+async fn thread_sends_offences_then_position_and_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("auth.log");
+    append(&path, "bad 192.0.2.1\n");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let handle = spawn_file_source(
+        FileSourceSpec {
+            name: Arc::from("auth"),
+            path: path.clone(),
+            options: FollowOptions::default(),
+            poll_interval: Duration::from_millis(20),
+            resume: HashMap::new(),
+        },
+        Fake,
+        tx,
+    )
+    .expect("spawn");
+    // Give the thread its first poll (at end of file), then append.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    append(&path, "good 192.0.2.2\nbad 198.51.100.7\n");
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("offence in time")
+        .expect("channel open");
+    match ev {
+        SourceEvent::Offence(o) => {
+            assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
+            assert_eq!(&*o.filter, "fake");
+            assert_eq!(&*o.source, "auth");
+        }
+        other => panic!("expected an offence, got {other:?}"),
+    }
+    let stopper = tokio::task::spawn_blocking(move || handle.stop());
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("position in time")
+        .expect("channel open");
+    match ev {
+        SourceEvent::Position {
+            position, path: p, ..
+        } => {
+            assert_eq!(p, path);
+            let len = std::fs::metadata(&path).expect("meta").len();
+            assert_eq!(position.offset, len);
+        }
+        other => panic!("expected a position, got {other:?}"),
+    }
+    stopper.await.expect("stop");
+}
+
+async fn next_offence(rx: &mut tokio::sync::mpsc::Receiver<SourceEvent>) -> Offence {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("event in time")
+            .expect("channel open");
+        if let SourceEvent::Offence(o) = ev {
+            return o;
+        }
+    }
+}
+
+/// A stand-in for journalctl: prints its arguments to a file and a few JSON
+/// entries, continuing after the cursor it was given.
+fn fake_journalctl(dir: &Path) -> PathBuf {
+    let script = dir.join("journalctl");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+echo "$@" >> "$(dirname "$0")/args"
+case "$*" in
+  *--after-cursor=c2*) start=3 ;;
+  *) start=1 ;;
+esac
+i=$start
+while [ $i -le 3 ]; do
+  printf '{"__CURSOR":"c%s","MESSAGE":"bad 192.0.2.%s","SYSLOG_IDENTIFIER":"x"}\n' $i $i
+  i=$((i+1))
+done
+echo 'not json'
+sleep 30
+"#,
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+/// Matches `x: bad ADDR` (the journal's line shape).
+struct JournalFake;
+impl LineMatcher for JournalFake {
+    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
+        let rest = line.strip_prefix(b"x: bad ")?;
+        let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        Some(("fake", addr))
+    }
+}
+
+#[tokio::test]
+async fn journal_source_reads_entries_sends_cursor_and_resumes_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let program = fake_journalctl(dir.path());
+    let options = journal::JournalOptions {
+        program,
+        matches: vec!["_SYSTEMD_UNIT=ssh.service".to_owned()],
+        start: file::StartAt::End,
+        max_line: 1024,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_journal_source(
+        JournalSourceSpec {
+            name: Arc::from("journal"),
+            options: options.clone(),
+            cursor: None,
+        },
+        JournalFake,
+        tx,
+    )
+    .expect("spawn");
+    for i in 1..=3 {
+        let o = next_offence(&mut rx).await;
+        assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)));
+    }
+    let counters = handle.counters();
+    let stopper = tokio::task::spawn_blocking(move || handle.stop());
+    let mut cursor = None;
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("in time")
+    {
+        if let SourceEvent::Cursor { cursor: c, .. } = ev {
+            cursor = Some(c);
+        }
+    }
+    stopper.await.expect("stop");
+    assert_eq!(cursor.as_deref(), Some("c3"));
+    assert_eq!(counters.offences.load(Ordering::Relaxed), 3);
+    let args = std::fs::read_to_string(dir.path().join("args")).expect("args");
+    assert!(args.contains("--output=json --follow"), "{args}");
+    assert!(args.contains("--lines=0"), "{args}");
+    assert!(
+        args.trim_end().ends_with("_SYSTEMD_UNIT=ssh.service"),
+        "{args}"
+    );
+
+    // A restart continues after the saved cursor.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_journal_source(
+        JournalSourceSpec {
+            name: Arc::from("journal"),
+            options,
+            cursor: Some("c2".to_owned()),
+        },
+        JournalFake,
+        tx,
+    )
+    .expect("spawn");
+    let o = next_offence(&mut rx).await;
+    assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)));
+    tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .expect("stop");
+    let args = std::fs::read_to_string(dir.path().join("args")).expect("args");
+    assert!(args.contains("--after-cursor=c2"), "{args}");
+}
+
+#[tokio::test]
+async fn command_source_is_restarted_after_it_exits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let counter = dir.path().join("runs");
+    // Each run prints one line naming its run number, then exits.
+    let script = dir.path().join("emit");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho x >> {c}\nn=$(wc -l < {c})\necho \"bad 192.0.2.$n\"\n",
+            c = counter.display()
+        ),
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_command_source(
+        CommandSourceSpec {
+            name: Arc::from("cmd"),
+            argv: vec![script.to_string_lossy().into_owned()],
+            max_line: 1024,
+        },
+        Fake,
+        tx,
+    )
+    .expect("spawn");
+    let first = next_offence(&mut rx).await;
+    let second = next_offence(&mut rx).await;
+    assert_eq!(first.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!(second.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .expect("stop");
+}
+
+#[tokio::test]
+async fn long_lines_are_counted_and_never_matched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("auth.log");
+    append(&path, "");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let handle = spawn_file_source(
+        FileSourceSpec {
+            name: Arc::from("auth"),
+            path: path.clone(),
+            options: FollowOptions {
+                max_line: 16,
+                ..FollowOptions::default()
+            },
+            poll_interval: Duration::from_millis(20),
+            resume: HashMap::new(),
+        },
+        Fake,
+        tx,
+    )
+    .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Cut at 16 bytes this would read `bad 192.0.2.123`, a valid address.
+    append(&path, "bad 192.0.2.1234567\nbad 198.51.100.7\n");
+    let o = next_offence(&mut rx).await;
+    assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
+    let counters = handle.counters();
+    tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .expect("stop");
+    assert_eq!(counters.long_lines.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.lines.load(Ordering::Relaxed), 2);
+}
