@@ -8,6 +8,7 @@
 //! mid-test must not turn "the other address still gets replies" into a flake.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::netns::NetNs;
 
@@ -123,7 +124,30 @@ impl VethPair {
         };
         pair.configure(a, &pair.a, &pair.b);
         pair.configure(b, &pair.b, &pair.a);
+        pair.wait_up();
         pair
+    }
+
+    /// Waits until both ends report carrier (`state UP`). A veth reports it a moment
+    /// after `ip link set up`, and a test that pings before that sees a spurious
+    /// "no reply", more often on a loaded machine.
+    fn wait_up(&self) {
+        let up = |end: &VethEnd| {
+            let out = crate::cmd::output(&crate::cmd::in_netns(
+                &end.netns_path,
+                &["ip", "-o", "link", "show", "dev", &end.ifname],
+            ));
+            String::from_utf8_lossy(&out.stdout).contains("state UP")
+        };
+        let ready = crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            up(&self.a) && up(&self.b)
+        });
+        assert!(
+            ready.is_some(),
+            "veth {} / {} did not come up within 10 s",
+            self.a.ifname,
+            self.b.ifname
+        );
     }
 
     fn configure(&self, ns: &NetNs, this: &VethEnd, peer: &VethEnd) {

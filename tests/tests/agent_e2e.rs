@@ -72,8 +72,12 @@ impl Lab {
             lab.server.name(),
             lab.veth.a().ifname
         );
+        // Polled: on a loaded machine the first ping over a fresh wire can time out.
         for addr in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
-            assert!(lab.replies(addr), "{addr} gets no reply before any ban");
+            let ok = wait_until(Duration::from_secs(10), Duration::ZERO, || {
+                lab.replies(addr)
+            });
+            assert!(ok.is_some(), "{addr} gets no reply before any ban");
         }
         Some(lab)
     }
