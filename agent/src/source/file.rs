@@ -716,7 +716,7 @@ impl FileFollower {
             });
             if is_copy {
                 fresh.push((s, copy_of.take()));
-            } else if (s.reader.mtime, age_rank(&s.path)) > since {
+            } else if is_after(&s, since) {
                 fresh.push((s, None));
             } else {
                 self.known.insert(s.reader.id(), s.head);
@@ -849,7 +849,12 @@ impl FileFollower {
                 // after it, while we were down. File times are coarse (files
                 // written within a few milliseconds share one): on a tie, the
                 // rotation number tells which is newer.
-                let since = (s.reader.mtime, age_rank(&s.path));
+                // With logrotate's numbering the number says it (a file rotated
+                // earlier may have been written to later); otherwise the time.
+                let since = match age_rank(&s.path) {
+                    0 => (s.reader.mtime, 0),
+                    rank => (i128::MIN, rank),
+                };
                 if s.reader.seek_to(p.offset).is_ok() {
                     self.stats.recovered += 1;
                     any |= s
@@ -922,6 +927,17 @@ impl FileFollower {
             source,
         }
     }
+}
+
+/// Whether a sibling comes after `since` = (modification time, [`age_rank`]):
+/// compared as a pair, so on equal times the rotation number decides. A time of
+/// `i128::MIN` compares rotation numbers alone (numbered siblings only).
+fn is_after(s: &Sibling, since: (i128, i64)) -> bool {
+    let rank = age_rank(&s.path);
+    if since.0 == i128::MIN {
+        return rank != 0 && rank > since.1;
+    }
+    (s.reader.mtime, rank) > since
 }
 
 /// Orders siblings with the same modification time oldest first: `log.3` before

@@ -297,6 +297,11 @@ impl Model {
                     self.poll();
                     let f = self.follower.take().expect("follower");
                     self.saved = f.position();
+                    // Stopped while reading a file no longer at the path: as if
+                    // it was deleted while down.
+                    self.saved_deleted = self
+                        .saved
+                        .is_some_and(|p| id_of(&self.path).is_none_or(|id| id != (p.dev, p.inode)));
                     self.stats.push(f.stats());
                 }
             }
