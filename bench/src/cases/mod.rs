@@ -1,0 +1,129 @@
+//! The benchmark cases, numbered as in the issue, and what they share: the run
+//! context (quick or full, the binaries, usable competitors, a scratch directory)
+//! and the selection by `--only`.
+//!
+//! A case fills its [`CaseReport`] as it goes, so the figures measured before an
+//! error are still written down.
+
+mod droppath;
+mod inserts;
+mod latency;
+mod matching;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::competitors::Tools;
+use log2drop_bench::report::CaseReport;
+
+/// Runs per figure: every quoted figure is the median of this many runs.
+pub const RUNS: usize = 5;
+
+/// What every case gets.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Reduced sizes for CI.
+    pub quick: bool,
+    /// The release `log2drop` binary.
+    pub agent: PathBuf,
+    /// The flood sender's XDP object, if built.
+    #[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
+    pub flood_object: Option<PathBuf>,
+    /// Which competitors are usable.
+    pub tools: Tools,
+    /// Scratch space, removed after the run.
+    pub scratch: PathBuf,
+}
+
+impl Ctx {
+    /// `full` normally, `quick` with `--quick`.
+    pub fn size(&self, full: usize, quick: usize) -> usize {
+        if self.quick { quick } else { full }
+    }
+}
+
+/// One case.
+pub struct Case {
+    /// Number in the issue.
+    pub id: u32,
+    /// Name for `--only`.
+    pub name: &'static str,
+    /// Heading.
+    pub title: &'static str,
+    /// Runs the case, filling the report.
+    pub run: fn(&Ctx, &mut CaseReport) -> Result<()>,
+}
+
+/// Every case, in order.
+pub fn all() -> Vec<Case> {
+    vec![
+        Case {
+            id: 1,
+            name: "matching",
+            title: "Matching throughput",
+            run: matching::run,
+        },
+        Case {
+            id: 2,
+            name: "latency",
+            title: "Ban-to-drop latency",
+            run: latency::run,
+        },
+        Case {
+            id: 3,
+            name: "inserts",
+            title: "Ban insert rate and restore",
+            run: inserts::run,
+        },
+        Case {
+            id: 4,
+            name: "droppath",
+            title: "Drop path: per-packet cost and drop rate under a flood",
+            run: droppath::run,
+        },
+    ]
+}
+
+/// The cases `--only` names (by name or number), or all of them.
+pub fn select(only: &[String]) -> Result<Vec<Case>> {
+    let all = all();
+    if only.is_empty() {
+        return Ok(all);
+    }
+    for o in only {
+        if !all.iter().any(|c| c.name == o || c.id.to_string() == *o) {
+            let names: Vec<&str> = all.iter().map(|c| c.name).collect();
+            bail!("unknown case {o:?}; cases are {}", names.join(", "));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| only.iter().any(|o| c.name == o || c.id.to_string() == *o))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_by_name_or_number() {
+        let picked = select(&["1".to_owned()]).expect("known");
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].name, "matching");
+        assert_eq!(select(&[]).expect("all").len(), all().len());
+        assert!(select(&["nope".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn ids_and_names_are_unique() {
+        let all = all();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.id, b.id);
+                assert_ne!(a.name, b.name);
+            }
+        }
+    }
+}
