@@ -1,11 +1,12 @@
-//! Developer entry point (`cargo xtask ...`): builds the eBPF object, runs the agent and
-//! runs everything CI runs, so that a fresh machine needs no manual step and CI and
+//! Developer entry point (`cargo xtask ...`): builds the eBPF object, runs the agent,
+//! runs the benchmarks and runs everything CI runs, so that a fresh machine needs no manual step and CI and
 //! developers use the same commands.
 //!
 //! One module per subcommand, each with its own `Options`; the helper modules own the
 //! toolchain probing (`toolchain`), the bpf-linker cache (`bpf_linker`) and the way
 //! child processes are spawned and retried (`process`).
 
+mod bench;
 mod bpf_linker;
 mod build_ebpf;
 mod process;
@@ -31,8 +32,11 @@ enum Command {
     BuildEbpf(build_ebpf::Options),
     /// Build the eBPF object and the agent, then run `log2drop ARGS...`.
     Run(run::Options),
-    /// Everything CI runs: eBPF build, fmt, clippy, unit tests, privileged end-to-end tests.
+    /// Everything CI runs: eBPF build, fmt, clippy, unit tests, privileged end-to-end
+    /// tests, quick bench.
     Test(test::Options),
+    /// Run the benchmark cases as root and write bench/results.md and results.json.
+    Bench(bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::BuildEbpf(opts) => build_ebpf::run(&opts).map(|_| ()),
         Command::Run(opts) => run::run(&opts),
         Command::Test(opts) => test::run(&opts),
+        Command::Bench(opts) => bench::run(&opts),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure:
 //! eBPF build, formatting, clippy, unprivileged unit tests, agent build, then the
-//! privileged end-to-end tests (root only; under CI=true they must not be skipped).
+//! privileged end-to-end tests (root only; under CI=true they must not be skipped),
+//! then the quick benchmark run, which keeps the benches compiling and working and
+//! asserts nothing about speed.
 
 use std::process::Command;
 use std::time::Instant;
@@ -8,16 +10,19 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::{build_ebpf, host_target_dir, process, workspace_root};
+use crate::{bench, build_ebpf, host_target_dir, process, workspace_root};
 
 #[derive(Debug, Args)]
 pub struct Options {
     /// Skip `cargo fmt --check` and clippy.
     #[arg(long)]
     pub skip_lint: bool,
-    /// Run only the unprivileged steps (no end-to-end tests).
+    /// Run only the unprivileged steps (no end-to-end tests, no bench).
     #[arg(long)]
     pub unit_only: bool,
+    /// Skip the quick benchmark run at the end.
+    #[arg(long)]
+    pub skip_bench: bool,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -61,15 +66,25 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         privileged_tests()?;
     }
+    if opts.unit_only || opts.skip_bench {
+        eprintln!("==> skipping the quick bench (--unit-only or --skip-bench)");
+    } else if current_euid()? != 0 {
+        eprintln!("==> SKIPPED the quick bench: it needs root");
+    } else {
+        bench::run(&bench::Options {
+            quick: true,
+            only: Vec::new(),
+            out_dir: None,
+            no_install: false,
+        })?;
+    }
     process::finished("cargo xtask test", started);
     Ok(())
 }
 
 fn privileged_tests() -> Result<()> {
     let ci = is_ci(std::env::var("CI").ok().as_deref());
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("reading /proc/self/status to find out whether we are root")?;
-    let euid = effective_uid(&status).context("/proc/self/status has no readable Uid line")?;
+    let euid = current_euid()?;
     if euid != 0 {
         let why = format!(
             "the privileged end-to-end tests need root (network namespaces, veth, XDP); \
@@ -96,6 +111,13 @@ fn privileged_tests() -> Result<()> {
     process::run(&mut cmd, "Fix the failing end-to-end tests above.")?;
     process::finished(what, started);
     Ok(())
+}
+
+/// This process's effective uid.
+pub fn current_euid() -> Result<u32> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("reading /proc/self/status to find out whether we are root")?;
+    effective_uid(&status).context("/proc/self/status has no readable Uid line")
 }
 
 fn cargo() -> Command {
