@@ -128,6 +128,7 @@ pub fn ban(target: IpNet, jail: &Arc<str>, now: SystemTime) -> Ban {
         until: None,
         origin: Origin::Manual,
         reason: None,
+        forced: false,
     }
 }
 
