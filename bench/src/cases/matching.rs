@@ -244,7 +244,7 @@ fn measure_log2drop(corpus: &Path, lines: usize) -> Result<Runs> {
             let more = follower
                 .poll(&mut |line| {
                     seen += 1;
-                    if matcher.match_line(line, &mut scratch).is_some() {
+                    if !line.truncated && matcher.match_line(line.bytes, &mut scratch).is_some() {
                         matched += 1;
                     }
                 })
