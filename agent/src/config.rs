@@ -29,6 +29,19 @@ pub const KNOWN_BACKENDS: &[&str] = &["xdp", "nftables", "dry-run"];
 /// memory.
 pub const MAX_MAXRETRY: u32 = 1000;
 
+/// Upper bound on a jail's per-filter `weight`.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// Upper bound on `bantime_factor`: beyond it the second ban is already longer
+/// than any sensible `bantime_max`.
+pub const MAX_BANTIME_FACTOR: f64 = 1000.0;
+
+/// Shortest `ipv6_prefix`: wider than a /48 site would ban other customers.
+pub const MIN_IPV6_PREFIX: u8 = 48;
+
+/// Longest `ipv6_prefix`: a single address.
+pub const MAX_IPV6_PREFIX: u8 = 128;
+
 /// One problem in a config file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -199,9 +212,13 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Control socket path. Default `/run/log2drop/log2drop.sock`.
     pub socket: PathBuf,
-    /// Addresses and CIDRs that are never banned. Default loopback. The engine
-    /// adds loopback even when this list leaves it out.
+    /// Addresses, CIDRs and host names that are never banned. Default loopback.
+    /// The engine adds loopback even when this list leaves it out; host names are
+    /// resolved by the daemon at start and reload.
     pub allow: Vec<String>,
+    /// Also allowlist every address of this host's interfaces, kept current over
+    /// rtnetlink. Default true.
+    pub allow_own_addresses: bool,
     /// Most addresses whose offences are tracked at once; past this the least
     /// recently seen address that is not banned is forgotten. Default 1,000,000.
     pub max_tracked: usize,
@@ -214,6 +231,7 @@ impl Default for AgentConfig {
             socket: PathBuf::from("/run/log2drop/log2drop.sock"),
             allow: vec!["127.0.0.0/8".into(), "::1".into()],
             max_tracked: DEFAULT_MAX_TRACKED,
+            allow_own_addresses: true,
         }
     }
 }
@@ -455,6 +473,58 @@ pub struct JailConfig {
     /// Backends that enforce this jail's bans. Default: every configured backend.
     #[serde(default)]
     pub backends: Vec<String>,
+    /// Score model: weight of an offence per filter name; filters not listed weigh
+    /// 1. Default empty (every offence weighs 1).
+    #[serde(default)]
+    pub weight: BTreeMap<String, u32>,
+    /// Score model: the weighted sum within `findtime` that causes a ban. Replaces
+    /// `maxretry` when set.
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    /// Escalation: each earlier ban of the address within `history` multiplies
+    /// `bantime` by this. Default 1 (no escalation).
+    #[serde(default = "default_bantime_factor")]
+    pub bantime_factor: f64,
+    /// Escalation: the longest an escalated ban lasts. Default none.
+    #[serde(default)]
+    pub bantime_max: Option<HumanDuration>,
+    /// Escalation: an address with this many earlier bans within `history` is
+    /// banned for good. Default none.
+    #[serde(default)]
+    pub permanent_after: Option<u32>,
+    /// Escalation: how far back earlier bans count. Default 90d.
+    #[serde(default = "default_history")]
+    pub history: HumanDuration,
+    /// Subnet escalation. Default none.
+    #[serde(default)]
+    pub subnet: Option<SubnetConfig>,
+    /// Prefix length an IPv6 offender is counted and banned as (one host owns a
+    /// /64). Default 64, allowed 48 to 128.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Timed access: a reached threshold bans this much later instead of at once.
+    /// Default none.
+    #[serde(default)]
+    pub ban_delay: Option<HumanDuration>,
+}
+
+/// `subnet = { v4 = 24, v6 = 48, after = 5, within = "1h" }` in a jail: ban the
+/// whole prefix once `after` addresses inside it were banned within `within`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetConfig {
+    /// IPv4 prefix length to escalate to. Default 24.
+    #[serde(default = "default_subnet_v4")]
+    pub v4: u8,
+    /// IPv6 prefix length to escalate to; shorter than the jail's `ipv6_prefix`.
+    /// Default 48.
+    #[serde(default = "default_subnet_v6")]
+    pub v6: u8,
+    /// Banned addresses inside one prefix that ban the prefix.
+    pub after: u32,
+    /// How recent those bans must be. Default 1h.
+    #[serde(default = "default_subnet_within")]
+    pub within: HumanDuration,
 }
 
 fn default_maxretry() -> u32 {
@@ -464,6 +534,26 @@ fn default_findtime() -> HumanDuration {
     HumanDuration::from_secs(600)
 }
 fn default_bantime() -> HumanDuration {
+    HumanDuration::from_secs(3600)
+}
+fn default_bantime_factor() -> f64 {
+    1.0
+}
+fn default_history() -> HumanDuration {
+    HumanDuration::from_secs(90 * 86_400)
+}
+/// Default for `ipv6_prefix`: one host owns a /64.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+fn default_ipv6_prefix() -> u8 {
+    DEFAULT_IPV6_PREFIX
+}
+fn default_subnet_v4() -> u8 {
+    24
+}
+fn default_subnet_v6() -> u8 {
+    48
+}
+fn default_subnet_within() -> HumanDuration {
     HumanDuration::from_secs(3600)
 }
 

@@ -103,6 +103,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),
+    /// The host's own addresses could not be read for the allowlist.
+    #[error(transparent)]
+    OwnAddrs(#[from] crate::ownaddrs::OwnAddrsError),
 }
 
 /// What a config builds into before anything touches the system: the engine and
@@ -229,6 +232,28 @@ pub async fn run_prepared(
     let now = SystemTime::now();
 
     let mut store = Store::open(&config.agent.state_dir)?;
+    // The allowlist is complete before stored bans are checked against it.
+    let mut none_yet = Vec::new();
+    engine.set_allow_hosts(resolve_allow_hosts(&config).await, &mut none_yet);
+    let (own_tx, own_rx) = mpsc::channel::<Vec<std::net::IpAddr>>(4);
+    let own_watcher = if config.agent.allow_own_addresses {
+        let (initial, watcher) = crate::ownaddrs::watch(own_tx).await?;
+        tracing::info!(
+            addresses = initial.len(),
+            "host's own addresses allowlisted"
+        );
+        engine.set_own_addresses(initial, &mut none_yet);
+        Some(watcher)
+    } else {
+        drop(own_tx);
+        None
+    };
+    if let Some(window) = engine.history_window() {
+        let since = now.checked_sub(window).unwrap_or(std::time::UNIX_EPOCH);
+        let history = store.ban_history_since(since)?;
+        tracing::info!(entries = history.len(), "ban history loaded for escalation");
+        engine.restore_history(history, now);
+    }
     let pruned = store.prune_expired(now)?;
     let restored = store.active_bans(now)?;
     let count = restored.len();
@@ -334,7 +359,7 @@ pub async fn run_prepared(
         sources: source_info,
         stopping: false,
     };
-    let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, shutdown.clone()));
+    let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, own_rx, shutdown.clone()));
     let server_task = tokio::spawn(async move {
         server.serve(ctl_tx, stop_server_rx).await;
         drop(server);
@@ -365,8 +390,41 @@ pub async fn run_prepared(
     if engine_task.await.is_err() {
         tracing::error!("engine task failed");
     }
+    drop(own_watcher);
     tracing::info!("log2drop stopped; bans stay enforced");
     Ok(())
+}
+
+/// How long one `agent.allow` host name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resolves the host names in `agent.allow` (at start and reload). A name that
+/// does not resolve is logged as an error and allows nothing until the next
+/// reload; it does not stop the agent, so a DNS outage at boot cannot keep the
+/// firewall down.
+pub async fn resolve_allow_hosts(cfg: &Config) -> Vec<IpNet> {
+    use crate::engine::allowlist::{AllowEntry, parse_entry};
+    let mut nets = Vec::new();
+    for entry in &cfg.agent.allow {
+        let Ok(AllowEntry::Host(name)) = parse_entry(entry) else {
+            continue;
+        };
+        let lookup = tokio::net::lookup_host((name.as_str(), 0));
+        match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+            Ok(Ok(addrs)) => {
+                let before = nets.len();
+                nets.extend(addrs.map(|a| IpNet::from(crate::addr::normalise(a.ip()))));
+                tracing::info!(host = %name, addresses = nets.len() - before, "allowlisted host name resolved");
+            }
+            Ok(Err(e)) => tracing::error!(host = %name, error = %e,
+                "cannot resolve an agent.allow host name; it allows nothing until the next reload"),
+            Err(_) => tracing::error!(host = %name, timeout_secs = RESOLVE_TIMEOUT.as_secs(),
+                "agent.allow host name did not resolve in time; it allows nothing until the next reload"),
+        }
+    }
+    nets.sort_unstable();
+    nets.dedup();
+    nets
 }
 
 /// Whether `backend` enforces bans of `jail`.
@@ -406,6 +464,7 @@ impl EngineTask {
         mut self,
         mut src_rx: mpsc::Receiver<SourceEvent>,
         mut ctl_rx: mpsc::Receiver<ControlRequest>,
+        mut own_rx: mpsc::Receiver<Vec<std::net::IpAddr>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut gc = tokio::time::interval(GC_EVERY);
@@ -415,6 +474,7 @@ impl EngineTask {
         let mut batch = Vec::new();
         let mut sources_open = true;
         let mut ctl_open = true;
+        let mut own_open = true;
         loop {
             let expiry = self
                 .engine
@@ -451,6 +511,13 @@ impl EngineTask {
                         let _ = req.reply.send(reply);
                     }
                     None => ctl_open = false,
+                },
+                addrs = own_rx.recv(), if own_open => match addrs {
+                    Some(addrs) => {
+                        self.engine.set_own_addresses(addrs, &mut batch);
+                        self.commit(&mut batch, SystemTime::now());
+                    }
+                    None => own_open = false,
                 },
                 () = tokio::time::sleep(expiry) => {
                     let now = SystemTime::now();

@@ -1,58 +1,83 @@
 //! The engine: the single owner of per-address state. It turns offences into ban and
-//! unban decisions (thresholds, windows, allowlist, expiry). It is synchronous, does
-//! no I/O and takes `now` from its caller, so tests drive it with a fake clock.
+//! unban decisions. It is synchronous, does no I/O and takes `now` from its caller,
+//! so tests drive it with a fake clock; whatever needs I/O (the store's history,
+//! resolved host names, the host's own addresses) is handed in through methods.
 //!
-//! Memory is bounded whatever an attacker writes into a log: each (jail, address)
-//! window keeps at most `maxretry` offence times, the number of tracked addresses
-//! is capped (`agent.max_tracked`, least recently seen evicted first), windows that
-//! aged out are swept, and banned addresses are not tracked at all (their offences
-//! are ignored until the ban ends).
+//! What it decides:
+//! - **Score**: each jail sums the weights of an address's offences within
+//!   `findtime` (weight 1 unless the jail weighs a filter) and bans at `threshold`
+//!   (`maxretry` when no threshold is set). Offences from every source that feeds a
+//!   jail's filters add up, because counting is per address, not per source.
+//! - **IPv6**: an IPv6 offender is counted and banned as its `ipv6_prefix` (a /64 by
+//!   default: one host owns one), narrowed if that prefix holds an allowed address.
+//! - **Escalation**: the ban length is `bantime * bantime_factor^n`, capped at
+//!   `bantime_max`, where `n` counts earlier bans of the same target (by any jail,
+//!   manual ones included) within the jail's `history`; with `permanent_after`
+//!   earlier bans the ban is permanent. The engine keeps that history in memory,
+//!   loaded from the store at start ([`Engine::restore_history`]).
+//! - **Subnet escalation**: once `after` distinct targets inside one `/v4` (or
+//!   `/v6`) prefix were banned within `within`, the prefix itself is banned (origin
+//!   `subnet`). A subnet ban that would cover an allowed address is refused and
+//!   logged; the single-address bans go on.
+//! - **Timed access**: a jail with `ban_delay` schedules the ban that much later
+//!   instead of banning at once; [`Engine::next_expiry`] and [`Engine::expire`] cover
+//!   those scheduled bans too. Scheduled bans live in memory only.
+//! - **Allowlist**: configured prefixes, resolved host names, the host's own
+//!   addresses and loopback. Nothing allowed is ever banned by a jail or a subnet
+//!   escalation, nor by a manual ban without `force`. When the allowlist grows, bans
+//!   that now cover an allowed address are lifted, except forced ones.
+//!
+//! Memory is bounded whatever an attacker writes into a log: tracked addresses are
+//! capped (`agent.max_tracked`, least recently seen evicted first, see
+//! [`tracking`]), each keeps fewer hits per jail than the jail's threshold, banned
+//! addresses are not tracked at all, and the ban history keeps at most
+//! `max_tracked` entries and only as far back as some jail looks.
 
 pub mod allowlist;
+mod history;
+mod tracking;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
-use crate::addr::{self, AddrError};
-use crate::config::Config;
-pub use allowlist::Allowlist;
+use crate::addr;
+use crate::config::{Config, JailConfig};
+pub use allowlist::{AllowEntry, AllowEntryError, Allowlist};
+use history::History;
+use tracking::{Hit, Tracker};
 
 /// Why a ban exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// A jail's threshold was reached.
     Jail,
     /// `log2drop ban` from the control socket.
     Manual,
-    /// Subnet escalation: enough addresses inside the prefix were banned.
+    /// A jail's subnet escalation: enough addresses inside the prefix were banned.
     Subnet,
 }
 
-/// What led to a jail's ban, kept with the ban in the store (`bans` shows it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BanReason {
-    /// The filter whose offence reached the threshold.
-    pub filter: Arc<str>,
-    /// The oldest offence still counted when the ban was decided.
-    pub first_offence: SystemTime,
-    /// The offence that reached the threshold.
-    pub last_offence: SystemTime,
-}
+impl Origin {
+    /// The lowercase name used in the store, logs and the control protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Jail => "jail",
+            Origin::Manual => "manual",
+            Origin::Subnet => "subnet",
+        }
+    }
 
-/// One earlier ban, as the store's history returns it (escalation counts these).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// The banned address or prefix.
-    pub target: IpNet,
-    /// The jail that banned it.
-    pub jail: Arc<str>,
-    /// When that ban started.
-    pub since: SystemTime,
+    /// The inverse of [`Origin::as_str`].
+    pub fn parse(s: &str) -> Option<Origin> {
+        [Origin::Jail, Origin::Manual, Origin::Subnet]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
 }
 
 /// One active ban.
@@ -68,11 +93,23 @@ pub struct Ban {
     pub until: Option<SystemTime>,
     /// Why it exists.
     pub origin: Origin,
-    /// The offences behind a jail's ban; `None` for manual bans.
+    /// The offences behind a jail's ban; `None` for manual and subnet bans.
     pub reason: Option<BanReason>,
-    /// Made with `log2drop ban --force` over the allowlist: kept on restore and
-    /// reload even though the allowlist covers it.
+    /// Made with `log2drop ban --force` over the allowlist: the only kind of ban
+    /// allowed to cover an allowed address. Kept on restore, reload and allowlist
+    /// changes.
     pub forced: bool,
+}
+
+/// What led to a jail's ban, kept with the ban in the store (`bans` shows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanReason {
+    /// The filter whose offence reached the threshold.
+    pub filter: Arc<str>,
+    /// The oldest offence still counted when the ban was decided.
+    pub first_offence: SystemTime,
+    /// The offence that reached the threshold.
+    pub last_offence: SystemTime,
 }
 
 /// A ban asked for by hand (`log2drop ban`).
@@ -90,6 +127,18 @@ pub struct ManualBan {
     pub force: bool,
 }
 
+/// One past ban, as the store's history gives it back at start, so escalation
+/// and subnet escalation remember bans from before a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The banned address or prefix.
+    pub target: IpNet,
+    /// The jail that banned it (escalation counts bans by any jail).
+    pub jail: Arc<str>,
+    /// When the ban started.
+    pub since: SystemTime,
+}
+
 /// What the engine asks the backends and the store to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -102,23 +151,28 @@ pub enum Decision {
 /// The jail name manual bans (`log2drop ban`) are filed under; reserved in config.
 pub const MANUAL_JAIL: &str = "manual";
 
-/// How often [`Engine::expire`] sweeps out windows whose offences all aged out.
+/// How often [`Engine::expire`] sweeps out aged offence windows and old history.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Longest ban escalation produces when a jail sets no `bantime_max`.
+const MAX_BANTIME: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Why the engine refused something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
-    /// An `agent.allow` entry is not an address or prefix.
+    /// An `agent.allow` entry is neither an address, a prefix nor a host name.
     #[error("agent.allow entry {entry:?}: {source}")]
     Allow {
         /// The entry as written.
         entry: String,
         /// Why it was refused.
         #[source]
-        source: AddrError,
+        source: AllowEntryError,
     },
     /// A manual ban would cover an allowlisted address.
-    #[error("refusing to ban {target}: it overlaps the allowlist entry {entry}")]
+    #[error(
+        "refusing to ban {target}: it overlaps the allowlist entry {entry} (use --force to ban it anyway)"
+    )]
     Allowlisted {
         /// The requested target.
         target: String,
@@ -143,6 +197,14 @@ pub enum EngineError {
         /// The requested target.
         target: String,
     },
+    /// More jails than offence records can name.
+    #[error("{count} jails configured; at most {max} are supported")]
+    TooManyJails {
+        /// Jails configured.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Counters for `status` and `stats`.
@@ -154,119 +216,356 @@ pub struct EngineStats {
     pub allowlisted: u64,
     /// Offences ignored because the address is already banned.
     pub already_banned: u64,
-    /// Addresses tracked right now.
+    /// Addresses (IPv6: prefixes) tracked right now.
     pub tracked: usize,
     /// Addresses forgotten because `max_tracked` was reached.
     pub evicted: u64,
-    /// Bans issued by jails since start.
+    /// Bans issued by jails since start (subnet bans not included).
     pub jail_bans: u64,
+    /// Subnet bans issued since start.
+    pub subnet_bans: u64,
+    /// Subnet bans refused because the prefix holds an allowed address.
+    pub subnet_refused: u64,
+    /// Jail and subnet bans made longer than `bantime` by earlier bans.
+    pub escalated: u64,
+    /// Jail and subnet bans made permanent by `permanent_after`.
+    pub permanent: u64,
+    /// Bans scheduled by `ban_delay` since start.
+    pub delayed: u64,
+    /// Bans scheduled by `ban_delay` and not yet in force.
+    pub pending: usize,
+    /// Bans lifted because the allowlist grew to cover them.
+    pub allow_lifted: u64,
     /// Bans lifted because they expired.
     pub expired: u64,
+    /// Past bans remembered for escalation right now.
+    pub history: usize,
+    /// Past bans forgotten early because the history reached its cap.
+    pub history_dropped: u64,
+}
+
+/// Subnet escalation of one jail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Subnet {
+    v4: u8,
+    v6: u8,
+    after: u32,
+    within: Duration,
 }
 
 /// One jail's policy, as the engine uses it.
 #[derive(Debug)]
 struct Jail {
     name: Arc<str>,
-    maxretry: usize,
-    findtime_ms: u64,
+    threshold: u32,
+    findtime: u32,
+    v6_len: u8,
     bantime: Duration,
+    factor: f64,
+    bantime_max: Option<Duration>,
+    permanent_after: Option<u32>,
+    history: Duration,
+    subnet: Option<Subnet>,
+    ban_delay: Option<Duration>,
     backends: Vec<String>,
 }
 
-/// Offence times of one address in one jail, oldest first, at most `maxretry`.
-#[derive(Debug)]
-struct Window {
-    jail: usize,
-    times: VecDeque<u64>,
+impl Jail {
+    fn build(name: &str, jc: &JailConfig) -> Jail {
+        let threshold = jc.threshold.unwrap_or(jc.maxretry).max(1);
+        let findtime = secs_of(jc.findtime.get());
+        let v6_len = jc.ipv6_prefix.min(128);
+        Jail {
+            name: Arc::from(name),
+            threshold,
+            findtime,
+            v6_len,
+            bantime: jc.bantime.get(),
+            factor: if jc.bantime_factor.is_finite() {
+                jc.bantime_factor.max(1.0)
+            } else {
+                1.0
+            },
+            bantime_max: jc.bantime_max.map(|d| d.get()),
+            permanent_after: jc.permanent_after,
+            history: jc.history.get(),
+            subnet: jc.subnet.as_ref().map(|s| Subnet {
+                v4: s.v4.min(32),
+                v6: s.v6.min(128),
+                after: s.after.max(1),
+                within: s.within.get(),
+            }),
+            ban_delay: jc.ban_delay.map(|d| d.get()).filter(|d| !d.is_zero()),
+            backends: jc.backends.clone(),
+        }
+    }
+
+    fn escalates(&self) -> bool {
+        self.factor > 1.0 || self.permanent_after.is_some()
+    }
+
+    /// The key this jail counts `addr` under: IPv6 truncated to `ipv6_prefix`.
+    fn key(&self, addr: IpAddr) -> IpAddr {
+        match addr {
+            IpAddr::V6(a) => Ipv6Net::new(a, self.v6_len).map_or(addr, |n| IpAddr::V6(n.network())),
+            v4 => v4,
+        }
+    }
+
+    /// `bantime * factor^previous`, capped at `bantime_max` (or 100 years).
+    fn ban_length(&self, previous: u32) -> Duration {
+        let cap = self.bantime_max.unwrap_or(MAX_BANTIME).max(self.bantime);
+        if previous == 0 || self.factor <= 1.0 {
+            return self.bantime.min(cap);
+        }
+        let exp = i32::try_from(previous).unwrap_or(i32::MAX);
+        let secs = self.bantime.as_secs_f64() * self.factor.powi(exp);
+        if !secs.is_finite() || secs >= cap.as_secs_f64() {
+            return cap;
+        }
+        // Whole milliseconds: finite, non-negative and below the cap here.
+        Duration::from_millis((secs * 1000.0).round() as u64)
+    }
 }
 
-/// Everything the engine remembers about one address that is not banned.
-#[derive(Debug)]
-struct Tracked {
-    /// Position in the recency order (higher = seen more recently).
-    seq: u64,
-    windows: Vec<Window>,
+/// A ban `ban_delay` scheduled for later.
+#[derive(Debug, Clone)]
+struct Pending {
+    due: SystemTime,
+    target: IpNet,
+    reason: BanReason,
+}
+
+/// The parts of a config the engine runs on, built once per load or reload.
+struct Settings {
+    jails: Vec<Jail>,
+    jails_by_filter: HashMap<String, Vec<(u16, u16)>>,
+    static_allow: Vec<IpNet>,
+    host_names: Vec<String>,
+    own_enabled: bool,
+    max_tracked: usize,
+    max_findtime: u32,
+    history_keep: Option<Duration>,
+}
+
+impl Settings {
+    fn build(cfg: &Config) -> Result<Settings, EngineError> {
+        let mut static_allow = Vec::with_capacity(cfg.agent.allow.len());
+        let mut host_names = Vec::new();
+        for entry in &cfg.agent.allow {
+            match allowlist::parse_entry(entry) {
+                Ok(AllowEntry::Net(net)) => static_allow.push(net),
+                // Resolved by the daemon and handed in with `set_allow_hosts`.
+                Ok(AllowEntry::Host(name)) => host_names.push(name),
+                Err(source) => {
+                    return Err(EngineError::Allow {
+                        entry: entry.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        if cfg.jails.len() > usize::from(u16::MAX) {
+            return Err(EngineError::TooManyJails {
+                count: cfg.jails.len(),
+                max: usize::from(u16::MAX),
+            });
+        }
+        let mut jails = Vec::with_capacity(cfg.jails.len());
+        let mut jails_by_filter: HashMap<String, Vec<(u16, u16)>> = HashMap::new();
+        for (name, jc) in &cfg.jails {
+            let idx = u16::try_from(jails.len()).unwrap_or(u16::MAX);
+            for f in &jc.filters {
+                let weight = jc
+                    .weight
+                    .get(f)
+                    .copied()
+                    .unwrap_or(1)
+                    .clamp(1, u32::from(u16::MAX));
+                let list = jails_by_filter.entry(f.clone()).or_default();
+                if !list.iter().any(|&(j, _)| j == idx) {
+                    list.push((idx, u16::try_from(weight).unwrap_or(u16::MAX)));
+                }
+            }
+            jails.push(Jail::build(name, jc));
+        }
+        let max_findtime = jails.iter().map(|j| j.findtime).max().unwrap_or(0);
+        let history_keep = jails
+            .iter()
+            .flat_map(|j| {
+                let esc = j.escalates().then_some(j.history);
+                let sub = j.subnet.map(|s| s.within);
+                esc.into_iter().chain(sub)
+            })
+            .max();
+        Ok(Settings {
+            jails,
+            jails_by_filter,
+            static_allow,
+            host_names,
+            own_enabled: cfg.agent.allow_own_addresses,
+            max_tracked: cfg.agent.max_tracked.max(1),
+            max_findtime,
+            history_keep,
+        })
+    }
 }
 
 /// The decision maker. See the module docs.
 #[derive(Debug)]
 pub struct Engine {
     jails: Vec<Jail>,
-    jails_by_filter: HashMap<String, Vec<usize>>,
+    /// Filter name -> (jail index, weight) of every jail it feeds.
+    jails_by_filter: HashMap<String, Vec<(u16, u16)>>,
+    static_allow: Vec<IpNet>,
+    /// The host names in `agent.allow`, as configured.
+    host_names: Vec<String>,
+    host_allow: Vec<IpNet>,
+    /// Whether `set_allow_hosts` was called (reload carries old addresses if not).
+    hosts_set: bool,
+    own_allow: Vec<IpNet>,
+    own_enabled: bool,
     allow: Allowlist,
-    max_tracked: usize,
-    tracked: HashMap<IpAddr, Tracked>,
-    /// Recency order of `tracked`: seq -> address; the first entry is evicted first.
-    recency: BTreeMap<u64, IpAddr>,
-    next_seq: u64,
+    tracker: Tracker,
+    max_findtime: u32,
     bans: HashMap<IpNet, Ban>,
     deadlines: BTreeSet<(SystemTime, IpNet)>,
     /// How many bans exist per (is IPv6, prefix length), so "is this address
     /// covered by a ban" tries only the prefix lengths in use.
     ban_lens: BTreeMap<(bool, u8), usize>,
+    /// Scheduled bans by (tracking key, jail).
+    pending: HashMap<(IpAddr, u16), Pending>,
+    pending_due: BTreeSet<(SystemTime, IpAddr, u16)>,
+    history: History,
+    /// How far back any jail looks; `None` keeps no history at all.
+    history_keep: Option<Duration>,
     next_sweep: Option<SystemTime>,
     stats: EngineStats,
 }
 
-/// Milliseconds since the Unix epoch; times before it count as the epoch.
-fn millis(t: SystemTime) -> u64 {
+/// Seconds since the Unix epoch, saturating (offence times are kept in 32 bits).
+fn secs(t: SystemTime) -> u32 {
     t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
-fn host_net(addr: IpAddr) -> IpNet {
-    IpNet::from(addr)
+fn secs_of(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
 impl Engine {
     /// Builds the engine for a validated config. Loopback is always allowlisted,
-    /// on top of `agent.allow`.
+    /// on top of `agent.allow`; host names in `agent.allow` allow nothing until
+    /// [`Engine::set_allow_hosts`] hands in their addresses, and the host's own
+    /// addresses nothing until [`Engine::set_own_addresses`].
     pub fn from_config(cfg: &Config) -> Result<Engine, EngineError> {
-        let mut allow = Vec::with_capacity(cfg.agent.allow.len());
-        for entry in &cfg.agent.allow {
-            let net = addr::parse_target(entry).map_err(|source| EngineError::Allow {
-                entry: entry.clone(),
-                source,
-            })?;
-            allow.push(net);
-        }
-        let mut jails = Vec::with_capacity(cfg.jails.len());
-        let mut jails_by_filter: HashMap<String, Vec<usize>> = HashMap::new();
-        for (name, jc) in &cfg.jails {
-            let idx = jails.len();
-            jails.push(Jail {
-                name: Arc::from(name.as_str()),
-                maxretry: usize::try_from(jc.maxretry.max(1)).unwrap_or(usize::MAX),
-                findtime_ms: u64::try_from(jc.findtime.get().as_millis()).unwrap_or(u64::MAX),
-                bantime: jc.bantime.get(),
-                backends: jc.backends.clone(),
-            });
-            for f in &jc.filters {
-                let list = jails_by_filter.entry(f.clone()).or_default();
-                if !list.contains(&idx) {
-                    list.push(idx);
-                }
-            }
-        }
+        let s = Settings::build(cfg)?;
         Ok(Engine {
-            jails,
-            jails_by_filter,
-            allow: Allowlist::with_loopback(allow),
-            max_tracked: cfg.agent.max_tracked.max(1),
-            tracked: HashMap::new(),
-            recency: BTreeMap::new(),
-            next_seq: 0,
+            allow: Allowlist::with_loopback(s.static_allow.iter().copied()),
+            jails: s.jails,
+            jails_by_filter: s.jails_by_filter,
+            static_allow: s.static_allow,
+            host_names: s.host_names,
+            host_allow: Vec::new(),
+            hosts_set: false,
+            own_allow: Vec::new(),
+            own_enabled: s.own_enabled,
+            tracker: Tracker::new(s.max_tracked),
+            max_findtime: s.max_findtime,
             bans: HashMap::new(),
             deadlines: BTreeSet::new(),
             ban_lens: BTreeMap::new(),
+            pending: HashMap::new(),
+            pending_due: BTreeSet::new(),
+            history: History::new(s.max_tracked),
+            history_keep: s.history_keep,
             next_sweep: None,
             stats: EngineStats::default(),
         })
     }
 
+    /// Takes over the live state of `old`, the engine of the previous config, into
+    /// this one, freshly built from the new config (reload). Every ban and the ban
+    /// history are kept, except bans the new allowlist now covers (not forced):
+    /// their unbans go to `out`. Offence counts are kept for the jails named in
+    /// `keep_jails` (their config did not change) and dropped for the others;
+    /// scheduled bans follow their jail by name; counters carry on. The host's own
+    /// addresses carry over (when still wanted), and so do resolved host names if
+    /// the new config names the same hosts and [`Engine::set_allow_hosts`] was not
+    /// called on this engine yet.
+    pub fn carry_over(
+        &mut self,
+        old: Engine,
+        keep_jails: &BTreeSet<String>,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            jails: old_jails,
+            mut tracker,
+            bans: old_bans,
+            pending: old_pending,
+            mut history,
+            host_names: old_host_names,
+            host_allow: old_host_allow,
+            own_allow: old_own_allow,
+            stats,
+            ..
+        } = old;
+        self.stats = stats;
+        for (_, ban) in old_bans {
+            self.insert_ban(ban);
+        }
+        // Old jail index -> new index: for hits only if the jail is kept, for
+        // scheduled bans whenever the name still exists.
+        let by_name = |keep: bool| -> Vec<Option<u16>> {
+            old_jails
+                .iter()
+                .map(|o| {
+                    if keep && !keep_jails.contains(&*o.name) {
+                        return None;
+                    }
+                    self.jails
+                        .iter()
+                        .position(|n| n.name == o.name)
+                        .and_then(|i| u16::try_from(i).ok())
+                })
+                .collect()
+        };
+        let hits_map = by_name(true);
+        let pending_map = by_name(false);
+        tracker.retain_hits(
+            |h| match hits_map.get(usize::from(h.jail)).copied().flatten() {
+                Some(j) => {
+                    h.jail = j;
+                    true
+                }
+                None => false,
+            },
+        );
+        tracker.set_cap(self.tracker.cap());
+        self.tracker = tracker;
+        for ((key, j), p) in old_pending {
+            if let Some(nj) = pending_map.get(usize::from(j)).copied().flatten() {
+                self.pending_due.insert((p.due, key, nj));
+                self.pending.insert((key, nj), p);
+            }
+        }
+        if self.history_keep.is_some() {
+            history.set_cap(self.history.cap());
+            self.history = history;
+        }
+        if self.own_enabled {
+            self.own_allow = old_own_allow;
+        }
+        if !self.hosts_set && self.host_names == old_host_names {
+            self.host_allow = old_host_allow;
+        }
+        self.rebuild_allow(out);
+    }
+
     /// Records that `filter` saw `addr` misbehave at `now`; pushes a ban decision
-    /// to `out` when a jail's threshold is reached. Allowlisted and already banned
+    /// to `out` when a jail's threshold is reached (and, for jails with subnet
+    /// escalation, the prefix ban it may cause). Allowlisted and already banned
     /// addresses are ignored.
     pub fn offence(
         &mut self,
@@ -285,60 +584,74 @@ impl Engine {
             self.stats.already_banned += 1;
             return;
         }
-        if !self.jails_by_filter.contains_key(filter) {
-            return;
-        }
-        let now_ms = millis(now);
-        self.touch(addr);
-        let (Some(jail_ids), Some(entry)) = (
-            self.jails_by_filter.get(filter),
-            self.tracked.get_mut(&addr),
-        ) else {
+        let Some(feeds) = self.jails_by_filter.get(filter) else {
             return;
         };
-        let mut banned_by = None;
-        for &j in jail_ids {
-            let jail = &self.jails[j];
-            let window = match entry.windows.iter_mut().position(|w| w.jail == j) {
-                Some(i) => &mut entry.windows[i],
-                None => {
-                    entry.windows.push(Window {
-                        jail: j,
-                        times: VecDeque::with_capacity(jail.maxretry.min(16)),
-                    });
-                    let last = entry.windows.len() - 1;
-                    &mut entry.windows[last]
-                }
+        let t = secs(now);
+        let mut fire = None;
+        for &(j, weight) in feeds {
+            let Some(jail) = self.jails.get(usize::from(j)) else {
+                continue;
             };
-            prune(&mut window.times, now_ms, jail.findtime_ms);
-            window.times.push_back(now_ms);
-            while window.times.len() > jail.maxretry {
-                window.times.pop_front();
+            let key = jail.key(addr);
+            if !self.pending.is_empty() && self.pending.contains_key(&(key, j)) {
+                continue;
             }
-            if window.times.len() >= jail.maxretry {
-                banned_by = Some((j, window.times.front().copied().unwrap_or(now_ms)));
+            let Some(hits) = self.tracker.touch(key) else {
+                continue;
+            };
+            let horizon = t.saturating_sub(jail.findtime);
+            hits.retain(|h| h.jail != j || h.time >= horizon);
+            hits.push(Hit {
+                time: t,
+                jail: j,
+                weight,
+            });
+            let score: u32 = hits
+                .iter()
+                .filter(|h| h.jail == j)
+                .map(|h| u32::from(h.weight))
+                .sum();
+            if score < jail.threshold {
+                continue;
+            }
+            let first = hits
+                .iter()
+                .filter(|h| h.jail == j)
+                .map(|h| h.time)
+                .min()
+                .unwrap_or(t);
+            let reason = BanReason {
+                filter: Arc::from(filter),
+                first_offence: UNIX_EPOCH + Duration::from_secs(u64::from(first)),
+                last_offence: now,
+            };
+            let Some(delay) = jail.ban_delay else {
+                fire = Some((j, key, reason));
                 break;
-            }
-        }
-        if let Some((j, first_ms)) = banned_by {
-            self.forget(addr);
-            let jail = &self.jails[j];
-            let ban = Ban {
-                target: host_net(addr),
-                jail: jail.name.clone(),
-                since: now,
-                until: now.checked_add(jail.bantime),
-                origin: Origin::Jail,
-                reason: Some(BanReason {
-                    filter: Arc::from(filter),
-                    first_offence: UNIX_EPOCH + Duration::from_millis(first_ms),
-                    last_offence: now,
-                }),
-                forced: false,
             };
-            self.insert_ban(ban.clone());
-            self.stats.jail_bans += 1;
-            out.push(Decision::Ban(ban));
+            self.tracker.clear_jail(&key, j);
+            let target = ban_target(jail, addr, &self.allow);
+            let due = now.checked_add(delay).unwrap_or(now);
+            self.pending.insert(
+                (key, j),
+                Pending {
+                    due,
+                    target,
+                    reason,
+                },
+            );
+            self.pending_due.insert((due, key, j));
+            self.stats.delayed += 1;
+        }
+        if let Some((j, key, reason)) = fire {
+            // The address starts from zero after its ban, in every jail.
+            self.tracker.remove(&key);
+            if key != addr {
+                self.tracker.remove(&addr);
+            }
+            let target = ban_target(&self.jails[usize::from(j)], addr, &self.allow);
+            self.jail_ban(usize::from(j), target, Some(reason), now, out);
         }
     }
 
@@ -364,8 +677,9 @@ impl Engine {
 
     /// Bans by hand, optionally under a configured jail (its `bantime` is the
     /// default length and its backends enforce it) and optionally over the
-    /// allowlist (`force`, logged). Banning a target that is already banned replaces
-    /// that ban.
+    /// allowlist (`force`, logged; the ban is marked `forced`). Banning a target
+    /// that is already banned replaces that ban. Manual bans count as earlier bans
+    /// for escalation.
     pub fn manual_ban(
         &mut self,
         req: &ManualBan,
@@ -387,7 +701,9 @@ impl Engine {
                 }
             },
         };
-        if let Some(entry) = self.allow.entry_intersecting(&target) {
+        let mut forced = false;
+        if self.allow.intersects(&target) {
+            let entry = self.allow.entry_intersecting(&target).unwrap_or(target);
             if !req.force {
                 return Err(EngineError::Allowlisted {
                     target: shown(),
@@ -399,6 +715,7 @@ impl Engine {
                 allow = %addr::display_target(&entry),
                 "forced ban over the allowlist"
             );
+            forced = true;
         }
         let duration = req.duration.or(default_len);
         if duration.is_some_and(|d| d.is_zero()) {
@@ -411,12 +728,13 @@ impl Engine {
             until: duration.and_then(|d| now.checked_add(d)),
             origin: Origin::Manual,
             reason: None,
-            forced: req.force && self.allow.entry_intersecting(&target).is_some(),
+            forced,
         };
         if target.prefix_len() == target.max_prefix_len() {
-            self.forget(target.addr());
+            self.tracker.remove(&target.addr());
         }
         self.insert_ban(ban.clone());
+        self.remember(target, now);
         Ok(Decision::Ban(ban))
     }
 
@@ -425,9 +743,30 @@ impl Engine {
         self.remove_ban(&normalise_net(target)).map(Decision::Unban)
     }
 
-    /// Lifts every ban whose deadline is at or before `now`, and now and then
-    /// forgets offence windows that aged out.
+    /// Puts bans scheduled by `ban_delay` that are due into force, lifts every ban
+    /// whose deadline is at or before `now`, and now and then forgets offence
+    /// windows and history that aged out.
     pub fn expire(&mut self, now: SystemTime, out: &mut Vec<Decision>) {
+        while let Some(&(due, key, j)) = self.pending_due.first() {
+            if due > now {
+                break;
+            }
+            self.pending_due.pop_first();
+            let Some(p) = self.pending.remove(&(key, j)) else {
+                continue;
+            };
+            if self.allow.intersects(&p.target) {
+                tracing::info!(
+                    target = %addr::display_target(&p.target),
+                    "dropping a delayed ban: the address is allowlisted now"
+                );
+                continue;
+            }
+            if self.covered(&p.target) || usize::from(j) >= self.jails.len() {
+                continue;
+            }
+            self.jail_ban(usize::from(j), p.target, Some(p.reason), now, out);
+        }
         while let Some(&(deadline, target)) = self.deadlines.first() {
             if deadline > now {
                 break;
@@ -445,9 +784,15 @@ impl Engine {
         }
     }
 
-    /// The earliest ban deadline, so the caller knows when to call [`Engine::expire`].
+    /// When [`Engine::expire`] next has something to do: the earliest ban
+    /// deadline or scheduled ban.
     pub fn next_expiry(&self) -> Option<SystemTime> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        let due = self.pending_due.first().map(|(t, _, _)| *t);
+        match (deadline, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Every active ban, in no particular order.
@@ -456,9 +801,10 @@ impl Engine {
     }
 
     /// Loads bans from the store at start. Expired bans are dropped, and so are
-    /// bans that overlap the allowlist (the allowlist may have grown since); the
-    /// caller reconciles backends with [`Engine::bans`] afterwards, which removes
-    /// those from the kernel too. No decisions are produced.
+    /// bans that overlap the allowlist (the allowlist may have grown since) unless
+    /// they were forced; the caller reconciles backends with [`Engine::bans`]
+    /// afterwards, which removes those from the kernel too. No decisions are
+    /// produced.
     pub fn restore(&mut self, bans: Vec<Ban>, now: SystemTime) {
         for mut ban in bans {
             if ban.until.is_some_and(|u| u <= now) {
@@ -486,84 +832,61 @@ impl Engine {
                 }
             }
             if ban.target.prefix_len() == ban.target.max_prefix_len() {
-                self.forget(ban.target.addr());
+                self.tracker.remove(&ban.target.addr());
             }
             self.insert_ban(ban);
         }
     }
 
-    /// Takes over the live state of `old`, the engine of the previous config, into
-    /// this one, freshly built from the new config (reload). Every ban is kept,
-    /// except those the new allowlist now covers (not forced): their unbans go to
-    /// `out`. Offence windows are kept for the jails named in `keep_jails` (their
-    /// config did not change) and dropped for the others; counters carry on.
-    pub fn carry_over(
-        &mut self,
-        old: Engine,
-        keep_jails: &BTreeSet<String>,
-        out: &mut Vec<Decision>,
-    ) {
-        let Engine {
-            jails: old_jails,
-            tracked: mut old_tracked,
-            recency: old_recency,
-            bans: old_bans,
-            stats,
-            ..
-        } = old;
-        self.stats = stats;
-        for (_, ban) in old_bans {
-            if !ban.forced
-                && let Some(entry) = self.allow.entry_intersecting(&ban.target)
-            {
-                tracing::info!(
-                    target = %addr::display_target(&ban.target),
-                    allow = %addr::display_target(&entry),
-                    "lifting a ban the new allowlist covers"
-                );
-                out.push(Decision::Unban(ban));
-                continue;
-            }
-            self.insert_ban(ban);
+    /// Loads past bans (from the store's history) so escalation and subnet
+    /// escalation count bans from before a restart. Entries older than any jail
+    /// looks back are skipped; call once at start, before offences arrive.
+    pub fn restore_history(&mut self, mut entries: Vec<HistoryEntry>, now: SystemTime) {
+        let Some(keep) = self.history_keep else {
+            return;
+        };
+        let horizon = now.checked_sub(keep).unwrap_or(UNIX_EPOCH);
+        entries.retain(|e| e.since >= horizon);
+        entries.sort_by_key(|e| e.since);
+        for e in entries {
+            self.history.record(normalise_net(e.target), secs(e.since));
         }
-        // Old jail index -> new jail index, for kept jails only.
-        let remap: HashMap<usize, usize> = old_jails
-            .iter()
-            .enumerate()
-            .filter(|(_, j)| keep_jails.contains(&*j.name))
-            .filter_map(|(i, j)| {
-                let new = self.jails.iter().position(|n| n.name == j.name)?;
-                Some((i, new))
-            })
+    }
+
+    /// How far back the engine needs ban history: the longest `history` of a jail
+    /// that escalates, or `within` of a subnet escalation; `None` when no jail
+    /// looks back (the daemon then need not load any).
+    pub fn history_window(&self) -> Option<Duration> {
+        self.history_keep
+    }
+
+    /// Replaces the host's own addresses in the allowlist (from rtnetlink, see
+    /// [`crate::ownaddrs`]); ignored when `agent.allow_own_addresses = false`.
+    /// Bans now covering an own address are lifted into `out` (forced ones stay).
+    pub fn set_own_addresses(&mut self, addrs: Vec<IpAddr>, out: &mut Vec<Decision>) {
+        if !self.own_enabled {
+            return;
+        }
+        let mut nets: Vec<IpNet> = addrs
+            .into_iter()
+            .map(|a| IpNet::from(addr::normalise(a)))
             .collect();
-        // Oldest first, so the recency order (and eviction) carries over.
-        for (_, addr) in old_recency {
-            let Some(t) = old_tracked.remove(&addr) else {
-                continue;
-            };
-            if self.allow.contains(addr) || self.is_banned(addr) {
-                continue;
-            }
-            let windows: Vec<Window> = t
-                .windows
-                .into_iter()
-                .filter_map(|w| {
-                    let jail = *remap.get(&w.jail)?;
-                    let mut times = w.times;
-                    while times.len() > self.jails[jail].maxretry {
-                        times.pop_front();
-                    }
-                    Some(Window { jail, times })
-                })
-                .collect();
-            if windows.is_empty() {
-                continue;
-            }
-            self.touch(addr);
-            if let Some(entry) = self.tracked.get_mut(&addr) {
-                entry.windows = windows;
-            }
+        nets.sort_unstable();
+        nets.dedup();
+        if nets == self.own_allow {
+            return;
         }
+        self.own_allow = nets;
+        self.rebuild_allow(out);
+    }
+
+    /// Replaces the resolved addresses of `agent.allow` host names (the daemon
+    /// resolves them at start and reload). Bans now covering one are lifted into
+    /// `out` (forced ones stay).
+    pub fn set_allow_hosts(&mut self, nets: Vec<IpNet>, out: &mut Vec<Decision>) {
+        self.host_allow = nets.into_iter().map(normalise_net).collect();
+        self.hosts_set = true;
+        self.rebuild_allow(out);
     }
 
     /// The backends that enforce `jail`'s bans; empty means every backend (also
@@ -583,74 +906,200 @@ impl Engine {
     /// Counters for `status` and `stats`.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            tracked: self.tracked.len(),
+            tracked: self.tracker.len(),
+            evicted: self.tracker.evicted(),
+            pending: self.pending.len(),
+            history: self.history.len(),
+            history_dropped: self.history.dropped(),
             ..self.stats
         }
     }
 
     /// True if a ban covers `addr` (its own, or a prefix containing it).
     pub fn is_banned(&self, addr: IpAddr) -> bool {
-        let addr = addr::normalise(addr);
-        let v6 = addr.is_ipv6();
+        self.covered(&IpNet::from(addr::normalise(addr)))
+    }
+
+    /// True if one ban covers all of `net` (the same target or a wider one).
+    fn covered(&self, net: &IpNet) -> bool {
+        let v6 = net.addr().is_ipv6();
         self.ban_lens
-            .range((v6, 0)..=(v6, u8::MAX))
+            .range((v6, 0)..=(v6, net.prefix_len()))
             .any(|(&(_, len), _)| {
-                IpNet::new(addr, len)
+                IpNet::new(net.addr(), len)
                     .map(|n| self.bans.contains_key(&n.trunc()))
                     .unwrap_or(false)
             })
     }
 
-    /// Marks `addr` as just seen, creating its entry (and evicting the least
-    /// recently seen address if the cap is reached).
-    fn touch(&mut self, addr: IpAddr) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some(t) = self.tracked.get_mut(&addr) {
-            self.recency.remove(&t.seq);
-            t.seq = seq;
-            self.recency.insert(seq, addr);
+    /// Issues a ban of `target` by jail `j`, escalated by the target's history:
+    /// a jail ban when there is a `reason`, a subnet ban when not. After a jail
+    /// ban, checks the jail's subnet escalation.
+    fn jail_ban(
+        &mut self,
+        j: usize,
+        target: IpNet,
+        reason: Option<BanReason>,
+        now: SystemTime,
+        out: &mut Vec<Decision>,
+    ) {
+        let origin = if reason.is_some() {
+            Origin::Jail
+        } else {
+            Origin::Subnet
+        };
+        let Some(jail) = self.jails.get(j) else {
             return;
+        };
+        let previous = if jail.escalates() {
+            let since = now.checked_sub(jail.history).unwrap_or(UNIX_EPOCH);
+            self.history.count(&target, secs(since))
+        } else {
+            0
+        };
+        let permanent = jail.permanent_after.is_some_and(|n| previous >= n);
+        let until = if permanent {
+            None
+        } else {
+            let length = jail.ban_length(previous);
+            if length > jail.bantime {
+                self.stats.escalated += 1;
+            }
+            now.checked_add(length)
+        };
+        if permanent {
+            self.stats.permanent += 1;
         }
-        while self.tracked.len() >= self.max_tracked {
-            let Some((_, oldest)) = self.recency.pop_first() else {
-                break;
-            };
-            self.tracked.remove(&oldest);
-            self.stats.evicted += 1;
+        if previous > 0 {
+            tracing::debug!(
+                target = %addr::display_target(&target),
+                jail = %jail.name,
+                previous,
+                permanent,
+                "repeat offender: ban escalated"
+            );
         }
-        self.tracked.insert(
-            addr,
-            Tracked {
-                seq,
-                windows: Vec::new(),
-            },
-        );
-        self.recency.insert(seq, addr);
+        let ban = Ban {
+            target,
+            jail: jail.name.clone(),
+            since: now,
+            until,
+            origin,
+            reason,
+            forced: false,
+        };
+        match origin {
+            Origin::Subnet => self.stats.subnet_bans += 1,
+            _ => self.stats.jail_bans += 1,
+        }
+        self.insert_ban(ban.clone());
+        self.remember(target, now);
+        out.push(Decision::Ban(ban));
+        if origin == Origin::Jail {
+            self.subnet_escalation(j, target, now, out);
+        }
     }
 
-    fn forget(&mut self, addr: IpAddr) {
-        if let Some(t) = self.tracked.remove(&addr) {
-            self.recency.remove(&t.seq);
+    /// Bans the jail's subnet around `target` if enough addresses inside it were
+    /// banned lately; refuses (and logs) a prefix that holds an allowed address.
+    fn subnet_escalation(
+        &mut self,
+        j: usize,
+        target: IpNet,
+        now: SystemTime,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(sub) = self.jails.get(j).and_then(|jail| jail.subnet) else {
+            return;
+        };
+        let len = if target.addr().is_ipv4() {
+            sub.v4
+        } else {
+            sub.v6
+        };
+        if target.prefix_len() <= len {
+            return;
         }
+        let Ok(prefix) = IpNet::new(target.addr(), len).map(|n| n.trunc()) else {
+            return;
+        };
+        if self.covered(&prefix) {
+            return;
+        }
+        let since = secs(now.checked_sub(sub.within).unwrap_or(UNIX_EPOCH));
+        let banned = self.history.distinct_inside(&prefix, since, sub.after);
+        if banned < sub.after {
+            return;
+        }
+        if self.allow.intersects(&prefix) {
+            let entry = self.allow.entry_intersecting(&prefix).unwrap_or(prefix);
+            tracing::warn!(
+                prefix = %addr::display_target(&prefix),
+                allow = %addr::display_target(&entry),
+                banned,
+                "refusing a subnet ban: the prefix holds an allowlisted address; its addresses stay banned one by one"
+            );
+            self.stats.subnet_refused += 1;
+            return;
+        }
+        self.jail_ban(j, prefix, None, now, out);
+    }
+
+    /// Adds a ban to the history, if any jail looks back.
+    fn remember(&mut self, target: IpNet, now: SystemTime) {
+        if self.history_keep.is_some() {
+            self.history.record(target, secs(now));
+        }
+    }
+
+    /// Rebuilds the allowlist from its parts and lifts the bans (and drops the
+    /// scheduled bans) it now covers; forced bans stay.
+    fn rebuild_allow(&mut self, out: &mut Vec<Decision>) {
+        let nets = self
+            .static_allow
+            .iter()
+            .chain(&self.host_allow)
+            .chain(&self.own_allow)
+            .copied();
+        self.allow = Allowlist::with_loopback(nets);
+        let mut lifted: Vec<IpNet> = self
+            .bans
+            .values()
+            .filter(|b| !b.forced && self.allow.intersects(&b.target))
+            .map(|b| b.target)
+            .collect();
+        lifted.sort_unstable();
+        for target in lifted {
+            if let Some(ban) = self.remove_ban(&target) {
+                let entry = self.allow.entry_intersecting(&target).unwrap_or(target);
+                tracing::warn!(
+                    target = %addr::display_target(&target),
+                    allow = %addr::display_target(&entry),
+                    jail = %ban.jail,
+                    "lifting a ban: the allowlist covers it now"
+                );
+                self.stats.allow_lifted += 1;
+                out.push(Decision::Unban(ban));
+            }
+        }
+        let allow = &self.allow;
+        let due = &mut self.pending_due;
+        self.pending.retain(|&(key, j), p| {
+            let keep = !allow.intersects(&p.target);
+            if !keep {
+                due.remove(&(p.due, key, j));
+            }
+            keep
+        });
     }
 
     fn sweep(&mut self, now: SystemTime) {
-        let now_ms = millis(now);
-        let jails = &self.jails;
-        let recency = &mut self.recency;
-        self.tracked.retain(|_, t| {
-            t.windows.retain_mut(|w| {
-                prune(&mut w.times, now_ms, jails[w.jail].findtime_ms);
-                !w.times.is_empty()
-            });
-            if t.windows.is_empty() {
-                recency.remove(&t.seq);
-                false
-            } else {
-                true
-            }
-        });
+        self.tracker
+            .sweep(secs(now).saturating_sub(self.max_findtime));
+        if let Some(keep) = self.history_keep {
+            let horizon = now.checked_sub(keep).unwrap_or(UNIX_EPOCH);
+            self.history.prune(secs(horizon));
+        }
     }
 
     fn insert_ban(&mut self, ban: Ban) {
@@ -681,11 +1130,14 @@ impl Engine {
     }
 }
 
-/// Drops offence times older than the window.
-fn prune(times: &mut VecDeque<u64>, now_ms: u64, findtime_ms: u64) {
-    let horizon = now_ms.saturating_sub(findtime_ms);
-    while times.front().is_some_and(|&t| t < horizon) {
-        times.pop_front();
+/// What a jail bans for an offence by `addr`: IPv4 as is; IPv6 as its
+/// `ipv6_prefix`, narrowed just enough to leave allowed neighbours out.
+fn ban_target(jail: &Jail, addr: IpAddr, allow: &Allowlist) -> IpNet {
+    match addr {
+        IpAddr::V4(_) => IpNet::from(addr),
+        IpAddr::V6(_) => allow
+            .widest_clear_prefix(addr, jail.v6_len)
+            .unwrap_or_else(|| IpNet::from(addr)),
     }
 }
 
@@ -701,5 +1153,7 @@ fn normalise_net(net: IpNet) -> IpNet {
     net.trunc()
 }
 
+#[cfg(test)]
+mod decision_tests;
 #[cfg(test)]
 mod tests;

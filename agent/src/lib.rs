@@ -18,5 +18,6 @@ pub mod daemon;
 pub mod duration;
 pub mod engine;
 pub mod filter;
+pub mod ownaddrs;
 pub mod source;
 pub mod store;

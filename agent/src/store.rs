@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::engine::{Ban, Decision, Origin};
+use crate::engine::{Ban, Decision, HistoryEntry, Origin};
 use crate::source::file::FilePosition;
 
 /// Database file name under the state directory.
@@ -309,6 +309,50 @@ impl Store {
             )
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(self.sql())
+    }
+
+    /// Every ban (history row) that started at or after `since`, oldest first,
+    /// for the engine's escalation memory ([`crate::engine::Engine::restore_history`]).
+    /// Rows whose target does not parse are skipped with a warning.
+    pub fn ban_history_since(&self, since: SystemTime) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT target, jail, since FROM ban_history WHERE since >= ?1 ORDER BY since, id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![millis(since)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(self.sql())?;
+        let mut jails: Vec<Arc<str>> = Vec::new();
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, jail, since) = row.map_err(self.sql())?;
+            let Ok(target) = target.parse::<IpNet>() else {
+                tracing::warn!(db = %self.path.display(), target, "skipping a history row with a bad target");
+                continue;
+            };
+            let jail = match jails.iter().find(|j| ***j == *jail) {
+                Some(j) => j.clone(),
+                None => {
+                    let j: Arc<str> = Arc::from(jail);
+                    jails.push(j.clone());
+                    j
+                }
+            };
+            out.push(HistoryEntry {
+                target,
+                jail,
+                since: from_millis(since),
+            });
+        }
+        Ok(out)
     }
 
     /// Saves source positions (keyed by the followed path) in one transaction.
@@ -614,6 +658,46 @@ mod tests {
             .query_row("SELECT ended FROM ban_history", [], |r| r.get(0))
             .expect("history row");
         assert_eq!(ended, Some(millis(t(5))));
+    }
+
+    #[test]
+    fn history_since_lists_past_bans_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let mut sub = ban("203.0.113.0/24", "ssh", 300, Some(400));
+        sub.origin = Origin::Subnet;
+        store
+            .record_at(
+                &[
+                    Decision::Ban(ban("198.51.100.7/32", "ssh", 100, Some(200))),
+                    Decision::Ban(ban("198.51.100.8/32", "web", 0, Some(50))),
+                    Decision::Ban(sub),
+                ],
+                t(300),
+            )
+            .expect("bans");
+        let all = store.ban_history_since(t(0)).expect("history");
+        let got: Vec<(String, &str, SystemTime)> = all
+            .iter()
+            .map(|e| (e.target.to_string(), &*e.jail, e.since))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("198.51.100.8/32".to_owned(), "web", t(0)),
+                ("198.51.100.7/32".to_owned(), "ssh", t(100)),
+                ("203.0.113.0/24".to_owned(), "ssh", t(300)),
+            ]
+        );
+        assert_eq!(store.ban_history_since(t(101)).expect("history").len(), 1);
+        // The new origins come back as written.
+        let origins: Vec<Origin> = store
+            .active_bans(t(0))
+            .expect("bans")
+            .iter()
+            .map(|b| b.origin)
+            .collect();
+        assert!(origins.contains(&Origin::Subnet), "{origins:?}");
     }
 
     #[test]

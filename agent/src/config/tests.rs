@@ -240,10 +240,10 @@ fn huge_maxretry_is_refused() {
 fn bad_allow_entries() {
     let all = problems(&good_with(
         "\"192.0.2.0/24\"]",
-        "\"192.0.2.1/24\", \"example.org\", \"fe80::1%eth0\"]",
+        "\"192.0.2.1/24\", \"exampl_.org\", \"fe80::1%eth0\"]",
     ));
     assert_problem(&all, 5, 32, "agent.allow[2]", "did you mean 192.0.2.0/24?");
-    assert_problem(&all, 5, 48, "agent.allow[3]", "not an IPv4 or IPv6 address");
+    assert_problem(&all, 5, 48, "agent.allow[3]", "neither an address");
     assert_problem(&all, 5, 63, "agent.allow[4]", "zone id");
 }
 
@@ -453,7 +453,7 @@ fn source_paths_must_be_absolute_and_distinct() {
 fn many_problems_are_reported_at_once_in_file_order() {
     let text = r#"
 [agent]
-allow = ["bogus"]
+allow = ["bogus!"]
 
 [backends.xdp]
 interfaces = []
@@ -472,7 +472,7 @@ bantime = "0s"
 "#;
     let all = problems(text);
     assert_eq!(all.len(), 6, "{}", all.join("\n"));
-    assert_problem(&all, 3, 10, "agent.allow[0]", "not an IPv4 or IPv6 address");
+    assert_problem(&all, 3, 10, "agent.allow[0]", "neither an address");
     assert_problem(&all, 6, 14, "backends.xdp.interfaces", "lists no interface");
     assert_problem(&all, 9, 10, "filters.f.regex[0]", "no <HOST>");
     assert_problem(
@@ -751,4 +751,151 @@ fn file_source_without_path_says_how_to_fix_it() {
             .any(|p| p.contains("sources.auth: a file source needs path")),
         "{all:?}"
     );
+}
+
+// ---- issue 4: score model, escalation, subnet, timed access, allowlist ----
+
+#[test]
+fn decision_keys_parse_with_defaults() {
+    let cfg = ok(GOOD);
+    let jail = &cfg.jails["ssh"];
+    assert!(jail.weight.is_empty());
+    assert_eq!(jail.threshold, None);
+    assert_eq!(jail.bantime_factor, 1.0);
+    assert_eq!(jail.bantime_max, None);
+    assert_eq!(jail.permanent_after, None);
+    assert_eq!(jail.history.get(), Duration::from_secs(90 * 86_400));
+    assert_eq!(jail.subnet, None);
+    assert_eq!(jail.ipv6_prefix, 64);
+    assert_eq!(jail.ban_delay, None);
+    assert!(cfg.agent.allow_own_addresses);
+
+    let cfg = ok(&good_with(
+        "backends = [\"xdp\"]",
+        "backends = [\"xdp\"]\nweight = { ssh-fail = 3 }\nthreshold = 9\nbantime_factor = 2\nbantime_max = \"30d\"\npermanent_after = 5\nhistory = \"180d\"\nsubnet = { after = 4 }\nipv6_prefix = 56\nban_delay = \"1h\"",
+    ));
+    let jail = &cfg.jails["ssh"];
+    assert_eq!(jail.weight["ssh-fail"], 3);
+    assert_eq!(jail.threshold, Some(9));
+    assert_eq!(jail.bantime_factor, 2.0);
+    assert_eq!(
+        jail.bantime_max.map(|d| d.get()),
+        Some(Duration::from_secs(30 * 86_400))
+    );
+    assert_eq!(jail.permanent_after, Some(5));
+    let sub = jail.subnet.as_ref().expect("subnet");
+    assert_eq!((sub.v4, sub.v6, sub.after), (24, 48, 4));
+    assert_eq!(sub.within.get(), Duration::from_secs(3600));
+    assert_eq!(jail.ipv6_prefix, 56);
+    assert_eq!(
+        jail.ban_delay.map(|d| d.get()),
+        Some(Duration::from_secs(3600))
+    );
+}
+
+#[test]
+fn bad_decision_keys_are_reported_with_their_place() {
+    let text = good_with(
+        "backends = [\"xdp\"]",
+        "backends = [\"xdp\"]\nweight = { ssh-fail = 0, other = 2 }\nthreshold = 0\nbantime_factor = 0.5\nbantime_max = \"10m\"\npermanent_after = 0\nhistory = \"0s\"\nsubnet = { v4 = 32, v6 = 64, after = 1, within = \"0s\" }\nipv6_prefix = 40\nban_delay = \"0s\"",
+    );
+    let all = problems(&text);
+    let line = |key: &str| {
+        1 + text
+            .lines()
+            .position(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no line for {key}"))
+    };
+    let w = line("weight");
+    assert_problem(
+        &all,
+        w,
+        23,
+        "jails.ssh.weight.ssh-fail",
+        "must be 1 to 1000",
+    );
+    assert_problem(
+        &all,
+        w,
+        34,
+        "jails.ssh.weight.other",
+        "not in this jail's filters",
+    );
+    assert_problem(
+        &all,
+        line("threshold"),
+        13,
+        "jails.ssh.threshold",
+        "must be 1 to",
+    );
+    assert_problem(
+        &all,
+        line("bantime_factor"),
+        18,
+        "jails.ssh.bantime_factor",
+        "from 1",
+    );
+    assert_problem(
+        &all,
+        line("bantime_max"),
+        15,
+        "jails.ssh.bantime_max",
+        "shorter than bantime",
+    );
+    assert_problem(
+        &all,
+        line("permanent_after"),
+        19,
+        "jails.ssh.permanent_after",
+        "at least 1",
+    );
+    assert_problem(
+        &all,
+        line("history"),
+        11,
+        "jails.ssh.history",
+        "longer than 0s",
+    );
+    let s = line("subnet");
+    assert_problem(&all, s, 17, "jails.ssh.subnet.v4", "8 to 31");
+    assert_problem(
+        &all,
+        s,
+        26,
+        "jails.ssh.subnet.v6",
+        "shorter than ipv6_prefix",
+    );
+    assert_problem(&all, s, 38, "jails.ssh.subnet.after", "2 to");
+    assert_problem(&all, s, 50, "jails.ssh.subnet.within", "longer than 0s");
+    assert_problem(
+        &all,
+        line("ipv6_prefix"),
+        15,
+        "jails.ssh.ipv6_prefix",
+        "48 to 128",
+    );
+    assert_problem(
+        &all,
+        line("ban_delay"),
+        13,
+        "jails.ssh.ban_delay",
+        "longer than 0s",
+    );
+}
+
+#[test]
+fn allow_takes_host_names_but_not_broken_addresses() {
+    let cfg = ok(&good_with(
+        "allow = [\"127.0.0.0/8\", \"::1\", \"192.0.2.0/24\"]",
+        "allow = [\"admin.example.org\", \"localhost\", \"192.0.2.0/24\"]\nallow_own_addresses = false",
+    ));
+    assert_eq!(cfg.agent.allow[0], "admin.example.org");
+    assert!(!cfg.agent.allow_own_addresses);
+    let all = problems(&good_with(
+        "allow = [\"127.0.0.0/8\", \"::1\", \"192.0.2.0/24\"]",
+        "allow = [\"192.0.2.7/24\", \"-bad-.example\", \"10.0.0\"]",
+    ));
+    assert_problem(&all, 5, 10, "agent.allow[0]", "did you mean 192.0.2.0/24");
+    assert_problem(&all, 5, 26, "agent.allow[1]", "neither an address");
+    assert_problem(&all, 5, 43, "agent.allow[2]", "not an IPv4 or IPv6 address");
 }

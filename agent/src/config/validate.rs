@@ -14,8 +14,7 @@ use super::{
     Config, KNOWN_BACKENDS, MAX_MAX_LINE_BYTES, MAX_MAXRETRY, MIN_MAX_LINE_BYTES, NftHook,
     SourceConfig, SourceKind,
 };
-use crate::addr;
-use crate::engine::MANUAL_JAIL;
+use crate::engine::{MANUAL_JAIL, allowlist};
 use crate::filter::{self, HostRule};
 
 /// One problem, before it has a position.
@@ -61,7 +60,7 @@ fn check_agent(cfg: &Config, out: &mut Issues) {
         out.push(agent.key("max_tracked"), "must be at least 1");
     }
     for (i, entry) in cfg.agent.allow.iter().enumerate() {
-        if let Err(e) = addr::parse_target(entry) {
+        if let Err(e) = allowlist::parse_entry(entry) {
             out.push(agent.key("allow").index(i), e.to_string());
         }
     }
@@ -446,6 +445,7 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
         if jail.bantime.is_zero() {
             out.push(path.key("bantime"), "must be longer than 0s");
         }
+        check_score_and_escalation(jail, &path, out);
         let mut seen = BTreeSet::new();
         for (i, b) in jail.backends.iter().enumerate() {
             let key = path.key("backends").index(i);
@@ -465,6 +465,106 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
             } else if !seen.insert(b.as_str()) {
                 out.push(key, format!("backend {b:?} is listed twice"));
             }
+        }
+    }
+}
+
+/// The score model, escalation, subnet and timed-access keys of one jail.
+fn check_score_and_escalation(jail: &super::JailConfig, path: &KeyPath, out: &mut Issues) {
+    use super::{MAX_BANTIME_FACTOR, MAX_IPV6_PREFIX, MAX_WEIGHT, MIN_IPV6_PREFIX};
+    for (filter, &w) in &jail.weight {
+        let key = path.key("weight").key(filter);
+        if !jail.filters.contains(filter) {
+            out.push(
+                key,
+                format!(
+                    "filter {filter:?} is not in this jail's filters, so its weight never counts"
+                ),
+            );
+        } else if w == 0 || w > MAX_WEIGHT {
+            out.push(
+                key,
+                format!(
+                    "must be 1 to {MAX_WEIGHT} (to stop a filter counting, remove it from filters)"
+                ),
+            );
+        }
+    }
+    if let Some(t) = jail.threshold
+        && (t == 0 || t > MAX_MAXRETRY)
+    {
+        out.push(
+            path.key("threshold"),
+            format!("must be 1 to {MAX_MAXRETRY} (offence history per address is bounded)"),
+        );
+    }
+    let f = jail.bantime_factor;
+    if !f.is_finite() || !(1.0..=MAX_BANTIME_FACTOR).contains(&f) {
+        out.push(
+            path.key("bantime_factor"),
+            format!("must be a number from 1 (no escalation) to {MAX_BANTIME_FACTOR}"),
+        );
+    }
+    if let Some(max) = jail.bantime_max
+        && max < jail.bantime
+    {
+        out.push(
+            path.key("bantime_max"),
+            format!(
+                "{max} is shorter than bantime ({}); escalation never shortens a ban",
+                jail.bantime
+            ),
+        );
+    }
+    if jail.permanent_after == Some(0) {
+        out.push(
+            path.key("permanent_after"),
+            "must be at least 1 (the number of earlier bans after which the next is permanent); for permanent bans from the start, leave it out and use a long bantime",
+        );
+    }
+    if jail.history.is_zero() {
+        out.push(path.key("history"), "must be longer than 0s");
+    }
+    if !(MIN_IPV6_PREFIX..=MAX_IPV6_PREFIX).contains(&jail.ipv6_prefix) {
+        out.push(
+            path.key("ipv6_prefix"),
+            format!("must be {MIN_IPV6_PREFIX} to {MAX_IPV6_PREFIX} (64 bans the /64 one host owns; 128 bans the single address)"),
+        );
+    }
+    if let Some(d) = jail.ban_delay
+        && d.is_zero()
+    {
+        out.push(
+            path.key("ban_delay"),
+            "must be longer than 0s (leave it out to ban at once)",
+        );
+    }
+    if let Some(sub) = &jail.subnet {
+        let sp = path.key("subnet");
+        if !(8..=31).contains(&sub.v4) {
+            out.push(
+                sp.key("v4"),
+                "must be 8 to 31 (a prefix wider than one address)",
+            );
+        }
+        if sub.v6 < 16 || sub.v6 >= jail.ipv6_prefix {
+            out.push(
+                sp.key("v6"),
+                format!(
+                    "must be 16 to {} (shorter than ipv6_prefix = {}, which one IPv6 ban already covers)",
+                    jail.ipv6_prefix.saturating_sub(1),
+                    jail.ipv6_prefix
+                ),
+            );
+        }
+        if sub.after < 2 || sub.after > MAX_MAXRETRY {
+            out.push(
+                sp.key("after"),
+                format!("must be 2 to {MAX_MAXRETRY} (banned addresses inside one prefix that ban the prefix)"),
+            );
+        }
+        if sub.within.is_zero() {
+            out.push(sp.key("within"), "must be longer than 0s");
         }
     }
 }

@@ -10,7 +10,71 @@ use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::addr;
+use crate::addr::{self, AddrError};
+
+/// One `agent.allow` entry: an address or prefix, or a host name the daemon
+/// resolves (at start and reload) before handing its addresses to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowEntry {
+    /// An address (/32, /128) or prefix.
+    Net(IpNet),
+    /// A DNS name such as `admin.example.org`.
+    Host(String),
+}
+
+/// Why an `agent.allow` entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowEntryError {
+    /// Looks like an address or prefix but is not a valid one.
+    #[error(transparent)]
+    Target(#[from] AddrError),
+    /// Neither an address nor a valid host name.
+    #[error(
+        "{input:?} is neither an address, a prefix nor a host name (letters, digits, '-' and '.', labels of 1 to 63 characters)"
+    )]
+    NotAHostName {
+        /// What the user wrote.
+        input: String,
+    },
+}
+
+/// Reads an `agent.allow` entry. Anything with a `/` or `:`, or made only of
+/// digits and dots, must be an address or prefix (so `192.0.2.7/24` gets the
+/// address error, not "bad host name"); anything else must be a host name.
+pub fn parse_entry(s: &str) -> Result<AllowEntry, AllowEntryError> {
+    let input = s.trim();
+    let address_like =
+        input.contains(['/', ':', '%']) || input.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if address_like {
+        return Ok(AllowEntry::Net(addr::parse_target(input)?));
+    }
+    if is_host_name(input) {
+        Ok(AllowEntry::Host(
+            input.trim_end_matches('.').to_ascii_lowercase(),
+        ))
+    } else {
+        Err(AllowEntryError::NotAHostName {
+            input: input.to_owned(),
+        })
+    }
+}
+
+/// RFC 1123 host name syntax: dot-separated labels of letters, digits and
+/// hyphens, no label starting or ending with a hyphen, one trailing dot allowed.
+fn is_host_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
 
 /// Loopback is always allowed: banning it breaks the host and never stops an
 /// attacker.
@@ -72,6 +136,18 @@ impl Allowlist {
             .iter()
             .copied()
             .find(|e| e.contains(&net) || net.contains(e))
+    }
+
+    /// The widest prefix around `addr`, no wider than `/min_len`, that holds no
+    /// allowed address; `None` if `addr` itself is allowed. An IPv6 host ban
+    /// (a /64 by default) narrows this way instead of covering an allowed
+    /// neighbour.
+    pub fn widest_clear_prefix(&self, addr: IpAddr, min_len: u8) -> Option<IpNet> {
+        let addr = addr::normalise(addr);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (min_len.min(max)..=max)
+            .filter_map(|len| IpNet::new(addr, len).ok().map(|n| n.trunc()))
+            .find(|n| !self.intersects(n))
     }
 
     /// The entries as configured (after mapped-address normalisation).
