@@ -13,8 +13,10 @@ use std::process::{Command, Stdio};
 
 use log2drop_bench::report::ToolStatus;
 
-/// Debian packages the cases use.
+/// Debian packages the cases use: the competitors, and ethtool, which the flood
+/// case uses to turn on GRO and read veth counters.
 pub const PACKAGES: &[&str] = &[
+    "ethtool",
     "fail2ban",
     "sshguard",
     "xdp-tools",

@@ -77,7 +77,6 @@ pub fn ipv4_checksum(header: &[u8]) -> u16 {
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut out = [0u8; 6];
     let mut parts = s.trim().split(':');

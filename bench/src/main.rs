@@ -12,6 +12,7 @@ mod addrs;
 mod cases;
 mod competitors;
 mod cpu;
+mod floodlab;
 mod frames;
 mod machine;
 mod packet;

@@ -39,8 +39,7 @@ fn v6(src: Ipv6Addr) -> Vec<u8> {
 
 pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     test_run(ctx, rep)?;
-    rep.note("The flood part of this case (drop rate on a veth) is not written yet.");
-    Ok(())
+    super::flood::run(ctx, rep)
 }
 
 fn test_run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {

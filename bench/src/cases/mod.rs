@@ -6,6 +6,7 @@
 //! error are still written down.
 
 mod droppath;
+mod flood;
 mod inserts;
 mod latency;
 mod matching;
@@ -28,7 +29,6 @@ pub struct Ctx {
     /// The release `log2drop` binary.
     pub agent: PathBuf,
     /// The flood sender's XDP object, if built.
-    #[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
     pub flood_object: Option<PathBuf>,
     /// Which competitors are usable.
     pub tools: Tools,

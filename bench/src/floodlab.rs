@@ -1,0 +1,343 @@
+//! A flood on a veth, measured at the receiver. The sender is the project's own
+//! `log2drop-flood` XDP program run through `BPF_PROG_RUN` in live-frames mode in
+//! the attacker namespace: each frame gets the next source address from a list and
+//! is redirected out of the attacker's veth end, many millions of frames a second
+//! from one CPU (trafgen over AF_PACKET reaches about 1 Mpps here, and its skbs hide
+//! most of XDP's advantage).
+//!
+//! The receiving veth end runs its NAPI poll in a kernel thread (`threaded` NAPI,
+//! GRO on so the veth uses NAPI even without XDP), pinned to the CPU the sender does
+//! not use. Whatever filter is installed on the receiver runs in that thread, so its
+//! CPU time (`/proc/<pid>/schedstat`) divided by the frames it took off the ring is
+//! the cost per packet, and its inverse the packets one core can drop per second.
+//! The frames it took are the receiving end's `rx_queue_N_xdp_packets` (`ethtool
+//! -S`). Frames the sender offers beyond that are refused at the ring and never
+//! counted, so a receiver that other work keeps off its CPU still gets a fair
+//! per-packet figure.
+//!
+//! The sender syscall runs until a signal interrupts it; the bench keeps signalling
+//! until the thread reports back, so a signal that lands before the syscall starts
+//! cannot leave it running. The frame count per call is bounded as well.
+
+use std::net::Ipv4Addr;
+use std::os::unix::thread::JoinHandleExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aya::Ebpf;
+use aya::maps::{Array, MapData};
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::unistd::Pid;
+
+use log2drop_tests::{NetNs, VethPair};
+
+use crate::cpu::Pinned;
+use crate::frames;
+use crate::proc;
+
+/// The sender's program name inside the object.
+const PROGRAM: &str = "log2drop_flood";
+/// The CPU the sender runs on; the receiver's NAPI thread gets the other one.
+pub const SENDER_CPU: usize = 0;
+/// The CPU the receiver's NAPI thread is pinned to.
+pub const RECEIVER_CPU: usize = 1;
+/// The receiver's address (its veth end), a documentation address.
+pub const RECEIVER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// Upper bound of frames per sender call (about 10 s at the fastest rates seen).
+const MAX_FRAMES: u32 = 200_000_000;
+/// Frames per live-frames batch.
+const BATCH: u32 = 64;
+/// How long the flood runs before the measurement window opens.
+const WARMUP: Duration = Duration::from_millis(100);
+
+/// A sender namespace, a receiver namespace and the veth between them.
+pub struct FloodLab {
+    veth: VethPair,
+    rx: NetNs,
+    tx: NetNs,
+    object: Vec<u8>,
+    dst_mac: [u8; 6],
+}
+
+/// What one flood measured at the receiver.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Frames the receiver took off the ring per second of its CPU time.
+    pub per_core_pps: f64,
+    /// Share of the window the receiver's thread was on the CPU (1.0 = saturated).
+    pub busy: f64,
+}
+
+impl FloodLab {
+    /// Builds the namespaces and veth and prepares the receiver's NAPI thread.
+    pub fn new(object_path: &Path) -> Result<FloodLab> {
+        let object = std::fs::read(object_path)
+            .with_context(|| format!("reading the flood sender {}", object_path.display()))?;
+        install_signal_handler()?;
+        let tx = NetNs::new();
+        let rx = NetNs::new();
+        let veth = VethPair::new(&tx, &[], &rx, &[(RECEIVER_V4.into(), 24)]);
+        let dst_mac = frames::parse_mac(&veth.b().mac)
+            .with_context(|| format!("veth MAC {:?} does not parse", veth.b().mac))?;
+        let lab = FloodLab {
+            veth,
+            rx,
+            tx,
+            object,
+            dst_mac,
+        };
+        let ifname = lab.rx_if().to_owned();
+        proc::run(&lab.rx.command(&["ethtool", "-K", &ifname, "gro", "on"]))?;
+        proc::run(&[
+            "ip",
+            "netns",
+            "exec",
+            lab.rx.name(),
+            "sh",
+            "-c",
+            &format!("echo 1 > /sys/class/net/{ifname}/threaded"),
+        ])?;
+        Ok(lab)
+    }
+
+    /// The receiver's namespace.
+    pub fn rx(&self) -> &NetNs {
+        &self.rx
+    }
+
+    /// The receiving interface's name (inside [`FloodLab::rx`]).
+    pub fn rx_if(&self) -> &str {
+        &self.veth.b().ifname
+    }
+
+    /// Floods the receiver from `sources` (cycled) for `window` after a short warm-up.
+    pub fn flood(&self, sources: &[Ipv4Addr], window: Duration) -> Result<Sample> {
+        if sources.is_empty() {
+            bail!("a flood needs at least one source");
+        }
+        let napi = napi_threads(self.rx_if())?;
+        if napi.is_empty() {
+            bail!("no NAPI thread for {} (is threaded NAPI on?)", self.rx_if());
+        }
+        for &pid in &napi {
+            let mut set = CpuSet::new();
+            set.set(RECEIVER_CPU)?;
+            sched_setaffinity(Pid::from_raw(pid as i32), &set)
+                .with_context(|| format!("pinning NAPI thread {pid} to CPU {RECEIVER_CPU}"))?;
+        }
+        let tx_if = self.veth.a().ifname.clone();
+        let frame = frames::udp_v4(self.dst_mac, sources[0], RECEIVER_V4);
+        let sources: Vec<[u8; 4]> = sources.iter().map(|a| a.octets()).collect();
+        let object = self.object.clone();
+        let tx_path = self.tx.path().to_path_buf();
+        let done = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let (d, s) = (done.clone(), started.clone());
+        let sender = std::thread::Builder::new()
+            .name("flood-sender".into())
+            .spawn(move || -> Result<()> {
+                let r = send(&object, &tx_path, &tx_if, &frame, &sources, &s);
+                d.store(true, Ordering::Release);
+                r
+            })
+            .context("starting the sender thread")?;
+
+        let t_start = Instant::now();
+        while !started.load(Ordering::Acquire) && !done.load(Ordering::Acquire) {
+            if t_start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(WARMUP);
+        let before = (self.accepted()?, cpu_ns(&napi)?, Instant::now());
+        std::thread::sleep(window);
+        let after = (self.accepted()?, cpu_ns(&napi)?, Instant::now());
+
+        // Stop the sender: signal until it has returned.
+        let tid = sender.as_pthread_t();
+        while !done.load(Ordering::Acquire) {
+            // SAFETY: the thread is still running (it sets `done` as its last act
+            // before returning, and is joined only below), so its pthread_t is valid.
+            unsafe {
+                libc::pthread_kill(tid, libc::SIGUSR1);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match sender.join() {
+            Ok(r) => r?,
+            Err(_) => bail!("the sender thread panicked"),
+        }
+
+        let frames = after.0.saturating_sub(before.0) as f64;
+        let cpu = after.1.saturating_sub(before.1) as f64 / 1e9;
+        let wall = (after.2 - before.2).as_secs_f64();
+        if frames == 0.0 {
+            bail!("the receiver took no frames during the window");
+        }
+        Ok(Sample {
+            per_core_pps: frames / cpu.max(1e-9),
+            busy: cpu / wall,
+        })
+    }
+
+    /// Frames the receiving end's NAPI took off its ring so far, whatever happened
+    /// to them next (`rx_queue_N_xdp_packets`: the redirected frames arrive on the
+    /// veth's XDP ring whether or not a program is attached).
+    fn accepted(&self) -> Result<u64> {
+        let out = proc::run(&self.rx.command(&["ethtool", "-S", self.rx_if()]))?;
+        Ok(sum_stat(&out, "_xdp_packets"))
+    }
+}
+
+/// Sum of the `ethtool -S` counters whose name ends with `suffix`.
+fn sum_stat(ethtool_s: &str, suffix: &str) -> u64 {
+    ethtool_s
+        .lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .filter(|(k, _)| k.trim().ends_with(suffix))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// The sender thread: enter the attacker namespace, pin to the sender CPU, load the
+/// program, fill its maps and run it until interrupted.
+fn send(
+    object: &[u8],
+    tx_ns: &Path,
+    tx_if: &str,
+    frame: &[u8],
+    sources: &[[u8; 4]],
+    started: &AtomicBool,
+) -> Result<()> {
+    let ns = std::fs::File::open(tx_ns).with_context(|| format!("opening {}", tx_ns.display()))?;
+    // This thread ends after the flood, so it never needs to move back.
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .context("entering the sender namespace")?;
+    let _pinned = Pinned::to(SENDER_CPU);
+    let ifindex = nix::net::if_::if_nametoindex(tx_if)
+        .with_context(|| format!("no interface {tx_if} in the sender namespace"))?;
+    let mut ebpf = Ebpf::load(object).context("loading the flood sender object")?;
+    {
+        let mut conf: Array<&mut MapData, u32> = Array::try_from(
+            ebpf.map_mut("FLOOD_CONF")
+                .context("FLOOD_CONF missing from the flood object")?,
+        )?;
+        conf.set(0, sources.len() as u32, 0)?;
+        conf.set(1, ifindex, 0)?;
+    }
+    {
+        let mut srcs: Array<&mut MapData, [u8; 4]> = Array::try_from(
+            ebpf.map_mut("FLOOD_SOURCES")
+                .context("FLOOD_SOURCES missing from the flood object")?,
+        )?;
+        for (i, s) in sources.iter().enumerate() {
+            srcs.set(i as u32, *s, 0)?;
+        }
+    }
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .context("program missing from the flood object")?
+        .try_into()?;
+    prog.load().context("verifying the flood sender")?;
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.repeat = MAX_FRAMES;
+    opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
+    started.store(true, Ordering::Release);
+    match prog.test_run(opts) {
+        Ok(_) => Ok(()),
+        Err(e) if is_eintr(&e) => Ok(()),
+        Err(e) => Err(e).context("running the flood sender (BPF_PROG_RUN, live frames)"),
+    }
+}
+
+fn is_eintr(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.raw_os_error() == Some(libc::EINTR)
+        {
+            return true;
+        }
+        if let Some(sys) = c.downcast_ref::<aya::sys::SyscallError>()
+            && sys.io_error.raw_os_error() == Some(libc::EINTR)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// SIGUSR1 interrupts the sender's syscall; without SA_RESTART it returns EINTR.
+fn install_signal_handler() -> Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigusr1),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing, so it is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.context("installing a SIGUSR1 handler")?;
+    Ok(())
+}
+
+/// Kernel threads running `ifname`'s NAPI (`napi/<ifname>-<id>`, cut to 15 bytes).
+fn napi_threads(ifname: &str) -> Result<Vec<u32>> {
+    let prefix: String = format!("napi/{ifname}-").chars().take(15).collect();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if comm.trim_end().starts_with(&prefix) {
+            out.push(pid);
+        }
+    }
+    Ok(out)
+}
+
+/// Nanoseconds the threads have run on a CPU (first field of schedstat).
+fn cpu_ns(pids: &[u32]) -> Result<u64> {
+    let mut total = 0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/schedstat");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("{path} does not start with a number"))?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ethtool_counters_sum_over_queues() {
+        let out = "NIC statistics:\n     peer_ifindex: 2\n     rx_queue_0_xdp_packets: 53392\n     \
+                   rx_queue_1_xdp_packets: 8\n     rx_queue_0_xdp_drops: 5\n     \
+                   tx_queue_0_xdp_xmit: 0\n";
+        assert_eq!(sum_stat(out, "_xdp_packets"), 53400);
+        assert_eq!(sum_stat(out, "_xdp_drops"), 5);
+        assert_eq!(sum_stat(out, "_nothing"), 0);
+    }
+}
