@@ -373,8 +373,9 @@ fn default_nft_priority() -> i32 {
 #[serde(deny_unknown_fields)]
 pub struct DryRunConfig {}
 
-/// `[filters.NAME]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[filters.NAME]`. A name not defined here may still name a built-in filter
+/// (see `filter::builtin`); a table here with a built-in's name replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     /// Regexes; each must contain `<HOST>` exactly once.
@@ -382,6 +383,35 @@ pub struct FilterConfig {
     /// Lines matching any of these never count.
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// What precedes the text the regexes match. Default `none`.
+    #[serde(default)]
+    pub prefix: LinePrefix,
+    /// With `prefix = "syslog"`: the programs (syslog tags, without `[pid]`)
+    /// whose lines this filter reads. Default: every program.
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// With `prefix = "none"`: how to read the line's own time (`iso8601`,
+    /// `syslog`, `clf`, `epoch` or a strftime pattern). Default: none, the time
+    /// the line was read.
+    #[serde(default)]
+    pub datepattern: Option<String>,
+    /// Time zone of timestamps that carry no offset: `local`, `UTC`, `+02:00`
+    /// or an IANA name. Default `local`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// `[filters.NAME] prefix`: the part of a line before what the regexes match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinePrefix {
+    /// Regexes search the whole line.
+    #[default]
+    None,
+    /// Lines start with a syslog prefix (BSD, ISO 8601 or RFC 5424), which is
+    /// parsed for the program and the time; regexes match the message, anchored at
+    /// its start. Lines without the prefix never match.
+    Syslog,
 }
 
 /// `[sources.NAME]`. Which keys apply depends on `type`; validation refuses the

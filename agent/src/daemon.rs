@@ -130,18 +130,20 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
     })?;
     let mut sources = Vec::new();
     for (name, src) in &config.sources {
-        let mut filters = Vec::new();
+        let mut resolved = Vec::new();
         for f in &src.filters {
-            let cfg = config
-                .filters
-                .get(f)
-                .ok_or_else(|| DaemonError::UnknownFilter {
+            // A [filters.NAME] table, else the built-in filter of that name.
+            let cfg = crate::filter::lookup(&config.filters, f).ok_or_else(|| {
+                DaemonError::UnknownFilter {
                     path: path.to_path_buf(),
                     name: name.clone(),
                     filter: f.clone(),
-                })?;
-            filters.push((f.as_str(), cfg));
+                }
+            })?;
+            resolved.push((f.as_str(), cfg));
         }
+        let filters: Vec<(&str, &crate::config::FilterConfig)> =
+            resolved.iter().map(|(n, c)| (*n, c.as_ref())).collect();
         let matcher = SourceMatcher::build(&filters).map_err(|source| DaemonError::Filter {
             path: path.to_path_buf(),
             name: name.clone(),
@@ -325,13 +327,13 @@ pub async fn run_prepared(
             cursor,
         };
         let scratch = matcher.new_scratch();
-        match crate::source::spawn_configured(
-            &name,
-            cfg,
-            &saved,
-            FilterMatcher { matcher, scratch },
-            src_tx.clone(),
-        ) {
+        let windows = filter_windows(&config, &name);
+        let matcher = FilterMatcher {
+            matcher,
+            scratch,
+            windows,
+        };
+        match crate::source::spawn_configured(&name, cfg, &saved, matcher, src_tx.clone()) {
             Ok(h) => handles.push(h),
             Err(e) => {
                 for h in &handles {
@@ -437,13 +439,42 @@ fn enforced_by(engine: &Engine, jail: &str, backend: &str) -> bool {
 struct FilterMatcher {
     matcher: SourceMatcher,
     scratch: Scratch,
+    /// Per filter of the source (in its order): the longest `findtime` of the
+    /// jails it feeds. A line whose own time is older cannot count anywhere.
+    windows: Vec<Option<std::time::Duration>>,
 }
 
 impl LineMatcher for FilterMatcher {
     fn match_line(&mut self, line: &[u8]) -> Option<(&str, std::net::IpAddr)> {
-        let hit = self.matcher.match_line(line, &mut self.scratch)?;
+        let now = SystemTime::now();
+        let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
+        if let (Some(at), Some(Some(window))) = (hit.time, self.windows.get(hit.filter.index()))
+            && now.duration_since(at).is_ok_and(|age| age > *window)
+        {
+            // An old line (a backlog, a rotated file read late): not an offence now.
+            return None;
+        }
         Some((self.matcher.filter_name(hit.filter), hit.addr))
     }
+}
+
+/// For each filter of source `source`, in its order, the longest `findtime` of
+/// the jails that list it.
+fn filter_windows(config: &Config, source: &str) -> Vec<Option<std::time::Duration>> {
+    let Some(src) = config.sources.get(source) else {
+        return Vec::new();
+    };
+    src.filters
+        .iter()
+        .map(|f| {
+            config
+                .jails
+                .values()
+                .filter(|j| j.filters.iter().any(|x| x == f))
+                .map(|j| j.findtime.get())
+                .max()
+        })
+        .collect()
 }
 
 struct EngineTask {
@@ -944,5 +975,38 @@ bantime = "1h"
         std::fs::write(&path, "[agent]\nstate_dirr = 1\n").expect("write");
         let err = prepare(&path).err().expect("must fail");
         assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+
+    #[test]
+    fn lines_older_than_findtime_do_not_count() {
+        let sshd = crate::filter::builtin::get("sshd").expect("built-in");
+        let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+        let scratch = matcher.new_scratch();
+        let mut m = FilterMatcher {
+            matcher,
+            scratch,
+            windows: vec![Some(Duration::from_secs(600))],
+        };
+        let line = |age: Duration| {
+            let at = jiff::Timestamp::try_from(SystemTime::now() - age).expect("time");
+            format!("{at} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22")
+        };
+        let fresh = line(Duration::from_secs(5));
+        assert!(m.match_line(fresh.as_bytes()).is_some(), "{fresh}");
+        let old = line(Duration::from_secs(3600));
+        assert!(m.match_line(old.as_bytes()).is_none(), "{old}");
+    }
+
+    #[test]
+    fn filter_windows_take_the_longest_findtime() {
+        let text = "[backends.dry-run]\n[sources.a]\npath = \"/var/log/a\"\nfilters = [\"sshd\", \"x\"]\n[filters.x]\nregex = ['x <HOST>']\n[jails.j1]\nfilters = [\"sshd\"]\nfindtime = \"10m\"\n[jails.j2]\nfilters = [\"sshd\", \"x\"]\nfindtime = \"1h\"\n";
+        let cfg = config::parse(text, Path::new("t.toml")).expect("valid");
+        assert_eq!(
+            filter_windows(&cfg, "a"),
+            vec![
+                Some(Duration::from_secs(3600)),
+                Some(Duration::from_secs(3600))
+            ]
+        );
     }
 }

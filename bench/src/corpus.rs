@@ -1,2 +1,374 @@
-//! Synthetic log corpora (auth.log with sshd attacks and noise, nginx access logs).
-//! Skeleton: the filters engineer fills this in.
+//! Synthetic, deterministic log corpora for benchmarks: an attacked server's
+//! auth.log and an nginx access log.
+//!
+//! The same `(lines, seed)` always gives the same bytes, so figures from different
+//! runs and tools are comparable. Addresses are documentation addresses only.
+//!
+//! The auth.log is what a public SSH server sees: about 30% noise from cron,
+//! systemd, sudo and logind, the rest sshd, mostly brute-force and scanner
+//! sessions (invalid users, failed passwords, PAM failures, pre-auth disconnects,
+//! banner and key-exchange scanners) with some successful logins in between. Each
+//! sshd session writes its lines in the order sshd does, interleaved with noise.
+
+/// A small deterministic generator (SplitMix64): enough for picking corpus lines,
+/// and the same on every platform.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// True with probability `percent`%.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const DAYS_IN_MONTH: [u64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// Seconds since 2026-01-01 00:00:00 as (month index, day, hh, mm, ss).
+fn civil(secs: u64) -> (usize, u64, u64, u64, u64) {
+    let mut day = secs / 86_400;
+    let rem = secs % 86_400;
+    let mut month = 0;
+    while month < 11 && day >= DAYS_IN_MONTH[month] {
+        day -= DAYS_IN_MONTH[month];
+        month += 1;
+    }
+    (month, day + 1, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Seconds from 2026-01-01 to 2026-05-19, where the corpora start.
+const START: u64 = (31 + 28 + 31 + 30 + 18) * 86_400;
+
+const USERS: &[&str] = &[
+    "admin",
+    "test",
+    "user",
+    "oracle",
+    "postgres",
+    "ubuntu",
+    "guest",
+    "pi",
+    "git",
+    "ftpuser",
+    "support",
+    "deploy",
+    "mysql",
+    "hadoop",
+    "nagios",
+    "www-data",
+    "jenkins",
+    "ansible",
+    "minecraft",
+    "teamspeak",
+    "user1",
+    "administrator",
+    "dev",
+    "tomcat",
+];
+
+const LEGIT_USERS: &[&str] = &["alice", "bob", "deploy-ci"];
+
+/// An attacker's address: mostly IPv4 from the documentation ranges, some IPv6.
+fn attacker(rng: &mut Rng) -> String {
+    match rng.below(20) {
+        0 => format!("2001:db8:{:x}::{:x}", rng.below(4096), 1 + rng.below(65535)),
+        1..=7 => format!("192.0.2.{}", 1 + rng.below(254)),
+        8..=13 => format!("198.51.100.{}", 1 + rng.below(254)),
+        _ => format!("203.0.113.{}", 1 + rng.below(254)),
+    }
+}
+
+fn port(rng: &mut Rng) -> u64 {
+    1024 + rng.below(64_000)
+}
+
+/// The message lines one sshd session writes, in order.
+fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
+    let host = attacker(rng);
+    let p = port(rng);
+    match rng.below(100) {
+        // Brute force with a user that does not exist.
+        0..=39 => {
+            let user = rng.pick(USERS);
+            out.push(format!("Invalid user {user} from {host} port {p}"));
+            out.push("pam_unix(sshd:auth): check pass; user unknown".into());
+            out.push(format!(
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={host}"
+            ));
+            out.push(format!(
+                "Failed password for invalid user {user} from {host} port {p} ssh2"
+            ));
+            if rng.chance(70) {
+                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
+                out.push(format!(
+                    "Disconnected from invalid user {user} {host} port {p} [preauth]"
+                ));
+            } else {
+                out.push(format!(
+                    "Connection closed by invalid user {user} {host} port {p} [preauth]"
+                ));
+            }
+        }
+        // Brute force against root.
+        60..=79 => {
+            out.push(format!(
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={host}  user=root"
+            ));
+            out.push(format!("Failed password for root from {host} port {p} ssh2"));
+            if rng.chance(30) {
+                out.push(format!(
+                    "error: maximum authentication attempts exceeded for root from {host} port {p} ssh2 [preauth]"
+                ));
+                out.push(format!(
+                    "Disconnecting authenticating user root {host} port {p}: Too many authentication failures [preauth]"
+                ));
+            } else {
+                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
+                out.push(format!(
+                    "Disconnected from authenticating user root {host} port {p} [preauth]"
+                ));
+            }
+        }
+        // Scanners: banner grabs, key-exchange probes, dropped connections.
+        40..=59 => match rng.below(4) {
+            0 => out.push(format!("Connection closed by {host} port {p} [preauth]")),
+            1 => out.push(format!(
+                "Did not receive identification string from {host} port {p}"
+            )),
+            2 => out.push(format!(
+                "banner exchange: Connection from {host} port {p}: invalid format"
+            )),
+            _ => out.push(format!(
+                "Unable to negotiate with {host} port {p}: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1,diffie-hellman-group14-sha1 [preauth]"
+            )),
+        },
+        // Legitimate logins.
+        _ => {
+            let user = rng.pick(LEGIT_USERS);
+            let host = format!("198.51.100.{}", 200 + rng.below(50));
+            out.push(format!(
+                "Accepted publickey for {user} from {host} port {p} ssh2: ED25519 SHA256:kq3Jf0cVh4bYV5x8Wf6yP2mZr1u9N7aQe0tGdLsBcXo"
+            ));
+            out.push(format!(
+                "pam_unix(sshd:session): session opened for user {user}(uid=1000) by {user}(uid=0)"
+            ));
+            out.push(format!(
+                "Received disconnect from {host} port {p}:11: disconnected by user"
+            ));
+            out.push(format!("Disconnected from user {user} {host} port {p}"));
+            out.push(format!("pam_unix(sshd:session): session closed for user {user}"));
+        }
+    }
+}
+
+/// One noise line (program tag and message).
+fn noise(rng: &mut Rng) -> (String, String) {
+    let pid = 1000 + rng.below(60_000);
+    match rng.below(8) {
+        0 => (
+            format!("CRON[{pid}]"),
+            "pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)".into(),
+        ),
+        1 => (
+            format!("CRON[{pid}]"),
+            "(root) CMD (command -v debian-sa1 > /dev/null && debian-sa1 1 1)".into(),
+        ),
+        2 => (
+            format!("CRON[{pid}]"),
+            "pam_unix(cron:session): session closed for user root".into(),
+        ),
+        3 => (
+            "systemd[1]".into(),
+            format!("Started session-{}.scope - Session {} of User alice.", pid, pid),
+        ),
+        4 => (
+            format!("systemd-logind[{}]", 400 + rng.below(50)),
+            format!("New session {pid} of user alice."),
+        ),
+        5 => (
+            format!("sudo[{pid}]"),
+            "   alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl status nginx".into(),
+        ),
+        6 => (
+            format!("sudo[{pid}]"),
+            "pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)".into(),
+        ),
+        _ => (
+            "systemd[1]".into(),
+            "Starting sysstat-collect.service - system activity accounting tool...".into(),
+        ),
+    }
+}
+
+/// `lines` lines of an attacked server's auth.log (BSD syslog format), about 30%
+/// noise. Deterministic in `seed`.
+pub fn auth_log(lines: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::with_capacity(lines * 110);
+    let mut clock = START;
+    let mut pending: Vec<String> = Vec::new();
+    let mut pid = 0;
+    for _ in 0..lines {
+        clock += rng.below(3) / 2;
+        let (m, d, hh, mm, ss) = civil(clock);
+        let (tag, msg) = if rng.chance(30) {
+            noise(&mut rng)
+        } else {
+            if pending.is_empty() {
+                sshd_session(&mut rng, &mut pending);
+                pending.reverse();
+                pid = 10_000 + rng.below(50_000);
+            }
+            let msg = pending.pop().unwrap_or_default();
+            (format!("sshd[{pid}]"), msg)
+        };
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = writeln!(
+            out,
+            "{} {:>2} {hh:02}:{mm:02}:{ss:02} web1 {tag}: {msg}",
+            MONTHS[m], d
+        );
+    }
+    out
+}
+
+const PAGES: &[&str] = &[
+    "/",
+    "/index.html",
+    "/about/",
+    "/blog/2026/05/release-notes/",
+    "/css/site.css",
+    "/js/app.js",
+    "/images/logo.png",
+    "/feed.xml",
+    "/contact/",
+    "/favicon.ico",
+];
+
+const PROBES: &[&str] = &[
+    "/wp-login.php",
+    "/.env",
+    "/phpmyadmin/index.php",
+    "/admin/config.php",
+    "/.git/config",
+    "/wp-admin/setup-config.php",
+    "/xmlrpc.php",
+    "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+    "/cgi-bin/luci/;stok=/locale",
+    "/boaform/admin/formLogin",
+    "/pma/",
+    "/mysql/admin/",
+];
+
+const AGENTS: &[&str] = &[
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "Mozilla/5.0 zgrab/0.x",
+];
+
+/// `lines` lines of an nginx access log (the default `combined` format): page
+/// views, scanners probing for well-known paths (404), WordPress login attempts,
+/// failed basic auth (401) and rate-limited clients (503). Deterministic in `seed`.
+pub fn nginx_access(lines: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::with_capacity(lines * 170);
+    let mut clock = START;
+    for _ in 0..lines {
+        clock += rng.below(2);
+        let (m, d, hh, mm, ss) = civil(clock);
+        let agent = rng.pick(AGENTS);
+        let (client, method, path, status, size) = match rng.below(100) {
+            0..=59 => (
+                format!("198.51.100.{}", 1 + rng.below(254)),
+                "GET",
+                (*rng.pick(PAGES)).to_owned(),
+                200,
+                500 + rng.below(40_000),
+            ),
+            60..=84 => (
+                attacker(&mut rng),
+                "GET",
+                (*rng.pick(PROBES)).to_owned(),
+                404,
+                153,
+            ),
+            85..=91 => (
+                attacker(&mut rng),
+                "POST",
+                "/wp-login.php".to_owned(),
+                200,
+                4_500,
+            ),
+            92..=96 => (attacker(&mut rng), "GET", "/private/".to_owned(), 401, 179),
+            _ => (
+                attacker(&mut rng),
+                "GET",
+                "/api/search?q=x".to_owned(),
+                503,
+                197,
+            ),
+        };
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = writeln!(
+            out,
+            "{client} - - [{d:02}/{}/2026:{hh:02}:{mm:02}:{ss:02} +0000] \"{method} {path} HTTP/1.1\" {status} {size} \"-\" \"{agent}\"",
+            MONTHS[m]
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_sized() {
+        let a = auth_log(1000, 7);
+        assert_eq!(a, auth_log(1000, 7));
+        assert_ne!(a, auth_log(1000, 8));
+        assert_eq!(a.iter().filter(|b| **b == b'\n').count(), 1000);
+        let n = nginx_access(500, 1);
+        assert_eq!(n, nginx_access(500, 1));
+        assert_eq!(n.iter().filter(|b| **b == b'\n').count(), 500);
+    }
+
+    #[test]
+    fn about_thirty_percent_noise() {
+        let a = auth_log(20_000, 1);
+        let text = String::from_utf8(a).expect("ascii");
+        let sshd = text.lines().filter(|l| l.contains(" sshd[")).count();
+        let share = sshd as f64 / 20_000.0;
+        assert!((0.65..0.75).contains(&share), "sshd share {share}");
+    }
+
+    #[test]
+    fn dates_roll_over() {
+        assert_eq!(civil(START), (4, 19, 0, 0, 0));
+        assert_eq!(civil(START + 13 * 86_400), (5, 1, 0, 0, 0));
+    }
+}

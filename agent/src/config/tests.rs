@@ -129,7 +129,7 @@ fn unknown_filter_in_jail_has_position_and_key() {
         18,
         24,
         "jails.ssh.filters[1]",
-        "unknown filter \"ssh-fial\" (known: ssh-fail)",
+        "unknown filter \"ssh-fial\" (defined: ssh-fail; built-in: ",
     );
 }
 
@@ -137,7 +137,7 @@ fn unknown_filter_in_jail_has_position_and_key() {
 fn unknown_filter_in_source() {
     let text = good_with(
         "path = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
-        "path = \"/var/log/auth.log\"\nfilters = [\"sshd\", \"ssh-fail\"]",
+        "path = \"/var/log/auth.log\"\nfilters = [\"sshd-typo\", \"ssh-fail\"]",
     );
     let all = problems(&text);
     assert_problem(
@@ -145,7 +145,7 @@ fn unknown_filter_in_source() {
         15,
         12,
         "sources.auth.filters[0]",
-        "unknown filter \"sshd\"",
+        "unknown filter \"sshd-typo\"",
     );
 }
 
@@ -480,7 +480,7 @@ bantime = "0s"
         13,
         17,
         "sources.s.filters[1]",
-        "unknown filter \"g\" (known: f)",
+        "unknown filter \"g\" (defined: f; built-in: ",
     );
     assert_problem(&all, 17, 12, "jails.j.maxretry", "at least 1");
     assert_problem(&all, 18, 11, "jails.j.bantime", "longer than 0s");
@@ -898,4 +898,62 @@ fn allow_takes_host_names_but_not_broken_addresses() {
     assert_problem(&all, 5, 10, "agent.allow[0]", "did you mean 192.0.2.0/24");
     assert_problem(&all, 5, 26, "agent.allow[1]", "neither an address");
     assert_problem(&all, 5, 43, "agent.allow[2]", "not an IPv4 or IPv6 address");
+}
+
+#[test]
+fn builtin_filters_need_no_table() {
+    let text = good_with(
+        "filters = [\"ssh-fail\"]\n\n[jails",
+        "filters = [\"ssh-fail\", \"sshd\"]\n\n[jails",
+    )
+    .replace(
+        "[jails.ssh]\nfilters = [\"ssh-fail\"]",
+        "[jails.ssh]\nfilters = [\"ssh-fail\", \"sshd\"]",
+    );
+    let cfg = ok(&text);
+    assert_eq!(cfg.sources["auth"].filters, ["ssh-fail", "sshd"]);
+    assert!(!cfg.filters.contains_key("sshd"));
+}
+
+#[test]
+fn filter_settings_are_checked_with_their_keys() {
+    let text = good_with(
+        "regex = ['Failed password for .* from <HOST> port \\d+$']",
+        "regex = ['Failed password for .* from <HOST> port \\d+$']\nprograms = [\"sshd\"]\ndatepattern = \"%Q\"\ntimezone = \"Mars/Olympus\"",
+    );
+    let all = problems(&text);
+    assert_problem(
+        &all,
+        12,
+        12,
+        "filters.ssh-fail.programs",
+        "prefix = \"syslog\"",
+    );
+    assert_problem(
+        &all,
+        13,
+        15,
+        "filters.ssh-fail.datepattern",
+        "%Q is not supported",
+    );
+    assert_problem(
+        &all,
+        14,
+        12,
+        "filters.ssh-fail.timezone",
+        "unknown time zone",
+    );
+    let text = good_with(
+        "regex = ['Failed password for .* from <HOST> port \\d+$']",
+        "regex = ['Failed password for .* from <HOST> port \\d+$']\nprefix = \"syslog\"\nprograms = [\"sshd\"]\ndatepattern = \"iso8601\"\ntimezone = \"UTC\"",
+    );
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_problem(
+        &all,
+        14,
+        15,
+        "filters.ssh-fail.datepattern",
+        "syslog prefix",
+    );
 }

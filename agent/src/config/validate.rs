@@ -197,15 +197,31 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
                 out.push(path.key("ignore").index(i), e.to_string());
             }
         }
+        for (key, message) in filter::check_settings(f) {
+            out.push(path.key(key), message);
+        }
     }
 }
 
+/// Whether `name` names a filter: a `[filters.NAME]` table or a built-in filter.
+fn known_filter(cfg: &Config, name: &str) -> bool {
+    cfg.filters.contains_key(name) || filter::builtin::exists(name)
+}
+
 fn unknown_filter(cfg: &Config, name: &str) -> String {
+    let builtins: Vec<&str> = filter::builtin::names().collect();
     if cfg.filters.is_empty() {
-        format!("unknown filter {name:?} (no filters are defined; add [filters.{name}])")
+        format!(
+            "unknown filter {name:?} (not a built-in filter: {}; or define it in [filters.{name}])",
+            builtins.join(", ")
+        )
     } else {
         let known: Vec<&str> = cfg.filters.keys().map(String::as_str).collect();
-        format!("unknown filter {name:?} (known: {})", known.join(", "))
+        format!(
+            "unknown filter {name:?} (defined: {}; built-in: {})",
+            known.join(", "),
+            builtins.join(", ")
+        )
     }
 }
 
@@ -231,7 +247,7 @@ fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec
         let mut seen = BTreeSet::new();
         for (i, f) in src.filters.iter().enumerate() {
             let key = path.key("filters").index(i);
-            if !cfg.filters.contains_key(f) {
+            if !known_filter(cfg, f) {
                 out.push(key, unknown_filter(cfg, f));
             } else if !seen.insert(f.as_str()) {
                 out.push(key, format!("filter {f:?} is listed twice"));
@@ -415,7 +431,7 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
         let mut seen = BTreeSet::new();
         for (i, f) in jail.filters.iter().enumerate() {
             let key = path.key("filters").index(i);
-            if !cfg.filters.contains_key(f) {
+            if !known_filter(cfg, f) {
                 out.push(key, unknown_filter(cfg, f));
             } else if !seen.insert(f.as_str()) {
                 out.push(key, format!("filter {f:?} is listed twice"));

@@ -244,7 +244,11 @@ fn measure_log2drop(corpus: &Path, lines: usize) -> Result<Runs> {
             let more = follower
                 .poll(&mut |line| {
                     seen += 1;
-                    if !line.truncated && matcher.match_line(line.bytes, &mut scratch).is_some() {
+                    if !line.truncated
+                        && matcher
+                            .match_line(line.bytes, std::time::SystemTime::now(), &mut scratch)
+                            .is_some()
+                    {
                         matched += 1;
                     }
                 })
@@ -421,7 +425,10 @@ mod tests {
         let mut ours = 0;
         let mut greps = 0;
         for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-            ours += usize::from(m.match_line(line, &mut s).is_some());
+            ours += usize::from(
+                m.match_line(line, std::time::SystemTime::now(), &mut s)
+                    .is_some(),
+            );
             greps += usize::from(re.is_match(line));
         }
         assert!(ours > 500, "the corpus has attacks: {ours}");

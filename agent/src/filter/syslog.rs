@@ -1,0 +1,270 @@
+//! The syslog prefix of a line, parsed by hand: when it was logged, by which
+//! program, and where the program's own message starts.
+//!
+//! Filters with `prefix = "syslog"` match only the message, anchored at its start,
+//! so nothing earlier on the line can feed them, and they only see the programs
+//! they are written for. The prefix is written by the logging system, not by a
+//! client, which is why it is safe to trust for the program name and the time.
+//!
+//! Accepted forms (an optional `<PRI>` first):
+//! - BSD / RFC 3164: `May 19 10:00:00 host prog[pid]: message`
+//! - ISO 8601 (rsyslog's high-precision format, `journalctl -o short-iso`):
+//!   `2026-05-19T10:00:00.123456+02:00 host prog[pid]: message`
+//! - RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD message`
+//!
+//! The host field may be missing (`May 19 10:00:00 prog: message`), and the
+//! `[pid]` is optional.
+
+use super::time::{RawTime, parse_bsd, parse_iso};
+
+/// The parts of a syslog line the matcher needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix<'a> {
+    /// When the line was logged (`None` for RFC 5424's `-`).
+    pub time: Option<RawTime>,
+    /// The program (tag) that logged it, without `[pid]`.
+    pub program: &'a [u8],
+    /// Offset of the message in the line.
+    pub message: usize,
+}
+
+/// Parses the syslog prefix of `line`, or `None` if the line does not have one.
+pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
+    let mut pos = 0;
+    if line.first() == Some(&b'<') {
+        let close = line.iter().take(5).position(|c| *c == b'>')?;
+        if close < 2 || !line[1..close].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        pos = close + 1;
+        if line[pos..].starts_with(b"1 ") {
+            return parse_5424(line, pos + 2);
+        }
+    }
+    let rest = &line[pos..];
+    let (time, used) = match rest.first() {
+        Some(c) if c.is_ascii_digit() => parse_iso(rest)?,
+        _ => parse_bsd(rest)?,
+    };
+    pos += used;
+    if line.get(pos) != Some(&b' ') {
+        return None;
+    }
+    pos += 1;
+    // HOST TAG: or just TAG: (no host field).
+    let first = token(line, pos)?;
+    let tag_start = if is_tag(&line[pos..first]) {
+        pos
+    } else {
+        if line.get(first) != Some(&b' ') {
+            return None;
+        }
+        first + 1
+    };
+    let tag_end = token(line, tag_start)?;
+    let tag = &line[tag_start..tag_end];
+    if !is_tag(tag) {
+        return None;
+    }
+    let program = program_of(tag)?;
+    let mut message = tag_end;
+    if line.get(message) == Some(&b' ') {
+        message += 1;
+    }
+    Some(Prefix {
+        time: Some(time),
+        program,
+        message,
+    })
+}
+
+/// End of the space-free token starting at `pos` (which must not be empty).
+fn token(line: &[u8], pos: usize) -> Option<usize> {
+    let len = line.get(pos..)?.iter().take_while(|c| **c != b' ').count();
+    (len > 0).then_some(pos + len)
+}
+
+/// `prog:` or `prog[pid]:`.
+fn is_tag(tok: &[u8]) -> bool {
+    tok.len() > 1 && tok.ends_with(b":") && program_of(tok).is_some()
+}
+
+/// The program name of a tag: up to `[` or the final `:`.
+fn program_of(tag: &[u8]) -> Option<&[u8]> {
+    let body = tag.strip_suffix(b":")?;
+    let name = match memchr::memchr(b'[', body) {
+        Some(open) => {
+            let pid = body[open + 1..].strip_suffix(b"]")?;
+            if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            &body[..open]
+        }
+        None => body,
+    };
+    let ok = !name.is_empty()
+        && name
+            .iter()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, b'[' | b']' | b':'));
+    ok.then_some(name)
+}
+
+/// RFC 5424 after `<PRI>1 `: TIMESTAMP HOST APP PROCID MSGID SD [MSG].
+fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
+    let time = if line.get(pos) == Some(&b'-') {
+        pos += 1;
+        None
+    } else {
+        let (t, used) = parse_iso(&line[pos..])?;
+        pos += used;
+        Some(t)
+    };
+    // HOST, APP, PROCID, MSGID: four space-separated fields.
+    let mut program: &[u8] = b"";
+    for field in 0..4 {
+        if line.get(pos) != Some(&b' ') {
+            return None;
+        }
+        let end = token(line, pos + 1)?;
+        if field == 1 {
+            program = &line[pos + 1..end];
+        }
+        pos = end;
+    }
+    if line.get(pos) != Some(&b' ') {
+        return None;
+    }
+    pos += 1;
+    // Structured data: `-` or one or more `[...]` elements, with `\]` escapes.
+    match line.get(pos)? {
+        b'-' => pos += 1,
+        b'[' => {
+            while line.get(pos) == Some(&b'[') {
+                pos += 1;
+                loop {
+                    match line.get(pos)? {
+                        b'\\' => pos += 2,
+                        b']' => {
+                            pos += 1;
+                            break;
+                        }
+                        _ => pos += 1,
+                    }
+                }
+            }
+        }
+        _ => return None,
+    }
+    match line.get(pos) {
+        None => {}
+        Some(b' ') => pos += 1,
+        Some(_) => return None,
+    }
+    // An optional UTF-8 byte order mark before the message.
+    if line[pos..].starts_with(b"\xEF\xBB\xBF") {
+        pos += 3;
+    }
+    if program == b"-" {
+        program = b"";
+    }
+    Some(Prefix {
+        time,
+        program,
+        message: pos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn msg(line: &str) -> (&str, &str) {
+        let p = parse(line.as_bytes()).unwrap_or_else(|| panic!("no prefix in {line:?}"));
+        (
+            std::str::from_utf8(p.program).expect("utf8"),
+            &line[p.message..],
+        )
+    }
+
+    #[test]
+    fn bsd_with_host_and_pid() {
+        assert_eq!(
+            msg("May 19 10:00:00 web1 sshd[123]: Invalid user a from 192.0.2.1"),
+            ("sshd", "Invalid user a from 192.0.2.1")
+        );
+        assert_eq!(
+            msg("May  9 10:00:00 web1 postfix/smtpd[7]: warning: x"),
+            ("postfix/smtpd", "warning: x")
+        );
+    }
+
+    #[test]
+    fn bsd_without_pid_or_host() {
+        assert_eq!(
+            msg("May 19 10:00:00 web1 dovecot: auth: x"),
+            ("dovecot", "auth: x")
+        );
+        assert_eq!(msg("May 19 10:00:00 sshd[1]: hello"), ("sshd", "hello"));
+    }
+
+    #[test]
+    fn iso_and_pri() {
+        assert_eq!(
+            msg("2026-05-19T10:00:00.123456+02:00 web1 sshd-session[5]: Failed"),
+            ("sshd-session", "Failed")
+        );
+        assert_eq!(msg("<38>May 19 10:00:00 web1 sshd[1]: x"), ("sshd", "x"));
+        assert_eq!(
+            msg("2026-05-19T10:00:00+0200 web1 sshd[1]: y"),
+            ("sshd", "y")
+        );
+    }
+
+    #[test]
+    fn rfc5424() {
+        assert_eq!(
+            msg("<34>1 2026-05-19T10:00:00.003Z web1 sshd 123 - - Failed password"),
+            ("sshd", "Failed password")
+        );
+        assert_eq!(
+            msg(r#"<34>1 2026-05-19T10:00:00Z web1 app - ID47 [ex@1 a="x\]y"][b@2 c="d"] msg"#),
+            ("app", "msg")
+        );
+        let p = parse(b"<34>1 - web1 app - - -").expect("no time, no msg");
+        assert_eq!(p.time, None);
+        assert_eq!(p.message, 22);
+    }
+
+    #[test]
+    fn not_syslog() {
+        for line in [
+            "203.0.113.4 - - [19/May/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1",
+            "2026/05/19 10:00:00 [error] 1#1: x",
+            "May 19 10:00:00 host notatag message",
+            "May 19 10:00:00 host prog[x]: bad pid",
+            "May 19 10:00:00",
+            "",
+            "<999999>May 19 10:00:00 h p: x",
+        ] {
+            assert_eq!(parse(line.as_bytes()), None, "{line}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(p) = parse(&bytes) {
+                prop_assert!(p.message <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn message_is_whatever_follows_the_tag(msg in "[ -~]{0,40}", pid in 1u32..99999) {
+            let line = format!("May 19 10:00:00 host sshd[{pid}]: {msg}");
+            let p = parse(line.as_bytes()).expect("parses");
+            prop_assert_eq!(&line.as_bytes()[p.message..], msg.as_bytes());
+            prop_assert_eq!(p.program, b"sshd");
+        }
+    }
+}

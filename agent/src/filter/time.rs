@@ -1,0 +1,731 @@
+//! When a log line says it happened: timestamp text parsed straight from bytes, and
+//! turned into a point in time with the filter's time zone.
+//!
+//! Lines older than a jail's `findtime` must not count, so a line's own time
+//! matters when a backlog or a rotated file is read. The formats here are the ones
+//! logs use: syslog's `Mmm dd HH:MM:SS` (no year, local time), ISO 8601 / RFC 3339,
+//! the Common Log Format of web servers, Unix seconds, and a small strftime subset
+//! for everything else. Parsing never allocates; it runs only on lines that matched.
+//!
+//! Where the time is read from is part of injection safety: an attacker who could
+//! place a fake old date where the parser looks would make their lines not count.
+//! So a date pattern is only ever read at a fixed place (the start of the line, the
+//! syslog prefix, or the Common Log Format field right before the request).
+
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::{Offset, TimeZone};
+
+/// How far in the future a year-less syslog time may lie before it is taken to be
+/// last year's (a December line read in January). Clocks of the logging host and
+/// the agent may disagree a little.
+const FUTURE_SLACK_SECS: i64 = 2 * 86_400;
+
+/// A timestamp as written: civil fields, maybe without a year or an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawTime {
+    /// The year, if the text had one.
+    pub year: Option<i16>,
+    /// 1 to 12.
+    pub month: i8,
+    /// 1 to 31.
+    pub day: i8,
+    /// 0 to 23.
+    pub hour: i8,
+    /// 0 to 59.
+    pub minute: i8,
+    /// 0 to 60 (a leap second is read as 59).
+    pub second: i8,
+    /// Fraction of the second.
+    pub nanos: i32,
+    /// Offset from UTC in seconds, if the text had one.
+    pub offset: Option<i32>,
+    /// Unix seconds, for `%s`; the civil fields are then unused.
+    pub epoch: Option<(i64, i32)>,
+}
+
+impl RawTime {
+    fn civil(year: Option<i16>, month: i8, day: i8) -> RawTime {
+        RawTime {
+            year,
+            month,
+            day,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            nanos: 0,
+            offset: None,
+            epoch: None,
+        }
+    }
+
+    /// The point in time this text names. A missing offset means `tz`; a missing
+    /// year means the year that puts the time closest before `now`.
+    pub fn resolve(&self, tz: &TimeZone, now: SystemTime) -> Option<SystemTime> {
+        if let Some((secs, nanos)) = self.epoch {
+            let ts = Timestamp::new(secs, nanos).ok()?;
+            return Some(SystemTime::from(ts));
+        }
+        let second = self.second.min(59);
+        let at = |year: i16| -> Option<Timestamp> {
+            let dt = DateTime::new(
+                year,
+                self.month,
+                self.day,
+                self.hour,
+                self.minute,
+                second,
+                self.nanos,
+            )
+            .ok()?;
+            match self.offset {
+                Some(secs) => Offset::from_seconds(secs).ok()?.to_timestamp(dt).ok(),
+                None => tz.to_ambiguous_timestamp(dt).compatible().ok(),
+            }
+        };
+        let ts = match self.year {
+            Some(y) => at(y)?,
+            None => {
+                let now_ts = Timestamp::try_from(now).ok()?;
+                let year = tz.to_datetime(now_ts).year();
+                match at(year) {
+                    Some(ts) if ts.as_second() <= now_ts.as_second() + FUTURE_SLACK_SECS => ts,
+                    // In the future (or Feb 29 of a common year): last year's.
+                    _ => at(year.checked_sub(1)?)?,
+                }
+            }
+        };
+        Some(SystemTime::from(ts))
+    }
+}
+
+/// The time zone named by a filter's `timezone` key: `local` (the system's),
+/// `UTC`, a fixed offset (`+02:00`, `-0530`) or an IANA name (`Europe/Berlin`).
+pub fn parse_zone(name: &str) -> Result<TimeZone, String> {
+    match name {
+        "local" => return Ok(TimeZone::system()),
+        "UTC" | "utc" | "Z" => return Ok(TimeZone::UTC),
+        _ => {}
+    }
+    if let Some((secs, used)) = parse_offset(name.as_bytes())
+        && used == name.len()
+    {
+        return Offset::from_seconds(secs)
+            .map(TimeZone::fixed)
+            .map_err(|e| format!("{name:?}: {e}"));
+    }
+    TimeZone::get(name).map_err(|_| {
+        format!("unknown time zone {name:?} (use local, UTC, an offset like +02:00, or an IANA name like Europe/Berlin)")
+    })
+}
+
+/// `n` ASCII digits at the start of `b`, as a number.
+fn digits(b: &[u8], n: usize) -> Option<i32> {
+    let d = b.get(..n)?;
+    let mut v = 0i32;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i32::from(c - b'0');
+    }
+    Some(v)
+}
+
+/// One or two digits, optionally preceded by a space (`%e` style).
+fn day_digits(b: &[u8]) -> Option<(i32, usize)> {
+    match b {
+        [b' ', d, ..] if d.is_ascii_digit() => Some((i32::from(d - b'0'), 2)),
+        [a, b2, ..] if a.is_ascii_digit() && b2.is_ascii_digit() => {
+            Some((i32::from(a - b'0') * 10 + i32::from(b2 - b'0'), 2))
+        }
+        [a, ..] if a.is_ascii_digit() => Some((i32::from(a - b'0'), 1)),
+        _ => None,
+    }
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn month_abbr(b: &[u8]) -> Option<i8> {
+    let m = b.get(..3)?;
+    MONTHS
+        .iter()
+        .position(|name| name.eq_ignore_ascii_case(m))
+        .and_then(|i| i8::try_from(i + 1).ok())
+}
+
+/// `.123456` or `,123` after the seconds: the fraction in nanoseconds and the bytes
+/// used (0 when there is none).
+fn fraction(b: &[u8]) -> (i32, usize) {
+    if !matches!(b.first(), Some(b'.' | b',')) {
+        return (0, 0);
+    }
+    let mut nanos = 0i32;
+    let mut n = 0;
+    for &c in &b[1..] {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        if n < 9 {
+            nanos = nanos * 10 + i32::from(c - b'0');
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return (0, 0);
+    }
+    for _ in n..9 {
+        nanos *= 10;
+    }
+    (nanos, n + 1)
+}
+
+/// `Z`, `±HH:MM`, `±HHMM` or `±HH`: seconds east of UTC and bytes used.
+fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
+    match b.first()? {
+        b'Z' | b'z' => Some((0, 1)),
+        sign @ (b'+' | b'-') => {
+            let h = digits(&b[1..], 2)?;
+            let (m, used) = match b.get(3) {
+                Some(b':') => (digits(&b[4..], 2)?, 6),
+                Some(c) if c.is_ascii_digit() => (digits(&b[3..], 2)?, 5),
+                _ => (0, 3),
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = h * 3600 + m * 60;
+            Some((if *sign == b'-' { -secs } else { secs }, used))
+        }
+        _ => None,
+    }
+}
+
+/// `HH:MM:SS` and an optional fraction.
+fn clock(b: &[u8], t: &mut RawTime) -> Option<usize> {
+    let h = digits(b, 2)?;
+    let m = digits(b.get(3..)?, 2)?;
+    let s = digits(b.get(6..)?, 2)?;
+    if b[2] != b':' || b[5] != b':' || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let (nanos, used) = fraction(&b[8..]);
+    t.hour = h as i8;
+    t.minute = m as i8;
+    t.second = s as i8;
+    t.nanos = nanos;
+    Some(8 + used)
+}
+
+fn valid_day(d: i32) -> Option<i8> {
+    (1..=31).contains(&d).then_some(d as i8)
+}
+
+/// Syslog's `Mmm dd HH:MM:SS` (day space-padded or not), with an optional
+/// fraction. Returns the time and the bytes used.
+pub fn parse_bsd(b: &[u8]) -> Option<(RawTime, usize)> {
+    let month = month_abbr(b)?;
+    if b.get(3) != Some(&b' ') {
+        return None;
+    }
+    let (day, used) = day_digits(b.get(4..)?)?;
+    let mut pos = 4 + used;
+    if b.get(pos) != Some(&b' ') {
+        return None;
+    }
+    pos += 1;
+    let mut t = RawTime::civil(None, month, valid_day(day)?);
+    pos += clock(b.get(pos..)?, &mut t)?;
+    Some((t, pos))
+}
+
+/// ISO 8601 / RFC 3339: `YYYY-MM-DD` then `T` or a space, `HH:MM:SS`, an optional
+/// fraction (`.` or `,`) and an optional offset (`Z`, `+02:00`, `+0200`).
+pub fn parse_iso(b: &[u8]) -> Option<(RawTime, usize)> {
+    let y = digits(b, 4)?;
+    let mo = digits(b.get(5..)?, 2)?;
+    let d = digits(b.get(8..)?, 2)?;
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    if !(1..=12).contains(&mo) {
+        return None;
+    }
+    let mut t = RawTime::civil(Some(y as i16), mo as i8, valid_day(d)?);
+    let mut pos = 11 + clock(b.get(11..)?, &mut t)?;
+    if let Some((off, used)) = parse_offset(&b[pos..]) {
+        t.offset = Some(off);
+        pos += used;
+    }
+    Some((t, pos))
+}
+
+/// The Common Log Format date inside its brackets: `19/May/2026:10:00:00 +0000`.
+pub fn parse_clf(b: &[u8]) -> Option<(RawTime, usize)> {
+    let (d, used) = day_digits(b)?;
+    let mut pos = used;
+    if b.get(pos) != Some(&b'/') {
+        return None;
+    }
+    let month = month_abbr(b.get(pos + 1..)?)?;
+    pos += 4;
+    if b.get(pos) != Some(&b'/') {
+        return None;
+    }
+    let y = digits(b.get(pos + 1..)?, 4)?;
+    pos += 5;
+    if b.get(pos) != Some(&b':') {
+        return None;
+    }
+    let mut t = RawTime::civil(Some(y as i16), month, valid_day(d)?);
+    pos += 1 + clock(b.get(pos + 1..)?, &mut t)?;
+    if b.get(pos) == Some(&b' ') {
+        let (off, used) = parse_offset(&b[pos + 1..])?;
+        t.offset = Some(off);
+        pos += 1 + used;
+    }
+    Some((t, pos))
+}
+
+/// Unix seconds with an optional fraction.
+fn parse_epoch(b: &[u8]) -> Option<(RawTime, usize)> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 12 {
+        return None;
+    }
+    let secs: i64 = std::str::from_utf8(&b[..n]).ok()?.parse().ok()?;
+    let (nanos, used) = fraction(&b[n..]);
+    let mut t = RawTime::civil(None, 1, 1);
+    t.epoch = Some((secs, nanos));
+    Some((t, n + used))
+}
+
+/// One element of a compiled strftime pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Literal(u8),
+    /// One or more spaces.
+    Space,
+    Year4,
+    Year2,
+    Month,
+    MonthName,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Fraction,
+    Weekday,
+    Zone,
+    Epoch,
+}
+
+/// What a filter's `datepattern` names, and where on the line it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatePattern {
+    /// ISO 8601 / RFC 3339 at the start of the line.
+    Iso8601,
+    /// Syslog's `Mmm dd HH:MM:SS` at the start of the line.
+    Syslog,
+    /// `[19/May/2026:10:00:00 +0000]`, the bracketed field right before the request's
+    /// opening quote (where nginx and Apache put it), so a user name cannot supply it.
+    Clf,
+    /// Unix seconds at the start of the line.
+    Epoch,
+    /// A strftime subset at the start of the line.
+    Custom(Custom),
+}
+
+/// A compiled strftime pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Custom {
+    items: Vec<Item>,
+}
+
+impl DatePattern {
+    /// Parses a `datepattern` value: `iso8601`, `syslog`, `clf`, `epoch`, or a
+    /// strftime pattern using `%Y %y %m %b %d %e %H %M %S %f %a %z %s %T %F %%`.
+    pub fn parse(text: &str) -> Result<DatePattern, String> {
+        match text {
+            "iso8601" => return Ok(DatePattern::Iso8601),
+            "syslog" => return Ok(DatePattern::Syslog),
+            "clf" => return Ok(DatePattern::Clf),
+            "epoch" => return Ok(DatePattern::Epoch),
+            _ => {}
+        }
+        if !text.contains('%') {
+            return Err(format!(
+                "{text:?} is not a date pattern: use iso8601, syslog, clf, epoch, or a strftime pattern such as \"%Y/%m/%d %H:%M:%S\""
+            ));
+        }
+        let mut items = Vec::new();
+        let mut bytes = text.bytes();
+        let mut has = [false; 4]; // day-of-month or epoch, month, hour, year-or-epoch
+        while let Some(c) = bytes.next() {
+            if c == b' ' {
+                if items.last() != Some(&Item::Space) {
+                    items.push(Item::Space);
+                }
+                continue;
+            }
+            if c != b'%' {
+                items.push(Item::Literal(c));
+                continue;
+            }
+            let Some(spec) = bytes.next() else {
+                return Err(format!("{text:?} ends in a lone %"));
+            };
+            let item: &[Item] = match spec {
+                b'Y' => &[Item::Year4],
+                b'y' => &[Item::Year2],
+                b'm' => &[Item::Month],
+                b'b' | b'h' => &[Item::MonthName],
+                b'd' | b'e' => &[Item::Day],
+                b'H' => &[Item::Hour],
+                b'M' => &[Item::Minute],
+                b'S' => &[Item::Second],
+                b'f' => &[Item::Fraction],
+                b'a' => &[Item::Weekday],
+                b'z' => &[Item::Zone],
+                b's' => &[Item::Epoch],
+                b'T' => &[
+                    Item::Hour,
+                    Item::Literal(b':'),
+                    Item::Minute,
+                    Item::Literal(b':'),
+                    Item::Second,
+                ],
+                b'F' => &[
+                    Item::Year4,
+                    Item::Literal(b'-'),
+                    Item::Month,
+                    Item::Literal(b'-'),
+                    Item::Day,
+                ],
+                b'%' => &[Item::Literal(b'%')],
+                other => {
+                    return Err(format!(
+                        "{text:?}: %{} is not supported (use %Y %y %m %b %d %e %H %M %S %f %a %z %s %T %F %%)",
+                        char::from(other)
+                    ));
+                }
+            };
+            for it in item {
+                match it {
+                    Item::Day => has[0] = true,
+                    Item::Month | Item::MonthName => has[1] = true,
+                    Item::Hour => has[2] = true,
+                    Item::Epoch => has = [true; 4],
+                    _ => {}
+                }
+            }
+            items.extend_from_slice(item);
+        }
+        if !has[0] || !has[1] || !has[2] {
+            return Err(format!(
+                "{text:?} needs at least a day (%d), a month (%m or %b) and an hour (%H), or %s"
+            ));
+        }
+        Ok(DatePattern::Custom(Custom { items }))
+    }
+
+    /// Reads the time from a line, at the place this pattern is read from.
+    pub fn find(&self, line: &[u8]) -> Option<RawTime> {
+        let start = line.strip_prefix(b"[").unwrap_or(line);
+        match self {
+            DatePattern::Iso8601 => parse_iso(start).map(|(t, _)| t),
+            DatePattern::Syslog => parse_bsd(start).map(|(t, _)| t),
+            DatePattern::Epoch => parse_epoch(start).map(|(t, _)| t),
+            DatePattern::Custom(c) => parse_custom(&c.items, start).map(|(t, _)| t),
+            DatePattern::Clf => {
+                // `[date] "GET ...`: the field right before the first quote. Web
+                // servers escape quotes in what a client sends, so the first quote
+                // opens the request and nothing before it is a client's text in a
+                // position to fake this field.
+                let q = memchr::memchr(b'"', line)?;
+                let head = line[..q].strip_suffix(b"] ")?;
+                let open = memchr::memrchr(b'[', head)?;
+                let (t, used) = parse_clf(&head[open + 1..])?;
+                (open + 1 + used == head.len()).then_some(t)
+            }
+        }
+    }
+}
+
+fn parse_custom(items: &[Item], b: &[u8]) -> Option<(RawTime, usize)> {
+    let mut t = RawTime::civil(None, 1, 1);
+    let mut pos = 0;
+    let mut pm_year: Option<i32> = None;
+    for item in items {
+        let rest = b.get(pos..)?;
+        match *item {
+            Item::Literal(c) => {
+                if rest.first() != Some(&c) {
+                    return None;
+                }
+                pos += 1;
+            }
+            Item::Space => {
+                let n = rest.iter().take_while(|c| **c == b' ').count();
+                if n == 0 {
+                    return None;
+                }
+                pos += n;
+            }
+            Item::Year4 => {
+                t.year = Some(digits(rest, 4)? as i16);
+                pos += 4;
+            }
+            Item::Year2 => {
+                pm_year = Some(digits(rest, 2)?);
+                pos += 2;
+            }
+            Item::Month => {
+                let m = digits(rest, 2)?;
+                if !(1..=12).contains(&m) {
+                    return None;
+                }
+                t.month = m as i8;
+                pos += 2;
+            }
+            Item::MonthName => {
+                t.month = month_abbr(rest)?;
+                pos += 3;
+                // Full names: skip the remaining letters.
+                pos += b[pos..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+            }
+            Item::Day => {
+                let (d, used) = day_digits(rest)?;
+                t.day = valid_day(d)?;
+                pos += used;
+            }
+            Item::Hour | Item::Minute | Item::Second => {
+                let v = digits(rest, 2)?;
+                let (max, slot) = match item {
+                    Item::Hour => (23, &mut t.hour),
+                    Item::Minute => (59, &mut t.minute),
+                    _ => (60, &mut t.second),
+                };
+                if v > max {
+                    return None;
+                }
+                *slot = v as i8;
+                pos += 2;
+            }
+            Item::Fraction => {
+                // `%f` follows its own separator in the pattern (`%S.%f`).
+                let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 {
+                    return None;
+                }
+                let mut nanos = 0i32;
+                for (i, c) in rest[..n].iter().enumerate() {
+                    if i < 9 {
+                        nanos = nanos * 10 + i32::from(c - b'0');
+                    }
+                }
+                for _ in n..9 {
+                    nanos *= 10;
+                }
+                t.nanos = nanos;
+                pos += n;
+            }
+            Item::Weekday => {
+                let n = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+                if n < 3 {
+                    return None;
+                }
+                pos += n;
+            }
+            Item::Zone => {
+                let (off, used) = parse_offset(rest)?;
+                t.offset = Some(off);
+                pos += used;
+            }
+            Item::Epoch => {
+                let (e, used) = parse_epoch(rest)?;
+                t.epoch = e.epoch;
+                pos += used;
+            }
+        }
+    }
+    if let Some(y) = pm_year {
+        t.year = Some((2000 + y) as i16);
+    }
+    Some((t, pos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn utc(text: &str) -> SystemTime {
+        let ts: Timestamp = text.parse().expect("test timestamp");
+        SystemTime::from(ts)
+    }
+
+    #[test]
+    fn bsd_times_take_the_year_before_now() {
+        let (t, used) = parse_bsd(b"May 19 10:00:00 host").expect("parses");
+        assert_eq!(used, 15);
+        let now = utc("2026-05-19T12:00:00Z");
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, now),
+            Some(utc("2026-05-19T10:00:00Z"))
+        );
+        // A December line read on the 1st of January is last year's.
+        let (t, _) = parse_bsd(b"Dec 31 23:59:59").expect("parses");
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, utc("2027-01-01T00:00:10Z")),
+            Some(utc("2026-12-31T23:59:59Z"))
+        );
+        let (t, used) = parse_bsd(b"Jan  5 01:02:03.250 x").expect("padded day");
+        assert_eq!(used, 19);
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, utc("2026-02-01T00:00:00Z")),
+            Some(utc("2026-01-05T01:02:03.25Z"))
+        );
+    }
+
+    #[test]
+    fn bsd_rejects_malformed() {
+        for bad in [
+            &b"Mai 19 10:00:00"[..],
+            b"May 19 10:00",
+            b"May 32 10:00:00",
+            b"May 19 25:00:00",
+            b"May19 10:00:00",
+            b"",
+        ] {
+            assert_eq!(parse_bsd(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn local_zone_applies_without_offset() {
+        let tz = parse_zone("+02:00").expect("fixed");
+        let (t, _) = parse_bsd(b"May 19 10:00:00").expect("parses");
+        assert_eq!(
+            t.resolve(&tz, utc("2026-05-19T12:00:00Z")),
+            Some(utc("2026-05-19T08:00:00Z"))
+        );
+        let berlin = parse_zone("Europe/Berlin");
+        if let Ok(berlin) = berlin {
+            // Summer time: UTC+2.
+            assert_eq!(
+                t.resolve(&berlin, utc("2026-05-19T12:00:00Z")),
+                Some(utc("2026-05-19T08:00:00Z"))
+            );
+        }
+        assert!(parse_zone("Not/AZone").is_err());
+        assert!(parse_zone("local").is_ok());
+    }
+
+    #[test]
+    fn iso_forms() {
+        let now = utc("2030-01-01T00:00:00Z");
+        for (text, want) in [
+            ("2026-05-19T10:00:00Z", "2026-05-19T10:00:00Z"),
+            (
+                "2026-05-19T10:00:00.123456+02:00",
+                "2026-05-19T08:00:00.123456Z",
+            ),
+            ("2026-05-19T10:00:00+0200 host", "2026-05-19T08:00:00Z"),
+            ("2026-05-19 10:00:00,500 fail2ban", "2026-05-19T10:00:00.5Z"),
+        ] {
+            let (t, _) = parse_iso(text.as_bytes()).expect(text);
+            assert_eq!(t.resolve(&TimeZone::UTC, now), Some(utc(want)), "{text}");
+        }
+        assert_eq!(parse_iso(b"2026-13-19T10:00:00Z"), None);
+        assert_eq!(parse_iso(b"2026-05-19X10:00:00Z"), None);
+    }
+
+    #[test]
+    fn clf_is_read_right_before_the_request() {
+        let p = DatePattern::parse("clf").expect("named");
+        let line = br#"203.0.113.4 - - [19/May/2026:10:00:00 +0200] "GET / HTTP/1.1" 404 1"#;
+        let t = p.find(line).expect("found");
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, utc("2030-01-01T00:00:00Z")),
+            Some(utc("2026-05-19T08:00:00Z"))
+        );
+        // A user name holding a fake date does not move the time.
+        let line = br#"203.0.113.4 - x [01/Jan/2000:00:00:00 +0000] y [19/May/2026:10:00:00 +0000] "GET / HTTP/1.1" 404 1"#;
+        let t = p.find(line).expect("found");
+        assert_eq!(t.year, Some(2026));
+    }
+
+    #[test]
+    fn custom_patterns() {
+        let now = utc("2030-01-01T00:00:00Z");
+        for (pat, text, want) in [
+            (
+                "%Y/%m/%d %H:%M:%S",
+                "2026/05/19 10:00:00 [error]",
+                "2026-05-19T10:00:00Z",
+            ),
+            (
+                "%d-%b-%Y %H:%M:%S.%f",
+                "19-May-2026 10:00:00.250 client",
+                "2026-05-19T10:00:00.25Z",
+            ),
+            (
+                "%a %b %d %H:%M:%S.%f %Y",
+                "[Tue May 19 10:00:00.000001 2026] [auth",
+                "2026-05-19T10:00:00.000001Z",
+            ),
+            (
+                "%a %b %e %T %Y",
+                "Tue May  5 10:00:00 2026 [pid 1]",
+                "2026-05-05T10:00:00Z",
+            ),
+            (
+                "%y%m%d %H:%M:%S",
+                "260519 10:00:00 mysqld",
+                "2026-05-19T10:00:00Z",
+            ),
+            ("%s", "1779184800.5 x", "2026-05-19T10:00:00.5Z"),
+        ] {
+            let p = DatePattern::parse(pat).expect(pat);
+            let t = p.find(text.as_bytes()).expect(text);
+            assert_eq!(t.resolve(&TimeZone::UTC, now), Some(utc(want)), "{pat}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["%Y-%m", "no percent", "%Q %d %m %H", "%d %m %H %"] {
+            assert!(DatePattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn iso_round_trips(secs in 0i64..4_102_444_800, nanos in 0i32..1_000_000_000) {
+            let ts = Timestamp::new(secs, nanos).expect("in range");
+            let text = ts.to_string();
+            let (t, used) = parse_iso(text.as_bytes()).expect("parses");
+            prop_assert_eq!(used, text.len());
+            prop_assert_eq!(t.resolve(&TimeZone::UTC, SystemTime::UNIX_EPOCH), Some(SystemTime::from(ts)));
+        }
+
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = parse_bsd(&bytes);
+            let _ = parse_iso(&bytes);
+            let _ = parse_clf(&bytes);
+            let _ = DatePattern::Clf.find(&bytes);
+            if let Ok(p) = DatePattern::parse("%a %b %e %T.%f %Y %z") {
+                let _ = p.find(&bytes);
+            }
+        }
+    }
+}
