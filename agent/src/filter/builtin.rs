@@ -34,7 +34,27 @@ macro_rules! builtins {
     };
 }
 
-builtins!["sshd",];
+#[rustfmt::skip]
+builtins![
+    "apache-auth",
+    "dovecot",
+    "dropbear",
+    "exim",
+    "fail2ban",
+    "http-4xx",
+    "mysqld-auth",
+    "named-refused",
+    "nginx-botsearch",
+    "nginx-http-auth",
+    "nginx-limit-req",
+    "postfix",
+    "proftpd",
+    "pure-ftpd",
+    "recidive",
+    "sshd",
+    "vsftpd",
+    "wordpress",
+];
 
 fn file(name: &str) -> Option<File> {
     let (_, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;

@@ -13,7 +13,9 @@
 //! - RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD message`
 //!
 //! The host field may be missing (`May 19 10:00:00 prog: message`), and the
-//! `[pid]` is optional.
+//! `[pid]` is optional. A line may also start with the tag itself
+//! (`prog[pid]: message`, as the journal source writes entries); it then has no
+//! time of its own.
 
 use super::time::{RawTime, parse_bsd, parse_iso};
 
@@ -42,9 +44,13 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
         }
     }
     let rest = &line[pos..];
-    let (time, used) = match rest.first() {
-        Some(c) if c.is_ascii_digit() => parse_iso(rest)?,
-        _ => parse_bsd(rest)?,
+    let parsed = match rest.first() {
+        Some(c) if c.is_ascii_digit() => parse_iso(rest),
+        _ => parse_bsd(rest),
+    };
+    let Some((time, used)) = parsed else {
+        // `prog[pid]: message` alone: what the journal source writes.
+        return (pos == 0).then(|| bare(line)).flatten();
     };
     pos += used;
     if line.get(pos) != Some(&b' ') {
@@ -74,6 +80,24 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
     Some(Prefix {
         time: Some(time),
         program,
+        message,
+    })
+}
+
+/// A line that starts with the tag: no time, no host.
+fn bare(line: &[u8]) -> Option<Prefix<'_>> {
+    let end = token(line, 0)?;
+    let tag = &line[..end];
+    if !is_tag(tag) {
+        return None;
+    }
+    let mut message = end;
+    if line.get(message) == Some(&b' ') {
+        message += 1;
+    }
+    Some(Prefix {
+        time: None,
+        program: program_of(tag)?,
         message,
     })
 }
@@ -234,6 +258,15 @@ mod tests {
         let p = parse(b"<34>1 - web1 app - - -").expect("no time, no msg");
         assert_eq!(p.time, None);
         assert_eq!(p.message, 22);
+    }
+
+    #[test]
+    fn bare_tag_from_the_journal_source() {
+        assert_eq!(
+            msg("sshd[812]: Failed password"),
+            ("sshd", "Failed password")
+        );
+        assert_eq!(parse(b"sshd[812]: x").expect("bare").time, None);
     }
 
     #[test]
