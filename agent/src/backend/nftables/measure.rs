@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::{IpNet, Ipv6Net};
 
-use super::{NftError, NftablesBackend};
+use super::{NftError, NftablesBackend, ReconcileTiming};
 use crate::backend::{Backend, BackendError, ReconcileReport};
 use crate::config::NftablesConfig;
 use crate::engine::{Ban, Decision, Origin};
@@ -25,6 +25,10 @@ pub struct Measurement {
     pub restart: Duration,
     /// What that reconcile did (all `kept` when nothing changed).
     pub restart_report: ReconcileReport,
+    /// Where the insert's reconcile spent its time.
+    pub insert_timing: ReconcileTiming,
+    /// Where the restart's reconcile spent its time.
+    pub restart_timing: ReconcileTiming,
 }
 
 impl Measurement {
@@ -64,12 +68,14 @@ pub fn insert_and_restart(cfg: &NftablesConfig, n: usize) -> Result<Measurement,
     let started = Instant::now();
     backend.reconcile(&bans, now)?;
     let insert = started.elapsed();
+    let insert_timing = backend.last_reconcile_timing();
     drop(backend);
 
     let started = Instant::now();
     let mut backend = NftablesBackend::open(cfg)?;
     let restart_report = backend.reconcile(&bans, SystemTime::now())?;
     let restart = started.elapsed();
+    let restart_timing = backend.last_reconcile_timing();
     drop(backend);
     NftablesBackend::flush(cfg)?;
     Ok(Measurement {
@@ -77,6 +83,8 @@ pub fn insert_and_restart(cfg: &NftablesConfig, n: usize) -> Result<Measurement,
         insert,
         restart,
         restart_report,
+        insert_timing,
+        restart_timing,
     })
 }
 

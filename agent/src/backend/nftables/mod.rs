@@ -1,66 +1,70 @@
-//! The nftables backend: bans live in two interval sets of a table log2drop owns
-//! (`table inet log2drop` with `ban4`/`ban6`, `flags interval, timeout`, and a chain
-//! on the input hook; or `table netdev log2drop` with one ingress chain per listed
-//! interface), written over netlink in one transaction per engine batch. Elements
-//! carry the ban's remaining time as their kernel timeout, so bans expire even while
-//! the agent is down, and the table outlives the agent, so a crash keeps them.
+//! The nftables backend: bans live in sets of a table log2drop owns, written over
+//! netlink in one transaction per engine batch. Prefix bans go into the interval
+//! sets `ban4`/`ban6` (`flags interval, timeout`); single-address bans into hash
+//! sets `ban4_K`/`ban6_K` picked by the address's low bits (see [`ruleset`] for the
+//! layout and [`wire::SHARDS`] for why). Elements carry the ban's remaining time as
+//! their kernel timeout, so bans expire even while the agent is down, and the table
+//! outlives the agent, so a crash keeps them.
 //!
 //! Ownership: the table carries the comment "managed by log2drop"; a same-named table
 //! without it belongs to someone else and [`NftablesBackend::open`] refuses to touch
-//! it. No other table is ever read for writing or changed.
+//! it. No other table is ever changed.
 //!
-//! Overlapping bans (a /24 over the /32s that caused it) cannot sit in an interval set
-//! side by side, so the sets hold [`segments`] of the banned space. The backend keeps
-//! a mirror of what it wrote, recomputes only the region a decision touches, and on a
-//! refused transaction (someone edited the set) re-reads the set and retries once.
+//! Overlapping prefix bans (a /16 over a /24) cannot sit in an interval set side by
+//! side, so the prefix sets hold [`segments`] of the banned space. The backend keeps
+//! a mirror of what it wrote, diffs each batch against it ([`plan`]), and when the
+//! kernel refuses a transaction (someone edited a set) it re-reads every set and
+//! reconciles.
 //!
-//! Submodules: [`segments`] (pure interval logic), [`wire`] (messages through
-//! libnftnl), [`socket`] (the netlink socket), [`error`].
+//! Submodules: [`segments`] (interval logic), [`plan`] (differences), [`ruleset`]
+//! (table, sets, chains), [`wire`] (messages through libnftnl), [`socket`] (the
+//! netlink socket), [`error`], [`measure`] (bulk measurements).
 
 mod error;
 pub mod measure;
+mod plan;
+mod ruleset;
 mod segments;
 mod socket;
 mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
-use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, Rule, nft_expr};
+use nftnl::{Batch, MsgType};
 
 pub use error::NftError;
 
+use self::plan::{Listed, Op, Plan, intervals, timeout_ms};
 use self::segments::{Family, Index, Segment, Span, Until, expired};
 use self::socket::{KernelError, Socket, means_not_permitted};
-use self::wire::{ListedElem, RawSet, TableFamily, TableMsg, msg};
+use self::wire::{ListedElem, RawSet, SetId, TableFamily, TableMsg, msg};
 use super::{Backend, BackendError, DropCounts, ReconcileReport};
-use crate::config::{NftAction, NftHook, NftablesConfig};
+use crate::config::{NftHook, NftablesConfig};
 use crate::engine::{Ban, Decision};
-
-/// Two deadlines closer than this are the same: the kernel counts in jiffies and
-/// reports milliseconds left, read a little after we computed ours.
-const TOLERANCE: Duration = Duration::from_secs(2);
 
 /// Most set elements in one transaction. An engine batch is far smaller and goes in
 /// one; a reconcile of a million bans is cut into transactions of this size, which
 /// bounds the kernel's and libnftnl's memory per transaction.
 const MAX_ELEMS_PER_TRANSACTION: usize = 200_000;
 
-/// Name of the input-hook chain.
-const INPUT_CHAIN: &str = "input";
-
 /// Kernel version from which `DESTROYSETELEM` exists (delete without failing when
 /// the element is gone).
 const DESTROY_SINCE: (u32, u32) = (6, 3);
 
-/// One address family's bans and what the kernel set holds for them.
+/// One address family's bans and what the kernel sets hold for them.
 #[derive(Debug)]
 struct FamilyState {
+    /// Prefix bans.
     index: Index,
-    /// Segments written to the kernel, by first address.
+    /// Segments written to the prefix set, by first address.
     mirror: BTreeMap<u128, Segment>,
+    /// Single-address bans.
+    exact: HashMap<u128, Until>,
+    /// Single addresses written to the exact sets.
+    exact_mirror: HashMap<u128, Until>,
 }
 
 impl FamilyState {
@@ -68,20 +72,36 @@ impl FamilyState {
         FamilyState {
             index: Index::new(family),
             mirror: BTreeMap::new(),
+            exact: HashMap::new(),
+            exact_mirror: HashMap::new(),
         }
     }
 }
 
-/// Changes to one set.
-#[derive(Debug, Default)]
-struct Plan {
-    del: Vec<Segment>,
-    add: Vec<Segment>,
-    report: ReconcileReport,
+/// How many elements the backend believes the kernel holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ElementCounts {
+    /// Segments in `ban4` and `ban6` (prefix bans).
+    pub prefixes: [usize; 2],
+    /// Addresses in the `ban4_K` and `ban6_K` sets.
+    pub addresses: [usize; 2],
 }
 
-/// The nftables backend. Dropping it leaves the table, sets and chain in place; that
-/// is the point. [`NftablesBackend::flush`] removes them.
+/// Where the last reconcile spent its time (both families added up), for the bench.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileTiming {
+    /// Reading the sets back (netlink dumps and parsing).
+    pub read: Duration,
+    /// Computing segments and the difference.
+    pub compute: Duration,
+    /// Sending the difference (transactions, including the kernel's commit).
+    pub write: Duration,
+    /// Dump messages the kernel sent.
+    pub dump_messages: usize,
+}
+
+/// The nftables backend. Dropping it leaves the table, sets and chains in place;
+/// that is the point. [`NftablesBackend::flush`] removes them.
 #[derive(Debug)]
 pub struct NftablesBackend {
     sock: Socket,
@@ -92,6 +112,7 @@ pub struct NftablesBackend {
     v6: FamilyState,
     destroy: bool,
     counter: bool,
+    timing: ReconcileTiming,
 }
 
 /// Tables of `family` and whether each is ours.
@@ -160,32 +181,40 @@ fn table_family(cfg: &NftablesConfig) -> TableFamily {
 }
 
 impl NftablesBackend {
-    /// Creates the table, sets and chain(s), or takes over the ones a previous run
-    /// left, in one transaction. Existing bans stay in the sets (the chain is
-    /// replaced, atomically, so a changed hook, priority or action applies). A table
-    /// of the same name that log2drop did not create is refused, and so is a stale
-    /// table of ours in the other family (after a hook change) removed.
+    /// Creates the table, sets and chains, or takes over the ones a previous run
+    /// left, in one transaction. Existing bans stay in the sets; the base chains are
+    /// replaced atomically, so a changed hook, priority, action or counter applies.
+    /// A same-named table log2drop did not create is refused; log2drop's own table in
+    /// the other family (left by a hook change) is removed.
     ///
     /// Netlink sockets belong to the network namespace of the thread that opens them.
     pub fn open(cfg: &NftablesConfig) -> Result<NftablesBackend, NftError> {
         let table = cname("table", &cfg.table)?;
         let family = table_family(cfg);
-        let mut devices = Vec::with_capacity(cfg.interfaces.len());
-        if cfg.hook == NftHook::Ingress {
-            for name in &cfg.interfaces {
-                nix::net::if_::if_nametoindex(name.as_str()).map_err(|source| {
-                    NftError::UnknownInterface {
-                        interface: name.clone(),
-                        source,
-                    }
-                })?;
-                devices.push((name.clone(), cname("interface", name)?));
+        let mut bases: Vec<(CString, Option<CString>)> = Vec::new();
+        match cfg.hook {
+            NftHook::Input => bases.push((cname("chain", ruleset::INPUT_CHAIN)?, None)),
+            NftHook::Ingress => {
+                for name in &cfg.interfaces {
+                    nix::net::if_::if_nametoindex(name.as_str()).map_err(|source| {
+                        NftError::UnknownInterface {
+                            interface: name.clone(),
+                            source,
+                        }
+                    })?;
+                    bases.push((
+                        cname("chain", &ruleset::ingress_chain(name))?,
+                        Some(cname("interface", name)?),
+                    ));
+                }
             }
         }
         let mut sock = Socket::open()?;
 
-        let mine = list_tables(&mut sock, family)?;
-        let exists = match mine.iter().find(|t| t.name == cfg.table) {
+        let exists = match list_tables(&mut sock, family)?
+            .into_iter()
+            .find(|t| t.name == cfg.table)
+        {
             Some(t) if !t.ours => {
                 return Err(NftError::NotOurTable {
                     family: family.name(),
@@ -195,66 +224,29 @@ impl NftablesBackend {
             Some(_) => true,
             None => false,
         };
-        let stale = list_tables(&mut sock, family.other())?
+        let stale_other_family = list_tables(&mut sock, family.other())?
             .into_iter()
             .any(|t| t.name == cfg.table && t.ours);
-        let chains = if exists {
+        let mut chains = Vec::new();
+        if exists {
             let req = wire::dump_request(msg::GETCHAIN, family.raw(), None, 2);
-            let mut names = Vec::new();
             sock.dump(&req, |m| {
                 if let Some((t, c)) = wire::parse_chain(m)
                     && t == cfg.table
                 {
-                    names.push(c);
+                    chains.push(c);
                 }
                 Ok(())
             })
             .map_err(|source| dump_error("chains", family, &cfg.table, source))?;
-            names
-        } else {
-            Vec::new()
-        };
+        }
 
         let mut batch = Batch::new();
-        if stale {
-            batch.add(&TableMsg::delete(&table, family.other()), MsgType::Add);
-        }
-        batch.add(&TableMsg::create(&table, family), MsgType::Add);
-        RawSet::definition(&table, family, Family::V4, 1).add_definition(&mut batch);
-        RawSet::definition(&table, family, Family::V6, 2).add_definition(&mut batch);
-        let nft_table = wire::nftnl_table(&table, family);
-        for name in &chains {
-            let name = cname("chain", name)?;
-            let chain = Chain::new(&name, &nft_table);
-            // No handle: deletes every rule of the chain, so the chain can go.
-            batch.add(&Rule::new(&chain), MsgType::Del);
-            batch.add(&chain, MsgType::Del);
-        }
-        let chain_names: Vec<(CString, Option<CString>)> = match cfg.hook {
-            NftHook::Input => vec![(cname("chain", INPUT_CHAIN)?, None)],
-            NftHook::Ingress => devices
-                .iter()
-                .map(|(n, dev)| Ok((cname("chain", &format!("ingress-{n}"))?, Some(dev.clone()))))
-                .collect::<Result<_, NftError>>()?,
+        let existing = ruleset::Existing {
+            stale_other_family,
+            chains,
         };
-        for (name, dev) in &chain_names {
-            let mut chain = Chain::new(name, &nft_table);
-            match dev {
-                // NF_NETDEV_INGRESS is hook 0, the value nftnl names PreRouting.
-                Some(dev) => {
-                    chain.set_hook(Hook::PreRouting, cfg.priority);
-                    chain.set_device(dev);
-                }
-                None => chain.set_hook(Hook::In, cfg.priority),
-            }
-            chain.set_type(ChainType::Filter);
-            chain.set_policy(Policy::Accept);
-            batch.add(&chain, MsgType::Add);
-            for fam in [Family::V4, Family::V6] {
-                let rule = ban_rule(&chain, family, fam, cfg);
-                batch.add(&rule, MsgType::Add);
-            }
-        }
+        ruleset::build(&mut batch, &table, family, cfg, &bases, &existing);
         let fin = batch.finalize();
         let pages: Vec<&[u8]> = fin.iter().collect();
         let errors = sock.transact(&pages).map_err(|source| NftError::Socket {
@@ -263,7 +255,7 @@ impl NftablesBackend {
         })?;
         if let Some(e) = errors.into_iter().next() {
             return Err(transaction_error(
-                "create the table, sets and chain",
+                "create the table, sets and chains",
                 family,
                 &cfg.table,
                 e,
@@ -286,6 +278,7 @@ impl NftablesBackend {
             v6: FamilyState::new(Family::V6),
             destroy: kernel_at_least(DESTROY_SINCE),
             counter: cfg.counter,
+            timing: ReconcileTiming::default(),
         })
     }
 
@@ -347,10 +340,17 @@ impl NftablesBackend {
         Ok(Some(total))
     }
 
-    /// Number of elements (interval starts) the backend believes each set holds:
-    /// `[ban4, ban6]`.
-    pub fn segment_counts(&self) -> [usize; 2] {
-        [self.v4.mirror.len(), self.v6.mirror.len()]
+    /// How many elements the backend believes the kernel holds.
+    pub fn element_counts(&self) -> ElementCounts {
+        ElementCounts {
+            prefixes: [self.v4.mirror.len(), self.v6.mirror.len()],
+            addresses: [self.v4.exact_mirror.len(), self.v6.exact_mirror.len()],
+        }
+    }
+
+    /// Where the last [`Backend::reconcile`] spent its time.
+    pub fn last_reconcile_timing(&self) -> ReconcileTiming {
+        self.timing
     }
 
     fn state(&mut self, family: Family) -> &mut FamilyState {
@@ -360,25 +360,29 @@ impl NftablesBackend {
         }
     }
 
-    /// Reads one set back from the kernel as segments, with deadlines relative to `now`.
-    fn read_set(&mut self, family: Family, now: SystemTime) -> Result<Vec<Segment>, NftError> {
+    /// Lists set `set`'s elements, with deadlines counted from when each dump message
+    /// was written.
+    fn read_set(&mut self, set: SetId, now: SystemTime) -> Result<Vec<Listed>, NftError> {
+        let name = set.name();
         let req = wire::dump_request(
             msg::GETSETELEM,
             self.family.raw(),
-            Some((&self.table, wire::set_name(family))),
+            Some((&self.table, &name)),
             4,
         );
+        let family = set.family();
         let mut listed: Vec<Listed> = Vec::new();
         let mut scratch: Vec<ListedElem> = Vec::new();
         let mut bad = false;
+        let mut messages = 0usize;
         let (tfam, tname) = (self.family, self.table_name.clone());
         self.sock
             .dump(&req, |m| {
+                messages += 1;
                 scratch.clear();
                 if !wire::parse_elems(m, family, &mut scratch) {
                     bad = true;
                 }
-                // Time left counts from when the kernel wrote this message.
                 let at = SystemTime::now().max(now);
                 listed.extend(scratch.iter().map(|e| Listed {
                     addr: e.addr,
@@ -388,73 +392,62 @@ impl NftablesBackend {
                 Ok(())
             })
             .map_err(|source| dump_error("set elements", tfam, &tname, source))?;
+        self.timing.dump_messages += messages;
         if bad {
             return Err(NftError::Malformed {
                 action: "reading set elements",
             });
         }
-        Ok(intervals(listed, family))
+        Ok(listed)
     }
 
-    /// Sends deletions then additions for one family in as few transactions as the
-    /// size cap allows. A segment deleted and re-added (new deadline) goes in the same
-    /// transaction, so the address is never unbanned in between.
-    fn send_plan(&mut self, family: Family, plan: &Plan, now: SystemTime) -> Result<(), NftError> {
-        // Pair deletions and additions of the same span, so they never split.
-        let mut ops: Vec<(bool, Segment)> = Vec::with_capacity(plan.del.len() + plan.add.len());
-        let adds: BTreeMap<Span, Segment> = plan.add.iter().map(|s| (s.span, *s)).collect();
-        let mut paired = std::collections::HashSet::new();
-        for d in &plan.del {
-            ops.push((false, *d));
-            if let Some(a) = adds.get(&d.span) {
-                ops.push((true, *a));
-                paired.insert(d.span);
-            }
-        }
-        for a in &plan.add {
-            if !paired.contains(&a.span) {
-                ops.push((true, *a));
-            }
-        }
-        let max = family.max();
+    /// Sends `ops` in as few transactions as the size cap allows (one for any normal
+    /// batch), never splitting an operation from the one it is joined to.
+    fn send(&mut self, ops: &[Op], now: SystemTime) -> Result<(), NftError> {
         let mut i = 0;
         while i < ops.len() {
-            // The kernel's timer starts at commit: count the time left from now, not
-            // from the batch's `now`, so a long reconcile does not stretch late chunks.
             let sent_at = SystemTime::now().max(now);
-            let mut dels = RawSet::new(&self.table, self.family, family);
-            let mut adds = RawSet::new(&self.table, self.family, family);
-            while i < ops.len() && dels.len() + adds.len() < MAX_ELEMS_PER_TRANSACTION {
-                let (is_add, seg) = ops[i];
+            let mut sets: BTreeMap<SetId, (RawSet, RawSet)> = BTreeMap::new();
+            let mut count = 0;
+            while i < ops.len() && (count < MAX_ELEMS_PER_TRANSACTION || ops[i].joined) {
+                let op = ops[i];
                 i += 1;
-                let start = family.key(seg.span.first);
-                let end = (seg.span.last < max).then(|| family.key(seg.span.last + 1));
-                if is_add {
-                    let timeout = match seg.until {
-                        None => None,
-                        Some(u) => match u.duration_since(sent_at) {
-                            Ok(left) if !left.is_zero() => {
-                                Some(u64::try_from(left.as_millis().max(1)).unwrap_or(u64::MAX))
-                            }
-                            _ => continue,
-                        },
-                    };
-                    adds.push(&start, 0, timeout);
-                    if let Some(end) = end {
-                        adds.push(&end, wire::ELEM_INTERVAL_END, None);
+                let family = op.set.family();
+                let (dels, adds) = sets.entry(op.set).or_insert_with(|| {
+                    (
+                        RawSet::new(&self.table, self.family, op.set),
+                        RawSet::new(&self.table, self.family, op.set),
+                    )
+                });
+                let start = family.key(op.span.first);
+                // Exact sets hold single keys; prefix sets close each interval.
+                let end = match op.set {
+                    SetId::Prefixes(_) if op.span.last < family.max() => {
+                        Some(family.key(op.span.last + 1))
                     }
-                } else {
-                    if !self.destroy && expired(seg.until, now) {
+                    _ => None,
+                };
+                if op.del {
+                    if !self.destroy && expired(op.until, now) {
                         // Gone from the kernel already; deleting it would fail.
                         continue;
                     }
                     dels.push(&start, 0, None);
-                    if let Some(end) = end {
-                        dels.push(&end, wire::ELEM_INTERVAL_END, None);
+                    if let Some(end) = &end {
+                        dels.push(end, wire::ELEM_INTERVAL_END, None);
+                    }
+                } else {
+                    let Ok(timeout) = timeout_ms(op.until, sent_at) else {
+                        continue;
+                    };
+                    adds.push(&start, 0, timeout);
+                    if let Some(end) = &end {
+                        adds.push(end, wire::ELEM_INTERVAL_END, None);
                     }
                 }
+                count += 1 + usize::from(end.is_some());
             }
-            if dels.len() + adds.len() == 0 {
+            if count == 0 {
                 continue;
             }
             let mut batch = Batch::new();
@@ -463,8 +456,10 @@ impl NftablesBackend {
             } else {
                 msg::DELSETELEM
             };
-            dels.add_elements(&mut batch, del_kind);
-            adds.add_elements(&mut batch, msg::NEWSETELEM);
+            for (dels, adds) in sets.values() {
+                dels.add_elements(&mut batch, del_kind);
+                adds.add_elements(&mut batch, msg::NEWSETELEM);
+            }
             let fin = batch.finalize();
             let pages: Vec<&[u8]> = fin.iter().collect();
             let errors = self
@@ -476,7 +471,7 @@ impl NftablesBackend {
                 })?;
             if let Some(e) = errors.into_iter().next() {
                 return Err(transaction_error(
-                    &format!("update set {}", wire::set_name(family).to_string_lossy()),
+                    "update the ban sets",
                     self.family,
                     &self.table_name,
                     e,
@@ -486,166 +481,84 @@ impl NftablesBackend {
         Ok(())
     }
 
-    /// Applies the changes of `regions` of one family: recompute, diff against the
-    /// mirror, send; on refusal re-read the set and retry once.
-    fn sync_regions(
-        &mut self,
-        family: Family,
-        regions: &[Span],
-        now: SystemTime,
-    ) -> Result<(), NftError> {
-        let plan = self.plan_regions(family, regions, now);
-        match self.send_plan(family, &plan, now) {
-            Ok(()) => {
-                self.commit(family, &plan);
-                Ok(())
-            }
-            Err(first) => {
-                tracing::warn!(error = %first, set = ?wire::set_name(family),
-                    "nftables set differs from what log2drop wrote; re-reading it and reconciling");
-                self.resync(family, now).map(|_| ())
-            }
-        }
-    }
-
-    /// Makes one kernel set hold exactly the index's segments: reads the set back,
-    /// diffs, sends the difference, and resets the mirror to match.
-    fn resync(&mut self, family: Family, now: SystemTime) -> Result<ReconcileReport, NftError> {
-        let listed = self.read_set(family, now)?;
-        let full = Span {
-            first: 0,
-            last: family.max(),
-        };
-        let desired = self.state(family).index.segments(full, now);
+    /// Makes every set of the kernel hold exactly what the bans say: reads all sets
+    /// back, diffs, sends the difference, and resets the mirrors to match.
+    fn resync(&mut self, now: SystemTime) -> Result<ReconcileReport, NftError> {
         let mut plan = Plan::default();
-        diff(&listed, &desired, &mut plan);
-        self.send_plan(family, &plan, now)?;
-        self.state(family).mirror = desired.into_iter().map(|s| (s.span.first, s)).collect();
+        let mut read = Duration::ZERO;
+        let mut desired_segments = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let started = Instant::now();
+            let listed = self.read_set(SetId::Prefixes(family), now)?;
+            let mut by_set = Vec::new();
+            for k in 0..wire::SHARDS {
+                let set = SetId::Exact(family, k);
+                by_set.push((set, self.read_set(set, now)?));
+            }
+            read += started.elapsed();
+            let current = intervals(listed, family);
+            let full = Span {
+                first: 0,
+                last: family.max(),
+            };
+            let st = self.state(family);
+            let desired = st.index.segments(full, now);
+            plan.segments(family, &current, &desired);
+            desired_segments.push(desired);
+            st.exact.retain(|_, u| !expired(*u, now));
+            let mut desired: Vec<(u128, Until)> = st.exact.iter().map(|(a, u)| (*a, *u)).collect();
+            desired.sort_unstable_by_key(|(a, _)| *a);
+            let mut listed: Vec<(u128, u8, Until)> = Vec::new();
+            for (set, elems) in by_set {
+                let SetId::Exact(_, k) = set else { continue };
+                listed.extend(elems.iter().map(|e| (e.addr, k, e.until)));
+            }
+            listed.sort_unstable_by_key(|(a, k, _)| (*a, *k));
+            plan.exact_merge(family, &listed, &desired);
+        }
+        let computed = Instant::now();
+        self.send(&plan.ops, now)?;
+        self.timing.read += read;
+        self.timing.write += computed.elapsed();
+        for (family, desired) in [Family::V4, Family::V6].into_iter().zip(desired_segments) {
+            let st = self.state(family);
+            st.mirror = desired.into_iter().map(|s| (s.span.first, s)).collect();
+            st.exact_mirror = st.exact.clone();
+        }
         Ok(plan.report)
     }
 
-    fn plan_regions(&mut self, family: Family, regions: &[Span], now: SystemTime) -> Plan {
-        let st = self.state(family);
-        let mut plan = Plan::default();
-        for region in regions {
-            let current: Vec<Segment> = st
-                .mirror
-                .range(region.first..=region.last)
-                .map(|(_, s)| *s)
-                .collect();
-            let desired = st.index.segments(*region, now);
-            diff(&current, &desired, &mut plan);
-        }
-        plan
-    }
-
-    fn commit(&mut self, family: Family, plan: &Plan) {
-        let st = self.state(family);
-        for d in &plan.del {
-            st.mirror.remove(&d.span.first);
-        }
-        for a in &plan.add {
-            st.mirror.insert(a.span.first, *a);
+    /// Records in the mirrors what a sent plan did.
+    fn commit(&mut self, ops: &[Op]) {
+        for op in ops {
+            let st = self.state(op.set.family());
+            match (op.set, op.del) {
+                (SetId::Prefixes(_), true) => {
+                    st.mirror.remove(&op.span.first);
+                }
+                (SetId::Prefixes(_), false) => {
+                    st.mirror.insert(
+                        op.span.first,
+                        Segment {
+                            span: op.span,
+                            until: op.until,
+                        },
+                    );
+                }
+                (SetId::Exact(..), true) => {
+                    st.exact_mirror.remove(&op.span.first);
+                }
+                (SetId::Exact(..), false) => {
+                    st.exact_mirror.insert(op.span.first, op.until);
+                }
+            }
         }
     }
 }
 
-/// Adds to `plan` what turns `current` into `desired` (both sorted, disjoint).
-fn diff(current: &[Segment], desired: &[Segment], plan: &mut Plan) {
-    let want: BTreeMap<Span, Until> = desired.iter().map(|s| (s.span, s.until)).collect();
-    let have: BTreeMap<Span, Until> = current.iter().map(|s| (s.span, s.until)).collect();
-    for seg in current {
-        match want.get(&seg.span) {
-            None => {
-                plan.del.push(*seg);
-                plan.report.removed += 1;
-            }
-            Some(u) if same_until(*u, seg.until) => plan.report.kept += 1,
-            Some(u) => {
-                plan.del.push(*seg);
-                plan.add.push(Segment {
-                    span: seg.span,
-                    until: *u,
-                });
-                plan.report.updated += 1;
-            }
-        }
-    }
-    for seg in desired {
-        if !have.contains_key(&seg.span) {
-            plan.add.push(*seg);
-            plan.report.added += 1;
-        }
-    }
-}
-
-fn same_until(a: Until, b: Until) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            let d = a
-                .duration_since(b)
-                .or_else(|_| b.duration_since(a))
-                .unwrap_or_default();
-            d < TOLERANCE
-        }
-        _ => false,
-    }
-}
-
-/// A listed element with its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Listed {
-    addr: u128,
-    end: bool,
-    until: Until,
-}
-
-/// Pairs listed elements into intervals. Interval ends without a start (the start
-/// expired, or nft's leading `0.0.0.0` end) are skipped; a start without an end runs
-/// to the top of the address space.
-fn intervals(mut elems: Vec<Listed>, family: Family) -> Vec<Segment> {
-    // At one address an end sorts before a start: [a, b) then [b, c).
-    elems.sort_unstable_by_key(|e| (e.addr, !e.end));
-    let mut out = Vec::with_capacity(elems.len() / 2 + 1);
-    let mut open: Option<Listed> = None;
-    for e in elems {
-        if e.end {
-            if let Some(s) = open.take()
-                && e.addr > s.addr
-            {
-                out.push(Segment {
-                    span: Span {
-                        first: s.addr,
-                        last: e.addr - 1,
-                    },
-                    until: s.until,
-                });
-            }
-        } else {
-            if let Some(s) = open.take() {
-                // Two starts in a row: the first cannot reach past the second.
-                out.push(Segment {
-                    span: Span {
-                        first: s.addr,
-                        last: e.addr.saturating_sub(1).max(s.addr),
-                    },
-                    until: s.until,
-                });
-            }
-            open = Some(e);
-        }
-    }
-    if let Some(s) = open {
-        out.push(Segment {
-            span: Span {
-                first: s.addr,
-                last: family.max(),
-            },
-            until: s.until,
-        });
-    }
-    out
+/// Whether a ban covers exactly one address (it goes into an exact set).
+fn is_single(family: Family, len: u8) -> bool {
+    len == family.bits()
 }
 
 fn transaction_error(action: &str, family: TableFamily, table: &str, e: KernelError) -> NftError {
@@ -664,47 +577,6 @@ fn transaction_error(action: &str, family: TableFamily, table: &str, e: KernelEr
             source: e.error,
         }
     }
-}
-
-/// The rule `[meta nfproto|protocol] <family>  <saddr> @banN [counter] drop|reject`.
-fn ban_rule<'a>(
-    chain: &'a Chain<'_>,
-    tfam: TableFamily,
-    family: Family,
-    cfg: &NftablesConfig,
-) -> Rule<'a> {
-    let mut rule = Rule::new(chain);
-    match (tfam, family) {
-        (TableFamily::Inet, Family::V4) => {
-            rule.add_expr(&nft_expr!(meta nfproto));
-            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV4 as u8));
-        }
-        (TableFamily::Inet, Family::V6) => {
-            rule.add_expr(&nft_expr!(meta nfproto));
-            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV6 as u8));
-        }
-        (TableFamily::Netdev, Family::V4) => {
-            rule.add_expr(&nftnl::expr::Meta::Protocol);
-            rule.add_expr(&nft_expr!(cmp == &[0x08u8, 0x00][..]));
-        }
-        (TableFamily::Netdev, Family::V6) => {
-            rule.add_expr(&nftnl::expr::Meta::Protocol);
-            rule.add_expr(&nft_expr!(cmp == &[0x86u8, 0xdd][..]));
-        }
-    }
-    match family {
-        Family::V4 => rule.add_expr(&nft_expr!(payload ipv4 saddr)),
-        Family::V6 => rule.add_expr(&nft_expr!(payload ipv6 saddr)),
-    }
-    rule.add_expr(&wire::LookupByName(wire::set_name(family).to_owned()));
-    if cfg.counter {
-        rule.add_expr(&nft_expr!(counter));
-    }
-    match cfg.action {
-        NftAction::Drop => rule.add_expr(&nft_expr!(verdict drop)),
-        NftAction::Reject => rule.add_expr(&wire::RejectIcmpx),
-    }
-    rule
 }
 
 /// The region of each decision's target, before and after it changes the index;
@@ -726,7 +598,10 @@ impl Backend for NftablesBackend {
         "nftables"
     }
 
+    /// One transaction for the whole batch. If the kernel refuses it (a set was
+    /// edited behind our back), every set is read back and reconciled instead.
     fn apply(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), BackendError> {
+        let mut plan = Plan::default();
         let mut regions: [Vec<Span>; 2] = [Vec::new(), Vec::new()];
         for d in batch {
             let (ban, add) = match d {
@@ -735,6 +610,25 @@ impl Backend for NftablesBackend {
             };
             let (family, span, len) = Span::of(&ban.target);
             let st = self.state(family);
+            if is_single(family, len) {
+                let addr = span.first;
+                if add {
+                    st.exact.insert(addr, ban.until);
+                } else {
+                    st.exact.remove(&addr);
+                }
+                let current = st.exact_mirror.get(&addr).copied();
+                let wanted = st.exact.get(&addr).copied();
+                plan.exact_change(family, addr, current, wanted);
+                // Record at once, so a later decision on the same address in this
+                // batch diffs against it.
+                if let Some(u) = wanted {
+                    st.exact_mirror.insert(addr, u);
+                } else {
+                    st.exact_mirror.remove(&addr);
+                }
+                continue;
+            }
             let before = st.index.region_of(span, len);
             if add {
                 st.index.insert(span, len, ban.until);
@@ -749,19 +643,29 @@ impl Backend for NftablesBackend {
             };
             regions[usize::from(family == Family::V6)].push(region);
         }
-        let mut first = None;
         for (family, regions) in [(Family::V4, &regions[0]), (Family::V6, &regions[1])] {
-            if regions.is_empty() {
-                continue;
-            }
-            let merged = merge_regions(regions.clone());
-            if let Err(e) = self.sync_regions(family, &merged, now) {
-                first.get_or_insert(e);
+            let st = self.state(family);
+            for region in merge_regions(regions.clone()) {
+                let current: Vec<Segment> = st
+                    .mirror
+                    .range(region.first..=region.last)
+                    .map(|(_, s)| *s)
+                    .collect();
+                let desired = st.index.segments(region, now);
+                plan.segments(family, &current, &desired);
             }
         }
-        match first {
-            None => Ok(()),
-            Some(e) => Err(e.into()),
+        match self.send(&plan.ops, now) {
+            Ok(()) => {
+                self.commit(&plan.ops);
+                Ok(())
+            }
+            Err(first) => {
+                tracing::warn!(error = %first,
+                    "nftables sets differ from what log2drop wrote; re-reading them and reconciling");
+                self.resync(now)?;
+                Ok(())
+            }
         }
     }
 
@@ -770,28 +674,30 @@ impl Backend for NftablesBackend {
         active: &[Ban],
         now: SystemTime,
     ) -> Result<ReconcileReport, BackendError> {
-        let mut v4 = Index::new(Family::V4);
-        let mut v6 = Index::new(Family::V6);
+        let started = Instant::now();
+        self.v4 = FamilyState::new(Family::V4);
+        self.v6 = FamilyState::new(Family::V6);
+        let v6 = active.iter().filter(|b| b.target.addr().is_ipv6()).count();
+        self.v4.exact.reserve(active.len() - v6);
+        self.v6.exact.reserve(v6);
         for ban in active {
             if expired(ban.until, now) {
                 continue;
             }
             let (family, span, len) = Span::of(&ban.target);
-            match family {
-                Family::V4 => v4.insert_latest(span, len, ban.until),
-                Family::V6 => v6.insert_latest(span, len, ban.until),
+            let st = self.state(family);
+            if is_single(family, len) {
+                let e = st.exact.entry(span.first).or_insert(ban.until);
+                *e = segments::later(*e, ban.until);
+            } else {
+                st.index.insert_latest(span, len, ban.until);
             }
         }
-        self.v4.index = v4;
-        self.v6.index = v6;
-        let mut report = ReconcileReport::default();
-        for family in [Family::V4, Family::V6] {
-            let r = self.resync(family, now)?;
-            report.added += r.added;
-            report.removed += r.removed;
-            report.updated += r.updated;
-            report.kept += r.kept;
-        }
+        self.timing = ReconcileTiming::default();
+        let report = self.resync(now)?;
+        self.timing.compute = started
+            .elapsed()
+            .saturating_sub(self.timing.read + self.timing.write);
         Ok(report)
     }
 
@@ -801,15 +707,17 @@ impl Backend for NftablesBackend {
         for family in [Family::V4, Family::V6] {
             let st = self.state(family);
             st.index.remove_expired(now);
-            let before = st.mirror.len();
+            st.exact.retain(|_, u| !expired(*u, now));
+            let before = st.mirror.len() + st.exact_mirror.len();
             st.mirror.retain(|_, s| !expired(s.until, now));
-            removed += before - st.mirror.len();
+            st.exact_mirror.retain(|_, u| !expired(*u, now));
+            removed += before - st.mirror.len() - st.exact_mirror.len();
         }
         Ok(removed)
     }
 
     /// The set elements have no counters of their own; see
-    /// [`NftablesBackend::rule_counter`] for the chain's total.
+    /// [`NftablesBackend::rule_counter`] for the chains' total.
     fn counters(&self) -> Result<Vec<(IpNet, DropCounts)>, BackendError> {
         Ok(Vec::new())
     }
@@ -822,79 +730,6 @@ impl Backend for NftablesBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    fn seg(first: u128, last: u128, until: Until) -> Segment {
-        Segment {
-            span: Span { first, last },
-            until,
-        }
-    }
-
-    fn el(addr: u128, end: bool, until: Until) -> Listed {
-        Listed { addr, end, until }
-    }
-
-    #[test]
-    fn intervals_pair_starts_with_ends_and_skip_orphans() {
-        let got = intervals(
-            vec![
-                el(0, true, None),  // nft's leading end
-                el(20, true, None), // closes 10
-                el(10, false, Some(t(105))),
-                el(20, false, None), // adjacent interval [20, 30)
-                el(30, true, None),
-                el(50, true, None),   // orphan: its start expired
-                el(100, false, None), // runs to the top
-            ],
-            Family::V4,
-        );
-        assert_eq!(
-            got,
-            vec![
-                seg(10, 19, Some(t(105))),
-                seg(20, 29, None),
-                seg(100, u128::from(u32::MAX), None),
-            ]
-        );
-    }
-
-    #[test]
-    fn diff_keeps_updates_removes_and_adds() {
-        let current = [
-            seg(1, 1, Some(t(10))),
-            seg(2, 2, Some(t(10))),
-            seg(3, 3, None),
-        ];
-        let desired = [
-            seg(1, 1, Some(t(11))),
-            seg(2, 2, Some(t(50))),
-            seg(4, 4, None),
-        ];
-        let mut plan = Plan::default();
-        diff(&current, &desired, &mut plan);
-        assert_eq!(
-            plan.report,
-            ReconcileReport {
-                added: 1,
-                removed: 1,
-                updated: 1,
-                kept: 1
-            }
-        );
-        assert_eq!(plan.del, vec![seg(2, 2, Some(t(10))), seg(3, 3, None)]);
-        assert_eq!(plan.add, vec![seg(2, 2, Some(t(50))), seg(4, 4, None)]);
-    }
-
-    #[test]
-    fn permanent_and_timed_are_never_the_same() {
-        assert!(!same_until(None, Some(t(1))));
-        assert!(same_until(Some(t(10)), Some(t(11))));
-        assert!(!same_until(Some(t(10)), Some(t(13))));
-    }
 
     #[test]
     fn nested_regions_merge_into_the_outer_one() {
@@ -932,5 +767,13 @@ mod tests {
     fn kernel_version_check_accepts_old_minimums() {
         assert!(kernel_at_least((2, 6)));
         assert!(!kernel_at_least((999, 0)));
+    }
+
+    #[test]
+    fn single_addresses_are_full_length_prefixes() {
+        assert!(is_single(Family::V4, 32));
+        assert!(!is_single(Family::V4, 31));
+        assert!(is_single(Family::V6, 128));
+        assert!(!is_single(Family::V6, 64));
     }
 }

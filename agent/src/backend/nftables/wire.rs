@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 
 use nftnl::expr::Expression;
 use nftnl::nftnl_sys as sys;
-use nftnl::{Batch, MsgType, NlMsg, ProtoFamily, Rule, Table};
+use nftnl::{Batch, MsgType, NlMsg, ProtoFamily, Rule};
 
 use super::segments::Family;
 use super::socket::{NLM_F_DUMP, NLM_F_REQUEST};
@@ -36,6 +36,14 @@ const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
 /// `NFT_SET_INTERVAL | NFT_SET_TIMEOUT`.
 const SET_FLAGS: u32 = 0x4 | 0x10;
+/// `NFT_SET_TIMEOUT`.
+const SET_TIMEOUT: u32 = 0x10;
+/// `NFT_SET_MAP`.
+const SET_MAP: u32 = 0x8;
+/// `NFT_DATA_VERDICT`: the map's values are verdicts.
+const DATA_VERDICT: u32 = 0xffff_ff00;
+/// `NFT_JUMP`.
+const NFT_JUMP: i32 = -3;
 /// `NFT_SET_ELEM_INTERVAL_END`.
 pub(crate) const ELEM_INTERVAL_END: u32 = 0x1;
 /// nft's data type ids for the set keys (`ipv4_addr`, `ipv6_addr`).
@@ -82,11 +90,57 @@ impl TableFamily {
     }
 }
 
-/// The set holding one address family's bans.
-pub(crate) fn set_name(family: Family) -> &'static CStr {
+/// How many hash sets (and chains) exact-address bans of one family are spread
+/// over. The kernel lists a set's elements by walking it from the start for every
+/// dump message, so reading one big set back costs time quadratic in its size;
+/// spreading a million bans over 32 sets makes the restart's read-back 32 times
+/// cheaper. A packet still meets one map lookup and one set lookup.
+pub(crate) const SHARDS: u8 = 32;
+
+/// Which of our sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum SetId {
+    /// `ban4`/`ban6`: prefixes (interval set).
+    Prefixes(Family),
+    /// `ban4_K`/`ban6_K`: single addresses whose low bits are K (hash set).
+    Exact(Family, u8),
+}
+
+impl SetId {
+    /// The exact-address set an address belongs to.
+    pub(crate) fn exact(family: Family, addr: u128) -> SetId {
+        SetId::Exact(family, (addr % u128::from(SHARDS)) as u8)
+    }
+
+    pub(crate) fn family(self) -> Family {
+        match self {
+            SetId::Prefixes(f) | SetId::Exact(f, _) => f,
+        }
+    }
+
+    /// Its name (also the name of an exact set's chain).
+    pub(crate) fn name(self) -> CString {
+        let text = match self {
+            SetId::Prefixes(Family::V4) => "ban4".to_owned(),
+            SetId::Prefixes(Family::V6) => "ban6".to_owned(),
+            SetId::Exact(Family::V4, k) => format!("ban4_{k}"),
+            SetId::Exact(Family::V6, k) => format!("ban6_{k}"),
+        };
+        CString::new(text).unwrap_or_default()
+    }
+
+    /// Every set of `family`.
+    pub(crate) fn all(family: Family) -> impl Iterator<Item = SetId> {
+        std::iter::once(SetId::Prefixes(family))
+            .chain((0..SHARDS).map(move |k| SetId::Exact(family, k)))
+    }
+}
+
+/// The verdict map that sends a packet to the chain of its exact-address set.
+pub(crate) fn shard_map_name(family: Family) -> &'static CStr {
     match family {
-        Family::V4 => c"ban4",
-        Family::V6 => c"ban6",
+        Family::V4 => c"shard4",
+        Family::V6 => c"shard6",
     }
 }
 
@@ -212,15 +266,19 @@ pub(crate) struct RawSet {
 }
 
 impl RawSet {
-    /// A set of `table` for `family`'s addresses.
-    pub(crate) fn new(table: &CStr, tfam: TableFamily, family: Family) -> RawSet {
+    /// A handle on set `id` of `table`, to queue elements for it.
+    pub(crate) fn new(table: &CStr, tfam: TableFamily, id: SetId) -> RawSet {
+        Self::named(table, tfam, &id.name())
+    }
+
+    fn named(table: &CStr, tfam: TableFamily, name: &CStr) -> RawSet {
         // SAFETY: allocation is checked; strings are copied by libnftnl.
         unsafe {
             let set = NonNull::new(sys::nftnl_set_alloc()).unwrap_or_else(|| std::process::abort());
             let p = set.as_ptr();
             sys::nftnl_set_set_u32(p, sys::NFTNL_SET_FAMILY as u16, u32::from(tfam.raw()));
             sys::nftnl_set_set_str(p, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
-            sys::nftnl_set_set_str(p, sys::NFTNL_SET_NAME as u16, set_name(family).as_ptr());
+            sys::nftnl_set_set_str(p, sys::NFTNL_SET_NAME as u16, name.as_ptr());
             RawSet {
                 set,
                 family: tfam.raw(),
@@ -229,25 +287,83 @@ impl RawSet {
         }
     }
 
-    /// The set definition: `flags interval, timeout`, key type of `family`.
-    pub(crate) fn definition(table: &CStr, tfam: TableFamily, family: Family, id: u32) -> RawSet {
-        let s = Self::new(table, tfam, family);
-        let key_type = match family {
+    fn key_type(family: Family) -> u32 {
+        match family {
             Family::V4 => TYPE_IPV4_ADDR,
             Family::V6 => TYPE_IPV6_ADDR,
+        }
+    }
+
+    /// The definition of set `id`: prefixes get `flags interval, timeout`, exact
+    /// addresses `flags timeout` (a hash set).
+    pub(crate) fn definition(table: &CStr, tfam: TableFamily, id: SetId, set_id: u32) -> RawSet {
+        let s = Self::new(table, tfam, id);
+        let flags = match id {
+            SetId::Prefixes(_) => SET_FLAGS,
+            SetId::Exact(..) => SET_TIMEOUT,
         };
         // SAFETY: the set is live.
         unsafe {
             let p = s.set.as_ptr();
-            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_ID as u16, id);
-            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_FLAGS as u16, SET_FLAGS);
-            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_KEY_TYPE as u16, key_type);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_ID as u16, set_id);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_FLAGS as u16, flags);
+            sys::nftnl_set_set_u32(
+                p,
+                sys::NFTNL_SET_KEY_TYPE as u16,
+                Self::key_type(id.family()),
+            );
+            sys::nftnl_set_set_u32(
+                p,
+                sys::NFTNL_SET_KEY_LEN as u16,
+                id.family().key_len() as u32,
+            );
+        }
+        s
+    }
+
+    /// The verdict map `shardN` (address & (SHARDS - 1) -> jump to that set's chain),
+    /// with its elements queued.
+    pub(crate) fn shard_map(
+        table: &CStr,
+        tfam: TableFamily,
+        family: Family,
+        set_id: u32,
+    ) -> RawSet {
+        let mut s = Self::named(table, tfam, shard_map_name(family));
+        // SAFETY: the set is live.
+        unsafe {
+            let p = s.set.as_ptr();
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_ID as u16, set_id);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_FLAGS as u16, SET_MAP);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_KEY_TYPE as u16, Self::key_type(family));
             sys::nftnl_set_set_u32(p, sys::NFTNL_SET_KEY_LEN as u16, family.key_len() as u32);
+            sys::nftnl_set_set_u32(p, sys::NFTNL_SET_DATA_TYPE as u16, DATA_VERDICT);
+        }
+        for k in 0..SHARDS {
+            let chain = SetId::Exact(family, k).name();
+            // SAFETY: as in push; libnftnl copies the chain name.
+            unsafe {
+                let e = NonNull::new(sys::nftnl_set_elem_alloc())
+                    .unwrap_or_else(|| std::process::abort());
+                let e = e.as_ptr();
+                let key = family.key(u128::from(k));
+                sys::nftnl_set_elem_set(
+                    e,
+                    sys::NFTNL_SET_ELEM_KEY as u16,
+                    key.as_ptr().cast(),
+                    u32::try_from(key.len()).unwrap_or(0),
+                );
+                sys::nftnl_set_elem_set_u32(e, sys::NFTNL_SET_ELEM_VERDICT as u16, NFT_JUMP as u32);
+                sys::nftnl_set_elem_set_str(e, sys::NFTNL_SET_ELEM_CHAIN as u16, chain.as_ptr());
+                sys::nftnl_set_elem_add(s.set.as_ptr(), e);
+            }
+            s.elements += 1;
         }
         s
     }
 
     /// Number of elements queued.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.elements
     }
@@ -367,8 +483,12 @@ unsafe impl NlMsg for ElemsMsg<'_> {
     }
 }
 
-/// `lookup` of register 1 in a set named in the same table.
-pub(crate) struct LookupByName(pub CString);
+/// `lookup` of register 1 in a set of the same table; with `verdict`, a map lookup
+/// whose value is the verdict (a `vmap`).
+pub(crate) struct LookupByName {
+    pub set: CString,
+    pub verdict: bool,
+}
 
 impl Expression for LookupByName {
     fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
@@ -384,8 +504,15 @@ impl Expression for LookupByName {
             sys::nftnl_expr_set_str(
                 e.as_ptr(),
                 sys::NFTNL_EXPR_LOOKUP_SET as u16,
-                self.0.as_ptr(),
+                self.set.as_ptr(),
             );
+            if self.verdict {
+                sys::nftnl_expr_set_u32(
+                    e.as_ptr(),
+                    sys::NFTNL_EXPR_LOOKUP_DREG as u16,
+                    sys::libc::NFT_REG_VERDICT as u32,
+                );
+            }
             e
         }
     }
@@ -629,11 +756,6 @@ pub(crate) fn parse_elems(message: &[u8], family: Family, out: &mut Vec<ListedEl
     ok && !ctx.bad
 }
 
-/// A safe table handle for building chains and rules with the `nftnl` crate.
-pub(crate) fn nftnl_table(name: &CStr, family: TableFamily) -> Table {
-    Table::new(name, family.proto())
-}
-
 unsafe fn cstr(p: *const c_char) -> Option<String> {
     if p.is_null() {
         return None;
@@ -667,7 +789,7 @@ mod tests {
     /// attribute limit, all inside one batch (begin and end included).
     #[test]
     fn many_elements_fill_several_messages_of_one_batch() {
-        let mut set = RawSet::new(c"log2drop", TableFamily::Inet, Family::V6);
+        let mut set = RawSet::new(c"log2drop", TableFamily::Inet, SetId::Exact(Family::V6, 3));
         for i in 0..20_000u128 {
             set.push(&Family::V6.key(i), 0, Some(60_000));
         }
