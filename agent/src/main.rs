@@ -73,6 +73,14 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Run a filter over a log and show what it matches, like fail2ban-regex:
+    /// lines read, matched, ignored and missed, hits per regex, top addresses,
+    /// time taken. FILE may be plain, gzip or zstd, or - for stdin.
+    ///
+    /// Examples: `log2drop test sshd /var/log/auth.log`,
+    /// `log2drop test --regex 'from <HOST> port' auth.log.2.gz`,
+    /// `log2drop test --config /etc/log2drop/log2drop.toml my-filter - < x.log`.
+    Test(cli::test::TestArgs),
     /// Show the running agent's uptime, sources and backends.
     Status {
         /// Print the raw JSON status.
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
         } => cli::ban(&conn.socket_path(), &target, duration.as_deref()),
         Cmd::Unban { target, conn } => cli::unban(&conn.socket_path(), &target),
         Cmd::Status { json, conn } => cli::status(&conn.socket_path(), json),
+        Cmd::Test(args) => cli::test::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

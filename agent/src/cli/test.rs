@@ -1,0 +1,294 @@
+//! `log2drop test`: runs one filter (built-in, from a config, or regexes given on
+//! the command line) over a log file, a compressed rotated log or stdin, and says
+//! what it matched, the way `fail2ban-regex` does. It runs the exact matcher the
+//! agent runs, so what it shows is what the agent would ban.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use log2drop::config::{FilterConfig, LinePrefix};
+use log2drop::filter::{self, Outcome, SourceMatcher, builtin};
+use log2drop::source::compressed;
+use log2drop::source::line::{DEFAULT_MAX_LINE, for_each_line};
+
+/// How many addresses the summary lists.
+const TOP: usize = 10;
+
+/// `log2drop test` arguments.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// FILTER and FILE. FILTER is a built-in filter or a [filters.NAME] of
+    /// --config; leave it out when giving --regex. FILE is a log file (plain,
+    /// gzip or zstd, told by its content) or - for stdin (the default).
+    #[arg(value_name = "FILTER|FILE", num_args = 0..=2)]
+    args: Vec<String>,
+    /// Test this regex (with <HOST>) instead of a named filter; repeat for more.
+    #[arg(long, value_name = "RE")]
+    regex: Vec<String>,
+    /// Lines matching this regex do not count; repeat for more. Added to the
+    /// named filter's own ignore list.
+    #[arg(long, value_name = "RE")]
+    ignore: Vec<String>,
+    /// With --regex: the lines carry a syslog prefix, and the regexes match the
+    /// message after it.
+    #[arg(long, value_name = "KIND", value_parser = ["none", "syslog"], default_value = "none")]
+    prefix: String,
+    /// With --regex --prefix syslog: only lines of this program; repeat for more.
+    #[arg(long, value_name = "NAME")]
+    program: Vec<String>,
+    /// With --regex: how to read each line's time (iso8601, syslog, clf, epoch or
+    /// a strftime pattern).
+    #[arg(long, value_name = "PATTERN")]
+    datepattern: Option<String>,
+    /// Time zone of timestamps without an offset (local, UTC, +02:00, an IANA
+    /// name). Default: the filter's own, else local.
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
+    /// Config file whose [filters.NAME] tables FILTER may name.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print one JSON object per matched line and nothing else:
+    /// {"line": N, "host": "ADDR", "filter": "NAME", "time": "RFC 3339" or null}.
+    #[arg(long, conflicts_with_all = ["print_missed", "print_ignored"])]
+    json: bool,
+    /// Print the lines no regex matched.
+    #[arg(long)]
+    print_missed: bool,
+    /// Print the lines a regex matched but an ignore regex discarded.
+    #[arg(long)]
+    print_ignored: bool,
+}
+
+/// One matched line, as `--json` prints it.
+#[derive(serde::Serialize)]
+struct JsonHit<'a> {
+    line: u64,
+    host: String,
+    filter: &'a str,
+    time: Option<String>,
+}
+
+/// What was seen, for the summary.
+#[derive(Default)]
+struct Tally {
+    read: u64,
+    matched: u64,
+    ignored: u64,
+    missed: u64,
+    cut: u64,
+    per_regex: HashMap<(usize, usize), u64>,
+    per_addr: HashMap<IpAddr, u64>,
+}
+
+/// `log2drop test`.
+pub fn run(args: &TestArgs) -> Result<()> {
+    let (name, cfg, file) = resolve(args)?;
+    let matcher = SourceMatcher::build(&[(name.as_str(), &cfg)])
+        .with_context(|| format!("cannot compile filter {name:?}"))?;
+    let mut scratch = matcher.new_scratch();
+    let mut reader = compressed::open_lines(&file).context("cannot open the log")?;
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut tally = Tally::default();
+    let mut write_error: Option<std::io::Error> = None;
+    let now = SystemTime::now();
+    let started = Instant::now();
+    let read = for_each_line(&mut *reader, DEFAULT_MAX_LINE, &mut |line| {
+        tally.read += 1;
+        let n = tally.read;
+        if write_error.is_some() {
+            return;
+        }
+        let result = if line.truncated {
+            // Cut lines are never matched by the agent either.
+            tally.cut += 1;
+            tally.missed += 1;
+            if args.print_missed {
+                print_line(&mut out, "missed (cut)", n, line.bytes)
+            } else {
+                Ok(())
+            }
+        } else {
+            match matcher.examine(line.bytes, now, &mut scratch) {
+                Outcome::Hit(hit) => {
+                    tally.matched += 1;
+                    *tally
+                        .per_regex
+                        .entry((hit.filter.index(), hit.regex))
+                        .or_default() += 1;
+                    *tally.per_addr.entry(hit.addr).or_default() += 1;
+                    if args.json {
+                        print_json(&mut out, n, &hit, matcher.filter_name(hit.filter))
+                    } else {
+                        Ok(())
+                    }
+                }
+                Outcome::Ignored { .. } => {
+                    tally.ignored += 1;
+                    if args.print_ignored {
+                        print_line(&mut out, "ignored", n, line.bytes)
+                    } else {
+                        Ok(())
+                    }
+                }
+                Outcome::Miss => {
+                    tally.missed += 1;
+                    if args.print_missed {
+                        print_line(&mut out, "missed", n, line.bytes)
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            write_error = Some(e);
+        }
+    });
+    let elapsed = started.elapsed();
+    read.with_context(|| format!("cannot read {}", file.display()))?;
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write to stdout");
+    }
+    if !args.json {
+        summary(&mut out, &name, &cfg, &tally, elapsed.as_secs_f64())?;
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(())
+}
+
+/// The filter to run, its name, and the file to read.
+fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
+    let mut positional = args.args.iter();
+    let (name, mut cfg) = if args.regex.is_empty() {
+        let Some(name) = positional.next() else {
+            bail!("name a filter (a built-in one or one from --config) or give --regex");
+        };
+        let filters = match &args.config {
+            Some(path) => {
+                log2drop::config::load(path)
+                    .with_context(|| format!("cannot use filters from {}", path.display()))?
+                    .filters
+            }
+            None => Default::default(),
+        };
+        let Some(cfg) = filter::lookup(&filters, name) else {
+            let builtins: Vec<&str> = builtin::names().collect();
+            bail!(
+                "unknown filter {name:?}: not a built-in filter ({}){}",
+                builtins.join(", "),
+                if args.config.is_some() {
+                    " nor in --config"
+                } else {
+                    "; for a filter of your config add --config FILE"
+                }
+            );
+        };
+        if args.prefix != "none" || !args.program.is_empty() || args.datepattern.is_some() {
+            bail!(
+                "--prefix, --program and --datepattern go with --regex; a named filter has its own"
+            );
+        }
+        (name.clone(), cfg.into_owned())
+    } else {
+        let prefix = if args.prefix == "syslog" {
+            LinePrefix::Syslog
+        } else {
+            LinePrefix::None
+        };
+        let cfg = FilterConfig {
+            regex: args.regex.clone(),
+            prefix,
+            programs: args.program.clone(),
+            datepattern: args.datepattern.clone(),
+            ..FilterConfig::default()
+        };
+        ("--regex".to_owned(), cfg)
+    };
+    cfg.ignore.extend(args.ignore.iter().cloned());
+    if args.timezone.is_some() {
+        cfg.timezone.clone_from(&args.timezone);
+    }
+    let file = positional
+        .next()
+        .map_or_else(|| PathBuf::from("-"), PathBuf::from);
+    if let Some(extra) = positional.next() {
+        bail!("unexpected argument {extra:?} (with --regex, give only the FILE)");
+    }
+    Ok((name, cfg, file))
+}
+
+fn print_line(out: &mut impl Write, what: &str, n: u64, bytes: &[u8]) -> std::io::Result<()> {
+    write!(out, "{what} {n}: ")?;
+    out.write_all(bytes)?;
+    out.write_all(b"\n")
+}
+
+fn print_json(out: &mut impl Write, n: u64, hit: &filter::Hit, name: &str) -> std::io::Result<()> {
+    let record = JsonHit {
+        line: n,
+        host: hit.addr.to_string(),
+        filter: name,
+        time: hit.time.and_then(rfc3339),
+    };
+    serde_json::to_writer(&mut *out, &record)?;
+    out.write_all(b"\n")
+}
+
+fn rfc3339(t: SystemTime) -> Option<String> {
+    jiff::Timestamp::try_from(t).ok().map(|ts| ts.to_string())
+}
+
+fn summary(
+    out: &mut impl Write,
+    name: &str,
+    cfg: &FilterConfig,
+    t: &Tally,
+    secs: f64,
+) -> Result<()> {
+    writeln!(out, "filter {name}")?;
+    writeln!(
+        out,
+        "lines: {} read, {} matched, {} ignored, {} missed",
+        t.read, t.matched, t.ignored, t.missed
+    )?;
+    if t.cut > 0 {
+        writeln!(
+            out,
+            "       {} over-long lines (more than {DEFAULT_MAX_LINE} bytes) cut and not matched",
+            t.cut
+        )?;
+    }
+    writeln!(out, "regexes:")?;
+    for (i, re) in cfg.regex.iter().enumerate() {
+        let hits = t.per_regex.get(&(0, i)).copied().unwrap_or(0);
+        writeln!(out, "  {i:>2} {hits:>10}  {re}")?;
+    }
+    if !t.per_addr.is_empty() {
+        let mut top: Vec<(&IpAddr, &u64)> = t.per_addr.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        writeln!(
+            out,
+            "addresses: {} distinct; top {}:",
+            t.per_addr.len(),
+            top.len().min(TOP)
+        )?;
+        for (addr, n) in top.into_iter().take(TOP) {
+            writeln!(out, "  {n:>10}  {addr}")?;
+        }
+    }
+    let rate = if secs > 0.0 {
+        t.read as f64 / secs
+    } else {
+        0.0
+    };
+    writeln!(out, "time: {secs:.3} s, {rate:.0} lines/s")?;
+    Ok(())
+}

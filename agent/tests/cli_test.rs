@@ -1,0 +1,211 @@
+//! `log2drop test` as users run it: the built binary over sample files, stdin and
+//! gzip, checking its output and exit status.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const AUTH_LOG: &str = "\
+May 19 10:00:00 web1 sshd[1]: Failed password for root from 203.0.113.4 port 52311 ssh2
+May 19 10:00:01 web1 CRON[2]: pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)
+May 19 10:00:02 web1 sshd[3]: Invalid user admin from 198.51.100.7 port 40000
+May 19 10:00:03 web1 sshd[3]: Accepted publickey for alice from 192.0.2.50 port 5100 ssh2: ED25519 SHA256:abc
+May 19 10:00:04 web1 sshd[4]: Failed password for invalid user backup from 203.0.113.4 port 52312 ssh2
+";
+
+fn log2drop(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_log2drop"))
+        .arg("test")
+        .args(args)
+        .env("TZ", "UTC")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run log2drop");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write sample");
+    path
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn json_prints_one_object_per_matched_line_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write(dir.path(), "auth.log", AUTH_LOG.as_bytes());
+    let out = log2drop(&["--json", "sshd", arg(&log)], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let hosts: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["line"].as_u64().expect("line"),
+                v["host"].as_str().expect("host"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [(1, "203.0.113.4"), (3, "198.51.100.7"), (5, "203.0.113.4")]
+    );
+    assert!(lines.iter().all(|v| v["filter"] == "sshd"));
+    // Syslog lines carry their own time; the year is the one before now.
+    let time = lines[0]["time"].as_str().expect("time");
+    assert!(time.ends_with("-05-19T10:00:00Z"), "{time}");
+}
+
+#[test]
+fn json_time_is_null_without_a_timestamp() {
+    let out = log2drop(
+        &["--json", "--regex", "^login failed from <HOST>$", "-"],
+        Some(b"login failed from 192.0.2.9\nlogin ok from 192.0.2.8\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"line\":1,\"host\":\"192.0.2.9\",\"filter\":\"--regex\",\"time\":null}\n"
+    );
+}
+
+#[test]
+fn human_summary_counts_regexes_and_addresses() {
+    let out = log2drop(&["sshd", "-"], Some(AUTH_LOG.as_bytes()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("lines: 5 read, 3 matched, 0 ignored, 2 missed"),
+        "{s}"
+    );
+    // Regex 0 (failed passwords) hit twice, regex 1 (invalid users) once.
+    assert!(
+        s.lines().any(|l| l.starts_with("   0          2  ^Failed")),
+        "{s}"
+    );
+    assert!(
+        s.lines().any(|l| l.starts_with("   1          1  ^")),
+        "{s}"
+    );
+    assert!(s.contains("2 distinct"), "{s}");
+    assert!(s.contains("         2  203.0.113.4"), "{s}");
+    assert!(s.contains("lines/s"), "{s}");
+}
+
+#[test]
+fn gzip_input_gives_the_same_hits_as_plain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = write(dir.path(), "auth.log", AUTH_LOG.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(AUTH_LOG.as_bytes()).expect("gzip");
+    let gz = write(dir.path(), "auth.log.2.gz", &gz.finish().expect("gzip"));
+    let a = log2drop(&["--json", "sshd", arg(&plain)], None);
+    let b = log2drop(&["--json", "sshd", arg(&gz)], None);
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    assert_eq!(text(&b.stdout).lines().count(), 3);
+}
+
+#[test]
+fn print_missed_and_ignored() {
+    let out = log2drop(
+        &[
+            "--regex",
+            "from <HOST> port",
+            "--ignore",
+            "for root ",
+            "--print-missed",
+            "--print-ignored",
+            "-",
+        ],
+        Some(AUTH_LOG.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("ignored 1: May 19 10:00:00"), "{s}");
+    assert!(s.contains("missed 2: May 19 10:00:01 web1 CRON"), "{s}");
+    assert!(!s.contains("missed 3:"), "{s}");
+    assert!(
+        s.contains("lines: 5 read, 3 matched, 1 ignored, 1 missed"),
+        "{s}"
+    );
+}
+
+#[test]
+fn filters_from_a_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(
+        dir.path(),
+        "log2drop.toml",
+        br#"
+[backends.dry-run]
+
+[filters.app-login]
+regex = ['^\S+ login failed for \S+ from <HOST>$']
+datepattern = "iso8601"
+timezone = "UTC"
+
+[sources.app]
+path = "/var/log/app.log"
+filters = ["app-login"]
+
+[jails.app]
+filters = ["app-login"]
+"#,
+    );
+    let out = log2drop(
+        &["--json", "--config", arg(&config), "app-login", "-"],
+        Some(b"2026-05-19T10:00:00Z login failed for bob from 2001:db8::3\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"line\":1,\"host\":\"2001:db8::3\",\"filter\":\"app-login\",\"time\":\"2026-05-19T10:00:00Z\"}\n"
+    );
+}
+
+#[test]
+fn bad_regex_fails_with_its_position() {
+    let out = log2drop(&["--regex", "from <HOST> port (\\d+", "-"], Some(b""));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("unclosed group at offset 17"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn unreadable_file_and_unknown_filter_fail_clearly() {
+    let out = log2drop(&["sshd", "/nonexistent/auth.log"], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("/nonexistent/auth.log"), "{err}");
+
+    let out = log2drop(&["no-such-filter", "-"], Some(b""));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown filter \"no-such-filter\""), "{err}");
+    assert!(err.contains("sshd"), "lists the built-in filters: {err}");
+}
