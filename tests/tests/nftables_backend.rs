@@ -563,3 +563,58 @@ fn measure_bulk_insert_and_restart() {
         100_000.0 / took.as_secs_f64()
     );
 }
+
+/// Drops CAP_NET_ADMIN from the calling thread's effective set (capabilities are
+/// per thread on Linux), so only this test thread loses it.
+fn drop_net_admin_in_this_thread() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data structs, as the ABI asks.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << CAP_NET_ADMIN);
+    // SAFETY: as above.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn without_cap_net_admin_the_error_says_so() {
+    let Some(lab) = Lab::new("without_cap_net_admin_the_error_says_so") else {
+        return;
+    };
+    let cfg = lab.config();
+    let server = &lab.server;
+    let err = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _in = server.enter();
+            drop_net_admin_in_this_thread();
+            NftablesBackend::open(&cfg).expect_err("must fail without CAP_NET_ADMIN")
+        })
+        .join()
+        .expect("thread")
+    });
+    assert!(
+        matches!(err, NftError::NotPermitted { .. }),
+        "{}",
+        chain(&err)
+    );
+    assert!(chain(&err).contains("CAP_NET_ADMIN"), "{}", chain(&err));
+}

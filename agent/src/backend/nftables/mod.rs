@@ -770,6 +770,30 @@ mod tests {
     }
 
     #[test]
+    fn kernel_errnos_become_the_errors_users_can_act_on() {
+        let err = |errno| KernelError {
+            seq: 1,
+            error: std::io::Error::from_raw_os_error(errno),
+        };
+        let e = transaction_error("x", TableFamily::Inet, "t", err(libc::EPERM));
+        assert!(matches!(e, NftError::NotPermitted { .. }));
+        assert!(e.to_string().contains("CAP_NET_ADMIN"));
+        let e = transaction_error("x", TableFamily::Inet, "t", err(libc::EPROTONOSUPPORT));
+        assert!(matches!(e, NftError::NoNfTables { .. }));
+        assert!(e.to_string().contains("nf_tables"));
+        let e = transaction_error("add", TableFamily::Netdev, "t", err(libc::EEXIST));
+        assert!(matches!(e, NftError::Transaction { .. }));
+        assert!(e.to_string().contains("netdev t"), "{e}");
+        let e = dump_error(
+            "chains",
+            TableFamily::Inet,
+            "t",
+            std::io::Error::from_raw_os_error(libc::EPERM),
+        );
+        assert!(matches!(e, NftError::NotPermitted { .. }));
+    }
+
+    #[test]
     fn single_addresses_are_full_length_prefixes() {
         assert!(is_single(Family::V4, 32));
         assert!(!is_single(Family::V4, 31));
