@@ -1,6 +1,6 @@
 //! Case 4, second half: how many packets per second one receiving core drops when
-//! banned sources flood it, for log2drop's XDP program and for the other ways to
-//! drop them (xdp-filter, an nftables set in the input chain and in a netdev ingress
+//! banned sources flood it, for log2drop's XDP program and nftables backend and for
+//! the other ways to drop them (xdp-filter, an nftables set in the input chain and in a netdev ingress
 //! chain, ipset + iptables, and one iptables rule per ban as fail2ban does), at
 //! 1,000 and 10,000 bans; and how much traffic from sources that are not banned
 //! still gets through each of them.
@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 
+use log2drop::backend::nftables::NftablesBackend;
 use log2drop::backend::xdp::XdpBackend;
-use log2drop::config::{XdpConfig, XdpMode};
+use log2drop::config::{NftAction, NftHook, NftablesConfig, XdpConfig, XdpMode};
 use log2drop_bench::report::{self, CaseReport, Cell, Table};
 use log2drop_bench::stats;
 use log2drop_tests::PinDir;
@@ -33,6 +34,8 @@ use crate::xdplab::DAEMON_BATCH;
 enum Method {
     Nothing,
     Log2drop,
+    Log2dropNftIngress,
+    Log2dropNftInput,
     XdpFilter,
     NftInput,
     NftIngress,
@@ -45,6 +48,8 @@ impl Method {
         match self {
             Method::Nothing => "no filter (frames reach a closed UDP port)",
             Method::Log2drop => "log2drop XDP (native)",
+            Method::Log2dropNftIngress => "log2drop nftables backend, netdev ingress",
+            Method::Log2dropNftInput => "log2drop nftables backend, inet input",
             Method::XdpFilter => "xdp-filter (native, ipv4+ipv6)",
             Method::NftInput => "nftables set, inet input chain",
             Method::NftIngress => "nftables set, netdev ingress chain",
@@ -57,6 +62,7 @@ impl Method {
     fn package(self) -> Option<&'static str> {
         match self {
             Method::Nothing | Method::Log2drop => None,
+            Method::Log2dropNftIngress | Method::Log2dropNftInput => None,
             Method::XdpFilter => Some("xdp-tools"),
             Method::NftInput | Method::NftIngress => Some("nftables"),
             Method::IpsetIptables => Some("ipset"),
@@ -136,6 +142,8 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     let methods = [
         Method::Log2drop,
         Method::XdpFilter,
+        Method::Log2dropNftIngress,
+        Method::Log2dropNftInput,
         Method::NftIngress,
         Method::NftInput,
         Method::IpsetIptables,
@@ -175,29 +183,13 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
             sizes.push(big);
         }
         for &n in &sizes {
-            let lab = FloodLab::new(&object)?;
-            let installed = install(ctx, &lab, method, &ban_list(n))
-                .with_context(|| format!("installing {} with {n} bans", method.label()))?;
-            let banned = floods(&lab, &banned_sources(), window)?;
-            // A filter that silently passed the flood would look like the baseline;
-            // its own counter must show the drops.
-            let counted = dropped_by_filter(&lab, method, &installed)?;
-            if counted == 0 {
-                bail!(
-                    "{} counted no drops under a flood from banned sources",
-                    method.label()
-                );
+            match measure(ctx, &object, method, n, window, with_unbanned) {
+                Ok(m) => row.cells.push(m),
+                Err(e) => {
+                    row.problem = Some(format!("failed at {n} bans: {e:#}"));
+                    break;
+                }
             }
-            let unbanned = if with_unbanned {
-                floods(&lab, &unbanned_sources(), window)?
-            } else {
-                Vec::new()
-            };
-            row.cells.push(Measured {
-                bans: n,
-                banned,
-                unbanned,
-            });
         }
         rows.push(row);
     }
@@ -291,9 +283,6 @@ fn pps(samples: &[Sample]) -> Vec<f64> {
 
 fn table_row(r: &Row, counts: &[usize], big: usize, ours: f64, pick: Pick) -> Vec<Cell> {
     let cell = |n: usize| -> Cell {
-        if r.problem.is_some() {
-            return Cell::text("not available");
-        }
         let found = if r.method == Method::Nothing {
             r.cells.first()
         } else {
@@ -303,6 +292,7 @@ fn table_row(r: &Row, counts: &[usize], big: usize, ours: f64, pick: Pick) -> Ve
             Some(c) if !pick(c).is_empty() => Cell::median(&pps(pick(c)), "packets/s", |x| {
                 format!("{} ({})", report::rate(x), report::secs(1.0 / x))
             }),
+            _ if r.problem.is_some() => Cell::text("not available"),
             _ => Cell::text("-"),
         }
     };
@@ -332,6 +322,40 @@ fn table_row(r: &Row, counts: &[usize], big: usize, ours: f64, pick: Pick) -> Ve
     cells
 }
 
+/// One method at `n` bans in a fresh lab: banned floods, then (if asked) unbanned.
+fn measure(
+    ctx: &Ctx,
+    object: &std::path::Path,
+    method: Method,
+    n: usize,
+    window: Duration,
+    with_unbanned: bool,
+) -> Result<Measured> {
+    let lab = FloodLab::new(object)?;
+    let installed = install(ctx, &lab, method, &ban_list(n))
+        .with_context(|| format!("installing {} with {n} bans", method.label()))?;
+    let banned = floods(&lab, &banned_sources(), window)?;
+    // A filter that silently passed the flood would look like the baseline; its own
+    // counter must show the drops.
+    let counted = dropped_by_filter(&lab, method, &installed)?;
+    if counted == 0 {
+        bail!(
+            "{} counted no drops under a flood from banned sources",
+            method.label()
+        );
+    }
+    let unbanned = if with_unbanned {
+        floods(&lab, &unbanned_sources(), window)?
+    } else {
+        Vec::new()
+    };
+    Ok(Measured {
+        bans: n,
+        banned,
+        unbanned,
+    })
+}
+
 /// `RUNS` floods from `sources`.
 fn floods(lab: &FloodLab, sources: &[Ipv4Addr], window: Duration) -> Result<Vec<Sample>> {
     (0..RUNS).map(|_| lab.flood(sources, window)).collect()
@@ -344,6 +368,8 @@ enum Installed {
         backend: Option<Box<XdpBackend>>,
         pins: PinDir,
     },
+    /// The table stays in the namespace and goes with it.
+    Log2dropNft(Box<NftablesBackend>),
     XdpFilter {
         rx: std::path::PathBuf,
         ifname: String,
@@ -353,7 +379,7 @@ enum Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         match self {
-            Installed::Nothing => {}
+            Installed::Nothing | Installed::Log2dropNft(_) => {}
             Installed::Log2drop { backend, pins } => {
                 // Close our descriptors first, or they keep the program alive.
                 drop(backend.take());
@@ -411,6 +437,47 @@ fn install(ctx: &Ctx, lab: &FloodLab, method: Method, bans: &[Ipv4Addr]) -> Resu
                 backend: Some(Box::new(backend)),
                 pins,
             })
+        }
+        Method::Log2dropNftIngress | Method::Log2dropNftInput => {
+            let ingress = method == Method::Log2dropNftIngress;
+            let cfg = NftablesConfig {
+                table: "log2drop".into(),
+                hook: if ingress {
+                    NftHook::Ingress
+                } else {
+                    NftHook::Input
+                },
+                priority: -10,
+                interfaces: if ingress {
+                    vec![ifname.to_owned()]
+                } else {
+                    Vec::new()
+                },
+                action: NftAction::Drop,
+                counter: true,
+            };
+            let mut backend = {
+                let _inside = rx.enter();
+                NftablesBackend::open(&cfg).context("opening log2drop's nftables backend")?
+            };
+            let now = std::time::SystemTime::now();
+            let jail: std::sync::Arc<str> = std::sync::Arc::from("bench");
+            let targets: Vec<IpNet> = bans
+                .iter()
+                .map(|a| IpNet::from(std::net::IpAddr::V4(*a)))
+                .collect();
+            for chunk in targets.chunks(DAEMON_BATCH) {
+                let batch: Vec<_> = chunk
+                    .iter()
+                    .map(|t| {
+                        let mut b = crate::xdplab::ban(*t, &jail, now);
+                        b.until = Some(now + std::time::Duration::from_secs(3600));
+                        log2drop::engine::Decision::Ban(b)
+                    })
+                    .collect();
+                log2drop::backend::Backend::apply(&mut backend, &batch, now)?;
+            }
+            Ok(Installed::Log2dropNft(Box::new(backend)))
         }
         Method::XdpFilter => {
             proc::run(&rx.command(&[
@@ -523,6 +590,11 @@ fn dropped_by_filter(lab: &FloodLab, method: Method, installed: &Installed) -> R
             .iter()
             .map(|(_, c)| c.packets)
             .sum(),
+        (Method::Log2dropNftIngress | Method::Log2dropNftInput, Installed::Log2dropNft(b)) => {
+            // It reads the counters over a new socket, in the calling thread's namespace.
+            let _inside = rx.enter();
+            b.rule_counter()?.map_or(0, |c| c.packets)
+        }
         (Method::NftInput, _) => counter_sum(&proc::run(
             &rx.command(&["nft", "list", "table", "inet", "l2dbench"]),
         )?),
