@@ -28,6 +28,10 @@ pub struct JailSpec {
     pub findtime: String,
     /// Ban length, in the config's duration syntax (`1h`, `3s`).
     pub bantime: String,
+    /// The jail's `ipv6_prefix`. The lab's IPv6 offender, bystander and server
+    /// share one /64, so tests that ban single addresses use 128; the agent's
+    /// default is 64.
+    pub ipv6_prefix: u8,
 }
 
 impl JailSpec {
@@ -38,7 +42,14 @@ impl JailSpec {
             maxretry,
             findtime: "10m".into(),
             bantime: bantime.into(),
+            ipv6_prefix: 128,
         }
+    }
+
+    /// The same jail with another `ipv6_prefix`.
+    pub fn with_ipv6_prefix(mut self, len: u8) -> JailSpec {
+        self.ipv6_prefix = len;
+        self
     }
 }
 
@@ -195,6 +206,7 @@ fn render_config(
         let _ = writeln!(t, "maxretry = {}", j.maxretry);
         let _ = writeln!(t, "findtime = {}", quote(&j.findtime));
         let _ = writeln!(t, "bantime = {}", quote(&j.bantime));
+        let _ = writeln!(t, "ipv6_prefix = {}", j.ipv6_prefix);
         let _ = writeln!(t, "backends = [\"xdp\"]");
     }
     t

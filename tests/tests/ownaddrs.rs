@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use log2drop::ownaddrs;
 use log2drop_tests::agent::ssh_fail_line;
+use log2drop_tests::veth::{BYSTANDER_V6, OFFENDER_V6, SERVER_V6};
 use log2drop_tests::{
-    Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, require_root, wait_until,
+    Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, ping_with_timeout, require_root, wait_until,
 };
 use tokio::sync::mpsc;
 
@@ -186,4 +187,54 @@ fn agent_lifts_a_ban_when_the_host_gains_the_address() {
         "manual ban of an own address must be refused"
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("allowlist"));
+}
+
+/// IPv6 offenders are banned as their /64 by default, but never over the host's
+/// own address: here the server's own address shares the offender's /64, so the
+/// ban narrows to the widest prefix around the offender that leaves it out, and
+/// a bystander in the same /64 outside that prefix keeps its replies.
+#[test]
+fn ipv6_ban_narrows_around_the_host_s_own_address() {
+    if !require_root("ipv6_ban_narrows_around_the_host_s_own_address") {
+        return;
+    }
+    let server = NetNs::new();
+    let attacker = NetNs::new();
+    let veth = VethPair::server_attacker(&server, &attacker);
+    let pins = PinDir::new();
+    let dir = AgentDir::new();
+    dir.write_config(
+        &[veth.a().ifname.as_str()],
+        pins.path(),
+        &[JailSpec::ssh(3, "1h").with_ipv6_prefix(64)],
+    );
+    let mut agent = Agent::spawn(&server, &dir);
+    agent.wait_ready();
+    let replies =
+        |from: &str| ping_with_timeout(&attacker, from, SERVER_V6, Duration::from_millis(300));
+    let up = wait_until(Duration::from_secs(10), Duration::ZERO, || {
+        replies(OFFENDER_V6) && replies(BYSTANDER_V6)
+    });
+    assert!(up.is_some(), "no IPv6 replies before any ban");
+
+    let lines: Vec<String> = (0..3).map(|_| ssh_fail_line(OFFENDER_V6)).collect();
+    dir.append_lines(&lines);
+    // Offender ::7 and the server's ::1 first differ in the bit worth 4.
+    let narrowed = "2001:db8:100::4/126";
+    let listed = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        agent.ban_for(narrowed).is_some()
+    });
+    assert!(
+        listed.is_some(),
+        "no {narrowed} ban; bans: {:?}\n{}",
+        agent.bans(),
+        agent.output_text()
+    );
+    assert_eq!(agent.bans().len(), 1, "{:?}", agent.bans());
+    let dropped = wait_until(Duration::from_secs(2), Duration::ZERO, || {
+        !replies(OFFENDER_V6)
+    });
+    assert!(dropped.is_some(), "{OFFENDER_V6} still gets replies");
+    assert!(replies(BYSTANDER_V6), "{BYSTANDER_V6} lost its replies");
+    assert_eq!(SERVER_V6, "2001:db8:100::1", "the lab's layout changed");
 }
