@@ -30,7 +30,10 @@ async fn localhost_resolves_and_only_host_names_are_resolved() {
     let lo: IpNet = "127.0.0.1/32".parse().expect("net");
     assert!(nets.contains(&lo), "{nets:?}");
     let prefix: IpNet = "192.0.2.0/24".parse().expect("net");
-    assert!(!nets.contains(&prefix), "prefixes are not resolved: {nets:?}");
+    assert!(
+        !nets.contains(&prefix),
+        "prefixes are not resolved: {nets:?}"
+    );
 
     // Handed to the engine, a resolved address is allowed like a configured one.
     let mut engine = Engine::from_config(&cfg).expect("engine");
