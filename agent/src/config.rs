@@ -222,6 +222,13 @@ pub struct AgentConfig {
     /// Most addresses whose offences are tracked at once; past this the least
     /// recently seen address that is not banned is forgotten. Default 1,000,000.
     pub max_tracked: usize,
+    /// Group whose members may use the read-only control commands (`status`,
+    /// `bans`, `stats`); the socket is then mode 0660 with this group. Default
+    /// none: root only, mode 0600.
+    pub socket_group: Option<String>,
+    /// How long the history of ended bans is kept (escalation looks back into
+    /// it). Default 365d.
+    pub history_retention: HumanDuration,
 }
 
 impl Default for AgentConfig {
@@ -232,9 +239,14 @@ impl Default for AgentConfig {
             allow: vec!["127.0.0.0/8".into(), "::1".into()],
             max_tracked: DEFAULT_MAX_TRACKED,
             allow_own_addresses: true,
+            socket_group: None,
+            history_retention: HumanDuration::from_secs(DEFAULT_HISTORY_RETENTION_SECS),
         }
     }
 }
+
+/// Default for `agent.history_retention`: one year.
+pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
 
 /// Default for `agent.max_tracked`.
 pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
@@ -536,7 +548,11 @@ pub struct JailConfig {
     /// Default none.
     #[serde(default)]
     pub ban_delay: Option<HumanDuration>,
+    /// Notification hooks run after this jail's bans are enforced. Default none.
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
 }
+
 
 /// `subnet = { v4 = 24, v6 = 48, after = 5, within = "1h" }` in a jail: ban the
 /// whole prefix once `after` addresses inside it were banned within `within`.
@@ -555,6 +571,46 @@ pub struct SubnetConfig {
     /// How recent those bans must be. Default 1h.
     #[serde(default = "default_subnet_within")]
     pub within: HumanDuration,
+}
+
+
+/// `notify = { exec = [...], webhook = "http://...", timeout = "5s" }` in a jail:
+/// told about each ban after it is enforced, asynchronously; a slow or failing hook
+/// never delays a ban.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Program and arguments, run without a shell. `{address}`, `{jail}`,
+    /// `{event}`, `{origin}`, `{since}`, `{until}` and `{filter}` in an argument
+    /// are replaced by the event's values; each argument stays one argument.
+    #[serde(default)]
+    pub exec: Vec<String>,
+    /// `http://HOST[:PORT]/PATH` that gets an HTTP POST of the event as JSON.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// How long one hook may take before it is killed or abandoned. Default 5s.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+    /// Which events run the hooks: `"ban"`, `"unban"`. Default `["ban"]`.
+    #[serde(default = "default_notify_events")]
+    pub events: Vec<NotifyEvent>,
+}
+
+/// An event a hook can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// A ban was enforced (new or extended).
+    Ban,
+    /// A ban ended (expired, lifted by hand or by a reload).
+    Unban,
+}
+
+fn default_notify_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn default_notify_events() -> Vec<NotifyEvent> {
+    vec![NotifyEvent::Ban]
 }
 
 fn default_maxretry() -> u32 {

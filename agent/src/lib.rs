@@ -19,5 +19,6 @@ pub mod duration;
 pub mod engine;
 pub mod filter;
 pub mod ownaddrs;
+pub mod hooks;
 pub mod source;
 pub mod store;

@@ -957,3 +957,69 @@ fn filter_settings_are_checked_with_their_keys() {
         "syslog prefix",
     );
 }
+
+#[test]
+fn control_and_history_keys_have_defaults_and_are_checked() {
+    let cfg = ok(GOOD);
+    assert_eq!(cfg.agent.socket_group, None);
+    assert_eq!(
+        cfg.agent.history_retention.get(),
+        Duration::from_secs(365 * 86_400)
+    );
+    let cfg = ok(&good_with(
+        "[agent]\n",
+        "[agent]\nsocket_group = \"log2drop-ro\"\nhistory_retention = \"30d\"\n",
+    ));
+    assert_eq!(cfg.agent.socket_group.as_deref(), Some("log2drop-ro"));
+    assert_eq!(
+        cfg.agent.history_retention.get(),
+        Duration::from_secs(30 * 86_400)
+    );
+    let all = problems(&good_with(
+        "[agent]\n",
+        "[agent]\nsocket_group = \"bad group\"\nhistory_retention = \"0s\"\n",
+    ));
+    assert_problem(&all, 3, 16, "agent.socket_group", "not a valid group name");
+    assert_problem(&all, 4, 21, "agent.history_retention", "longer than 0s");
+}
+
+#[test]
+fn notify_hooks_parse_with_defaults() {
+    let cfg = ok(&good_with(
+        "backends = [\"xdp\"]\n",
+        "backends = [\"xdp\"]\nnotify = { exec = [\"/usr/local/bin/x\", \"{address}\", \"{jail}\"], webhook = \"http://127.0.0.1:9000/ban\" }\n",
+    ));
+    let n = cfg.jails["ssh"].notify.as_ref().expect("notify");
+    assert_eq!(n.exec, ["/usr/local/bin/x", "{address}", "{jail}"]);
+    assert_eq!(n.webhook.as_deref(), Some("http://127.0.0.1:9000/ban"));
+    assert_eq!(n.timeout.get(), Duration::from_secs(5));
+    assert_eq!(n.events, [NotifyEvent::Ban]);
+}
+
+#[test]
+fn bad_notify_hooks_are_reported_each_with_its_key() {
+    let all = problems(&good_with(
+        "backends = [\"xdp\"]\n",
+        "backends = [\"xdp\"]\n[jails.ssh.notify]\nexec = [\"notify-send\", \"{adress}\"]\nwebhook = \"https://hooks.example/ban\"\ntimeout = \"0s\"\nevents = []\n",
+    ));
+    assert_problem(&all, 24, 9, "jails.ssh.notify.exec[0]", "absolute path");
+    assert_problem(
+        &all,
+        24,
+        24,
+        "jails.ssh.notify.exec[1]",
+        "unknown placeholder {adress}",
+    );
+    assert_problem(&all, 25, 11, "jails.ssh.notify.webhook", "only http://");
+    assert_problem(&all, 26, 11, "jails.ssh.notify.timeout", "longer than 0s");
+    assert_problem(&all, 27, 10, "jails.ssh.notify.events", "lists no event");
+    let all = problems(&good_with(
+        "backends = [\"xdp\"]\n",
+        "backends = [\"xdp\"]\nnotify = { timeout = \"1s\" }\n",
+    ));
+    assert!(
+        all.iter()
+            .any(|p| p.contains("jails.ssh.notify: sets neither exec nor webhook")),
+        "{all:?}"
+    );
+}

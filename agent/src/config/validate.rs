@@ -45,6 +45,8 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     check_filters(cfg, &mut out);
     let fed = check_sources(cfg, &mut out);
     check_jails(cfg, &fed, &mut out);
+    check_control(cfg, &mut out);
+    check_notify(cfg, &mut out);
     out.0
 }
 
@@ -581,6 +583,78 @@ fn check_score_and_escalation(jail: &super::JailConfig, path: &KeyPath, out: &mu
         }
         if sub.within.is_zero() {
             out.push(sp.key("within"), "must be longer than 0s");
+        }
+    }
+}
+
+/// The control socket's group and the history retention.
+fn check_control(cfg: &Config, out: &mut Issues) {
+    let agent = KeyPath::of(&["agent"]);
+    if let Some(group) = &cfg.agent.socket_group
+        && !valid_group_name(group)
+    {
+        out.push(
+            agent.key("socket_group"),
+            format!("{group:?} is not a valid group name (1 to 32 characters: letters, digits, '_', '-', '.')"),
+        );
+    }
+    if cfg.agent.history_retention.is_zero() {
+        out.push(
+            agent.key("history_retention"),
+            "must be longer than 0s (repeat offenders are recognised from this history)",
+        );
+    }
+}
+
+fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Per-jail notification hooks: a program given by absolute path with known
+/// placeholders, an http:// webhook, a positive timeout, at least one event.
+fn check_notify(cfg: &Config, out: &mut Issues) {
+    for (name, jail) in &cfg.jails {
+        let Some(n) = &jail.notify else {
+            continue;
+        };
+        let path = KeyPath::of(&["jails", name, "notify"]);
+        if n.exec.is_empty() && n.webhook.is_none() {
+            out.push(
+                path.clone(),
+                "sets neither exec nor webhook: give a program (exec = [\"/usr/local/bin/x\", \"{address}\"]) or a webhook URL",
+            );
+        }
+        if let Some(program) = n.exec.first()
+            && !std::path::Path::new(program).is_absolute()
+        {
+            out.push(
+                path.key("exec").index(0),
+                format!("{program:?} must be an absolute path (hooks run without a shell and without PATH lookup)"),
+            );
+        }
+        for (i, arg) in n.exec.iter().enumerate() {
+            if let Err(e) = crate::hooks::check_template(arg) {
+                out.push(path.key("exec").index(i), e);
+            }
+        }
+        if let Some(url) = &n.webhook
+            && let Err(e) = crate::hooks::WebhookUrl::parse(url)
+        {
+            out.push(path.key("webhook"), e.to_string());
+        }
+        if n.timeout.is_zero() {
+            out.push(path.key("timeout"), "must be longer than 0s");
+        }
+        if n.events.is_empty() {
+            out.push(
+                path.key("events"),
+                "lists no event: use [\"ban\"], [\"unban\"] or both",
+            );
         }
     }
 }
