@@ -553,7 +553,6 @@ pub struct JailConfig {
     pub notify: Option<NotifyConfig>,
 }
 
-
 /// `subnet = { v4 = 24, v6 = 48, after = 5, within = "1h" }` in a jail: ban the
 /// whole prefix once `after` addresses inside it were banned within `within`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -572,7 +571,6 @@ pub struct SubnetConfig {
     #[serde(default = "default_subnet_within")]
     pub within: HumanDuration,
 }
-
 
 /// `notify = { exec = [...], webhook = "http://...", timeout = "5s" }` in a jail:
 /// told about each ban after it is enforced, asynchronously; a slow or failing hook

@@ -337,11 +337,16 @@ impl Hooks {
         })
     }
 
-    /// Replaces the per-jail hooks (reload), keeping counters and running hooks.
-    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), WebhookError> {
+    /// The hooks of a new config (reload) sharing this one's counters and its
+    /// bound on running hooks, so hooks still running count against it.
+    pub fn with_config(&self, cfg: &Config) -> Result<Hooks, WebhookError> {
         let fresh = Hooks::from_config(cfg, self.runtime.clone())?;
-        self.jails = fresh.jails;
-        Ok(())
+        Ok(Hooks {
+            jails: fresh.jails,
+            permits: self.permits.clone(),
+            counters: self.counters.clone(),
+            runtime: self.runtime.clone(),
+        })
     }
 
     /// Starts the hooks for the decisions of an enforced batch and returns at once.

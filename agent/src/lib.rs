@@ -18,7 +18,7 @@ pub mod daemon;
 pub mod duration;
 pub mod engine;
 pub mod filter;
-pub mod ownaddrs;
 pub mod hooks;
+pub mod ownaddrs;
 pub mod source;
 pub mod store;

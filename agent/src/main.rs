@@ -1,7 +1,7 @@
 //! The `log2drop` command: the daemon (`run`), the config checker (`check`), and the
-//! clients that talk to a running agent over its control socket (`bans`, `ban`,
-//! `unban`, `status`). Parsing and printing live here and in [`cli`]; everything
-//! else is the library's.
+//! clients that talk to a running agent over its control socket (`status`, `bans`,
+//! `ban`, `unban`, `reload`, `stats`, `flush`). Parsing and printing live here and
+//! in [`cli`]; everything else is the library's.
 
 mod cli;
 
@@ -24,8 +24,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the agent in the foreground: follow the configured logs, ban offenders,
-    /// serve the control socket. Stops cleanly on SIGTERM or SIGINT; bans stay
+    /// Run the agent in the foreground.
+    ///
+    /// Follows the configured logs, bans offenders, serves the control socket. Stops cleanly on SIGTERM or SIGINT; bans stay
     /// enforced in the kernel and are picked up again on the next start.
     ///
     /// Log verbosity follows RUST_LOG (default "info").
@@ -34,42 +35,87 @@ enum Cmd {
         #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Check a config file the way `run` would load it (syntax, keys, values,
-    /// regexes), without touching the system. Prints "FILE: ok" or every problem
+    /// Check a config file.
+    ///
+    /// Loads it the way `run` would (syntax, keys, values, regexes), without touching the system. Prints "FILE: ok" or every problem
     /// with its line and column, and exits 1 on problems.
     Check {
         /// Config file.
         #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// List the running agent's active bans: a table, or with --json a JSON array
-    /// of {"address","jail","since","until","origin"} (until is null when
-    /// permanent; times are RFC 3339 UTC).
+    /// Show the running agent's status.
+    ///
+    /// Uptime, config file, its sources (lines read, offences), its jails (active bans) and its backends (health, what the last reconciliation
+    /// did and how long it took).
+    ///
+    /// Read-only: members of agent.socket_group may use it.
+    Status {
+        /// Print the raw JSON status.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the running agent's active bans.
+    ///
+    /// A table, or with --json a JSON array
+    /// of {"address","jail","since","until","origin"} plus "filter",
+    /// "first_offence", "last_offence" for jail bans and "forced" for forced ones
+    /// (until is null when permanent; times are RFC 3339 UTC).
+    ///
+    /// Read-only: members of agent.socket_group may use it.
     Bans {
+        /// Only the bans of this jail ("manual" for bans made by hand).
+        #[arg(long, value_name = "JAIL")]
+        jail: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Ban an address or prefix now (jail "manual"). Allowlisted targets are
-    /// refused.
+    /// Ban an address or prefix now.
+    ///
+    /// The ban is recorded and in the kernel when this returns.
+    ///
+    /// Without --jail the ban is filed under "manual" and is permanent unless
+    /// --for is given. With --jail it is filed under that jail, enforced by its
+    /// backends, and lasts its bantime unless --for is given. Targets the
+    /// allowlist covers are refused unless --force is given.
     Ban {
         /// Address (198.51.100.7, 2001:db8::1) or prefix (203.0.113.0/24).
         #[arg(value_name = "ADDR[/LEN]")]
         target: String,
-        /// How long: 30s, 10m, 1h, 2d, 1w or compounds like 1h30m. Without it the
-        /// ban is permanent.
+        /// File the ban under this configured jail.
+        #[arg(long, value_name = "JAIL")]
+        jail: Option<String>,
+        /// How long: 30s, 10m, 1h, 2d, 1w or compounds like 1h30m.
         #[arg(long = "for", value_name = "DUR")]
         duration: Option<String>,
+        /// Ban even if the allowlist covers the target (loopback, the host's own
+        /// addresses, agent.allow). The ban is marked forced and survives restarts
+        /// and reloads.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Lift a ban, whichever jail set it.
+    /// Lift a ban, or every ban (of a jail).
+    ///
+    /// `unban ADDR` lifts the ban on ADDR whichever jail set it; `unban --all`
+    /// lifts every ban; `unban --all --jail J` every ban of jail J.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["target", "all"]))]
     Unban {
         /// Address or prefix, as `bans` lists it.
         #[arg(value_name = "ADDR[/LEN]")]
-        target: String,
+        target: Option<String>,
+        /// Lift every ban (of --jail, if given).
+        #[arg(long)]
+        all: bool,
+        /// Only bans of this jail; with an address, refuse if another jail owns it.
+        #[arg(long, value_name = "JAIL")]
+        jail: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -81,11 +127,38 @@ enum Cmd {
     /// `log2drop test --regex 'from <HOST> port' auth.log.2.gz`,
     /// `log2drop test --config /etc/log2drop/log2drop.toml my-filter - < x.log`.
     Test(cli::test::TestArgs),
-    /// Show the running agent's uptime, sources and backends.
-    Status {
-        /// Print the raw JSON status.
+    /// Re-read the running agent's config file (as SIGHUP does).
+    ///
+    /// Prints what changed. Only what changed is rebuilt: unchanged sources keep reading,
+    /// unchanged jails keep their offence counters, unchanged backends are left
+    /// alone, and every ban stays. A config with errors is refused: the errors are
+    /// printed and the running config stays in force.
+    Reload {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show the running agent's counters.
+    ///
+    /// Lines read, offences, bans issued, expired and lifted,
+    /// per-source and per-backend counts, hook outcomes, and packets dropped per
+    /// ban (XDP). --json prints them as one JSON object whose "lines",
+    /// "offences", "bans_active" and "bans_total" keys are stable.
+    ///
+    /// Read-only: members of agent.socket_group may use it.
+    Stats {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove every kernel object log2drop created, for uninstalling.
+    ///
+    /// The XDP program's links and pinned maps go. A running agent does it and then stops;
+    /// with no agent running, the objects named in the config (--config, default
+    /// /etc/log2drop/log2drop.toml) are removed directly. Bans stay in the state
+    /// database and come back on the next `log2drop run`.
+    Flush {
         #[command(flatten)]
         conn: Conn,
     },
@@ -107,14 +180,34 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Run { config } => cli::run(&config),
         Cmd::Check { config } => return cli::check(&config),
-        Cmd::Bans { json, conn } => cli::bans(&conn.socket_path(), json),
+        Cmd::Status { json, conn } => cli::status(&conn.socket_path(), json),
+        Cmd::Bans { jail, json, conn } => cli::bans(&conn.socket_path(), jail.as_deref(), json),
         Cmd::Ban {
             target,
+            jail,
             duration,
+            force,
             conn,
-        } => cli::ban(&conn.socket_path(), &target, duration.as_deref()),
-        Cmd::Unban { target, conn } => cli::unban(&conn.socket_path(), &target),
-        Cmd::Status { json, conn } => cli::status(&conn.socket_path(), json),
+        } => cli::ban(
+            &conn.socket_path(),
+            &cli::BanArgs {
+                target: &target,
+                duration: duration.as_deref(),
+                jail: jail.as_deref(),
+                force,
+            },
+        ),
+        Cmd::Unban {
+            target,
+            all,
+            jail,
+            conn,
+        } => cli::unban(&conn.socket_path(), target.as_deref(), all, jail.as_deref()),
+        Cmd::Reload { conn } => cli::reload(&conn.socket_path()),
+        Cmd::Stats { json, conn } => cli::stats(&conn.socket_path(), json),
+        Cmd::Flush { conn } => {
+            cli::flush(&conn.socket_path(), std::path::Path::new(DEFAULT_CONFIG))
+        }
         Cmd::Test(args) => cli::test::run(&args),
     };
     match result {
@@ -183,6 +276,7 @@ mod tests {
                 target,
                 duration,
                 conn,
+                ..
             } => {
                 assert_eq!(target, "198.51.100.7");
                 assert_eq!(duration.as_deref(), Some("1h"));
@@ -213,6 +307,71 @@ mod tests {
         );
         let e = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot save");
         assert_eq!(error_chain(&e), "cannot save: disk full");
+    }
+
+    #[test]
+    fn unban_needs_a_target_or_all_and_not_both() {
+        let err = Cli::try_parse_from(["log2drop", "unban"]).expect_err("nothing to unban");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let err =
+            Cli::try_parse_from(["log2drop", "unban", "198.51.100.7", "--all"]).expect_err("both");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let cli =
+            Cli::try_parse_from(["log2drop", "unban", "--all", "--jail", "ssh"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Cmd::Unban { target: None, all: true, jail: Some(ref j), .. } if j == "ssh"
+        ));
+    }
+
+    #[test]
+    fn ban_takes_jail_for_and_force() {
+        let cli = Cli::try_parse_from([
+            "log2drop",
+            "ban",
+            "192.0.2.7",
+            "--jail",
+            "ssh",
+            "--for",
+            "2h",
+            "--force",
+        ])
+        .expect("parse");
+        match cli.command {
+            Cmd::Ban {
+                target,
+                jail,
+                duration,
+                force,
+                ..
+            } => {
+                assert_eq!(target, "192.0.2.7");
+                assert_eq!(jail.as_deref(), Some("ssh"));
+                assert_eq!(duration.as_deref(), Some("2h"));
+                assert!(force);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "`log2drop {}` has no help text",
+                sub.get_name()
+            );
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some() || arg.get_id() == "help" || arg.get_id() == "version",
+                    "`log2drop {} {}` has no help text",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
     }
 
     #[test]

@@ -216,6 +216,17 @@ impl Store {
         positions: &[(PathBuf, FilePosition)],
         now: SystemTime,
     ) -> Result<(), StoreError> {
+        self.commit_with_cursors(batch, positions, &[], now)
+    }
+
+    /// [`commit`](Self::commit) that also saves journal cursors (by source name).
+    pub fn commit_with_cursors(
+        &mut self,
+        batch: &[Decision],
+        positions: &[(PathBuf, FilePosition)],
+        cursors: &[(String, String)],
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -229,6 +240,7 @@ impl Store {
             }
         }
         write_positions(&tx, positions).map_err(sql)?;
+        write_cursors(&tx, cursors).map_err(sql)?;
         tx.commit().map_err(sql)
     }
 
@@ -429,21 +441,7 @@ impl Store {
 
     /// Saves journal cursors (keyed by source name) in one transaction.
     pub fn save_cursors(&mut self, cursors: &[(String, String)]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        for (source, cursor) in cursors {
-            tx.execute(
-                "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
-                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
-                params![source, cursor],
-            )
-            .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)
+        self.commit_with_cursors(&[], &[], cursors, SystemTime::now())
     }
 
     /// The saved journal cursor of a source, if any.
@@ -555,6 +553,20 @@ fn write_positions(
             p.fingerprint_len as i64,
             p.fingerprint as i64
         ])?;
+    }
+    Ok(())
+}
+
+fn write_cursors(
+    tx: &rusqlite::Transaction<'_>,
+    cursors: &[(String, String)],
+) -> rusqlite::Result<()> {
+    for (source, cursor) in cursors {
+        tx.prepare_cached(
+            "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+             ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+        )?
+        .execute(params![source, cursor])?;
     }
     Ok(())
 }

@@ -11,7 +11,6 @@ use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command};
 use log2drop::control::server::ServerOptions;
 use log2drop::daemon;
-use tokio::sync::watch;
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -77,7 +76,11 @@ filters = ["web-probe"]
     async fn bans(&self) -> Vec<BanEntry> {
         let socket = self.socket();
         let reply = tokio::task::spawn_blocking(move || {
-            client::request(&socket, &Command::Bans, Duration::from_secs(5))
+            client::request(
+                &socket,
+                &Command::Bans { jail: None },
+                Duration::from_secs(5),
+            )
         })
         .await
         .expect("join")
@@ -110,11 +113,18 @@ fn web(addr: &str) -> String {
 async fn run<F: std::future::Future<Output = ()>>(lab: &Lab, body: impl FnOnce() -> F) {
     let prepared = daemon::prepare(Path::new(&lab.path("log2drop.toml"))).expect("prepare");
     let backends = daemon::open_backends(&prepared.config).expect("backends");
-    let (stop, rx) = watch::channel(false);
+    let (stop, _reload, triggers) = daemon::Triggers::manual();
     let options = ServerOptions {
-        allowed_uids: vec![nix::unistd::geteuid().as_raw()],
+        admin_uids: vec![nix::unistd::geteuid().as_raw()],
+        read_gid: None,
     };
-    let task = tokio::spawn(daemon::run_prepared(prepared, backends, options, rx));
+    let task = tokio::spawn(daemon::run_prepared(
+        prepared,
+        backends,
+        options,
+        triggers,
+        std::time::Instant::now(),
+    ));
     for _ in 0..300 {
         if lab.socket().exists() {
             break;

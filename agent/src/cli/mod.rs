@@ -9,9 +9,12 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use log2drop::engine::Origin;
 
-use log2drop::control::client::{self, DEFAULT_TIMEOUT};
-use log2drop::control::protocol::{BanEntry, Command, Reply, Status};
+use log2drop::control::client::{self, ClientError, DEFAULT_TIMEOUT};
+use log2drop::control::protocol::{
+    BackendStatus, BanEntry, Changes, Command, FlushReport, ReloadReport, Reply, Stats, Status,
+};
 
 /// Socket used when neither `--socket` nor `--config` is given.
 pub const DEFAULT_SOCKET: &str = "/run/log2drop/log2drop.sock";
@@ -25,6 +28,14 @@ pub enum SocketArg {
 }
 
 impl SocketArg {
+    /// The config file this socket came from, if any.
+    fn config(&self) -> Option<&Path> {
+        match self {
+            SocketArg::Path(_) => None,
+            SocketArg::FromConfig(c) => Some(c),
+        }
+    }
+
     fn resolve(&self) -> Result<PathBuf> {
         match self {
             SocketArg::Path(p) => Ok(p.clone()),
@@ -78,7 +89,11 @@ pub fn check(config: &Path) -> ExitCode {
 
 fn ask(socket: &SocketArg, cmd: Command) -> Result<serde_json::Value> {
     let path = socket.resolve()?;
-    let reply: Reply = client::request(&path, &cmd, DEFAULT_TIMEOUT)?;
+    ask_at(&path, cmd)
+}
+
+fn ask_at(path: &Path, cmd: Command) -> Result<serde_json::Value> {
+    let reply: Reply = client::request(path, &cmd, DEFAULT_TIMEOUT)?;
     if !reply.ok {
         bail!(
             "{}",
@@ -90,9 +105,14 @@ fn ask(socket: &SocketArg, cmd: Command) -> Result<serde_json::Value> {
     Ok(reply.data.unwrap_or(serde_json::Value::Null))
 }
 
-/// `log2drop bans [--json]`.
-pub fn bans(socket: &SocketArg, json: bool) -> Result<()> {
-    let data = ask(socket, Command::Bans)?;
+/// `log2drop bans [--jail J] [--json]`.
+pub fn bans(socket: &SocketArg, jail: Option<&str>, json: bool) -> Result<()> {
+    let data = ask(
+        socket,
+        Command::Bans {
+            jail: jail.map(str::to_owned),
+        },
+    )?;
     let entries: Vec<BanEntry> =
         serde_json::from_value(data).context("the agent's ban list is not in the expected form")?;
     let mut out = std::io::stdout().lock();
@@ -105,11 +125,24 @@ pub fn bans(socket: &SocketArg, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `log2drop ban ADDR[/LEN] [--for DUR]`.
-pub fn ban(socket: &SocketArg, target: &str, duration: Option<&str>) -> Result<()> {
+/// What `log2drop ban` asks for.
+pub struct BanArgs<'a> {
+    /// `ADDR[/LEN]`.
+    pub target: &'a str,
+    /// `--for`.
+    pub duration: Option<&'a str>,
+    /// `--jail`.
+    pub jail: Option<&'a str>,
+    /// `--force`.
+    pub force: bool,
+}
+
+/// `log2drop ban ADDR[/LEN] [--jail J] [--for DUR] [--force]`.
+pub fn ban(socket: &SocketArg, args: &BanArgs<'_>) -> Result<()> {
+    let target = args.target;
     let net =
         log2drop::addr::parse_target(target).with_context(|| format!("cannot ban {target:?}"))?;
-    if let Some(d) = duration {
+    if let Some(d) = args.duration {
         log2drop::duration::parse_duration(d).with_context(|| format!("bad --for {d:?}"))?;
     }
     let address = log2drop::addr::display_target(&net);
@@ -117,35 +150,67 @@ pub fn ban(socket: &SocketArg, target: &str, duration: Option<&str>) -> Result<(
         socket,
         Command::Ban {
             target: address.clone(),
-            duration: duration.map(str::to_owned),
+            duration: args.duration.map(str::to_owned),
+            jail: args.jail.map(str::to_owned),
+            force: args.force,
         },
     )
     .with_context(|| format!("cannot ban {address}"))?;
     let entry: BanEntry = serde_json::from_value(data).context("unexpected reply to ban")?;
+    let forced = if entry.forced {
+        " (forced over the allowlist)"
+    } else {
+        ""
+    };
     match &entry.until {
         Some(until) => println!(
-            "banned {} until {until} (jail {})",
+            "banned {} until {until} (jail {}){forced}",
             entry.address, entry.jail
         ),
-        None => println!("banned {} permanently (jail {})", entry.address, entry.jail),
+        None => println!(
+            "banned {} permanently (jail {}){forced}",
+            entry.address, entry.jail
+        ),
     }
     Ok(())
 }
 
-/// `log2drop unban ADDR[/LEN]`.
-pub fn unban(socket: &SocketArg, target: &str) -> Result<()> {
-    let net =
-        log2drop::addr::parse_target(target).with_context(|| format!("cannot unban {target:?}"))?;
-    let address = log2drop::addr::display_target(&net);
+/// `log2drop unban ADDR[/LEN] | --all [--jail J]`.
+pub fn unban(
+    socket: &SocketArg,
+    target: Option<&str>,
+    all: bool,
+    jail: Option<&str>,
+) -> Result<()> {
+    let address = match target {
+        Some(t) => {
+            let net =
+                log2drop::addr::parse_target(t).with_context(|| format!("cannot unban {t:?}"))?;
+            Some(log2drop::addr::display_target(&net))
+        }
+        None => None,
+    };
+    let what = match (&address, jail) {
+        (Some(a), _) => a.clone(),
+        (None, Some(j)) => format!("the bans of jail {j}"),
+        (None, None) => "every ban".to_owned(),
+    };
     let data = ask(
         socket,
         Command::Unban {
-            target: address.clone(),
+            target: address,
+            all,
+            jail: jail.map(str::to_owned),
         },
     )
-    .with_context(|| format!("cannot unban {address}"))?;
-    let entry: BanEntry = serde_json::from_value(data).context("unexpected reply to unban")?;
-    println!("unbanned {} (jail {})", entry.address, entry.jail);
+    .with_context(|| format!("cannot unban {what}"))?;
+    let entries: Vec<BanEntry> =
+        serde_json::from_value(data).context("unexpected reply to unban")?;
+    match entries.as_slice() {
+        [] => println!("nothing to unban"),
+        [e] => println!("unbanned {} (jail {})", e.address, e.jail),
+        many => println!("unbanned {} bans", many.len()),
+    }
     Ok(())
 }
 
@@ -157,29 +222,231 @@ pub fn status(socket: &SocketArg, json: bool) -> Result<()> {
         return Ok(());
     }
     let s: Status = serde_json::from_value(data).context("unexpected reply to status")?;
-    println!(
-        "log2drop {} up {}",
-        s.version,
-        short_duration(Duration::from_secs(s.uptime_secs))
-    );
-    println!("active bans: {}", s.bans_active);
-    println!("backends: {}", s.backends.join(", "));
-    for src in &s.sources {
-        println!(
-            "source {}: {} ({} lines, {} offences, {} over-long lines skipped)",
-            src.name, src.path, src.lines, src.offences, src.long_lines
-        );
-    }
+    print!("{}", status_text(&s));
     Ok(())
 }
 
-/// The human `bans` table: address, jail, since, until (or "permanent"), remaining.
+fn status_text(s: &Status) -> String {
+    let mut out = format!(
+        "log2drop {} up {} ({})\nactive bans: {}\n",
+        s.version,
+        short_duration(Duration::from_secs(s.uptime_secs)),
+        s.config,
+        s.bans_active
+    );
+    for src in &s.sources {
+        out.push_str(&format!(
+            "source {}: {} ({} lines, {} offences, {} over-long lines skipped)\n",
+            src.name, src.path, src.lines, src.offences, src.long_lines
+        ));
+    }
+    for j in &s.jails {
+        out.push_str(&format!("jail {}: {} active bans\n", j.name, j.bans_active));
+    }
+    for b in &s.backends {
+        out.push_str(&format!("backend {}\n", backend_line(b)));
+    }
+    out
+}
+
+fn backend_line(b: &BackendStatus) -> String {
+    let mut l = format!(
+        "{}: {} ({} bans and {} unbans applied, {} failures)",
+        b.name,
+        if b.healthy { "ok" } else { "FAILING" },
+        b.bans_applied,
+        b.unbans_applied,
+        b.failures
+    );
+    if let Some(r) = &b.reconcile {
+        l.push_str(&format!(
+            "; reconciled: {} added, {} removed, {} updated, {} kept in {:.1} ms",
+            r.added,
+            r.removed,
+            r.updated,
+            r.kept,
+            r.took_us as f64 / 1000.0
+        ));
+    }
+    if let Some(e) = &b.error {
+        l.push_str(&format!("; last error: {e}"));
+    }
+    l
+}
+
+/// `log2drop stats [--json]`.
+pub fn stats(socket: &SocketArg, json: bool) -> Result<()> {
+    let data = ask(socket, Command::Stats)?;
+    if json {
+        println!("{data}");
+        return Ok(());
+    }
+    let s: Stats = serde_json::from_value(data).context("unexpected reply to stats")?;
+    print!("{}", stats_text(&s));
+    Ok(())
+}
+
+/// How many per-ban drop counters the text form shows.
+const TOP_DROPS: usize = 20;
+
+fn stats_text(s: &Stats) -> String {
+    let mut out = String::new();
+    let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<26}{v}\n"));
+    kv("uptime", short_duration(Duration::from_secs(s.uptime_secs)));
+    kv("lines read", s.lines.to_string());
+    kv(
+        "offences",
+        format!(
+            "{} ({} allowlisted, {} already banned)",
+            s.offences, s.offences_allowlisted, s.offences_already_banned
+        ),
+    );
+    kv("bans active", s.bans_active.to_string());
+    kv(
+        "bans issued",
+        format!(
+            "{} ({} expired, {} lifted)",
+            s.bans_total, s.bans_expired, s.bans_lifted
+        ),
+    );
+    kv(
+        "tracked addresses",
+        format!("{} ({} evicted at max_tracked)", s.tracked, s.evicted),
+    );
+    kv(
+        "state database",
+        format!(
+            "{} commits, {} errors, {} history rows",
+            s.store_commits, s.store_errors, s.history_rows
+        ),
+    );
+    kv(
+        "hooks",
+        format!(
+            "{} started, {} ok, {} failed, {} timed out, {} skipped",
+            s.hooks.started, s.hooks.succeeded, s.hooks.failed, s.hooks.timed_out, s.hooks.dropped
+        ),
+    );
+    for src in &s.sources {
+        out.push_str(&format!(
+            "source {}: {} lines, {} offences\n",
+            src.name, src.lines, src.offences
+        ));
+    }
+    for b in &s.backends {
+        out.push_str(&format!("backend {}\n", backend_line(b)));
+    }
+    if !s.drops.is_empty() {
+        out.push_str(&format!(
+            "drops per ban (top {} of {}):\n",
+            TOP_DROPS.min(s.drops.len()),
+            s.drops.len()
+        ));
+        for d in s.drops.iter().take(TOP_DROPS) {
+            out.push_str(&format!(
+                "  {:<40} {:>12} packets {:>14} bytes ({})\n",
+                d.address, d.packets, d.bytes, d.backend
+            ));
+        }
+    }
+    out
+}
+
+/// `log2drop reload`: prints what changed, or the errors of the new config.
+pub fn reload(socket: &SocketArg) -> Result<()> {
+    let data = ask(socket, Command::Reload)?;
+    let r: ReloadReport = serde_json::from_value(data).context("unexpected reply to reload")?;
+    print!("{}", reload_text(&r));
+    Ok(())
+}
+
+fn reload_text(r: &ReloadReport) -> String {
+    let mut out = String::from("config reloaded\n");
+    let mut kind = |name: &str, c: &Changes| {
+        let mut parts = Vec::new();
+        for (what, list) in [
+            ("added", &c.added),
+            ("removed", &c.removed),
+            ("rebuilt", &c.changed),
+            ("unchanged", &c.kept),
+        ] {
+            if !list.is_empty() {
+                parts.push(format!("{what} {}", list.join(", ")));
+            }
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!("{name}: {}\n", parts.join("; ")));
+        }
+    };
+    kind("sources", &r.sources);
+    kind("jails", &r.jails);
+    kind("backends", &r.backends);
+    if r.lifted > 0 {
+        out.push_str(&format!(
+            "{} bans lifted: the new allowlist covers them\n",
+            r.lifted
+        ));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// `log2drop flush`: asks the running agent to remove its kernel state and stop;
+/// with no agent running, removes the state named in the config itself.
+pub fn flush(socket: &SocketArg, default_config: &Path) -> Result<()> {
+    let path = socket.resolve()?;
+    match client::request(&path, &Command::Flush, DEFAULT_TIMEOUT) {
+        Ok(reply) if reply.ok => {
+            let r: FlushReport = serde_json::from_value(reply.data.unwrap_or_default())
+                .context("unexpected reply to flush")?;
+            println!("{}; the agent is stopping", flush_text(&r.backends));
+            Ok(())
+        }
+        Ok(reply) => bail!(
+            "{}",
+            reply
+                .error
+                .unwrap_or_else(|| "the agent refused without saying why".into())
+        ),
+        Err(ClientError::NotRunning { .. }) => {
+            let config = socket.config().unwrap_or(default_config);
+            let cfg = log2drop::config::load(config).with_context(|| {
+                format!(
+                    "no agent answers at {}; cannot read {} to flush without it",
+                    path.display(),
+                    config.display()
+                )
+            })?;
+            let removed = log2drop::daemon::flush_kernel_state(&cfg.backends)
+                .context("cannot remove log2drop's kernel state")?;
+            println!("{} (no agent was running)", flush_text(&removed));
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn flush_text(removed: &[(String, usize)]) -> String {
+    if removed.is_empty() {
+        return "no backend holds kernel state".into();
+    }
+    let parts: Vec<String> = removed
+        .iter()
+        .map(|(name, n)| format!("{name}: {n} objects removed"))
+        .collect();
+    parts.join(", ")
+}
+
+/// The human `bans` table: address, jail, why (origin and filter), since, until
+/// (or "permanent"), remaining.
 fn ban_table(entries: &[BanEntry], now: SystemTime) -> String {
     if entries.is_empty() {
         return "no active bans\n".into();
     }
-    let header = ["ADDRESS", "JAIL", "SINCE", "UNTIL", "REMAINING"];
-    let rows: Vec<[String; 5]> = entries
+    let header = ["ADDRESS", "JAIL", "WHY", "SINCE", "UNTIL", "REMAINING"];
+    let rows: Vec<[String; 6]> = entries
         .iter()
         .map(|e| {
             let (until, remaining) = match &e.until {
@@ -191,9 +458,20 @@ fn ban_table(entries: &[BanEntry], now: SystemTime) -> String {
                     (u.clone(), left.map_or_else(|| "?".into(), short_duration))
                 }
             };
+            let origin = match e.origin {
+                Origin::Jail => "jail",
+                Origin::Manual => "manual",
+                Origin::Subnet => "subnet",
+            };
+            let why = match (&e.filter, e.forced) {
+                (Some(f), _) => format!("{origin}:{f}"),
+                (None, true) => format!("{origin} (forced)"),
+                (None, false) => origin.to_owned(),
+            };
             [
                 e.address.clone(),
                 e.jail.clone(),
+                why,
                 e.since.clone(),
                 until,
                 remaining,
@@ -235,7 +513,6 @@ fn short_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log2drop::engine::Origin;
 
     fn entry(address: &str, until: Option<&str>) -> BanEntry {
         BanEntry {
@@ -244,6 +521,10 @@ mod tests {
             since: "2026-01-01T00:00:00Z".into(),
             until: until.map(str::to_owned),
             origin: Origin::Jail,
+            filter: Some("ssh-fail".into()),
+            first_offence: None,
+            last_offence: None,
+            forced: false,
         }
     }
 
@@ -280,6 +561,127 @@ mod tests {
         assert!(
             table.lines().nth(1).is_some_and(|l| l.ends_with("0s")),
             "{table}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+    use log2drop::control::protocol::{DropEntry, JailStatus, ReconcileStatus, SourceStatus};
+    use log2drop::hooks::HookStats;
+
+    fn backend(healthy: bool) -> BackendStatus {
+        BackendStatus {
+            name: "xdp".into(),
+            healthy,
+            error: (!healthy).then(|| "apply: map full".to_owned()),
+            bans_applied: 7,
+            unbans_applied: 2,
+            failures: u64::from(!healthy),
+            reconcile: Some(ReconcileStatus {
+                added: 100_000,
+                removed: 1,
+                updated: 0,
+                kept: 3,
+                took_us: 41_500,
+            }),
+        }
+    }
+
+    #[test]
+    fn status_text_lists_sources_jails_and_backend_health() {
+        let s = Status {
+            version: "0.1.0".into(),
+            uptime_secs: 3725,
+            config: "/etc/log2drop/log2drop.toml".into(),
+            bans_active: 3,
+            sources: vec![SourceStatus {
+                name: "auth".into(),
+                path: "/var/log/auth.log".into(),
+                lines: 10,
+                offences: 4,
+                long_lines: 0,
+            }],
+            jails: vec![JailStatus {
+                name: "ssh".into(),
+                bans_active: 3,
+            }],
+            backends: vec![backend(false)],
+        };
+        let t = status_text(&s);
+        assert!(
+            t.starts_with("log2drop 0.1.0 up 1h 2m 5s (/etc/log2drop/log2drop.toml)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("source auth: /var/log/auth.log (10 lines, 4 offences"),
+            "{t}"
+        );
+        assert!(t.contains("jail ssh: 3 active bans"), "{t}");
+        assert!(t.contains("backend xdp: FAILING (7 bans and 2 unbans applied, 1 failures); reconciled: 100000 added, 1 removed, 0 updated, 3 kept in 41.5 ms; last error: apply: map full"), "{t}");
+    }
+
+    #[test]
+    fn stats_text_shows_counters_and_top_drops() {
+        let drops: Vec<DropEntry> = (0..25)
+            .map(|i| DropEntry {
+                address: format!("198.51.100.{i}"),
+                backend: "xdp".into(),
+                packets: 100 - i,
+                bytes: 6000,
+            })
+            .collect();
+        let s = Stats {
+            uptime_secs: 60,
+            lines: 1000,
+            offences: 40,
+            offences_allowlisted: 1,
+            offences_already_banned: 9,
+            bans_active: 5,
+            bans_total: 6,
+            bans_expired: 1,
+            bans_lifted: 0,
+            tracked: 12,
+            evicted: 0,
+            history_rows: 6,
+            store_commits: 4,
+            store_errors: 0,
+            sources: Vec::new(),
+            backends: vec![backend(true)],
+            hooks: HookStats::default(),
+            drops,
+        };
+        let t = stats_text(&s);
+        assert!(t.contains("lines read                1000\n"), "{t}");
+        assert!(
+            t.contains("bans issued               6 (1 expired, 0 lifted)"),
+            "{t}"
+        );
+        assert!(t.contains("drops per ban (top 20 of 25):"), "{t}");
+        assert!(t.contains("198.51.100.19 "), "{t}");
+        assert!(!t.contains("198.51.100.20 "), "only the top 20: {t}");
+    }
+
+    #[test]
+    fn reload_text_names_what_changed() {
+        let r = ReloadReport {
+            sources: Changes {
+                kept: vec!["auth".into()],
+                ..Changes::default()
+            },
+            jails: Changes {
+                changed: vec!["ssh".into()],
+                added: vec!["web".into()],
+                ..Changes::default()
+            },
+            backends: Changes::default(),
+            lifted: 2,
+            notes: vec!["agent.socket changed: takes effect after a restart".into()],
+        };
+        assert_eq!(
+            reload_text(&r),
+            "config reloaded\nsources: unchanged auth\njails: added web; rebuilt ssh\n2 bans lifted: the new allowlist covers them\nnote: agent.socket changed: takes effect after a restart\n"
         );
     }
 }

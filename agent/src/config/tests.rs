@@ -981,6 +981,18 @@ fn control_and_history_keys_have_defaults_and_are_checked() {
     ));
     assert_problem(&all, 3, 16, "agent.socket_group", "not a valid group name");
     assert_problem(&all, 4, 21, "agent.history_retention", "longer than 0s");
+    // Escalation looks further back than the history is kept.
+    let text = good_with("[agent]\n", "[agent]\nhistory_retention = \"30d\"\n").replace(
+        "backends = [\"xdp\"]",
+        "backends = [\"xdp\"]\nbantime_factor = 2\nhistory = \"90d\"",
+    );
+    let all = problems(&text);
+    assert!(
+        all.iter().any(|p| p
+            .contains("jails.ssh.history: 12w6d is longer than agent.history_retention (4w2d)")),
+        "{all:?}"
+    );
+    ok(&text.replace("history = \"90d\"", "history = \"30d\""));
 }
 
 #[test]

@@ -604,6 +604,19 @@ fn check_control(cfg: &Config, out: &mut Issues) {
             "must be longer than 0s (repeat offenders are recognised from this history)",
         );
     }
+    for (name, jail) in &cfg.jails {
+        let escalates =
+            jail.bantime_factor > 1.0 || jail.permanent_after.is_some() || jail.subnet.is_some();
+        if escalates && jail.history.get() > cfg.agent.history_retention.get() {
+            out.push(
+                KeyPath::of(&["jails", name, "history"]),
+                format!(
+                    "{} is longer than agent.history_retention ({}): bans older than the retention are purged, so escalation could not see them; shorten this or lengthen history_retention",
+                    jail.history, cfg.agent.history_retention
+                ),
+            );
+        }
+    }
 }
 
 fn valid_group_name(name: &str) -> bool {

@@ -26,7 +26,9 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// The socket exists but this user may not open it.
-    #[error("permission denied on {socket}: the control socket is for root only")]
+    #[error(
+        "permission denied on {socket}: the control socket is for root (and, for status, bans and stats, members of agent.socket_group)"
+    )]
     PermissionDenied {
         /// The socket path.
         socket: PathBuf,
@@ -135,7 +137,8 @@ mod tests {
     fn missing_agent_error_names_the_socket() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("none.sock");
-        let err = request(&sock, &Command::Bans, Duration::from_secs(1)).expect_err("no agent");
+        let err = request(&sock, &Command::Bans { jail: None }, Duration::from_secs(1))
+            .expect_err("no agent");
         assert!(matches!(err, ClientError::NotRunning { .. }));
         assert!(err.to_string().contains(&*sock.to_string_lossy()), "{err}");
     }
@@ -146,7 +149,12 @@ mod tests {
         let sock = dir.path().join("mute.sock");
         // Accepts (the backlog does it) but never answers.
         let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
-        let err = request(&sock, &Command::Bans, Duration::from_millis(200)).expect_err("timeout");
+        let err = request(
+            &sock,
+            &Command::Bans { jail: None },
+            Duration::from_millis(200),
+        )
+        .expect_err("timeout");
         assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     }
 }

@@ -3,21 +3,31 @@
 //! One request per line, one reply per line:
 //!
 //! ```text
-//! {"v":1,"cmd":"bans"}
-//! {"v":1,"cmd":"ban","target":"198.51.100.7","for":"1h"}     ("for" omitted = permanent)
-//! {"v":1,"cmd":"unban","target":"203.0.113.0/24"}
 //! {"v":1,"cmd":"status"}
+//! {"v":1,"cmd":"bans"}                                         {"jail":"ssh"} filters
+//! {"v":1,"cmd":"ban","target":"198.51.100.7","for":"1h"}        optional "jail", "force"
+//! {"v":1,"cmd":"unban","target":"203.0.113.0/24"}               optional "jail"
+//! {"v":1,"cmd":"unban","all":true,"jail":"ssh"}                 every ban (of the jail)
+//! {"v":1,"cmd":"stats"}
+//! {"v":1,"cmd":"reload"}
+//! {"v":1,"cmd":"flush"}
 //! ```
 //!
 //! Replies are `{"v":1,"ok":true,"data":...}` or `{"v":1,"ok":false,"error":"..."}`.
-//! `bans` answers an array of [`BanEntry`], `ban` and `unban` the one entry
-//! concerned, `status` a [`Status`].
+//! `bans` answers an array of [`BanEntry`], `ban` the entry made, `unban` an
+//! array of the entries lifted, `status` a [`Status`], `stats` a [`Stats`],
+//! `reload` a [`ReloadReport`], `flush` a [`FlushReport`].
+//!
+//! Fields are only ever added within a version, and readers ignore fields they do
+//! not know in replies; requests with unknown fields are refused, so a typo never
+//! turns into a silently different command.
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Ban, Origin};
+use crate::hooks::HookStats;
 
 /// The protocol version this code speaks.
 pub const VERSION: u32 = 1;
@@ -32,23 +42,71 @@ pub const MAX_REPLY: usize = 256 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Command {
+    /// Agent status.
+    Status,
     /// List active bans.
-    Bans,
-    /// Ban a target (`ADDR` or `ADDR/LEN`) for a duration (`None` = permanent).
+    Bans {
+        /// Only this jail's bans.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+    },
+    /// Ban a target (`ADDR` or `ADDR/LEN`).
     Ban {
         /// `ADDR` or `ADDR/LEN`.
         target: String,
-        /// Duration such as `1h`; absent means permanent.
+        /// Duration such as `1h`; absent means the jail's `bantime` with `jail`,
+        /// else permanent.
         #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
         duration: Option<String>,
+        /// File the ban under this configured jail (default `manual`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
+        /// Ban even if the allowlist covers the target.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
-    /// Lift the ban on a target.
+    /// Lift the ban on a target, or every ban (`all`), optionally only in one jail.
     Unban {
-        /// `ADDR` or `ADDR/LEN`.
-        target: String,
+        /// `ADDR` or `ADDR/LEN`; absent with `all`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// Lift every ban (of `jail`, if given).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        all: bool,
+        /// Only bans of this jail.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
     },
-    /// Agent status.
-    Status,
+    /// Counters.
+    Stats,
+    /// Re-read the config file (as SIGHUP does).
+    Reload,
+    /// Remove every kernel object of log2drop and stop the agent (uninstall).
+    Flush,
+}
+
+impl Command {
+    /// Whether the command only reads: members of `agent.socket_group` may send
+    /// these; everything else needs root.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Status | Command::Bans { .. } | Command::Stats
+        )
+    }
+
+    /// The command's name as it appears in `"cmd"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Status => "status",
+            Command::Bans { .. } => "bans",
+            Command::Ban { .. } => "ban",
+            Command::Unban { .. } => "unban",
+            Command::Stats => "stats",
+            Command::Reload => "reload",
+            Command::Flush => "flush",
+        }
+    }
 }
 
 /// A request line: the version plus the command.
@@ -144,8 +202,20 @@ pub struct BanEntry {
     pub since: String,
     /// End, RFC 3339 UTC; `null` when permanent.
     pub until: Option<String>,
-    /// `jail` or `manual`.
+    /// `jail`, `manual` or `subnet`.
     pub origin: Origin,
+    /// The filter whose offence caused a jail's ban.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// The first offence counted for a jail's ban, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_offence: Option<String>,
+    /// The offence that reached the threshold, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_offence: Option<String>,
+    /// Made with `ban --force` over the allowlist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }
 
 impl BanEntry {
@@ -157,6 +227,10 @@ impl BanEntry {
             since: rfc3339(b.since),
             until: b.until.map(rfc3339),
             origin: b.origin,
+            filter: b.reason.as_ref().map(|r| r.filter.to_string()),
+            first_offence: b.reason.as_ref().map(|r| rfc3339(r.first_offence)),
+            last_offence: b.reason.as_ref().map(|r| rfc3339(r.last_offence)),
+            forced: b.forced,
         }
     }
 }
@@ -168,27 +242,170 @@ pub struct Status {
     pub version: String,
     /// Seconds since the agent started.
     pub uptime_secs: u64,
+    /// The config file in use.
+    #[serde(default)]
+    pub config: String,
     /// Active bans.
     pub bans_active: usize,
     /// Followed sources.
     pub sources: Vec<SourceStatus>,
-    /// Backend names, in the order they apply decisions.
-    pub backends: Vec<String>,
+    /// Configured jails (and `manual` when it holds bans).
+    #[serde(default)]
+    pub jails: Vec<JailStatus>,
+    /// Backends, in the order they apply decisions.
+    pub backends: Vec<BackendStatus>,
 }
 
-/// One source in `status`.
+/// One source in `status` and `stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStatus {
     /// Source name.
     pub name: String,
     /// Followed path.
     pub path: String,
-    /// Lines read since start.
+    /// Lines read since the source started.
     pub lines: u64,
     /// Lines that matched a filter.
     pub offences: u64,
     /// Lines skipped for exceeding the length bound.
     pub long_lines: u64,
+}
+
+/// One jail in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailStatus {
+    /// Jail name.
+    pub name: String,
+    /// Its active bans.
+    pub bans_active: usize,
+}
+
+/// One backend in `status` and `stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// Backend name (`xdp`, `dry-run`, ...).
+    pub name: String,
+    /// False when the last operation on it failed.
+    pub healthy: bool,
+    /// The last failure, if the backend is unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Ban decisions applied since start.
+    pub bans_applied: u64,
+    /// Unban decisions applied since start.
+    pub unbans_applied: u64,
+    /// Batches that failed (wholly or partly).
+    pub failures: u64,
+    /// What the last reconciliation (start or reload) did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<ReconcileStatus>,
+}
+
+/// What one reconciliation did and how long it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileStatus {
+    /// Entries added.
+    pub added: usize,
+    /// Entries removed (expired or unknown).
+    pub removed: usize,
+    /// Entries whose deadline was rewritten.
+    pub updated: usize,
+    /// Entries left alone.
+    pub kept: usize,
+    /// Wall-clock time of the reconciliation, in microseconds.
+    pub took_us: u64,
+}
+
+/// `stats` data. `lines`, `offences`, `bans_active` and `bans_total` are stable
+/// names for scripts and monitoring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Seconds since the agent started.
+    pub uptime_secs: u64,
+    /// Lines read by every source since start.
+    pub lines: u64,
+    /// Offences seen (lines that matched a filter), since start.
+    pub offences: u64,
+    /// Offences ignored because the address is allowlisted.
+    pub offences_allowlisted: u64,
+    /// Offences ignored because the address was already banned.
+    pub offences_already_banned: u64,
+    /// Active bans.
+    pub bans_active: usize,
+    /// Bans issued since start (jails, subnets and manual).
+    pub bans_total: u64,
+    /// Bans that ended at their deadline since start.
+    pub bans_expired: u64,
+    /// Bans lifted by `unban` or a reload since start.
+    pub bans_lifted: u64,
+    /// Addresses whose offences are being tracked.
+    pub tracked: usize,
+    /// Tracked addresses forgotten because `max_tracked` was reached.
+    pub evicted: u64,
+    /// Rows in the ban history.
+    pub history_rows: u64,
+    /// Decision batches written to the state database, and failed writes.
+    pub store_commits: u64,
+    /// Failed writes to the state database.
+    pub store_errors: u64,
+    /// Per source.
+    pub sources: Vec<SourceStatus>,
+    /// Per backend.
+    pub backends: Vec<BackendStatus>,
+    /// Notification hooks.
+    pub hooks: HookStats,
+    /// Packets and bytes dropped per ban, by backends that count (XDP).
+    pub drops: Vec<DropEntry>,
+}
+
+/// Drops counted for one ban.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropEntry {
+    /// Bare address or `ADDR/LEN`.
+    pub address: String,
+    /// The backend that counted.
+    pub backend: String,
+    /// Packets dropped.
+    pub packets: u64,
+    /// Bytes dropped.
+    pub bytes: u64,
+}
+
+/// What a reload changed. Names are listed per kind of component.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Sources.
+    pub sources: Changes,
+    /// Jails (a changed jail starts counting offences afresh; its bans stay).
+    pub jails: Changes,
+    /// Backends (a changed backend is reopened and reconciled).
+    pub backends: Changes,
+    /// Bans lifted because the new allowlist covers them.
+    pub lifted: usize,
+    /// Settings that only take effect after a restart, and similar notes.
+    pub notes: Vec<String>,
+}
+
+/// Added, removed, changed and unchanged names of one kind of component.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// New in the config.
+    pub added: Vec<String>,
+    /// Gone from the config.
+    pub removed: Vec<String>,
+    /// Present in both, different: rebuilt.
+    pub changed: Vec<String>,
+    /// Present in both, identical: left running.
+    pub kept: Vec<String>,
+}
+
+/// What `flush` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushReport {
+    /// Per backend: name and kernel objects removed.
+    pub backends: Vec<(String, usize)>,
+    /// True: the agent stops after a flush (a running agent would recreate it).
+    pub stopping: bool,
 }
 
 /// RFC 3339 UTC with whole seconds, the form every timestamp in the protocol uses.
@@ -211,38 +428,90 @@ mod tests {
     fn requests_parse_in_the_documented_shapes() {
         assert_eq!(
             Request::parse(br#"{"v":1,"cmd":"bans"}"#),
-            Ok(Request::new(Command::Bans))
+            Ok(Request::new(Command::Bans { jail: None }))
         );
+        assert_eq!(
+            Request::parse(br#"{"v":1,"cmd":"bans","jail":"ssh"}"#),
+            Ok(Request::new(Command::Bans {
+                jail: Some("ssh".into())
+            }))
+        );
+        assert_eq!(
+            Request::parse(
+                br#"{"v":1,"cmd":"ban","target":"192.0.2.1","jail":"ssh","force":true}"#
+            ),
+            Ok(Request::new(Command::Ban {
+                target: "192.0.2.1".into(),
+                duration: None,
+                jail: Some("ssh".into()),
+                force: true,
+            }))
+        );
+        assert_eq!(
+            Request::parse(br#"{"v":1,"cmd":"unban","all":true,"jail":"ssh"}"#),
+            Ok(Request::new(Command::Unban {
+                target: None,
+                all: true,
+                jail: Some("ssh".into()),
+            }))
+        );
+        for (line, cmd) in [
+            (&br#"{"v":1,"cmd":"stats"}"#[..], Command::Stats),
+            (br#"{"v":1,"cmd":"reload"}"#, Command::Reload),
+            (br#"{"v":1,"cmd":"flush"}"#, Command::Flush),
+            (br#"{"v":1,"cmd":"status"}"#, Command::Status),
+        ] {
+            assert_eq!(Request::parse(line), Ok(Request::new(cmd)));
+        }
         assert_eq!(
             Request::parse(br#"{"v":1,"cmd":"ban","target":"198.51.100.7","for":"1h"}"#),
             Ok(Request::new(Command::Ban {
                 target: "198.51.100.7".into(),
-                duration: Some("1h".into())
+                duration: Some("1h".into()),
+                jail: None,
+                force: false,
             }))
         );
         assert_eq!(
             Request::parse(br#"{"v":1,"cmd":"ban","target":"203.0.113.0/24"}"#),
             Ok(Request::new(Command::Ban {
                 target: "203.0.113.0/24".into(),
-                duration: None
+                duration: None,
+                jail: None,
+                force: false,
             }))
         );
         assert_eq!(
             Request::parse(br#"{"cmd":"unban","v":1,"target":"2001:db8::1"}"#),
             Ok(Request::new(Command::Unban {
-                target: "2001:db8::1".into()
+                target: Some("2001:db8::1".into()),
+                all: false,
+                jail: None,
             }))
         );
     }
 
     #[test]
     fn requests_round_trip_through_json() {
-        let req = Request::new(Command::Ban {
-            target: "192.0.2.1".into(),
-            duration: Some("30m".into()),
-        });
-        let line = serde_json::to_vec(&req).expect("encode");
-        assert_eq!(Request::parse(&line), Ok(req));
+        for cmd in [
+            Command::Ban {
+                target: "192.0.2.1".into(),
+                duration: Some("30m".into()),
+                jail: Some("ssh".into()),
+                force: true,
+            },
+            Command::Unban {
+                target: None,
+                all: true,
+                jail: None,
+            },
+            Command::Bans { jail: None },
+            Command::Flush,
+        ] {
+            let req = Request::new(cmd);
+            let line = serde_json::to_vec(&req).expect("encode");
+            assert_eq!(Request::parse(&line), Ok(req));
+        }
     }
 
     #[test]
@@ -255,8 +524,40 @@ mod tests {
         assert!(e.starts_with("malformed request"), "{e}");
         let e = Request::parse(br#"{"v":1,"cmd":"explode"}"#).expect_err("unknown cmd");
         assert!(e.contains("explode"), "{e}");
-        let e = Request::parse(br#"{"v":1,"cmd":"unban"}"#).expect_err("missing field");
+        let e = Request::parse(br#"{"v":1,"cmd":"ban"}"#).expect_err("missing field");
         assert!(e.contains("target"), "{e}");
+        let e = Request::parse(br#"{"v":1,"cmd":"bans","jial":"ssh"}"#).expect_err("typo");
+        assert!(e.contains("jial"), "{e}");
+        let e = Request::parse(br#"{"v":1,"cmd":"ban","target":"192.0.2.1","force":"yes"}"#)
+            .expect_err("wrong type");
+        assert!(e.starts_with("bad request"), "{e}");
+    }
+
+    #[test]
+    fn only_status_bans_and_stats_are_read_only() {
+        let ro: Vec<&str> = [
+            Command::Status,
+            Command::Bans { jail: None },
+            Command::Stats,
+            Command::Ban {
+                target: String::new(),
+                duration: None,
+                jail: None,
+                force: false,
+            },
+            Command::Unban {
+                target: None,
+                all: true,
+                jail: None,
+            },
+            Command::Reload,
+            Command::Flush,
+        ]
+        .iter()
+        .filter(|c| c.is_read_only())
+        .map(Command::name)
+        .collect();
+        assert_eq!(ro, ["status", "bans", "stats"]);
     }
 
     #[test]
@@ -290,5 +591,21 @@ mod tests {
                 "origin": "jail",
             })
         );
+        let b = Ban {
+            target: "198.51.100.7/32".parse().expect("net"),
+            reason: Some(crate::engine::BanReason {
+                filter: Arc::from("ssh-fail"),
+                first_offence: since,
+                last_offence: since + Duration::from_secs(60),
+            }),
+            forced: true,
+            ..b
+        };
+        let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");
+        assert_eq!(v["address"], "198.51.100.7");
+        assert_eq!(v["filter"], "ssh-fail");
+        assert_eq!(v["first_offence"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["last_offence"], "2023-11-14T22:14:20Z");
+        assert_eq!(v["forced"], true);
     }
 }

@@ -2,13 +2,18 @@
 //!
 //! The server owns the socket file: it creates the parent directory, replaces a
 //! stale socket left by a crashed agent (never a live one, never a non-socket),
-//! publishes the socket with mode 0600 atomically (bound under a temporary name,
-//! chmod, then renamed into place), and removes it on drop.
+//! publishes the socket atomically (bound under a temporary name, chmod/chown, then
+//! renamed into place), and removes it on drop. The socket is mode 0600 (root
+//! only), or 0660 with the group of `agent.socket_group` when one is configured.
 //!
-//! Each connection is its own task. It checks the peer's uid (SO_PEERCRED), reads
-//! bounded request lines, and hands each parsed request to the engine task through a
-//! channel with a oneshot reply. Every failure on one connection ends up as an error
-//! reply or a closed connection, never as an error of the daemon.
+//! Each connection is its own task. It checks the peer's credentials (SO_PEERCRED
+//! for the uid and primary gid, SO_PEERGROUPS for the supplementary groups, both
+//! as the kernel recorded them at connect time): root may send every command, a
+//! member of the socket group only the read-only ones ([`Command::is_read_only`]),
+//! anyone else is refused. It reads bounded request lines and hands each parsed
+//! request to the engine task through a channel with a oneshot reply. Every failure
+//! on one connection ends up as an error reply or a closed connection, never as an
+//! error of the daemon.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -73,14 +78,41 @@ pub enum ServerError {
 /// Who may use the socket.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Peer uids allowed to send commands. Production: root only.
-    pub allowed_uids: Vec<u32>,
+    /// Peer uids allowed every command. Production: root only.
+    pub admin_uids: Vec<u32>,
+    /// Group whose members may send read-only commands; the socket is then made
+    /// mode 0660 with this group.
+    pub read_gid: Option<u32>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            allowed_uids: vec![0],
+            admin_uids: vec![0],
+            read_gid: None,
+        }
+    }
+}
+
+/// What a peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Every command.
+    Admin,
+    /// Read-only commands.
+    ReadOnly,
+}
+
+impl ServerOptions {
+    /// The role of a peer with `uid`, primary group `gid` and supplementary
+    /// `groups`, or `None` when it is refused.
+    pub fn role(&self, uid: u32, gid: u32, groups: &[u32]) -> Option<Role> {
+        if self.admin_uids.contains(&uid) {
+            return Some(Role::Admin);
+        }
+        match self.read_gid {
+            Some(g) if gid == g || groups.contains(&g) => Some(Role::ReadOnly),
+            _ => None,
         }
     }
 }
@@ -121,7 +153,13 @@ impl ControlServer {
         };
         let _ = std::fs::remove_file(&tmp);
         let listener = UnixListener::bind(&tmp).map_err(bind_err)?;
-        let publish = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        let mode = if options.read_gid.is_some() {
+            0o660
+        } else {
+            0o600
+        };
+        let publish = std::os::unix::fs::chown(&tmp, None, options.read_gid)
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
             .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = publish {
             let _ = std::fs::remove_file(&tmp);
@@ -150,9 +188,9 @@ impl ControlServer {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let engine = engine.clone();
-                        let allowed = self.options.allowed_uids.clone();
+                        let options = self.options.clone();
                         tokio::spawn(async move {
-                            handle_connection(stream, &allowed, &engine).await;
+                            handle_connection(stream, &options, &engine).await;
                         });
                     }
                     Err(e) => {
@@ -207,27 +245,79 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
     }
 }
 
+/// The peer's supplementary groups as the kernel recorded them at connect time
+/// (SO_PEERGROUPS, Linux 4.13+).
+fn peer_groups(stream: &UnixStream) -> std::io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = libc::socklen_t::try_from(groups.len() * std::mem::size_of::<libc::gid_t>())
+            .map_err(std::io::Error::other)?;
+        // SAFETY: `groups` is a live buffer of `len` bytes; the kernel writes at
+        // most `len` bytes and sets `len` to what it wrote (or needs, on ERANGE).
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &raw mut len,
+            )
+        };
+        let n = usize::try_from(len).unwrap_or(0) / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && n > groups.len() && n <= 65_536 {
+            groups.resize(n, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
+
 async fn handle_connection(
     stream: UnixStream,
-    allowed_uids: &[u32],
+    options: &ServerOptions,
     engine: &mpsc::Sender<ControlRequest>,
 ) {
-    let uid = match stream.peer_cred() {
-        Ok(c) => c.uid(),
+    let (uid, gid) = match stream.peer_cred() {
+        Ok(c) => (c.uid(), c.gid()),
         Err(e) => {
             tracing::warn!(error = %e, "control: cannot read peer credentials");
             return;
         }
     };
+    let groups = if options.admin_uids.contains(&uid) || options.read_gid.is_none() {
+        Vec::new()
+    } else {
+        peer_groups(&stream).unwrap_or_else(|e| {
+            tracing::warn!(uid, error = %e, "control: cannot read the peer's groups");
+            Vec::new()
+        })
+    };
+    let role = options.role(uid, gid, &groups);
     let (read, mut write) = stream.into_split();
-    if !allowed_uids.contains(&uid) {
-        tracing::warn!(uid, "control: refused a connection from a non-root user");
+    let Some(role) = role else {
+        tracing::warn!(
+            uid,
+            gid,
+            "control: refused a connection from an unauthorised user"
+        );
+        let who = if options.read_gid.is_some() {
+            "root, or members of the socket group for read-only commands"
+        } else {
+            "root only"
+        };
         let reply = Reply::error(format!(
-            "permission denied: uid {uid} may not use the control socket (root only)"
+            "permission denied: uid {uid} may not use the control socket ({who})"
         ));
         let _ = write.write_all(&reply.to_line()).await;
         return;
-    }
+    };
     let mut reader = BufReader::new(read);
     let mut line = Vec::with_capacity(256);
     loop {
@@ -271,6 +361,17 @@ async fn handle_connection(
             return;
         }
         let reply = match Request::parse(&line) {
+            Ok(req) if role == Role::ReadOnly && !req.cmd.is_read_only() => {
+                tracing::warn!(
+                    uid,
+                    cmd = req.cmd.name(),
+                    "control: refused a command that needs root"
+                );
+                Reply::error(format!(
+                    "permission denied: `{}` needs root (the socket group may only use status, bans and stats)",
+                    req.cmd.name()
+                ))
+            }
             Ok(req) => ask_engine(engine, req.cmd).await,
             Err(msg) => Reply::error(msg),
         };
@@ -319,7 +420,8 @@ mod tests {
         let server = ControlServer::bind(
             &path,
             ServerOptions {
-                allowed_uids: allowed,
+                admin_uids: allowed,
+                read_gid: None,
             },
         )
         .expect("bind");
@@ -364,7 +466,9 @@ mod tests {
             client::request(
                 &p,
                 &Command::Unban {
-                    target: "198.51.100.7".into(),
+                    target: Some("198.51.100.7".into()),
+                    all: false,
+                    jail: None,
                 },
                 Duration::from_secs(5),
             )
@@ -431,6 +535,73 @@ mod tests {
                 .unwrap_or_default()
                 .contains("permission denied")
         );
+    }
+
+    #[test]
+    fn roles_follow_uid_then_groups() {
+        let root_only = ServerOptions::default();
+        assert_eq!(root_only.role(0, 0, &[]), Some(Role::Admin));
+        assert_eq!(root_only.role(1000, 1000, &[4, 27]), None);
+        let with_group = ServerOptions {
+            admin_uids: vec![0],
+            read_gid: Some(4242),
+        };
+        assert_eq!(with_group.role(0, 0, &[]), Some(Role::Admin));
+        assert_eq!(with_group.role(1000, 4242, &[]), Some(Role::ReadOnly));
+        assert_eq!(
+            with_group.role(1000, 1000, &[27, 4242]),
+            Some(Role::ReadOnly)
+        );
+        assert_eq!(with_group.role(1000, 1000, &[27]), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn socket_group_members_may_only_read_and_the_socket_is_0660() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ctl.sock");
+        let my_gid = nix::unistd::getegid().as_raw();
+        // Not an admin, but in the read group.
+        let server = ControlServer::bind(
+            &path,
+            ServerOptions {
+                admin_uids: vec![my_uid().wrapping_add(4242)],
+                read_gid: Some(my_gid),
+            },
+        )
+        .expect("bind");
+        let meta = std::fs::metadata(&path).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), my_gid);
+        let (tx, mut rx) = mpsc::channel::<ControlRequest>(8);
+        tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
+                let _ = req.reply.send(Reply::ok(serde_json::json!(req.cmd.name())));
+            }
+        });
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move { server.serve(tx, stop_rx).await });
+        let out = raw(
+            &path,
+            b"{\"v\":1,\"cmd\":\"stats\"}\n{\"v\":1,\"cmd\":\"ban\",\"target\":\"198.51.100.7\"}\n{\"v\":1,\"cmd\":\"bans\"}\n".to_vec(),
+        )
+        .await;
+        let replies: Vec<Reply> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("reply json"))
+            .collect();
+        assert_eq!(replies.len(), 3, "{out}");
+        assert_eq!(replies[0].data, Some(serde_json::json!("stats")));
+        assert!(!replies[1].ok);
+        assert!(
+            replies[1]
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("`ban` needs root"),
+            "{:?}",
+            replies[1]
+        );
+        assert_eq!(replies[2].data, Some(serde_json::json!("bans")));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -237,6 +237,17 @@ impl XdpBackend {
         Ok(removed)
     }
 
+    /// Detaches the program from `interface` by removing its pinned link under
+    /// `pin_dir` (reload, when an interface left the config). Drop any open
+    /// [`XdpBackend`] attached to it first: its descriptor would keep the link.
+    /// Returns whether a pin was there.
+    pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<bool, XdpError> {
+        let pin = PinLayout::new(pin_dir).link(interface);
+        let existed = pin.exists();
+        attach::remove_pin(&pin)?;
+        Ok(existed)
+    }
+
     fn apply_one(
         &mut self,
         decision: &Decision,

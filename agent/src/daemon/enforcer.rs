@@ -1,0 +1,589 @@
+//! The commit thread: the only owner of the state database and the backends.
+//!
+//! The engine task hands it decision batches (with the source positions read up to
+//! them) and goes on matching; this thread records each batch in the store, then
+//! applies it to the backends its jails map to, then starts the notification
+//! hooks. So the engine never waits for an fsync, a ban is on disk before it is in
+//! the kernel, and hooks never delay either.
+//!
+//! Batches that queue up while one is being synced are merged into one transaction
+//! (group commit): under a flood the sync cost is paid per round, not per batch.
+//! Everything else that touches the store or the backends comes through the same
+//! queue, in order: a `ban` command's reply is sent after its batch is enforced,
+//! and `status` sees every batch sent before it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::reload::backend_changes;
+use super::{DaemonError, flush_kernel_state, open_backend};
+use crate::backend::{Backend, ReconcileReport};
+use crate::config::{BackendsConfig, Config};
+use crate::control::protocol::{
+    BackendStatus, Changes, DropEntry, FlushReport, ReconcileStatus, Reply, Stats, Status,
+};
+use crate::engine::{Ban, Decision};
+use crate::hooks::Hooks;
+use crate::source::file::FilePosition;
+use crate::store::Store;
+
+/// Most queued commits merged into one transaction.
+const MAX_GROUP: usize = 256;
+
+/// How often old history is purged.
+const PURGE_EVERY: Duration = Duration::from_secs(86_400);
+
+/// One batch to record and enforce.
+#[derive(Debug)]
+pub(super) struct Commit {
+    /// Decisions, in order.
+    pub decisions: Vec<Decision>,
+    /// Source positions read up to these decisions.
+    pub positions: Vec<(PathBuf, FilePosition)>,
+    /// Journal cursors read up to these decisions, by source name.
+    pub cursors: Vec<(String, String)>,
+    /// When the decisions were taken.
+    pub now: SystemTime,
+    /// Told once the batch is recorded and enforced.
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+/// Work for the commit thread.
+#[derive(Debug)]
+pub(super) enum Job {
+    /// Record and enforce a batch.
+    Commit(Commit),
+    /// Complete `status` with the backends, and answer.
+    Status(Box<Status>, oneshot::Sender<Reply>),
+    /// Complete `stats` with the backends, store and hooks, and answer.
+    Stats(Box<Stats>, oneshot::Sender<Reply>),
+    /// Switch to a new config's backends, routes and hooks; `active` are the bans
+    /// a newly opened backend is reconciled with.
+    Reconfigure {
+        config: Box<Config>,
+        active: Vec<Ban>,
+        reply: oneshot::Sender<Result<Changes, String>>,
+    },
+    /// Every saved file position, and the saved cursors of these sources.
+    Saved(
+        Vec<String>,
+        oneshot::Sender<(Vec<(PathBuf, FilePosition)>, HashMap<String, String>)>,
+    ),
+    /// Periodic upkeep: backend gc, history purge.
+    Maintain(SystemTime),
+    /// Remove every kernel object and stop enforcing.
+    Flush(oneshot::Sender<Reply>),
+}
+
+/// A backend with what `status` reports about it.
+pub(super) struct Slot {
+    backend: Box<dyn Backend>,
+    healthy: bool,
+    error: Option<String>,
+    bans_applied: u64,
+    unbans_applied: u64,
+    failures: u64,
+    reconcile: Option<ReconcileStatus>,
+}
+
+impl Slot {
+    /// Reconciles `backend` with `active` and wraps it; the time taken is kept for
+    /// `status` and logged.
+    pub(super) fn reconciled(
+        mut backend: Box<dyn Backend>,
+        active: &[Ban],
+        routes: &Routes,
+        now: SystemTime,
+    ) -> Result<Slot, DaemonError> {
+        let name = backend.name();
+        let mine: Vec<Ban> = active
+            .iter()
+            .filter(|b| routes.enforces(&b.jail, name))
+            .cloned()
+            .collect();
+        let started = Instant::now();
+        let report: ReconcileReport =
+            backend
+                .reconcile(&mine, now)
+                .map_err(|source| DaemonError::Backend {
+                    name,
+                    source: Box::new(source),
+                })?;
+        let took = started.elapsed();
+        tracing::info!(
+            backend = name,
+            bans = mine.len(),
+            added = report.added,
+            removed = report.removed,
+            updated = report.updated,
+            kept = report.kept,
+            took_ms = took.as_secs_f64() * 1000.0,
+            "backend reconciled"
+        );
+        Ok(Slot {
+            backend,
+            healthy: true,
+            error: None,
+            bans_applied: 0,
+            unbans_applied: 0,
+            failures: 0,
+            reconcile: Some(ReconcileStatus {
+                added: report.added,
+                removed: report.removed,
+                updated: report.updated,
+                kept: report.kept,
+                took_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            }),
+        })
+    }
+
+    fn status(&self) -> BackendStatus {
+        BackendStatus {
+            name: self.backend.name().to_owned(),
+            healthy: self.healthy,
+            error: self.error.clone(),
+            bans_applied: self.bans_applied,
+            unbans_applied: self.unbans_applied,
+            failures: self.failures,
+            reconcile: self.reconcile,
+        }
+    }
+
+    fn failed(&mut self, what: &str, e: &dyn std::error::Error) {
+        self.healthy = false;
+        self.failures += 1;
+        self.error = Some(format!("{what}: {}", chain(e)));
+    }
+}
+
+/// Which backends enforce which jail's bans.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Routes(HashMap<String, Vec<String>>);
+
+impl Routes {
+    /// From the jails' `backends` lists.
+    pub(super) fn from_config(cfg: &Config) -> Routes {
+        Routes(
+            cfg.jails
+                .iter()
+                .map(|(name, j)| (name.clone(), j.backends.clone()))
+                .collect(),
+        )
+    }
+
+    /// Whether `backend` enforces bans of `jail`: an empty list, a manual ban and
+    /// a jail no longer configured mean every backend.
+    pub(super) fn enforces(&self, jail: &str, backend: &str) -> bool {
+        self.0
+            .get(jail)
+            .is_none_or(|list| list.is_empty() || list.iter().any(|b| b == backend))
+    }
+}
+
+/// The commit thread's state.
+pub(super) struct Enforcer {
+    pub(super) store: Store,
+    pub(super) slots: Vec<Slot>,
+    pub(super) backends_cfg: BackendsConfig,
+    pub(super) routes: Routes,
+    pub(super) hooks: Hooks,
+    pub(super) retention: Duration,
+    pub(super) next_purge: SystemTime,
+    pub(super) commits: u64,
+    pub(super) store_errors: u64,
+}
+
+impl Enforcer {
+    /// Runs until every sender of `rx` is gone; every job queued before that is done.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut next = None;
+        loop {
+            let job = match next.take() {
+                Some(j) => j,
+                None => match rx.blocking_recv() {
+                    Some(j) => j,
+                    None => break,
+                },
+            };
+            match job {
+                Job::Commit(first) => {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(Job::Commit(c)) => group.push(c),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(group);
+                }
+                other => self.handle(other),
+            }
+        }
+        tracing::debug!("commit thread stopped");
+    }
+
+    fn commit(&mut self, group: Vec<Commit>) {
+        let mut decisions = Vec::new();
+        let mut positions: HashMap<PathBuf, FilePosition> = HashMap::new();
+        let mut cursors: HashMap<String, String> = HashMap::new();
+        let mut now = SystemTime::UNIX_EPOCH;
+        let mut done = Vec::new();
+        for c in group {
+            decisions.extend(c.decisions);
+            positions.extend(c.positions);
+            cursors.extend(c.cursors);
+            now = now.max(c.now);
+            done.extend(c.done);
+        }
+        let positions: Vec<(PathBuf, FilePosition)> = positions.into_iter().collect();
+        let cursors: Vec<(String, String)> = cursors.into_iter().collect();
+        // Store first: a ban is never enforced without being recorded (unless the
+        // store itself fails, which is logged and does not stop enforcing).
+        match self
+            .store
+            .commit_with_cursors(&decisions, &positions, &cursors, now)
+        {
+            Ok(()) => self.commits += 1,
+            Err(e) => {
+                self.store_errors += 1;
+                tracing::error!(error = %chain(&e), decisions = decisions.len(),
+                    "cannot record decisions; enforcing them anyway");
+            }
+        }
+        if !decisions.is_empty() {
+            for d in &decisions {
+                log_decision(d);
+            }
+            self.apply(&decisions, now);
+            self.hooks.notify(&decisions);
+        }
+        for tx in done {
+            let _ = tx.send(());
+        }
+    }
+
+    fn apply(&mut self, decisions: &[Decision], now: SystemTime) {
+        for slot in &mut self.slots {
+            let name = slot.backend.name();
+            let mine: Vec<Decision> = decisions
+                .iter()
+                .filter(|d| self.routes.enforces(&decision_ban(d).jail, name))
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            match slot.backend.apply(&mine, now) {
+                Ok(()) => {
+                    slot.healthy = true;
+                    slot.error = None;
+                }
+                Err(e) => {
+                    tracing::error!(backend = name, decisions = mine.len(), error = %chain(&e),
+                        "backend failed to apply decisions");
+                    slot.failed("apply", &e);
+                }
+            }
+            for d in &mine {
+                match d {
+                    Decision::Ban(_) => slot.bans_applied += 1,
+                    Decision::Unban(_) => slot.unbans_applied += 1,
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, job: Job) {
+        match job {
+            Job::Commit(c) => self.commit(vec![c]),
+            Job::Status(mut status, reply) => {
+                status.backends = self.slots.iter().map(Slot::status).collect();
+                let _ = reply.send(super::to_reply(&*status));
+            }
+            Job::Stats(mut stats, reply) => {
+                stats.backends = self.slots.iter().map(Slot::status).collect();
+                stats.hooks = self.hooks.stats();
+                stats.store_commits = self.commits;
+                stats.store_errors = self.store_errors;
+                stats.history_rows = self.store.history_len().unwrap_or_else(|e| {
+                    tracing::warn!(error = %chain(&e), "cannot count history rows");
+                    0
+                });
+                stats.drops = self.drops();
+                let _ = reply.send(super::to_reply(&*stats));
+            }
+            Job::Reconfigure {
+                config,
+                active,
+                reply,
+            } => {
+                let _ = reply.send(self.reconfigure(&config, &active));
+            }
+            Job::Saved(names, reply) => {
+                let positions = self.store.all_positions().unwrap_or_else(|e| {
+                    tracing::warn!(error = %chain(&e), "cannot read saved positions");
+                    Vec::new()
+                });
+                let mut cursors = HashMap::new();
+                for name in names {
+                    match self.store.cursor(&name) {
+                        Ok(Some(c)) => {
+                            cursors.insert(name, c);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(source = %name, error = %chain(&e),
+                            "cannot read saved cursor"),
+                    }
+                }
+                let _ = reply.send((positions, cursors));
+            }
+            Job::Maintain(now) => self.maintain(now),
+            Job::Flush(reply) => {
+                let _ = reply.send(match self.flush() {
+                    Ok(report) => super::to_reply(&report),
+                    Err(e) => Reply::error(format!("flush failed: {}", chain(&e))),
+                });
+            }
+        }
+    }
+
+    fn drops(&mut self) -> Vec<DropEntry> {
+        let mut out = Vec::new();
+        for slot in &mut self.slots {
+            match slot.backend.counters() {
+                Ok(list) => out.extend(list.into_iter().map(|(net, c)| DropEntry {
+                    address: crate::addr::display_target(&net),
+                    backend: slot.backend.name().to_owned(),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                })),
+                Err(e) => slot.failed("read counters", &e),
+            }
+        }
+        out.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.address.cmp(&b.address)));
+        out
+    }
+
+    fn maintain(&mut self, now: SystemTime) {
+        for slot in &mut self.slots {
+            match slot.backend.gc(now) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(
+                    backend = slot.backend.name(),
+                    removed = n,
+                    "expired entries collected"
+                ),
+                Err(e) => {
+                    tracing::warn!(backend = slot.backend.name(), error = %chain(&e), "gc failed");
+                    slot.failed("gc", &e);
+                }
+            }
+        }
+        if now >= self.next_purge {
+            self.purge(now);
+        }
+    }
+
+    /// Deletes history older than the retention and schedules the next purge.
+    pub(super) fn purge(&mut self, now: SystemTime) {
+        let horizon = now
+            .checked_sub(self.retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        match self.store.purge_history(horizon) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "purged ban history past its retention"),
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot purge ban history"),
+        }
+        self.next_purge = now + PURGE_EVERY;
+    }
+
+    /// Opens new and changed backends before touching the running ones, so a
+    /// backend that fails to open leaves everything as it was.
+    fn reconfigure(&mut self, cfg: &Config, active: &[Ban]) -> Result<Changes, String> {
+        let changes = backend_changes(&self.backends_cfg, &cfg.backends);
+        let routes = Routes::from_config(cfg);
+        let now = SystemTime::now();
+        let hooks = self
+            .hooks
+            .with_config(cfg)
+            .map_err(|e| format!("notify: {e}"))?;
+        let mut opened = Vec::new();
+        for name in changes.added.iter().chain(&changes.changed) {
+            // Some changes cannot be made beside the running backend, so its
+            // kernel state goes first (a short gap, logged): a new XDP pin
+            // directory cannot attach while the old one holds the interfaces, and
+            // a changed nftables table may move family (inet <-> netdev) under the
+            // same name.
+            let replaced = match name.as_str() {
+                "xdp" => matches!(
+                    (&self.backends_cfg.xdp, &cfg.backends.xdp),
+                    (Some(old), Some(new)) if old.pin_dir != new.pin_dir
+                ),
+                "nftables" => changes.changed.iter().any(|c| c == "nftables"),
+                _ => false,
+            };
+            if replaced {
+                tracing::warn!(backend = %name, "backend replaced: removing its old kernel state first");
+                self.slots.retain(|s| s.backend.name() != name.as_str());
+                let mut only = BackendsConfig::default();
+                match name.as_str() {
+                    "xdp" => only.xdp = self.backends_cfg.xdp.clone(),
+                    _ => only.nftables = self.backends_cfg.nftables.clone(),
+                }
+                if let Err(e) = flush_kernel_state(&only) {
+                    tracing::warn!(backend = %name, error = %chain(&e), "cannot remove the old kernel state");
+                }
+            }
+            let opened_one = open_backend(&cfg.backends, name).and_then(|b| {
+                b.map(|b| Slot::reconciled(b, active, &routes, now))
+                    .transpose()
+            });
+            match opened_one {
+                Ok(Some(slot)) => opened.push(slot),
+                Ok(None) => {}
+                Err(e) => {
+                    if replaced {
+                        self.reopen_old(name, active, now);
+                    }
+                    return Err(chain(&e));
+                }
+            }
+        }
+        // Past this point nothing fails: swap.
+        let gone: Vec<&String> = changes.removed.iter().chain(&changes.changed).collect();
+        self.slots
+            .retain(|s| !gone.iter().any(|n| n.as_str() == s.backend.name()));
+        for name in &changes.removed {
+            let mut only = BackendsConfig::default();
+            match name.as_str() {
+                "xdp" => only.xdp = self.backends_cfg.xdp.clone(),
+                "nftables" => only.nftables = self.backends_cfg.nftables.clone(),
+                _ => {}
+            }
+            match flush_kernel_state(&only) {
+                Ok(_) => {
+                    tracing::info!(backend = %name, "backend removed from the config; its kernel state is gone")
+                }
+                Err(e) => {
+                    tracing::warn!(backend = %name, error = %chain(&e), "cannot remove the kernel state of a removed backend")
+                }
+            }
+        }
+        if let (Some(old), Some(new)) = (&self.backends_cfg.xdp, &cfg.backends.xdp)
+            && old.pin_dir == new.pin_dir
+        {
+            for iface in old
+                .interfaces
+                .iter()
+                .filter(|i| !new.interfaces.contains(i))
+            {
+                match crate::backend::xdp::XdpBackend::detach_interface(&old.pin_dir, iface) {
+                    Ok(_) => {
+                        tracing::info!(interface = %iface, "XDP program detached (interface left the config)")
+                    }
+                    Err(e) => {
+                        tracing::warn!(interface = %iface, error = %chain(&e), "cannot detach the XDP program")
+                    }
+                }
+            }
+        }
+        self.slots.extend(opened);
+        // Keep the config's order: it is the order decisions are applied in.
+        let order = cfg.backends.names();
+        self.slots.sort_by_key(|s| {
+            order
+                .iter()
+                .position(|n| *n == s.backend.name())
+                .unwrap_or(usize::MAX)
+        });
+        self.backends_cfg = cfg.backends.clone();
+        self.routes = routes;
+        self.hooks = hooks;
+        self.retention = cfg.agent.history_retention.get();
+        Ok(changes)
+    }
+
+    /// Puts back a backend of the running config after a failed replacement.
+    fn reopen_old(&mut self, name: &str, active: &[Ban], now: SystemTime) {
+        match open_backend(&self.backends_cfg, name).and_then(|b| {
+            b.map(|b| Slot::reconciled(b, active, &self.routes, now))
+                .transpose()
+        }) {
+            Ok(Some(slot)) => self.slots.push(slot),
+            Ok(None) => {}
+            Err(e) => tracing::error!(backend = name, error = %chain(&e),
+                "cannot reopen the backend of the running config; its bans are not enforced"),
+        }
+    }
+
+    fn flush(&mut self) -> Result<FlushReport, DaemonError> {
+        // Close our descriptors first: they would keep the program attached.
+        self.slots.clear();
+        let backends = flush_kernel_state(&self.backends_cfg)?;
+        self.backends_cfg = BackendsConfig::default();
+        tracing::warn!(
+            ?backends,
+            "flushed every kernel object; bans are no longer enforced"
+        );
+        Ok(FlushReport {
+            backends,
+            stopping: true,
+        })
+    }
+}
+
+fn decision_ban(d: &Decision) -> &Ban {
+    match d {
+        Decision::Ban(b) | Decision::Unban(b) => b,
+    }
+}
+
+fn log_decision(d: &Decision) {
+    match d {
+        Decision::Ban(b) => {
+            let until = b
+                .until
+                .map_or_else(|| "permanent".to_owned(), crate::control::protocol::rfc3339);
+            tracing::info!(
+                address = %crate::addr::display_target(&b.target),
+                jail = %b.jail,
+                until = %until,
+                origin = match b.origin {
+                    crate::engine::Origin::Jail => "jail",
+                    crate::engine::Origin::Manual => "manual",
+                    crate::engine::Origin::Subnet => "subnet",
+                },
+                filter = b.reason.as_ref().map_or("", |r| &*r.filter),
+                forced = b.forced,
+                "ban"
+            );
+        }
+        Decision::Unban(b) => tracing::info!(
+            address = %crate::addr::display_target(&b.target),
+            jail = %b.jail,
+            "unban"
+        ),
+    }
+}
+
+/// An error and its sources on one line.
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,531 @@
+//! The engine task: the single owner of the engine and of the running sources.
+//!
+//! It takes offences (draining whatever is queued into one batch), control
+//! requests, reload and stop triggers, and a timer for the next expiry. Each batch
+//! of decisions goes to the commit thread ([`super::enforcer`]) together with the
+//! source positions read up to it; the engine task does not wait for the disk or
+//! the kernel, except where a control command's reply must say the ban is in force
+//! (then a small task waits for that batch and answers, and the engine goes on).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+
+use super::enforcer::{Commit, Job};
+use super::reload::ConfigDiff;
+use super::sources::{SourceSet, stop_draining};
+use super::{Triggers, prepare, to_reply};
+use crate::config::Config;
+use crate::control::protocol::{BanEntry, Command, JailStatus, ReloadReport, Reply, Stats, Status};
+use crate::control::server::ControlRequest;
+use crate::engine::{Ban, Decision, Engine, MANUAL_JAIL, ManualBan};
+use crate::hooks::HookStats;
+use crate::source::file::FilePosition;
+use crate::source::{Saved, SourceEvent};
+
+/// Most offences folded into one decision batch.
+const MAX_BATCH: usize = 4096;
+/// How often backends drop expired entries and old history is purged.
+const GC_EVERY: Duration = Duration::from_secs(60);
+/// How often source positions are committed when no decision carries them.
+const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+
+/// See the module docs.
+pub(super) struct EngineTask {
+    pub(super) engine: Engine,
+    pub(super) config: Config,
+    pub(super) config_path: PathBuf,
+    pub(super) sources: SourceSet,
+    /// For sources started by a reload.
+    pub(super) src_tx: mpsc::Sender<SourceEvent>,
+    pub(super) enforcer: mpsc::Sender<Job>,
+    pub(super) started: Instant,
+    /// Decisions not yet handed to the commit thread.
+    pub(super) pending: Vec<Decision>,
+    /// Positions not yet handed to the commit thread.
+    pub(super) positions: HashMap<PathBuf, FilePosition>,
+    /// Journal cursors not yet handed to the commit thread.
+    pub(super) cursors: HashMap<String, String>,
+    /// The latest position seen per path (a restarted source resumes there).
+    pub(super) last_positions: HashMap<PathBuf, FilePosition>,
+    /// The latest cursor seen per journal source.
+    pub(super) last_cursors: HashMap<String, String>,
+    pub(super) bans_total: u64,
+    pub(super) bans_lifted: u64,
+    /// Set by `flush`: the task ends after answering.
+    pub(super) stop: bool,
+}
+
+impl EngineTask {
+    /// Runs until the stop trigger fires (or `flush`), then stops the sources
+    /// without losing what they read and hands the last batch to the commit thread.
+    pub(super) async fn run(
+        mut self,
+        mut src_rx: mpsc::Receiver<SourceEvent>,
+        mut ctl_rx: mpsc::Receiver<ControlRequest>,
+        mut own_rx: mpsc::Receiver<Vec<std::net::IpAddr>>,
+        mut triggers: Triggers,
+    ) {
+        let mut gc = tokio::time::interval(GC_EVERY);
+        let mut flush = tokio::time::interval(POSITIONS_EVERY);
+        gc.tick().await;
+        flush.tick().await;
+        let mut ctl_open = true;
+        let mut own_open = true;
+        let mut reload_open = true;
+        while !self.stop && !*triggers.shutdown.borrow() {
+            let expiry = self
+                .engine
+                .next_expiry()
+                .map(|t| {
+                    t.duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                })
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                ev = src_rx.recv() => {
+                    // This task holds a sender, so the channel never closes.
+                    if let Some(ev) = ev {
+                        self.take(ev);
+                        let mut n = 1;
+                        while n < MAX_BATCH {
+                            match src_rx.try_recv() {
+                                Ok(ev) => self.take(ev),
+                                Err(_) => break,
+                            }
+                            n += 1;
+                        }
+                        self.commit(None).await;
+                    }
+                }
+                req = ctl_rx.recv(), if ctl_open => match req {
+                    Some(req) => self.control(req, &mut src_rx).await,
+                    None => ctl_open = false,
+                },
+                addrs = own_rx.recv(), if own_open => match addrs {
+                    // The host gained or lost an address: bans that now cover one
+                    // of its own addresses are lifted.
+                    Some(addrs) => {
+                        self.engine.set_own_addresses(addrs, &mut self.pending);
+                        self.commit(None).await;
+                    }
+                    None => own_open = false,
+                },
+                () = tokio::time::sleep(expiry) => {
+                    self.engine.expire(SystemTime::now(), &mut self.pending);
+                    self.commit(None).await;
+                }
+                _ = gc.tick() => {
+                    // Also lets the engine forget aged-out offence windows when no
+                    // ban deadline wakes it.
+                    let now = SystemTime::now();
+                    self.engine.expire(now, &mut self.pending);
+                    self.commit(None).await;
+                    self.send(Job::Maintain(now)).await;
+                }
+                _ = flush.tick() => {
+                    if !self.positions.is_empty() || !self.cursors.is_empty() {
+                        self.commit(None).await;
+                    }
+                }
+                r = triggers.reload.recv(), if reload_open => match r {
+                    Some(()) => match self.reload(&mut src_rx).await {
+                        Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
+                        Err(e) => tracing::error!("SIGHUP: {e}"),
+                    },
+                    None => reload_open = false,
+                },
+                changed = triggers.shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let handles = self.sources.take_all();
+        let mut drained = Vec::new();
+        stop_draining(handles, &mut src_rx, |ev| drained.push(ev)).await;
+        for ev in drained {
+            self.take(ev);
+        }
+        self.commit(None).await;
+    }
+
+    fn take(&mut self, ev: SourceEvent) {
+        match ev {
+            SourceEvent::Offence(o) => {
+                self.engine
+                    .offence(&o.filter, o.addr, o.at, &mut self.pending);
+            }
+            SourceEvent::Position { path, position, .. } => {
+                self.last_positions.insert(path.clone(), position);
+                self.positions.insert(path, position);
+            }
+            SourceEvent::Cursor { source, cursor } => {
+                self.last_cursors.insert(source.to_string(), cursor.clone());
+                self.cursors.insert(source.to_string(), cursor);
+            }
+        }
+    }
+
+    async fn send(&self, job: Job) {
+        if self.enforcer.send(job).await.is_err() {
+            tracing::error!("the commit thread is gone; decisions are not enforced");
+        }
+    }
+
+    /// Hands pending decisions and positions to the commit thread; `done` is told
+    /// once they are recorded and enforced.
+    async fn commit(&mut self, done: Option<oneshot::Sender<()>>) {
+        if self.pending.is_empty()
+            && self.positions.is_empty()
+            && self.cursors.is_empty()
+            && done.is_none()
+        {
+            return;
+        }
+        self.bans_total += self
+            .pending
+            .iter()
+            .filter(|d| matches!(d, Decision::Ban(_)))
+            .count() as u64;
+        let commit = Commit {
+            decisions: std::mem::take(&mut self.pending),
+            positions: self.positions.drain().collect(),
+            cursors: self.cursors.drain().collect(),
+            now: SystemTime::now(),
+            done,
+        };
+        self.send(Job::Commit(commit)).await;
+    }
+
+    /// Commits what is pending and answers `reply` with `answer` once it is
+    /// enforced, without holding up the engine.
+    async fn commit_then_reply(&mut self, reply: oneshot::Sender<Reply>, answer: Reply) {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.commit(Some(done_tx)).await;
+        tokio::spawn(async move {
+            let answer = match done_rx.await {
+                Ok(()) => answer,
+                Err(_) => Reply::error("the agent stopped before the change was enforced"),
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
+    async fn control(&mut self, req: ControlRequest, src_rx: &mut mpsc::Receiver<SourceEvent>) {
+        let ControlRequest { cmd, reply } = req;
+        let now = SystemTime::now();
+        match cmd {
+            Command::Status => {
+                let status = Status {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    uptime_secs: self.started.elapsed().as_secs(),
+                    config: self.config_path.display().to_string(),
+                    bans_active: self.engine.bans().count(),
+                    sources: self.sources.statuses(),
+                    jails: self.jail_statuses(),
+                    backends: Vec::new(),
+                };
+                self.send(Job::Status(Box::new(status), reply)).await;
+            }
+            Command::Stats => {
+                let es = self.engine.stats();
+                let sources = self.sources.statuses();
+                let stats = Stats {
+                    uptime_secs: self.started.elapsed().as_secs(),
+                    lines: sources.iter().map(|s| s.lines).sum(),
+                    offences: es.offences,
+                    offences_allowlisted: es.allowlisted,
+                    offences_already_banned: es.already_banned,
+                    bans_active: self.engine.bans().count(),
+                    bans_total: self.bans_total
+                        + self
+                            .pending
+                            .iter()
+                            .filter(|d| matches!(d, Decision::Ban(_)))
+                            .count() as u64,
+                    bans_expired: es.expired,
+                    bans_lifted: self.bans_lifted,
+                    tracked: es.tracked,
+                    evicted: es.evicted,
+                    history_rows: 0,
+                    store_commits: 0,
+                    store_errors: 0,
+                    sources,
+                    backends: Vec::new(),
+                    hooks: HookStats::default(),
+                    drops: Vec::new(),
+                };
+                self.send(Job::Stats(Box::new(stats), reply)).await;
+            }
+            Command::Bans { jail } => {
+                let mut bans: Vec<&Ban> = self
+                    .engine
+                    .bans()
+                    .filter(|b| jail.as_deref().is_none_or(|j| *b.jail == *j))
+                    .collect();
+                bans.sort_by(|a, b| a.since.cmp(&b.since).then(a.target.cmp(&b.target)));
+                let entries: Vec<BanEntry> = bans.into_iter().map(BanEntry::from_ban).collect();
+                let _ = reply.send(to_reply(&entries));
+            }
+            Command::Ban {
+                target,
+                duration,
+                jail,
+                force,
+            } => match self.manual_ban(&target, duration.as_deref(), jail, force, now) {
+                Ok(entry) => self.commit_then_reply(reply, to_reply(&entry)).await,
+                Err(e) => {
+                    let _ = reply.send(Reply::error(e));
+                }
+            },
+            Command::Unban { target, all, jail } => {
+                match self.unban(target.as_deref(), all, jail.as_deref()) {
+                    Ok(entries) => self.commit_then_reply(reply, to_reply(&entries)).await,
+                    Err(e) => {
+                        let _ = reply.send(Reply::error(e));
+                    }
+                }
+            }
+            Command::Reload => {
+                let answer = match self.reload(src_rx).await {
+                    Ok(report) => {
+                        tracing::info!(?report, "config reloaded");
+                        to_reply(&report)
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        Reply::error(e)
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            Command::Flush => {
+                // Decisions already taken are recorded first; then the kernel
+                // state goes and the agent stops (it would recreate it).
+                self.commit(None).await;
+                self.send(Job::Flush(reply)).await;
+                self.stop = true;
+            }
+        }
+    }
+
+    fn jail_statuses(&self) -> Vec<JailStatus> {
+        let mut counts: HashMap<&str, usize> =
+            self.config.jails.keys().map(|j| (j.as_str(), 0)).collect();
+        for b in self.engine.bans() {
+            *counts.entry(&b.jail).or_default() += 1;
+        }
+        let mut out: Vec<JailStatus> = counts
+            .into_iter()
+            .filter(|(name, n)| *n > 0 || *name != MANUAL_JAIL)
+            .map(|(name, n)| JailStatus {
+                name: name.to_owned(),
+                bans_active: n,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn manual_ban(
+        &mut self,
+        target: &str,
+        duration: Option<&str>,
+        jail: Option<String>,
+        force: bool,
+        now: SystemTime,
+    ) -> Result<BanEntry, String> {
+        let target = parse_target(target)?;
+        let duration = duration
+            .map(crate::duration::parse_duration)
+            .transpose()
+            .map_err(|e| format!("bad duration: {e}"))?;
+        let req = ManualBan {
+            target,
+            duration,
+            jail,
+            force,
+        };
+        let d = self
+            .engine
+            .manual_ban(&req, now)
+            .map_err(|e| e.to_string())?;
+        let entry = match &d {
+            Decision::Ban(b) | Decision::Unban(b) => BanEntry::from_ban(b),
+        };
+        self.pending.push(d);
+        Ok(entry)
+    }
+
+    fn unban(
+        &mut self,
+        target: Option<&str>,
+        all: bool,
+        jail: Option<&str>,
+    ) -> Result<Vec<BanEntry>, String> {
+        let in_jail = |b: &Ban| jail.is_none_or(|j| *b.jail == *j);
+        let targets: Vec<IpNet> = match (target, all) {
+            (Some(_), true) => return Err("give a target or --all, not both".into()),
+            (None, false) => return Err("give a target to unban, or --all".into()),
+            (None, true) => self
+                .engine
+                .bans()
+                .filter(|b| in_jail(b))
+                .map(|b| b.target)
+                .collect(),
+            (Some(t), false) => {
+                let net = parse_target(t)?;
+                match self.engine.bans().find(|b| b.target == net) {
+                    None => {
+                        return Err(format!(
+                            "{} is not banned",
+                            crate::addr::display_target(&net)
+                        ));
+                    }
+                    Some(b) if !in_jail(b) => {
+                        return Err(format!(
+                            "{} is banned by jail {}, not {}",
+                            crate::addr::display_target(&net),
+                            b.jail,
+                            jail.unwrap_or_default()
+                        ));
+                    }
+                    Some(_) => vec![net],
+                }
+            }
+        };
+        let mut entries = Vec::with_capacity(targets.len());
+        for t in targets {
+            if let Some(d) = self.engine.unban(t) {
+                let (Decision::Unban(b) | Decision::Ban(b)) = &d;
+                entries.push(BanEntry::from_ban(b));
+                self.pending.push(d);
+            }
+        }
+        self.bans_lifted += entries.len() as u64;
+        Ok(entries)
+    }
+
+    /// Re-reads the config and rebuilds what changed. A config that does not load,
+    /// or a backend that does not open, leaves everything as it was.
+    async fn reload(
+        &mut self,
+        src_rx: &mut mpsc::Receiver<SourceEvent>,
+    ) -> Result<ReloadReport, String> {
+        let path = self.config_path.clone();
+        let prepared = match tokio::task::spawn_blocking(move || prepare(&path)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "config not reloaded, the running config stays in force:\n{e}"
+                ));
+            }
+            Err(e) => return Err(format!("config not reloaded: {e}")),
+        };
+        let diff = ConfigDiff::between(&self.config, &prepared.config);
+
+        // Backends first: the only step that can fail.
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Reconfigure {
+            config: Box::new(prepared.config.clone()),
+            active: self.engine.bans().cloned().collect(),
+            reply: tx,
+        })
+        .await;
+        let backends = match rx.await {
+            Ok(Ok(changes)) => changes,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "config not reloaded, the running config stays in force: {e}"
+                ));
+            }
+            Err(_) => return Err("config not reloaded: the commit thread is gone".into()),
+        };
+
+        // The engine: bans and the counters of unchanged jails carry over; host
+        // names in the allowlist are resolved again.
+        let mut engine = prepared.engine;
+        let before = self.pending.len();
+        engine.set_allow_hosts(
+            super::resolve_allow_hosts(&prepared.config).await,
+            &mut self.pending,
+        );
+        let old = std::mem::replace(&mut self.engine, engine);
+        self.engine
+            .carry_over(old, &diff.kept_jails(), &mut self.pending);
+        let lifted = self.pending.len() - before;
+        self.bans_lifted += lifted as u64;
+
+        // Sources: stop the removed and changed ones (keeping what they read),
+        // start the added and changed ones where they left off.
+        let stop: Vec<String> = diff
+            .sources
+            .removed
+            .iter()
+            .chain(&diff.sources.changed)
+            .cloned()
+            .collect();
+        let handles = self.sources.take(&stop);
+        let mut drained = Vec::new();
+        stop_draining(handles, src_rx, |ev| drained.push(ev)).await;
+        for ev in drained {
+            self.take(ev);
+        }
+        let start: Vec<&String> = diff
+            .sources
+            .added
+            .iter()
+            .chain(&diff.sources.changed)
+            .collect();
+        let new_sources: Vec<(String, crate::filter::SourceMatcher)> = prepared
+            .sources
+            .into_iter()
+            .filter(|(name, _, _)| start.contains(&name))
+            .map(|(name, _, matcher)| (name, matcher))
+            .collect();
+        if !new_sources.is_empty() {
+            // What the store holds, overlaid with what this run has seen since.
+            let (tx, rx) = oneshot::channel();
+            let names = new_sources.iter().map(|(n, _)| n.clone()).collect();
+            self.send(Job::Saved(names, tx)).await;
+            let (stored, mut cursors) = rx.await.unwrap_or_default();
+            let mut positions: HashMap<PathBuf, FilePosition> = stored.into_iter().collect();
+            positions.extend(self.last_positions.iter().map(|(p, pos)| (p.clone(), *pos)));
+            cursors.extend(self.last_cursors.clone());
+            let positions: Vec<(PathBuf, FilePosition)> = positions.into_iter().collect();
+            for (name, matcher) in new_sources {
+                let saved = Saved {
+                    positions: positions.clone(),
+                    cursor: cursors.get(&name).cloned(),
+                };
+                if let Err(e) = self.sources.start(
+                    &name,
+                    &prepared.config,
+                    &saved,
+                    matcher,
+                    self.src_tx.clone(),
+                ) {
+                    tracing::error!(source = %name, error = %e, "cannot start source after reload");
+                }
+            }
+        }
+        self.commit(None).await;
+        self.config = prepared.config;
+        Ok(ReloadReport {
+            sources: diff.sources,
+            jails: diff.jails,
+            backends,
+            lifted,
+            notes: diff.notes,
+        })
+    }
+}
+
+fn parse_target(s: &str) -> Result<IpNet, String> {
+    crate::addr::parse_target(s).map_err(|e| e.to_string())
+}

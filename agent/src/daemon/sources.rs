@@ -1,0 +1,200 @@
+//! The running sources: starting one with its compiled matcher and saved position,
+//! stopping some (reload) or all (shutdown) without losing a line, and their
+//! counters for `status` and `stats`.
+//!
+//! Stopping joins the source threads, and a thread blocked on a full offence
+//! channel only finishes once the engine has received from it, so every stop here
+//! drains the channel while it waits; the events drained (offences and the final
+//! positions) are handed to the caller.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::control::protocol::SourceStatus;
+use crate::filter::{Scratch, SourceMatcher};
+use crate::source::{LineMatcher, Saved, SourceError, SourceEvent, SourceHandle, spawn_configured};
+
+/// The sources that are running, in config order.
+#[derive(Debug, Default)]
+pub(super) struct SourceSet {
+    running: Vec<SourceHandle>,
+}
+
+impl SourceSet {
+    /// Starts source `name` as `config` describes it, with `matcher`, resuming
+    /// from what it saved. A source the config lacks is skipped.
+    pub(super) fn start(
+        &mut self,
+        name: &str,
+        config: &Config,
+        saved: &Saved,
+        matcher: SourceMatcher,
+        tx: mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let Some(cfg) = config.sources.get(name) else {
+            return Ok(());
+        };
+        let scratch = matcher.new_scratch();
+        let matcher = FilterMatcher {
+            matcher,
+            scratch,
+            windows: filter_windows(config, name),
+        };
+        let handle = spawn_configured(name, cfg, saved, matcher, tx)?;
+        self.running.push(handle);
+        Ok(())
+    }
+
+    /// Takes the named sources out of the set (to stop them).
+    pub(super) fn take(&mut self, names: &[String]) -> Vec<SourceHandle> {
+        let (out, keep) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|h| names.iter().any(|n| n == h.name()));
+        self.running = keep;
+        out
+    }
+
+    /// Takes every source out of the set.
+    pub(super) fn take_all(&mut self) -> Vec<SourceHandle> {
+        std::mem::take(&mut self.running)
+    }
+
+    /// Counters of every running source.
+    pub(super) fn statuses(&self) -> Vec<SourceStatus> {
+        self.running
+            .iter()
+            .map(|h| {
+                let c = h.counters();
+                SourceStatus {
+                    name: h.name().to_owned(),
+                    path: h.path().display().to_string(),
+                    lines: c.lines.load(Ordering::Relaxed),
+                    offences: c.offences.load(Ordering::Relaxed),
+                    long_lines: c.long_lines.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Stops `handles`, passing every event that arrives meanwhile to `take`; returns
+/// once the threads have ended and everything they sent has been taken.
+pub(super) async fn stop_draining(
+    handles: Vec<SourceHandle>,
+    rx: &mut mpsc::Receiver<SourceEvent>,
+    mut take: impl FnMut(SourceEvent),
+) {
+    if handles.is_empty() {
+        return;
+    }
+    for h in &handles {
+        h.request_stop();
+    }
+    let mut join = tokio::task::spawn_blocking(move || {
+        for h in handles {
+            h.stop();
+        }
+    });
+    loop {
+        tokio::select! {
+            joined = &mut join => {
+                if joined.is_err() {
+                    tracing::error!("a source thread could not be joined");
+                }
+                break;
+            }
+            ev = rx.recv() => match ev {
+                Some(ev) => take(ev),
+                None => break,
+            },
+        }
+    }
+    // Whatever the threads sent before they ended is queued by now.
+    while let Ok(ev) = rx.try_recv() {
+        take(ev);
+    }
+}
+
+/// The filter module's matcher with its per-thread scratch space.
+struct FilterMatcher {
+    matcher: SourceMatcher,
+    scratch: Scratch,
+    /// Per filter of the source (in its order): the longest `findtime` of the
+    /// jails it feeds. A line whose own time is older cannot count anywhere.
+    windows: Vec<Option<Duration>>,
+}
+
+impl LineMatcher for FilterMatcher {
+    fn match_line(&mut self, line: &[u8]) -> Option<(&str, std::net::IpAddr)> {
+        let now = SystemTime::now();
+        let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
+        if let (Some(at), Some(Some(window))) = (hit.time, self.windows.get(hit.filter.index()))
+            && now.duration_since(at).is_ok_and(|age| age > *window)
+        {
+            // An old line (a backlog, a rotated file read late): not an offence now.
+            return None;
+        }
+        Some((self.matcher.filter_name(hit.filter), hit.addr))
+    }
+}
+
+/// For each filter of source `source`, in its order, the longest `findtime` of
+/// the jails that list it.
+fn filter_windows(config: &Config, source: &str) -> Vec<Option<Duration>> {
+    let Some(src) = config.sources.get(source) else {
+        return Vec::new();
+    };
+    src.filters
+        .iter()
+        .map(|f| {
+            config
+                .jails
+                .values()
+                .filter(|j| j.filters.iter().any(|x| x == f))
+                .map(|j| j.findtime.get())
+                .max()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn lines_older_than_findtime_do_not_count() {
+        let sshd = crate::filter::builtin::get("sshd").expect("built-in");
+        let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+        let scratch = matcher.new_scratch();
+        let mut m = FilterMatcher {
+            matcher,
+            scratch,
+            windows: vec![Some(Duration::from_secs(600))],
+        };
+        let line = |age: Duration| {
+            let at = jiff::Timestamp::try_from(SystemTime::now() - age).expect("time");
+            format!("{at} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22")
+        };
+        let fresh = line(Duration::from_secs(5));
+        assert!(m.match_line(fresh.as_bytes()).is_some(), "{fresh}");
+        let old = line(Duration::from_secs(3600));
+        assert!(m.match_line(old.as_bytes()).is_none(), "{old}");
+    }
+
+    #[test]
+    fn filter_windows_take_the_longest_findtime() {
+        let text = "[backends.dry-run]\n[sources.a]\npath = \"/var/log/a\"\nfilters = [\"sshd\", \"x\"]\n[filters.x]\nregex = ['x <HOST>']\n[jails.j1]\nfilters = [\"sshd\"]\nfindtime = \"10m\"\n[jails.j2]\nfilters = [\"sshd\", \"x\"]\nfindtime = \"1h\"\n";
+        let cfg = crate::config::parse(text, Path::new("t.toml")).expect("valid");
+        assert_eq!(
+            filter_windows(&cfg, "a"),
+            vec![
+                Some(Duration::from_secs(3600)),
+                Some(Duration::from_secs(3600))
+            ]
+        );
+    }
+}

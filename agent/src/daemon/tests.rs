@@ -1,0 +1,604 @@
+//! The daemon end to end without root: the dry-run backend, a real log file, the
+//! real control socket. Each test runs the daemon in its own temporary directory.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::*;
+use crate::control::client;
+use crate::control::protocol::{BanEntry, Command, ReloadReport, Stats, Status};
+
+const BASE: &str = r#"
+[agent]
+state_dir = "{state}"
+socket = "{socket}"
+allow = ["127.0.0.0/8", "::1", "192.0.2.0/24"]
+
+[backends.dry-run]
+
+[filters.ssh-fail]
+regex = ['Failed password for .* from <HOST> port \d+']
+
+[sources.auth]
+path = "{log}"
+filters = ["ssh-fail"]
+
+[jails.ssh]
+filters = ["ssh-fail"]
+maxretry = 3
+findtime = "10m"
+bantime = "1h"
+"#;
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    reload: mpsc::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), DaemonError>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).expect("stop");
+        self.task.await.expect("join").expect("clean stop");
+    }
+}
+
+fn line(addr: &str) -> String {
+    format!("sshd[1]: Failed password for root from {addr} port 22 ssh2\n")
+}
+
+impl Lab {
+    fn new() -> Lab {
+        Lab::with_extra("")
+    }
+
+    /// The base config with `extra` appended (more tables, or jail keys).
+    fn with_extra(extra: &str) -> Lab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lab = Lab { dir };
+        std::fs::write(lab.log(), b"").expect("create log");
+        lab.write_config(extra);
+        lab
+    }
+
+    fn write_config(&self, extra: &str) {
+        let text = BASE
+            .replace(
+                "{state}",
+                &self.dir.path().join("state").display().to_string(),
+            )
+            .replace("{socket}", &self.socket().display().to_string())
+            .replace("{log}", &self.log().display().to_string())
+            + extra;
+        std::fs::write(self.config(), text).expect("write config");
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("log2drop.toml")
+    }
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("ctl.sock")
+    }
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("auth.log")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn append(&self, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.log())
+            .expect("open log");
+        f.write_all(text.as_bytes()).expect("append");
+    }
+
+    /// Starts the daemon and waits until its socket answers.
+    async fn start(&self) -> Running {
+        let prepared = prepare(&self.config()).expect("prepare");
+        let backends = open_backends(&prepared.config).expect("backends");
+        let (stop, reload, triggers) = Triggers::manual();
+        let options = ServerOptions {
+            admin_uids: vec![nix::unistd::geteuid().as_raw()],
+            read_gid: None,
+        };
+        let task = tokio::spawn(run_prepared(
+            prepared,
+            backends,
+            options,
+            triggers,
+            Instant::now(),
+        ));
+        for _ in 0..500 {
+            if self.socket().exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Let the source open the file at its end before lines are written.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Running { stop, reload, task }
+    }
+
+    async fn ask(&self, cmd: Command) -> Reply {
+        let socket = self.socket();
+        tokio::task::spawn_blocking(move || client::request(&socket, &cmd, Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("reply")
+    }
+
+    async fn ok<T: serde::de::DeserializeOwned>(&self, cmd: Command) -> T {
+        let reply = self.ask(cmd).await;
+        assert!(reply.ok, "{reply:?}");
+        serde_json::from_value(reply.data.expect("data")).expect("reply shape")
+    }
+
+    async fn bans(&self) -> Vec<BanEntry> {
+        self.ok(Command::Bans { jail: None }).await
+    }
+
+    /// Polls `bans` until `want` addresses are listed (sorted), or gives up.
+    async fn wait_bans(&self, want: &[&str]) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..500 {
+            got = self.bans().await.into_iter().map(|b| b.address).collect();
+            got.sort();
+            if got == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        got
+    }
+}
+
+fn ban_cmd(target: &str, duration: Option<&str>) -> Command {
+    Command::Ban {
+        target: target.into(),
+        duration: duration.map(str::to_owned),
+        jail: None,
+        force: false,
+    }
+}
+
+fn unban_cmd(target: &str) -> Command {
+    Command::Unban {
+        target: Some(target.into()),
+        all: false,
+        jail: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offences_in_the_log_ban_and_bans_survive_a_restart() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    lab.append(&line("198.51.100.7").repeat(3));
+    lab.append(&line("192.0.2.9").repeat(5));
+    assert_eq!(lab.wait_bans(&["198.51.100.7"]).await, ["198.51.100.7"]);
+    let bans = lab.bans().await;
+    assert_eq!(bans[0].jail, "ssh");
+    assert_eq!(bans[0].filter.as_deref(), Some("ssh-fail"));
+    assert!(bans[0].until.is_some());
+
+    let reply = lab.ask(ban_cmd("203.0.113.0/24", None)).await;
+    assert!(reply.ok, "{reply:?}");
+    let reply = lab.ask(ban_cmd("192.0.2.1", Some("1h"))).await;
+    assert!(!reply.ok, "allowlisted target must be refused");
+    let reply = lab.ask(ban_cmd("198.51.100.9", Some("soon"))).await;
+    assert!(reply.error.unwrap_or_default().contains("duration"));
+    agent.stop().await;
+    assert!(!lab.socket().exists(), "socket removed on stop");
+
+    // Written while the agent is down: must be read after the restart (the
+    // saved position), so 198.51.100.8 reaches maxretry.
+    lab.append(&line("198.51.100.8").repeat(3));
+    let agent = lab.start().await;
+    let want = ["198.51.100.7", "198.51.100.8", "203.0.113.0/24"];
+    assert_eq!(lab.wait_bans(&want).await, want);
+
+    let reply = lab.ask(unban_cmd("198.51.100.7")).await;
+    assert!(reply.ok, "{reply:?}");
+    let reply = lab.ask(unban_cmd("198.51.100.7")).await;
+    assert!(reply.error.unwrap_or_default().contains("not banned"));
+    let status: Status = lab.ok(Command::Status).await;
+    assert_eq!(status.bans_active, 2);
+    assert_eq!(status.backends.len(), 1);
+    assert_eq!(status.backends[0].name, "dry-run");
+    assert!(status.backends[0].healthy);
+    let reconcile = status.backends[0].reconcile.expect("reconciled at start");
+    // The two bans stored before the restart; the third came from the log after.
+    assert_eq!(reconcile.added + reconcile.kept, 2, "{reconcile:?}");
+    assert_eq!(status.sources.len(), 1);
+    let ssh = status.jails.iter().find(|j| j.name == "ssh").expect("jail");
+    assert_eq!(ssh.bans_active, 1);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_lines_offences_and_bans() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    lab.append("unrelated line\n");
+    lab.append(&line("198.51.100.7").repeat(3));
+    lab.append(&line("198.51.100.7"));
+    lab.wait_bans(&["198.51.100.7"]).await;
+    let mut stats: Stats = lab.ok(Command::Stats).await;
+    for _ in 0..300 {
+        if stats.lines == 5 && stats.offences == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = lab.ok(Command::Stats).await;
+    }
+    assert_eq!((stats.lines, stats.offences), (5, 4), "{stats:?}");
+    assert_eq!(stats.offences_already_banned, 1);
+    assert_eq!((stats.bans_active, stats.bans_total), (1, 1));
+    assert!(stats.store_commits >= 1);
+    assert_eq!(stats.history_rows, 1);
+    assert_eq!(stats.backends[0].bans_applied, 1);
+    // The documented key names.
+    let raw = lab.ask(Command::Stats).await.data.expect("data");
+    for key in ["lines", "offences", "bans_active", "bans_total"] {
+        assert!(
+            raw.get(key).is_some_and(serde_json::Value::is_u64),
+            "{key}: {raw}"
+        );
+    }
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_by_jail_ban_under_a_jail_and_unban_all() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    let reply = lab
+        .ask(Command::Ban {
+            target: "198.51.100.1".into(),
+            duration: None,
+            jail: Some("ssh".into()),
+            force: false,
+        })
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let entry: BanEntry = serde_json::from_value(reply.data.expect("data")).expect("entry");
+    assert_eq!(entry.jail, "ssh");
+    assert!(entry.until.is_some(), "the jail's bantime applies");
+    lab.ask(ban_cmd("198.51.100.2", None)).await;
+    lab.ask(ban_cmd("198.51.100.3", Some("1h"))).await;
+    let reply = lab
+        .ask(Command::Ban {
+            target: "192.0.2.5".into(),
+            duration: Some("1h".into()),
+            jail: None,
+            force: true,
+        })
+        .await;
+    assert!(reply.ok, "--force bans over the allowlist: {reply:?}");
+
+    let ssh: Vec<BanEntry> = lab
+        .ok(Command::Bans {
+            jail: Some("ssh".into()),
+        })
+        .await;
+    assert_eq!(ssh.len(), 1);
+    let reply = lab
+        .ask(Command::Unban {
+            target: Some("198.51.100.2".into()),
+            all: false,
+            jail: Some("ssh".into()),
+        })
+        .await;
+    assert!(
+        reply
+            .error
+            .unwrap_or_default()
+            .contains("banned by jail manual")
+    );
+    let lifted: Vec<BanEntry> = lab
+        .ok(Command::Unban {
+            target: None,
+            all: true,
+            jail: Some("manual".into()),
+        })
+        .await;
+    assert_eq!(lifted.len(), 3);
+    assert_eq!(lab.wait_bans(&["198.51.100.1"]).await, ["198.51.100.1"]);
+    let reply = lab
+        .ask(Command::Unban {
+            target: None,
+            all: false,
+            jail: None,
+        })
+        .await;
+    assert!(!reply.ok);
+    let lifted: Vec<BanEntry> = lab
+        .ok(Command::Unban {
+            target: None,
+            all: true,
+            jail: None,
+        })
+        .await;
+    assert_eq!(lifted.len(), 1);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_with_a_broken_config_keeps_the_old_one() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    lab.append(&line("198.51.100.7").repeat(2));
+    let mut stats: Stats = lab.ok(Command::Stats).await;
+    for _ in 0..300 {
+        if stats.offences == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = lab.ok(Command::Stats).await;
+    }
+    assert_eq!(stats.offences, 2);
+
+    // Two mistakes: both are reported, with their lines.
+    let good = std::fs::read_to_string(lab.config()).expect("read");
+    std::fs::write(
+        lab.config(),
+        good.replace("maxretry = 3", "maxretry = 0")
+            .replace("bantime = \"1h\"", "bantime = \"0s\""),
+    )
+    .expect("break config");
+    let reply = lab.ask(Command::Reload).await;
+    assert!(!reply.ok);
+    let err = reply.error.unwrap_or_default();
+    assert!(err.contains("the running config stays"), "{err}");
+    assert!(err.contains("jails.ssh.maxretry"), "{err}");
+    assert!(err.contains("jails.ssh.bantime"), "{err}");
+    // Still the old config: the third offence bans, as maxretry = 3 says.
+    lab.append(&line("198.51.100.7"));
+    assert_eq!(lab.wait_bans(&["198.51.100.7"]).await, ["198.51.100.7"]);
+
+    // A syntax error through SIGHUP's path: logged, nothing changes.
+    std::fs::write(lab.config(), "[agent\n").expect("garbage");
+    agent.reload.send(()).await.expect("sighup");
+    let status: Status = lab.ok(Command::Status).await;
+    assert_eq!(status.bans_active, 1);
+    assert_eq!(status.sources.len(), 1);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_bans_and_counters_of_unchanged_jails_and_rebuilds_the_rest() {
+    let lab = Lab::with_extra(
+        r#"
+[filters.web-fail]
+regex = ['web denied <HOST>$']
+
+[sources.web]
+path = "{web}"
+filters = ["web-fail"]
+
+[jails.web]
+filters = ["web-fail"]
+maxretry = 3
+"#,
+    );
+    let web = lab.path("web.log");
+    std::fs::write(&web, b"").expect("web log");
+    let with_web = std::fs::read_to_string(lab.config())
+        .expect("read")
+        .replace("{web}", &web.display().to_string());
+    std::fs::write(lab.config(), &with_web).expect("write");
+    let agent = lab.start().await;
+    lab.append(&line("198.51.100.1").repeat(3));
+    lab.append(&line("198.51.100.2").repeat(2));
+    let web_line = |a: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&web)
+            .expect("open");
+        f.write_all(format!("web denied {a}\n").as_bytes())
+            .expect("write");
+    };
+    web_line("203.0.113.5");
+    web_line("203.0.113.5");
+    lab.wait_bans(&["198.51.100.1"]).await;
+    let mut stats: Stats = lab.ok(Command::Stats).await;
+    for _ in 0..300 {
+        if stats.offences == 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = lab.ok(Command::Stats).await;
+    }
+    assert_eq!(stats.offences, 7, "{stats:?}");
+
+    // ssh: maxretry 3 -> 4 (rebuilt, its counts start afresh); web unchanged.
+    std::fs::write(
+        lab.config(),
+        with_web.replacen("maxretry = 3", "maxretry = 4", 1),
+    )
+    .expect("edit");
+    let report: ReloadReport = lab.ok(Command::Reload).await;
+    assert_eq!(report.jails.changed, ["ssh"]);
+    assert_eq!(report.jails.kept, ["web"]);
+    assert_eq!(report.sources.kept, ["auth", "web"]);
+    assert_eq!(report.backends.kept, ["dry-run"]);
+    assert_eq!(lab.bans().await.len(), 1, "bans survive a reload");
+    let stats: Stats = lab.ok(Command::Stats).await;
+    assert_eq!(stats.offences, 7, "counters carry on");
+
+    // web kept its two offences: the third bans.
+    web_line("203.0.113.5");
+    // ssh forgot 198.51.100.2's two: two more do not reach 4.
+    lab.append(&line("198.51.100.2").repeat(2));
+    assert_eq!(
+        lab.wait_bans(&["198.51.100.1", "203.0.113.5"]).await,
+        ["198.51.100.1", "203.0.113.5"]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lab.bans().await.len(), 2);
+
+    // A changed filter rebuilds its source, which resumes where it stopped.
+    std::fs::write(
+        lab.config(),
+        with_web
+            .replacen("maxretry = 3", "maxretry = 4", 1)
+            .replace("web denied <HOST>$", "web (?:denied|refused) <HOST>$"),
+    )
+    .expect("edit");
+    let report: ReloadReport = lab.ok(Command::Reload).await;
+    assert_eq!(report.sources.changed, ["web"]);
+    assert_eq!(report.sources.kept, ["auth"]);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&web)
+        .expect("open");
+    f.write_all(b"web refused 203.0.113.6\n".repeat(3).as_slice())
+        .expect("write");
+    assert_eq!(
+        lab.wait_bans(&["198.51.100.1", "203.0.113.5", "203.0.113.6"])
+            .await,
+        ["198.51.100.1", "203.0.113.5", "203.0.113.6"]
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_hooks_never_delay_a_ban_and_the_webhook_gets_the_event() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let lab = Lab::new();
+    let marker = lab.path("hook-ran");
+    let script = lab.path("slow-hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $2\" > '{}'\nsleep 10\n",
+            marker.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let config = std::fs::read_to_string(lab.config()).expect("read").replace(
+        "bantime = \"1h\"\n",
+        &format!(
+            "bantime = \"1h\"\nnotify = {{ exec = [\"{}\", \"{{address}}\", \"{{jail}}\"], webhook = \"http://127.0.0.1:{port}/ban\", timeout = \"20s\" }}\n",
+            script.display()
+        ),
+    );
+    std::fs::write(lab.config(), config).expect("write");
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let n = s.read(&mut buf).await.expect("read");
+            req.extend_from_slice(&buf[..n]);
+            if n == 0 || req.ends_with(b"}") {
+                break;
+            }
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .expect("answer");
+        req
+    });
+    let agent = lab.start().await;
+    let started = Instant::now();
+    let reply = lab
+        .ask(Command::Ban {
+            target: "198.51.100.7".into(),
+            duration: None,
+            jail: Some("ssh".into()),
+            force: false,
+        })
+        .await;
+    let took = started.elapsed();
+    assert!(reply.ok, "{reply:?}");
+    // The reply comes after the ban is enforced; the hook sleeps 10 s.
+    assert!(
+        took < Duration::from_secs(5),
+        "the ban waited for the hook: {took:?}"
+    );
+    let req = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("webhook in time")
+        .expect("server");
+    let text = String::from_utf8_lossy(&req);
+    let body = &text[text.find("\r\n\r\n").expect("head end") + 4..];
+    let json: serde_json::Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(json["event"], "ban");
+    assert_eq!(json["address"], "198.51.100.7");
+    assert_eq!(json["jail"], "ssh");
+    assert_eq!(json["origin"], "manual");
+    for _ in 0..500 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("the exec hook ran"),
+        "198.51.100.7 ssh\n"
+    );
+    let stats: Stats = lab.ok(Command::Stats).await;
+    assert_eq!(stats.hooks.started, 2, "{:?}", stats.hooks);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_stops_the_agent_and_keeps_the_stored_bans() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    lab.ask(ban_cmd("198.51.100.7", None)).await;
+    let reply = lab.ask(Command::Flush).await;
+    assert!(reply.ok, "{reply:?}");
+    let report: crate::control::protocol::FlushReport =
+        serde_json::from_value(reply.data.expect("data")).expect("report");
+    assert!(report.stopping);
+    assert_eq!(report.backends, [("dry-run".to_owned(), 0)]);
+    tokio::time::timeout(Duration::from_secs(10), agent.task)
+        .await
+        .expect("the agent stops after a flush")
+        .expect("join")
+        .expect("clean stop");
+    let store = Store::open(&lab.dir.path().join("state")).expect("store");
+    assert_eq!(store.active_bans(SystemTime::now()).expect("bans").len(), 1);
+}
+
+#[test]
+fn prepare_reports_config_problems_with_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[agent]\nstate_dirr = 1\n").expect("write");
+    let err = prepare(&path).err().expect("must fail");
+    assert!(err.to_string().contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn an_unknown_socket_group_stops_prepare() {
+    let lab = Lab::new();
+    let text = std::fs::read_to_string(lab.config())
+        .expect("read")
+        .replace(
+            "[agent]\n",
+            "[agent]\nsocket_group = \"no-such-group-l2d\"\n",
+        );
+    std::fs::write(lab.config(), text).expect("write");
+    let err = prepare(&lab.config()).err().expect("must fail");
+    assert!(
+        err.to_string().contains("no group \"no-such-group-l2d\""),
+        "{err}"
+    );
+}
