@@ -51,6 +51,9 @@ pub(super) struct Commit {
     pub done: Option<oneshot::Sender<()>>,
 }
 
+/// Every saved file position, and journal cursors by source name.
+pub(super) type SavedState = (Vec<(PathBuf, FilePosition)>, HashMap<String, String>);
+
 /// Work for the commit thread.
 #[derive(Debug)]
 pub(super) enum Job {
@@ -68,10 +71,7 @@ pub(super) enum Job {
         reply: oneshot::Sender<Result<Changes, String>>,
     },
     /// Every saved file position, and the saved cursors of these sources.
-    Saved(
-        Vec<String>,
-        oneshot::Sender<(Vec<(PathBuf, FilePosition)>, HashMap<String, String>)>,
-    ),
+    Saved(Vec<String>, oneshot::Sender<SavedState>),
     /// Periodic upkeep: backend gc, history purge.
     Maintain(SystemTime),
     /// Remove every kernel object and stop enforcing.
