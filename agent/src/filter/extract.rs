@@ -71,6 +71,8 @@ pub fn dense_anchored(
 pub struct FastHost {
     suffix: Option<(memmem::FinderRev<'static>, usize)>,
     after_prefix: Option<Box<[u8]>>,
+    /// Anchored patterns: text every match starts with, checked before anything.
+    head_literal: Option<Box<[u8]>>,
     /// Searches are anchored at the text start (syslog messages, `^`).
     anchored: bool,
     /// `A` matches only the empty string at the start of the text.
@@ -81,6 +83,15 @@ pub struct FastHost {
     after: DFA<Vec<u32>>,
 }
 
+/// How `REST` is checked.
+#[derive(Debug)]
+enum Rest {
+    /// Plain text: compared directly.
+    Literal(Box<[u8]>),
+    /// A reverse DFA.
+    Dfa(Box<DFA<Vec<u32>>>),
+}
+
 /// The check that `A` ends where an address starts.
 #[derive(Debug)]
 enum Before {
@@ -88,11 +99,13 @@ enum Before {
     /// must end at the address (reverse, shortest), without overlapping.
     Gap {
         head: Box<DFA<Vec<u32>>>,
-        rest: Box<DFA<Vec<u32>>>,
+        rest: Rest,
         min: usize,
     },
     /// Reverse DFA of all of `A`, ending at the address.
     Whole(Box<DFA<Vec<u32>>>),
+    /// `A` is plain text: compared directly.
+    Literal(Box<[u8]>),
 }
 
 impl FastHost {
@@ -103,13 +116,17 @@ impl FastHost {
     pub fn build(split: &Split, anchored: bool) -> Option<FastHost> {
         let first = regex_automata::MatchKind::LeftmostFirst;
         let anchored = anchored || split.before_anchored;
-        let before = match &split.gap {
-            Some(gap) => Before::Gap {
+        let before = match (&split.gap, &split.before_literal) {
+            (Some(gap), _) => Before::Gap {
                 head: Box::new(dense(&gap.head, false, !anchored)?),
-                rest: Box::new(dense(&gap.rest, true, false)?),
+                rest: match &gap.rest_literal {
+                    Some(lit) => Rest::Literal(lit.clone()),
+                    None => Rest::Dfa(Box::new(dense(&gap.rest, true, false)?)),
+                },
                 min: gap.min,
             },
-            None => {
+            (None, Some(lit)) => Before::Literal(lit.clone()),
+            (None, None) => {
                 let text = if anchored {
                     format!(r"\A(?:{})", split.before)
                 } else {
@@ -126,6 +143,7 @@ impl FastHost {
         Some(FastHost {
             suffix,
             after_prefix: split.after_prefix.clone(),
+            head_literal: split.before_prefix.clone().filter(|_| anchored),
             anchored,
             starts_at_zero: split.before_empty && anchored,
             before,
@@ -138,6 +156,11 @@ impl FastHost {
     /// address. `Err` when a DFA could not search (a quit byte); the caller then
     /// falls back to the capturing search.
     pub fn find(&self, hay: &[u8]) -> Result<Option<IpAddr>, MatchError> {
+        if let Some(lit) = &self.head_literal
+            && !hay.starts_with(lit)
+        {
+            return Ok(None);
+        }
         // Where `HEAD` ends at the earliest: no address can start before.
         let head_end = match &self.before {
             Before::Gap { head, .. } => {
@@ -153,6 +176,14 @@ impl FastHost {
                 }
             }
             Before::Whole(_) => 0,
+            // Anchored: the address can only start right after the text.
+            Before::Literal(lit) if self.anchored => {
+                if !hay.starts_with(lit) {
+                    return Ok(None);
+                }
+                return self.try_at(hay, lit.len(), 0);
+            }
+            Before::Literal(_) => 0,
         };
         if self.starts_at_zero {
             return self.try_at(hay, 0, head_end);
@@ -231,11 +262,19 @@ impl FastHost {
                 let Some(from) = head_end.checked_add(*min).filter(|f| *f <= i) else {
                     return Ok(false);
                 };
-                let input = Input::new(hay)
-                    .range(from..i)
-                    .anchored(Anchored::Yes)
-                    .earliest(true);
-                Ok(rest.try_search_rev(&input)?.is_some())
+                match rest {
+                    Rest::Literal(lit) => Ok(hay[from..i].ends_with(lit)),
+                    Rest::Dfa(dfa) => {
+                        let input = Input::new(hay)
+                            .range(from..i)
+                            .anchored(Anchored::Yes)
+                            .earliest(true);
+                        Ok(dfa.try_search_rev(&input)?.is_some())
+                    }
+                }
+            }
+            Before::Literal(lit) => {
+                Ok(hay[..i].ends_with(lit) && (!self.anchored || i == lit.len()))
             }
             Before::Whole(dfa) => {
                 let input = Input::new(hay).range(..i).anchored(Anchored::Yes);

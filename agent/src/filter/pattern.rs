@@ -172,6 +172,8 @@ pub struct Split {
     pub before: String,
     /// The regex after `<HOST>` (placeholders expanded).
     pub after: String,
+    /// Literal text every match of `before` starts with, if any.
+    pub before_prefix: Option<Box<[u8]>>,
     /// Literal text every match of `before` ends with, if any.
     pub before_suffix: Option<Box<[u8]>>,
     /// Literal text every match of `after` starts with, if any.
@@ -186,6 +188,9 @@ pub struct Split {
     /// exactly when `HEAD` matches at its start, `REST` at its end, and they do not
     /// overlap, which two short searches decide.
     pub gap: Option<Gap>,
+    /// `before` when it is plain literal text (such as `"Received disconnect
+    /// from "`): then no automaton is needed to check it.
+    pub before_literal: Option<Box<[u8]>>,
 }
 
 /// `before` split at its first top-level `.*` or `.+`.
@@ -197,6 +202,9 @@ pub struct Gap {
     pub rest: String,
     /// Fewest bytes the gap takes (1 for `.+`).
     pub min: usize,
+    /// `rest` when it is plain literal text (such as `" from "`): then no
+    /// automaton is needed to check it.
+    pub rest_literal: Option<Box<[u8]>>,
 }
 
 /// Splits a pattern at `<HOST>` if `<HOST>` sits at the top level of the regex (not
@@ -213,10 +221,12 @@ pub fn split(pattern: &str) -> Option<Split> {
     let hir_a = syntax::parse_with(&before, &syntax_config()).ok()?;
     let hir_b = syntax::parse_with(&after, &syntax_config()).ok()?;
     let suffixes = Extractor::new().kind(ExtractKind::Suffix).extract(&hir_a);
+    let heads = Extractor::new().kind(ExtractKind::Prefix).extract(&hir_a);
     let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir_b);
     let nonempty = |l: Option<&[u8]>| l.filter(|l| !l.is_empty()).map(Box::from);
     let props = hir_a.properties();
     Some(Split {
+        before_prefix: nonempty(heads.longest_common_prefix()),
         before_suffix: nonempty(suffixes.longest_common_suffix()),
         after_prefix: nonempty(prefixes.longest_common_prefix()),
         before_empty: props.maximum_len() == Some(0),
@@ -224,9 +234,18 @@ pub fn split(pattern: &str) -> Option<Split> {
             .look_set_prefix()
             .contains(regex_syntax::hir::Look::Start),
         gap: gap(&before),
+        before_literal: literal_of(&hir_a),
         before,
         after,
     })
+}
+
+/// The text a regex matches, if it is plain literal text.
+fn literal_of(hir: &regex_syntax::hir::Hir) -> Option<Box<[u8]>> {
+    match hir.kind() {
+        regex_syntax::hir::HirKind::Literal(lit) => Some(lit.0.clone()),
+        _ => None,
+    }
 }
 
 /// Finds the first top-level `.*` / `.+` of `text` (bare or as the whole of a
@@ -257,10 +276,15 @@ fn gap(text: &str) -> Option<Gap> {
             continue;
         }
         let span = item.span();
+        let rest = text[span.end.offset..].to_owned();
+        let rest_literal = syntax::parse_with(&rest, &syntax_config())
+            .ok()
+            .and_then(|hir| literal_of(&hir));
         return Some(Gap {
             head: text[..span.start.offset].to_owned(),
-            rest: text[span.end.offset..].to_owned(),
+            rest,
             min,
+            rest_literal,
         });
     }
     None
@@ -342,8 +366,18 @@ mod tests {
         assert_eq!(s.before, r"Failed password for .* from ");
         assert_eq!(s.after, r" port \d+$");
         assert_eq!(s.before_suffix.as_deref(), Some(&b" from "[..]));
+        assert_eq!(
+            s.before_prefix.as_deref(),
+            Some(&b"Failed password for "[..])
+        );
         assert_eq!(s.after_prefix.as_deref(), Some(&b" port "[..]));
         assert!(!s.before_empty);
+        assert_eq!(s.before_literal, None);
+        let s = split(r"Received disconnect from <HOST> port").expect("splits");
+        assert_eq!(
+            s.before_literal.as_deref(),
+            Some(&b"Received disconnect from "[..])
+        );
         let s = split(r"^<HOST> - \S+ \[").expect("splits");
         assert!(s.before_empty && s.before_anchored);
         assert_eq!(s.before_suffix, None);
@@ -358,6 +392,7 @@ mod tests {
         assert_eq!(g.head, "Failed password for (?:invalid user )?");
         assert_eq!(g.rest, " from ");
         assert_eq!(g.min, 0);
+        assert_eq!(g.rest_literal.as_deref(), Some(&b" from "[..]));
         let g = split(r"a(?:.+)b <HOST>").expect("splits").gap.expect("gap");
         assert_eq!((g.head.as_str(), g.rest.as_str(), g.min), ("a", "b ", 1));
         assert_eq!(split(r"a\S+ <HOST>").expect("splits").gap, None);
