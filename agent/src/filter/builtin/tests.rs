@@ -183,3 +183,18 @@ fn every_builtin_gives_what_its_samples_say() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+#[test]
+fn docs_describe_every_builtin() {
+    let docs = include_str!("../../../../docs/filters.md");
+    for name in names() {
+        assert!(
+            docs.contains(&format!("\n## `{name}`\n")),
+            "docs/filters.md has no section for {name}"
+        );
+        let f = get(name).expect("built-in");
+        for re in &f.regex {
+            assert!(docs.contains(re.as_str()), "docs/filters.md lacks {name}'s regex {re}");
+        }
+    }
+}
