@@ -58,6 +58,16 @@ fn whole_corpus(c: &mut Criterion) {
     g.bench_function("auth.log/sshd", |b| {
         b.iter(|| run(&sshd, black_box(&auth), now))
     });
+    let nginx = corpus::nginx_access(CORPUS_LINES, 1);
+    let web = matcher(&["nginx-botsearch", "wordpress", "http-4xx"]);
+    eprintln!(
+        "nginx access corpus: {} lines, {} hits",
+        CORPUS_LINES,
+        run(&web, &nginx, now)
+    );
+    g.bench_function("access.log/botsearch+wordpress+4xx", |b| {
+        b.iter(|| run(&web, black_box(&nginx), now))
+    });
     g.finish();
 }
 
