@@ -12,10 +12,6 @@ pub const SRC_MAC: [u8; 6] = [0x02, 0x6c, 0x32, 0x64, 0xbe, 0x01];
 /// The discard port: nothing listens there.
 pub const DST_PORT: u16 = 9;
 
-/// Offset of the IPv4 source address in an untagged frame.
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
-pub const V4_SRC_OFFSET: usize = 14 + 12;
-
 /// A 60-byte Ethernet + IPv4 + UDP frame (the minimum Ethernet size without FCS).
 pub fn udp_v4(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     let payload = 60 - 14 - 20 - 8;
@@ -99,7 +95,7 @@ mod tests {
         );
         assert_eq!(f.len(), 60);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
-        assert_eq!(&f[V4_SRC_OFFSET..V4_SRC_OFFSET + 4], &[198, 51, 100, 7]);
+        assert_eq!(&f[26..30], &[198, 51, 100, 7], "source address");
         // A header with its checksum in place sums to zero.
         assert_eq!(ipv4_checksum(&f[14..34]), 0);
         assert_eq!(u16::from_be_bytes([f[36], f[37]]), 9, "dst port");

@@ -9,6 +9,7 @@
 //! have already removed what it created.
 
 mod addrs;
+mod agentlab;
 mod cases;
 mod competitors;
 mod cpu;

@@ -54,6 +54,16 @@ impl PinnedMaps {
         }
     }
 
+    /// Entries in the exact-address IPv4 ban map.
+    pub fn count_v4(&self) -> Result<u64> {
+        let mut n = 0;
+        for k in self.v4.keys() {
+            k.context("reading the ban map's keys")?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Packets the program dropped for the exact ban of `addr`, over all CPUs.
     pub fn dropped(&self, addr: IpAddr) -> Result<u64> {
         match self.drops.get(&counter_key(IpNet::from(addr)), 0) {
@@ -65,7 +75,6 @@ impl PinnedMaps {
 }
 
 /// Every map pinned below `dir` (any depth) with its kernel memory in bytes.
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
 pub fn map_memory(dir: &Path) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for path in pinned_files(dir)? {
@@ -86,7 +95,6 @@ pub fn map_memory(dir: &Path) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
 fn pinned_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
@@ -104,7 +112,6 @@ fn pinned_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
 fn fdinfo_field(info: &str, field: &str) -> Option<u64> {
     info.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))

@@ -93,14 +93,12 @@ pub fn describe(cmd: &Command) -> String {
 }
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
 pub fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     parse_status_kib(&text, field).with_context(|| format!("{path} has no {field} line"))
 }
 
-#[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
 fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))

@@ -28,8 +28,8 @@ pub struct XdpLab {
     backend: Option<XdpBackend>,
     cfg: XdpConfig,
     pins: PinDir,
-    #[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
-    veth: VethPair,
+    /// Held for its lifetime: the program's interface.
+    _veth: VethPair,
     ns: NetNs,
 }
 
@@ -50,7 +50,7 @@ impl XdpLab {
             backend: None,
             cfg,
             pins,
-            veth,
+            _veth: veth,
             ns,
         };
         lab.reopen()?;
@@ -73,24 +73,6 @@ impl XdpLab {
         self.backend
             .as_mut()
             .expect("the lab always holds an open backend outside reopen")
-    }
-
-    #[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
-    /// The namespace the program's interface is in.
-    pub fn netns(&self) -> &NetNs {
-        &self.ns
-    }
-
-    #[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
-    /// The veth whose end `a` runs the program.
-    pub fn veth(&self) -> &VethPair {
-        &self.veth
-    }
-
-    #[allow(dead_code, reason = "used by the flood and memory cases, next commits")]
-    /// The pin directory.
-    pub fn pins(&self) -> &PinDir {
-        &self.pins
     }
 
     /// Applies bans for `targets` in daemon-sized batches.

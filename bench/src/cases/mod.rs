@@ -5,11 +5,13 @@
 //! A case fills its [`CaseReport`] as it goes, so the figures measured before an
 //! error are still written down.
 
+mod coldstart;
 mod droppath;
 mod flood;
 mod inserts;
 mod latency;
 mod matching;
+mod memory;
 
 use std::path::PathBuf;
 
@@ -81,6 +83,18 @@ pub fn all() -> Vec<Case> {
             name: "droppath",
             title: "Drop path: per-packet cost and drop rate under a flood",
             run: droppath::run,
+        },
+        Case {
+            id: 5,
+            name: "memory",
+            title: "Memory: agent RSS and kernel maps",
+            run: memory::run,
+        },
+        Case {
+            id: 6,
+            name: "coldstart",
+            title: "Cold start on a 1 GB log",
+            run: coldstart::run,
         },
     ]
 }
