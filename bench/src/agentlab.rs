@@ -99,8 +99,13 @@ impl AgentLab {
     }
 
     /// Starts the agent and returns once its socket answers `status`, with the time
-    /// from spawn to that answer.
+    /// from spawn to that answer (at most 120 s).
     pub fn start(&mut self) -> Result<Duration> {
+        self.start_within(Duration::from_secs(120))
+    }
+
+    /// [`AgentLab::start`] with a chosen limit.
+    pub fn start_within(&mut self, limit: Duration) -> Result<Duration> {
         if self.agent.is_some() {
             bail!("the agent is already running");
         }
@@ -121,8 +126,11 @@ impl AgentLab {
             {
                 return Ok(t0.elapsed());
             }
-            if t0.elapsed() > Duration::from_secs(120) {
-                bail!("the agent's socket did not answer within 120 s");
+            if t0.elapsed() > limit {
+                bail!(
+                    "the agent's socket did not answer within {} s",
+                    limit.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         }

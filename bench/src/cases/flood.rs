@@ -136,7 +136,7 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         vec![1_000, 10_000]
     };
     let big = ctx.size(1_000_000, 100_000);
-    let window = Duration::from_millis(ctx.size(1000, 200) as u64);
+    let window = Duration::from_millis(ctx.size(1000, 150) as u64);
     let with_unbanned = !ctx.quick;
 
     let methods = [

@@ -46,8 +46,8 @@ impl Method {
 }
 
 pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
-    let sizes = [ctx.size(100_000, 10_000), ctx.size(1_000_000, 100_000)];
-    let per_ban = ctx.size(1_000, 100);
+    let sizes = [ctx.size(100_000, 10_000), ctx.size(1_000_000, 50_000)];
+    let per_ban = ctx.size(1_000, 50);
     let mut methods: Vec<Method> = Vec::new();
 
     for &n in &sizes {
