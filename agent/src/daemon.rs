@@ -372,9 +372,10 @@ pub async fn run_prepared(
     engine.restore(restored.clone(), now);
     // Stored bans the engine refused (they now overlap the allowlist) end here, so
     // the store and the kernel agree with the engine.
+    let kept: std::collections::HashSet<ipnet::IpNet> = engine.bans().map(|b| b.target).collect();
     let dropped: Vec<Decision> = restored
         .into_iter()
-        .filter(|b| !engine.bans().any(|e| e.target == b.target))
+        .filter(|b| !kept.contains(&b.target))
         .map(Decision::Unban)
         .collect();
     if !dropped.is_empty() {
@@ -384,6 +385,7 @@ pub async fn run_prepared(
         db = %store.path().display(),
         restored = count,
         expired_while_down = pruned,
+        since_start_ms = started.elapsed().as_secs_f64() * 1000.0,
         "state loaded"
     );
 
@@ -391,7 +393,7 @@ pub async fn run_prepared(
     let active: Vec<Ban> = engine.bans().cloned().collect();
     let mut slots = Vec::with_capacity(backends.len());
     for backend in backends {
-        slots.push(Slot::reconciled(backend, &active, &routes, now)?);
+        slots.push(Slot::reconciled(backend, &active, &routes)?);
     }
     let hooks =
         Hooks::from_config(&config, tokio::runtime::Handle::current()).map_err(|source| {

@@ -2,6 +2,7 @@
 //! per-CPU map, independently of the agent: a test can then check that packets were
 //! really dropped by the kernel program, not just that the agent says it banned.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use aya::maps::{HashMap, Map, MapData, PerCpuHashMap};
@@ -82,6 +83,48 @@ pub fn ban_entry(pins: &PinDir, addr: IpAddr) -> Option<BanValue> {
         Ok(v) => Some(v),
         Err(aya::maps::MapError::KeyNotFound) => None,
         Err(e) => panic!("cannot read {name} for {addr}: {e}"),
+    }
+}
+
+/// Every address in the pinned exact-address maps (`BAN_V4` and `BAN_V6`), expired
+/// entries included: what the kernel holds, to compare with what the agent says.
+pub fn exact_bans(pins: &PinDir) -> BTreeSet<IpAddr> {
+    let mut out = BTreeSet::new();
+    let v4 = HashMap::<MapData, [u8; 4], BanValue>::try_from(open_pinned(pins, MAP_BAN_V4))
+        .unwrap_or_else(|e| panic!("{MAP_BAN_V4} is not the expected hash map: {e}"));
+    for k in v4.keys() {
+        let k = k.unwrap_or_else(|e| panic!("cannot list {MAP_BAN_V4}: {e}"));
+        out.insert(IpAddr::from(k));
+    }
+    let v6 = HashMap::<MapData, [u8; 16], BanValue>::try_from(open_pinned(pins, MAP_BAN_V6))
+        .unwrap_or_else(|e| panic!("{MAP_BAN_V6} is not the expected hash map: {e}"));
+    for k in v6.keys() {
+        let k = k.unwrap_or_else(|e| panic!("cannot list {MAP_BAN_V6}: {e}"));
+        out.insert(IpAddr::from(k));
+    }
+    out
+}
+
+/// Writes an exact-address entry straight into the pinned map, behind the agent's
+/// back (`expires_ns` 0 = permanent): how a test plants a stale or unknown ban for
+/// the agent's reconciliation to find.
+pub fn plant_exact_ban(pins: &PinDir, addr: IpAddr, expires_ns: u64) {
+    let value = BanValue { expires_ns };
+    match addr {
+        IpAddr::V4(a) => {
+            let mut m =
+                HashMap::<MapData, [u8; 4], BanValue>::try_from(open_pinned(pins, MAP_BAN_V4))
+                    .unwrap_or_else(|e| panic!("{MAP_BAN_V4} is not the expected hash map: {e}"));
+            m.insert(a.octets(), value, 0)
+                .unwrap_or_else(|e| panic!("cannot write {MAP_BAN_V4}: {e}"));
+        }
+        IpAddr::V6(a) => {
+            let mut m =
+                HashMap::<MapData, [u8; 16], BanValue>::try_from(open_pinned(pins, MAP_BAN_V6))
+                    .unwrap_or_else(|e| panic!("{MAP_BAN_V6} is not the expected hash map: {e}"));
+            m.insert(a.octets(), value, 0)
+                .unwrap_or_else(|e| panic!("cannot write {MAP_BAN_V6}: {e}"));
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub mod veth;
 
 pub use agent::{Agent, AgentDir, JailSpec};
 pub use bpffs::PinDir;
-pub use counters::{Drops, ban_entry, drops_for};
+pub use counters::{Drops, ban_entry, drops_for, exact_bans, plant_exact_ban};
 pub use kobjects::KernelObjects;
 pub use netns::{NetNs, NetNsGuard};
 pub use privilege::require_root;

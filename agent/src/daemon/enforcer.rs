@@ -91,12 +91,12 @@ pub(super) struct Slot {
 
 impl Slot {
     /// Reconciles `backend` with `active` and wraps it; the time taken is kept for
-    /// `status` and logged.
+    /// `status` and logged. The wall clock is read right before the backend reads
+    /// its own clock: XDP turns deadlines into boot time from the pair.
     pub(super) fn reconciled(
         mut backend: Box<dyn Backend>,
         active: &[Ban],
         routes: &Routes,
-        now: SystemTime,
     ) -> Result<Slot, DaemonError> {
         let name = backend.name();
         let mine: Vec<Ban> = active
@@ -107,7 +107,7 @@ impl Slot {
         let started = Instant::now();
         let report: ReconcileReport =
             backend
-                .reconcile(&mine, now)
+                .reconcile(&mine, SystemTime::now())
                 .map_err(|source| DaemonError::Backend {
                     name,
                     source: Box::new(source),
@@ -261,7 +261,9 @@ impl Enforcer {
             for d in &decisions {
                 log_decision(d);
             }
-            self.apply(&decisions, now);
+            // Deadlines are converted to the kernel's clock against the time now,
+            // not when the batch was decided.
+            self.apply(&decisions, SystemTime::now());
             self.hooks.notify(&decisions);
         }
         for tx in done {
@@ -409,7 +411,6 @@ impl Enforcer {
     fn reconfigure(&mut self, cfg: &Config, active: &[Ban]) -> Result<Changes, String> {
         let changes = backend_changes(&self.backends_cfg, &cfg.backends);
         let routes = Routes::from_config(cfg);
-        let now = SystemTime::now();
         let hooks = self
             .hooks
             .with_config(cfg)
@@ -441,16 +442,14 @@ impl Enforcer {
                     tracing::warn!(backend = %name, error = %chain(&e), "cannot remove the old kernel state");
                 }
             }
-            let opened_one = open_backend(&cfg.backends, name).and_then(|b| {
-                b.map(|b| Slot::reconciled(b, active, &routes, now))
-                    .transpose()
-            });
+            let opened_one = open_backend(&cfg.backends, name)
+                .and_then(|b| b.map(|b| Slot::reconciled(b, active, &routes)).transpose());
             match opened_one {
                 Ok(Some(slot)) => opened.push(slot),
                 Ok(None) => {}
                 Err(e) => {
                     if replaced {
-                        self.reopen_old(name, active, now);
+                        self.reopen_old(name, active);
                     }
                     return Err(chain(&e));
                 }
@@ -511,9 +510,9 @@ impl Enforcer {
     }
 
     /// Puts back a backend of the running config after a failed replacement.
-    fn reopen_old(&mut self, name: &str, active: &[Ban], now: SystemTime) {
+    fn reopen_old(&mut self, name: &str, active: &[Ban]) {
         match open_backend(&self.backends_cfg, name).and_then(|b| {
-            b.map(|b| Slot::reconciled(b, active, &self.routes, now))
+            b.map(|b| Slot::reconciled(b, active, &self.routes))
                 .transpose()
         }) {
             Ok(Some(slot)) => self.slots.push(slot),
