@@ -366,10 +366,14 @@ pub async fn run_prepared(
         tracing::info!(entries = history.len(), "ban history loaded for escalation");
         engine.restore_history(history, now);
     }
+    let reading = Instant::now();
     let pruned = store.prune_expired(now)?;
     let restored = store.active_bans(now)?;
+    let read_ms = reading.elapsed().as_secs_f64() * 1000.0;
     let count = restored.len();
+    let restoring = Instant::now();
     engine.restore(restored.clone(), now);
+    let restore_ms = restoring.elapsed().as_secs_f64() * 1000.0;
     // Stored bans the engine refused (they now overlap the allowlist) end here, so
     // the store and the kernel agree with the engine.
     let kept: std::collections::HashSet<ipnet::IpNet> = engine.bans().map(|b| b.target).collect();
@@ -385,6 +389,8 @@ pub async fn run_prepared(
         db = %store.path().display(),
         restored = count,
         expired_while_down = pruned,
+        read_ms,
+        restore_ms,
         since_start_ms = started.elapsed().as_secs_f64() * 1000.0,
         "state loaded"
     );

@@ -103,6 +103,22 @@ fn reconcile(agent: &Agent, active: usize) -> serde_json::Value {
     xdp["reconcile"].clone()
 }
 
+/// The agent's own start-up milestones (state loaded, reconciled, running), for the
+/// report: where the start-up time went.
+fn milestones(agent: &Agent) -> String {
+    let out = agent.output_text();
+    let keep = ["state loaded", "backend reconciled", "log2drop running"];
+    // The output file spans every start; this start's lines are the last ones.
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| keep.iter().any(|k| l.contains(k)))
+        .collect();
+    lines[lines.len().saturating_sub(keep.len())..]
+        .iter()
+        .map(|l| format!("    {l}\n"))
+        .collect()
+}
+
 fn counts(r: &serde_json::Value) -> [u64; 4] {
     ["added", "removed", "updated", "kept"].map(|k| r[k].as_u64().unwrap_or(u64::MAX))
 }
@@ -148,6 +164,7 @@ fn restart_with_100k_bans_reconciles_the_xdp_maps_in_one_pass() {
     // Cold: the maps are empty; everything is added in one pass.
     let (mut agent, cold_ready) = start(&server, &dir);
     let cold = reconcile(&agent, n);
+    eprint!("cold start:\n{}", milestones(&agent));
     assert_eq!(counts(&cold), [n as u64, 0, 0, 0], "cold reconcile: {cold}");
     assert_eq!(
         exact_bans(&pins),
@@ -163,17 +180,20 @@ fn restart_with_100k_bans_reconciles_the_xdp_maps_in_one_pass() {
         ),
         "{OFFENDER_V4} is banned and still answered"
     );
-    assert!(ping_with_timeout(
-        &attacker,
-        BYSTANDER_V4,
-        SERVER_V4,
-        ready_probe
-    ));
+    // A bystander still gets through (retried: a loaded machine may be slow).
+    let through = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        ping_with_timeout(&attacker, BYSTANDER_V4, SERVER_V4, ready_probe)
+    });
+    assert!(
+        through.is_some(),
+        "{BYSTANDER_V4} dropped with {n} other bans"
+    );
     assert!(agent.terminate().success(), "{}", agent.output_text());
 
     // Warm: the pinned maps already hold every ban; nothing is rewritten.
     let (mut agent, warm_ready) = start(&server, &dir);
     let warm = reconcile(&agent, n);
+    eprint!("warm restart:\n{}", milestones(&agent));
     assert_eq!(counts(&warm), [0, 0, 0, n as u64], "warm reconcile: {warm}");
     assert_eq!(exact_bans(&pins), active);
     assert!(agent.terminate().success(), "{}", agent.output_text());

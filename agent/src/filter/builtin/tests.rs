@@ -194,7 +194,10 @@ fn docs_describe_every_builtin() {
         );
         let f = get(name).expect("built-in");
         for re in &f.regex {
-            assert!(docs.contains(re.as_str()), "docs/filters.md lacks {name}'s regex {re}");
+            assert!(
+                docs.contains(re.as_str()),
+                "docs/filters.md lacks {name}'s regex {re}"
+            );
         }
     }
 }
