@@ -99,10 +99,16 @@ pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply,
             reason: format!("cannot encode request: {e}"),
         })?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(io_err)?;
+    // A refusing agent may answer and close before the request is written: the
+    // write then fails, but its reply (the reason) is still there to read.
+    let written = stream.write_all(&line);
     let mut reader = BufReader::new(stream).take(MAX_REPLY as u64 + 1);
     let mut reply = Vec::new();
-    reader.read_until(b'\n', &mut reply).map_err(io_err)?;
+    let read = reader.read_until(b'\n', &mut reply);
+    if reply.is_empty() {
+        written.map_err(io_err)?;
+    }
+    read.map_err(io_err)?;
     if reply.last() != Some(&b'\n') {
         return Err(ClientError::BadReply {
             socket: socket.to_path_buf(),
@@ -141,6 +147,30 @@ mod tests {
             .expect_err("no agent");
         assert!(matches!(err, ClientError::NotRunning { .. }));
         assert!(err.to_string().contains(&*sock.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn a_refusal_sent_before_the_request_is_read_still_arrives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("refuse.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            s.write_all(b"{\"v\":1,\"ok\":false,\"error\":\"permission denied\"}\n")
+                .expect("answer");
+            // Closed with the request unread.
+        });
+        // Larger than the socket buffer, so the write is still going on when the
+        // other side closes.
+        let cmd = Command::Ban {
+            target: "x".repeat(8 << 20),
+            duration: None,
+            jail: None,
+            force: false,
+        };
+        let reply = request(&sock, &cmd, Duration::from_secs(5)).expect("the reason, not EPIPE");
+        assert_eq!(reply.error.as_deref(), Some("permission denied"));
+        server.join().expect("server");
     }
 
     #[test]

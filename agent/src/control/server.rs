@@ -301,12 +301,23 @@ async fn handle_connection(
     };
     let role = options.role(uid, gid, &groups);
     let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
     let Some(role) = role else {
         tracing::warn!(
             uid,
             gid,
             "control: refused a connection from an unauthorised user"
         );
+        // Take the request first (bounded, briefly): closing with it unread would
+        // make the client's write fail before it sees the reason.
+        let mut ignored = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            (&mut reader)
+                .take((MAX_REQUEST + 1) as u64)
+                .read_until(b'\n', &mut ignored),
+        )
+        .await;
         let who = if options.read_gid.is_some() {
             "root, or members of the socket group for read-only commands"
         } else {
@@ -318,7 +329,6 @@ async fn handle_connection(
         let _ = write.write_all(&reply.to_line()).await;
         return;
     };
-    let mut reader = BufReader::new(read);
     let mut line = Vec::with_capacity(256);
     loop {
         line.clear();
