@@ -503,7 +503,9 @@ pub async fn run_prepared(
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the commit thread failed");
     }
-    tracing::info!("log2drop stopped; bans stay enforced");
+    // After `flush` the kernel state is already gone (logged there); otherwise the
+    // pinned maps and links keep enforcing every ban while the agent is down.
+    tracing::info!("log2drop stopped; kernel state left in place");
     Ok(())
 }
 
