@@ -31,7 +31,7 @@ pub const DB_FILE: &str = "log2drop.db";
 
 /// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
 /// from its index to the next version.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -85,6 +85,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE ban_history ADD COLUMN reason TEXT;
     CREATE INDEX ban_history_since ON ban_history (since);
     CREATE INDEX ban_history_ended ON ban_history (ended);
+",
+    // 5: the followed file's modification time when its position was saved, so a
+    // copy of it made while the agent was down (copytruncate) is told from older
+    // rotated files. Rows from version 4 get 0 (unknown).
+    "
+    ALTER TABLE offsets ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0;
 ",
 ];
 
@@ -420,7 +426,9 @@ impl Store {
     pub fn all_positions(&self) -> Result<Vec<(PathBuf, FilePosition)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT source, dev, inode, offset, fingerprint_len, fingerprint FROM offsets")
+            .prepare(
+                "SELECT source, dev, inode, offset, fingerprint_len, fingerprint, mtime FROM offsets",
+            )
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
@@ -432,6 +440,7 @@ impl Store {
                         offset: r.get::<_, i64>(3)? as u64,
                         fingerprint_len: r.get::<_, i64>(4)? as u64,
                         fingerprint: r.get::<_, i64>(5)? as u64,
+                        mtime_ns: r.get(6)?,
                     },
                 ))
             })
@@ -460,7 +469,7 @@ impl Store {
     pub fn position(&self, source: &Path) -> Result<Option<FilePosition>, StoreError> {
         self.conn
             .query_row(
-                "SELECT dev, inode, offset, fingerprint_len, fingerprint
+                "SELECT dev, inode, offset, fingerprint_len, fingerprint, mtime
                  FROM offsets WHERE source = ?1",
                 params![source.to_string_lossy()],
                 |r| {
@@ -470,6 +479,7 @@ impl Store {
                         offset: r.get::<_, i64>(2)? as u64,
                         fingerprint_len: r.get::<_, i64>(3)? as u64,
                         fingerprint: r.get::<_, i64>(4)? as u64,
+                        mtime_ns: r.get(5)?,
                     })
                 },
             )
@@ -537,12 +547,12 @@ fn write_positions(
 ) -> rusqlite::Result<()> {
     for (source, p) in positions {
         tx.prepare_cached(
-            "INSERT INTO offsets (source, dev, inode, offset, fingerprint_len, fingerprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO offsets (source, dev, inode, offset, fingerprint_len, fingerprint, mtime)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (source) DO UPDATE
              SET dev = excluded.dev, inode = excluded.inode, offset = excluded.offset,
                  fingerprint_len = excluded.fingerprint_len,
-                 fingerprint = excluded.fingerprint",
+                 fingerprint = excluded.fingerprint, mtime = excluded.mtime",
         )?
         .execute(params![
             source.to_string_lossy(),
@@ -551,7 +561,8 @@ fn write_positions(
             p.inode as i64,
             p.offset as i64,
             p.fingerprint_len as i64,
-            p.fingerprint as i64
+            p.fingerprint as i64,
+            p.mtime_ns
         ])?;
     }
     Ok(())
@@ -864,6 +875,7 @@ mod tests {
             offset: 10,
             fingerprint_len: 10,
             fingerprint: u64::MAX - 7,
+            mtime_ns: 1_747_648_800_123_456_789,
         };
         store.save_positions(&[(p.clone(), first)]).expect("save");
         let second = FilePosition {
@@ -905,6 +917,7 @@ mod tests {
             offset: 3,
             fingerprint_len: 0,
             fingerprint: u64::MAX,
+            mtime_ns: -1,
         };
         store
             .save_positions(&[("/a".into(), p), ("/b".into(), p)])
@@ -935,7 +948,10 @@ mod tests {
             .position(Path::new("/var/log/auth.log"))
             .expect("read")
             .expect("row kept");
-        assert_eq!((p.dev, p.inode, p.offset, p.fingerprint_len), (1, 2, 3, 0));
+        assert_eq!(
+            (p.dev, p.inode, p.offset, p.fingerprint_len, p.mtime_ns),
+            (1, 2, 3, 0, 0)
+        );
         assert_eq!(p.fingerprint, fnv1a_empty());
         assert_eq!(store.active_bans(t(0)).expect("bans").len(), 1);
     }
@@ -952,6 +968,7 @@ mod tests {
             offset,
             fingerprint_len: 0,
             fingerprint: 0,
+            mtime_ns: 0,
         }
     }
 

@@ -13,9 +13,12 @@
 //! What it handles:
 //! - appends, with a partial last line kept until its `\n` arrives;
 //! - rename+create: the path now names another file. The old descriptor stays
-//!   open and is read as long as something writes to it, until the file is deleted
-//!   or has been idle for [`FollowOptions::rotated_idle`] (at most
-//!   [`FollowOptions::max_rotated`] such descriptors); the new file is read from 0;
+//!   open and is read as long as something writes to it, until it has been idle
+//!   for [`FollowOptions::rotated_idle`] (at most [`FollowOptions::max_rotated`]
+//!   such descriptors); the new file is read from 0. A deleted file is kept the
+//!   same way: a writer that has not reopened its log still writes to it after
+//!   logrotate removed the oldest rotation, and nobody else will see those lines;
+//!   its space is freed at most `rotated_idle` after its last write;
 //! - several rotations between two polls: the files that came and went in between
 //!   are found among the rotated *siblings* in the same directory (`auth.log.1`,
 //!   `auth.log-20250101`: the name followed by `.`, `-` or `_`) as files we had not
@@ -85,6 +88,11 @@ pub struct FilePosition {
     pub fingerprint_len: u64,
     /// FNV-1a hash of those bytes.
     pub fingerprint: u64,
+    /// The file's modification time when we last read it, in nanoseconds since
+    /// the epoch; 0 if unknown (saved by an older version). A copy of the file
+    /// made after that (a copytruncate while the agent was down) is newer, which
+    /// tells it from an older rotated file that happens to start alike.
+    pub mtime_ns: i64,
 }
 
 /// FNV-1a, 64 bit: stable across builds and Rust versions (it is persisted).
@@ -208,8 +216,6 @@ struct Reader {
     tail: Vec<u8>,
     /// Modification time at the last drain, in nanoseconds since the epoch.
     mtime: i128,
-    /// Link count at the last drain: 0 once the file is deleted.
-    nlink: u64,
     /// Scratch for comparisons.
     scratch: Vec<u8>,
 }
@@ -235,7 +241,6 @@ impl Reader {
             head: Vec::new(),
             tail: Vec::new(),
             mtime: mtime_of(&meta),
-            nlink: meta.nlink(),
             scratch: Vec::new(),
         })
     }
@@ -340,7 +345,6 @@ impl Reader {
         }
         let meta = self.file.metadata()?;
         self.mtime = mtime_of(&meta);
-        self.nlink = meta.nlink();
         Ok(any)
     }
 
@@ -366,6 +370,7 @@ impl Reader {
             offset: self.committed,
             fingerprint_len,
             fingerprint: fnv1a(&self.head[..fingerprint_len as usize]),
+            mtime_ns: i64::try_from(self.mtime).unwrap_or(0),
         }
     }
 
@@ -421,6 +426,10 @@ pub struct FileFollower {
     rotated: Vec<Rotated>,
     /// Saved position to resume from on the first open.
     resume: Option<FilePosition>,
+    /// The rotated descriptor that continued the saved position at start-up
+    /// (its file was rotated while we were down) while the path is missing:
+    /// until the path names a file again, it is where a restart resumes.
+    resumed_in: Option<(u64, u64)>,
     /// Whether the first look at the path has happened (a file found then existed
     /// before us and starts at `start_at`; one found later is new and starts at 0).
     first_look_done: bool,
@@ -446,6 +455,7 @@ impl FileFollower {
             current: None,
             rotated: Vec::new(),
             resume,
+            resumed_in: None,
             first_look_done: false,
             known: HashMap::new(),
             last_look: 0,
@@ -491,10 +501,13 @@ impl FileFollower {
     /// last complete line; while no file is open, the saved position not used yet
     /// (so a restart while the file is missing keeps it). `None` if neither.
     pub fn position(&self) -> Option<FilePosition> {
-        match &self.current {
-            Some(r) => Some(r.position()),
-            None => self.resume,
+        if let Some(r) = &self.current {
+            return Some(r.position());
         }
+        self.resumed_in
+            .and_then(|id| self.rotated.iter().find(|r| r.reader.id() == id))
+            .map(|r| r.reader.position())
+            .or(self.resume)
     }
 
     /// Reads everything available now, handing each line (without its `\n`, and
@@ -569,7 +582,8 @@ impl FileFollower {
         Ok(any)
     }
 
-    /// Drains the rotated descriptors; closes those deleted or idle too long.
+    /// Drains the rotated descriptors; closes those idle too long (deleted ones
+    /// too: a writer may still hold them).
     fn poll_rotated(&mut self, now: Instant, sink: &mut dyn FnMut(Line<'_>)) -> bool {
         let mut any = false;
         let mut i = 0;
@@ -595,9 +609,8 @@ impl FileFollower {
             if read {
                 r.last_active = now;
             }
-            let done = !ok
-                || (!read && r.reader.nlink == 0)
-                || now.saturating_duration_since(r.last_active) >= self.options.rotated_idle;
+            let done =
+                !ok || now.saturating_duration_since(r.last_active) >= self.options.rotated_idle;
             if done {
                 let r = self.rotated.remove(i);
                 self.retire(r.reader, sink);
@@ -623,6 +636,12 @@ impl FileFollower {
     /// Gives a descriptor up for good, remembering its file as accounted for.
     fn retire(&mut self, mut reader: Reader, sink: &mut dyn FnMut(Line<'_>)) {
         reader.finish(&mut self.stats, sink);
+        if self.resumed_in == Some(reader.id()) {
+            self.resumed_in = None;
+            if self.current.is_none() {
+                self.resume = Some(reader.position());
+            }
+        }
         self.known.insert(reader.id(), reader.head);
     }
 
@@ -745,16 +764,16 @@ impl FileFollower {
     }
 
     /// Whether a sibling is a file already accounted for: same device+inode and
-    /// the same first bytes. A file known while empty is known only while empty
-    /// (an empty head would match anything after an inode was reused).
+    /// still starting with the bytes we knew (a file only grows, so its head now
+    /// holds all of them). A file shorter than the head we knew is another one
+    /// (an inode reused at once by a new, still short file) or was rewritten: its
+    /// bytes are new. An empty file is never known: nothing tells an empty file
+    /// seen before from a new one that reused its inode, and the new one may be a
+    /// writer's file. Taking it as unknown costs nothing: it has no line to repeat.
     fn is_known(&self, s: &Sibling) -> bool {
-        self.known.get(&s.reader.id()).is_some_and(|h| {
-            if h.is_empty() {
-                s.head.is_empty()
-            } else {
-                same_start(h, &s.head)
-            }
-        })
+        self.known
+            .get(&s.reader.id())
+            .is_some_and(|h| !h.is_empty() && s.head.starts_with(h))
     }
 
     /// Plain-text rotated siblings of the path that we hold no descriptor for, the
@@ -824,25 +843,35 @@ impl FileFollower {
         };
         let mut start = None;
         let mut any = false;
-        if let (Some(p), Some(r)) = (&resume, &opened) {
-            let len = r.len().map_err(|e| self.err(e))?;
-            if r.matches(p, len) {
-                start = Some(p.offset);
-            }
-        }
-        if start.is_none()
-            && let Some(p) = &resume
-        {
-            // Replaced while we were down: the saved file may be a sibling now
-            // (renamed), or a copy of it may be (copytruncate).
-            let saved = siblings
-                .iter()
-                .position(|s| s.reader.matches(p, s.len))
-                .or_else(|| {
-                    siblings
-                        .iter()
-                        .position(|s| p.fingerprint_len > 0 && s.reader.starts_like(p, s.len))
-                });
+        if let Some(p) = &resume {
+            let at_path = match &opened {
+                Some(r) => r.matches(p, r.len().map_err(|e| self.err(e))?),
+                None => false,
+            };
+            let renamed = if at_path {
+                None
+            } else {
+                siblings.iter().position(|s| s.reader.matches(p, s.len))
+            };
+            // Where the lines after the saved offset are: in a copy made since
+            // (copytruncate while we were down: the file itself was truncated,
+            // even if it has grown back past the offset and starts alike), else
+            // in the file itself, at the path or renamed to a sibling, else in
+            // some copy of it (the file is gone or no longer reaches the offset).
+            let same_file = if at_path {
+                opened.as_ref()
+            } else {
+                renamed.map(|i| &siblings[i].reader)
+            };
+            let copy = copy_made_since(p, &siblings, same_file, renamed.map(|i| &siblings[i]));
+            let saved = copy.or(renamed).or_else(|| {
+                if at_path {
+                    return None;
+                }
+                siblings
+                    .iter()
+                    .position(|s| p.fingerprint_len > 0 && s.reader.starts_like(p, s.len))
+            });
             if let Some(i) = saved {
                 let mut s = siblings.swap_remove(i);
                 // Siblings written after the saved file are the ones rotated away
@@ -861,19 +890,26 @@ impl FileFollower {
                         .reader
                         .drain(&mut self.buf, &mut self.stats, sink)
                         .unwrap_or(false);
+                    if opened.is_none() {
+                        self.resumed_in = Some(s.reader.id());
+                    }
                     self.push_rotated(s.reader, now, sink);
                 }
                 siblings = Vec::new();
                 any |= self.recover(since, None, now, sink);
+            } else if at_path {
+                start = Some(p.offset);
             } else if opened.is_some() {
                 tracing::warn!(path = %self.path.display(),
                     "the file followed before the restart was replaced and is gone; reading the new file from its start");
             }
-            if opened.is_some() {
-                start = Some(0);
-            } else {
-                // Still missing: keep the saved position for the next restart.
-                self.resume = resume;
+            if start.is_none() {
+                if opened.is_some() {
+                    start = Some(0);
+                } else {
+                    // Still missing: keep the saved position for the next restart.
+                    self.resume = resume;
+                }
             }
         }
         for s in siblings {
@@ -901,7 +937,12 @@ impl FileFollower {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.err(e)),
         };
-        if let Some(p) = self.resume.take() {
+        // A saved position already continued in a rotated file is used up.
+        let resume = self
+            .resume
+            .take()
+            .filter(|_| self.resumed_in.take().is_none());
+        if let Some(p) = resume {
             let len = reader.len().map_err(|e| self.err(e))?;
             if reader.matches(&p, len) {
                 reader.seek_to(p.offset).map_err(|e| self.err(e))?;
@@ -927,6 +968,71 @@ impl FileFollower {
             source,
         }
     }
+}
+
+/// The oldest sibling that is a copy of the file `p` was saved for, made after it
+/// was saved: another file, modified after `p.mtime_ns`, that starts with the
+/// saved first bytes and reaches the saved offset, while the file itself (if it
+/// is still there: `same_file`) no longer starts with the copy's bytes (it was
+/// truncated after the copy; a plain `cp` of a file that was not truncated is not
+/// taken for a copytruncate's copy). If the file was renamed to a sibling
+/// (`renamed`), the copy was made before that rename, so it is the older sibling.
+fn copy_made_since(
+    p: &FilePosition,
+    siblings: &[Sibling],
+    same_file: Option<&Reader>,
+    renamed: Option<&Sibling>,
+) -> Option<usize> {
+    if p.fingerprint_len == 0 || p.mtime_ns == 0 {
+        return None;
+    }
+    siblings
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.reader.id() != (p.dev, p.inode)
+                && s.reader.mtime > i128::from(p.mtime_ns)
+                && s.reader.starts_like(p, s.len)
+                && renamed.is_none_or(|r| rotated_before(s, r))
+                && same_file.is_none_or(|f| !starts_with_file(&f.file, &s.reader.file, s.len))
+        })
+        .min_by_key(|(_, s)| (s.reader.mtime, age_rank(&s.path)))
+        .map(|(i, _)| i)
+}
+
+/// Whether sibling `a` was rotated away before sibling `b`: by logrotate's
+/// numbers if both have one, else by modification time.
+fn rotated_before(a: &Sibling, b: &Sibling) -> bool {
+    match (age_rank(&a.path), age_rank(&b.path)) {
+        (0, _) | (_, 0) => a.reader.mtime <= b.reader.mtime,
+        (ra, rb) => ra < rb,
+    }
+}
+
+/// How many leading bytes [`starts_with_file`] compares at most.
+const COMPARE_MAX: u64 = 64 * 1024;
+
+/// Whether `file` still starts with the first bytes of `prefix` (`prefix_len`
+/// long), as far as both reach and up to [`COMPARE_MAX`]. An unreadable file
+/// does not.
+fn starts_with_file(file: &File, prefix: &File, prefix_len: u64) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let n = len.min(prefix_len).min(COMPARE_MAX);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    while at < n {
+        let chunk = (n - at).min(READ_CHUNK as u64) as usize;
+        if read_at(file, at, chunk, &mut a).is_err()
+            || read_at(prefix, at, chunk, &mut b).is_err()
+            || a != b
+        {
+            return false;
+        }
+        at += chunk as u64;
+    }
+    true
 }
 
 /// Whether a sibling comes after `since` = (modification time, [`age_rank`]):

@@ -123,21 +123,35 @@ fn rotated_file_is_read_until_idle_for_long() {
     assert!(collect_at(&mut f, t0 + Duration::from_secs(602)).is_empty());
 }
 
+/// Regression (model seed 2794): a writer that never reopened its log keeps
+/// writing to it after logrotate deleted it as the oldest rotation.
 #[test]
-fn deleted_rotated_file_is_closed_once_drained() {
+fn deleted_rotated_file_is_read_until_idle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("log");
     let old = dir.path().join("log.1");
     append(&p, "");
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .expect("open");
     let mut f = follower(&p, StartAt::End);
-    collect(&mut f);
+    let t0 = Instant::now();
+    collect_at(&mut f, t0);
     std::fs::rename(&p, &old).expect("rename");
-    append(&old, "last words\n");
+    writer.write_all(b"last words\n").expect("write");
     append(&p, "");
     std::fs::remove_file(&old).expect("remove");
-    assert_eq!(collect(&mut f), ["last words"]);
-    collect(&mut f);
-    assert_eq!(f.open_ids().count(), 1, "only the current file stays open");
+    assert_eq!(collect_at(&mut f, t0), ["last words"]);
+    assert!(collect_at(&mut f, t0).is_empty());
+    writer
+        .write_all(b"written after the delete\n")
+        .expect("write");
+    let later = t0 + DEFAULT_ROTATED_IDLE / 2;
+    assert_eq!(collect_at(&mut f, later), ["written after the delete"]);
+    assert_eq!(f.open_ids().count(), 2);
+    collect_at(&mut f, later + DEFAULT_ROTATED_IDLE);
+    assert_eq!(f.open_ids().count(), 1, "closed once idle");
 }
 
 #[test]
@@ -289,9 +303,14 @@ fn delete_and_recreate_reads_new_file_from_start() {
     std::fs::remove_file(&p).expect("remove");
     assert!(collect(&mut f).is_empty());
     append(&p, "after 1\nafter 2\n");
-    assert_eq!(collect(&mut f), ["after 1", "after 2"]);
-    collect(&mut f);
-    assert_eq!(f.open_ids().count(), 1, "the deleted file is closed");
+    let t0 = Instant::now();
+    assert_eq!(collect_at(&mut f, t0), ["after 1", "after 2"]);
+    collect_at(&mut f, t0 + DEFAULT_ROTATED_IDLE);
+    assert_eq!(
+        f.open_ids().count(),
+        1,
+        "the deleted file is closed once idle"
+    );
 }
 
 #[test]
@@ -523,4 +542,172 @@ fn resume_after_several_copytruncates_while_down() {
         collect(&mut f),
         ["00000003 c", "00000004 d", "00000005 e", "00000006 f"]
     );
+}
+
+/// Regression (model seeds 339, 570 and others): the agent stopped while the
+/// file held only part of its first line, so the saved fingerprint (that part)
+/// says little; then, while it was down, the line was finished, the file was
+/// copytruncated, grew again from a line that starts alike, and was renamed
+/// away. The file itself still matches the saved position by inode and
+/// fingerprint, but its bytes are new: the rest is in the copy, which is newer
+/// than the saved position and numbered older than the renamed file.
+#[test]
+fn resume_after_copytruncate_then_rename_while_down_with_a_partial_first_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "0");
+    assert!(collect(&mut f).is_empty());
+    let saved = f.position().expect("position");
+    assert_eq!((saved.offset, saved.fingerprint_len), (0, 1));
+    drop(f);
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "0000036 copied\n");
+    std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
+    truncate(&p);
+    append(&p, "00000037 after the truncation\n");
+    std::fs::rename(dir.path().join("log.1"), dir.path().join("log.2")).expect("shift");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    append(&p, "00000038 new file\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(saved));
+    assert_eq!(
+        collect(&mut f),
+        [
+            "00000036 copied",
+            "00000037 after the truncation",
+            "00000038 new file"
+        ]
+    );
+}
+
+/// The same with the truncated file still at the path.
+#[test]
+fn resume_after_copytruncate_while_down_with_a_partial_first_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "000");
+    collect(&mut f);
+    let saved = f.position();
+    drop(f);
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "00018 copied\n");
+    std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
+    truncate(&p);
+    append(&p, "00000019 after\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(collect(&mut f), ["00000018 copied", "00000019 after"]);
+}
+
+/// What the copy rule must not take for a copytruncate: an older rotated file
+/// that starts like the saved one (it was there before the stop), and a plain
+/// copy of a file that was not truncated (a backup taken while the agent was
+/// down).
+#[test]
+fn resume_ignores_older_look_alikes_and_backups_of_an_untruncated_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&dir.path().join("log.1"), "00000001 older file\n");
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "0");
+    collect(&mut f);
+    let saved = f.position();
+    drop(f);
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "0000002 finished while down\n");
+    std::fs::copy(&p, dir.path().join("log.bak")).expect("backup");
+    append(&p, "00000003 after the backup\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(
+        collect(&mut f),
+        ["00000002 finished while down", "00000003 after the backup"]
+    );
+}
+
+/// Regression (model seeds 352, 1957, 1984): a new, empty rotated file that
+/// reused the inode of a file read before was taken for that file, so the lines
+/// its writer then wrote were never read.
+#[test]
+fn empty_sibling_on_a_reused_inode_is_a_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "a\n");
+    assert_eq!(collect(&mut f), ["a"]);
+    // Pretend `log.1`, created empty later, reused the inode of a file known
+    // with other bytes (inode numbers are reused at once on ext4 and tmpfs).
+    let sib = dir.path().join("log.1");
+    append(&sib, "");
+    let meta = std::fs::metadata(&sib).expect("meta");
+    f.known
+        .insert((meta.dev(), meta.ino()), b"old bytes\n".to_vec());
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&sib)
+        .expect("open");
+    std::fs::rename(&p, dir.path().join("log.2")).expect("rotate");
+    append(&p, "");
+    assert_eq!(collect(&mut f), Vec::<String>::new());
+    writer.write_all(b"late\n").expect("write");
+    assert_eq!(collect(&mut f), ["late"]);
+}
+
+/// Regression (model seed 480): an empty sibling known while empty, deleted and
+/// its inode reused by a new empty file that a writer then filled.
+#[test]
+fn empty_files_are_never_known() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let sib = dir.path().join("log.1");
+    append(&sib, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    let meta = std::fs::metadata(&sib).expect("meta");
+    assert!(f.known.contains_key(&(meta.dev(), meta.ino())));
+    let sibling = Sibling {
+        reader: Reader::open(&sib, 100).expect("open"),
+        head: Vec::new(),
+        len: 0,
+        path: sib.clone(),
+    };
+    assert!(!f.is_known(&sibling), "an empty head tells nothing");
+}
+
+/// Regression (model seed 1446): resumed into the saved file, rotated while the
+/// agent was down, with the path still missing: the position a second restart
+/// resumes from is where that file was read up to, not the first saved one.
+#[test]
+fn position_while_the_path_is_missing_follows_the_resumed_rotated_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let old = dir.path().join("log.1");
+    append(&p, "a\n");
+    let mut f = follower(&p, StartAt::Beginning);
+    assert_eq!(collect(&mut f), ["a"]);
+    let saved = f.position();
+    drop(f);
+    std::fs::rename(&p, &old).expect("rotate");
+    append(&old, "b\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(collect(&mut f), ["b"]);
+    append(&old, "c\n");
+    assert_eq!(collect(&mut f), ["c"]);
+    let saved = f.position();
+    assert_eq!(saved.map(|s| s.offset), Some(6));
+    drop(f);
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    append(&old, "d\n");
+    assert_eq!(collect(&mut f), ["d"]);
+    append(&p, "e\n");
+    assert_eq!(collect(&mut f), ["e"]);
 }

@@ -322,7 +322,8 @@ impl Model {
         }
     }
 
-    fn check(mut self, seed: u64) -> Vec<FollowStats> {
+    /// The follower's stats, or what went wrong (with the trace).
+    fn check(mut self, seed: u64) -> Result<Vec<FollowStats>, String> {
         if self.follower.is_none() {
             self.follower = Some(FileFollower::new(
                 self.path.clone(),
@@ -349,19 +350,40 @@ impl Model {
             .filter(|l| !seen.contains(l.as_str()))
             .map(|l| &l[..8])
             .collect();
-        if !twice.is_empty() || !lost.is_empty() {
-            for t in &self.trace {
-                eprintln!("{t}");
-            }
+        if !twice.is_empty() || !lost.is_empty() || self.got.len() != self.written.len() {
             let got: Vec<&str> = self.got.iter().map(|l| &l[..8]).collect();
-            eprintln!("got: {got:?}");
-            panic!(
-                "seed {seed}: of {} lines, lost {lost:?}, read twice {twice:?}",
-                self.written.len()
-            );
+            return Err(format!(
+                "{}\ngot: {got:?}\nseed {seed}: of {} lines, got {}, lost {lost:?}, read twice {twice:?}",
+                self.trace.join("\n"),
+                self.written.len(),
+                self.got.len(),
+            ));
         }
-        assert_eq!(self.got.len(), self.written.len(), "seed {seed}");
-        self.stats
+        Ok(self.stats)
+    }
+}
+
+/// Seeds that found bugs in soaks beyond the default range (each has a
+/// hand-written test in `tests.rs` too): run on every test run.
+const REGRESSION_SEEDS: &[u64] = &[
+    339, 352, 480, 570, 624, 775, 881, 1446, 1794, 1957, 1984, 2773, 2794,
+];
+
+/// Runs one seed: 150 random steps, then the check.
+fn run_seed(seed: u64) -> Result<Vec<FollowStats>, String> {
+    let mut m = Model::new(seed);
+    for _ in 0..150 {
+        m.step();
+    }
+    m.check(seed)
+}
+
+#[test]
+fn model_regression_seeds() {
+    for &seed in REGRESSION_SEEDS {
+        if let Err(report) = run_seed(seed) {
+            panic!("{report}");
+        }
     }
 }
 
@@ -376,18 +398,27 @@ fn model_no_lost_and_no_duplicated_line() {
         (None, Some(n)) => 0..n,
         (None, None) => 0..120,
     };
+    // Every seed runs; the first failure is shown in full, the others by number.
+    let mut failed = Vec::new();
     for seed in seeds {
-        let mut m = Model::new(seed);
-        for _ in 0..150 {
-            m.step();
-        }
-        for s in m.check(seed) {
-            totals.rotations += s.rotations;
-            totals.truncations += s.truncations;
-            totals.recovered += s.recovered;
-            totals.long_lines += s.long_lines;
+        match run_seed(seed) {
+            Ok(stats) => {
+                for s in stats {
+                    totals.rotations += s.rotations;
+                    totals.truncations += s.truncations;
+                    totals.recovered += s.recovered;
+                    totals.long_lines += s.long_lines;
+                }
+            }
+            Err(report) => {
+                if failed.is_empty() {
+                    eprintln!("{report}");
+                }
+                failed.push(seed);
+            }
         }
     }
+    assert!(failed.is_empty(), "failed seeds: {failed:?}");
     // The sequences must have exercised what they are meant to.
     if std::env::var_os("LOG2DROP_MODEL_SEED").is_some() {
         return;
