@@ -185,6 +185,36 @@ mod tests {
         assert!(m.match_line(old.as_bytes()).is_none(), "{old}");
     }
 
+    /// The journal source's lines carry the entry's own time, so the same rule
+    /// holds for them (a journal backlog read after a restart).
+    #[test]
+    fn journal_lines_older_than_findtime_do_not_count() {
+        let sshd = crate::filter::builtin::get("sshd").expect("built-in");
+        let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+        let scratch = matcher.new_scratch();
+        let mut m = FilterMatcher {
+            matcher,
+            scratch,
+            windows: vec![Some(Duration::from_secs(600))],
+        };
+        let mut buf = Vec::new();
+        let mut entry = |age: Duration| {
+            let us = (SystemTime::now() - age)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_micros();
+            let json = format!(
+                r#"{{"__REALTIME_TIMESTAMP":"{us}","SYSLOG_IDENTIFIER":"sshd","_PID":"1","MESSAGE":"Invalid user a from 192.0.2.1 port 22"}}"#
+            );
+            let line = crate::source::journal::parse(json.as_bytes(), 1024, &mut buf)
+                .expect("entry")
+                .line;
+            m.match_line(line.bytes).is_some()
+        };
+        assert!(entry(Duration::from_secs(5)));
+        assert!(!entry(Duration::from_secs(3600)));
+    }
+
     #[test]
     fn filter_windows_take_the_longest_findtime() {
         let text = "[backends.dry-run]\n[sources.a]\npath = \"/var/log/a\"\nfilters = [\"sshd\", \"x\"]\n[filters.x]\nregex = ['x <HOST>']\n[jails.j1]\nfilters = [\"sshd\"]\nfindtime = \"10m\"\n[jails.j2]\nfilters = [\"sshd\", \"x\"]\nfindtime = \"1h\"\n";

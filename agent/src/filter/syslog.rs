@@ -14,8 +14,9 @@
 //!
 //! The host field may be missing (`May 19 10:00:00 prog: message`), and the
 //! `[pid]` is optional. A line may also start with the tag itself
-//! (`prog[pid]: message`, as the journal source writes entries); it then has no
-//! time of its own.
+//! (`prog[pid]: message`, as the journal source writes entries that carry no
+//! time); it then has no time of its own. The journal source writes
+//! `2026-05-19T10:00:00.123456Z prog[pid]: message`, the ISO form without a host.
 
 use super::time::{RawTime, parse_bsd, parse_iso};
 

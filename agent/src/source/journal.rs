@@ -2,11 +2,16 @@
 //!
 //! journalctl rather than libsystemd: no C library to link or version to match,
 //! and tests fake the program with a script (the path is configurable). Each JSON
-//! entry becomes one line, `IDENTIFIER[PID]: MESSAGE` (the shape filters know from
-//! syslog files), or just `MESSAGE` when the entry has no identifier. The entry's
-//! `__CURSOR` is sent to the engine like a file position and persisted, so a
-//! restart continues with `--after-cursor` exactly after the last entry read.
-//! journalctl is started again with backoff if it exits.
+//! entry becomes one line, `TIME IDENTIFIER[PID]: MESSAGE`: the shape filters know
+//! from syslog files (`prefix = "syslog"`, ISO 8601 form without a host), or
+//! `TIME MESSAGE` when the entry has no identifier. TIME is the entry's own
+//! `__REALTIME_TIMESTAMP` in UTC, `2026-05-19T10:00:00.123456Z`, so the line's
+//! time is when it was logged, not when it was read: a backlog read after a
+//! restart is judged against `findtime` like a file's. An entry without a time
+//! gets no TIME. The entry's `__CURSOR` is sent to the engine like a file
+//! position and persisted, so a restart continues with `--after-cursor` exactly
+//! after the last entry read. journalctl is started again with backoff if it
+//! exits.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -15,6 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
+use jiff::tz::Offset;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -74,6 +81,9 @@ struct Entry<'a> {
     identifier: Option<Cow<'a, str>>,
     #[serde(rename = "_PID", borrow)]
     pid: Option<Cow<'a, str>>,
+    /// Microseconds since the epoch, as a decimal string.
+    #[serde(rename = "__REALTIME_TIMESTAMP", borrow)]
+    realtime: Option<Cow<'a, str>>,
 }
 
 /// One journal entry turned into a line.
@@ -90,12 +100,22 @@ pub struct Parsed<'a> {
 #[error("journalctl printed something that is not a JSON entry: {0}")]
 pub struct ParseError(#[from] serde_json::Error);
 
-/// Turns one JSON line into `IDENTIFIER[PID]: MESSAGE` in `buf` (cleared first),
-/// at most `max` bytes. A message that is not text (journalctl prints those as an
-/// array of bytes) is taken byte for byte; a missing or null one is empty.
+/// Turns one JSON line into `TIME IDENTIFIER[PID]: MESSAGE` in `buf` (cleared
+/// first), at most `max` bytes. A message that is not text (journalctl prints
+/// those as an array of bytes) is taken byte for byte; a missing or null one is
+/// empty. A missing or unreadable `__REALTIME_TIMESTAMP` leaves TIME out.
 pub fn parse<'b>(json: &[u8], max: usize, buf: &'b mut Vec<u8>) -> Result<Parsed<'b>, ParseError> {
     let entry: Entry<'_> = serde_json::from_slice(json)?;
     buf.clear();
+    if let Some(at) = entry
+        .realtime
+        .as_deref()
+        .and_then(|us| us.parse::<i64>().ok())
+        .and_then(|us| Timestamp::from_microsecond(us).ok())
+        && write_time(at, buf)
+    {
+        buf.push(b' ');
+    }
     if let Some(id) = &entry.identifier {
         buf.extend_from_slice(id.as_bytes());
         if let Some(pid) = &entry.pid {
@@ -124,6 +144,36 @@ pub fn parse<'b>(json: &[u8], max: usize, buf: &'b mut Vec<u8>) -> Result<Parsed
         },
         cursor: entry.cursor.map(Cow::into_owned),
     })
+}
+
+/// Writes `at` as RFC 3339 in UTC with microseconds,
+/// `2026-05-19T10:00:00.123456Z` (the journal's precision), without allocating.
+/// Writes nothing and returns false for a year RFC 3339 cannot write (before 0).
+fn write_time(at: Timestamp, buf: &mut Vec<u8>) -> bool {
+    fn digits(buf: &mut Vec<u8>, n: i64, width: u32) {
+        for i in (0..width).rev() {
+            buf.push(b'0' + (n / 10_i64.pow(i) % 10) as u8);
+        }
+    }
+    let t = Offset::UTC.to_datetime(at);
+    if t.year() < 0 {
+        return false;
+    }
+    digits(buf, i64::from(t.year()), 4);
+    buf.push(b'-');
+    digits(buf, i64::from(t.month()), 2);
+    buf.push(b'-');
+    digits(buf, i64::from(t.day()), 2);
+    buf.push(b'T');
+    digits(buf, i64::from(t.hour()), 2);
+    buf.push(b':');
+    digits(buf, i64::from(t.minute()), 2);
+    buf.push(b':');
+    digits(buf, i64::from(t.second()), 2);
+    buf.push(b'.');
+    digits(buf, i64::from(t.subsec_nanosecond() / 1000), 6);
+    buf.push(b'Z');
+    true
 }
 
 /// The journal source's thread.
@@ -249,6 +299,45 @@ mod tests {
         let (line, cut, _) = parse_str(&long);
         assert_eq!(line.len(), 64);
         assert!(cut);
+    }
+
+    #[test]
+    fn entry_time_prefixes_the_line_as_rfc3339_utc() {
+        let (line, _, _) = parse_str(
+            r#"{"__REALTIME_TIMESTAMP":"1747648800123456","MESSAGE":"m","SYSLOG_IDENTIFIER":"sshd","_PID":"7"}"#,
+        );
+        assert_eq!(line, "2025-05-19T10:00:00.123456Z sshd[7]: m");
+        let (line, _, _) = parse_str(r#"{"__REALTIME_TIMESTAMP":"5","MESSAGE":"no identifier"}"#);
+        assert_eq!(line, "1970-01-01T00:00:00.000005Z no identifier");
+        // Unreadable or out of range: no time, the rest as before.
+        for bad in ["", "x", "-99999999999999999", "99999999999999999999"] {
+            let json = format!(
+                r#"{{"__REALTIME_TIMESTAMP":"{bad}","MESSAGE":"m","SYSLOG_IDENTIFIER":"x"}}"#
+            );
+            assert_eq!(parse_str(&json).0, "x: m", "{bad:?}");
+        }
+    }
+
+    /// The prefix is one the filter module's syslog parser reads, time and all,
+    /// and the message after it is what a `prefix = "syslog"` filter sees.
+    #[test]
+    fn prefixed_line_parses_as_syslog_with_the_entry_time() {
+        let mut buf = Vec::new();
+        let json = br#"{"__REALTIME_TIMESTAMP":"1747648800123456","MESSAGE":"Failed password for root from 192.0.2.1 port 22 ssh2","SYSLOG_IDENTIFIER":"sshd","_PID":"812"}"#;
+        let p = parse(json, 1024, &mut buf).expect("parse");
+        let line = p.line.bytes;
+        let prefix = crate::filter::syslog::parse(line).expect("a syslog prefix");
+        assert_eq!(prefix.program, b"sshd");
+        assert_eq!(
+            &line[prefix.message..],
+            b"Failed password for root from 192.0.2.1 port 22 ssh2"
+        );
+        let at = prefix
+            .time
+            .and_then(|t| t.resolve(&jiff::tz::TimeZone::UTC, std::time::SystemTime::now()))
+            .expect("a time");
+        let want = std::time::UNIX_EPOCH + Duration::from_micros(1_747_648_800_123_456);
+        assert_eq!(at, want);
     }
 
     #[test]

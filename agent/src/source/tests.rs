@@ -258,3 +258,85 @@ async fn long_lines_are_counted_and_never_matched() {
     assert_eq!(counters.long_lines.load(Ordering::Relaxed), 1);
     assert_eq!(counters.lines.load(Ordering::Relaxed), 2);
 }
+
+/// The built-in sshd filter through the filter module's matcher, recording the
+/// time each hit says its line was logged.
+struct Sshd {
+    matcher: crate::filter::SourceMatcher,
+    scratch: crate::filter::Scratch,
+    times: Arc<Mutex<Vec<Option<SystemTime>>>>,
+}
+
+impl LineMatcher for Sshd {
+    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
+        let hit = self
+            .matcher
+            .match_line(line, SystemTime::now(), &mut self.scratch)?;
+        if let Ok(mut t) = self.times.lock() {
+            t.push(hit.time);
+        }
+        Some((self.matcher.filter_name(hit.filter), hit.addr))
+    }
+}
+
+/// Journal entries as journalctl prints them, with their own times, reach the
+/// built-in sshd filter end to end: the syslog prefix is parsed, the message
+/// matched, and the hit carries the entry's time (not the time it was read).
+#[tokio::test]
+async fn journal_lines_carry_their_entry_time_through_the_sshd_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("journalctl");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+echo '{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"1747648800123456","_SYSTEMD_UNIT":"ssh.service","SYSLOG_IDENTIFIER":"sshd","_PID":"812","MESSAGE":"Failed password for root from 192.0.2.7 port 51234 ssh2"}'
+echo '{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"1747652400000000","SYSLOG_IDENTIFIER":"sshd","_PID":"813","MESSAGE":"Invalid user admin from 198.51.100.9 port 40000"}'
+echo '{"__CURSOR":"c3","__REALTIME_TIMESTAMP":"1747652401000000","SYSLOG_IDENTIFIER":"cron","_PID":"9","MESSAGE":"Failed password for root from 203.0.113.1 port 1 ssh2"}'
+sleep 30
+"#,
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let sshd = crate::filter::builtin::get("sshd").expect("built-in sshd");
+    let matcher = crate::filter::SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_journal_source(
+        JournalSourceSpec {
+            name: Arc::from("journal"),
+            options: journal::JournalOptions {
+                program: script,
+                matches: Vec::new(),
+                start: file::StartAt::End,
+                max_line: 1024,
+            },
+            cursor: None,
+        },
+        Sshd {
+            scratch: matcher.new_scratch(),
+            matcher,
+            times: times.clone(),
+        },
+        tx,
+    )
+    .expect("spawn");
+    let first = next_offence(&mut rx).await;
+    let second = next_offence(&mut rx).await;
+    tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .expect("stop");
+    assert_eq!(first.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+    assert_eq!(&*first.filter, "sshd");
+    assert_eq!(second.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9)));
+    // cron's line is not sshd's, whatever it says.
+    while let Ok(ev) = rx.try_recv() {
+        assert!(!matches!(ev, SourceEvent::Offence(_)), "{ev:?}");
+    }
+    let at = |us: u64| Some(std::time::UNIX_EPOCH + Duration::from_micros(us));
+    let times = times.lock().expect("times").clone();
+    assert_eq!(
+        times,
+        [at(1_747_648_800_123_456), at(1_747_652_400_000_000)]
+    );
+}
