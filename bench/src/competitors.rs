@@ -13,11 +13,14 @@ use std::process::{Command, Stdio};
 
 use log2drop_bench::report::ToolStatus;
 
-/// Debian packages the cases use: the competitors, and ethtool, which the flood
-/// case uses to turn on GRO and read veth counters.
+/// Debian packages the cases use: the competitors; python3-pyinotify, which a
+/// default (with recommends) fail2ban install brings and which its `backend = auto`
+/// prefers to polling; and ethtool, which the flood case uses to turn on GRO and
+/// read veth counters.
 pub const PACKAGES: &[&str] = &[
     "ethtool",
     "fail2ban",
+    "python3-pyinotify",
     "sshguard",
     "xdp-tools",
     "nftables",

@@ -114,6 +114,10 @@ fn main() -> Result<()> {
             },
         };
         rep.elapsed_secs = t0.elapsed().as_secs_f64();
+        // Corpora and logs are large (a 1 GB log for case 6); free the disk at once.
+        if let Err(e) = clear_dir(&ctx.scratch) {
+            eprintln!("    warning: cannot empty {}: {e}", ctx.scratch.display());
+        }
         if let CaseStatus::Failed { error } = &rep.status {
             eprintln!("    case {} failed: {error}", case.name);
         }
@@ -143,6 +147,19 @@ fn main() -> Result<()> {
     let text = serde_json::to_string_pretty(&report).context("serialising the report")?;
     std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
     eprintln!("==> wrote {} and {}", md.display(), json.display());
+    Ok(())
+}
+
+/// Removes everything inside `dir`, keeping `dir`.
+fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
     Ok(())
 }
 

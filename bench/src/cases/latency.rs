@@ -71,6 +71,7 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     let tmpfs = pass(ctx, rep, bans, true)?;
     add_rows(&mut t, "on tmpfs", &tmpfs, false);
     rep.tables.push(t);
+    fail2ban(ctx, rep, ctx.size(50, 5));
     for (name, p) in [("disk", &disk), ("tmpfs", &tmpfs)] {
         rep.note(format!(
             "State on {name}: {} frames sent from the attacker namespace ({} per ban on \
@@ -92,11 +93,86 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
          batch to its SQLite store (synchronous = FULL, so an fsync) before the backends; \
          the tmpfs pass shows the cost without that disk flush.",
     );
-    rep.note(
-        "fail2ban's own latency is not measured here; its per-ban command alone costs what \
-         case 3's per-ban rows show.",
-    );
     Ok(())
+}
+
+/// fail2ban's time from a written line to its iptables rule, next to log2drop's.
+fn fail2ban(ctx: &Ctx, rep: &mut CaseReport, bans: usize) {
+    if let Err(why) = ctx
+        .tools
+        .check("fail2ban")
+        .and_then(|()| ctx.tools.check("iptables"))
+    {
+        rep.note(format!("fail2ban's latency is not measured: {why}"));
+        return;
+    }
+    let mut commands = Vec::new();
+    let res = super::f2b::pass(bans, &mut commands);
+    for c in commands {
+        rep.command(c);
+    }
+    let p = match res {
+        Ok(p) => p,
+        Err(e) => {
+            rep.note(format!("fail2ban's latency could not be measured: {e:#}"));
+            return;
+        }
+    };
+    let mut t = Table::new(
+        &format!(
+            "fail2ban {} on the same kind of line, {bans} bans (maxretry = 1)",
+            ctx.tools.version("fail2ban")
+        ),
+        &[
+            "until",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+            "log2drop p50 is faster by",
+        ],
+    );
+    let ours = rep
+        .tables
+        .first()
+        .and_then(|t| t.rows.first())
+        .and_then(|r| r.get(2))
+        .and_then(|c| c.value);
+    let theirs = stats::percentile(&p.to_rule, 50.0);
+    let pct = |q: f64| match stats::percentile(&p.to_rule, q) {
+        Some(x) => Cell::value(x, "s", report::secs(x)),
+        None => Cell::text("n/a"),
+    };
+    t.row(vec![
+        Cell::text("its iptables rule for the address is listed"),
+        pct(50.0),
+        pct(90.0),
+        pct(99.0),
+        pct(100.0),
+        match (ours, theirs) {
+            (Some(o), Some(f)) => Cell::value(
+                stats::ratio(f, o).unwrap_or(f64::NAN),
+                "ratio",
+                report::times(f, o),
+            ),
+            _ => Cell::text("n/a"),
+        },
+    ]);
+    rep.tables.push(t);
+    rep.note(format!(
+        "fail2ban ran with its stock sshd filter and iptables-multiport action, backend auto \
+         (pyinotify when installed, else polling), in its own namespace. Its time is until \
+         `iptables -S f2b-sshd` lists the address, polled by forking iptables (a few ms per \
+         look). The ratio compares its p50 with log2drop's p50 to the map (state on disk).{}",
+        if p.timeouts > 0 {
+            format!(
+                " {} of {bans} bans did not show up within 15 s and are left out.",
+                p.timeouts
+            )
+        } else {
+            String::new()
+        }
+    ));
 }
 
 fn add_rows(t: &mut Table, state: &str, p: &Pass, with_target: bool) {

@@ -7,6 +7,7 @@
 
 mod coldstart;
 mod droppath;
+mod f2b;
 mod flood;
 mod inserts;
 mod latency;
