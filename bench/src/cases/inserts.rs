@@ -1,9 +1,9 @@
-//! Case 3, ban insert rate and restore. log2drop's XDP backend takes bans in the
-//! daemon's batch shape through the library; the nftables and ipset tools take them
-//! the fastest way each offers (`nft -f`, `ipset restore`) and the way fail2ban
-//! applies them (one forked command per ban). Then the restart paths of the XDP
-//! backend: reopening with a million bans already pinned, and restoring a million
-//! bans into empty maps (after a reboot).
+//! Case 3, ban insert rate and restore. log2drop's XDP and nftables backends take
+//! bans in the daemon's batch shape through the library; the nftables and ipset
+//! tools take them the fastest way each offers (`nft -f`, `ipset restore`) and the
+//! way fail2ban applies them (one forked command per ban). Then the restart paths of
+//! both backends: reopening with a million bans already in the kernel, and restoring
+//! a million bans into empty maps or sets (after a reboot).
 //!
 //! Every competitor runs in a fresh network namespace, so nothing touches the host's
 //! firewall.

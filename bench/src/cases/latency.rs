@@ -11,6 +11,10 @@
 //! resolution. Frames carry a destination MAC that is not the server's, so a frame
 //! that is not dropped dies in the stack right after XDP without any reply. Half
 //! the bans are IPv4, half IPv6, all documentation addresses.
+//!
+//! The agent runs twice, with its state directory on disk and on tmpfs, since its
+//! store write (with an fsync) precedes the map write. Then fail2ban gets the same
+//! kind of lines ([`super::f2b`]).
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
