@@ -46,7 +46,7 @@ enum Method {
 impl Method {
     fn label(self) -> &'static str {
         match self {
-            Method::Nothing => "no filter (frames reach a closed UDP port)",
+            Method::Nothing => "no filter, no bans (frames reach a closed UDP port)",
             Method::Log2drop => "log2drop XDP (native)",
             Method::Log2dropNftIngress => "log2drop nftables backend, netdev ingress",
             Method::Log2dropNftInput => "log2drop nftables backend, inet input",
@@ -283,8 +283,9 @@ fn pps(samples: &[Sample]) -> Vec<f64> {
 
 fn table_row(r: &Row, counts: &[usize], big: usize, ours: f64, pick: Pick) -> Vec<Cell> {
     let cell = |n: usize| -> Cell {
+        // The baseline has no bans; it is shown once, in the first column.
         let found = if r.method == Method::Nothing {
-            r.cells.first()
+            r.cells.first().filter(|_| n == counts[0])
         } else {
             r.cells.iter().find(|c| c.bans == n)
         };

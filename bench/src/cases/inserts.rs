@@ -230,8 +230,8 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     ));
     rep.note(
         "log2drop's bans carry deadlines (1 h here): the XDP maps store them, the nftables \
-         backend writes them as element timeouts into interval sets. The competitors' sets \
-         hold plain addresses without timeouts.",
+         backend writes them as element timeouts. The competitors' sets hold plain \
+         addresses without timeouts.",
     );
 
     restore(ctx, rep, sizes[1])
