@@ -33,7 +33,11 @@
 //! - resume: a saved [`FilePosition`] continues exactly where the last run
 //!   stopped. If the file was rotated while the agent was down, it is found among
 //!   the siblings by device, inode and head, read from the saved offset, followed by
-//!   any sibling written after it, and then the new file from 0.
+//!   any sibling written after it, and then the new file from 0. If it was
+//!   copytruncated while the agent was down, the copy (a sibling newer than the
+//!   saved position, see [`FilePosition::mtime_ns`]) is read from the saved offset
+//!   instead, then the file from 0. The rotated files still open at the stop
+//!   ([`FileFollower::rotated_positions`]) continue from their own positions.
 //!
 //! What cannot be recovered, by construction: lines written to a file that is then
 //! deleted before anyone reads it, and lines of a copytruncate whose copy is gone
@@ -93,6 +97,24 @@ pub struct FilePosition {
     /// made after that (a copytruncate while the agent was down) is newer, which
     /// tells it from an older rotated file that happens to start alike.
     pub mtime_ns: i64,
+}
+
+impl FilePosition {
+    /// No file: what a rotated file's saved slot holds once that file is closed
+    /// (saved positions are only ever overwritten). Inode 0 names no file.
+    pub const NONE: FilePosition = FilePosition {
+        dev: 0,
+        inode: 0,
+        offset: 0,
+        fingerprint_len: 0,
+        fingerprint: 0,
+        mtime_ns: 0,
+    };
+
+    /// Whether this is [`FilePosition::NONE`].
+    pub fn is_none(&self) -> bool {
+        self.dev == 0 && self.inode == 0
+    }
 }
 
 /// FNV-1a, 64 bit: stable across builds and Rust versions (it is persisted).
@@ -426,10 +448,19 @@ pub struct FileFollower {
     rotated: Vec<Rotated>,
     /// Saved position to resume from on the first open.
     resume: Option<FilePosition>,
-    /// The rotated descriptor that continued the saved position at start-up
-    /// (its file was rotated while we were down) while the path is missing:
-    /// until the path names a file again, it is where a restart resumes.
+    /// Saved positions of rotated files that were still open at the last stop,
+    /// resumed at the first look so lines written to them late are not lost.
+    resume_rotated: Vec<FilePosition>,
+    /// While the path names no file and no file is current: the rotated
+    /// descriptor that stands for the position, the newest file known to have
+    /// been at the path (the saved file, continued at start-up after it was
+    /// rotated while we were down, or files that appeared and were rotated away
+    /// while we were not looking). Until the path names a file again, a restart
+    /// resumes there, and only files rotated after it are new.
     resumed_in: Option<(u64, u64)>,
+    /// The newest sibling with content that the last [`recover`](Self::recover)
+    /// read whole.
+    newest_recovered: Option<(u64, u64)>,
     /// Whether the first look at the path has happened (a file found then existed
     /// before us and starts at `start_at`; one found later is new and starts at 0).
     first_look_done: bool,
@@ -455,7 +486,9 @@ impl FileFollower {
             current: None,
             rotated: Vec::new(),
             resume,
+            resume_rotated: Vec::new(),
             resumed_in: None,
+            newest_recovered: None,
             first_look_done: false,
             known: HashMap::new(),
             last_look: 0,
@@ -463,6 +496,16 @@ impl FileFollower {
             buf: vec![0; READ_CHUNK],
             stats: FollowStats::default(),
         }
+    }
+
+    /// Also resumes these rotated files (saved from [`rotated_positions`]
+    /// (Self::rotated_positions)), found among the siblings by device, inode and
+    /// fingerprint, each from its saved offset.
+    pub fn with_rotated(mut self, positions: Vec<FilePosition>) -> Self {
+        self.resume_rotated = positions;
+        self.resume_rotated
+            .retain(|p| !p.is_none() && p.fingerprint_len > 0);
+        self
     }
 
     /// Marks the path as appeared while watching: when it is first found it is
@@ -508,6 +551,26 @@ impl FileFollower {
             .and_then(|id| self.rotated.iter().find(|r| r.reader.id() == id))
             .map(|r| r.reader.position())
             .or(self.resume)
+    }
+
+    /// Where to resume the rotated files still open, oldest first: written to
+    /// after a stop (a writer that has not reopened its log yet), they hold lines
+    /// a restart would otherwise lose. The file [`position`](Self::position)
+    /// already names is left out, and so are files we know no byte of: an empty
+    /// file's position names it by inode alone, and after a restart that inode
+    /// may be another file's (a copy made while the agent was down), whose lines
+    /// would be read twice.
+    pub fn rotated_positions(&self) -> Vec<FilePosition> {
+        let in_position = if self.current.is_none() {
+            self.resumed_in
+        } else {
+            None
+        };
+        self.rotated
+            .iter()
+            .filter(|r| Some(r.reader.id()) != in_position && !r.reader.head.is_empty())
+            .map(|r| r.reader.position())
+            .collect()
     }
 
     /// Reads everything available now, handing each line (without its `\n`, and
@@ -576,7 +639,19 @@ impl FileFollower {
                 .unwrap_or(0);
             if dir_mtime != self.dir_mtime {
                 self.dir_mtime = dir_mtime;
+                self.newest_recovered = None;
                 any |= self.recover(since, None, now, sink);
+                if let Some(id) = self.newest_recovered.take() {
+                    // Files came to the path and went since the one we were
+                    // reading: that one is just a rotated file now, and the
+                    // newest of them is where a restart resumes (otherwise it
+                    // would read them all again as files rotated after ours).
+                    if let Some(old) = self.current.take() {
+                        self.stats.rotations += 1;
+                        self.push_rotated(old, now, sink);
+                    }
+                    self.resumed_in = Some(id);
+                }
             }
         }
         Ok(any)
@@ -662,10 +737,19 @@ impl FileFollower {
             path: self.path.clone(),
             source,
         })?;
-        let rewritten = reader.rewritten(&meta).map_err(|source| FollowError {
+        let mut rewritten = reader.rewritten(&meta).map_err(|source| FollowError {
             path: self.path.clone(),
             source,
         })?;
+        let read_offset = reader.read_offset;
+        let changed = mtime_of(&meta) != reader.mtime;
+        let few_bytes_read = read_offset > 0 && read_offset < FINGERPRINT_MAX;
+        if !rewritten && probe_first_bytes && few_bytes_read && changed {
+            // Every byte we read still reads the same, but they are few (part of
+            // a first line, say), so a copytruncate whose file has grown again
+            // from a line that starts alike looks like an append. Its copy tells.
+            rewritten = self.truncated_behind_a_copy(since);
+        }
         let mut any = false;
         if rewritten {
             self.stats.truncations += 1;
@@ -687,7 +771,7 @@ impl FileFollower {
                     source,
                 })?;
             }
-        } else if probe_first_bytes && reader.read_offset == 0 && mtime_of(&meta) != reader.mtime {
+        } else if probe_first_bytes && read_offset == 0 && changed {
             // An empty file got its first bytes, or was written and truncated
             // and written again: with nothing read yet the two look the same, so
             // look for a copy holding what was written before a truncation.
@@ -703,6 +787,24 @@ impl FileFollower {
                 source,
             })?;
         Ok(any)
+    }
+
+    /// Whether a sibling that appeared since `since` is a copy of the current
+    /// file taken before it was truncated: it starts with every byte we read of
+    /// the file (all of them are in our head while they are few), reaches our
+    /// offset, and the file no longer starts with it (a plain backup of a file
+    /// that was not truncated still does).
+    fn truncated_behind_a_copy(&self, since: (i128, i64)) -> bool {
+        let Some(cur) = &self.current else {
+            return false;
+        };
+        self.siblings().iter().any(|s| {
+            !self.is_known(s)
+                && is_after(s, since)
+                && s.len >= cur.read_offset
+                && s.head.starts_with(&cur.head)
+                && !starts_with_file(&cur.file, &s.reader.file, s.len)
+        })
     }
 
     /// After a rotation or truncation: reads the siblings that hold lines we have
@@ -747,6 +849,7 @@ impl FileFollower {
         let mut any = false;
         for (mut s, copy) in fresh {
             self.stats.recovered += 1;
+            let copy_read = copy.is_some();
             if let Some(c) = copy {
                 if s.reader.seek_to(c.offset).is_err() {
                     continue;
@@ -758,6 +861,11 @@ impl FileFollower {
                 .reader
                 .drain(&mut self.buf, &mut self.stats, sink)
                 .unwrap_or(false);
+            // An empty file stands for nothing: it may be an old one that only
+            // looks new (inode reused, or known by nothing but its inode).
+            if !copy_read && !s.reader.head.is_empty() {
+                self.newest_recovered = Some(s.reader.id());
+            }
             self.push_rotated(s.reader, now, sink);
         }
         any
@@ -843,6 +951,22 @@ impl FileFollower {
         };
         let mut start = None;
         let mut any = false;
+        // Rotated files still open at the stop: each continues where it was left
+        // (they are older than the saved file, so nothing below reads them again:
+        // open files are never siblings).
+        for rp in std::mem::take(&mut self.resume_rotated) {
+            let Some(i) = siblings.iter().position(|s| s.reader.matches(&rp, s.len)) else {
+                continue;
+            };
+            let mut s = siblings.swap_remove(i);
+            if s.reader.seek_to(rp.offset).is_ok() {
+                any |= s
+                    .reader
+                    .drain(&mut self.buf, &mut self.stats, sink)
+                    .unwrap_or(false);
+                self.push_rotated(s.reader, now, sink);
+            }
+        }
         if let Some(p) = &resume {
             let at_path = match &opened {
                 Some(r) => r.matches(p, r.len().map_err(|e| self.err(e))?),

@@ -5,6 +5,12 @@
 //! (`end` by default); files that appear later are new and are read from their
 //! start. A path that no longer matches keeps its follower until the follower
 //! holds nothing open (its rotated file may still be written to).
+//!
+//! Positions are reported per path ([`FileSet::positions`]), and so are those of
+//! the rotated files a follower still reads, under keys of their own
+//! ([`rotated_key`]: `rotated:N:PATH`, which no configured path can be, as those
+//! are absolute). A slot whose file was closed is reported as
+//! [`FilePosition::NONE`], so a stale one is never resumed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -18,6 +24,28 @@ use super::line::Line;
 /// How often a glob is expanded again when no inotify event asks for it sooner.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
 
+/// The key under which the position of the `slot`-th rotated file still open
+/// for `path` is saved.
+pub fn rotated_key(path: &Path, slot: usize) -> PathBuf {
+    let mut key = std::ffi::OsString::from(format!("rotated:{slot}:"));
+    key.push(path.as_os_str());
+    PathBuf::from(key)
+}
+
+/// A saved key split into the followed path and, for a rotated file's key, its
+/// slot.
+pub fn split_key(key: &Path) -> (&Path, Option<usize>) {
+    let rotated = key
+        .to_str()
+        .and_then(|k| k.strip_prefix("rotated:"))
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(slot, path)| Some((Path::new(path), slot.parse().ok()?)));
+    match rotated {
+        Some((path, slot)) => (path, Some(slot)),
+        None => (key, None),
+    }
+}
+
 /// Followers of every path of one file source.
 #[derive(Debug)]
 pub struct FileSet {
@@ -26,6 +54,11 @@ pub struct FileSet {
     followers: BTreeMap<PathBuf, FileFollower>,
     /// Saved positions by path, used when a follower for that path is created.
     resume: HashMap<PathBuf, FilePosition>,
+    /// Saved positions of rotated files by path, in slot order.
+    resume_rotated: HashMap<PathBuf, Vec<FilePosition>>,
+    /// How many rotated slots were saved or reported per path: those beyond what
+    /// a follower holds now are reported as [`FilePosition::NONE`].
+    slots: HashMap<PathBuf, usize>,
     scanned_at: Option<Instant>,
     /// Whether the first expansion happened (its matches start at `start`).
     started: bool,
@@ -34,17 +67,44 @@ pub struct FileSet {
 }
 
 impl FileSet {
-    /// A set for `pattern`, resuming paths from `resume`.
+    /// A set for `pattern`, resuming paths (and their rotated files, under
+    /// [`rotated_key`]s) from `saved`.
     pub fn new(
         pattern: Pattern,
         options: FollowOptions,
-        resume: HashMap<PathBuf, FilePosition>,
+        saved: HashMap<PathBuf, FilePosition>,
     ) -> Self {
+        let mut resume = HashMap::new();
+        let mut rotated: HashMap<PathBuf, Vec<(usize, FilePosition)>> = HashMap::new();
+        for (key, position) in saved {
+            match split_key(&key) {
+                (path, Some(slot)) => rotated
+                    .entry(path.to_owned())
+                    .or_default()
+                    .push((slot, position)),
+                (_, None) => {
+                    resume.insert(key, position);
+                }
+            }
+        }
+        let mut slots = HashMap::new();
+        let mut resume_rotated = HashMap::new();
+        for (path, mut list) in rotated {
+            list.sort_by_key(|(slot, _)| *slot);
+            // Slots saved with a file must be cleared once it is closed; empty
+            // ones are cleared already.
+            if let Some((last, _)) = list.iter().rev().find(|(_, p)| !p.is_none()) {
+                slots.insert(path.clone(), last + 1);
+            }
+            resume_rotated.insert(path, list.into_iter().map(|(_, p)| p).collect());
+        }
         Self {
             pattern,
             options,
             followers: BTreeMap::new(),
             resume,
+            resume_rotated,
+            slots,
             scanned_at: None,
             started: false,
             retired: FollowStats::default(),
@@ -70,12 +130,23 @@ impl FileSet {
         total
     }
 
-    /// Where each followed path would resume.
-    pub fn positions(&self) -> Vec<(PathBuf, FilePosition)> {
-        self.followers
-            .iter()
-            .filter_map(|(p, f)| Some((p.clone(), f.position()?)))
-            .collect()
+    /// Where each followed path would resume, and each rotated file still open
+    /// (under [`rotated_key`]s; slots no longer used as [`FilePosition::NONE`]).
+    pub fn positions(&mut self) -> Vec<(PathBuf, FilePosition)> {
+        let mut out = Vec::new();
+        for (path, f) in &self.followers {
+            if let Some(p) = f.position() {
+                out.push((path.clone(), p));
+            }
+            let rotated = f.rotated_positions();
+            let used = self.slots.entry(path.clone()).or_insert(0);
+            for slot in 0..rotated.len().max(*used) {
+                let p = rotated.get(slot).copied().unwrap_or(FilePosition::NONE);
+                out.push((rotated_key(path, slot), p));
+            }
+            *used = rotated.len();
+        }
+        out
     }
 
     /// Asks for the glob to be expanded again at the next poll.
@@ -149,7 +220,9 @@ impl FileSet {
                 }
             }
             let resume = self.resume.remove(&path);
-            let follower = FileFollower::new(path.clone(), self.options.clone(), resume);
+            let rotated = self.resume_rotated.remove(&path).unwrap_or_default();
+            let follower =
+                FileFollower::new(path.clone(), self.options.clone(), resume).with_rotated(rotated);
             let follower = if first || self.pattern.is_literal() {
                 follower
             } else {
@@ -237,6 +310,58 @@ mod tests {
         let mut got = poll(&mut set, t0 + RESCAN_EVERY);
         got.extend(poll(&mut set, t0 + RESCAN_EVERY * 2));
         assert_eq!(got, ["a", "b"]);
+    }
+
+    #[test]
+    fn rotated_keys_round_trip_and_are_never_a_configured_path() {
+        let p = Path::new("/var/log/auth.log");
+        let key = rotated_key(p, 3);
+        assert_eq!(key, Path::new("rotated:3:/var/log/auth.log"));
+        assert!(key.is_relative(), "configured paths are absolute");
+        assert_eq!(split_key(&key), (p, Some(3)));
+        assert_eq!(split_key(p), (p, None));
+        for odd in ["rotated:x:/a", "rotated:/a", "/a/rotated:1:/b"] {
+            assert_eq!(split_key(Path::new(odd)), (Path::new(odd), None), "{odd}");
+        }
+    }
+
+    /// The rotated files a follower holds are reported under their own keys,
+    /// a slot whose file was closed as NONE, and a set built from what was
+    /// reported resumes them.
+    #[test]
+    fn rotated_positions_are_reported_cleared_and_resumed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("app.log");
+        append(&p, "");
+        let mut writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .expect("open");
+        let pattern = Pattern::new(&p).expect("path");
+        let mut set = FileSet::new(pattern.clone(), FollowOptions::default(), HashMap::new());
+        let t0 = Instant::now();
+        poll(&mut set, t0);
+        writer.write_all(b"a1\n").expect("write");
+        std::fs::rename(&p, dir.path().join("app.log.1")).expect("rotate");
+        append(&p, "b1\n");
+        assert_eq!(poll(&mut set, t0), ["a1", "b1"]);
+        let saved: HashMap<PathBuf, FilePosition> = set.positions().into_iter().collect();
+        let slot = saved.get(&rotated_key(&p, 0)).expect("rotated slot");
+        assert_eq!(slot.offset, 3);
+        assert_eq!(saved.len(), 2);
+
+        // Down: the writer goes on in the rotated file.
+        writer.write_all(b"a2\n").expect("write");
+        let mut again = FileSet::new(pattern, FollowOptions::default(), saved);
+        assert_eq!(poll(&mut again, t0), ["a2"]);
+
+        // Idle: the rotated file is closed and its slot cleared.
+        let later = t0 + crate::source::file::DEFAULT_ROTATED_IDLE * 2;
+        poll(&mut again, later);
+        let now: HashMap<PathBuf, FilePosition> = again.positions().into_iter().collect();
+        assert_eq!(now.get(&rotated_key(&p, 0)), Some(&FilePosition::NONE));
+        // Reported once: the next report leaves the slot alone.
+        assert_eq!(again.positions().len(), 1);
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub enum SourceEvent {
     Position {
         /// Source name.
         source: Arc<str>,
-        /// The followed path (the key under which the position is stored).
+        /// The key under which the position is stored: the followed path, or
+        /// [`files::rotated_key`] for a rotated file still being read.
         path: PathBuf,
         /// Where to resume.
         position: FilePosition,
@@ -112,7 +113,8 @@ pub struct FileSourceSpec {
     pub options: FollowOptions,
     /// Polling fallback interval.
     pub poll_interval: Duration,
-    /// Saved positions from the last run, by path.
+    /// Saved positions from the last run, by path (and by
+    /// [`files::rotated_key`] for rotated files still open then).
     pub resume: HashMap<PathBuf, FilePosition>,
 }
 
@@ -520,6 +522,19 @@ pub struct Saved {
     pub cursor: Option<String>,
 }
 
+/// The saved positions of the paths `pattern` matches, and of the rotated files
+/// that were still open for them.
+fn saved_for(
+    pattern: &Pattern,
+    positions: &[(PathBuf, FilePosition)],
+) -> HashMap<PathBuf, FilePosition> {
+    positions
+        .iter()
+        .filter(|(key, _)| pattern.matches(files::split_key(key).0))
+        .cloned()
+        .collect()
+}
+
 /// Starts the source `cfg` describes (already validated) under `name`.
 pub fn spawn_configured<M: LineMatcher>(
     name: &str,
@@ -536,12 +551,7 @@ pub fn spawn_configured<M: LineMatcher>(
                 name: name.clone(),
                 source,
             })?;
-            let resume = saved
-                .positions
-                .iter()
-                .filter(|(p, _)| pattern.matches(p))
-                .cloned()
-                .collect();
+            let resume = saved_for(&pattern, &saved.positions);
             let spec = FileSourceSpec {
                 name,
                 path: cfg.path.clone(),

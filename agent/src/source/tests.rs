@@ -340,3 +340,32 @@ sleep 30
         [at(1_747_648_800_123_456), at(1_747_652_400_000_000)]
     );
 }
+
+#[test]
+fn a_file_source_takes_its_paths_and_their_rotated_files_from_what_was_saved() {
+    let p = |s: &str| PathBuf::from(s);
+    let at = |offset| FilePosition {
+        offset,
+        ..FilePosition::NONE
+    };
+    let saved = vec![
+        (p("/var/log/nginx/a.access.log"), at(1)),
+        (
+            files::rotated_key(Path::new("/var/log/nginx/a.access.log"), 0),
+            at(2),
+        ),
+        (p("/var/log/nginx/error.log"), at(3)),
+        (
+            files::rotated_key(Path::new("/var/log/nginx/error.log"), 0),
+            at(4),
+        ),
+        (p("/var/log/auth.log"), at(5)),
+    ];
+    let pattern = Pattern::new(Path::new("/var/log/nginx/*access.log")).expect("glob");
+    let mut got: Vec<u64> = saved_for(&pattern, &saved)
+        .into_values()
+        .map(|p| p.offset)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2]);
+}

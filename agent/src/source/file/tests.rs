@@ -711,3 +711,146 @@ fn position_while_the_path_is_missing_follows_the_resumed_rotated_file() {
     append(&p, "e\n");
     assert_eq!(collect(&mut f), ["e"]);
 }
+
+/// Lines written to a rotated file around a stop (its writer has not reopened
+/// the log yet) are read after the restart, from where that file was left.
+#[test]
+fn late_writes_to_a_rotated_file_across_a_restart_are_read_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let old = dir.path().join("log.1");
+    append(&p, "");
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .expect("open");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    writer.write_all(b"a1\n").expect("write");
+    std::fs::rename(&p, &old).expect("rotate");
+    append(&p, "b1\n");
+    writer.write_all(b"a2\n").expect("write");
+    assert_eq!(collect(&mut f), ["a1", "a2", "b1"]);
+    let saved = f.position();
+    let rotated = f.rotated_positions();
+    assert_eq!(rotated.len(), 1);
+    drop(f);
+    writer.write_all(b"a3 while down\n").expect("write");
+    append(&p, "b2 while down\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved).with_rotated(rotated);
+    assert_eq!(collect(&mut f), ["a3 while down", "b2 while down"]);
+    writer.write_all(b"a4 after\n").expect("write");
+    assert_eq!(collect(&mut f), ["a4 after"]);
+}
+
+/// Regression (model seed 5071): the file read when the agent stopped was an
+/// older one (the path was missing), and newer files rotated away had already
+/// been read whole; after the restart they were read whole again, as files
+/// rotated after the saved one.
+#[test]
+fn rotated_files_read_before_a_stop_are_not_read_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    append(&p, "b1\n");
+    std::fs::rename(dir.path().join("log.1"), dir.path().join("log.2")).expect("shift");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    assert_eq!(collect(&mut f), ["b1"]);
+    let saved = f.position();
+    let rotated = f.rotated_positions();
+    drop(f);
+    append(&p, "c1\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved).with_rotated(rotated);
+    assert_eq!(collect(&mut f), ["c1"]);
+}
+
+/// An empty rotated file is not saved: by inode alone it cannot be told from a
+/// file that reused its inode while the agent was down.
+#[test]
+fn empty_rotated_files_are_not_saved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    append(&p, "");
+    collect(&mut f);
+    assert_eq!(f.open_ids().count(), 2);
+    assert!(f.rotated_positions().is_empty());
+    let forged = FilePosition {
+        fingerprint_len: 0,
+        ..FilePosition::NONE
+    };
+    let f = FileFollower::new(p.clone(), FollowOptions::default(), None).with_rotated(vec![
+        FilePosition::NONE,
+        FilePosition { inode: 7, ..forged },
+    ]);
+    assert!(f.resume_rotated.is_empty());
+}
+
+/// Regression (model seed 5071): as above, but the newer files were closed as
+/// idle before the stop. The position then names the newest file that was at
+/// the path, not the older one being read when the path went missing.
+#[test]
+fn newer_files_read_and_closed_before_a_stop_are_not_read_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    let t0 = Instant::now();
+    collect_at(&mut f, t0);
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    append(&p, "b1\n");
+    std::fs::rename(dir.path().join("log.1"), dir.path().join("log.2")).expect("shift");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    assert_eq!(collect_at(&mut f, t0), ["b1"]);
+    collect_at(&mut f, t0 + DEFAULT_ROTATED_IDLE * 2);
+    let saved = f.position();
+    assert!(f.rotated_positions().is_empty());
+    drop(f);
+    append(&p, "c1\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    assert_eq!(collect(&mut f), ["c1"]);
+}
+
+/// Regression (model seeds 3679, 3687): while following, after only part of a
+/// first line was read, the file was copytruncated and grew again from a line
+/// that starts alike. Every byte read still reads the same, so it looked like
+/// an append: the copy's line was lost. The copy tells.
+#[test]
+fn copytruncate_after_a_partial_first_line_reads_the_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "0000");
+    assert!(collect(&mut f).is_empty());
+    append(&p, "0012 copied\n");
+    std::fs::copy(&p, dir.path().join("log.1")).expect("copy");
+    truncate(&p);
+    append(&p, "00000013 after\n");
+    assert_eq!(collect(&mut f), ["00000012 copied", "00000013 after"]);
+    assert_eq!(f.stats().truncations, 1);
+}
+
+/// A backup copy of a file that was not truncated is not taken for one.
+#[test]
+fn backup_after_a_partial_first_line_is_not_a_truncation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "0000");
+    assert!(collect(&mut f).is_empty());
+    append(&p, "0012 first\n");
+    std::fs::copy(&p, dir.path().join("log.bak")).expect("backup");
+    append(&p, "00000013 second\n");
+    assert_eq!(collect(&mut f), ["00000012 first", "00000013 second"]);
+    assert_eq!(f.stats().truncations, 0);
+}
