@@ -15,7 +15,8 @@
 //! - rename+create: the path now names another file. The old descriptor stays
 //!   open and is read as long as something writes to it, until it has been idle
 //!   for [`FollowOptions::rotated_idle`] (at most [`FollowOptions::max_rotated`]
-//!   such descriptors); the new file is read from 0. A deleted file is kept the
+//!   such descriptors of files with lines; past it, the one idle longest is
+//!   closed); the new file is read from 0. A deleted file is kept the
 //!   same way: a writer that has not reopened its log still writes to it after
 //!   logrotate removed the oldest rotation, and nobody else will see those lines;
 //!   its space is freed at most `rotated_idle` after its last write;
@@ -57,7 +58,9 @@ use super::line::{DEFAULT_MAX_LINE, Line, LineSplitter};
 /// SIGHUP, so this is generous.
 pub const DEFAULT_ROTATED_IDLE: Duration = Duration::from_secs(300);
 
-/// Most rotated-away descriptors kept open per path; the oldest is closed first.
+/// Most rotated-away descriptors of files with lines kept open per path; past it,
+/// the one idle longest is closed. Empty ones count apart, up to the number of
+/// siblings looked at.
 pub const DEFAULT_MAX_ROTATED: usize = 8;
 
 /// Most rotated siblings looked at in one scan (the newest by modification time),
@@ -179,7 +182,8 @@ pub struct FollowOptions {
     pub start_at: StartAt,
     /// How long a rotated-away descriptor is kept open without new bytes.
     pub rotated_idle: Duration,
-    /// Most rotated-away descriptors kept open.
+    /// Most rotated-away descriptors of files with lines kept open (empty ones
+    /// are bounded apart, by the siblings looked at).
     pub max_rotated: usize,
 }
 
@@ -465,8 +469,9 @@ pub struct FileFollower {
     /// before us and starts at `start_at`; one found later is new and starts at 0).
     first_look_done: bool,
     /// Rotated siblings already accounted for (existing before we started, or
-    /// read), by device+inode, with their heads (inode numbers are reused).
-    known: HashMap<(u64, u64), Vec<u8>>,
+    /// read), by device+inode, with their heads and modification times (inode
+    /// numbers are reused).
+    known: HashMap<(u64, u64), (Vec<u8>, i128)>,
     /// Wall-clock time of the last look at which file the path names, in
     /// nanoseconds since the epoch: a file created after it is new to us.
     last_look: i128,
@@ -701,10 +706,30 @@ impl FileFollower {
             reader,
             last_active: now,
         });
-        while self.rotated.len() > self.options.max_rotated.max(1) {
-            let mut oldest = self.rotated.remove(0);
-            let _ = oldest.reader.drain(&mut self.buf, &mut self.stats, sink);
-            self.retire(oldest.reader, sink);
+        // Over the bound: close the file with lines that has been idle longest
+        // (the oldest on a tie). Files we never read a byte of do not count:
+        // closing one gains little, and it may be the one a writer fills next
+        // (rotations nobody wrote to pile up in bursts); they have a bound of
+        // their own, the siblings looked at.
+        let max = self.options.max_rotated.max(1);
+        loop {
+            let (empty, with_lines): (Vec<usize>, Vec<usize>) =
+                (0..self.rotated.len()).partition(|&i| self.rotated[i].reader.head.is_empty());
+            let victim = if with_lines.len() > max {
+                with_lines
+                    .into_iter()
+                    .min_by_key(|&i| (self.rotated[i].last_active, i))
+            } else if empty.len() > MAX_SIBLINGS {
+                empty.first().copied()
+            } else {
+                None
+            };
+            let Some(victim) = victim else {
+                break;
+            };
+            let mut closed = self.rotated.remove(victim);
+            let _ = closed.reader.drain(&mut self.buf, &mut self.stats, sink);
+            self.retire(closed.reader, sink);
         }
     }
 
@@ -717,7 +742,7 @@ impl FileFollower {
                 self.resume = Some(reader.position());
             }
         }
-        self.known.insert(reader.id(), reader.head);
+        self.known.insert(reader.id(), (reader.head, reader.mtime));
     }
 
     /// Reads the current file, first checking it was not truncated or rewritten.
@@ -840,7 +865,7 @@ impl FileFollower {
             } else if is_after(&s, since) {
                 fresh.push((s, None));
             } else {
-                self.known.insert(s.reader.id(), s.head);
+                self.known.insert(s.reader.id(), (s.head, s.reader.mtime));
             }
         }
         // Forget files that are gone, so this stays as small as the directory.
@@ -875,13 +900,17 @@ impl FileFollower {
     /// still starting with the bytes we knew (a file only grows, so its head now
     /// holds all of them). A file shorter than the head we knew is another one
     /// (an inode reused at once by a new, still short file) or was rewritten: its
-    /// bytes are new. An empty file is never known: nothing tells an empty file
-    /// seen before from a new one that reused its inode, and the new one may be a
-    /// writer's file. Taking it as unknown costs nothing: it has no line to repeat.
+    /// bytes are new. A file known while empty has no bytes to tell it by: it is
+    /// known only while it is empty with the same modification time (a new file
+    /// that reused its inode was created later, and may be a writer's file).
     fn is_known(&self, s: &Sibling) -> bool {
-        self.known
-            .get(&s.reader.id())
-            .is_some_and(|h| !h.is_empty() && s.head.starts_with(h))
+        self.known.get(&s.reader.id()).is_some_and(|(h, mtime)| {
+            if h.is_empty() {
+                s.head.is_empty() && s.reader.mtime == *mtime
+            } else {
+                s.head.starts_with(h)
+            }
+        })
     }
 
     /// Plain-text rotated siblings of the path that we hold no descriptor for, the
@@ -1037,7 +1066,7 @@ impl FileFollower {
             }
         }
         for s in siblings {
-            self.known.insert(s.reader.id(), s.head);
+            self.known.insert(s.reader.id(), (s.head, s.reader.mtime));
         }
         let Some(mut reader) = opened else {
             return Ok(any);

@@ -369,3 +369,57 @@ fn a_file_source_takes_its_paths_and_their_rotated_files_from_what_was_saved() {
     got.sort_unstable();
     assert_eq!(got, [1, 2]);
 }
+
+/// Through the source thread: the position of a rotated file still being read
+/// is sent under its own key at the stop, and a source started from what was
+/// sent reads what its writer wrote to it meanwhile.
+#[tokio::test]
+async fn rotated_file_positions_go_through_the_channel_and_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("auth.log");
+    append(&path, "");
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    let spec = |resume| FileSourceSpec {
+        name: Arc::from("auth"),
+        path: path.clone(),
+        options: FollowOptions::default(),
+        poll_interval: Duration::from_millis(20),
+        resume,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_file_source(spec(HashMap::new()), Fake, tx).expect("spawn");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::rename(&path, dir.path().join("auth.log.1")).expect("rotate");
+    append(&path, "");
+    writer.write_all(b"bad 192.0.2.1\n").expect("write");
+    assert_eq!(
+        next_offence(&mut rx).await.addr,
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+    );
+    let stopper = tokio::task::spawn_blocking(move || handle.stop());
+    let mut saved = HashMap::new();
+    while let Some(ev) = rx.recv().await {
+        if let SourceEvent::Position { path, position, .. } = ev {
+            saved.insert(path, position);
+        }
+    }
+    stopper.await.expect("stop");
+    assert!(
+        saved.contains_key(&files::rotated_key(&path, 0)),
+        "{saved:?}"
+    );
+
+    writer.write_all(b"bad 192.0.2.2\n").expect("write");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_file_source(spec(saved), Fake, tx).expect("spawn");
+    assert_eq!(
+        next_offence(&mut rx).await.addr,
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
+    );
+    tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .expect("stop");
+}

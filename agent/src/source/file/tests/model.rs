@@ -19,7 +19,8 @@
 //! after the file it was reading was deleted (nothing tells the files rotated
 //! since from older ones then), and stopping while the writer is on a rotated file
 //! that is still empty (an empty file is not saved: by its inode alone it cannot
-//! be told from a file that reused the inode by the restart).
+//! be told from a file that reused the inode by the restart) or already deleted
+//! (nothing can open it again after the restart).
 
 use super::*;
 use std::collections::HashSet;
@@ -303,13 +304,16 @@ impl Model {
             92..=95 => {
                 // The writer may still be on a rotated file: its lines around the
                 // restart are read from that file's saved position, unless it was
-                // still empty (an empty file is not saved: documented).
-                let writer_len = self
+                // still empty (an empty file is not saved) or already deleted (no
+                // name to open it by after the restart): both documented.
+                let (writer_len, writer_links) = self
                     .writer
                     .as_ref()
                     .and_then(|(f, _)| f.metadata().ok())
-                    .map_or(0, |m| m.len());
-                let resumable = self.writer_on_path() || self.writer.is_none() || writer_len > 0;
+                    .map_or((0, 0), |m| (m.len(), m.nlink()));
+                let resumable = self.writer_on_path()
+                    || self.writer.is_none()
+                    || (writer_len > 0 && writer_links > 0);
                 if self.follower.is_some() && resumable {
                     // Stop: a last poll, then the position is saved.
                     self.poll();
@@ -389,7 +393,8 @@ impl Model {
 /// writer on a rotated file were allowed, which changed their sequences): run on
 /// every test run.
 const REGRESSION_SEEDS: &[u64] = &[
-    339, 352, 480, 570, 624, 775, 881, 1446, 1794, 1957, 1984, 2773, 2794,
+    88, 339, 352, 480, 570, 624, 775, 881, 1102, 1446, 1794, 1957, 1984, 2773, 2794, 3679, 3687,
+    5071, 10166, 26919, 28678,
 ];
 
 /// Runs one seed: 150 random steps, then the check.
