@@ -1049,7 +1049,15 @@ impl FileFollower {
                     self.push_rotated(s.reader, now, sink);
                 }
                 siblings = Vec::new();
+                self.newest_recovered = None;
                 any |= self.recover(since, None, now, sink);
+                // With the path missing, the newest file read stands for the
+                // position (see `resumed_in`).
+                if let Some(id) = self.newest_recovered.take()
+                    && opened.is_none()
+                {
+                    self.resumed_in = Some(id);
+                }
             } else if at_path {
                 start = Some(p.offset);
             } else if opened.is_some() {

@@ -893,3 +893,33 @@ fn backup_after_a_partial_first_line_is_not_a_truncation() {
     assert_eq!(collect(&mut f), ["00000012 first", "00000013 second"]);
     assert_eq!(f.stats().truncations, 0);
 }
+
+/// Regression (model seed 57830): resumed with the path missing, the saved file
+/// and a newer one rotated after it were read; both were closed as idle before
+/// the next stop. The position must name the newer one, or the next restart
+/// reads it again as a file rotated after the saved one.
+#[test]
+fn resumed_with_the_path_missing_the_newest_file_read_stands_for_the_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "a1\n");
+    let mut f = follower(&p, StartAt::Beginning);
+    assert_eq!(collect(&mut f), ["a1"]);
+    let saved = f.position();
+    drop(f);
+    std::fs::rename(&p, dir.path().join("log.2")).expect("rotate");
+    std::thread::sleep(Duration::from_millis(20));
+    append(&p, "b1\n");
+    std::fs::rename(&p, dir.path().join("log.1")).expect("rotate");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved);
+    let t0 = Instant::now();
+    assert_eq!(collect_at(&mut f, t0), ["b1"]);
+    collect_at(&mut f, t0 + DEFAULT_ROTATED_IDLE * 2);
+    let saved = f.position();
+    let rotated = f.rotated_positions();
+    drop(f);
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), saved).with_rotated(rotated);
+    assert!(collect(&mut f).is_empty());
+    append(&p, "c1\n");
+    assert_eq!(collect(&mut f), ["c1"]);
+}
