@@ -394,7 +394,7 @@ impl Model {
 /// every test run.
 const REGRESSION_SEEDS: &[u64] = &[
     88, 339, 352, 480, 570, 624, 775, 881, 1102, 1446, 1794, 1957, 1984, 2773, 2794, 3679, 3687,
-    5071, 10166, 26919, 28678,
+    5071, 10166, 26919, 28678, 57830,
 ];
 
 /// Runs one seed: 150 random steps, then the check.
