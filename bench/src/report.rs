@@ -300,8 +300,8 @@ impl Report {
             md,
             "Written by `{}` on {} ({} mode, {:.0} s). Every figure is the median of the \
              runs listed in results.json unless a column says otherwise; ratios compare \
-             figures measured in this same run. Regenerate with `sudo cargo xtask bench` \
-             (full) or `sudo cargo xtask bench --quick`.",
+             figures measured in this same run. Regenerate as root with `cargo xtask bench` \
+             (full) or `cargo xtask bench --quick`.",
             self.command, self.started, self.mode, self.elapsed_secs
         );
         let _ = writeln!(md);
