@@ -518,6 +518,45 @@ fn ingress_hook_with_reject_and_counter() {
     lab.assert_dropped(OFFENDER_V4);
 }
 
+/// A backend opened in one namespace keeps working on that namespace's table when
+/// the caller has moved elsewhere: applying, reconciling and reading the counter all
+/// go through the socket it opened, not one of the caller's namespace.
+#[test]
+fn every_operation_uses_the_namespace_it_was_opened_in() {
+    let Some(lab) = Lab::new("every_operation_uses_the_namespace_it_was_opened_in") else {
+        return;
+    };
+    let mut cfg = lab.config();
+    cfg.counter = true;
+    let mut b = lab.open_with(&cfg);
+    // From here on the test thread stays in its own namespace.
+    let outside = log2drop_tests::netns::current_netns_inode();
+    b.reconcile(&[], SystemTime::now())
+        .unwrap_or_else(|e| panic!("reconcile: {}", chain(&e)));
+    b.apply(
+        &[Decision::Ban(ban(OFFENDER_V4, in_secs(600)))],
+        SystemTime::now(),
+    )
+    .unwrap_or_else(|e| panic!("apply: {}", chain(&e)));
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_replies(BYSTANDER_V4);
+    assert_eq!(outside, log2drop_tests::netns::current_netns_inode());
+    let counts = b
+        .rule_counter()
+        .unwrap_or_else(|e| panic!("rule_counter: {}", chain(&e)))
+        .expect("counter enabled");
+    assert!(
+        counts.packets >= 2,
+        "the drop rule's counter read from outside the namespace: {counts:?}"
+    );
+    let totals = b
+        .totals()
+        .unwrap_or_else(|e| panic!("totals: {}", chain(&e)))
+        .expect("counter enabled");
+    assert!(totals.packets >= counts.packets, "{totals:?} < {counts:?}");
+}
+
 /// Measures bulk inserts and the restart reconcile. Not a timed assertion:
 /// `cargo test -p log2drop-tests --test nftables_backend -- --ignored --nocapture`.
 #[test]

@@ -591,9 +591,8 @@ fn dropped_by_filter(lab: &FloodLab, method: Method, installed: &Installed) -> R
             .iter()
             .map(|(_, c)| c.packets)
             .sum(),
+        // Read over the backend's own socket, in the namespace it was opened in.
         (Method::Log2dropNftIngress | Method::Log2dropNftInput, Installed::Log2dropNft(b)) => {
-            // It reads the counters over a new socket, in the calling thread's namespace.
-            let _inside = rx.enter();
             b.rule_counter()?.map_or(0, |c| c.packets)
         }
         (Method::NftInput, _) => counter_sum(&proc::run(

@@ -30,6 +30,7 @@ mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
@@ -102,9 +103,15 @@ pub struct ReconcileTiming {
 
 /// The nftables backend. Dropping it leaves the table, sets and chains in place;
 /// that is the point. [`NftablesBackend::flush`] removes them.
+///
+/// Every operation goes through the one socket opened by [`NftablesBackend::open`],
+/// so all of them act on the network namespace the backend was opened in, whatever
+/// namespace the calling thread is in later. The mutex lets the `&self` readers
+/// ([`NftablesBackend::rule_counter`]) use it too; `&mut self` paths reach it
+/// without locking.
 #[derive(Debug)]
 pub struct NftablesBackend {
-    sock: Socket,
+    sock: Mutex<Socket>,
     table: CString,
     table_name: String,
     family: TableFamily,
@@ -270,7 +277,7 @@ impl NftablesBackend {
             "nftables table ready"
         );
         Ok(NftablesBackend {
-            sock,
+            sock: Mutex::new(sock),
             table,
             table_name: cfg.table.clone(),
             family,
@@ -319,12 +326,15 @@ impl NftablesBackend {
     }
 
     /// Packets and bytes the chain turned away since it was (re)created, when
-    /// `counter = true`; `None` otherwise.
+    /// `counter = true`; `None` otherwise. Read over the backend's own socket, so
+    /// from the namespace the backend was opened in.
     pub fn rule_counter(&self) -> Result<Option<DropCounts>, NftError> {
         if !self.counter {
             return Ok(None);
         }
-        let mut sock = Socket::open()?;
+        // Poisoned only if a dump callback panicked; the socket is still open and
+        // the next request starts a new dump.
+        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         let req = wire::dump_request(msg::GETRULE, self.family.raw(), None, 3);
         let mut total = DropCounts::default();
         sock.dump(&req, |m| {
@@ -353,6 +363,11 @@ impl NftablesBackend {
         self.timing
     }
 
+    /// The socket, for the `&mut self` paths (no locking needed).
+    fn socket(&mut self) -> &mut Socket {
+        self.sock.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn state(&mut self, family: Family) -> &mut FamilyState {
         match family {
             Family::V4 => &mut self.v4,
@@ -376,7 +391,7 @@ impl NftablesBackend {
         let mut bad = false;
         let mut messages = 0usize;
         let (tfam, tname) = (self.family, self.table_name.clone());
-        self.sock
+        self.socket()
             .dump(&req, |m| {
                 messages += 1;
                 scratch.clear();
@@ -463,7 +478,7 @@ impl NftablesBackend {
             let fin = batch.finalize();
             let pages: Vec<&[u8]> = fin.iter().collect();
             let errors = self
-                .sock
+                .socket()
                 .transact(&pages)
                 .map_err(|source| NftError::Socket {
                     action: "send",
