@@ -93,12 +93,14 @@ impl Plan {
     /// deadline); both sorted by address, `desired` without duplicates. A listed
     /// address in a set other than its own (put there by hand) is removed: no packet
     /// is ever looked up there. Sorted merging keeps a million-ban reconcile to one
-    /// pass without hashing.
+    /// pass without hashing. `sharded` says which sets are the addresses' own; an
+    /// address that moves is re-added in the transaction that removes it.
     pub(crate) fn exact_merge(
         &mut self,
         family: Family,
         listed: &[(u128, u8, Until)],
         desired: &[(u128, Until)],
+        sharded: bool,
     ) {
         let one = |addr| Span {
             first: addr,
@@ -111,12 +113,13 @@ impl Plan {
                 if w >= addr {
                     break;
                 }
-                self.add(SetId::exact(family, w), one(w), wu, false);
+                let moved = self.just_removed(w);
+                self.add(SetId::exact(family, w, sharded), one(w), wu, moved);
                 self.report.added += 1;
                 want.next();
             }
             let wanted = match want.peek() {
-                Some(&&(w, wu)) if w == addr && SetId::exact(family, addr) == set => {
+                Some(&&(w, wu)) if w == addr && SetId::exact(family, addr, sharded) == set => {
                     want.next();
                     Some(wu)
                 }
@@ -136,9 +139,18 @@ impl Plan {
             }
         }
         for &(w, wu) in want {
-            self.add(SetId::exact(family, w), one(w), wu, false);
+            let moved = self.just_removed(w);
+            self.add(SetId::exact(family, w, sharded), one(w), wu, moved);
             self.report.added += 1;
         }
+    }
+
+    /// Whether the last operation removed the single address `addr` (from a set
+    /// that is not its own): its re-addition must join that transaction.
+    fn just_removed(&self, addr: u128) -> bool {
+        self.ops
+            .last()
+            .is_some_and(|o| o.del && o.span.first == addr && o.span.last == addr)
     }
 
     /// One exact-address decision against what the kernel holds (`current`): add,
@@ -149,8 +161,9 @@ impl Plan {
         addr: u128,
         current: Option<Until>,
         wanted: Option<Until>,
+        sharded: bool,
     ) {
-        let set = SetId::exact(family, addr);
+        let set = SetId::exact(family, addr, sharded);
         let one = Span {
             first: addr,
             last: addr,
@@ -255,6 +268,7 @@ pub(crate) fn timeout_ms(until: Until, sent_at: SystemTime) -> Result<Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::nftables::wire;
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -346,7 +360,7 @@ mod tests {
         ];
         let desired = [(7, None), (8, None), (9, Some(t(60))), (39, Some(t(50)))];
         let mut plan = Plan::default();
-        plan.exact_merge(Family::V4, &listed, &desired);
+        plan.exact_merge(Family::V4, &listed, &desired, true);
         assert_eq!(
             plan.report,
             ReconcileReport {
@@ -377,26 +391,34 @@ mod tests {
 
     proptest::proptest! {
         /// Applying the merge's operations to the listed contents yields exactly the
-        /// desired addresses, each in its own set with its deadline.
+        /// desired addresses, each in its own set (a shard or the single set) with its
+        /// deadline; an address that moves is re-added in the same transaction.
         #[test]
         fn exact_merge_reaches_the_desired_state(
-            listed in proptest::collection::btree_map(0u128..200, (0u8..32, proptest::option::of(1u64..4)), 0..40),
+            listed in proptest::collection::btree_map(0u128..200, (0u8..=32, proptest::option::of(1u64..4)), 0..40),
             desired in proptest::collection::btree_map(0u128..200, proptest::option::of(1u64..4), 0..40),
+            sharded in proptest::bool::ANY,
         ) {
             let listed: Vec<(u128, u8, Until)> = listed.into_iter().map(|(a, (s, u))| (a, s, u.map(|u| t(u * 10)))).collect();
             let desired: Vec<(u128, Until)> = desired.into_iter().map(|(a, u)| (a, u.map(|u| t(u * 10)))).collect();
             let mut plan = Plan::default();
-            plan.exact_merge(Family::V4, &listed, &desired);
+            plan.exact_merge(Family::V4, &listed, &desired, sharded);
             let mut state: std::collections::BTreeMap<(u8, u128), Until> = listed.iter().map(|&(a, s, u)| ((s, a), u)).collect();
-            for op in &plan.ops {
+            let kept: std::collections::BTreeSet<u128> = listed.iter().map(|&(a, _, _)| a).collect();
+            for (i, op) in plan.ops.iter().enumerate() {
                 let SetId::Exact(_, k) = op.set else { panic!("prefix op") };
+                if !op.del && kept.contains(&op.span.first) && desired.iter().any(|&(a, _)| a == op.span.first) {
+                    // Listed somewhere and wanted: a rewrite or a move, never a gap.
+                    proptest::prop_assert!(op.joined, "op {} not joined: {:?}", i, plan.ops);
+                }
                 if op.del {
                     proptest::prop_assert!(state.remove(&(k, op.span.first)).is_some());
                 } else {
                     proptest::prop_assert!(state.insert((k, op.span.first), op.until).is_none());
                 }
             }
-            let want: std::collections::BTreeMap<(u8, u128), Until> = desired.iter().map(|&(a, u)| (((a % 32) as u8, a), u)).collect();
+            let home = |a: u128| if sharded { (a % 32) as u8 } else { 32 };
+            let want: std::collections::BTreeMap<(u8, u128), Until> = desired.iter().map(|&(a, u)| ((home(a), a), u)).collect();
             proptest::prop_assert_eq!(state, want);
         }
     }
@@ -404,16 +426,26 @@ mod tests {
     #[test]
     fn exact_change_covers_every_case() {
         let mut plan = Plan::default();
-        plan.exact_change(Family::V6, 5, None, None);
-        plan.exact_change(Family::V6, 5, Some(None), Some(None));
+        plan.exact_change(Family::V6, 5, None, None, true);
+        plan.exact_change(Family::V6, 5, Some(None), Some(None), true);
         assert!(plan.ops.is_empty());
-        plan.exact_change(Family::V6, 5, None, Some(None));
-        plan.exact_change(Family::V6, 6, Some(None), None);
-        plan.exact_change(Family::V6, 7, Some(Some(t(1))), Some(Some(t(100))));
+        plan.exact_change(Family::V6, 5, None, Some(None), true);
+        plan.exact_change(Family::V6, 6, Some(None), None, false);
+        plan.exact_change(Family::V6, 7, Some(Some(t(1))), Some(Some(t(100))), true);
         let kinds: Vec<(bool, bool)> = plan.ops.iter().map(|o| (o.del, o.joined)).collect();
         assert_eq!(
             kinds,
             [(false, false), (true, false), (true, false), (false, true)]
+        );
+        let sets: Vec<SetId> = plan.ops.iter().map(|o| o.set).collect();
+        assert_eq!(
+            sets,
+            [
+                SetId::Exact(Family::V6, 5),
+                SetId::Exact(Family::V6, wire::SINGLE),
+                SetId::Exact(Family::V6, 7),
+                SetId::Exact(Family::V6, 7)
+            ]
         );
     }
 

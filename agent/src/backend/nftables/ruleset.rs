@@ -3,15 +3,22 @@
 //! ```text
 //! table inet log2drop {                       # comment "managed by log2drop"
 //!   set ban4 { type ipv4_addr; flags interval, timeout }   # prefix bans
-//!   set ban4_0 .. ban4_31 { type ipv4_addr; flags timeout } # single addresses
+//!   set ban4_all { type ipv4_addr; flags timeout }         # single addresses
+//!   set ban4_0 .. ban4_31 { type ipv4_addr; flags timeout } # the same, sharded
 //!   map shard4 { type ipv4_addr : verdict }   # 0.0.0.K : jump ban4_K
 //!   chain input { type filter hook input priority -10
+//!     meta nfproto ipv4 ip saddr @ban4_all drop        # Layout::Single, Both
 //!     meta nfproto ipv4 ip saddr @ban4 drop
-//!     meta nfproto ipv4 ip saddr & 0.0.0.31 vmap @shard4 }
+//!     meta nfproto ipv4 ip saddr & 0.0.0.31 vmap @shard4 }  # Sharded, Both
 //!   chain ban4_K { ip saddr @ban4_K drop }
 //!   (the same for IPv6)
 //! }
 //! ```
+//!
+//! Which rules the base chains hold follows where the single addresses live
+//! ([`Layout`]): a packet from a banned address then costs one rule and one set
+//! lookup, as with a plain set, until a family has so many addresses that they are
+//! sharded (see [`super::wire::SHARDS`]).
 //!
 //! With the ingress hook the table is `netdev`, there is one base chain per
 //! interface, and `meta protocol` takes the place of `meta nfproto`. Sets and their
@@ -26,7 +33,9 @@ use nftnl::expr::Meta;
 use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, Rule, Table, nft_expr};
 
 use super::segments::Family;
-use super::wire::{self, LookupByName, RawSet, RejectIcmpx, SHARDS, SetId, TableFamily, TableMsg};
+use super::wire::{
+    self, LookupByName, RawSet, RejectIcmpx, SHARDS, SINGLE, SetId, TableFamily, TableMsg,
+};
 use crate::config::{NftAction, NftablesConfig};
 
 /// Name of the input-hook chain.
@@ -42,6 +51,32 @@ pub(crate) fn is_base_chain(name: &str) -> bool {
     name == INPUT_CHAIN || name.starts_with("ingress-")
 }
 
+/// Which exact-address sets the base chains look in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `ban4_all`/`ban6_all` only: one lookup per packet.
+    Single,
+    /// The shards behind the verdict maps.
+    Sharded,
+    /// Both, while addresses move between them (and after open, until the
+    /// reconcile has put them where they belong).
+    Both,
+}
+
+impl Layout {
+    /// The rules for addresses kept sharded or not.
+    pub(crate) fn of(sharded: bool) -> Layout {
+        if sharded {
+            Layout::Sharded
+        } else {
+            Layout::Single
+        }
+    }
+}
+
+/// A base chain: its name and, for ingress, its device.
+pub(crate) type Base = (CString, Option<CString>);
+
 /// What the open transaction must know about the kernel's current state.
 pub(crate) struct Existing {
     /// Our table exists in the other family (the hook changed): delete it.
@@ -51,13 +86,14 @@ pub(crate) struct Existing {
 }
 
 /// Adds the whole open transaction to `batch`. `bases` are the base chains to
-/// create: name and, for ingress, the device.
+/// create: name and, for ingress, the device. Their rules look in both layouts
+/// until [`replace_rules`] narrows them.
 pub(crate) fn build(
     batch: &mut Batch,
     table: &CStr,
     tfam: TableFamily,
     cfg: &NftablesConfig,
-    bases: &[(CString, Option<CString>)],
+    bases: &[Base],
     existing: &Existing,
 ) {
     if existing.stale_other_family {
@@ -116,37 +152,76 @@ pub(crate) fn build(
         chain.set_type(ChainType::Filter);
         chain.set_policy(Policy::Accept);
         batch.add(&chain, MsgType::Add);
-        for family in [Family::V4, Family::V6] {
-            let mut prefixes = Rule::new(&chain);
-            match_family(&mut prefixes, tfam, family);
-            load_saddr(&mut prefixes, family);
-            prefixes.add_expr(&LookupByName {
-                set: SetId::Prefixes(family).name(),
+        base_rules(batch, &chain, tfam, cfg, Layout::Both);
+    }
+}
+
+/// Replaces the rules of every base chain with those of `layout`, in `batch` (one
+/// transaction: no packet sees a chain half rewritten).
+pub(crate) fn replace_rules(
+    batch: &mut Batch,
+    table: &CStr,
+    tfam: TableFamily,
+    cfg: &NftablesConfig,
+    bases: &[Base],
+    layout: Layout,
+) {
+    let nft_table = Table::new(table, tfam.proto());
+    for (name, _) in bases {
+        let chain = Chain::new(name, &nft_table);
+        // No handle: deletes every rule of the chain.
+        batch.add(&Rule::new(&chain), MsgType::Del);
+        base_rules(batch, &chain, tfam, cfg, layout);
+    }
+}
+
+/// A base chain's rules: per family, the single-address set, the prefix set and the
+/// dispatch to the shards, as `layout` asks.
+fn base_rules(
+    batch: &mut Batch,
+    chain: &Chain<'_>,
+    tfam: TableFamily,
+    cfg: &NftablesConfig,
+    layout: Layout,
+) {
+    for family in [Family::V4, Family::V6] {
+        let lookup = |set: SetId| {
+            let mut rule = Rule::new(chain);
+            match_family(&mut rule, tfam, family);
+            load_saddr(&mut rule, family);
+            rule.add_expr(&LookupByName {
+                set: set.name(),
                 verdict: false,
             });
-            verdict(&mut prefixes, cfg);
-            batch.add(&prefixes, MsgType::Add);
-
-            let mut dispatch = Rule::new(&chain);
-            match_family(&mut dispatch, tfam, family);
-            load_saddr(&mut dispatch, family);
-            let low = u128::from(SHARDS - 1);
-            match family {
-                Family::V4 => dispatch.add_expr(&nft_expr!(
-                    bitwise mask Ipv4Addr::from(u32::try_from(low).unwrap_or(0)),
-                    xor Ipv4Addr::UNSPECIFIED
-                )),
-                Family::V6 => dispatch.add_expr(&nft_expr!(
-                    bitwise mask Ipv6Addr::from(low),
-                    xor Ipv6Addr::UNSPECIFIED
-                )),
-            }
-            dispatch.add_expr(&LookupByName {
-                set: wire::shard_map_name(family).to_owned(),
-                verdict: true,
-            });
-            batch.add(&dispatch, MsgType::Add);
+            verdict(&mut rule, cfg);
+            rule
+        };
+        if layout != Layout::Sharded {
+            batch.add(&lookup(SetId::Exact(family, SINGLE)), MsgType::Add);
         }
+        batch.add(&lookup(SetId::Prefixes(family)), MsgType::Add);
+        if layout == Layout::Single {
+            continue;
+        }
+        let mut dispatch = Rule::new(chain);
+        match_family(&mut dispatch, tfam, family);
+        load_saddr(&mut dispatch, family);
+        let low = u128::from(SHARDS - 1);
+        match family {
+            Family::V4 => dispatch.add_expr(&nft_expr!(
+                bitwise mask Ipv4Addr::from(u32::try_from(low).unwrap_or(0)),
+                xor Ipv4Addr::UNSPECIFIED
+            )),
+            Family::V6 => dispatch.add_expr(&nft_expr!(
+                bitwise mask Ipv6Addr::from(low),
+                xor Ipv6Addr::UNSPECIFIED
+            )),
+        }
+        dispatch.add_expr(&LookupByName {
+            set: wire::shard_map_name(family).to_owned(),
+            verdict: true,
+        });
+        batch.add(&dispatch, MsgType::Add);
     }
 }
 

@@ -91,25 +91,37 @@ impl TableFamily {
 }
 
 /// How many hash sets (and chains) exact-address bans of one family are spread
-/// over. The kernel lists a set's elements by walking it from the start for every
-/// dump message, so reading one big set back costs time quadratic in its size;
-/// spreading a million bans over 32 sets makes the restart's read-back 32 times
-/// cheaper. A packet still meets one map lookup and one set lookup.
+/// over once there are many of them. The kernel lists a set's elements by walking it
+/// from the start for every dump message, so reading one big set back costs time
+/// quadratic in its size (a million addresses in one set: over a minute); spread
+/// over 32 sets the restart's read-back is 32 times cheaper. The price is a map
+/// lookup and a jump per packet, so a family holds its addresses in one set
+/// ([`SINGLE`]) until it has more than the backend's threshold.
 pub(crate) const SHARDS: u8 = 32;
+
+/// The index of the one unsharded exact-address set of a family (`ban4_all`,
+/// `ban6_all`), as `SetId::Exact(family, SINGLE)`: the shards are `0..SHARDS`.
+pub(crate) const SINGLE: u8 = SHARDS;
 
 /// Which of our sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum SetId {
     /// `ban4`/`ban6`: prefixes (interval set).
     Prefixes(Family),
-    /// `ban4_K`/`ban6_K`: single addresses whose low bits are K (hash set).
+    /// `ban4_K`/`ban6_K`: single addresses whose low bits are K (hash set), or
+    /// `ban4_all`/`ban6_all` for K = [`SINGLE`].
     Exact(Family, u8),
 }
 
 impl SetId {
-    /// The exact-address set an address belongs to.
-    pub(crate) fn exact(family: Family, addr: u128) -> SetId {
-        SetId::Exact(family, (addr % u128::from(SHARDS)) as u8)
+    /// The exact-address set an address belongs to: its shard when the family is
+    /// sharded, the single set otherwise.
+    pub(crate) fn exact(family: Family, addr: u128, sharded: bool) -> SetId {
+        if sharded {
+            SetId::Exact(family, (addr % u128::from(SHARDS)) as u8)
+        } else {
+            SetId::Exact(family, SINGLE)
+        }
     }
 
     pub(crate) fn family(self) -> Family {
@@ -123,6 +135,8 @@ impl SetId {
         let text = match self {
             SetId::Prefixes(Family::V4) => "ban4".to_owned(),
             SetId::Prefixes(Family::V6) => "ban6".to_owned(),
+            SetId::Exact(Family::V4, SINGLE) => "ban4_all".to_owned(),
+            SetId::Exact(Family::V6, SINGLE) => "ban6_all".to_owned(),
             SetId::Exact(Family::V4, k) => format!("ban4_{k}"),
             SetId::Exact(Family::V6, k) => format!("ban6_{k}"),
         };
@@ -132,7 +146,7 @@ impl SetId {
     /// Every set of `family`.
     pub(crate) fn all(family: Family) -> impl Iterator<Item = SetId> {
         std::iter::once(SetId::Prefixes(family))
-            .chain((0..SHARDS).map(move |k| SetId::Exact(family, k)))
+            .chain((0..=SINGLE).map(move |k| SetId::Exact(family, k)))
     }
 }
 
