@@ -106,6 +106,22 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Whether set `set` of `table inet log2drop` lists `addr`.
+    fn set_holds(&self, set: &str, addr: &str) -> bool {
+        self.nft(&["list", "set", "inet", "log2drop", set])
+            .contains(addr)
+    }
+
+    /// The input chain names `present` and not `absent`.
+    #[track_caller]
+    fn assert_input_looks_in(&self, present: &str, absent: &str) {
+        let input = self.nft(&["list", "chain", "inet", "log2drop", "input"]);
+        assert!(
+            input.contains(present) && !input.contains(absent),
+            "{input}"
+        );
+    }
+
     fn replies(&self, from: &str, timeout: Duration) -> bool {
         let to = if from.contains(':') {
             SERVER_V6
@@ -555,8 +571,7 @@ fn many_single_addresses_move_to_the_shards_and_back() {
     lab.reconcile(&mut b, &active);
     assert!(!b.is_sharded());
     lab.assert_dropped(OFFENDER_V4);
-    let input = lab.nft(&["list", "chain", "inet", "log2drop", "input"]);
-    assert!(!input.contains("@shard4"), "{input}");
+    lab.assert_input_looks_in("@ban4_all", "@shard4");
 
     // One more IPv6 address crosses the threshold.
     lab.apply(&mut b, &[Decision::Ban(ban(OFFENDER_V6, None))]);
@@ -566,15 +581,9 @@ fn many_single_addresses_move_to_the_shards_and_back() {
     lab.assert_dropped(OFFENDER_V6);
     lab.assert_replies(BYSTANDER_V4);
     lab.assert_replies(BYSTANDER_V6);
-    let input = lab.nft(&["list", "chain", "inet", "log2drop", "input"]);
-    assert!(
-        input.contains("@shard4") && !input.contains("@ban4_all"),
-        "{input}"
-    );
-    let shard = lab.nft(&["list", "set", "inet", "log2drop", "ban4_7"]);
-    assert!(shard.contains(OFFENDER_V4), "{shard}");
-    let one = lab.nft(&["list", "set", "inet", "log2drop", "ban4_all"]);
-    assert!(!one.contains(OFFENDER_V4), "{one}");
+    lab.assert_input_looks_in("@shard4", "@ban4_all");
+    assert!(lab.set_holds("ban4_7", OFFENDER_V4));
+    assert!(!lab.set_holds("ban4_all", OFFENDER_V4));
     let counted = b
         .rule_counter()
         .unwrap_or_else(|e| panic!("rule_counter: {}", chain(&e)))
@@ -595,13 +604,8 @@ fn many_single_addresses_move_to_the_shards_and_back() {
     lab.assert_dropped(OFFENDER_V4);
     lab.assert_dropped(OFFENDER_V6);
     lab.assert_replies(BYSTANDER_V6);
-    let input = lab.nft(&["list", "chain", "inet", "log2drop", "input"]);
-    assert!(
-        input.contains("@ban4_all") && !input.contains("@shard4"),
-        "{input}"
-    );
-    let one = lab.nft(&["list", "set", "inet", "log2drop", "ban4_all"]);
-    assert!(one.contains(OFFENDER_V4), "{one}");
+    lab.assert_input_looks_in("@ban4_all", "@shard4");
+    assert!(lab.set_holds("ban4_all", OFFENDER_V4));
 }
 
 /// A backend opened in one namespace keeps working on that namespace's table when

@@ -271,20 +271,13 @@ impl NftablesBackend {
             chains,
         };
         ruleset::build(&mut batch, &table, family, cfg, &bases, &existing);
-        let fin = batch.finalize();
-        let pages: Vec<&[u8]> = fin.iter().collect();
-        let errors = sock.transact(&pages).map_err(|source| NftError::Socket {
-            action: "send",
-            source,
-        })?;
-        if let Some(e) = errors.into_iter().next() {
-            return Err(transaction_error(
-                "create the table, sets and chains",
-                family,
-                &cfg.table,
-                e,
-            ));
-        }
+        transaction(
+            &mut sock,
+            batch,
+            "create the table, sets and chains",
+            family,
+            &cfg.table,
+        )?;
         tracing::info!(
             table = %cfg.table,
             family = family.name(),
@@ -332,15 +325,7 @@ impl NftablesBackend {
             }
             let mut batch = Batch::new();
             batch.add(&TableMsg::delete(&table, family), MsgType::Add);
-            let fin = batch.finalize();
-            let pages: Vec<&[u8]> = fin.iter().collect();
-            let errors = sock.transact(&pages).map_err(|source| NftError::Socket {
-                action: "send",
-                source,
-            })?;
-            if let Some(e) = errors.into_iter().next() {
-                return Err(transaction_error("delete the table", family, &cfg.table, e));
-            }
+            transaction(&mut sock, batch, "delete the table", family, &cfg.table)?;
             gone += 1;
         }
         Ok(gone)
@@ -393,6 +378,12 @@ impl NftablesBackend {
     /// The socket, for the `&mut self` paths (no locking needed).
     fn socket(&mut self) -> &mut Socket {
         self.sock.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `batch` as one transaction over the backend's socket.
+    fn transaction(&mut self, batch: Batch, action: &str) -> Result<(), NftError> {
+        let sock = self.sock.get_mut().unwrap_or_else(|p| p.into_inner());
+        transaction(sock, batch, action, self.family, &self.table_name)
     }
 
     fn state(&mut self, family: Family) -> &mut FamilyState {
@@ -502,23 +493,7 @@ impl NftablesBackend {
                 dels.add_elements(&mut batch, del_kind);
                 adds.add_elements(&mut batch, msg::NEWSETELEM);
             }
-            let fin = batch.finalize();
-            let pages: Vec<&[u8]> = fin.iter().collect();
-            let errors = self
-                .socket()
-                .transact(&pages)
-                .map_err(|source| NftError::Socket {
-                    action: "send",
-                    source,
-                })?;
-            if let Some(e) = errors.into_iter().next() {
-                return Err(transaction_error(
-                    "update the ban sets",
-                    self.family,
-                    &self.table_name,
-                    e,
-                ));
-            }
+            self.transaction(batch, "update the ban sets")?;
         }
         Ok(())
     }
@@ -586,23 +561,7 @@ impl NftablesBackend {
             &self.bases,
             layout,
         );
-        let fin = batch.finalize();
-        let pages: Vec<&[u8]> = fin.iter().collect();
-        let errors = self
-            .socket()
-            .transact(&pages)
-            .map_err(|source| NftError::Socket {
-                action: "send",
-                source,
-            })?;
-        if let Some(e) = errors.into_iter().next() {
-            return Err(transaction_error(
-                "replace the chain's rules",
-                self.family,
-                &self.table_name,
-                e,
-            ));
-        }
+        self.transaction(batch, "replace the chain's rules")?;
         self.rules = layout;
         self.counted_before = before;
         Ok(())
@@ -702,6 +661,26 @@ impl NftablesBackend {
 /// Whether a ban covers exactly one address (it goes into an exact set).
 fn is_single(family: Family, len: u8) -> bool {
     len == family.bits()
+}
+
+/// Sends `batch` as one transaction; the kernel's first refusal becomes the error.
+fn transaction(
+    sock: &mut Socket,
+    batch: Batch,
+    action: &str,
+    family: TableFamily,
+    table: &str,
+) -> Result<(), NftError> {
+    let fin = batch.finalize();
+    let pages: Vec<&[u8]> = fin.iter().collect();
+    let errors = sock.transact(&pages).map_err(|source| NftError::Socket {
+        action: "send",
+        source,
+    })?;
+    match errors.into_iter().next() {
+        Some(e) => Err(transaction_error(action, family, table, e)),
+        None => Ok(()),
+    }
 }
 
 fn transaction_error(action: &str, family: TableFamily, table: &str, e: KernelError) -> NftError {
