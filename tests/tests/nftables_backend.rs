@@ -8,7 +8,8 @@
 //! same name, flush leaving other tables alone, the ingress hook with reject and a
 //! counter. An ignored test measures bulk inserts and the restart reconcile.
 //!
-//! Every test has its own namespaces, removed (with their tables) even when it fails.
+//! Every test has its own namespaces (the harness's [`WireLab`]), removed with their
+//! tables even when it fails.
 //! Run with `--test-threads=1` (namespaces are per thread).
 
 use std::net::IpAddr;
@@ -20,25 +21,25 @@ use log2drop::backend::nftables::{NftError, NftablesBackend, SHARD_ABOVE, measur
 use log2drop::backend::{Backend, ReconcileReport};
 use log2drop::config::{NftAction, NftHook, NftablesConfig};
 use log2drop::engine::{Ban, Decision, Origin};
-use log2drop_tests::veth::{
-    BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6,
-};
-use log2drop_tests::{NetNs, VethPair, ping_with_timeout, require_root, wait_until};
+use log2drop_tests::lab::DROP_PROBE;
+use log2drop_tests::veth::{BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6};
+use log2drop_tests::{NetNs, WireLab, require_root, wait_until};
 
 /// An address no packet comes from, planted by hand in a shard set.
 const MISFILED_V6: &str = "2001:db8:100::99";
 
-/// No reply within this long over a veth means the packet was dropped.
-const DROP_PROBE: Duration = Duration::from_millis(300);
-/// A reply that should come gets this long.
-const REPLY_PROBE: Duration = Duration::from_secs(1);
-
-/// One test's world; the veth goes first, then the namespaces (and with them every
-/// nftables table inside).
+/// One test's world: the shared server/attacker wire (dropped with its namespaces,
+/// and with them every nftables table inside), plus the nftables helpers.
 struct Lab {
-    veth: VethPair,
-    attacker: NetNs,
-    server: NetNs,
+    wire: WireLab,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = WireLab;
+
+    fn deref(&self) -> &WireLab {
+        &self.wire
+    }
 }
 
 impl Lab {
@@ -46,22 +47,9 @@ impl Lab {
         if !require_root(test) {
             return None;
         }
-        let server = NetNs::new();
-        let attacker = NetNs::new();
-        let veth = VethPair::server_attacker(&server, &attacker);
-        let lab = Lab {
-            veth,
-            attacker,
-            server,
-        };
-        // A fresh veth can take a moment under load: wait for the first replies.
-        for from in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
-            let up = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
-                lab.replies(from, REPLY_PROBE)
-            });
-            assert!(up.is_some(), "{from} gets no reply before any ban");
-        }
-        Some(lab)
+        Some(Lab {
+            wire: WireLab::new(),
+        })
     }
 
     fn config(&self) -> NftablesConfig {
@@ -119,32 +107,6 @@ impl Lab {
         assert!(
             input.contains(present) && !input.contains(absent),
             "{input}"
-        );
-    }
-
-    fn replies(&self, from: &str, timeout: Duration) -> bool {
-        let to = if from.contains(':') {
-            SERVER_V6
-        } else {
-            SERVER_V4
-        };
-        ping_with_timeout(&self.attacker, from, to, timeout)
-    }
-
-    #[track_caller]
-    fn assert_replies(&self, from: &str) {
-        // A loaded machine can lose one probe's reply deadline: retry a few times.
-        let replied = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
-            self.replies(from, REPLY_PROBE)
-        });
-        assert!(replied.is_some(), "{from} should get replies but does not");
-    }
-
-    #[track_caller]
-    fn assert_dropped(&self, from: &str) {
-        assert!(
-            !self.replies(from, DROP_PROBE),
-            "{from} should be dropped but gets replies"
         );
     }
 }
