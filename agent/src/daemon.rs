@@ -20,6 +20,7 @@
 //! lines and positions, the last batch is committed, the socket removed; bans stay
 //! in the kernel and in the store. `flush` removes every kernel object and stops.
 
+pub mod alloc;
 mod enforcer;
 mod engine_task;
 pub mod reload;
@@ -37,7 +38,7 @@ use crate::backend::{Backend, BackendError, dry_run::DryRun};
 use crate::config::{self, BackendsConfig, Config, ConfigError};
 use crate::control::protocol::Reply;
 use crate::control::server::{ControlRequest, ControlServer, ServerError, ServerOptions};
-use crate::engine::{Ban, Decision, Engine, EngineError};
+use crate::engine::{Decision, Engine, EngineError};
 use crate::filter::{FilterError, SourceMatcher};
 use crate::hooks::{Hooks, WebhookError};
 use crate::source::{Saved, SourceError, SourceEvent};
@@ -368,20 +369,22 @@ pub async fn run_prepared(
     }
     let reading = Instant::now();
     let pruned = store.prune_expired(now)?;
-    let restored = store.active_bans(now)?;
-    let read_ms = reading.elapsed().as_secs_f64() * 1000.0;
-    let count = restored.len();
-    let restoring = Instant::now();
-    engine.restore(restored.clone(), now);
-    let restore_ms = restoring.elapsed().as_secs_f64() * 1000.0;
-    // Stored bans the engine refused (they now overlap the allowlist) end here, so
-    // the store and the kernel agree with the engine.
-    let kept: std::collections::HashSet<ipnet::IpNet> = engine.bans().map(|b| b.target).collect();
-    let dropped: Vec<Decision> = restored
-        .into_iter()
-        .filter(|b| !kept.contains(&b.target))
-        .map(Decision::Unban)
-        .collect();
+    // Stored bans go straight into the engine, one row at a time: no copy of
+    // them all is ever held besides the engine's own.
+    let mut count = 0usize;
+    let mut in_engine = std::time::Duration::ZERO;
+    let mut dropped = Vec::new();
+    store.for_each_active_ban(now, |ban| {
+        count += 1;
+        let t = Instant::now();
+        let refused = engine.restore_one(ban, now);
+        in_engine += t.elapsed();
+        // A stored ban the engine refused (it now overlaps the allowlist) ends
+        // here, so the store and the kernel agree with the engine.
+        dropped.extend(refused.map(Decision::Unban));
+    })?;
+    let restore_ms = in_engine.as_secs_f64() * 1000.0;
+    let read_ms = reading.elapsed().as_secs_f64() * 1000.0 - restore_ms;
     if !dropped.is_empty() {
         store.record_at(&dropped, now)?;
     }
@@ -396,11 +399,13 @@ pub async fn run_prepared(
     );
 
     let routes = Routes::from_config(&config);
-    let active: Vec<Ban> = engine.bans().cloned().collect();
     let mut slots = Vec::with_capacity(backends.len());
     for backend in backends {
-        slots.push(Slot::reconciled(backend, &active, &routes)?);
+        slots.push(Slot::reconciled(backend, engine.bans(), &routes)?);
     }
+    let active_bans = engine.ban_count();
+    // The bans gathered for each reconcile are gone now.
+    alloc::trim();
     let hooks =
         Hooks::from_config(&config, tokio::runtime::Handle::current()).map_err(|source| {
             DaemonError::Hooks {
@@ -485,7 +490,7 @@ pub async fn run_prepared(
         drop(server);
     });
     tracing::info!(
-        bans = active.len(),
+        bans = active_bans,
         took_ms = started.elapsed().as_secs_f64() * 1000.0,
         "log2drop running"
     );

@@ -34,10 +34,11 @@
 //! `max_tracked` entries and only as far back as some jail looks.
 
 pub mod allowlist;
+mod bantable;
 mod history;
 mod tracking;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,6 +48,7 @@ use ipnet::{IpNet, Ipv6Net};
 use crate::addr;
 use crate::config::{Config, JailConfig};
 pub use allowlist::{AllowEntry, AllowEntryError, Allowlist};
+use bantable::BanTable;
 use history::History;
 use tracking::{Hit, Tracker};
 
@@ -336,10 +338,19 @@ struct Pending {
     reason: BanReason,
 }
 
+/// The jails one filter feeds.
+#[derive(Debug)]
+struct Feeds {
+    /// The filter's name, shared by the reasons of the bans it causes.
+    name: Arc<str>,
+    /// (jail index, weight) of every jail it feeds.
+    jails: Vec<(u16, u16)>,
+}
+
 /// The parts of a config the engine runs on, built once per load or reload.
 struct Settings {
     jails: Vec<Jail>,
-    jails_by_filter: HashMap<String, Vec<(u16, u16)>>,
+    jails_by_filter: HashMap<String, Feeds>,
     static_allow: Vec<IpNet>,
     host_names: Vec<String>,
     own_enabled: bool,
@@ -372,7 +383,7 @@ impl Settings {
             });
         }
         let mut jails = Vec::with_capacity(cfg.jails.len());
-        let mut jails_by_filter: HashMap<String, Vec<(u16, u16)>> = HashMap::new();
+        let mut jails_by_filter: HashMap<String, Feeds> = HashMap::new();
         for (name, jc) in &cfg.jails {
             let idx = u16::try_from(jails.len()).unwrap_or(u16::MAX);
             for f in &jc.filters {
@@ -382,9 +393,14 @@ impl Settings {
                     .copied()
                     .unwrap_or(1)
                     .clamp(1, u32::from(u16::MAX));
-                let list = jails_by_filter.entry(f.clone()).or_default();
-                if !list.iter().any(|&(j, _)| j == idx) {
-                    list.push((idx, u16::try_from(weight).unwrap_or(u16::MAX)));
+                let feeds = jails_by_filter.entry(f.clone()).or_insert_with(|| Feeds {
+                    name: Arc::from(f.as_str()),
+                    jails: Vec::new(),
+                });
+                if !feeds.jails.iter().any(|&(j, _)| j == idx) {
+                    feeds
+                        .jails
+                        .push((idx, u16::try_from(weight).unwrap_or(u16::MAX)));
                 }
             }
             jails.push(Jail::build(name, jc));
@@ -415,8 +431,8 @@ impl Settings {
 #[derive(Debug)]
 pub struct Engine {
     jails: Vec<Jail>,
-    /// Filter name -> (jail index, weight) of every jail it feeds.
-    jails_by_filter: HashMap<String, Vec<(u16, u16)>>,
+    /// Filter name -> the jails it feeds.
+    jails_by_filter: HashMap<String, Feeds>,
     static_allow: Vec<IpNet>,
     /// The host names in `agent.allow`, as configured.
     host_names: Vec<String>,
@@ -428,11 +444,7 @@ pub struct Engine {
     allow: Allowlist,
     tracker: Tracker,
     max_findtime: u32,
-    bans: HashMap<IpNet, Ban>,
-    deadlines: BTreeSet<(SystemTime, IpNet)>,
-    /// How many bans exist per (is IPv6, prefix length), so "is this address
-    /// covered by a ban" tries only the prefix lengths in use.
-    ban_lens: BTreeMap<(bool, u8), usize>,
+    bans: BanTable,
     /// Scheduled bans by (tracking key, jail).
     pending: HashMap<(IpAddr, u16), Pending>,
     pending_due: BTreeSet<(SystemTime, IpAddr, u16)>,
@@ -472,9 +484,7 @@ impl Engine {
             own_enabled: s.own_enabled,
             tracker: Tracker::new(s.max_tracked),
             max_findtime: s.max_findtime,
-            bans: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            ban_lens: BTreeMap::new(),
+            bans: BanTable::new(),
             pending: HashMap::new(),
             pending_due: BTreeSet::new(),
             history: History::new(s.max_tracked),
@@ -512,8 +522,14 @@ impl Engine {
             ..
         } = old;
         self.stats = stats;
-        for (_, ban) in old_bans {
-            self.insert_ban(ban);
+        // The table moves over whole; the new config's allowlist applies to it
+        // below (rebuild_allow).
+        if self.bans.len() == 0 {
+            self.bans = old_bans;
+        } else {
+            for ban in old_bans.iter() {
+                self.insert_ban(&ban);
+            }
         }
         // Old jail index -> new index: for hits only if the jail is kept, for
         // scheduled bans whenever the name still exists.
@@ -589,7 +605,7 @@ impl Engine {
         };
         let t = secs(now);
         let mut fire = None;
-        for &(j, weight) in feeds {
+        for &(j, weight) in &feeds.jails {
             let Some(jail) = self.jails.get(usize::from(j)) else {
                 continue;
             };
@@ -597,32 +613,18 @@ impl Engine {
             if !self.pending.is_empty() && self.pending.contains_key(&(key, j)) {
                 continue;
             }
-            let Some(hits) = self.tracker.touch(key) else {
-                continue;
-            };
             let horizon = t.saturating_sub(jail.findtime);
-            hits.retain(|h| h.jail != j || h.time >= horizon);
-            hits.push(Hit {
+            let hit = Hit {
                 time: t,
                 jail: j,
                 weight,
-            });
-            let score: u32 = hits
-                .iter()
-                .filter(|h| h.jail == j)
-                .map(|h| u32::from(h.weight))
-                .sum();
+            };
+            let (score, first) = self.tracker.record(key, hit, horizon);
             if score < jail.threshold {
                 continue;
             }
-            let first = hits
-                .iter()
-                .filter(|h| h.jail == j)
-                .map(|h| h.time)
-                .min()
-                .unwrap_or(t);
             let reason = BanReason {
-                filter: Arc::from(filter),
+                filter: feeds.name.clone(),
                 first_offence: UNIX_EPOCH + Duration::from_secs(u64::from(first)),
                 last_offence: now,
             };
@@ -733,7 +735,7 @@ impl Engine {
         if target.prefix_len() == target.max_prefix_len() {
             self.tracker.remove(&target.addr());
         }
-        self.insert_ban(ban.clone());
+        self.insert_ban(&ban);
         self.remember(target, now);
         Ok(Decision::Ban(ban))
     }
@@ -767,15 +769,10 @@ impl Engine {
             }
             self.jail_ban(usize::from(j), p.target, Some(p.reason), now, out);
         }
-        while let Some(&(deadline, target)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
+        for target in self.bans.due(now) {
             if let Some(ban) = self.remove_ban(&target) {
                 self.stats.expired += 1;
                 out.push(Decision::Unban(ban));
-            } else {
-                self.deadlines.pop_first();
             }
         }
         if self.next_sweep.is_none_or(|t| now >= t) {
@@ -787,7 +784,7 @@ impl Engine {
     /// When [`Engine::expire`] next has something to do: the earliest ban
     /// deadline or scheduled ban.
     pub fn next_expiry(&self) -> Option<SystemTime> {
-        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        let deadline = self.bans.next_deadline();
         let due = self.pending_due.first().map(|(t, _, _)| *t);
         match (deadline, due) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -795,47 +792,77 @@ impl Engine {
         }
     }
 
-    /// Every active ban, in no particular order.
-    pub fn bans(&self) -> impl Iterator<Item = &Ban> {
-        self.bans.values()
+    /// Every active ban, in no particular order. The engine keeps bans compact
+    /// and rebuilds each one as it is yielded.
+    pub fn bans(&self) -> impl Iterator<Item = Ban> + '_ {
+        self.bans.iter()
     }
 
-    /// Loads bans from the store at start. Expired bans are dropped, and so are
-    /// bans that overlap the allowlist (the allowlist may have grown since) unless
-    /// they were forced; the caller reconciles backends with [`Engine::bans`]
-    /// afterwards, which removes those from the kernel too. No decisions are
-    /// produced.
-    pub fn restore(&mut self, bans: Vec<Ban>, now: SystemTime) {
-        for mut ban in bans {
-            if ban.until.is_some_and(|u| u <= now) {
-                continue;
+    /// How many bans are active.
+    pub fn ban_count(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// Active bans per jail name (manual bans under [`MANUAL_JAIL`]); jails with
+    /// none are absent.
+    pub fn bans_per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.bans.per_jail().iter().map(|(j, &n)| (&**j, n))
+    }
+
+    /// The active ban on exactly `target`, if any.
+    pub fn ban_on(&self, target: IpNet) -> Option<Ban> {
+        self.bans.get(&normalise_net(target))
+    }
+
+    /// Loads bans from the store at start, one at a time (the store streams them).
+    /// Expired bans are dropped, and so are bans that overlap the allowlist (the
+    /// allowlist may have grown since) unless they were forced: those are
+    /// returned, so the caller can record that they ended. The caller reconciles
+    /// backends with [`Engine::bans`] afterwards, which removes them from the
+    /// kernel too. No decisions are produced.
+    pub fn restore(&mut self, bans: impl IntoIterator<Item = Ban>, now: SystemTime) -> Vec<Ban> {
+        let mut refused = Vec::new();
+        for ban in bans {
+            if let Some(b) = self.restore_one(ban, now) {
+                refused.push(b);
             }
-            ban.target = normalise_net(ban.target);
-            if !ban.forced
-                && let Some(entry) = self.allow.entry_intersecting(&ban.target)
-            {
-                tracing::warn!(
-                    target = %addr::display_target(&ban.target),
-                    allow = %addr::display_target(&entry),
-                    "dropping a stored ban that overlaps the allowlist"
-                );
-                continue;
-            }
-            if let Some(existing) = self.bans.get(&ban.target) {
-                let longer = match (existing.until, ban.until) {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(a), Some(b)) => b > a,
-                };
-                if !longer {
-                    continue;
-                }
-            }
-            if ban.target.prefix_len() == ban.target.max_prefix_len() {
-                self.tracker.remove(&ban.target.addr());
-            }
-            self.insert_ban(ban);
         }
+        refused
+    }
+
+    /// [`Engine::restore`] for one ban; returns it if the allowlist refused it.
+    pub fn restore_one(&mut self, mut ban: Ban, now: SystemTime) -> Option<Ban> {
+        if ban.until.is_some_and(|u| u <= now) {
+            return None;
+        }
+        let stored = ban.target;
+        ban.target = normalise_net(ban.target);
+        if !ban.forced
+            && let Some(entry) = self.allow.entry_intersecting(&ban.target)
+        {
+            tracing::warn!(
+                target = %addr::display_target(&ban.target),
+                allow = %addr::display_target(&entry),
+                "dropping a stored ban that overlaps the allowlist"
+            );
+            ban.target = stored;
+            return Some(ban);
+        }
+        if let Some(existing) = self.bans.get(&ban.target) {
+            let longer = match (existing.until, ban.until) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => b > a,
+            };
+            if !longer {
+                return None;
+            }
+        }
+        if ban.target.prefix_len() == ban.target.max_prefix_len() {
+            self.tracker.remove(&ban.target.addr());
+        }
+        self.insert_ban(&ban);
+        None
     }
 
     /// Loads past bans (from the store's history) so escalation and subnet
@@ -923,13 +950,11 @@ impl Engine {
     /// True if one ban covers all of `net` (the same target or a wider one).
     fn covered(&self, net: &IpNet) -> bool {
         let v6 = net.addr().is_ipv6();
-        self.ban_lens
-            .range((v6, 0)..=(v6, net.prefix_len()))
-            .any(|(&(_, len), _)| {
-                IpNet::new(net.addr(), len)
-                    .map(|n| self.bans.contains_key(&n.trunc()))
-                    .unwrap_or(false)
-            })
+        self.bans.lens_up_to(v6, net.prefix_len()).any(|len| {
+            IpNet::new(net.addr(), len)
+                .map(|n| self.bans.contains(&n.trunc()))
+                .unwrap_or(false)
+        })
     }
 
     /// Issues a ban of `target` by jail `j`, escalated by the target's history:
@@ -992,7 +1017,7 @@ impl Engine {
             Origin::Subnet => self.stats.subnet_bans += 1,
             _ => self.stats.jail_bans += 1,
         }
-        self.insert_ban(ban.clone());
+        self.insert_ban(&ban);
         self.remember(target, now);
         out.push(Decision::Ban(ban));
         if origin == Origin::Jail {
@@ -1062,12 +1087,10 @@ impl Engine {
             .chain(&self.own_allow)
             .copied();
         self.allow = Allowlist::with_loopback(nets);
+        let allow = &self.allow;
         let mut lifted: Vec<IpNet> = self
             .bans
-            .values()
-            .filter(|b| !b.forced && self.allow.intersects(&b.target))
-            .map(|b| b.target)
-            .collect();
+            .targets_where(|target, forced| !forced && allow.intersects(target));
         lifted.sort_unstable();
         for target in lifted {
             if let Some(ban) = self.remove_ban(&target) {
@@ -1102,31 +1125,12 @@ impl Engine {
         }
     }
 
-    fn insert_ban(&mut self, ban: Ban) {
-        self.remove_ban(&ban.target);
-        if let Some(until) = ban.until {
-            self.deadlines.insert((until, ban.target));
-        }
-        *self
-            .ban_lens
-            .entry((ban.target.addr().is_ipv6(), ban.target.prefix_len()))
-            .or_default() += 1;
-        self.bans.insert(ban.target, ban);
+    fn insert_ban(&mut self, ban: &Ban) {
+        self.bans.insert(ban);
     }
 
     fn remove_ban(&mut self, target: &IpNet) -> Option<Ban> {
-        let ban = self.bans.remove(target)?;
-        if let Some(until) = ban.until {
-            self.deadlines.remove(&(until, ban.target));
-        }
-        let key = (ban.target.addr().is_ipv6(), ban.target.prefix_len());
-        if let Some(n) = self.ban_lens.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.ban_lens.remove(&key);
-            }
-        }
-        Some(ban)
+        self.bans.remove(target)
     }
 }
 

@@ -252,6 +252,18 @@ impl Store {
 
     /// Bans still in force at `now` (permanent ones included).
     pub fn active_bans(&self, now: SystemTime) -> Result<Vec<Ban>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_active_ban(now, |b| out.push(b))?;
+        Ok(out)
+    }
+
+    /// [`Store::active_bans`] one at a time, oldest first, without holding them
+    /// all: a restart with a million bans hands each straight to the engine.
+    pub fn for_each_active_ban(
+        &self,
+        now: SystemTime,
+        mut each: impl FnMut(Ban),
+    ) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -280,7 +292,6 @@ impl Store {
             })
             .map_err(self.sql())?;
         let mut names = Names::default();
-        let mut out = Vec::new();
         for row in rows {
             let ((target, jail, since, until, origin), (reason, first, last, forced)) =
                 row.map_err(self.sql())?;
@@ -302,7 +313,7 @@ impl Store {
                 }),
                 _ => None,
             };
-            out.push(Ban {
+            each(Ban {
                 target,
                 jail: names.get(&jail),
                 since: from_millis(since),
@@ -312,7 +323,7 @@ impl Store {
                 forced,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Deletes active rows whose deadline passed (for example while the agent was

@@ -51,6 +51,7 @@ impl SocketArg {
 
 /// `log2drop run`.
 pub fn run(config: &Path) -> Result<()> {
+    log2drop::daemon::alloc::tune();
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

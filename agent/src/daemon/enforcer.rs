@@ -64,7 +64,8 @@ pub(super) enum Job {
     /// Complete `stats` with the backends, store and hooks, and answer.
     Stats(Box<Stats>, oneshot::Sender<Reply>),
     /// Switch to a new config's backends, routes and hooks; `active` are the bans
-    /// a newly opened backend is reconciled with.
+    /// a newly opened backend is reconciled with (empty when no backend is added
+    /// or changed).
     Reconfigure {
         config: Box<Config>,
         active: Vec<Ban>,
@@ -90,20 +91,18 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    /// Reconciles `backend` with `active` and wraps it; the time taken is kept for
-    /// `status` and logged. The wall clock is read right before the backend reads
-    /// its own clock: XDP turns deadlines into boot time from the pair.
+    /// Reconciles `backend` with the active bans and wraps it; the time taken is
+    /// kept for `status` and logged. The wall clock is read right before the
+    /// backend reads its own clock: XDP turns deadlines into boot time from the
+    /// pair. Only this backend's bans are gathered, and only for as long as the
+    /// reconcile runs.
     pub(super) fn reconciled(
         mut backend: Box<dyn Backend>,
-        active: &[Ban],
+        active: impl Iterator<Item = Ban>,
         routes: &Routes,
     ) -> Result<Slot, DaemonError> {
         let name = backend.name();
-        let mine: Vec<Ban> = active
-            .iter()
-            .filter(|b| routes.enforces(&b.jail, name))
-            .cloned()
-            .collect();
+        let mine: Vec<Ban> = active.filter(|b| routes.enforces(&b.jail, name)).collect();
         let started = Instant::now();
         let report: ReconcileReport =
             backend
@@ -442,8 +441,10 @@ impl Enforcer {
                     tracing::warn!(backend = %name, error = %chain(&e), "cannot remove the old kernel state");
                 }
             }
-            let opened_one = open_backend(&cfg.backends, name)
-                .and_then(|b| b.map(|b| Slot::reconciled(b, active, &routes)).transpose());
+            let opened_one = open_backend(&cfg.backends, name).and_then(|b| {
+                b.map(|b| Slot::reconciled(b, active.iter().cloned(), &routes))
+                    .transpose()
+            });
             match opened_one {
                 Ok(Some(slot)) => opened.push(slot),
                 Ok(None) => {}
@@ -512,7 +513,7 @@ impl Enforcer {
     /// Puts back a backend of the running config after a failed replacement.
     fn reopen_old(&mut self, name: &str, active: &[Ban]) {
         match open_backend(&self.backends_cfg, name).and_then(|b| {
-            b.map(|b| Slot::reconciled(b, active, &self.routes))
+            b.map(|b| Slot::reconciled(b, active.iter().cloned(), &self.routes))
                 .transpose()
         }) {
             Ok(Some(slot)) => self.slots.push(slot),

@@ -225,7 +225,7 @@ impl EngineTask {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     uptime_secs: self.started.elapsed().as_secs(),
                     config: self.config_path.display().to_string(),
-                    bans_active: self.engine.bans().count(),
+                    bans_active: self.engine.ban_count(),
                     sources: self.sources.statuses(),
                     jails: self.jail_statuses(),
                     backends: Vec::new(),
@@ -241,7 +241,7 @@ impl EngineTask {
                     offences: es.offences,
                     offences_allowlisted: es.allowlisted,
                     offences_already_banned: es.already_banned,
-                    bans_active: self.engine.bans().count(),
+                    bans_active: self.engine.ban_count(),
                     bans_total: self.bans_total
                         + self
                             .pending
@@ -263,13 +263,14 @@ impl EngineTask {
                 self.send(Job::Stats(Box::new(stats), reply)).await;
             }
             Command::Bans { jail } => {
-                let mut bans: Vec<&Ban> = self
+                let mut bans: Vec<Ban> = self
                     .engine
                     .bans()
                     .filter(|b| jail.as_deref().is_none_or(|j| *b.jail == *j))
                     .collect();
                 bans.sort_by(|a, b| a.since.cmp(&b.since).then(a.target.cmp(&b.target)));
-                let entries: Vec<BanEntry> = bans.into_iter().map(BanEntry::from_ban).collect();
+                let entries: Vec<BanEntry> = bans.iter().map(BanEntry::from_ban).collect();
+                drop(bans);
                 let _ = reply.send(to_reply(&entries));
             }
             Command::Ban {
@@ -317,8 +318,8 @@ impl EngineTask {
     fn jail_statuses(&self) -> Vec<JailStatus> {
         let mut counts: HashMap<&str, usize> =
             self.config.jails.keys().map(|j| (j.as_str(), 0)).collect();
-        for b in self.engine.bans() {
-            *counts.entry(&b.jail).or_default() += 1;
+        for (jail, n) in self.engine.bans_per_jail() {
+            *counts.entry(jail).or_default() += n;
         }
         let mut out: Vec<JailStatus> = counts
             .into_iter()
@@ -380,14 +381,14 @@ impl EngineTask {
                 .collect(),
             (Some(t), false) => {
                 let net = parse_target(t)?;
-                match self.engine.bans().find(|b| b.target == net) {
+                match self.engine.ban_on(net) {
                     None => {
                         return Err(format!(
                             "{} is not banned",
                             crate::addr::display_target(&net)
                         ));
                     }
-                    Some(b) if !in_jail(b) => {
+                    Some(b) if !in_jail(&b) => {
                         return Err(format!(
                             "{} is banned by jail {}, not {}",
                             crate::addr::display_target(&net),
@@ -429,11 +430,22 @@ impl EngineTask {
         };
         let diff = ConfigDiff::between(&self.config, &prepared.config);
 
-        // Backends first: the only step that can fail.
+        // Backends first: the only step that can fail. A backend opened anew is
+        // reconciled with every ban; when none is, the bans are not copied.
+        let backends_moved = {
+            let c =
+                super::reload::backend_changes(&self.config.backends, &prepared.config.backends);
+            !c.added.is_empty() || !c.changed.is_empty()
+        };
+        let active = if backends_moved {
+            self.engine.bans().collect()
+        } else {
+            Vec::new()
+        };
         let (tx, rx) = oneshot::channel();
         self.send(Job::Reconfigure {
             config: Box::new(prepared.config.clone()),
-            active: self.engine.bans().cloned().collect(),
+            active,
             reply: tx,
         })
         .await;

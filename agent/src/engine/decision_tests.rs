@@ -467,7 +467,7 @@ fn subnet_escalation_escalates_the_prefix_too() {
         .bans()
         .find(|b| b.origin == Origin::Subnet)
         .expect("subnet ban");
-    assert_eq!(length(sub), Some(2 * H));
+    assert_eq!(length(&sub), Some(2 * H));
 }
 
 // ---- timed access (ban_delay) ----
@@ -538,7 +538,7 @@ fn force_bans_over_the_allowlist_and_survives_changes() {
     e.set_own_addresses(vec![ip("192.0.2.1")], &mut out);
     assert!(out.is_empty(), "forced bans stay: {out:?}");
     // And across a restart.
-    let bans: Vec<Ban> = e.bans().cloned().collect();
+    let bans: Vec<Ban> = e.bans().collect();
     let mut fresh = jail("maxretry = 1");
     fresh.restore(bans, at(10));
     assert_eq!(fresh.bans().count(), 1);
