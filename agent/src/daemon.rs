@@ -47,7 +47,8 @@ use enforcer::{Enforcer, Job, Routes, Slot};
 use engine_task::EngineTask;
 use sources::SourceSet;
 
-/// Capacity of the offence channel: how far sources may run ahead of the engine.
+/// Capacity of the offence channel, in offences: how far sources may run ahead
+/// of the engine (file sources send up to `OFFENCES_PER_EVENT` in one message).
 const OFFENCE_QUEUE: usize = 8192;
 /// Capacity of the commit queue: how far the engine may run ahead of the disk and
 /// the kernel before it waits.
@@ -452,7 +453,8 @@ pub async fn run_prepared(
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlRequest>(64);
     let (stop_server_tx, stop_server_rx) = watch::channel(false);
 
-    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(OFFENCE_QUEUE);
+    let (src_tx, src_rx) =
+        mpsc::channel::<SourceEvent>(OFFENCE_QUEUE / crate::source::OFFENCES_PER_EVENT);
     let mut set = SourceSet::default();
     for (name, _, matcher) in sources {
         let saved = Saved {

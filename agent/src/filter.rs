@@ -17,6 +17,7 @@
 //! The caller owns a [`Scratch`] with every cache the searches need, so a line is
 //! matched without allocating.
 
+pub mod age;
 pub mod builtin;
 mod extract;
 pub mod pattern;

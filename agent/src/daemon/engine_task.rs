@@ -156,9 +156,11 @@ impl EngineTask {
 
     fn take(&mut self, ev: SourceEvent) {
         match ev {
-            SourceEvent::Offence(o) => {
-                self.engine
-                    .offence(&o.filter, o.addr, o.at, &mut self.pending);
+            SourceEvent::Offences(batch) => {
+                for o in batch {
+                    self.engine
+                        .offence(&o.filter, o.addr, o.at, &mut self.pending);
+                }
             }
             SourceEvent::Position { path, position, .. } => {
                 self.last_positions.insert(path.clone(), position);

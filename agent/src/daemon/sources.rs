@@ -7,6 +7,7 @@
 //! drains the channel while it waits; the events drained (offences and the final
 //! positions) are handed to the caller.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
+use crate::filter::age::AgeCheck;
 use crate::filter::{Scratch, SourceMatcher};
 use crate::source::{LineMatcher, Saved, SourceError, SourceEvent, SourceHandle, spawn_configured};
 
@@ -37,12 +39,7 @@ impl SourceSet {
         let Some(cfg) = config.sources.get(name) else {
             return Ok(());
         };
-        let scratch = matcher.new_scratch();
-        let matcher = FilterMatcher {
-            matcher,
-            scratch,
-            windows: filter_windows(config, name),
-        };
+        let matcher = FilterMatcher::new(matcher, filter_windows(config, name));
         let handle = spawn_configured(name, cfg, saved, matcher, tx)?;
         self.running.push(handle);
         Ok(())
@@ -125,11 +122,32 @@ struct FilterMatcher {
     /// Per filter of the source (in its order): the longest `findtime` of the
     /// jails it feeds. A line whose own time is older cannot count anywhere.
     windows: Vec<Option<Duration>>,
+    /// Tells such lines before any regex runs, when every filter of the source
+    /// reads the line's own time (a backlog is then mostly skipped unmatched).
+    age: Option<AgeCheck>,
+    /// Filter names, shared with every offence (made on a filter's first hit).
+    names: Vec<Option<Arc<str>>>,
+}
+
+impl FilterMatcher {
+    fn new(matcher: SourceMatcher, windows: Vec<Option<Duration>>) -> Self {
+        Self {
+            names: vec![None; matcher.filter_count()],
+            scratch: matcher.new_scratch(),
+            age: matcher.age_check(&windows),
+            matcher,
+            windows,
+        }
+    }
 }
 
 impl LineMatcher for FilterMatcher {
-    fn match_line(&mut self, line: &[u8]) -> Option<(&str, std::net::IpAddr)> {
-        let now = SystemTime::now();
+    fn match_line(&mut self, line: &[u8], now: SystemTime) -> Option<(Arc<str>, std::net::IpAddr)> {
+        if let Some(age) = &mut self.age
+            && age.is_stale(line, now)
+        {
+            return None;
+        }
         let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
         if let (Some(at), Some(Some(window))) = (hit.time, self.windows.get(hit.filter.index()))
             && now.duration_since(at).is_ok_and(|age| age > *window)
@@ -137,7 +155,12 @@ impl LineMatcher for FilterMatcher {
             // An old line (a backlog, a rotated file read late): not an offence now.
             return None;
         }
-        Some((self.matcher.filter_name(hit.filter), hit.addr))
+        let matcher = &self.matcher;
+        let name = self
+            .names
+            .get_mut(hit.filter.index())?
+            .get_or_insert_with(|| Arc::from(matcher.filter_name(hit.filter)));
+        Some((name.clone(), hit.addr))
     }
 }
 
@@ -169,20 +192,21 @@ mod tests {
     fn lines_older_than_findtime_do_not_count() {
         let sshd = crate::filter::builtin::get("sshd").expect("built-in");
         let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
-        let scratch = matcher.new_scratch();
-        let mut m = FilterMatcher {
-            matcher,
-            scratch,
-            windows: vec![Some(Duration::from_secs(600))],
-        };
+        let mut m = FilterMatcher::new(matcher, vec![Some(Duration::from_secs(600))]);
         let line = |age: Duration| {
             let at = jiff::Timestamp::try_from(SystemTime::now() - age).expect("time");
             format!("{at} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22")
         };
         let fresh = line(Duration::from_secs(5));
-        assert!(m.match_line(fresh.as_bytes()).is_some(), "{fresh}");
+        assert!(
+            m.match_line(fresh.as_bytes(), SystemTime::now()).is_some(),
+            "{fresh}"
+        );
         let old = line(Duration::from_secs(3600));
-        assert!(m.match_line(old.as_bytes()).is_none(), "{old}");
+        assert!(
+            m.match_line(old.as_bytes(), SystemTime::now()).is_none(),
+            "{old}"
+        );
     }
 
     /// The journal source's lines carry the entry's own time, so the same rule
@@ -191,12 +215,7 @@ mod tests {
     fn journal_lines_older_than_findtime_do_not_count() {
         let sshd = crate::filter::builtin::get("sshd").expect("built-in");
         let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
-        let scratch = matcher.new_scratch();
-        let mut m = FilterMatcher {
-            matcher,
-            scratch,
-            windows: vec![Some(Duration::from_secs(600))],
-        };
+        let mut m = FilterMatcher::new(matcher, vec![Some(Duration::from_secs(600))]);
         let mut buf = Vec::new();
         let mut entry = |age: Duration| {
             let us = (SystemTime::now() - age)
@@ -209,7 +228,7 @@ mod tests {
             let line = crate::source::journal::parse(json.as_bytes(), 1024, &mut buf)
                 .expect("entry")
                 .line;
-            m.match_line(line.bytes).is_some()
+            m.match_line(line.bytes, SystemTime::now()).is_some()
         };
         assert!(entry(Duration::from_secs(5)));
         assert!(!entry(Duration::from_secs(3600)));

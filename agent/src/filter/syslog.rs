@@ -85,6 +85,32 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
     })
 }
 
+/// The time of a syslog line's prefix, read where [`parse`] reads it, and the
+/// offset of the space that must follow it; without the rest of the prefix. For
+/// the age check ([`super::age`]), which caches by those bytes. When [`parse`]
+/// finds a prefix with a time, this finds the same time; when this finds none,
+/// `parse` finds none either.
+pub fn time_of(line: &[u8]) -> Option<(RawTime, usize)> {
+    let mut pos = 0;
+    if line.first() == Some(&b'<') {
+        let close = line.iter().take(5).position(|c| *c == b'>')?;
+        if close < 2 || !line[1..close].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        pos = close + 1;
+        if line[pos..].starts_with(b"1 ") {
+            pos += 2;
+        }
+    }
+    let rest = &line[pos..];
+    let (time, used) = match rest.first() {
+        Some(c) if c.is_ascii_digit() => parse_iso(rest),
+        _ => parse_bsd(rest),
+    }?;
+    let end = pos + used;
+    (line.get(end) == Some(&b' ')).then_some((time, end))
+}
+
 /// A line that starts with the tag: no time, no host.
 fn bare(line: &[u8]) -> Option<Prefix<'_>> {
     let end = token(line, 0)?;
@@ -285,11 +311,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn time_of_finds_the_prefix_time() {
+        for line in [
+            "May 19 10:00:00 web1 sshd[123]: Invalid user a from 192.0.2.1",
+            "May  9 10:00:00.250 web1 postfix/smtpd[7]: warning: x",
+            "2026-05-19T10:00:00.123456+02:00 web1 sshd-session[5]: Failed",
+            "<38>May 19 10:00:00 web1 sshd[1]: x",
+            "<34>1 2026-05-19T10:00:00.003Z web1 sshd 123 - - Failed password",
+        ] {
+            let p = parse(line.as_bytes()).expect(line);
+            let (t, end) = time_of(line.as_bytes()).expect(line);
+            assert_eq!(p.time, Some(t), "{line}");
+            assert_eq!(line.as_bytes()[end], b' ', "{line}");
+        }
+        for line in [
+            "sshd[812]: Failed password",
+            "<34>1 - web1 app - - -",
+            "May 19 10:00:00",
+        ] {
+            assert_eq!(time_of(line.as_bytes()), None, "{line}");
+        }
+    }
+
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             if let Some(p) = parse(&bytes) {
                 prop_assert!(p.message <= bytes.len());
+            }
+        }
+
+        /// Wherever `parse` reads a time, `time_of` reads the same one.
+        #[test]
+        fn time_of_agrees_with_parse(
+            pri in prop_oneof![Just(""), Just("<38>"), Just("<34>1 ")],
+            stamp in prop_oneof![
+                Just("May 19 10:00:00"), Just("May  9 10:00:00.5"), Just("Feb 30 10:00:00"),
+                Just("2026-05-19T10:00:00Z"), Just("2026-05-19T10:00:00.1+0200"), Just("-"),
+            ],
+            rest in "[ -~]{0,30}",
+        ) {
+            let line = format!("{pri}{stamp}{rest}");
+            if let Some(Prefix { time: Some(t), .. }) = parse(line.as_bytes()) {
+                prop_assert_eq!(time_of(line.as_bytes()).map(|(t, _)| t), Some(t));
+            }
+            if time_of(line.as_bytes()).is_none() {
+                prop_assert!(parse(line.as_bytes()).is_none_or(|p| p.time.is_none()));
             }
         }
 

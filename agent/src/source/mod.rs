@@ -6,6 +6,12 @@
 //! channel blocks the reader, so a slow engine slows reading down instead of
 //! dropping lines or growing memory.
 //!
+//! The per-line work is kept to the matcher: a file source sends its offences in
+//! batches (one channel message per poll or per [`OFFENCES_PER_EVENT`]
+//! offences, not one per line), publishes its counters once per poll and reads
+//! the wall clock once per [`LINES_PER_CLOCK`] lines and after every wait, so a
+//! backlog is read at the speed of matching.
+//!
 //! Kinds: files and globs ([`files`], [`file`]), the systemd journal
 //! ([`journal`]), a command's output and stdin ([`process`]). Compressed files for
 //! one-shot reading are in [`compressed`].
@@ -47,11 +53,24 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a source reports its position while it keeps reading.
 const POSITION_EVERY: Duration = Duration::from_secs(1);
 
+/// Most offences in one [`SourceEvent::Offences`]: the channel's bound, in
+/// offences, is its capacity times this.
+pub const OFFENCES_PER_EVENT: usize = 64;
+
+/// Lines matched with one reading of the wall clock while a file source reads
+/// on; the clock is read afresh after every wait (a poll, a full channel).
+pub const LINES_PER_CLOCK: u32 = 256;
+
+/// Lines read between two updates of the shared counters while reading on.
+const LINES_PER_COUNT: u64 = 64 * 1024;
+
 /// Turns one line into an offence. Implemented over the filter module's matcher by
 /// the daemon; tests use simple fakes.
 pub trait LineMatcher: Send + 'static {
     /// The name of the filter that matched and the offending address, if any.
-    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)>;
+    /// `now` is the time the line was read (the time of an offence without a
+    /// time of its own).
+    fn match_line(&mut self, line: &[u8], now: SystemTime) -> Option<(Arc<str>, IpAddr)>;
 }
 
 /// An address misbehaved, according to a filter.
@@ -70,8 +89,8 @@ pub struct Offence {
 /// What a source thread sends to the engine task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceEvent {
-    /// A matched line.
-    Offence(Offence),
+    /// Matched lines, in the order they were read.
+    Offences(Vec<Offence>),
     /// Every line of this file before this position has been sent.
     Position {
         /// Source name.
@@ -193,6 +212,58 @@ impl SourceHandle {
     }
 }
 
+/// The wall clock as the per-line path reads it: the same reading for up to
+/// [`LINES_PER_CLOCK`] lines, and a fresh one after [`expire`](Self::expire).
+#[derive(Debug)]
+struct LineClock {
+    now: SystemTime,
+    left: u32,
+}
+
+impl LineClock {
+    fn new() -> Self {
+        Self {
+            now: SystemTime::UNIX_EPOCH,
+            left: 0,
+        }
+    }
+
+    fn now(&mut self) -> SystemTime {
+        if self.left == 0 {
+            self.now = SystemTime::now();
+            self.left = LINES_PER_CLOCK;
+        }
+        self.left -= 1;
+        self.now
+    }
+
+    /// The next line reads the clock again (after a wait of any kind).
+    fn expire(&mut self) {
+        self.left = 0;
+    }
+}
+
+/// Counts kept on the source thread and published to [`SourceCounters`] now
+/// and then: no shared write per line.
+#[derive(Debug, Default)]
+struct LocalCounts {
+    lines: u64,
+    offences: u64,
+    long_lines: u64,
+}
+
+/// How a source hands offences over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Each offence at once, with a fresh clock per line: sources whose lines
+    /// come one by one from a pipe (journal, commands, stdin), where the next
+    /// line may be long in coming.
+    Immediate,
+    /// In batches, sent when full and when the source calls
+    /// [`Emitter::flush`] (after every poll): file sources.
+    Batched,
+}
+
 /// What every source thread shares: matching a line, counting, sending.
 struct Emitter<M> {
     name: Arc<str>,
@@ -200,33 +271,105 @@ struct Emitter<M> {
     tx: Sender<SourceEvent>,
     counters: Arc<SourceCounters>,
     engine_gone: bool,
+    pace: Pace,
+    clock: LineClock,
+    batch: Vec<Offence>,
+    counts: LocalCounts,
 }
 
 impl<M: LineMatcher> Emitter<M> {
-    fn line(&mut self, line: Line<'_>) {
-        self.counters.lines.fetch_add(1, Ordering::Relaxed);
-        // A cut line is not evidence (see `line`): counted, never matched.
-        if line.truncated {
-            self.counters.long_lines.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if self.engine_gone {
-            return;
-        }
-        if let Some((filter, addr)) = self.matcher.match_line(line.bytes) {
-            self.counters.offences.fetch_add(1, Ordering::Relaxed);
-            let ev = SourceEvent::Offence(Offence {
-                source: self.name.clone(),
-                filter: Arc::from(filter),
-                addr,
-                at: SystemTime::now(),
-            });
-            self.send(ev);
+    fn new(
+        name: Arc<str>,
+        matcher: M,
+        tx: Sender<SourceEvent>,
+        counters: Arc<SourceCounters>,
+        pace: Pace,
+    ) -> Self {
+        Self {
+            name,
+            matcher,
+            tx,
+            counters,
+            engine_gone: false,
+            pace,
+            clock: LineClock::new(),
+            batch: Vec::new(),
+            counts: LocalCounts::default(),
         }
     }
 
-    /// Blocks while the engine is behind: back-pressure, not loss.
+    fn line(&mut self, line: Line<'_>) {
+        self.counts.lines += 1;
+        // A cut line is not evidence (see `line`): counted, never matched.
+        if line.truncated {
+            self.counts.long_lines += 1;
+        } else if !self.engine_gone {
+            let now = self.clock.now();
+            if let Some((filter, addr)) = self.matcher.match_line(line.bytes, now) {
+                self.counts.offences += 1;
+                self.batch.push(Offence {
+                    source: self.name.clone(),
+                    filter,
+                    addr,
+                    at: now,
+                });
+                if self.pace == Pace::Immediate || self.batch.len() >= OFFENCES_PER_EVENT {
+                    self.send_batch();
+                }
+            }
+        }
+        if self.pace == Pace::Immediate {
+            self.clock.expire();
+            self.publish();
+        } else if self.counts.lines.is_multiple_of(LINES_PER_COUNT) {
+            self.publish();
+        }
+    }
+
+    /// Sends the offences batched so far and publishes the counters; the next
+    /// line reads the clock afresh.
+    fn flush(&mut self) {
+        self.send_batch();
+        self.publish();
+        self.clock.expire();
+    }
+
+    fn send_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(OFFENCES_PER_EVENT));
+        self.send_now(SourceEvent::Offences(batch));
+        // The send may have waited for the engine.
+        self.clock.expire();
+    }
+
+    /// Moves the local counts to the shared counters.
+    fn publish(&mut self) {
+        let c = std::mem::take(&mut self.counts);
+        if c.lines > 0 {
+            self.counters.lines.fetch_add(c.lines, Ordering::Relaxed);
+        }
+        if c.offences > 0 {
+            self.counters
+                .offences
+                .fetch_add(c.offences, Ordering::Relaxed);
+        }
+        if c.long_lines > 0 {
+            self.counters
+                .long_lines
+                .fetch_add(c.long_lines, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends `ev` after the offences read before it. Blocks while the engine is
+    /// behind: back-pressure, not loss.
     fn send(&mut self, ev: SourceEvent) {
+        self.flush();
+        self.send_now(ev);
+    }
+
+    fn send_now(&mut self, ev: SourceEvent) {
         if !self.engine_gone && self.tx.blocking_send(ev).is_err() {
             self.engine_gone = true;
         }
@@ -303,13 +446,13 @@ pub fn spawn_file_source<M: LineMatcher>(
     })?;
     let t = Thread::new();
     let watcher = watch_dir(&spec.name, &pattern, t.wake_tx.clone());
-    let emitter = Emitter {
-        name: spec.name.clone(),
+    let emitter = Emitter::new(
+        spec.name.clone(),
         matcher,
         tx,
-        counters: t.counters.clone(),
-        engine_gone: false,
-    };
+        t.counters.clone(),
+        Pace::Batched,
+    );
     t.spawn(
         spec.name.clone(),
         spec.path.clone(),
@@ -385,6 +528,7 @@ fn run_file_source<M: LineMatcher>(
         set.poll_at(Instant::now(), &mut |line| emitter.line(line), &mut |e| {
             failed.push((e.path.clone(), e.to_string()))
         });
+        emitter.flush();
         for (path, msg) in &failed {
             if errors.get(path) != Some(msg) {
                 tracing::warn!(source = %name, error = %msg, "cannot read, will retry");
@@ -442,13 +586,13 @@ pub fn spawn_journal_source<M: LineMatcher>(
     tx: Sender<SourceEvent>,
 ) -> Result<SourceHandle, SourceError> {
     let t = Thread::new();
-    let emitter = Emitter {
-        name: spec.name.clone(),
+    let emitter = Emitter::new(
+        spec.name.clone(),
         matcher,
         tx,
-        counters: t.counters.clone(),
-        engine_gone: false,
-    };
+        t.counters.clone(),
+        Pace::Immediate,
+    );
     t.spawn(
         spec.name.clone(),
         PathBuf::from("journal"),
@@ -477,13 +621,13 @@ pub fn spawn_command_source<M: LineMatcher>(
     tx: Sender<SourceEvent>,
 ) -> Result<SourceHandle, SourceError> {
     let t = Thread::new();
-    let emitter = Emitter {
-        name: spec.name.clone(),
+    let emitter = Emitter::new(
+        spec.name.clone(),
         matcher,
         tx,
-        counters: t.counters.clone(),
-        engine_gone: false,
-    };
+        t.counters.clone(),
+        Pace::Immediate,
+    );
     let label = PathBuf::from(spec.argv.first().map_or("command", String::as_str));
     t.spawn(spec.name.clone(), label, move |wake, stop, child| {
         process::run_command(spec, emitter, &stop, &wake, &child);
@@ -498,13 +642,13 @@ pub fn spawn_stdin_source<M: LineMatcher>(
     tx: Sender<SourceEvent>,
 ) -> Result<SourceHandle, SourceError> {
     let t = Thread::new();
-    let emitter = Emitter {
-        name: name.clone(),
+    let emitter = Emitter::new(
+        name.clone(),
         matcher,
         tx,
-        counters: t.counters.clone(),
-        engine_gone: false,
-    };
+        t.counters.clone(),
+        Pace::Immediate,
+    );
     t.spawn(name, PathBuf::from("-"), move |_wake, stop, _| {
         process::run_reader(std::io::stdin(), max_line, emitter, &stop);
     })

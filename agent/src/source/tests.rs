@@ -1,14 +1,15 @@
 use super::*;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::net::Ipv4Addr;
 
 /// Matches lines `bad ADDR`.
 struct Fake;
 impl LineMatcher for Fake {
-    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
+    fn match_line(&mut self, line: &[u8], _now: SystemTime) -> Option<(Arc<str>, IpAddr)> {
         let rest = line.strip_prefix(b"bad ")?;
         let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        Some(("fake", addr))
+        Some((Arc::from("fake"), addr))
     }
 }
 
@@ -47,7 +48,10 @@ async fn thread_sends_offences_then_position_and_stops() {
         .expect("offence in time")
         .expect("channel open");
     match ev {
-        SourceEvent::Offence(o) => {
+        SourceEvent::Offences(batch) => {
+            let [o] = &batch[..] else {
+                panic!("expected one offence, got {batch:?}");
+            };
             assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
             assert_eq!(&*o.filter, "fake");
             assert_eq!(&*o.source, "auth");
@@ -72,14 +76,21 @@ async fn thread_sends_offences_then_position_and_stops() {
     stopper.await.expect("stop");
 }
 
-async fn next_offence(rx: &mut tokio::sync::mpsc::Receiver<SourceEvent>) -> Offence {
+/// The next offence, from `pending` (the rest of the last batch) or the channel.
+async fn next_offence(
+    rx: &mut tokio::sync::mpsc::Receiver<SourceEvent>,
+    pending: &mut VecDeque<Offence>,
+) -> Offence {
     loop {
+        if let Some(o) = pending.pop_front() {
+            return o;
+        }
         let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .expect("event in time")
             .expect("channel open");
-        if let SourceEvent::Offence(o) = ev {
-            return o;
+        if let SourceEvent::Offences(batch) = ev {
+            pending.extend(batch);
         }
     }
 }
@@ -114,10 +125,10 @@ sleep 30
 /// Matches `x: bad ADDR` (the journal's line shape).
 struct JournalFake;
 impl LineMatcher for JournalFake {
-    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
+    fn match_line(&mut self, line: &[u8], _now: SystemTime) -> Option<(Arc<str>, IpAddr)> {
         let rest = line.strip_prefix(b"x: bad ")?;
         let addr = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        Some(("fake", addr))
+        Some((Arc::from("fake"), addr))
     }
 }
 
@@ -132,6 +143,7 @@ async fn journal_source_reads_entries_sends_cursor_and_resumes_after_it() {
         max_line: 1024,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pending = VecDeque::new();
     let handle = spawn_journal_source(
         JournalSourceSpec {
             name: Arc::from("journal"),
@@ -143,7 +155,7 @@ async fn journal_source_reads_entries_sends_cursor_and_resumes_after_it() {
     )
     .expect("spawn");
     for i in 1..=3 {
-        let o = next_offence(&mut rx).await;
+        let o = next_offence(&mut rx, &mut pending).await;
         assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)));
     }
     let counters = handle.counters();
@@ -170,6 +182,7 @@ async fn journal_source_reads_entries_sends_cursor_and_resumes_after_it() {
 
     // A restart continues after the saved cursor.
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pending = VecDeque::new();
     let handle = spawn_journal_source(
         JournalSourceSpec {
             name: Arc::from("journal"),
@@ -180,7 +193,7 @@ async fn journal_source_reads_entries_sends_cursor_and_resumes_after_it() {
         tx,
     )
     .expect("spawn");
-    let o = next_offence(&mut rx).await;
+    let o = next_offence(&mut rx, &mut pending).await;
     assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)));
     tokio::task::spawn_blocking(move || handle.stop())
         .await
@@ -206,6 +219,7 @@ async fn command_source_is_restarted_after_it_exits() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pending = VecDeque::new();
     let handle = spawn_command_source(
         CommandSourceSpec {
             name: Arc::from("cmd"),
@@ -216,8 +230,8 @@ async fn command_source_is_restarted_after_it_exits() {
         tx,
     )
     .expect("spawn");
-    let first = next_offence(&mut rx).await;
-    let second = next_offence(&mut rx).await;
+    let first = next_offence(&mut rx, &mut pending).await;
+    let second = next_offence(&mut rx, &mut pending).await;
     assert_eq!(first.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
     assert_eq!(second.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
     tokio::task::spawn_blocking(move || handle.stop())
@@ -231,6 +245,7 @@ async fn long_lines_are_counted_and_never_matched() {
     let path = dir.path().join("auth.log");
     append(&path, "");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let mut pending = VecDeque::new();
     let handle = spawn_file_source(
         FileSourceSpec {
             name: Arc::from("auth"),
@@ -249,7 +264,7 @@ async fn long_lines_are_counted_and_never_matched() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Cut at 16 bytes this would read `bad 192.0.2.123`, a valid address.
     append(&path, "bad 192.0.2.1234567\nbad 198.51.100.7\n");
-    let o = next_offence(&mut rx).await;
+    let o = next_offence(&mut rx, &mut pending).await;
     assert_eq!(o.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
     let counters = handle.counters();
     tokio::task::spawn_blocking(move || handle.stop())
@@ -268,14 +283,12 @@ struct Sshd {
 }
 
 impl LineMatcher for Sshd {
-    fn match_line(&mut self, line: &[u8]) -> Option<(&str, IpAddr)> {
-        let hit = self
-            .matcher
-            .match_line(line, SystemTime::now(), &mut self.scratch)?;
+    fn match_line(&mut self, line: &[u8], now: SystemTime) -> Option<(Arc<str>, IpAddr)> {
+        let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
         if let Ok(mut t) = self.times.lock() {
             t.push(hit.time);
         }
-        Some((self.matcher.filter_name(hit.filter), hit.addr))
+        Some((Arc::from(self.matcher.filter_name(hit.filter)), hit.addr))
     }
 }
 
@@ -302,6 +315,7 @@ sleep 30
     let matcher = crate::filter::SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
     let times = Arc::new(Mutex::new(Vec::new()));
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pending = VecDeque::new();
     let handle = spawn_journal_source(
         JournalSourceSpec {
             name: Arc::from("journal"),
@@ -321,8 +335,8 @@ sleep 30
         tx,
     )
     .expect("spawn");
-    let first = next_offence(&mut rx).await;
-    let second = next_offence(&mut rx).await;
+    let first = next_offence(&mut rx, &mut pending).await;
+    let second = next_offence(&mut rx, &mut pending).await;
     tokio::task::spawn_blocking(move || handle.stop())
         .await
         .expect("stop");
@@ -331,7 +345,7 @@ sleep 30
     assert_eq!(second.addr, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9)));
     // cron's line is not sshd's, whatever it says.
     while let Ok(ev) = rx.try_recv() {
-        assert!(!matches!(ev, SourceEvent::Offence(_)), "{ev:?}");
+        assert!(!matches!(ev, SourceEvent::Offences(_)), "{ev:?}");
     }
     let at = |us: u64| Some(std::time::UNIX_EPOCH + Duration::from_micros(us));
     let times = times.lock().expect("times").clone();
@@ -390,13 +404,14 @@ async fn rotated_file_positions_go_through_the_channel_and_back() {
         resume,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pending = VecDeque::new();
     let handle = spawn_file_source(spec(HashMap::new()), Fake, tx).expect("spawn");
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::fs::rename(&path, dir.path().join("auth.log.1")).expect("rotate");
     append(&path, "");
     writer.write_all(b"bad 192.0.2.1\n").expect("write");
     assert_eq!(
-        next_offence(&mut rx).await.addr,
+        next_offence(&mut rx, &mut pending).await.addr,
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
     );
     let stopper = tokio::task::spawn_blocking(move || handle.stop());
@@ -414,9 +429,10 @@ async fn rotated_file_positions_go_through_the_channel_and_back() {
 
     writer.write_all(b"bad 192.0.2.2\n").expect("write");
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pending = VecDeque::new();
     let handle = spawn_file_source(spec(saved), Fake, tx).expect("spawn");
     assert_eq!(
-        next_offence(&mut rx).await.addr,
+        next_offence(&mut rx, &mut pending).await.addr,
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
     );
     tokio::task::spawn_blocking(move || handle.stop())

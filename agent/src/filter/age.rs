@@ -1,0 +1,406 @@
+//! The age check: whether a line is too old to count as an offence anywhere, told
+//! from its timestamp alone, before any regex runs.
+//!
+//! A backlog read at start-up (`start = "beginning"` on weeks of log, a rotated
+//! file read late) is mostly lines older than every `findtime`: they can never
+//! count, yet matching them is most of the cost of reading them. [`AgeCheck`]
+//! reads each line's time the way the matcher does for each filter of the source
+//! (the syslog prefix, or the filter's `datepattern`, in the filter's time zone)
+//! and calls the line stale only when, for every filter, that time is older than
+//! the longest window the filter feeds. So it is exact: it never skips a line the
+//! matcher and the window check would have let through. A source with a filter
+//! that takes the arrival time, or that feeds no jail, gets no age check at all,
+//! and a line whose time cannot be read is matched as before.
+//!
+//! It is cheap because a log's lines come in time order: consecutive lines share
+//! their timestamp bytes (one verdict per second of log, not per line), and a new
+//! timestamp is placed in time from a cached conversion of its civil hour instead
+//! of a full time-zone lookup. Both caches are tied to the `now` they were made
+//! with (which decides the year of a year-less syslog time), so a new `now`
+//! starts them afresh.
+
+use std::time::{Duration, SystemTime};
+
+use jiff::tz::TimeZone;
+
+use super::time::{DatePattern, RawTime};
+use super::{SourceMatcher, strip_newline, syslog};
+
+/// Where a filter reads a line's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Field {
+    /// The syslog prefix (`prefix = "syslog"`).
+    Syslog,
+    /// The filter's `datepattern`.
+    Date(DatePattern),
+}
+
+/// The timestamp bytes of the last line, with the time they name: syslog lines
+/// only, whose time sits at a fixed place at the start of the line.
+#[derive(Debug, Default)]
+struct LastStamp {
+    /// The line's bytes up to and including the byte after its timestamp (which
+    /// `syslog` requires to be a space): a line starting with them reads the same
+    /// time, since the parse never looks further.
+    key: Vec<u8>,
+    /// What that time resolves to, `None` when it does not resolve.
+    at: Option<SystemTime>,
+    /// The `now` it was resolved with.
+    now: Option<SystemTime>,
+}
+
+/// A civil hour resolved once, so the seconds within it are additions.
+#[derive(Debug, Clone, Copy)]
+struct Hour {
+    /// The time's fields with minute, second and fraction zeroed.
+    key: RawTime,
+    now: SystemTime,
+    /// `HH:00:00` of that hour, when the whole hour maps to time linearly (no
+    /// zone transition and no change of year inside it); `None` otherwise, and
+    /// each time in the hour is then resolved on its own.
+    start: Option<SystemTime>,
+}
+
+/// One way of reading the time, shared by the filters that read it alike.
+#[derive(Debug)]
+struct Reader {
+    field: Field,
+    zone: TimeZone,
+    /// The longest window of those filters.
+    window: Duration,
+    last: LastStamp,
+    hour: Option<Hour>,
+}
+
+/// Tells stale lines of one source; see the module docs. Holds caches: one per
+/// source thread, like the matcher's [`Scratch`](super::Scratch).
+#[derive(Debug)]
+pub struct AgeCheck {
+    readers: Vec<Reader>,
+}
+
+impl SourceMatcher {
+    /// The age check for this matcher's filters, given per filter (in the order
+    /// given to [`build`](Self::build)) the longest window of the jails it feeds.
+    /// `None` when some filter can count a line whatever its time says: one
+    /// without a window, or one that takes the arrival time (no syslog prefix and
+    /// no `datepattern`).
+    pub fn age_check(&self, windows: &[Option<Duration>]) -> Option<AgeCheck> {
+        if windows.len() != self.filters.len() {
+            return None;
+        }
+        let mut readers: Vec<Reader> = Vec::new();
+        for (f, window) in self.filters.iter().zip(windows) {
+            let window = (*window)?;
+            let field = match (&f.date, f.syslog) {
+                (_, true) => Field::Syslog,
+                (Some(d), false) => Field::Date(d.clone()),
+                (None, false) => return None,
+            };
+            match readers
+                .iter_mut()
+                .find(|r| r.field == field && r.zone == f.zone)
+            {
+                Some(r) => r.window = r.window.max(window),
+                None => readers.push(Reader {
+                    field,
+                    zone: f.zone.clone(),
+                    window,
+                    last: LastStamp::default(),
+                    hour: None,
+                }),
+            }
+        }
+        (!readers.is_empty()).then_some(AgeCheck { readers })
+    }
+}
+
+impl AgeCheck {
+    /// Whether `line` is older than every window, so no filter of the source can
+    /// make it count at `now`: for each filter, the time the matcher would give a
+    /// hit on this line is more than the window before `now`. `false` whenever a
+    /// time cannot be read.
+    pub fn is_stale(&mut self, line: &[u8], now: SystemTime) -> bool {
+        let line = strip_newline(line);
+        self.readers.iter_mut().all(|r| r.is_stale(line, now))
+    }
+}
+
+impl Reader {
+    fn is_stale(&mut self, line: &[u8], now: SystemTime) -> bool {
+        let at = match &self.field {
+            Field::Syslog => self.syslog_time(line, now),
+            Field::Date(d) => {
+                let Some(raw) = d.find(line) else {
+                    return false;
+                };
+                resolve(&mut self.hour, &self.zone, &raw, now)
+            }
+        };
+        // The same test as the window check after a hit.
+        at.is_some_and(|at| now.duration_since(at).is_ok_and(|age| age > self.window))
+    }
+
+    fn syslog_time(&mut self, line: &[u8], now: SystemTime) -> Option<SystemTime> {
+        let last = &mut self.last;
+        if last.now == Some(now) && !last.key.is_empty() && line.starts_with(&last.key) {
+            return last.at;
+        }
+        let (raw, end) = syslog::time_of(line)?;
+        let at = resolve(&mut self.hour, &self.zone, &raw, now);
+        last.key.clear();
+        last.key.extend_from_slice(&line[..=end]);
+        last.at = at;
+        last.now = Some(now);
+        at
+    }
+}
+
+/// What `raw.resolve(zone, now)` gives, through the hour cache.
+fn resolve(
+    cache: &mut Option<Hour>,
+    zone: &TimeZone,
+    raw: &RawTime,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    if raw.epoch.is_some() {
+        return raw.resolve(zone, now);
+    }
+    let key = RawTime {
+        minute: 0,
+        second: 0,
+        nanos: 0,
+        ..*raw
+    };
+    let hour = match cache {
+        Some(h) if h.now == now && h.key == key => *h,
+        _ => {
+            let last = RawTime {
+                minute: 59,
+                second: 59,
+                ..key
+            };
+            let start = match (key.resolve(zone, now), last.resolve(zone, now)) {
+                (Some(a), Some(b)) if b.duration_since(a).ok() == Some(HOUR_SPAN) => Some(a),
+                _ => None,
+            };
+            let h = Hour { key, now, start };
+            *cache = Some(h);
+            h
+        }
+    };
+    match hour.start {
+        Some(start) => {
+            // A leap second reads as :59, as `resolve` has it.
+            let secs =
+                u64::try_from(raw.minute).ok()? * 60 + u64::try_from(raw.second.min(59)).ok()?;
+            let nanos = u32::try_from(raw.nanos).ok()?;
+            start.checked_add(Duration::new(secs, nanos))
+        }
+        None => raw.resolve(zone, now),
+    }
+}
+
+/// From `HH:00:00` to `HH:59:59`.
+const HOUR_SPAN: Duration = Duration::from_secs(3599);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FilterConfig;
+    use jiff::Timestamp;
+    use proptest::prelude::*;
+
+    fn utc(text: &str) -> SystemTime {
+        let ts: Timestamp = text.parse().expect("test timestamp");
+        SystemTime::from(ts)
+    }
+
+    fn filter(toml: &str) -> FilterConfig {
+        toml::from_str(toml).expect("filter config")
+    }
+
+    fn sshd_utc() -> FilterConfig {
+        let mut f = crate::filter::builtin::get("sshd").expect("built-in");
+        f.timezone = Some("UTC".into());
+        f
+    }
+
+    fn check(filters: &[(&str, &FilterConfig)], windows: &[Option<Duration>]) -> Option<AgeCheck> {
+        SourceMatcher::build(filters)
+            .expect("builds")
+            .age_check(windows)
+    }
+
+    const TEN_MIN: Option<Duration> = Some(Duration::from_secs(600));
+
+    #[test]
+    fn old_syslog_lines_are_stale_recent_ones_not() {
+        let sshd = sshd_utc();
+        let mut age = check(&[("sshd", &sshd)], &[TEN_MIN]).expect("syslog filter");
+        let now = utc("2026-11-21T12:00:00Z");
+        let line = |t: &str| format!("{t} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22");
+        assert!(age.is_stale(line("May 19 10:00:00").as_bytes(), now));
+        assert!(age.is_stale(line("Nov 21 11:49:59").as_bytes(), now));
+        assert!(!age.is_stale(line("Nov 21 11:50:00").as_bytes(), now));
+        assert!(!age.is_stale(line("Nov 21 11:59:59").as_bytes(), now));
+        // Read again with the same bytes (the cache), and in the future.
+        assert!(!age.is_stale(line("Nov 21 11:59:59").as_bytes(), now));
+        assert!(!age.is_stale(line("Nov 22 12:00:00").as_bytes(), now));
+        // ISO, RFC 5424 and a priority.
+        assert!(age.is_stale(line("2026-11-21T11:00:00Z").as_bytes(), now));
+        assert!(!age.is_stale(line("2026-11-21T11:55:00Z").as_bytes(), now));
+        assert!(age.is_stale(b"<34>1 2026-11-21T11:00:00Z web1 sshd 1 - - Failed", now));
+        assert!(age.is_stale(line("<38>Nov 21 11:00:00").as_bytes(), now));
+    }
+
+    #[test]
+    fn a_line_without_a_readable_time_is_not_stale() {
+        let sshd = sshd_utc();
+        let mut age = check(&[("sshd", &sshd)], &[TEN_MIN]).expect("syslog filter");
+        let now = utc("2026-11-21T12:00:00Z");
+        for line in [
+            &b"sshd[1]: Invalid user a from 192.0.2.1 port 22"[..],
+            b"<34>1 - web1 sshd 1 - - Failed",
+            b"Feb 30 10:00:00 web1 sshd[1]: x",
+            b"Mai 19 10:00:00 web1 sshd[1]: x",
+            b"May 19 10:00:00",
+            b"",
+        ] {
+            assert!(
+                !age.is_stale(line, now),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn a_fraction_after_cached_bytes_is_read_anew() {
+        let sshd = sshd_utc();
+        let mut age = check(&[("sshd", &sshd)], &[TEN_MIN]).expect("syslog filter");
+        let now = utc("2026-11-21T11:59:59.4Z");
+        assert!(age.is_stale(b"2026-11-21T11:49:59 h sshd[1]: x", now));
+        // Starts with the same digits but reads a later time.
+        assert!(!age.is_stale(b"2026-11-21T11:49:59.5+00:00 h sshd[1]: x", now));
+    }
+
+    #[test]
+    fn arrival_time_or_no_window_means_no_check() {
+        let sshd = sshd_utc();
+        let plain = filter("regex = ['x <HOST>']");
+        assert!(check(&[("sshd", &sshd), ("x", &plain)], &[TEN_MIN, TEN_MIN]).is_none());
+        assert!(check(&[("sshd", &sshd)], &[None]).is_none());
+        let dated = filter("regex = ['x <HOST>']\ndatepattern = \"iso8601\"\ntimezone = \"UTC\"");
+        assert!(check(&[("sshd", &sshd), ("x", &dated)], &[TEN_MIN, TEN_MIN]).is_some());
+    }
+
+    #[test]
+    fn every_filter_must_find_the_line_old() {
+        let sshd = sshd_utc();
+        let dated = filter("regex = ['x <HOST>']\ndatepattern = \"iso8601\"\ntimezone = \"UTC\"");
+        let mut age = check(
+            &[("sshd", &sshd), ("x", &dated)],
+            &[TEN_MIN, Some(Duration::from_secs(86_400))],
+        )
+        .expect("both read a time");
+        let now = utc("2026-11-21T12:00:00Z");
+        // No date where the plain filter reads it: its time is the arrival time.
+        assert!(!age.is_stale(b"Nov 21 10:00:00 web1 sshd[1]: x", now));
+        // Both read a time, but the plain filter's day-long window still holds it.
+        assert!(!age.is_stale(b"2026-11-21T10:00:00Z web1 sshd[1]: x 192.0.2.1", now));
+        assert!(age.is_stale(b"2026-11-19T10:00:00Z web1 sshd[1]: x 192.0.2.1", now));
+        // The syslog filter cannot read this one's time (nor match it): matched.
+        assert!(!age.is_stale(b"2026/11/19 10:00:00 x 192.0.2.1", now));
+    }
+
+    #[test]
+    fn windows_of_filters_reading_alike_merge_to_the_longest() {
+        let sshd = sshd_utc();
+        let other = sshd_utc();
+        let mut age = check(
+            &[("sshd", &sshd), ("other", &other)],
+            &[TEN_MIN, Some(Duration::from_secs(7200))],
+        )
+        .expect("syslog filters");
+        assert_eq!(age.readers.len(), 1);
+        let now = utc("2026-11-21T12:00:00Z");
+        assert!(!age.is_stale(b"Nov 21 11:00:00 web1 sshd[1]: x", now));
+        assert!(age.is_stale(b"Nov 21 09:59:59 web1 sshd[1]: x", now));
+    }
+
+    #[test]
+    fn zone_transitions_inside_an_hour_resolve_exactly() {
+        // Europe/Berlin falls back at 03:00 CEST to 02:00 CET on 2026-10-25.
+        let Ok(berlin) = crate::filter::time::parse_zone("Europe/Berlin") else {
+            return;
+        };
+        let now = utc("2026-10-25T03:00:00Z");
+        let mut hour = None;
+        for text in [
+            "Oct 25 02:30:00",
+            "Oct 25 01:59:59",
+            "Oct 25 03:15:00",
+            "Mar 29 02:30:00",
+        ] {
+            let (raw, _) = crate::filter::time::parse_bsd(text.as_bytes()).expect(text);
+            assert_eq!(
+                resolve(&mut hour, &berlin, &raw, now),
+                raw.resolve(&berlin, now),
+                "{text}"
+            );
+        }
+    }
+
+    proptest! {
+        // Each case builds the sshd matcher: fewer cases than the default.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The cached path gives the verdict a fresh check gives, line after line,
+        /// around the year boundary and for every zone form.
+        #[test]
+        fn caches_agree_with_a_fresh_check(
+            stamps in proptest::collection::vec((0u64..3, 0i64..400_000), 1..40),
+            now_secs in 1_767_100_000i64..1_767_400_000,
+            zone in prop_oneof![Just("UTC"), Just("+05:30"), Just("America/New_York"), Just("Australia/Lord_Howe")],
+        ) {
+            let mut sshd = sshd_utc();
+            sshd.timezone = Some(zone.into());
+            let Ok(m) = SourceMatcher::build(&[("sshd", &sshd)]) else { return Ok(()); };
+            let Some(mut cached) = m.age_check(&[TEN_MIN]) else { return Ok(()); };
+            let now = SystemTime::from(Timestamp::new(now_secs, 0).expect("in range"));
+            for (form, back) in stamps {
+                let at = Timestamp::new(now_secs - back, 0).expect("in range");
+                let stamp = match form {
+                    0 => at.strftime("%b %e %H:%M:%S").to_string(),
+                    1 => format!("{}+00:00", at.strftime("%Y-%m-%dT%H:%M:%S")),
+                    _ => format!("{}.{:03}", at.strftime("%b %d %H:%M:%S"), back % 1000),
+                };
+                let line = format!("{stamp} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22");
+                let mut fresh = m.age_check(&[TEN_MIN]).expect("same");
+                prop_assert_eq!(
+                    cached.is_stale(line.as_bytes(), now),
+                    fresh.is_stale(line.as_bytes(), now),
+                    "{}", line
+                );
+            }
+        }
+
+        #[test]
+        fn stale_lines_never_count(
+            back in 0i64..2_000_000,
+            now_secs in 1_767_100_000i64..1_800_000_000,
+        ) {
+            let sshd = sshd_utc();
+            let m = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+            let mut age = m.age_check(&[TEN_MIN]).expect("syslog");
+            let mut scratch = m.new_scratch();
+            let now = SystemTime::from(Timestamp::new(now_secs, 0).expect("in range"));
+            let at = Timestamp::new(now_secs - back, 0).expect("in range");
+            let line = format!("{} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22", at.strftime("%b %e %H:%M:%S"));
+            let hit = m.match_line(line.as_bytes(), now, &mut scratch).expect("a hit");
+            let counts = !hit.time.is_some_and(|t| now.duration_since(t).is_ok_and(|a| a > Duration::from_secs(600)));
+            prop_assert_eq!(age.is_stale(line.as_bytes(), now), !counts, "{}", line);
+        }
+    }
+}
