@@ -33,16 +33,9 @@ pub struct Prefix<'a> {
 
 /// Parses the syslog prefix of `line`, or `None` if the line does not have one.
 pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
-    let mut pos = 0;
-    if line.first() == Some(&b'<') {
-        let close = line.iter().take(5).position(|c| *c == b'>')?;
-        if close < 2 || !line[1..close].iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        pos = close + 1;
-        if line[pos..].starts_with(b"1 ") {
-            return parse_5424(line, pos + 2);
-        }
+    let (mut pos, rfc5424) = time_start(line)?;
+    if rfc5424 {
+        return parse_5424(line, pos);
     }
     let rest = &line[pos..];
     let parsed = match rest.first() {
@@ -91,17 +84,7 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
 /// finds a prefix with a time, this finds the same time; when this finds none,
 /// `parse` finds none either.
 pub fn time_of(line: &[u8]) -> Option<(RawTime, usize)> {
-    let mut pos = 0;
-    if line.first() == Some(&b'<') {
-        let close = line.iter().take(5).position(|c| *c == b'>')?;
-        if close < 2 || !line[1..close].iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        pos = close + 1;
-        if line[pos..].starts_with(b"1 ") {
-            pos += 2;
-        }
-    }
+    let (pos, _) = time_start(line)?;
     let rest = &line[pos..];
     let (time, used) = match rest.first() {
         Some(c) if c.is_ascii_digit() => parse_iso(rest),
@@ -109,6 +92,24 @@ pub fn time_of(line: &[u8]) -> Option<(RawTime, usize)> {
     }?;
     let end = pos + used;
     (line.get(end) == Some(&b' ')).then_some((time, end))
+}
+
+/// Where the time starts: after an optional `<PRI>`, and after RFC 5424's
+/// version (`<PRI>1 `, then `true`). `None` for a malformed `<PRI>`.
+fn time_start(line: &[u8]) -> Option<(usize, bool)> {
+    if line.first() != Some(&b'<') {
+        return Some((0, false));
+    }
+    let close = line.iter().take(5).position(|c| *c == b'>')?;
+    if close < 2 || !line[1..close].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let pos = close + 1;
+    if line[pos..].starts_with(b"1 ") {
+        Some((pos + 2, true))
+    } else {
+        Some((pos, false))
+    }
 }
 
 /// A line that starts with the tag: no time, no host.
