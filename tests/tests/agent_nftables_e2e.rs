@@ -202,6 +202,24 @@ fn nftables_agent_bans_survives_kill9_and_reconciles_on_restart() {
         lab.table()
     );
     assert!(lab.table().contains("counter packets"));
+    // `stats` reports the rule counter, for all bans together.
+    let out = lab
+        .agent
+        .as_ref()
+        .expect("agent")
+        .cli_checked(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stats printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let total = stats["drops"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["backend"] == "nftables"))
+        .unwrap_or_else(|| panic!("no nftables drop counter: {stats}"));
+    assert_eq!(total["address"], "*", "{stats}");
+    assert!(total["packets"].as_u64().is_some_and(|p| p >= 2), "{stats}");
 
     // A crash leaves the table in place: the ban holds without the agent.
     lab.agent.as_mut().expect("agent").kill9();

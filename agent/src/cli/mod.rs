@@ -13,7 +13,8 @@ use log2drop::engine::Origin;
 
 use log2drop::control::client::{self, ClientError, DEFAULT_TIMEOUT};
 use log2drop::control::protocol::{
-    BackendStatus, BanEntry, Changes, Command, FlushReport, ReloadReport, Reply, Stats, Status,
+    BackendStatus, BanEntry, Changes, Command, DropEntry, FlushReport, ReloadReport, Reply, Stats,
+    Status,
 };
 
 /// Socket used when neither `--socket` nor `--config` is given.
@@ -344,9 +345,14 @@ fn stats_text(s: &Stats) -> String {
             s.drops.len()
         ));
         for d in s.drops.iter().take(TOP_DROPS) {
+            let address = if d.address == DropEntry::ALL_BANS {
+                "(all bans)"
+            } else {
+                d.address.as_str()
+            };
             out.push_str(&format!(
                 "  {:<40} {:>12} packets {:>14} bytes ({})\n",
-                d.address, d.packets, d.bytes, d.backend
+                address, d.packets, d.bytes, d.backend
             ));
         }
     }
@@ -625,7 +631,7 @@ mod text_tests {
 
     #[test]
     fn stats_text_shows_counters_and_top_drops() {
-        let drops: Vec<DropEntry> = (0..25)
+        let mut drops: Vec<DropEntry> = (0..25)
             .map(|i| DropEntry {
                 address: format!("198.51.100.{i}"),
                 backend: "xdp".into(),
@@ -633,6 +639,12 @@ mod text_tests {
                 bytes: 6000,
             })
             .collect();
+        drops[0] = DropEntry {
+            address: DropEntry::ALL_BANS.into(),
+            backend: "nftables".into(),
+            packets: 500,
+            bytes: 30000,
+        };
         let s = Stats {
             uptime_secs: 60,
             lines: 1000,
@@ -655,6 +667,7 @@ mod text_tests {
         };
         let t = stats_text(&s);
         assert!(t.contains("lines read                1000\n"), "{t}");
+        assert!(t.contains("  (all bans)  "), "{t}");
         assert!(
             t.contains("bans issued               6 (1 expired, 0 lifted)"),
             "{t}"

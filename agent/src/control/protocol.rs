@@ -361,7 +361,8 @@ pub struct Stats {
 /// Drops counted for one ban.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropEntry {
-    /// Bare address or `ADDR/LEN`.
+    /// Bare address or `ADDR/LEN`; [`DropEntry::ALL_BANS`] for a backend that
+    /// counts all its bans together (the nftables rule counter).
     pub address: String,
     /// The backend that counted.
     pub backend: String,
@@ -369,6 +370,11 @@ pub struct DropEntry {
     pub packets: u64,
     /// Bytes dropped.
     pub bytes: u64,
+}
+
+impl DropEntry {
+    /// The address of an entry that counts every ban of its backend together.
+    pub const ALL_BANS: &'static str = "*";
 }
 
 /// What a reload changed. Names are listed per kind of component.

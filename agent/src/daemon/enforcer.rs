@@ -367,6 +367,17 @@ impl Enforcer {
                 })),
                 Err(e) => slot.failed("read counters", &e),
             }
+            // Backends that count only in total (the nftables rule counter).
+            match slot.backend.totals() {
+                Ok(Some(c)) => out.push(DropEntry {
+                    address: DropEntry::ALL_BANS.to_owned(),
+                    backend: slot.backend.name().to_owned(),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                }),
+                Ok(None) => {}
+                Err(e) => slot.failed("read counters", &e),
+            }
         }
         out.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.address.cmp(&b.address)));
         out
