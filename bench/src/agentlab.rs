@@ -153,6 +153,22 @@ impl AgentLab {
         Ok(())
     }
 
+    /// Forgets what earlier runs left (the agent must be stopped): an empty state
+    /// directory (no saved positions, bans or history) and no pinned maps, so the
+    /// next start is a first start.
+    pub fn forget_state(&mut self) -> Result<()> {
+        if self.agent.is_some() {
+            bail!("the agent is running");
+        }
+        let state = self.dir.state_dir();
+        std::fs::remove_dir_all(&state)
+            .and_then(|()| std::fs::create_dir(&state))
+            .with_context(|| format!("emptying {}", state.display()))?;
+        log2drop::backend::xdp::XdpBackend::detach_and_unpin(self.pins.path())
+            .with_context(|| format!("unpinning {}", self.pins.path().display()))?;
+        Ok(())
+    }
+
     /// The agent's pid while it runs.
     pub fn pid(&self) -> Result<u32> {
         self.agent

@@ -10,6 +10,8 @@
 //! banner and key-exchange scanners) with some successful logins in between. Each
 //! sshd session writes its lines in the order sshd does, interleaved with noise.
 
+use std::io::Write as _;
+
 /// A small deterministic generator (SplitMix64): enough for picking corpus lines,
 /// and the same on every platform.
 #[derive(Debug, Clone)]
@@ -221,16 +223,30 @@ fn noise(rng: &mut Rng) -> (String, String) {
 }
 
 /// `lines` lines of an attacked server's auth.log (BSD syslog format), about 30%
-/// noise. Deterministic in `seed`.
+/// noise, from 2026-05-19 on. Deterministic in `seed`.
 pub fn auth_log(lines: usize, seed: u64) -> Vec<u8> {
+    auth_log_stamped(lines, seed, &mut |out, clock, _| {
+        let (m, d, hh, mm, ss) = civil(START + clock);
+        let _ = write!(out, "{} {d:>2} {hh:02}:{mm:02}:{ss:02}", MONTHS[m]);
+    })
+}
+
+/// The lines of [`auth_log`] with timestamps of the caller's choosing: `stamp`
+/// writes the time of each line, given the corpus clock (seconds since the
+/// first line; it advances by 0 or 1 a line) and the line's index, so a case can
+/// place a log anywhere relative to its own clock.
+pub fn auth_log_stamped(
+    lines: usize,
+    seed: u64,
+    stamp: &mut dyn FnMut(&mut Vec<u8>, u64, usize),
+) -> Vec<u8> {
     let mut rng = Rng(seed);
     let mut out = Vec::with_capacity(lines * 110);
-    let mut clock = START;
+    let mut clock = 0;
     let mut pending: Vec<String> = Vec::new();
     let mut pid = 0;
-    for _ in 0..lines {
+    for i in 0..lines {
         clock += rng.below(3) / 2;
-        let (m, d, hh, mm, ss) = civil(clock);
         let (tag, msg) = if rng.chance(30) {
             noise(&mut rng)
         } else {
@@ -242,13 +258,9 @@ pub fn auth_log(lines: usize, seed: u64) -> Vec<u8> {
             let msg = pending.pop().unwrap_or_default();
             (format!("sshd[{pid}]"), msg)
         };
-        use std::io::Write;
+        stamp(&mut out, clock, i);
         // Writing to a Vec cannot fail.
-        let _ = writeln!(
-            out,
-            "{} {:>2} {hh:02}:{mm:02}:{ss:02} web1 {tag}: {msg}",
-            MONTHS[m], d
-        );
+        let _ = writeln!(out, " web1 {tag}: {msg}");
     }
     out
 }
@@ -331,7 +343,6 @@ pub fn nginx_access(lines: usize, seed: u64) -> Vec<u8> {
                 197,
             ),
         };
-        use std::io::Write;
         // Writing to a Vec cannot fail.
         let _ = writeln!(
             out,
@@ -364,6 +375,25 @@ mod tests {
         let sshd = text.lines().filter(|l| l.contains(" sshd[")).count();
         let share = sshd as f64 / 20_000.0;
         assert!((0.65..0.75).contains(&share), "sshd share {share}");
+    }
+
+    #[test]
+    fn stamps_are_the_callers() {
+        let plain = auth_log(300, 3);
+        let stamped = auth_log_stamped(300, 3, &mut |out, clock, _| {
+            let (m, d, hh, mm, ss) = civil(START + clock);
+            let _ = write!(out, "{} {d:>2} {hh:02}:{mm:02}:{ss:02}", MONTHS[m]);
+        });
+        assert_eq!(plain, stamped);
+        let fixed = auth_log_stamped(300, 3, &mut |out, _, i| {
+            let _ = write!(out, "L{i}");
+        });
+        let text = String::from_utf8(fixed).expect("ascii");
+        assert!(
+            text.lines()
+                .enumerate()
+                .all(|(i, l)| l.starts_with(&format!("L{i} web1 ")))
+        );
     }
 
     #[test]
