@@ -64,6 +64,10 @@ pub fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
     if bytes.is_empty() || bytes.len() > MAX_ADDR_LEN {
         return None;
     }
+    // Dotted quads are what logs mostly hold: one pass, and done.
+    if let Some(v4) = parse_v4(bytes) {
+        return Some(IpAddr::V4(v4));
+    }
     // Only the characters of an address; this also keeps zone ids (`%`) and any
     // non-ASCII byte out before the std parser sees them.
     let mut colon = false;
@@ -76,35 +80,41 @@ pub fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
         }
     }
     if !colon {
-        return parse_v4(bytes).map(IpAddr::V4);
+        return None;
     }
     let text = std::str::from_utf8(bytes).ok()?;
     text.parse::<Ipv6Addr>().ok().map(normalise_v6)
 }
 
-/// Dotted-quad IPv4, by hand: the hot path of every matched line. Same rules as
-/// the standard parser: four decimal octets of one to three digits, at most 255,
-/// no leading zero (`010` could be read as octal).
+/// Dotted-quad IPv4, by hand and in one pass: the hot path of every matched line.
+/// Same rules as the standard parser: four decimal octets of one to three digits,
+/// at most 255, no leading zero (`010` could be read as octal).
 fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = bytes.split(|b| *b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut v: u16 = 0;
-        for &d in part {
-            if !d.is_ascii_digit() {
+    let mut filled = 0;
+    let (mut value, mut digits) = (0u16, 0u8);
+    for &b in bytes {
+        if b == b'.' {
+            if digits == 0 || filled == 3 {
                 return None;
             }
-            v = v * 10 + u16::from(d - b'0');
+            octets[filled] = u8::try_from(value).ok()?;
+            filled += 1;
+            (value, digits) = (0, 0);
+            continue;
         }
-        *octet = u8::try_from(v).ok()?;
+        let d = b.wrapping_sub(b'0');
+        // A fourth digit, or any digit after a leading zero, is refused.
+        if d > 9 || digits == 3 || (digits == 1 && value == 0) {
+            return None;
+        }
+        value = value * 10 + u16::from(d);
+        digits += 1;
     }
-    if parts.next().is_some() {
+    if filled != 3 || digits == 0 {
         return None;
     }
+    octets[3] = u8::try_from(value).ok()?;
     Some(Ipv4Addr::from(octets))
 }
 

@@ -287,6 +287,9 @@ pub struct Scratch {
     full: Vec<meta::Cache>,
     captures: Vec<Captures>,
     ignores: Vec<Option<meta::Cache>>,
+    /// Line times: consecutive lines mostly share their minute, and turning civil
+    /// time into a point in time (time zone rules) costs more than matching.
+    times: time::TimeMemo,
 }
 
 impl SourceMatcher {
@@ -492,6 +495,7 @@ impl SourceMatcher {
                 .iter()
                 .map(|f| f.ignore.as_ref().map(Regex::create_cache))
                 .collect(),
+            times: time::TimeMemo::default(),
         }
     }
 
@@ -523,8 +527,10 @@ impl SourceMatcher {
                 if let Some(g) = group {
                     let message = &line[prefix.message..];
                     if let Some(mut hit) = self.search(g, message, scratch, &mut ignored) {
-                        let f = &self.filters[hit.filter.index()];
-                        hit.time = prefix.time.and_then(|t| t.resolve(&f.zone, now));
+                        let fi = hit.filter.index();
+                        hit.time = prefix.time.and_then(|t| {
+                            scratch.times.resolve(&t, fi, &self.filters[fi].zone, now)
+                        });
                         best = Some(hit);
                     }
                 }
@@ -534,12 +540,13 @@ impl SourceMatcher {
             && let Some(mut hit) = self.search(g, line, scratch, &mut ignored)
             && best.is_none_or(|b| hit.filter < b.filter)
         {
-            let f = &self.filters[hit.filter.index()];
+            let fi = hit.filter.index();
+            let f = &self.filters[fi];
             hit.time = f
                 .date
                 .as_ref()
                 .and_then(|d| d.find(line))
-                .and_then(|t| t.resolve(&f.zone, now));
+                .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
             best = Some(hit);
         }
         match (best, ignored) {

@@ -23,10 +23,10 @@
 
 use std::net::IpAddr;
 
-use memchr::memmem;
 use regex_automata::dfa::dense::{self, DFA};
 use regex_automata::dfa::{Automaton, StartKind};
 use regex_automata::nfa::thompson;
+use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input, MatchError};
 
 use super::pattern::{Split, syntax_config};
@@ -56,6 +56,7 @@ pub fn dense_anchored(
             dense::Config::new()
                 .start_kind(StartKind::Anchored)
                 .match_kind(kind)
+                .accelerate(false)
                 .dfa_size_limit(Some(DFA_SIZE_LIMIT))
                 .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT)),
         )
@@ -69,7 +70,7 @@ pub fn dense_anchored(
 /// pattern matches a text, and where its address is.
 #[derive(Debug)]
 pub struct FastHost {
-    suffix: Option<(memmem::FinderRev<'static>, usize)>,
+    suffix: Option<LastLiteral>,
     after_prefix: Option<Box<[u8]>>,
     /// Anchored patterns: text every match starts with, checked before anything.
     head_literal: Option<Box<[u8]>>,
@@ -136,10 +137,7 @@ impl FastHost {
             }
         };
         let after = dense_anchored(&[&split.after], false, first)?;
-        let suffix = split
-            .before_suffix
-            .as_ref()
-            .map(|s| (memmem::FinderRev::new(s).into_owned(), s.len()));
+        let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
         Some(FastHost {
             suffix,
             after_prefix: split.after_prefix.clone(),
@@ -169,9 +167,8 @@ impl FastHost {
                 } else {
                     Anchored::No
                 };
-                let input = Input::new(hay).anchored(mode).earliest(true);
-                match head.try_search_fwd(&input)? {
-                    Some(m) => m.offset(),
+                match first_match_end(head, hay, 0, mode)? {
+                    Some(end) => end,
                     None => return Ok(None),
                 }
             }
@@ -188,10 +185,10 @@ impl FastHost {
         if self.starts_at_zero {
             return self.try_at(hay, 0, head_end);
         }
-        if let Some((rev, len)) = &self.suffix {
+        if let Some(lit) = &self.suffix {
             let mut end = hay.len();
-            while let Some(pos) = rev.rfind(&hay[..end]) {
-                let i = pos + len;
+            while let Some(pos) = lit.rfind(&hay[..end]) {
+                let i = pos + lit.text.len();
                 if i < head_end {
                     break;
                 }
@@ -245,8 +242,7 @@ impl FastHost {
             let Some(ip) = addr::parse_ip(&hay[i..j]) else {
                 continue;
             };
-            let input = Input::new(hay).range(j..).anchored(Anchored::Yes);
-            if self.after.try_search_fwd(&input)?.is_none() {
+            if !matches_fwd(&self.after, hay, j)? {
                 continue;
             }
             // `A` does not depend on where the address ends: checked once.
@@ -264,24 +260,151 @@ impl FastHost {
                 };
                 match rest {
                     Rest::Literal(lit) => Ok(hay[from..i].ends_with(lit)),
-                    Rest::Dfa(dfa) => {
-                        let input = Input::new(hay)
-                            .range(from..i)
-                            .anchored(Anchored::Yes)
-                            .earliest(true);
-                        Ok(dfa.try_search_rev(&input)?.is_some())
-                    }
+                    Rest::Dfa(dfa) => matches_rev(dfa, hay, from, i),
                 }
             }
             Before::Literal(lit) => {
                 Ok(hay[..i].ends_with(lit) && (!self.anchored || i == lit.len()))
             }
-            Before::Whole(dfa) => {
-                let input = Input::new(hay).range(..i).anchored(Anchored::Yes);
-                Ok(dfa.try_search_rev(&input)?.is_some())
-            }
+            Before::Whole(dfa) => matches_rev(dfa, hay, 0, i),
         }
     }
+}
+
+/// The last occurrence of a short literal, searched backwards: the rarest byte of
+/// the literal by a vectorised scan, then a comparison. Lines are short, so this
+/// beats a general substring search, whose set-up costs more than the scan.
+#[derive(Debug)]
+struct LastLiteral {
+    text: Box<[u8]>,
+    /// Position in `text` of the byte the scan looks for.
+    rare: usize,
+}
+
+impl LastLiteral {
+    fn new(text: &[u8]) -> LastLiteral {
+        let rare = (0..text.len())
+            .min_by_key(|&k| byte_rank(text[k]))
+            .unwrap_or(0);
+        LastLiteral {
+            text: Box::from(text),
+            rare,
+        }
+    }
+
+    /// Start of the last occurrence in `hay`.
+    fn rfind(&self, hay: &[u8]) -> Option<usize> {
+        let n = self.text.len();
+        if n == 0 {
+            return Some(hay.len());
+        }
+        if hay.len() < n {
+            return None;
+        }
+        let needle = self.text[self.rare];
+        // The rare byte at `p` puts the literal at `p - rare`, which must fit.
+        let mut end = hay.len().checked_sub(n - self.rare - 1)?;
+        while let Some(p) = memchr::memrchr(needle, &hay[self.rare..end]) {
+            let start = p;
+            if hay[start..start + n] == *self.text {
+                return Some(start);
+            }
+            end = self.rare + p;
+        }
+        None
+    }
+}
+
+/// How common a byte is in log text (lower is rarer): what the backwards literal
+/// search looks for.
+fn byte_rank(b: u8) -> u8 {
+    match b {
+        b' ' => 255,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' => 200,
+        b'0'..=b'9' => 180,
+        b'a'..=b'z' => 150,
+        b'.' | b':' | b'/' | b'-' | b'_' => 120,
+        b'A'..=b'Z' => 100,
+        _ => 50,
+    }
+}
+
+/// What reaching state `sid` (after byte `b` at `at`) settles about a match:
+/// `Some(true)` a match ended before `b` (matches are seen one byte late),
+/// `Some(false)` none can follow, `None` keep going.
+#[inline(always)]
+fn settled(
+    dfa: &DFA<Vec<u32>>,
+    sid: StateID,
+    b: u8,
+    at: usize,
+) -> Result<Option<bool>, MatchError> {
+    if !dfa.is_special_state(sid) {
+        Ok(None)
+    } else if dfa.is_match_state(sid) {
+        Ok(Some(true))
+    } else if dfa.is_dead_state(sid) {
+        Ok(Some(false))
+    } else if dfa.is_quit_state(sid) {
+        Err(MatchError::quit(b, at))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Where the earliest match of `dfa` in `hay[from..]` ends (`mode`: anchored at
+/// `from` or not). A hand-written loop over the transition table: the library's
+/// search routine is built for long texts and costs more to set up than this
+/// scan of a few dozen bytes.
+fn first_match_end(
+    dfa: &DFA<Vec<u32>>,
+    hay: &[u8],
+    from: usize,
+    mode: Anchored,
+) -> Result<Option<usize>, MatchError> {
+    let input = Input::new(hay).range(from..).anchored(mode);
+    let mut sid = dfa.start_state_forward(&input)?;
+    for (at, &b) in hay.iter().enumerate().skip(from) {
+        sid = dfa.next_state(sid, b);
+        match settled(dfa, sid, b, at)? {
+            Some(true) => return Ok(Some(at)),
+            Some(false) => return Ok(None),
+            None => {}
+        }
+    }
+    let sid = dfa.next_eoi_state(sid);
+    Ok(dfa.is_match_state(sid).then_some(hay.len()))
+}
+
+/// Whether the anchored forward `dfa` matches `hay` from `at` on (a match of any
+/// length).
+fn matches_fwd(dfa: &DFA<Vec<u32>>, hay: &[u8], at: usize) -> Result<bool, MatchError> {
+    Ok(first_match_end(dfa, hay, at, Anchored::Yes)?.is_some())
+}
+
+/// Whether the anchored reverse `dfa` matches a text ending at `end` and reaching
+/// back no further than `start`.
+fn matches_rev(
+    dfa: &DFA<Vec<u32>>,
+    hay: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<bool, MatchError> {
+    let input = Input::new(hay).range(start..end).anchored(Anchored::Yes);
+    let mut sid = dfa.start_state_reverse(&input)?;
+    for at in (start..end).rev() {
+        let b = hay[at];
+        sid = dfa.next_state(sid, b);
+        if let Some(found) = settled(dfa, sid, b, at)? {
+            return Ok(found);
+        }
+    }
+    // The byte before the range, or the text's start, decides a match at `start`.
+    let sid = match start.checked_sub(1) {
+        Some(before) => dfa.next_state(sid, hay[before]),
+        None => dfa.next_eoi_state(sid),
+    };
+    Ok(dfa.is_match_state(sid))
 }
 
 /// One pattern as a dense DFA; `unanchored` allows matches to start anywhere.
@@ -296,6 +419,7 @@ fn dense(pattern: &str, reverse: bool, unanchored: bool) -> Option<DFA<Vec<u32>>
             dense::Config::new()
                 .start_kind(kind)
                 .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                .accelerate(false)
                 .dfa_size_limit(Some(DFA_SIZE_LIMIT))
                 .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT)),
         )
@@ -388,6 +512,58 @@ mod tests {
             find(r"\[<HOST>\]$", false, "a [192.0.2.1]"),
             ip("192.0.2.1")
         );
+    }
+
+    fn naive_rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        (0..=hay.len().checked_sub(needle.len())?)
+            .rev()
+            .find(|&i| hay[i..].starts_with(needle))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn last_literal_finds_the_last_occurrence(
+            hay in proptest::collection::vec(proptest::sample::select(&b" fromx="[..]), 0..40),
+            needle in proptest::collection::vec(proptest::sample::select(&b" fromx="[..]), 1..6),
+        ) {
+            let lit = LastLiteral::new(&needle);
+            proptest::prop_assert_eq!(lit.rfind(&hay), naive_rfind(&hay, &needle));
+        }
+
+        #[test]
+        fn hand_loops_agree_with_the_library_search(
+            hay in "[ a-z0-9:.\\[\\]]{0,30}",
+            at in 0usize..31,
+            end in 0usize..31,
+        ) {
+            let hay = hay.as_bytes();
+            let (at, end) = (at.min(hay.len()), end.min(hay.len()));
+            let (at, end) = (at.min(end), at.max(end));
+            let first = regex_automata::MatchKind::LeftmostFirst;
+            for pattern in [r" port \d+$", r"\bx", r"[a-z]+ ", r"^a", r"(?m)^p", r"(?:b|)"] {
+                let fwd = dense_anchored(&[pattern], false, first).expect("builds");
+                let want = fwd
+                    .try_search_fwd(&Input::new(hay).range(at..).anchored(Anchored::Yes))
+                    .expect("no quit")
+                    .is_some();
+                proptest::prop_assert_eq!(matches_fwd(&fwd, hay, at).expect("no quit"), want);
+                let rev = dense_anchored(&[pattern], true, first).expect("builds");
+                let want = rev
+                    .try_search_rev(&Input::new(hay).range(at..end).anchored(Anchored::Yes))
+                    .expect("no quit")
+                    .is_some();
+                proptest::prop_assert_eq!(matches_rev(&rev, hay, at, end).expect("no quit"), want);
+                for unanchored in [false, true] {
+                    let mode = if unanchored { Anchored::No } else { Anchored::Yes };
+                    let head = dense(pattern, false, unanchored).expect("builds");
+                    let want = head
+                        .try_search_fwd(&Input::new(hay).anchored(mode).earliest(true))
+                        .expect("no quit")
+                        .map(|m| m.offset());
+                    proptest::prop_assert_eq!(first_match_end(&head, hay, 0, mode).expect("no quit"), want);
+                }
+            }
+        }
     }
 
     #[test]

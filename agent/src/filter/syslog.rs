@@ -53,20 +53,16 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
     pos += 1;
     // HOST TAG: or just TAG: (no host field).
     let first = token(line, pos)?;
-    let tag_start = if is_tag(&line[pos..first]) {
-        pos
-    } else {
-        if line.get(first) != Some(&b' ') {
-            return None;
+    let (tag_end, program) = match tag_program(&line[pos..first]) {
+        Some(program) => (first, program),
+        None => {
+            if line.get(first) != Some(&b' ') {
+                return None;
+            }
+            let tag_end = token(line, first + 1)?;
+            (tag_end, tag_program(&line[first + 1..tag_end])?)
         }
-        first + 1
     };
-    let tag_end = token(line, tag_start)?;
-    let tag = &line[tag_start..tag_end];
-    if !is_tag(tag) {
-        return None;
-    }
-    let program = program_of(tag)?;
     let mut message = tag_end;
     if line.get(message) == Some(&b' ') {
         message += 1;
@@ -115,50 +111,54 @@ fn time_start(line: &[u8]) -> Option<(usize, bool)> {
 /// A line that starts with the tag: no time, no host.
 fn bare(line: &[u8]) -> Option<Prefix<'_>> {
     let end = token(line, 0)?;
-    let tag = &line[..end];
-    if !is_tag(tag) {
-        return None;
-    }
+    let program = tag_program(&line[..end])?;
     let mut message = end;
     if line.get(message) == Some(&b' ') {
         message += 1;
     }
     Some(Prefix {
         time: None,
-        program: program_of(tag)?,
+        program,
         message,
     })
 }
 
 /// End of the space-free token starting at `pos` (which must not be empty).
 fn token(line: &[u8], pos: usize) -> Option<usize> {
-    let len = line.get(pos..)?.iter().take_while(|c| **c != b' ').count();
+    let rest = line.get(pos..)?;
+    // Host names and tags are short: a plain loop beats a vectorised search.
+    let len = rest.iter().position(|c| *c == b' ').unwrap_or(rest.len());
     (len > 0).then_some(pos + len)
 }
 
-/// `prog:` or `prog[pid]:`.
-fn is_tag(tok: &[u8]) -> bool {
-    tok.len() > 1 && tok.ends_with(b":") && program_of(tok).is_some()
+/// The program of a tag token, `prog:` or `prog[pid]:`; `None` if `tok` is not a
+/// tag.
+fn tag_program(tok: &[u8]) -> Option<&[u8]> {
+    if tok.len() > 1 && tok.ends_with(b":") {
+        program_of(tok)
+    } else {
+        None
+    }
 }
 
 /// The program name of a tag: up to `[` or the final `:`.
 fn program_of(tag: &[u8]) -> Option<&[u8]> {
     let body = tag.strip_suffix(b":")?;
-    let name = match memchr::memchr(b'[', body) {
-        Some(open) => {
-            let pid = body[open + 1..].strip_suffix(b"]")?;
-            if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            &body[..open]
+    let end = body
+        .iter()
+        .position(|c| !c.is_ascii_graphic() || matches!(c, b'[' | b']' | b':'))
+        .unwrap_or(body.len());
+    let name = &body[..end];
+    if name.is_empty() {
+        return None;
+    }
+    match &body[end..] {
+        [] => Some(name),
+        [b'[', pid @ .., b']'] if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) => {
+            Some(name)
         }
-        None => body,
-    };
-    let ok = !name.is_empty()
-        && name
-            .iter()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, b'[' | b']' | b':'));
-    ok.then_some(name)
+        _ => None,
+    }
 }
 
 /// RFC 5424 after `<PRI>1 `: TIMESTAMP HOST APP PROCID MSGID SD [MSG].

@@ -101,6 +101,88 @@ impl RawTime {
     }
 }
 
+/// Resolves line times like [`RawTime::resolve`], remembering the last minute it
+/// resolved. Log lines come in time order, so consecutive lines mostly share a
+/// minute, and the time zone rules (a search through the zone's transitions)
+/// then run once a minute instead of once a line.
+///
+/// A minute is remembered only when its first and last second resolve exactly 59
+/// seconds apart, so a minute that a zone transition or the year choice (a line
+/// just past `now`) splits is resolved line by line, as without the memo.
+#[derive(Debug, Clone, Default)]
+pub struct TimeMemo {
+    last: Option<MinuteMemo>,
+}
+
+/// One remembered minute and what its result depends on.
+#[derive(Debug, Clone, Copy)]
+struct MinuteMemo {
+    /// Identifies the time zone (the caller's key, such as a filter index).
+    zone: usize,
+    /// The line time with its second and fraction zeroed.
+    minute: RawTime,
+    now: SystemTime,
+    /// The resolved start of the minute (`None`: no second of it resolves).
+    start: Option<SystemTime>,
+}
+
+impl TimeMemo {
+    /// `raw` in `tz` (which `zone` names for the caller: the same key must always
+    /// come with the same zone), as [`RawTime::resolve`] gives it.
+    pub fn resolve(
+        &mut self,
+        raw: &RawTime,
+        zone: usize,
+        tz: &TimeZone,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        if raw.epoch.is_some() || raw.second < 0 || !(0..1_000_000_000).contains(&raw.nanos) {
+            return raw.resolve(tz, now);
+        }
+        let minute = RawTime {
+            second: 0,
+            nanos: 0,
+            ..*raw
+        };
+        // A leap second reads as 59, as in `resolve`.
+        let within = std::time::Duration::new(
+            u64::from(raw.second.min(59).unsigned_abs()),
+            raw.nanos.unsigned_abs(),
+        );
+        if let Some(m) = &self.last
+            && m.minute == minute
+            && m.zone == zone
+            && m.now == now
+        {
+            return m.start.map(|s| s + within);
+        }
+        let start = minute.resolve(tz, now);
+        let last_second = RawTime {
+            second: 59,
+            ..minute
+        }
+        .resolve(tz, now);
+        let whole = match (start, last_second) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                b.duration_since(a).ok() == Some(std::time::Duration::from_secs(59))
+            }
+            _ => false,
+        };
+        if !whole {
+            self.last = None;
+            return raw.resolve(tz, now);
+        }
+        self.last = Some(MinuteMemo {
+            zone,
+            minute,
+            now,
+            start,
+        });
+        start.map(|s| s + within)
+    }
+}
+
 /// The time zone named by a filter's `timezone` key: `local` (the system's),
 /// `UTC`, a fixed offset (`+02:00`, `-0530`) or an IANA name (`Europe/Berlin`).
 pub fn parse_zone(name: &str) -> Result<TimeZone, String> {
@@ -146,16 +228,26 @@ fn day_digits(b: &[u8]) -> Option<(i32, usize)> {
     }
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
-
+/// `Jan` to `Dec`, any case, as 1 to 12. On every syslog line, so one decision
+/// tree rather than twelve comparisons (`| 0x20` lower-cases exactly the ASCII
+/// letters into the range the names use).
 fn month_abbr(b: &[u8]) -> Option<i8> {
-    let m = b.get(..3)?;
-    MONTHS
-        .iter()
-        .position(|name| name.eq_ignore_ascii_case(m))
-        .and_then(|i| i8::try_from(i + 1).ok())
+    let [a, b2, c] = *b.first_chunk::<3>()?;
+    Some(match [a | 0x20, b2 | 0x20, c | 0x20] {
+        [b'j', b'a', b'n'] => 1,
+        [b'f', b'e', b'b'] => 2,
+        [b'm', b'a', b'r'] => 3,
+        [b'a', b'p', b'r'] => 4,
+        [b'm', b'a', b'y'] => 5,
+        [b'j', b'u', b'n'] => 6,
+        [b'j', b'u', b'l'] => 7,
+        [b'a', b'u', b'g'] => 8,
+        [b's', b'e', b'p'] => 9,
+        [b'o', b'c', b't'] => 10,
+        [b'n', b'o', b'v'] => 11,
+        [b'd', b'e', b'c'] => 12,
+        _ => return None,
+    })
 }
 
 /// `.123456` or `,123` after the seconds: the fraction in nanoseconds and the bytes
@@ -205,18 +297,30 @@ fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
     }
 }
 
+/// Two ASCII digits as a number.
+fn two_digits(a: u8, b: u8) -> Option<i8> {
+    let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+    (a < 10 && b < 10).then(|| (a * 10 + b) as i8)
+}
+
 /// `HH:MM:SS` and an optional fraction.
 fn clock(b: &[u8], t: &mut RawTime) -> Option<usize> {
-    let h = digits(b, 2)?;
-    let m = digits(b.get(3..)?, 2)?;
-    let s = digits(b.get(6..)?, 2)?;
-    if b[2] != b':' || b[5] != b':' || h > 23 || m > 59 || s > 60 {
+    let &[h1, h2, c1, m1, m2, c2, s1, s2] = b.first_chunk::<8>()?;
+    if c1 != b':' || c2 != b':' {
+        return None;
+    }
+    let (h, m, s) = (
+        two_digits(h1, h2)?,
+        two_digits(m1, m2)?,
+        two_digits(s1, s2)?,
+    );
+    if h > 23 || m > 59 || s > 60 {
         return None;
     }
     let (nanos, used) = fraction(&b[8..]);
-    t.hour = h as i8;
-    t.minute = m as i8;
-    t.second = s as i8;
+    t.hour = h;
+    t.minute = m;
+    t.second = s;
     t.nanos = nanos;
     Some(8 + used)
 }
@@ -566,6 +670,64 @@ fn parse_custom(items: &[Item], b: &[u8]) -> Option<(RawTime, usize)> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn memo_resolves_like_resolve(
+            // Minutes around a spring-forward gap, a fall-back fold, a year end
+            // (year-less lines just past `now`) and an invalid date, with
+            // seconds varying so minutes repeat.
+            times in proptest::collection::vec((0usize..8, 0i8..61, prop_oneof![Just(0i32), Just(500_000_000)]), 1..60),
+            zone in prop_oneof![Just("Europe/Berlin"), Just("UTC"), Just("Australia/Lord_Howe")],
+            now in prop_oneof![Just("2026-03-29T01:00:00Z"), Just("2026-12-31T00:59:30Z"), Just("2027-01-01T00:00:00Z")],
+        ) {
+            type Minute = (Option<i16>, i8, i8, i8, i8, Option<i32>);
+            let minutes: [Minute; 8] = [
+                (Some(2026), 3, 29, 2, 30, None),
+                (None, 3, 29, 1, 59, None),
+                (Some(2026), 10, 25, 2, 30, None),
+                (None, 10, 4, 1, 30, None),
+                (None, 12, 31, 1, 0, None),
+                (None, 1, 1, 0, 59, None),
+                (None, 2, 30, 10, 0, None),
+                (Some(2026), 5, 19, 10, 0, Some(3600)),
+            ];
+            let tz = parse_zone(zone).expect("zone");
+            let now = utc(now);
+            let mut memo = TimeMemo::default();
+            for (m, second, nanos) in times {
+                let (year, month, day, hour, minute, offset) = minutes[m];
+                let raw = RawTime { year, month, day, hour, minute, second, nanos, offset, epoch: None };
+                prop_assert_eq!(memo.resolve(&raw, 0, &tz, now), raw.resolve(&tz, now), "{:?}", raw);
+            }
+        }
+    }
+
+    #[test]
+    fn month_names_in_any_case_and_nothing_else() {
+        const MONTHS: [&[u8; 3]; 12] = [
+            b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+            b"Dec",
+        ];
+        // Every letter plus the bytes that `| 0x20` moves onto or next to letters.
+        let alphabet: Vec<u8> = (b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .chain([0, b' ', b'@', b'[', b'`', b'{', b'\x0e', 0xc1, 0xe1, 0xff])
+            .collect();
+        for &a in &alphabet {
+            for &b in &alphabet {
+                for &c in &alphabet {
+                    let text = [a, b, c];
+                    let want = MONTHS
+                        .iter()
+                        .position(|m| m.eq_ignore_ascii_case(&text))
+                        .map(|i| i as i8 + 1);
+                    assert_eq!(month_abbr(&text), want, "{text:?}");
+                }
+            }
+        }
+        assert_eq!(month_abbr(b"Ma"), None);
+    }
 
     fn utc(text: &str) -> SystemTime {
         let ts: Timestamp = text.parse().expect("test timestamp");
