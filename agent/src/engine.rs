@@ -806,7 +806,7 @@ impl Engine {
     /// Active bans per jail name (manual bans under [`MANUAL_JAIL`]); jails with
     /// none are absent.
     pub fn bans_per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.bans.per_jail().iter().map(|(j, &n)| (&**j, n))
+        self.bans.per_jail()
     }
 
     /// The active ban on exactly `target`, if any.
@@ -848,8 +848,8 @@ impl Engine {
             ban.target = stored;
             return Some(ban);
         }
-        if let Some(existing) = self.bans.get(&ban.target) {
-            let longer = match (existing.until, ban.until) {
+        if let Some(existing) = self.bans.until_of(&ban.target) {
+            let longer = match (existing, ban.until) {
                 (None, _) => false,
                 (Some(_), None) => true,
                 (Some(a), Some(b)) => b > a,

@@ -111,6 +111,9 @@ impl<K: Key> Slab<K> {
     }
 
     fn find(&self, hasher: &RandomState, key: K, len: u8) -> Option<u32> {
+        if self.index.is_empty() {
+            return None;
+        }
         let recs = &self.recs;
         self.index
             .find(hasher.hash_one((key, len)), |&i| {
@@ -171,6 +174,9 @@ impl<K: Key> Slab<K> {
     }
 }
 
+/// Up to this many names, [`Names::intern`] scans instead of hashing.
+const SCAN_NAMES: usize = 32;
+
 /// Jail and filter names, interned.
 #[derive(Debug, Default)]
 struct Names {
@@ -180,7 +186,17 @@ struct Names {
 
 impl Names {
     fn intern(&mut self, name: &Arc<str>) -> Option<u16> {
-        if let Some(&i) = self.index.get(&**name) {
+        // A config has a handful of names: scanning them (the same allocation,
+        // mostly) is cheaper than hashing the string.
+        if self.list.len() <= SCAN_NAMES {
+            if let Some(i) = self
+                .list
+                .iter()
+                .position(|n| Arc::ptr_eq(n, name) || **n == **name)
+            {
+                return u16::try_from(i).ok();
+            }
+        } else if let Some(&i) = self.index.get(&**name) {
             return Some(i);
         }
         let i = u16::try_from(self.list.len())
@@ -239,7 +255,8 @@ pub(super) struct BanTable {
     /// How many bans exist per (is IPv6, prefix length), so "is this address
     /// covered by a ban" tries only the prefix lengths in use.
     lens: BTreeMap<(bool, u8), usize>,
-    per_jail: HashMap<Arc<str>, usize>,
+    /// Active bans per jail name; a handful of jails, so a list.
+    per_jail: Vec<(Arc<str>, usize)>,
 }
 
 impl BanTable {
@@ -252,7 +269,7 @@ impl BanTable {
             exotic: HashMap::new(),
             deadlines: BinaryHeap::new(),
             lens: BTreeMap::new(),
-            per_jail: HashMap::new(),
+            per_jail: Vec::new(),
         }
     }
 
@@ -261,8 +278,23 @@ impl BanTable {
     }
 
     /// Active bans per jail name (jails with none are absent).
-    pub fn per_jail(&self) -> &HashMap<Arc<str>, usize> {
-        &self.per_jail
+    pub fn per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.per_jail.iter().map(|(j, n)| (&**j, *n))
+    }
+
+    /// The deadline of the ban on exactly `target` (`Some(None)`: permanent).
+    pub fn until_of(&self, target: &IpNet) -> Option<Option<SystemTime>> {
+        let tag = self.tag_of(target)?;
+        if let Some(b) = self.exotic.get(&tag) {
+            return Some(b.until);
+        }
+        let slot = (tag & !V6_TAG) as usize;
+        let until = if tag & V6_TAG == 0 {
+            self.v4.recs[slot].until
+        } else {
+            self.v6.recs[slot].until
+        };
+        Some((until != PERMANENT).then(|| from_ns(until)))
     }
 
     fn tag_of(&self, target: &IpNet) -> Option<u32> {
@@ -361,7 +393,14 @@ impl BanTable {
             .lens
             .entry((ban.target.addr().is_ipv6(), len))
             .or_default() += 1;
-        *self.per_jail.entry(ban.jail.clone()).or_default() += 1;
+        match self
+            .per_jail
+            .iter_mut()
+            .find(|(j, _)| Arc::ptr_eq(j, &ban.jail) || **j == *ban.jail)
+        {
+            Some((_, n)) => *n += 1,
+            None => self.per_jail.push((ban.jail.clone(), 1)),
+        }
         old
     }
 
@@ -383,10 +422,10 @@ impl BanTable {
                 self.lens.remove(&key);
             }
         }
-        if let Some(n) = self.per_jail.get_mut(&ban.jail) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_jail.remove(&ban.jail);
+        if let Some(i) = self.per_jail.iter().position(|(j, _)| *j == ban.jail) {
+            self.per_jail[i].1 -= 1;
+            if self.per_jail[i].1 == 0 {
+                self.per_jail.swap_remove(i);
             }
         }
         self.tidy_deadlines();
@@ -594,7 +633,7 @@ mod tests {
             assert_eq!(tab.get(&b.target).as_ref(), Some(b));
         }
         assert_eq!(tab.len(), 3);
-        assert_eq!(tab.per_jail().get("ssh"), Some(&2));
+        assert_eq!(tab.per_jail().find(|(j, _)| *j == "ssh"), Some(("ssh", 2)));
         let mut all: Vec<Ban> = tab.iter().collect();
         all.sort_by_key(|b| b.target);
         let mut want = vec![plain.clone(), delayed.clone(), manual.clone()];

@@ -82,6 +82,9 @@ impl<K: Copy + Eq + Hash> Slab<K> {
     }
 
     fn find(&self, hasher: &RandomState, key: K) -> Option<u32> {
+        if self.index.is_empty() {
+            return None;
+        }
         let entries = &self.entries;
         self.index
             .find(hasher.hash_one(key), |&i| entries[i as usize].key == key)
