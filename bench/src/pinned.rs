@@ -8,17 +8,15 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use aya::maps::{HashMap, Map, MapData, MapError, PerCpuHashMap};
-use ipnet::IpNet;
-use log2drop_common::{BanValue, CounterKey, DropCounter, MAP_BAN_V4, MAP_BAN_V6, MAP_DROPS};
+use aya::maps::{HashMap, Map, MapData, MapError};
+use log2drop_common::{BanValue, MAP_BAN_V4, MAP_BAN_V6};
 use log2drop_tests::PinDir;
-use log2drop_tests::counters::counter_key;
 
-/// Read handles on the ban maps and drop counters under one pin directory.
+/// Read handles on the exact ban maps (which hold their drop counters) under one
+/// pin directory.
 pub struct PinnedMaps {
     v4: HashMap<MapData, [u8; 4], BanValue>,
     v6: HashMap<MapData, [u8; 16], BanValue>,
-    drops: PerCpuHashMap<MapData, CounterKey, DropCounter>,
 }
 
 fn open(pins: &PinDir, name: &str) -> Result<MapData> {
@@ -36,8 +34,6 @@ impl PinnedMaps {
                 .context("BAN_V4 layout")?,
             v6: HashMap::try_from(Map::HashMap(open(pins, MAP_BAN_V6)?))
                 .context("BAN_V6 layout")?,
-            drops: PerCpuHashMap::try_from(Map::PerCpuHashMap(open(pins, MAP_DROPS)?))
-                .context("DROPS layout")?,
         })
     }
 
@@ -66,8 +62,12 @@ impl PinnedMaps {
 
     /// Packets the program dropped for the exact ban of `addr`, over all CPUs.
     pub fn dropped(&self, addr: IpAddr) -> Result<u64> {
-        match self.drops.get(&counter_key(IpNet::from(addr)), 0) {
-            Ok(per_cpu) => Ok(per_cpu.iter().map(|c| c.packets).sum()),
+        let r = match addr {
+            IpAddr::V4(a) => self.v4.get(&a.octets(), 0),
+            IpAddr::V6(a) => self.v6.get(&a.octets(), 0),
+        };
+        match r {
+            Ok(v) => Ok(v.packets),
             Err(MapError::KeyNotFound) => Ok(0),
             Err(e) => Err(e).context("reading the drop counters"),
         }

@@ -1,6 +1,8 @@
 //! Reading the XDP program's per-ban drop counters straight from the pinned
-//! per-CPU map, independently of the agent: a test can then check that packets were
+//! per-CPU maps, independently of the agent: a test can then check that packets were
 //! really dropped by the kernel program, not just that the agent says it banned.
+//! Exact bans count in their own value (`BAN_V4`/`BAN_V6`), prefix bans in the
+//! per-CPU `CIDR_DROPS`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -8,7 +10,7 @@ use std::net::IpAddr;
 use aya::maps::{HashMap, Map, MapData, PerCpuHashMap};
 use ipnet::IpNet;
 use log2drop_common::{
-    BanValue, CounterKey, DropCounter, FAMILY_V4, FAMILY_V6, MAP_BAN_V4, MAP_BAN_V6, MAP_DROPS,
+    BanValue, CounterKey, DropCounter, FAMILY_V4, FAMILY_V6, MAP_BAN_V4, MAP_BAN_V6, MAP_CIDR_DROPS,
 };
 
 use crate::bpffs::PinDir;
@@ -22,8 +24,9 @@ pub struct Drops {
     pub bytes: u64,
 }
 
-/// The key the XDP program charges drops of `target` to: family, prefix length and
-/// the network address, left-aligned in 16 bytes.
+/// The key the XDP program charges drops of the prefix ban `target` to in
+/// `CIDR_DROPS`: family, prefix length and the network address, left-aligned in 16
+/// bytes.
 pub fn counter_key(target: IpNet) -> CounterKey {
     let mut addr = [0u8; 16];
     let family = match target.network() {
@@ -44,27 +47,33 @@ pub fn counter_key(target: IpNet) -> CounterKey {
     }
 }
 
-/// Drops recorded for `target` ("198.51.100.7", "2001:db8::/48"): `None` when the
-/// map has no entry for it yet. Panics if the `DROPS` map is not pinned under
-/// `pins` or cannot be read.
+/// Drops recorded for `target` ("198.51.100.7", "2001:db8::/48"): for an address,
+/// `None` when it has no exact ban; for a prefix, `None` when nothing was counted
+/// for it yet. Panics if the maps are not pinned under `pins` or cannot be read.
 pub fn drops_for(pins: &PinDir, target: &str) -> Option<Drops> {
     let net = parse_target(target);
-    let map = open_pinned(pins, MAP_DROPS);
+    if net.prefix_len() == net.max_prefix_len() {
+        return ban_entry(pins, net.addr()).map(|v| Drops {
+            packets: v.packets,
+            bytes: v.bytes,
+        });
+    }
+    let map = open_pinned(pins, MAP_CIDR_DROPS);
     let drops: PerCpuHashMap<MapData, CounterKey, DropCounter> = PerCpuHashMap::try_from(map)
-        .unwrap_or_else(|e| panic!("{MAP_DROPS} is not the expected per-CPU hash: {e}"));
+        .unwrap_or_else(|e| panic!("{MAP_CIDR_DROPS} is not the expected per-CPU hash: {e}"));
     match drops.get(&counter_key(net), 0) {
         Ok(per_cpu) => Some(per_cpu.iter().fold(Drops::default(), |acc, c| Drops {
             packets: acc.packets + c.packets,
             bytes: acc.bytes + c.bytes,
         })),
         Err(aya::maps::MapError::KeyNotFound) => None,
-        Err(e) => panic!("cannot read {MAP_DROPS} for {target}: {e}"),
+        Err(e) => panic!("cannot read {MAP_CIDR_DROPS} for {target}: {e}"),
     }
 }
 
 /// The exact-address ban entry for `addr` in the pinned `BAN_V4`/`BAN_V6` map, as
-/// the XDP program sees it; `None` when absent. Lets a test time the agent down to
-/// the map write, without a ping's granularity.
+/// the XDP program sees it (deadline and counters); `None` when absent. Lets a test time the agent down to the map write, without a ping's
+/// granularity.
 pub fn ban_entry(pins: &PinDir, addr: IpAddr) -> Option<BanValue> {
     let name = match addr {
         IpAddr::V4(_) => MAP_BAN_V4,
@@ -72,12 +81,8 @@ pub fn ban_entry(pins: &PinDir, addr: IpAddr) -> Option<BanValue> {
     };
     let map = open_pinned(pins, name);
     let result = match addr {
-        IpAddr::V4(a) => HashMap::<MapData, [u8; 4], BanValue>::try_from(map)
-            .unwrap_or_else(|e| panic!("{name} is not the expected hash map: {e}"))
-            .get(&a.octets(), 0),
-        IpAddr::V6(a) => HashMap::<MapData, [u8; 16], BanValue>::try_from(map)
-            .unwrap_or_else(|e| panic!("{name} is not the expected hash map: {e}"))
-            .get(&a.octets(), 0),
+        IpAddr::V4(a) => exact_map::<[u8; 4]>(name, map).get(&a.octets(), 0),
+        IpAddr::V6(a) => exact_map::<[u8; 16]>(name, map).get(&a.octets(), 0),
     };
     match result {
         Ok(v) => Some(v),
@@ -86,18 +91,20 @@ pub fn ban_entry(pins: &PinDir, addr: IpAddr) -> Option<BanValue> {
     }
 }
 
+fn exact_map<K: aya::Pod>(name: &str, map: Map) -> HashMap<MapData, K, BanValue> {
+    HashMap::try_from(map).unwrap_or_else(|e| panic!("{name} is not the expected hash map: {e}"))
+}
+
 /// Every address in the pinned exact-address maps (`BAN_V4` and `BAN_V6`), expired
 /// entries included: what the kernel holds, to compare with what the agent says.
 pub fn exact_bans(pins: &PinDir) -> BTreeSet<IpAddr> {
     let mut out = BTreeSet::new();
-    let v4 = HashMap::<MapData, [u8; 4], BanValue>::try_from(open_pinned(pins, MAP_BAN_V4))
-        .unwrap_or_else(|e| panic!("{MAP_BAN_V4} is not the expected hash map: {e}"));
+    let v4 = exact_map::<[u8; 4]>(MAP_BAN_V4, open_pinned(pins, MAP_BAN_V4));
     for k in v4.keys() {
         let k = k.unwrap_or_else(|e| panic!("cannot list {MAP_BAN_V4}: {e}"));
         out.insert(IpAddr::from(k));
     }
-    let v6 = HashMap::<MapData, [u8; 16], BanValue>::try_from(open_pinned(pins, MAP_BAN_V6))
-        .unwrap_or_else(|e| panic!("{MAP_BAN_V6} is not the expected hash map: {e}"));
+    let v6 = exact_map::<[u8; 16]>(MAP_BAN_V6, open_pinned(pins, MAP_BAN_V6));
     for k in v6.keys() {
         let k = k.unwrap_or_else(|e| panic!("cannot list {MAP_BAN_V6}: {e}"));
         out.insert(IpAddr::from(k));
@@ -106,23 +113,22 @@ pub fn exact_bans(pins: &PinDir) -> BTreeSet<IpAddr> {
 }
 
 /// Writes an exact-address entry straight into the pinned map, behind the agent's
-/// back (`expires_ns` 0 = permanent): how a test plants a stale or unknown ban for
-/// the agent's reconciliation to find.
+/// back (`expires_ns` in `CLOCK_MONOTONIC`, 0 = permanent): how a test plants a
+/// stale or unknown ban for the agent's reconciliation to find.
 pub fn plant_exact_ban(pins: &PinDir, addr: IpAddr, expires_ns: u64) {
-    let value = BanValue { expires_ns };
+    let value = || BanValue {
+        expires_ns,
+        ..BanValue::default()
+    };
     match addr {
         IpAddr::V4(a) => {
-            let mut m =
-                HashMap::<MapData, [u8; 4], BanValue>::try_from(open_pinned(pins, MAP_BAN_V4))
-                    .unwrap_or_else(|e| panic!("{MAP_BAN_V4} is not the expected hash map: {e}"));
-            m.insert(a.octets(), value, 0)
+            let mut m = exact_map::<[u8; 4]>(MAP_BAN_V4, open_pinned(pins, MAP_BAN_V4));
+            m.insert(a.octets(), value(), 0)
                 .unwrap_or_else(|e| panic!("cannot write {MAP_BAN_V4}: {e}"));
         }
         IpAddr::V6(a) => {
-            let mut m =
-                HashMap::<MapData, [u8; 16], BanValue>::try_from(open_pinned(pins, MAP_BAN_V6))
-                    .unwrap_or_else(|e| panic!("{MAP_BAN_V6} is not the expected hash map: {e}"));
-            m.insert(a.octets(), value, 0)
+            let mut m = exact_map::<[u8; 16]>(MAP_BAN_V6, open_pinned(pins, MAP_BAN_V6));
+            m.insert(a.octets(), value(), 0)
                 .unwrap_or_else(|e| panic!("cannot write {MAP_BAN_V6}: {e}"));
         }
     }

@@ -3,8 +3,10 @@
 //! bans are written through the `Backend` trait, and pings from the attacker
 //! namespace show what the XDP program does with them. Covered: exact and prefix
 //! bans (IPv4 and IPv6), drop counters, kernel-side expiry, unban, 802.1Q and
-//! 802.1ad + 802.1Q tagged traffic, and the pinned link and maps outliving the
-//! backend (restart with reconcile, then detach and unpin).
+//! 802.1ad + 802.1Q tagged traffic, the pinned link and maps outliving the backend
+//! (restart with reconcile, then detach and unpin), deadlines in `CLOCK_MONOTONIC`,
+//! and the upgrade from pin layout 2 (bans and counters carried over before the
+//! first packet meets the new program, old pins removed).
 //!
 //! Every test has its own namespaces and pin directory, removed even when it fails.
 //! Run with `--test-threads=1` (namespaces are per thread).
@@ -13,15 +15,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::IpNet;
 use log2drop::backend::Backend;
 use log2drop::backend::xdp::{Attachment, Verdict, XdpBackend};
 use log2drop::config::{XdpConfig, XdpMode};
 use log2drop::engine::{Ban, Decision, Origin};
+use log2drop_common::{CidrBanValue, CounterKey, DropCounter};
 use log2drop_tests::veth::{
     BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6, VethEnd,
 };
 use log2drop_tests::{NetNs, PinDir, VethPair, ping_with_timeout, require_root, wait_until};
+use nix::time::{ClockId, clock_gettime};
 
 /// No reply within this long over a veth means the packet was dropped.
 const DROP_PROBE: Duration = Duration::from_millis(200);
@@ -312,6 +318,15 @@ fn a_deadline_expires_in_the_kernel_without_the_agent() {
     apply(
         &mut backend,
         &[Decision::Ban(ban(OFFENDER_V4, Some(until)))],
+    );
+    // The kernel holds the deadline in CLOCK_MONOTONIC, the clock the program reads.
+    let stored = log2drop_tests::ban_entry(&lab.pins, net(OFFENDER_V4).addr())
+        .expect("the ban is in the map")
+        .expires_ns;
+    let mono = clock_ns(ClockId::CLOCK_MONOTONIC);
+    assert!(
+        stored > mono && stored <= mono + 2_000_000_000,
+        "deadline {stored} is not within 2 s of CLOCK_MONOTONIC {mono}"
     );
     lab.assert_dropped(OFFENDER_V4);
     let back = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
@@ -624,4 +639,158 @@ fn unknown_interface_is_named() {
     assert!(chain(&err).contains("l2d-nosuch0"), "{}", chain(&err));
     // Nothing got attached to the good interface either.
     assert!(lab.pins.find(&lab.veth.a().ifname).is_none());
+}
+
+fn clock_ns(clock: ClockId) -> u64 {
+    let ts = clock_gettime(clock).unwrap_or_else(|e| panic!("clock_gettime {clock:?}: {e}"));
+    u64::try_from(ts.tv_sec()).expect("clock after 1970") * 1_000_000_000
+        + u64::try_from(ts.tv_nsec()).expect("nanoseconds in range")
+}
+
+/// Creates a map with `bpf(BPF_MAP_CREATE)` and pins it at `path`: how the test
+/// builds a pin layout the current program no longer has.
+fn create_pinned_map(path: &std::path::Path, map_type: u32, key: u32, value: u32, flags: u32) {
+    use std::os::unix::ffi::OsStrExt as _;
+    // The first five u32s of `union bpf_attr` for BPF_MAP_CREATE; the rest zero.
+    let mut attr = [0u8; 128];
+    for (i, v) in [map_type, key, value, 64, flags].into_iter().enumerate() {
+        attr[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    // SAFETY: `attr` is a valid, zero-padded bpf_attr of the size passed.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_CREATE, attr.as_ptr(), attr.len()) };
+    assert!(
+        fd >= 0,
+        "BPF_MAP_CREATE type {map_type}: {}",
+        std::io::Error::last_os_error()
+    );
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in path");
+    let mut pin = [0u8; 128];
+    pin[..8].copy_from_slice(&(c_path.as_ptr() as u64).to_ne_bytes());
+    pin[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+    // SAFETY: as above; `c_path` outlives the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, pin.as_ptr(), pin.len()) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: `fd` is ours; the pin keeps the map.
+    unsafe { libc::close(fd as i32) };
+    assert_eq!(rc, 0, "BPF_OBJ_PIN {}: {err}", path.display());
+}
+
+fn pinned(path: &std::path::Path) -> Map {
+    let data = MapData::from_pin(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Map::from_map_data(data).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn bans_and_counters_move_over_from_pin_layout_2() {
+    let Some(lab) = Lab::new("bans_and_counters_move_over_from_pin_layout_2") else {
+        return;
+    };
+    lab.add_subnet("203.0.113.1", "203.0.113.7", 24);
+    lab.await_replies("203.0.113.7");
+    // Pin layout 2 as the previous release left it: exact bans with a u64
+    // CLOCK_BOOTTIME deadline, prefix bans in tries, counters in a per-CPU DROPS.
+    let old = lab.pins.path().join("maps-v2");
+    std::fs::create_dir_all(&old).expect("mkdir maps-v2");
+    const HASH: u32 = 1;
+    const PERCPU_HASH: u32 = 5;
+    const LPM_TRIE: u32 = 11;
+    const NO_PREALLOC: u32 = 1;
+    create_pinned_map(&old.join("BAN_V4"), HASH, 4, 8, NO_PREALLOC);
+    create_pinned_map(&old.join("BAN_V6"), HASH, 16, 8, NO_PREALLOC);
+    create_pinned_map(&old.join("CIDR_V4"), LPM_TRIE, 8, 16, NO_PREALLOC);
+    create_pinned_map(&old.join("DROPS"), PERCPU_HASH, 20, 16, NO_PREALLOC);
+
+    let boot = clock_ns(ClockId::CLOCK_BOOTTIME);
+    let hour = 3_600_000_000_000u64;
+    let offender4 = net(OFFENDER_V4).addr();
+    let offender6 = net(OFFENDER_V6).addr();
+    let std::net::IpAddr::V4(o4) = offender4 else {
+        panic!("OFFENDER_V4 is IPv4")
+    };
+    let std::net::IpAddr::V6(o6) = offender6 else {
+        panic!("OFFENDER_V6 is IPv6")
+    };
+    let mut v4: HashMap<MapData, [u8; 4], u64> =
+        HashMap::try_from(pinned(&old.join("BAN_V4"))).expect("BAN_V4 v2");
+    v4.insert(o4.octets(), boot + hour, 0).expect("old v4 ban");
+    // Expired a second ago: must not come along.
+    v4.insert([198, 51, 100, 99], boot - 1_000_000_000, 0)
+        .expect("old expired ban");
+    let mut v6: HashMap<MapData, [u8; 16], u64> =
+        HashMap::try_from(pinned(&old.join("BAN_V6"))).expect("BAN_V6 v2");
+    v6.insert(o6.octets(), 0, 0).expect("old permanent v6 ban");
+    let mut trie: LpmTrie<MapData, [u8; 4], CidrBanValue> =
+        LpmTrie::try_from(pinned(&old.join("CIDR_V4"))).expect("CIDR_V4 v2");
+    let cidr = CidrBanValue {
+        expires_ns: boot + hour,
+        prefix_len: 24,
+        _pad: 0,
+    };
+    trie.insert(&Key::new(24, [203, 0, 113, 0]), cidr, 0)
+        .expect("old prefix ban");
+    let mut drops: PerCpuHashMap<MapData, CounterKey, DropCounter> =
+        PerCpuHashMap::try_from(pinned(&old.join("DROPS"))).expect("DROPS v2");
+    let cpus = aya::util::nr_cpus().expect("possible CPUs");
+    let per_cpu: Vec<DropCounter> = (0..cpus as u64)
+        .map(|i| DropCounter {
+            packets: 3 + i,
+            bytes: 300 + 100 * i,
+        })
+        .collect();
+    let carried: u64 = per_cpu.iter().map(|c| c.packets).sum();
+    let mut key = CounterKey {
+        family: log2drop_common::FAMILY_V4,
+        prefix_len: 32,
+        _pad: [0; 2],
+        addr: [0; 16],
+    };
+    key.addr[..4].copy_from_slice(&o4.octets());
+    drops
+        .insert(key, PerCpuValues::try_from(per_cpu).expect("values"), 0)
+        .expect("old counter");
+    drop((v4, v6, trie, drops));
+
+    let backend = lab.open();
+    let migrated = backend.migrated().expect("the old layout was found");
+    assert_eq!(
+        (migrated.bans, migrated.expired, migrated.counters),
+        (3, 1, 1),
+        "{migrated:?}"
+    );
+    assert!(!old.exists(), "the old layout's pins are gone");
+    // Enforced straight away, before any reconcile with a store.
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_dropped(OFFENDER_V6);
+    lab.assert_dropped("203.0.113.7");
+    lab.assert_replies(BYSTANDER_V4);
+    lab.assert_replies(BYSTANDER_V6);
+    assert!(
+        packets_for(&backend, OFFENDER_V4) > carried,
+        "the old counts came along and new drops add to them"
+    );
+    assert!(packets_for(&backend, "203.0.113.0/24") >= 1);
+    // The time left is kept, now on CLOCK_MONOTONIC.
+    let entry = log2drop_tests::ban_entry(&lab.pins, offender4).expect("v4 ban carried");
+    let left = entry
+        .expires_ns
+        .saturating_sub(clock_ns(ClockId::CLOCK_MONOTONIC));
+    assert!(
+        left > hour - 60_000_000_000 && left <= hour,
+        "time left {left} ns, wanted about an hour"
+    );
+    assert_eq!(
+        log2drop_tests::ban_entry(&lab.pins, offender6)
+            .expect("v6 ban carried")
+            .expires_ns,
+        0,
+        "permanent stays permanent"
+    );
+
+    // The next start finds nothing to carry.
+    drop(backend);
+    let backend = lab.open();
+    assert_eq!(backend.migrated(), None);
+    lab.assert_dropped(OFFENDER_V4);
 }

@@ -93,8 +93,8 @@ pub(super) struct Slot {
 impl Slot {
     /// Reconciles `backend` with the active bans and wraps it; the time taken is
     /// kept for `status` and logged. The wall clock is read right before the
-    /// backend reads its own clock: XDP turns deadlines into boot time from the
-    /// pair. Only this backend's bans are gathered, and only for as long as the
+    /// backend reads its own clock: XDP turns deadlines into the kernel's
+    /// monotonic clock from the pair. Only this backend's bans are gathered, and only for as long as the
     /// reconcile runs.
     pub(super) fn reconciled(
         mut backend: Box<dyn Backend>,

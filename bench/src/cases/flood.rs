@@ -58,6 +58,21 @@ impl Method {
         }
     }
 
+    /// Short name for `LOG2DROP_BENCH_FLOOD`.
+    fn key(self) -> &'static str {
+        match self {
+            Method::Nothing => "none",
+            Method::Log2drop => "log2drop-xdp",
+            Method::Log2dropNftIngress => "log2drop-nft-ingress",
+            Method::Log2dropNftInput => "log2drop-nft-input",
+            Method::XdpFilter => "xdp-filter",
+            Method::NftInput => "nft-input",
+            Method::NftIngress => "nft-ingress",
+            Method::IpsetIptables => "ipset",
+            Method::IptablesPerBan => "iptables-per-ban",
+        }
+    }
+
     /// The Debian package it needs, if any.
     fn package(self) -> Option<&'static str> {
         match self {
@@ -149,10 +164,21 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         Method::IpsetIptables,
         Method::IptablesPerBan,
     ];
+    // Iterating on one filter: LOG2DROP_BENCH_FLOOD=log2drop,xdp-filter runs only the
+    // named methods (labels' first word, or `nft`, `ipset`, `iptables`) and skips the
+    // no-filter baseline unless `none` is named.
+    let only = std::env::var("LOG2DROP_BENCH_FLOOD").ok();
+    let wanted = |m: Method| {
+        only.as_deref().is_none_or(|list| {
+            list.split(',')
+                .any(|w| !w.is_empty() && m.key().starts_with(w.trim()))
+        })
+    };
+    let methods: Vec<Method> = methods.into_iter().filter(|m| wanted(*m)).collect();
     let mut rows: Vec<Row> = Vec::new();
 
     // Baseline: nothing installed.
-    {
+    if wanted(Method::Nothing) {
         let lab = FloodLab::new(&object)?;
         let banned = floods(&lab, &banned_sources(), window)?;
         rows.push(Row {

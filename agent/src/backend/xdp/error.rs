@@ -192,8 +192,18 @@ pub enum XdpError {
         source: Box<aya::maps::MapError>,
     },
 
-    /// Reading `CLOCK_BOOTTIME` failed.
-    #[error("cannot read CLOCK_BOOTTIME")]
+    /// How many CPUs the kernel keeps per-CPU values for could not be read.
+    #[error("cannot read the possible CPUs from {path}")]
+    PossibleCpus {
+        /// The sysfs file.
+        path: &'static str,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Reading `CLOCK_MONOTONIC` (or, migrating old pins, `CLOCK_BOOTTIME`) failed.
+    #[error("cannot read the kernel clock")]
     Clock {
         /// The clock_gettime(2) error.
         #[source]

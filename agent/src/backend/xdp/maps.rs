@@ -2,18 +2,30 @@
 //! the trie counts and the drop counters. It keeps `CIDR_COUNT` equal to the number of
 //! entries in each trie (the program skips an empty trie), and turns the kernel's
 //! "map full" errno into an error that names the map and its size.
+//!
+//! An exact ban's value holds its deadline and its drop counters (see the program's
+//! docs for why). Changing the deadline of a ban that exists is a read-modify-write
+//! that keeps the counters: drops the program counts between the read and the write
+//! are lost (the kernel offers no per-field update, and replaces the whole value).
+//! That window is one syscall long and only opens when a ban is extended or
+//! shortened, so at most a few packets' worth of counts go missing; the drops
+//! themselves are never affected.
 
 use std::io;
 
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key;
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuHashMap};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuHashMap, PerCpuValues};
 use log2drop_common::{
     BanValue, CIDR_COUNT_V4, CIDR_COUNT_V6, CidrBanValue, CounterKey, DropCounter, MAP_BAN_V4,
-    MAP_BAN_V6, MAP_CIDR_COUNT, MAP_CIDR_V4, MAP_CIDR_V6, MAP_DROPS,
+    MAP_BAN_V6, MAP_CIDR_COUNT, MAP_CIDR_DROPS, MAP_CIDR_V4, MAP_CIDR_V6,
 };
 
 use super::XdpError;
+
+/// `BPF_NOEXIST` from the kernel's uapi: insert only.
+const BPF_NOEXIST: u64 = 1;
+
 use super::target::Slot;
 use crate::backend::DropCounts;
 
@@ -38,7 +50,10 @@ pub(crate) struct BanMaps {
     cidr_v4: LpmTrie<MapData, [u8; 4], CidrBanValue>,
     cidr_v6: LpmTrie<MapData, [u8; 16], CidrBanValue>,
     cidr_count: Array<MapData, u32>,
-    drops: PerCpuHashMap<MapData, CounterKey, DropCounter>,
+    cidr_drops: PerCpuHashMap<MapData, CounterKey, DropCounter>,
+    /// Possible CPUs: how many copies of a per-CPU value (`CIDR_DROPS`) the kernel
+    /// keeps.
+    cpus: usize,
     /// Entries per trie (v4, v6), mirrored into `CIDR_COUNT`.
     counts: [u32; 2],
     sizes: MapSizes,
@@ -74,7 +89,10 @@ impl BanMaps {
             cidr_v6: LpmTrie::try_from(take(ebpf, MAP_CIDR_V6)?).map_err(layout(MAP_CIDR_V6))?,
             cidr_count: Array::try_from(take(ebpf, MAP_CIDR_COUNT)?)
                 .map_err(layout(MAP_CIDR_COUNT))?,
-            drops: PerCpuHashMap::try_from(take(ebpf, MAP_DROPS)?).map_err(layout(MAP_DROPS))?,
+            cidr_drops: PerCpuHashMap::try_from(take(ebpf, MAP_CIDR_DROPS)?)
+                .map_err(layout(MAP_CIDR_DROPS))?,
+            cpus: aya::util::nr_cpus()
+                .map_err(|(path, source)| XdpError::PossibleCpus { path, source })?,
             counts: [0; 2],
             sizes,
         };
@@ -97,13 +115,13 @@ impl BanMaps {
         }
     }
 
-    /// Writes a ban (insert or overwrite). The trie count grows only for a new prefix.
+    /// Writes a ban (insert or overwrite). An exact ban that exists keeps its
+    /// counters. The trie count grows only for a new prefix.
     pub(crate) fn put(&mut self, slot: Slot, expires_ns: u64) -> Result<(), XdpError> {
         let map = slot.map_name();
-        let ban = BanValue { expires_ns };
         let res = match slot {
-            Slot::V4(a) => self.v4.insert(a, ban, 0),
-            Slot::V6(a) => self.v6.insert(a, ban, 0),
+            Slot::V4(a) => put_exact(&mut self.v4, &a, expires_ns),
+            Slot::V6(a) => put_exact(&mut self.v6, &a, expires_ns),
             Slot::CidrV4 { prefix_len, addr } => {
                 let key = Key::new(u32::from(prefix_len), addr);
                 // A trie lookup is longest-prefix: the hit is this very prefix only
@@ -130,7 +148,7 @@ impl BanMaps {
         res.map_err(|e| self.op_error(map, "insert", e))
     }
 
-    /// Removes a ban and its drop counter. Removing what is not there is fine;
+    /// Removes a ban and its drop counters. Removing what is not there is fine;
     /// returns whether the ban was there.
     pub(crate) fn remove(&mut self, slot: &Slot) -> Result<bool, XdpError> {
         let res = match *slot {
@@ -156,15 +174,18 @@ impl BanMaps {
             Err(e) if errno(&e) == Some(libc::ENOENT) => false,
             Err(e) => return Err(self.op_error(slot.map_name(), "remove", e)),
         };
-        match self.drops.remove(&slot.counter_key()) {
-            Ok(()) => {}
-            Err(e) if errno(&e) == Some(libc::ENOENT) => {}
-            Err(e) => return Err(self.op_error(MAP_DROPS, "remove", e)),
+        // Exact bans count in their own value, gone with it.
+        if let Some(key) = slot.counter_key() {
+            match self.cidr_drops.remove(&key) {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(libc::ENOENT) => {}
+                Err(e) => return Err(self.op_error(MAP_CIDR_DROPS, "remove", e)),
+            }
         }
         Ok(existed)
     }
 
-    /// Every ban in the kernel with its deadline (boot ns, 0 = permanent).
+    /// Every ban in the kernel with its deadline (monotonic ns, 0 = permanent).
     pub(crate) fn entries(&self) -> Result<Vec<(Slot, u64)>, XdpError> {
         let read = |map: &'static str| {
             move |source: MapError| XdpError::Map {
@@ -197,26 +218,61 @@ impl BanMaps {
         Ok(out)
     }
 
-    /// Drop counters summed over CPUs, per ban.
+    /// Drop counters summed over CPUs, per ban that dropped anything.
     pub(crate) fn counters(&self) -> Result<Vec<(Slot, DropCounts)>, XdpError> {
-        let mut out = Vec::new();
-        for item in self.drops.iter() {
-            let (key, per_cpu) = item.map_err(|source| XdpError::Map {
-                map: MAP_DROPS,
+        let read = |map: &'static str| {
+            move |source: MapError| XdpError::Map {
+                map,
                 op: "read",
                 source: Box::new(source),
-            })?;
-            let Some(slot) = Slot::from_counter_key(&key) else {
-                continue;
-            };
-            let mut sum = DropCounts::default();
-            for c in per_cpu.iter() {
-                sum.packets = sum.packets.saturating_add(c.packets);
-                sum.bytes = sum.bytes.saturating_add(c.bytes);
             }
-            out.push((slot, sum));
+        };
+        let mut out = Vec::new();
+        for item in self.v4.iter() {
+            let (k, v) = item.map_err(read(MAP_BAN_V4))?;
+            push_nonzero(&mut out, Slot::V4(k), [(v.packets, v.bytes)].into_iter());
+        }
+        for item in self.v6.iter() {
+            let (k, v) = item.map_err(read(MAP_BAN_V6))?;
+            push_nonzero(&mut out, Slot::V6(k), [(v.packets, v.bytes)].into_iter());
+        }
+        for item in self.cidr_drops.iter() {
+            let (key, per_cpu) = item.map_err(read(MAP_CIDR_DROPS))?;
+            if let Some(slot) = Slot::from_counter_key(&key) {
+                push_nonzero(&mut out, slot, per_cpu.iter().map(|c| (c.packets, c.bytes)));
+            }
         }
         Ok(out)
+    }
+
+    /// Adds drops counted elsewhere (an older pin layout) to a ban's counters:
+    /// `per_cpu[i]` is CPU i's `(packets, bytes)`. The ban must be in already.
+    pub(crate) fn add_counts(
+        &mut self,
+        slot: &Slot,
+        per_cpu: &[(u64, u64)],
+    ) -> Result<(), XdpError> {
+        let res = match *slot {
+            Slot::V4(a) => add_exact(&mut self.v4, &a, per_cpu),
+            Slot::V6(a) => add_exact(&mut self.v6, &a, per_cpu),
+            Slot::CidrV4 { .. } | Slot::CidrV6 { .. } => {
+                let Some(key) = slot.counter_key() else {
+                    return Ok(());
+                };
+                let mut values = vec![DropCounter::default(); self.cpus];
+                for (v, (packets, bytes)) in values.iter_mut().zip(per_cpu) {
+                    v.packets = *packets;
+                    v.bytes = *bytes;
+                }
+                let values = PerCpuValues::try_from(values).map_err(per_cpu_error);
+                values.and_then(|v| self.cidr_drops.insert(key, v, 0))
+            }
+        };
+        let map = match slot.counter_key() {
+            Some(_) => MAP_CIDR_DROPS,
+            None => slot.map_name(),
+        };
+        res.map_err(|e| self.op_error(map, "insert", e))
     }
 
     /// Sets `CIDR_COUNT` from the tries' real contents.
@@ -250,6 +306,69 @@ impl BanMaps {
     /// Trie entry counts as last written to `CIDR_COUNT` (v4, v6).
     pub(crate) fn cidr_counts(&self) -> [u32; 2] {
         self.counts
+    }
+}
+
+/// Inserts an exact ban, or rewrites the deadline of one that exists while keeping
+/// its counters (a read-modify-write; see the module docs for its window).
+fn put_exact<K: aya::Pod>(
+    map: &mut HashMap<MapData, K, BanValue>,
+    key: &K,
+    expires_ns: u64,
+) -> Result<(), MapError> {
+    let fresh = BanValue {
+        expires_ns,
+        packets: 0,
+        bytes: 0,
+    };
+    match map.insert(key, fresh, BPF_NOEXIST) {
+        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+        other => return other,
+    }
+    let mut value = map.get(key, 0)?;
+    if value.expires_ns == expires_ns {
+        return Ok(());
+    }
+    value.expires_ns = expires_ns;
+    map.insert(key, value, 0)
+}
+
+/// Adds `(packets, bytes)` counted elsewhere, per CPU, to an exact ban's counters.
+fn add_exact<K: aya::Pod>(
+    map: &mut HashMap<MapData, K, BanValue>,
+    key: &K,
+    counts: &[(u64, u64)],
+) -> Result<(), MapError> {
+    let mut value = map.get(key, 0)?;
+    for (packets, bytes) in counts {
+        value.packets = value.packets.saturating_add(*packets);
+        value.bytes = value.bytes.saturating_add(*bytes);
+    }
+    map.insert(key, value, 0)
+}
+
+/// aya builds per-CPU values only for exactly as many CPUs as are possible.
+fn per_cpu_error(io_error: io::Error) -> MapError {
+    MapError::SyscallError(aya::sys::SyscallError {
+        call: "per-CPU values",
+        io_error,
+    })
+}
+
+/// Sums `(packets, bytes)` (one per CPU, or one in all) and keeps the ban only if
+/// it dropped something.
+fn push_nonzero(
+    out: &mut Vec<(Slot, DropCounts)>,
+    slot: Slot,
+    per_cpu: impl Iterator<Item = (u64, u64)>,
+) {
+    let mut sum = DropCounts::default();
+    for (packets, bytes) in per_cpu {
+        sum.packets = sum.packets.saturating_add(packets);
+        sum.bytes = sum.bytes.saturating_add(bytes);
+    }
+    if sum.packets != 0 {
+        out.push((slot, sum));
     }
 }
 

@@ -5,13 +5,15 @@
 //! neither drops bans nor re-applies them one by one).
 //!
 //! Submodules: [`target`] routes a ban to its map, [`deadline`] converts wall-clock
-//! deadlines to the kernel's boot clock, [`maps`] owns typed map access, [`pins`] the
-//! pin directory layout and [`attach`] the links.
+//! deadlines to the kernel's monotonic clock, [`maps`] owns typed map access,
+//! [`pins`] the pin directory layout, [`migrate`] carries bans over from an older pin
+//! layout and [`attach`] the links.
 
 mod attach;
 mod deadline;
 mod error;
 mod maps;
+mod migrate;
 mod pins;
 mod target;
 
@@ -25,11 +27,12 @@ use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use ipnet::IpNet;
 use log2drop_common::{
-    MAP_BAN_V4, MAP_BAN_V6, MAP_CIDR_COUNT, MAP_CIDR_V4, MAP_CIDR_V6, MAP_DROPS,
+    MAP_BAN_V4, MAP_BAN_V6, MAP_CIDR_COUNT, MAP_CIDR_DROPS, MAP_CIDR_V4, MAP_CIDR_V6,
 };
 
 pub use attach::Attachment;
 pub use error::XdpError;
+pub use migrate::Migrated;
 
 use self::maps::{BanMaps, MapSizes, is_not_found};
 use self::pins::PinLayout;
@@ -78,6 +81,7 @@ pub struct XdpBackend {
     pins: PinLayout,
     attachments: Vec<(String, Attachment)>,
     load_time: Duration,
+    migrated: Option<Migrated>,
 }
 
 impl std::fmt::Debug for XdpBackend {
@@ -115,6 +119,11 @@ impl XdpBackend {
         let pins = PinLayout::new(&cfg.pin_dir);
         pins.prepare()?;
         let sizes = effective_sizes(&pins, cfg)?;
+        // An upgrade from an older layout copies its bans, but only into maps this
+        // start creates: after a crash between the copy and the old pins' removal the
+        // new maps are already filled (and hold counts the copy would add twice).
+        let old_layouts = migrate::old_layouts(&pins)?;
+        let fresh_maps = !pins.map(MAP_BAN_V4).exists();
 
         let started = Instant::now();
         let mut loader = EbpfLoader::new();
@@ -126,7 +135,25 @@ impl XdpBackend {
             maps_dir: pins.maps_dir(),
             source: Box::new(source),
         })?;
-        let maps = BanMaps::new(&mut ebpf, sizes)?;
+        let mut maps = BanMaps::new(&mut ebpf, sizes)?;
+        let mut migrated = None;
+        for (version, dir) in &old_layouts {
+            if !(fresh_maps && migrate::can_copy(*version)) {
+                continue;
+            }
+            // A copy that fails is not fatal: reconciliation with the store refills
+            // the maps, with a short gap for bans the copy did not reach.
+            match migrate::copy_v2(dir, &mut maps) {
+                Ok(m) => {
+                    tracing::info!(from = %dir.display(), bans = m.bans, expired = m.expired,
+                        counters = m.counters, "carried bans over from the previous pin layout");
+                    migrated = Some(m);
+                }
+                Err(e) => tracing::warn!(from = %dir.display(), error = %attach::error_chain(&e),
+                    "cannot carry bans over from the previous pin layout; the store's bans \
+                     are written back at reconciliation"),
+            }
+        }
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(XdpError::ObjectMissing {
@@ -151,12 +178,19 @@ impl XdpBackend {
             tracing::info!(interface = %name, attachment = ?how, "XDP program attached");
             attachments.push((name.clone(), how));
         }
+        // The links run the new program now; the old maps go with the last
+        // reference to the old program once their pins are gone.
+        for (_, dir) in &old_layouts {
+            let n = migrate::remove(dir)?;
+            tracing::info!(dir = %dir.display(), pins = n, "removed the previous pin layout");
+        }
         Ok(XdpBackend {
             maps,
             _ebpf: ebpf,
             pins,
             attachments,
             load_time,
+            migrated,
         })
     }
 
@@ -168,6 +202,11 @@ impl XdpBackend {
     /// How long loading (parsing, map creation and the verifier) took.
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// What this start carried over from an older pin layout, if it found one.
+    pub fn migrated(&self) -> Option<Migrated> {
+        self.migrated
     }
 
     /// Entries in the IPv4 and IPv6 prefix tries, as the program sees them.
@@ -252,11 +291,11 @@ impl XdpBackend {
         &mut self,
         decision: &Decision,
         now: SystemTime,
-        boot_ns: u64,
+        kernel_ns: u64,
     ) -> Result<(), XdpError> {
         match decision {
             Decision::Ban(ban) => {
-                let expires_ns = deadline::to_boot_ns(ban.until, now, boot_ns);
+                let expires_ns = deadline::to_kernel_ns(ban.until, now, kernel_ns);
                 self.maps.put(Slot::of(&ban.target), expires_ns)
             }
             Decision::Unban(ban) => self.maps.remove(&Slot::of(&ban.target)).map(|_| ()),
@@ -300,7 +339,8 @@ fn effective_sizes(pins: &PinLayout, cfg: &XdpConfig) -> Result<MapSizes, XdpErr
         (MAP_BAN_V6, cfg.max_bans),
         (MAP_CIDR_V4, cfg.max_cidr_bans),
         (MAP_CIDR_V6, cfg.max_cidr_bans),
-        (MAP_DROPS, cfg.max_bans.saturating_add(cfg.max_cidr_bans)),
+        // Both tries' bans.
+        (MAP_CIDR_DROPS, cfg.max_cidr_bans.saturating_mul(2)),
         (MAP_CIDR_COUNT, 2),
     ];
     let mut sizes = Vec::with_capacity(wanted.len());
@@ -335,13 +375,13 @@ fn effective_sizes(pins: &PinLayout, cfg: &XdpConfig) -> Result<MapSizes, XdpErr
 
 /// What the kernel should hold for `active` at `now`: one deadline per target, the
 /// latest one when several bans cover the same target (0, permanent, wins).
-fn desired(active: &[Ban], now: SystemTime, boot_ns: u64) -> HashMap<Slot, u64> {
+fn desired(active: &[Ban], now: SystemTime, kernel_ns: u64) -> HashMap<Slot, u64> {
     let mut out: HashMap<Slot, u64> = HashMap::with_capacity(active.len());
     for ban in active {
         if ban.until.is_some_and(|u| u <= now) {
             continue;
         }
-        let ns = deadline::to_boot_ns(ban.until, now, boot_ns);
+        let ns = deadline::to_kernel_ns(ban.until, now, kernel_ns);
         out.entry(Slot::of(&ban.target))
             .and_modify(|cur| {
                 if *cur != 0 && (ns == 0 || ns > *cur) {
@@ -361,11 +401,11 @@ impl Backend for XdpBackend {
     /// Applies every decision even if one fails (a full map must not block unbans),
     /// then reports the first failure.
     fn apply(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), BackendError> {
-        let boot_ns = deadline::boot_now_ns()?;
+        let kernel_ns = deadline::kernel_now_ns()?;
         let mut first = None;
         let mut failed = 0usize;
         for d in batch {
-            if let Err(e) = self.apply_one(d, now, boot_ns) {
+            if let Err(e) = self.apply_one(d, now, kernel_ns) {
                 failed += 1;
                 if first.is_none() {
                     first = Some(e);
@@ -394,8 +434,8 @@ impl Backend for XdpBackend {
         active: &[Ban],
         now: SystemTime,
     ) -> Result<ReconcileReport, BackendError> {
-        let boot_ns = deadline::boot_now_ns()?;
-        let mut want = desired(active, now, boot_ns);
+        let kernel_ns = deadline::kernel_now_ns()?;
+        let mut want = desired(active, now, kernel_ns);
         let mut report = ReconcileReport::default();
         for (slot, stored) in self.maps.entries()? {
             match want.remove(&slot) {
@@ -421,13 +461,13 @@ impl Backend for XdpBackend {
         Ok(report)
     }
 
-    /// Expiry is judged by the kernel's boot clock, as the program judges it, so
+    /// Expiry is judged by the kernel's monotonic clock, as the program judges it, so
     /// `now` is not needed here.
     fn gc(&mut self, _now: SystemTime) -> Result<usize, BackendError> {
-        let boot_ns = deadline::boot_now_ns()?;
+        let kernel_ns = deadline::kernel_now_ns()?;
         let mut removed = 0;
         for (slot, stored) in self.maps.entries()? {
-            if deadline::expired(stored, boot_ns) && self.maps.remove(&slot)? {
+            if deadline::expired(stored, kernel_ns) && self.maps.remove(&slot)? {
                 removed += 1;
             }
         }
@@ -469,7 +509,7 @@ mod tests {
         }
     }
 
-    const BOOT: u64 = 7_000_000_000;
+    const KERNEL: u64 = 7_000_000_000;
 
     #[test]
     fn desired_skips_expired_and_routes_each_target() {
@@ -481,10 +521,10 @@ mod tests {
                 ban("192.0.2.1/32", Some(100)),
             ],
             now,
-            BOOT,
+            KERNEL,
         );
         assert_eq!(want.len(), 2);
-        assert_eq!(want[&Slot::V4([198, 51, 100, 7])], BOOT + 60_000_000_000);
+        assert_eq!(want[&Slot::V4([198, 51, 100, 7])], KERNEL + 60_000_000_000);
         let cidr = Slot::of(&"203.0.113.0/24".parse().expect("lit"));
         assert_eq!(want[&cidr], 0);
     }
@@ -498,16 +538,16 @@ mod tests {
                 ban("198.51.100.7/32", Some(200)),
             ],
             now,
-            BOOT,
+            KERNEL,
         );
-        assert_eq!(want[&Slot::V4([198, 51, 100, 7])], BOOT + 100_000_000_000);
+        assert_eq!(want[&Slot::V4([198, 51, 100, 7])], KERNEL + 100_000_000_000);
         let want = desired(
             &[
                 ban("198.51.100.7/32", None),
                 ban("198.51.100.7/32", Some(200)),
             ],
             now,
-            BOOT,
+            KERNEL,
         );
         assert_eq!(want[&Slot::V4([198, 51, 100, 7])], 0, "permanent wins");
     }

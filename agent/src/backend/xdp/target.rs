@@ -1,7 +1,8 @@
 //! Where a ban target lives in the kernel. A single address (/32, /128) goes into the
 //! exact hash map of its family; any other prefix goes into the family's LPM trie. The
-//! drop counter of a ban is keyed by the same target, so these conversions are the one
-//! place that decides both, and they must agree with what the XDP program computes.
+//! drop counter of a prefix ban is keyed by the same target (an exact ban counts in
+//! its own value), so these conversions are the one place that decides both, and they
+//! must agree with what the XDP program computes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -81,18 +82,12 @@ impl Slot {
         }
     }
 
-    /// Key of this ban's drop counter, as the XDP program builds it.
-    pub(crate) fn counter_key(&self) -> CounterKey {
+    /// Key of this prefix ban's drop counter in `CIDR_DROPS`, as the XDP program
+    /// builds it; `None` for an exact ban, which counts in its own map value.
+    pub(crate) fn counter_key(&self) -> Option<CounterKey> {
         let mut addr = [0u8; 16];
         let (family, prefix_len) = match *self {
-            Slot::V4(a) => {
-                addr[..4].copy_from_slice(&a);
-                (FAMILY_V4, 32)
-            }
-            Slot::V6(a) => {
-                addr = a;
-                (FAMILY_V6, 128)
-            }
+            Slot::V4(_) | Slot::V6(_) => return None,
             Slot::CidrV4 {
                 prefix_len,
                 addr: a,
@@ -108,12 +103,12 @@ impl Slot {
                 (FAMILY_V6, prefix_len)
             }
         };
-        CounterKey {
+        Some(CounterKey {
             family,
             prefix_len,
             _pad: [0; 2],
             addr,
-        }
+        })
     }
 
     /// The slot a drop counter belongs to; `None` for a key no ban could produce.
@@ -183,25 +178,33 @@ mod tests {
 
     #[test]
     fn counter_key_layout_matches_the_program() {
-        let k = Slot::of(&net("203.0.113.0/24")).counter_key();
+        let k = Slot::of(&net("203.0.113.0/24"))
+            .counter_key()
+            .expect("prefix ban");
         assert_eq!((k.family, k.prefix_len), (FAMILY_V4, 24));
         assert_eq!(&k.addr[..4], &[203, 0, 113, 0]);
         assert!(k.addr[4..].iter().all(|b| *b == 0));
-        let k = Slot::of(&net("2001:db8::1/128")).counter_key();
-        assert_eq!((k.family, k.prefix_len), (FAMILY_V6, 128));
+        let k = Slot::of(&net("2001:db8:1::/48"))
+            .counter_key()
+            .expect("prefix ban");
+        assert_eq!((k.family, k.prefix_len), (FAMILY_V6, 48));
         assert_eq!(
             k.addr,
-            "2001:db8::1".parse::<Ipv6Addr>().expect("lit").octets()
+            "2001:db8:1::".parse::<Ipv6Addr>().expect("lit").octets()
         );
+        assert_eq!(Slot::of(&net("2001:db8::1/128")).counter_key(), None);
+        assert_eq!(Slot::of(&net("192.0.2.1/32")).counter_key(), None);
     }
 
     #[test]
     fn bad_counter_keys_are_rejected() {
-        let mut k = Slot::V4([192, 0, 2, 1]).counter_key();
+        let mut k = Slot::of(&net("192.0.2.0/24"))
+            .counter_key()
+            .expect("prefix ban");
         k.prefix_len = 33;
         assert_eq!(Slot::from_counter_key(&k), None);
         k.family = 5;
-        k.prefix_len = 32;
+        k.prefix_len = 24;
         assert_eq!(Slot::from_counter_key(&k), None);
     }
 
@@ -226,8 +229,11 @@ mod tests {
         fn routing_round_trips(n in any_net()) {
             let s = Slot::of(&n);
             prop_assert_eq!(s.net(), n.trunc());
-            prop_assert_eq!(Slot::from_counter_key(&s.counter_key()), Some(s));
             let exact = n.prefix_len() == n.max_prefix_len();
+            match s.counter_key() {
+                Some(k) => prop_assert_eq!(Slot::from_counter_key(&k), Some(s)),
+                None => prop_assert!(exact),
+            }
             prop_assert_eq!(matches!(s, Slot::V4(_) | Slot::V6(_)), exact);
         }
     }
