@@ -94,8 +94,8 @@ impl Slot {
     /// Reconciles `backend` with the active bans and wraps it; the time taken is
     /// kept for `status` and logged. The wall clock is read right before the
     /// backend reads its own clock: XDP turns deadlines into the kernel's
-    /// monotonic clock from the pair. Only this backend's bans are gathered, and only for as long as the
-    /// reconcile runs.
+    /// monotonic clock from the pair. Only this backend's bans are gathered, and
+    /// only for as long as the reconcile runs.
     pub(super) fn reconciled(
         mut backend: Box<dyn Backend>,
         active: impl Iterator<Item = Ban>,
