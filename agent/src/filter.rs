@@ -290,6 +290,8 @@ pub struct Scratch {
     /// Line times: consecutive lines mostly share their minute, and turning civil
     /// time into a point in time (time zone rules) costs more than matching.
     times: time::TimeMemo,
+    /// The last syslog timestamp read.
+    stamp: syslog::StampCache,
 }
 
 impl SourceMatcher {
@@ -496,6 +498,7 @@ impl SourceMatcher {
                 .map(|f| f.ignore.as_ref().map(Regex::create_cache))
                 .collect(),
             times: time::TimeMemo::default(),
+            stamp: syslog::StampCache::default(),
         }
     }
 
@@ -515,13 +518,13 @@ impl SourceMatcher {
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         if (!self.by_program.is_empty() || self.any_program.is_some())
-            && let Some(prefix) = syslog::parse(line)
+            && let Some(prefix) = syslog::parse_cached(line, &mut scratch.stamp)
         {
             {
                 let group = self
                     .by_program
                     .iter()
-                    .find(|(p, _)| **p == *prefix.program)
+                    .find(|(p, _)| syslog::same_bytes(p, prefix.program))
                     .map(|(_, g)| *g)
                     .or(self.any_program);
                 if let Some(g) = group {

@@ -33,16 +33,93 @@ pub struct Prefix<'a> {
 
 /// Parses the syslog prefix of `line`, or `None` if the line does not have one.
 pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
+    parse_with(line, stamp)
+}
+
+/// The timestamp of the last line [`parse_cached`] read, as bytes and as parsed:
+/// consecutive lines mostly carry the same one, and comparing bytes is cheaper
+/// than parsing them.
+#[derive(Debug, Clone)]
+pub struct StampCache {
+    bytes: [u8; STAMP_CACHE_LEN],
+    len: usize,
+    time: Option<RawTime>,
+}
+
+impl Default for StampCache {
+    fn default() -> Self {
+        StampCache {
+            bytes: [0; STAMP_CACHE_LEN],
+            len: 0,
+            time: None,
+        }
+    }
+}
+
+/// The longest timestamp [`StampCache`] keeps (ISO 8601 with nanoseconds and an
+/// offset fits).
+const STAMP_CACHE_LEN: usize = 40;
+
+/// [`parse`], reusing the last line's timestamp when this one starts with the
+/// same bytes followed by a space: the time parsers look at most one byte past
+/// what they use, and [`parse`] requires that byte to be a space, so the same
+/// bytes read the same time.
+pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
+    parse_with(line, |rest| {
+        let len = cache.len;
+        if let Some(time) = cache.time
+            && rest.get(len) == Some(&b' ')
+            && same_bytes(&rest[..len], &cache.bytes[..len])
+        {
+            return Some((time, len));
+        }
+        let (time, used) = stamp(rest)?;
+        if used <= STAMP_CACHE_LEN && rest.get(used) == Some(&b' ') {
+            cache.bytes[..used].copy_from_slice(&rest[..used]);
+            cache.len = used;
+            cache.time = Some(time);
+        }
+        Some((time, used))
+    })
+}
+
+/// `a == b` for the short texts of a prefix (timestamps, program names) without
+/// a call into the C library's general comparison.
+#[inline]
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: Option<&[u8; 8]>| c.map(|c| u64::from_ne_bytes(*c));
+    match a.len() {
+        0..8 => a.iter().zip(b).all(|(x, y)| x == y),
+        // Two overlapping words cover 8 to 16 bytes.
+        8..=16 => {
+            word(a.first_chunk()) == word(b.first_chunk())
+                && word(a.last_chunk()) == word(b.last_chunk())
+        }
+        _ => a == b,
+    }
+}
+
+/// The timestamp at the start of `rest`: ISO 8601 if it starts with a digit,
+/// else BSD.
+fn stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
+    match rest.first() {
+        Some(c) if c.is_ascii_digit() => parse_iso(rest),
+        _ => parse_bsd(rest),
+    }
+}
+
+fn parse_with(
+    line: &[u8],
+    read_time: impl FnOnce(&[u8]) -> Option<(RawTime, usize)>,
+) -> Option<Prefix<'_>> {
     let (mut pos, rfc5424) = time_start(line)?;
     if rfc5424 {
         return parse_5424(line, pos);
     }
-    let rest = &line[pos..];
-    let parsed = match rest.first() {
-        Some(c) if c.is_ascii_digit() => parse_iso(rest),
-        _ => parse_bsd(rest),
-    };
-    let Some((time, used)) = parsed else {
+    let Some((time, used)) = read_time(&line[pos..]) else {
         // `prog[pid]: message` alone: what the journal source writes.
         return (pos == 0).then(|| bare(line)).flatten();
     };
@@ -81,11 +158,7 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
 /// `parse` finds none either.
 pub fn time_of(line: &[u8]) -> Option<(RawTime, usize)> {
     let (pos, _) = time_start(line)?;
-    let rest = &line[pos..];
-    let (time, used) = match rest.first() {
-        Some(c) if c.is_ascii_digit() => parse_iso(rest),
-        _ => parse_bsd(rest),
-    }?;
+    let (time, used) = stamp(&line[pos..])?;
     let end = pos + used;
     (line.get(end) == Some(&b' ')).then_some((time, end))
 }
@@ -312,6 +385,14 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn same_bytes_is_equality(a in proptest::collection::vec(0u8..3, 0..20), b in proptest::collection::vec(0u8..3, 0..20)) {
+            prop_assert_eq!(same_bytes(&a, &b), a == b);
+            prop_assert!(same_bytes(&a, &a));
+        }
+    }
+
     #[test]
     fn time_of_finds_the_prefix_time() {
         for line in [
@@ -359,6 +440,25 @@ mod tests {
             }
             if time_of(line.as_bytes()).is_none() {
                 prop_assert!(parse(line.as_bytes()).is_none_or(|p| p.time.is_none()));
+            }
+        }
+
+        /// The cache never changes what a line parses to, whatever came before.
+        #[test]
+        fn cached_parse_is_parse(
+            lines in proptest::collection::vec((
+                prop_oneof![Just(""), Just("<38>"), Just("<34>1 ")],
+                prop_oneof![
+                    Just("May 19 10:00:00"), Just("May 19 10:00:00.5"), Just("May 19 10:00:0"),
+                    Just("2026-05-19T10:00:00Z"), Just("2026-05-19T10:00:00+02"), Just("2026-05-19T10:00:00+02:00"),
+                ],
+                "[ .:+0-9a-z\\[\\]]{0,12}",
+            ), 1..12),
+        ) {
+            let mut cache = StampCache::default();
+            for (pri, stamp, rest) in lines {
+                let line = format!("{pri}{stamp}{rest}");
+                prop_assert_eq!(parse_cached(line.as_bytes(), &mut cache), parse(line.as_bytes()), "{}", line);
             }
         }
 
