@@ -105,6 +105,9 @@ enum Before {
     },
     /// Reverse DFA of all of `A`, ending at the address.
     Whole(Box<DFA<Vec<u32>>>),
+    /// Anchored `A` made of literals and runs of a byte class, each run followed
+    /// by a literal that cannot continue it: checked forward without an automaton.
+    Segments(Segments),
     /// `A` is plain text: compared directly.
     Literal(Box<[u8]>),
 }
@@ -127,6 +130,9 @@ impl FastHost {
                 min: gap.min,
             },
             (None, Some(lit)) => Before::Literal(lit.clone()),
+            (None, None) if anchored && Segments::new(&split.before).is_some() => {
+                Before::Segments(Segments::new(&split.before)?)
+            }
             (None, None) => {
                 let text = if anchored {
                     format!(r"\A(?:{})", split.before)
@@ -172,7 +178,7 @@ impl FastHost {
                     None => return Ok(None),
                 }
             }
-            Before::Whole(_) => 0,
+            Before::Whole(_) | Before::Segments(_) => 0,
             // Anchored: the address can only start right after the text.
             Before::Literal(lit) if self.anchored => {
                 if !hay.starts_with(lit) {
@@ -267,7 +273,105 @@ impl FastHost {
                 Ok(hay[..i].ends_with(lit) && (!self.anchored || i == lit.len()))
             }
             Before::Whole(dfa) => matches_rev(dfa, hay, 0, i),
+            Before::Segments(seg) => Ok(seg.matches_all(&hay[..i])),
         }
+    }
+}
+
+/// One piece of a [`Segments`] pattern.
+#[derive(Debug)]
+enum Segment {
+    Literal(Box<[u8]>),
+    /// At least `min` bytes of the class, as many as there are.
+    Run {
+        class: Box<[bool; 256]>,
+        min: usize,
+    },
+}
+
+/// A regex that is a sequence of literals and greedy runs of a byte class
+/// (`\S*`, `\d*`, `[a-z0-9_]+`) where each run is last or followed by a literal
+/// whose first byte the class does not contain. Such a run can only end at the
+/// first byte outside its class, so whether the regex matches a whole text is
+/// decided in one forward pass of comparisons and class look-ups: no automaton
+/// state has to be carried from byte to byte, which is what makes a DFA walk over
+/// a long field list (PAM's `logname= uid= euid= tty= ruser= rhost=`) slow.
+#[derive(Debug)]
+struct Segments(Box<[Segment]>);
+
+impl Segments {
+    /// `None` when `pattern` (anchored at the start, or taken as such) is not of
+    /// that form.
+    fn new(pattern: &str) -> Option<Segments> {
+        use regex_syntax::hir::{Class, HirKind, Look};
+        let hir = regex_automata::util::syntax::parse_with(pattern, &syntax_config()).ok()?;
+        let items = match hir.kind() {
+            HirKind::Concat(items) => items.as_slice(),
+            _ => std::slice::from_ref(&hir),
+        };
+        let mut out = Vec::new();
+        for (k, item) in items.iter().enumerate() {
+            match item.kind() {
+                HirKind::Empty => {}
+                HirKind::Look(Look::Start) if k == 0 => {}
+                HirKind::Literal(lit) => out.push(Segment::Literal(lit.0.clone())),
+                HirKind::Repetition(rep) if rep.max.is_none() && rep.min <= 1 => {
+                    let HirKind::Class(Class::Bytes(bytes)) = rep.sub.kind() else {
+                        return None;
+                    };
+                    let mut class = Box::new([false; 256]);
+                    for r in bytes.ranges() {
+                        for b in r.start()..=r.end() {
+                            class[usize::from(b)] = true;
+                        }
+                    }
+                    let min = usize::try_from(rep.min).ok()?;
+                    out.push(Segment::Run { class, min });
+                }
+                _ => return None,
+            }
+        }
+        // Each run must be last or followed by a literal it cannot swallow.
+        for pair in out.windows(2) {
+            match pair {
+                [Segment::Run { class, .. }, Segment::Literal(lit)] => {
+                    let first = lit.first()?;
+                    if class[usize::from(*first)] {
+                        return None;
+                    }
+                }
+                [Segment::Run { .. }, Segment::Run { .. }] => return None,
+                _ => {}
+            }
+        }
+        Some(Segments(out.into_boxed_slice()))
+    }
+
+    /// Whether the pattern matches all of `text`.
+    fn matches_all(&self, text: &[u8]) -> bool {
+        let mut pos = 0;
+        for seg in &self.0 {
+            let rest = &text[pos..];
+            match seg {
+                Segment::Literal(lit) => {
+                    if !rest.starts_with(lit) {
+                        return false;
+                    }
+                    pos += lit.len();
+                }
+                Segment::Run { class, min } => {
+                    let n = rest
+                        .iter()
+                        .position(|b| !class[usize::from(*b)])
+                        .unwrap_or(rest.len());
+                    if n < *min {
+                        return false;
+                    }
+                    pos += n;
+                }
+            }
+        }
+        pos == text.len()
     }
 }
 
@@ -561,6 +665,59 @@ mod tests {
                         .expect("no quit")
                         .map(|m| m.offset());
                     proptest::prop_assert_eq!(first_match_end(&head, hay, 0, mode).expect("no quit"), want);
+                }
+            }
+        }
+    }
+
+    const SEGMENT_PATTERNS: [&str; 5] = [
+        r"^a[0-9_]+\(x\): \S* b=\d* r=",
+        r"a=\S*",
+        r"\S* x",
+        r"^[a-z]+=[0-9]+ ",
+        r"",
+    ];
+
+    #[test]
+    fn segments_take_only_deterministic_sequences() {
+        for p in SEGMENT_PATTERNS {
+            assert!(Segments::new(p).is_some(), "{p}");
+        }
+        // A run that can swallow the literal after it, two runs in a row, a gap,
+        // an alternation: left to the automaton.
+        for p in [r"\S*=x", r"\d*\S*", r"a.*b", r"a|b", r"(?:ab)+", r"\bx"] {
+            assert!(Segments::new(p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn pam_rhost_is_found_with_segments() {
+        let p = r"^pam_[a-z0-9_]+\(sshd:auth\): authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* ruser=\S* rhost=<HOST>(?:\s+user=\S*)?\s*$";
+        let s = split(p).expect("splits");
+        let f = FastHost::build(&s, true).expect("builds");
+        assert!(matches!(f.before, Before::Segments(_)));
+        let line = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root";
+        assert_eq!(find(p, true, line), ip("192.0.2.7"));
+        let bad = "pam_unix(sshd:auth): authentication failure; logname= uid=x euid=0 tty=ssh ruser= rhost=192.0.2.7";
+        assert_eq!(find(p, true, bad), None);
+        let spoof = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=a rhost=192.0.2.7 rhost=198.51.100.1";
+        assert_eq!(find(p, true, spoof), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segments_agree_with_the_reverse_dfa(hay in "[ a-z0-9_=():\\x80]{0,24}") {
+            let hay = hay.as_bytes();
+            let first = regex_automata::MatchKind::LeftmostFirst;
+            for p in SEGMENT_PATTERNS {
+                let seg = Segments::new(p).expect("segments");
+                let rev = dense_anchored(&[&format!(r"\A(?:{p})")], true, first).expect("builds");
+                for end in 0..=hay.len() {
+                    proptest::prop_assert_eq!(
+                        seg.matches_all(&hay[..end]),
+                        matches_rev(&rev, hay, 0, end).expect("no quit"),
+                        "{} {:?}", p, &hay[..end]
+                    );
                 }
             }
         }
