@@ -86,7 +86,7 @@ filters = ["web-probe"]
         .expect("join")
         .expect("reply");
         assert!(reply.ok, "{reply:?}");
-        serde_json::from_value(reply.data.expect("data")).expect("ban list")
+        reply.decode().expect("ban list")
     }
 
     async fn wait_for_bans(&self, n: usize) -> Vec<BanEntry> {

@@ -196,7 +196,7 @@ impl AgentLab {
                 reply.error.unwrap_or_default()
             );
         }
-        Ok(reply.data.unwrap_or(serde_json::Value::Null))
+        reply.decode().context("reply data")
     }
 
     /// `status` data.

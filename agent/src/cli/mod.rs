@@ -89,12 +89,13 @@ pub fn check(config: &Path) -> ExitCode {
     }
 }
 
-fn ask(socket: &SocketArg, cmd: Command) -> Result<serde_json::Value> {
+/// The agent's successful reply to `cmd` (decode its data with [`Reply::decode`]).
+fn ask(socket: &SocketArg, cmd: Command) -> Result<Reply> {
     let path = socket.resolve()?;
     ask_at(&path, cmd)
 }
 
-fn ask_at(path: &Path, cmd: Command) -> Result<serde_json::Value> {
+fn ask_at(path: &Path, cmd: Command) -> Result<Reply> {
     let reply: Reply = client::request(path, &cmd, DEFAULT_TIMEOUT)?;
     if !reply.ok {
         bail!(
@@ -104,7 +105,7 @@ fn ask_at(path: &Path, cmd: Command) -> Result<serde_json::Value> {
                 .unwrap_or_else(|| "the agent refused without saying why".into())
         );
     }
-    Ok(reply.data.unwrap_or(serde_json::Value::Null))
+    Ok(reply)
 }
 
 /// `log2drop bans [--jail J] [--json]`.
@@ -115,8 +116,9 @@ pub fn bans(socket: &SocketArg, jail: Option<&str>, json: bool) -> Result<()> {
             jail: jail.map(str::to_owned),
         },
     )?;
-    let entries: Vec<BanEntry> =
-        serde_json::from_value(data).context("the agent's ban list is not in the expected form")?;
+    let entries: Vec<BanEntry> = data
+        .decode()
+        .context("the agent's ban list is not in the expected form")?;
     let mut out = std::io::stdout().lock();
     if json {
         let text = serde_json::to_string(&entries).context("cannot encode the ban list")?;
@@ -158,7 +160,7 @@ pub fn ban(socket: &SocketArg, args: &BanArgs<'_>) -> Result<()> {
         },
     )
     .with_context(|| format!("cannot ban {address}"))?;
-    let entry: BanEntry = serde_json::from_value(data).context("unexpected reply to ban")?;
+    let entry: BanEntry = data.decode().context("unexpected reply to ban")?;
     let forced = if entry.forced {
         " (forced over the allowlist)"
     } else {
@@ -206,8 +208,7 @@ pub fn unban(
         },
     )
     .with_context(|| format!("cannot unban {what}"))?;
-    let entries: Vec<BanEntry> =
-        serde_json::from_value(data).context("unexpected reply to unban")?;
+    let entries: Vec<BanEntry> = data.decode().context("unexpected reply to unban")?;
     match entries.as_slice() {
         [] => println!("nothing to unban"),
         [e] => println!("unbanned {} (jail {})", e.address, e.jail),
@@ -220,10 +221,12 @@ pub fn unban(
 pub fn status(socket: &SocketArg, json: bool) -> Result<()> {
     let data = ask(socket, Command::Status)?;
     if json {
-        println!("{data}");
+        // Through a Value, as before: its keys print sorted.
+        let v: serde_json::Value = data.decode().context("unexpected reply to status")?;
+        println!("{v}");
         return Ok(());
     }
-    let s: Status = serde_json::from_value(data).context("unexpected reply to status")?;
+    let s: Status = data.decode().context("unexpected reply to status")?;
     print!("{}", status_text(&s));
     Ok(())
 }
@@ -280,10 +283,12 @@ fn backend_line(b: &BackendStatus) -> String {
 pub fn stats(socket: &SocketArg, json: bool) -> Result<()> {
     let data = ask(socket, Command::Stats)?;
     if json {
-        println!("{data}");
+        // Through a Value, as before: its keys print sorted.
+        let v: serde_json::Value = data.decode().context("unexpected reply to stats")?;
+        println!("{v}");
         return Ok(());
     }
-    let s: Stats = serde_json::from_value(data).context("unexpected reply to stats")?;
+    let s: Stats = data.decode().context("unexpected reply to stats")?;
     print!("{}", stats_text(&s));
     Ok(())
 }
@@ -362,7 +367,7 @@ fn stats_text(s: &Stats) -> String {
 /// `log2drop reload`: prints what changed, or the errors of the new config.
 pub fn reload(socket: &SocketArg) -> Result<()> {
     let data = ask(socket, Command::Reload)?;
-    let r: ReloadReport = serde_json::from_value(data).context("unexpected reply to reload")?;
+    let r: ReloadReport = data.decode().context("unexpected reply to reload")?;
     print!("{}", reload_text(&r));
     Ok(())
 }
@@ -406,8 +411,7 @@ pub fn flush(socket: &SocketArg, default_config: &Path) -> Result<()> {
     let path = socket.resolve()?;
     match client::request(&path, &Command::Flush, DEFAULT_TIMEOUT) {
         Ok(reply) if reply.ok => {
-            let r: FlushReport = serde_json::from_value(reply.data.unwrap_or_default())
-                .context("unexpected reply to flush")?;
+            let r: FlushReport = reply.decode().context("unexpected reply to flush")?;
             println!("{}; the agent is stopping", flush_text(&r.backends));
             Ok(())
         }

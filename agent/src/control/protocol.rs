@@ -22,9 +22,13 @@
 //! not know in replies; requests with unknown fields are refused, so a typo never
 //! turns into a silently different command.
 
+use std::cell::RefCell;
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::engine::{Ban, Origin};
 use crate::hooks::HookStats;
@@ -144,29 +148,64 @@ impl Request {
 }
 
 /// A reply line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
     /// Protocol version.
     pub v: u32,
     /// Whether the command succeeded.
     pub ok: bool,
-    /// The result, when `ok`.
+    /// The result, when `ok`, as its JSON text: the agent encodes the typed value
+    /// straight to text and the client decodes the type it expects from it, so a
+    /// million-entry ban list is one string (~150 bytes a ban) on either side,
+    /// never a `serde_json::Value` tree (~1 KB a ban).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Box<RawValue>>,
     /// What went wrong, when not `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl Reply {
-    /// A success carrying `data`.
-    pub fn ok(data: serde_json::Value) -> Self {
-        Self {
-            v: VERSION,
-            ok: true,
-            data: Some(data),
-            error: None,
+    /// A success carrying `data`, encoded now; an error reply if it cannot be
+    /// encoded (plain protocol types always can).
+    ///
+    /// The text goes through a `serde_json::Value`, whose objects print their keys
+    /// sorted: that is the wire form since version 1 began, kept byte for byte.
+    /// Data that can be long (ban lists) goes through [`Reply::ok_list`] instead.
+    pub fn ok<T: Serialize + ?Sized>(data: &T) -> Self {
+        Self::ok_raw(serde_json::to_value(data).and_then(|v| serde_json::value::to_raw_value(&v)))
+    }
+
+    /// A success whose data is the array of `items`, written as one text with each
+    /// item passing through its own `serde_json::Value`: the same bytes as
+    /// [`Reply::ok`] on the collected items, but never more than one item's tree
+    /// at a time (a million bans as a tree would take ~1 GB for a moment).
+    pub fn ok_list<I>(items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        Self::ok_raw(serde_json::value::to_raw_value(&ListOf(RefCell::new(
+            Some(items.into_iter()),
+        ))))
+    }
+
+    fn ok_raw(raw: Result<Box<RawValue>, serde_json::Error>) -> Self {
+        match raw {
+            Ok(raw) => Self {
+                v: VERSION,
+                ok: true,
+                data: Some(raw),
+                error: None,
+            },
+            Err(e) => Self::error(format!("internal error: cannot encode reply: {e}")),
         }
+    }
+
+    /// Decodes `data` as the type the command answers; absent data reads as
+    /// `null` (so `Option<T>` accepts it).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.data.as_deref().map_or("null", RawValue::get))
     }
 
     /// A failure with a message for the user.
@@ -179,6 +218,28 @@ impl Reply {
         }
     }
 
+    /// The reply as one line, newline included, made in the data's own buffer: a
+    /// ban list's text is not copied again beside itself. Same bytes as
+    /// [`Reply::to_line`].
+    pub fn into_line(self) -> Vec<u8> {
+        match self {
+            Reply {
+                v,
+                ok: true,
+                data: Some(raw),
+                error: None,
+            } => {
+                let head = format!(r#"{{"v":{v},"ok":true,"data":"#);
+                let mut line = String::from(Box::<str>::from(raw)).into_bytes();
+                line.reserve_exact(head.len() + 2);
+                line.splice(0..0, head.bytes());
+                line.extend_from_slice(b"}\n");
+                line
+            }
+            other => other.to_line(),
+        }
+    }
+
     /// The reply as one line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
         // Serialising these plain types cannot fail; fall back to a fixed error line
@@ -188,6 +249,26 @@ impl Reply {
         });
         line.push(b'\n');
         line
+    }
+}
+
+/// Items encoded as an array, each through a `serde_json::Value` (sorted keys, as
+/// [`Reply::ok`] writes them). Encoded once: the iterator is taken on first use.
+struct ListOf<I>(RefCell<Option<I>>);
+
+impl<I> Serialize for ListOf<I>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let items = self.0.borrow_mut().take().into_iter().flatten();
+        let mut seq = s.serialize_seq(None)?;
+        for item in items {
+            let v = serde_json::to_value(item).map_err(serde::ser::Error::custom)?;
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
     }
 }
 
@@ -568,10 +649,82 @@ mod tests {
 
     #[test]
     fn replies_have_the_documented_shape() {
-        let ok = String::from_utf8(Reply::ok(serde_json::json!([])).to_line()).expect("utf8");
+        let ok = String::from_utf8(Reply::ok(&[0u8; 0]).to_line()).expect("utf8");
         assert_eq!(ok, "{\"v\":1,\"ok\":true,\"data\":[]}\n");
         let err = String::from_utf8(Reply::error("nope").to_line()).expect("utf8");
         assert_eq!(err, "{\"v\":1,\"ok\":false,\"error\":\"nope\"}\n");
+    }
+
+    /// The raw-text `data` must put the same bytes on the wire as encoding the
+    /// value inside the reply did when `data` was a `serde_json::Value`.
+    #[test]
+    fn raw_data_is_byte_identical_to_encoding_the_value() {
+        let since = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let entries: Vec<BanEntry> = ["198.51.100.7/32", "2001:db8::/48"]
+            .iter()
+            .map(|t| {
+                BanEntry::from_ban(&Ban {
+                    target: t.parse().expect("net"),
+                    jail: Arc::from("ssh \"quoted\" é"),
+                    since,
+                    until: Some(since + Duration::from_secs(3600)),
+                    origin: Origin::Manual,
+                    reason: None,
+                    forced: true,
+                })
+            })
+            .collect();
+        let old_wire = |data: serde_json::Value| {
+            let mut line = br#"{"v":1,"ok":true,"data":"#.to_vec();
+            line.extend(serde_json::to_vec(&data).expect("encode"));
+            line.extend(b"}\n");
+            line
+        };
+        let value = serde_json::to_value(&entries).expect("value");
+        let line = Reply::ok_list(&entries).to_line();
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            String::from_utf8_lossy(&old_wire(value.clone()))
+        );
+        assert_eq!(Reply::ok(&entries).to_line(), line);
+        assert_eq!(Reply::ok_list(&entries).into_line(), line);
+        for r in [Reply::error("nope"), Reply::ok(&()), Reply::ok("x")] {
+            assert_eq!(r.to_line(), r.clone().into_line());
+        }
+        assert_eq!(
+            Reply::ok_list(&[0u8; 0]).to_line(),
+            Reply::ok(&[0u8; 0]).to_line()
+        );
+        let stats = Stats {
+            uptime_secs: 1,
+            lines: 2,
+            offences: 3,
+            offences_allowlisted: 4,
+            offences_already_banned: 5,
+            bans_active: 6,
+            bans_total: 7,
+            bans_expired: 8,
+            bans_lifted: 9,
+            tracked: 10,
+            evicted: 11,
+            history_rows: 12,
+            store_commits: 13,
+            store_errors: 14,
+            sources: Vec::new(),
+            backends: Vec::new(),
+            hooks: HookStats::default(),
+            drops: Vec::new(),
+        };
+        assert_eq!(
+            Reply::ok(&stats).to_line(),
+            old_wire(serde_json::to_value(&stats).expect("value"))
+        );
+        let back: Reply = serde_json::from_slice(&line).expect("decode");
+        assert_eq!(back.decode::<Vec<BanEntry>>().expect("entries"), entries);
+        assert_eq!(
+            Reply::error("x").decode::<Option<u8>>().expect("null"),
+            None
+        );
     }
 
     #[test]

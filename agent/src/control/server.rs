@@ -385,7 +385,7 @@ async fn handle_connection(
             Ok(req) => ask_engine(engine, req.cmd).await,
             Err(msg) => Reply::error(msg),
         };
-        if write.write_all(&reply.to_line()).await.is_err() || !complete {
+        if write.write_all(&reply.into_line()).await.is_err() || !complete {
             return;
         }
     }
@@ -438,8 +438,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel::<ControlRequest>(8);
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
-                let data = serde_json::to_value(&req.cmd).expect("encode");
-                let _ = req.reply.send(Reply::ok(data));
+                let _ = req.reply.send(Reply::ok(&req.cmd));
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -488,8 +487,8 @@ mod tests {
         .expect("reply");
         assert!(reply.ok);
         assert_eq!(
-            reply.data,
-            Some(serde_json::json!({"cmd": "unban", "target": "198.51.100.7"}))
+            reply.decode::<serde_json::Value>().expect("data"),
+            serde_json::json!({"cmd": "unban", "target": "198.51.100.7"})
         );
         stop.send(true).expect("stop");
         task.await.expect("server task");
@@ -585,7 +584,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel::<ControlRequest>(8);
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
-                let _ = req.reply.send(Reply::ok(serde_json::json!(req.cmd.name())));
+                let _ = req.reply.send(Reply::ok(req.cmd.name()));
             }
         });
         let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -600,7 +599,7 @@ mod tests {
             .map(|l| serde_json::from_str(l).expect("reply json"))
             .collect();
         assert_eq!(replies.len(), 3, "{out}");
-        assert_eq!(replies[0].data, Some(serde_json::json!("stats")));
+        assert_eq!(replies[0].decode::<String>().expect("data"), "stats");
         assert!(!replies[1].ok);
         assert!(
             replies[1]
@@ -611,7 +610,7 @@ mod tests {
             "{:?}",
             replies[1]
         );
-        assert_eq!(replies[2].data, Some(serde_json::json!("bans")));
+        assert_eq!(replies[2].decode::<String>().expect("data"), "bans");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,10 +270,9 @@ impl EngineTask {
                     .bans()
                     .filter(|b| jail.as_deref().is_none_or(|j| *b.jail == *j))
                     .collect();
-                bans.sort_by(|a, b| a.since.cmp(&b.since).then(a.target.cmp(&b.target)));
-                let entries: Vec<BanEntry> = bans.iter().map(BanEntry::from_ban).collect();
-                drop(bans);
-                let _ = reply.send(to_reply(&entries));
+                // Unstable is exact here: the table holds one ban per target.
+                bans.sort_unstable_by(|a, b| a.since.cmp(&b.since).then(a.target.cmp(&b.target)));
+                let _ = reply.send(Reply::ok_list(bans.iter().map(BanEntry::from_ban)));
             }
             Command::Ban {
                 target,
@@ -288,7 +287,10 @@ impl EngineTask {
             },
             Command::Unban { target, all, jail } => {
                 match self.unban(target.as_deref(), all, jail.as_deref()) {
-                    Ok(entries) => self.commit_then_reply(reply, to_reply(&entries)).await,
+                    Ok(entries) => {
+                        self.commit_then_reply(reply, Reply::ok_list(&entries))
+                            .await
+                    }
                     Err(e) => {
                         let _ = reply.send(Reply::error(e));
                     }

@@ -138,7 +138,7 @@ impl Lab {
     async fn ok<T: serde::de::DeserializeOwned>(&self, cmd: Command) -> T {
         let reply = self.ask(cmd).await;
         assert!(reply.ok, "{reply:?}");
-        serde_json::from_value(reply.data.expect("data")).expect("reply shape")
+        reply.decode().expect("reply shape")
     }
 
     async fn bans(&self) -> Vec<BanEntry> {
@@ -246,7 +246,7 @@ async fn stats_count_lines_offences_and_bans() {
     assert_eq!(stats.history_rows, 1);
     assert_eq!(stats.backends[0].bans_applied, 1);
     // The documented key names.
-    let raw = lab.ask(Command::Stats).await.data.expect("data");
+    let raw: serde_json::Value = lab.ask(Command::Stats).await.decode().expect("data");
     for key in ["lines", "offences", "bans_active", "bans_total"] {
         assert!(
             raw.get(key).is_some_and(serde_json::Value::is_u64),
@@ -269,7 +269,7 @@ async fn bans_by_jail_ban_under_a_jail_and_unban_all() {
         })
         .await;
     assert!(reply.ok, "{reply:?}");
-    let entry: BanEntry = serde_json::from_value(reply.data.expect("data")).expect("entry");
+    let entry: BanEntry = reply.decode().expect("entry");
     assert_eq!(entry.jail, "ssh");
     assert!(entry.until.is_some(), "the jail's bantime applies");
     lab.ask(ban_cmd("198.51.100.2", None)).await;
@@ -564,8 +564,7 @@ async fn flush_stops_the_agent_and_keeps_the_stored_bans() {
     lab.ask(ban_cmd("198.51.100.7", None)).await;
     let reply = lab.ask(Command::Flush).await;
     assert!(reply.ok, "{reply:?}");
-    let report: crate::control::protocol::FlushReport =
-        serde_json::from_value(reply.data.expect("data")).expect("report");
+    let report: crate::control::protocol::FlushReport = reply.decode().expect("report");
     assert!(report.stopping);
     assert_eq!(report.backends, [("dry-run".to_owned(), 0)]);
     tokio::time::timeout(Duration::from_secs(10), agent.task)
