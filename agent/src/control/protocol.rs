@@ -692,7 +692,7 @@ mod tests {
             assert_eq!(r.to_line(), r.clone().into_line());
         }
         assert_eq!(
-            Reply::ok_list(&[0u8; 0]).to_line(),
+            Reply::ok_list([0u8; 0]).to_line(),
             Reply::ok(&[0u8; 0]).to_line()
         );
         let stats = Stats {
