@@ -252,19 +252,7 @@ impl Drop for AgentLab {
 
 /// A TOML basic string holding `p`.
 pub fn quote(p: &Path) -> String {
-    let mut out = String::from("\"");
-    for c in p.to_string_lossy().chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    log2drop_tests::agent::quote_path(p)
 }
 
 /// `bans_active` of a status.

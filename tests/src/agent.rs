@@ -151,8 +151,8 @@ fn create_file(path: &Path) {
 }
 
 /// TOML basic string: the paths here come from `tempfile` and the test's own names,
-/// but quote them properly anyway.
-fn quote(s: &str) -> String {
+/// but quote them properly anyway. Public for the bench's configs.
+pub fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -168,7 +168,8 @@ fn quote(s: &str) -> String {
     out
 }
 
-fn quote_path(p: &Path) -> String {
+/// [`quote`] for a path.
+pub fn quote_path(p: &Path) -> String {
     quote(&p.to_string_lossy())
 }
 

@@ -14,16 +14,16 @@
 //!
 //! It is cheap because a log's lines come in time order: consecutive lines share
 //! their timestamp bytes (one verdict per second of log, not per line), and a new
-//! timestamp is placed in time from a cached conversion of its civil hour instead
-//! of a full time-zone lookup. Both caches are tied to the `now` they were made
-//! with (which decides the year of a year-less syslog time), so a new `now`
-//! starts them afresh.
+//! timestamp is placed in time through the matcher's own minute memo
+//! ([`TimeMemo`]) instead of a full time-zone lookup. Both caches are tied to the
+//! `now` they were made with (which decides the year of a year-less syslog time),
+//! so a new `now` starts them afresh.
 
 use std::time::{Duration, SystemTime};
 
 use jiff::tz::TimeZone;
 
-use super::time::{DatePattern, RawTime};
+use super::time::{DatePattern, TimeMemo};
 use super::{SourceMatcher, strip_newline, syslog};
 
 /// Where a filter reads a line's time.
@@ -49,18 +49,6 @@ struct LastStamp {
     now: Option<SystemTime>,
 }
 
-/// A civil hour resolved once, so the seconds within it are additions.
-#[derive(Debug, Clone, Copy)]
-struct Hour {
-    /// The time's fields with minute, second and fraction zeroed.
-    key: RawTime,
-    now: SystemTime,
-    /// `HH:00:00` of that hour, when the whole hour maps to time linearly (no
-    /// zone transition and no change of year inside it); `None` otherwise, and
-    /// each time in the hour is then resolved on its own.
-    start: Option<SystemTime>,
-}
-
 /// One way of reading the time, shared by the filters that read it alike.
 #[derive(Debug)]
 struct Reader {
@@ -69,7 +57,7 @@ struct Reader {
     /// The longest window of those filters.
     window: Duration,
     last: LastStamp,
-    hour: Option<Hour>,
+    times: TimeMemo,
 }
 
 /// Tells stale lines of one source; see the module docs. Holds caches: one per
@@ -107,7 +95,7 @@ impl SourceMatcher {
                     zone: f.zone.clone(),
                     window,
                     last: LastStamp::default(),
-                    hour: None,
+                    times: TimeMemo::default(),
                 }),
             }
         }
@@ -134,7 +122,7 @@ impl Reader {
                 let Some(raw) = d.find(line) else {
                     return false;
                 };
-                let at = resolve(&mut self.hour, &self.zone, &raw, now);
+                let at = self.times.resolve(&raw, 0, &self.zone, now);
                 older(at, now, self.window)
             }
         }
@@ -148,7 +136,7 @@ impl Reader {
         let Some((raw, end)) = syslog::time_of(line) else {
             return false;
         };
-        let at = resolve(&mut self.hour, &self.zone, &raw, now);
+        let at = self.times.resolve(&raw, 0, &self.zone, now);
         let stale = older(at, now, self.window);
         last.key.clear();
         last.key.extend_from_slice(&line[..=end]);
@@ -164,73 +152,12 @@ fn older(at: Option<SystemTime>, now: SystemTime, window: Duration) -> bool {
     at.is_some_and(|at| now.duration_since(at).is_ok_and(|age| age > window))
 }
 
-/// `line.starts_with(key)` for the short keys here, eight bytes at a time (the
-/// library call costs more than the compare).
+/// `line.starts_with(key)` through the prefix parser's short-text compare (the
+/// library call costs more than the compare for keys this short).
 fn starts_with(line: &[u8], key: &[u8]) -> bool {
-    let Some(head) = line.get(..key.len()) else {
-        return false;
-    };
-    let mut words = head.chunks_exact(8).zip(key.chunks_exact(8));
-    if !words.all(|(a, b)| u64::from_ne_bytes(word(a)) == u64::from_ne_bytes(word(b))) {
-        return false;
-    }
-    let done = key.len() / 8 * 8;
-    head[done..].iter().zip(&key[done..]).all(|(a, b)| a == b)
+    line.get(..key.len())
+        .is_some_and(|head| syslog::same_bytes(head, key))
 }
-
-fn word(bytes: &[u8]) -> [u8; 8] {
-    let mut w = [0; 8];
-    w.copy_from_slice(bytes);
-    w
-}
-
-/// What `raw.resolve(zone, now)` gives, through the hour cache.
-fn resolve(
-    cache: &mut Option<Hour>,
-    zone: &TimeZone,
-    raw: &RawTime,
-    now: SystemTime,
-) -> Option<SystemTime> {
-    if raw.epoch.is_some() {
-        return raw.resolve(zone, now);
-    }
-    let key = RawTime {
-        minute: 0,
-        second: 0,
-        nanos: 0,
-        ..*raw
-    };
-    let hour = match cache {
-        Some(h) if h.now == now && h.key == key => *h,
-        _ => {
-            let last = RawTime {
-                minute: 59,
-                second: 59,
-                ..key
-            };
-            let start = match (key.resolve(zone, now), last.resolve(zone, now)) {
-                (Some(a), Some(b)) if b.duration_since(a).ok() == Some(HOUR_SPAN) => Some(a),
-                _ => None,
-            };
-            let h = Hour { key, now, start };
-            *cache = Some(h);
-            h
-        }
-    };
-    match hour.start {
-        Some(start) => {
-            // A leap second reads as :59, as `resolve` has it.
-            let secs =
-                u64::try_from(raw.minute).ok()? * 60 + u64::try_from(raw.second.min(59)).ok()?;
-            let nanos = u32::try_from(raw.nanos).ok()?;
-            start.checked_add(Duration::new(secs, nanos))
-        }
-        None => raw.resolve(zone, now),
-    }
-}
-
-/// From `HH:00:00` to `HH:59:59`.
-const HOUR_SPAN: Duration = Duration::from_secs(3599);
 
 #[cfg(test)]
 mod tests {
@@ -373,13 +300,13 @@ mod tests {
     }
 
     #[test]
-    fn zone_transitions_inside_an_hour_resolve_exactly() {
+    fn zone_transitions_resolve_exactly() {
         // Europe/Berlin falls back at 03:00 CEST to 02:00 CET on 2026-10-25.
         let Ok(berlin) = crate::filter::time::parse_zone("Europe/Berlin") else {
             return;
         };
         let now = utc("2026-10-25T03:00:00Z");
-        let mut hour = None;
+        let mut memo = TimeMemo::default();
         for text in [
             "Oct 25 02:30:00",
             "Oct 25 01:59:59",
@@ -388,7 +315,7 @@ mod tests {
         ] {
             let (raw, _) = crate::filter::time::parse_bsd(text.as_bytes()).expect(text);
             assert_eq!(
-                resolve(&mut hour, &berlin, &raw, now),
+                memo.resolve(&raw, 0, &berlin, now),
                 raw.resolve(&berlin, now),
                 "{text}"
             );
