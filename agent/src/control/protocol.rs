@@ -19,8 +19,9 @@
 //! `reload` a [`ReloadReport`], `flush` a [`FlushReport`].
 //!
 //! Fields are only ever added within a version, and readers ignore fields they do
-//! not know in replies; requests with unknown fields are refused, so a typo never
-//! turns into a silently different command.
+//! not know in replies; requests with unknown fields or a key given twice are
+//! refused, so a typo or a smuggled second `cmd` never turns into a silently
+//! different command.
 
 use std::cell::RefCell;
 use std::time::SystemTime;
@@ -99,6 +100,16 @@ impl Command {
         )
     }
 
+    /// The keys this command takes besides `v` and `cmd`, as on the wire.
+    pub fn fields(&self) -> &'static [&'static str] {
+        match self {
+            Command::Status | Command::Stats | Command::Reload | Command::Flush => &[],
+            Command::Bans { .. } => &["jail"],
+            Command::Ban { .. } => &["target", "for", "jail", "force"],
+            Command::Unban { .. } => &["target", "all", "jail"],
+        }
+    }
+
     /// The command's name as it appears in `"cmd"`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -131,9 +142,15 @@ impl Request {
 
     /// Parses one request line. The version is checked before the command, so a
     /// client speaking another version gets told so rather than a shape error.
+    ///
+    /// Every request runs as root's command, so its text must mean exactly one
+    /// thing: a key given twice (`{"cmd":"status","cmd":"flush"}`, where a plain
+    /// JSON object keeps the last) and a key the command does not take are
+    /// refused, commands without arguments included.
     pub fn parse(line: &[u8]) -> Result<Request, String> {
-        let value: serde_json::Value =
+        let StrictObject(object) =
             serde_json::from_slice(line).map_err(|e| format!("malformed request: {e}"))?;
+        let value = serde_json::Value::Object(object);
         match value.get("v").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(VERSION) => {}
             Some(v) => {
@@ -143,7 +160,60 @@ impl Request {
             }
             None => return Err("malformed request: missing \"v\"".into()),
         }
-        serde_json::from_value(value).map_err(|e| format!("bad request: {e}"))
+        let request: Request =
+            serde_json::from_value(value.clone()).map_err(|e| format!("bad request: {e}"))?;
+        // `flatten` (version beside the command) makes serde accept unknown keys,
+        // and unit variants of a tagged enum never refuse them: check here.
+        let allowed = request.cmd.fields();
+        if let Some(key) = value
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .find(|k| !matches!(k.as_str(), "v" | "cmd") && !allowed.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "bad request: unknown field `{key}` for command {:?}{}",
+                request.cmd.name(),
+                if allowed.is_empty() {
+                    ", which takes no arguments".to_owned()
+                } else {
+                    format!(", expected one of {}", allowed.join(", "))
+                }
+            ));
+        }
+        Ok(request)
+    }
+}
+
+/// A JSON object whose keys are all distinct; the request parser's first step.
+struct StrictObject(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for StrictObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StrictObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StrictObject, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if object.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate field `{key}`"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    object.insert(key, value);
+                }
+                Ok(StrictObject(object))
+            }
+        }
+        d.deserialize_map(Visitor)
     }
 }
 
@@ -618,6 +688,75 @@ mod tests {
         let e = Request::parse(br#"{"v":1,"cmd":"ban","target":"192.0.2.1","force":"yes"}"#)
             .expect_err("wrong type");
         assert!(e.starts_with("bad request"), "{e}");
+    }
+
+    /// Regression (hardening item 6): a JSON object keeps the last of two equal
+    /// keys, so `status` with a second `cmd` ran `flush` as root.
+    #[test]
+    fn duplicate_keys_are_refused() {
+        for line in [
+            &br#"{"v":1,"cmd":"status","cmd":"flush"}"#[..],
+            br#"{"v":1,"v":1,"cmd":"status"}"#,
+            br#"{"v":1,"cmd":"ban","target":"192.0.2.1","target":"198.51.100.1"}"#,
+        ] {
+            let e = Request::parse(line).expect_err("duplicate key");
+            assert!(e.contains("duplicate field"), "{e}");
+        }
+    }
+
+    /// Regression (hardening item 6): commands without arguments took any field.
+    #[test]
+    fn unknown_fields_are_refused_on_every_command() {
+        for line in [
+            &br#"{"v":1,"cmd":"status","all":true}"#[..],
+            br#"{"v":1,"cmd":"flush","force":true}"#,
+            br#"{"v":1,"cmd":"stats","jail":"ssh"}"#,
+            br#"{"v":1,"cmd":"reload","x":1}"#,
+            br#"{"v":1,"cmd":"unban","target":"192.0.2.1","for":"1h"}"#,
+        ] {
+            let e = Request::parse(line).expect_err("unknown field");
+            assert!(e.contains("unknown field"), "{e}");
+        }
+    }
+
+    /// `Command::fields` is the wire shape: every key a fully populated command
+    /// serialises to is listed, so the check above never refuses a real field.
+    #[test]
+    fn fields_cover_every_serialised_key() {
+        let full = [
+            Command::Status,
+            Command::Bans {
+                jail: Some("ssh".into()),
+            },
+            Command::Ban {
+                target: "192.0.2.1".into(),
+                duration: Some("1h".into()),
+                jail: Some("ssh".into()),
+                force: true,
+            },
+            Command::Unban {
+                target: Some("192.0.2.1".into()),
+                all: true,
+                jail: Some("ssh".into()),
+            },
+            Command::Stats,
+            Command::Reload,
+            Command::Flush,
+        ];
+        for cmd in full {
+            let value = serde_json::to_value(Request::new(cmd.clone())).expect("encode");
+            let mut keys: Vec<&str> = value
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !matches!(*k, "v" | "cmd"))
+                .collect();
+            keys.sort_unstable();
+            let mut fields = cmd.fields().to_vec();
+            fields.sort_unstable();
+            assert_eq!(keys, fields, "{}", cmd.name());
+        }
     }
 
     #[test]
