@@ -21,6 +21,15 @@
 //! these logs cap their own lines well below the 16 KiB default (rsyslog at 8 KiB,
 //! nginx request lines at 8 KiB), and `max_line_bytes` can be raised per source.
 
+//!
+//! # NUL runs before a line are dropped
+//!
+//! A writer without `O_APPEND` keeps writing at its old offset after a
+//! copytruncate, so the file starts with a hole that reads as NUL bytes, directly
+//! followed by the next real line. No daemon writes NUL into a text log, so a run
+//! of NULs where a line starts is skipped rather than glued onto that line (which
+//! would make it over-long and never matched, or hide its syslog prefix).
+
 /// Default bound on one line, in bytes (`max_line_bytes`).
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
 
@@ -78,6 +87,14 @@ impl LineSplitter {
         let mut pos = 0;
         let mut boundary = None;
         while pos < chunk.len() {
+            if self.partial.is_empty() && !self.cut && chunk[pos] == 0 {
+                // A hole of NULs (see the module doc) is not part of the line
+                // that follows it.
+                pos += chunk[pos..].iter().take_while(|&&b| b == 0).count();
+                if pos == chunk.len() {
+                    break;
+                }
+            }
             let Some(i) = memchr::memchr(b'\n', &chunk[pos..]) else {
                 self.keep(&chunk[pos..]);
                 break;
@@ -217,6 +234,25 @@ mod tests {
         assert_eq!(out, [b"xxxxxxxx".to_vec(), b"z".to_vec()]);
     }
 
+    /// Regression (hardening item 7): the NUL hole copytruncate leaves before a
+    /// non-O_APPEND writer's next line turned that line into a "long line".
+    #[test]
+    fn nul_runs_before_a_line_are_skipped() {
+        let hole = vec![0u8; 100];
+        let got = split_all(&[&hole, &hole, b"\0\0real line\nnext\n\0\0\n"], 64);
+        assert_eq!(
+            got,
+            [
+                (b"real line".to_vec(), false),
+                (b"next".to_vec(), false),
+                (b"".to_vec(), false)
+            ]
+        );
+        // NULs inside a line are the line's business.
+        let got = split_all(&[b"a\0b\n"], 64);
+        assert_eq!(got, [(b"a\0b".to_vec(), false)]);
+    }
+
     #[test]
     fn line_of_exactly_max_bytes_is_whole() {
         assert_eq!(split_all(&[b"1234\n"], 4), [(b"1234".to_vec(), false)]);
@@ -241,8 +277,9 @@ mod tests {
     }
 
     proptest! {
-        /// However the stream is chunked, the lines are those of the whole text,
-        /// each cut to the bound and flagged exactly when it was longer.
+        /// However the stream is chunked, the lines are those of the whole text
+        /// without leading NULs, each cut to the bound and flagged exactly when it
+        /// was longer.
         #[test]
         fn chunking_does_not_change_lines(
             text in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..400),
@@ -259,7 +296,12 @@ mod tests {
             }
             let got = split_all(&chunks, max);
             let mut want = Vec::new();
-            let mut pieces: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+            // Leading NULs are no part of a line; an unterminated last line that
+            // is nothing but NULs is no line at all.
+            let mut pieces: Vec<&[u8]> = text
+                .split(|&b| b == b'\n')
+                .map(|p| &p[p.iter().take_while(|&&b| b == 0).count()..])
+                .collect();
             if pieces.last().is_some_and(|p| p.is_empty()) {
                 pieces.pop();
             }
