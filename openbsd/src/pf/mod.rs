@@ -137,8 +137,14 @@ pub enum PfError {
         source: addr::InvalidAddr,
     },
     /// The privileged helper could not be reached or broke the protocol.
-    #[error("pf helper: {0}")]
-    Helper(String),
+    #[error("pf helper {what}: {source}")]
+    Helper {
+        /// What was being done (`sending DIOCRADDADDRS request`, ...).
+        what: String,
+        /// The transport or protocol error.
+        #[source]
+        source: io::Error,
+    },
     /// The privileged helper refused a request its policy does not allow.
     #[error("pf helper refused: {0}")]
     Refused(String),

@@ -292,6 +292,23 @@ pub fn request_name(request: c_ulong) -> &'static str {
     }
 }
 
+/// The `&'static` name for a request name received as text (from the helper).
+pub fn request_name_str(name: &str) -> &'static str {
+    [
+        DIOCKILLSTATES,
+        DIOCRADDTABLES,
+        DIOCRCLRADDRS,
+        DIOCRADDADDRS,
+        DIOCRDELADDRS,
+        DIOCRSETADDRS,
+        DIOCRGETADDRS,
+    ]
+    .into_iter()
+    .map(request_name)
+    .find(|n| *n == name)
+    .unwrap_or("pf ioctl")
+}
+
 /// One field's place, as the C cross-check test and the documentation list them.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldLayout {
