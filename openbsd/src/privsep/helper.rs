@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::{HelperOptions, ServeError, serve};
 use crate::pf::{Pf, PfError};
@@ -101,7 +101,7 @@ fn check(step: impl Into<String>, rc: libc::c_int) -> Result<(), HelperError> {
     }
 }
 
-fn drop_privileges(root: &PathBuf, uid: libc::uid_t, gid: libc::gid_t) -> Result<(), HelperError> {
+fn drop_privileges(root: &Path, uid: libc::uid_t, gid: libc::gid_t) -> Result<(), HelperError> {
     let croot = CString::new(root.as_os_str().as_bytes()).map_err(|_| HelperError::Privileges {
         step: format!("chroot {}", root.display()),
         source: io::Error::from(io::ErrorKind::InvalidInput),
