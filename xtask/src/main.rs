@@ -9,6 +9,7 @@
 mod bench;
 mod bpf_linker;
 mod build_ebpf;
+mod openbsd;
 mod process;
 mod run;
 mod test;

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure:
-//! eBPF build, formatting, clippy, unprivileged unit tests, agent build, then the
-//! privileged end-to-end tests (root only; under CI=true they must not be skipped),
+//! eBPF build, formatting, clippy, clippy for the OpenBSD targets (nightly),
+//! unprivileged unit tests, agent build, then the privileged end-to-end tests (root only; under CI=true they must not be skipped),
 //! then the quick benchmark run, which keeps the benches compiling and working and
 //! asserts nothing about speed.
 
@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::{bench, build_ebpf, host_target_dir, process, workspace_root};
+use crate::{bench, build_ebpf, host_target_dir, openbsd, process, toolchain, workspace_root};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -49,6 +49,7 @@ pub fn run(opts: &Options) -> Result<()> {
             ],
             "Fix the clippy findings above.",
         )?;
+        openbsd::check(&toolchain::prepare_nightly()?)?;
     }
     cargo_step(
         "cargo test (unit tests)",
