@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure:
 //! eBPF build, formatting, clippy, clippy for the OpenBSD targets (nightly),
 //! unprivileged unit tests, agent build, then the privileged end-to-end tests (root
-//! only; under CI=true they must not be skipped), then the quick benchmark run, which keeps the benches compiling and working and
-//! asserts nothing about speed.
+//! only; under CI=true they must not be skipped), then the quick benchmark run,
+//! which keeps the benches compiling and working and asserts nothing about speed.
 
 use std::process::Command;
 use std::time::Instant;
