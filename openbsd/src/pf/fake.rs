@@ -48,6 +48,7 @@ pub struct FakePf {
     calls: Vec<c_ulong>,
     fail_next: Option<(c_ulong, i32)>,
     grow_on_get: Vec<(String, IpNet)>,
+    securelevel: i32,
 }
 
 impl FakePf {
@@ -66,6 +67,12 @@ impl FakePf {
             },
         );
         self
+    }
+
+    /// Sets `kern.securelevel`. Above 1, pf(4) refuses DIOCRADDTABLES (unless
+    /// `PFR_FLAG_DUMMY`) and DIOCKILLSTATES with EPERM, but still changes addresses.
+    pub fn set_securelevel(&mut self, level: i32) {
+        self.securelevel = level;
     }
 
     /// Marks a table const (`table <name> const`): address changes fail with EPERM.
@@ -358,6 +365,20 @@ impl Ioctl for FakePf {
         }
         if arg.is_null() {
             return Err(io::Error::from_raw_os_error(libc::EFAULT));
+        }
+        if self.securelevel > 1 {
+            let refused = match request {
+                sys::DIOCKILLSTATES => true,
+                sys::DIOCRADDTABLES => {
+                    // SAFETY: the Ioctl contract: `arg` points at a live PfiocTable.
+                    let io = unsafe { arg.cast::<PfiocTable>().read_unaligned() };
+                    io.pfrio_flags & sys::PFR_FLAG_DUMMY == 0
+                }
+                _ => false,
+            };
+            if refused {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
         }
         let result = if request == sys::DIOCKILLSTATES {
             // SAFETY: the Ioctl contract: `arg` points at a live PfiocStateKill.

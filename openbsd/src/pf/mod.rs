@@ -302,8 +302,26 @@ impl<D: Ioctl> Pf<D> {
         io.pfrio_buffer = (&mut t as *mut PfrTable).cast();
         io.pfrio_esize = size_of_c::<PfrTable>();
         io.pfrio_size = 1;
-        self.issue(sys::DIOCRADDTABLES, &mut io, &table)?;
-        Ok(io.pfrio_nadd > 0)
+        match self.issue(sys::DIOCRADDTABLES, &mut io, &table) {
+            Ok(()) => Ok(io.pfrio_nadd > 0),
+            // At kern.securelevel 2 pf(4) refuses to create tables but still changes
+            // their addresses: a table pf.conf declared is all that is needed.
+            Err(e) if e.errno() == Some(libc::EPERM) && self.table_exists(&table)? => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the table exists: DIOCRGETADDRS with an empty buffer answers with its
+    /// size, or ESRCH.
+    fn table_exists(&mut self, table: &TableName) -> Result<bool, PfError> {
+        let mut io = PfiocTable::zeroed();
+        io.pfrio_table = table.pfr_table(0);
+        io.pfrio_esize = size_of_c::<PfrAddr>();
+        match self.issue(sys::DIOCRGETADDRS, &mut io, table) {
+            Ok(()) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// DIOCRADDADDRS in batches: adds `nets` (host bits masked). Returns how many were

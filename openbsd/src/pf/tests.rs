@@ -38,6 +38,21 @@ fn ensure_table_creates_once() {
 }
 
 #[test]
+fn ensure_table_at_securelevel_2_accepts_a_declared_table() {
+    // pf.conf declared the table; the kernel refuses DIOCRADDTABLES.
+    let mut pf = pf();
+    pf.device_mut().set_securelevel(2);
+    assert!(!pf.ensure_table(T).unwrap());
+    assert_eq!(pf.add(T, &nets(&["192.0.2.1/32"])).unwrap(), 1);
+    // An undeclared table cannot be created then: the EPERM is reported.
+    let e = pf.ensure_table("other").unwrap_err();
+    assert_eq!(errno(&e), libc::EPERM);
+    assert!(e.to_string().starts_with("DIOCRADDTABLES"), "{e}");
+    let e = pf.kill_states(ip("192.0.2.1")).unwrap_err();
+    assert_eq!(errno(&e), libc::EPERM);
+}
+
+#[test]
 fn add_counts_new_entries_masks_host_bits_and_batches() {
     let mut pf = pf().with_batch_size(2);
     let n = nets(&[
