@@ -136,6 +136,9 @@ fn failure(e: PfError) -> Failure {
 pub struct Client<S> {
     stream: S,
     buf: Vec<u8>,
+    /// A transport error left the stream mid-frame: every later call fails
+    /// instead of reading a stale answer as the next one.
+    broken: bool,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -144,6 +147,7 @@ impl<S: Read + Write> Client<S> {
         Client {
             stream,
             buf: Vec::new(),
+            broken: false,
         }
     }
 
@@ -157,6 +161,17 @@ impl<S: Read + Write> Client<S> {
             what: format!("{stage} {what}"),
             source,
         };
+        if self.broken {
+            return Err(helper(
+                "sending",
+                io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the connection to the helper failed earlier",
+                ),
+            ));
+        }
+        // Until a whole answer is read, a failure leaves the stream out of step.
+        self.broken = true;
         wire::write_frame(&mut self.stream, &wire::encode_request(req))
             .map_err(|e| helper("sending", e.into()))?;
         match wire::read_frame(&mut self.stream, &mut self.buf) {
@@ -169,6 +184,7 @@ impl<S: Read + Write> Client<S> {
             }
             Err(e) => return Err(helper("awaiting the answer to", e.into())),
         }
+        self.broken = false;
         let resp = wire::decode_response(&self.buf)
             .map_err(|e| helper("decoding the answer to", e.into()))?;
         match resp {

@@ -135,6 +135,29 @@ fn a_dead_helper_is_a_helper_error_not_a_hang() {
 }
 
 #[test]
+fn a_timed_out_answer_poisons_the_client_instead_of_desyncing_it() {
+    // A helper that reads the request and answers only after the client gave up.
+    let (ours, mut theirs) = UnixStream::pair().unwrap();
+    ours.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .unwrap();
+    let helper = thread::spawn(move || {
+        let mut buf = Vec::new();
+        assert!(wire::read_frame(&mut theirs, &mut buf).unwrap());
+        thread::sleep(std::time::Duration::from_millis(200));
+        let late = wire::encode_response(&Response::Count(7));
+        let _ = wire::write_frame(&mut theirs, &late);
+        theirs
+    });
+    let mut c = Client::new(ours);
+    let e = c.add(T, &nets(&["192.0.2.1/32"])).unwrap_err();
+    assert!(matches!(e, PfError::Helper { .. }), "{e}");
+    let _theirs = helper.join().unwrap();
+    // The late "7" must not be taken as the answer to the next request.
+    let e = c.clear(T).unwrap_err();
+    assert!(e.to_string().contains("failed earlier"), "{e}");
+}
+
+#[test]
 fn helper_options_round_trip_and_refuse_nonsense() {
     let o = HelperOptions {
         policy: Policy {
