@@ -2,10 +2,10 @@
 //! `/dev/pf` itself (the `pfctl` crate supports only macOS and has no table
 //! ioctls), and the privilege separation the agent needs to use it under pledge(2).
 //!
-//! The crate compiles on every platform; only [`pf::DevPf`], [`pf::Pf::open`] and
-//! [`privsep::helper`] exist on OpenBSD. Everything else, including the structure
+//! The crate compiles on every platform; only `pf::DevPf`, `pf::Pf::open` and
+//! `privsep::helper` exist on OpenBSD. Everything else, including the structure
 //! encoding and the helper protocol, is tested on Linux against
-//! [`pf::fake::FakePf`], an in-memory device with the kernel's rules.
+//! `pf::fake::FakePf`, an in-memory device with the kernel's rules.
 //!
 //! # pledge and the privileged helper
 //!

@@ -3,8 +3,8 @@
 //! ioctls itself, the way pfctl does, without forking pfctl per ban.
 //!
 //! Below the encoding sits one small trait, [`Ioctl`]: "issue this request on this
-//! argument". [`DevPf`] implements it on OpenBSD with `ioctl(2)` on `/dev/pf`;
-//! [`fake::FakePf`] implements it in memory with the kernel's rules, so everything
+//! argument". `DevPf` implements it on OpenBSD with `ioctl(2)` on `/dev/pf`;
+//! `fake::FakePf` implements it in memory with the kernel's rules, so everything
 //! above it (structures, pointers, sizes, batching, the list size protocol) runs in
 //! tests on any system.
 //!

@@ -10,7 +10,7 @@
 //! - [`Client`] is the agent's side; it implements [`TableOps`] too, so the PF
 //!   backend is written once against the trait.
 //! - [`HelperOptions`] is the helper's command line; [`spawn`] starts it.
-//! - [`helper::run`] (OpenBSD) opens `/dev/pf`, chroots, drops privileges, serves.
+//! - `helper::run` (OpenBSD) opens `/dev/pf`, chroots, drops privileges, serves.
 //!
 //! The helper only answers for the tables in its [`Policy`], so an agent taken over
 //! through a log line can still only change log2drop's own table.
