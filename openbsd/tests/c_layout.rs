@@ -67,6 +67,25 @@ fn clang_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A directory holding a copy of layout.c, or None (after saying so) when clang is
+/// missing outside CI. Under CI=true a missing clang fails the test.
+fn scratch() -> Option<tempfile::TempDir> {
+    if !clang_available() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !ci,
+            "clang is not installed and CI=true forbids skipping the C layout check \
+             (apt-get install clang)"
+        );
+        eprintln!("SKIPPED: clang is not installed; the C layout cross-check did not run");
+        return None;
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(manifest.join("tests/layout.c"), dir.path().join("layout.c")).unwrap();
+    Some(dir)
+}
+
 fn check(target: &str, dir: &Path, file: &Path) -> Result<(), String> {
     let out = Command::new("clang")
         .args([&format!("--target={target}"), "-fsyntax-only", "-std=c11"])
@@ -87,19 +106,7 @@ fn check(target: &str, dir: &Path, file: &Path) -> Result<(), String> {
 
 #[test]
 fn c_compiler_agrees_with_the_rust_layouts() {
-    if !clang_available() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(
-            !ci,
-            "clang is not installed and CI=true forbids skipping the C layout check \
-             (apt-get install clang)"
-        );
-        eprintln!("SKIPPED: clang is not installed; the C layout cross-check did not run");
-        return;
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(manifest.join("tests/layout.c"), dir.path().join("layout.c")).unwrap();
+    let Some(dir) = scratch() else { return };
     let file = dir.path().join("asserts.c");
     let text = asserts();
     std::fs::write(&file, &text).unwrap();
@@ -119,13 +126,7 @@ fn c_compiler_agrees_with_the_rust_layouts() {
 #[test]
 fn c_check_catches_a_wrong_offset() {
     // The check can fail: one offset off by one must be reported.
-    if !clang_available() {
-        eprintln!("SKIPPED: clang is not installed");
-        return;
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(manifest.join("tests/layout.c"), dir.path().join("layout.c")).unwrap();
+    let Some(dir) = scratch() else { return };
     let file = dir.path().join("asserts.c");
     std::fs::write(
         &file,

@@ -200,12 +200,7 @@ impl FakePf {
                 Ok(())
             }
             sys::DIOCRDELADDRS => {
-                check_esize::<PfrAddr>(io)?;
-                accept_flags(io.pfrio_flags, sys::PFR_FLAG_DUMMY | sys::PFR_FLAG_FEEDBACK)?;
-                validate_table(&io.pfrio_table, 0)?;
-                self.writable_table(&io.pfrio_table)?;
-                let addrs = read_addrs(io)?;
-                let t = self.writable_table(&io.pfrio_table)?;
+                let (addrs, t) = self.table_then_addrs(io)?;
                 let mut gone = HashSet::new();
                 for a in &addrs {
                     let k = key(a);
@@ -222,12 +217,7 @@ impl FakePf {
                 Ok(())
             }
             sys::DIOCRSETADDRS => {
-                check_esize::<PfrAddr>(io)?;
-                accept_flags(io.pfrio_flags, sys::PFR_FLAG_DUMMY | sys::PFR_FLAG_FEEDBACK)?;
-                validate_table(&io.pfrio_table, 0)?;
-                self.writable_table(&io.pfrio_table)?;
-                let addrs = read_addrs(io)?;
-                let t = self.writable_table(&io.pfrio_table)?;
+                let (addrs, t) = self.table_then_addrs(io)?;
                 let mut next: BTreeMap<Key, bool> = BTreeMap::new();
                 let (mut added, mut changed) = (0, 0);
                 for a in &addrs {
@@ -317,6 +307,17 @@ impl FakePf {
         }
         io.pfrio_nadd = added;
         Ok(())
+    }
+
+    /// DIOCRDELADDRS' and DIOCRSETADDRS' checks in the kernel's order: `pfrio_esize`
+    /// (ENODEV), flags and table (EINVAL), lookup (ESRCH), const (EPERM), and only
+    /// then every address (EINVAL).
+    fn table_then_addrs(&mut self, io: &PfiocTable) -> Result<(Vec<PfrAddr>, &mut Table), i32> {
+        check_esize::<PfrAddr>(io)?;
+        accept_flags(io.pfrio_flags, sys::PFR_FLAG_DUMMY | sys::PFR_FLAG_FEEDBACK)?;
+        let t = self.writable_table(&io.pfrio_table)?;
+        let addrs = read_addrs(io)?;
+        Ok((addrs, t))
     }
 
     /// `pfr_validate_table`, then the lookup (ESRCH) and the const check (EPERM).
