@@ -47,6 +47,8 @@ in_table() { pfctl -t "$TABLE" -T show 2>/dev/null | grep -qx "[[:space:]]*$1"; 
 expect_in()  { if in_table "$1"; then ok "$1 in <$TABLE>"; else bad "$1 not in <$TABLE>"; fi; }
 expect_out() { if in_table "$1"; then bad "$1 still in <$TABLE>"; else ok "$1 not in <$TABLE>"; fi; }
 ctl() { "$BIN" "$@" --socket "$SOCK"; }
+# fstat(1) names a character device in its last column: "pf" for /dev/pf.
+holds_pf() { fstat -p "$1" | awk '$NF == "pf" { found = 1 } END { exit !found }'; }
 
 start_agent() {
 	"$BIN" run --config "$CONF" >>"$WORK/agent.log" 2>&1 &
@@ -110,8 +112,13 @@ start_agent
 if pfctl -s Tables | grep -qx "$TABLE"; then ok "table <$TABLE> exists"; else bad "no table <$TABLE>"; fi
 HELPER=$(pgrep -f "$BIN pf-helper")
 if [ -n "$HELPER" ]; then ok "helper running (pid $HELPER)"; else bad "no pf-helper process"; fi
-if fstat -p "$AGENT_PID" | grep -q " /dev/pf"; then bad "the agent holds /dev/pf"; else ok "the agent holds no /dev/pf"; fi
-if [ -n "$HELPER" ] && fstat -p "$HELPER" | grep -q "_log2drop"; then ok "helper runs as _log2drop"; else bad "helper is not _log2drop"; fi
+if holds_pf "$AGENT_PID"; then bad "the agent holds /dev/pf"; else ok "the agent holds no /dev/pf"; fi
+if [ -n "$HELPER" ] && holds_pf "$HELPER"; then ok "the helper holds /dev/pf"; else bad "the helper holds no /dev/pf"; fi
+if [ -n "$HELPER" ] && [ "$(fstat -p "$HELPER" | awk 'NR == 2 { print $1 }')" = _log2drop ]; then
+	ok "the helper runs as _log2drop"
+else
+	bad "the helper does not run as _log2drop"
+fi
 
 # --- 2. ban from a log ---------------------------------------------------------
 say "2. ban from a log line"
