@@ -126,3 +126,24 @@ fn drop_privileges(root: &Path, uid: libc::uid_t, gid: libc::gid_t) -> Result<()
     }
     Ok(())
 }
+
+/// The whole `log2drop pf-helper ...` subcommand: parses `args` (the words after
+/// `pf-helper`), runs the helper, and returns the exit status, with any error on
+/// stderr (which the agent shares, so it reaches the agent's log). Call it from
+/// `main` before anything starts threads.
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    let opts = match HelperOptions::from_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("log2drop {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("log2drop {}: {e}", super::SUBCOMMAND);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
