@@ -423,6 +423,8 @@ enum Item {
     Minute,
     Second,
     Fraction,
+    /// `%.f`: `.123` or `,123` if present (Apache 2.4 writes microseconds, 2.2 none).
+    OptFraction,
     Weekday,
     Zone,
     Epoch,
@@ -452,7 +454,7 @@ pub struct Custom {
 
 impl DatePattern {
     /// Parses a `datepattern` value: `iso8601`, `syslog`, `clf`, `epoch`, or a
-    /// strftime pattern using `%Y %y %m %b %d %e %H %M %S %f %a %z %s %T %F %%`.
+    /// strftime pattern using `%Y %y %m %b %d %e %H %M %S %f %.f %a %z %s %T %F %%`.
     pub fn parse(text: &str) -> Result<DatePattern, String> {
         match text {
             "iso8601" => return Ok(DatePattern::Iso8601),
@@ -493,6 +495,10 @@ impl DatePattern {
                 b'M' => &[Item::Minute],
                 b'S' => &[Item::Second],
                 b'f' => &[Item::Fraction],
+                b'.' => match bytes.next() {
+                    Some(b'f') => &[Item::OptFraction],
+                    _ => return Err(format!("{text:?}: % followed by . must be %.f")),
+                },
                 b'a' => &[Item::Weekday],
                 b'z' => &[Item::Zone],
                 b's' => &[Item::Epoch],
@@ -513,7 +519,7 @@ impl DatePattern {
                 b'%' => &[Item::Literal(b'%')],
                 other => {
                     return Err(format!(
-                        "{text:?}: %{} is not supported (use %Y %y %m %b %d %e %H %M %S %f %a %z %s %T %F %%)",
+                        "{text:?}: %{} is not supported (use %Y %y %m %b %d %e %H %M %S %f %.f %a %z %s %T %F %%)",
                         char::from(other)
                     ));
                 }
@@ -640,6 +646,11 @@ fn parse_custom(items: &[Item], b: &[u8]) -> Option<(RawTime, usize)> {
                 }
                 t.nanos = nanos;
                 pos += n;
+            }
+            Item::OptFraction => {
+                let (nanos, used) = fraction(rest);
+                t.nanos = nanos;
+                pos += used;
             }
             Item::Weekday => {
                 let n = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
@@ -843,6 +854,16 @@ mod tests {
                 "%a %b %d %H:%M:%S.%f %Y",
                 "[Tue May 19 10:00:00.000001 2026] [auth",
                 "2026-05-19T10:00:00.000001Z",
+            ),
+            (
+                "%a %b %d %H:%M:%S%.f %Y",
+                "[Tue May 19 10:00:00.000001 2026] [auth",
+                "2026-05-19T10:00:00.000001Z",
+            ),
+            (
+                "%a %b %d %H:%M:%S%.f %Y",
+                "[Tue May 19 10:00:00 2026] [error]",
+                "2026-05-19T10:00:00Z",
             ),
             (
                 "%a %b %e %T %Y",
