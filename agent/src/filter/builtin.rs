@@ -37,6 +37,13 @@ macro_rules! builtins {
 #[rustfmt::skip]
 builtins![
     "apache-auth",
+    "apache-badbots",
+    "apache-botsearch",
+    "apache-modsecurity",
+    "apache-nohome",
+    "apache-noscript",
+    "apache-overflows",
+    "apache-shellshock",
     "dovecot",
     "dropbear",
     "exim",
@@ -49,6 +56,7 @@ builtins![
     "nginx-forbidden",
     "nginx-http-auth",
     "nginx-limit-req",
+    "php-url-fopen",
     "postfix",
     "proftpd",
     "pure-ftpd",
