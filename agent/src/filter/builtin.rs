@@ -48,6 +48,7 @@ builtins![
     "dropbear",
     "exim",
     "fail2ban",
+    "haproxy-http-auth",
     "http-4xx",
     "mysqld-auth",
     "named-refused",
@@ -61,7 +62,9 @@ builtins![
     "proftpd",
     "pure-ftpd",
     "recidive",
+    "squid",
     "sshd",
+    "traefik-auth",
     "vsftpd",
     "wordpress",
 ];
