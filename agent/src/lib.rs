@@ -20,5 +20,6 @@ pub mod engine;
 pub mod filter;
 pub mod hooks;
 pub mod ownaddrs;
+pub mod report;
 pub mod source;
 pub mod store;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Default config file.
-const DEFAULT_CONFIG: &str = "/etc/log2drop/log2drop.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/log2drop/log2drop.toml";
 
 /// log2drop watches log files and bans misbehaving addresses straight in the kernel
 /// (XDP maps), without forking a firewall command per ban.
@@ -127,6 +127,16 @@ enum Cmd {
     /// `log2drop test --regex 'from <HOST> port' auth.log.2.gz`,
     /// `log2drop test --config /etc/log2drop/log2drop.toml my-filter - < x.log`.
     Test(cli::test::TestArgs),
+    /// Reports on bans: per address, subnet, jail, day, repeat offenders,
+    /// filter, ASN or country, from the agent's state database (default),
+    /// fail2ban's logs (--fail2ban-log, rotated .gz ones included) or log2drop's
+    /// own logs (--log).
+    ///
+    /// Terminal tables with bar charts, --json, --csv, or a self-contained
+    /// --html page with charts. Examples: `log2drop report`,
+    /// `log2drop report --fail2ban-log /var/log/fail2ban.log* --by subnet --prefix 16`,
+    /// `log2drop report --today --by jail --json`.
+    Report(cli::report::ReportArgs),
     /// Re-read the running agent's config file (as SIGHUP does).
     ///
     /// Prints what changed. Only what changed is rebuilt: unchanged sources keep reading,
@@ -209,6 +219,7 @@ fn main() -> ExitCode {
             cli::flush(&conn.socket_path(), std::path::Path::new(DEFAULT_CONFIG))
         }
         Cmd::Test(args) => cli::test::run(&args),
+        Cmd::Report(args) => cli::report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,4 @@
+//! What a report adds to the addresses it counts: prefix ban suggestions,
+//! reverse DNS names and GeoIP (ASN, country).
+
+pub mod suggest;

@@ -1,0 +1,123 @@
+//! The agent's state database, read-only: one ban event per row of
+//! `ban_history` (an extended ban is one row, as the agent counts it for
+//! escalation) and an unban event when the row was closed.
+//!
+//! It is opened read-only so a report never migrates, locks or creates the
+//! database of a running agent; WAL mode lets it read while the agent writes.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::super::model::{Civil, Event, Events, Kind, Range, civil_of};
+use crate::store::DB_FILE;
+
+/// Why the database could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreReadError {
+    /// No database there.
+    #[error("no state database at {path} (is agent.state_dir right? give --state-dir or --config)")]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// SQLite failed.
+    #[error("cannot read the state database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Reads the ban history under `state_dir` into `out`, keeping what `range` holds.
+pub fn read(
+    state_dir: &Path,
+    range: &Range,
+    zone: &jiff::tz::TimeZone,
+    out: &mut Events,
+) -> Result<(), StoreReadError> {
+    let path = state_dir.join(DB_FILE);
+    if !path.exists() {
+        return Err(StoreReadError::Missing { path });
+    }
+    let err = |source| StoreReadError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let conn = open(&path).map_err(err)?;
+    // `reason` (the filter) exists from schema 4 on.
+    let has_reason: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('ban_history') WHERE name = 'reason'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(err)?
+        > 0;
+    let sql = format!(
+        "SELECT target, jail, since, ended, {} FROM ban_history ORDER BY since, id",
+        if has_reason { "reason" } else { "NULL" }
+    );
+    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    let mut rows = stmt.query(params![]).map_err(err)?;
+    let civil = |ms: i64| -> Civil {
+        let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        civil_of(ts, zone)
+    };
+    while let Some(row) = rows.next().map_err(err)? {
+        out.lines += 1;
+        let target: String = row.get(0).map_err(err)?;
+        let Ok(target) = target.parse::<ipnet::IpNet>() else {
+            out.malformed += 1;
+            continue;
+        };
+        let jail: String = row.get(1).map_err(err)?;
+        let since: i64 = row.get(2).map_err(err)?;
+        let ended: Option<i64> = row.get(3).map_err(err)?;
+        let reason: Option<String> = row.get(4).map_err(err)?;
+        let jail = out.jails.intern(&jail);
+        let filter = reason.as_deref().map(|f| out.filters.intern(f));
+        let mut event = Event {
+            time: civil(since),
+            kind: Kind::Ban,
+            target,
+            jail,
+            filter,
+        };
+        out.push(range, event);
+        if let Some(ended) = ended {
+            event.time = civil(ended);
+            event.kind = Kind::Unban;
+            out.push(range, event);
+        }
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match Connection::open_with_flags(path, flags) {
+        Ok(c) => match c.query_row("SELECT COUNT(*) FROM ban_history", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(_) => Ok(c),
+            // A reader without write access to the directory cannot create the
+            // WAL index; an immutable read of the file itself still works.
+            Err(_) => immutable(path),
+        },
+        Err(_) => immutable(path),
+    }
+}
+
+fn immutable(path: &Path) -> rusqlite::Result<Connection> {
+    let uri = format!("file:{}?immutable=1", path.display());
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
