@@ -22,7 +22,7 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
     /// Run only these cases (names or numbers, comma separated): matching, latency,
-    /// inserts, droppath, memory, coldstart.
+    /// inserts, droppath, memory, coldstart, report.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Where to write results.md and results.json (default: bench/ for a full run).

@@ -13,6 +13,7 @@ mod inserts;
 mod latency;
 mod matching;
 mod memory;
+mod report;
 
 use std::path::PathBuf;
 
@@ -96,6 +97,12 @@ pub fn all() -> Vec<Case> {
             name: "coldstart",
             title: "Cold start on a 1 GB log",
             run: coldstart::run,
+        },
+        Case {
+            id: 7,
+            name: "report",
+            title: "log2drop report over 1M fail2ban log lines",
+            run: report::run,
         },
     ]
 }
