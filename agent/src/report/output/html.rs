@@ -152,12 +152,13 @@ fn stacked(days: &[String], jails: &[String], counts: &[Vec<u64>]) -> String {
     let (w, hgt, left, bottom, top) = (900.0f64, 300.0f64, 50.0, 40.0, 10.0);
     let plot_w = w - left - 10.0;
     let plot_h = hgt - bottom - top;
-    let max = counts
-        .iter()
-        .map(|d| d.iter().sum::<u64>())
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+    let max = nice_max(
+        counts
+            .iter()
+            .map(|d| d.iter().sum::<u64>())
+            .max()
+            .unwrap_or(1),
+    );
     let step = plot_w / days.len() as f64;
     let bw = (step * 0.8).max(1.0);
     let mut s = String::new();
@@ -227,6 +228,18 @@ fn stacked(days: &[String], jails: &[String], counts: &[Vec<u64>]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The axis maximum: `n` rounded up to 1, 2, 4, 5 or 8 times a power of ten, so
+/// the four gridlines fall on round numbers.
+fn nice_max(n: u64) -> f64 {
+    let n = n.max(1) as f64;
+    let mag = 10f64.powf(n.log10().floor());
+    [1.0, 2.0, 4.0, 5.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&v| v >= n)
+        .unwrap_or(n)
 }
 
 /// Horizontal bars of a table: label column, count column.
