@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use log2drop::engine::allowlist::{AllowEntry, Allowlist, parse_entry};
-use log2drop::report::enrich::suggest;
+use log2drop::report::enrich::{resolve, suggest};
 use log2drop::report::model::{Civil, DAY, Events, Range, civil_of, day_text, time_text};
 use log2drop::report::sources::{self, LogKind, Progress};
 use log2drop::report::views::{self, View};
@@ -77,6 +77,14 @@ pub struct ReportArgs {
     /// --suggest: fewest distinct banned addresses in a suggested prefix.
     #[arg(long, value_name = "N", default_value_t = 3)]
     suggest_min: usize,
+    /// Show reverse DNS names next to addresses (looked up concurrently, each
+    /// once, waiting at most --resolve-timeout in all).
+    #[arg(long)]
+    resolve: bool,
+    /// --resolve: longest wait for names, overall (names not back by then are
+    /// left out).
+    #[arg(long, value_name = "DUR", default_value = "3s")]
+    resolve_timeout: String,
     /// Colour on a terminal (auto honours NO_COLOR).
     #[arg(long, value_name = "WHEN", value_parser = ["auto", "always", "never"], default_value = "auto")]
     color: String,
@@ -167,7 +175,18 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         today: day_text(now_civil.div_euclid(DAY)),
         generated: time_text(now_civil),
     };
-    let report = report::build(&events, request)?;
+    let mut report = report::build(&events, request)?;
+    if args.resolve {
+        let budget = log2drop::duration::parse_duration(&args.resolve_timeout)
+            .with_context(|| format!("bad --resolve-timeout {:?}", args.resolve_timeout))?;
+        let names = resolve::resolve_all(
+            &report::shown_addresses(&report),
+            std::sync::Arc::new(resolve::SystemResolver),
+            resolve::WORKERS,
+            budget,
+        );
+        report::add_names(&mut report, &names);
+    }
 
     let mut out = std::io::stdout().lock();
     if let Some(path) = &args.html {

@@ -1,4 +1,5 @@
 //! What a report adds to the addresses it counts: prefix ban suggestions,
 //! reverse DNS names and GeoIP (ASN, country).
 
+pub mod resolve;
 pub mod suggest;
