@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use log2drop::engine::allowlist::{AllowEntry, Allowlist, parse_entry};
-use log2drop::report::enrich::{resolve, suggest};
+use log2drop::report::enrich::{geoip, resolve, suggest};
 use log2drop::report::model::{Civil, DAY, Events, Range, civil_of, day_text, time_text};
 use log2drop::report::sources::{self, LogKind, Progress};
 use log2drop::report::views::{self, View};
@@ -77,6 +77,10 @@ pub struct ReportArgs {
     /// --suggest: fewest distinct banned addresses in a suggested prefix.
     #[arg(long, value_name = "N", default_value_t = 3)]
     suggest_min: usize,
+    /// MaxMind DB files (GeoLite2 or DB-IP lite, ASN and/or country) for
+    /// --by asn and --by country and the HTML page's breakdowns.
+    #[arg(long, value_name = "FILE.mmdb", num_args = 1..)]
+    geoip: Vec<PathBuf>,
     /// Show reverse DNS names next to addresses (looked up concurrently, each
     /// once, waiting at most --resolve-timeout in all).
     #[arg(long)]
@@ -146,6 +150,11 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     } else {
         args.by.clone()
     };
+    let geo = if args.geoip.is_empty() {
+        None
+    } else {
+        Some(geoip::GeoDb::open(&args.geoip)?)
+    };
     let top = args.top.or(if machine { None } else { Some(20) });
     let suggest = if args.suggest {
         Some((
@@ -166,7 +175,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             prefix6: args.prefix6,
             top,
             min: args.min,
-            geo: None,
+            geo: geo.as_ref().map(|g| g as &dyn views::GeoLookup),
         },
         suggest,
         charts: html,
