@@ -23,7 +23,7 @@ pub enum View {
     Subnet,
     /// Bans per address and jail: which services each address attacks.
     Jail,
-    /// Bans per day and jail, oldest day first.
+    /// Bans per day and jail, oldest day first (`--top N`: the last N days).
     Day,
     /// Addresses banned at least `--min` times.
     Offender,
@@ -111,6 +111,19 @@ pub struct Table {
     pub bar: Option<usize>,
     /// The column holding an address (for `--resolve`).
     pub address: Option<usize>,
+}
+
+impl Table {
+    /// What `--top` left out, for a title: empty when nothing was.
+    pub fn cut_note(&self) -> String {
+        if self.total_rows <= self.rows.len() {
+            String::new()
+        } else if self.view == View::Day {
+            format!(" (the latest days: {} of {} rows)", self.rows.len(), self.total_rows)
+        } else {
+            format!(" (top {} of {})", self.rows.len(), self.total_rows)
+        }
+    }
 }
 
 /// What the views need besides the events.
@@ -274,9 +287,18 @@ pub fn build(view: View, events: &Events, opts: &Options<'_>) -> Result<Table, V
                 *per.entry((e.time.div_euclid(DAY), events.jails.get(e.jail)))
                     .or_default() += 1;
             }
-            // A trend reads oldest first; --top keeps the latest days.
-            let mut rows: Vec<Vec<Cell>> = per
+            // A trend reads oldest first; --top keeps the latest N days, with
+            // every jail of those days.
+            let total_rows = per.len();
+            let mut days: Vec<i64> = per.keys().map(|k| k.0).collect();
+            days.dedup();
+            let from = opts
+                .top
+                .and_then(|top| days.len().checked_sub(top).map(|i| days[i]))
+                .unwrap_or(i64::MIN);
+            let rows: Vec<Vec<Cell>> = per
                 .into_iter()
+                .filter(|((day, _), _)| *day >= from)
                 .map(|((day, jail), n)| {
                     vec![
                         Cell::Text(day_text(day)),
@@ -285,10 +307,6 @@ pub fn build(view: View, events: &Events, opts: &Options<'_>) -> Result<Table, V
                     ]
                 })
                 .collect();
-            let total_rows = rows.len();
-            if let Some(top) = opts.top {
-                rows.drain(..rows.len().saturating_sub(top));
-            }
             Table {
                 view,
                 title: "Bans per day and jail".into(),
@@ -684,6 +702,12 @@ mod tests {
             ]
         );
         o.top = Some(1);
+        let t = build(View::Day, &ev, &o).expect("view");
+        assert_eq!(
+            texts(&t),
+            [["2026-01-03", "manual", "1"], ["2026-01-03", "web", "3"]],
+            "--top 1 keeps the last day whole"
+        );
         let t = build(View::Jail, &ev, &o).expect("view");
         assert_eq!(texts(&t), [["2001:db8:1:2::6", "web", "2"]]);
         assert_eq!(t.total_rows, 5);

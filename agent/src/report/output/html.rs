@@ -108,11 +108,7 @@ pub fn render(report: &Report) -> String {
 }
 
 fn table(h: &mut String, t: &Table) {
-    let more = if t.total_rows > t.rows.len() {
-        format!(" (top {} of {})", t.rows.len(), t.total_rows)
-    } else {
-        String::new()
-    };
+    let more = t.cut_note();
     let _ = writeln!(
         h,
         "<h2>{}{}</h2>\n<table class=\"view-{}\">\n<thead><tr>",

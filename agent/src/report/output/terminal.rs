@@ -128,11 +128,7 @@ pub fn render(report: &Report, color: bool) -> String {
 }
 
 fn table(out: &mut String, t: &Table, p: &Paint) {
-    let more = if t.total_rows > t.rows.len() {
-        format!(" (top {} of {})", t.rows.len(), t.total_rows)
-    } else {
-        String::new()
-    };
+    let more = t.cut_note();
     let _ = writeln!(out, "{}", p.wrap("1", &format!("{}{more}", t.title)));
     if t.rows.is_empty() {
         let _ = writeln!(out, "(none)");
