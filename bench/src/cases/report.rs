@@ -58,10 +58,19 @@ fn corpus(dir: &Path, lines: usize) -> Result<Vec<PathBuf>> {
             let addr = format!("{net}.{}", host % 250 + 1);
             let pick = (state >> 40) % 10;
             let line = match pick {
-                0 => format!("{stamp} fail2ban.actions        [812]: NOTICE  [{jail}] Ban {addr}\n"),
-                1 => format!("{stamp} fail2ban.actions        [812]: NOTICE  [{jail}] Unban {addr}\n"),
-                2 => format!("{stamp} fail2ban.filter         [812]: DEBUG   Processing line with time:1764547200.0 and ip:{addr}\n"),
-                _ => format!("{stamp} fail2ban.filter         [812]: INFO    [{jail}] Found {addr} - {}\n", &stamp[..19]),
+                0 => {
+                    format!("{stamp} fail2ban.actions        [812]: NOTICE  [{jail}] Ban {addr}\n")
+                }
+                1 => format!(
+                    "{stamp} fail2ban.actions        [812]: NOTICE  [{jail}] Unban {addr}\n"
+                ),
+                2 => format!(
+                    "{stamp} fail2ban.filter         [812]: DEBUG   Processing line with time:1764547200.0 and ip:{addr}\n"
+                ),
+                _ => format!(
+                    "{stamp} fail2ban.filter         [812]: INFO    [{jail}] Found {addr} - {}\n",
+                    &stamp[..19]
+                ),
             };
             text.extend_from_slice(line.as_bytes());
         }
@@ -92,13 +101,19 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         list.join(" ")
     );
     let mut table = Table::new(
-        &format!("{} fail2ban log lines, 10% gzipped, median of {RUNS}", report::si(lines as f64)),
+        &format!(
+            "{} fail2ban log lines, 10% gzipped, median of {RUNS}",
+            report::si(lines as f64)
+        ),
         &["tool", "wall", "CPU", "lines/s", "vs pipeline"],
     );
     let mut runs: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     let ours = |extra: &[&str]| {
         let mut c = Command::new(&ctx.agent);
-        c.arg("report").args(extra).arg("--fail2ban-log").args(&files);
+        c.arg("report")
+            .args(extra)
+            .arg("--fail2ban-log")
+            .args(&files);
         c
     };
     let commands: Vec<(String, Box<dyn Fn() -> Command>)> = vec![
@@ -110,8 +125,14 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
                 c
             }),
         ),
-        ("log2drop report (ip, subnet, day)".into(), Box::new(|| ours(&[]))),
-        ("log2drop report --by ip --json".into(), Box::new(|| ours(&["--by", "ip", "--json"]))),
+        (
+            "log2drop report (ip, subnet, day)".into(),
+            Box::new(|| ours(&[])),
+        ),
+        (
+            "log2drop report --by ip --json".into(),
+            Box::new(|| ours(&["--by", "ip", "--json"])),
+        ),
     ];
     for (name, make) in &commands {
         let mut wall = Vec::new();
