@@ -3,8 +3,11 @@
 //! typed fields, a metadata map after a marker), so no downloaded database is
 //! needed. Networks are documentation prefixes with made-up ASNs and countries.
 
+mod report_common;
+
 use std::collections::BTreeMap;
-use std::process::Command;
+
+use report_common::{arg, report_ok, report_output};
 
 /// A value of the MaxMind DB data section.
 enum V<'a> {
@@ -199,19 +202,15 @@ fn asn_and_country_views_read_a_maxmind_db() {
     }
     std::fs::write(&log, text).expect("write log");
     let run = |by: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_log2drop"))
-            .args(["report", "--json", "--by", by, "--geoip"])
-            .arg(&db)
-            .arg("--fail2ban-log")
-            .arg(&log)
-            .output()
-            .expect("run report");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        report_ok(&[
+            "--json",
+            "--by",
+            by,
+            "--geoip",
+            arg(&db),
+            "--fail2ban-log",
+            arg(&log),
+        ])
     };
     let want = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
         pairs.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
@@ -229,29 +228,19 @@ fn asn_and_country_views_read_a_maxmind_db() {
         want(&[("ZZ Testland", 4), ("ZY Otherland", 1), ("?? (unknown)", 1)])
     );
     // Without a database the view says what it needs.
-    let out = Command::new(env!("CARGO_BIN_EXE_log2drop"))
-        .args(["report", "--by", "asn", "--fail2ban-log"])
-        .arg(&log)
-        .output()
-        .expect("run report");
+    let out = report_output(&["--by", "asn", "--fail2ban-log", arg(&log)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--by asn needs --geoip FILE.mmdb"));
     // The HTML page gets the breakdown charts.
     let page = dir.path().join("r.html");
-    let out = Command::new(env!("CARGO_BIN_EXE_log2drop"))
-        .args(["report", "--html"])
-        .arg(&page)
-        .arg("--geoip")
-        .arg(&db)
-        .arg("--fail2ban-log")
-        .arg(&log)
-        .output()
-        .expect("run report");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    report_ok(&[
+        "--html",
+        arg(&page),
+        "--geoip",
+        arg(&db),
+        "--fail2ban-log",
+        arg(&log),
+    ]);
     let html = std::fs::read_to_string(&page).expect("page");
     assert!(html.contains("id=\"chart-country\"") && html.contains("id=\"chart-asn\""));
     assert!(html.contains("Testland"));

@@ -7,8 +7,12 @@
 //! without them the test says so and returns, except under CI=true, where a skip
 //! is a failure.
 
+mod report_common;
+
 use std::path::Path;
 use std::process::Command;
+
+use report_common::{arg, report_ok};
 
 /// The first jail's colour in the page's charts, and the bar colour of the
 /// subnet chart.
@@ -85,18 +89,14 @@ fn the_html_report_parses_and_renders_its_charts_in_chromium() {
     }
     std::fs::write(&log, text).expect("write log");
     let page = dir.path().join("report.html");
-    let out = Command::new(env!("CARGO_BIN_EXE_log2drop"))
-        .args(["report", "--by", "ip,jail,day", "--html"])
-        .arg(&page)
-        .arg("--fail2ban-log")
-        .arg(&log)
-        .output()
-        .expect("run report");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    report_ok(&[
+        "--by",
+        "ip,jail,day",
+        "--html",
+        arg(&page),
+        "--fail2ban-log",
+        arg(&log),
+    ]);
     let html = std::fs::read_to_string(&page).expect("read page");
 
     // Self-contained: no scripts, no links or sources to fetch; the one URL is

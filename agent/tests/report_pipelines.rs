@@ -5,6 +5,8 @@
 //! database and the log of a real agent (`log2drop run`, dry-run backend) that
 //! banned addresses in two jails.
 
+mod report_common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,18 +20,10 @@ fn log2drop() -> Command {
 /// `log2drop report ARGS --json`: the first view's rows as key -> count, the key
 /// being the `key_cols` joined by a space.
 fn report(args: &[&str], key_cols: &[&str], count_col: &str) -> BTreeMap<String, u64> {
-    let out = log2drop()
-        .arg("report")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run log2drop report");
-    assert!(
-        out.status.success(),
-        "report {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = report_common::report_ok(&args);
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("report JSON");
     let mut map = BTreeMap::new();
     for row in v["views"][0]["rows"].as_array().expect("rows") {
         let key: Vec<&str> = key_cols
@@ -211,10 +205,7 @@ fn fail2ban_logs_agree_with_the_admins_pipelines() {
     gzip(&files[1], &fail2ban_lines(&mut rng, 8, 110, true));
     std::fs::write(&files[2], fail2ban_lines(&mut rng, 15, 120, false)).expect("write");
     std::fs::write(&files[3], fail2ban_lines(&mut rng, 22, 80, false)).expect("write");
-    let names: Vec<&str> = files
-        .iter()
-        .map(|f| f.to_str().expect("utf-8 path"))
-        .collect();
+    let names: Vec<&str> = files.iter().map(|f| report_common::arg(f)).collect();
     let list = names.join(" ");
     let mut args = vec!["--fail2ban-log"];
     args.extend(&names);
@@ -429,8 +420,8 @@ bantime = "1h"
     let state = p("state");
     let agent_log = p("agent.log");
     for source in [
-        vec!["--state-dir", state.to_str().expect("utf-8")],
-        vec!["--log", agent_log.to_str().expect("utf-8")],
+        vec!["--state-dir", report_common::arg(&state)],
+        vec!["--log", report_common::arg(&agent_log)],
     ] {
         assert_eq!(
             report(&cat(&source, &["--by", "ip"]), &["address"], "bans"),

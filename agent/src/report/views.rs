@@ -119,7 +119,11 @@ impl Table {
         if self.total_rows <= self.rows.len() {
             String::new()
         } else if self.view == View::Day {
-            format!(" (the latest days: {} of {} rows)", self.rows.len(), self.total_rows)
+            format!(
+                " (the latest days: {} of {} rows)",
+                self.rows.len(),
+                self.total_rows
+            )
         } else {
             format!(" (top {} of {})", self.rows.len(), self.total_rows)
         }

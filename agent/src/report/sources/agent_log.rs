@@ -13,7 +13,7 @@
 
 use ipnet::IpNet;
 
-use super::super::model::{Civil, Kind};
+use super::super::model::Kind;
 
 /// One line read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,11 +117,6 @@ fn strip_ansi(text: &str, out: &mut String) {
         }
         out.push(c);
     }
-}
-
-/// The civil time of a log2drop log time in `zone`.
-pub fn civil(time: jiff::Timestamp, zone: &jiff::tz::TimeZone) -> Civil {
-    super::super::model::civil_of(time, zone)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub mod store;
 
 use std::path::{Path, PathBuf};
 
-use super::model::{Event, Events, Range};
+use super::model::{Event, Events, Range, civil_of};
 use crate::source::compressed;
 use crate::source::line::{DEFAULT_MAX_LINE, for_each_line};
 
@@ -105,7 +105,7 @@ pub fn read_log(
                     jail,
                     filter,
                 } => {
-                    let time = agent_log::civil(time, zone);
+                    let time = civil_of(time, zone);
                     if range.contains(time) {
                         let jail = out.jails.intern(jail);
                         let filter = filter.map(|f| out.filters.intern(f));
