@@ -489,11 +489,20 @@ pub struct Summary {
     /// Bans on the last day seen (`today` when the report runs on it).
     pub last_day: Option<DaySummary>,
     /// Bans per day, oldest first, every day between the first and last ban.
-    pub per_day: Vec<(String, u64)>,
+    pub per_day: Vec<DayCount>,
     /// Lines or rows read.
     pub lines: u64,
     /// Event lines that could not be read.
     pub malformed: u64,
+}
+
+/// Bans on one day.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Bans.
+    pub bans: u64,
 }
 
 /// One day's activity.
@@ -551,7 +560,10 @@ pub fn summary(events: &Events) -> Summary {
         s.last = Some(time_text(last));
         let (d0, d1) = (first.div_euclid(DAY), last.div_euclid(DAY));
         s.per_day = (d0..=d1)
-            .map(|d| (day_text(d), days.get(&d).copied().unwrap_or(0)))
+            .map(|d| DayCount {
+                day: day_text(d),
+                bans: days.get(&d).copied().unwrap_or(0),
+            })
             .collect();
         let mut addrs = HashSet::new();
         let mut per_jail: HashMap<u32, u64> = HashMap::new();
@@ -717,13 +729,11 @@ mod tests {
         assert_eq!(t.total_rows, 5);
         let s = summary(&ev);
         assert_eq!(s.bans, 6);
+        let per_day: Vec<(&str, u64)> =
+            s.per_day.iter().map(|d| (d.day.as_str(), d.bans)).collect();
         assert_eq!(
-            s.per_day,
-            [
-                ("2026-01-01".to_owned(), 2),
-                ("2026-01-02".to_owned(), 0),
-                ("2026-01-03".to_owned(), 4)
-            ]
+            per_day,
+            [("2026-01-01", 2), ("2026-01-02", 0), ("2026-01-03", 4)]
         );
         assert_eq!(s.last_day.as_ref().map(|d| d.bans), Some(4));
         assert_eq!(s.last_day.and_then(|d| d.top_jail).as_deref(), Some("web"));

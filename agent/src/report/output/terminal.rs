@@ -41,7 +41,7 @@ pub fn render(report: &Report, color: bool) -> String {
     if s.bans == 0 {
         let _ = writeln!(
             out,
-            "no bans in {} (read {} lines{})",
+            "no bans ({}; read {} lines{})",
             report.range,
             s.lines,
             if s.offences > 0 {
@@ -94,7 +94,7 @@ pub fn render(report: &Report, color: bool) -> String {
                     .unwrap_or_default()
             );
         }
-        let values: Vec<u64> = s.per_day.iter().map(|d| d.1).collect();
+        let values: Vec<u64> = s.per_day.iter().map(|d| d.bans).collect();
         // The last 60 days fit a line.
         let shown = &values[values.len().saturating_sub(60)..];
         let max = shown.iter().max().copied().unwrap_or(0);
