@@ -99,7 +99,11 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let zone = jiff::tz::TimeZone::system();
     let now_civil = civil_of(jiff::Timestamp::now(), &zone);
     let range = time_range(args, now_civil)?;
-    let config = config_file(args.config.as_deref());
+    // The config is read only for what needs it: where the database is, and the
+    // allowlist of --suggest.
+    let from_store = args.fail2ban_log.is_empty() && args.log.is_empty();
+    let needs_config = args.suggest || (from_store && args.state_dir.is_none());
+    let config = config_file(args.config.as_deref()).filter(|_| needs_config);
     let config = match &config {
         Some(path) => Some(
             log2drop::config::load(path)
@@ -111,7 +115,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let machine = args.json || args.csv;
     let mut progress = TermProgress::new(stdout_tty && !machine && std::io::stderr().is_terminal());
     let mut events = Events::default();
-    let source = if args.fail2ban_log.is_empty() && args.log.is_empty() {
+    let source = if from_store {
         let state_dir = args
             .state_dir
             .clone()
