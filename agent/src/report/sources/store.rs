@@ -121,3 +121,127 @@ fn immutable(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Ban, BanReason, Decision, Origin};
+    use crate::store::Store;
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn ban(target: &str, jail: &str, at: u64) -> Ban {
+        let since = UNIX_EPOCH + Duration::from_secs(at);
+        Ban {
+            target: target.parse().expect("target"),
+            jail: Arc::from(jail),
+            since,
+            until: Some(since + Duration::from_secs(3600)),
+            origin: Origin::Jail,
+            reason: Some(BanReason {
+                filter: Arc::from("sshd"),
+                first_offence: since,
+                last_offence: since,
+            }),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn history_rows_become_bans_and_unbans_in_local_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t0 = 1_764_547_200; // 2025-12-01T00:00:00Z
+        {
+            let mut store = Store::open(dir.path()).expect("store");
+            let a = ban("192.0.2.1/32", "ssh", t0);
+            store
+                .record_at(&[Decision::Ban(a.clone())], UNIX_EPOCH)
+                .expect("ban");
+            store
+                .record_at(
+                    &[Decision::Unban(a)],
+                    UNIX_EPOCH + Duration::from_secs(t0 + 60),
+                )
+                .expect("unban");
+            store
+                .record_at(
+                    &[Decision::Ban(ban("203.0.113.0/24", "web", t0 + 86_400))],
+                    UNIX_EPOCH,
+                )
+                .expect("ban");
+        }
+        let zone = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        let mut ev = Events::default();
+        read(dir.path(), &Range::default(), &zone, &mut ev).expect("read");
+        let got: Vec<(Kind, String, &str, Option<&str>, String)> = ev
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.kind,
+                    e.target.to_string(),
+                    ev.jails.get(e.jail),
+                    e.filter.map(|f| ev.filters.get(f)),
+                    crate::report::model::time_text(e.time),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Kind::Ban,
+                    "192.0.2.1/32".into(),
+                    "ssh",
+                    Some("sshd"),
+                    "2025-12-01 02:00:00".into()
+                ),
+                (
+                    Kind::Unban,
+                    "192.0.2.1/32".into(),
+                    "ssh",
+                    Some("sshd"),
+                    "2025-12-01 02:01:00".into()
+                ),
+                (
+                    Kind::Ban,
+                    "203.0.113.0/24".into(),
+                    "web",
+                    Some("sshd"),
+                    "2025-12-02 02:00:00".into()
+                ),
+            ]
+        );
+        // A range keeps what falls inside it.
+        let mut ev = Events::default();
+        let since = crate::report::model::days_from_civil(2025, 12, 2) * crate::report::model::DAY;
+        read(
+            dir.path(),
+            &Range {
+                since: Some(since),
+                until: None,
+            },
+            &zone,
+            &mut ev,
+        )
+        .expect("read");
+        assert_eq!(ev.events.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_database_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = read(
+            dir.path(),
+            &Range::default(),
+            &jiff::tz::TimeZone::UTC,
+            &mut Events::default(),
+        )
+        .expect_err("missing");
+        assert!(err.to_string().contains("no state database at"), "{err}");
+        assert!(
+            !dir.path().join(DB_FILE).exists(),
+            "the report created the database"
+        );
+    }
+}
