@@ -12,6 +12,10 @@ const OBJ_ENV: &str = "LOG2DROP_EBPF_OBJ";
 const DEFAULT_OBJ: &str = "target/ebpf/bpfel-unknown-none/release/log2drop-xdp";
 
 fn main() {
+    // Only Linux builds have the XDP backend; other systems need no object.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return;
+    }
     println!("cargo::rerun-if-env-changed={OBJ_ENV}");
     let obj = match env::var_os(OBJ_ENV) {
         Some(path) if !path.is_empty() => PathBuf::from(path),

@@ -17,12 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::backend::BackendsConfig;
 use crate::duration::HumanDuration;
 use locate::Locator;
-
-/// Backend names a jail may list, whether configured or not. Used for "unknown
-/// backend" versus "not configured" errors.
-pub const KNOWN_BACKENDS: &[&str] = &["xdp", "nftables", "dry-run"];
 
 /// Upper bound on `maxretry`: the engine keeps up to `maxretry` offence times per
 /// address and jail, and the number of tracked addresses is bounded, so this bounds
@@ -190,7 +187,8 @@ pub struct Config {
     /// Agent-wide settings.
     #[serde(default)]
     pub agent: AgentConfig,
-    /// Where bans take effect.
+    /// Where bans take effect: each backend's own table, composed by
+    /// [`crate::backend::kind`].
     #[serde(default)]
     pub backends: BackendsConfig,
     /// Named filters: regexes with `<HOST>`.
@@ -250,140 +248,6 @@ pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
 
 /// Default for `agent.max_tracked`.
 pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
-
-/// `[backends]`: each present table enables that backend.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendsConfig {
-    /// `[backends.xdp]`.
-    pub xdp: Option<XdpConfig>,
-    /// `[backends.nftables]`.
-    pub nftables: Option<NftablesConfig>,
-    /// `[backends.dry-run]`: logs decisions only.
-    #[serde(rename = "dry-run")]
-    pub dry_run: Option<DryRunConfig>,
-}
-
-impl BackendsConfig {
-    /// Names of the configured backends, as jails list them.
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.xdp.is_some() {
-            names.push("xdp");
-        }
-        if self.nftables.is_some() {
-            names.push("nftables");
-        }
-        if self.dry_run.is_some() {
-            names.push("dry-run");
-        }
-        names
-    }
-}
-
-/// How the XDP program is attached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Native (driver) mode, falling back to generic (skb) mode with a warning.
-    #[default]
-    Auto,
-    /// Native only: fail if the driver lacks XDP.
-    Native,
-    /// Generic (skb) mode only.
-    Skb,
-}
-
-/// `[backends.xdp]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XdpConfig {
-    /// Interfaces to attach to.
-    pub interfaces: Vec<String>,
-    /// bpffs directory for pinned maps and links. Default `/sys/fs/bpf/log2drop`.
-    #[serde(default = "default_pin_dir")]
-    pub pin_dir: PathBuf,
-    /// Attach mode. Default `auto`.
-    #[serde(default)]
-    pub mode: XdpMode,
-    /// Capacity of each exact-address map (IPv4 and IPv6). Default 1,048,576.
-    #[serde(default = "default_max_bans")]
-    pub max_bans: u32,
-    /// Capacity of each prefix-ban trie (IPv4 and IPv6). Default 65,536.
-    #[serde(default = "default_max_cidr_bans")]
-    pub max_cidr_bans: u32,
-}
-
-fn default_pin_dir() -> PathBuf {
-    PathBuf::from("/sys/fs/bpf/log2drop")
-}
-fn default_max_bans() -> u32 {
-    1 << 20
-}
-fn default_max_cidr_bans() -> u32 {
-    1 << 16
-}
-
-/// Where the nftables chain hooks in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NftHook {
-    /// `table inet NAME`, a base chain on the input hook: traffic to this host.
-    #[default]
-    Input,
-    /// `table netdev NAME`, one base chain per listed interface on the ingress hook:
-    /// earlier than input, before conntrack and routing.
-    Ingress,
-}
-
-/// What the nftables chain does with a packet from a banned source.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NftAction {
-    /// Drop silently.
-    #[default]
-    Drop,
-    /// Reject: ICMP(v6) port unreachable (or TCP reset where the kernel picks it).
-    Reject,
-}
-
-/// `[backends.nftables]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NftablesConfig {
-    /// Name of the table log2drop owns (`inet` family for `input`, `netdev` for
-    /// `ingress`). Default `log2drop`.
-    #[serde(default = "default_nft_table")]
-    pub table: String,
-    /// Hook of the chain. Default `input`.
-    #[serde(default)]
-    pub hook: NftHook,
-    /// Chain priority; lower runs first. Default -10, before the usual filter chains
-    /// (priority 0) of firewalld, ufw or docker.
-    #[serde(default = "default_nft_priority")]
-    pub priority: i32,
-    /// Interfaces for the `ingress` hook (required there, not allowed with `input`).
-    #[serde(default)]
-    pub interfaces: Vec<String>,
-    /// `drop` or `reject`. Default `drop`.
-    #[serde(default)]
-    pub action: NftAction,
-    /// Count packets and bytes the chain turned away (`stats`). Default false.
-    #[serde(default)]
-    pub counter: bool,
-}
-
-fn default_nft_table() -> String {
-    "log2drop".into()
-}
-fn default_nft_priority() -> i32 {
-    -10
-}
-
-/// `[backends.dry-run]`: no settings yet.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DryRunConfig {}
 
 /// `[filters.NAME]`. A name not defined here may still name a built-in filter
 /// (see `filter::builtin`); a table here with a built-in's name replaces it.

@@ -32,10 +32,8 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::backend::nftables::NftablesBackend;
-use crate::backend::xdp::XdpBackend;
-use crate::backend::{Backend, BackendError, dry_run::DryRun};
-use crate::config::{self, BackendsConfig, Config, ConfigError};
+use crate::backend::{Backend, BackendError, BackendKind, BackendsConfig};
+use crate::config::{self, Config, ConfigError};
 use crate::control::protocol::Reply;
 use crate::control::server::{ControlRequest, ControlServer, ServerError, ServerOptions};
 use crate::engine::{Decision, Engine, EngineError};
@@ -202,73 +200,52 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
     })
 }
 
-/// Opens the backend `name` of `cfg`, if it is configured.
+/// Opens backend `kind` of `cfg`, if it is configured.
 pub fn open_backend(
     cfg: &BackendsConfig,
-    name: &str,
+    kind: BackendKind,
 ) -> Result<Option<Box<dyn Backend>>, DaemonError> {
-    match name {
-        "xdp" => match &cfg.xdp {
-            None => Ok(None),
-            Some(xdp) => {
-                let backend = XdpBackend::open(xdp).map_err(|e| DaemonError::Backend {
-                    name: "xdp",
-                    source: Box::new(BackendError::from(e)),
-                })?;
-                Ok(Some(Box::new(backend)))
-            }
-        },
-        "nftables" => match &cfg.nftables {
-            None => Ok(None),
-            Some(nft) => {
-                let backend = NftablesBackend::open(nft).map_err(|e| DaemonError::Backend {
-                    name: "nftables",
-                    source: Box::new(BackendError::from(e)),
-                })?;
-                Ok(Some(Box::new(backend)))
-            }
-        },
-        "dry-run" => Ok(cfg
-            .dry_run
-            .as_ref()
-            .map(|_| Box::new(DryRun) as Box<dyn Backend>)),
-        _ => Ok(None),
-    }
+    cfg.open(kind)
+        .transpose()
+        .map_err(|e| backend_error(kind, e))
 }
 
+/// An opened backend and which one it is.
+pub type Opened = (BackendKind, Box<dyn Backend>);
+
 /// Opens every configured backend, in the config's order.
-pub fn open_backends(cfg: &Config) -> Result<Vec<Box<dyn Backend>>, DaemonError> {
+pub fn open_backends(cfg: &Config) -> Result<Vec<Opened>, DaemonError> {
     let mut backends = Vec::new();
-    for name in cfg.backends.names() {
-        backends.extend(open_backend(&cfg.backends, name)?);
+    for kind in cfg.backends.kinds() {
+        if let Some(b) = open_backend(&cfg.backends, kind)? {
+            backends.push((kind, b));
+        }
     }
     Ok(backends)
 }
 
-/// Removes every kernel object the configured backends created (pinned maps and
-/// links of XDP, the nftables table): what `log2drop flush` does, with or without a
-/// running agent.
+/// Removes every kernel object the configured backends created (what `log2drop
+/// flush` does, with or without a running agent).
 /// Returns, per backend, how many objects went.
 pub fn flush_kernel_state(cfg: &BackendsConfig) -> Result<Vec<(String, usize)>, DaemonError> {
     let mut out = Vec::new();
-    if let Some(xdp) = &cfg.xdp {
-        let n = XdpBackend::detach_and_unpin(&xdp.pin_dir).map_err(|e| DaemonError::Backend {
-            name: "xdp",
-            source: Box::new(BackendError::from(e)),
-        })?;
-        out.push(("xdp".to_owned(), n));
-    }
-    if let Some(nft) = &cfg.nftables {
-        let n = NftablesBackend::flush(nft).map_err(|e| DaemonError::Backend {
-            name: "nftables",
-            source: Box::new(BackendError::from(e)),
-        })?;
-        out.push(("nftables".to_owned(), n));
-    }
-    if cfg.dry_run.is_some() {
-        out.push(("dry-run".to_owned(), 0));
+    for kind in cfg.kinds() {
+        if let Some(n) = cfg
+            .flush(kind)
+            .transpose()
+            .map_err(|e| backend_error(kind, e))?
+        {
+            out.push((kind.name().to_owned(), n));
+        }
     }
     Ok(out)
+}
+
+fn backend_error(kind: BackendKind, e: BackendError) -> DaemonError {
+    DaemonError::Backend {
+        name: kind.name(),
+        source: Box::new(e),
+    }
 }
 
 /// What makes a running agent reload or stop.
@@ -331,7 +308,7 @@ fn signals() -> Result<Triggers, DaemonError> {
 /// seam tests use to run the daemon without signals or root.
 pub async fn run_prepared(
     prepared: Prepared,
-    backends: Vec<Box<dyn Backend>>,
+    backends: Vec<Opened>,
     server_options: ServerOptions,
     triggers: Triggers,
     started: Instant,
@@ -401,8 +378,8 @@ pub async fn run_prepared(
 
     let routes = Routes::from_config(&config);
     let mut slots = Vec::with_capacity(backends.len());
-    for backend in backends {
-        slots.push(Slot::reconciled(backend, engine.bans(), &routes)?);
+    for (kind, backend) in backends {
+        slots.push(Slot::reconciled(kind, backend, engine.bans(), &routes)?);
     }
     let active_bans = engine.ban_count();
     // The bans gathered for each reconcile are gone now.
@@ -551,6 +528,3 @@ pub async fn resolve_allow_hosts(cfg: &Config) -> Vec<ipnet::IpNet> {
 fn to_reply<T: serde::Serialize>(value: &T) -> Reply {
     Reply::ok(value)
 }
-
-#[cfg(test)]
-mod tests;

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 
 use log2drop::backend::Backend;
 use log2drop::backend::xdp::XdpBackend;
-use log2drop::config::{XdpConfig, XdpMode};
+use log2drop::backend::xdp::config::{XdpConfig, XdpMode};
 use log2drop::engine::{Ban, Decision, Origin};
 use log2drop_tests::{NetNs, PinDir, VethPair};
 

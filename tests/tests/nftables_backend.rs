@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
+use log2drop::backend::nftables::config::{NftAction, NftHook, NftablesConfig};
 use log2drop::backend::nftables::{NftError, NftablesBackend, SHARD_ABOVE, measure};
 use log2drop::backend::{Backend, ReconcileReport};
-use log2drop::config::{NftAction, NftHook, NftablesConfig};
 use log2drop::engine::{Ban, Decision, Origin};
 use log2drop_tests::lab::DROP_PROBE;
 use log2drop_tests::veth::{BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6};

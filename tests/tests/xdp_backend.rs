@@ -19,8 +19,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::IpNet;
 use log2drop::backend::Backend;
+use log2drop::backend::xdp::config::{XdpConfig, XdpMode};
 use log2drop::backend::xdp::{Attachment, Verdict, XdpBackend};
-use log2drop::config::{XdpConfig, XdpMode};
 use log2drop::engine::{Ban, Decision, Origin};
 use log2drop_common::{CidrBanValue, CounterKey, DropCounter};
 use log2drop_tests::veth::{

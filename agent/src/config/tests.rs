@@ -5,6 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::backend::nftables::config::{NftAction, NftHook};
+use crate::backend::xdp::config::XdpMode;
 
 const GOOD: &str = r#"
 [agent]

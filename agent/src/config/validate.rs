@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::locate::KeyPath;
 use super::{
-    Config, KNOWN_BACKENDS, MAX_MAX_LINE_BYTES, MAX_MAXRETRY, MIN_MAX_LINE_BYTES, NftHook,
-    SourceConfig, SourceKind,
+    Config, MAX_MAX_LINE_BYTES, MAX_MAXRETRY, MIN_MAX_LINE_BYTES, SourceConfig, SourceKind,
 };
+use crate::backend::kind::{BackendKind, unknown_backend};
 use crate::engine::{MANUAL_JAIL, allowlist};
 use crate::filter::{self, HostRule};
 
@@ -68,116 +68,11 @@ fn check_agent(cfg: &Config, out: &mut Issues) {
     }
 }
 
+/// Each backend checks its own table; `[backends]` composes them.
 fn check_backends(cfg: &Config, out: &mut Issues) {
-    let backends = KeyPath::of(&["backends"]);
-    if cfg.backends.names().is_empty() {
-        out.push(
-            backends.clone(),
-            "no backend configured: add [backends.xdp] or [backends.nftables] (or [backends.dry-run] to only log decisions)",
-        );
+    for (key, message) in cfg.backends.check(&KeyPath::of(&["backends"])) {
+        out.push(key, message);
     }
-    check_nftables(cfg, &backends, out);
-    let Some(xdp) = &cfg.backends.xdp else {
-        return;
-    };
-    let xdp_path = backends.key("xdp");
-    let interfaces = xdp_path.key("interfaces");
-    if xdp.interfaces.is_empty() {
-        out.push(
-            interfaces.clone(),
-            "lists no interface: name at least one, e.g. interfaces = [\"eth0\"]",
-        );
-    }
-    let mut seen = BTreeSet::new();
-    for (i, name) in xdp.interfaces.iter().enumerate() {
-        if !valid_interface_name(name) {
-            out.push(
-                interfaces.index(i),
-                format!(
-                    "{name:?} is not a valid interface name (1 to 15 characters, no '/', ':' or whitespace)"
-                ),
-            );
-        } else if !seen.insert(name.as_str()) {
-            out.push(
-                interfaces.index(i),
-                format!("interface {name:?} is listed twice"),
-            );
-        }
-    }
-    if !xdp.pin_dir.is_absolute() {
-        out.push(
-            xdp_path.key("pin_dir"),
-            format!(
-                "{:?} must be an absolute path on a bpffs mount",
-                xdp.pin_dir.display()
-            ),
-        );
-    }
-    if xdp.max_bans == 0 {
-        out.push(xdp_path.key("max_bans"), "must be at least 1");
-    }
-    if xdp.max_cidr_bans == 0 {
-        out.push(xdp_path.key("max_cidr_bans"), "must be at least 1");
-    }
-}
-
-fn check_nftables(cfg: &Config, backends: &KeyPath, out: &mut Issues) {
-    let Some(nft) = &cfg.backends.nftables else {
-        return;
-    };
-    let path = backends.key("nftables");
-    if nft.table.is_empty() {
-        out.push(path.key("table"), "must not be empty");
-    } else if nft.table.len() > NFT_NAME_MAX {
-        out.push(
-            path.key("table"),
-            format!("must be at most {NFT_NAME_MAX} bytes (nftables' name limit)"),
-        );
-    } else if nft.table.bytes().any(|b| b == 0 || b.is_ascii_control()) {
-        out.push(path.key("table"), "must not contain control characters");
-    }
-    let interfaces = path.key("interfaces");
-    match nft.hook {
-        NftHook::Ingress if nft.interfaces.is_empty() => out.push(
-            interfaces.clone(),
-            "lists no interface: hook = \"ingress\" needs at least one, e.g. interfaces = [\"eth0\"]",
-        ),
-        NftHook::Input if !nft.interfaces.is_empty() => out.push(
-            interfaces.clone(),
-            "is only used with hook = \"ingress\"; the input hook sees every interface",
-        ),
-        _ => {}
-    }
-    let mut seen = BTreeSet::new();
-    for (i, name) in nft.interfaces.iter().enumerate() {
-        if !valid_interface_name(name) {
-            out.push(
-                interfaces.index(i),
-                format!(
-                    "{name:?} is not a valid interface name (1 to 15 characters, no '/', ':' or whitespace)"
-                ),
-            );
-        } else if !seen.insert(name.as_str()) {
-            out.push(
-                interfaces.index(i),
-                format!("interface {name:?} is listed twice"),
-            );
-        }
-    }
-}
-
-/// Longest table name nftables accepts (NFT_NAME_MAXLEN less the NUL).
-const NFT_NAME_MAX: usize = 255;
-
-/// Linux interface names: at most IFNAMSIZ - 1 bytes, no slash, colon or space.
-fn valid_interface_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
 fn check_filters(cfg: &Config, out: &mut Issues) {
@@ -336,6 +231,12 @@ fn check_source_kind<'c>(
             }
         }
         SourceKind::Journal => {
+            if !cfg!(target_os = "linux") {
+                out.push(
+                    path.key("type"),
+                    "the systemd journal exists only on Linux: read the log files instead (type = \"file\")",
+                );
+            }
             for (i, m) in src.matches.iter().flatten().enumerate() {
                 if let Err(e) = check_journal_match(m) {
                     out.push(path.key("match").index(i), e);
@@ -413,7 +314,7 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
             "no jail configured: nothing would ever be banned; add a [jails.NAME] table",
         );
     }
-    let configured = cfg.backends.names();
+    let configured = cfg.backends.kinds();
     for (name, jail) in &cfg.jails {
         let path = KeyPath::of(&["jails", name]);
         if name == MANUAL_JAIL {
@@ -467,15 +368,11 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
         let mut seen = BTreeSet::new();
         for (i, b) in jail.backends.iter().enumerate() {
             let key = path.key("backends").index(i);
-            if !KNOWN_BACKENDS.contains(&b.as_str()) {
-                out.push(
-                    key,
-                    format!(
-                        "unknown backend {b:?} (known: {})",
-                        KNOWN_BACKENDS.join(", ")
-                    ),
-                );
-            } else if !configured.contains(&b.as_str()) {
+            let Some(kind) = BackendKind::from_name(b) else {
+                out.push(key, unknown_backend(b));
+                continue;
+            };
+            if !configured.contains(&kind) {
                 out.push(
                     key,
                     format!("backend {b:?} is not configured: add a [backends.{b}] table"),

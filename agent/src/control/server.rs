@@ -247,7 +247,8 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
 
 /// The peer's supplementary groups as the kernel recorded them at connect time
 /// (SO_PEERGROUPS, Linux 4.13+).
-fn peer_groups(stream: &UnixStream) -> std::io::Result<Vec<u32>> {
+#[cfg(target_os = "linux")]
+fn peer_groups(stream: &UnixStream, _uid: u32, _gid: u32) -> std::io::Result<Vec<u32>> {
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
     let mut groups: Vec<libc::gid_t> = vec![0; 64];
@@ -279,6 +280,19 @@ fn peer_groups(stream: &UnixStream) -> std::io::Result<Vec<u32>> {
     }
 }
 
+/// The peer's supplementary groups from the group database: systems without
+/// SO_PEERGROUPS only give the peer's uid and gid with the connection.
+#[cfg(not(target_os = "linux"))]
+fn peer_groups(_stream: &UnixStream, uid: u32, gid: u32) -> std::io::Result<Vec<u32>> {
+    use nix::unistd::{Gid, Uid, User, getgrouplist};
+    let user = User::from_uid(Uid::from_raw(uid))
+        .map_err(std::io::Error::from)?
+        .ok_or_else(|| std::io::Error::other(format!("no user with uid {uid}")))?;
+    let name = std::ffi::CString::new(user.name).map_err(std::io::Error::other)?;
+    let groups = getgrouplist(&name, Gid::from_raw(gid)).map_err(std::io::Error::from)?;
+    Ok(groups.into_iter().map(Gid::as_raw).collect())
+}
+
 async fn handle_connection(
     stream: UnixStream,
     options: &ServerOptions,
@@ -294,7 +308,7 @@ async fn handle_connection(
     let groups = if options.admin_uids.contains(&uid) || options.read_gid.is_none() {
         Vec::new()
     } else {
-        peer_groups(&stream).unwrap_or_else(|e| {
+        peer_groups(&stream, uid, gid).unwrap_or_else(|e| {
             tracing::warn!(uid, error = %e, "control: cannot read the peer's groups");
             Vec::new()
         })

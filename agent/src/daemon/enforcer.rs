@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::reload::backend_changes;
 use super::{DaemonError, flush_kernel_state, open_backend};
-use crate::backend::{Backend, ReconcileReport};
-use crate::config::{BackendsConfig, Config};
+use crate::backend::kind::Step;
+use crate::backend::{Backend, BackendKind, BackendsConfig, ReconcileReport};
+use crate::config::Config;
 use crate::control::protocol::{
     BackendStatus, Changes, DropEntry, FlushReport, ReconcileStatus, Reply, Stats, Status,
 };
@@ -81,6 +82,7 @@ pub(super) enum Job {
 
 /// A backend with what `status` reports about it.
 pub(super) struct Slot {
+    kind: BackendKind,
     backend: Box<dyn Backend>,
     healthy: bool,
     error: Option<String>,
@@ -93,16 +95,17 @@ pub(super) struct Slot {
 impl Slot {
     /// Reconciles `backend` with the active bans and wraps it; the time taken is
     /// kept for `status` and logged. The wall clock is read right before the
-    /// backend reads its own clock: XDP turns deadlines into the kernel's
-    /// monotonic clock from the pair. Only this backend's bans are gathered, and
-    /// only for as long as the reconcile runs.
+    /// backend reads its own clock: a backend may turn deadlines into the
+    /// kernel's monotonic clock from the pair. Only this backend's bans are
+    /// gathered, and only for as long as the reconcile runs.
     pub(super) fn reconciled(
+        kind: BackendKind,
         mut backend: Box<dyn Backend>,
         active: impl Iterator<Item = Ban>,
         routes: &Routes,
     ) -> Result<Slot, DaemonError> {
-        let name = backend.name();
-        let mine: Vec<Ban> = active.filter(|b| routes.enforces(&b.jail, name)).collect();
+        let name = kind.name();
+        let mine: Vec<Ban> = active.filter(|b| routes.enforces(&b.jail, kind)).collect();
         let started = Instant::now();
         let report: ReconcileReport =
             backend
@@ -123,6 +126,7 @@ impl Slot {
             "backend reconciled"
         );
         Ok(Slot {
+            kind,
             backend,
             healthy: true,
             error: None,
@@ -141,7 +145,7 @@ impl Slot {
 
     fn status(&self) -> BackendStatus {
         BackendStatus {
-            name: self.backend.name().to_owned(),
+            name: self.kind.name().to_owned(),
             healthy: self.healthy,
             error: self.error.clone(),
             bans_applied: self.bans_applied,
@@ -160,25 +164,33 @@ impl Slot {
 
 /// Which backends enforce which jail's bans.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Routes(HashMap<String, Vec<String>>);
+pub(super) struct Routes(HashMap<String, Vec<BackendKind>>);
 
 impl Routes {
-    /// From the jails' `backends` lists.
+    /// From the jails' `backends` lists (validated: every name is a backend of
+    /// this build).
     pub(super) fn from_config(cfg: &Config) -> Routes {
         Routes(
             cfg.jails
                 .iter()
-                .map(|(name, j)| (name.clone(), j.backends.clone()))
+                .map(|(name, j)| {
+                    let kinds = j
+                        .backends
+                        .iter()
+                        .filter_map(|b| BackendKind::from_name(b))
+                        .collect();
+                    (name.clone(), kinds)
+                })
                 .collect(),
         )
     }
 
     /// Whether `backend` enforces bans of `jail`: an empty list, a manual ban and
     /// a jail no longer configured mean every backend.
-    pub(super) fn enforces(&self, jail: &str, backend: &str) -> bool {
+    pub(super) fn enforces(&self, jail: &str, backend: BackendKind) -> bool {
         self.0
             .get(jail)
-            .is_none_or(|list| list.is_empty() || list.iter().any(|b| b == backend))
+            .is_none_or(|list| list.is_empty() || list.contains(&backend))
     }
 }
 
@@ -272,10 +284,10 @@ impl Enforcer {
 
     fn apply(&mut self, decisions: &[Decision], now: SystemTime) {
         for slot in &mut self.slots {
-            let name = slot.backend.name();
+            let name = slot.kind.name();
             let mine: Vec<Decision> = decisions
                 .iter()
-                .filter(|d| self.routes.enforces(&decision_ban(d).jail, name))
+                .filter(|d| self.routes.enforces(&decision_ban(d).jail, slot.kind))
                 .cloned()
                 .collect();
             if mine.is_empty() {
@@ -361,17 +373,17 @@ impl Enforcer {
             match slot.backend.counters() {
                 Ok(list) => out.extend(list.into_iter().map(|(net, c)| DropEntry {
                     address: crate::addr::display_target(&net),
-                    backend: slot.backend.name().to_owned(),
+                    backend: slot.kind.name().to_owned(),
                     packets: c.packets,
                     bytes: c.bytes,
                 })),
                 Err(e) => slot.failed("read counters", &e),
             }
-            // Backends that count only in total (the nftables rule counter).
+            // Backends that count only in total (one counter on a rule).
             match slot.backend.totals() {
                 Ok(Some(c)) => out.push(DropEntry {
                     address: DropEntry::ALL_BANS.to_owned(),
-                    backend: slot.backend.name().to_owned(),
+                    backend: slot.kind.name().to_owned(),
                     packets: c.packets,
                     bytes: c.bytes,
                 }),
@@ -388,12 +400,12 @@ impl Enforcer {
             match slot.backend.gc(now) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(
-                    backend = slot.backend.name(),
+                    backend = slot.kind.name(),
                     removed = n,
                     "expired entries collected"
                 ),
                 Err(e) => {
-                    tracing::warn!(backend = slot.backend.name(), error = %chain(&e), "gc failed");
+                    tracing::warn!(backend = slot.kind.name(), error = %chain(&e), "gc failed");
                     slot.failed("gc", &e);
                 }
             }
@@ -417,8 +429,12 @@ impl Enforcer {
     }
 
     /// Opens new and changed backends before touching the running ones, so a
-    /// backend that fails to open leaves everything as it was.
+    /// backend that fails to open leaves everything as it was. Each backend says
+    /// what its change takes ([`Step`]); one whose old and new kernel state cannot
+    /// coexist is removed first (a short gap, logged) and put back if the new one
+    /// fails to open.
     fn reconfigure(&mut self, cfg: &Config, active: &[Ban]) -> Result<Changes, String> {
+        let steps = self.backends_cfg.steps(&cfg.backends);
         let changes = backend_changes(&self.backends_cfg, &cfg.backends);
         let routes = Routes::from_config(cfg);
         let hooks = self
@@ -426,34 +442,20 @@ impl Enforcer {
             .with_config(cfg)
             .map_err(|e| format!("notify: {e}"))?;
         let mut opened = Vec::new();
-        for name in changes.added.iter().chain(&changes.changed) {
-            // Some changes cannot be made beside the running backend, so its
-            // kernel state goes first (a short gap, logged): a new XDP pin
-            // directory cannot attach while the old one holds the interfaces, and
-            // a changed nftables table may move family (inet <-> netdev) under the
-            // same name.
-            let replaced = match name.as_str() {
-                "xdp" => matches!(
-                    (&self.backends_cfg.xdp, &cfg.backends.xdp),
-                    (Some(old), Some(new)) if old.pin_dir != new.pin_dir
-                ),
-                "nftables" => changes.changed.iter().any(|c| c == "nftables"),
-                _ => false,
-            };
+        for &(kind, step) in &steps {
+            if matches!(step, Step::Keep | Step::Remove) {
+                continue;
+            }
+            let replaced = step == Step::Replace;
             if replaced {
-                tracing::warn!(backend = %name, "backend replaced: removing its old kernel state first");
-                self.slots.retain(|s| s.backend.name() != name.as_str());
-                let mut only = BackendsConfig::default();
-                match name.as_str() {
-                    "xdp" => only.xdp = self.backends_cfg.xdp.clone(),
-                    _ => only.nftables = self.backends_cfg.nftables.clone(),
-                }
-                if let Err(e) = flush_kernel_state(&only) {
-                    tracing::warn!(backend = %name, error = %chain(&e), "cannot remove the old kernel state");
+                tracing::warn!(backend = %kind, "backend replaced: removing its old kernel state first");
+                self.slots.retain(|s| s.kind != kind);
+                if let Some(Err(e)) = self.backends_cfg.flush(kind) {
+                    tracing::warn!(backend = %kind, error = %chain(&e), "cannot remove the old kernel state");
                 }
             }
-            let opened_one = open_backend(&cfg.backends, name).and_then(|b| {
-                b.map(|b| Slot::reconciled(b, active.iter().cloned(), &routes))
+            let opened_one = open_backend(&cfg.backends, kind).and_then(|b| {
+                b.map(|b| Slot::reconciled(kind, b, active.iter().cloned(), &routes))
                     .transpose()
             });
             match opened_one {
@@ -461,59 +463,36 @@ impl Enforcer {
                 Ok(None) => {}
                 Err(e) => {
                     if replaced {
-                        self.reopen_old(name, active);
+                        self.reopen_old(kind, active);
                     }
                     return Err(chain(&e));
                 }
             }
         }
         // Past this point nothing fails: swap.
-        let gone: Vec<&String> = changes.removed.iter().chain(&changes.changed).collect();
-        self.slots
-            .retain(|s| !gone.iter().any(|n| n.as_str() == s.backend.name()));
-        for name in &changes.removed {
-            let mut only = BackendsConfig::default();
-            match name.as_str() {
-                "xdp" => only.xdp = self.backends_cfg.xdp.clone(),
-                "nftables" => only.nftables = self.backends_cfg.nftables.clone(),
-                _ => {}
-            }
-            match flush_kernel_state(&only) {
-                Ok(_) => {
-                    tracing::info!(backend = %name, "backend removed from the config; its kernel state is gone")
-                }
-                Err(e) => {
-                    tracing::warn!(backend = %name, error = %chain(&e), "cannot remove the kernel state of a removed backend")
-                }
-            }
-        }
-        if let (Some(old), Some(new)) = (&self.backends_cfg.xdp, &cfg.backends.xdp)
-            && old.pin_dir == new.pin_dir
-        {
-            for iface in old
-                .interfaces
-                .iter()
-                .filter(|i| !new.interfaces.contains(i))
-            {
-                match crate::backend::xdp::XdpBackend::detach_interface(&old.pin_dir, iface) {
+        let goes = |kind: BackendKind| {
+            steps.iter().any(|&(k, step)| {
+                k == kind && matches!(step, Step::Remove | Step::Reopen | Step::Replace)
+            })
+        };
+        self.slots.retain(|s| !goes(s.kind));
+        for &(kind, step) in &steps {
+            match step {
+                Step::Remove => match self.backends_cfg.flush(kind).transpose() {
                     Ok(_) => {
-                        tracing::info!(interface = %iface, "XDP program detached (interface left the config)")
+                        tracing::info!(backend = %kind, "backend removed from the config; its kernel state is gone")
                     }
                     Err(e) => {
-                        tracing::warn!(interface = %iface, error = %chain(&e), "cannot detach the XDP program")
+                        tracing::warn!(backend = %kind, error = %chain(&e), "cannot remove the kernel state of a removed backend")
                     }
-                }
+                },
+                Step::Reopen => self.backends_cfg.release(&cfg.backends, kind),
+                Step::Add | Step::Keep | Step::Replace => {}
             }
         }
         self.slots.extend(opened);
         // Keep the config's order: it is the order decisions are applied in.
-        let order = cfg.backends.names();
-        self.slots.sort_by_key(|s| {
-            order
-                .iter()
-                .position(|n| *n == s.backend.name())
-                .unwrap_or(usize::MAX)
-        });
+        self.slots.sort_by_key(|s| s.kind);
         self.backends_cfg = cfg.backends.clone();
         self.routes = routes;
         self.hooks = hooks;
@@ -522,14 +501,14 @@ impl Enforcer {
     }
 
     /// Puts back a backend of the running config after a failed replacement.
-    fn reopen_old(&mut self, name: &str, active: &[Ban]) {
-        match open_backend(&self.backends_cfg, name).and_then(|b| {
-            b.map(|b| Slot::reconciled(b, active.iter().cloned(), &self.routes))
+    fn reopen_old(&mut self, kind: BackendKind, active: &[Ban]) {
+        match open_backend(&self.backends_cfg, kind).and_then(|b| {
+            b.map(|b| Slot::reconciled(kind, b, active.iter().cloned(), &self.routes))
                 .transpose()
         }) {
             Ok(Some(slot)) => self.slots.push(slot),
             Ok(None) => {}
-            Err(e) => tracing::error!(backend = name, error = %chain(&e),
+            Err(e) => tracing::error!(backend = %kind, error = %chain(&e),
                 "cannot reopen the backend of the running config; its bans are not enforced"),
         }
     }

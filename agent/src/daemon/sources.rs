@@ -186,7 +186,6 @@ fn filter_windows(config: &Config, source: &str) -> Vec<Option<Duration>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn lines_older_than_findtime_do_not_count() {
@@ -236,8 +235,9 @@ mod tests {
 
     #[test]
     fn filter_windows_take_the_longest_findtime() {
-        let text = "[backends.dry-run]\n[sources.a]\npath = \"/var/log/a\"\nfilters = [\"sshd\", \"x\"]\n[filters.x]\nregex = ['x <HOST>']\n[jails.j1]\nfilters = [\"sshd\"]\nfindtime = \"10m\"\n[jails.j2]\nfilters = [\"sshd\", \"x\"]\nfindtime = \"1h\"\n";
-        let cfg = crate::config::parse(text, Path::new("t.toml")).expect("valid");
+        let text = "[sources.a]\npath = \"/var/log/a\"\nfilters = [\"sshd\", \"x\"]\n[filters.x]\nregex = ['x <HOST>']\n[jails.j1]\nfilters = [\"sshd\"]\nfindtime = \"10m\"\n[jails.j2]\nfilters = [\"sshd\", \"x\"]\nfindtime = \"1h\"\n";
+        // Plain config data: the windows need no validation (nor a backend).
+        let cfg: Config = toml::from_str(text).expect("valid");
         assert_eq!(
             filter_windows(&cfg, "a"),
             vec![

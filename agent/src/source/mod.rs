@@ -25,6 +25,7 @@ pub mod compressed;
 pub mod file;
 pub mod files;
 pub mod glob;
+#[cfg(target_os = "linux")]
 pub mod journal;
 pub mod line;
 pub mod process;
@@ -157,6 +158,15 @@ pub enum SourceError {
         /// Why.
         #[source]
         source: glob::GlobError,
+    },
+    /// This kind of source does not exist on this system (validation should have
+    /// caught it).
+    #[error("source {name}: {what} is not available on this system")]
+    Unsupported {
+        /// Source name.
+        name: Arc<str>,
+        /// The kind of source.
+        what: &'static str,
     },
 }
 
@@ -569,6 +579,7 @@ fn run_file_source<M: LineMatcher>(
 }
 
 /// How to run a journal source.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone)]
 pub struct JournalSourceSpec {
     /// Source name from the config.
@@ -580,6 +591,7 @@ pub struct JournalSourceSpec {
 }
 
 /// Starts reading the journal through journalctl on its own thread.
+#[cfg(target_os = "linux")]
 pub fn spawn_journal_source<M: LineMatcher>(
     spec: JournalSourceSpec,
     matcher: M,
@@ -709,6 +721,12 @@ pub fn spawn_configured<M: LineMatcher>(
             };
             spawn_file_source(spec, matcher, tx)
         }
+        #[cfg(not(target_os = "linux"))]
+        SourceKind::Journal => Err(SourceError::Unsupported {
+            name,
+            what: "the systemd journal",
+        }),
+        #[cfg(target_os = "linux")]
         SourceKind::Journal => spawn_journal_source(
             JournalSourceSpec {
                 name,

@@ -17,8 +17,9 @@ use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 
 use log2drop::backend::nftables::NftablesBackend;
+use log2drop::backend::nftables::config::{NftAction, NftHook, NftablesConfig};
 use log2drop::backend::xdp::XdpBackend;
-use log2drop::config::{NftAction, NftHook, NftablesConfig, XdpConfig, XdpMode};
+use log2drop::backend::xdp::config::{XdpConfig, XdpMode};
 use log2drop_bench::report::{self, CaseReport, Cell, Table};
 use log2drop_bench::stats;
 use log2drop_tests::PinDir;

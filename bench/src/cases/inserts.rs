@@ -18,7 +18,7 @@ use ipnet::IpNet;
 
 use log2drop::backend::Backend;
 use log2drop::backend::nftables::NftablesBackend;
-use log2drop::config::{NftAction, NftHook, NftablesConfig};
+use log2drop::backend::nftables::config::{NftAction, NftHook, NftablesConfig};
 use log2drop::engine::{Ban, Decision};
 use log2drop_bench::report::{self, CaseReport, Cell, Table};
 use log2drop_bench::stats;

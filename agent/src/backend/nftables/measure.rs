@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::{IpNet, Ipv6Net};
 
+use super::config::NftablesConfig;
 use super::{NftError, NftablesBackend, ReconcileTiming};
 use crate::backend::{Backend, BackendError, ReconcileReport};
-use crate::config::NftablesConfig;
 use crate::engine::{Ban, Decision, Origin};
 
 /// What one measurement found.

@@ -19,8 +19,10 @@
 //!
 //! Submodules: [`segments`] (interval logic), [`plan`] (differences), [`ruleset`]
 //! (table, sets, chains), [`wire`] (messages through libnftnl), [`socket`] (the
-//! netlink socket), [`error`], [`measure`] (bulk measurements).
+//! netlink socket), [`error`], [`measure`] (bulk measurements); [`config`] is
+//! `[backends.nftables]`.
 
+pub mod config;
 mod error;
 pub mod measure;
 mod plan;
@@ -39,13 +41,14 @@ use nftnl::{Batch, MsgType};
 
 pub use error::NftError;
 
+use self::config::{NftHook, NftablesConfig};
 use self::plan::{Listed, Op, Plan, intervals, timeout_ms};
 use self::ruleset::{Base, Layout};
 use self::segments::{Family, Index, Segment, Span, Until, expired};
 use self::socket::{KernelError, Socket, means_not_permitted};
 use self::wire::{ListedElem, RawSet, SetId, TableFamily, TableMsg, msg};
-use super::{Backend, BackendError, DropCounts, ReconcileReport};
-use crate::config::{NftHook, NftablesConfig};
+use super::{Backend, BackendConfig, BackendError, Change, DropCounts, ReconcileReport};
+use crate::config::locate::KeyPath;
 use crate::engine::{Ban, Decision};
 
 /// Most set elements in one transaction. An engine batch is far smaller and goes in
@@ -717,11 +720,31 @@ fn merge_regions(mut regions: Vec<Span>) -> Vec<Span> {
     out
 }
 
-impl Backend for NftablesBackend {
-    fn name(&self) -> &'static str {
-        "nftables"
+impl BackendConfig for NftablesConfig {
+    fn check(&self, at: &KeyPath) -> Vec<(KeyPath, String)> {
+        self.problems(at)
     }
 
+    fn open(&self) -> Result<Box<dyn Backend>, BackendError> {
+        Ok(Box::new(NftablesBackend::open(self)?))
+    }
+
+    fn flush(&self) -> Result<usize, BackendError> {
+        Ok(NftablesBackend::flush(self)?)
+    }
+
+    /// Any change replaces the table: it may move family (inet <-> netdev) under
+    /// the same name, and its chains and sets are built from the whole table.
+    fn change_to(&self, new: &Self) -> Change {
+        if self == new {
+            Change::Keep
+        } else {
+            Change::Replace
+        }
+    }
+}
+
+impl Backend for NftablesBackend {
     /// One transaction for the whole batch. If the kernel refuses it (a set was
     /// edited behind our back), every set is read back and reconciled instead.
     fn apply(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), BackendError> {

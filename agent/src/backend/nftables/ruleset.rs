@@ -32,11 +32,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nftnl::expr::Meta;
 use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, Rule, Table, nft_expr};
 
+use super::config::{NftAction, NftablesConfig};
 use super::segments::Family;
 use super::wire::{
     self, LookupByName, RawSet, RejectIcmpx, SHARDS, SINGLE, SetId, TableFamily, TableMsg,
 };
-use crate::config::{NftAction, NftablesConfig};
 
 /// Name of the input-hook chain.
 pub(crate) const INPUT_CHAIN: &str = "input";

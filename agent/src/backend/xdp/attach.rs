@@ -12,8 +12,8 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode as AyaMode};
 
 use super::XdpError;
+use super::config::XdpMode;
 use super::maps::is_not_found;
-use crate::config::XdpMode;
 
 /// How an interface ended up attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,10 @@
 //! Submodules: [`target`] routes a ban to its map, [`deadline`] converts wall-clock
 //! deadlines to the kernel's monotonic clock, [`maps`] owns typed map access,
 //! [`pins`] the pin directory layout, [`migrate`] carries bans over from an older pin
-//! layout and [`attach`] the links.
+//! layout and [`attach`] the links; [`config`] is `[backends.xdp]`.
 
 mod attach;
+pub mod config;
 mod deadline;
 mod error;
 mod maps;
@@ -34,11 +35,12 @@ pub use attach::Attachment;
 pub use error::XdpError;
 pub use migrate::Migrated;
 
+use self::config::XdpConfig;
 use self::maps::{BanMaps, MapSizes, is_not_found};
 use self::pins::PinLayout;
 use self::target::Slot;
-use super::{Backend, BackendError, DropCounts, ReconcileReport};
-use crate::config::XdpConfig;
+use super::{Backend, BackendConfig, BackendError, Change, DropCounts, ReconcileReport};
+use crate::config::locate::KeyPath;
 use crate::engine::{Ban, Decision};
 
 /// The compiled XDP program (`cargo xtask build-ebpf`), located by `build.rs`.
@@ -393,11 +395,55 @@ fn desired(active: &[Ban], now: SystemTime, kernel_ns: u64) -> HashMap<Slot, u64
     out
 }
 
-impl Backend for XdpBackend {
-    fn name(&self) -> &'static str {
-        "xdp"
+impl BackendConfig for XdpConfig {
+    fn check(&self, at: &KeyPath) -> Vec<(KeyPath, String)> {
+        self.problems(at)
     }
 
+    fn open(&self) -> Result<Box<dyn Backend>, BackendError> {
+        Ok(Box::new(XdpBackend::open(self)?))
+    }
+
+    fn flush(&self) -> Result<usize, BackendError> {
+        Ok(XdpBackend::detach_and_unpin(&self.pin_dir)?)
+    }
+
+    /// A new pin directory cannot attach while the old one holds the interfaces,
+    /// so its kernel state goes first; any other change reopens in place.
+    fn change_to(&self, new: &Self) -> Change {
+        if self == new {
+            Change::Keep
+        } else if self.pin_dir != new.pin_dir {
+            Change::Replace
+        } else {
+            Change::Reopen
+        }
+    }
+
+    /// Detaches the program from interfaces that left the config (their pinned
+    /// links would keep it attached).
+    fn release(&self, new: &Self) {
+        if self.pin_dir != new.pin_dir {
+            return;
+        }
+        for iface in self
+            .interfaces
+            .iter()
+            .filter(|i| !new.interfaces.contains(i))
+        {
+            match XdpBackend::detach_interface(&self.pin_dir, iface) {
+                Ok(_) => {
+                    tracing::info!(interface = %iface, "XDP program detached (interface left the config)")
+                }
+                Err(e) => {
+                    tracing::warn!(interface = %iface, error = %attach::error_chain(&e), "cannot detach the XDP program")
+                }
+            }
+        }
+    }
+}
+
+impl Backend for XdpBackend {
     /// Applies every decision even if one fails (a full map must not block unbans),
     /// then reports the first failure.
     fn apply(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), BackendError> {

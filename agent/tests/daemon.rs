@@ -3,13 +3,15 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use super::*;
-use crate::control::client;
-use crate::control::protocol::{BanEntry, Command, ReloadReport, Stats, Status};
+use log2drop::control::client;
+use log2drop::control::protocol::{BanEntry, Command, ReloadReport, Reply, Stats, Status};
+use log2drop::control::server::ServerOptions;
+use log2drop::daemon::{DaemonError, Triggers, open_backends, prepare, run_prepared};
+use log2drop::store::Store;
 
 const BASE: &str = r#"
 [agent]
@@ -564,7 +566,7 @@ async fn flush_stops_the_agent_and_keeps_the_stored_bans() {
     lab.ask(ban_cmd("198.51.100.7", None)).await;
     let reply = lab.ask(Command::Flush).await;
     assert!(reply.ok, "{reply:?}");
-    let report: crate::control::protocol::FlushReport = reply.decode().expect("report");
+    let report: log2drop::control::protocol::FlushReport = reply.decode().expect("report");
     assert!(report.stopping);
     assert_eq!(report.backends, [("dry-run".to_owned(), 0)]);
     tokio::time::timeout(Duration::from_secs(10), agent.task)
