@@ -132,6 +132,9 @@ pub enum DaemonError {
     /// The commit thread could not be started.
     #[error("cannot start the commit thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// pledge(2) or unveil(2) refused the agent's sandbox.
+    #[error("cannot enter the sandbox: {0}")]
+    Sandbox(#[source] std::io::Error),
 }
 
 /// What a config builds into before anything touches the system: the engine and
@@ -446,6 +449,17 @@ pub async fn run_prepared(
         }
     }
 
+    // Everything the agent keeps open is open now: give up the rest (pledge and
+    // unveil on OpenBSD; nothing elsewhere).
+    let sandbox = crate::sandbox::Sandbox::for_config(&config, &config_path);
+    if let Err(e) = sandbox.enter() {
+        for h in set.take_all() {
+            h.request_stop();
+        }
+        return Err(DaemonError::Sandbox(e));
+    }
+    tracing::debug!(promises = %sandbox.promises, paths = sandbox.paths.len(), "sandbox entered");
+
     let task = EngineTask {
         engine,
         config,
@@ -462,6 +476,7 @@ pub async fn run_prepared(
         bans_total: 0,
         bans_lifted: 0,
         stop: false,
+        sandbox,
     };
     let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, own_rx, triggers));
     let server_task = tokio::spawn(async move {

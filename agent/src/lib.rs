@@ -21,5 +21,6 @@ pub mod filter;
 pub mod hooks;
 pub mod ownaddrs;
 pub mod report;
+pub(crate) mod sandbox;
 pub mod source;
 pub mod store;

@@ -186,6 +186,17 @@ struct Conn {
 }
 
 fn main() -> ExitCode {
+    // OpenBSD's PF helper is this binary started again by the agent (see
+    // docs/openbsd.md); it runs before anything starts threads.
+    #[cfg(target_os = "openbsd")]
+    {
+        let mut args = std::env::args_os().skip(1);
+        if args.next().as_deref()
+            == Some(std::ffi::OsStr::new(log2drop_openbsd::privsep::SUBCOMMAND))
+        {
+            return log2drop_openbsd::privsep::helper::main(args);
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Run { config } => cli::run(&config),

@@ -5,7 +5,7 @@
 //! (names, opening, flushing, what a reload takes), so adding a backend touches
 //! its own folder and this file.
 //!
-//! A config may name a backend another system has (`[backends.xdp]` elsewhere). It
+//! A config may name a backend another system has (`[backends.pf]` on Linux). It
 //! parses, and validation says plainly that the backend is not available here,
 //! rather than calling it unknown.
 
@@ -16,6 +16,8 @@ use serde::{Deserialize, Deserializer};
 use super::dry_run::config::DryRunConfig;
 #[cfg(target_os = "linux")]
 use super::nftables::config::NftablesConfig;
+#[cfg(target_os = "openbsd")]
+use super::pf::config::PfConfig;
 #[cfg(target_os = "linux")]
 use super::xdp::config::XdpConfig;
 use super::{Backend, BackendConfig, BackendError, Change};
@@ -30,6 +32,9 @@ pub enum BackendKind {
     /// `nftables`: sets in a table of our own, written over netlink (Linux).
     #[cfg(target_os = "linux")]
     Nftables,
+    /// `pf`: a PF table, written through `/dev/pf` (OpenBSD).
+    #[cfg(target_os = "openbsd")]
+    Pf,
     /// `dry-run`: logs decisions and enforces nothing.
     DryRun,
 }
@@ -41,6 +46,8 @@ impl BackendKind {
         BackendKind::Xdp,
         #[cfg(target_os = "linux")]
         BackendKind::Nftables,
+        #[cfg(target_os = "openbsd")]
+        BackendKind::Pf,
         BackendKind::DryRun,
     ];
 
@@ -51,6 +58,8 @@ impl BackendKind {
             BackendKind::Xdp => "xdp",
             #[cfg(target_os = "linux")]
             BackendKind::Nftables => "nftables",
+            #[cfg(target_os = "openbsd")]
+            BackendKind::Pf => "pf",
             BackendKind::DryRun => "dry-run",
         }
     }
@@ -79,6 +88,8 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("xdp", "Linux"),
     #[cfg(not(target_os = "linux"))]
     ("nftables", "Linux"),
+    #[cfg(not(target_os = "openbsd"))]
+    ("pf", "OpenBSD"),
 ];
 
 /// Why a name a jail lists is not a backend of this build.
@@ -114,6 +125,8 @@ impl<'de> Deserialize<'de> for Unavailable {
 type XdpConfig = Unavailable;
 #[cfg(not(target_os = "linux"))]
 type NftablesConfig = Unavailable;
+#[cfg(not(target_os = "openbsd"))]
+type PfConfig = Unavailable;
 
 /// `[backends]`: each present table enables that backend.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -123,6 +136,8 @@ pub struct BackendsConfig {
     pub xdp: Option<XdpConfig>,
     /// `[backends.nftables]` (Linux).
     pub nftables: Option<NftablesConfig>,
+    /// `[backends.pf]` (OpenBSD).
+    pub pf: Option<PfConfig>,
     /// `[backends.dry-run]`: logs decisions only.
     #[serde(rename = "dry-run")]
     pub dry_run: Option<DryRunConfig>,
@@ -137,6 +152,8 @@ macro_rules! with_settings {
             BackendKind::Xdp => $cfg.xdp.as_ref().map(|$c| $body),
             #[cfg(target_os = "linux")]
             BackendKind::Nftables => $cfg.nftables.as_ref().map(|$c| $body),
+            #[cfg(target_os = "openbsd")]
+            BackendKind::Pf => $cfg.pf.as_ref().map(|$c| $body),
             BackendKind::DryRun => $cfg.dry_run.as_ref().map(|$c| $body),
         }
     };
@@ -159,6 +176,8 @@ macro_rules! with_both {
                 .as_ref()
                 .zip($new.nftables.as_ref())
                 .map(|($a, $b)| $body),
+            #[cfg(target_os = "openbsd")]
+            BackendKind::Pf => $old.pf.as_ref().zip($new.pf.as_ref()).map(|($a, $b)| $body),
             BackendKind::DryRun => $old
                 .dry_run
                 .as_ref()
@@ -181,6 +200,9 @@ pub enum Step {
     Reopen,
     /// Its settings changed; see [`Change::Replace`].
     Replace,
+    /// Added or changed, but it can only be opened at start: see
+    /// [`Change::Restart`].
+    Restart,
 }
 
 impl BackendsConfig {
@@ -191,12 +213,16 @@ impl BackendsConfig {
         for &kind in BackendKind::ALL {
             let step = match (self.has(kind), new.has(kind)) {
                 (false, false) => continue,
-                (false, true) => Step::Add,
+                (false, true) => match with_settings!(new, kind, |c| c.opens_while_running()) {
+                    Some(false) => Step::Restart,
+                    _ => Step::Add,
+                },
                 (true, false) => Step::Remove,
                 (true, true) => match with_both!(self, new, kind, |a, b| a.change_to(b)) {
                     Some(Change::Keep) | None => Step::Keep,
                     Some(Change::Reopen) => Step::Reopen,
                     Some(Change::Replace) => Step::Replace,
+                    Some(Change::Restart) => Step::Restart,
                 },
             };
             out.push((kind, step));
@@ -238,6 +264,19 @@ impl BackendsConfig {
     /// these settings set up that the new ones no longer use.
     pub fn release(&self, new: &BackendsConfig, kind: BackendKind) {
         with_both!(self, new, kind, |a, b| a.release(b));
+    }
+
+    /// Takes backend `kind` out of these settings.
+    pub fn remove(&mut self, kind: BackendKind) {
+        match kind {
+            #[cfg(target_os = "linux")]
+            BackendKind::Xdp => self.xdp = None,
+            #[cfg(target_os = "linux")]
+            BackendKind::Nftables => self.nftables = None,
+            #[cfg(target_os = "openbsd")]
+            BackendKind::Pf => self.pf = None,
+            BackendKind::DryRun => self.dry_run = None,
+        }
     }
 
     /// Every problem of `[backends]` (at `at`), each with its key path: no backend
@@ -283,6 +322,8 @@ impl BackendsConfig {
             ("xdp", "Linux", self.xdp.is_some()),
             #[cfg(not(target_os = "linux"))]
             ("nftables", "Linux", self.nftables.is_some()),
+            #[cfg(not(target_os = "openbsd"))]
+            ("pf", "OpenBSD", self.pf.is_some()),
         ];
         tables
             .iter()
@@ -343,6 +384,21 @@ mod tests {
         let nft = cfg("[nftables]\n");
         let reject = cfg("[nftables]\naction = \"reject\"\n");
         assert_eq!(of(&nft.steps(&reject), Step::Replace), ["nftables"]);
+    }
+
+    #[test]
+    fn another_systems_backend_is_not_available_rather_than_unknown() {
+        let c = cfg("[pf]\ntable = \"log2drop\"\n");
+        assert!(c.kinds().is_empty());
+        assert_eq!(BackendKind::from_name("pf"), None);
+        let problems = c.check(&KeyPath::of(&["backends"]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0.to_string(), "backends.pf");
+        assert!(
+            problems[0].1.contains("only available on OpenBSD"),
+            "{problems:?}"
+        );
+        assert!(unknown_backend("pf").contains("only available on OpenBSD"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod dry_run;
 pub mod kind;
 #[cfg(target_os = "linux")]
 pub mod nftables;
+#[cfg(any(target_os = "openbsd", test))]
+pub mod pf;
 #[cfg(target_os = "linux")]
 pub mod xdp;
 
@@ -60,6 +62,10 @@ pub enum BackendError {
     #[cfg(target_os = "linux")]
     #[error(transparent)]
     Nftables(#[from] nftables::NftError),
+    /// The PF backend failed.
+    #[cfg(any(target_os = "openbsd", test))]
+    #[error(transparent)]
+    Pf(#[from] pf::PfBackendError),
 }
 
 /// What moving a backend from its running settings to new ones takes.
@@ -73,6 +79,9 @@ pub enum Change {
     /// Remove the running backend's kernel state first, then open anew: for
     /// changes the kernel cannot hold side by side (a short gap, logged).
     Replace,
+    /// Not while running: the reload is refused and the agent must restart (a
+    /// backend whose opening the sandboxed agent can no longer do).
+    Restart,
 }
 
 /// What the daemon needs from one backend's settings. Each backend's config type
@@ -100,6 +109,12 @@ pub trait BackendConfig: Clone + PartialEq + fmt::Debug {
         }
     }
 
+    /// Whether a reload may add this backend to a running agent. False for a
+    /// backend whose opening the sandboxed agent can no longer do.
+    fn opens_while_running(&self) -> bool {
+        true
+    }
+
     /// Called after the backend was reopened with `new` ([`Change::Reopen`]):
     /// removes what these settings set up that `new` no longer uses. Failures are
     /// logged here; the new backend runs regardless.
@@ -125,6 +140,14 @@ pub trait Backend: Send {
 
     /// Drop counters per ban, for backends that count. Empty otherwise.
     fn counters(&self) -> Result<Vec<(IpNet, DropCounts)>, BackendError>;
+
+    /// Empties the kernel state through this running backend, for backends whose
+    /// state only the running backend can reach (PF: its helper holds the device
+    /// the sandboxed agent cannot open); how many entries went. `None`: the
+    /// settings' [`BackendConfig::flush`] does it once the backend is closed.
+    fn flush_running(&mut self) -> Result<Option<usize>, BackendError> {
+        Ok(None)
+    }
 
     /// Drops across all bans, for backends that count only in total (the nftables
     /// rule counter). `None` when the backend does not count that way.

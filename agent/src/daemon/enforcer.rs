@@ -441,6 +441,11 @@ impl Enforcer {
             .hooks
             .with_config(cfg)
             .map_err(|e| format!("notify: {e}"))?;
+        if let Some((kind, _)) = steps.iter().find(|(_, s)| *s == Step::Restart) {
+            return Err(format!(
+                "backend {kind}: this change takes effect only at start; restart the agent"
+            ));
+        }
         let mut opened = Vec::new();
         for &(kind, step) in &steps {
             if matches!(step, Step::Keep | Step::Remove) {
@@ -475,9 +480,23 @@ impl Enforcer {
                 k == kind && matches!(step, Step::Remove | Step::Reopen | Step::Replace)
             })
         };
+        // A removed backend that reaches its kernel state only while running
+        // empties it before it goes.
+        let mut emptied = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| goes(s.kind)) {
+            let removed = steps
+                .iter()
+                .any(|&(k, step)| k == slot.kind && step == Step::Remove);
+            if removed && let Ok(Some(_)) = slot.backend.flush_running() {
+                emptied.push(slot.kind);
+            }
+        }
         self.slots.retain(|s| !goes(s.kind));
         for &(kind, step) in &steps {
             match step {
+                Step::Remove if emptied.contains(&kind) => {
+                    tracing::info!(backend = %kind, "backend removed from the config; its kernel state is gone")
+                }
                 Step::Remove => match self.backends_cfg.flush(kind).transpose() {
                     Ok(_) => {
                         tracing::info!(backend = %kind, "backend removed from the config; its kernel state is gone")
@@ -487,7 +506,7 @@ impl Enforcer {
                     }
                 },
                 Step::Reopen => self.backends_cfg.release(&cfg.backends, kind),
-                Step::Add | Step::Keep | Step::Replace => {}
+                Step::Add | Step::Keep | Step::Replace | Step::Restart => {}
             }
         }
         self.slots.extend(opened);
@@ -513,10 +532,28 @@ impl Enforcer {
         }
     }
 
+    /// Backends that reach their kernel state only while running empty it
+    /// themselves; then every backend is closed (open descriptors could keep kernel
+    /// objects alive) and the rest are flushed from their settings.
     fn flush(&mut self) -> Result<FlushReport, DaemonError> {
-        // Close our descriptors first: they would keep the program attached.
+        let mut done = Vec::new();
+        for slot in &mut self.slots {
+            if let Some(n) = slot
+                .backend
+                .flush_running()
+                .map_err(|e| super::backend_error(slot.kind, e))?
+            {
+                done.push((slot.kind, n));
+            }
+        }
         self.slots.clear();
-        let backends = flush_kernel_state(&self.backends_cfg)?;
+        let mut rest = self.backends_cfg.clone();
+        for (kind, _) in &done {
+            rest.remove(*kind);
+        }
+        let mut backends = flush_kernel_state(&rest)?;
+        backends.extend(done.into_iter().map(|(k, n)| (k.name().to_owned(), n)));
+        backends.sort_by_key(|(name, _)| BackendKind::from_name(name));
         self.backends_cfg = BackendsConfig::default();
         tracing::warn!(
             ?backends,

@@ -57,6 +57,8 @@ pub(super) struct EngineTask {
     pub(super) bans_lifted: u64,
     /// Set by `flush`: the task ends after answering.
     pub(super) stop: bool,
+    /// What the agent kept at start; a reload needing more is refused.
+    pub(super) sandbox: crate::sandbox::Sandbox,
 }
 
 impl EngineTask {
@@ -432,6 +434,12 @@ impl EngineTask {
             }
             Err(e) => return Err(format!("config not reloaded: {e}")),
         };
+        let needs = crate::sandbox::Sandbox::for_config(&prepared.config, &self.config_path);
+        if let Err(e) = self.sandbox.admits(&needs) {
+            return Err(format!(
+                "config not reloaded, the running config stays in force: {e}; restart the agent for it"
+            ));
+        }
         let diff = ConfigDiff::between(&self.config, &prepared.config);
 
         // Backends first: the only step that can fail. A backend opened anew is

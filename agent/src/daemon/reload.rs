@@ -81,7 +81,7 @@ pub fn backend_changes(old: &BackendsConfig, new: &BackendsConfig) -> Changes {
             Step::Add => &mut out.added,
             Step::Remove => &mut out.removed,
             Step::Keep => &mut out.kept,
-            Step::Reopen | Step::Replace => &mut out.changed,
+            Step::Reopen | Step::Replace | Step::Restart => &mut out.changed,
         };
         list.push(kind.name().to_owned());
     }
