@@ -71,6 +71,29 @@ pub async fn current() -> Result<Vec<IpAddr>, OwnAddrsError> {
     imp::current().await
 }
 
+/// Sends the set read after a change when it differs from the last one sent
+/// (a failed read keeps the last set). False once nobody listens any more.
+#[cfg(any(target_os = "linux", target_os = "openbsd"))]
+async fn publish(
+    read: Result<std::collections::BTreeSet<IpAddr>, OwnAddrsError>,
+    last: &mut std::collections::BTreeSet<IpAddr>,
+    updates: &mpsc::Sender<Vec<IpAddr>>,
+) -> bool {
+    let now = match read {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot re-read the host's addresses; keeping the last known set");
+            return true;
+        }
+    };
+    if now == *last {
+        return true;
+    }
+    tracing::info!(addresses = now.len(), "host addresses changed");
+    *last = now.clone();
+    updates.send(now.into_iter().collect()).await.is_ok()
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::collections::BTreeSet;
@@ -113,19 +136,7 @@ mod imp {
             while messages.next().await.is_some() {
                 // Fold a burst of notifications into one dump.
                 while let Some(Some(_)) = messages.next().now_or_never() {}
-                let now = match dump(&handle).await {
-                    Ok(set) => set,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot re-read the host's addresses; keeping the last known set");
-                        continue;
-                    }
-                };
-                if now == last {
-                    continue;
-                }
-                tracing::info!(addresses = now.len(), "host addresses changed");
-                last = now.clone();
-                if updates.send(sorted(now)).await.is_err() {
+                if !super::publish(dump(&handle).await, &mut last, &updates).await {
                     return;
                 }
             }
@@ -420,19 +431,7 @@ mod imp {
                 if !reread {
                     continue;
                 }
-                let now = match dump() {
-                    Ok(set) => set,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot re-read the host's addresses; keeping the last known set");
-                        continue;
-                    }
-                };
-                if now == last {
-                    continue;
-                }
-                tracing::info!(addresses = now.len(), "host addresses changed");
-                last = now.clone();
-                if updates.send(sorted(now)).await.is_err() {
+                if !super::publish(dump(), &mut last, &updates).await {
                     return;
                 }
             }
