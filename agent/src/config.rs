@@ -284,9 +284,10 @@ pub enum LinePrefix {
     /// Regexes search the whole line.
     #[default]
     None,
-    /// Lines start with a syslog prefix (BSD, ISO 8601 or RFC 5424), which is
-    /// parsed for the program and the time; regexes match the message, anchored at
-    /// its start. Lines without the prefix never match.
+    /// Lines start with a syslog prefix (BSD, ISO 8601, RFC 5424, and the
+    /// variants syslog daemons and journalctl write: see `filter::syslog`), which
+    /// is parsed for the program and the time; regexes match the message, anchored
+    /// at its start. Lines without the prefix never match.
     Syslog,
 }
 

@@ -528,7 +528,7 @@ impl SourceMatcher {
                     .map(|(_, g)| *g)
                     .or(self.any_program);
                 if let Some(g) = group {
-                    let message = &line[prefix.message..];
+                    let message = prefix.text(line);
                     if let Some(mut hit) = self.search(g, message, scratch, &mut ignored) {
                         let fi = hit.filter.index();
                         hit.time = prefix.time.and_then(|t| {
@@ -673,7 +673,7 @@ impl SourceMatcher {
         };
         let (hay, mode) = if self.filters[hit.filter.index()].syslog {
             match syslog::parse(line) {
-                Some(prefix) => (&line[prefix.message..], Anchored::Yes),
+                Some(prefix) => (prefix.text(line), Anchored::Yes),
                 None => return Vec::new(),
             }
         } else {

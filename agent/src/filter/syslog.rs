@@ -1,24 +1,46 @@
 //! The syslog prefix of a line, parsed by hand: when it was logged, by which
-//! program, and where the program's own message starts.
+//! program, and where the program's own message starts and ends.
 //!
 //! Filters with `prefix = "syslog"` match only the message, anchored at its start,
 //! so nothing earlier on the line can feed them, and they only see the programs
 //! they are written for. The prefix is written by the logging system, not by a
 //! client, which is why it is safe to trust for the program name and the time.
 //!
-//! Accepted forms (an optional `<PRI>` first):
-//! - BSD / RFC 3164: `May 19 10:00:00 host prog[pid]: message`
-//! - ISO 8601 (rsyslog's high-precision format, `journalctl -o short-iso`):
+//! Accepted forms (an optional `<PRI>` first), as syslog daemons write them:
+//! - BSD / RFC 3164 (sysklogd, rsyslog's default, syslog-ng, OpenBSD, FreeBSD,
+//!   macOS, `journalctl -o short`, `-o short-precise` with a fraction):
+//!   `May 19 10:00:00 host prog[pid]: message`
+//! - ISO 8601 (rsyslog's high-precision format, syslog-ng's `ts-format(iso)`,
+//!   OpenBSD `syslogd -Z`, `journalctl -o short-iso`):
 //!   `2026-05-19T10:00:00.123456+02:00 host prog[pid]: message`
-//! - RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD message`
+//! - RFC 5424, with or without structured data:
+//!   `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD message`
+//! - `journalctl -o short-full` (`Tue 2026-05-19 10:00:00 CEST host ...`) and
+//!   `-o short-unix` (`1747648800.123456 host ...`); OpenWrt's `logread`
+//!   (`Tue May 19 10:00:00 2026 auth.info prog[pid]: ...`).
 //!
-//! The host field may be missing (`May 19 10:00:00 prog: message`), and the
-//! `[pid]` is optional. A line may also start with the tag itself
-//! (`prog[pid]: message`, as the journal source writes entries that carry no
-//! time); it then has no time of its own. The journal source writes
+//! Between the time and the tag: FreeBSD `syslogd -v`'s `<4.6>` / `<auth.info>`,
+//! then the host (which may be missing), then busybox syslogd's `auth.info`.
+//! The tag is `prog[pid]:`, `prog:`, `prog(sub)[pid]:` (old PAM modules:
+//! `sshd(pam_unix)[12]:`), `[prog]:`, or `prog[pid]` without the colon (busybox
+//! and some BSD programs), optionally followed by macOS ASL's level
+//! (`sshd[12] <Notice>:`). After the tag, Solaris's message ID (`[ID 800047
+//! auth.info] `) is skipped, and rsyslog's `message repeated N times: [ ... ]`
+//! yields the repeated message inside the brackets.
+//!
+//! A line may also start with the tag itself (`prog[pid]: message`, as the
+//! journal source writes entries that carry no time); it then has no time of its
+//! own. The journal source writes
 //! `2026-05-19T10:00:00.123456Z prog[pid]: message`, the ISO form without a host.
+//! Lines without a tag (`last message repeated 3 times`) have no prefix.
+//!
+//! Every element before the tag is recognised by its own shape and in a fixed
+//! order, at most one host-or-other word before the tag, so the first words of a
+//! message can never be read as a tag: the message starts after the first tag.
 
-use super::time::{RawTime, parse_bsd, parse_iso};
+use super::time::{
+    RawTime, parse_bsd, parse_ctime, parse_iso, parse_unix_stamp, parse_weekday_iso,
+};
 
 /// The parts of a syslog line the matcher needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +51,16 @@ pub struct Prefix<'a> {
     pub program: &'a [u8],
     /// Offset of the message in the line.
     pub message: usize,
+    /// Offset just past the message: the line's length, except inside rsyslog's
+    /// `message repeated N times: [ ... ]`.
+    pub end: usize,
+}
+
+impl Prefix<'_> {
+    /// The program's message in `line` (the line this prefix was parsed from).
+    pub fn text<'l>(&self, line: &'l [u8]) -> &'l [u8] {
+        &line[self.message..self.end]
+    }
 }
 
 /// Parses the syslog prefix of `line`, or `None` if the line does not have one.
@@ -103,11 +135,14 @@ pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The timestamp at the start of `rest`: ISO 8601 if it starts with a digit,
-/// else BSD.
+/// else BSD; the rarer forms only when those fail, so the common ones cost
+/// nothing more.
 fn stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
     match rest.first() {
-        Some(c) if c.is_ascii_digit() => parse_iso(rest),
-        _ => parse_bsd(rest),
+        Some(c) if c.is_ascii_digit() => parse_iso(rest).or_else(|| parse_unix_stamp(rest)),
+        _ => parse_bsd(rest)
+            .or_else(|| parse_ctime(rest))
+            .or_else(|| parse_weekday_iso(rest)),
     }
 }
 
@@ -128,27 +163,171 @@ fn parse_with(
         return None;
     }
     pos += 1;
-    // HOST TAG: or just TAG: (no host field).
-    let first = token(line, pos)?;
-    let (tag_end, program) = match tag_program(&line[pos..first]) {
-        Some(program) => (first, program),
-        None => {
-            if line.get(first) != Some(&b' ') {
-                return None;
-            }
-            let tag_end = token(line, first + 1)?;
-            (tag_end, tag_program(&line[first + 1..tag_end])?)
+    // FreeBSD `syslogd -v`: `<4.6>` or `<auth.info>` before the host.
+    if line.get(pos) == Some(&b'<') {
+        let end = token(line, pos)?;
+        if !angled_priority(&line[pos..end]) || line.get(end) != Some(&b' ') {
+            return None;
         }
-    };
+        pos = end + 1;
+    }
+    // [HOST] [FACILITY.LEVEL] TAG: the host and busybox's facility.level are
+    // both optional, the tag is not.
+    let mut first = token(line, pos)?;
+    if let Some((program, tag_end)) = tag(line, pos, first) {
+        return Some(message(line, Some(time), program, tag_end));
+    }
+    if !facility_level(&line[pos..first]) {
+        // A host name; busybox's facility.level may follow it.
+        pos = next_token_start(line, first)?;
+        first = token(line, pos)?;
+        if let Some((program, tag_end)) = tag(line, pos, first) {
+            return Some(message(line, Some(time), program, tag_end));
+        }
+        if !facility_level(&line[pos..first]) {
+            return None;
+        }
+    }
+    pos = next_token_start(line, first)?;
+    first = token(line, pos)?;
+    let (program, tag_end) = tag(line, pos, first)?;
+    Some(message(line, Some(time), program, tag_end))
+}
+
+/// The start of the token after the one ending at `end`: one space later.
+fn next_token_start(line: &[u8], end: usize) -> Option<usize> {
+    (line.get(end) == Some(&b' ')).then_some(end + 1)
+}
+
+/// The prefix whose tag ends at `tag_end`, with what syslog daemons put between
+/// the tag and the program's text removed.
+fn message<'a>(
+    line: &'a [u8],
+    time: Option<RawTime>,
+    program: &'a [u8],
+    tag_end: usize,
+) -> Prefix<'a> {
     let mut message = tag_end;
     if line.get(message) == Some(&b' ') {
         message += 1;
     }
-    Some(Prefix {
-        time: Some(time),
+    let mut end = line.len();
+    match line.get(message) {
+        // Solaris: `[ID 800047 auth.info] ` (message ID, facility.level).
+        Some(b'[') => message += solaris_id(&line[message..]),
+        // rsyslog's repeated-message reduction.
+        Some(b'm') => {
+            if let Some(inner) = repeated(&line[message..]) {
+                message += inner;
+                end -= 1;
+            }
+        }
+        _ => {}
+    }
+    Prefix {
+        time,
         program,
         message,
-    })
+        end,
+    }
+}
+
+/// The length of Solaris's `[ID 800047 auth.info] ` at the start of `rest`, or
+/// 0 when it is not there.
+fn solaris_id(rest: &[u8]) -> usize {
+    let Some(body) = rest.strip_prefix(b"[ID ") else {
+        return 0;
+    };
+    let digits = body.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || body.get(digits) != Some(&b' ') {
+        return 0;
+    }
+    let fac = &body[digits + 1..];
+    let Some(close) = fac.iter().take(24).position(|c| *c == b']') else {
+        return 0;
+    };
+    if !facility_level(&fac[..close]) || fac.get(close + 1) != Some(&b' ') {
+        return 0;
+    }
+    4 + digits + 1 + close + 2
+}
+
+/// Where the repeated message starts in rsyslog's
+/// `message repeated 3 times: [ Failed password ...]` (the text after `[ `),
+/// if `rest` is that and ends with its `]`.
+fn repeated(rest: &[u8]) -> Option<usize> {
+    let body = rest.strip_prefix(b"message repeated ")?;
+    let digits = body.iter().take_while(|c| c.is_ascii_digit()).count();
+    let tail = body.get(digits..)?;
+    if digits == 0 || !tail.starts_with(b" times: [ ") || !rest.ends_with(b"]") {
+        return None;
+    }
+    let start = 17 + digits + 10;
+    (start < rest.len()).then_some(start)
+}
+
+/// Syslog's facility names (RFC 5424 section 6.2.1 and the BSD extras).
+const FACILITIES: &[&[u8]] = &[
+    b"kern",
+    b"user",
+    b"mail",
+    b"daemon",
+    b"auth",
+    b"syslog",
+    b"lpr",
+    b"news",
+    b"uucp",
+    b"cron",
+    b"authpriv",
+    b"ftp",
+    b"ntp",
+    b"security",
+    b"console",
+    b"solaris-cron",
+    b"audit",
+    b"local0",
+    b"local1",
+    b"local2",
+    b"local3",
+    b"local4",
+    b"local5",
+    b"local6",
+    b"local7",
+    b"mark",
+];
+
+/// Syslog's level names, with the old spellings.
+const LEVELS: &[&[u8]] = &[
+    b"emerg", b"panic", b"alert", b"crit", b"err", b"error", b"warning", b"warn", b"notice",
+    b"info", b"debug",
+];
+
+/// `auth.info` (busybox syslogd, Solaris): a known facility and a known level.
+fn facility_level(tok: &[u8]) -> bool {
+    if tok.len() > 20 {
+        return false;
+    }
+    let Some(dot) = tok.iter().position(|c| *c == b'.') else {
+        return false;
+    };
+    let (fac, level) = (&tok[..dot], &tok[dot + 1..]);
+    FACILITIES.contains(&fac) && LEVELS.contains(&level)
+}
+
+/// FreeBSD `syslogd -v` (`<4.6>`) and `-vv` (`<auth.info>`).
+fn angled_priority(tok: &[u8]) -> bool {
+    let Some(inner) = tok.strip_prefix(b"<").and_then(|t| t.strip_suffix(b">")) else {
+        return false;
+    };
+    if facility_level(inner) {
+        return true;
+    }
+    let Some(dot) = inner.iter().position(|c| *c == b'.') else {
+        return false;
+    };
+    let (fac, level) = (&inner[..dot], &inner[dot + 1..]);
+    let number = |t: &[u8]| (1..=2).contains(&t.len()) && t.iter().all(u8::is_ascii_digit);
+    number(fac) && number(level)
 }
 
 /// The time of a syslog line's prefix, read where [`parse`] reads it, and the
@@ -184,16 +363,8 @@ fn time_start(line: &[u8]) -> Option<(usize, bool)> {
 /// A line that starts with the tag: no time, no host.
 fn bare(line: &[u8]) -> Option<Prefix<'_>> {
     let end = token(line, 0)?;
-    let program = tag_program(&line[..end])?;
-    let mut message = end;
-    if line.get(message) == Some(&b' ') {
-        message += 1;
-    }
-    Some(Prefix {
-        time: None,
-        program,
-        message,
-    })
+    let (program, tag_end) = tag(line, 0, end)?;
+    Some(message(line, None, program, tag_end))
 }
 
 /// End of the space-free token starting at `pos` (which must not be empty).
@@ -204,34 +375,85 @@ fn token(line: &[u8], pos: usize) -> Option<usize> {
     (len > 0).then_some(pos + len)
 }
 
-/// The program of a tag token, `prog:` or `prog[pid]:`; `None` if `tok` is not a
-/// tag.
-fn tag_program(tok: &[u8]) -> Option<&[u8]> {
-    if tok.len() > 1 && tok.ends_with(b":") {
-        program_of(tok)
-    } else {
-        None
+/// The program of the tag token `line[start..end]` and where the tag ends
+/// (past a macOS level that follows it); `None` if the token is not a tag.
+#[inline]
+fn tag(line: &[u8], start: usize, end: usize) -> Option<(&[u8], usize)> {
+    let tok = &line[start..end];
+    if let Some(body) = tok.strip_suffix(b":") {
+        return program_of(body).map(|p| (p, end));
     }
-}
-
-/// The program name of a tag: up to `[` or the final `:`.
-fn program_of(tag: &[u8]) -> Option<&[u8]> {
-    let body = tag.strip_suffix(b":")?;
-    let end = body
-        .iter()
-        .position(|c| !c.is_ascii_graphic() || matches!(c, b'[' | b']' | b':'))
-        .unwrap_or(body.len());
-    let name = &body[..end];
-    if name.is_empty() {
+    // `prog[pid]` without the colon; a pid is required, so a host name (which
+    // holds no bracket) is never taken for one.
+    if tok.last() != Some(&b']') || !tok.contains(&b'[') {
         return None;
     }
-    match &body[end..] {
+    if tok.starts_with(b"[") {
+        return None;
+    }
+    let program = program_of(tok)?;
+    // macOS ASL: `sshd[12] <Notice>: message`.
+    let level = asl_level(line.get(end..).unwrap_or_default());
+    Some((program, end + level))
+}
+
+/// The length of macOS ASL's ` <Notice>:` at the start of `rest`, or 0.
+fn asl_level(rest: &[u8]) -> usize {
+    const LEVELS: &[&[u8]] = &[
+        b" <Emergency>:",
+        b" <Alert>:",
+        b" <Critical>:",
+        b" <Error>:",
+        b" <Warning>:",
+        b" <Notice>:",
+        b" <Info>:",
+        b" <Debug>:",
+    ];
+    if rest.get(1) != Some(&b'<') {
+        return 0;
+    }
+    LEVELS
+        .iter()
+        .find(|l| rest.starts_with(l))
+        .map_or(0, |l| l.len())
+}
+
+/// The program name of a tag without its colon: `prog`, `prog[pid]`,
+/// `prog(sub)`, `prog(sub)[pid]` or `[prog]`.
+fn program_of(body: &[u8]) -> Option<&[u8]> {
+    if let Some(inner) = body.strip_prefix(b"[").and_then(|b| b.strip_suffix(b"]")) {
+        return name(inner).filter(|n| n.len() == inner.len());
+    }
+    let name = name(body)?;
+    let mut rest = &body[name.len()..];
+    // `sshd(pam_unix)`: the module that logged for the program.
+    if let Some(sub) = rest.strip_prefix(b"(") {
+        let close = sub.iter().position(|c| *c == b')')?;
+        if close == 0
+            || !sub[..close]
+                .iter()
+                .all(|c| c.is_ascii_graphic() && *c != b'(')
+        {
+            return None;
+        }
+        rest = &sub[close + 1..];
+    }
+    match rest {
         [] => Some(name),
         [b'[', pid @ .., b']'] if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) => {
             Some(name)
         }
         _ => None,
     }
+}
+
+/// The program name at the start of a tag: printable, up to `[`, `(` or `:`.
+fn name(body: &[u8]) -> Option<&[u8]> {
+    let end = body
+        .iter()
+        .position(|c| !c.is_ascii_graphic() || matches!(c, b'[' | b']' | b'(' | b')' | b':'))
+        .unwrap_or(body.len());
+    (end > 0).then(|| &body[..end])
 }
 
 /// RFC 5424 after `<PRI>1 `: TIMESTAMP HOST APP PROCID MSGID SD [MSG].
@@ -296,6 +518,7 @@ fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
         time,
         program,
         message: pos,
+        end: line.len(),
     })
 }
 
@@ -308,7 +531,7 @@ mod tests {
         let p = parse(line.as_bytes()).unwrap_or_else(|| panic!("no prefix in {line:?}"));
         (
             std::str::from_utf8(p.program).expect("utf8"),
-            &line[p.message..],
+            std::str::from_utf8(p.text(line.as_bytes())).expect("utf8"),
         )
     }
 
@@ -368,6 +591,119 @@ mod tests {
             ("sshd", "Failed password")
         );
         assert_eq!(parse(b"sshd[812]: x").expect("bare").time, None);
+    }
+
+    #[test]
+    fn tag_forms() {
+        for (line, program) in [
+            ("May 19 10:00:00 web1 sshd(pam_unix)[1234]: x", "sshd"),
+            ("May 19 10:00:00 web1 [sshd]: x", "sshd"),
+            ("May 19 10:00:00 [sshd]: x", "sshd"),
+            ("May 19 10:00:00 web1 dropbear[77] x", "dropbear"),
+            ("May 19 10:00:00 dropbear[77] x", "dropbear"),
+            ("May 19 10:00:00 mac sshd[12] <Notice>: x", "sshd"),
+            ("May 19 10:00:00 web1 sshd(pam_unix): x", "sshd"),
+            ("May 19 10:00:00 2001:db8::1 sshd[1]: x", "sshd"),
+        ] {
+            assert_eq!(msg(line), (program, "x"), "{line}");
+        }
+    }
+
+    #[test]
+    fn daemon_specific_forms() {
+        for (line, program) in [
+            // busybox syslogd: facility.level after the host.
+            (
+                "May 19 10:00:00 router authpriv.info dropbear[77]: x",
+                "dropbear",
+            ),
+            ("May 19 10:00:00 authpriv.info dropbear[77]: x", "dropbear"),
+            // OpenWrt logread.
+            (
+                "Tue May 19 10:00:00 2026 authpriv.warn dropbear[77]: x",
+                "dropbear",
+            ),
+            // FreeBSD syslogd -v and -vv.
+            ("May 19 10:00:00 <4.6> fbsd sshd[5]: x", "sshd"),
+            ("May 19 10:00:00 <auth.info> fbsd sshd[5]: x", "sshd"),
+            // Solaris: message ID and facility.level after the tag.
+            (
+                "May 19 10:00:00 sol sshd[5]: [ID 800047 auth.info] x",
+                "sshd",
+            ),
+            // journalctl -o short-precise, short-full, short-unix.
+            ("May 19 10:00:00.123456 web1 sshd[5]: x", "sshd"),
+            ("Tue 2026-05-19 10:00:00 CEST web1 sshd[5]: x", "sshd"),
+            ("Tue 2026-05-19 10:00:00.123456 UTC web1 sshd[5]: x", "sshd"),
+            ("1779184800.123456 web1 sshd[5]: x", "sshd"),
+            // rsyslog's repeated-message reduction.
+            (
+                "May 19 10:00:00 web1 sshd[5]: message repeated 3 times: [ x]",
+                "sshd",
+            ),
+            // RFC 5424 without a host name's domain, with structured data.
+            (
+                r#"<38>1 2026-05-19T10:00:00Z web1 sshd 5 - [origin ip="192.0.2.1"] x"#,
+                "sshd",
+            ),
+        ] {
+            assert_eq!(msg(line), (program, "x"), "{line}");
+        }
+        let p = parse(b"Tue May 19 10:00:00 2026 authpriv.warn dropbear[77]: x").expect("logread");
+        assert_eq!(p.time.and_then(|t| t.year), Some(2026));
+        // Not a message ID: stays part of the message.
+        assert_eq!(
+            msg("May 19 10:00:00 sol sshd[5]: [ID x auth.info] y"),
+            ("sshd", "[ID x auth.info] y")
+        );
+        assert_eq!(
+            msg("May 19 10:00:00 web1 sshd[5]: message repeated 3 times: [ x"),
+            ("sshd", "message repeated 3 times: [ x")
+        );
+    }
+
+    /// Whatever the message says, it never changes the program or where the
+    /// message starts: nothing a client writes is read as part of the prefix.
+    #[test]
+    fn a_message_cannot_fake_the_prefix() {
+        let fakes = [
+            "sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2",
+            "host sshd[1]: x",
+            "authpriv.info sshd[1]: x",
+            "<auth.info> host sshd[1]: x",
+            "[sshd]: x",
+            "sshd[1] <Notice>: x",
+            "May 19 10:00:00 host sshd[1]: x",
+        ];
+        for head in [
+            "May 19 10:00:00 web1 app[9]: ",
+            "May 19 10:00:00 app[9]: ",
+            "May 19 10:00:00 web1 app[9] ",
+            "May 19 10:00:00 router authpriv.info app[9]: ",
+            "2026-05-19T10:00:00Z web1 app: ",
+            "<13>1 2026-05-19T10:00:00Z web1 app 9 - - ",
+            "app[9]: ",
+        ] {
+            for fake in fakes {
+                let line = format!("{head}{fake}");
+                let p = parse(line.as_bytes()).unwrap_or_else(|| panic!("{line}"));
+                assert_eq!(p.program, b"app", "{line}");
+                assert_eq!(p.message, head.len(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_without_a_tag_have_no_prefix() {
+        for line in [
+            "May 19 10:00:00 web1 last message repeated 3 times",
+            "May 19 10:00:00 web1 -- MARK --",
+            "May 19 10:00:00 web1 mail.info",
+            "May 19 10:00:00 <9999.1> web1 sshd[1]: x",
+            "May 19 10:00:00 web1 mail.info host sshd[1]: x",
+        ] {
+            assert_eq!(parse(line.as_bytes()), None, "{line}");
+        }
     }
 
     #[test]
@@ -468,6 +804,35 @@ mod tests {
             let p = parse(line.as_bytes()).expect("parses");
             prop_assert_eq!(&line.as_bytes()[p.message..], msg.as_bytes());
             prop_assert_eq!(p.program, b"sshd");
+        }
+
+        /// In every form, the message never moves the program or the start of
+        /// the message earlier; it only ever shortens what the filters see
+        /// (Solaris IDs, rsyslog repeats) from the front or the final `]`.
+        #[test]
+        fn no_message_reaches_into_the_prefix(
+            head in prop_oneof![
+                Just("May 19 10:00:00 web1 app[9]: "),
+                Just("May 19 10:00:00 app[9]: "),
+                Just("May 19 10:00:00 web1 app[9] "),
+                Just("May 19 10:00:00 app[9] "),
+                Just("May 19 10:00:00 web1 app(pam_unix)[9]: "),
+                Just("May 19 10:00:00 web1 [app]: "),
+                Just("May 19 10:00:00 <auth.info> web1 app[9]: "),
+                Just("May 19 10:00:00 web1 auth.info app[9]: "),
+                Just("Tue May 19 10:00:00 2026 auth.info app[9]: "),
+                Just("Tue 2026-05-19 10:00:00 CEST web1 app[9]: "),
+                Just("1779184800.5 web1 app[9]: "),
+                Just("2026-05-19T10:00:00Z app: "),
+                Just("app[9]: "),
+            ],
+            msg in "(\\[ID 1 auth.info\\] |message repeated 2 times: \\[ |sshd\\[1\\]: |<Notice>: |auth.info |host |[ -~]){0,12}",
+        ) {
+            let line = format!("{head}{msg}");
+            let p = parse(line.as_bytes()).expect("parses");
+            prop_assert_eq!(p.program, b"app");
+            prop_assert!(p.message >= head.len());
+            prop_assert!(p.message <= p.end && p.end <= line.len());
         }
     }
 }

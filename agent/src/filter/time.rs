@@ -368,6 +368,75 @@ pub fn parse_iso(b: &[u8]) -> Option<(RawTime, usize)> {
     Some((t, pos))
 }
 
+/// A weekday name and a space (`Tue `), as some syslog front ends write before
+/// the date: the bytes used. The name says nothing the date does not.
+fn weekday(b: &[u8]) -> Option<usize> {
+    let [a, b2, c, sp] = *b.first_chunk::<4>()?;
+    let known = matches!(
+        [a | 0x20, b2 | 0x20, c | 0x20],
+        [b'm', b'o', b'n']
+            | [b't', b'u', b'e']
+            | [b'w', b'e', b'd']
+            | [b't', b'h', b'u']
+            | [b'f', b'r', b'i']
+            | [b's', b'a', b't']
+            | [b's', b'u', b'n']
+    );
+    (known && sp == b' ').then_some(4)
+}
+
+/// The C library's `ctime` layout, `Tue May 19 10:00:00 2026`: what OpenWrt's
+/// `logread` writes before each line.
+pub fn parse_ctime(b: &[u8]) -> Option<(RawTime, usize)> {
+    let day = weekday(b)?;
+    let (mut t, used) = parse_bsd(&b[day..])?;
+    let pos = day + used;
+    if b.get(pos) != Some(&b' ') {
+        return None;
+    }
+    let year = digits(b.get(pos + 1..)?, 4)?;
+    t.year = Some(year as i16);
+    Some((t, pos + 5))
+}
+
+/// `journalctl -o short-full`: `Tue 2026-05-19 10:00:00 CEST` (a fraction with
+/// `--output=short-full` and microseconds is accepted too). The zone is printed
+/// as an abbreviation, which does not name an offset, so the time is read in the
+/// filter's time zone (journalctl prints in the reading host's zone); a numeric
+/// `+0530` is used as such.
+pub fn parse_weekday_iso(b: &[u8]) -> Option<(RawTime, usize)> {
+    let day = weekday(b)?;
+    let (mut t, used) = parse_iso(&b[day..])?;
+    let mut pos = day + used;
+    if t.offset.is_some() || b.get(pos) != Some(&b' ') {
+        return Some((t, pos));
+    }
+    let zone = &b[pos + 1..];
+    if let Some((off, n)) = parse_offset(zone)
+        && zone.get(n) == Some(&b' ')
+    {
+        t.offset = Some(off);
+        return Some((t, pos + 1 + n));
+    }
+    let letters = zone.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if (2..=6).contains(&letters) && zone.get(letters) == Some(&b' ') {
+        pos += 1 + letters;
+    }
+    Some((t, pos))
+}
+
+/// `journalctl -o short-unix`: Unix seconds with a fraction, `1747648800.123456`.
+/// Ten or more digits and a fraction, so no other number at a line's start
+/// passes for one.
+pub fn parse_unix_stamp(b: &[u8]) -> Option<(RawTime, usize)> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n < 10 || b.get(n) != Some(&b'.') {
+        return None;
+    }
+    let (t, used) = parse_epoch(b)?;
+    (used > n + 1).then_some((t, used))
+}
+
 /// The Common Log Format date inside its brackets: `19/May/2026:10:00:00 +0000`.
 pub fn parse_clf(b: &[u8]) -> Option<(RawTime, usize)> {
     let (d, used) = day_digits(b)?;
@@ -766,6 +835,45 @@ mod tests {
             t.resolve(&TimeZone::UTC, utc("2026-02-01T00:00:00Z")),
             Some(utc("2026-01-05T01:02:03.25Z"))
         );
+    }
+
+    #[test]
+    fn front_end_stamps() {
+        let now = utc("2026-06-01T00:00:00Z");
+        let (t, used) = parse_ctime(b"Tue May 19 10:00:00 2026 auth.info x").expect("ctime");
+        assert_eq!(used, 24);
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, now),
+            Some(utc("2026-05-19T10:00:00Z"))
+        );
+        let (t, used) = parse_weekday_iso(b"Tue 2026-05-19 10:00:00 CEST host").expect("full");
+        assert_eq!(used, 28);
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, now),
+            Some(utc("2026-05-19T10:00:00Z"))
+        );
+        let (t, used) = parse_weekday_iso(b"Tue 2026-05-19 10:00:00 +0200 host").expect("num");
+        assert_eq!(used, 29);
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, now),
+            Some(utc("2026-05-19T08:00:00Z"))
+        );
+        let (t, used) = parse_unix_stamp(b"1747648800.123456 host").expect("unix");
+        assert_eq!(used, 17);
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, now),
+            Some(utc("2025-05-19T10:00:00.123456Z"))
+        );
+        for bad in [
+            &b"2026 host"[..],
+            b"1747648800 host",
+            b"123.5 x",
+            b"1747648800. x",
+        ] {
+            assert_eq!(parse_unix_stamp(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_ctime(b"Tux May 19 10:00:00 2026"), None);
+        assert_eq!(parse_ctime(b"Tue May 19 10:00:00 26"), None);
     }
 
     #[test]
