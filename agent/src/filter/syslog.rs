@@ -311,7 +311,12 @@ fn facility_level(tok: &[u8]) -> bool {
         return false;
     };
     let (fac, level) = (&tok[..dot], &tok[dot + 1..]);
-    FACILITIES.contains(&fac) && LEVELS.contains(&level)
+    // Host names with dots reach here on every line: their "level" is rarely
+    // 3 to 7 lower-case letters, so most never reach the lists.
+    (3..=7).contains(&level.len())
+        && level.iter().all(u8::is_ascii_lowercase)
+        && LEVELS.contains(&level)
+        && FACILITIES.contains(&fac)
 }
 
 /// FreeBSD `syslogd -v` (`<4.6>`) and `-vv` (`<auth.info>`).
@@ -422,7 +427,9 @@ fn asl_level(rest: &[u8]) -> usize {
 /// `prog(sub)`, `prog(sub)[pid]` or `[prog]`.
 fn program_of(body: &[u8]) -> Option<&[u8]> {
     if let Some(inner) = body.strip_prefix(b"[").and_then(|b| b.strip_suffix(b"]")) {
-        return name(inner).filter(|n| n.len() == inner.len());
+        // `[1234]:` is a pid whose program stands before it (SOGo's own log
+        // writes `sogod [1234]:`), not a program.
+        return name(inner).filter(|n| n.len() == inner.len() && !n[0].is_ascii_digit());
     }
     let name = name(body)?;
     let mut rest = &body[name.len()..];
@@ -701,6 +708,7 @@ mod tests {
             "May 19 10:00:00 web1 mail.info",
             "May 19 10:00:00 <9999.1> web1 sshd[1]: x",
             "May 19 10:00:00 web1 mail.info host sshd[1]: x",
+            "May 19 10:00:00 sogod [26818]: x",
         ] {
             assert_eq!(parse(line.as_bytes()), None, "{line}");
         }
