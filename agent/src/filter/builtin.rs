@@ -80,6 +80,7 @@ builtins![
     "vsftpd",
     "webmin-auth",
     "wordpress",
+    "wuftpd",
     "xrdp",
 ];
 
