@@ -840,30 +840,38 @@ mod tests {
     #[test]
     fn front_end_stamps() {
         let now = utc("2026-06-01T00:00:00Z");
-        let (t, used) = parse_ctime(b"Tue May 19 10:00:00 2026 auth.info x").expect("ctime");
-        assert_eq!(used, 24);
-        assert_eq!(
-            t.resolve(&TimeZone::UTC, now),
-            Some(utc("2026-05-19T10:00:00Z"))
-        );
-        let (t, used) = parse_weekday_iso(b"Tue 2026-05-19 10:00:00 CEST host").expect("full");
-        assert_eq!(used, 28);
-        assert_eq!(
-            t.resolve(&TimeZone::UTC, now),
-            Some(utc("2026-05-19T10:00:00Z"))
-        );
-        let (t, used) = parse_weekday_iso(b"Tue 2026-05-19 10:00:00 +0200 host").expect("num");
-        assert_eq!(used, 29);
-        assert_eq!(
-            t.resolve(&TimeZone::UTC, now),
-            Some(utc("2026-05-19T08:00:00Z"))
-        );
-        let (t, used) = parse_unix_stamp(b"1747648800.123456 host").expect("unix");
-        assert_eq!(used, 17);
-        assert_eq!(
-            t.resolve(&TimeZone::UTC, now),
-            Some(utc("2025-05-19T10:00:00.123456Z"))
-        );
+        type Parser = fn(&[u8]) -> Option<(RawTime, usize)>;
+        let cases: [(Parser, &str, usize, &str); 4] = [
+            (
+                parse_ctime,
+                "Tue May 19 10:00:00 2026 auth.info x",
+                24,
+                "2026-05-19T10:00:00Z",
+            ),
+            (
+                parse_weekday_iso,
+                "Tue 2026-05-19 10:00:00 CEST host",
+                28,
+                "2026-05-19T10:00:00Z",
+            ),
+            (
+                parse_weekday_iso,
+                "Tue 2026-05-19 10:00:00 +0200 host",
+                29,
+                "2026-05-19T08:00:00Z",
+            ),
+            (
+                parse_unix_stamp,
+                "1747648800.123456 host",
+                17,
+                "2025-05-19T10:00:00.123456Z",
+            ),
+        ];
+        for (parse, text, want_used, want) in cases {
+            let (t, used) = parse(text.as_bytes()).expect(text);
+            assert_eq!(used, want_used, "{text}");
+            assert_eq!(t.resolve(&TimeZone::UTC, now), Some(utc(want)), "{text}");
+        }
         for bad in [
             &b"2026 host"[..],
             b"1747648800 host",
