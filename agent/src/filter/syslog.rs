@@ -172,25 +172,25 @@ fn parse_with(
         pos = end + 1;
     }
     // [HOST] [FACILITY.LEVEL] TAG: the host and busybox's facility.level are
-    // both optional, the tag is not.
-    let mut first = token(line, pos)?;
+    // both optional, the tag is not. `HOST TAG` and `TAG` are tried first: they
+    // are what nearly every line has, and a facility.level in the first place
+    // then reads the same as a host.
+    let first = token(line, pos)?;
     if let Some((program, tag_end)) = tag(line, pos, first) {
         return Some(message(line, Some(time), program, tag_end));
     }
-    if !facility_level(&line[pos..first]) {
-        // A host name; busybox's facility.level may follow it.
-        pos = next_token_start(line, first)?;
-        first = token(line, pos)?;
-        if let Some((program, tag_end)) = tag(line, pos, first) {
-            return Some(message(line, Some(time), program, tag_end));
-        }
-        if !facility_level(&line[pos..first]) {
-            return None;
-        }
+    let second_start = next_token_start(line, first)?;
+    let second = token(line, second_start)?;
+    if let Some((program, tag_end)) = tag(line, second_start, second) {
+        return Some(message(line, Some(time), program, tag_end));
     }
-    pos = next_token_start(line, first)?;
-    first = token(line, pos)?;
-    let (program, tag_end) = tag(line, pos, first)?;
+    // HOST FACILITY.LEVEL TAG (busybox syslogd).
+    if !facility_level(&line[second_start..second]) {
+        return None;
+    }
+    let third_start = next_token_start(line, second)?;
+    let third = token(line, third_start)?;
+    let (program, tag_end) = tag(line, third_start, third)?;
     Some(message(line, Some(time), program, tag_end))
 }
 
@@ -425,6 +425,7 @@ fn asl_level(rest: &[u8]) -> usize {
 
 /// The program name of a tag without its colon: `prog`, `prog[pid]`,
 /// `prog(sub)`, `prog(sub)[pid]` or `[prog]`.
+#[inline]
 fn program_of(body: &[u8]) -> Option<&[u8]> {
     if let Some(inner) = body.strip_prefix(b"[").and_then(|b| b.strip_suffix(b"]")) {
         // `[1234]:` is a pid whose program stands before it (SOGo's own log
@@ -455,6 +456,7 @@ fn program_of(body: &[u8]) -> Option<&[u8]> {
 }
 
 /// The program name at the start of a tag: printable, up to `[`, `(` or `:`.
+#[inline]
 fn name(body: &[u8]) -> Option<&[u8]> {
     let end = body
         .iter()
