@@ -254,8 +254,28 @@ pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
-    /// Regexes; each must contain `<HOST>` exactly once.
+    /// Failure regexes: each line one of them matches is one failed attempt.
+    /// Each regex of every role must contain `<HOST>` exactly once.
+    #[serde(default)]
     pub regex: Vec<String>,
+    /// Session lines that show the session failed: they count once per
+    /// session, not when a line of the session already counted (see
+    /// `filter::session`).
+    #[serde(default)]
+    pub attempt: Vec<String>,
+    /// Session lines that only name the address: the session counts once if it
+    /// ends without a counted line.
+    #[serde(default)]
+    pub address: Vec<String>,
+    /// Lines that end a session: a pending `address` counts now.
+    #[serde(default)]
+    pub end: Vec<String>,
+    /// Lines that end a session without an offence (a login).
+    #[serde(default)]
+    pub success: Vec<String>,
+    /// How long a session may be idle before it ends. Default 5m.
+    #[serde(default)]
+    pub session_window: Option<String>,
     /// Lines matching any of these never count.
     #[serde(default)]
     pub ignore: Vec<String>,
@@ -275,6 +295,38 @@ pub struct FilterConfig {
     /// or an IANA name. Default `local`.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// Named variants, picked with `NAME[mode=MODE]` where the filter is
+    /// listed; the lists above are the `normal` mode.
+    #[serde(default)]
+    pub modes: BTreeMap<String, FilterMode>,
+}
+
+/// `[filters.NAME.modes.MODE]`: what a mode adds to the filter. Its regexes
+/// come before the filter's own, so a mode can give a line another role.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterMode {
+    /// One line saying what the mode adds.
+    #[serde(default)]
+    pub description: String,
+    /// Added failure regexes.
+    #[serde(default)]
+    pub regex: Vec<String>,
+    /// Added `attempt` regexes.
+    #[serde(default)]
+    pub attempt: Vec<String>,
+    /// Added `address` regexes.
+    #[serde(default)]
+    pub address: Vec<String>,
+    /// Added `end` regexes.
+    #[serde(default)]
+    pub end: Vec<String>,
+    /// Added `success` regexes.
+    #[serde(default)]
+    pub success: Vec<String>,
+    /// Added `ignore` regexes.
+    #[serde(default)]
+    pub ignore: Vec<String>,
 }
 
 /// `[filters.NAME] prefix`: the part of a line before what the regexes match.

@@ -163,8 +163,9 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
     for (name, src) in &config.sources {
         let mut resolved = Vec::new();
         for f in &src.filters {
-            // A [filters.NAME] table, else the built-in filter of that name.
-            let cfg = crate::filter::lookup(&config.filters, f).ok_or_else(|| {
+            // A [filters.NAME] table, else the built-in filter of that name, in
+            // the mode the reference names.
+            let cfg = crate::filter::resolve(&config.filters, f).map_err(|_| {
                 DaemonError::UnknownFilter {
                     path: path.to_path_buf(),
                     name: name.clone(),
@@ -174,7 +175,7 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
             resolved.push((f.as_str(), cfg));
         }
         let filters: Vec<(&str, &crate::config::FilterConfig)> =
-            resolved.iter().map(|(n, c)| (*n, c.as_ref())).collect();
+            resolved.iter().map(|(n, c)| (*n, c)).collect();
         let matcher = SourceMatcher::build(&filters).map_err(|source| DaemonError::Filter {
             path: path.to_path_buf(),
             name: name.clone(),

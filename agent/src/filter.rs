@@ -15,12 +15,18 @@
 //!    capturing search instead.
 //!
 //! The caller owns a [`Scratch`] with every cache the searches need, so a line is
-//! matched without allocating.
+//! matched without allocating. The scratch also holds the source's [`session`]
+//! table: each regex has a role (failure, attempt, address, end, success), and the
+//! lines of one process count as one attempt where their filter says so.
+//!
+//! A filter is listed as `NAME` or `NAME[mode=MODE]` ([`resolve`]): a mode adds
+//! regexes (in front of the filter's own) that make the filter stricter.
 
 pub mod age;
 pub mod builtin;
 mod extract;
 pub mod pattern;
+pub mod session;
 pub mod syslog;
 pub mod time;
 
@@ -38,6 +44,8 @@ use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
 use extract::FastHost;
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
+pub use session::Role;
+use session::Sessions;
 use time::DatePattern;
 
 /// Why one pattern was refused.
@@ -69,7 +77,8 @@ pub enum FilterError {
     Pattern {
         /// Filter name.
         filter: String,
-        /// `regex` or `ignore`.
+        /// The list: `regex`, `attempt`, `address`, `end`, `success` or
+        /// `ignore`.
         kind: &'static str,
         /// Position in that list.
         index: usize,
@@ -77,8 +86,8 @@ pub enum FilterError {
         #[source]
         source: PatternError,
     },
-    /// A filter without any regex would never match.
-    #[error("filter {filter:?} has no regex")]
+    /// A filter without any counting regex would never match.
+    #[error("filter {filter:?} has no regex, attempt or address regex")]
     Empty {
         /// Filter name.
         filter: String,
@@ -122,7 +131,9 @@ pub struct Hit {
     pub addr: IpAddr,
     /// The filter that matched.
     pub filter: FilterId,
-    /// Position of the matching regex in that filter's `regex` list.
+    /// What the matching regex means for its session.
+    pub role: Role,
+    /// Position of the matching regex in that filter's list for `role`.
     pub regex: usize,
     /// The line's own time (syslog prefix or `datepattern`), if it has one; the
     /// caller uses the time it read the line otherwise.
@@ -132,8 +143,13 @@ pub struct Hit {
 /// What a line amounts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// An offence.
+    /// An offence: this line's, or (after an `end` line) the pending address of
+    /// the session it ends, with that line's regex and time.
     Hit(Hit),
+    /// A regex matched, but its session says the line does not count now: an
+    /// `address` waiting for the session's end, an `attempt` or `end` of a
+    /// session that already counted, a `success`.
+    Held(Hit),
     /// A regex matched, but the filter's `ignore` says the line does not count
     /// (and no other filter took it).
     Ignored {
@@ -156,6 +172,42 @@ pub fn check_pattern(pattern: &str, rule: HostRule) -> Result<(), PatternError> 
 /// its key.
 pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
+    if let Some(w) = &cfg.session_window {
+        match crate::duration::parse_duration(w) {
+            Ok(d) if d.is_zero() => out.push(("session_window", "must be longer than 0s".into())),
+            Ok(_) => {}
+            Err(e) => out.push(("session_window", e.to_string())),
+        }
+    }
+    for (name, mode) in &cfg.modes {
+        if name == NORMAL_MODE || !valid_mode_name(name) {
+            out.push((
+                "modes",
+                format!(
+                    "{name:?} is not a mode name: letters, digits, '-' and '_', and not {NORMAL_MODE:?} (the filter's own lists are that mode)"
+                ),
+            ));
+        }
+        let lists = [
+            (Role::Failure, &mode.regex),
+            (Role::Attempt, &mode.attempt),
+            (Role::Address, &mode.address),
+            (Role::End, &mode.end),
+            (Role::Success, &mode.success),
+        ];
+        for (role, list) in lists {
+            for (i, re) in list.iter().enumerate() {
+                if let Err(e) = check_pattern(re, HostRule::Required) {
+                    out.push(("modes", format!("{name}.{}[{i}]: {e}", role.key())));
+                }
+            }
+        }
+        for (i, re) in mode.ignore.iter().enumerate() {
+            if let Err(e) = check_pattern(re, HostRule::Optional) {
+                out.push(("modes", format!("{name}.ignore[{i}]: {e}")));
+            }
+        }
+    }
     if cfg.prefix != LinePrefix::Syslog && !cfg.programs.is_empty() {
         out.push((
             "programs",
@@ -207,6 +259,127 @@ pub fn lookup<'a>(
     }
 }
 
+/// The mode a filter's own lists make up.
+pub const NORMAL_MODE: &str = "normal";
+
+fn valid_mode_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Why a filter reference (`NAME` or `NAME[mode=MODE]`) names no filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    /// Not of the form `NAME` or `NAME[mode=MODE]`.
+    #[error("{reference:?} is not a filter reference: write NAME or NAME[mode=MODE]")]
+    Syntax {
+        /// The reference as written.
+        reference: String,
+    },
+    /// No `[filters.NAME]` and no built-in filter of that name.
+    #[error("unknown filter {name:?}")]
+    Unknown {
+        /// The name.
+        name: String,
+    },
+    /// The filter has no such mode.
+    #[error("filter {name:?} has no mode {mode:?} (its modes: {})", modes.join(", "))]
+    UnknownMode {
+        /// The filter.
+        name: String,
+        /// The mode asked for.
+        mode: String,
+        /// The modes it has.
+        modes: Vec<String>,
+    },
+}
+
+/// Splits a filter reference into the filter's name and the mode, if one is
+/// given: `sshd` or `sshd[mode=aggressive]`.
+pub fn parse_reference(reference: &str) -> Result<(&str, Option<&str>), ReferenceError> {
+    let bad = || ReferenceError::Syntax {
+        reference: reference.to_owned(),
+    };
+    let Some(open) = reference.find('[') else {
+        return if reference.is_empty() || reference.contains(']') {
+            Err(bad())
+        } else {
+            Ok((reference, None))
+        };
+    };
+    let name = &reference[..open];
+    let mode = reference[open + 1..]
+        .strip_suffix(']')
+        .and_then(|inner| inner.strip_prefix("mode="))
+        .map(str::trim)
+        .ok_or_else(bad)?;
+    if name.is_empty() || !valid_mode_name(mode) {
+        return Err(bad());
+    }
+    Ok((name, Some(mode)))
+}
+
+/// The modes of a filter, `normal` first.
+pub fn modes(cfg: &FilterConfig) -> Vec<String> {
+    std::iter::once(NORMAL_MODE.to_owned())
+        .chain(cfg.modes.keys().cloned())
+        .collect()
+}
+
+/// `cfg` in mode `mode`: the mode's lists in front of the filter's own, and no
+/// modes left.
+pub fn with_mode(cfg: &FilterConfig, mode: &str) -> Option<FilterConfig> {
+    let mut out = cfg.clone();
+    out.modes.clear();
+    if mode == NORMAL_MODE {
+        return Some(out);
+    }
+    let m = cfg.modes.get(mode)?;
+    let front = |extra: &[String], own: &mut Vec<String>| {
+        let mut v = extra.to_vec();
+        v.append(own);
+        *own = v;
+    };
+    front(&m.regex, &mut out.regex);
+    front(&m.attempt, &mut out.attempt);
+    front(&m.address, &mut out.address);
+    front(&m.end, &mut out.end);
+    front(&m.success, &mut out.success);
+    front(&m.ignore, &mut out.ignore);
+    Some(out)
+}
+
+/// The filter a reference names (`NAME` or `NAME[mode=MODE]`), in that mode:
+/// what a `[sources.X]` or `[jails.X]` filters entry stands for.
+pub fn resolve(
+    filters: &BTreeMap<String, FilterConfig>,
+    reference: &str,
+) -> Result<FilterConfig, ReferenceError> {
+    let (name, mode) = parse_reference(reference)?;
+    let cfg = lookup(filters, name).ok_or_else(|| ReferenceError::Unknown {
+        name: name.to_owned(),
+    })?;
+    let mode = mode.unwrap_or(NORMAL_MODE);
+    with_mode(&cfg, mode).ok_or_else(|| ReferenceError::UnknownMode {
+        name: name.to_owned(),
+        mode: mode.to_owned(),
+        modes: modes(&cfg),
+    })
+}
+
+/// A filter's regex lists, by role, in the order they are compiled.
+fn role_lists(cfg: &FilterConfig) -> [(Role, &[String]); 5] {
+    [
+        (Role::Failure, &cfg.regex),
+        (Role::Attempt, &cfg.attempt),
+        (Role::Address, &cfg.address),
+        (Role::End, &cfg.end),
+        (Role::Success, &cfg.success),
+    ]
+}
+
 fn builder() -> meta::Builder {
     let mut b = Regex::builder();
     b.syntax(pattern::syntax_config())
@@ -232,6 +405,7 @@ struct Pattern {
     host_group: usize,
     fast: Option<FastHost>,
     filter: FilterId,
+    role: Role,
     index: usize,
 }
 
@@ -243,6 +417,11 @@ struct Filter {
     ignore: Option<Regex>,
     zone: TimeZone,
     date: Option<DatePattern>,
+    /// Some regex has a role other than failure, so lines go through the
+    /// session table.
+    sessions: bool,
+    /// Its `session_window`.
+    window: std::time::Duration,
 }
 
 /// The patterns that may match one kind of text, and how to find them.
@@ -292,6 +471,8 @@ pub struct Scratch {
     times: time::TimeMemo,
     /// The last syslog timestamp read.
     stamp: syslog::StampCache,
+    /// The source's open sessions.
+    sessions: Sessions,
 }
 
 impl SourceMatcher {
@@ -311,7 +492,7 @@ impl SourceMatcher {
         let mut texts: Vec<String> = Vec::new();
         for (fi, (name, cfg)) in filters.iter().enumerate() {
             let id = FilterId(fi as u16);
-            if cfg.regex.is_empty() {
+            if cfg.regex.is_empty() && cfg.attempt.is_empty() && cfg.address.is_empty() {
                 return Err(FilterError::Empty {
                     filter: (*name).to_owned(),
                 });
@@ -330,33 +511,37 @@ impl SourceMatcher {
                 index,
                 source,
             };
-            for (ri, text) in cfg.regex.iter().enumerate() {
-                check_pattern(text, HostRule::Required)
-                    .map_err(|e| pattern_error("regex", ri, e))?;
-                let expanded = pattern::expand(text, HostRule::Required)
-                    .map_err(|e| pattern_error("regex", ri, e))?;
-                let full = builder().build(&expanded).map_err(|e| {
-                    pattern_error(
-                        "regex",
-                        ri,
-                        PatternError::Syntax {
-                            message: build_error(&e),
-                        },
-                    )
-                })?;
-                let host_group = full
-                    .group_info()
-                    .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)
-                    .ok_or_else(|| pattern_error("regex", ri, PatternError::NoHost))?;
-                let fast = pattern::split(text).and_then(|s| FastHost::build(&s, syslog));
-                patterns.push(Pattern {
-                    full,
-                    host_group,
-                    fast,
-                    filter: id,
-                    index: ri,
-                });
-                texts.push(expanded);
+            for (role, list) in role_lists(cfg) {
+                let kind = role.key();
+                for (ri, text) in list.iter().enumerate() {
+                    check_pattern(text, HostRule::Required)
+                        .map_err(|e| pattern_error(kind, ri, e))?;
+                    let expanded = pattern::expand(text, HostRule::Required)
+                        .map_err(|e| pattern_error(kind, ri, e))?;
+                    let full = builder().build(&expanded).map_err(|e| {
+                        pattern_error(
+                            kind,
+                            ri,
+                            PatternError::Syntax {
+                                message: build_error(&e),
+                            },
+                        )
+                    })?;
+                    let host_group = full
+                        .group_info()
+                        .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)
+                        .ok_or_else(|| pattern_error(kind, ri, PatternError::NoHost))?;
+                    let fast = pattern::split(text).and_then(|s| FastHost::build(&s, syslog));
+                    patterns.push(Pattern {
+                        full,
+                        host_group,
+                        fast,
+                        filter: id,
+                        role,
+                        index: ri,
+                    });
+                    texts.push(expanded);
+                }
             }
             let mut ignore_texts = Vec::new();
             for (ii, text) in cfg.ignore.iter().enumerate() {
@@ -392,12 +577,21 @@ impl SourceMatcher {
                 Some(d) => Some(DatePattern::parse(d).map_err(|m| setting("datepattern", m))?),
                 None => None,
             };
+            let window = match &cfg.session_window {
+                Some(w) => crate::duration::parse_duration(w)
+                    .map_err(|e| setting("session_window", e.to_string()))?,
+                None => session::DEFAULT_WINDOW,
+            };
             compiled.push(Filter {
                 name: Box::from(*name),
                 syslog,
                 ignore,
                 zone,
                 date,
+                sessions: role_lists(cfg)
+                    .iter()
+                    .any(|(r, l)| *r != Role::Failure && !l.is_empty()),
+                window,
             });
         }
 
@@ -499,6 +693,7 @@ impl SourceMatcher {
                 .collect(),
             times: time::TimeMemo::default(),
             stamp: syslog::StampCache::default(),
+            sessions: Sessions::default(),
         }
     }
 
@@ -507,16 +702,33 @@ impl SourceMatcher {
     pub fn match_line(&self, line: &[u8], now: SystemTime, scratch: &mut Scratch) -> Option<Hit> {
         match self.examine(line, now, scratch) {
             Outcome::Hit(h) => Some(h),
-            Outcome::Ignored { .. } | Outcome::Miss => None,
+            Outcome::Held(_) | Outcome::Ignored { .. } | Outcome::Miss => None,
         }
+    }
+
+    /// The next offence of a session that ended without a line of its own (its
+    /// window passed, the table was full, or [`finish`](Self::finish)). Call it
+    /// after every line until it returns `None`.
+    pub fn take_deferred(&self, scratch: &mut Scratch) -> Option<Hit> {
+        scratch.sessions.take_deferred()
+    }
+
+    /// Ends every open session, as at the end of a file: pending addresses
+    /// become offences for [`take_deferred`](Self::take_deferred).
+    pub fn finish(&self, scratch: &mut Scratch) {
+        scratch.sessions.finish();
     }
 
     /// Like [`match_line`](Self::match_line), but also tells an ignored line from
     /// one nothing matched (for `log2drop test`).
     pub fn examine(&self, line: &[u8], now: SystemTime, scratch: &mut Scratch) -> Outcome {
         let line = strip_newline(line);
+        if !scratch.sessions.is_empty() {
+            scratch.sessions.expire(now);
+        }
         let mut ignored = None;
         let mut best: Option<Hit> = None;
+        let mut process: Option<&[u8]> = None;
         if (!self.by_program.is_empty() || self.any_program.is_some())
             && let Some(prefix) = syslog::parse_cached(line, &mut scratch.stamp)
         {
@@ -535,6 +747,7 @@ impl SourceMatcher {
                             scratch.times.resolve(&t, fi, &self.filters[fi].zone, now)
                         });
                         best = Some(hit);
+                        process = prefix.process;
                     }
                 }
             }
@@ -551,9 +764,20 @@ impl SourceMatcher {
                 .and_then(|d| d.find(line))
                 .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
             best = Some(hit);
+            process = None;
         }
         match (best, ignored) {
-            (Some(h), _) => Outcome::Hit(h),
+            (Some(h), _) => {
+                let f = &self.filters[h.filter.index()];
+                if !f.sessions {
+                    return Outcome::Hit(h);
+                }
+                let key = process.map(|p| scratch.sessions.key(h.filter, p));
+                match scratch.sessions.line(key, h.role, h, now, f.window) {
+                    Some(counted) => Outcome::Hit(counted),
+                    None => Outcome::Held(h),
+                }
+            }
             (None, Some((filter, regex))) => Outcome::Ignored { filter, regex },
             (None, None) => Outcome::Miss,
         }
@@ -633,6 +857,7 @@ impl SourceMatcher {
         Some(Hit {
             addr,
             filter: pat.filter,
+            role: pat.role,
             regex: pat.index,
             time: None,
         })
@@ -667,7 +892,7 @@ impl SourceMatcher {
         let Some(pat) = self
             .patterns
             .iter()
-            .find(|p| p.filter == hit.filter && p.index == hit.regex)
+            .find(|p| p.filter == hit.filter && p.role == hit.role && p.index == hit.regex)
         else {
             return Vec::new();
         };

@@ -24,7 +24,8 @@ const TOP: usize = 10;
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// FILTER and FILE. FILTER is a built-in filter or a [filters.NAME] of
-    /// --config; leave it out when giving --regex. FILE is a log file (plain,
+    /// --config, optionally in a mode (`sshd[mode=aggressive]`, or --mode);
+    /// leave it out when giving --regex. FILE is a log file (plain,
     /// gzip or zstd, told by its content) or - for stdin (the default).
     #[arg(value_name = "FILTER|FILE", num_args = 0..=2)]
     args: Vec<String>,
@@ -50,6 +51,10 @@ pub struct TestArgs {
     /// name). Default: the filter's own, else local.
     #[arg(long, value_name = "ZONE")]
     timezone: Option<String>,
+    /// Run FILTER in this mode (e.g. `--mode aggressive` for sshd); the same as
+    /// writing FILTER[mode=MODE].
+    #[arg(long, value_name = "MODE")]
+    mode: Option<String>,
     /// Config file whose [filters.NAME] tables FILTER may name.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -83,9 +88,60 @@ struct Tally {
     ignored: u64,
     missed: u64,
     cut: u64,
-    /// Hits of the filter's regex `i` (the matcher runs one filter).
-    per_regex: Vec<u64>,
+    /// Lines of the filter's sessions that did not count on their own.
+    held: u64,
+    /// Lines matched by the filter's regex `i` of each role (in
+    /// `Role::ALL` order; the matcher runs one filter).
+    per_regex: [Vec<u64>; 5],
     per_addr: HashMap<IpAddr, u64, foldhash::fast::RandomState>,
+}
+
+impl Tally {
+    fn count_regex(&mut self, hit: &filter::Hit) {
+        let role = filter::Role::ALL
+            .iter()
+            .position(|r| *r == hit.role)
+            .unwrap_or(0);
+        let list = &mut self.per_regex[role];
+        if list.len() <= hit.regex {
+            list.resize(hit.regex + 1, 0);
+        }
+        list[hit.regex] += 1;
+    }
+
+    /// Counts one offence, printing it with `--json`.
+    fn offence(
+        &mut self,
+        out: &mut impl Write,
+        json: bool,
+        n: u64,
+        hit: &filter::Hit,
+        matcher: &SourceMatcher,
+    ) -> std::io::Result<()> {
+        self.matched += 1;
+        *self.per_addr.entry(hit.addr).or_default() += 1;
+        if json {
+            print_json(out, n, hit, matcher.filter_name(hit.filter))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts the offences of sessions that ended without a line, reported at
+    /// line `n` (where they ended).
+    fn deferred(
+        &mut self,
+        out: &mut impl Write,
+        json: bool,
+        n: u64,
+        matcher: &SourceMatcher,
+        scratch: &mut filter::Scratch,
+    ) -> std::io::Result<()> {
+        while let Some(hit) = matcher.take_deferred(scratch) {
+            self.offence(out, json, n, &hit, matcher)?;
+        }
+        Ok(())
+    }
 }
 
 /// `log2drop test`.
@@ -98,10 +154,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut tally = Tally {
-        per_regex: vec![0; cfg.regex.len()],
-        ..Tally::default()
-    };
+    let mut tally = Tally::default();
     let mut write_error: Option<std::io::Error> = None;
     let now = SystemTime::now();
     let started = Instant::now();
@@ -123,16 +176,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
         } else {
             match matcher.examine(line.bytes, now, &mut scratch) {
                 Outcome::Hit(hit) => {
-                    tally.matched += 1;
-                    if let Some(n) = tally.per_regex.get_mut(hit.regex) {
-                        *n += 1;
-                    }
-                    *tally.per_addr.entry(hit.addr).or_default() += 1;
-                    if args.json {
-                        print_json(&mut out, n, &hit, matcher.filter_name(hit.filter))
-                    } else {
-                        Ok(())
-                    }
+                    tally.count_regex(&hit);
+                    tally.offence(&mut out, args.json, n, &hit, &matcher)
+                }
+                Outcome::Held(hit) => {
+                    tally.held += 1;
+                    tally.count_regex(&hit);
+                    Ok(())
                 }
                 Outcome::Ignored { .. } => {
                     tally.ignored += 1;
@@ -152,10 +202,20 @@ pub fn run(args: &TestArgs) -> Result<()> {
                 }
             }
         };
+        // Sessions that ended without a line of their own (their window passed).
+        let result =
+            result.and_then(|()| tally.deferred(&mut out, args.json, n, &matcher, &mut scratch));
         if let Err(e) = result {
             write_error = Some(e);
         }
     });
+    // The end of the input ends every session still open.
+    matcher.finish(&mut scratch);
+    if write_error.is_none()
+        && let Err(e) = tally.deferred(&mut out, args.json, tally.read, &matcher, &mut scratch)
+    {
+        write_error = Some(e);
+    }
     let elapsed = started.elapsed();
     read.with_context(|| format!("cannot read {}", file.display()))?;
     if let Some(e) = write_error {
@@ -183,10 +243,17 @@ fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
             }
             None => Default::default(),
         };
-        let Some(cfg) = filter::lookup(&filters, name) else {
+        let (base, mode) = filter::parse_reference(name)?;
+        let (name, mode) = match (mode, &args.mode) {
+            (Some(_), Some(_)) => bail!("give the mode once: in {name:?} or with --mode"),
+            (Some(m), None) => (name.clone(), m.to_owned()),
+            (None, Some(m)) => (format!("{base}[mode={m}]"), m.clone()),
+            (None, None) => (name.clone(), filter::NORMAL_MODE.to_owned()),
+        };
+        let Some(cfg) = filter::lookup(&filters, base) else {
             let builtins: Vec<&str> = builtin::names().collect();
             bail!(
-                "unknown filter {name:?}: not a built-in filter ({}){}",
+                "unknown filter {base:?}: not a built-in filter ({}){}",
                 builtins.join(", "),
                 if args.config.is_some() {
                     " nor in --config"
@@ -195,13 +262,22 @@ fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
                 }
             );
         };
+        let Some(cfg) = filter::with_mode(&cfg, &mode) else {
+            bail!(
+                "filter {base:?} has no mode {mode:?} (its modes: {})",
+                filter::modes(&cfg).join(", ")
+            );
+        };
         if args.prefix != "none" || !args.program.is_empty() || args.datepattern.is_some() {
             bail!(
                 "--prefix, --program and --datepattern go with --regex; a named filter has its own"
             );
         }
-        (name.clone(), cfg.into_owned())
+        (name, cfg)
     } else {
+        if args.mode.is_some() {
+            bail!("--mode goes with a named filter, not with --regex");
+        }
         let prefix = if args.prefix == "syslog" {
             LinePrefix::Syslog
         } else {
@@ -261,7 +337,15 @@ fn summary(
     writeln!(
         out,
         "lines: {} read, {} matched, {} ignored, {} missed",
-        t.read, t.matched, t.ignored, t.missed
+        t.read,
+        t.matched + t.held,
+        t.ignored,
+        t.missed
+    )?;
+    writeln!(
+        out,
+        "offences: {} ({} session lines did not count on their own: one attempt, one offence)",
+        t.matched, t.held
     )?;
     if t.cut > 0 {
         writeln!(
@@ -270,10 +354,19 @@ fn summary(
             t.cut
         )?;
     }
-    writeln!(out, "regexes:")?;
-    for (i, re) in cfg.regex.iter().enumerate() {
-        let hits = t.per_regex.get(i).copied().unwrap_or(0);
-        writeln!(out, "  {i:>2} {hits:>10}  {re}")?;
+    writeln!(out, "regexes (lines matched):")?;
+    let lists = [
+        &cfg.regex,
+        &cfg.attempt,
+        &cfg.address,
+        &cfg.end,
+        &cfg.success,
+    ];
+    for ((role, list), counts) in filter::Role::ALL.iter().zip(lists).zip(&t.per_regex) {
+        for (i, re) in list.iter().enumerate() {
+            let hits = counts.get(i).copied().unwrap_or(0);
+            writeln!(out, "  {:<7} {i:>2} {hits:>10}  {re}", role.key())?;
+        }
     }
     if !t.per_addr.is_empty() {
         let mut top: Vec<(&IpAddr, &u64)> = t.per_addr.iter().collect();

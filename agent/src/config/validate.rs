@@ -78,15 +78,24 @@ fn check_backends(cfg: &Config, out: &mut Issues) {
 fn check_filters(cfg: &Config, out: &mut Issues) {
     for (name, f) in &cfg.filters {
         let path = KeyPath::of(&["filters", name]);
-        if f.regex.is_empty() {
+        if f.regex.is_empty() && f.attempt.is_empty() && f.address.is_empty() {
             out.push(
                 path.key("regex"),
                 "lists no regex: a filter needs at least one, with <HOST> where the address is",
             );
         }
-        for (i, re) in f.regex.iter().enumerate() {
-            if let Err(e) = filter::check_pattern(re, HostRule::Required) {
-                out.push(path.key("regex").index(i), e.to_string());
+        let lists = [
+            ("regex", &f.regex),
+            ("attempt", &f.attempt),
+            ("address", &f.address),
+            ("end", &f.end),
+            ("success", &f.success),
+        ];
+        for (key, list) in lists {
+            for (i, re) in list.iter().enumerate() {
+                if let Err(e) = filter::check_pattern(re, HostRule::Required) {
+                    out.push(path.key(key).index(i), e.to_string());
+                }
             }
         }
         for (i, re) in f.ignore.iter().enumerate() {
@@ -100,12 +109,18 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
     }
 }
 
-/// Whether `name` names a filter: a `[filters.NAME]` table or a built-in filter.
-fn known_filter(cfg: &Config, name: &str) -> bool {
-    cfg.filters.contains_key(name) || filter::builtin::exists(name)
+/// Whether `reference` names a filter (a `[filters.NAME]` table or a built-in
+/// filter, optionally `NAME[mode=MODE]` with a mode it has).
+fn known_filter(cfg: &Config, reference: &str) -> bool {
+    filter::resolve(&cfg.filters, reference).is_ok()
 }
 
-fn unknown_filter(cfg: &Config, name: &str) -> String {
+fn unknown_filter(cfg: &Config, reference: &str) -> String {
+    let name = match filter::resolve(&cfg.filters, reference) {
+        Err(filter::ReferenceError::Unknown { name }) => name,
+        Err(e) => return e.to_string(),
+        Ok(_) => return String::new(),
+    };
     let builtins: Vec<&str> = filter::builtin::names().collect();
     if cfg.filters.is_empty() {
         format!(

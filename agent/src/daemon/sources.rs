@@ -149,6 +149,29 @@ impl LineMatcher for FilterMatcher {
             return None;
         }
         let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
+        self.named(hit, now)
+    }
+
+    fn deferred(&mut self) -> Option<(Arc<str>, std::net::IpAddr)> {
+        // Only sessions that ended late (a backlog) are skipped; the rest count.
+        while let Some(hit) = self.matcher.take_deferred(&mut self.scratch) {
+            let now = SystemTime::now();
+            if let Some(found) = self.named(hit, now) {
+                return Some(found);
+            }
+        }
+        None
+    }
+}
+
+impl FilterMatcher {
+    /// The filter name and address of `hit`, unless its line is older than
+    /// every window it could count in.
+    fn named(
+        &mut self,
+        hit: crate::filter::Hit,
+        now: SystemTime,
+    ) -> Option<(Arc<str>, std::net::IpAddr)> {
         if let (Some(at), Some(Some(window))) = (hit.time, self.windows.get(hit.filter.index()))
             && now.duration_since(at).is_ok_and(|age| age > *window)
         {

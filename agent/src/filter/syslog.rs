@@ -54,6 +54,10 @@ pub struct Prefix<'a> {
     /// Offset just past the message: the line's length, except inside rsyslog's
     /// `message repeated N times: [ ... ]`.
     pub end: usize,
+    /// The bytes that name the process that logged the line (host, program and
+    /// pid), for sessions; `None` when the line carries no pid, so lines of one
+    /// process cannot be told from another's.
+    pub process: Option<&'a [u8]>,
 }
 
 impl Prefix<'_> {
@@ -176,13 +180,15 @@ fn parse_with(
     // are what nearly every line has, and a facility.level in the first place
     // then reads the same as a host.
     let first = token(line, pos)?;
-    if let Some((program, tag_end)) = tag(line, pos, first) {
-        return Some(message(line, Some(time), program, tag_end));
+    if let Some((program, tag_end, pid)) = tag(line, pos, first) {
+        let process = pid.then(|| &line[pos..first]);
+        return Some(message(line, Some(time), program, tag_end, process));
     }
     let second_start = next_token_start(line, first)?;
     let second = token(line, second_start)?;
-    if let Some((program, tag_end)) = tag(line, second_start, second) {
-        return Some(message(line, Some(time), program, tag_end));
+    if let Some((program, tag_end, pid)) = tag(line, second_start, second) {
+        let process = pid.then(|| &line[pos..second]);
+        return Some(message(line, Some(time), program, tag_end, process));
     }
     // HOST FACILITY.LEVEL TAG (busybox syslogd).
     if !facility_level(&line[second_start..second]) {
@@ -190,8 +196,9 @@ fn parse_with(
     }
     let third_start = next_token_start(line, second)?;
     let third = token(line, third_start)?;
-    let (program, tag_end) = tag(line, third_start, third)?;
-    Some(message(line, Some(time), program, tag_end))
+    let (program, tag_end, pid) = tag(line, third_start, third)?;
+    let process = pid.then(|| &line[pos..third]);
+    Some(message(line, Some(time), program, tag_end, process))
 }
 
 /// The start of the token after the one ending at `end`: one space later.
@@ -206,6 +213,7 @@ fn message<'a>(
     time: Option<RawTime>,
     program: &'a [u8],
     tag_end: usize,
+    process: Option<&'a [u8]>,
 ) -> Prefix<'a> {
     let mut message = tag_end;
     if line.get(message) == Some(&b' ') {
@@ -229,6 +237,7 @@ fn message<'a>(
         program,
         message,
         end,
+        process,
     }
 }
 
@@ -368,8 +377,8 @@ fn time_start(line: &[u8]) -> Option<(usize, bool)> {
 /// A line that starts with the tag: no time, no host.
 fn bare(line: &[u8]) -> Option<Prefix<'_>> {
     let end = token(line, 0)?;
-    let (program, tag_end) = tag(line, 0, end)?;
-    Some(message(line, None, program, tag_end))
+    let (program, tag_end, pid) = tag(line, 0, end)?;
+    Some(message(line, None, program, tag_end, pid.then(|| &line[..end])))
 }
 
 /// End of the space-free token starting at `pos` (which must not be empty).
@@ -383,10 +392,10 @@ fn token(line: &[u8], pos: usize) -> Option<usize> {
 /// The program of the tag token `line[start..end]` and where the tag ends
 /// (past a macOS level that follows it); `None` if the token is not a tag.
 #[inline]
-fn tag(line: &[u8], start: usize, end: usize) -> Option<(&[u8], usize)> {
+fn tag(line: &[u8], start: usize, end: usize) -> Option<(&[u8], usize, bool)> {
     let tok = &line[start..end];
     if let Some(body) = tok.strip_suffix(b":") {
-        return program_of(body).map(|p| (p, end));
+        return program_of(body).map(|(p, pid)| (p, end, pid));
     }
     // `prog[pid]` without the colon; a pid is required, so a host name (which
     // holds no bracket) is never taken for one.
@@ -396,10 +405,10 @@ fn tag(line: &[u8], start: usize, end: usize) -> Option<(&[u8], usize)> {
     if tok.starts_with(b"[") {
         return None;
     }
-    let program = program_of(tok)?;
+    let (program, _) = program_of(tok)?;
     // macOS ASL: `sshd[12] <Notice>: message`.
     let level = asl_level(line.get(end..).unwrap_or_default());
-    Some((program, end + level))
+    Some((program, end + level, true))
 }
 
 /// The length of macOS ASL's ` <Notice>:` at the start of `rest`, or 0.
@@ -426,11 +435,13 @@ fn asl_level(rest: &[u8]) -> usize {
 /// The program name of a tag without its colon: `prog`, `prog[pid]`,
 /// `prog(sub)`, `prog(sub)[pid]` or `[prog]`.
 #[inline]
-fn program_of(body: &[u8]) -> Option<&[u8]> {
+fn program_of(body: &[u8]) -> Option<(&[u8], bool)> {
     if let Some(inner) = body.strip_prefix(b"[").and_then(|b| b.strip_suffix(b"]")) {
         // `[1234]:` is a pid whose program stands before it (SOGo's own log
         // writes `sogod [1234]:`), not a program.
-        return name(inner).filter(|n| n.len() == inner.len() && !n[0].is_ascii_digit());
+        return name(inner)
+            .filter(|n| n.len() == inner.len() && !n[0].is_ascii_digit())
+            .map(|n| (n, false));
     }
     let name = name(body)?;
     let mut rest = &body[name.len()..];
@@ -447,9 +458,9 @@ fn program_of(body: &[u8]) -> Option<&[u8]> {
         rest = &sub[close + 1..];
     }
     match rest {
-        [] => Some(name),
+        [] => Some((name, false)),
         [b'[', pid @ .., b']'] if !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) => {
-            Some(name)
+            Some((name, true))
         }
         _ => None,
     }
@@ -477,13 +488,17 @@ fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
     };
     // HOST, APP, PROCID, MSGID: four space-separated fields.
     let mut program: &[u8] = b"";
+    let host = pos + 1;
+    let mut process = None;
     for field in 0..4 {
         if line.get(pos) != Some(&b' ') {
             return None;
         }
         let end = token(line, pos + 1)?;
-        if field == 1 {
-            program = &line[pos + 1..end];
+        match field {
+            1 => program = &line[pos + 1..end],
+            2 if &line[pos + 1..end] != b"-" => process = Some(&line[host..end]),
+            _ => {}
         }
         pos = end;
     }
@@ -528,6 +543,7 @@ fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
         program,
         message: pos,
         end: line.len(),
+        process,
     })
 }
 

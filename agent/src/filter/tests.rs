@@ -236,3 +236,170 @@ fn scratch_is_reusable_across_many_lines() {
         assert_eq!(m.match_line_now(b"noise line", &mut s), None);
     }
 }
+
+/// A syslog filter with every session role, like a daemon that logs one attempt
+/// over several lines.
+fn session_filter() -> FilterConfig {
+    let v = |s: &str| vec![s.to_owned()];
+    FilterConfig {
+        prefix: LinePrefix::Syslog,
+        programs: v("authd"),
+        regex: v(r"^bad password from <HOST>$"),
+        attempt: v(r"^gave up early: <HOST>$"),
+        address: v(r"^auth failure rhost=<HOST>$"),
+        end: v(r"^closed <HOST>$"),
+        success: v(r"^welcome <HOST>$"),
+        ..FilterConfig::default()
+    }
+}
+
+#[test]
+fn session_lines_of_one_process_count_as_one_attempt() {
+    let mut cfg = session_filter();
+    cfg.timezone = Some("UTC".into());
+    let m = SourceMatcher::build(&[("authd", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let lines = [
+        // pid 1: PAM line then the failure: one offence.
+        "Jun  1 00:00:00 h authd[1]: auth failure rhost=192.0.2.1",
+        "Jun  1 00:00:01 h authd[1]: bad password from 192.0.2.1",
+        "Jun  1 00:00:02 h authd[1]: closed 192.0.2.1",
+        // pid 2: PAM line alone, the session ends: one offence at the end line.
+        "Jun  1 00:00:03 h authd[2]: auth failure rhost=192.0.2.2",
+        "Jun  1 00:00:04 h authd[2]: closed 192.0.2.2",
+        // pid 3: a login: nothing.
+        "Jun  1 00:00:05 h authd[3]: auth failure rhost=192.0.2.3",
+        "Jun  1 00:00:06 h authd[3]: welcome 192.0.2.3",
+        "Jun  1 00:00:07 h authd[3]: closed 192.0.2.3",
+        // pid 4: a scanner, twice in one session: one offence.
+        "Jun  1 00:00:08 h authd[4]: gave up early: 192.0.2.4",
+        "Jun  1 00:00:08 h authd[4]: gave up early: 192.0.2.4",
+        // No pid: the PAM line cannot be tied to an attempt and does not count.
+        "Jun  1 00:00:09 h authd: auth failure rhost=192.0.2.5",
+        "Jun  1 00:00:09 h authd: bad password from 192.0.2.5",
+    ];
+    let got: Vec<IpAddr> = lines
+        .iter()
+        .filter_map(|l| m.match_line(l.as_bytes(), now(), &mut s))
+        .map(|h| h.addr)
+        .collect();
+    assert_eq!(
+        got,
+        ["192.0.2.1", "192.0.2.2", "192.0.2.4", "192.0.2.5"].map(ip)
+    );
+    // The end line releases the PAM line's offence, with that line's time.
+    let mut s = m.new_scratch();
+    m.match_line(lines[3].as_bytes(), now(), &mut s);
+    let hit = m
+        .match_line(lines[4].as_bytes(), now(), &mut s)
+        .expect("released");
+    assert_eq!(hit.role, Role::Address);
+    let at: jiff::Timestamp = "2026-06-01T00:00:03Z".parse().expect("constant");
+    assert_eq!(hit.time, Some(SystemTime::from(at)));
+}
+
+#[test]
+fn a_pending_address_counts_when_its_window_passes() {
+    let mut cfg = session_filter();
+    cfg.session_window = Some("1m".into());
+    let m = SourceMatcher::build(&[("authd", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let t0 = now();
+    let line = b"Jun  1 00:00:00 h authd[7]: auth failure rhost=192.0.2.7";
+    assert!(matches!(m.examine(line, t0, &mut s), Outcome::Held(_)));
+    // A line of another program, 61 s later (the injected clock), ends it.
+    let other = b"Jun  1 00:01:01 h cron[9]: nothing";
+    assert_eq!(
+        m.examine(other, t0 + std::time::Duration::from_secs(30), &mut s),
+        Outcome::Miss
+    );
+    assert_eq!(m.take_deferred(&mut s), None);
+    m.examine(other, t0 + std::time::Duration::from_secs(61), &mut s);
+    assert_eq!(
+        m.take_deferred(&mut s).map(|h| h.addr),
+        Some(ip("192.0.2.7"))
+    );
+    assert_eq!(m.take_deferred(&mut s), None);
+}
+
+#[test]
+fn a_filter_without_session_roles_counts_every_line() {
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        regex: vec![r"^bad password from <HOST>$".into()],
+        ..FilterConfig::default()
+    };
+    let m = SourceMatcher::build(&[("authd", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    for _ in 0..3 {
+        assert!(
+            m.match_line(
+                b"Jun  1 00:00:00 h authd[1]: bad password from 192.0.2.1",
+                now(),
+                &mut s
+            )
+            .is_some()
+        );
+    }
+    assert!(s.sessions.is_empty(), "no session table use");
+}
+
+#[test]
+fn references_name_a_filter_and_a_mode() {
+    assert_eq!(parse_reference("sshd"), Ok(("sshd", None)));
+    assert_eq!(
+        parse_reference("sshd[mode=aggressive]"),
+        Ok(("sshd", Some("aggressive")))
+    );
+    for bad in [
+        "",
+        "sshd[",
+        "sshd[aggressive]",
+        "sshd[mode=]",
+        "[mode=x]",
+        "sshd]",
+        "sshd[mode=a b]",
+    ] {
+        assert!(
+            matches!(parse_reference(bad), Err(ReferenceError::Syntax { .. })),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_mode_puts_its_regexes_in_front_and_unknown_modes_list_the_known_ones() {
+    let mut cfg = session_filter();
+    cfg.modes.insert(
+        "strict".into(),
+        crate::config::FilterMode {
+            attempt: vec![r"^closed <HOST>$".into()],
+            ..Default::default()
+        },
+    );
+    let mut filters = BTreeMap::new();
+    filters.insert("authd".to_owned(), cfg);
+    let strict = resolve(&filters, "authd[mode=strict]").expect("mode");
+    assert_eq!(strict.attempt[0], r"^closed <HOST>$");
+    assert!(strict.modes.is_empty());
+    // In the strict mode a lone close counts once; normally it does not.
+    let line = b"Jun  1 00:00:00 h authd[5]: closed 192.0.2.9";
+    let m = SourceMatcher::build(&[("authd", &strict)]).expect("builds");
+    let mut s = m.new_scratch();
+    assert!(m.match_line(line, now(), &mut s).is_some());
+    assert!(m.match_line(line, now(), &mut s).is_none());
+    let normal = resolve(&filters, "authd").expect("normal");
+    let m = SourceMatcher::build(&[("authd", &normal)]).expect("builds");
+    assert!(m.match_line(line, now(), &mut m.new_scratch()).is_none());
+    assert_eq!(resolve(&filters, "authd[mode=normal]"), Ok(normal));
+
+    let err = resolve(&filters, "authd[mode=agressive]").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "filter \"authd\" has no mode \"agressive\" (its modes: normal, strict)"
+    );
+    assert!(matches!(
+        resolve(&filters, "nope[mode=strict]"),
+        Err(ReferenceError::Unknown { .. })
+    ));
+}

@@ -72,6 +72,13 @@ pub trait LineMatcher: Send + 'static {
     /// `now` is the time the line was read (the time of an offence without a
     /// time of its own).
     fn match_line(&mut self, line: &[u8], now: SystemTime) -> Option<(Arc<str>, IpAddr)>;
+
+    /// An offence that no line of its own gave: a session that ended when its
+    /// window passed or its table was full (see `filter::session`). Asked after
+    /// every line until it returns `None`.
+    fn deferred(&mut self) -> Option<(Arc<str>, IpAddr)> {
+        None
+    }
 }
 
 /// An address misbehaved, according to a filter.
@@ -315,7 +322,9 @@ impl<M: LineMatcher> Emitter<M> {
             self.counts.long_lines += 1;
         } else if !self.engine_gone {
             let now = self.clock.now();
-            if let Some((filter, addr)) = self.matcher.match_line(line.bytes, now) {
+            let own = self.matcher.match_line(line.bytes, now);
+            let mut next = own;
+            while let Some((filter, addr)) = next.take().or_else(|| self.matcher.deferred()) {
                 self.counts.offences += 1;
                 self.batch.push(Offence {
                     source: self.name.clone(),

@@ -12,6 +12,10 @@ use crate::filter::{HostRule, Outcome, SourceMatcher, check_pattern, check_setti
 struct Expect {
     addr: Option<IpAddr>,
     inject: bool,
+    /// The line matches but its session keeps it from counting (`held`).
+    held: bool,
+    /// The filter's mode the line is read in (`#mode NAME` lines switch it).
+    mode: String,
     captures: Vec<(String, String)>,
     time: Option<SystemTime>,
 }
@@ -20,9 +24,16 @@ struct Expect {
 fn parse_samples(name: &str, text: &str) -> Vec<(usize, Expect, String)> {
     let mut out = Vec::new();
     let mut pending: Option<Expect> = None;
+    let mut mode = crate::filter::NORMAL_MODE.to_owned();
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
-        if let Some(spec) = line.strip_prefix("#= ") {
+        if let Some(m) = line.strip_prefix("#mode ") {
+            assert!(
+                pending.is_none(),
+                "{name}.log:{n}: mode switch after an expectation"
+            );
+            mode = m.trim().to_owned();
+        } else if let Some(spec) = line.strip_prefix("#= ") {
             assert!(
                 pending.is_none(),
                 "{name}.log:{n}: two expectations in a row"
@@ -39,12 +50,15 @@ fn parse_samples(name: &str, text: &str) -> Vec<(usize, Expect, String)> {
             let mut e = Expect {
                 addr,
                 inject: false,
+                held: false,
+                mode: mode.clone(),
                 captures: Vec::new(),
                 time: None,
             };
             for w in words {
                 match w.split_once('=') {
                     None if w == "inject" => e.inject = true,
+                    None if w == "held" => e.held = true,
                     Some(("time", t)) => {
                         let ts: jiff::Timestamp = t
                             .parse()
@@ -89,9 +103,23 @@ fn every_builtin_parses_and_checks_clean() {
         let text = source(name).expect("listed");
         let f: File = toml::from_str(text).unwrap_or_else(|e| panic!("{name}.toml: {e}"));
         assert!(!f.description.is_empty(), "{name}: no description");
-        assert!(!f.filter.regex.is_empty(), "{name}: no regex");
+        assert!(
+            !(f.filter.regex.is_empty()
+                && f.filter.attempt.is_empty()
+                && f.filter.address.is_empty()),
+            "{name}: no regex"
+        );
         assert_eq!(check_settings(&f.filter), Vec::new(), "{name}");
-        for (i, re) in f.filter.regex.iter().enumerate() {
+        let f2 = &f.filter;
+        let modes = f2.modes.values().flat_map(|m| {
+            [&m.regex, &m.attempt, &m.address, &m.end, &m.success]
+                .into_iter()
+                .flatten()
+        });
+        let own = [&f2.regex, &f2.attempt, &f2.address, &f2.end, &f2.success]
+            .into_iter()
+            .flatten();
+        for (i, re) in own.chain(modes).enumerate() {
             check_pattern(re, HostRule::Required)
                 .unwrap_or_else(|e| panic!("{name} regex {i}: {e}"));
             // Every built-in regex takes the fast path.
@@ -130,29 +158,59 @@ fn every_builtin_has_samples_with_hits_misses_and_injections() {
 fn every_builtin_gives_what_its_samples_say() {
     let mut failures = Vec::new();
     for (name, text) in SAMPLES {
-        let mut cfg = get(name).expect("built-in");
+        let mut base = get(name).expect("built-in");
         // Samples are written in UTC so the test does not depend on the machine.
-        cfg.timezone = Some("UTC".into());
-        let m = SourceMatcher::build(&[(name, &cfg)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        base.timezone = Some("UTC".into());
+        let build = |mode: &str| {
+            let cfg = crate::filter::with_mode(&base, mode)
+                .unwrap_or_else(|| panic!("{name}: samples use unknown mode {mode}"));
+            let m = SourceMatcher::build(&[(name, &cfg)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (m, cfg)
+        };
+        let mut current = crate::filter::NORMAL_MODE.to_owned();
+        let (mut m, _) = build(&current);
         let mut scratch = m.new_scratch();
+        // (mode, role, position in that mode's list) of every regex a sample hit.
         let mut used = BTreeSet::new();
         for (n, expect, line) in parse_samples(name, text) {
+            if expect.mode != current {
+                current.clone_from(&expect.mode);
+                m = build(&current).0;
+                scratch = m.new_scratch();
+            }
             let outcome = m.examine(line.as_bytes(), reading_time(), &mut scratch);
-            let got = match outcome {
-                Outcome::Hit(h) => Some(h),
-                Outcome::Ignored { .. } | Outcome::Miss => None,
+            let (got, held) = match outcome {
+                Outcome::Hit(h) => (Some(h), false),
+                Outcome::Held(h) => (Some(h), true),
+                Outcome::Ignored { .. } | Outcome::Miss => (None, false),
             };
             let where_ = format!("{name}.log:{n}: {line}");
             if got.map(|h| h.addr) != expect.addr {
                 failures.push(format!(
-                    "{where_}\n    expected {:?}, got {:?}",
+                    "{where_}\n    expected {:?}, got {:?}{}",
                     expect.addr,
-                    got.map(|h| h.addr)
+                    got.map(|h| h.addr),
+                    if held { " (held)" } else { "" }
                 ));
                 continue;
             }
             let Some(hit) = got else { continue };
-            used.insert(hit.regex);
+            if held != expect.held {
+                failures.push(format!(
+                    "{where_}\n    expected the line {}to count, it {}",
+                    if expect.held { "not " } else { "" },
+                    if held {
+                        "did not (held by its session)"
+                    } else {
+                        "did"
+                    }
+                ));
+            }
+            // A line after an `end` reports the address line's regex: note
+            // only the lines' own.
+            if !held || hit.role != crate::filter::Role::Address {
+                used.insert(mode_position(&base, &current, hit));
+            }
             if let Some(t) = expect.time
                 && hit.time != Some(t)
             {
@@ -174,14 +232,67 @@ fn every_builtin_gives_what_its_samples_say() {
                 }
             }
         }
-        let count = cfg.regex.len();
-        for i in 0..count {
-            if !used.contains(&i) {
-                failures.push(format!("{name}: regex {i} is not exercised by any sample"));
+        for mode in crate::filter::modes(&base) {
+            let lists = mode_lists(&base, &mode);
+            for (role, len) in lists {
+                for i in 0..len {
+                    if !used.contains(&(mode.clone(), role, i)) {
+                        failures.push(format!(
+                            "{name}: {} {i}{} is not exercised by any sample",
+                            role.key(),
+                            if mode == crate::filter::NORMAL_MODE {
+                                String::new()
+                            } else {
+                                format!(" of mode {mode}")
+                            }
+                        ));
+                    }
+                }
             }
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The regex lists a mode has of its own (the filter's own lists for `normal`):
+/// role and length.
+fn mode_lists(base: &crate::config::FilterConfig, mode: &str) -> Vec<(crate::filter::Role, usize)> {
+    use crate::filter::Role;
+    if mode == crate::filter::NORMAL_MODE {
+        return vec![
+            (Role::Failure, base.regex.len()),
+            (Role::Attempt, base.attempt.len()),
+            (Role::Address, base.address.len()),
+            (Role::End, base.end.len()),
+            (Role::Success, base.success.len()),
+        ];
+    }
+    let m = &base.modes[mode];
+    vec![
+        (Role::Failure, m.regex.len()),
+        (Role::Attempt, m.attempt.len()),
+        (Role::Address, m.address.len()),
+        (Role::End, m.end.len()),
+        (Role::Success, m.success.len()),
+    ]
+}
+
+/// Which mode's own regex a hit in mode `mode` came from: the mode's lists come
+/// first, then the filter's own.
+fn mode_position(
+    base: &crate::config::FilterConfig,
+    mode: &str,
+    hit: crate::filter::Hit,
+) -> (String, crate::filter::Role, usize) {
+    let own = mode_lists(base, mode)
+        .into_iter()
+        .find(|(r, _)| *r == hit.role)
+        .map_or(0, |(_, len)| len);
+    if mode == crate::filter::NORMAL_MODE || hit.regex < own {
+        (mode.to_owned(), hit.role, hit.regex)
+    } else {
+        (crate::filter::NORMAL_MODE.to_owned(), hit.role, hit.regex - own)
+    }
 }
 
 #[test]
@@ -193,7 +304,15 @@ fn docs_describe_every_builtin() {
             "docs/filters.md has no section for {name}"
         );
         let f = get(name).expect("built-in");
-        for re in &f.regex {
+        let modes = f.modes.values().flat_map(|m| {
+            [&m.regex, &m.attempt, &m.address, &m.end, &m.success]
+                .into_iter()
+                .flatten()
+        });
+        let own = [&f.regex, &f.attempt, &f.address, &f.end, &f.success]
+            .into_iter()
+            .flatten();
+        for re in own.chain(modes) {
             assert!(
                 docs.contains(re.as_str()),
                 "docs/filters.md lacks {name}'s regex {re}"

@@ -1,0 +1,210 @@
+//! The session rules, driven line by line with an injected clock.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+const W: Duration = Duration::from_secs(300);
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+}
+
+fn hit(addr: &str) -> Hit {
+    Hit {
+        addr: addr.parse::<IpAddr>().expect("address"),
+        filter: FilterId(0),
+        role: Role::Failure,
+        regex: 0,
+        time: None,
+    }
+}
+
+/// Feeds `(pid, role, addr, second)` lines and returns the addresses counted,
+/// deferred ones included, after `finish`.
+fn run(s: &mut Sessions, lines: &[(Option<&str>, Role, &str, u64)]) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for &(pid, role, addr, t) in lines {
+        let key = pid.map(|p| s.key(FilterId(0), p.as_bytes()));
+        out.extend(s.line(key, role, hit(addr), at(t), W).map(|h| h.addr));
+        while let Some(h) = s.take_deferred() {
+            out.push(h.addr);
+        }
+    }
+    s.finish();
+    while let Some(h) = s.take_deferred() {
+        out.push(h.addr);
+    }
+    out
+}
+
+fn addrs(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|a| a.parse().expect("address")).collect()
+}
+
+use Role::*;
+
+#[test]
+fn pam_line_then_failed_password_is_one_attempt_and_each_password_counts() {
+    let mut s = Sessions::default();
+    let p = Some("h sshd[10]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Address, "192.0.2.1", 0),
+            (p, Failure, "192.0.2.1", 2),
+            (p, Address, "192.0.2.1", 3),
+            (p, Failure, "192.0.2.1", 5),
+            (p, End, "192.0.2.1", 6),
+            (p, End, "192.0.2.1", 6),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.1", "192.0.2.1"]));
+}
+
+#[test]
+fn address_alone_counts_once_at_the_end_line() {
+    let mut s = Sessions::default();
+    let p = Some("h sshd[11]:");
+    let mut got = Vec::new();
+    let key = Some(s.key(FilterId(0), b"h sshd[11]:"));
+    assert_eq!(s.line(key, Address, hit("192.0.2.2"), at(0), W), None);
+    assert_eq!(s.line(key, Address, hit("192.0.2.2"), at(1), W), None);
+    got.extend(s.line(key, End, hit("192.0.2.2"), at(2), W).map(|h| h.addr));
+    // A second closing line of the same session adds nothing.
+    got.extend(run(&mut s, &[(p, End, "192.0.2.2", 2)]));
+    assert_eq!(got, addrs(&["192.0.2.2"]));
+}
+
+#[test]
+fn success_drops_the_pending_address() {
+    let mut s = Sessions::default();
+    let p = Some("h sshd[12]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Address, "192.0.2.3", 0),
+            (p, Success, "192.0.2.3", 1),
+            (p, End, "192.0.2.3", 100),
+        ],
+    );
+    assert_eq!(got, Vec::<IpAddr>::new());
+}
+
+#[test]
+fn attempt_counts_once_per_session() {
+    let mut s = Sessions::default();
+    let p = Some("h sshd[13]:");
+    let q = Some("h sshd[14]:");
+    let got = run(
+        &mut s,
+        &[
+            // After a counted failure, the pre-auth disconnects add nothing.
+            (p, Failure, "192.0.2.4", 0),
+            (p, Attempt, "192.0.2.4", 1),
+            (p, Attempt, "192.0.2.4", 1),
+            // A scanner's session: one offence for two closing lines.
+            (q, Attempt, "198.51.100.4", 2),
+            (q, Attempt, "198.51.100.4", 2),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.4", "198.51.100.4"]));
+}
+
+#[test]
+fn sessions_are_told_apart_by_process() {
+    let mut s = Sessions::default();
+    let got = run(
+        &mut s,
+        &[
+            (Some("h sshd[20]:"), Address, "192.0.2.5", 0),
+            (Some("h sshd[21]:"), Address, "192.0.2.6", 0),
+            (Some("h sshd[21]:"), Failure, "192.0.2.6", 1),
+            (Some("h sshd[20]:"), End, "192.0.2.5", 2),
+            (Some("h sshd[21]:"), End, "192.0.2.6", 2),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.6", "192.0.2.5"]));
+}
+
+#[test]
+fn without_a_pid_each_line_stands_alone() {
+    let mut s = Sessions::default();
+    let got = run(
+        &mut s,
+        &[
+            (None, Address, "192.0.2.7", 0),
+            (None, Failure, "192.0.2.7", 1),
+            (None, Attempt, "192.0.2.7", 1),
+            (None, End, "192.0.2.7", 2),
+            (None, Success, "192.0.2.7", 2),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.7", "192.0.2.7"]));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn an_idle_session_expires_and_its_address_counts_then() {
+    let mut s = Sessions::default();
+    let key = Some(s.key(FilterId(0), b"h sshd[30]:"));
+    assert_eq!(s.line(key, Address, hit("192.0.2.8"), at(0), W), None);
+    s.expire(at(300));
+    assert_eq!(s.take_deferred(), None, "still within the window");
+    s.expire(at(301));
+    assert_eq!(
+        s.take_deferred().map(|h| h.addr),
+        Some(addrs(&["192.0.2.8"])[0])
+    );
+    assert!(s.is_empty());
+    // A late line of that pid starts afresh and counts on its own.
+    assert!(s.line(key, Failure, hit("192.0.2.8"), at(302), W).is_some());
+}
+
+#[test]
+fn a_reused_pid_after_the_end_is_a_new_session() {
+    let mut s = Sessions::default();
+    let p = Some("h sshd[40]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Failure, "192.0.2.9", 0),
+            (p, End, "192.0.2.9", 1),
+            (p, Address, "198.51.100.9", 10),
+            (p, End, "198.51.100.9", 11),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.9", "198.51.100.9"]));
+}
+
+#[test]
+fn the_table_is_bounded_and_evicted_pending_addresses_count() {
+    let mut s = Sessions::with_capacity(8);
+    let mut counted = 0;
+    for pid in 0..1000u32 {
+        let key = Some(s.key(FilterId(0), format!("h sshd[{pid}]:").as_bytes()));
+        assert_eq!(s.line(key, Address, hit("203.0.113.1"), at(0), W), None);
+        assert!(s.len() <= 8);
+        while s.take_deferred().is_some() {
+            counted += 1;
+        }
+    }
+    s.finish();
+    while s.take_deferred().is_some() {
+        counted += 1;
+    }
+    assert_eq!(counted, 1000, "every session ended exactly once");
+}
+
+#[test]
+fn a_long_session_does_not_lose_its_state_while_active() {
+    let mut s = Sessions::default();
+    let key = Some(s.key(FilterId(0), b"h sshd[50]:"));
+    s.line(key, Address, hit("192.0.2.10"), at(0), W);
+    s.line(key, Failure, hit("192.0.2.10"), at(200), W);
+    // 400 s after the start but 200 s after the last line: still open, so
+    // its end does not count the (consumed) address.
+    assert_eq!(s.line(key, End, hit("192.0.2.10"), at(400), W), None);
+    assert_eq!(s.take_deferred(), None);
+}
