@@ -1037,3 +1037,65 @@ fn bad_notify_hooks_are_reported_each_with_its_key() {
         "{all:?}"
     );
 }
+
+#[test]
+fn filter_modes_are_named_in_the_reference_and_unknown_ones_list_the_modes() {
+    let text = GOOD.replace(
+        "filters = [\"ssh-fail\"]",
+        "filters = [\"sshd[mode=aggressive]\"]",
+    );
+    let cfg = ok(&text);
+    assert_eq!(cfg.sources["auth"].filters, vec!["sshd[mode=aggressive]"]);
+
+    let text = GOOD
+        .replacen(
+            "filters = [\"ssh-fail\"]",
+            "filters = [\"sshd[mode=agressive]\"]",
+            1,
+        )
+        .replacen(
+            "filters = [\"ssh-fail\"]",
+            "filters = [\"sshd[aggressive]\"]",
+            1,
+        );
+    let all = problems(&text);
+    assert_problem(
+        &all,
+        15,
+        12,
+        "sources.auth.filters[0]",
+        "filter \"sshd\" has no mode \"agressive\" (its modes: normal, aggressive)",
+    );
+    assert_problem(
+        &all,
+        18,
+        12,
+        "jails.ssh.filters[0]",
+        "write NAME or NAME[mode=MODE]",
+    );
+}
+
+#[test]
+fn session_roles_and_modes_of_a_filter_table_are_checked() {
+    let text = good_with(
+        "regex = ['Failed password for .* from <HOST> port \\d+$']",
+        "regex = ['Failed password for .* from <HOST> port \\d+$']\naddress = ['no host here']\nsession_window = \"0s\"\n[filters.ssh-fail.modes.normal]\nend = ['x']",
+    );
+    let all = problems(&text);
+    assert_problem(&all, 12, 12, "filters.ssh-fail.address[0]", "no <HOST>");
+    assert!(
+        all.iter()
+            .any(|p| p.contains("filters.ssh-fail.session_window") && p.contains("longer than 0s")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.contains("filters.ssh-fail.modes") && p.contains("not a mode name")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.contains("normal.end[0]") && p.contains("no <HOST>")),
+        "{all:?}"
+    );
+}

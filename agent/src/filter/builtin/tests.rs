@@ -206,9 +206,9 @@ fn every_builtin_gives_what_its_samples_say() {
                     }
                 ));
             }
-            // A line after an `end` reports the address line's regex: note
-            // only the lines' own.
-            if !held || hit.role != crate::filter::Role::Address {
+            // An `end` line that releases a pending address reports the
+            // address line's regex: note only the lines' own.
+            if held || hit.role != crate::filter::Role::Address {
                 used.insert(mode_position(&base, &current, hit));
             }
             if let Some(t) = expect.time
@@ -291,7 +291,11 @@ fn mode_position(
     if mode == crate::filter::NORMAL_MODE || hit.regex < own {
         (mode.to_owned(), hit.role, hit.regex)
     } else {
-        (crate::filter::NORMAL_MODE.to_owned(), hit.role, hit.regex - own)
+        (
+            crate::filter::NORMAL_MODE.to_owned(),
+            hit.role,
+            hit.regex - own,
+        )
     }
 }
 
