@@ -143,9 +143,16 @@ pub struct Hit {
 /// What a line amounts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// An offence: this line's, or (after an `end` line) the pending address of
-    /// the session it ends, with that line's regex and time.
+    /// An offence: this line's.
     Hit(Hit),
+    /// An `end` line (`line`) closed a session whose pending address now counts
+    /// (`counted`, with the address line's regex and time).
+    Ended {
+        /// What the end line itself matched.
+        line: Hit,
+        /// The offence it releases.
+        counted: Hit,
+    },
     /// A regex matched, but its session says the line does not count now: an
     /// `address` waiting for the session's end, an `attempt` or `end` of a
     /// session that already counted, a `success`.
@@ -701,7 +708,7 @@ impl SourceMatcher {
     /// the line. `now` only places year-less timestamps (syslog's) in a year.
     pub fn match_line(&self, line: &[u8], now: SystemTime, scratch: &mut Scratch) -> Option<Hit> {
         match self.examine(line, now, scratch) {
-            Outcome::Hit(h) => Some(h),
+            Outcome::Hit(h) | Outcome::Ended { counted: h, .. } => Some(h),
             Outcome::Held(_) | Outcome::Ignored { .. } | Outcome::Miss => None,
         }
     }
@@ -774,6 +781,7 @@ impl SourceMatcher {
                 }
                 let key = process.map(|p| scratch.sessions.key(h.filter, p));
                 match scratch.sessions.line(key, h.role, h, now, f.window) {
+                    Some(counted) if h.role == Role::End => Outcome::Ended { line: h, counted },
                     Some(counted) => Outcome::Hit(counted),
                     None => Outcome::Held(h),
                 }

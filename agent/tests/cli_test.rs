@@ -9,7 +9,8 @@ const AUTH_LOG: &str = "\
 May 19 10:00:00 web1 sshd[1]: Failed password for root from 203.0.113.4 port 52311 ssh2
 May 19 10:00:01 web1 CRON[2]: pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)
 May 19 10:00:02 web1 sshd[3]: Invalid user admin from 198.51.100.7 port 40000
-May 19 10:00:03 web1 sshd[3]: Accepted publickey for alice from 192.0.2.50 port 5100 ssh2: ED25519 SHA256:abc
+May 19 10:00:02 web1 sshd[3]: Connection closed by invalid user admin 198.51.100.7 port 40000 [preauth]
+May 19 10:00:03 web1 sshd[5]: Accepted publickey for alice from 192.0.2.50 port 5100 ssh2: ED25519 SHA256:abc
 May 19 10:00:04 web1 sshd[4]: Failed password for invalid user backup from 203.0.113.4 port 52312 ssh2
 ";
 
@@ -71,7 +72,7 @@ fn json_prints_one_object_per_matched_line_and_nothing_else() {
         .collect();
     assert_eq!(
         hosts,
-        [(1, "203.0.113.4"), (3, "198.51.100.7"), (5, "203.0.113.4")]
+        [(1, "203.0.113.4"), (4, "198.51.100.7"), (6, "203.0.113.4")]
     );
     assert!(lines.iter().all(|v| v["filter"] == "sshd"));
     // Syslog lines carry their own time; the year is the one before now.
@@ -98,18 +99,25 @@ fn human_summary_counts_regexes_and_addresses() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(
-        s.contains("lines: 5 read, 3 matched, 0 ignored, 2 missed"),
+        s.contains("lines: 6 read, 5 matched, 0 ignored, 1 missed"),
         "{s}"
     );
-    // Regex 0 (failed passwords) hit twice, regex 1 (invalid users) once.
+    // The invalid user's line and the line that closed its session are one
+    // attempt; the login counts nothing.
     assert!(
-        s.lines().any(|l| l.starts_with("   0          2  ^Failed")),
+        s.contains("offences: 3 (2 matched session lines did not count on their own"),
         "{s}"
     );
-    assert!(
-        s.lines().any(|l| l.starts_with("   1          1  ^")),
-        "{s}"
-    );
+    // Failed passwords twice; the invalid user, the close and the login once.
+    for (role, i, n) in [
+        ("regex", 0, 2),
+        ("address", 0, 1),
+        ("end", 2, 1),
+        ("success", 0, 1),
+    ] {
+        let row = format!("  {role:<7} {i:>2} {n:>10}  ^");
+        assert!(s.lines().any(|l| l.starts_with(&row)), "no {row:?} in {s}");
+    }
     assert!(s.contains("2 distinct"), "{s}");
     assert!(s.contains("         2  203.0.113.4"), "{s}");
     assert!(s.contains("lines/s"), "{s}");
@@ -149,7 +157,11 @@ fn print_missed_and_ignored() {
     assert!(s.contains("missed 2: May 19 10:00:01 web1 CRON"), "{s}");
     assert!(!s.contains("missed 3:"), "{s}");
     assert!(
-        s.contains("lines: 5 read, 3 matched, 1 ignored, 1 missed"),
+        s.contains("missed 4: May 19 10:00:02 web1 sshd[3]: Connection"),
+        "{s}"
+    );
+    assert!(
+        s.contains("lines: 6 read, 3 matched, 1 ignored, 2 missed"),
         "{s}"
     );
 }

@@ -58,8 +58,10 @@ pub struct TestArgs {
     /// Config file whose [filters.NAME] tables FILTER may name.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Print one JSON object per matched line and nothing else:
+    /// Print one JSON object per offence and nothing else:
     /// {"line": N, "host": "ADDR", "filter": "NAME", "time": "RFC 3339" or null}.
+    /// A session line that does not count on its own prints nothing; a session
+    /// that counts when it ends is printed at the line that ended it.
     #[arg(long, conflicts_with_all = ["print_missed", "print_ignored"])]
     json: bool,
     /// Print the lines no regex matched.
@@ -90,6 +92,8 @@ struct Tally {
     cut: u64,
     /// Lines of the filter's sessions that did not count on their own.
     held: u64,
+    /// Offences: lines that counted, and sessions that ended and counted.
+    offences: u64,
     /// Lines matched by the filter's regex `i` of each role (in
     /// `Role::ALL` order; the matcher runs one filter).
     per_regex: [Vec<u64>; 5],
@@ -118,7 +122,7 @@ impl Tally {
         hit: &filter::Hit,
         matcher: &SourceMatcher,
     ) -> std::io::Result<()> {
-        self.matched += 1;
+        self.offences += 1;
         *self.per_addr.entry(hit.addr).or_default() += 1;
         if json {
             print_json(out, n, hit, matcher.filter_name(hit.filter))
@@ -176,10 +180,17 @@ pub fn run(args: &TestArgs) -> Result<()> {
         } else {
             match matcher.examine(line.bytes, now, &mut scratch) {
                 Outcome::Hit(hit) => {
+                    tally.matched += 1;
                     tally.count_regex(&hit);
                     tally.offence(&mut out, args.json, n, &hit, &matcher)
                 }
+                Outcome::Ended { line, counted } => {
+                    tally.matched += 1;
+                    tally.count_regex(&line);
+                    tally.offence(&mut out, args.json, n, &counted, &matcher)
+                }
                 Outcome::Held(hit) => {
+                    tally.matched += 1;
                     tally.held += 1;
                     tally.count_regex(&hit);
                     Ok(())
@@ -337,15 +348,12 @@ fn summary(
     writeln!(
         out,
         "lines: {} read, {} matched, {} ignored, {} missed",
-        t.read,
-        t.matched + t.held,
-        t.ignored,
-        t.missed
+        t.read, t.matched, t.ignored, t.missed
     )?;
     writeln!(
         out,
-        "offences: {} ({} session lines did not count on their own: one attempt, one offence)",
-        t.matched, t.held
+        "offences: {} ({} matched session lines did not count on their own: one attempt, one offence)",
+        t.offences, t.held
     )?;
     if t.cut > 0 {
         writeln!(

@@ -109,6 +109,55 @@ fn example_config_is_valid() {
     assert!(cfg.jails.contains_key("ssh"));
 }
 
+/// Regression (issue 10): the example defined its own `[filters.sshd]`, which
+/// replaced the built-in with regexes that read any program's line and no
+/// syslog prefix, so a fake sshd message in another program's line banned an
+/// address.
+#[test]
+fn example_config_uses_the_built_in_filters() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/log2drop.toml");
+    let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    for name in cfg.filters.keys() {
+        assert!(
+            !crate::filter::builtin::exists(name),
+            "the example replaces the built-in filter {name}"
+        );
+    }
+    let refs = &cfg.sources["auth"].filters;
+    let resolved: Vec<(&str, FilterConfig)> = refs
+        .iter()
+        .map(|r| {
+            (
+                r.as_str(),
+                crate::filter::resolve(&cfg.filters, r).expect("resolves"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        resolved[0].1,
+        crate::filter::with_mode(
+            &crate::filter::builtin::get("sshd").expect("built-in"),
+            crate::filter::NORMAL_MODE
+        )
+        .expect("normal"),
+        "the example's sshd is the built-in"
+    );
+    let list: Vec<(&str, &FilterConfig)> = resolved.iter().map(|(n, c)| (*n, c)).collect();
+    let m = crate::filter::SourceMatcher::build(&list).expect("builds");
+    let mut s = m.new_scratch();
+    let now = std::time::SystemTime::now();
+    for fake in [
+        "May 19 10:00:00 web1 myapp[77]: sshd[1]: Failed password for root from 198.51.100.7 port 22 ssh2",
+        "May 19 10:00:00 web1 nginx: sshd[1]: Failed password for root from 198.51.100.7 port 22 ssh2",
+        "198.51.100.7 - - [19/May/2026:10:00:00 +0000] \"GET /sshd[1]: Failed password for root from 198.51.100.7 port 22 ssh2 HTTP/1.1\" 404 0",
+    ] {
+        assert_eq!(m.match_line(fake.as_bytes(), now, &mut s), None, "{fake}");
+    }
+    let real =
+        "May 19 10:00:00 web1 sshd[1]: Failed password for root from 198.51.100.7 port 22 ssh2";
+    assert!(m.match_line(real.as_bytes(), now, &mut s).is_some());
+}
+
 #[test]
 fn unreadable_file_names_the_path() {
     let err = load(Path::new("/nonexistent/log2drop.toml")).expect_err("missing");

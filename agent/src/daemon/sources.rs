@@ -217,7 +217,9 @@ mod tests {
         let mut m = FilterMatcher::new(matcher, vec![Some(Duration::from_secs(600))]);
         let line = |age: Duration| {
             let at = jiff::Timestamp::try_from(SystemTime::now() - age).expect("time");
-            format!("{at} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22")
+            format!(
+                "{at} web1 sshd[1]: Failed password for invalid user a from 192.0.2.1 port 22 ssh2"
+            )
         };
         let fresh = line(Duration::from_secs(5));
         assert!(
@@ -245,7 +247,7 @@ mod tests {
                 .expect("after the epoch")
                 .as_micros();
             let json = format!(
-                r#"{{"__REALTIME_TIMESTAMP":"{us}","SYSLOG_IDENTIFIER":"sshd","_PID":"1","MESSAGE":"Invalid user a from 192.0.2.1 port 22"}}"#
+                r#"{{"__REALTIME_TIMESTAMP":"{us}","SYSLOG_IDENTIFIER":"sshd","_PID":"1","MESSAGE":"Failed password for invalid user a from 192.0.2.1 port 22 ssh2"}}"#
             );
             let line = crate::source::journal::parse(json.as_bytes(), 1024, &mut buf)
                 .expect("entry")

@@ -367,7 +367,7 @@ mod tests {
             let mut scratch = m.new_scratch();
             let now = SystemTime::from(Timestamp::new(now_secs, 0).expect("in range"));
             let at = Timestamp::new(now_secs - back, 0).expect("in range");
-            let line = format!("{} web1 sshd[1]: Invalid user a from 192.0.2.1 port 22", at.strftime("%b %e %H:%M:%S"));
+            let line = format!("{} web1 sshd[1]: Failed password for invalid user a from 192.0.2.1 port 22 ssh2", at.strftime("%b %e %H:%M:%S"));
             let hit = m.match_line(line.as_bytes(), now, &mut scratch).expect("a hit");
             let counts = !hit.time.is_some_and(|t| now.duration_since(t).is_ok_and(|a| a > Duration::from_secs(600)));
             prop_assert_eq!(age.is_stale(line.as_bytes(), now), !counts, "{}", line);

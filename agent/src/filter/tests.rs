@@ -26,7 +26,7 @@ fn filter(regex: &[&str], ignore: &[&str]) -> FilterConfig {
     }
 }
 
-/// The sshd regexes shipped in examples/log2drop.toml.
+/// Prefix-less sshd regexes (searched anywhere in the line), as a user might write.
 fn sshd() -> FilterConfig {
     filter(
         &[

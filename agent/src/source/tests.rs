@@ -303,7 +303,7 @@ async fn journal_lines_carry_their_entry_time_through_the_sshd_filter() {
         &script,
         r#"#!/bin/sh
 echo '{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"1747648800123456","_SYSTEMD_UNIT":"ssh.service","SYSLOG_IDENTIFIER":"sshd","_PID":"812","MESSAGE":"Failed password for root from 192.0.2.7 port 51234 ssh2"}'
-echo '{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"1747652400000000","SYSLOG_IDENTIFIER":"sshd","_PID":"813","MESSAGE":"Invalid user admin from 198.51.100.9 port 40000"}'
+echo '{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"1747652400000000","SYSLOG_IDENTIFIER":"sshd","_PID":"813","MESSAGE":"Failed password for invalid user admin from 198.51.100.9 port 40000 ssh2"}'
 echo '{"__CURSOR":"c3","__REALTIME_TIMESTAMP":"1747652401000000","SYSLOG_IDENTIFIER":"cron","_PID":"9","MESSAGE":"Failed password for root from 203.0.113.1 port 1 ssh2"}'
 sleep 30
 "#,

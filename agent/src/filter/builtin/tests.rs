@@ -181,6 +181,10 @@ fn every_builtin_gives_what_its_samples_say() {
             let outcome = m.examine(line.as_bytes(), reading_time(), &mut scratch);
             let (got, held) = match outcome {
                 Outcome::Hit(h) => (Some(h), false),
+                Outcome::Ended { line, counted } => {
+                    used.insert(mode_position(&base, &current, line));
+                    (Some(counted), false)
+                }
                 Outcome::Held(h) => (Some(h), true),
                 Outcome::Ignored { .. } | Outcome::Miss => (None, false),
             };
@@ -206,9 +210,7 @@ fn every_builtin_gives_what_its_samples_say() {
                     }
                 ));
             }
-            // An `end` line that releases a pending address reports the
-            // address line's regex: note only the lines' own.
-            if held || hit.role != crate::filter::Role::Address {
+            if !matches!(outcome, Outcome::Ended { .. }) {
                 used.insert(mode_position(&base, &current, hit));
             }
             if let Some(t) = expect.time
