@@ -544,3 +544,23 @@ pub async fn resolve_allow_hosts(cfg: &Config) -> Vec<ipnet::IpNet> {
 fn to_reply<T: serde::Serialize>(value: &T) -> Reply {
     Reply::ok(value)
 }
+
+/// The agent's log format, written to `writer`: tracing's default format (UTC
+/// RFC 3339 time, level, target, message, fields). The built-in `recidive`
+/// filter reads its `ban` lines, and its test runs lines this subscriber writes
+/// (made by the enforcer's own logging), so a change here that breaks the
+/// filter fails that test.
+pub fn log_subscriber<W>(
+    writer: W,
+    ansi: bool,
+    filter: tracing_subscriber::EnvFilter,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .finish()
+}

@@ -69,11 +69,12 @@ pub fn run(config: &Path) -> Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let subscriber =
+        log2drop::daemon::log_subscriber(std::io::stderr, std::io::stderr().is_terminal(), filter);
+    // Like `fmt().init()`: also routes the `log` records of dependencies.
+    if tracing_subscriber::util::SubscriberInitExt::try_init(subscriber).is_err() {
+        eprintln!("log2drop: logging was already set up");
+    }
 }
 
 /// `log2drop check`: the same preparation `run` does, minus the system.

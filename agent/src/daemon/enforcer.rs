@@ -572,7 +572,8 @@ fn decision_ban(d: &Decision) -> &Ban {
     }
 }
 
-fn log_decision(d: &Decision) {
+/// Logs a ban or unban; the built-in `recidive` filter reads these lines.
+pub(super) fn log_decision(d: &Decision) {
     match d {
         Decision::Ban(b) => {
             let until = b
