@@ -125,9 +125,12 @@ impl Session {
 #[derive(Debug)]
 pub struct Sessions {
     open: HashMap<u64, Session, foldhash::fast::FixedState>,
-    /// Keys in the order they were last (re)queued: the front is the session
-    /// idle longest, or one that went since (then it is skipped).
-    order: VecDeque<u64>,
+    /// Keys in the order they were (re)queued, with the session's last line
+    /// and window then: the front is a candidate for expiry, checked against
+    /// the table only when its queued time says it may be due (sessions only
+    /// get younger, so a queued time that is not due proves the session is
+    /// not). A key whose session went is skipped.
+    order: VecDeque<(u64, SystemTime, Duration)>,
     /// Offences of sessions that ended without a line of their own (expiry,
     /// eviction, [`finish`](Self::finish)), for [`take_deferred`](Self::take_deferred).
     deferred: VecDeque<Hit>,
@@ -243,14 +246,14 @@ impl Sessions {
                 self.evict_oldest();
             }
             self.open.insert(key, Session::new(now, window));
-            self.order.push_back(key);
+            self.order.push_back((key, now, window));
         }
         self.open.get_mut(&key).expect("present or just inserted")
     }
 
     /// Ends the session idle longest; its pending address counts.
     fn evict_oldest(&mut self) {
-        while let Some(key) = self.order.pop_front() {
+        while let Some((key, _, _)) = self.order.pop_front() {
             if let Some(s) = self.open.remove(&key) {
                 self.deferred.extend(s.pending);
                 return;
@@ -260,27 +263,31 @@ impl Sessions {
 
     /// Ends the sessions idle for longer than their window at `now`; their
     /// pending addresses count (see [`take_deferred`](Self::take_deferred)).
-    /// Sessions are checked in the order they opened, and the first one still
-    /// within its window stops the check, so it costs nothing when nothing is
-    /// due; a long session delays the end of younger idle ones until it goes
-    /// idle itself.
+    /// Called for every line of the source, so it costs one comparison when
+    /// nothing is due: sessions are checked in queue order, and the first one
+    /// whose queued time is still within its window stops the check. One still
+    /// active goes to the back with its newer time.
     pub fn expire(&mut self, now: SystemTime) {
-        while let Some(&key) = self.order.front() {
+        while let Some(&(key, queued, window)) = self.order.front() {
+            if now.duration_since(queued).is_ok_and(|idle| idle <= window) || now < queued {
+                return;
+            }
+            self.order.pop_front();
             match self.open.get(&key) {
-                Some(s) if !s.expired(now) => return,
-                _ => {
-                    self.order.pop_front();
+                None => {}
+                Some(s) if s.expired(now) => {
                     if let Some(s) = self.open.remove(&key) {
                         self.deferred.extend(s.pending);
                     }
                 }
+                Some(s) => self.order.push_back((key, s.last, s.window)),
             }
         }
     }
 
     /// Ends every open session, as when reading stops: pending addresses count.
     pub fn finish(&mut self) {
-        for key in self.order.drain(..) {
+        for (key, _, _) in self.order.drain(..) {
             if let Some(s) = self.open.remove(&key) {
                 self.deferred.extend(s.pending);
             }
