@@ -378,7 +378,13 @@ fn time_start(line: &[u8]) -> Option<(usize, bool)> {
 fn bare(line: &[u8]) -> Option<Prefix<'_>> {
     let end = token(line, 0)?;
     let (program, tag_end, pid) = tag(line, 0, end)?;
-    Some(message(line, None, program, tag_end, pid.then(|| &line[..end])))
+    Some(message(
+        line,
+        None,
+        program,
+        tag_end,
+        pid.then(|| &line[..end]),
+    ))
 }
 
 /// End of the space-free token starting at `pos` (which must not be empty).
