@@ -121,7 +121,8 @@ enum Cmd {
     },
     /// Run a filter over a log and show what it matches, like fail2ban-regex:
     /// lines read, matched, ignored and missed, hits per regex, top addresses,
-    /// time taken. FILE may be plain, gzip or zstd, or - for stdin.
+    /// time taken. FILE may be plain, gzip, zstd, xz or bzip2 (told by its first
+    /// bytes, not its name), or - for stdin; binary data is refused.
     ///
     /// Examples: `log2drop test sshd /var/log/auth.log`,
     /// `log2drop test --regex 'from <HOST> port' auth.log.2.gz`,

@@ -138,6 +138,63 @@ fn gzip_input_gives_the_same_hits_as_plain() {
 }
 
 #[test]
+fn xz_and_bzip2_input_give_the_same_hits_as_plain_whatever_the_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = write(dir.path(), "auth.log", AUTH_LOG.as_bytes());
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(AUTH_LOG.as_bytes()).expect("xz");
+    let xz = xz.finish().expect("xz");
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(AUTH_LOG.as_bytes()).expect("bzip2");
+    let bz = bz.finish().expect("bzip2");
+    let want = log2drop(&["--json", "sshd", arg(&plain)], None);
+    assert_eq!(text(&want.stdout).lines().count(), 3);
+    for path in [
+        write(dir.path(), "auth.log.2.xz", &xz),
+        write(dir.path(), "auth.log.3", &xz),
+        write(dir.path(), "auth.log.4.bz2", &bz),
+        write(dir.path(), "auth.log.5", &bz),
+    ] {
+        let out = log2drop(&["--json", "sshd", arg(&path)], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), text(&want.stdout), "{}", path.display());
+    }
+    // Through stdin too: the format is told by the bytes.
+    let out = log2drop(&["--json", "sshd", "-"], Some(&bz));
+    assert_eq!(text(&out.stdout), text(&want.stdout));
+}
+
+#[test]
+fn binary_or_unreadable_compressed_input_fails_clearly_and_prints_no_garbage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Binary data (no known magic) under a log's name.
+    let mut binary = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    binary.extend((0..2048u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8));
+    binary.extend_from_slice(AUTH_LOG.as_bytes());
+    let bin = write(dir.path(), "auth.log.1", &binary);
+    let out = log2drop(&["sshd", arg(&bin)], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("auth.log.1"), "{err}");
+    assert!(err.contains("not a text log"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    // A compressed format log2drop recognises but does not read.
+    let lz4 = write(
+        dir.path(),
+        "auth.log.2.lz4",
+        b"\x04\x22\x4d\x18\x64\x40\xa7data",
+    );
+    let out = log2drop(&["--json", "sshd", arg(&lz4)], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("lz4 data, which log2drop does not read"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn print_missed_and_ignored() {
     let out = log2drop(
         &[

@@ -25,8 +25,8 @@ const TOP: usize = 10;
 pub struct TestArgs {
     /// FILTER and FILE. FILTER is a built-in filter or a [filters.NAME] of
     /// --config, optionally in a mode (`sshd[mode=aggressive]`, or --mode);
-    /// leave it out when giving --regex. FILE is a log file (plain,
-    /// gzip or zstd, told by its content) or - for stdin (the default).
+    /// leave it out when giving --regex. FILE is a log file (plain, gzip,
+    /// zstd, xz or bzip2, told by its content) or - for stdin (the default).
     #[arg(value_name = "FILTER|FILE", num_args = 0..=2)]
     args: Vec<String>,
     /// Test this regex (with <HOST>) instead of a named filter; repeat for more.
