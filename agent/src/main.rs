@@ -138,6 +138,16 @@ enum Cmd {
     /// `log2drop report --fail2ban-log /var/log/fail2ban.log* --by subnet --prefix 16`,
     /// `log2drop report --today --by jail --json`.
     Report(cli::report::ReportArgs),
+    /// List the built-in filters, or show one in full.
+    ///
+    /// Without a subcommand: every built-in filter with what it counts, the
+    /// services and versions its regexes were written against, and its modes.
+    /// Name one in a source's and a jail's `filters` list; no [filters.NAME]
+    /// table is needed.
+    ///
+    /// Examples: `log2drop filters`, `log2drop filters show sshd`,
+    /// `log2drop filters show sshd --toml > my-sshd.toml`, `log2drop filters --json`.
+    Filters(cli::filters::FiltersArgs),
     /// Re-read the running agent's config file (as SIGHUP does).
     ///
     /// Prints what changed. Only what changed is rebuilt: unchanged sources keep reading,
@@ -232,6 +242,7 @@ fn main() -> ExitCode {
         }
         Cmd::Test(args) => cli::test::run(&args),
         Cmd::Report(args) => cli::report::run(&args),
+        Cmd::Filters(args) => cli::filters::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -278,3 +278,148 @@ fn unreadable_file_and_unknown_filter_fail_clearly() {
     assert!(err.contains("unknown filter \"no-such-filter\""), "{err}");
     assert!(err.contains("sshd"), "lists the built-in filters: {err}");
 }
+
+/// `log2drop ARGS...` (any subcommand), without stdin.
+fn log2drop_cmd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_log2drop"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run log2drop")
+}
+
+/// The built-in filters shipped in the source tree, by file name.
+fn shipped_filters() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/filter/builtin");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("builtin dir")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().into_string().expect("utf-8");
+            name.strip_suffix(".toml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn filters_lists_every_builtin_with_services_and_modes() {
+    let out = log2drop_cmd(&["filters", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON array");
+    let names: Vec<&str> = all
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, shipped_filters());
+    for f in &all {
+        assert!(!f["description"].as_str().expect("description").is_empty());
+        assert!(!f["log"].as_str().expect("log").is_empty(), "{f}");
+        let services = f["services"].as_array().expect("services");
+        assert!(!services.is_empty(), "{f}");
+        let modes: Vec<&str> = f["modes"]
+            .as_array()
+            .expect("modes")
+            .iter()
+            .map(|m| m["name"].as_str().expect("mode name"))
+            .collect();
+        assert_eq!(modes.first(), Some(&"normal"), "{f}");
+    }
+    // The text listing names each filter once at the start of a line, with its
+    // services under it.
+    let out = log2drop_cmd(&["filters"]);
+    assert!(out.status.success());
+    let listing = text(&out.stdout);
+    for name in shipped_filters() {
+        assert!(
+            listing.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} missing from:\n{listing}"
+        );
+    }
+    assert!(listing.contains("services: OpenSSH"), "{listing}");
+    assert!(listing.contains("filters show NAME"), "{listing}");
+}
+
+#[test]
+fn filters_show_prints_regexes_settings_and_samples() {
+    let out = log2drop_cmd(&["filters", "show", "sshd", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON object");
+    assert_eq!(f["name"], "sshd");
+    assert_eq!(f["settings"]["prefix"], "syslog");
+    assert!(
+        f["settings"]["programs"]
+            .as_array()
+            .expect("programs")
+            .iter()
+            .any(|p| p == "sshd")
+    );
+    // The regexes are the shipped file's.
+    let shipped: toml::Table = toml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/filter/builtin/sshd.toml"),
+        )
+        .expect("sshd.toml"),
+    )
+    .expect("TOML");
+    let want: Vec<&str> = shipped["filter"]["regex"]
+        .as_array()
+        .expect("regex")
+        .iter()
+        .map(|r| r.as_str().expect("str"))
+        .collect();
+    let got: Vec<&str> = f["regex"]
+        .as_array()
+        .expect("regex")
+        .iter()
+        .map(|r| r.as_str().expect("str"))
+        .collect();
+    assert_eq!(got, want);
+    let samples = f["samples"].as_array().expect("samples");
+    assert!(samples.iter().any(|s| s["host"].is_string()));
+    assert!(samples.iter().any(|s| s["host"].is_null()));
+    assert!(samples.iter().any(|s| s["inject"] == true));
+
+    let out = log2drop_cmd(&["filters", "show", "mysqld-auth"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for part in [
+        "mysqld-auth: MySQL",
+        "services: MySQL",
+        "datepattern = \"iso8601\"",
+        "regex:\n   0  ^",
+        "samples that match",
+        "      -> 203.0.113.4",
+        "samples that must not match:",
+        "injection attempts",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from:\n{shown}");
+    }
+}
+
+#[test]
+fn filters_show_toml_is_the_shipped_file_and_unknown_names_fail_clearly() {
+    let out = log2drop_cmd(&["filters", "show", "dovecot", "--toml"]);
+    assert!(out.status.success());
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/filter/builtin/dovecot.toml"),
+    )
+    .expect("dovecot.toml");
+    assert_eq!(text(&out.stdout), shipped);
+
+    let out = log2drop_cmd(&["filters", "show", "no-such-filter"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no built-in filter \"no-such-filter\""),
+        "{err}"
+    );
+    assert!(err.contains("sshd"), "lists the built-ins: {err}");
+    assert!(out.stdout.is_empty());
+
+    let out = log2drop_cmd(&["filters", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("show"), "{help}");
+    assert!(help.contains("--json"), "{help}");
+}

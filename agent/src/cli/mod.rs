@@ -2,6 +2,7 @@
 //! library because it speaks anyhow and writes to the terminal.
 
 pub mod report;
+pub mod filters;
 pub mod test;
 
 use std::io::{IsTerminal, Write};

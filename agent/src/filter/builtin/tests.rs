@@ -21,69 +21,32 @@ struct Expect {
 }
 
 /// Sample lines with their expectations and line numbers in the sample file.
-fn parse_samples(name: &str, text: &str) -> Vec<(usize, Expect, String)> {
-    let mut out = Vec::new();
-    let mut pending: Option<Expect> = None;
-    let mut mode = crate::filter::NORMAL_MODE.to_owned();
-    for (n, line) in text.lines().enumerate() {
-        let n = n + 1;
-        if let Some(m) = line.strip_prefix("#mode ") {
-            assert!(
-                pending.is_none(),
-                "{name}.log:{n}: mode switch after an expectation"
-            );
-            mode = m.trim().to_owned();
-        } else if let Some(spec) = line.strip_prefix("#= ") {
-            assert!(
-                pending.is_none(),
-                "{name}.log:{n}: two expectations in a row"
-            );
-            let mut words = spec.split_whitespace();
-            let addr = match words.next() {
-                Some("-") => None,
-                Some(a) => Some(
-                    a.parse()
-                        .unwrap_or_else(|_| panic!("{name}.log:{n}: bad address {a:?}")),
-                ),
-                None => panic!("{name}.log:{n}: empty expectation"),
-            };
+fn parse_samples(name: &str, text: &'static str) -> Vec<(usize, Expect, String)> {
+    let samples = super::parse_samples(text).unwrap_or_else(|e| panic!("{name}.log: {e}"));
+    samples
+        .into_iter()
+        .map(|s| {
             let mut e = Expect {
-                addr,
-                inject: false,
-                held: false,
-                mode: mode.clone(),
+                addr: s.host,
+                inject: s.inject,
+                held: s.held,
+                mode: s.mode.to_owned(),
                 captures: Vec::new(),
                 time: None,
             };
-            for w in words {
-                match w.split_once('=') {
-                    None if w == "inject" => e.inject = true,
-                    None if w == "held" => e.held = true,
-                    Some(("time", t)) => {
-                        let ts: jiff::Timestamp = t
-                            .parse()
-                            .unwrap_or_else(|_| panic!("{name}.log:{n}: bad time {t:?}"));
-                        e.time = Some(SystemTime::from(ts));
-                    }
-                    Some((k, v)) => e.captures.push((k.to_owned(), v.to_owned())),
-                    None => panic!("{name}.log:{n}: unknown word {w:?}"),
+            for (k, v) in s.details {
+                if k == "time" {
+                    let ts: jiff::Timestamp = v
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{name}.log:{}: bad time {v:?}", s.number));
+                    e.time = Some(SystemTime::from(ts));
+                } else {
+                    e.captures.push((k.to_owned(), v.to_owned()));
                 }
             }
-            pending = Some(e);
-        } else if line.starts_with('#') {
-            continue;
-        } else {
-            let e = pending
-                .take()
-                .unwrap_or_else(|| panic!("{name}.log:{n}: sample line without a #= expectation"));
-            out.push((n, e, line.to_owned()));
-        }
-    }
-    assert!(
-        pending.is_none(),
-        "{name}.log: expectation without a line at the end"
-    );
-    out
+            (s.number, e, s.line.to_owned())
+        })
+        .collect()
 }
 
 /// The time year-less sample lines are read at.
@@ -108,6 +71,14 @@ fn every_builtin_parses_and_checks_clean() {
                 && f.filter.attempt.is_empty()
                 && f.filter.address.is_empty()),
             "{name}: no regex"
+        );
+        assert!(
+            !f.services.is_empty(),
+            "{name}: no `services` (the programs and versions the regexes were written against)"
+        );
+        assert!(
+            !f.log.is_empty(),
+            "{name}: no `log` (where the lines are written)"
         );
         assert_eq!(check_settings(&f.filter), Vec::new(), "{name}");
         let f2 = &f.filter;
@@ -137,6 +108,10 @@ fn every_builtin_parses_and_checks_clean() {
         assert!(exists(name));
         assert!(get(name).is_some());
         assert!(description(name).is_some());
+        let info = info(name).expect("info");
+        assert_eq!(info.name, name);
+        assert_eq!(info.filter, f.filter);
+        assert!(!samples(name).expect("samples").is_empty(), "{name}");
     }
     assert!(!exists("no-such-filter"));
 }
