@@ -20,6 +20,7 @@ pub mod engine;
 pub mod filter;
 pub mod hooks;
 pub mod ownaddrs;
+pub mod private_dir;
 pub mod report;
 pub(crate) mod sandbox;
 pub mod source;

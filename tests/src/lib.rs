@@ -20,6 +20,7 @@ pub mod lab;
 pub mod netns;
 pub mod privilege;
 pub mod probe;
+pub mod unprivileged;
 pub mod veth;
 
 pub use agent::{Agent, AgentDir, JailSpec};

@@ -794,3 +794,106 @@ fn bans_and_counters_move_over_from_pin_layout_2() {
     assert_eq!(backend.migrated(), None);
     lab.assert_dropped(OFFENDER_V4);
 }
+
+/// Issue 16, item 1: `/sys/fs/bpf` is 1777, so `nobody` can create the agent's pin
+/// directory (or a subdirectory of it) before the agent's first start and later
+/// delete the pins. The agent refuses such a pin directory, naming it and its owner.
+#[test]
+fn a_pin_dir_another_user_can_write_is_refused() {
+    use log2drop_tests::unprivileged::{RemoveOnDrop, mkdir_as_nobody};
+    let Some(lab) = Lab::new("a_pin_dir_another_user_can_write_is_refused") else {
+        return;
+    };
+    let open_err = |pin_dir: &std::path::Path| {
+        let _in = lab.server.enter();
+        let cfg = XdpConfig {
+            pin_dir: pin_dir.to_owned(),
+            ..lab.config()
+        };
+        match XdpBackend::open(&cfg) {
+            Ok(_) => panic!("{} was accepted as a pin directory", pin_dir.display()),
+            Err(e) => chain(&e),
+        }
+    };
+    // The whole pin directory made by nobody.
+    // (bpffs refuses names with a dot.)
+    let mut name = lab.pins.path().as_os_str().to_owned();
+    name.push("-nobody");
+    let squatted = RemoveOnDrop(name.into());
+    mkdir_as_nobody(&squatted.0.join("links"));
+    let err = open_err(&squatted.0);
+    assert!(
+        err.contains(&squatted.0.display().to_string())
+            && err.contains("another user owns it")
+            && err.contains("uid 65534"),
+        "{err}"
+    );
+    // A root-owned pin directory with a subdirectory nobody made in it (while the
+    // directory was open to everyone) is refused too, naming the subdirectory.
+    let links = lab.pins.path().join("links");
+    let chmod = |mode| {
+        std::fs::set_permissions(
+            lab.pins.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .expect("chmod")
+    };
+    chmod(0o1777);
+    mkdir_as_nobody(&links);
+    chmod(0o755);
+    let err = open_err(lab.pins.path());
+    assert!(
+        err.contains(&links.display().to_string()) && err.contains("uid 65534"),
+        "{err}"
+    );
+    std::fs::remove_dir(&links).expect("rmdir");
+    // A root-owned directory others may write is refused as well.
+    chmod(0o777);
+    let err = open_err(lab.pins.path());
+    assert!(err.contains("other users can write"), "{err}");
+    // Not writable by others, the same directory is fine, and what the agent
+    // creates in it is root's alone (0700).
+    chmod(0o755);
+    let _backend = lab.open();
+    let meta = std::fs::metadata(&links).expect("stat");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+}
+
+/// Issue 16, item 1: a pin removed while the agent runs (a map's, or a link's, which
+/// detaches the program) is put back by the periodic pass (`gc`).
+#[test]
+fn vanished_pins_are_restored() {
+    let Some(lab) = Lab::new("vanished_pins_are_restored") else {
+        return;
+    };
+    let mut backend = lab.open();
+    apply(&mut backend, &[Decision::Ban(ban(OFFENDER_V4, None))]);
+    lab.assert_dropped(OFFENDER_V4);
+    let link = lab.pins.find(&lab.veth.a().ifname).expect("link pin");
+    let map = lab.pins.find("BAN_V4").expect("map pin");
+    std::fs::remove_file(&link).expect("rm link pin");
+    std::fs::remove_file(&map).expect("rm map pin");
+    // Without its pin the link is gone, and the program with it.
+    let detached = wait_until(Duration::from_secs(5), Duration::ZERO, || {
+        lab.replies(OFFENDER_V4, REPLY_PROBE)
+    });
+    assert!(detached.is_some(), "removing the link pin did not detach");
+    {
+        let _in = lab.server.enter();
+        backend
+            .gc(SystemTime::now())
+            .unwrap_or_else(|e| panic!("gc: {}", chain(&e)));
+    }
+    assert!(link.exists() && map.exists(), "{:?}", lab.pins.list());
+    lab.assert_dropped(OFFENDER_V4);
+    // The restored map pin is the live map: the ban outlives the backend through it.
+    drop(backend);
+    lab.assert_dropped(OFFENDER_V4);
+    let backend = lab.open();
+    assert_eq!(
+        backend.attachments(),
+        &[(lab.veth.a().ifname.clone(), Attachment::Reused)]
+    );
+    lab.assert_dropped(OFFENDER_V4);
+}

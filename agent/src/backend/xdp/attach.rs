@@ -133,7 +133,14 @@ fn reuse(prog: &mut Xdp, interface: &str, pin: &Path) -> Result<bool, XdpError> 
         Err(e) => return stale(&e),
     };
     match prog.attach_to_link(link) {
-        Ok(_) => {
+        Ok(id) => {
+            // Let the pin be the link's only holder, as for a fresh attachment, so a
+            // pin that vanishes while we run shows as a detached interface that
+            // [`super::XdpBackend::restore_pins`] re-attaches (were the program
+            // holding it too, a second attachment would fail with EBUSY).
+            if let Ok(held) = prog.take_link(id) {
+                drop(held);
+            }
             tracing::info!(interface, pin = %pin.display(), "reused pinned XDP link; it now runs the new program");
             Ok(true)
         }

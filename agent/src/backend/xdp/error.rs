@@ -59,6 +59,11 @@ pub enum XdpError {
         source: nix::Error,
     },
 
+    /// The pin directory (or a directory on its path) is not root's alone: another
+    /// user who can write there could delete the pins and so disable enforcement.
+    #[error("pin directory: {0}")]
+    UnsafePinDir(#[from] crate::private_dir::DirError),
+
     /// Creating, listing or removing something under the pin directory failed.
     #[error("cannot {action} {}", path.display())]
     PinDir {
@@ -100,6 +105,16 @@ pub enum XdpError {
         what: &'static str,
         /// Its name.
         name: &'static str,
+    },
+
+    /// Re-pinning a map whose pin vanished failed.
+    #[error("cannot restore the pin of map {path}")]
+    RestorePin {
+        /// The map's pin path.
+        path: PathBuf,
+        /// aya's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A map in the object has another type or key/value size than the agent expects.

@@ -20,7 +20,7 @@ mod target;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use aya::maps::MapInfo;
@@ -30,6 +30,30 @@ use ipnet::IpNet;
 use log2drop_common::{
     MAP_BAN_V4, MAP_BAN_V6, MAP_CIDR_COUNT, MAP_CIDR_DROPS, MAP_CIDR_V4, MAP_CIDR_V6,
 };
+
+/// Every map the program pins, by name.
+const PINNED_MAPS: [&str; 6] = [
+    MAP_BAN_V4,
+    MAP_BAN_V6,
+    MAP_CIDR_V4,
+    MAP_CIDR_V6,
+    MAP_CIDR_COUNT,
+    MAP_CIDR_DROPS,
+];
+
+/// The XDP program in a loaded object.
+fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
+    ebpf.program_mut(PROGRAM)
+        .ok_or(XdpError::ObjectMissing {
+            what: "program",
+            name: PROGRAM,
+        })?
+        .try_into()
+        .map_err(|source: aya::programs::ProgramError| XdpError::Program {
+            action: "find",
+            source: Box::new(source),
+        })
+}
 
 pub use attach::Attachment;
 pub use error::XdpError;
@@ -82,6 +106,8 @@ pub struct XdpBackend {
     _ebpf: Ebpf,
     pins: PinLayout,
     attachments: Vec<(String, Attachment)>,
+    /// The configured mode, for re-attaching an interface whose link pin vanished.
+    mode: crate::config::XdpMode,
     load_time: Duration,
     migrated: Option<Migrated>,
 }
@@ -156,17 +182,7 @@ impl XdpBackend {
                      are written back at reconciliation"),
             }
         }
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or(XdpError::ObjectMissing {
-                what: "program",
-                name: PROGRAM,
-            })?
-            .try_into()
-            .map_err(|source: aya::programs::ProgramError| XdpError::Program {
-                action: "find",
-                source: Box::new(source),
-            })?;
+        let prog = program_mut(&mut ebpf)?;
         prog.load().map_err(|source| XdpError::Program {
             action: "load (verify)",
             source: Box::new(source),
@@ -191,9 +207,67 @@ impl XdpBackend {
             _ebpf: ebpf,
             pins,
             attachments,
+            mode: cfg.mode,
             load_time,
             migrated,
         })
+    }
+
+    /// Puts back what another process removed from the pin directory: a map whose
+    /// pin vanished is pinned again (the agent still holds it, so no ban is lost),
+    /// and an interface whose link pin vanished (which detached the program) is
+    /// attached again. The directories are re-checked first, so a pin directory
+    /// that became unsafe is reported rather than trusted. Returns the pins put
+    /// back; each is logged as a warning, since only root can remove them.
+    pub fn restore_pins(&mut self) -> Result<Vec<PathBuf>, XdpError> {
+        self.pins.prepare()?;
+        let mut restored = Vec::new();
+        let prog = program_mut(&mut self._ebpf)?;
+        let info = prog.info().map_err(|source| XdpError::Program {
+            action: "inspect",
+            source: Box::new(source),
+        })?;
+        let ids = info
+            .map_ids()
+            .map_err(|source| XdpError::Program {
+                action: "list the maps of",
+                source: Box::new(source),
+            })?
+            .unwrap_or_default();
+        for id in ids {
+            let restore_err = |source: aya::maps::MapError| XdpError::RestorePin {
+                path: self.pins.maps_dir(),
+                source: Box::new(source),
+            };
+            let data = aya::maps::MapData::from_id(id).map_err(restore_err)?;
+            let map_info = data.info().map_err(restore_err)?;
+            let Some(name) = map_info.name_as_str().filter(|n| PINNED_MAPS.contains(n)) else {
+                continue;
+            };
+            let path = self.pins.map(name);
+            if path.exists() {
+                continue;
+            }
+            data.pin(&path).map_err(|source| XdpError::RestorePin {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
+            tracing::warn!(pin = %path.display(), "a pinned map vanished (removed by another process?); pinned it again");
+            restored.push(path);
+        }
+        for (name, how) in &mut self.attachments {
+            let pin = self.pins.link(name);
+            if pin.exists() {
+                continue;
+            }
+            let index = attach::if_index(name)?;
+            *how = attach::attach(prog, name, index, self.mode, &pin)?;
+            tracing::warn!(interface = %name, pin = %pin.display(), attachment = ?how,
+                "the pinned XDP link vanished (removed by another process?), which detached \
+                 the program; attached it again");
+            restored.push(pin);
+        }
+        Ok(restored)
     }
 
     /// How each configured interface got attached.
@@ -510,6 +584,8 @@ impl Backend for XdpBackend {
     /// Expiry is judged by the kernel's monotonic clock, as the program judges it, so
     /// `now` is not needed here.
     fn gc(&mut self, _now: SystemTime) -> Result<usize, BackendError> {
+        // The periodic pass is also where a vanished pin is noticed and put back.
+        self.restore_pins()?;
         let kernel_ns = deadline::kernel_now_ns()?;
         let mut removed = 0;
         for (slot, stored) in self.maps.entries()? {

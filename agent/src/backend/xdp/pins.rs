@@ -8,7 +8,9 @@
 //!
 //! The layout version is in the path so a new map layout never trips over old pins.
 //! If the bpffs is missing and the pin directory is under `/sys/fs/bpf`, it mounts
-//! one there (some minimal systems do not), and says so.
+//! one there (some minimal systems do not), and says so. The directories are created
+//! root-only (0700) and refused when another user owns or can write them
+//! ([`crate::private_dir`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -92,12 +94,10 @@ impl PinLayout {
                 });
             }
         }
-        for dir in [self.maps_dir(), self.links_dir()] {
-            fs::create_dir_all(&dir).map_err(|source| XdpError::PinDir {
-                action: "create",
-                path: dir.clone(),
-                source,
-            })?;
+        // Only root may write below the pin directory: a user who could would be
+        // able to delete the pins, and with them the bans and the attachment.
+        for dir in [self.root.clone(), self.maps_dir(), self.links_dir()] {
+            crate::private_dir::ensure(&dir, 0o700, None)?;
         }
         Ok(())
     }
