@@ -202,6 +202,27 @@ pub enum EngineError {
         /// The requested target.
         target: String,
     },
+    /// A ban on every address (`0.0.0.0/0`, `::/0`) would cut the host off.
+    #[error(
+        "refusing to ban {target}: it covers every address (the host would drop all its traffic)"
+    )]
+    Everything {
+        /// The requested target.
+        target: String,
+    },
+    /// `force` over the allowlist covers single addresses only: a prefix would hide
+    /// more allowed hosts than the one the admin had in mind, and a forced prefix
+    /// in a swapped database must not come back on restart.
+    #[error(
+        "refusing to ban {target}: it overlaps the allowlist entry {entry}, and --force bans \
+         over the allowlist only single addresses, not prefixes"
+    )]
+    ForcedPrefix {
+        /// The requested target.
+        target: String,
+        /// The allowlist entry it overlaps.
+        entry: String,
+    },
     /// More jails than offence records can name.
     #[error("{count} jails configured; at most {max} are supported")]
     TooManyJails {
@@ -706,9 +727,18 @@ impl Engine {
                 }
             },
         };
+        if target.prefix_len() == 0 {
+            return Err(EngineError::Everything { target: shown() });
+        }
         let mut forced = false;
         if self.allow.intersects(&target) {
             let entry = self.allow.entry_intersecting(&target).unwrap_or(target);
+            if req.force && target.prefix_len() != target.max_prefix_len() {
+                return Err(EngineError::ForcedPrefix {
+                    target: shown(),
+                    entry: addr::display_target(&entry),
+                });
+            }
             if !req.force {
                 return Err(EngineError::Allowlisted {
                     target: shown(),
@@ -840,12 +870,25 @@ impl Engine {
         }
         let stored = ban.target;
         ban.target = normalise_net(ban.target);
-        if !ban.forced
+        // The store is trusted no further than the engine would trust a request:
+        // a ban on everything is never restored, and one over the allowlist only
+        // when it is a forced single address (what `ban --force` can make).
+        if ban.target.prefix_len() == 0 {
+            tracing::warn!(
+                target = %addr::display_target(&ban.target),
+                "dropping a stored ban on every address"
+            );
+            ban.target = stored;
+            return Some(ban);
+        }
+        let single = ban.target.prefix_len() == ban.target.max_prefix_len();
+        if !(ban.forced && single)
             && let Some(entry) = self.allow.entry_intersecting(&ban.target)
         {
             tracing::warn!(
                 target = %addr::display_target(&ban.target),
                 allow = %addr::display_target(&entry),
+                forced = ban.forced,
                 "dropping a stored ban that overlaps the allowlist"
             );
             ban.target = stored;

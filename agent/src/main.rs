@@ -82,7 +82,8 @@ enum Cmd {
     /// Without --jail the ban is filed under "manual" and is permanent unless
     /// --for is given. With --jail it is filed under that jail, enforced by its
     /// backends, and lasts its bantime unless --for is given. Targets the
-    /// allowlist covers are refused unless --force is given.
+    /// allowlist covers are refused unless --force is given. 0.0.0.0/0 and ::/0
+    /// are always refused.
     Ban {
         /// Address (198.51.100.7, 2001:db8::1) or prefix (203.0.113.0/24).
         #[arg(value_name = "ADDR[/LEN]")]
@@ -93,9 +94,9 @@ enum Cmd {
         /// How long: 30s, 10m, 1h, 2d, 1w or compounds like 1h30m.
         #[arg(long = "for", value_name = "DUR")]
         duration: Option<String>,
-        /// Ban even if the allowlist covers the target (loopback, the host's own
-        /// addresses, agent.allow). The ban is marked forced and survives restarts
-        /// and reloads.
+        /// Ban a single address even if the allowlist covers it (loopback, the
+        /// host's own addresses, agent.allow). The ban is marked forced and survives
+        /// restarts and reloads. Prefixes over the allowlist are refused even so.
         #[arg(long)]
         force: bool,
         #[command(flatten)]

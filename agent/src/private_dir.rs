@@ -161,6 +161,39 @@ pub fn check_file(path: &Path) -> Result<(), DirError> {
     Ok(())
 }
 
+/// The umask is per process and the test harness runs tests on threads: a test
+/// that needs `umask 000` reruns itself alone in a child process that has it.
+#[cfg(test)]
+pub(crate) fn run_under_umask_000(test: &str) -> bool {
+    use std::os::unix::process::CommandExt;
+    const CHILD: &str = "LOG2DROP_TEST_UMASK_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        assert_eq!(
+            nix::sys::stat::umask(nix::sys::stat::Mode::empty()).bits(),
+            0,
+            "the child runs under umask 000"
+        );
+        return true;
+    }
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--exact", test, "--test-threads=1"]).env(CHILD, "1");
+    // SAFETY: umask(2) is async-signal-safe and cannot fail.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("rerun the test binary");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{test} under umask 000:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,13 +204,16 @@ mod tests {
 
     #[test]
     fn creates_the_whole_path_with_explicit_modes_whatever_the_umask() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let target = tmp.path().join("a/b/state");
         // A umask that would leave everything open to everyone.
-        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        let res = ensure(&target, 0o700, None);
-        nix::sys::stat::umask(old);
-        res.expect("ensure");
+        if !run_under_umask_000(
+            "private_dir::tests::creates_the_whole_path_with_explicit_modes_whatever_the_umask",
+        ) {
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        let target = tmp.path().join("a/b/state");
+        ensure(&target, 0o700, None).expect("ensure");
         assert_eq!(mode_of(&target), 0o700);
         assert_eq!(mode_of(&tmp.path().join("a")), 0o755);
         assert_eq!(mode_of(&tmp.path().join("a/b")), 0o755);

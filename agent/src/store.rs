@@ -97,10 +97,14 @@ const MIGRATIONS: &[&str] = &[
 /// Errors of the state database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The state directory could not be created.
-    #[error("cannot create state directory {path}: {source}")]
-    CreateDir {
-        /// The directory.
+    /// The state directory (or a file in it) is not safe to trust, or could not be
+    /// created.
+    #[error("state directory: {0}")]
+    Dir(#[from] crate::private_dir::DirError),
+    /// The database file's mode could not be set.
+    #[error("cannot create or set the mode of {path}: {source}")]
+    FileMode {
+        /// The file.
         path: PathBuf,
         /// Why.
         #[source]
@@ -148,12 +152,16 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) `state_dir/log2drop.db` and migrates its schema.
+    ///
+    /// The directory is made (0700, whatever the umask) and checked with
+    /// [`crate::private_dir`]: whoever can write it could swap the database and
+    /// have the agent restore any ban. The database holds the ban list the control
+    /// socket shows only to root, so it is created 0600, and an existing one (with
+    /// its journal files) is set to 0600 after checking it is root's.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
-            path: state_dir.to_path_buf(),
-            source,
-        })?;
+        crate::private_dir::ensure(state_dir, 0o700, None)?;
         let path = state_dir.join(DB_FILE);
+        private_file(&path)?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
             path: path.clone(),
             source,
@@ -685,6 +693,39 @@ fn from_millis(ms: i64) -> SystemTime {
     }
 }
 
+/// Creates the database file 0600 if it is missing; otherwise checks it (and its
+/// journal files) belongs to root and sets them to 0600.
+fn private_file(db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::FileMode { path, source }
+    };
+    if !db.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db)
+            .map_err(mode_err(db))?;
+    }
+    let mut journal = db.as_os_str().to_owned();
+    journal.push("-journal");
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = db.as_os_str().to_owned();
+    shm.push("-shm");
+    for file in [db.to_path_buf(), journal.into(), wal.into(), shm.into()] {
+        if file != db && !file.exists() {
+            continue;
+        }
+        crate::private_dir::check_file(&file)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .map_err(mode_err(&file))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,6 +748,39 @@ mod tests {
             reason: None,
             forced: false,
         }
+    }
+
+    /// Issue 16, item 4: under `umask 000` the state directory came out 0777 and
+    /// the database 0644 (any user could read the ban list, or swap the file).
+    #[test]
+    fn the_state_dir_and_database_are_private_whatever_the_umask() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !crate::private_dir::run_under_umask_000(
+            "store::tests::the_state_dir_and_database_are_private_whatever_the_umask",
+        ) {
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let state = tmp.path().join("state");
+        drop(Store::open(&state).expect("open"));
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").mode() & 0o7777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(DB_FILE)), 0o600);
+        // An existing database readable by everyone is made private on open.
+        std::fs::set_permissions(state.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        drop(Store::open(&state).expect("reopen"));
+        assert_eq!(mode(&state.join(DB_FILE)), 0o600);
+        // A state directory others can write is refused, naming it.
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = Store::open(&state).expect_err("0777 state dir");
+        assert!(
+            err.to_string().contains(&state.display().to_string())
+                && err.to_string().contains("can write"),
+            "{err}"
+        );
     }
 
     #[test]

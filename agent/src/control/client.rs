@@ -1,5 +1,11 @@
 //! The CLI side of the control socket: connect, send one request, read one reply.
 //! Blocking on purpose: a CLI command needs no runtime for one round trip.
+//!
+//! The socket is trusted only as far as it proves itself: whoever serves it must
+//! be root (or the caller's own uid), as SO_PEERCRED tells, and the reply must
+//! carry the request's random `id`. Someone who could bind a socket at that path
+//! (a directory they own) thus gets neither the request answered in root's name
+//! nor a stale or canned reply printed as the agent's.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -50,6 +56,17 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The process serving the socket is not root's.
+    #[error(
+        "refusing the control socket {socket}: it is served by uid {uid}, not root; \
+         another user may have put it there (check who owns its directory)"
+    )]
+    UntrustedPeer {
+        /// The socket path.
+        socket: PathBuf,
+        /// The serving process's uid.
+        uid: u32,
+    },
     /// The reply was not a protocol message.
     #[error("the log2drop agent at {socket} sent a bad reply: {reason}")]
     BadReply {
@@ -91,10 +108,24 @@ pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply,
             }
         }
     })?;
+    let server_uid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| io_err(e.into()))?
+        .uid();
+    if server_uid != 0 && server_uid != nix::unistd::geteuid().as_raw() {
+        return Err(ClientError::UntrustedPeer {
+            socket: socket.to_path_buf(),
+            uid: server_uid,
+        });
+    }
     stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
+    let id = request_id();
+    let request = Request {
+        id: Some(id),
+        ..Request::new(cmd.clone())
+    };
     let mut line =
-        serde_json::to_vec(&Request::new(cmd.clone())).map_err(|e| ClientError::BadReply {
+        serde_json::to_vec(&request).map_err(|e| ClientError::BadReply {
             socket: socket.to_path_buf(),
             reason: format!("cannot encode request: {e}"),
         })?;
@@ -132,7 +163,33 @@ pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply,
             ),
         });
     }
+    // An error may come without the id: the agent sends some (a request too large
+    // to read, a refused peer) before it has the request's id.
+    let answers = match reply.id {
+        Some(got) => got == id,
+        None => !reply.ok,
+    };
+    if !answers {
+        return Err(ClientError::BadReply {
+            socket: socket.to_path_buf(),
+            reason: match reply.id {
+                Some(other) => format!("it answers request {other}, not this one ({id})"),
+                None => format!("it does not say which request it answers (sent id {id})"),
+            },
+        });
+    }
     Ok(reply)
+}
+
+/// A request id no other process can predict: the standard library seeds each
+/// `RandomState` from the OS's random source.
+fn request_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // JSON readers other than ours may hold numbers as doubles: stay exact there.
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        & ((1 << 53) - 1)
 }
 
 #[cfg(test)]
@@ -171,6 +228,38 @@ mod tests {
         let reply = request(&sock, &cmd, Duration::from_secs(5)).expect("the reason, not EPIPE");
         assert_eq!(reply.error.as_deref(), Some("permission denied"));
         server.join().expect("server");
+    }
+
+    /// Issue 16, item 4: a reply that does not answer this request (another id, or
+    /// a success without one, as a canned fake would send) is refused.
+    #[test]
+    fn a_reply_to_another_request_is_refused() {
+        for canned in [
+            &b"{\"v\":1,\"ok\":true,\"data\":[]}\n"[..],
+            b"{\"v\":1,\"id\":7,\"ok\":true,\"data\":[]}\n",
+            b"{\"v\":1,\"id\":7,\"ok\":false,\"error\":\"x\"}\n",
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let sock = dir.path().join("fake.sock");
+            let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+            let server = std::thread::spawn(move || {
+                let (s, _) = listener.accept().expect("accept");
+                let mut line = Vec::new();
+                BufReader::new(&s).read_until(b'\n', &mut line).expect("read");
+                let sent: Request = serde_json::from_slice(&line[..line.len() - 1]).expect("req");
+                (&s).write_all(canned).expect("answer");
+                sent.id
+            });
+            let err = request(&sock, &Command::Bans { jail: None }, Duration::from_secs(5))
+                .expect_err("not our reply");
+            let sent = server.join().expect("server");
+            assert!(sent.is_some(), "the client sends an id");
+            assert!(
+                matches!(err, ClientError::BadReply { .. })
+                    && err.to_string().contains("request"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

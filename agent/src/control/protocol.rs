@@ -14,6 +14,10 @@
 //! ```
 //!
 //! Replies are `{"v":1,"ok":true,"data":...}` or `{"v":1,"ok":false,"error":"..."}`.
+//! A request may carry an `"id"` (an unsigned integer); the reply then carries the
+//! same `"id"`, so the client can tell a reply to its own request from whatever a
+//! socket it should not have trusted sends (our client always sends one; a request
+//! without it is answered without it, as before).
 //! `bans` answers an array of [`BanEntry`], `ban` the entry made, `unban` an
 //! array of the entries lifted, `status` a [`Status`], `stats` a [`Stats`],
 //! `reload` a [`ReloadReport`], `flush` a [`FlushReport`].
@@ -129,6 +133,9 @@ impl Command {
 pub struct Request {
     /// Protocol version.
     pub v: u32,
+    /// Chosen by the client, echoed in the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// The command.
     #[serde(flatten)]
     pub cmd: Command,
@@ -137,7 +144,20 @@ pub struct Request {
 impl Request {
     /// A request in the current version.
     pub fn new(cmd: Command) -> Self {
-        Self { v: VERSION, cmd }
+        Self {
+            v: VERSION,
+            id: None,
+            cmd,
+        }
+    }
+
+    /// The `id` of a request line that may not parse, for the error reply.
+    pub fn id_of(line: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: Option<u64>,
+        }
+        serde_json::from_slice::<Id>(line).ok()?.id
     }
 
     /// Parses one request line. The version is checked before the command, so a
@@ -169,7 +189,7 @@ impl Request {
             .as_object()
             .into_iter()
             .flat_map(|o| o.keys())
-            .find(|k| !matches!(k.as_str(), "v" | "cmd") && !allowed.contains(&k.as_str()))
+            .find(|k| !matches!(k.as_str(), "v" | "id" | "cmd") && !allowed.contains(&k.as_str()))
         {
             return Err(format!(
                 "bad request: unknown field `{key}` for command {:?}{}",
@@ -222,6 +242,9 @@ impl<'de> Deserialize<'de> for StrictObject {
 pub struct Reply {
     /// Protocol version.
     pub v: u32,
+    /// The request's `id`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// Whether the command succeeded.
     pub ok: bool,
     /// The result, when `ok`, as its JSON text: the agent encodes the typed value
@@ -264,6 +287,7 @@ impl Reply {
         match raw {
             Ok(raw) => Self {
                 v: VERSION,
+                id: None,
                 ok: true,
                 data: Some(raw),
                 error: None,
@@ -282,6 +306,7 @@ impl Reply {
     pub fn error(msg: impl Into<String>) -> Self {
         Self {
             v: VERSION,
+            id: None,
             ok: false,
             data: None,
             error: Some(msg.into()),
@@ -295,11 +320,13 @@ impl Reply {
         match self {
             Reply {
                 v,
+                id,
                 ok: true,
                 data: Some(raw),
                 error: None,
             } => {
-                let head = format!(r#"{{"v":{v},"ok":true,"data":"#);
+                let id = id.map(|id| format!(r#""id":{id},"#)).unwrap_or_default();
+                let head = format!(r#"{{"v":{v},{id}"ok":true,"data":"#);
                 let mut line = String::from(Box::<str>::from(raw)).into_bytes();
                 line.reserve_exact(head.len() + 2);
                 line.splice(0..0, head.bytes());
@@ -580,6 +607,38 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
+
+    /// Issue 16, item 4: the id a client sends comes back in the reply; a request
+    /// without one (an older client) is answered without one.
+    #[test]
+    fn the_request_id_is_optional_and_echoed() {
+        let req = Request::parse(br#"{"v":1,"id":42,"cmd":"bans","jail":"ssh"}"#).expect("id");
+        assert_eq!(req.id, Some(42));
+        assert_eq!(
+            req.cmd,
+            Command::Bans {
+                jail: Some("ssh".into())
+            }
+        );
+        assert_eq!(Request::parse(br#"{"v":1,"cmd":"status"}"#).expect("no id").id, None);
+        assert!(Request::parse(br#"{"v":1,"id":"x","cmd":"status"}"#).is_err());
+        assert!(Request::parse(br#"{"v":1,"id":1,"id":2,"cmd":"status"}"#).is_err());
+        assert_eq!(Request::id_of(br#"{"v":1,"id":9,"cmd":"nope"}"#), Some(9));
+        assert_eq!(Request::id_of(b"{broken"), None);
+        let ok = Reply {
+            id: Some(42),
+            ..Reply::ok(&[1, 2])
+        };
+        assert_eq!(ok.clone().into_line(), ok.to_line());
+        assert_eq!(
+            String::from_utf8(ok.into_line()).expect("utf-8"),
+            "{\"v\":1,\"id\":42,\"ok\":true,\"data\":[1,2]}\n"
+        );
+        assert_eq!(
+            String::from_utf8(Reply::ok(&[1]).into_line()).expect("utf-8"),
+            "{\"v\":1,\"ok\":true,\"data\":[1]}\n"
+        );
+    }
 
     #[test]
     fn requests_parse_in_the_documented_shapes() {

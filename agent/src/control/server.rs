@@ -1,6 +1,7 @@
 //! The daemon side of the control socket.
 //!
-//! The server owns the socket file: it creates the parent directory, replaces a
+//! The server owns the socket file: it creates the parent directory (0700, or 0750
+//! with the socket group; one another user owns or can write is refused), replaces a
 //! stale socket left by a crashed agent (never a live one, never a non-socket),
 //! publishes the socket atomically (bound under a temporary name, chmod/chown, then
 //! renamed into place), and removes it on drop. The socket is mode 0600 (root
@@ -43,15 +44,10 @@ pub struct ControlRequest {
 /// Errors setting up the socket.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The socket's directory could not be created.
-    #[error("cannot create control socket directory {path}: {source}")]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The socket's directory could not be created, or another user owns or can
+    /// write it.
+    #[error("control socket directory: {0}")]
+    Dir(#[from] crate::private_dir::DirError),
     /// Another agent answers on the socket.
     #[error("control socket {path} is in use: is another log2drop agent running?")]
     InUse {
@@ -133,17 +129,14 @@ impl ControlServer {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|source| ServerError::CreateDir {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
+        // Whoever can write the directory could bind a socket of their own there.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let mode = if options.read_gid.is_some() {
+                0o750
+            } else {
+                0o700
+            };
+            crate::private_dir::ensure(dir, mode, options.read_gid)?;
         }
         remove_stale(path)?;
         let tmp = {
@@ -215,7 +208,6 @@ impl Drop for ControlServer {
     }
 }
 
-use std::os::unix::fs::DirBuilderExt;
 
 /// Removes a socket file nobody answers on; refuses a live socket or a non-socket.
 fn remove_stale(path: &Path) -> Result<(), ServerError> {
@@ -324,12 +316,12 @@ async fn handle_connection(
         );
         // Take the request first (bounded, briefly): closing with it unread would
         // make the client's write fail before it sees the reason.
-        let mut ignored = Vec::new();
+        let mut request = Vec::new();
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             (&mut reader)
                 .take((MAX_REQUEST + 1) as u64)
-                .read_until(b'\n', &mut ignored),
+                .read_until(b'\n', &mut request),
         )
         .await;
         let who = if options.read_gid.is_some() {
@@ -337,9 +329,12 @@ async fn handle_connection(
         } else {
             "root only"
         };
-        let reply = Reply::error(format!(
-            "permission denied: uid {uid} may not use the control socket ({who})"
-        ));
+        let reply = Reply {
+            id: Request::id_of(&request),
+            ..Reply::error(format!(
+                "permission denied: uid {uid} may not use the control socket ({who})"
+            ))
+        };
         let _ = write.write_all(&reply.to_line()).await;
         return;
     };
@@ -384,7 +379,12 @@ async fn handle_connection(
             }
             return;
         }
-        let reply = match Request::parse(&line) {
+        let parsed = Request::parse(&line);
+        let id = match &parsed {
+            Ok(req) => req.id,
+            Err(_) => Request::id_of(&line),
+        };
+        let reply = match parsed {
             Ok(req) if role == Role::ReadOnly && !req.cmd.is_read_only() => {
                 tracing::warn!(
                     uid,
@@ -399,6 +399,7 @@ async fn handle_connection(
             Ok(req) => ask_engine(engine, req.cmd).await,
             Err(msg) => Reply::error(msg),
         };
+        let reply = Reply { id, ..reply };
         if write.write_all(&reply.into_line()).await.is_err() || !complete {
             return;
         }

@@ -532,7 +532,12 @@ fn force_bans_over_the_allowlist_and_survives_changes() {
         e.ban(net("192.0.2.0/25"), None, at(0)),
         Err(EngineError::Allowlisted { .. })
     ));
-    let d = force_ban(&mut e, net("192.0.2.0/25"), None, at(0)).expect("forced");
+    // Forcing covers single addresses only.
+    assert!(matches!(
+        force_ban(&mut e, net("192.0.2.0/25"), None, at(0)),
+        Err(EngineError::ForcedPrefix { .. })
+    ));
+    let d = force_ban(&mut e, net("192.0.2.1/32"), None, at(0)).expect("forced");
     assert!(matches!(d, Decision::Ban(ref b) if b.forced && b.origin == Origin::Manual));
     let mut out = Vec::new();
     e.set_own_addresses(vec![ip("192.0.2.1")], &mut out);
@@ -544,6 +549,50 @@ fn force_bans_over_the_allowlist_and_survives_changes() {
     assert_eq!(fresh.bans().count(), 1);
     // A forced ban does not make the allowed address count offences.
     assert!(offend(&mut e, "f", "192.0.2.1", 1).is_empty());
+}
+
+/// Issue 16, item 4: a swapped database restored a forced permanent ban on
+/// `0.0.0.0/0`. A stored ban on everything is never restored, and one over the
+/// allowlist only when it is a forced single address; `ban` refuses `/0` too.
+#[test]
+fn restore_refuses_everything_and_forced_prefixes_over_the_allowlist() {
+    let stored = |target: &str, forced: bool| Ban {
+        target: net(target),
+        jail: Arc::from("manual"),
+        since: at(0),
+        until: None,
+        origin: Origin::Manual,
+        reason: None,
+        forced,
+    };
+    let mut e = jail("maxretry = 1");
+    let refused = e.restore(
+        vec![
+            stored("0.0.0.0/0", true),
+            stored("::/0", true),
+            stored("0.0.0.0/0", false),
+            stored("192.0.2.0/25", true),
+            stored("192.0.2.0/25", false),
+            stored("192.0.2.1/32", false),
+            stored("192.0.2.1/32", true),
+            stored("203.0.113.0/24", false),
+        ],
+        at(1),
+    );
+    let mut kept: Vec<String> = e.bans().map(|b| b.target.to_string()).collect();
+    kept.sort();
+    assert_eq!(kept, ["192.0.2.1/32", "203.0.113.0/24"]);
+    assert_eq!(refused.len(), 6, "{refused:?}");
+    for target in ["0.0.0.0/0", "::/0"] {
+        for force in [false, true] {
+            let res = if force {
+                force_ban(&mut e, net(target), None, at(2))
+            } else {
+                e.ban(net(target), None, at(2))
+            };
+            assert!(matches!(res, Err(EngineError::Everything { .. })), "{target}: {res:?}");
+        }
+    }
 }
 
 #[test]
