@@ -270,10 +270,27 @@ impl Triggers {
     }
 }
 
+/// Raises the soft limit on open files to the hard one: the soft default (1024 on
+/// most systems) is what a busy host's sources, the store and the control socket
+/// share, and the control socket's caps assume room beyond them. Failing is
+/// logged, not fatal.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT (or `flush`).
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     let started = Instant::now();
     let prepared = prepare(config_path)?;
+    raise_fd_limit();
     let backends = open_backends(&prepared.config)?;
     let options = ServerOptions {
         admin_uids: vec![0],

@@ -176,7 +176,8 @@ pub(crate) fn run_under_umask_000(test: &str) -> bool {
         return true;
     }
     let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", test, "--test-threads=1"]).env(CHILD, "1");
+    cmd.args(["--exact", test, "--test-threads=1"])
+        .env(CHILD, "1");
     // SAFETY: umask(2) is async-signal-safe and cannot fail.
     unsafe {
         cmd.pre_exec(|| {

@@ -249,6 +249,12 @@ impl Agent {
     /// which execs the agent, so the child's pid is the agent's). Output is appended
     /// to [`AgentDir::agent_output`], so restarts keep one history.
     pub fn spawn(ns: &NetNs, dir: &AgentDir) -> Agent {
+        Agent::spawn_with_nofile(ns, dir, None)
+    }
+
+    /// [`Agent::spawn`] with the open-file limit (soft and hard) set to `nofile`,
+    /// for tests of descriptor exhaustion that should not need thousands of them.
+    pub fn spawn_with_nofile(ns: &NetNs, dir: &AgentDir, nofile: Option<u64>) -> Agent {
         let bin = agent_binary();
         let output = dir.agent_output();
         let out = OpenOptions::new()
@@ -272,6 +278,23 @@ impl Agent {
             .stderr(err);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,log2drop=debug");
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit(2) is async-signal-safe; `limit` is a plain copy.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let child = cmd
             .spawn()

@@ -474,3 +474,189 @@ fn flush_removes_every_kernel_object_with_or_without_an_agent() {
     );
     assert!(!xdp_attached(&lab.server, &ifname));
 }
+
+/// Holds `n` idle connections to `socket` as `nobody` (group `nogroup`) for `secs`
+/// seconds, reopening any the agent closes, like a hostile socket-group member.
+const IDLE_FLOOD: &str = r#"
+import select, socket, sys, time
+path, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+socks, opened, end = [], 0, time.time() + secs
+while time.time() < end:
+    while len(socks) < n and time.time() < end:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(0.2)
+        try:
+            s.connect(path)
+        except OSError:
+            s.close()
+            break
+        socks.append(s)
+        opened += 1
+    ready = select.select(socks, [], [], 0.05)[0] if socks else []
+    for s in ready:
+        socks.remove(s)
+        s.close()
+    if not socks:
+        time.sleep(0.05)
+print(opened, flush=True)
+"#;
+
+/// Issue 16, item 5: idle connections from a socket-group member exhausted the
+/// agent's descriptors, root's `status` timed out and sources failed with "Too
+/// many open files". Now the group's connections are capped with a reserve for
+/// root: `status` as root answers, and a source still bans, while `nobody` holds
+/// as many connections as it can (an agent limited to 128 descriptors, so the
+/// flood of 300 would exhaust it without the caps).
+#[test]
+fn idle_connections_from_the_socket_group_do_not_starve_root_or_sources() {
+    let Some(mut lab) = Lab::start(
+        "idle_connections_from_the_socket_group_do_not_starve_root_or_sources",
+        |t| t.replacen("[agent]\n", "[agent]\nsocket_group = \"nogroup\"\n", 1),
+    ) else {
+        return;
+    };
+    lab.agent.take().expect("agent").terminate();
+    let mut agent = log2drop_tests::Agent::spawn_with_nofile(&lab.server, &lab.dir, Some(128));
+    agent.wait_ready();
+    lab.agent = Some(agent);
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    let socket = lab.dir.socket_path();
+    let flood = Command::new("setpriv")
+        .args([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOGROUP}"),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+            "/usr/bin/python3".to_owned(),
+            "-c".to_owned(),
+            IDLE_FLOOD.to_owned(),
+            socket.display().to_string(),
+            "300".to_owned(),
+            "25".to_owned(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the flood as nobody (setpriv, python3)");
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut flood = Reap(flood);
+    // Let the flood fill whatever it can.
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..3 {
+        let status = lab.json(&["status", "--json"]);
+        assert!(status.get("bans_active").is_some(), "{status}");
+    }
+    lab.ban_by_log(OFFENDER_V4);
+    let out = lab.agent().output_text();
+    assert!(
+        !out.contains("Too many open files"),
+        "the agent ran out of descriptors:\n{out}"
+    );
+    assert!(out.contains("refusing connections over the cap"), "{out}");
+    let _ = flood.0.kill();
+    let _ = flood.0.wait();
+}
+
+/// Issue 16, item 4: a user who owns the socket's directory can bind a socket of
+/// their own there; the client used to print whatever it answered. It now refuses
+/// a socket not served by root, naming the uid.
+#[test]
+fn the_client_refuses_a_socket_another_user_serves() {
+    if !require_root("the_client_refuses_a_socket_another_user_serves") {
+        return;
+    }
+    let dir = AgentDir::new();
+    let fake_dir = dir.path().join("run");
+    std::fs::create_dir(&fake_dir).expect("mkdir");
+    std::os::unix::fs::chown(&fake_dir, Some(NOBODY), Some(NOGROUP)).expect("chown");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = fake_dir.join("log2drop.sock");
+    // A fake agent that answers every request with a canned ban list.
+    let fake = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(b'{"v":1,"ok":true,"data":[]}\n')
+    c.close()
+"#;
+    let mut child = Command::new("setpriv")
+        .args([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOGROUP}"),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+            "/usr/bin/python3".to_owned(),
+            "-c".to_owned(),
+            fake.to_owned(),
+            socket.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the fake agent as nobody");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("fake ready");
+    let out = Command::new(agent_binary())
+        .args(["bans", "--json", "--socket"])
+        .arg(&socket)
+        .output()
+        .expect("run the CLI");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!out.status.success(), "accepted: {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("served by uid 65534, not root"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Issue 16, item 4: a state directory another user owns (who could swap the
+/// database) stops the agent at start, with the directory and its owner named.
+#[test]
+fn a_state_dir_another_user_owns_stops_the_agent() {
+    if !require_root("a_state_dir_another_user_owns_stops_the_agent") {
+        return;
+    }
+    let server = NetNs::new();
+    let attacker = NetNs::new();
+    let veth = VethPair::server_attacker(&server, &attacker);
+    let pins = PinDir::new();
+    let dir = AgentDir::new();
+    dir.write_config(
+        &[veth.a().ifname.as_str()],
+        pins.path(),
+        &[JailSpec::ssh(3, "1h")],
+    );
+    std::os::unix::fs::chown(dir.state_dir(), Some(NOBODY), Some(NOGROUP)).expect("chown");
+    let mut agent = Agent::spawn(&server, &dir);
+    let exited = wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
+        agent.exit_status().is_some()
+    });
+    assert!(
+        exited.is_some(),
+        "the agent started:\n{}",
+        agent.output_text()
+    );
+    let out = agent.output_text();
+    assert!(
+        out.contains(&dir.state_dir().display().to_string())
+            && out.contains("another user owns it")
+            && out.contains("uid 65534"),
+        "{out}"
+    );
+}

@@ -108,9 +108,10 @@ pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply,
             }
         }
     })?;
-    let server_uid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-        .map_err(|e| io_err(e.into()))?
-        .uid();
+    let server_uid =
+        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+            .map_err(|e| io_err(e.into()))?
+            .uid();
     if server_uid != 0 && server_uid != nix::unistd::geteuid().as_raw() {
         return Err(ClientError::UntrustedPeer {
             socket: socket.to_path_buf(),
@@ -124,11 +125,10 @@ pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply,
         id: Some(id),
         ..Request::new(cmd.clone())
     };
-    let mut line =
-        serde_json::to_vec(&request).map_err(|e| ClientError::BadReply {
-            socket: socket.to_path_buf(),
-            reason: format!("cannot encode request: {e}"),
-        })?;
+    let mut line = serde_json::to_vec(&request).map_err(|e| ClientError::BadReply {
+        socket: socket.to_path_buf(),
+        reason: format!("cannot encode request: {e}"),
+    })?;
     line.push(b'\n');
     // A refusing agent may answer and close before the request is written: the
     // write then fails, but its reply (the reason) is still there to read.
@@ -245,7 +245,9 @@ mod tests {
             let server = std::thread::spawn(move || {
                 let (s, _) = listener.accept().expect("accept");
                 let mut line = Vec::new();
-                BufReader::new(&s).read_until(b'\n', &mut line).expect("read");
+                BufReader::new(&s)
+                    .read_until(b'\n', &mut line)
+                    .expect("read");
                 let sent: Request = serde_json::from_slice(&line[..line.len() - 1]).expect("req");
                 (&s).write_all(canned).expect("answer");
                 sent.id
@@ -255,8 +257,7 @@ mod tests {
             let sent = server.join().expect("server");
             assert!(sent.is_some(), "the client sends an id");
             assert!(
-                matches!(err, ClientError::BadReply { .. })
-                    && err.to_string().contains("request"),
+                matches!(err, ClientError::BadReply { .. }) && err.to_string().contains("request"),
                 "{err}"
             );
         }

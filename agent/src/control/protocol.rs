@@ -620,7 +620,12 @@ mod tests {
                 jail: Some("ssh".into())
             }
         );
-        assert_eq!(Request::parse(br#"{"v":1,"cmd":"status"}"#).expect("no id").id, None);
+        assert_eq!(
+            Request::parse(br#"{"v":1,"cmd":"status"}"#)
+                .expect("no id")
+                .id,
+            None
+        );
         assert!(Request::parse(br#"{"v":1,"id":"x","cmd":"status"}"#).is_err());
         assert!(Request::parse(br#"{"v":1,"id":1,"id":2,"cmd":"status"}"#).is_err());
         assert_eq!(Request::id_of(br#"{"v":1,"id":9,"cmd":"nope"}"#), Some(9));

@@ -7,6 +7,14 @@
 //! renamed into place), and removes it on drop. The socket is mode 0600 (root
 //! only), or 0660 with the group of `agent.socket_group` when one is configured.
 //!
+//! Connections are capped before any work is done for them: at most
+//! [`MAX_PER_UID`] open at once per peer uid, [`MAX_OTHERS`] from all users but
+//! the admins together, and [`ADMIN_RESERVE`] more kept for the admins (root).
+//! One over a cap is closed at once with an error line. A connection that sends
+//! nothing is closed after [`READ_TIMEOUT`]. So the control socket holds at most
+//! `MAX_OTHERS + ADMIN_RESERVE` descriptors whatever a socket-group member does,
+//! root's `status` always finds a slot, and the sources keep theirs.
+//!
 //! Each connection is its own task. It checks the peer's credentials (SO_PEERCRED
 //! for the uid and primary gid, SO_PEERGROUPS for the supplementary groups, both
 //! as the kernel recorded them at connect time): root may send every command, a
@@ -27,7 +35,92 @@ use tokio::sync::{mpsc, oneshot};
 use super::protocol::{Command, MAX_REQUEST, Reply, Request};
 
 /// How long a connection may take to send a request before it is closed.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections one non-admin uid may hold open at once.
+pub const MAX_PER_UID: usize = 8;
+
+/// Connections all non-admin uids together may hold open at once.
+pub const MAX_OTHERS: usize = 32;
+
+/// Connections kept for the admins (root), whatever the others hold.
+pub const ADMIN_RESERVE: usize = 16;
+
+/// Open connections by peer uid, shared by the accept loop and the connections'
+/// guards.
+#[derive(Debug, Default)]
+struct Slots {
+    by_uid: std::collections::HashMap<u32, usize>,
+    admins: usize,
+    others: usize,
+    refused: u64,
+}
+
+/// One connection's place in [`Slots`], given back on drop.
+struct SlotGuard {
+    slots: std::sync::Arc<std::sync::Mutex<Slots>>,
+    uid: u32,
+    admin: bool,
+}
+
+impl SlotGuard {
+    /// Takes a slot for `uid`, or says why there is none.
+    fn take(
+        slots: &std::sync::Arc<std::sync::Mutex<Slots>>,
+        uid: u32,
+        admin: bool,
+    ) -> Result<SlotGuard, &'static str> {
+        let mut s = slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_uid = s.by_uid.get(&uid).copied().unwrap_or(0);
+        let refusal = if admin {
+            (s.admins >= ADMIN_RESERVE + MAX_OTHERS.saturating_sub(s.others))
+                .then_some("too many connections from root")
+        } else if per_uid >= MAX_PER_UID {
+            Some("too many connections from this user")
+        } else if s.others >= MAX_OTHERS {
+            Some("too many connections")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            s.refused += 1;
+            return Err(why);
+        }
+        *s.by_uid.entry(uid).or_default() += 1;
+        if admin {
+            s.admins += 1;
+        } else {
+            s.others += 1;
+        }
+        Ok(SlotGuard {
+            slots: slots.clone(),
+            uid,
+            admin,
+        })
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut s = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = s.by_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                s.by_uid.remove(&self.uid);
+            }
+        }
+        if self.admin {
+            s.admins -= 1;
+        } else {
+            s.others -= 1;
+        }
+    }
+}
 
 /// How long the engine may take to answer one request.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -176,13 +269,36 @@ impl ControlServer {
         engine: mpsc::Sender<ControlRequest>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        let slots = std::sync::Arc::new(std::sync::Mutex::new(Slots::default()));
+        let mut last_warned: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        let Ok(cred) = stream.peer_cred() else {
+                            continue;
+                        };
+                        let uid = cred.uid();
+                        let admin = self.options.admin_uids.contains(&uid);
+                        let slot = match SlotGuard::take(&slots, uid, admin) {
+                            Ok(slot) => slot,
+                            Err(why) => {
+                                // Never wait on a peer we refuse: one try, then close.
+                                let line = Reply::error(format!("{why}; try again later")).to_line();
+                                let _ = stream.try_write(&line);
+                                if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                                    let refused = slots.lock().map(|s| s.refused).unwrap_or(0);
+                                    tracing::warn!(uid, refused_so_far = refused, reason = why,
+                                        "control: refusing connections over the cap");
+                                    last_warned = Some(std::time::Instant::now());
+                                }
+                                continue;
+                            }
+                        };
                         let engine = engine.clone();
                         let options = self.options.clone();
                         tokio::spawn(async move {
+                            let _slot = slot;
                             handle_connection(stream, &options, &engine).await;
                         });
                     }
@@ -207,7 +323,6 @@ impl Drop for ControlServer {
         let _ = std::fs::remove_file(&self.path);
     }
 }
-
 
 /// Removes a socket file nobody answers on; refuses a live socket or a non-socket.
 fn remove_stale(path: &Path) -> Result<(), ServerError> {
@@ -426,6 +541,40 @@ async fn ask_engine(engine: &mpsc::Sender<ControlRequest>, cmd: Command) -> Repl
 mod tests {
     use super::*;
     use crate::control::client;
+
+    /// Issue 16, item 5: per-uid and total caps for non-admins, with a reserve
+    /// for root that the others cannot take.
+    #[test]
+    fn connection_caps_keep_a_reserve_for_root() {
+        let slots = std::sync::Arc::new(std::sync::Mutex::new(Slots::default()));
+        let mut held = Vec::new();
+        for _ in 0..MAX_PER_UID {
+            held.push(SlotGuard::take(&slots, 1000, false).expect("under the per-uid cap"));
+        }
+        assert!(SlotGuard::take(&slots, 1000, false).is_err(), "per-uid cap");
+        for uid in 2000.. {
+            match SlotGuard::take(&slots, uid, false) {
+                Ok(g) => held.push(g),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(held.len(), MAX_OTHERS, "total cap for non-admins");
+        let root: Vec<_> = (0..ADMIN_RESERVE)
+            .map(|_| SlotGuard::take(&slots, 0, true).expect("root's reserve"))
+            .collect();
+        assert!(
+            SlotGuard::take(&slots, 0, true).is_err(),
+            "root is capped too"
+        );
+        drop(root);
+        held.truncate(0);
+        let s = slots.lock().expect("lock");
+        assert_eq!(
+            (s.admins, s.others, s.by_uid.len()),
+            (0, 0, 0),
+            "all given back"
+        );
+    }
 
     fn my_uid() -> u32 {
         nix::unistd::geteuid().as_raw()

@@ -590,7 +590,10 @@ fn restore_refuses_everything_and_forced_prefixes_over_the_allowlist() {
             } else {
                 e.ban(net(target), None, at(2))
             };
-            assert!(matches!(res, Err(EngineError::Everything { .. })), "{target}: {res:?}");
+            assert!(
+                matches!(res, Err(EngineError::Everything { .. })),
+                "{target}: {res:?}"
+            );
         }
     }
 }
