@@ -286,6 +286,48 @@ fn raise_fd_limit() {
     }
 }
 
+/// Saves, for every file a `start = "end"` source would begin at its end (no
+/// saved position yet), that end as its position, before the agent reports
+/// ready: a kill -9 right after the first start then resumes there, where it
+/// used to act as a first run again and skip what was written while it was down.
+/// Returns `saved` with those positions added, for the sources to resume from.
+fn save_start_positions(
+    store: &mut Store,
+    config: &Config,
+    mut saved: Vec<(PathBuf, crate::source::file::FilePosition)>,
+) -> Vec<(PathBuf, crate::source::file::FilePosition)> {
+    use crate::source::file::{StartAt, end_position};
+    let mut fresh = Vec::new();
+    for (name, src) in &config.sources {
+        if src.kind != crate::config::SourceKind::File || src.start_at() != StartAt::End {
+            continue;
+        }
+        let Ok(pattern) = crate::source::glob::Pattern::new(&src.path) else {
+            continue;
+        };
+        for path in pattern.expand() {
+            if saved.iter().any(|(p, _)| *p == path) {
+                continue;
+            }
+            match end_position(&path, src.max_line_bytes) {
+                Ok(Some(pos)) => fresh.push((path, pos)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(source = %name, path = %path.display(), error = %e,
+                    "cannot read the starting position"),
+            }
+        }
+    }
+    if fresh.is_empty() {
+        return saved;
+    }
+    match store.save_positions(&fresh) {
+        Ok(()) => tracing::debug!(files = fresh.len(), "saved the starting positions"),
+        Err(e) => tracing::warn!(error = %e, "cannot save the starting positions"),
+    }
+    saved.extend(fresh);
+    saved
+}
+
 /// Runs the agent until SIGTERM or SIGINT (or `flush`).
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     let started = Instant::now();
@@ -416,6 +458,7 @@ pub async fn run_prepared(
         tracing::warn!(error = %e, "cannot read saved positions; files start per `start`");
         Vec::new()
     });
+    let positions = save_start_positions(&mut store, &config, positions);
     let mut cursors: HashMap<String, String> = HashMap::new();
     for (name, src) in &config.sources {
         if src.kind == crate::config::SourceKind::Journal {

@@ -378,6 +378,26 @@ fn drops_survive_kill9_and_restart_lists_the_ban() {
     lab.wait_replies(OFFENDER_V4, unbanned, Duration::from_secs(1));
 }
 
+/// Issue 16, item 3: a kill -9 within about a second of the very first start lost
+/// the lines written while the agent was down: no position was saved yet, so the
+/// restart acted as a first run and began at the end (`start = "end"`). The
+/// starting position is now saved before the agent answers on its socket.
+#[test]
+fn lines_written_after_an_early_crash_on_the_first_start_are_read() {
+    let Some(mut lab) = Lab::start(
+        "lines_written_after_an_early_crash_on_the_first_start_are_read",
+        &[JailSpec::ssh(3, "1h")],
+    ) else {
+        return;
+    };
+    lab.agent_mut().kill9();
+    lab.offend(OFFENDER_V4, 3);
+    lab.spawn_agent();
+    let entry = lab.wait_listed(OFFENDER_V4, Duration::from_secs(5));
+    assert_jail_ban(&entry, OFFENDER_V4, "ssh");
+    lab.assert_stays_dropped(OFFENDER_V4);
+}
+
 #[test]
 fn rename_and_create_rotation_is_followed() {
     let Some(lab) = Lab::start(

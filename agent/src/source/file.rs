@@ -161,6 +161,21 @@ fn same_start(a: &[u8], b: &[u8]) -> bool {
     a[..n] == b[..n]
 }
 
+/// Where `start = "end"` begins in `path` now: the position the agent saves for a
+/// file it has none for before it reports ready, so a crash right after the
+/// first start resumes there instead of skipping, as a new first run, what was
+/// written meanwhile. `None` if there is no file.
+pub fn end_position(path: &Path, max_line: usize) -> io::Result<Option<FilePosition>> {
+    let mut reader = match Reader::open(path, max_line) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let end = reader.len()?;
+    reader.seek_to(end)?;
+    Ok(Some(reader.position()))
+}
+
 /// Where to start in a file the agent has no saved position for and that existed
 /// when following began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
