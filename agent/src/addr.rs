@@ -126,6 +126,25 @@ pub fn normalise(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// Why an address (already [`normalise`]d) can never be a packet's real source
+/// worth banning, or `None` for an ordinary address. Link-local sources are
+/// neighbours on the same link (a router, the host's own peers), multicast and
+/// broadcast are never sources, and unspecified means "no address": a log line
+/// naming one is a misconfiguration or a forgery, and a ban on it drops the
+/// host's own link-level traffic (IPv6 neighbour discovery) or nothing at all.
+pub fn never_banned(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(v4) if v4.is_unspecified() => Some("unspecified"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("broadcast"),
+        IpAddr::V4(v4) if v4.is_multicast() => Some("multicast"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("link-local"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("multicast"),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("link-local"),
+        _ => None,
+    }
+}
+
 fn normalise_v6(v6: Ipv6Addr) -> IpAddr {
     match v6.to_ipv4_mapped() {
         Some(v4) => IpAddr::V4(v4),

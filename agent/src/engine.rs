@@ -242,6 +242,9 @@ pub struct EngineStats {
     pub allowlisted: u64,
     /// Offences ignored because the address is already banned.
     pub already_banned: u64,
+    /// Offences ignored because the address is link-local, multicast, broadcast
+    /// or unspecified ([`addr::never_banned`]).
+    pub special_addresses: u64,
     /// Addresses (IPv6: prefixes) tracked right now.
     pub tracked: usize,
     /// Addresses forgotten because `max_tracked` was reached.
@@ -616,6 +619,10 @@ impl Engine {
     ) {
         self.stats.offences += 1;
         let addr = addr::normalise(addr);
+        if addr::never_banned(addr).is_some() {
+            self.stats.special_addresses += 1;
+            return;
+        }
         if self.allow.contains(addr) {
             self.stats.allowlisted += 1;
             return;

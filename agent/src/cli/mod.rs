@@ -307,8 +307,8 @@ fn stats_text(s: &Stats) -> String {
     kv(
         "offences",
         format!(
-            "{} ({} allowlisted, {} already banned)",
-            s.offences, s.offences_allowlisted, s.offences_already_banned
+            "{} ({} allowlisted, {} link-local/multicast/broadcast/unspecified, {} already banned)",
+            s.offences, s.offences_allowlisted, s.offences_special, s.offences_already_banned
         ),
     );
     kv("bans active", s.bans_active.to_string());
@@ -657,6 +657,7 @@ mod text_tests {
             lines: 1000,
             offences: 40,
             offences_allowlisted: 1,
+            offences_special: 0,
             offences_already_banned: 9,
             bans_active: 5,
             bans_total: 6,

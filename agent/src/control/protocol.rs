@@ -506,6 +506,10 @@ pub struct Stats {
     pub offences: u64,
     /// Offences ignored because the address is allowlisted.
     pub offences_allowlisted: u64,
+    /// Offences ignored because the address is link-local, multicast, broadcast
+    /// or unspecified: never a source worth banning.
+    #[serde(default)]
+    pub offences_special: u64,
     /// Offences ignored because the address was already banned.
     pub offences_already_banned: u64,
     /// Active bans.
@@ -903,6 +907,7 @@ mod tests {
             lines: 2,
             offences: 3,
             offences_allowlisted: 4,
+            offences_special: 0,
             offences_already_banned: 5,
             bans_active: 6,
             bans_total: 7,

@@ -244,6 +244,7 @@ impl EngineTask {
                     lines: sources.iter().map(|s| s.lines).sum(),
                     offences: es.offences,
                     offences_allowlisted: es.allowlisted,
+                    offences_special: es.special_addresses,
                     offences_already_banned: es.already_banned,
                     bans_active: self.engine.ban_count(),
                     bans_total: self.bans_total

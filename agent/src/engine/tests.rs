@@ -167,6 +167,32 @@ fn allowlisted_addresses_are_never_banned() {
     assert_eq!(e.stats().tracked, 0);
 }
 
+/// Issue 16, item 7: link-local, multicast, unspecified and broadcast sources were
+/// banned like any other (`fe80::/64`, `ff02::/64`, `::`, `0.0.0.0`, `224.0.0.1`).
+#[test]
+fn special_purpose_sources_are_refused_and_counted() {
+    let mut e = engine(1);
+    let special = [
+        "fe80::1",
+        "ff02::1",
+        "::",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "169.254.1.1",
+        "::ffff:224.0.0.1",
+    ];
+    for a in special {
+        assert!(offend(&mut e, "f", a, 0).is_empty(), "{a} was banned");
+    }
+    assert_eq!(e.bans().count(), 0);
+    assert_eq!(e.stats().special_addresses, special.len() as u64);
+    assert_eq!(e.stats().tracked, 0);
+    // Ordinary neighbours of those ranges still count.
+    assert_eq!(the_ban(&offend(&mut e, "f", "2001:db8::1", 1)).target.addr(), ip("2001:db8::"));
+    assert!(!offend(&mut e, "f", "198.51.100.255", 1).is_empty());
+}
+
 #[test]
 fn loopback_is_allowlisted_even_when_allow_omits_it() {
     let mut e = engine_with(1, "10m", "1h", "", "");
