@@ -550,9 +550,10 @@ pub async fn run_prepared(
         "log2drop running"
     );
 
-    if engine_task.await.is_err() {
+    let flushed = engine_task.await.unwrap_or_else(|_| {
         tracing::error!("engine task failed");
-    }
+        false
+    });
     drop(own_watcher);
     let _ = stop_server_tx.send(true);
     if server_task.await.is_err() {
@@ -565,7 +566,11 @@ pub async fn run_prepared(
     }
     // After `flush` the kernel state is already gone (logged there); otherwise the
     // pinned maps and links keep enforcing every ban while the agent is down.
-    tracing::info!("log2drop stopped; kernel state left in place");
+    if flushed {
+        tracing::info!("log2drop stopped after flush; no kernel state left");
+    } else {
+        tracing::info!("log2drop stopped; kernel state left in place");
+    }
     Ok(())
 }
 

@@ -432,6 +432,12 @@ fn flush_removes_every_kernel_object_with_or_without_an_agent() {
     });
     assert!(exited.is_some(), "the agent kept running after flush");
     assert_eq!(agent.exit_status().map(|s| s.success()), Some(true));
+    // Issue 16, item 7: it used to say "kernel state left in place" after flush.
+    let log = agent.output_text();
+    assert!(
+        !log.contains("kernel state left in place") && log.contains("stopped after flush"),
+        "{log}"
+    );
     assert!(
         lab.pins.list().is_empty(),
         "pins left: {:?}",

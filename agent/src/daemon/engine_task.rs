@@ -64,13 +64,14 @@ pub(super) struct EngineTask {
 impl EngineTask {
     /// Runs until the stop trigger fires (or `flush`), then stops the sources
     /// without losing what they read and hands the last batch to the commit thread.
+    /// Returns whether it stopped for `flush` (the kernel state is then gone).
     pub(super) async fn run(
         mut self,
         mut src_rx: mpsc::Receiver<SourceEvent>,
         mut ctl_rx: mpsc::Receiver<ControlRequest>,
         mut own_rx: mpsc::Receiver<Vec<std::net::IpAddr>>,
         mut triggers: Triggers,
-    ) {
+    ) -> bool {
         let mut gc = tokio::time::interval(GC_EVERY);
         let mut flush = tokio::time::interval(POSITIONS_EVERY);
         gc.tick().await;
@@ -154,6 +155,7 @@ impl EngineTask {
             self.take(ev);
         }
         self.commit(None).await;
+        self.stop
     }
 
     fn take(&mut self, ev: SourceEvent) {

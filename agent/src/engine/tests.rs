@@ -189,7 +189,12 @@ fn special_purpose_sources_are_refused_and_counted() {
     assert_eq!(e.stats().special_addresses, special.len() as u64);
     assert_eq!(e.stats().tracked, 0);
     // Ordinary neighbours of those ranges still count.
-    assert_eq!(the_ban(&offend(&mut e, "f", "2001:db8::1", 1)).target.addr(), ip("2001:db8::"));
+    assert_eq!(
+        the_ban(&offend(&mut e, "f", "2001:db8::1", 1))
+            .target
+            .addr(),
+        ip("2001:db8::")
+    );
     assert!(!offend(&mut e, "f", "198.51.100.255", 1).is_empty());
 }
 
