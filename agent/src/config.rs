@@ -142,7 +142,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .iter()
             .map(|e| {
                 let offset = e.span().map_or(0, |s| s.start);
-                problem(offset, String::new(), one_line(e.message()))
+                let mut message = one_line(e.message());
+                // The parser says only "duplicate key"; its span is the key.
+                if let Some(key) = e.span().and_then(|s| text.get(s)).map(str::trim)
+                    && message == "duplicate key"
+                    && !key.is_empty()
+                {
+                    message = format!("duplicate key `{key}`: a key may be given once per table");
+                }
+                problem(offset, String::new(), message)
             })
             .collect();
         return Err(ConfigError::Invalid { problems });
@@ -169,6 +177,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     problems.sort_by_key(|p| (p.line, p.column));
     Err(ConfigError::Invalid { problems })
+}
+
+/// Where `keys` (a dotted path such as `agent.socket_group`) is written in the
+/// config file at `path`, for errors found after validation (a group that does
+/// not exist on this host). `None` if the file cannot be read again.
+pub fn position_of(path: &Path, keys: &[&str]) -> Option<locate::Position> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (doc, _) = toml::de::DeTable::parse_recoverable(&text);
+    let offset = Locator::new(Some(doc)).offset_of(&locate::KeyPath::of(keys));
+    Some(locate::position(&text, offset))
 }
 
 fn one_line(message: &str) -> String {

@@ -89,10 +89,14 @@ pub enum DaemonError {
         filter: String,
     },
     /// `agent.socket_group` names no group on this host.
-    #[error("{path}: agent.socket_group: no group {group:?} on this host")]
+    #[error("{path}:{line}:{column}: agent.socket_group: no group {group:?} on this host")]
     SocketGroup {
         /// Config file.
         path: PathBuf,
+        /// Where the key is written (1-based).
+        line: usize,
+        /// Its column (1-based).
+        column: usize,
         /// The group.
         group: String,
     },
@@ -188,8 +192,12 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
         Some(group) => match nix::unistd::Group::from_name(group) {
             Ok(Some(g)) => Some(g.gid.as_raw()),
             _ => {
+                let at = config::position_of(path, &["agent", "socket_group"])
+                    .unwrap_or(config::locate::Position { line: 1, column: 1 });
                 return Err(DaemonError::SocketGroup {
                     path: path.to_path_buf(),
+                    line: at.line,
+                    column: at.column,
                     group: group.clone(),
                 });
             }

@@ -596,10 +596,24 @@ fn an_unknown_socket_group_stops_prepare() {
             "[agent]\n",
             "[agent]\nsocket_group = \"no-such-group-l2d\"\n",
         );
-    std::fs::write(lab.config(), text).expect("write");
+    std::fs::write(lab.config(), &text).expect("write");
     let err = prepare(&lab.config()).err().expect("must fail");
+    let (line, col) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            l.starts_with("socket_group")
+                .then(|| (i + 1, l.find('"').expect("value") + 1))
+        })
+        .expect("the line");
     assert!(
         err.to_string().contains("no group \"no-such-group-l2d\""),
         "{err}"
     );
+    // Issue 16, item 7: with its place, like every other config error.
+    let at = format!(
+        "{}:{line}:{col}: agent.socket_group",
+        lab.config().display()
+    );
+    assert!(err.to_string().contains(&at), "{err}");
 }

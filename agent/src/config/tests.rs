@@ -1146,5 +1146,14 @@ fn session_roles_and_modes_of_a_filter_table_are_checked() {
         all.iter()
             .any(|p| p.contains("normal.end[0]") && p.contains("no <HOST>")),
         "{all:?}"
+
+/// Issue 16, item 7: a key given twice was reported as "duplicate key" alone.
+#[test]
+fn a_duplicate_key_is_named() {
+    let p = problems("[agent]\nstate_dir = \"/srv/a\"\nstate_dir = \"/srv/b\"\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("3:1") && p[0].contains("duplicate key `state_dir`"),
+        "{p:?}"
     );
 }
