@@ -417,6 +417,9 @@ pub async fn run_prepared(
         engine.restore_history(history, now);
     }
     let reading = Instant::now();
+    // Bans that ended while the agent was down still owe their unban hooks.
+    let mut expired_while_down = Vec::new();
+    store.for_each_expired_ban(now, |ban| expired_while_down.push(Decision::Unban(ban)))?;
     let pruned = store.prune_expired(now)?;
     // Stored bans go straight into the engine, one row at a time: no copy of
     // them all is ever held besides the engine's own.
@@ -462,6 +465,14 @@ pub async fn run_prepared(
                 source,
             }
         })?;
+    if !expired_while_down.is_empty() {
+        tracing::info!(
+            bans = expired_while_down.len(),
+            "running the unban hooks of bans that ended while the agent was down"
+        );
+        hooks.notify(&expired_while_down);
+    }
+    drop(expired_while_down);
     let positions = store.all_positions().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read saved positions; files start per `start`");
         Vec::new()

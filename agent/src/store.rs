@@ -270,15 +270,35 @@ impl Store {
     pub fn for_each_active_ban(
         &self,
         now: SystemTime,
+        each: impl FnMut(Ban),
+    ) -> Result<(), StoreError> {
+        self.for_each_ban_where("until IS NULL OR until > ?1", now, each)
+    }
+
+    /// The stored bans whose deadline passed by `now` (while the agent was down),
+    /// one at a time, before [`Store::prune_expired`] deletes them: their unban
+    /// hooks still have to run.
+    pub fn for_each_expired_ban(
+        &self,
+        now: SystemTime,
+        each: impl FnMut(Ban),
+    ) -> Result<(), StoreError> {
+        self.for_each_ban_where("until IS NOT NULL AND until <= ?1", now, each)
+    }
+
+    fn for_each_ban_where(
+        &self,
+        condition: &str,
+        now: SystemTime,
         mut each: impl FnMut(Ban),
     ) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT target, jail, since, until, origin, reason, first_offence,
                         last_offence, forced
-                 FROM bans WHERE until IS NULL OR until > ?1 ORDER BY since, target",
-            )
+                 FROM bans WHERE {condition} ORDER BY since, target"
+            ))
             .map_err(self.sql())?;
         let rows = stmt
             .query_map(params![millis(now)], |r| {

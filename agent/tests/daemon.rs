@@ -559,6 +559,66 @@ async fn slow_hooks_never_delay_a_ban_and_the_webhook_gets_the_event() {
     agent.stop().await;
 }
 
+/// Issue 16, item 7: a ban whose deadline passed while the agent was down was
+/// pruned at start without its unban hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_that_ended_while_down_run_their_unban_hooks_at_start() {
+    let lab = Lab::new();
+    let marker = lab.path("unbanned");
+    let script = lab.path("hook.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> '{}'\n", marker.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let config = std::fs::read_to_string(lab.config()).expect("read").replace(
+        "bantime = \"1h\"\n",
+        &format!(
+            "bantime = \"1h\"\nnotify = {{ exec = [\"{}\", \"{{event}}\", \"{{address}}\"], events = [\"unban\"] }}\n",
+            script.display()
+        ),
+    );
+    std::fs::write(lab.config(), config).expect("write");
+    {
+        let mut store = Store::open(&lab.dir.path().join("state")).expect("store");
+        let now = SystemTime::now();
+        let ban = |target: &str, since: u64, until: u64| crate::engine::Ban {
+            target: target.parse().expect("net"),
+            jail: std::sync::Arc::from("ssh"),
+            since: now - Duration::from_secs(since),
+            until: Some(now - Duration::from_secs(until)),
+            origin: crate::engine::Origin::Jail,
+            reason: None,
+            forced: false,
+        };
+        store
+            .commit(
+                &[
+                    Decision::Ban(ban("198.51.100.7/32", 7200, 3600)),
+                    Decision::Ban(ban("203.0.113.9/32", 100, 0)),
+                ],
+                &[],
+                now - Duration::from_secs(7200),
+            )
+            .expect("commit");
+    }
+    let agent = lab.start().await;
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = std::fs::read_to_string(&marker).unwrap_or_default();
+        if text.lines().count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["unban 198.51.100.7", "unban 203.0.113.9"]);
+    agent.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_stops_the_agent_and_keeps_the_stored_bans() {
     let lab = Lab::new();
