@@ -94,6 +94,23 @@ impl Lab {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+    /// Writes `body` as an executable shell script `name` and gives jail ssh
+    /// `notify = { NOTIFY }`, where `{script}` in `notify` stands for its path.
+    fn exec_hook(&self, name: &str, body: &str, notify: &str) {
+        let script = self.path(name);
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let notify = notify.replace("{script}", &script.display().to_string());
+        let config = std::fs::read_to_string(self.config())
+            .expect("read")
+            .replace(
+                "bantime = \"1h\"\n",
+                &format!("bantime = \"1h\"\nnotify = {{ {notify} }}\n"),
+            );
+        std::fs::write(self.config(), config).expect("write");
+    }
+
     fn append(&self, text: &str) {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -480,25 +497,13 @@ async fn slow_hooks_never_delay_a_ban_and_the_webhook_gets_the_event() {
     let port = listener.local_addr().expect("addr").port();
     let lab = Lab::new();
     let marker = lab.path("hook-ran");
-    let script = lab.path("slow-hook.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$1 $2\" > '{}'\nsleep 10\n",
-            marker.display()
-        ),
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let config = std::fs::read_to_string(lab.config()).expect("read").replace(
-        "bantime = \"1h\"\n",
+    lab.exec_hook(
+        "slow-hook.sh",
+        &format!("echo \"$1 $2\" > '{}'\nsleep 10", marker.display()),
         &format!(
-            "bantime = \"1h\"\nnotify = {{ exec = [\"{}\", \"{{address}}\", \"{{jail}}\"], webhook = \"http://127.0.0.1:{port}/ban\", timeout = \"20s\" }}\n",
-            script.display()
+            "exec = [\"{{script}}\", \"{{address}}\", \"{{jail}}\"], webhook = \"http://127.0.0.1:{port}/ban\", timeout = \"20s\""
         ),
     );
-    std::fs::write(lab.config(), config).expect("write");
     let server = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.expect("accept");
         let mut req = Vec::new();
@@ -565,22 +570,11 @@ async fn slow_hooks_never_delay_a_ban_and_the_webhook_gets_the_event() {
 async fn bans_that_ended_while_down_run_their_unban_hooks_at_start() {
     let lab = Lab::new();
     let marker = lab.path("unbanned");
-    let script = lab.path("hook.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$1 $2\" >> '{}'\n", marker.display()),
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let config = std::fs::read_to_string(lab.config()).expect("read").replace(
-        "bantime = \"1h\"\n",
-        &format!(
-            "bantime = \"1h\"\nnotify = {{ exec = [\"{}\", \"{{event}}\", \"{{address}}\"], events = [\"unban\"] }}\n",
-            script.display()
-        ),
+    lab.exec_hook(
+        "hook.sh",
+        &format!("echo \"$1 $2\" >> '{}'", marker.display()),
+        "exec = [\"{script}\", \"{event}\", \"{address}\"], events = [\"unban\"]",
     );
-    std::fs::write(lab.config(), config).expect("write");
     {
         let mut store = Store::open(&lab.dir.path().join("state")).expect("store");
         let now = SystemTime::now();
