@@ -578,20 +578,20 @@ async fn bans_that_ended_while_down_run_their_unban_hooks_at_start() {
     {
         let mut store = Store::open(&lab.dir.path().join("state")).expect("store");
         let now = SystemTime::now();
-        let ban = |target: &str, since: u64, until: u64| crate::engine::Ban {
+        let ban = |target: &str, since: u64, until: u64| log2drop::engine::Ban {
             target: target.parse().expect("net"),
             jail: std::sync::Arc::from("ssh"),
             since: now - Duration::from_secs(since),
             until: Some(now - Duration::from_secs(until)),
-            origin: crate::engine::Origin::Jail,
+            origin: log2drop::engine::Origin::Jail,
             reason: None,
             forced: false,
         };
         store
             .commit(
                 &[
-                    Decision::Ban(ban("198.51.100.7/32", 7200, 3600)),
-                    Decision::Ban(ban("203.0.113.9/32", 100, 0)),
+                    log2drop::engine::Decision::Ban(ban("198.51.100.7/32", 7200, 3600)),
+                    log2drop::engine::Decision::Ban(ban("203.0.113.9/32", 100, 0)),
                 ],
                 &[],
                 now - Duration::from_secs(7200),

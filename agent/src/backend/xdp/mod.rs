@@ -107,7 +107,7 @@ pub struct XdpBackend {
     pins: PinLayout,
     attachments: Vec<(String, Attachment)>,
     /// The configured mode, for re-attaching an interface whose link pin vanished.
-    mode: crate::config::XdpMode,
+    mode: self::config::XdpMode,
     load_time: Duration,
     migrated: Option<Migrated>,
 }
