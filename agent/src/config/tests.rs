@@ -1146,6 +1146,8 @@ fn session_roles_and_modes_of_a_filter_table_are_checked() {
         all.iter()
             .any(|p| p.contains("normal.end[0]") && p.contains("no <HOST>")),
         "{all:?}"
+    );
+}
 
 /// Issue 16, item 7: a key given twice was reported as "duplicate key" alone.
 #[test]
