@@ -1,8 +1,8 @@
 //! What each subcommand does, and how its answers are printed. Kept out of the
 //! library because it speaks anyhow and writes to the terminal.
 
-pub mod report;
 pub mod filters;
+pub mod report;
 pub mod test;
 
 use std::io::{IsTerminal, Write};
