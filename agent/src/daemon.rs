@@ -21,7 +21,7 @@
 //! in the kernel and in the store. `flush` removes every kernel object and stops.
 
 pub mod alloc;
-mod enforcer;
+pub(crate) mod enforcer;
 mod engine_task;
 pub mod reload;
 mod sources;

@@ -301,3 +301,115 @@ fn docs_describe_every_builtin() {
         }
     }
 }
+
+/// Regression (issue 10): the built-in `recidive` filter expected
+/// `log2drop::daemon: ban`, but bans are logged by `log2drop::daemon::enforcer`,
+/// and IPv6 bans (a /64 by default) were unreadable to it. Here the engine makes
+/// real decisions, the enforcer's own `log_decision` logs them through the
+/// agent's own log format, and those lines go through the filter.
+#[test]
+fn recidive_reads_the_ban_lines_the_agent_writes() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buf {
+        type Writer = Buf;
+        fn make_writer(&'w self) -> Buf {
+            self.clone()
+        }
+    }
+
+    let engine = |jail: &str, extra: &str| {
+        let text = format!(
+            "[backends.dry-run]\n[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"sshd\"]\n\
+             [jails.{jail}]\nfilters = [\"sshd\"]\nmaxretry = 1\nbantime = \"1h\"\n{extra}"
+        );
+        let cfg = crate::config::parse(&text, std::path::Path::new("log2drop.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        crate::engine::Engine::from_config(&cfg).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let now = std::time::SystemTime::now();
+    let mut decisions = Vec::new();
+    // The ssh jail: two IPv4 bans, an IPv6 one (its /64), then the /24.
+    let mut ssh = engine("ssh", "subnet = { v4 = 24, after = 2, within = \"1h\" }\n");
+    for addr in ["203.0.113.4", "2001:db8:1:2::7", "203.0.113.5"] {
+        ssh.offence("sshd", addr.parse().expect("address"), now, &mut decisions);
+    }
+    let manual = ssh
+        .ban("198.51.100.9/32".parse().expect("target"), None, now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    decisions.push(manual);
+    decisions.extend(ssh.unban("198.51.100.9/32".parse().expect("net")));
+    // The recidive jail's own bans must not feed it again.
+    let mut recidive = engine("recidive", "");
+    recidive.offence(
+        "sshd",
+        "192.0.2.50".parse().expect("address"),
+        now,
+        &mut decisions,
+    );
+
+    let buf = Buf::default();
+    let subscriber = crate::daemon::log_subscriber(
+        buf.clone(),
+        false,
+        tracing_subscriber::EnvFilter::new("info"),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        for d in &decisions {
+            crate::daemon::enforcer::log_decision(d);
+        }
+    });
+    let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+
+    let recidive = crate::filter::builtin::get("recidive").expect("built-in");
+    let m = crate::filter::SourceMatcher::build(&[("recidive", &recidive)]).expect("builds");
+    let mut s = m.new_scratch();
+    let mut hits = Vec::new();
+    // As written to a file, through syslog and through the journal source.
+    for line in log.lines() {
+        for (i, form) in [
+            line.to_owned(),
+            format!("May 19 10:00:00 web1 log2drop[812]: {line}"),
+            format!("log2drop[812]: {line}"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            // The line's own time is read where the agent's log starts with it.
+            hits.extend(
+                m.match_line(form.as_bytes(), now, &mut s)
+                    .map(|h| (h.addr.to_string(), i > 0 || h.time.is_some())),
+            );
+        }
+    }
+    // Each ssh-jail ban, in each of the three forms; not
+    // the /24 subnet ban, the manual ban, the unban or recidive's own ban.
+    let want: Vec<(String, bool)> = ["203.0.113.4", "2001:db8:1:2::", "203.0.113.5"]
+        .iter()
+        .flat_map(|a| std::iter::repeat_n(((*a).to_owned(), true), 3))
+        .collect();
+    assert!(
+        log.contains("203.0.113.0/24"),
+        "a subnet ban was logged:\n{log}"
+    );
+    assert!(
+        log.contains("2001:db8:1:2::/64"),
+        "an IPv6 /64 ban was logged:\n{log}"
+    );
+    assert!(
+        log.contains("jail=recidive"),
+        "recidive's ban was logged:\n{log}"
+    );
+    assert_eq!(hits, want, "in:\n{log}");
+}
