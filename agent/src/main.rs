@@ -184,6 +184,18 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print a config file.
+    ///
+    /// `log2drop config --default` prints the full default config: every key with
+    /// its default value and a one-line comment, an sshd jail read from the journal
+    /// and enforced with nftables, and commented examples of the optional keys. It
+    /// passes `log2drop check` as printed:
+    /// `log2drop config --default > /etc/log2drop/log2drop.toml`.
+    Config {
+        /// Print the default config (currently the only form).
+        #[arg(long, required = true)]
+        default: bool,
+    },
 }
 
 /// How a client command finds the agent.
@@ -244,6 +256,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => cli::test::run(&args),
         Cmd::Report(args) => cli::report::run(&args),
         Cmd::Filters(args) => cli::filters::run(&args),
+        Cmd::Config { default: _ } => cli::default_config::print_default(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! What each subcommand does, and how its answers are printed. Kept out of the
 //! library because it speaks anyhow and writes to the terminal.
 
+pub mod default_config;
 pub mod filters;
 pub mod report;
 pub mod test;
