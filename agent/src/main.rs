@@ -37,8 +37,9 @@ enum Cmd {
     },
     /// Check a config file.
     ///
-    /// Loads it the way `run` would (syntax, keys, values, regexes), without touching the system. Prints "FILE: ok" or every problem
-    /// with its line and column, and exits 1 on problems.
+    /// Loads it the way `run` would (syntax, keys, values, regexes), without touching the system. Prints "FILE: ok", or every problem
+    /// as FILE:LINE:COL: KEY: message and exits 78 (EX_CONFIG); exits 66
+    /// (EX_NOINPUT) if the file cannot be read. `run` exits the same way.
     Check {
         /// Config file.
         #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
@@ -262,7 +263,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("log2drop: {}", error_chain(&e));
-            ExitCode::FAILURE
+            cli::exit::for_error(&e).map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! library because it speaks anyhow and writes to the terminal.
 
 pub mod default_config;
+pub mod exit;
 pub mod filters;
 pub mod report;
 pub mod test;
@@ -79,7 +80,8 @@ fn init_tracing() {
     }
 }
 
-/// `log2drop check`: the same preparation `run` does, minus the system.
+/// `log2drop check`: the same preparation `run` does, minus the system. Exits 78
+/// (EX_CONFIG) on a config error, 66 (EX_NOINPUT) when the file cannot be read.
 pub fn check(config: &Path) -> ExitCode {
     match log2drop::daemon::prepare(config) {
         Ok(_) => {
@@ -88,7 +90,7 @@ pub fn check(config: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::for_daemon_error(&e).unwrap_or(1))
         }
     }
 }
