@@ -8,7 +8,7 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Default config file.
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/log2drop/log2drop.toml";
@@ -197,6 +197,24 @@ enum Cmd {
         #[arg(long, required = true)]
         default: bool,
     },
+    /// Print a shell completion script.
+    ///
+    /// For example `log2drop completions bash > /etc/bash_completion.d/log2drop`,
+    /// `log2drop completions zsh > "${fpath[1]}/_log2drop"` or
+    /// `log2drop completions fish > ~/.config/fish/completions/log2drop.fish`.
+    /// The Debian package installs them already.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (log2drop.1 and log2drop-COMMAND.1) into DIR.
+    #[command(hide = true)]
+    Manpage {
+        /// Directory to write them to (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// How a client command finds the agent.
@@ -258,6 +276,8 @@ fn main() -> ExitCode {
         Cmd::Report(args) => cli::report::run(&args),
         Cmd::Filters(args) => cli::filters::run(&args),
         Cmd::Config { default: _ } => cli::default_config::print_default(),
+        Cmd::Completions { shell } => cli::generate::completions(Cli::command(), shell),
+        Cmd::Manpage { dir } => cli::generate::manpages(Cli::command(), &dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -301,7 +321,6 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -419,6 +438,42 @@ mod tests {
                     sub.get_name(),
                     arg.get_id()
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn man_pages_and_completions_generate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        cli::generate::manpages(Cli::command(), dir.path()).expect("man pages");
+        let pages = std::fs::read_dir(dir.path()).expect("read dir").count();
+        let main = std::fs::read_to_string(dir.path().join("log2drop.1")).expect("log2drop.1");
+        assert!(
+            main.starts_with(".ie") || main.contains(".TH log2drop 1"),
+            "{main}"
+        );
+        // Every visible subcommand has its page, with its own options in it.
+        let ban = std::fs::read_to_string(dir.path().join("log2drop-ban.1")).expect("ban page");
+        assert!(
+            ban.contains("\\-\\-force") && ban.contains("log2drop ban"),
+            "{ban}"
+        );
+        assert!(!dir.path().join("log2drop-manpage.1").exists());
+        let visible = Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .count();
+        assert_eq!(pages, visible + 1);
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "log2drop", &mut out);
+            let text = String::from_utf8(out).expect("utf-8");
+            for word in ["unban", "--jail", "completions"] {
+                assert!(text.contains(word), "{shell} completion lacks {word}");
             }
         }
     }

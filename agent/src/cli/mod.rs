@@ -4,6 +4,7 @@
 pub mod default_config;
 pub mod exit;
 pub mod filters;
+pub mod generate;
 pub mod report;
 pub mod test;
 
