@@ -568,11 +568,13 @@ pub async fn run_prepared(
         took_ms = started.elapsed().as_secs_f64() * 1000.0,
         "log2drop running"
     );
+    crate::systemd::ready();
 
     let flushed = engine_task.await.unwrap_or_else(|_| {
         tracing::error!("engine task failed");
         false
     });
+    crate::systemd::stopping();
     drop(own_watcher);
     let _ = stop_server_tx.send(true);
     if server_task.await.is_err() {

@@ -25,3 +25,4 @@ pub mod report;
 pub(crate) mod sandbox;
 pub mod source;
 pub mod store;
+mod systemd;

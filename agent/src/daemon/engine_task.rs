@@ -135,7 +135,7 @@ impl EngineTask {
                     }
                 }
                 r = triggers.reload.recv(), if reload_open => match r {
-                    Some(()) => match self.reload(&mut src_rx).await {
+                    Some(()) => match self.notified_reload(&mut src_rx).await {
                         Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
                         Err(e) => tracing::error!("SIGHUP: {e}"),
                     },
@@ -302,7 +302,7 @@ impl EngineTask {
                 }
             }
             Command::Reload => {
-                let answer = match self.reload(src_rx).await {
+                let answer = match self.notified_reload(src_rx).await {
                     Ok(report) => {
                         tracing::info!(?report, "config reloaded");
                         to_reply(&report)
@@ -419,6 +419,18 @@ impl EngineTask {
         }
         self.bans_lifted += entries.len() as u64;
         Ok(entries)
+    }
+
+    /// [`Self::reload`] between RELOADING and READY to systemd; READY after a refused
+    /// reload too, since the running config stays in force.
+    async fn notified_reload(
+        &mut self,
+        src_rx: &mut mpsc::Receiver<SourceEvent>,
+    ) -> Result<ReloadReport, String> {
+        crate::systemd::reloading();
+        let result = self.reload(src_rx).await;
+        crate::systemd::ready();
+        result
     }
 
     /// Re-reads the config and rebuilds what changed. A config that does not load,
