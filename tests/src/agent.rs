@@ -249,12 +249,22 @@ impl Agent {
     /// which execs the agent, so the child's pid is the agent's). Output is appended
     /// to [`AgentDir::agent_output`], so restarts keep one history.
     pub fn spawn(ns: &NetNs, dir: &AgentDir) -> Agent {
-        Agent::spawn_with_nofile(ns, dir, None)
+        Agent::spawn_with(ns, dir, None, &[])
     }
 
     /// [`Agent::spawn`] with the open-file limit (soft and hard) set to `nofile`,
     /// for tests of descriptor exhaustion that should not need thousands of them.
     pub fn spawn_with_nofile(ns: &NetNs, dir: &AgentDir, nofile: Option<u64>) -> Agent {
+        Agent::spawn_with(ns, dir, nofile, &[])
+    }
+
+    /// [`Agent::spawn`] with `wrapper` (a program and its arguments that execs the
+    /// rest, such as `setpriv --bounding-set=...`) between `nsenter` and the agent.
+    pub fn spawn_wrapped(ns: &NetNs, dir: &AgentDir, wrapper: &[&str]) -> Agent {
+        Agent::spawn_with(ns, dir, None, wrapper)
+    }
+
+    fn spawn_with(ns: &NetNs, dir: &AgentDir, nofile: Option<u64>, wrapper: &[&str]) -> Agent {
         let bin = agent_binary();
         let output = dir.agent_output();
         let out = OpenOptions::new()
@@ -269,6 +279,7 @@ impl Agent {
         net.push(ns.path());
         let mut cmd = Command::new("nsenter");
         cmd.arg(net)
+            .args(wrapper)
             .arg(&bin)
             .arg("run")
             .arg("--config")
