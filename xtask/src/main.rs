@@ -9,6 +9,7 @@
 mod bench;
 mod bpf_linker;
 mod build_ebpf;
+mod dist;
 mod openbsd;
 mod process;
 mod run;
@@ -38,6 +39,9 @@ enum Command {
     Test(test::Options),
     /// Run the benchmark cases as root and write bench/results.md and results.json.
     Bench(bench::Options),
+    /// Build the release binary, its man pages and completions, and the Debian
+    /// package (target/debian/log2drop_VERSION_ARCH.deb) with cargo-deb.
+    Dist(dist::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(opts) => run::run(&opts),
         Command::Test(opts) => test::run(&opts),
         Command::Bench(opts) => bench::run(&opts),
+        Command::Dist(opts) => dist::run(&opts),
     }
 }
 
