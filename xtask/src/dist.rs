@@ -154,12 +154,12 @@ fn check_installed() -> Result<()> {
         bail!("`log2drop check` on the installed config printed {out:?}");
     }
     for path in [
-        "/usr/share/man/man1/log2drop.1.gz",
-        "/usr/share/man/man1/log2drop-run.1.gz",
+        "/usr/share/man/man1/log2drop.1",
+        "/usr/share/man/man1/log2drop-run.1",
         "/usr/share/bash-completion/completions/log2drop",
         "/usr/share/zsh/vendor-completions/_log2drop",
         "/usr/share/fish/vendor_completions.d/log2drop.fish",
-        "/lib/systemd/system/log2drop.service",
+        "/usr/lib/systemd/system/log2drop.service",
     ] {
         if !Path::new(path).is_file() {
             bail!("the package did not install {path}");
@@ -176,7 +176,7 @@ fn check_installed() -> Result<()> {
     if process::program_exists("systemd-analyze") {
         process::run(
             Command::new("systemd-analyze")
-                .args(["verify", "/lib/systemd/system/log2drop.service"]),
+                .args(["verify", "/usr/lib/systemd/system/log2drop.service"]),
             "Fix contrib/systemd/log2drop.service.",
         )?;
     } else {
