@@ -273,7 +273,8 @@ pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     /// Failure regexes: each line one of them matches is one failed attempt.
-    /// Each regex of every role must contain `<HOST>` exactly once.
+    /// Each regex of every role must contain `<HOST>` exactly once. All lists
+    /// stay empty with `fail2ban`.
     #[serde(default)]
     pub regex: Vec<String>,
     /// Session lines that show the session failed: they count once per
@@ -294,6 +295,14 @@ pub struct FilterConfig {
     /// How long a session may be idle before it ends. Default 5m.
     #[serde(default)]
     pub session_window: Option<String>,
+    /// A fail2ban filter file (`/etc/fail2ban/filter.d/sshd.conf`) to run instead
+    /// of `regex`: its includes, `.local`, prefregex, failregex, ignoreregex and
+    /// datepattern, read each time the config is loaded.
+    #[serde(default)]
+    pub fail2ban: Option<PathBuf>,
+    /// With `fail2ban`: the filter's options, as in `sshd[mode=aggressive]`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
     /// Lines matching any of these never count.
     #[serde(default)]
     pub ignore: Vec<String>,

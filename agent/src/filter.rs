@@ -464,6 +464,9 @@ pub struct SourceMatcher {
     any_program: Option<usize>,
     /// Group of the filters without a prefix.
     plain: Option<usize>,
+    /// Filters read from fail2ban files, by id: they cut the date out and run
+    /// their prefregex first, so they sit apart from the groups above.
+    fail2ban: Vec<(FilterId, crate::fail2ban::Matcher)>,
 }
 
 /// Per-thread search state for one [`SourceMatcher`]; reuse it for every line.
@@ -480,6 +483,8 @@ pub struct Scratch {
     stamp: syslog::StampCache,
     /// The source's open sessions.
     sessions: Sessions,
+    /// A fail2ban filter's line with its date cut out.
+    fail2ban_line: String,
 }
 
 impl SourceMatcher {
@@ -497,8 +502,33 @@ impl SourceMatcher {
         let mut patterns = Vec::new();
         let mut compiled = Vec::new();
         let mut texts: Vec<String> = Vec::new();
+        let mut fail2ban = Vec::new();
         for (fi, (name, cfg)) in filters.iter().enumerate() {
             let id = FilterId(fi as u16);
+            if let Some(file) = &cfg.fail2ban {
+                let setting = |key, message| FilterError::Setting {
+                    filter: (*name).to_owned(),
+                    key,
+                    message,
+                };
+                let m = crate::fail2ban::load(file, &cfg.options)
+                    .map_err(|e| setting("fail2ban", e.to_string()))?;
+                let zone = match &cfg.timezone {
+                    Some(z) => time::parse_zone(z).map_err(|m| setting("timezone", m))?,
+                    None => TimeZone::system(),
+                };
+                compiled.push(Filter {
+                    name: Box::from(*name),
+                    syslog: false,
+                    ignore: None,
+                    zone,
+                    date: None,
+                    sessions: false,
+                    window: session::DEFAULT_WINDOW,
+                });
+                fail2ban.push((id, m));
+                continue;
+            }
             if cfg.regex.is_empty() && cfg.attempt.is_empty() && cfg.address.is_empty() {
                 return Err(FilterError::Empty {
                     filter: (*name).to_owned(),
@@ -667,6 +697,7 @@ impl SourceMatcher {
             by_program,
             any_program,
             plain,
+            fail2ban,
         })
     }
 
@@ -701,6 +732,7 @@ impl SourceMatcher {
             times: time::TimeMemo::default(),
             stamp: syslog::StampCache::default(),
             sessions: Sessions::default(),
+            fail2ban_line: String::new(),
         }
     }
 
@@ -773,6 +805,9 @@ impl SourceMatcher {
             best = Some(hit);
             process = None;
         }
+        if !self.fail2ban.is_empty() {
+            self.examine_fail2ban(line, now, scratch, &mut best, &mut ignored);
+        }
         match (best, ignored) {
             (Some(h), _) => {
                 let f = &self.filters[h.filter.index()];
@@ -788,6 +823,43 @@ impl SourceMatcher {
             }
             (None, Some((filter, regex))) => Outcome::Ignored { filter, regex },
             (None, None) => Outcome::Miss,
+        }
+    }
+
+    /// The fail2ban filters that come before `best` in priority order.
+    fn examine_fail2ban(
+        &self,
+        line: &[u8],
+        now: SystemTime,
+        scratch: &mut Scratch,
+        best: &mut Option<Hit>,
+        ignored: &mut Option<(FilterId, usize)>,
+    ) {
+        use crate::fail2ban::Verdict;
+        let text = String::from_utf8_lossy(line);
+        for (id, m) in &self.fail2ban {
+            if best.is_some_and(|b| b.filter < *id) {
+                return;
+            }
+            let zone = &self.filters[id.index()].zone;
+            match m.examine(&text, zone, now, &mut scratch.fail2ban_line) {
+                Verdict::Fail { addr, regex, time } => {
+                    *best = Some(Hit {
+                        addr,
+                        filter: *id,
+                        role: Role::Failure,
+                        regex,
+                        time,
+                    });
+                    return;
+                }
+                Verdict::Ignored { regex } | Verdict::NotCounted { regex } => {
+                    if ignored.is_none() {
+                        *ignored = Some((*id, regex));
+                    }
+                }
+                Verdict::Miss => {}
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub mod control;
 pub mod daemon;
 pub mod duration;
 pub mod engine;
+pub mod fail2ban;
 pub mod filter;
 pub mod hooks;
 pub mod ownaddrs;

@@ -55,6 +55,12 @@ pub struct TestArgs {
     /// writing FILTER[mode=MODE].
     #[arg(long, value_name = "MODE")]
     mode: Option<String>,
+    /// Read FILTER as a fail2ban filter of this directory: NAME or
+    /// NAME[option=value,...] stands for DIR/filter.d/NAME.conf (with its .local).
+    /// A FILTER that is a path to a .conf or .local file is read as a fail2ban
+    /// filter without this.
+    #[arg(long, value_name = "DIR")]
+    fail2ban_dir: Option<PathBuf>,
     /// Config file whose [filters.NAME] tables FILTER may name.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -158,6 +164,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let regexes = regex_texts(&cfg)?;
     let mut tally = Tally::default();
     let mut write_error: Option<std::io::Error> = None;
     let now = SystemTime::now();
@@ -233,7 +240,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         return Err(e).context("cannot write to stdout");
     }
     if !args.json {
-        summary(&mut out, &name, &cfg, &tally, elapsed.as_secs_f64())?;
+        summary(&mut out, &name, &cfg, &regexes, &tally, elapsed.as_secs_f64())?;
     }
     out.flush().context("cannot write to stdout")?;
     Ok(())
@@ -242,10 +249,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
 /// The filter to run, its name, and the file to read.
 fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
     let mut positional = args.args.iter();
-    let (name, mut cfg) = if args.regex.is_empty() {
+    let (name, cfg) = if args.regex.is_empty() {
         let Some(name) = positional.next() else {
             bail!("name a filter (a built-in one or one from --config) or give --regex");
         };
+        if let Some(found) = fail2ban_filter(name, args.fail2ban_dir.as_deref())? {
+            return finish(args, positional, name.clone(), found);
+        }
         let filters = match &args.config {
             Some(path) => {
                 log2drop::config::load(path)
@@ -303,6 +313,53 @@ fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
         };
         ("--regex".to_owned(), cfg)
     };
+    finish(args, positional, name, cfg)
+}
+
+/// The regexes `log2drop test` lists: a fail2ban filter's failregex lines.
+fn regex_texts(cfg: &FilterConfig) -> Result<Vec<String>> {
+    match &cfg.fail2ban {
+        Some(file) => Ok(log2drop::fail2ban::Definition::read(file, &cfg.options)
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .failregex
+            .into_iter()
+            .map(|l| l.text)
+            .collect()),
+        None => Ok(cfg.regex.clone()),
+    }
+}
+
+/// FILTER as a fail2ban filter: a path to a filter file, or a name with
+/// --fail2ban-dir. `None` when it is neither.
+fn fail2ban_filter(name: &str, dir: Option<&std::path::Path>) -> Result<Option<FilterConfig>> {
+    let (base, options) = log2drop::fail2ban::parse_reference(name).map_err(anyhow::Error::msg)?;
+    let looks_like_path = base.contains('/') || base.ends_with(".conf") || base.ends_with(".local");
+    let file = if looks_like_path {
+        PathBuf::from(&base)
+    } else if let Some(dir) = dir {
+        dir.join("filter.d").join(format!("{base}.conf"))
+    } else {
+        return Ok(None);
+    };
+    if !file.exists() && !file.with_extension("local").exists() {
+        bail!("no fail2ban filter file {}", file.display());
+    }
+    Ok(Some(FilterConfig {
+        fail2ban: Some(file),
+        options,
+        ..FilterConfig::default()
+    }))
+}
+
+fn finish(
+    args: &TestArgs,
+    mut positional: std::slice::Iter<'_, String>,
+    name: String,
+    mut cfg: FilterConfig,
+) -> Result<(String, FilterConfig, PathBuf)> {
+    if !args.ignore.is_empty() && cfg.fail2ban.is_some() {
+        bail!("--ignore does not apply to a fail2ban filter (add an ignoreregex to its .local)");
+    }
     cfg.ignore.extend(args.ignore.iter().cloned());
     if args.timezone.is_some() {
         cfg.timezone.clone_from(&args.timezone);
@@ -341,6 +398,7 @@ fn summary(
     out: &mut impl Write,
     name: &str,
     cfg: &FilterConfig,
+    regexes: &[String],
     t: &Tally,
     secs: f64,
 ) -> Result<()> {
@@ -363,8 +421,8 @@ fn summary(
         )?;
     }
     writeln!(out, "regexes (lines matched):")?;
-    let lists = [
-        &cfg.regex,
+    let lists: [&[String]; 5] = [
+        regexes,
         &cfg.attempt,
         &cfg.address,
         &cfg.end,

@@ -78,7 +78,28 @@ fn check_backends(cfg: &Config, out: &mut Issues) {
 fn check_filters(cfg: &Config, out: &mut Issues) {
     for (name, f) in &cfg.filters {
         let path = KeyPath::of(&["filters", name]);
-        if f.regex.is_empty() && f.attempt.is_empty() && f.address.is_empty() {
+        if let Some(file) = &f.fail2ban {
+            if !(f.regex.is_empty()
+                && f.attempt.is_empty()
+                && f.address.is_empty()
+                && f.end.is_empty()
+                && f.success.is_empty())
+            {
+                out.push(
+                    path.key("regex"),
+                    "a filter takes its regexes either from its own lists or from a fail2ban file, not both",
+                );
+            }
+            if let Err(e) = crate::fail2ban::load(file, &f.options) {
+                out.push(path.key("fail2ban"), e.to_string());
+            }
+        } else if !f.options.is_empty() {
+            out.push(
+                path.key("options"),
+                "only applies with fail2ban = \"FILE\" (options of a fail2ban filter)",
+            );
+        }
+        if f.regex.is_empty() && f.attempt.is_empty() && f.address.is_empty() && f.fail2ban.is_none() {
             out.push(
                 path.key("regex"),
                 "lists no regex: a filter needs at least one, with <HOST> where the address is",

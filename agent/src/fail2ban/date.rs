@@ -1,0 +1,482 @@
+//! Where a fail2ban filter finds a line's time, and the text it cuts out.
+//!
+//! fail2ban finds the timestamp first (a `datepattern` of strptime fields, a named
+//! form such as `EPOCH`, or its list of common formats), takes it out of the line,
+//! and only then runs the regexes: filters are written for the line *without* its
+//! date (`^%(__prefix_line)s` starts at the host name). This module does the same
+//! with its own patterns for each strptime field.
+
+use std::time::SystemTime;
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use regex::Regex;
+
+/// One way to find a date.
+#[derive(Debug)]
+struct Template {
+    re: Regex,
+    /// Match only at the line start (after up to two non-word characters).
+    line_begin: bool,
+    /// Check fail2ban's word boundaries around the date.
+    bounds: bool,
+    epoch: bool,
+}
+
+/// A filter's date finder.
+#[derive(Debug)]
+pub struct DateFinder {
+    templates: Vec<Template>,
+}
+
+/// A found date: the span to cut and the time, when it can be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Byte span of the date text.
+    pub start: usize,
+    /// End of the date text.
+    pub end: usize,
+    /// The point in time it names.
+    pub time: Option<SystemTime>,
+}
+
+/// fail2ban's common formats, as strptime patterns (the list of formats is a fact
+/// about which logs exist; the regex for each field is ours).
+const DEFAULTS: &[&str] = &[
+    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
+    r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
+    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
+    r"%m/%d/%ExY:%H:%M:%S",
+    r"%m-%d-%ExY %k:%M:%S(?:\.%f)?",
+    "EPOCH",
+    r"{^LN-BEG}%H:%M:%S",
+    r"^<%m/%d/%Exy@%H:%M:%S>",
+    r"%Exy%Exm%Exd  ?%H:%M:%S",
+    r"%b %d, %ExY %I:%M:%S %p",
+    r"^%b-%d-%Exy %k:%M:%S",
+    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    "TAI64N",
+];
+
+const MONTHS: &str = "(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)";
+const DAYS: &str = "(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)";
+
+/// The regex for one strptime field, with a named group the parser reads.
+fn field(name: &str) -> Option<String> {
+    Some(match name {
+        "a" | "A" => DAYS.to_owned(),
+        "b" | "B" | "h" => format!("(?P<b>{MONTHS})"),
+        "d" => "(?P<d>3[01]|[12]\\d|[0 ]?[1-9])".into(),
+        "Exd" => "(?P<d>3[01]|[12]\\d|0[1-9])".into(),
+        "m" => "(?P<m>1[0-2]|0?[1-9])".into(),
+        "Exm" => "(?P<m>1[0-2]|0[1-9])".into(),
+        "Y" => "(?P<Y>\\d{4})".into(),
+        "ExY" => "(?P<Y>(?:19|20|21)\\d\\d)".into(),
+        "y" | "Exy" => "(?P<y>\\d\\d)".into(),
+        "H" => "(?P<H>2[0-3]|[01]?\\d)".into(),
+        "ExH" => "(?P<H>2[0-3]|[01]\\d)".into(),
+        "k" | "Exk" => " ?(?P<H>2[0-3]|[01]?\\d)".into(),
+        "I" => "(?P<I>1[0-2]|0?[1-9])".into(),
+        "l" | "Exl" => " ?(?P<I>1[0-2]|[1-9])".into(),
+        "M" => "(?P<M>[0-5]?\\d)".into(),
+        "ExM" => "(?P<M>[0-5]\\d)".into(),
+        "S" => "(?P<S>6[01]|[0-5]?\\d)".into(),
+        "ExS" => "(?P<S>6[01]|[0-5]\\d)".into(),
+        "f" => "(?P<f>\\d{1,6})".into(),
+        "p" => "(?P<p>[AaPp][Mm])".into(),
+        "z" => "(?P<z>Z|UTC|GMT|[+-][01]\\d(?::?\\d{2})?)".into(),
+        "Exz" => "(?P<z>(?:[A-Z]{3,5})?[+-][01]\\d(?::?\\d{2})?|[A-Z]{3,5})".into(),
+        "Z" | "ExZ" => "(?P<Z>Z|[A-Z]{3,5})".into(),
+        "j" => "(?P<j>36[0-6]|3[0-5]\\d|[12]\\d\\d|0?[1-9]\\d|0{0,2}[1-9])".into(),
+        "%" => "%".into(),
+        _ => return None,
+    })
+}
+
+/// Turns a strptime pattern into regex text: `%X` fields become groups; a second
+/// use of one field becomes a plain group (the regex crate wants unique names);
+/// `(?P=_sep)` repeats the separator group's text as a class.
+fn pattern_regex(pattern: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut used: Vec<String> = Vec::new();
+    let mut rest = pattern;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        let (name, len) = if rest.starts_with("Ex") && rest.len() >= 3 {
+            (&rest[..3], 3)
+        } else if let Some(c) = rest.chars().next() {
+            (&rest[..c.len_utf8()], c.len_utf8())
+        } else {
+            return Err(format!("datepattern {pattern:?} ends with a lone %"));
+        };
+        let Some(mut re) = field(name) else {
+            return Err(format!("datepattern {pattern:?}: unknown field %{name}"));
+        };
+        rest = &rest[len..];
+        if let Some(g) = re.find("(?P<").map(|s| {
+            let e = re[s..].find('>').expect("group name closes") + s;
+            re[s + 4..e].to_owned()
+        }) {
+            if used.contains(&g) {
+                re = re.replacen(&format!("(?P<{g}>"), "(?:", 1);
+            } else {
+                used.push(g);
+            }
+        }
+        out.push_str(&re);
+    }
+    out.push_str(rest);
+    // Backreference to the separator: same choices, a plain class.
+    while let Some(s) = out.find("(?P=") {
+        let e = out[s..].find(')').ok_or("unterminated (?P=")? + s;
+        let name = out[s + 4..e].to_owned();
+        let open = format!("(?P<{name}>");
+        let body = out
+            .find(&open)
+            .and_then(|g| {
+                let b = g + open.len();
+                out[b..].find(')').map(|c| out[b..b + c].to_owned())
+            })
+            .ok_or_else(|| format!("(?P={name}) names no group"))?;
+        out.replace_range(s..=e, &body);
+    }
+    out = out.replace("(?P<_sep>", "(?:");
+    Ok(out)
+}
+
+impl DateFinder {
+    /// The finder for a filter's `datepattern` (one pattern a line), or fail2ban's
+    /// common formats when it has none. `None` means the filter reads no date.
+    pub fn new(datepattern: Option<&str>) -> Result<Option<DateFinder>, String> {
+        let mut templates = Vec::new();
+        let lines: Vec<&str> = match datepattern {
+            Some(d) => d.lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
+            None => Vec::new(),
+        };
+        if lines.iter().any(|l| l.eq_ignore_ascii_case("{NONE}")) {
+            return Ok(None);
+        }
+        let only_begin = lines.len() == 1 && lines[0] == "{^LN-BEG}";
+        if lines.is_empty() || only_begin {
+            // Anchored variants first: a date at the line start is the likely one.
+            for p in DEFAULTS {
+                let anchored = if p.starts_with('^') || p.starts_with("{^LN-BEG}") {
+                    (*p).to_owned()
+                } else {
+                    format!("{{^LN-BEG}}{p}")
+                };
+                templates.push(template(&anchored)?);
+            }
+            if !only_begin {
+                for p in DEFAULTS {
+                    if !p.starts_with('^') && !p.starts_with("{^LN-BEG}") {
+                        templates.push(template(p)?);
+                    }
+                }
+            }
+        } else {
+            for l in lines {
+                if l.contains("{DATE}") {
+                    // A regex around the date: one template per common format.
+                    for p in DEFAULTS {
+                        if matches!(*p, "EPOCH" | "TAI64N") {
+                            continue;
+                        }
+                        let p = p.trim_start_matches("{^LN-BEG}").trim_start_matches('^');
+                        templates.push(template(&l.replace("{DATE}", p))?);
+                    }
+                } else {
+                    templates.push(template(l)?);
+                }
+            }
+        }
+        Ok(Some(DateFinder { templates }))
+    }
+
+    /// The first date found, fail2ban's way (templates in order).
+    pub fn find(&self, line: &str, zone: &TimeZone, now: SystemTime) -> Option<Found> {
+        for t in &self.templates {
+            if let Some(f) = t.find(line, zone, now) {
+                return Some(f);
+            }
+        }
+        None
+    }
+}
+
+fn template(p: &str) -> Result<Template, String> {
+    let mut p = p.trim();
+    let mut line_begin = false;
+    let mut bounds = true;
+    if let Some(r) = p.strip_prefix("{^LN-BEG}") {
+        p = r;
+        line_begin = true;
+    }
+    if p.contains("{UNB}") {
+        bounds = false;
+    }
+    let p = p.replace("{UNB}", "");
+    let p = p.strip_prefix("**").unwrap_or(&p);
+    let p = p.strip_suffix("**").unwrap_or(p);
+    let upper = p.to_ascii_uppercase();
+    let (body, epoch) = match upper.as_str() {
+        "EPOCH" | "LEPOCH" | "^EPOCH" | "^LEPOCH" => {
+            line_begin |= upper.starts_with('^');
+            (
+                if upper.contains("LEPOCH") {
+                    r"\d{13,14}(?:\.\d{3,6})?".to_owned()
+                } else {
+                    r"\d{10,11}(?:\.\d{3,6})?".to_owned()
+                },
+                true,
+            )
+        }
+        "TAI64N" | "^TAI64N" => {
+            line_begin = true;
+            (r"@[0-9a-f]{24}".to_owned(), false)
+        }
+        "ISO8601" => (pattern_regex(DEFAULTS[0])?, false),
+        _ => {
+            let (body, anchored) = match p.strip_prefix('^') {
+                Some(r) => (r, true),
+                None => (p, false),
+            };
+            line_begin |= anchored;
+            (pattern_regex(body)?, false)
+        }
+    };
+    // The date is the pattern's first group, or all of it.
+    let body = match first_plain_group(&body) {
+        Some(at) => format!("{}(?P<date>{}", &body[..at], &body[at + 1..]),
+        None => format!("(?P<date>{body})"),
+    };
+    let text = if line_begin {
+        format!(r"(?i)^(?:\W{{0,2}})?{body}")
+    } else {
+        format!(r"(?i){body}")
+    };
+    let re = Regex::new(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
+    Ok(Template {
+        re,
+        line_begin,
+        bounds,
+        epoch,
+    })
+}
+
+/// Byte offset of the first `(` that opens a plain capturing group.
+fn first_plain_group(re: &str) -> Option<usize> {
+    let b = re.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class && b.get(i + 1) != Some(&b'?') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn is_word(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() || c == '_')
+}
+
+impl Template {
+    fn find(&self, line: &str, zone: &TimeZone, now: SystemTime) -> Option<Found> {
+        let mut from = 0;
+        loop {
+            let caps = self.re.captures_at(line, from)?;
+            let m = caps.name("date")?;
+            let before = line[..m.start()].chars().next_back();
+            let first = line[m.start()..].chars().next();
+            let last = line[..m.end()].chars().next_back();
+            let after = line[m.end()..].chars().next();
+            // fail2ban's boundaries: the date is not glued to a word on either side.
+            let begin_ok = self.line_begin || !(is_word(before) && is_word(first));
+            let end_ok = !(is_word(last) && is_word(after));
+            let ok = !self.bounds || (begin_ok && end_ok);
+            if ok {
+                let time = if self.epoch {
+                    m.as_str()
+                        .split('.')
+                        .next()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .map(|s| {
+                            let s = if s > 99_999_999_999 { s / 1000 } else { s };
+                            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s)
+                        })
+                } else {
+                    civil(&caps, zone, now)
+                };
+                return Some(Found {
+                    start: m.start(),
+                    end: m.end(),
+                    time,
+                });
+            }
+            if self.line_begin {
+                return None;
+            }
+            from = m.start() + first.map_or(1, char::len_utf8);
+            if from > line.len() {
+                return None;
+            }
+        }
+    }
+}
+
+fn month(name: &str) -> Option<i8> {
+    let l = name.get(..3)?.to_ascii_lowercase();
+    let i = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| *m == l)?;
+    Some(i as i8 + 1)
+}
+
+/// The point in time the fields name. A year-less date is placed in the year
+/// that puts it not more than a day in the future.
+fn civil(caps: &regex::Captures<'_>, zone: &TimeZone, now: SystemTime) -> Option<SystemTime> {
+    let num = |n: &str| {
+        caps.name(n)
+            .and_then(|m| m.as_str().trim().parse::<i32>().ok())
+    };
+    let now_ts = jiff::Timestamp::try_from(now).ok()?;
+    let this_year = now_ts.to_zoned(zone.clone()).year();
+    let explicit_year = num("Y").or_else(|| num("y").map(|y| 2000 + y));
+    let mon = num("m")
+        .map(|m| m as i8)
+        .or_else(|| caps.name("b").and_then(|b| month(b.as_str())));
+    let (mon, day) = match (mon, num("d")) {
+        (Some(m), Some(d)) => (m, d as i8),
+        _ => {
+            let z = now_ts.to_zoned(zone.clone());
+            (z.month(), z.day())
+        }
+    };
+    let mut hour = num("H").unwrap_or(0);
+    if let Some(i) = num("I") {
+        let pm = caps
+            .name("p")
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("pm"));
+        hour = i % 12 + if pm { 12 } else { 0 };
+    }
+    let minute = num("M").unwrap_or(0);
+    let second = num("S").unwrap_or(0).min(59);
+    let zone_of_line = caps.name("z").and_then(|z| offset(z.as_str()));
+    let at = |year: i32| -> Option<SystemTime> {
+        let dt = DateTime::new(
+            year as i16,
+            mon,
+            day,
+            hour as i8,
+            minute as i8,
+            second as i8,
+            0,
+        )
+        .ok()?;
+        let z = zone_of_line.clone().unwrap_or_else(|| zone.clone());
+        let ts = dt.to_zoned(z).ok()?.timestamp();
+        SystemTime::try_from(ts).ok()
+    };
+    match explicit_year {
+        Some(y) => at(y),
+        None => {
+            let t = at(this_year as i32)?;
+            if t > now + std::time::Duration::from_secs(86_400) {
+                at(this_year as i32 - 1)
+            } else {
+                Some(t)
+            }
+        }
+    }
+}
+
+fn offset(z: &str) -> Option<TimeZone> {
+    match z {
+        "Z" | "UTC" | "GMT" => Some(TimeZone::UTC),
+        _ => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let digits: String = z[1..].chars().filter(char::is_ascii_digit).collect();
+            let h: i32 = digits.get(..2)?.parse().ok()?;
+            let m: i32 = digits.get(2..4).map_or(Some(0), |m| m.parse().ok())?;
+            let off = jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()?;
+            Some(TimeZone::fixed(off))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> SystemTime {
+        SystemTime::try_from("2024-06-01T12:00:00Z".parse::<jiff::Timestamp>().unwrap()).unwrap()
+    }
+
+    fn cut(finder: &DateFinder, line: &str) -> Option<(String, String)> {
+        let f = finder.find(line, &TimeZone::UTC, now())?;
+        let t = jiff::Timestamp::try_from(f.time?).unwrap().to_string();
+        Some((format!("{}{}", &line[..f.start], &line[f.end..]), t))
+    }
+
+    #[test]
+    fn default_formats_are_cut_out() {
+        let d = DateFinder::new(None).unwrap().unwrap();
+        assert_eq!(
+            cut(&d, "May 31 23:59:58 host sshd[1]: x").unwrap(),
+            (" host sshd[1]: x".into(), "2024-05-31T23:59:58Z".into())
+        );
+        assert_eq!(
+            cut(&d, "2023-01-02T03:04:05.123+01:00 host x").unwrap(),
+            (" host x".into(), "2023-01-02T02:04:05Z".into())
+        );
+        assert_eq!(
+            cut(&d, "192.0.2.1 - - [02/Jan/2023:03:04:05 +0000] \"GET /\"").unwrap(),
+            (
+                "192.0.2.1 - - [] \"GET /\"".into(),
+                "2023-01-02T03:04:05Z".into()
+            )
+        );
+        // A year-less date later than tomorrow is last year's.
+        assert_eq!(
+            cut(&d, "Dec 24 10:00:00 h x").unwrap().1,
+            "2023-12-24T10:00:00Z"
+        );
+        assert_eq!(
+            cut(&d, "1700000000.123 x").unwrap(),
+            (" x".into(), "2023-11-14T22:13:20Z".into())
+        );
+    }
+
+    #[test]
+    fn datepattern_forms() {
+        let d = DateFinder::new(Some("^%Y/%m/%d %H:%M:%S"))
+            .unwrap()
+            .unwrap();
+        assert!(cut(&d, "2023/01/02 03:04:05 [error] x").is_some());
+        assert!(cut(&d, "x 2023/01/02 03:04:05").is_none());
+        let d = DateFinder::new(Some("{^LN-BEG}")).unwrap().unwrap();
+        assert!(cut(&d, "x 2023-01-02 03:04:05").is_none());
+        assert!(cut(&d, "2023-01-02 03:04:05 x").is_some());
+        let d = DateFinder::new(Some("{^LN-BEG}EPOCH")).unwrap().unwrap();
+        assert_eq!(cut(&d, "1700000000 x").unwrap().0, " x");
+        assert!(DateFinder::new(Some("{NONE}")).unwrap().is_none());
+        assert!(DateFinder::new(Some("%Q")).is_err());
+        let d = DateFinder::new(Some("%%d %d-%b-%Y %H:%M:%S"))
+            .unwrap()
+            .unwrap();
+        assert!(cut(&d, "%d 02-Jan-2023 03:04:05").is_some());
+    }
+}

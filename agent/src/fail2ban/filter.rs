@@ -1,0 +1,548 @@
+//! A fail2ban filter file, read and compiled into something that examines lines
+//! the way fail2ban does: cut the date out, run `prefregex` and keep its
+//! `<F-CONTENT>`, drop lines an `ignoreregex` matches, take the first `failregex`
+//! that matches, and read the address from its `ip4`/`ip6`/`dns` groups.
+//!
+//! `<F-NOFAIL>` lines are never offences; lines with no address (their address
+//! would come from an earlier line of the same session, `<F-MLFID>`) are not
+//! offences either until log2drop's session mechanism carries them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use jiff::tz::TimeZone;
+
+use super::date::DateFinder;
+use super::ini::{Ini, IniError};
+use super::regex::{F2bRegex, resolve_tags};
+
+/// Why a fail2ban filter cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file (or an include) cannot be read or parsed.
+    #[error(transparent)]
+    Ini(#[from] IniError),
+    /// No `[Definition]` with a `failregex`.
+    #[error("{path}: no [Definition] failregex")]
+    NoFailregex {
+        /// The filter file.
+        path: PathBuf,
+    },
+    /// A regex neither engine runs.
+    #[error("{place}: {key} #{index}: {message}")]
+    Regex {
+        /// `file:line` of the option.
+        place: String,
+        /// `failregex`, `prefregex` or `ignoreregex`.
+        key: &'static str,
+        /// 1-based position in that option's lines.
+        index: usize,
+        /// Why.
+        message: String,
+    },
+    /// A `datepattern`, `maxlines` or tag problem.
+    #[error("{place}: {key}: {message}")]
+    Setting {
+        /// `file:line` of the option, or the file.
+        place: String,
+        /// The option.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One regex line with where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegexLine {
+    /// The regex after `%(x)s` and `<x>` substitution (fail2ban tags kept).
+    pub text: String,
+    /// `file:line` of the option that holds it.
+    pub place: String,
+    /// 1-based position among the option's lines.
+    pub index: usize,
+}
+
+/// A filter file's settings after includes and substitution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// The filter file.
+    pub path: PathBuf,
+    /// Every file read, in merge order.
+    pub files: Vec<PathBuf>,
+    /// `prefregex`.
+    pub prefregex: Option<RegexLine>,
+    /// `failregex` lines.
+    pub failregex: Vec<RegexLine>,
+    /// `ignoreregex` lines.
+    pub ignoreregex: Vec<RegexLine>,
+    /// `datepattern`.
+    pub datepattern: Option<String>,
+    /// `maxlines` (1 when unset).
+    pub maxlines: usize,
+    /// `journalmatch`, as written.
+    pub journalmatch: Option<String>,
+}
+
+/// The options whose final values a filter definition consists of.
+const DEF_KEYS: &[&str] = &[
+    "prefregex",
+    "failregex",
+    "ignoreregex",
+    "datepattern",
+    "maxlines",
+    "journalmatch",
+];
+
+/// Tags of the regex language itself, never option names.
+fn is_regex_tag(tag: &str) -> bool {
+    matches!(
+        tag,
+        "HOST" | "ADDR" | "IP4" | "IP6" | "DNS" | "CIDR" | "SUBNET" | "SKIPLINES"
+    ) || tag.starts_with("F-")
+        || tag.starts_with("/F-")
+}
+
+impl Definition {
+    /// Reads the filter file at `path` (with includes and `.local`), with the
+    /// jail's `options` (`mode`, ...) taking precedence as in fail2ban.
+    pub fn read(path: &Path, options: &BTreeMap<String, String>) -> Result<Definition, LoadError> {
+        let ini = Ini::load(path)?;
+        Self::from_ini(path, &ini, options)
+    }
+
+    /// The same from an already read file set.
+    pub fn from_ini(
+        path: &Path,
+        ini: &Ini,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Definition, LoadError> {
+        let vars: BTreeMap<String, String> = options
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        // Tag values: jail options first, then [Init], then the definition keys.
+        let mut tags: BTreeMap<String, String> = BTreeMap::new();
+        for key in DEF_KEYS {
+            if let Some(v) = ini.get("Definition", key, &vars)? {
+                tags.insert((*key).to_owned(), v);
+            }
+        }
+        if let Some(init) = ini.own("Init") {
+            for k in init.keys() {
+                if let Some(v) = ini.get("Init", k, &vars)? {
+                    tags.insert(format!("known/{k}"), v.clone());
+                    tags.insert(k.clone(), v);
+                }
+            }
+        }
+        for (k, v) in &vars {
+            tags.insert(k.clone(), v.clone());
+        }
+        let mut fallback_cache: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut resolve = |text: &str, key: &str| -> Result<String, LoadError> {
+            substitute(text, &tags, &mut |tag| {
+                if is_regex_tag(tag) {
+                    return Ok(None);
+                }
+                if let Some(v) = fallback_cache.get(tag) {
+                    return Ok(v.clone());
+                }
+                // Option names are lower-case; section names keep their case.
+                let key = match tag.rsplit_once('/') {
+                    Some((sec, opt)) => format!("{sec}/{}", opt.to_ascii_lowercase()),
+                    None => tag.to_ascii_lowercase(),
+                };
+                let v = ini.get("Definition", &key, &vars)?;
+                fallback_cache.insert(tag.to_owned(), v.clone());
+                Ok(v)
+            })
+            .map_err(|e| match e {
+                Subst::Ini(e) => LoadError::Ini(e),
+                Subst::Loop(tag) => LoadError::Setting {
+                    place: place(ini, path, key),
+                    key: DEF_KEYS
+                        .iter()
+                        .find(|k| **k == key)
+                        .copied()
+                        .unwrap_or("tag"),
+                    message: format!("<{tag}> refers to itself"),
+                },
+            })
+        };
+        let mut single_raw = |key: &'static str| -> Result<Option<String>, LoadError> {
+            match tags.get(key).cloned() {
+                Some(raw) => resolve(&raw, key).map(Some),
+                None => Ok(None),
+            }
+        };
+        let mut lines_of = |key: &'static str| -> Result<Vec<RegexLine>, LoadError> {
+            let Some(text) = single_raw(key)? else {
+                return Ok(Vec::new());
+            };
+            let at = place(ini, path, key);
+            Ok(text
+                .lines()
+                .map(str::trim)
+                .enumerate()
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(i, l)| RegexLine {
+                    text: l.to_owned(),
+                    place: at.clone(),
+                    index: i + 1,
+                })
+                .collect())
+        };
+        let failregex = lines_of("failregex")?;
+        let ignoreregex = lines_of("ignoreregex")?;
+        let prefregex = lines_of("prefregex")?.into_iter().next();
+        if failregex.is_empty() {
+            return Err(LoadError::NoFailregex {
+                path: path.to_owned(),
+            });
+        }
+        let mut single = |key: &'static str| -> Result<Option<String>, LoadError> {
+            Ok(single_raw(key)?.filter(|v| !v.trim().is_empty()))
+        };
+        let datepattern = single("datepattern")?;
+        let journalmatch = single("journalmatch")?;
+        let maxlines = match single("maxlines")? {
+            Some(m) => m.trim().parse().map_err(|_| LoadError::Setting {
+                place: place(ini, path, "maxlines"),
+                key: "maxlines",
+                message: format!("{m:?} is not a number"),
+            })?,
+            None => 1,
+        };
+        Ok(Definition {
+            path: path.to_owned(),
+            files: ini.files.clone(),
+            prefregex,
+            failregex,
+            ignoreregex,
+            datepattern,
+            maxlines,
+            journalmatch,
+        })
+    }
+}
+
+fn place(ini: &Ini, path: &Path, key: &str) -> String {
+    ini.place("Definition", key).map_or_else(
+        || path.display().to_string(),
+        |(p, l)| format!("{}:{l}", p.display()),
+    )
+}
+
+enum Subst {
+    Ini(IniError),
+    Loop(String),
+}
+
+impl From<IniError> for Subst {
+    fn from(e: IniError) -> Self {
+        Subst::Ini(e)
+    }
+}
+
+/// fail2ban's recursive `<tag>` substitution: the innermost `<name>` (no spaces
+/// or angle brackets inside) is replaced first, so `<mdre-<mode>>` works; tags
+/// that name nothing stay.
+fn substitute(
+    text: &str,
+    tags: &BTreeMap<String, String>,
+    fallback: &mut dyn FnMut(&str) -> Result<Option<String>, IniError>,
+) -> Result<String, Subst> {
+    let mut value = text.to_owned();
+    let mut rounds = 0;
+    let mut from = 0;
+    loop {
+        let Some((s, e)) = next_tag(&value, from) else {
+            return Ok(value);
+        };
+        let tag = value[s + 1..e].to_owned();
+        let repl = match tags.get(&tag) {
+            Some(v) => Some(v.clone()),
+            None => fallback(&tag)?,
+        };
+        match repl {
+            Some(r) => {
+                rounds += 1;
+                if rounds > 1000 || r.contains(&format!("<{tag}>")) {
+                    return Err(Subst::Loop(tag));
+                }
+                value = value.replace(&format!("<{tag}>"), &r);
+                from = 0;
+            }
+            None => from = e + 1,
+        }
+    }
+}
+
+fn next_tag(s: &str, from: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut start = None;
+    for (i, &c) in b.iter().enumerate().skip(from) {
+        match c {
+            b'<' => start = Some(i),
+            b'>' => {
+                if let Some(st) = start
+                    && i > st + 1
+                {
+                    return Some((st, i));
+                }
+                start = None;
+            }
+            b' ' => start = None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Per regex: what its groups say about the line.
+#[derive(Debug)]
+struct Fail {
+    re: F2bRegex,
+    nofail: bool,
+}
+
+/// A compiled fail2ban filter.
+#[derive(Debug)]
+pub struct Matcher {
+    date: Option<DateFinder>,
+    pref: Option<F2bRegex>,
+    fail: Vec<Fail>,
+    /// Fast-engine failregexes together, to skip the ones that cannot match.
+    set: Option<(regex::RegexSet, Vec<usize>)>,
+    ignore: Vec<F2bRegex>,
+    /// How many regexes need the backtracking engine.
+    pub fancy: usize,
+    /// `maxlines` above 1 (multi-line buffers are not run).
+    pub maxlines: usize,
+}
+
+/// What a line is to a fail2ban filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// An offence by `addr`, seen by failregex `regex` (0-based).
+    Fail {
+        /// The address.
+        addr: IpAddr,
+        /// The failregex.
+        regex: usize,
+        /// The line's time, if a date was found.
+        time: Option<SystemTime>,
+    },
+    /// A failregex matched but the line is not an offence by itself
+    /// (`<F-NOFAIL>`, or no address on this line).
+    NotCounted {
+        /// The failregex.
+        regex: usize,
+    },
+    /// A failregex matched and an ignoreregex discarded the line.
+    Ignored {
+        /// The failregex.
+        regex: usize,
+    },
+    /// Nothing matched.
+    Miss,
+}
+
+fn compile(line: &RegexLine, key: &'static str, use_dns: bool) -> Result<F2bRegex, LoadError> {
+    F2bRegex::new(&resolve_tags(&line.text, use_dns)).map_err(|e| LoadError::Regex {
+        place: line.place.clone(),
+        key,
+        index: line.index,
+        message: e.message,
+    })
+}
+
+impl Matcher {
+    /// Compiles a definition. Every regex either runs on one of the engines or
+    /// the whole filter is refused with that regex's file and line.
+    pub fn build(def: &Definition) -> Result<Matcher, LoadError> {
+        let date = DateFinder::new(def.datepattern.as_deref()).map_err(|m| LoadError::Setting {
+            place: def.path.display().to_string(),
+            key: "datepattern",
+            message: m,
+        })?;
+        let pref = def
+            .prefregex
+            .as_ref()
+            .map(|l| compile(l, "prefregex", true))
+            .transpose()?;
+        let mut fail = Vec::new();
+        for l in &def.failregex {
+            let re = compile(l, "failregex", true)?;
+            // `<F-MLFGAINED>` (a success) ends a session without an offence.
+            let nofail = re.has_group("nofail") || re.has_group("mlfgained");
+            fail.push(Fail { re, nofail });
+        }
+        let ignore = def
+            .ignoreregex
+            .iter()
+            .map(|l| compile(l, "ignoreregex", true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fast: Vec<usize> = (0..fail.len())
+            .filter(|&i| !fail[i].re.is_fancy())
+            .collect();
+        let set = if fast.len() > 1 {
+            let texts: Vec<String> = fast
+                .iter()
+                .map(|&i| match &fail[i].re.engine {
+                    super::regex::Compiled::Fast(r) => r.as_str().to_owned(),
+                    super::regex::Compiled::Fancy(_) => unreachable!("filtered above"),
+                })
+                .collect();
+            regex::RegexSetBuilder::new(&texts)
+                .size_limit(64 << 20)
+                .build()
+                .ok()
+                .map(|s| (s, fast))
+        } else {
+            None
+        };
+        let fancy = usize::from(pref.as_ref().is_some_and(F2bRegex::is_fancy))
+            + fail.iter().filter(|f| f.re.is_fancy()).count()
+            + ignore.iter().filter(|r| r.is_fancy()).count();
+        Ok(Matcher {
+            date,
+            pref,
+            fail,
+            set,
+            ignore,
+            fancy,
+            maxlines: def.maxlines,
+        })
+    }
+
+    /// Examines one line (without its newline). `buf` is scratch space the
+    /// caller keeps between lines.
+    pub fn examine(
+        &self,
+        line: &str,
+        zone: &TimeZone,
+        now: SystemTime,
+        buf: &mut String,
+    ) -> Verdict {
+        buf.clear();
+        let mut time = None;
+        match self.date.as_ref().and_then(|d| d.find(line, zone, now)) {
+            Some(found) => {
+                buf.push_str(&line[..found.start]);
+                buf.push_str(&line[found.end..]);
+                time = found.time;
+            }
+            None => buf.push_str(line),
+        }
+        let text = buf.as_str();
+        // prefregex groups (the address may be there) count for every failregex.
+        let pref = match &self.pref {
+            Some(p) => match p.captures(text) {
+                Some(g) => Some(g),
+                None => return Verdict::Miss,
+            },
+            None => None,
+        };
+        let content = pref
+            .as_ref()
+            .and_then(|g| g.name("content"))
+            .unwrap_or(text);
+        let pref_host = pref.as_ref().and_then(|g| {
+            g.name("ip4")
+                .or_else(|| g.name("ip6"))
+                .or_else(|| g.name("dns"))
+                .or_else(|| g.name("fid"))
+        });
+        let pref_nofail = pref
+            .as_ref()
+            .is_some_and(|g| g.name("nofail").is_some() || g.name("mlfgained").is_some());
+        let set_hits = self.set.as_ref().map(|(s, idx)| (s.matches(content), idx));
+        for (i, f) in self.fail.iter().enumerate() {
+            if let Some((hits, idx)) = &set_hits
+                && let Ok(k) = idx.binary_search(&i)
+                && !hits.matched(k)
+            {
+                continue;
+            }
+            let Some(g) = f.re.captures(content) else {
+                continue;
+            };
+            if self.ignore.iter().any(|r| r.is_match(text)) {
+                return Verdict::Ignored { regex: i };
+            }
+            if pref_nofail
+                || f.nofail && (g.name("nofail").is_some() || g.name("mlfgained").is_some())
+            {
+                return Verdict::NotCounted { regex: i };
+            }
+            let addr = g
+                .name("ip4")
+                .or_else(|| g.name("ip6"))
+                .or_else(|| g.name("dns"))
+                .or_else(|| g.name("fid"))
+                .or(pref_host)
+                .and_then(|h| crate::addr::parse_ip(h.trim_matches(['[', ']']).as_bytes()));
+            return match addr {
+                Some(addr) => Verdict::Fail {
+                    addr,
+                    regex: i,
+                    time,
+                },
+                None => Verdict::NotCounted { regex: i },
+            };
+        }
+        Verdict::Miss
+    }
+
+    /// How many failregexes it has.
+    pub fn regex_count(&self) -> usize {
+        self.fail.len()
+    }
+}
+
+/// A filter reference as fail2ban writes it in `jail.conf` and on our command
+/// line: `name[key=value, key="value with, comma"]`.
+pub fn parse_reference(text: &str) -> Result<(String, BTreeMap<String, String>), String> {
+    let text = text.trim();
+    let Some(open) = text.find('[') else {
+        return Ok((text.to_owned(), BTreeMap::new()));
+    };
+    let name = text[..open].trim().to_owned();
+    let Some(body) = text[open + 1..].strip_suffix(']') else {
+        return Err(format!("{text:?}: options must end with ']'"));
+    };
+    let mut opts = BTreeMap::new();
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else {
+            return Err(format!("{text:?}: option {rest:?} has no '='"));
+        };
+        let key = rest[..eq].trim().to_ascii_lowercase();
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            let Some(end) = rest[1..].find(q) else {
+                return Err(format!("{text:?}: unterminated quote in option {key:?}"));
+            };
+            value = rest[1..=end].to_owned();
+            rest = rest[end + 2..].trim_start();
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+        if key.is_empty() {
+            return Err(format!("{text:?}: empty option name"));
+        }
+        opts.insert(key, value);
+    }
+    Ok((name, opts))
+}
+
+#[cfg(test)]
+mod tests;

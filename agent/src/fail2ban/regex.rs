@@ -1,0 +1,478 @@
+//! fail2ban's regexes: its tags (`<HOST>`, `<F-USER>`...) and Python's syntax,
+//! turned into something the `regex` crate runs, or, only where Python syntax
+//! needs backtracking (look-around, backreferences, conditionals, atomic and
+//! possessive forms), `fancy-regex` with a step limit.
+//!
+//! The tag meanings come from fail2ban's documentation and `failregex.py`: `<HOST>`
+//! is an IPv4 (optionally `::ffff:`-mapped), an IPv6 (optionally in brackets) or a
+//! DNS name, in groups `ip4`, `ip6`, `dns`; `<F-NAME>...</F-NAME>` captures into
+//! group `name` (`F-ID` as `fid`, `F-PORT` as `fport`).
+
+/// Why a fail2ban regex cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RegexError {
+    /// Both engines' explanation.
+    pub message: String,
+}
+
+/// Step limit of the backtracking engine: a pattern that needs more on one line
+/// gives up on that line (no match) instead of stalling the source.
+const BACKTRACK_LIMIT: usize = 200_000;
+
+// Written from the address grammars, not copied: an IPv4 dotted quad, and an IPv6
+// text of hex groups and colons (the last unit may be a lone ':' only after one).
+const IP4: &str = r"(?:\d{1,3}\.){3}\d{1,3}";
+const IP6: &str = r"(?:[0-9a-fA-F]{1,4}::?|:){1,7}(?:[0-9a-fA-F]{1,4}|:)";
+
+fn host_alts(use_dns: bool) -> String {
+    let addr = format!(r"\[?(?:(?:::f{{4,6}}:)?(?P<ip4>{IP4})|(?P<ip6>{IP6}))\]?");
+    if use_dns {
+        format!(r"(?:{addr}|(?P<dns>[\w\-.^_]*\w))")
+    } else {
+        addr
+    }
+}
+
+/// Replaces fail2ban's tags with regex text (still Python syntax). Unknown tags
+/// stay as they are: in a regex, `<x>` is literal text.
+pub fn resolve_tags(re: &str, use_dns: bool) -> String {
+    let mut out = String::with_capacity(re.len() + 64);
+    let mut open: Vec<String> = Vec::new();
+    let mut skiplines = 0;
+    let mut rest = re;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        // A tag is `<` [\w-/]+ `>` (a leading `/` closes, a trailing `/` self-closes).
+        let end = rest[1..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '/'))
+            .map(|e| e + 1);
+        let Some(end) = end.filter(|&e| rest.as_bytes()[e] == b'>' && e > 1) else {
+            out.push('<');
+            rest = &rest[1..];
+            continue;
+        };
+        let tag = &rest[1..end];
+        let whole = &rest[..=end];
+        rest = &rest[end + 1..];
+        let repl: Option<String> = match tag {
+            "HOST" => Some(host_alts(use_dns)),
+            "ADDR" | "F-ADDR/" => Some(host_alts(false)),
+            "IP4" | "F-IP4/" => Some(format!(r"(?:::f{{4,6}}:)?(?P<ip4>{IP4})")),
+            "IP6" | "F-IP6/" => Some(format!(r"(?P<ip6>{IP6})")),
+            "DNS" | "F-DNS/" => Some(r"(?P<dns>[\w\-.^_]*\w)".to_owned()),
+            "CIDR" | "F-CIDR/" => Some(r"(?P<cidr>\d+)".to_owned()),
+            "SUBNET" | "F-SUBNET/" => Some(format!(
+                r"\[?(?:(?:::f{{4,6}}:)?(?P<ip4>{IP4})|(?P<ip6>{IP6}))(?:/(?P<cidr>\d+))?\]?"
+            )),
+            "F-ID/" => Some(r"(?P<fid>\S+)".to_owned()),
+            "F-PORT/" => Some(r"(?P<fport>\w+)".to_owned()),
+            "SKIPLINES" => {
+                skiplines += 1;
+                Some(format!(r"\n(?P<skiplines{}>(?:(?:.*\n)*?))", skiplines - 1))
+            }
+            _ => custom_tag(tag, &mut open),
+        };
+        out.push_str(repl.as_deref().unwrap_or(whole));
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `<F-NAME>` opens group `name`; `</F-NAME>` closes it if it was opened.
+fn custom_tag(tag: &str, open: &mut Vec<String>) -> Option<String> {
+    let (closing, name) = match tag.strip_prefix('/') {
+        Some(n) => (true, n),
+        None => (false, tag),
+    };
+    let name = name.strip_prefix("F-")?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    if closing {
+        return open.iter().any(|o| o == name).then(|| ")".to_owned());
+    }
+    open.push(name.to_owned());
+    let group = match name.to_ascii_lowercase().as_str() {
+        "id" => "fid".to_owned(),
+        "port" => "fport".to_owned(),
+        other => other.replace('-', "_"),
+    };
+    Some(format!("(?P<{group}>"))
+}
+
+/// Whether Python syntax in `re` needs the backtracking engine.
+fn needs_backtracking(re: &str) -> bool {
+    let b = re.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                if !in_class && b.get(i + 1).is_some_and(|c| (b'1'..=b'9').contains(c)) {
+                    return true;
+                }
+                i += 2;
+                continue;
+            }
+            b'[' if !in_class => {
+                in_class = true;
+                // `[]` and `[^]` start with a literal `]`.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class && b.get(i + 1) == Some(&b'?') => {
+                let next = &b[i + 2..];
+                if next.starts_with(b"=")
+                    || next.starts_with(b"!")
+                    || next.starts_with(b"<=")
+                    || next.starts_with(b"<!")
+                    || next.starts_with(b"P=")
+                    || next.starts_with(b"(")
+                    || next.starts_with(b">")
+                {
+                    return true;
+                }
+            }
+            b'*' | b'+' | b'?' | b'}' if !in_class && b.get(i + 1) == Some(&b'+') => {
+                return true;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Rewrites the Python spellings the Rust parsers read differently: `\Z`,
+/// `[` and set operators inside classes, `{` that is not a repetition, Python's
+/// `(?P=name)` kept for fancy-regex.
+pub fn to_rust_syntax(re: &str) -> String {
+    let b = re.as_bytes();
+    let mut out = String::with_capacity(re.len() + 8);
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = 0;
+    while i < b.len() {
+        let c = b[i];
+        // Copy whole UTF-8 characters untouched.
+        if c >= 0x80 {
+            let ch = re[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        match c {
+            b'\\' => {
+                let Some(&n) = b.get(i + 1) else {
+                    out.push_str("\\\\");
+                    i += 1;
+                    continue;
+                };
+                if n >= 0x80 {
+                    i += 1;
+                    continue;
+                }
+                match n {
+                    b'Z' => out.push_str(r"\z"),
+                    // Escapes of letters Rust reads differently or not at all.
+                    b'a' => out.push_str(r"\x07"),
+                    b'/' | b'<' | b'>' | b'\'' | b'"' | b'%' | b'@' | b',' | b';' | b'!' | b'='
+                    | b'_' | b'`' => {
+                        if n == b'_' {
+                            out.push('_');
+                        } else {
+                            out.push('\\');
+                            out.push(n as char);
+                        }
+                    }
+                    _ => {
+                        out.push('\\');
+                        out.push(n as char);
+                    }
+                }
+                i += 2;
+                continue;
+            }
+            // Python's `(?(name)yes|no)`; fancy-regex spells a named condition `(?(<name>)`.
+            b'(' if !in_class && b[i..].starts_with(b"(?(") => {
+                let rest = &re[i + 3..];
+                let len = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                let name = &rest[..len];
+                if len > 0
+                    && rest[len..].starts_with(')')
+                    && !name.bytes().all(|c| c.is_ascii_digit())
+                {
+                    out.push_str("(?(<");
+                    out.push_str(name);
+                    out.push_str(">)");
+                    i += 3 + len + 1;
+                    continue;
+                }
+                out.push('(');
+            }
+            b'[' if in_class => out.push_str(r"\["),
+            b'&' | b'~' if in_class => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            b'-' if in_class && b.get(i + 1) == Some(&b'-') => out.push_str(r"\-"),
+            b'[' => {
+                in_class = true;
+                out.push('[');
+                class_start = i;
+                if b.get(i + 1) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    out.push_str(r"\]");
+                    i += 1;
+                }
+            }
+            b']' if in_class => {
+                let _ = class_start;
+                in_class = false;
+                out.push(']');
+            }
+            b'{' if !in_class && is_repetition(&b[i..]) => {
+                let end = i + b[i..].iter().position(|&c| c == b'}').expect("checked");
+                out.push_str(&re[i..=end]);
+                i = end + 1;
+                continue;
+            }
+            b'{' if !in_class => out.push_str(r"\{"),
+            b'}' if !in_class => out.push_str(r"\}"),
+            _ => out.push(c as char),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `{n}`, `{n,}`, `{,m}`, `{n,m}` right here.
+fn is_repetition(s: &[u8]) -> bool {
+    let Some(end) = s.iter().position(|&c| c == b'}') else {
+        return false;
+    };
+    let inner = &s[1..end];
+    !inner.is_empty()
+        && inner.iter().all(|&c| c.is_ascii_digit() || c == b',')
+        && inner.iter().filter(|&&c| c == b',').count() <= 1
+        && inner != b","
+}
+
+/// One compiled fail2ban regex.
+#[derive(Debug)]
+pub enum Compiled {
+    /// Runs on the `regex` crate.
+    Fast(regex::Regex),
+    /// Needs backtracking.
+    Fancy(fancy_regex::Regex),
+}
+
+/// A match's groups, by name.
+pub struct Groups<'h> {
+    hay: &'h str,
+    spans: Vec<(usize, Option<(usize, usize)>)>,
+    names: &'h [Option<Box<str>>],
+}
+
+impl<'h> Groups<'h> {
+    /// The text of group `name`, if it took part in the match.
+    pub fn name(&self, name: &str) -> Option<&'h str> {
+        let idx = self.names.iter().position(|n| n.as_deref() == Some(name))?;
+        self.spans
+            .iter()
+            .find(|(i, _)| *i == idx)
+            .and_then(|(_, s)| s.map(|(a, b)| &self.hay[a..b]))
+    }
+
+    /// Every named group that took part, with its text.
+    pub fn named(&self) -> impl Iterator<Item = (&'h str, &'h str)> + '_ {
+        self.spans.iter().filter_map(|&(i, s)| {
+            let name = self.names.get(i)?.as_deref()?;
+            let (a, b) = s?;
+            Some((name, &self.hay[a..b]))
+        })
+    }
+}
+
+/// A compiled regex and its group names.
+#[derive(Debug)]
+pub struct F2bRegex {
+    /// The engine that runs it.
+    pub engine: Compiled,
+    names: Vec<Option<Box<str>>>,
+}
+
+impl F2bRegex {
+    /// Compiles Python-syntax regex text (tags already resolved).
+    pub fn new(python: &str) -> Result<F2bRegex, RegexError> {
+        let text = to_rust_syntax(python);
+        let engine = if needs_backtracking(python) {
+            Compiled::Fancy(fancy(&text)?)
+        } else {
+            match regex::RegexBuilder::new(&text).size_limit(64 << 20).build() {
+                Ok(r) => Compiled::Fast(r),
+                Err(fast) => Compiled::Fancy(fancy(&text).map_err(|slow| RegexError {
+                    message: format!("{fast}; backtracking engine: {}", slow.message),
+                })?),
+            }
+        };
+        let names = match &engine {
+            Compiled::Fast(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
+            Compiled::Fancy(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
+        };
+        Ok(F2bRegex { engine, names })
+    }
+
+    /// Whether the backtracking engine runs it.
+    pub fn is_fancy(&self) -> bool {
+        matches!(self.engine, Compiled::Fancy(_))
+    }
+
+    /// Whether it has a group of that name.
+    pub fn has_group(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n.as_deref() == Some(name))
+    }
+
+    /// Searches anywhere in `hay` (Python's `re.search`).
+    pub fn is_match(&self, hay: &str) -> bool {
+        match &self.engine {
+            Compiled::Fast(r) => r.is_match(hay),
+            Compiled::Fancy(r) => r.is_match(hay).unwrap_or(false),
+        }
+    }
+
+    /// The first match's groups. A backtracking run that hits its step limit
+    /// counts as no match.
+    pub fn captures<'h>(&'h self, hay: &'h str) -> Option<Groups<'h>> {
+        let spans = match &self.engine {
+            Compiled::Fast(r) => {
+                let c = r.captures(hay)?;
+                (0..c.len())
+                    .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
+                    .collect()
+            }
+            Compiled::Fancy(r) => {
+                let c = r.captures(hay).ok()??;
+                (0..c.len())
+                    .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
+                    .collect()
+            }
+        };
+        Some(Groups {
+            hay,
+            spans,
+            names: &self.names,
+        })
+    }
+}
+
+fn fancy(text: &str) -> Result<fancy_regex::Regex, RegexError> {
+    fancy_regex::RegexBuilder::new(text)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .build()
+        .map_err(|e| RegexError {
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(re: &str, line: &str) -> Option<String> {
+        let r = F2bRegex::new(&resolve_tags(re, true)).unwrap();
+        let g = r.captures(line)?;
+        g.name("ip4")
+            .or(g.name("ip6"))
+            .or(g.name("dns"))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn host_tag_takes_every_address_form() {
+        let re = r"^fail from <HOST>( port \d+)?$";
+        assert_eq!(
+            host(re, "fail from 192.0.2.7").as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(
+            host(re, "fail from ::ffff:192.0.2.7 port 22").as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(
+            host(re, "fail from 2001:db8::1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            host(re, "fail from [2001:db8::2]").as_deref(),
+            Some("2001:db8::2")
+        );
+        assert_eq!(
+            host(re, "fail from example.org").as_deref(),
+            Some("example.org")
+        );
+    }
+
+    #[test]
+    fn custom_tags_become_groups() {
+        let re = resolve_tags(r"^user <F-USER>\S+</F-USER> id <F-ID/> at <ADDR>", true);
+        let r = F2bRegex::new(&re).unwrap();
+        assert!(!r.is_fancy());
+        let g = r.captures("user bob id 42 at 198.51.100.3").unwrap();
+        assert_eq!(g.name("user"), Some("bob"));
+        assert_eq!(g.name("fid"), Some("42"));
+        assert_eq!(g.name("ip4"), Some("198.51.100.3"));
+        assert_eq!(g.name("dns"), None);
+        // A closing tag never opened stays literal.
+        assert_eq!(resolve_tags("a</F-X>", true), "a</F-X>");
+    }
+
+    #[test]
+    fn python_only_syntax_goes_to_backtracking() {
+        for re in [
+            r"^a(?!b)",
+            r"(?<=x)y",
+            r"(?P<q>['])x(?P=q)",
+            r"(?P<c>c)?(?(c)d|e)",
+            r"a++",
+            r"(?>ab|a)c",
+            r"(a)\1",
+        ] {
+            let r = F2bRegex::new(re).unwrap();
+            assert!(r.is_fancy(), "{re}");
+        }
+        let r = F2bRegex::new(r"^(?P<c>c)?(?(c)d|e)$").unwrap();
+        assert!(r.is_match("cd") && r.is_match("e") && !r.is_match("ce"));
+    }
+
+    #[test]
+    fn python_spellings_read_as_python_means_them() {
+        let r = F2bRegex::new(r"^\[[^[]+\] \{x\} {y} a{2} end\Z").unwrap();
+        assert!(!r.is_fancy());
+        assert!(r.is_match("[abc] {x} {y} aa end"));
+        assert!(!r.is_match("[abc] {x} {y} aa end\n"));
+        let r = F2bRegex::new(r"[]a]+ [^]]").unwrap();
+        assert!(r.is_match("]a] b"));
+    }
+
+    #[test]
+    fn broken_pattern_is_an_error() {
+        assert!(F2bRegex::new(r"(unclosed").is_err());
+    }
+}
