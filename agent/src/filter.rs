@@ -483,8 +483,8 @@ pub struct Scratch {
     stamp: syslog::StampCache,
     /// The source's open sessions.
     sessions: Sessions,
-    /// A fail2ban filter's line with its date cut out.
-    fail2ban_line: String,
+    /// Per fail2ban filter, the lines it keeps.
+    fail2ban: Vec<crate::fail2ban::LineState>,
 }
 
 impl SourceMatcher {
@@ -732,7 +732,11 @@ impl SourceMatcher {
             times: time::TimeMemo::default(),
             stamp: syslog::StampCache::default(),
             sessions: Sessions::default(),
-            fail2ban_line: String::new(),
+            fail2ban: self
+                .fail2ban
+                .iter()
+                .map(|_| crate::fail2ban::LineState::default())
+                .collect(),
         }
     }
 
@@ -837,12 +841,12 @@ impl SourceMatcher {
     ) {
         use crate::fail2ban::Verdict;
         let text = String::from_utf8_lossy(line);
-        for (id, m) in &self.fail2ban {
+        for (k, (id, m)) in self.fail2ban.iter().enumerate() {
             if best.is_some_and(|b| b.filter < *id) {
                 return;
             }
             let zone = &self.filters[id.index()].zone;
-            match m.examine(&text, zone, now, &mut scratch.fail2ban_line) {
+            match m.examine(&text, zone, now, &mut scratch.fail2ban[k]) {
                 Verdict::Fail { addr, regex, time } => {
                     *best = Some(Hit {
                         addr,

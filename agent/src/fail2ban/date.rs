@@ -161,8 +161,7 @@ impl DateFinder {
         if lines.iter().any(|l| l.eq_ignore_ascii_case("{NONE}")) {
             return Ok(None);
         }
-        let only_begin = lines.len() == 1 && lines[0] == "{^LN-BEG}";
-        if lines.is_empty() || only_begin {
+        let anchored_defaults = |templates: &mut Vec<Template>| -> Result<(), String> {
             // Anchored variants first: a date at the line start is the likely one.
             for p in DEFAULTS {
                 let anchored = if p.starts_with('^') || p.starts_with("{^LN-BEG}") {
@@ -172,27 +171,30 @@ impl DateFinder {
                 };
                 templates.push(template(&anchored)?);
             }
-            if !only_begin {
-                for p in DEFAULTS {
-                    if !p.starts_with('^') && !p.starts_with("{^LN-BEG}") {
-                        templates.push(template(p)?);
-                    }
+            Ok(())
+        };
+        if lines.is_empty() {
+            anchored_defaults(&mut templates)?;
+            for p in DEFAULTS {
+                if !p.starts_with('^') && !p.starts_with("{^LN-BEG}") {
+                    templates.push(template(p)?);
                 }
             }
-        } else {
-            for l in lines {
-                if l.contains("{DATE}") {
-                    // A regex around the date: one template per common format.
-                    for p in DEFAULTS {
-                        if matches!(*p, "EPOCH" | "TAI64N") {
-                            continue;
-                        }
-                        let p = p.trim_start_matches("{^LN-BEG}").trim_start_matches('^');
-                        templates.push(template(&l.replace("{DATE}", p))?);
+        }
+        for l in lines {
+            if l == "{^LN-BEG}" {
+                anchored_defaults(&mut templates)?;
+            } else if l.contains("{DATE}") {
+                // A regex around the date: one template per common format.
+                for p in DEFAULTS {
+                    if matches!(*p, "EPOCH" | "TAI64N") {
+                        continue;
                     }
-                } else {
-                    templates.push(template(l)?);
+                    let p = p.trim_start_matches("{^LN-BEG}").trim_start_matches('^');
+                    templates.push(template(&l.replace("{DATE}", p))?);
                 }
+            } else {
+                templates.push(template(l)?);
             }
         }
         Ok(Some(DateFinder { templates }))

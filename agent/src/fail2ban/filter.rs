@@ -351,8 +351,19 @@ pub enum Verdict {
     Miss,
 }
 
-fn compile(line: &RegexLine, key: &'static str, use_dns: bool) -> Result<F2bRegex, LoadError> {
-    F2bRegex::new(&resolve_tags(&line.text, use_dns)).map_err(|e| LoadError::Regex {
+/// What a fail2ban filter keeps between lines of one source: the line with its
+/// date cut out, and with `maxlines` above 1 the last lines, searched together.
+#[derive(Debug, Default)]
+pub struct LineState {
+    cut: String,
+    lines: std::collections::VecDeque<String>,
+    joined: String,
+}
+
+fn compile(line: &RegexLine, key: &'static str, multi: bool) -> Result<F2bRegex, LoadError> {
+    let text = resolve_tags(&line.text, true);
+    let text = if multi { format!("(?m){text}") } else { text };
+    F2bRegex::new(&text).map_err(|e| LoadError::Regex {
         place: line.place.clone(),
         key,
         index: line.index,
@@ -369,14 +380,15 @@ impl Matcher {
             key: "datepattern",
             message: m,
         })?;
+        let multi = def.maxlines > 1;
         let pref = def
             .prefregex
             .as_ref()
-            .map(|l| compile(l, "prefregex", true))
+            .map(|l| compile(l, "prefregex", multi))
             .transpose()?;
         let mut fail = Vec::new();
         for l in &def.failregex {
-            let re = compile(l, "failregex", true)?;
+            let re = compile(l, "failregex", multi)?;
             // `<F-MLFGAINED>` (a success) ends a session without an offence.
             let nofail = re.has_group("nofail") || re.has_group("mlfgained");
             fail.push(Fail { re, nofail });
@@ -384,7 +396,7 @@ impl Matcher {
         let ignore = def
             .ignoreregex
             .iter()
-            .map(|l| compile(l, "ignoreregex", true))
+            .map(|l| compile(l, "ignoreregex", multi))
             .collect::<Result<Vec<_>, _>>()?;
         let fast: Vec<usize> = (0..fail.len())
             .filter(|&i| !fail[i].re.is_fancy())
@@ -419,15 +431,31 @@ impl Matcher {
         })
     }
 
-    /// Examines one line (without its newline). `buf` is scratch space the
-    /// caller keeps between lines.
+    /// Examines one line (without its newline). `state` is what the caller keeps
+    /// between the lines of one source.
     pub fn examine(
         &self,
         line: &str,
         zone: &TimeZone,
         now: SystemTime,
-        buf: &mut String,
+        state: &mut LineState,
     ) -> Verdict {
+        let verdict = self.examine_inner(line, zone, now, state);
+        if self.maxlines > 1 && matches!(verdict, Verdict::Fail { .. }) {
+            // The lines that made this failure do not make another.
+            state.lines.clear();
+        }
+        verdict
+    }
+
+    fn examine_inner(
+        &self,
+        line: &str,
+        zone: &TimeZone,
+        now: SystemTime,
+        state: &mut LineState,
+    ) -> Verdict {
+        let buf = &mut state.cut;
         buf.clear();
         let mut time = None;
         match self.date.as_ref().and_then(|d| d.find(line, zone, now)) {
@@ -438,7 +466,22 @@ impl Matcher {
             }
             None => buf.push_str(line),
         }
-        let text = buf.as_str();
+        let text = if self.maxlines > 1 {
+            if state.lines.len() >= self.maxlines {
+                state.lines.pop_front();
+            }
+            state.lines.push_back(buf.clone());
+            state.joined.clear();
+            for (i, l) in state.lines.iter().enumerate() {
+                if i > 0 {
+                    state.joined.push('\n');
+                }
+                state.joined.push_str(l);
+            }
+            state.joined.as_str()
+        } else {
+            buf.as_str()
+        };
         // prefregex groups (the address may be there) count for every failregex.
         let pref = match &self.pref {
             Some(p) => match p.captures(text) {

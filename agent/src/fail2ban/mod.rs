@@ -11,7 +11,7 @@ pub mod filter;
 pub mod ini;
 pub mod regex;
 
-pub use filter::{Definition, LoadError, Matcher, Verdict, parse_reference};
+pub use filter::{Definition, LineState, LoadError, Matcher, Verdict, parse_reference};
 
 use std::collections::BTreeMap;
 use std::path::Path;
