@@ -300,6 +300,10 @@ pub struct FilterConfig {
     /// datepattern, read each time the config is loaded.
     #[serde(default)]
     pub fail2ban: Option<PathBuf>,
+    /// A fail2ban filter's `[Definition]` written out here instead of a file
+    /// (`log2drop import-fail2ban --inline`).
+    #[serde(default)]
+    pub fail2ban_inline: Option<String>,
     /// With `fail2ban`: the filter's options, as in `sshd[mode=aggressive]`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,

@@ -505,14 +505,13 @@ impl SourceMatcher {
         let mut fail2ban = Vec::new();
         for (fi, (name, cfg)) in filters.iter().enumerate() {
             let id = FilterId(fi as u16);
-            if let Some(file) = &cfg.fail2ban {
+            if let Some(loaded) = crate::fail2ban::load_config(cfg) {
                 let setting = |key, message| FilterError::Setting {
                     filter: (*name).to_owned(),
                     key,
                     message,
                 };
-                let m = crate::fail2ban::load(file, &cfg.options)
-                    .map_err(|e| setting("fail2ban", e.to_string()))?;
+                let m = loaded.map_err(|e| setting("fail2ban", e.to_string()))?;
                 let zone = match &cfg.timezone {
                     Some(z) => time::parse_zone(z).map_err(|m| setting("timezone", m))?,
                     None => TimeZone::system(),

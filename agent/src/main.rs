@@ -150,6 +150,15 @@ enum Cmd {
     /// Examples: `log2drop filters`, `log2drop filters show sshd`,
     /// `log2drop filters show sshd --toml > my-sshd.toml`, `log2drop filters --json`.
     Filters(cli::filters::FiltersArgs),
+    /// Write a log2drop config from a fail2ban configuration (jail.conf,
+    /// jail.local, jail.d, filter.d), saying per jail what did not carry over.
+    ///
+    /// Filters stay fail2ban's own files, referenced by path. Exit status 0 with
+    /// notes; non-zero only when no jail could be imported.
+    ///
+    /// Example: `log2drop import-fail2ban -o /etc/log2drop/log2drop.toml`, then
+    /// `log2drop check --config /etc/log2drop/log2drop.toml`.
+    ImportFail2ban(cli::import::ImportArgs),
     /// Re-read the running agent's config file (as SIGHUP does).
     ///
     /// Prints what changed. Only what changed is rebuilt: unchanged sources keep reading,
@@ -278,6 +287,7 @@ fn main() -> ExitCode {
         Cmd::Config { default: _ } => cli::default_config::print_default(),
         Cmd::Completions { shell } => cli::generate::completions(Cli::command(), shell),
         Cmd::Manpage { dir } => cli::generate::manpages(Cli::command(), &dir),
+        Cmd::ImportFail2ban(args) => cli::import::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ pub mod exit;
 pub mod filters;
 pub mod generate;
 pub mod report;
+pub mod import;
 pub mod test;
 
 use std::io::{IsTerminal, Write};

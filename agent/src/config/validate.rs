@@ -78,7 +78,7 @@ fn check_backends(cfg: &Config, out: &mut Issues) {
 fn check_filters(cfg: &Config, out: &mut Issues) {
     for (name, f) in &cfg.filters {
         let path = KeyPath::of(&["filters", name]);
-        if let Some(file) = &f.fail2ban {
+        if let Some(loaded) = crate::fail2ban::load_config(f) {
             if !(f.regex.is_empty()
                 && f.attempt.is_empty()
                 && f.address.is_empty()
@@ -90,8 +90,19 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
                     "a filter takes its regexes either from its own lists or from a fail2ban file, not both",
                 );
             }
-            if let Err(e) = crate::fail2ban::load(file, &f.options) {
-                out.push(path.key("fail2ban"), e.to_string());
+            if f.fail2ban.is_some() && f.fail2ban_inline.is_some() {
+                out.push(
+                    path.key("fail2ban_inline"),
+                    "give either fail2ban = FILE or fail2ban_inline, not both",
+                );
+            }
+            if let Err(e) = loaded {
+                let key = if f.fail2ban.is_some() {
+                    "fail2ban"
+                } else {
+                    "fail2ban_inline"
+                };
+                out.push(path.key(key), e.to_string());
             }
         } else if !f.options.is_empty() {
             out.push(
@@ -99,7 +110,11 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
                 "only applies with fail2ban = \"FILE\" (options of a fail2ban filter)",
             );
         }
-        if f.regex.is_empty() && f.attempt.is_empty() && f.address.is_empty() && f.fail2ban.is_none() {
+        if f.regex.is_empty()
+            && f.attempt.is_empty()
+            && f.address.is_empty()
+            && !crate::fail2ban::is_fail2ban(f)
+        {
             out.push(
                 path.key("regex"),
                 "lists no regex: a filter needs at least one, with <HOST> where the address is",

@@ -81,7 +81,7 @@ impl Ini {
     pub fn load(path: &Path) -> Result<Ini, IniError> {
         let mut ini = Ini::default();
         let mut files = Vec::new();
-        includes(path, &mut Vec::new(), &mut files)?;
+        includes(path, &mut Vec::new(), &mut files, true)?;
         for (p, parsed) in files {
             ini.merge(p, parsed);
         }
@@ -94,7 +94,9 @@ impl Ini {
         let mut ini = Ini::default();
         for path in paths {
             let mut files = Vec::new();
-            includes(path, &mut Vec::new(), &mut files)?;
+            // A .local that is on the list itself is read at its own turn.
+            let auto_local = !paths.contains(&path.with_extension("local"));
+            includes(path, &mut Vec::new(), &mut files, auto_local)?;
             for (p, parsed) in files {
                 ini.merge(p, parsed);
             }
@@ -316,9 +318,10 @@ fn includes(
     path: &Path,
     seen: &mut Vec<PathBuf>,
     out: &mut Vec<(PathBuf, Parsed)>,
+    auto_local: bool,
 ) -> Result<(), IniError> {
     let mut candidates = vec![path.to_owned()];
-    if path.extension().is_some_and(|e| e == "conf") {
+    if auto_local && path.extension().is_some_and(|e| e == "conf") {
         let local = path.with_extension("local");
         if local.exists() {
             candidates.push(local);
@@ -349,13 +352,13 @@ fn includes(
         seen.push(file.clone());
         for b in before {
             if b.exists() || b.with_extension("local").exists() {
-                includes(&b, seen, out)?;
+                includes(&b, seen, out, true)?;
             }
         }
         out.push((file.clone(), parsed));
         for a in after {
             if a.exists() || a.with_extension("local").exists() {
-                includes(&a, seen, out)?;
+                includes(&a, seen, out, true)?;
             }
         }
         seen.pop();

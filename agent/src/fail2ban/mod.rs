@@ -9,7 +9,9 @@
 pub mod date;
 pub mod filter;
 pub mod ini;
+pub mod jail;
 pub mod regex;
+pub mod state;
 
 pub use filter::{Definition, LineState, LoadError, Matcher, Verdict, parse_reference};
 
@@ -20,4 +22,25 @@ use std::path::Path;
 /// validation and the agent both call, so `check` reports what `run` would hit.
 pub fn load(path: &Path, options: &BTreeMap<String, String>) -> Result<Matcher, LoadError> {
     Matcher::build(&Definition::read(path, options)?)
+}
+
+/// The fail2ban filter a `[filters.NAME]` table names, compiled, if it names one
+/// (`fail2ban = FILE` or `fail2ban_inline = TEXT`).
+pub fn load_config(cfg: &crate::config::FilterConfig) -> Option<Result<Matcher, LoadError>> {
+    if let Some(file) = &cfg.fail2ban {
+        return Some(load(file, &cfg.options));
+    }
+    let text = cfg.fail2ban_inline.as_deref()?;
+    let name = Path::new("fail2ban_inline");
+    Some(
+        ini::Ini::from_text(name, text)
+            .map_err(LoadError::from)
+            .and_then(|ini| Definition::from_ini(name, &ini, &cfg.options))
+            .and_then(|d| Matcher::build(&d)),
+    )
+}
+
+/// Whether the table names a fail2ban filter.
+pub fn is_fail2ban(cfg: &crate::config::FilterConfig) -> bool {
+    cfg.fail2ban.is_some() || cfg.fail2ban_inline.is_some()
 }
