@@ -238,11 +238,13 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
 
     // Allowlist: DEFAULT's ignoreip for everyone.
     let mut allow: Vec<String> = Vec::new();
-    let default_ignore = ini
-        .defaults()
-        .get("ignoreip")
-        .map(|v| v.text.clone())
-        .unwrap_or_default();
+    let default_ignore = match ini.get("DEFAULT", "ignoreip", &BTreeMap::new()) {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            note("DEFAULT", format!("ignoreip: {e}"));
+            String::new()
+        }
+    };
     expand_ignoreip(&default_ignore, "DEFAULT", &mut allow, &mut note);
     let own_addresses = ini
         .defaults()
@@ -599,11 +601,23 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
         } else if let Some(t) = j.bantime {
             let _ = writeln!(out, "bantime = {}", q(&dur(t.max(1))));
         }
-        if let Some(f) = j.factor {
-            let _ = writeln!(out, "bantime_factor = {f}");
-        }
-        if let Some(m) = j.maxtime {
-            let _ = writeln!(out, "bantime_max = {}", q(&dur(m.max(1))));
+        if !j.permanent {
+            if let Some(f) = j.factor {
+                let _ = writeln!(out, "bantime_factor = {f:?}");
+            }
+            match j.maxtime {
+                Some(m) if m >= j.bantime.unwrap_or(3600) => {
+                    let _ = writeln!(out, "bantime_max = {}", q(&dur(m.max(1))));
+                }
+                Some(m) => note(
+                    &j.name,
+                    format!(
+                        "bantime.maxtime ({}) is shorter than bantime: left out",
+                        dur(m)
+                    ),
+                ),
+                None => {}
+            }
         }
         out.push('\n');
     }
@@ -625,7 +639,7 @@ fn escalation(
     let factor: f64 = get("bantime.factor", note)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1.0);
-    let base = jail.bantime.unwrap_or(600);
+    let base = jail.bantime.unwrap_or(3600);
     if let Some(m) = get("bantime.multipliers", note).filter(|m| !m.trim().is_empty()) {
         let ms: Vec<f64> = m
             .split_whitespace()

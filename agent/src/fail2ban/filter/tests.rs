@@ -1,1 +1,280 @@
+//! A hand-written fail2ban filter tree that uses every construct the reader
+//! supports, run over sample lines (documentation addresses only).
+
 use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// common.conf (included before), the filter, its .local and an after-include.
+fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "base.conf",
+        "# shared pieces\n[DEFAULT]\n_daemon = \\S*\n__prefix = \\s*(?:\\S+\\s+)?%(_daemon)s(?:\\[\\d+\\])?:\\s+\n\n[Definition]\n",
+    );
+    write(
+        d,
+        "demo.conf",
+        r#"[INCLUDES]
+before = base.conf
+after = demo-extra.conf
+
+[DEFAULT]
+_daemon = demod
+
+[Definition]
+; the session id is the prefix, the rest is matched by failregex
+prefregex = ^<F-MLFID>%(__prefix)s</F-MLFID><F-CONTENT>.+</F-CONTENT>$
+
+failregex = ^auth failure for <F-USER>\S+</F-USER> from <HOST> port \d+$
+            ^bad key from <ADDR>$ ; inline comment
+            # a comment line inside the value
+            ^v4 only <IP4> and v6 only <IP6>$
+            ^name <DNS> tried$
+            ^net <SUBNET> blocked$
+            ^cidr <ADDR>/<CIDR> blocked$
+            ^<F-NOFAIL>session opened</F-NOFAIL> from <HOST>$
+            <mdre-<mode>>
+            ^look(?!ing) ahead from <HOST>$
+
+mdre-normal =
+mdre-aggressive = ^probe from <HOST>$
+
+ignoreregex = : auth failure for ignored-user from
+
+mode = normal
+datepattern = {^LN-BEG}
+journalmatch = _SYSTEMD_UNIT=demod.service
+
+[Init]
+maxlines = 1
+"#,
+    );
+    write(
+        d,
+        "demo.local",
+        "[Definition]\nignoreregex = %(known/ignoreregex)s\n              : auth failure for local-user from\n",
+    );
+    write(d, "demo-extra.conf", "[Init]\nmaxlines = 1\n");
+    dir
+}
+
+fn run(m: &Matcher, line: &str) -> Verdict {
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200); // 2024-06-01
+    m.examine(line, &TimeZone::UTC, now, &mut LineState::default())
+}
+
+fn host(m: &Matcher, line: &str) -> Option<String> {
+    match run(m, line) {
+        Verdict::Fail { addr, .. } => Some(addr.to_string()),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_construct_of_a_filter_file() {
+    let dir = tree();
+    let path = dir.path().join("demo.conf");
+    let def = Definition::read(&path, &BTreeMap::new()).unwrap();
+    assert_eq!(def.files.len(), 4, "{:?}", def.files);
+    assert_eq!(
+        def.journalmatch.as_deref(),
+        Some("_SYSTEMD_UNIT=demod.service")
+    );
+    assert_eq!(def.datepattern.as_deref(), Some("{^LN-BEG}"));
+    assert_eq!(def.ignoreregex.len(), 2, ".local extends with %(known/x)s");
+    // Normal mode: <mdre-normal> is empty, so one regex fewer.
+    assert_eq!(def.failregex.len(), 8);
+    assert!(
+        def.failregex[0].place.ends_with("demo.conf:12"),
+        "{}",
+        def.failregex[0].place
+    );
+    let m = Matcher::build(&def).unwrap();
+    assert_eq!(m.fancy, 1, "only the look-ahead needs backtracking");
+
+    let p = "Jun  1 10:00:00 host demod[42]: ";
+    assert_eq!(
+        host(
+            &m,
+            &format!("{p}auth failure for bob from 192.0.2.10 port 22")
+        )
+        .as_deref(),
+        Some("192.0.2.10")
+    );
+    assert_eq!(
+        host(
+            &m,
+            &format!("{p}auth failure for bob from ::ffff:192.0.2.11 port 22")
+        )
+        .as_deref(),
+        Some("192.0.2.11")
+    );
+    assert_eq!(
+        host(&m, &format!("{p}bad key from [2001:db8::5]")).as_deref(),
+        Some("2001:db8::5")
+    );
+    assert_eq!(
+        host(
+            &m,
+            &format!("{p}v4 only 198.51.100.1 and v6 only 2001:db8::1")
+        )
+        .as_deref(),
+        Some("198.51.100.1")
+    );
+    assert_eq!(
+        host(&m, &format!("{p}net 203.0.113.0/24 blocked")).as_deref(),
+        Some("203.0.113.0")
+    );
+    assert_eq!(
+        host(&m, &format!("{p}cidr 203.0.113.7/32 blocked")).as_deref(),
+        Some("203.0.113.7")
+    );
+    assert_eq!(
+        host(&m, &format!("{p}look ahead from 192.0.2.12")).as_deref(),
+        Some("192.0.2.12")
+    );
+    assert_eq!(
+        run(&m, &format!("{p}looking ahead from 192.0.2.12")),
+        Verdict::Miss
+    );
+    // A name is never banned without resolving, and nobody resolves it.
+    assert!(matches!(
+        run(&m, &format!("{p}name host.example.org tried")),
+        Verdict::NotCounted { .. }
+    ));
+    // <F-NOFAIL> names the address without an offence.
+    assert!(matches!(
+        run(&m, &format!("{p}session opened from 192.0.2.13")),
+        Verdict::NotCounted { .. }
+    ));
+    // ignoreregex from the .conf and from the .local.
+    for u in ["ignored-user", "local-user"] {
+        assert!(matches!(
+            run(
+                &m,
+                &format!("{p}auth failure for {u} from 192.0.2.14 port 22")
+            ),
+            Verdict::Ignored { regex: 0 }
+        ));
+    }
+    // The prefregex wants this daemon: another program's line does not count.
+    assert_eq!(
+        run(
+            &m,
+            "Jun  1 10:00:00 host other[1]: auth failure for bob from 192.0.2.15 port 22"
+        ),
+        Verdict::Miss
+    );
+    // Normal mode has no probe regex.
+    assert_eq!(run(&m, &format!("{p}probe from 192.0.2.16")), Verdict::Miss);
+    // The line's time is read from the date fail2ban's way, and cut before matching.
+    match run(
+        &m,
+        &format!("{p}auth failure for bob from 192.0.2.10 port 22"),
+    ) {
+        Verdict::Fail { time: Some(t), .. } => assert_eq!(
+            jiff::Timestamp::try_from(t).unwrap().to_string(),
+            "2024-06-01T10:00:00Z"
+        ),
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn options_pick_the_mode() {
+    let dir = tree();
+    let opts: BTreeMap<String, String> = [("mode".to_owned(), "aggressive".to_owned())].into();
+    let m = crate::fail2ban::load(&dir.path().join("demo.conf"), &opts).unwrap();
+    assert_eq!(m.regex_count(), 9);
+    assert_eq!(
+        host(&m, "Jun  1 10:00:00 host demod[42]: probe from 192.0.2.16").as_deref(),
+        Some("192.0.2.16")
+    );
+}
+
+#[test]
+fn injected_text_never_supplies_the_address() {
+    let dir = tree();
+    let m = crate::fail2ban::load(&dir.path().join("demo.conf"), &BTreeMap::new()).unwrap();
+    // The user name carries a fake "from ADDR port N": \S+ cannot take it.
+    assert_eq!(
+        run(
+            &m,
+            "Jun  1 10:00:00 host demod[42]: auth failure for x from 198.51.100.66 port 1 from 192.0.2.20 port 22"
+        ),
+        Verdict::Miss
+    );
+}
+
+#[test]
+fn unrunnable_pattern_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "bad.conf",
+        "[Definition]\n\nfailregex = ^fine <HOST>$\n            ^broken (<HOST>$\n",
+    );
+    let e = crate::fail2ban::load(&dir.path().join("bad.conf"), &BTreeMap::new()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("bad.conf:3: failregex #2"), "{text}");
+}
+
+#[test]
+fn missing_failregex_and_self_reference_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "none.conf", "[Definition]\nignoreregex = x\n");
+    assert!(matches!(
+        Definition::read(&dir.path().join("none.conf"), &BTreeMap::new()),
+        Err(LoadError::NoFailregex { .. })
+    ));
+    write(
+        dir.path(),
+        "loop.conf",
+        "[Definition]\nfailregex = <a> <HOST>\na = x<a>\n",
+    );
+    let e = Definition::read(&dir.path().join("loop.conf"), &BTreeMap::new()).unwrap_err();
+    assert!(e.to_string().contains("refers to itself"), "{e}");
+}
+
+#[test]
+fn maxlines_searches_lines_together() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ml.conf",
+        "[Definition]\nfailregex = ^login from <HOST>\\n.*denied$\nmaxlines = 2\ndatepattern = {NONE}\n",
+    );
+    let m = crate::fail2ban::load(&dir.path().join("ml.conf"), &BTreeMap::new()).unwrap();
+    let mut st = LineState::default();
+    let now = SystemTime::now();
+    assert_eq!(
+        m.examine("login from 192.0.2.30", &TimeZone::UTC, now, &mut st),
+        Verdict::Miss
+    );
+    assert!(matches!(
+        m.examine("access denied", &TimeZone::UTC, now, &mut st),
+        Verdict::Fail { .. }
+    ));
+    // The same two lines do not count twice.
+    assert_eq!(
+        m.examine("access denied", &TimeZone::UTC, now, &mut st),
+        Verdict::Miss
+    );
+}
+
+#[test]
+fn references_with_options() {
+    let (n, o) = parse_reference(r#"sshd[mode=aggressive, publickey="invalid", x='a,b']"#).unwrap();
+    assert_eq!(n, "sshd");
+    assert_eq!(o["mode"], "aggressive");
+    assert_eq!(o["publickey"], "invalid");
+    assert_eq!(o["x"], "a,b");
+    assert_eq!(parse_reference("plain").unwrap().1.len(), 0);
+    assert!(parse_reference("x[mode=a").is_err());
+    assert!(parse_reference("x[novalue]").is_err());
+}
