@@ -129,7 +129,39 @@ impl Comparison {
 
 pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     auth_log(ctx, rep)?;
-    nginx(ctx, rep)
+    nginx(ctx, rep)?;
+    fail2ban_filter_file(ctx, rep)
+}
+
+/// fail2ban's own sshd filter file, read by log2drop (`log2drop test FILE`) and by
+/// `fail2ban-regex`, on the same lines: the speed an admin gets by switching
+/// without rewriting a filter.
+fn fail2ban_filter_file(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
+    const FILTER: &str = "/etc/fail2ban/filter.d/sshd.conf";
+    if let Err(why) = ctx.tools.check("fail2ban") {
+        rep.note(why);
+        return Ok(());
+    }
+    let lines = ctx.size(100_000, 5_000);
+    let path = ctx.scratch.join("auth-f2b.log");
+    let text = corpus::auth_log(lines, SEED);
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    let mut cmp = Comparison::new("auth.log through fail2ban's own sshd.conf, same file for both");
+    let ours = log2drop_test(ctx, rep, FILTER, &path, lines)?;
+    cmp.ours(&format!("log2drop test {FILTER}"), &ours);
+    let r = fail2ban_regex(rep, &path, FILTER, lines)?;
+    cmp.add(
+        &format!("fail2ban-regex {FILTER} ({})", ctx.tools.version("fail2ban")),
+        &r,
+        true,
+    );
+    rep.tables.push(cmp.table);
+    rep.note(format!(
+        "fail2ban filter file: both tools read {FILTER} (its includes, prefregex, failregex \
+         and date detection) over all {lines} lines of log2drop_bench::corpus::auth_log({lines}, \
+         {SEED})."
+    ));
+    Ok(())
 }
 
 fn auth_log(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
