@@ -202,8 +202,29 @@ impl DateFinder {
 
     /// The first date found, fail2ban's way (templates in order).
     pub fn find(&self, line: &str, zone: &TimeZone, now: SystemTime) -> Option<Found> {
-        for t in &self.templates {
+        self.find_from(line, zone, now, &mut 0)
+    }
+
+    /// [`find`](Self::find), trying first the template that found the last line's
+    /// date (`last`, updated): a log's lines share one format, and fail2ban's
+    /// detector also prefers the template that hit.
+    pub fn find_from(
+        &self,
+        line: &str,
+        zone: &TimeZone,
+        now: SystemTime,
+        last: &mut usize,
+    ) -> Option<Found> {
+        if let Some(f) = self
+            .templates
+            .get(*last)
+            .and_then(|t| t.find(line, zone, now))
+        {
+            return Some(f);
+        }
+        for (i, t) in self.templates.iter().enumerate() {
             if let Some(f) = t.find(line, zone, now) {
+                *last = i;
                 return Some(f);
             }
         }
@@ -390,7 +411,7 @@ fn civil(caps: &regex::Captures<'_>, zone: &TimeZone, now: SystemTime) -> Option
         .ok()?;
         let z = zone_of_line.clone().unwrap_or_else(|| zone.clone());
         let ts = dt.to_zoned(z).ok()?.timestamp();
-        SystemTime::try_from(ts).ok()
+        Some(SystemTime::from(ts))
     };
     match explicit_year {
         Some(y) => at(y),
@@ -424,7 +445,7 @@ mod tests {
     use super::*;
 
     fn now() -> SystemTime {
-        SystemTime::try_from("2024-06-01T12:00:00Z".parse::<jiff::Timestamp>().unwrap()).unwrap()
+        SystemTime::from("2024-06-01T12:00:00Z".parse::<jiff::Timestamp>().unwrap())
     }
 
     fn cut(finder: &DateFinder, line: &str) -> Option<(String, String)> {

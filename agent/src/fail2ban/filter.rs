@@ -315,8 +315,6 @@ pub struct Matcher {
     date: Option<DateFinder>,
     pref: Option<F2bRegex>,
     fail: Vec<Fail>,
-    /// Fast-engine failregexes together, to skip the ones that cannot match.
-    set: Option<(regex::RegexSet, Vec<usize>)>,
     ignore: Vec<F2bRegex>,
     /// How many regexes need the backtracking engine.
     pub fancy: usize,
@@ -358,6 +356,8 @@ pub struct LineState {
     cut: String,
     lines: std::collections::VecDeque<String>,
     joined: String,
+    /// The date template that found the last date.
+    last_date: usize,
 }
 
 fn compile(line: &RegexLine, key: &'static str, multi: bool) -> Result<F2bRegex, LoadError> {
@@ -398,25 +398,6 @@ impl Matcher {
             .iter()
             .map(|l| compile(l, "ignoreregex", multi))
             .collect::<Result<Vec<_>, _>>()?;
-        let fast: Vec<usize> = (0..fail.len())
-            .filter(|&i| !fail[i].re.is_fancy())
-            .collect();
-        let set = if fast.len() > 1 {
-            let texts: Vec<String> = fast
-                .iter()
-                .map(|&i| match &fail[i].re.engine {
-                    super::regex::Compiled::Fast(r) => r.as_str().to_owned(),
-                    super::regex::Compiled::Fancy(_) => unreachable!("filtered above"),
-                })
-                .collect();
-            regex::RegexSetBuilder::new(&texts)
-                .size_limit(64 << 20)
-                .build()
-                .ok()
-                .map(|s| (s, fast))
-        } else {
-            None
-        };
         let fancy = usize::from(pref.as_ref().is_some_and(F2bRegex::is_fancy))
             + fail.iter().filter(|f| f.re.is_fancy()).count()
             + ignore.iter().filter(|r| r.is_fancy()).count();
@@ -424,7 +405,6 @@ impl Matcher {
             date,
             pref,
             fail,
-            set,
             ignore,
             fancy,
             maxlines: def.maxlines,
@@ -455,17 +435,21 @@ impl Matcher {
         now: SystemTime,
         state: &mut LineState,
     ) -> Verdict {
-        let buf = &mut state.cut;
-        buf.clear();
         let mut time = None;
-        match self.date.as_ref().and_then(|d| d.find(line, zone, now)) {
+        state.cut.clear();
+        match self
+            .date
+            .as_ref()
+            .and_then(|d| d.find_from(line, zone, now, &mut state.last_date))
+        {
             Some(found) => {
-                buf.push_str(&line[..found.start]);
-                buf.push_str(&line[found.end..]);
+                state.cut.push_str(&line[..found.start]);
+                state.cut.push_str(&line[found.end..]);
                 time = found.time;
             }
-            None => buf.push_str(line),
+            None => state.cut.push_str(line),
         }
+        let buf = &state.cut;
         let text = if self.maxlines > 1 {
             if state.lines.len() >= self.maxlines {
                 state.lines.pop_front();
@@ -503,14 +487,9 @@ impl Matcher {
         let pref_nofail = pref
             .as_ref()
             .is_some_and(|g| g.name("nofail").is_some() || g.name("mlfgained").is_some());
-        let set_hits = self.set.as_ref().map(|(s, idx)| (s.matches(content), idx));
+        // In order, each on its own: most are anchored on a literal and fail at
+        // the first bytes (a multi-pattern set runs slower here, on the NFA).
         for (i, f) in self.fail.iter().enumerate() {
-            if let Some((hits, idx)) = &set_hits
-                && let Ok(k) = idx.binary_search(&i)
-                && !hits.matched(k)
-            {
-                continue;
-            }
             let Some(g) = f.re.captures(content) else {
                 continue;
             };

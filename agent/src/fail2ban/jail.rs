@@ -152,7 +152,7 @@ pub fn parse_time(text: &str) -> Result<Option<u64>, String> {
 /// A duration the way log2drop's config writes it.
 fn dur(secs: u64) -> String {
     for (unit, s) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= s && secs % s == 0 {
+        if secs >= s && secs.is_multiple_of(s) {
             return format!("{}{unit}", secs / s);
         }
     }
@@ -629,13 +629,11 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
     })
 }
 
+/// Reads one option of a jail, saying why on the notes when it cannot.
+type Getter<'a> = &'a dyn Fn(&str, &mut dyn FnMut(&str, String)) -> Option<String>;
+
 /// `bantime.increment` and its family onto `bantime_factor` / `bantime_max`.
-fn escalation(
-    name: &str,
-    jail: &mut Jail,
-    get: &dyn Fn(&str, &mut dyn FnMut(&str, String)) -> Option<String>,
-    note: &mut dyn FnMut(&str, String),
-) {
+fn escalation(name: &str, jail: &mut Jail, get: Getter<'_>, note: &mut dyn FnMut(&str, String)) {
     let factor: f64 = get("bantime.factor", note)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1.0);

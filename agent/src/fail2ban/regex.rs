@@ -187,15 +187,8 @@ pub fn to_rust_syntax(re: &str) -> String {
                     b'Z' => out.push_str(r"\z"),
                     // Escapes of letters Rust reads differently or not at all.
                     b'a' => out.push_str(r"\x07"),
-                    b'/' | b'<' | b'>' | b'\'' | b'"' | b'%' | b'@' | b',' | b';' | b'!' | b'='
-                    | b'_' | b'`' => {
-                        if n == b'_' {
-                            out.push('_');
-                        } else {
-                            out.push('\\');
-                            out.push(n as char);
-                        }
-                    }
+                    // Python lets any character be escaped; `\_` is not valid in Rust.
+                    b'_' => out.push('_'),
                     _ => {
                         out.push('\\');
                         out.push(n as char);
@@ -316,6 +309,42 @@ pub struct F2bRegex {
     /// The engine that runs it.
     pub engine: Compiled,
     names: Vec<Option<Box<str>>>,
+    /// Text every match starts the haystack with (`^` and literals), checked
+    /// before any engine runs.
+    prefix: Option<String>,
+}
+
+/// The literal text right after a leading `^` that every match must start with,
+/// when the pattern has no top-level `|`.
+fn anchored_prefix(re: &str) -> Option<String> {
+    let body = re.strip_prefix('^')?;
+    let b = body.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0i32, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => depth -= 1,
+            b'|' if !in_class && depth == 0 => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut out = String::new();
+    for (i, c) in body.char_indices() {
+        if c.is_alphanumeric() || c == ' ' || c == ':' || c == '-' || c == ',' || c == '=' {
+            // A quantifier after it makes this character optional.
+            if body[i + c.len_utf8()..].starts_with(['*', '?', '{']) {
+                break;
+            }
+            out.push(c);
+        } else {
+            break;
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 impl F2bRegex {
@@ -336,7 +365,16 @@ impl F2bRegex {
             Compiled::Fast(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
             Compiled::Fancy(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
         };
-        Ok(F2bRegex { engine, names })
+        let prefix = if python.contains("(?i") || python.contains("(?x") {
+            None
+        } else {
+            anchored_prefix(&text)
+        };
+        Ok(F2bRegex {
+            engine,
+            names,
+            prefix,
+        })
     }
 
     /// Whether the backtracking engine runs it.
@@ -351,6 +389,13 @@ impl F2bRegex {
 
     /// Searches anywhere in `hay` (Python's `re.search`).
     pub fn is_match(&self, hay: &str) -> bool {
+        if self
+            .prefix
+            .as_ref()
+            .is_some_and(|p| !hay.starts_with(p.as_str()))
+        {
+            return false;
+        }
         match &self.engine {
             Compiled::Fast(r) => r.is_match(hay),
             Compiled::Fancy(r) => r.is_match(hay).unwrap_or(false),
@@ -360,8 +405,19 @@ impl F2bRegex {
     /// The first match's groups. A backtracking run that hits its step limit
     /// counts as no match.
     pub fn captures<'h>(&'h self, hay: &'h str) -> Option<Groups<'h>> {
+        if self
+            .prefix
+            .as_ref()
+            .is_some_and(|p| !hay.starts_with(p.as_str()))
+        {
+            return None;
+        }
         let spans = match &self.engine {
             Compiled::Fast(r) => {
+                // The DFA says no without the capture slots' allocation.
+                if !r.is_match(hay) {
+                    return None;
+                }
                 let c = r.captures(hay)?;
                 (0..c.len())
                     .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
@@ -469,6 +525,20 @@ mod tests {
         assert!(!r.is_match("[abc] {x} {y} aa end\n"));
         let r = F2bRegex::new(r"[]a]+ [^]]").unwrap();
         assert!(r.is_match("]a] b"));
+    }
+
+    #[test]
+    fn anchored_literal_prefix() {
+        assert_eq!(
+            anchored_prefix(r"^Failed (?:a|b) x").as_deref(),
+            Some("Failed ")
+        );
+        assert_eq!(anchored_prefix(r"^ab?c").as_deref(), Some("a"));
+        assert_eq!(anchored_prefix(r"^a|b"), None);
+        assert_eq!(anchored_prefix(r"x^a"), None);
+        assert_eq!(anchored_prefix(r"^\[x"), None);
+        let r = F2bRegex::new(r"^Failed (?!x)\S+ for").unwrap();
+        assert!(r.is_match("Failed y for") && !r.is_match("Other y for"));
     }
 
     #[test]

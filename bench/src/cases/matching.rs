@@ -151,7 +151,10 @@ fn fail2ban_filter_file(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     cmp.ours(&format!("log2drop test {FILTER}"), &ours);
     let r = fail2ban_regex(rep, &path, FILTER, lines)?;
     cmp.add(
-        &format!("fail2ban-regex {FILTER} ({})", ctx.tools.version("fail2ban")),
+        &format!(
+            "fail2ban-regex {FILTER} ({})",
+            ctx.tools.version("fail2ban")
+        ),
         &r,
         true,
     );
