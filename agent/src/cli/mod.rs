@@ -5,8 +5,8 @@ pub mod default_config;
 pub mod exit;
 pub mod filters;
 pub mod generate;
-pub mod report;
 pub mod import;
+pub mod report;
 pub mod test;
 
 use std::io::{IsTerminal, Write};
