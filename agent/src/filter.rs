@@ -285,6 +285,14 @@ pub enum ReferenceError {
         /// The reference as written.
         reference: String,
     },
+    /// `NAME[...]` whose option list cannot be read.
+    #[error("{reference:?} is not a filter reference: {message}")]
+    Options {
+        /// The reference as written.
+        reference: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// No `[filters.NAME]` and no built-in filter of that name.
     #[error("unknown filter {name:?}")]
     Unknown {
@@ -303,26 +311,77 @@ pub enum ReferenceError {
     },
 }
 
-/// Splits a filter reference into the filter's name and the mode, if one is
-/// given: `sshd` or `sshd[mode=aggressive]`.
-pub fn parse_reference(reference: &str) -> Result<(&str, Option<&str>), ReferenceError> {
+/// Splits a filter reference into the filter's name and its options: `sshd`,
+/// `sshd[mode=aggressive]`, or, as fail2ban writes filters and actions,
+/// `NAME[key=value, key="a,b", key='x']`. Keys are lower-cased (fail2ban's
+/// option names are); a quoted value may hold commas and `]`. The one parser of
+/// references: [`parse_reference`] narrows it to log2drop filters, which take
+/// only a mode; a fail2ban filter takes every option.
+pub fn parse_reference_options(
+    reference: &str,
+) -> Result<(&str, BTreeMap<String, String>), ReferenceError> {
+    let bad = |message: String| ReferenceError::Options {
+        reference: reference.to_owned(),
+        message,
+    };
+    let text = reference.trim();
+    let Some(open) = text.find('[') else {
+        return if text.is_empty() {
+            Err(bad("no filter name".into()))
+        } else if text.contains(']') {
+            Err(bad("']' without '['".into()))
+        } else {
+            Ok((text, BTreeMap::new()))
+        };
+    };
+    let name = text[..open].trim();
+    if name.is_empty() {
+        return Err(bad("no filter name before '['".into()));
+    }
+    let Some(body) = text[open + 1..].strip_suffix(']') else {
+        return Err(bad("options must end with ']'".into()));
+    };
+    let mut options = BTreeMap::new();
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else {
+            return Err(bad(format!("option {rest:?} has no '='")));
+        };
+        let key = rest[..eq].trim().to_ascii_lowercase();
+        if key.is_empty() {
+            return Err(bad("empty option name".into()));
+        }
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            let Some(end) = rest[1..].find(q) else {
+                return Err(bad(format!("unterminated quote in option {key:?}")));
+            };
+            value = rest[1..=end].to_owned();
+            rest = rest[end + 2..].trim_start();
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+        options.insert(key, value);
+    }
+    Ok((name, options))
+}
+
+/// Splits a reference to a log2drop filter into the filter's name and the
+/// mode, if one is given: `sshd` or `sshd[mode=aggressive]`.
+pub fn parse_reference(reference: &str) -> Result<(&str, Option<String>), ReferenceError> {
     let bad = || ReferenceError::Syntax {
         reference: reference.to_owned(),
     };
-    let Some(open) = reference.find('[') else {
-        return if reference.is_empty() || reference.contains(']') {
-            Err(bad())
-        } else {
-            Ok((reference, None))
-        };
-    };
-    let name = &reference[..open];
-    let mode = reference[open + 1..]
-        .strip_suffix(']')
-        .and_then(|inner| inner.strip_prefix("mode="))
-        .map(str::trim)
-        .ok_or_else(bad)?;
-    if name.is_empty() || !valid_mode_name(mode) {
+    let (name, mut options) = parse_reference_options(reference).map_err(|_| bad())?;
+    if !reference.contains('[') {
+        return Ok((name, None));
+    }
+    let mode = options.remove("mode").ok_or_else(bad)?;
+    if !options.is_empty() || !valid_mode_name(&mode) {
         return Err(bad());
     }
     Ok((name, Some(mode)))
@@ -359,16 +418,27 @@ pub fn with_mode(cfg: &FilterConfig, mode: &str) -> Option<FilterConfig> {
 }
 
 /// The filter a reference names (`NAME` or `NAME[mode=MODE]`), in that mode:
-/// what a `[sources.X]` or `[jails.X]` filters entry stands for.
+/// what a `[sources.X]` or `[jails.X]` filters entry stands for. A fail2ban
+/// filter (`fail2ban = FILE`) gets the reference's options, `mode` among them,
+/// on top of its own `options`.
 pub fn resolve(
     filters: &BTreeMap<String, FilterConfig>,
     reference: &str,
 ) -> Result<FilterConfig, ReferenceError> {
-    let (name, mode) = parse_reference(reference)?;
+    let (name, options) =
+        parse_reference_options(reference).map_err(|_| ReferenceError::Syntax {
+            reference: reference.to_owned(),
+        })?;
     let cfg = lookup(filters, name).ok_or_else(|| ReferenceError::Unknown {
         name: name.to_owned(),
     })?;
-    let mode = mode.unwrap_or(NORMAL_MODE);
+    if crate::fail2ban::is_fail2ban(&cfg) {
+        let mut cfg = cfg.into_owned();
+        cfg.options.extend(options);
+        return Ok(cfg);
+    }
+    let (_, mode) = parse_reference(reference)?;
+    let mode = mode.as_deref().unwrap_or(NORMAL_MODE);
     with_mode(&cfg, mode).ok_or_else(|| ReferenceError::UnknownMode {
         name: name.to_owned(),
         mode: mode.to_owned(),

@@ -240,7 +240,14 @@ pub fn run(args: &TestArgs) -> Result<()> {
         return Err(e).context("cannot write to stdout");
     }
     if !args.json {
-        summary(&mut out, &name, &cfg, &regexes, &tally, elapsed.as_secs_f64())?;
+        summary(
+            &mut out,
+            &name,
+            &cfg,
+            &regexes,
+            &tally,
+            elapsed.as_secs_f64(),
+        )?;
     }
     out.flush().context("cannot write to stdout")?;
     Ok(())
@@ -253,7 +260,9 @@ fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
         let Some(name) = positional.next() else {
             bail!("name a filter (a built-in one or one from --config) or give --regex");
         };
-        if let Some(found) = fail2ban_filter(name, args.fail2ban_dir.as_deref())? {
+        if let Some(found) =
+            fail2ban_filter(name, args.fail2ban_dir.as_deref(), args.mode.as_deref())?
+        {
             return finish(args, positional, name.clone(), found);
         }
         let filters = match &args.config {
@@ -264,10 +273,25 @@ fn resolve(args: &TestArgs) -> Result<(String, FilterConfig, PathBuf)> {
             }
             None => Default::default(),
         };
+        let (base, mut options) = filter::parse_reference_options(name)?;
+        if let Some(cfg) = filter::lookup(&filters, base)
+            && log2drop::fail2ban::is_fail2ban(&cfg)
+        {
+            // A fail2ban filter of --config takes every option, mode among them.
+            if let Some(m) = &args.mode {
+                if options.contains_key("mode") {
+                    bail!("give the mode once: in {name:?} or with --mode");
+                }
+                options.insert("mode".into(), m.clone());
+            }
+            let mut cfg = cfg.into_owned();
+            cfg.options.extend(options);
+            return finish(args, positional, name.clone(), cfg);
+        }
         let (base, mode) = filter::parse_reference(name)?;
         let (name, mode) = match (mode, &args.mode) {
             (Some(_), Some(_)) => bail!("give the mode once: in {name:?} or with --mode"),
-            (Some(m), None) => (name.clone(), m.to_owned()),
+            (Some(m), None) => (name.clone(), m),
             (None, Some(m)) => (format!("{base}[mode={m}]"), m.clone()),
             (None, None) => (name.clone(), filter::NORMAL_MODE.to_owned()),
         };
@@ -331,8 +355,12 @@ fn regex_texts(cfg: &FilterConfig) -> Result<Vec<String>> {
 
 /// FILTER as a fail2ban filter: a path to a filter file, or a name with
 /// --fail2ban-dir. `None` when it is neither.
-fn fail2ban_filter(name: &str, dir: Option<&std::path::Path>) -> Result<Option<FilterConfig>> {
-    let (base, options) = log2drop::fail2ban::parse_reference(name).map_err(anyhow::Error::msg)?;
+fn fail2ban_filter(
+    name: &str,
+    dir: Option<&std::path::Path>,
+    mode: Option<&str>,
+) -> Result<Option<FilterConfig>> {
+    let (base, mut options) = filter::parse_reference_options(name)?;
     let looks_like_path = base.contains('/') || base.ends_with(".conf") || base.ends_with(".local");
     let file = if looks_like_path {
         PathBuf::from(&base)
@@ -343,6 +371,12 @@ fn fail2ban_filter(name: &str, dir: Option<&std::path::Path>) -> Result<Option<F
     };
     if !file.exists() && !file.with_extension("local").exists() {
         bail!("no fail2ban filter file {}", file.display());
+    }
+    if let Some(m) = mode {
+        if options.contains_key("mode") {
+            bail!("give the mode once: in {name:?} or with --mode");
+        }
+        options.insert("mode".into(), m.to_owned());
     }
     Ok(Some(FilterConfig {
         fail2ban: Some(file),
@@ -421,13 +455,7 @@ fn summary(
         )?;
     }
     writeln!(out, "regexes (lines matched):")?;
-    let lists: [&[String]; 5] = [
-        regexes,
-        &cfg.attempt,
-        &cfg.address,
-        &cfg.end,
-        &cfg.success,
-    ];
+    let lists: [&[String]; 5] = [regexes, &cfg.attempt, &cfg.address, &cfg.end, &cfg.success];
     for ((role, list), counts) in filter::Role::ALL.iter().zip(lists).zip(&t.per_regex) {
         for (i, re) in list.iter().enumerate() {
             let hits = counts.get(i).copied().unwrap_or(0);

@@ -526,45 +526,5 @@ impl Matcher {
     }
 }
 
-/// A filter reference as fail2ban writes it in `jail.conf` and on our command
-/// line: `name[key=value, key="value with, comma"]`.
-pub fn parse_reference(text: &str) -> Result<(String, BTreeMap<String, String>), String> {
-    let text = text.trim();
-    let Some(open) = text.find('[') else {
-        return Ok((text.to_owned(), BTreeMap::new()));
-    };
-    let name = text[..open].trim().to_owned();
-    let Some(body) = text[open + 1..].strip_suffix(']') else {
-        return Err(format!("{text:?}: options must end with ']'"));
-    };
-    let mut opts = BTreeMap::new();
-    let mut rest = body.trim();
-    while !rest.is_empty() {
-        let Some(eq) = rest.find('=') else {
-            return Err(format!("{text:?}: option {rest:?} has no '='"));
-        };
-        let key = rest[..eq].trim().to_ascii_lowercase();
-        rest = rest[eq + 1..].trim_start();
-        let value;
-        if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            let Some(end) = rest[1..].find(q) else {
-                return Err(format!("{text:?}: unterminated quote in option {key:?}"));
-            };
-            value = rest[1..=end].to_owned();
-            rest = rest[end + 2..].trim_start();
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_owned();
-            rest = &rest[end..];
-        }
-        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-        if key.is_empty() {
-            return Err(format!("{text:?}: empty option name"));
-        }
-        opts.insert(key, value);
-    }
-    Ok((name, opts))
-}
-
 #[cfg(test)]
 mod tests;

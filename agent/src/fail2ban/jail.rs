@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::filter::{Definition, parse_reference};
+use super::filter::Definition;
 use super::ini::{Ini, IniError};
+use crate::filter::parse_reference_options;
 
 /// Why nothing could be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,7 +217,7 @@ fn action_names(value: &str) -> Vec<String> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .filter_map(|l| parse_reference(l).ok().map(|(n, _)| n))
+        .filter_map(|l| parse_reference_options(l).ok().map(|(n, _)| n.to_owned()))
         .filter(|n| !n.is_empty())
         .collect()
 }
@@ -277,17 +278,17 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
             note(name, "no filter: skipped".into());
             continue;
         };
-        let (filter_name, mut options) = match parse_reference(&filter_ref) {
-            Ok(r) => r,
+        if filter_ref.trim().is_empty() {
+            note(name, "empty filter (action-only jail): skipped".into());
+            continue;
+        }
+        let (filter_name, mut options) = match parse_reference_options(&filter_ref) {
+            Ok((n, o)) => (n.to_owned(), o),
             Err(e) => {
                 note(name, format!("filter: {e}; skipped"));
                 continue;
             }
         };
-        if filter_name.is_empty() {
-            note(name, "empty filter (action-only jail): skipped".into());
-            continue;
-        }
         let mut filter_file = opts
             .dir
             .join("filter.d")

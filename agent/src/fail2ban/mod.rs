@@ -13,7 +13,7 @@ pub mod jail;
 pub mod regex;
 pub mod state;
 
-pub use filter::{Definition, LineState, LoadError, Matcher, Verdict, parse_reference};
+pub use filter::{Definition, LineState, LoadError, Matcher, Verdict};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -349,7 +349,7 @@ fn references_name_a_filter_and_a_mode() {
     assert_eq!(parse_reference("sshd"), Ok(("sshd", None)));
     assert_eq!(
         parse_reference("sshd[mode=aggressive]"),
-        Ok(("sshd", Some("aggressive")))
+        Ok(("sshd", Some("aggressive".to_owned())))
     );
     for bad in [
         "",
@@ -401,5 +401,36 @@ fn a_mode_puts_its_regexes_in_front_and_unknown_modes_list_the_known_ones() {
     assert!(matches!(
         resolve(&filters, "nope[mode=strict]"),
         Err(ReferenceError::Unknown { .. })
+    ));
+}
+
+#[test]
+fn one_reference_parser_modes_for_ours_every_option_for_fail2ban_filters() {
+    // A log2drop filter takes only a mode.
+    assert!(matches!(
+        parse_reference("sshd[mode=aggressive, port=22]"),
+        Err(ReferenceError::Syntax { .. })
+    ));
+    let mut filters = BTreeMap::new();
+    filters.insert(
+        "f2b-sshd".to_owned(),
+        FilterConfig {
+            fail2ban: Some("/etc/fail2ban/filter.d/sshd.conf".into()),
+            options: [("logtype".to_owned(), "file".to_owned())].into(),
+            ..FilterConfig::default()
+        },
+    );
+    // A fail2ban filter gets every option of the reference over its own.
+    let cfg = resolve(
+        &filters,
+        r#"f2b-sshd[mode=aggressive, publickey="invalid", logtype=journal]"#,
+    )
+    .expect("resolves");
+    assert_eq!(cfg.options["mode"], "aggressive");
+    assert_eq!(cfg.options["publickey"], "invalid");
+    assert_eq!(cfg.options["logtype"], "journal");
+    assert!(matches!(
+        resolve(&filters, "f2b-sshd[mode"),
+        Err(ReferenceError::Syntax { .. })
     ));
 }

@@ -269,12 +269,21 @@ fn maxlines_searches_lines_together() {
 
 #[test]
 fn references_with_options() {
-    let (n, o) = parse_reference(r#"sshd[mode=aggressive, publickey="invalid", x='a,b']"#).unwrap();
+    let (n, o) = crate::filter::parse_reference_options(
+        r#"sshd[mode=aggressive, publickey="invalid", x='a,b']"#,
+    )
+    .unwrap();
     assert_eq!(n, "sshd");
     assert_eq!(o["mode"], "aggressive");
     assert_eq!(o["publickey"], "invalid");
     assert_eq!(o["x"], "a,b");
-    assert_eq!(parse_reference("plain").unwrap().1.len(), 0);
-    assert!(parse_reference("x[mode=a").is_err());
-    assert!(parse_reference("x[novalue]").is_err());
+    assert_eq!(
+        crate::filter::parse_reference_options("plain")
+            .unwrap()
+            .1
+            .len(),
+        0
+    );
+    assert!(crate::filter::parse_reference_options("x[mode=a").is_err());
+    assert!(crate::filter::parse_reference_options("x[novalue]").is_err());
 }
