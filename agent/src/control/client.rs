@@ -108,10 +108,7 @@ pub fn request(socket: &Path, cmd: &Command, timeout: Duration) -> Result<Reply,
             }
         }
     })?;
-    let server_uid =
-        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-            .map_err(|e| io_err(e.into()))?
-            .uid();
+    let server_uid = peer_uid(&stream).map_err(io_err)?;
     if server_uid != 0 && server_uid != nix::unistd::geteuid().as_raw() {
         return Err(ClientError::UntrustedPeer {
             socket: socket.to_path_buf(),
@@ -190,6 +187,17 @@ fn request_id() -> u64 {
         .build_hasher()
         .finish()
         & ((1 << 53) - 1)
+}
+
+/// The uid of the process serving the socket: SO_PEERCRED on Linux,
+/// getpeereid(2) on the BSDs.
+fn peer_uid(stream: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
+    #[cfg(target_os = "linux")]
+    let uid = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map(|c| c.uid());
+    #[cfg(not(target_os = "linux"))]
+    let uid = nix::unistd::getpeereid(stream).map(|(uid, _)| uid.as_raw());
+    uid.map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ impl Resolver for SystemResolver {
                         (&raw const sa).cast(),
                         std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
                         host.as_mut_ptr(),
-                        host.len() as libc::socklen_t,
+                        host.len() as _, // socklen_t on Linux, size_t on OpenBSD
                         std::ptr::null_mut(),
                         0,
                         libc::NI_NAMEREQD,
@@ -125,7 +125,7 @@ impl Resolver for SystemResolver {
                         (&raw const sa).cast(),
                         std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
                         host.as_mut_ptr(),
-                        host.len() as libc::socklen_t,
+                        host.len() as _, // socklen_t on Linux, size_t on OpenBSD
                         std::ptr::null_mut(),
                         0,
                         libc::NI_NAMEREQD,
