@@ -26,7 +26,6 @@ mod engine_task;
 pub mod reload;
 mod sources;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -39,8 +38,8 @@ use crate::control::server::{ControlRequest, ControlServer, ServerError, ServerO
 use crate::engine::{Decision, Engine, EngineError};
 use crate::filter::{FilterError, SourceMatcher};
 use crate::hooks::{Hooks, WebhookError};
-use crate::source::{Saved, SourceError, SourceEvent};
-use crate::store::{Store, StoreError};
+use crate::source::{Positions, SourceError, SourceEvent, SourcePosition};
+use crate::store::{Batch, Store, StoreError};
 use enforcer::{Enforcer, Job, Routes, Slot};
 use engine_task::EngineTask;
 use sources::SourceSet;
@@ -298,12 +297,8 @@ fn raise_fd_limit() {
 /// saved position yet), that end as its position, before the agent reports
 /// ready: a kill -9 right after the first start then resumes there, where it
 /// used to act as a first run again and skip what was written while it was down.
-/// Returns `saved` with those positions added, for the sources to resume from.
-fn save_start_positions(
-    store: &mut Store,
-    config: &Config,
-    mut saved: Vec<(PathBuf, crate::source::file::FilePosition)>,
-) -> Vec<(PathBuf, crate::source::file::FilePosition)> {
+/// Adds those positions to `saved`, for the sources to resume from.
+fn save_start_positions(store: &mut Store, config: &Config, saved: &mut Positions) {
     use crate::source::file::{StartAt, end_position};
     let mut fresh = Vec::new();
     for (name, src) in &config.sources {
@@ -314,11 +309,11 @@ fn save_start_positions(
             continue;
         };
         for path in pattern.expand() {
-            if saved.iter().any(|(p, _)| *p == path) {
+            if saved.has_file(&path) {
                 continue;
             }
             match end_position(&path, src.max_line_bytes) {
-                Ok(Some(pos)) => fresh.push((path, pos)),
+                Ok(Some(at)) => fresh.push(SourcePosition::File { path, at }),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(source = %name, path = %path.display(), error = %e,
                     "cannot read the starting position"),
@@ -326,14 +321,13 @@ fn save_start_positions(
         }
     }
     if fresh.is_empty() {
-        return saved;
+        return;
     }
-    match store.save_positions(&fresh) {
+    match store.write(Batch::at(SystemTime::now()).positions(&fresh)) {
         Ok(()) => tracing::debug!(files = fresh.len(), "saved the starting positions"),
         Err(e) => tracing::warn!(error = %e, "cannot save the starting positions"),
     }
     saved.extend(fresh);
-    saved
 }
 
 /// Runs the agent until SIGTERM or SIGINT (or `flush`).
@@ -438,7 +432,7 @@ pub async fn run_prepared(
     let restore_ms = in_engine.as_secs_f64() * 1000.0;
     let read_ms = reading.elapsed().as_secs_f64() * 1000.0 - restore_ms;
     if !dropped.is_empty() {
-        store.record_at(&dropped, now)?;
+        store.write(Batch::at(now).decisions(&dropped))?;
     }
     tracing::info!(
         db = %store.path().display(),
@@ -473,23 +467,11 @@ pub async fn run_prepared(
         hooks.notify(&expired_while_down);
     }
     drop(expired_while_down);
-    let positions = store.all_positions().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read saved positions; files start per `start`");
-        Vec::new()
+    let mut positions = store.positions().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read saved positions; sources start per `start`");
+        Positions::default()
     });
-    let positions = save_start_positions(&mut store, &config, positions);
-    let mut cursors: HashMap<String, String> = HashMap::new();
-    for (name, src) in &config.sources {
-        if src.kind == crate::config::SourceKind::Journal {
-            match store.cursor(name) {
-                Ok(Some(c)) => {
-                    cursors.insert(name.clone(), c);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(source = %name, error = %e, "cannot read saved cursor"),
-            }
-        }
-    }
+    save_start_positions(&mut store, &config, &mut positions);
     let mut enforcer = Enforcer {
         store,
         slots,
@@ -517,11 +499,7 @@ pub async fn run_prepared(
         mpsc::channel::<SourceEvent>(OFFENCE_QUEUE / crate::source::OFFENCES_PER_EVENT);
     let mut set = SourceSet::default();
     for (name, _, matcher) in sources {
-        let saved = Saved {
-            positions: positions.clone(),
-            cursor: cursors.get(&name).cloned(),
-        };
-        if let Err(e) = set.start(&name, &config, &saved, matcher, src_tx.clone()) {
+        if let Err(e) = set.start(&name, &config, &positions, matcher, src_tx.clone()) {
             for h in set.take_all() {
                 h.request_stop();
             }
@@ -549,10 +527,8 @@ pub async fn run_prepared(
         enforcer: job_tx,
         started: Instant::now(),
         pending: Vec::new(),
-        positions: HashMap::new(),
-        cursors: HashMap::new(),
-        last_positions: positions.into_iter().collect(),
-        last_cursors: cursors,
+        positions: Positions::default(),
+        last_positions: positions,
         bans_total: 0,
         bans_lifted: 0,
         stop: false,

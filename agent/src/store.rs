@@ -3,7 +3,7 @@
 //!
 //! The daemon's commit thread records every decision batch here before it reaches
 //! any backend, together with the source positions read up to it, in one
-//! transaction ([`Store::commit`]), so a crash can lose at most offences that had
+//! transaction ([`Store::write`]), so a crash can lose at most offences that had
 //! not yet turned into a ban (their lines are read again after the restart), never
 //! an enforced ban. Batches that queue up while one is being synced are merged into
 //! the next transaction, so the sync cost is paid per batch, not per offence. On
@@ -25,6 +25,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::{Ban, BanReason, Decision, HistoryEntry, Origin};
 use crate::source::file::FilePosition;
+use crate::source::{Positions, SourcePosition};
 
 /// Database file name under the state directory.
 pub const DB_FILE: &str = "log2drop.db";
@@ -209,52 +210,28 @@ impl Store {
         read_version(&self.conn).map_err(self.sql())
     }
 
-    /// Records a decision batch in one transaction: a ban upserts the active row and
-    /// opens (or extends) its history row; an unban deletes the active row and closes
-    /// its history row at the current time.
-    pub fn record(&mut self, batch: &[Decision]) -> Result<(), StoreError> {
-        self.record_at(batch, SystemTime::now())
-    }
-
-    /// [`record`](Self::record) with an injected clock (`now` closes history rows).
-    pub fn record_at(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), StoreError> {
-        self.commit(batch, &[], now)
-    }
-
-    /// Records decisions and the source positions read up to them in one
-    /// transaction: after a crash either both are there or neither is, so the
-    /// lines behind a lost decision are read again.
-    pub fn commit(
-        &mut self,
-        batch: &[Decision],
-        positions: &[(PathBuf, FilePosition)],
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.commit_with_cursors(batch, positions, &[], now)
-    }
-
-    /// [`commit`](Self::commit) that also saves journal cursors (by source name).
-    pub fn commit_with_cursors(
-        &mut self,
-        batch: &[Decision],
-        positions: &[(PathBuf, FilePosition)],
-        cursors: &[(String, String)],
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
+    /// Writes `w` in one transaction: decisions (a ban upserts the active row
+    /// and opens or extends its history row; an unban deletes the active row and
+    /// closes its history row at `w.now`) and the source positions read up to
+    /// them. After a crash either all of it is there or none is, so the lines
+    /// behind a lost decision are read again. This is the store's only write
+    /// path: new kinds of state join [`Batch`] rather than adding another.
+    pub fn write(&mut self, w: Batch<'_>) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        for d in batch {
+        for d in w.decisions {
             match d {
                 Decision::Ban(b) => record_ban(&tx, b).map_err(sql)?,
-                Decision::Unban(b) => record_unban(&tx, b, now).map_err(sql)?,
+                Decision::Unban(b) => record_unban(&tx, b, w.now).map_err(sql)?,
             }
         }
-        write_positions(&tx, positions).map_err(sql)?;
-        write_cursors(&tx, cursors).map_err(sql)?;
+        for p in w.positions {
+            write_position(&tx, p).map_err(sql)?;
+        }
         tx.commit().map_err(sql)
     }
 
@@ -452,17 +429,10 @@ impl Store {
             .map_err(self.sql())
     }
 
-    /// Saves source positions (keyed by the followed path) in one transaction.
-    pub fn save_positions(
-        &mut self,
-        positions: &[(PathBuf, FilePosition)],
-    ) -> Result<(), StoreError> {
-        self.commit(&[], positions, SystemTime::now())
-    }
-
-    /// Every saved file position, by path (a glob source takes those of the paths
-    /// it matches).
-    pub fn all_positions(&self) -> Result<Vec<(PathBuf, FilePosition)>, StoreError> {
+    /// Every saved source position: the one place a restart (or a source started
+    /// by a reload) learns where to resume.
+    pub fn positions(&self) -> Result<Positions, StoreError> {
+        let mut out = Positions::default();
         let mut stmt = self
             .conn
             .prepare(
@@ -471,9 +441,10 @@ impl Store {
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    PathBuf::from(r.get::<_, String>(0)?),
-                    FilePosition {
+                Ok(SourcePosition::File {
+                    path: PathBuf::from(r.get::<_, String>(0)?),
+                    at: FilePosition {
+                        // SQLite integers are i64; the bits round-trip unchanged.
                         dev: r.get::<_, i64>(1)? as u64,
                         inode: r.get::<_, i64>(2)? as u64,
                         offset: r.get::<_, i64>(3)? as u64,
@@ -481,49 +452,62 @@ impl Store {
                         fingerprint: r.get::<_, i64>(5)? as u64,
                         mtime_ns: r.get(6)?,
                     },
-                ))
+                })
             })
             .map_err(self.sql())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+        for row in rows {
+            out.insert(row.map_err(self.sql())?);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, cursor FROM cursors")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SourcePosition::Journal {
+                    source: r.get(0)?,
+                    cursor: r.get(1)?,
+                })
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            out.insert(row.map_err(self.sql())?);
+        }
+        Ok(out)
+    }
+}
+
+/// What one [`Store::write`] transaction holds. Built with [`Batch::at`] and
+/// the setters, so a new kind of state is one more field, not one more entry
+/// point.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Decisions, in order.
+    pub decisions: &'a [Decision],
+    /// Source positions read up to these decisions.
+    pub positions: &'a [SourcePosition],
+    /// When the decisions were taken (closes history rows of unbans).
+    pub now: SystemTime,
+}
+
+impl<'a> Batch<'a> {
+    /// Nothing yet, at `now`.
+    pub fn at(now: SystemTime) -> Self {
+        Batch {
+            decisions: &[],
+            positions: &[],
+            now,
+        }
     }
 
-    /// Saves journal cursors (keyed by source name) in one transaction.
-    pub fn save_cursors(&mut self, cursors: &[(String, String)]) -> Result<(), StoreError> {
-        self.commit_with_cursors(&[], &[], cursors, SystemTime::now())
+    /// With these decisions.
+    pub fn decisions(self, decisions: &'a [Decision]) -> Self {
+        Batch { decisions, ..self }
     }
 
-    /// The saved journal cursor of a source, if any.
-    pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT cursor FROM cursors WHERE source = ?1",
-                params![source],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.sql())
-    }
-
-    /// The saved position of a followed path, if any.
-    pub fn position(&self, source: &Path) -> Result<Option<FilePosition>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT dev, inode, offset, fingerprint_len, fingerprint, mtime
-                 FROM offsets WHERE source = ?1",
-                params![source.to_string_lossy()],
-                |r| {
-                    Ok(FilePosition {
-                        dev: r.get::<_, i64>(0)? as u64,
-                        inode: r.get::<_, i64>(1)? as u64,
-                        offset: r.get::<_, i64>(2)? as u64,
-                        fingerprint_len: r.get::<_, i64>(3)? as u64,
-                        fingerprint: r.get::<_, i64>(4)? as u64,
-                        mtime_ns: r.get(5)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(self.sql())
+    /// With these positions.
+    pub fn positions(self, positions: &'a [SourcePosition]) -> Self {
+        Batch { positions, ..self }
     }
 }
 
@@ -580,43 +564,34 @@ fn record_unban(tx: &rusqlite::Transaction<'_>, b: &Ban, now: SystemTime) -> rus
     Ok(())
 }
 
-fn write_positions(
-    tx: &rusqlite::Transaction<'_>,
-    positions: &[(PathBuf, FilePosition)],
-) -> rusqlite::Result<()> {
-    for (source, p) in positions {
-        tx.prepare_cached(
-            "INSERT INTO offsets (source, dev, inode, offset, fingerprint_len, fingerprint, mtime)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (source) DO UPDATE
-             SET dev = excluded.dev, inode = excluded.inode, offset = excluded.offset,
-                 fingerprint_len = excluded.fingerprint_len,
-                 fingerprint = excluded.fingerprint, mtime = excluded.mtime",
-        )?
-        .execute(params![
-            source.to_string_lossy(),
-            // SQLite integers are i64; the bits round-trip unchanged.
-            p.dev as i64,
-            p.inode as i64,
-            p.offset as i64,
-            p.fingerprint_len as i64,
-            p.fingerprint as i64,
-            p.mtime_ns
-        ])?;
-    }
-    Ok(())
-}
-
-fn write_cursors(
-    tx: &rusqlite::Transaction<'_>,
-    cursors: &[(String, String)],
-) -> rusqlite::Result<()> {
-    for (source, cursor) in cursors {
-        tx.prepare_cached(
-            "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
-             ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
-        )?
-        .execute(params![source, cursor])?;
+fn write_position(tx: &rusqlite::Transaction<'_>, p: &SourcePosition) -> rusqlite::Result<()> {
+    match p {
+        SourcePosition::File { path, at } => {
+            tx.prepare_cached(
+                "INSERT INTO offsets (source, dev, inode, offset, fingerprint_len, fingerprint, mtime)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (source) DO UPDATE
+                 SET dev = excluded.dev, inode = excluded.inode, offset = excluded.offset,
+                     fingerprint_len = excluded.fingerprint_len,
+                     fingerprint = excluded.fingerprint, mtime = excluded.mtime",
+            )?
+            .execute(params![
+                path.to_string_lossy(),
+                at.dev as i64,
+                at.inode as i64,
+                at.offset as i64,
+                at.fingerprint_len as i64,
+                at.fingerprint as i64,
+                at.mtime_ns
+            ])?;
+        }
+        SourcePosition::Journal { source, cursor } => {
+            tx.prepare_cached(
+                "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+            )?
+            .execute(params![source, cursor])?;
+        }
     }
     Ok(())
 }
@@ -749,6 +724,42 @@ fn private_file(db: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decisions alone, the shape most tests write.
+    trait RecordAt {
+        fn record_at(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), StoreError>;
+    }
+
+    impl RecordAt for Store {
+        fn record_at(&mut self, batch: &[Decision], now: SystemTime) -> Result<(), StoreError> {
+            self.write(Batch::at(now).decisions(batch))
+        }
+    }
+
+    fn file_at(store: &Store, path: &Path) -> Option<FilePosition> {
+        store
+            .positions()
+            .expect("read")
+            .iter()
+            .find_map(|p| match p {
+                SourcePosition::File { path: k, at } if k == path => Some(*at),
+                _ => None,
+            })
+    }
+
+    fn file(path: &Path, at: FilePosition) -> SourcePosition {
+        SourcePosition::File {
+            path: path.to_owned(),
+            at,
+        }
+    }
+
+    fn journal(source: &str, cursor: &str) -> SourcePosition {
+        SourcePosition::Journal {
+            source: source.into(),
+            cursor: cursor.into(),
+        }
+    }
 
     fn t(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
@@ -973,7 +984,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
         let p = PathBuf::from("/var/log/auth.log");
-        assert_eq!(store.position(&p).expect("read"), None);
+        assert_eq!(file_at(&store, &p), None);
         let first = FilePosition {
             dev: 2049,
             inode: u64::MAX - 3,
@@ -982,38 +993,46 @@ mod tests {
             fingerprint: u64::MAX - 7,
             mtime_ns: 1_747_648_800_123_456_789,
         };
-        store.save_positions(&[(p.clone(), first)]).expect("save");
+        store
+            .write(Batch::at(t(0)).positions(&[file(&p, first)]))
+            .expect("save");
         let second = FilePosition {
             offset: 99,
             ..first
         };
-        store.save_positions(&[(p.clone(), second)]).expect("save");
+        store
+            .write(Batch::at(t(1)).positions(&[file(&p, second)]))
+            .expect("save");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.position(&p).expect("read"), Some(second));
+        assert_eq!(file_at(&store, &p), Some(second));
     }
 
     #[test]
     fn cursors_round_trip_and_update() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
-        assert_eq!(store.cursor("journal").expect("read"), None);
+        assert_eq!(store.positions().expect("read").cursor("journal"), None);
         store
-            .save_cursors(&[("journal".into(), "s=1;i=1".into())])
+            .write(Batch::at(t(0)).positions(&[journal("journal", "s=1;i=1")]))
             .expect("save");
         store
-            .save_cursors(&[("journal".into(), "s=1;i=2".into())])
+            .write(Batch::at(t(1)).positions(&[journal("journal", "s=1;i=2")]))
             .expect("save");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(
-            store.cursor("journal").expect("read").as_deref(),
+            store
+                .positions()
+                .expect("read")
+                .cursor("journal")
+                .as_deref(),
             Some("s=1;i=2")
         );
     }
 
     #[test]
-    fn all_positions_lists_every_path() {
+    fn positions_lists_every_path_and_cursor() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
         let p = FilePosition {
@@ -1024,12 +1043,16 @@ mod tests {
             fingerprint: u64::MAX,
             mtime_ns: -1,
         };
+        let written = [
+            file(Path::new("/a"), p),
+            file(Path::new("/b"), p),
+            journal("j", "s=1"),
+        ];
         store
-            .save_positions(&[("/a".into(), p), ("/b".into(), p)])
+            .write(Batch::at(t(0)).positions(&written))
             .expect("save");
-        let mut all = store.all_positions().expect("all");
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(all, [(PathBuf::from("/a"), p), (PathBuf::from("/b"), p)]);
+        let all = store.positions().expect("all");
+        assert_eq!(all, written.into_iter().collect());
     }
 
     #[test]
@@ -1049,10 +1072,7 @@ mod tests {
         }
         let store = Store::open(dir.path()).expect("open migrates");
         assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-        let p = store
-            .position(Path::new("/var/log/auth.log"))
-            .expect("read")
-            .expect("row kept");
+        let p = file_at(&store, Path::new("/var/log/auth.log")).expect("row kept");
         assert_eq!(
             (p.dev, p.inode, p.offset, p.fingerprint_len, p.mtime_ns),
             (1, 2, 3, 0, 0)
@@ -1210,21 +1230,21 @@ mod tests {
             )
             .expect("trigger");
         store
-            .commit(
-                &[Decision::Ban(ban("198.51.100.7/32", "ssh", 0, None))],
-                &[(log.clone(), pos(10))],
-                t(0),
+            .write(
+                Batch::at(t(0))
+                    .decisions(&[Decision::Ban(ban("198.51.100.7/32", "ssh", 0, None))])
+                    .positions(&[file(&log, pos(10))]),
             )
             .expect("first commit");
         store
-            .commit(
-                &[Decision::Ban(ban("198.51.100.8/32", "ssh", 1, None))],
-                &[(log.clone(), pos(666))],
-                t(1),
+            .write(
+                Batch::at(t(1))
+                    .decisions(&[Decision::Ban(ban("198.51.100.8/32", "ssh", 1, None))])
+                    .positions(&[file(&log, pos(666))]),
             )
             .expect_err("the position fails, so the whole batch does");
         assert_eq!(store.active_bans(t(2)).expect("bans").len(), 1);
-        assert_eq!(store.position(&log).expect("read"), Some(pos(10)));
+        assert_eq!(file_at(&store, &log), Some(pos(10)));
     }
 
     /// Environment variable that turns [`crash_child`] into the crashing writer.
@@ -1243,17 +1263,17 @@ mod tests {
         let log = PathBuf::from("/var/log/auth.log");
         let mut store = Store::open(&dir).expect("open");
         store
-            .commit(
-                &[Decision::Ban(ban("198.51.100.7/32", "ssh", 0, Some(3600)))],
-                &[(log.clone(), pos(100))],
-                t(0),
+            .write(
+                Batch::at(t(0))
+                    .decisions(&[Decision::Ban(ban("198.51.100.7/32", "ssh", 0, Some(3600)))])
+                    .positions(&[file(&log, pos(100))]),
             )
             .expect("committed batch");
         // The next batch: offences read up to 200 produced a ban; the transaction
         // is written but the process dies before COMMIT.
         let tx = store.conn.transaction().expect("begin");
         record_ban(&tx, &ban("198.51.100.8/32", "ssh", 5, Some(3600))).expect("ban row");
-        write_positions(&tx, &[(log, pos(200))]).expect("position row");
+        write_position(&tx, &file(&log, pos(200))).expect("position row");
         std::process::abort();
     }
 
@@ -1285,9 +1305,7 @@ mod tests {
         // neither is its position, so its lines are read (and banned) again.
         assert_eq!(bans, ["198.51.100.7/32"]);
         assert_eq!(
-            store
-                .position(Path::new("/var/log/auth.log"))
-                .expect("position"),
+            file_at(&store, Path::new("/var/log/auth.log")),
             Some(pos(100))
         );
         assert_eq!(store.ban_history_since(t(0)).expect("history").len(), 1);
@@ -1313,10 +1331,7 @@ mod tests {
         }
         let store = Store::open(dir.path()).expect("open migrates");
         assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-        let p = store
-            .position(Path::new("/var/log/auth.log"))
-            .expect("read")
-            .expect("row kept");
+        let p = file_at(&store, Path::new("/var/log/auth.log")).expect("row kept");
         assert_eq!((p.offset, p.fingerprint_len, p.fingerprint), (3, 4, 5));
         let bans = store.active_bans(t(0)).expect("bans");
         assert_eq!(bans.len(), 1);

@@ -11,7 +11,7 @@ use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command, ReloadReport, Reply, Stats, Status};
 use log2drop::control::server::ServerOptions;
 use log2drop::daemon::{DaemonError, Triggers, open_backends, prepare, run_prepared};
-use log2drop::store::Store;
+use log2drop::store::{Batch, Store};
 
 const BASE: &str = r#"
 [agent]
@@ -588,14 +588,10 @@ async fn bans_that_ended_while_down_run_their_unban_hooks_at_start() {
             forced: false,
         };
         store
-            .commit(
-                &[
-                    log2drop::engine::Decision::Ban(ban("198.51.100.7/32", 7200, 3600)),
-                    log2drop::engine::Decision::Ban(ban("203.0.113.9/32", 100, 0)),
-                ],
-                &[],
-                now - Duration::from_secs(7200),
-            )
+            .write(Batch::at(now - Duration::from_secs(7200)).decisions(&[
+                log2drop::engine::Decision::Ban(ban("198.51.100.7/32", 7200, 3600)),
+                log2drop::engine::Decision::Ban(ban("203.0.113.9/32", 100, 0)),
+            ]))
             .expect("commit");
     }
     let agent = lab.start().await;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use log2drop::engine::{Ban, Decision, Origin};
-use log2drop::store::Store;
+use log2drop::store::{Batch, Store};
 use log2drop_tests::veth::{BYSTANDER_V4, OFFENDER_V4, SERVER_V4};
 use log2drop_tests::{
     Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, exact_bans, ping_with_timeout,
@@ -152,7 +152,9 @@ fn restart_with_100k_bans_reconciles_the_xdp_maps_in_one_pass() {
     {
         let mut store = Store::open(&dir.state_dir()).expect("store");
         let batch: Vec<Decision> = active.iter().map(|a| Decision::Ban(ban(*a, now))).collect();
-        store.record_at(&batch, now).expect("record bans");
+        store
+            .write(Batch::at(now).decisions(&batch))
+            .expect("record bans");
     }
     let store_write = written.elapsed();
     let ready_probe = Duration::from_secs(1);
@@ -209,7 +211,9 @@ fn restart_with_100k_bans_reconciles_the_xdp_maps_in_one_pass() {
             .map(|a| Decision::Unban(ban(*a, now)))
             .collect();
         batch.extend(added.iter().map(|a| Decision::Ban(ban(*a, now))));
-        store.record_at(&batch, SystemTime::now()).expect("drift");
+        store
+            .write(Batch::at(SystemTime::now()).decisions(&batch))
+            .expect("drift");
     }
     let stray: IpAddr = "2001:db8:ffff::1".parse().expect("stray");
     plant_exact_ban(&pins, stray, 0);

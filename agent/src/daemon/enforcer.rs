@@ -13,7 +13,6 @@
 //! and `status` sees every batch sent before it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
@@ -28,8 +27,8 @@ use crate::control::protocol::{
 };
 use crate::engine::{Ban, Decision};
 use crate::hooks::Hooks;
-use crate::source::file::FilePosition;
-use crate::store::Store;
+use crate::source::{Positions, SourcePosition};
+use crate::store::{Batch, Store};
 
 /// Most queued commits merged into one transaction.
 const MAX_GROUP: usize = 256;
@@ -43,17 +42,12 @@ pub(super) struct Commit {
     /// Decisions, in order.
     pub decisions: Vec<Decision>,
     /// Source positions read up to these decisions.
-    pub positions: Vec<(PathBuf, FilePosition)>,
-    /// Journal cursors read up to these decisions, by source name.
-    pub cursors: Vec<(String, String)>,
+    pub positions: Vec<SourcePosition>,
     /// When the decisions were taken.
     pub now: SystemTime,
     /// Told once the batch is recorded and enforced.
     pub done: Option<oneshot::Sender<()>>,
 }
-
-/// Every saved file position, and journal cursors by source name.
-pub(super) type SavedState = (Vec<(PathBuf, FilePosition)>, HashMap<String, String>);
 
 /// Work for the commit thread.
 #[derive(Debug)]
@@ -72,8 +66,8 @@ pub(super) enum Job {
         active: Vec<Ban>,
         reply: oneshot::Sender<Result<Changes, String>>,
     },
-    /// Every saved file position, and the saved cursors of these sources.
-    Saved(Vec<String>, oneshot::Sender<SavedState>),
+    /// Every saved source position.
+    Saved(oneshot::Sender<Positions>),
     /// Periodic upkeep: backend gc, history purge.
     Maintain(SystemTime),
     /// Remove every kernel object and stop enforcing.
@@ -242,24 +236,21 @@ impl Enforcer {
 
     fn commit(&mut self, group: Vec<Commit>) {
         let mut decisions = Vec::new();
-        let mut positions: HashMap<PathBuf, FilePosition> = HashMap::new();
-        let mut cursors: HashMap<String, String> = HashMap::new();
+        let mut positions = Positions::default();
         let mut now = SystemTime::UNIX_EPOCH;
         let mut done = Vec::new();
         for c in group {
             decisions.extend(c.decisions);
             positions.extend(c.positions);
-            cursors.extend(c.cursors);
             now = now.max(c.now);
             done.extend(c.done);
         }
-        let positions: Vec<(PathBuf, FilePosition)> = positions.into_iter().collect();
-        let cursors: Vec<(String, String)> = cursors.into_iter().collect();
+        let positions = positions.take();
         // Store first: a ban is never enforced without being recorded (unless the
         // store itself fails, which is logged and does not stop enforcing).
         match self
             .store
-            .commit_with_cursors(&decisions, &positions, &cursors, now)
+            .write(Batch::at(now).decisions(&decisions).positions(&positions))
         {
             Ok(()) => self.commits += 1,
             Err(e) => {
@@ -339,23 +330,12 @@ impl Enforcer {
             } => {
                 let _ = reply.send(self.reconfigure(&config, &active));
             }
-            Job::Saved(names, reply) => {
-                let positions = self.store.all_positions().unwrap_or_else(|e| {
+            Job::Saved(reply) => {
+                let positions = self.store.positions().unwrap_or_else(|e| {
                     tracing::warn!(error = %chain(&e), "cannot read saved positions");
-                    Vec::new()
+                    Positions::default()
                 });
-                let mut cursors = HashMap::new();
-                for name in names {
-                    match self.store.cursor(&name) {
-                        Ok(Some(c)) => {
-                            cursors.insert(name, c);
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(source = %name, error = %chain(&e),
-                            "cannot read saved cursor"),
-                    }
-                }
-                let _ = reply.send((positions, cursors));
+                let _ = reply.send(positions);
             }
             Job::Maintain(now) => self.maintain(now),
             Job::Flush(reply) => {

@@ -23,8 +23,7 @@ use crate::control::protocol::{BanEntry, Command, JailStatus, ReloadReport, Repl
 use crate::control::server::ControlRequest;
 use crate::engine::{Ban, Decision, Engine, MANUAL_JAIL, ManualBan};
 use crate::hooks::HookStats;
-use crate::source::file::FilePosition;
-use crate::source::{Saved, SourceEvent};
+use crate::source::{Positions, SourceEvent};
 
 /// Most offences folded into one decision batch.
 const MAX_BATCH: usize = 4096;
@@ -46,13 +45,9 @@ pub(super) struct EngineTask {
     /// Decisions not yet handed to the commit thread.
     pub(super) pending: Vec<Decision>,
     /// Positions not yet handed to the commit thread.
-    pub(super) positions: HashMap<PathBuf, FilePosition>,
-    /// Journal cursors not yet handed to the commit thread.
-    pub(super) cursors: HashMap<String, String>,
-    /// The latest position seen per path (a restarted source resumes there).
-    pub(super) last_positions: HashMap<PathBuf, FilePosition>,
-    /// The latest cursor seen per journal source.
-    pub(super) last_cursors: HashMap<String, String>,
+    pub(super) positions: Positions,
+    /// The latest position seen per key (a restarted source resumes there).
+    pub(super) last_positions: Positions,
     pub(super) bans_total: u64,
     pub(super) bans_lifted: u64,
     /// Set by `flush`: the task ends after answering.
@@ -130,7 +125,7 @@ impl EngineTask {
                     self.send(Job::Maintain(now)).await;
                 }
                 _ = flush.tick() => {
-                    if !self.positions.is_empty() || !self.cursors.is_empty() {
+                    if !self.positions.is_empty() {
                         self.commit(None).await;
                     }
                 }
@@ -166,13 +161,9 @@ impl EngineTask {
                         .offence(&o.filter, o.addr, o.at, &mut self.pending);
                 }
             }
-            SourceEvent::Position { path, position, .. } => {
-                self.last_positions.insert(path.clone(), position);
-                self.positions.insert(path, position);
-            }
-            SourceEvent::Cursor { source, cursor } => {
-                self.last_cursors.insert(source.to_string(), cursor.clone());
-                self.cursors.insert(source.to_string(), cursor);
+            SourceEvent::Position(p) => {
+                self.last_positions.insert(p.clone());
+                self.positions.insert(p);
             }
         }
     }
@@ -186,11 +177,7 @@ impl EngineTask {
     /// Hands pending decisions and positions to the commit thread; `done` is told
     /// once they are recorded and enforced.
     async fn commit(&mut self, done: Option<oneshot::Sender<()>>) {
-        if self.pending.is_empty()
-            && self.positions.is_empty()
-            && self.cursors.is_empty()
-            && done.is_none()
-        {
+        if self.pending.is_empty() && self.positions.is_empty() && done.is_none() {
             return;
         }
         self.bans_total += self
@@ -200,8 +187,7 @@ impl EngineTask {
             .count() as u64;
         let commit = Commit {
             decisions: std::mem::take(&mut self.pending),
-            positions: self.positions.drain().collect(),
-            cursors: self.cursors.drain().collect(),
+            positions: self.positions.take(),
             now: SystemTime::now(),
             done,
         };
@@ -530,18 +516,10 @@ impl EngineTask {
         if !new_sources.is_empty() {
             // What the store holds, overlaid with what this run has seen since.
             let (tx, rx) = oneshot::channel();
-            let names = new_sources.iter().map(|(n, _)| n.clone()).collect();
-            self.send(Job::Saved(names, tx)).await;
-            let (stored, mut cursors) = rx.await.unwrap_or_default();
-            let mut positions: HashMap<PathBuf, FilePosition> = stored.into_iter().collect();
-            positions.extend(self.last_positions.iter().map(|(p, pos)| (p.clone(), *pos)));
-            cursors.extend(self.last_cursors.clone());
-            let positions: Vec<(PathBuf, FilePosition)> = positions.into_iter().collect();
+            self.send(Job::Saved(tx)).await;
+            let mut saved = rx.await.unwrap_or_default();
+            saved.extend(self.last_positions.iter().cloned());
             for (name, matcher) in new_sources {
-                let saved = Saved {
-                    positions: positions.clone(),
-                    cursor: cursors.get(&name).cloned(),
-                };
                 if let Err(e) = self.sources.start(
                     &name,
                     &prepared.config,

@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
 use crate::filter::{Scratch, SourceMatcher};
-use crate::source::{LineMatcher, Saved, SourceError, SourceEvent, SourceHandle, spawn_configured};
+use crate::source::{
+    LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
+};
 
 /// The sources that are running, in config order.
 #[derive(Debug, Default)]
@@ -32,7 +34,7 @@ impl SourceSet {
         &mut self,
         name: &str,
         config: &Config,
-        saved: &Saved,
+        saved: &Positions,
         matcher: SourceMatcher,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::engine::{Ban, Decision, Origin};
-use crate::store::Store;
+use crate::store::{Batch, Store};
 
 /// Why the database could not be imported.
 #[derive(Debug, thiserror::Error)]
@@ -116,12 +116,14 @@ pub fn import_state(
             forced: false,
         };
         let running = until.is_none_or(|u| u > now_secs);
-        store.record_at(&[Decision::Ban(ban.clone())], time(row.since))?;
+        store.write(Batch::at(time(row.since)).decisions(&[Decision::Ban(ban.clone())]))?;
         if running {
             out.active += 1;
         } else {
             // Ended when its time ran out.
-            store.record_at(&[Decision::Unban(ban)], time(until.unwrap_or(now_secs)))?;
+            store.write(
+                Batch::at(time(until.unwrap_or(now_secs))).decisions(&[Decision::Unban(ban)]),
+            )?;
             out.history += 1;
         }
     }

@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use super::file::StartAt;
 use super::line::Line;
 use super::process::{Backoff, pause, run_child};
-use super::{Emitter, JournalSourceSpec, LineMatcher, SourceEvent};
+use super::{Emitter, JournalSourceSpec, LineMatcher, SourceEvent, SourcePosition};
 
 /// How often the cursor is sent while entries keep coming.
 const CURSOR_EVERY: Duration = Duration::from_secs(1);
@@ -211,10 +211,10 @@ pub(super) fn run<M: LineMatcher>(
                     }
                     if sent_at.elapsed() >= CURSOR_EVERY && cursor != sent {
                         if let Some(c) = &cursor {
-                            emitter.send(SourceEvent::Cursor {
-                                source: name.clone(),
+                            emitter.send(SourceEvent::Position(SourcePosition::Journal {
+                                source: name.to_string(),
                                 cursor: c.clone(),
-                            });
+                            }));
                         }
                         sent.clone_from(&cursor);
                         sent_at = Instant::now();
@@ -231,10 +231,10 @@ pub(super) fn run<M: LineMatcher>(
         if cursor != sent
             && let Some(c) = &cursor
         {
-            emitter.send(SourceEvent::Cursor {
-                source: name.clone(),
+            emitter.send(SourceEvent::Position(SourcePosition::Journal {
+                source: name.to_string(),
                 cursor: c.clone(),
-            });
+            }));
             sent.clone_from(&cursor);
         }
         match result {

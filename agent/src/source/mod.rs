@@ -28,6 +28,7 @@ pub mod glob;
 #[cfg(target_os = "linux")]
 pub mod journal;
 pub mod line;
+pub mod position;
 pub mod process;
 
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ use self::file::{FilePosition, FollowOptions};
 use self::files::FileSet;
 use self::glob::Pattern;
 use self::line::Line;
+pub use self::position::{PositionKey, Positions, SourcePosition};
 
 /// Default interval of the polling fallback: the upper bound on how late a line is
 /// seen when inotify says nothing (network filesystems, missed events).
@@ -99,23 +101,8 @@ pub struct Offence {
 pub enum SourceEvent {
     /// Matched lines, in the order they were read.
     Offences(Vec<Offence>),
-    /// Every line of this file before this position has been sent.
-    Position {
-        /// Source name.
-        source: Arc<str>,
-        /// The key under which the position is stored: the followed path, or
-        /// [`files::rotated_key`] for a rotated file still being read.
-        path: PathBuf,
-        /// Where to resume.
-        position: FilePosition,
-    },
-    /// Every journal entry up to this cursor has been sent.
-    Cursor {
-        /// Source name (the key under which the cursor is stored).
-        source: Arc<str>,
-        /// journalctl's cursor of the last entry read.
-        cursor: String,
-    },
+    /// Every line before this position has been sent.
+    Position(SourcePosition),
 }
 
 /// Counters of one source, shared with whoever reports status.
@@ -564,12 +551,11 @@ fn run_file_source<M: LineMatcher>(
         if stopping || sent_at.elapsed() >= POSITION_EVERY {
             for (path, position) in set.positions() {
                 if sent.get(&path) != Some(&position) {
-                    emitter.send(SourceEvent::Position {
-                        source: name.clone(),
-                        path: path.clone(),
-                        position,
-                    });
-                    sent.insert(path, position);
+                    sent.insert(path.clone(), position);
+                    emitter.send(SourceEvent::Position(SourcePosition::File {
+                        path,
+                        at: position,
+                    }));
                 }
             }
             sent_at = Instant::now();
@@ -678,33 +664,13 @@ pub fn spawn_stdin_source<M: LineMatcher>(
 #[cfg(test)]
 mod tests;
 
-/// What a source saved in the last run.
-#[derive(Debug, Clone, Default)]
-pub struct Saved {
-    /// File positions by path (all of them; a file source takes its own).
-    pub positions: Vec<(PathBuf, FilePosition)>,
-    /// The journal cursor of this source.
-    pub cursor: Option<String>,
-}
-
-/// The saved positions of the paths `pattern` matches, and of the rotated files
-/// that were still open for them.
-fn saved_for(
-    pattern: &Pattern,
-    positions: &[(PathBuf, FilePosition)],
-) -> HashMap<PathBuf, FilePosition> {
-    positions
-        .iter()
-        .filter(|(key, _)| pattern.matches(files::split_key(key).0))
-        .cloned()
-        .collect()
-}
-
-/// Starts the source `cfg` describes (already validated) under `name`.
+/// Starts the source `cfg` describes (already validated) under `name`, resuming
+/// from what `saved` holds for it (every saved position; each kind of source
+/// takes its own).
 pub fn spawn_configured<M: LineMatcher>(
     name: &str,
     cfg: &crate::config::SourceConfig,
-    saved: &Saved,
+    saved: &Positions,
     matcher: M,
     tx: Sender<SourceEvent>,
 ) -> Result<SourceHandle, SourceError> {
@@ -716,7 +682,7 @@ pub fn spawn_configured<M: LineMatcher>(
                 name: name.clone(),
                 source,
             })?;
-            let resume = saved_for(&pattern, &saved.positions);
+            let resume = saved.files_for(&pattern);
             let spec = FileSourceSpec {
                 name,
                 path: cfg.path.clone(),
@@ -738,6 +704,7 @@ pub fn spawn_configured<M: LineMatcher>(
         #[cfg(target_os = "linux")]
         SourceKind::Journal => spawn_journal_source(
             JournalSourceSpec {
+                cursor: saved.cursor(&name),
                 name,
                 options: journal::JournalOptions {
                     program: cfg.journalctl_program(),
@@ -745,7 +712,6 @@ pub fn spawn_configured<M: LineMatcher>(
                     start: cfg.start_at(),
                     max_line: cfg.max_line_bytes,
                 },
-                cursor: saved.cursor.clone(),
             },
             matcher,
             tx,

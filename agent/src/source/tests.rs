@@ -64,9 +64,10 @@ async fn thread_sends_offences_then_position_and_stops() {
         .expect("position in time")
         .expect("channel open");
     match ev {
-        SourceEvent::Position {
-            position, path: p, ..
-        } => {
+        SourceEvent::Position(SourcePosition::File {
+            at: position,
+            path: p,
+        }) => {
             assert_eq!(p, path);
             let len = std::fs::metadata(&path).expect("meta").len();
             assert_eq!(position.offset, len);
@@ -165,7 +166,7 @@ async fn journal_source_reads_entries_sends_cursor_and_resumes_after_it() {
         .await
         .expect("in time")
     {
-        if let SourceEvent::Cursor { cursor: c, .. } = ev {
+        if let SourceEvent::Position(SourcePosition::Journal { cursor: c, .. }) = ev {
             cursor = Some(c);
         }
     }
@@ -362,21 +363,28 @@ fn a_file_source_takes_its_paths_and_their_rotated_files_from_what_was_saved() {
         offset,
         ..FilePosition::NONE
     };
-    let saved = vec![
-        (p("/var/log/nginx/a.access.log"), at(1)),
-        (
+    let file = |path: PathBuf, offset| SourcePosition::File {
+        path,
+        at: at(offset),
+    };
+    let saved: Positions = [
+        file(p("/var/log/nginx/a.access.log"), 1),
+        file(
             files::rotated_key(Path::new("/var/log/nginx/a.access.log"), 0),
-            at(2),
+            2,
         ),
-        (p("/var/log/nginx/error.log"), at(3)),
-        (
+        file(p("/var/log/nginx/error.log"), 3),
+        file(
             files::rotated_key(Path::new("/var/log/nginx/error.log"), 0),
-            at(4),
+            4,
         ),
-        (p("/var/log/auth.log"), at(5)),
-    ];
+        file(p("/var/log/auth.log"), 5),
+    ]
+    .into_iter()
+    .collect();
     let pattern = Pattern::new(Path::new("/var/log/nginx/*access.log")).expect("glob");
-    let mut got: Vec<u64> = saved_for(&pattern, &saved)
+    let mut got: Vec<u64> = saved
+        .files_for(&pattern)
         .into_values()
         .map(|p| p.offset)
         .collect();
@@ -417,7 +425,7 @@ async fn rotated_file_positions_go_through_the_channel_and_back() {
     let stopper = tokio::task::spawn_blocking(move || handle.stop());
     let mut saved = HashMap::new();
     while let Some(ev) = rx.recv().await {
-        if let SourceEvent::Position { path, position, .. } = ev {
+        if let SourceEvent::Position(SourcePosition::File { path, at: position }) = ev {
             saved.insert(path, position);
         }
     }

@@ -126,7 +126,7 @@ fn immutable(path: &Path) -> rusqlite::Result<Connection> {
 mod tests {
     use super::*;
     use crate::engine::{Ban, BanReason, Decision, Origin};
-    use crate::store::Store;
+    use crate::store::{Batch, Store};
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -155,19 +155,20 @@ mod tests {
             let mut store = Store::open(dir.path()).expect("store");
             let a = ban("192.0.2.1/32", "ssh", t0);
             store
-                .record_at(&[Decision::Ban(a.clone())], UNIX_EPOCH)
+                .write(Batch::at(UNIX_EPOCH).decisions(&[Decision::Ban(a.clone())]))
                 .expect("ban");
             store
-                .record_at(
-                    &[Decision::Unban(a)],
-                    UNIX_EPOCH + Duration::from_secs(t0 + 60),
+                .write(
+                    Batch::at(UNIX_EPOCH + Duration::from_secs(t0 + 60))
+                        .decisions(&[Decision::Unban(a)]),
                 )
                 .expect("unban");
             store
-                .record_at(
-                    &[Decision::Ban(ban("203.0.113.0/24", "web", t0 + 86_400))],
-                    UNIX_EPOCH,
-                )
+                .write(Batch::at(UNIX_EPOCH).decisions(&[Decision::Ban(ban(
+                    "203.0.113.0/24",
+                    "web",
+                    t0 + 86_400,
+                ))]))
                 .expect("ban");
         }
         let zone = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
