@@ -45,7 +45,7 @@ use crate::config::{FilterConfig, LinePrefix};
 use extract::FastHost;
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
 pub use session::Role;
-use session::Sessions;
+use session::{LineFacts, Sessions};
 use time::DatePattern;
 
 /// Why one pattern was refused.
@@ -145,8 +145,10 @@ pub struct Hit {
 pub enum Outcome {
     /// An offence: this line's.
     Hit(Hit),
-    /// An `end` line (`line`) closed a session whose pending address now counts
-    /// (`counted`, with the address line's regex and time).
+    /// A line that does not count by itself (`line`) released an offence of
+    /// its session (`counted`, with that line's regex and time): an `end` line
+    /// closed a session whose pending address now counts, or a line named the
+    /// address a failure of its session waited for (fail2ban's `<F-MLFID>`).
     Ended {
         /// What the end line itself matched.
         line: Hit,
@@ -155,7 +157,9 @@ pub enum Outcome {
     },
     /// A regex matched, but its session says the line does not count now: an
     /// `address` waiting for the session's end, an `attempt` or `end` of a
-    /// session that already counted, a `success`.
+    /// session that already counted, a `success`, a fail2ban `<F-NOFAIL>` line,
+    /// a failure still waiting for its session to name an address (its `addr`
+    /// is then the unspecified address).
     Held(Hit),
     /// A regex matched, but the filter's `ignore` says the line does not count
     /// (and no other filter took it).
@@ -841,6 +845,8 @@ impl SourceMatcher {
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         let mut process: Option<&[u8]> = None;
+        // A fail2ban line of a `<F-MLFID>` session: its key and facts.
+        let mut f2b_session: Option<(u64, LineFacts)> = None;
         if (!self.by_program.is_empty() || self.any_program.is_some())
             && let Some(prefix) = syslog::parse_cached(line, &mut scratch.stamp)
         {
@@ -879,18 +885,27 @@ impl SourceMatcher {
             process = None;
         }
         if !self.fail2ban.is_empty() {
-            self.examine_fail2ban(line, now, scratch, &mut best, &mut ignored);
+            f2b_session = self.examine_fail2ban(line, now, scratch, &mut best, &mut ignored);
         }
         match (best, ignored) {
             (Some(h), _) => {
                 let f = &self.filters[h.filter.index()];
-                if !f.sessions {
-                    return Outcome::Hit(h);
-                }
-                let key = process.map(|p| scratch.sessions.key(h.filter, p));
-                match scratch.sessions.line(key, h.role, h, now, f.window) {
-                    Some(counted) if h.role == Role::End => Outcome::Ended { line: h, counted },
-                    Some(counted) => Outcome::Hit(counted),
+                let (key, facts) = match f2b_session {
+                    Some((key, facts)) => (Some(key), facts),
+                    None if f.sessions => (
+                        process.map(|p| scratch.sessions.key(h.filter, p)),
+                        LineFacts::PLAIN,
+                    ),
+                    None => return Outcome::Hit(h),
+                };
+                match scratch
+                    .sessions
+                    .line_with(key, h.role, h, facts, now, f.window)
+                {
+                    Some(counted) if matches!(h.role, Role::Failure | Role::Attempt) => {
+                        Outcome::Hit(counted)
+                    }
+                    Some(counted) => Outcome::Ended { line: h, counted },
                     None => Outcome::Held(h),
                 }
             }
@@ -899,7 +914,9 @@ impl SourceMatcher {
         }
     }
 
-    /// The fail2ban filters that come before `best` in priority order.
+    /// The fail2ban filters that come before `best` in priority order. Returns
+    /// the session key and facts when the line that became `best` belongs to
+    /// a fail2ban multi-line session (`<F-MLFID>`).
     fn examine_fail2ban(
         &self,
         line: &[u8],
@@ -907,12 +924,12 @@ impl SourceMatcher {
         scratch: &mut Scratch,
         best: &mut Option<Hit>,
         ignored: &mut Option<(FilterId, usize)>,
-    ) {
+    ) -> Option<(u64, LineFacts)> {
         use crate::fail2ban::Verdict;
         let text = String::from_utf8_lossy(line);
         for (k, (id, m)) in self.fail2ban.iter().enumerate() {
             if best.is_some_and(|b| b.filter < *id) {
-                return;
+                return None;
             }
             let zone = &self.filters[id.index()].zone;
             match m.examine(&text, zone, now, &mut scratch.fail2ban[k]) {
@@ -924,7 +941,39 @@ impl SourceMatcher {
                         regex,
                         time,
                     });
-                    return;
+                    return None;
+                }
+                Verdict::Session {
+                    regex,
+                    addr,
+                    time,
+                    nofail,
+                    gained,
+                    forget,
+                } => {
+                    let role = if gained {
+                        Role::Success
+                    } else if nofail {
+                        Role::Carry
+                    } else {
+                        Role::Failure
+                    };
+                    *best = Some(Hit {
+                        addr: addr.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                        filter: *id,
+                        role,
+                        regex,
+                        time,
+                    });
+                    let key = scratch
+                        .sessions
+                        .key(*id, scratch.fail2ban[k].mlfid.as_bytes());
+                    let facts = LineFacts {
+                        has_addr: addr.is_some(),
+                        ends: forget,
+                        only_flag_ends: true,
+                    };
+                    return Some((key, facts));
                 }
                 Verdict::Ignored { regex } | Verdict::NotCounted { regex } => {
                     if ignored.is_none() {
@@ -934,6 +983,7 @@ impl SourceMatcher {
                 Verdict::Miss => {}
             }
         }
+        None
     }
 
     /// The first pattern of group `g`, in priority order, that matches `hay`, yields

@@ -3,9 +3,12 @@
 //! `<F-CONTENT>`, drop lines an `ignoreregex` matches, take the first `failregex`
 //! that matches, and read the address from its `ip4`/`ip6`/`dns` groups.
 //!
-//! `<F-NOFAIL>` lines are never offences; lines with no address (their address
-//! would come from an earlier line of the same session, `<F-MLFID>`) are not
-//! offences either until log2drop's session mechanism carries them.
+//! A line whose match captured `<F-MLFID>` belongs to a session: the matcher
+//! reports it as [`Verdict::Session`] with its `<F-NOFAIL>`, `<F-MLFGAINED>`
+//! and `<F-MLFFORGET>` flags and the id in [`LineState::mlfid`], and the
+//! source's one session table ([`crate::filter::session`]) decides what counts,
+//! as fail2ban's multi-line cache does. Without an id, `<F-NOFAIL>` lines and
+//! lines with no address are never offences.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -306,8 +309,13 @@ fn next_tag(s: &str, from: usize) -> Option<(usize, usize)> {
 #[derive(Debug)]
 struct Fail {
     re: F2bRegex,
-    nofail: bool,
+    /// It has a group of the multi-line tags (`<F-NOFAIL>`, `<F-MLFID>`...),
+    /// so its matches are looked at for them.
+    tagged: bool,
 }
+
+/// The groups fail2ban's multi-line handling reads.
+const SESSION_GROUPS: [&str; 4] = ["nofail", "mlfgained", "mlfforget", "mlfid"];
 
 /// A compiled fail2ban filter.
 #[derive(Debug)]
@@ -334,8 +342,25 @@ pub enum Verdict {
         /// The line's time, if a date was found.
         time: Option<SystemTime>,
     },
+    /// A failregex matched on a line of the multi-line session whose id
+    /// (`<F-MLFID>`) is left in [`LineState::mlfid`]: the session decides.
+    Session {
+        /// The failregex.
+        regex: usize,
+        /// The line's address, if it names one.
+        addr: Option<IpAddr>,
+        /// The line's time, if a date was found.
+        time: Option<SystemTime>,
+        /// `<F-NOFAIL>`: the line carries data (the address), not a failure.
+        nofail: bool,
+        /// `<F-MLFGAINED>`: access was gained; the session's failures waiting
+        /// for an address are forgotten.
+        gained: bool,
+        /// `<F-MLFFORGET>`: the session ends after this line.
+        forget: bool,
+    },
     /// A failregex matched but the line is not an offence by itself
-    /// (`<F-NOFAIL>`, or no address on this line).
+    /// (`<F-NOFAIL>`, or no address on this line, and no session).
     NotCounted {
         /// The failregex.
         regex: usize,
@@ -353,6 +378,8 @@ pub enum Verdict {
 /// date cut out, and with `maxlines` above 1 the last lines, searched together.
 #[derive(Debug, Default)]
 pub struct LineState {
+    /// The `<F-MLFID>` of the last [`Verdict::Session`] line.
+    pub mlfid: String,
     cut: String,
     lines: std::collections::VecDeque<String>,
     joined: String,
@@ -389,9 +416,8 @@ impl Matcher {
         let mut fail = Vec::new();
         for l in &def.failregex {
             let re = compile(l, "failregex", multi)?;
-            // `<F-MLFGAINED>` (a success) ends a session without an offence.
-            let nofail = re.has_group("nofail") || re.has_group("mlfgained");
-            fail.push(Fail { re, nofail });
+            let tagged = SESSION_GROUPS.iter().any(|g| re.has_group(g));
+            fail.push(Fail { re, tagged });
         }
         let ignore = def
             .ignoreregex
@@ -421,7 +447,17 @@ impl Matcher {
         state: &mut LineState,
     ) -> Verdict {
         let verdict = self.examine_inner(line, zone, now, state);
-        if self.maxlines > 1 && matches!(verdict, Verdict::Fail { .. }) {
+        if self.maxlines > 1
+            && matches!(
+                verdict,
+                Verdict::Fail { .. }
+                    | Verdict::Session {
+                        nofail: false,
+                        gained: false,
+                        ..
+                    }
+            )
+        {
             // The lines that made this failure do not make another.
             state.lines.clear();
         }
@@ -484,9 +520,9 @@ impl Matcher {
                 .or_else(|| g.name("dns"))
                 .or_else(|| g.name("fid"))
         });
-        let pref_nofail = pref
+        let pref_tagged = pref
             .as_ref()
-            .is_some_and(|g| g.name("nofail").is_some() || g.name("mlfgained").is_some());
+            .is_some_and(|g| SESSION_GROUPS.iter().any(|n| g.name(n).is_some()));
         // In order, each on its own: most are anchored on a literal and fail at
         // the first bytes (a multi-pattern set runs slower here, on the NFA).
         for (i, f) in self.fail.iter().enumerate() {
@@ -496,11 +532,6 @@ impl Matcher {
             if self.ignore.iter().any(|r| r.is_match(text)) {
                 return Verdict::Ignored { regex: i };
             }
-            if pref_nofail
-                || f.nofail && (g.name("nofail").is_some() || g.name("mlfgained").is_some())
-            {
-                return Verdict::NotCounted { regex: i };
-            }
             let addr = g
                 .name("ip4")
                 .or_else(|| g.name("ip6"))
@@ -508,13 +539,43 @@ impl Matcher {
                 .or_else(|| g.name("fid"))
                 .or(pref_host)
                 .and_then(|h| crate::addr::parse_ip(h.trim_matches(['[', ']']).as_bytes()));
+            if !(pref_tagged || f.tagged) {
+                return match addr {
+                    Some(addr) => Verdict::Fail {
+                        addr,
+                        regex: i,
+                        time,
+                    },
+                    None => Verdict::NotCounted { regex: i },
+                };
+            }
+            // The line's group, else the prefregex's; as in fail2ban, an empty
+            // capture does not set a flag.
+            let group = |name: &str| {
+                g.name(name)
+                    .or_else(|| pref.as_ref().and_then(|p| p.name(name)))
+            };
+            let flag = |name: &str| group(name).is_some_and(|t| !t.is_empty());
+            let (nofail, gained, forget) = (flag("nofail"), flag("mlfgained"), flag("mlfforget"));
+            if let Some(id) = group("mlfid") {
+                state.mlfid.clear();
+                state.mlfid.push_str(id);
+                return Verdict::Session {
+                    regex: i,
+                    addr,
+                    time,
+                    nofail,
+                    gained,
+                    forget,
+                };
+            }
             return match addr {
-                Some(addr) => Verdict::Fail {
+                Some(addr) if !nofail && !gained => Verdict::Fail {
                     addr,
                     regex: i,
                     time,
                 },
-                None => Verdict::NotCounted { regex: i },
+                _ => Verdict::NotCounted { regex: i },
             };
         }
         Verdict::Miss

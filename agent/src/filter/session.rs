@@ -15,6 +15,26 @@
 //! | `address` | only names the session's address: counts once when the session ends with no counted line |
 //! | `end` | ends the session: a pending `address` counts now; never counts by itself |
 //! | `success` | ends the session without an offence: a pending `address` is dropped |
+//! | carry | only names the session's address (fail2ban's `<F-NOFAIL>`): never counts by itself |
+//!
+//! A line may also carry no address at all (fail2ban filters whose `<F-MLFID>`
+//! names the session and whose failure line has no `<HOST>`): it counts with the
+//! address an earlier line of its session named, or, when none did yet, waits
+//! for the first line of the session that names one (a *waiting* failure; a
+//! `success` drops it, and it is lost if the session ends first, as in
+//! fail2ban). And a line may *end* its session whatever its role (fail2ban's
+//! `<F-MLFFORGET>`): the session is forgotten after the line, a pending address
+//! counting as with `end`; for such filters only that flag ends a session (a
+//! `success` forgets the failures, and the session goes on). fail2ban's tags map
+//! onto this one mechanism:
+//!
+//! | fail2ban | here |
+//! |---|---|
+//! | `<F-MLFID>` | the session key (instead of host, program and pid) |
+//! | failregex line | failure (with or without its own address) |
+//! | `<F-NOFAIL>` | carry |
+//! | `<F-MLFGAINED>` | success: waiting failures are dropped |
+//! | `<F-MLFFORGET>` | the line ends its session |
 //!
 //! A pending `address` counts when an `end` line closes its session, when the
 //! session has seen no line for `session_window` (checked as later lines of the
@@ -32,6 +52,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use hashbrown::HashMap;
@@ -61,10 +82,15 @@ pub enum Role {
     End,
     /// `success`: the session is over, without an offence.
     Success,
+    /// Names the session's address and never counts by itself (fail2ban's
+    /// `<F-NOFAIL>`). Not a list of log2drop's own filters: their `address`
+    /// lines are worth an offence if the session fails.
+    Carry,
 }
 
 impl Role {
-    /// Every role, in the order a filter's lists are compiled.
+    /// Every role a log2drop filter lists regexes for, in the order its
+    /// lists are compiled.
     pub const ALL: [Role; 5] = [
         Role::Failure,
         Role::Attempt,
@@ -81,6 +107,7 @@ impl Role {
             Role::Address => "address",
             Role::End => "end",
             Role::Success => "success",
+            Role::Carry => "carry",
         }
     }
 }
@@ -99,8 +126,37 @@ struct Session {
     over: bool,
     /// It ended in a success.
     succeeded: bool,
+    /// The address the last line that named one named, for the lines that
+    /// name none.
+    known: Option<IpAddr>,
+    /// A failure line without an address, waiting for a line that names one.
+    waiting: Option<Hit>,
     /// Its filter's window.
     window: Duration,
+}
+
+/// What a matched line is to its session, beyond its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineFacts {
+    /// The line named the address (the hit's `addr`); if not, the hit's
+    /// `addr` is a placeholder and the session's address stands in.
+    pub has_addr: bool,
+    /// The session ends after this line (fail2ban's `<F-MLFFORGET>`).
+    pub ends: bool,
+    /// Only `ends` ends the session: a `success` forgets the session's
+    /// failures but the session goes on (fail2ban's `<F-MLFGAINED>` without
+    /// `<F-MLFFORGET>`).
+    pub only_flag_ends: bool,
+}
+
+impl LineFacts {
+    /// A line of a log2drop filter: it names its address and ends its
+    /// session only by its role.
+    pub const PLAIN: LineFacts = LineFacts {
+        has_addr: true,
+        ends: false,
+        only_flag_ends: false,
+    };
 }
 
 impl Session {
@@ -111,6 +167,8 @@ impl Session {
             counted: false,
             over: false,
             succeeded: false,
+            known: None,
+            waiting: None,
             window,
         }
     }
@@ -186,9 +244,24 @@ impl Sessions {
         now: SystemTime,
         window: Duration,
     ) -> Option<Hit> {
+        self.line_with(key, role, hit, LineFacts::PLAIN, now, window)
+    }
+
+    /// [`line`](Self::line) for a line that may name no address or may end its
+    /// session whatever its role (see the module doc).
+    pub fn line_with(
+        &mut self,
+        key: Option<u64>,
+        role: Role,
+        mut hit: Hit,
+        facts: LineFacts,
+        now: SystemTime,
+        window: Duration,
+    ) -> Option<Hit> {
         self.expire(now);
         let Some(key) = key else {
-            return matches!(role, Role::Failure | Role::Attempt).then_some(hit);
+            return (facts.has_addr && matches!(role, Role::Failure | Role::Attempt))
+                .then_some(hit);
         };
         let s = match role {
             // Ending lines do not open a session.
@@ -196,32 +269,55 @@ impl Sessions {
             _ => self.entry(key, now, window),
         };
         s.last = now;
-        match role {
+        if s.over && matches!(role, Role::Failure | Role::Address | Role::Carry) {
+            *s = Session::new(now, window);
+        }
+        // A waiting failure counts with the first address its session names,
+        // unless the line counts itself (one attempt) or is a success.
+        let mut waiting = None;
+        if role == Role::Success {
+            s.waiting = None;
+        }
+        if facts.has_addr {
+            s.known = Some(hit.addr);
+            waiting = s.waiting.take().map(|w| Hit {
+                addr: hit.addr,
+                ..w
+            });
+        } else if let Some(a) = s.known {
+            hit.addr = a;
+        } else if matches!(role, Role::Failure | Role::Attempt) {
+            if s.waiting.is_none() && !(role == Role::Attempt && (s.counted || s.succeeded)) {
+                s.waiting = Some(hit);
+            }
+            return self.after_line(key, facts, None);
+        } else if matches!(role, Role::Address | Role::Carry) {
+            // Nothing to name.
+            return self.after_line(key, facts, None);
+        }
+        let s = self.open.get_mut(&key).expect("looked up above");
+        let own = match role {
             Role::Failure => {
-                if s.over {
-                    *s = Session::new(now, window);
-                }
                 s.pending = None;
                 s.counted = true;
                 Some(hit)
             }
             Role::Attempt => {
                 if s.counted || s.succeeded {
-                    return None;
+                    None
+                } else {
+                    s.pending = None;
+                    s.counted = true;
+                    Some(hit)
                 }
-                s.pending = None;
-                s.counted = true;
-                Some(hit)
             }
             Role::Address => {
-                if s.over {
-                    *s = Session::new(now, window);
-                }
-                if !s.counted && s.pending.is_none() {
+                if !s.counted && s.pending.is_none() && waiting.is_none() {
                     s.pending = Some(hit);
                 }
                 None
             }
+            Role::Carry => None,
             Role::End => {
                 s.over = true;
                 let pending = s.pending.take();
@@ -231,11 +327,45 @@ impl Sessions {
                 pending
             }
             Role::Success => {
-                s.over = true;
+                s.over = !facts.only_flag_ends;
                 s.succeeded = true;
                 s.pending = None;
                 None
             }
+        };
+        let counted = match (own, waiting) {
+            (Some(own), _) => Some(own),
+            (None, Some(w)) => {
+                s.pending = None;
+                s.counted = true;
+                Some(w)
+            }
+            (None, None) => None,
+        };
+        self.after_line(key, facts, counted)
+    }
+
+    /// Forgets the session `key` if the line ends it; a pending address counts.
+    /// The entry stays (as after an `end`) until its window passes, so the
+    /// expiry queue never holds a key twice; the next line starts afresh.
+    fn after_line(&mut self, key: u64, facts: LineFacts, counted: Option<Hit>) -> Option<Hit> {
+        if !facts.ends {
+            return counted;
+        }
+        let Some(s) = self.open.get_mut(&key) else {
+            return counted;
+        };
+        let pending = s.pending.take();
+        *s = Session {
+            over: true,
+            ..Session::new(s.last, s.window)
+        };
+        match counted {
+            Some(c) => {
+                self.deferred.extend(pending);
+                Some(c)
+            }
+            None => pending,
         }
     }
 

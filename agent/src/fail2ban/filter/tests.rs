@@ -68,9 +68,17 @@ fn run(m: &Matcher, line: &str) -> Verdict {
     m.examine(line, &TimeZone::UTC, now, &mut LineState::default())
 }
 
+/// The address of a line that is a failure by itself (a session's failure
+/// line with its own address is one).
 fn host(m: &Matcher, line: &str) -> Option<String> {
     match run(m, line) {
-        Verdict::Fail { addr, .. } => Some(addr.to_string()),
+        Verdict::Fail { addr, .. }
+        | Verdict::Session {
+            addr: Some(addr),
+            nofail: false,
+            gained: false,
+            ..
+        } => Some(addr.to_string()),
         _ => None,
     }
 }
@@ -142,15 +150,20 @@ fn every_construct_of_a_filter_file() {
         run(&m, &format!("{p}looking ahead from 192.0.2.12")),
         Verdict::Miss
     );
-    // A name is never banned without resolving, and nobody resolves it.
+    // A name is never banned without resolving, and nobody resolves it: a
+    // line of its session without an address.
     assert!(matches!(
         run(&m, &format!("{p}name host.example.org tried")),
-        Verdict::NotCounted { .. }
+        Verdict::Session { addr: None, .. }
     ));
     // <F-NOFAIL> names the address without an offence.
     assert!(matches!(
         run(&m, &format!("{p}session opened from 192.0.2.13")),
-        Verdict::NotCounted { .. }
+        Verdict::Session {
+            addr: Some(_),
+            nofail: true,
+            ..
+        }
     ));
     // ignoreregex from the .conf and from the .local.
     for u in ["ignored-user", "local-user"] {
@@ -177,7 +190,7 @@ fn every_construct_of_a_filter_file() {
         &m,
         &format!("{p}auth failure for bob from 192.0.2.10 port 22"),
     ) {
-        Verdict::Fail { time: Some(t), .. } => assert_eq!(
+        Verdict::Session { time: Some(t), .. } => assert_eq!(
             jiff::Timestamp::try_from(t).unwrap().to_string(),
             "2024-06-01T10:00:00Z"
         ),

@@ -208,3 +208,129 @@ fn a_long_session_does_not_lose_its_state_while_active() {
     assert_eq!(s.line(key, End, hit("192.0.2.10"), at(400), W), None);
     assert_eq!(s.take_deferred(), None);
 }
+
+/// A fail2ban-style line: role, address or none, whether it ends the session.
+fn f2b(
+    s: &mut Sessions,
+    pid: &str,
+    role: Role,
+    addr: Option<&str>,
+    ends: bool,
+    t: u64,
+) -> Option<IpAddr> {
+    let key = Some(s.key(FilterId(0), pid.as_bytes()));
+    let facts = LineFacts {
+        has_addr: addr.is_some(),
+        ends,
+        only_flag_ends: true,
+    };
+    let h = hit(addr.unwrap_or("::"));
+    s.line_with(key, role, h, facts, at(t), W).map(|h| h.addr)
+}
+
+fn ip(a: &str) -> Option<IpAddr> {
+    Some(a.parse().expect("address"))
+}
+
+#[test]
+fn a_failure_without_an_address_counts_with_the_one_its_session_named() {
+    let mut s = Sessions::default();
+    assert_eq!(
+        f2b(&mut s, "d[1]", Carry, Some("192.0.2.1"), false, 0),
+        None
+    );
+    assert_eq!(
+        f2b(&mut s, "d[1]", Failure, None, false, 1),
+        ip("192.0.2.1")
+    );
+    // Each failure counts, as in fail2ban.
+    assert_eq!(
+        f2b(&mut s, "d[1]", Failure, None, false, 2),
+        ip("192.0.2.1")
+    );
+    // The carrier that ends the session counts nothing; after it the address
+    // is forgotten.
+    assert_eq!(f2b(&mut s, "d[1]", Carry, Some("192.0.2.1"), true, 3), None);
+    assert_eq!(f2b(&mut s, "d[1]", Failure, None, false, 4), None);
+    s.finish();
+    assert_eq!(
+        s.take_deferred(),
+        None,
+        "a waiting failure is lost at the end"
+    );
+}
+
+#[test]
+fn a_waiting_failure_counts_once_when_an_address_comes() {
+    let mut s = Sessions::default();
+    assert_eq!(f2b(&mut s, "d[2]", Failure, None, false, 0), None);
+    assert_eq!(f2b(&mut s, "d[2]", Failure, None, false, 1), None);
+    // Two failures waited: one offence, at the carrier.
+    assert_eq!(
+        f2b(&mut s, "d[2]", Carry, Some("198.51.100.2"), false, 2),
+        ip("198.51.100.2")
+    );
+    assert_eq!(
+        f2b(&mut s, "d[2]", Failure, None, false, 3),
+        ip("198.51.100.2")
+    );
+    // A failure that names an address itself absorbs a waiting one.
+    assert_eq!(f2b(&mut s, "d[3]", Failure, None, false, 4), None);
+    assert_eq!(
+        f2b(&mut s, "d[3]", Failure, Some("192.0.2.3"), false, 5),
+        ip("192.0.2.3")
+    );
+    assert_eq!(s.take_deferred(), None);
+}
+
+#[test]
+fn gained_drops_waiting_failures_and_only_forget_ends_the_session() {
+    let mut s = Sessions::default();
+    assert_eq!(f2b(&mut s, "d[4]", Failure, None, false, 0), None);
+    assert_eq!(f2b(&mut s, "d[4]", Success, None, false, 1), None);
+    assert_eq!(
+        f2b(&mut s, "d[4]", Carry, Some("192.0.2.4"), false, 2),
+        None
+    );
+    // Gained without forget: the session goes on and keeps its address.
+    assert_eq!(f2b(&mut s, "d[4]", Success, None, false, 3), None);
+    assert_eq!(
+        f2b(&mut s, "d[4]", Failure, None, false, 4),
+        ip("192.0.2.4")
+    );
+    // Gained with forget ends it.
+    assert_eq!(
+        f2b(&mut s, "d[4]", Success, Some("192.0.2.4"), true, 5),
+        None
+    );
+    assert_eq!(f2b(&mut s, "d[4]", Failure, None, false, 6), None);
+}
+
+#[test]
+fn a_forgotten_session_keeps_one_queue_entry_and_still_expires() {
+    let mut s = Sessions::default();
+    for t in 0..100 {
+        f2b(&mut s, "d[5]", Carry, Some("192.0.2.5"), true, t);
+    }
+    assert_eq!(s.len(), 1);
+    assert!(s.order.len() <= 2, "{} queue entries", s.order.len());
+    s.expire(at(1000));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn native_success_still_ends_the_session() {
+    // A log2drop `success` (PLAIN facts) ends its session: a later attempt of
+    // that pid does not count.
+    let mut s = Sessions::default();
+    let p = Some("h sshd[60]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Address, "192.0.2.60", 0),
+            (p, Success, "192.0.2.60", 1),
+            (p, Attempt, "192.0.2.60", 2),
+        ],
+    );
+    assert_eq!(got, Vec::<IpAddr>::new());
+}
