@@ -36,6 +36,11 @@
 //! | `<F-MLFGAINED>` | success: waiting failures are dropped |
 //! | `<F-MLFFORGET>` | the line ends its session |
 //!
+//! After an `end` or `success`, a failure, `address` or carry line of the same
+//! process starts a new session (a reused pid), and so does an `attempt` that
+//! names another address (a process that serves one client after another);
+//! an `attempt` naming the same client is a late line of the ended session.
+//!
 //! A pending `address` counts when an `end` line closes its session, when the
 //! session has seen no line for `session_window` (checked as later lines of the
 //! source arrive), when the table is full and it is the oldest session, or when
@@ -269,7 +274,15 @@ impl Sessions {
             _ => self.entry(key, now, window),
         };
         s.last = now;
-        if s.over && matches!(role, Role::Failure | Role::Address | Role::Carry) {
+        // After its end, a line that opens sessions starts a new one (a reused
+        // pid). So does an `attempt` naming another client: a daemon process
+        // that serves one connection after another (Postfix's smtpd) is a new
+        // session per client, while the late lines of an ended session name
+        // its own client and still count nothing.
+        if s.over
+            && (matches!(role, Role::Failure | Role::Address | Role::Carry)
+                || role == Role::Attempt && facts.has_addr && s.known != Some(hit.addr))
+        {
             *s = Session::new(now, window);
         }
         // A waiting failure counts with the first address its session names,

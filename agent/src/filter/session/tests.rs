@@ -334,3 +334,25 @@ fn native_success_still_ends_the_session() {
     );
     assert_eq!(got, Vec::<IpAddr>::new());
 }
+
+#[test]
+fn a_process_serving_one_client_after_another_has_a_session_per_client() {
+    // Postfix's smtpd: connection 1 fails SASL (counted), drops (attempt, held),
+    // disconnects (end); connection 2 of another client drops mid-AUTH.
+    let mut s = Sessions::default();
+    let p = Some("mx postfix/smtpd[70]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Failure, "192.0.2.70", 0),
+            (p, Attempt, "192.0.2.70", 1),
+            (p, End, "192.0.2.70", 1),
+            // A late line of the ended session: same client, nothing.
+            (p, Attempt, "192.0.2.70", 2),
+            (p, Attempt, "198.51.100.71", 3),
+            (p, Attempt, "198.51.100.71", 3),
+            (p, End, "198.51.100.71", 4),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.70", "198.51.100.71"]));
+}
