@@ -564,7 +564,10 @@ pub struct Scratch {
 impl SourceMatcher {
     /// Compiles the filters that feed one source. Filter order is priority order:
     /// when several regexes match a line, the first in `filters` (then in its
-    /// `regex` list) that yields a valid address wins.
+    /// `regex` list) that yields a valid address wins. One exception: on a
+    /// syslog line, the filters that name its program come before those that
+    /// read every program, which do not see it at all when one of the naming
+    /// filters has session roles (the line belongs to that filter's session).
     pub fn build(filters: &[(&str, &FilterConfig)]) -> Result<SourceMatcher, FilterError> {
         let all_names = || filters.iter().map(|(n, _)| (*n).to_owned()).collect();
         if filters.len() > usize::from(u16::MAX) {
@@ -746,9 +749,30 @@ impl SourceMatcher {
                 && (c.programs.is_empty()
                     || prog.is_some_and(|p| c.programs.iter().any(|x| x == p)))
         };
+        // A program's own filters come before the filters that read every
+        // program (pam-generic), and a program whose own filter tracks
+        // sessions keeps its lines to itself: sshd's PAM line is the address of
+        // an sshd session, not a failure of its own, so one attempt on an
+        // auth.log that both filters read counts once, whatever their order.
+        let names = |fi: usize, prog: &str| {
+            let c = filters[fi].1;
+            c.prefix == LinePrefix::Syslog && c.programs.iter().any(|x| x == prog)
+        };
+        let reads_all = |fi: usize| {
+            filters[fi].1.prefix == LinePrefix::Syslog && filters[fi].1.programs.is_empty()
+        };
         let mut by_program = Vec::new();
         for prog in programs {
-            let members = of_filter(&|fi| reads(fi, Some(prog)));
+            let mut members = of_filter(&|fi| names(fi, prog));
+            let owned = members.iter().any(|&p| {
+                let c = filters[patterns[p].filter.index()].1;
+                role_lists(c)
+                    .iter()
+                    .any(|(r, l)| *r != Role::Failure && !l.is_empty())
+            });
+            if !owned {
+                members.extend(of_filter(&|fi| reads_all(fi)));
+            }
             by_program.push((Box::from(prog.as_bytes()), build_group(members, true)?));
         }
         let rest = of_filter(&|fi| reads(fi, None));

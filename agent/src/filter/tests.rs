@@ -434,3 +434,53 @@ fn one_reference_parser_modes_for_ours_every_option_for_fail2ban_filters() {
         Err(ReferenceError::Syntax { .. })
     ));
 }
+
+/// Offences of `filters` (built-in names) on `log`, sessions ended at the end.
+fn offences(names: &[&str], log: &str) -> Vec<IpAddr> {
+    let cfgs: Vec<FilterConfig> = names
+        .iter()
+        .map(|n| builtin::get(n).expect("built-in"))
+        .collect();
+    let list: Vec<(&str, &FilterConfig)> = names.iter().copied().zip(cfgs.iter()).collect();
+    let m = SourceMatcher::build(&list).expect("builds");
+    let mut s = m.new_scratch();
+    let mut out = Vec::new();
+    for line in log.lines() {
+        out.extend(m.match_line_now(line.as_bytes(), &mut s).map(|h| h.addr));
+        while let Some(h) = m.take_deferred(&mut s) {
+            out.push(h.addr);
+        }
+    }
+    m.finish(&mut s);
+    while let Some(h) = m.take_deferred(&mut s) {
+        out.push(h.addr);
+    }
+    out
+}
+
+#[test]
+fn pam_generic_next_to_sshd_counts_an_sshd_attempt_once_in_either_order() {
+    let log = "\
+Jun  1 10:00:00 h sshd[70]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.70  user=root
+Jun  1 10:00:02 h sshd[70]: Failed password for root from 192.0.2.70 port 40000 ssh2
+Jun  1 10:00:03 h sshd[70]: Connection closed by authenticating user root 192.0.2.70 port 40000 [preauth]
+Jun  1 10:00:04 h su[71]: pam_unix(su:auth): authentication failure; logname=bob uid=1000 euid=0 tty=/dev/pts/0 ruser=bob rhost=198.51.100.71  user=root
+";
+    let one_each = vec![ip("192.0.2.70"), ip("198.51.100.71")];
+    assert_eq!(offences(&["sshd", "pam-generic"], log), one_each);
+    assert_eq!(offences(&["pam-generic", "sshd"], log), one_each);
+    // Alone, pam-generic counts every PAM line, sshd's too.
+    assert_eq!(
+        offences(&["pam-generic"], log),
+        vec![ip("192.0.2.70"), ip("198.51.100.71")]
+    );
+}
+
+#[test]
+fn pam_generic_next_to_sshd_on_a_real_auth_log_counts_what_sshd_counts() {
+    let log = include_str!("../../tests/data/sshd-auth.log");
+    let sshd = offences(&["sshd"], log);
+    let both = offences(&["pam-generic", "sshd"], log);
+    assert!(!sshd.is_empty());
+    assert_eq!(both.len(), sshd.len(), "one attempt, one offence");
+}
