@@ -155,7 +155,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .collect();
         return Err(ConfigError::Invalid { problems });
     }
-    let cfg: Config = match toml::from_str(text) {
+    let mut cfg: Config = match toml::from_str(text) {
         Ok(cfg) => cfg,
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
@@ -165,6 +165,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             });
         }
     };
+    resolve_relative_paths(&mut cfg, path);
     let mut problems: Vec<Problem> = validate::validate(&cfg)
         .into_iter()
         .map(|issue| {
@@ -177,6 +178,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     problems.sort_by_key(|p| (p.line, p.column));
     Err(ConfigError::Invalid { problems })
+}
+
+/// Makes the config's relative file references relative to the config file's
+/// directory, not to wherever the agent was started: `fail2ban =
+/// "filters/x.conf"` next to `/etc/log2drop/log2drop.toml` means
+/// `/etc/log2drop/filters/x.conf`, from any working directory and after a
+/// reload. The result is absolute (no file system access), so a later
+/// `chdir` does not change it.
+fn resolve_relative_paths(cfg: &mut Config, config_path: &Path) {
+    let base = config_path.parent().unwrap_or(Path::new(""));
+    for f in cfg.filters.values_mut() {
+        if let Some(file) = &mut f.fail2ban
+            && file.is_relative()
+        {
+            let joined = base.join(&*file);
+            *file = std::path::absolute(&joined).unwrap_or(joined);
+        }
+    }
 }
 
 /// Where `keys` (a dotted path such as `agent.socket_group`) is written in the
@@ -297,9 +316,16 @@ pub struct FilterConfig {
     pub session_window: Option<String>,
     /// A fail2ban filter file (`/etc/fail2ban/filter.d/sshd.conf`) to run instead
     /// of `regex`: its includes, `.local`, prefregex, failregex, ignoreregex and
-    /// datepattern, read each time the config is loaded.
+    /// datepattern, read each time the config is loaded. A relative path is
+    /// relative to the config file's directory.
     #[serde(default)]
     pub fail2ban: Option<PathBuf>,
+    /// Not a config key: a digest of the fail2ban filter files this filter
+    /// read when the agent loaded the config ([`crate::fail2ban::digest`]), so
+    /// that a reload, which rebuilds what differs, notices an edited filter
+    /// file although the config itself did not change.
+    #[serde(skip)]
+    pub fail2ban_digest: Option<u64>,
     /// A fail2ban filter's `[Definition]` written out here instead of a file
     /// (`log2drop import-fail2ban --inline`).
     #[serde(default)]

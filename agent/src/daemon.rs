@@ -157,7 +157,11 @@ pub struct Prepared {
 
 /// Loads, validates and builds a config, reporting the first stage that fails.
 pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
-    let config = config::load(path)?;
+    let mut config = config::load(path)?;
+    // What the fail2ban filter files hold now: a reload compares it.
+    for f in config.filters.values_mut() {
+        f.fail2ban_digest = crate::fail2ban::digest(f);
+    }
     let engine = Engine::from_config(&config).map_err(|source| DaemonError::Engine {
         path: path.to_path_buf(),
         source,

@@ -628,6 +628,85 @@ async fn flush_stops_the_agent_and_keeps_the_stored_bans() {
     assert_eq!(store.active_bans(SystemTime::now()).expect("bans").len(), 1);
 }
 
+/// Issue 11: `fail2ban = "relative.conf"` is the file next to the config, and
+/// a reload notices an edit of that file (the config itself unchanged) and
+/// rebuilds only the source that runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_notices_an_edited_fail2ban_filter_file_next_to_the_config() {
+    let lab = Lab::with_extra(
+        r#"
+[filters.f2b]
+fail2ban = "filters/demo.conf"
+
+[sources.demo]
+path = "{demo}"
+filters = ["f2b"]
+
+[sources.builtin]
+path = "{ssh}"
+filters = ["sshd"]
+
+[jails.demo]
+filters = ["f2b"]
+maxretry = 1
+
+[jails.builtin]
+filters = ["sshd"]
+"#,
+    );
+    let demo = lab.path("demo.log");
+    std::fs::write(&demo, b"").expect("demo log");
+    let ssh = lab.path("ssh.log");
+    std::fs::write(&ssh, b"").expect("ssh log");
+    std::fs::create_dir(lab.path("filters")).expect("dir");
+    let filter = lab.path("filters/demo.conf");
+    let write_filter = |word: &str| {
+        std::fs::write(
+            &filter,
+            format!("[Definition]\nfailregex = ^{word} <HOST>$\ndatepattern = {{NONE}}\n"),
+        )
+        .expect("filter")
+    };
+    write_filter("denied");
+    let text = std::fs::read_to_string(lab.config())
+        .expect("read")
+        .replace("{demo}", &demo.display().to_string())
+        .replace("{ssh}", &ssh.display().to_string());
+    std::fs::write(lab.config(), &text).expect("write");
+    // The working directory is not the config's: the path is still found.
+    assert_ne!(std::env::current_dir().expect("cwd"), lab.dir.path());
+    let agent = lab.start().await;
+    let demo_line = |l: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&demo)
+            .expect("open");
+        f.write_all(format!("{l}\n").as_bytes()).expect("write");
+    };
+    demo_line("denied 203.0.113.20");
+    assert_eq!(lab.wait_bans(&["203.0.113.20"]).await, ["203.0.113.20"]);
+
+    // A reload with nothing edited rebuilds nothing.
+    let report: ReloadReport = lab.ok(Command::Reload).await;
+    assert!(report.sources.changed.is_empty(), "{report:?}");
+
+    // The filter file changes, the config does not.
+    write_filter("refused");
+    let report: ReloadReport = lab.ok(Command::Reload).await;
+    assert_eq!(report.sources.changed, ["demo"]);
+    assert_eq!(
+        report.sources.kept,
+        ["auth", "builtin"],
+        "built-ins unaffected"
+    );
+    demo_line("refused 203.0.113.21");
+    assert_eq!(
+        lab.wait_bans(&["203.0.113.20", "203.0.113.21"]).await,
+        ["203.0.113.20", "203.0.113.21"]
+    );
+    agent.stop().await;
+}
+
 #[test]
 fn prepare_reports_config_problems_with_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");

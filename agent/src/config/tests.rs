@@ -1159,3 +1159,36 @@ fn a_duplicate_key_is_named() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_relative_fail2ban_path_is_relative_to_the_config_file() {
+    // Regression (issue 11): it was read relative to the working directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("filters")).expect("dir");
+    std::fs::write(
+        dir.path().join("filters/demo.conf"),
+        "[Definition]\nfailregex = ^denied <HOST>$\n",
+    )
+    .expect("filter");
+    let path = dir.path().join("log2drop.toml");
+    std::fs::write(
+        &path,
+        "[backends.dry-run]\n\n[filters.demo]\nfail2ban = \"filters/demo.conf\"\n\n[sources.s]\npath = \"/var/log/x.log\"\nfilters = [\"demo\"]\n\n[jails.j]\nfilters = [\"demo\"]\n",
+    )
+    .expect("config");
+    assert_ne!(std::env::current_dir().expect("cwd"), dir.path());
+    let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.filters["demo"].fail2ban.as_deref(),
+        Some(dir.path().join("filters/demo.conf").as_path())
+    );
+    // An absolute path stays as written.
+    let mut cfg: Config =
+        toml::from_str("[filters.demo]\nfail2ban = \"/etc/fail2ban/filter.d/sshd.conf\"\n")
+            .expect("toml");
+    resolve_relative_paths(&mut cfg, Path::new("/nowhere/log2drop.toml"));
+    assert_eq!(
+        cfg.filters["demo"].fail2ban.as_deref(),
+        Some(Path::new("/etc/fail2ban/filter.d/sshd.conf"))
+    );
+}

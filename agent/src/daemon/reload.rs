@@ -3,7 +3,8 @@
 //! unit test:
 //!
 //! - a source is rebuilt when its own settings or any filter it runs changed (its
-//!   matcher must be recompiled); otherwise its thread keeps running untouched;
+//!   matcher must be recompiled), a fail2ban filter file it reads included;
+//!   otherwise its thread keeps running untouched;
 //! - a jail is rebuilt (counts offences afresh) when anything that decides a ban
 //!   changed; its notification hooks and backend list do not count, so changing
 //!   only those keeps its counters;
@@ -35,7 +36,15 @@ pub struct ConfigDiff {
 impl ConfigDiff {
     /// Compares the running config `old` with `new`.
     pub fn between(old: &Config, new: &Config) -> ConfigDiff {
-        let filter_changed = |name: &str| old.filters.get(name) != new.filters.get(name);
+        // A reference may carry options (`sshd[mode=aggressive]`): the table is
+        // the name's. A fail2ban filter's table holds the digest of its files,
+        // so an edited filter file is a changed filter; built-in filters are
+        // part of the binary and never change on a reload.
+        let filter_changed = |reference: &str| {
+            let name = crate::filter::parse_reference_options(reference)
+                .map_or(reference, |(name, _)| name);
+            old.filters.get(name) != new.filters.get(name)
+        };
         let sources = compare(&old.sources, &new.sources, |a, b| {
             a != b || b.filters.iter().any(|f| filter_changed(f))
         });
@@ -220,5 +229,34 @@ maxretry = 3
         assert_eq!(d.notes.len(), 2, "{:?}", d.notes);
         assert!(d.notes[0].contains("agent.state_dir"));
         assert!(d.notes[1].contains("agent.socket_group"));
+    }
+
+    #[test]
+    fn an_edited_fail2ban_file_changes_its_filter_and_a_mode_reference_is_its_name() {
+        let old = edited(
+            "[filters.g]\nregex = ['g <HOST>$']",
+            "[filters.g]\nfail2ban = \"/x/g.conf\"",
+        );
+        let mut new = old.clone();
+        old_digest(&mut new, 1);
+        let mut old = old;
+        old_digest(&mut old, 2);
+        let d = ConfigDiff::between(&old, &new);
+        assert_eq!(d.sources.changed, names(&["b"]));
+        assert_eq!(d.sources.kept, names(&["a"]));
+        // The same digest: nothing to rebuild.
+        let d = ConfigDiff::between(&new, &new.clone());
+        assert!(d.sources.changed.is_empty());
+        // `g[mode=x]` runs filter g: its edit rebuilds the source too.
+        let mut with_mode = new.clone();
+        with_mode.sources.get_mut("b").expect("b").filters = vec!["g[mode=aggressive]".into()];
+        let mut edited_mode = with_mode.clone();
+        old_digest(&mut edited_mode, 3);
+        let d = ConfigDiff::between(&with_mode, &edited_mode);
+        assert_eq!(d.sources.changed, names(&["b"]));
+    }
+
+    fn old_digest(c: &mut Config, d: u64) {
+        c.filters.get_mut("g").expect("g").fail2ban_digest = Some(d);
     }
 }

@@ -40,6 +40,30 @@ pub fn load_config(cfg: &crate::config::FilterConfig) -> Option<Result<Matcher, 
     )
 }
 
+/// A digest of the files a `fail2ban = FILE` filter reads (the file, its
+/// includes and `.local`s; a file that cannot be read counts by its error), or
+/// `None` for other filters. Two loads give the same digest exactly when the
+/// filter would compile from the same text.
+pub fn digest(cfg: &crate::config::FilterConfig) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let path = cfg.fail2ban.as_ref()?;
+    // A fixed-key hasher: the digest is compared across reloads of one run.
+    let mut h = std::hash::DefaultHasher::new();
+    match ini::Ini::load(path) {
+        Ok(ini) => {
+            for file in &ini.files {
+                file.hash(&mut h);
+                match std::fs::read(file) {
+                    Ok(bytes) => bytes.hash(&mut h),
+                    Err(e) => e.kind().hash(&mut h),
+                }
+            }
+        }
+        Err(e) => e.to_string().hash(&mut h),
+    }
+    Some(h.finish())
+}
+
 /// Whether the table names a fail2ban filter.
 pub fn is_fail2ban(cfg: &crate::config::FilterConfig) -> bool {
     cfg.fail2ban.is_some() || cfg.fail2ban_inline.is_some()
