@@ -270,6 +270,10 @@ pub fn lookup<'a>(
     }
 }
 
+/// The capture (`<F-MLFID>...</F-MLFID>`, as in fail2ban) whose text keys a
+/// line's session instead of the syslog program and pid.
+pub const SESSION_GROUP: &str = "mlfid";
+
 /// The mode a filter's own lists make up.
 pub const NORMAL_MODE: &str = "normal";
 
@@ -488,6 +492,9 @@ struct Pattern {
     filter: FilterId,
     role: Role,
     index: usize,
+    /// Its `<F-MLFID>` group: the text it captures keys the line's session
+    /// instead of the syslog program and pid.
+    session_group: Option<usize>,
 }
 
 /// One filter's settings, compiled.
@@ -503,6 +510,10 @@ struct Filter {
     sessions: bool,
     /// Its `session_window`.
     window: std::time::Duration,
+    /// Some regex has an `<F-MLFID>` group (see [`SourceMatcher::session_key`]).
+    keyed: bool,
+    /// Index of its first pattern (a filter's patterns are contiguous).
+    first_pattern: usize,
 }
 
 /// The patterns that may match one kind of text, and how to find them.
@@ -601,6 +612,8 @@ impl SourceMatcher {
                     date: None,
                     sessions: false,
                     window: session::DEFAULT_WINDOW,
+                    keyed: false,
+                    first_pattern: patterns.len(),
                 });
                 fail2ban.push((id, m));
                 continue;
@@ -618,6 +631,7 @@ impl SourceMatcher {
                 });
             }
             let syslog = cfg.prefix == LinePrefix::Syslog;
+            let first_pattern = patterns.len();
             let pattern_error = |kind, index, source| FilterError::Pattern {
                 filter: (*name).to_owned(),
                 kind,
@@ -645,6 +659,9 @@ impl SourceMatcher {
                         .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)
                         .ok_or_else(|| pattern_error(kind, ri, PatternError::NoHost))?;
                     let fast = pattern::split(text).and_then(|s| FastHost::build(&s, syslog));
+                    let session_group = full
+                        .group_info()
+                        .to_index(regex_automata::PatternID::ZERO, SESSION_GROUP);
                     patterns.push(Pattern {
                         full,
                         host_group,
@@ -652,6 +669,7 @@ impl SourceMatcher {
                         filter: id,
                         role,
                         index: ri,
+                        session_group,
                     });
                     texts.push(expanded);
                 }
@@ -705,6 +723,10 @@ impl SourceMatcher {
                     .iter()
                     .any(|(r, l)| *r != Role::Failure && !l.is_empty()),
                 window,
+                keyed: patterns[first_pattern..]
+                    .iter()
+                    .any(|p| p.session_group.is_some()),
+                first_pattern,
             });
         }
 
@@ -869,6 +891,8 @@ impl SourceMatcher {
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         let mut process: Option<&[u8]> = None;
+        // The text the best hit's pattern ran on, and whether anchored.
+        let mut hay: (&[u8], bool) = (line, false);
         // A fail2ban line of a `<F-MLFID>` session: its key and facts.
         let mut f2b_session: Option<(u64, LineFacts)> = None;
         if (!self.by_program.is_empty() || self.any_program.is_some())
@@ -890,6 +914,7 @@ impl SourceMatcher {
                         });
                         best = Some(hit);
                         process = prefix.process;
+                        hay = (message, true);
                     }
                 }
             }
@@ -907,6 +932,7 @@ impl SourceMatcher {
                 .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
             best = Some(hit);
             process = None;
+            hay = (line, false);
         }
         if !self.fail2ban.is_empty() {
             f2b_session = self.examine_fail2ban(line, now, scratch, &mut best, &mut ignored);
@@ -917,7 +943,7 @@ impl SourceMatcher {
                 let (key, facts) = match f2b_session {
                     Some((key, facts)) => (Some(key), facts),
                     None if f.sessions => (
-                        process.map(|p| scratch.sessions.key(h.filter, p)),
+                        self.session_key(&h, process, hay, scratch),
                         LineFacts::PLAIN,
                     ),
                     None => return Outcome::Hit(h),
@@ -936,6 +962,42 @@ impl SourceMatcher {
             (None, Some((filter, regex))) => Outcome::Ignored { filter, regex },
             (None, None) => Outcome::Miss,
         }
+    }
+
+    /// The session of a log2drop filter's line: its `<F-MLFID>` capture where
+    /// its regex has one (a line whose match left the group out stands alone),
+    /// else the syslog program and pid. Only filters with such a group run a
+    /// capturing search here.
+    fn session_key(
+        &self,
+        h: &Hit,
+        process: Option<&[u8]>,
+        (hay, anchored): (&[u8], bool),
+        scratch: &mut Scratch,
+    ) -> Option<u64> {
+        let f = &self.filters[h.filter.index()];
+        let keyed = f.keyed.then(|| {
+            (f.first_pattern..self.patterns.len())
+                .take_while(|&p| self.patterns[p].filter == h.filter)
+                .find(|&p| self.patterns[p].role == h.role && self.patterns[p].index == h.regex)
+        });
+        let Some((p, group)) = keyed
+            .flatten()
+            .and_then(|p| Some((p, self.patterns[p].session_group?)))
+        else {
+            return process.map(|p| scratch.sessions.key(h.filter, p));
+        };
+        let pat = &self.patterns[p];
+        let mode = if anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        let caps = &mut scratch.captures[p];
+        pat.full
+            .search_captures_with(&mut scratch.full[p], &Input::new(hay).anchored(mode), caps);
+        let span = caps.get_group(group)?;
+        Some(scratch.sessions.key(h.filter, &hay[span.range()]))
     }
 
     /// The fail2ban filters that come before `best` in priority order. Returns

@@ -484,3 +484,48 @@ fn pam_generic_next_to_sshd_on_a_real_auth_log_counts_what_sshd_counts() {
     assert!(!sshd.is_empty());
     assert_eq!(both.len(), sshd.len(), "one attempt, one offence");
 }
+
+#[test]
+fn an_mlfid_capture_keys_the_session_without_a_pid_or_prefix() {
+    let cfg = FilterConfig {
+        regex: vec![r"^auth: bad password from <HOST> session=<F-MLFID>\w+</F-MLFID>$".into()],
+        attempt: vec![
+            r"^closed: <HOST>(?: session=<F-MLFID>\w+</F-MLFID>)? after failed logins$".into(),
+        ],
+        ..FilterConfig::default()
+    };
+    let m = SourceMatcher::build(&[("imapd", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let mut count = |line: &str| m.match_line_now(line.as_bytes(), &mut s).map(|h| h.addr);
+    // Two failed passwords and the close of their session: two offences.
+    assert_eq!(
+        count("auth: bad password from 192.0.2.80 session=A1"),
+        Some(ip("192.0.2.80"))
+    );
+    assert_eq!(
+        count("auth: bad password from 192.0.2.80 session=A1"),
+        Some(ip("192.0.2.80"))
+    );
+    assert_eq!(
+        count("closed: 192.0.2.80 session=A1 after failed logins"),
+        None
+    );
+    // Another session of the same client: its close counts once.
+    assert_eq!(
+        count("closed: 192.0.2.80 session=B2 after failed logins"),
+        Some(ip("192.0.2.80"))
+    );
+    assert_eq!(
+        count("closed: 192.0.2.80 session=B2 after failed logins"),
+        None
+    );
+    // No session ID on the line: it stands alone, and counts.
+    assert_eq!(
+        count("closed: 192.0.2.81 after failed logins"),
+        Some(ip("192.0.2.81"))
+    );
+    assert_eq!(
+        count("closed: 192.0.2.81 after failed logins"),
+        Some(ip("192.0.2.81"))
+    );
+}
