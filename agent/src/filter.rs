@@ -987,17 +987,8 @@ impl SourceMatcher {
         else {
             return process.map(|p| scratch.sessions.key(h.filter, p));
         };
-        let pat = &self.patterns[p];
-        let mode = if anchored {
-            Anchored::Yes
-        } else {
-            Anchored::No
-        };
-        let caps = &mut scratch.captures[p];
-        pat.full
-            .search_captures_with(&mut scratch.full[p], &Input::new(hay).anchored(mode), caps);
-        let span = caps.get_group(group)?;
-        Some(scratch.sessions.key(h.filter, &hay[span.range()]))
+        let span = self.capture_group(p, group, hay, anchored, scratch)?;
+        Some(scratch.sessions.key(h.filter, &hay[span]))
     }
 
     /// The fail2ban filters that come before `best` in priority order. Returns
@@ -1160,17 +1151,32 @@ impl SourceMatcher {
         anchored: bool,
         scratch: &mut Scratch,
     ) -> Option<IpAddr> {
-        let pat = &self.patterns[p];
+        let span = self.capture_group(p, self.patterns[p].host_group, hay, anchored, scratch)?;
+        addr::parse_ip(&hay[span])
+    }
+
+    /// Where group `group` of pattern `p` matched in `hay`, by the capturing
+    /// search.
+    fn capture_group(
+        &self,
+        p: usize,
+        group: usize,
+        hay: &[u8],
+        anchored: bool,
+        scratch: &mut Scratch,
+    ) -> Option<std::ops::Range<usize>> {
         let mode = if anchored {
             Anchored::Yes
         } else {
             Anchored::No
         };
         let caps = &mut scratch.captures[p];
-        pat.full
-            .search_captures_with(&mut scratch.full[p], &Input::new(hay).anchored(mode), caps);
-        let span = caps.get_group(pat.host_group)?;
-        addr::parse_ip(&hay[span.range()])
+        self.patterns[p].full.search_captures_with(
+            &mut scratch.full[p],
+            &Input::new(hay).anchored(mode),
+            caps,
+        );
+        caps.get_group(group).map(|s| s.range())
     }
 
     /// The named captures (`<F-USER>`, `(?P<user>...)`) of a line that `hit` came

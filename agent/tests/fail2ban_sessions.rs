@@ -28,6 +28,8 @@ use std::time::SystemTime;
 use log2drop::config::FilterConfig;
 use log2drop::filter::SourceMatcher;
 
+mod offences_common;
+
 const STOCK: &str = "/etc/fail2ban/filter.d";
 
 struct Case {
@@ -121,23 +123,8 @@ fn log2drop_counts(case: &Case) -> Counts {
         ..FilterConfig::default()
     };
     let m = SourceMatcher::build(&[(case.name, &cfg)]).expect("builds");
-    let mut s = m.new_scratch();
-    let now = SystemTime::now();
-    let mut out = Counts::new();
     let text = std::fs::read_to_string(data(case.log)).expect("log");
-    for line in text.lines() {
-        if let Some(hit) = m.match_line(line.as_bytes(), now, &mut s) {
-            *out.entry(hit.addr).or_default() += 1;
-        }
-        while let Some(hit) = m.take_deferred(&mut s) {
-            *out.entry(hit.addr).or_default() += 1;
-        }
-    }
-    m.finish(&mut s);
-    while let Some(hit) = m.take_deferred(&mut s) {
-        *out.entry(hit.addr).or_default() += 1;
-    }
-    out
+    offences_common::per_address(&m, &text, SystemTime::now())
 }
 
 /// Same hosts, and a total within 5% of fail2ban's.

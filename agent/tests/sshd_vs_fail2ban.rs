@@ -28,6 +28,8 @@ use std::time::SystemTime;
 
 use log2drop::filter::{SourceMatcher, builtin};
 
+mod offences_common;
+
 fn fail2ban_counts() -> BTreeMap<IpAddr, u64> {
     include_str!("data/sshd-auth.fail2ban")
         .lines()
@@ -43,27 +45,12 @@ fn log2drop_counts() -> BTreeMap<IpAddr, u64> {
     let mut cfg = builtin::get("sshd").expect("built-in");
     cfg.timezone = Some("UTC".into());
     let m = SourceMatcher::build(&[("sshd", &cfg)]).expect("builds");
-    let mut s = m.new_scratch();
     let now = SystemTime::from(
         "2026-06-01T00:00:00Z"
             .parse::<jiff::Timestamp>()
             .expect("t"),
     );
-    let mut out = BTreeMap::new();
-    let mut count = |addr| *out.entry(addr).or_insert(0) += 1;
-    for line in include_str!("data/sshd-auth.log").lines() {
-        if let Some(hit) = m.match_line(line.as_bytes(), now, &mut s) {
-            count(hit.addr);
-        }
-        while let Some(hit) = m.take_deferred(&mut s) {
-            count(hit.addr);
-        }
-    }
-    m.finish(&mut s);
-    while let Some(hit) = m.take_deferred(&mut s) {
-        count(hit.addr);
-    }
-    out
+    offences_common::per_address(&m, include_str!("data/sshd-auth.log"), now)
 }
 
 #[test]
