@@ -308,7 +308,6 @@ impl Sessions {
             // Nothing to name.
             return self.after_line(key, facts, None);
         }
-        let s = self.open.get_mut(&key).expect("looked up above");
         let own = match role {
             Role::Failure => {
                 s.pending = None;
