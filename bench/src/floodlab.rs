@@ -19,7 +19,7 @@
 //! until the thread reports back, so a signal that lands before the syscall starts
 //! cannot leave it running. The frame count per call is bounded as well.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::thread::JoinHandleExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -48,8 +48,13 @@ pub const SENDER_CPU: usize = 0;
 pub const RECEIVER_CPU: usize = 1;
 /// The receiver's address (its veth end), a documentation address.
 pub const RECEIVER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The IPv6 floods' destination (the frames reach the receiver by MAC; nothing
+/// listens there).
+pub const RECEIVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1);
 /// Upper bound of frames per sender call (about 10 s at the fastest rates seen).
 const MAX_FRAMES: u32 = 200_000_000;
+/// Most sources one flood cycles through (the sender's `FLOOD_SOURCES` size).
+pub const MAX_SOURCES: usize = 65_536;
 /// Frames per live-frames batch.
 const BATCH: u32 = 64;
 /// How long the flood runs before the measurement window opens.
@@ -62,6 +67,9 @@ pub struct FloodLab {
     tx: NetNs,
     object: Vec<u8>,
     dst_mac: [u8; 6],
+    /// Set once the kernel refused live frames, so later floods go straight to the
+    /// fallback sender.
+    live_refused: std::cell::Cell<bool>,
 }
 
 /// What one flood measured at the receiver.
@@ -71,6 +79,53 @@ pub struct Sample {
     pub per_core_pps: f64,
     /// Share of the window the receiver's thread was on the CPU (1.0 = saturated).
     pub busy: f64,
+    /// Which sender produced the flood.
+    pub sender: SenderKind,
+}
+
+/// How the frames were sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderKind {
+    /// The XDP sender program in live-frames mode: frames arrive as XDP frames, at
+    /// rates that saturate the receiver.
+    LiveFrames,
+    /// The fallback where the kernel refuses live frames (EPERM on some kernels):
+    /// an `AF_PACKET` socket writing prepared frames straight to the veth
+    /// (`PACKET_QDISC_BYPASS`). The receiver then runs XDP on copied skbs and is
+    /// not saturated, so every filter's figure includes a larger fixed cost and
+    /// ratios between filters shrink.
+    AfPacket,
+}
+
+impl Sample {
+    /// Receiver CPU time per frame, in nanoseconds.
+    pub fn ns_per_packet(&self) -> f64 {
+        1e9 / self.per_core_pps
+    }
+}
+
+/// The source addresses a flood cycles through, one family per flood.
+#[derive(Debug, Clone)]
+pub enum Sources {
+    /// 60-byte Ethernet + IPv4 + UDP frames.
+    V4(Vec<Ipv4Addr>),
+    /// 80-byte Ethernet + IPv6 + UDP frames.
+    V6(Vec<Ipv6Addr>),
+}
+
+impl Sources {
+    /// How many distinct addresses the flood cycles through.
+    pub fn len(&self) -> usize {
+        match self {
+            Sources::V4(v) => v.len(),
+            Sources::V6(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl FloodLab {
@@ -90,9 +145,19 @@ impl FloodLab {
             tx,
             object,
             dst_mac,
+            live_refused: std::cell::Cell::new(false),
         };
         let ifname = lab.rx_if().to_owned();
         proc::run(&lab.rx.command(&["ethtool", "-K", &ifname, "gro", "on"]))?;
+        // The fallback sender's skbs reach the receiver's NAPI (rather than the
+        // sender CPU's backlog) only when veth finds them eligible for GRO: no TSO
+        // on the sending end, or UDP GRO forwarding on the receiving one.
+        let tx_if = lab.veth.a().ifname.clone();
+        proc::run(
+            &lab.rx
+                .command(&["ethtool", "-K", &ifname, "rx-udp-gro-forwarding", "on"]),
+        )?;
+        proc::run(&lab.tx.command(&["ethtool", "-K", &tx_if, "tso", "off"]))?;
         proc::run(&[
             "ip",
             "netns",
@@ -116,9 +181,15 @@ impl FloodLab {
     }
 
     /// Floods the receiver from `sources` (cycled) for `window` after a short warm-up.
-    pub fn flood(&self, sources: &[Ipv4Addr], window: Duration) -> Result<Sample> {
+    pub fn flood(&self, sources: &Sources, window: Duration) -> Result<Sample> {
         if sources.is_empty() {
             bail!("a flood needs at least one source");
+        }
+        if sources.len() > MAX_SOURCES {
+            bail!(
+                "a flood cycles through at most {MAX_SOURCES} sources, not {}",
+                sources.len()
+            );
         }
         let napi = napi_threads(self.rx_if())?;
         if napi.is_empty() {
@@ -131,17 +202,25 @@ impl FloodLab {
                 .with_context(|| format!("pinning NAPI thread {pid} to CPU {RECEIVER_CPU}"))?;
         }
         let tx_if = self.veth.a().ifname.clone();
-        let frame = frames::udp_v4(self.dst_mac, sources[0], RECEIVER_V4);
-        let sources: Vec<[u8; 4]> = sources.iter().map(|a| a.octets()).collect();
+        let frame = match sources {
+            Sources::V4(a) => frames::udp_v4(self.dst_mac, a[0], RECEIVER_V4),
+            Sources::V6(a) => frames::udp_v6(self.dst_mac, a[0], RECEIVER_V6),
+        };
+        let prepared = prepare_frames(self.dst_mac, sources);
+        let sources = sources.clone();
         let object = self.object.clone();
         let tx_path = self.tx.path().to_path_buf();
         let done = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicBool::new(false));
-        let (d, s) = (done.clone(), started.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, s, st) = (done.clone(), started.clone(), stop.clone());
+        let try_live = !self.live_refused.get();
         let sender = std::thread::Builder::new()
             .name("flood-sender".into())
-            .spawn(move || -> Result<()> {
-                let r = send(&object, &tx_path, &tx_if, &frame, &sources, &s);
+            .spawn(move || -> Result<SenderKind> {
+                let r = send(
+                    &object, &tx_path, &tx_if, &frame, &sources, &prepared, try_live, &s, &st,
+                );
                 d.store(true, Ordering::Release);
                 r
             })
@@ -160,6 +239,7 @@ impl FloodLab {
         let after = (self.accepted()?, cpu_ns(&napi)?, Instant::now());
 
         // Stop the sender: signal until it has returned.
+        stop.store(true, Ordering::Release);
         let tid = sender.as_pthread_t();
         while !done.load(Ordering::Acquire) {
             // SAFETY: the thread is still running (it sets `done` as its last act
@@ -169,9 +249,12 @@ impl FloodLab {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        match sender.join() {
+        let kind = match sender.join() {
             Ok(r) => r?,
             Err(_) => bail!("the sender thread panicked"),
+        };
+        if kind == SenderKind::AfPacket {
+            self.live_refused.set(true);
         }
 
         let frames = after.0.saturating_sub(before.0) as f64;
@@ -183,6 +266,7 @@ impl FloodLab {
         Ok(Sample {
             per_core_pps: frames / cpu.max(1e-9),
             busy: cpu / wall,
+            sender: kind,
         })
     }
 
@@ -205,16 +289,21 @@ fn sum_stat(ethtool_s: &str, suffix: &str) -> u64 {
         .sum()
 }
 
-/// The sender thread: enter the attacker namespace, pin to the sender CPU, load the
-/// program, fill its maps and run it until interrupted.
+/// The sender thread: enter the attacker namespace, pin to the sender CPU, then
+/// send with the live-frames program, or with `AF_PACKET` where the kernel refuses
+/// live frames (or an earlier flood found it did).
+#[allow(clippy::too_many_arguments)]
 fn send(
     object: &[u8],
     tx_ns: &Path,
     tx_if: &str,
     frame: &[u8],
-    sources: &[[u8; 4]],
+    sources: &Sources,
+    prepared: &[Vec<u8>],
+    try_live: bool,
     started: &AtomicBool,
-) -> Result<()> {
+    stop: &AtomicBool,
+) -> Result<SenderKind> {
     let ns = std::fs::File::open(tx_ns).with_context(|| format!("opening {}", tx_ns.display()))?;
     // This thread ends after the flood, so it never needs to move back.
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -222,6 +311,24 @@ fn send(
     let _pinned = Pinned::to(SENDER_CPU);
     let ifindex = nix::net::if_::if_nametoindex(tx_if)
         .with_context(|| format!("no interface {tx_if} in the sender namespace"))?;
+    if try_live {
+        match send_live(object, ifindex, frame, sources, started) {
+            Err(e) if is_errno(e.as_ref(), libc::EPERM) => {}
+            other => return other.map(|()| SenderKind::LiveFrames),
+        }
+    }
+    send_af_packet(ifindex, prepared, started, stop)?;
+    Ok(SenderKind::AfPacket)
+}
+
+/// The live-frames sender, run until a signal interrupts it.
+fn send_live(
+    object: &[u8],
+    ifindex: u32,
+    frame: &[u8],
+    sources: &Sources,
+    started: &AtomicBool,
+) -> Result<()> {
     let mut ebpf = Ebpf::load(object).context("loading the flood sender object")?;
     {
         let mut conf: Array<&mut MapData, u32> = Array::try_from(
@@ -231,13 +338,24 @@ fn send(
         conf.set(0, sources.len() as u32, 0)?;
         conf.set(1, ifindex, 0)?;
     }
-    {
-        let mut srcs: Array<&mut MapData, [u8; 4]> = Array::try_from(
-            ebpf.map_mut("FLOOD_SOURCES")
-                .context("FLOOD_SOURCES missing from the flood object")?,
-        )?;
-        for (i, s) in sources.iter().enumerate() {
-            srcs.set(i as u32, *s, 0)?;
+    match sources {
+        Sources::V4(addrs) => {
+            let mut srcs: Array<&mut MapData, [u8; 4]> = Array::try_from(
+                ebpf.map_mut("FLOOD_SOURCES")
+                    .context("FLOOD_SOURCES missing from the flood object")?,
+            )?;
+            for (i, a) in addrs.iter().enumerate() {
+                srcs.set(i as u32, a.octets(), 0)?;
+            }
+        }
+        Sources::V6(addrs) => {
+            let mut srcs: Array<&mut MapData, [u8; 16]> = Array::try_from(
+                ebpf.map_mut("FLOOD_SOURCES6")
+                    .context("FLOOD_SOURCES6 missing from the flood object (rebuild it)")?,
+            )?;
+            for (i, a) in addrs.iter().enumerate() {
+                srcs.set(i as u32, a.octets(), 0)?;
+            }
         }
     }
     let prog: &mut Xdp = ebpf
@@ -252,27 +370,119 @@ fn send(
     started.store(true, Ordering::Release);
     match prog.test_run(opts) {
         Ok(_) => Ok(()),
-        Err(e) if is_eintr(&e) => Ok(()),
+        Err(e) if is_errno(&e, libc::EINTR) => Ok(()),
         Err(e) => Err(e).context("running the flood sender (BPF_PROG_RUN, live frames)"),
     }
 }
 
-fn is_eintr(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `e` or one of its sources is the OS error `errno`.
+fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     let mut cur = Some(e);
     while let Some(c) = cur {
         if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && io.raw_os_error() == Some(libc::EINTR)
+            && io.raw_os_error() == Some(errno)
         {
             return true;
         }
         if let Some(sys) = c.downcast_ref::<aya::sys::SyscallError>()
-            && sys.io_error.raw_os_error() == Some(libc::EINTR)
+            && sys.io_error.raw_os_error() == Some(errno)
         {
             return true;
         }
         cur = c.source();
     }
     false
+}
+
+/// One prepared frame per source (IPv4 checksums done), for the fallback sender.
+fn prepare_frames(dst_mac: [u8; 6], sources: &Sources) -> Vec<Vec<u8>> {
+    match sources {
+        Sources::V4(a) => a
+            .iter()
+            .map(|s| frames::udp_v4(dst_mac, *s, RECEIVER_V4))
+            .collect(),
+        Sources::V6(a) => a
+            .iter()
+            .map(|s| frames::udp_v6(dst_mac, *s, RECEIVER_V6))
+            .collect(),
+    }
+}
+
+/// The fallback sender: `sendmmsg` batches of prepared frames on a raw `AF_PACKET`
+/// socket bound to the veth, bypassing the qdisc, until `stop`. A full veth ring
+/// refuses frames (ENOBUFS); they are simply not counted at the receiver.
+fn send_af_packet(
+    ifindex: u32,
+    frames: &[Vec<u8>],
+    started: &AtomicBool,
+    stop: &AtomicBool,
+) -> Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the descriptor is owned right below.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error()).context("creating an AF_PACKET socket");
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    // SAFETY: the option value is a live c_int of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).context("PACKET_QDISC_BYPASS");
+    }
+    // SAFETY: all-zero is a valid sockaddr_ll; the fields that matter are set below.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: `addr` is a valid sockaddr_ll of the size passed.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).context("binding the AF_PACKET socket");
+    }
+    const N: usize = 64;
+    let mut iovs: Vec<libc::iovec> = frames
+        .iter()
+        .map(|f| libc::iovec {
+            iov_base: f.as_ptr() as *mut libc::c_void,
+            iov_len: f.len(),
+        })
+        .collect();
+    started.store(true, Ordering::Release);
+    let mut next = 0usize;
+    while !stop.load(Ordering::Acquire) {
+        // SAFETY: all-zero mmsghdrs are valid; each gets one iovec below.
+        let mut msgs: [libc::mmsghdr; N] = unsafe { std::mem::zeroed() };
+        for m in msgs.iter_mut() {
+            m.msg_hdr.msg_iov = &raw mut iovs[next];
+            m.msg_hdr.msg_iovlen = 1;
+            next = (next + 1) % iovs.len();
+        }
+        // SAFETY: every mmsghdr points at one live iovec over a live frame.
+        let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), N as u32, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR) => continue,
+                _ => return Err(e).context("sending on the AF_PACKET socket"),
+            }
+        }
+    }
+    Ok(())
 }
 
 extern "C" fn on_sigusr1(_: libc::c_int) {}

@@ -16,6 +16,7 @@ mod cpu;
 mod floodlab;
 mod frames;
 mod machine;
+mod minimal;
 mod packet;
 mod pinned;
 mod proc;
@@ -46,6 +47,10 @@ struct Cli {
     /// The flood sender's XDP object (built by `cargo xtask build-ebpf`).
     #[arg(long, value_name = "PATH")]
     flood_object: Option<PathBuf>,
+    /// The baseline XDP program the flood case compares log2drop with (built by
+    /// `cargo xtask build-ebpf` as `log2drop-minimal`).
+    #[arg(long, value_name = "PATH")]
+    minimal_object: Option<PathBuf>,
     /// Directory for results.md and results.json.
     #[arg(long, value_name = "DIR")]
     out_dir: PathBuf,
@@ -93,6 +98,7 @@ fn main() -> Result<()> {
         quick: cli.quick,
         agent,
         flood_object: cli.flood_object.clone(),
+        minimal_object: cli.minimal_object.clone(),
         tools: tools.clone(),
         scratch: scratch.path().to_path_buf(),
     };

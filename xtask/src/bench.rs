@@ -15,6 +15,8 @@ use crate::{build_ebpf, host_target_dir, process, workspace_root};
 
 /// The flood sender's object, next to the XDP program's.
 const FLOOD_OBJECT: &str = "log2drop-flood";
+/// The baseline XDP program's object (one hash lookup, `XDP_DROP`), next to it too.
+const MINIMAL_OBJECT: &str = "log2drop-minimal";
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -80,6 +82,15 @@ pub fn run(opts: &Options) -> Result<()> {
         eprintln!(
             "    {} is missing: the flood cases will say so",
             flood.display()
+        );
+    }
+    let minimal = object.with_file_name(MINIMAL_OBJECT);
+    if minimal.is_file() {
+        cmd.arg("--minimal-object").arg(&minimal);
+    } else {
+        eprintln!(
+            "    {} is missing: the flood case will have no baseline",
+            minimal.display()
         );
     }
     if opts.quick {

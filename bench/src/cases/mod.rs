@@ -34,6 +34,8 @@ pub struct Ctx {
     pub agent: PathBuf,
     /// The flood sender's XDP object, if built.
     pub flood_object: Option<PathBuf>,
+    /// The baseline XDP program's object, if built.
+    pub minimal_object: Option<PathBuf>,
     /// Which competitors are usable.
     pub tools: Tools,
     /// Scratch space, removed after the run.

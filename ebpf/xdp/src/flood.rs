@@ -1,13 +1,15 @@
 //! The benchmark's flood sender (not part of the agent): run by `cargo xtask bench`
 //! through `BPF_PROG_RUN` in live-frames mode inside an attacker namespace, it
-//! rewrites each frame's IPv4 source to the next address of `FLOOD_SOURCES`, fixes
-//! the header checksum and redirects the frame out of the veth named by
-//! `FLOOD_CONF`, so the receiving end sees a flood from many sources at rates no
-//! socket sender reaches.
+//! rewrites each frame's source to the next address of `FLOOD_SOURCES` (IPv4, and
+//! then fixes the header checksum) or `FLOOD_SOURCES6` (IPv6) and redirects the
+//! frame out of the veth named by `FLOOD_CONF`, so the receiving end sees a flood
+//! from many sources at rates no socket sender reaches.
 //!
 //! `FLOOD_CONF[0]` is the number of sources (at least 1), `FLOOD_CONF[1]` the
 //! ifindex to redirect to. The template frame is an untagged Ethernet + IPv4 (no
-//! options) frame.
+//! options) or Ethernet + IPv6 frame; its EtherType picks the source list. The IPv6
+//! frame's UDP checksum is not fixed: the receiver's stack drops such a datagram
+//! after every firewall hook, like a datagram to a closed port.
 #![no_std]
 #![no_main]
 
@@ -26,6 +28,9 @@ const MAX_SOURCES: u32 = 65536;
 static FLOOD_SOURCES: Array<[u8; 4]> = Array::with_max_entries(MAX_SOURCES, 0);
 
 #[map]
+static FLOOD_SOURCES6: Array<[u8; 16]> = Array::with_max_entries(MAX_SOURCES, 0);
+
+#[map]
 static FLOOD_CONF: Array<u32> = Array::with_max_entries(2, 0);
 
 #[map]
@@ -33,6 +38,8 @@ static FLOOD_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 const ETH_LEN: usize = 14;
 const IP_LEN: usize = 20;
+const IPV6_LEN: usize = 40;
+const IPV6_SRC_OFF: usize = 8;
 
 #[xdp]
 pub fn log2drop_flood(ctx: XdpContext) -> u32 {
@@ -60,9 +67,19 @@ fn rewrite(ctx: &XdpContext) -> Option<u32> {
         *seq = n.wrapping_add(1);
         n
     };
-    let src = *FLOOD_SOURCES.get(n % count)?;
-
     let start = ctx.data();
+    if start + ETH_LEN + IPV6_LEN <= ctx.data_end() {
+        // SAFETY: the EtherType (bytes 12..14) lies inside the frame, checked above.
+        let ethertype = unsafe { *((start + 12) as *const [u8; 2]) };
+        if ethertype == [0x86, 0xdd] {
+            let src = *FLOOD_SOURCES6.get(n % count)?;
+            let ip = (start + ETH_LEN + IPV6_SRC_OFF) as *mut [u8; 16];
+            // SAFETY: the IPv6 header lies inside the frame, checked above.
+            unsafe { *ip = src };
+            return Some(ifindex);
+        }
+    }
+    let src = *FLOOD_SOURCES.get(n % count)?;
     if start + ETH_LEN + IP_LEN > ctx.data_end() {
         return None;
     }
