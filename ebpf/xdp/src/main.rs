@@ -260,10 +260,7 @@ fn charge(family: u8, prefix_len: u32, addr: [u8; 16], frame_len: u64) {
         packets: 1,
         bytes: frame_len,
     };
-    if CIDR_DROPS
-        .insert(key, first, u64::from(BPF_NOEXIST))
-        .is_err()
-    {
+    if CIDR_DROPS.insert(key, first, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU created the entry in between (our slot is then zero), or the
         // map is full (then there is nothing to count into). The drop happens anyway.
         if let Some(c) = CIDR_DROPS.get_ptr_mut(key) {
