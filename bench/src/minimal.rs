@@ -78,6 +78,10 @@ impl MinimalXdp {
     pub fn drops(&self) -> Result<u64> {
         let map: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(self.ebpf.map(MAP_DROPS).context("MIN_DROPS missing")?)?;
-        Ok(map.get(&0, 0)?.iter().sum())
+        let mut total = 0;
+        for slot in 0..2 {
+            total += map.get(&slot, 0)?.iter().sum::<u64>();
+        }
+        Ok(total)
     }
 }
