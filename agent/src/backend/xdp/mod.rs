@@ -110,7 +110,16 @@ pub struct XdpBackend {
     mode: self::config::XdpMode,
     load_time: Duration,
     migrated: Option<Migrated>,
+    /// When [`Backend::gc`] last walked the maps for expired entries.
+    last_sweep: Option<Instant>,
 }
+
+/// How often [`Backend::gc`] walks every ban map. The engine lifts its own bans at
+/// their deadlines and the program ignores an expired entry anyway, so the walk only
+/// collects entries nobody lifted (an agent that was down at the deadline). At a
+/// million bans one walk is a million lookups, which the agent used to run every
+/// minute next to the cores dropping a flood; once an hour is enough for leftovers.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for XdpBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,6 +219,7 @@ impl XdpBackend {
             mode: cfg.mode,
             load_time,
             migrated,
+            last_sweep: None,
         })
     }
 
@@ -582,10 +592,15 @@ impl Backend for XdpBackend {
     }
 
     /// Expiry is judged by the kernel's monotonic clock, as the program judges it, so
-    /// `now` is not needed here.
+    /// `now` is not needed here. The walk runs at most every [`SWEEP_EVERY`]; pins
+    /// are checked on every call.
     fn gc(&mut self, _now: SystemTime) -> Result<usize, BackendError> {
         // The periodic pass is also where a vanished pin is noticed and put back.
         self.restore_pins()?;
+        if self.last_sweep.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+            return Ok(0);
+        }
+        self.last_sweep = Some(Instant::now());
         let kernel_ns = deadline::kernel_now_ns()?;
         let mut removed = 0;
         for (slot, stored) in self.maps.entries()? {
