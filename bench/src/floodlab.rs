@@ -270,6 +270,13 @@ impl FloodLab {
         })
     }
 
+    /// Frames an XDP program on the receiving end dropped so far
+    /// (`rx_queue_N_xdp_drops`), whoever counts them.
+    pub fn xdp_drops(&self) -> Result<u64> {
+        let out = proc::run(&self.rx.command(&["ethtool", "-S", self.rx_if()]))?;
+        Ok(sum_stat(&out, "_xdp_drops"))
+    }
+
     /// Frames the receiving end's NAPI took off its ring so far, whatever happened
     /// to them next (`rx_queue_N_xdp_packets`: the redirected frames arrive on the
     /// veth's XDP ring whether or not a program is attached).

@@ -45,6 +45,7 @@ impl XdpLab {
             mode: XdpMode::Auto,
             max_bans,
             max_cidr_bans,
+            counters: true,
         };
         let mut lab = XdpLab {
             backend: None,

@@ -71,6 +71,7 @@ impl Lab {
             mode: XdpMode::Auto,
             max_bans: 1024,
             max_cidr_bans: 64,
+            counters: true,
         }
     }
 
@@ -345,6 +346,44 @@ fn a_deadline_expires_in_the_kernel_without_the_agent() {
         .unwrap_or_else(|e| panic!("gc: {}", chain(&e)));
     assert_eq!(removed, 1);
     assert_eq!(backend.gc(SystemTime::now()).expect("second gc"), 0);
+}
+
+#[test]
+fn counters_off_still_drops_and_counts_nothing() {
+    let Some(lab) = Lab::new("counters_off_still_drops_and_counts_nothing") else {
+        return;
+    };
+    lab.add_subnet("203.0.113.1", "203.0.113.7", 24);
+    lab.await_replies("203.0.113.7");
+    let cfg = XdpConfig {
+        counters: false,
+        ..lab.config()
+    };
+    let mut backend = {
+        let _in = lab.server.enter();
+        XdpBackend::open(&cfg).unwrap_or_else(|e| panic!("open: {}", chain(&e)))
+    };
+    let until = SystemTime::now() + Duration::from_secs(3600);
+    apply(
+        &mut backend,
+        &[
+            Decision::Ban(ban(OFFENDER_V4, Some(until))),
+            Decision::Ban(ban(OFFENDER_V6, None)),
+            Decision::Ban(ban("203.0.113.0/24", None)),
+        ],
+    );
+    lab.assert_dropped(OFFENDER_V4);
+    lab.assert_dropped(OFFENDER_V6);
+    lab.assert_dropped("203.0.113.7");
+    lab.assert_replies(BYSTANDER_V4);
+    assert_eq!(packets_for(&backend, OFFENDER_V4), 0);
+    assert_eq!(packets_for(&backend, OFFENDER_V6), 0);
+    assert_eq!(packets_for(&backend, "203.0.113.0/24"), 0);
+    // Turned back on (a reload reopens the backend), the same maps count again.
+    drop(backend);
+    let backend = lab.open();
+    lab.assert_dropped(OFFENDER_V4);
+    assert!(packets_for(&backend, OFFENDER_V4) >= 1, "counting is back");
 }
 
 /// Regression: the periodic gc walked every ban map each minute, a million lookups

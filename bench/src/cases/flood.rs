@@ -73,6 +73,7 @@ const BAN_LENGTH: Duration = Duration::from_secs(3600);
 pub(crate) enum Method {
     Nothing,
     Log2drop,
+    Log2dropNoCounters,
     Minimal,
     XdpFilter,
     Log2dropNftIngress,
@@ -88,6 +89,7 @@ impl Method {
         match self {
             Method::Nothing => "no filter (frames reach a closed UDP port)",
             Method::Log2drop => "log2drop XDP (native)",
+            Method::Log2dropNoCounters => "log2drop XDP, counters = false",
             Method::Minimal => "minimal XDP (one hash lookup, per-CPU counter)",
             Method::Log2dropNftIngress => "log2drop nftables backend, netdev ingress",
             Method::Log2dropNftInput => "log2drop nftables backend, inet input",
@@ -104,6 +106,7 @@ impl Method {
         match self {
             Method::Nothing => "none",
             Method::Log2drop => "log2drop-xdp",
+            Method::Log2dropNoCounters => "log2drop-nocounters",
             Method::Minimal => "minimal",
             Method::Log2dropNftIngress => "log2drop-nft-ingress",
             Method::Log2dropNftInput => "log2drop-nft-input",
@@ -118,7 +121,9 @@ impl Method {
     /// The Debian package it needs, if any.
     fn package(self) -> Option<&'static str> {
         match self {
-            Method::Nothing | Method::Log2drop | Method::Minimal => None,
+            Method::Nothing | Method::Log2drop | Method::Log2dropNoCounters | Method::Minimal => {
+                None
+            }
             Method::Log2dropNftIngress | Method::Log2dropNftInput => None,
             Method::XdpFilter => Some("xdp-tools"),
             Method::NftInput | Method::NftIngress => Some("nftables"),
@@ -138,7 +143,12 @@ impl Method {
 /// count, the competitors at the small ones (their set-up forks a command per ban,
 /// and the per-ban iptables chain is linear).
 fn methods_at(bans: usize, quick: bool) -> Vec<Method> {
-    let mut m = vec![Method::Log2drop, Method::Minimal, Method::Nothing];
+    let mut m = vec![
+        Method::Log2drop,
+        Method::Minimal,
+        Method::Log2dropNoCounters,
+        Method::Nothing,
+    ];
     if quick {
         if bans <= 1_000 {
             m.extend([Method::XdpFilter, Method::NftInput]);
@@ -272,7 +282,10 @@ fn takes_part(method: Method, flood: &Flood) -> bool {
     match flood.kind {
         Kind::Banned => method != Method::Nothing,
         Kind::Unbanned => true,
-        Kind::HotCache => matches!(method, Method::Log2drop | Method::Minimal),
+        Kind::HotCache => matches!(
+            method,
+            Method::Log2drop | Method::Log2dropNoCounters | Method::Minimal
+        ),
     }
 }
 
@@ -712,7 +725,10 @@ fn report_floods(
             s.bans == n
                 && s.family == Family::V4
                 && s.kind == Kind::Banned
-                && !matches!(s.method, Method::Log2drop | Method::Minimal)
+                && !matches!(
+                    s.method,
+                    Method::Log2drop | Method::Log2dropNoCounters | Method::Minimal
+                )
         }) {
             let ns = s.ns();
             let Some(med) = stats::median(&ns) else {
@@ -985,7 +1001,7 @@ fn install(ctx: &Ctx, lab: &FloodLab, method: Method, bans: &Bans) -> Result<Ins
                 object, rx, ifname, &bans.v4, &bans.v6,
             )?))
         }
-        Method::Log2drop => {
+        Method::Log2drop | Method::Log2dropNoCounters => {
             let pins = PinDir::new();
             let cfg = XdpConfig {
                 interfaces: vec![ifname.to_owned()],
@@ -993,6 +1009,7 @@ fn install(ctx: &Ctx, lab: &FloodLab, method: Method, bans: &Bans) -> Result<Ins
                 mode: XdpMode::Native,
                 max_bans: (n as u32).max(1 << 16).next_power_of_two(),
                 max_cidr_bans: 1 << 16,
+                counters: method == Method::Log2drop,
             };
             let mut backend = {
                 let _inside = rx.enter();
@@ -1200,6 +1217,8 @@ fn dropped_by_filter(lab: &FloodLab, method: Method, installed: &Installed) -> R
             "-x",
         ]))?),
         (Method::Minimal, Installed::Minimal(m)) => m.drops()?,
+        // No counters of its own by design: the veth's count of XDP drops.
+        (Method::Log2dropNoCounters, _) => lab.xdp_drops()?,
         (Method::XdpFilter, _) => {
             let out = proc::run(&rx.command(&["xdp-filter", "status"]))?;
             xdp_filter_drops(&out)

@@ -62,6 +62,20 @@ use log2drop_common::{
 /// Placeholder capacity; the agent sets the real sizes at load time.
 const DEFAULT_ENTRIES: u32 = 1024;
 
+/// Whether drops are counted per ban (`[backends.xdp] counters`). A `.rodata`
+/// constant the agent sets at load time: the verifier knows its value and removes
+/// the counting code when it is 0, so a host that turns counters off pays nothing
+/// for them (no atomic adds, no write to the ban's cache line).
+#[unsafe(no_mangle)]
+static COUNT_DROPS: u8 = 1;
+
+#[inline(always)]
+fn count_drops() -> bool {
+    // SAFETY: a plain read of a constant; volatile so the compiler keeps the load
+    // for the loader to patch instead of folding the default in.
+    unsafe { core::ptr::read_volatile(&raw const COUNT_DROPS) != 0 }
+}
+
 #[map]
 static BAN_V4: HashMap<[u8; 4], BanValue> = HashMap::pinned(DEFAULT_ENTRIES, BPF_F_NO_PREALLOC);
 
@@ -235,6 +249,9 @@ unsafe fn count_if_active(v: *mut BanValue, frame_len: u64) -> bool {
     if !active(unsafe { (*v).expires_ns }) {
         return false;
     }
+    if !count_drops() {
+        return true;
+    }
     // SAFETY: the counters are 8-byte aligned u64 fields of a live value, and every
     // writer updates them atomically.
     // The BPF target has no compare-and-swap, so `AtomicU64::fetch_add` is not
@@ -252,6 +269,9 @@ unsafe fn count_if_active(v: *mut BanValue, frame_len: u64) -> bool {
 /// Per-CPU values need no atomics: one CPU runs one XDP program at a time.
 #[inline(always)]
 fn charge(family: u8, prefix_len: u32, addr: [u8; 16], frame_len: u64) {
+    if !count_drops() {
+        return;
+    }
     let key = CounterKey {
         family,
         prefix_len: prefix_len as u8,

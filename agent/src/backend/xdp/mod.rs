@@ -72,6 +72,8 @@ static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LOG2DROP_EBPF_OBJ")
 
 /// Name of the program (its function) inside the object.
 const PROGRAM: &str = "log2drop_xdp";
+/// The program's `.rodata` switch for per-ban drop counters (`counters`).
+const GLOBAL_COUNT_DROPS: &str = "COUNT_DROPS";
 
 /// `XDP_DROP` from the kernel's `enum xdp_action`.
 const XDP_DROP: u32 = 1;
@@ -168,6 +170,8 @@ impl XdpBackend {
         for (name, n) in &sizes.0 {
             loader.map_max_entries(name, *n);
         }
+        let count_drops = u8::from(cfg.counters);
+        loader.override_global(GLOBAL_COUNT_DROPS, &count_drops, true);
         let mut ebpf = loader.load(XDP_OBJECT).map_err(|source| XdpError::Load {
             maps_dir: pins.maps_dir(),
             source: Box::new(source),
