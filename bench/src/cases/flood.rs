@@ -509,13 +509,13 @@ fn min_of(v: &[f64]) -> Option<f64> {
     v.iter().copied().reduce(f64::min)
 }
 
-fn find<'a>(
-    series: &'a [Series],
+fn find(
+    series: &[Series],
     bans: usize,
     method: Method,
     kind: Kind,
     family: Family,
-) -> Option<&'a Series> {
+) -> Option<&Series> {
     series
         .iter()
         .find(|s| s.bans == bans && s.method == method && s.kind == kind && s.family == family)
