@@ -497,6 +497,27 @@ fn spread_cells(ns: &[f64]) -> Vec<Cell> {
     ]
 }
 
+/// The leading columns of a per-series row.
+const SERIES_COLUMNS: [&str; 6] = [
+    "bans per family",
+    "family",
+    "method",
+    "min",
+    "median",
+    "max",
+];
+
+/// A series' ban count, family and method, then the min / median / max of `ns`.
+fn series_cells(s: &Series, ns: &[f64]) -> Vec<Cell> {
+    let mut row = vec![
+        Cell::text(s.bans.to_string()),
+        Cell::text(s.family.label()),
+        Cell::text(s.method.label()),
+    ];
+    row.extend(spread_cells(ns));
+    row
+}
+
 /// `a / b` as a cell (`1.07x`), for costs: below 1 means `a` is cheaper.
 fn ratio_cell(a: f64, b: f64) -> Cell {
     match stats::ratio(a, b) {
@@ -539,15 +560,10 @@ fn report_floods(
              receiver CPU per dropped packet ({run})"
         ),
         &[
-            "bans per family",
-            "family",
-            "method",
-            "min",
-            "median",
-            "max",
-            "vs minimal (min)",
-            "vs minimal (median)",
-        ],
+            &SERIES_COLUMNS[..],
+            &["vs minimal (min)", "vs minimal (median)"],
+        ]
+        .concat(),
     );
     let mut verdicts: Vec<String> = Vec::new();
     for &n in counts {
@@ -558,12 +574,7 @@ fn report_floods(
                 .filter(|s| s.bans == n && s.kind == Kind::Banned && s.family == family)
             {
                 let ns = s.ns();
-                let mut row = vec![
-                    Cell::text(n.to_string()),
-                    Cell::text(family.label()),
-                    Cell::text(s.method.label()),
-                ];
-                row.extend(spread_cells(&ns));
+                let mut row = series_cells(s, &ns);
                 match &base {
                     Some(b) if s.method != Method::Minimal => {
                         let (rmin, rmed) = (
@@ -639,15 +650,10 @@ fn report_floods(
              filter's extra cost over no filter ({run})"
         ),
         &[
-            "bans per family",
-            "family",
-            "method",
-            "min",
-            "median",
-            "max",
-            "extra over no filter (median)",
-            "extra vs minimal's extra",
-        ],
+            &SERIES_COLUMNS[..],
+            &["extra over no filter (median)", "extra vs minimal's extra"],
+        ]
+        .concat(),
     );
     let mut tax: Vec<String> = Vec::new();
     for &n in counts {
@@ -663,12 +669,7 @@ fn report_floods(
                 .filter(|s| s.bans == n && s.kind == Kind::Unbanned && s.family == family)
             {
                 let ns = s.ns();
-                let mut row = vec![
-                    Cell::text(n.to_string()),
-                    Cell::text(family.label()),
-                    Cell::text(s.method.label()),
-                ];
-                row.extend(spread_cells(&ns));
+                let mut row = series_cells(s, &ns);
                 let extra = stats::median(&ns).zip(none).map(|(m, z)| m - z);
                 match (s.method, extra) {
                     (Method::Nothing, _) | (_, None) => {
