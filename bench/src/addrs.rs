@@ -5,8 +5,11 @@
 //! IPv4 has only 762 documentation host addresses, and the map cases need up to a
 //! million distinct IPv4 keys. Those filler keys come from 240.0.0.0/4, the block
 //! reserved "for future use" that is never assigned to a host and never routed; they
-//! are only ever written into maps and sets and into log files the agent reads, never
-//! used as a packet's address. IPv6 keys all come from 2001:db8::/32.
+//! are written into maps and sets and into log files the agent reads. The one place
+//! they are a packet's source is the flood case, which needs thousands of distinct
+//! IPv4 sources: there the frames exist only on a veth between two namespaces the
+//! bench created, written by the sender program straight into the receiver's ring.
+//! IPv6 keys and sources all come from 2001:db8::/32.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
