@@ -74,6 +74,16 @@ impl MinimalXdp {
         Ok(MinimalXdp { ebpf })
     }
 
+    /// The loaded program's kernel info (sizes, verifier figures).
+    pub fn info(&self) -> Result<aya::programs::ProgramInfo> {
+        let prog: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .context("program missing from the baseline object")?
+            .try_into()?;
+        Ok(prog.info()?)
+    }
+
     /// Frames the program dropped so far, over all CPUs.
     pub fn drops(&self) -> Result<u64> {
         let map: PerCpuArray<&MapData, u64> =

@@ -367,6 +367,9 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
                 )),
             }
         }
+        if n == counts[0] {
+            rep.tables.push(program_sizes(&parts));
+        }
         let floods = rotation(&bans, n == counts[0]);
         let mut got: Vec<Series> = Vec::new();
         for f in &floods {
@@ -441,6 +444,59 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         report::secs(window.as_secs_f64())
     ));
     Ok(())
+}
+
+/// The XDP programs' sizes as the kernel reports them: instructions after the
+/// verifier's rewrites (dead code gone, helpers inlined), JIT output, and how many
+/// instructions the verifier processed. Unlike times, these hold on a loaded machine.
+fn program_sizes(parts: &[Participant]) -> Table {
+    let mut t = Table::new(
+        "XDP programs as loaded (kernel figures; the hot paths are counted in          docs/backends.md)",
+        &[
+            "program",
+            "translated instructions",
+            "JIT bytes",
+            "instructions the verifier processed",
+        ],
+    );
+    for p in parts {
+        let info = match (&p.installed, p.method) {
+            (Installed::Minimal(m), _) => m.info().ok(),
+            (Installed::Log2drop { pins, .. }, _) => log2drop_program(pins.path()),
+            _ => None,
+        };
+        let Some(info) = info else { continue };
+        let count = |v: Option<u32>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
+        t.row(vec![
+            Cell::text(p.method.label()),
+            Cell::text(count(info.size_translated().map(|b| b / 8))),
+            Cell::text(info.size_jitted().to_string()),
+            Cell::text(count(info.verified_instruction_count())),
+        ]);
+    }
+    t
+}
+
+/// log2drop's loaded program behind the pins at `pin_dir`: the one among the
+/// loaded `log2drop_xdp` programs that uses this pin directory's `BAN_V4` map.
+fn log2drop_program(pin_dir: &std::path::Path) -> Option<aya::programs::ProgramInfo> {
+    let ban_v4 = pin_dir
+        .join(format!("maps-v{}", log2drop_common::PIN_LAYOUT_VERSION))
+        .join(log2drop_common::MAP_BAN_V4);
+    let map_id = aya::maps::MapData::from_pin(&ban_v4)
+        .ok()?
+        .info()
+        .ok()?
+        .id();
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| {
+            p.name_as_str() == Some("log2drop_xdp")
+                && p.map_ids()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|ids| ids.contains(&map_id))
+        })
 }
 
 /// The ban counts: `LOG2DROP_BENCH_BANS` if set, else 1k, 10k, 100k and 1M (1k in
