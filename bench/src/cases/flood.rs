@@ -451,7 +451,7 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
 /// instructions the verifier processed. Unlike times, these hold on a loaded machine.
 fn program_sizes(parts: &[Participant]) -> Table {
     let mut t = Table::new(
-        "XDP programs as loaded (kernel figures; the hot paths are counted in          docs/backends.md)",
+        "XDP programs as loaded (kernel figures; hot paths counted in docs/backends.md)",
         &[
             "program",
             "translated instructions",
