@@ -15,6 +15,10 @@
 //! counted, so a receiver that other work keeps off its CPU still gets a fair
 //! per-packet figure.
 //!
+//! Some kernels refuse live frames (EPERM); the sender then relays through a
+//! second veth pair (see [`SenderKind::Relay`]), so the receiver still gets XDP
+//! frames.
+//!
 //! The sender syscall runs until a signal interrupts it; the bench keeps signalling
 //! until the thread reports back, so a signal that lands before the syscall starts
 //! cannot leave it running. The frame count per call is bounded as well.
@@ -63,6 +67,8 @@ const WARMUP: Duration = Duration::from_millis(100);
 /// A sender namespace, a receiver namespace and the veth between them.
 pub struct FloodLab {
     veth: VethPair,
+    /// The relay's veth pair inside the sender namespace (see [`SenderKind::Relay`]).
+    relay: VethPair,
     rx: NetNs,
     tx: NetNs,
     object: Vec<u8>,
@@ -89,12 +95,14 @@ pub enum SenderKind {
     /// The XDP sender program in live-frames mode: frames arrive as XDP frames, at
     /// rates that saturate the receiver.
     LiveFrames,
-    /// The fallback where the kernel refuses live frames (EPERM on some kernels):
-    /// an `AF_PACKET` socket writing prepared frames straight to the veth
-    /// (`PACKET_QDISC_BYPASS`). The receiver then runs XDP on copied skbs and is
-    /// not saturated, so every filter's figure includes a larger fixed cost and
-    /// ratios between filters shrink.
-    AfPacket,
+    /// The fallback where the kernel refuses live frames (EPERM on some kernels,
+    /// even for a program that only returns `XDP_PASS`): an `AF_PACKET` socket
+    /// writes the template frame into a second veth pair inside the sender
+    /// namespace, whose far end runs the same sender program natively; it rewrites
+    /// the source and redirects the frame to the attacker veth. The receiver still
+    /// gets XDP frames (not skbs), as with live frames, so its per-packet cost is
+    /// the same; only the rate is lower (the relay runs on the sender CPU).
+    Relay,
 }
 
 impl Sample {
@@ -137,10 +145,12 @@ impl FloodLab {
         let tx = NetNs::new();
         let rx = NetNs::new();
         let veth = VethPair::new(&tx, &[], &rx, &[(RECEIVER_V4.into(), 24)]);
+        let relay = VethPair::new(&tx, &[], &tx, &[]);
         let dst_mac = frames::parse_mac(&veth.b().mac)
             .with_context(|| format!("veth MAC {:?} does not parse", veth.b().mac))?;
         let lab = FloodLab {
             veth,
+            relay,
             rx,
             tx,
             object,
@@ -158,6 +168,8 @@ impl FloodLab {
                 .command(&["ethtool", "-K", &ifname, "rx-udp-gro-forwarding", "on"]),
         )?;
         proc::run(&lab.tx.command(&["ethtool", "-K", &tx_if, "tso", "off"]))?;
+        let relay_in = lab.relay.a().ifname.clone();
+        proc::run(&lab.tx.command(&["ethtool", "-K", &relay_in, "tso", "off"]))?;
         proc::run(&[
             "ip",
             "netns",
@@ -206,7 +218,7 @@ impl FloodLab {
             Sources::V4(a) => frames::udp_v4(self.dst_mac, a[0], RECEIVER_V4),
             Sources::V6(a) => frames::udp_v6(self.dst_mac, a[0], RECEIVER_V6),
         };
-        let prepared = prepare_frames(self.dst_mac, sources);
+        let relay = (self.relay.a().ifname.clone(), self.relay.b().ifname.clone());
         let sources = sources.clone();
         let object = self.object.clone();
         let tx_path = self.tx.path().to_path_buf();
@@ -219,7 +231,7 @@ impl FloodLab {
             .name("flood-sender".into())
             .spawn(move || -> Result<SenderKind> {
                 let r = send(
-                    &object, &tx_path, &tx_if, &frame, &sources, &prepared, try_live, &s, &st,
+                    &object, &tx_path, &tx_if, &relay, &frame, &sources, try_live, &s, &st,
                 );
                 d.store(true, Ordering::Release);
                 r
@@ -253,7 +265,7 @@ impl FloodLab {
             Ok(r) => r?,
             Err(_) => bail!("the sender thread panicked"),
         };
-        if kind == SenderKind::AfPacket {
+        if kind == SenderKind::Relay {
             self.live_refused.set(true);
         }
 
@@ -296,17 +308,18 @@ fn sum_stat(ethtool_s: &str, suffix: &str) -> u64 {
         .sum()
 }
 
-/// The sender thread: enter the attacker namespace, pin to the sender CPU, then
-/// send with the live-frames program, or with `AF_PACKET` where the kernel refuses
-/// live frames (or an earlier flood found it did).
+/// The sender thread: enter the attacker namespace, pin to the sender CPU, load the
+/// sender program with its sources, then run it in live-frames mode, or through
+/// the relay where the kernel refuses live frames (or an earlier flood found it
+/// did).
 #[allow(clippy::too_many_arguments)]
 fn send(
     object: &[u8],
     tx_ns: &Path,
     tx_if: &str,
+    relay: &(String, String),
     frame: &[u8],
     sources: &Sources,
-    prepared: &[Vec<u8>],
     try_live: bool,
     started: &AtomicBool,
     stop: &AtomicBool,
@@ -318,24 +331,41 @@ fn send(
     let _pinned = Pinned::to(SENDER_CPU);
     let ifindex = nix::net::if_::if_nametoindex(tx_if)
         .with_context(|| format!("no interface {tx_if} in the sender namespace"))?;
+    let mut ebpf = load_sender(object, ifindex, sources)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .context("program missing from the flood object")?
+        .try_into()?;
     if try_live {
-        match send_live(object, ifindex, frame, sources, started) {
-            Err(e) if is_errno(e.as_ref(), libc::EPERM) => {}
-            other => return other.map(|()| SenderKind::LiveFrames),
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = MAX_FRAMES;
+        opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
+        started.store(true, Ordering::Release);
+        match prog.test_run(opts) {
+            Ok(_) => return Ok(SenderKind::LiveFrames),
+            Err(e) if is_errno(&e, libc::EINTR) => return Ok(SenderKind::LiveFrames),
+            Err(e) if is_errno(&e, libc::EPERM) => {}
+            Err(e) => {
+                return Err(e).context("running the flood sender (BPF_PROG_RUN, live frames)");
+            }
         }
     }
-    send_af_packet(ifindex, prepared, started, stop)?;
-    Ok(SenderKind::AfPacket)
+    let (relay_in, relay_out) = relay;
+    let link = prog
+        .attach(relay_out, aya::programs::XdpMode::Driver)
+        .with_context(|| format!("attaching the flood sender to the relay {relay_out}"))?;
+    let relay_index = nix::net::if_::if_nametoindex(relay_in.as_str())
+        .with_context(|| format!("no relay interface {relay_in}"))?;
+    let sent = send_af_packet(relay_index, frame, started, stop);
+    prog.detach(link)
+        .context("detaching the flood sender from the relay")?;
+    sent?;
+    Ok(SenderKind::Relay)
 }
 
-/// The live-frames sender, run until a signal interrupts it.
-fn send_live(
-    object: &[u8],
-    ifindex: u32,
-    frame: &[u8],
-    sources: &Sources,
-    started: &AtomicBool,
-) -> Result<()> {
+/// The sender program, loaded, with its configuration and sources filled in.
+fn load_sender(object: &[u8], ifindex: u32, sources: &Sources) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load(object).context("loading the flood sender object")?;
     {
         let mut conf: Array<&mut MapData, u32> = Array::try_from(
@@ -370,16 +400,7 @@ fn send_live(
         .context("program missing from the flood object")?
         .try_into()?;
     prog.load().context("verifying the flood sender")?;
-    let mut opts = TestRunOptions::new();
-    opts.data_in = Some(frame);
-    opts.repeat = MAX_FRAMES;
-    opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
-    started.store(true, Ordering::Release);
-    match prog.test_run(opts) {
-        Ok(_) => Ok(()),
-        Err(e) if is_errno(&e, libc::EINTR) => Ok(()),
-        Err(e) => Err(e).context("running the flood sender (BPF_PROG_RUN, live frames)"),
-    }
+    Ok(ebpf)
 }
 
 /// Whether `e` or one of its sources is the OS error `errno`.
@@ -401,26 +422,12 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     false
 }
 
-/// One prepared frame per source (IPv4 checksums done), for the fallback sender.
-fn prepare_frames(dst_mac: [u8; 6], sources: &Sources) -> Vec<Vec<u8>> {
-    match sources {
-        Sources::V4(a) => a
-            .iter()
-            .map(|s| frames::udp_v4(dst_mac, *s, RECEIVER_V4))
-            .collect(),
-        Sources::V6(a) => a
-            .iter()
-            .map(|s| frames::udp_v6(dst_mac, *s, RECEIVER_V6))
-            .collect(),
-    }
-}
-
-/// The fallback sender: `sendmmsg` batches of prepared frames on a raw `AF_PACKET`
-/// socket bound to the veth, bypassing the qdisc, until `stop`. A full veth ring
-/// refuses frames (ENOBUFS); they are simply not counted at the receiver.
+/// The relay's input: `sendmmsg` batches of the template frame on a raw
+/// `AF_PACKET` socket bound to the relay veth, bypassing the qdisc, until `stop`. A
+/// full veth ring refuses frames (ENOBUFS); they never reach the receiver.
 fn send_af_packet(
     ifindex: u32,
-    frames: &[Vec<u8>],
+    frame: &[u8],
     started: &AtomicBool,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -462,22 +469,17 @@ fn send_af_packet(
         return Err(std::io::Error::last_os_error()).context("binding the AF_PACKET socket");
     }
     const N: usize = 64;
-    let mut iovs: Vec<libc::iovec> = frames
-        .iter()
-        .map(|f| libc::iovec {
-            iov_base: f.as_ptr() as *mut libc::c_void,
-            iov_len: f.len(),
-        })
-        .collect();
+    let mut iov = libc::iovec {
+        iov_base: frame.as_ptr() as *mut libc::c_void,
+        iov_len: frame.len(),
+    };
     started.store(true, Ordering::Release);
-    let mut next = 0usize;
     while !stop.load(Ordering::Acquire) {
-        // SAFETY: all-zero mmsghdrs are valid; each gets one iovec below.
+        // SAFETY: all-zero mmsghdrs are valid; each gets the one iovec below.
         let mut msgs: [libc::mmsghdr; N] = unsafe { std::mem::zeroed() };
         for m in msgs.iter_mut() {
-            m.msg_hdr.msg_iov = &raw mut iovs[next];
+            m.msg_hdr.msg_iov = &raw mut iov;
             m.msg_hdr.msg_iovlen = 1;
-            next = (next + 1) % iovs.len();
         }
         // SAFETY: every mmsghdr points at one live iovec over a live frame.
         let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), N as u32, 0) };

@@ -810,15 +810,16 @@ fn report_floods(
     let fallback = series
         .iter()
         .flat_map(|s| s.samples.iter())
-        .filter(|s| s.sender == SenderKind::AfPacket)
+        .filter(|s| s.sender == SenderKind::Relay)
         .count();
     if fallback > 0 {
         rep.note(format!(
             "This kernel refused the live-frames sender (BPF_PROG_RUN with \
-             BPF_F_TEST_XDP_LIVE_FRAMES: EPERM), so {fallback} floods came from the \
-             AF_PACKET fallback sender: the receiver runs XDP on copied skbs and is not \
-             saturated, every figure carries that fixed cost, and the ratios between \
-             filters are smaller than on a kernel that allows live frames."
+             BPF_F_TEST_XDP_LIVE_FRAMES: EPERM), so {fallback} floods went through the \
+             relay: AF_PACKET into a second veth pair whose far end runs the sender \
+             program natively and redirects to the attacker veth. The receiver still \
+             gets XDP frames, so its per-packet cost is comparable; the rate is lower, \
+             so the receiver is not saturated."
         ));
     }
     let busy: Vec<f64> = series
