@@ -37,7 +37,19 @@ impl NetNs {
             if path.exists() {
                 continue;
             }
-            cmd::checked(&["ip", "netns", "add", &name]);
+            let out = cmd::output(&["ip", "netns", "add", &name]);
+            if !out.status.success() {
+                // Another test thread of this process took the name between the
+                // check above and the add: try the next one.
+                if path.exists() {
+                    continue;
+                }
+                panic!(
+                    "`ip netns add {name}` failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
             let ns = NetNs { name, path };
             cmd::checked(&ns.command(&["ip", "link", "set", "dev", "lo", "up"]));
             return ns;
@@ -163,4 +175,29 @@ pub fn listed_namespaces() -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: test threads of one process raced for `l2d-<pid>-0` (both saw it
+    /// free, the second `ip netns add` failed and panicked the test).
+    #[test]
+    fn threads_creating_namespaces_at_once_get_distinct_ones() {
+        if !crate::require_root("threads_creating_namespaces_at_once_get_distinct_ones") {
+            return;
+        }
+        let made: Vec<NetNs> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(NetNs::new)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("no thread panicked"))
+                .collect()
+        });
+        let mut names: Vec<&str> = made.iter().map(NetNs::name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 8);
+    }
 }
