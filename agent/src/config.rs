@@ -237,6 +237,9 @@ pub struct Config {
     /// Named jails: the ban policies.
     #[serde(default)]
     pub jails: BTreeMap<String, JailConfig>,
+    /// The Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `[agent]`.

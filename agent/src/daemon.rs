@@ -40,6 +40,7 @@ use crate::filter::{FilterError, SourceMatcher};
 use crate::hooks::{Hooks, WebhookError};
 use crate::source::{Positions, SourceError, SourceEvent, SourcePosition};
 use crate::store::{Batch, Store, StoreError};
+use crate::metrics::Metrics;
 use enforcer::{Enforcer, Job, Routes, Slot};
 use engine_task::EngineTask;
 use sources::SourceSet;
@@ -135,6 +136,9 @@ pub enum DaemonError {
     /// The commit thread could not be started.
     #[error("cannot start the commit thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::server::BindError),
     /// pledge(2) or unveil(2) refused the agent's sandbox.
     #[error("cannot enter the sandbox: {0}")]
     Sandbox(#[source] std::io::Error),
@@ -448,10 +452,17 @@ pub async fn run_prepared(
         "state loaded"
     );
 
+    let metrics = Metrics::new(config.metrics.top);
     let routes = Routes::from_config(&config);
     let mut slots = Vec::with_capacity(backends.len());
     for (kind, backend) in backends {
-        slots.push(Slot::reconciled(kind, backend, engine.bans(), &routes)?);
+        slots.push(Slot::reconciled(
+            kind,
+            backend,
+            engine.bans(),
+            &routes,
+            &metrics,
+        )?);
     }
     let active_bans = engine.ban_count();
     // The bans gathered for each reconcile are gone now.
@@ -486,6 +497,7 @@ pub async fn run_prepared(
         next_purge: now,
         commits: 0,
         store_errors: 0,
+        metrics: metrics.clone(),
     };
     enforcer.purge(now);
     let (job_tx, job_rx) = mpsc::channel::<Job>(COMMIT_QUEUE);
@@ -496,12 +508,20 @@ pub async fn run_prepared(
 
     let server = ControlServer::bind(&config.agent.socket, server_options)?;
     tracing::info!(socket = %server.path().display(), "control socket ready");
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => {
+            let listener = crate::metrics::server::bind(addr).await?;
+            tracing::info!(listen = %addr, "metrics endpoint ready: GET /metrics");
+            Some(listener)
+        }
+        None => None,
+    };
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlRequest>(64);
     let (stop_server_tx, stop_server_rx) = watch::channel(false);
 
     let (src_tx, src_rx) =
         mpsc::channel::<SourceEvent>(OFFENCE_QUEUE / crate::source::OFFENCES_PER_EVENT);
-    let mut set = SourceSet::default();
+    let mut set = SourceSet::new(metrics.clone());
     for (name, _, matcher) in sources {
         if let Err(e) = set.start(&name, &config, &positions, matcher, src_tx.clone()) {
             for h in set.take_all() {
@@ -522,7 +542,17 @@ pub async fn run_prepared(
     }
     tracing::debug!(promises = %sandbox.promises, paths = sandbox.paths.len(), "sandbox entered");
 
+    let metrics_task = metrics_listener.map(|listener| {
+        tokio::spawn(crate::metrics::server::serve(
+            listener,
+            metrics.clone(),
+            refresh_drops(job_tx.clone()),
+            stop_server_rx.clone(),
+        ))
+    });
     let task = EngineTask {
+        offence_counters: metrics.offence_counters(&config),
+        metrics,
         engine,
         config,
         config_path,
@@ -560,6 +590,12 @@ pub async fn run_prepared(
     if server_task.await.is_err() {
         tracing::error!("control server task failed");
     }
+    // It holds a sender of the commit queue: it ends before the thread is joined.
+    if let Some(t) = metrics_task
+        && t.await.is_err()
+    {
+        tracing::error!("metrics endpoint task failed");
+    }
     // The engine task dropped its sender: the commit thread finishes the queue.
     let joined = tokio::task::spawn_blocking(move || commit_thread.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
@@ -573,6 +609,20 @@ pub async fn run_prepared(
         tracing::info!("log2drop stopped; kernel state left in place");
     }
     Ok(())
+}
+
+/// What a scrape of the metrics endpoint runs first: the commit thread reads the
+/// backends' drop counters into the metrics (queued behind the batches before it).
+fn refresh_drops(jobs: mpsc::Sender<Job>) -> crate::metrics::server::Refresh {
+    std::sync::Arc::new(move || {
+        let jobs = jobs.clone();
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if jobs.send(Job::RefreshDrops(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+    })
 }
 
 /// How long one `agent.allow` host name may take to resolve.

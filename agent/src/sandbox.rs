@@ -77,7 +77,8 @@ impl Sandbox {
                 SourceKind::Journal | SourceKind::Stdin => {}
             }
         }
-        let mut network = false;
+        // The metrics endpoint accepts connections on its TCP listener.
+        let mut network = cfg.metrics.listen.is_some();
         for jail in cfg.jails.values() {
             let Some(n) = &jail.notify else { continue };
             if let Some(program) = n.exec.first() {

@@ -47,6 +47,9 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     check_jails(cfg, &fed, &mut out);
     check_control(cfg, &mut out);
     check_notify(cfg, &mut out);
+    for (key, message) in cfg.metrics.check(&KeyPath::of(&["metrics"])) {
+        out.push(key, message);
+    }
     out.0
 }
 

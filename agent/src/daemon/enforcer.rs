@@ -27,6 +27,7 @@ use crate::control::protocol::{
 };
 use crate::engine::{Ban, Decision};
 use crate::hooks::Hooks;
+use crate::metrics::Metrics;
 use crate::source::{Positions, SourcePosition};
 use crate::store::{Batch, Store};
 
@@ -72,6 +73,8 @@ pub(super) enum Job {
     Maintain(SystemTime),
     /// Remove every kernel object and stop enforcing.
     Flush(oneshot::Sender<Reply>),
+    /// Read the backends' drop counters into the metrics (a scrape).
+    RefreshDrops(oneshot::Sender<()>),
 }
 
 /// A backend with what `status` reports about it.
@@ -84,6 +87,7 @@ pub(super) struct Slot {
     unbans_applied: u64,
     failures: u64,
     reconcile: Option<ReconcileStatus>,
+    metrics: Metrics,
 }
 
 impl Slot {
@@ -97,6 +101,7 @@ impl Slot {
         mut backend: Box<dyn Backend>,
         active: impl Iterator<Item = Ban>,
         routes: &Routes,
+        metrics: &Metrics,
     ) -> Result<Slot, DaemonError> {
         let name = kind.name();
         let mine: Vec<Ban> = active.filter(|b| routes.enforces(&b.jail, kind)).collect();
@@ -109,6 +114,7 @@ impl Slot {
                     source: Box::new(source),
                 })?;
         let took = started.elapsed();
+        metrics.reconciled(name, took);
         tracing::info!(
             backend = name,
             bans = mine.len(),
@@ -134,6 +140,7 @@ impl Slot {
                 kept: report.kept,
                 took_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             }),
+            metrics: metrics.clone(),
         })
     }
 
@@ -149,7 +156,8 @@ impl Slot {
         }
     }
 
-    fn failed(&mut self, what: &str, e: &dyn std::error::Error) {
+    fn failed(&mut self, what: &'static str, e: &dyn std::error::Error) {
+        self.metrics.backend_error(self.kind.name(), what);
         self.healthy = false;
         self.failures += 1;
         self.error = Some(format!("{what}: {}", chain(e)));
@@ -199,6 +207,7 @@ pub(super) struct Enforcer {
     pub(super) next_purge: SystemTime,
     pub(super) commits: u64,
     pub(super) store_errors: u64,
+    pub(super) metrics: Metrics,
 }
 
 impl Enforcer {
@@ -248,10 +257,12 @@ impl Enforcer {
         let positions = positions.take();
         // Store first: a ban is never enforced without being recorded (unless the
         // store itself fails, which is logged and does not stop enforcing).
-        match self
+        let started = Instant::now();
+        let stored = self
             .store
-            .write(Batch::at(now).decisions(&decisions).positions(&positions))
-        {
+            .write(Batch::at(now).decisions(&decisions).positions(&positions));
+        self.metrics.store_commit(started.elapsed(), stored.is_ok());
+        match stored {
             Ok(()) => self.commits += 1,
             Err(e) => {
                 self.store_errors += 1;
@@ -266,6 +277,7 @@ impl Enforcer {
             // Deadlines are converted to the kernel's clock against the time now,
             // not when the batch was decided.
             self.apply(&decisions, SystemTime::now());
+            self.metrics.decided(&decisions);
             self.hooks.notify(&decisions);
         }
         for tx in done {
@@ -295,12 +307,14 @@ impl Enforcer {
                     slot.failed("apply", &e);
                 }
             }
-            for d in &mine {
-                match d {
-                    Decision::Ban(_) => slot.bans_applied += 1,
-                    Decision::Unban(_) => slot.unbans_applied += 1,
-                }
-            }
+            let bans = mine
+                .iter()
+                .filter(|d| matches!(d, Decision::Ban(_)))
+                .count() as u64;
+            let unbans = mine.len() as u64 - bans;
+            slot.bans_applied += bans;
+            slot.unbans_applied += unbans;
+            self.metrics.backend_applied(name, bans, unbans);
         }
     }
 
@@ -338,6 +352,11 @@ impl Enforcer {
                 let _ = reply.send(positions);
             }
             Job::Maintain(now) => self.maintain(now),
+            Job::RefreshDrops(done) => {
+                let drops = self.drops();
+                self.metrics.set_drops(&drops);
+                let _ = done.send(());
+            }
             Job::Flush(reply) => {
                 let _ = reply.send(match self.flush() {
                     Ok(report) => super::to_reply(&report),
@@ -440,7 +459,7 @@ impl Enforcer {
                 }
             }
             let opened_one = open_backend(&cfg.backends, kind).and_then(|b| {
-                b.map(|b| Slot::reconciled(kind, b, active.iter().cloned(), &routes))
+                b.map(|b| Slot::reconciled(kind, b, active.iter().cloned(), &routes, &self.metrics))
                     .transpose()
             });
             match opened_one {
@@ -502,7 +521,9 @@ impl Enforcer {
     /// Puts back a backend of the running config after a failed replacement.
     fn reopen_old(&mut self, kind: BackendKind, active: &[Ban]) {
         match open_backend(&self.backends_cfg, kind).and_then(|b| {
-            b.map(|b| Slot::reconciled(kind, b, active.iter().cloned(), &self.routes))
+            b.map(|b| {
+                Slot::reconciled(kind, b, active.iter().cloned(), &self.routes, &self.metrics)
+            })
                 .transpose()
         }) {
             Ok(Some(slot)) => self.slots.push(slot),

@@ -23,6 +23,7 @@ use crate::control::protocol::{BanEntry, Command, JailStatus, ReloadReport, Repl
 use crate::control::server::ControlRequest;
 use crate::engine::{Ban, Decision, Engine, MANUAL_JAIL, ManualBan};
 use crate::hooks::HookStats;
+use crate::metrics::{Metrics, OffenceCounters};
 use crate::source::{Positions, SourceEvent};
 
 /// Most offences folded into one decision batch.
@@ -54,6 +55,9 @@ pub(super) struct EngineTask {
     pub(super) stop: bool,
     /// What the agent kept at start; a reload needing more is refused.
     pub(super) sandbox: crate::sandbox::Sandbox,
+    pub(super) metrics: Metrics,
+    /// Offences per filter and jail, and the lag to the decision (rebuilt on reload).
+    pub(super) offence_counters: OffenceCounters,
 }
 
 impl EngineTask {
@@ -71,6 +75,7 @@ impl EngineTask {
         let mut flush = tokio::time::interval(POSITIONS_EVERY);
         gc.tick().await;
         flush.tick().await;
+        self.count_active();
         let mut ctl_open = true;
         let mut own_open = true;
         let mut reload_open = true;
@@ -113,14 +118,14 @@ impl EngineTask {
                     None => own_open = false,
                 },
                 () = tokio::time::sleep(expiry) => {
-                    self.engine.expire(SystemTime::now(), &mut self.pending);
+                    self.expire(SystemTime::now());
                     self.commit(None).await;
                 }
                 _ = gc.tick() => {
                     // Also lets the engine forget aged-out offence windows when no
                     // ban deadline wakes it.
                     let now = SystemTime::now();
-                    self.engine.expire(now, &mut self.pending);
+                    self.expire(now);
                     self.commit(None).await;
                     self.send(Job::Maintain(now)).await;
                 }
@@ -156,9 +161,11 @@ impl EngineTask {
     fn take(&mut self, ev: SourceEvent) {
         match ev {
             SourceEvent::Offences(batch) => {
+                let now = SystemTime::now();
                 for o in batch {
                     self.engine
                         .offence(&o.filter, o.addr, o.at, &mut self.pending);
+                    self.offence_counters.offence(&o.filter, o.at, now);
                 }
             }
             SourceEvent::Position(p) => {
@@ -166,6 +173,45 @@ impl EngineTask {
                 self.positions.insert(p);
             }
         }
+    }
+
+    /// Ends the bans past their deadline, counting them.
+    fn expire(&mut self, now: SystemTime) {
+        let before = self.pending.len();
+        self.engine.expire(now, &mut self.pending);
+        self.metrics
+            .expired(self.pending[before..].iter().filter_map(|d| match d {
+                Decision::Unban(b) => Some(&*b.jail),
+                Decision::Ban(_) => None,
+            }));
+    }
+
+    /// Brings the active-ban gauges up to date (after decisions).
+    fn count_active(&self) {
+        let all: Vec<&'static str> = self
+            .config
+            .backends
+            .kinds()
+            .into_iter()
+            .map(|k| k.name())
+            .collect();
+        let engine = &self.engine;
+        self.metrics.set_active(
+            engine.bans_per_jail(),
+            self.config.jails.keys().map(String::as_str),
+            |jail| {
+                let listed = engine.jail_backends(jail);
+                if listed.is_empty() {
+                    all.clone()
+                } else {
+                    all.iter()
+                        .copied()
+                        .filter(|b| listed.iter().any(|l| l == b))
+                        .collect()
+                }
+            },
+            &all,
+        );
     }
 
     async fn send(&self, job: Job) {
@@ -185,6 +231,9 @@ impl EngineTask {
             .iter()
             .filter(|d| matches!(d, Decision::Ban(_)))
             .count() as u64;
+        if !self.pending.is_empty() {
+            self.count_active();
+        }
         let commit = Commit {
             decisions: std::mem::take(&mut self.pending),
             positions: self.positions.take(),
@@ -531,8 +580,10 @@ impl EngineTask {
                 }
             }
         }
-        self.commit(None).await;
+        self.offence_counters = self.metrics.offence_counters(&prepared.config);
         self.config = prepared.config;
+        self.commit(None).await;
+        self.count_active();
         Ok(ReloadReport {
             sources: diff.sources,
             jails: diff.jails,

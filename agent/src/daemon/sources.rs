@@ -22,12 +22,22 @@ use crate::source::{
 };
 
 /// The sources that are running, in config order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SourceSet {
     running: Vec<SourceHandle>,
+    /// Reads each source's counters when scraped.
+    metrics: crate::metrics::Metrics,
 }
 
 impl SourceSet {
+    /// No sources yet; those started count into `metrics`.
+    pub(super) fn new(metrics: crate::metrics::Metrics) -> SourceSet {
+        SourceSet {
+            running: Vec::new(),
+            metrics,
+        }
+    }
+
     /// Starts source `name` as `config` describes it, with `matcher`, resuming
     /// from what it saved. A source the config lacks is skipped.
     pub(super) fn start(
@@ -43,6 +53,7 @@ impl SourceSet {
         };
         let matcher = FilterMatcher::new(matcher, filter_windows(config, name));
         let handle = spawn_configured(name, cfg, saved, matcher, tx)?;
+        self.metrics.add_source(name, handle.counters());
         self.running.push(handle);
         Ok(())
     }

@@ -110,6 +110,8 @@ pub enum SourceEvent {
 pub struct SourceCounters {
     /// Lines read, cut ones included.
     pub lines: AtomicU64,
+    /// Bytes of those lines, line ends not counted (cut lines: what was kept).
+    pub bytes: AtomicU64,
     /// Lines that matched a filter.
     pub offences: AtomicU64,
     /// Lines cut at the length bound (counted, never matched).
@@ -252,6 +254,7 @@ impl LineClock {
 #[derive(Debug, Default)]
 struct LocalCounts {
     lines: u64,
+    bytes: u64,
     offences: u64,
     long_lines: u64,
 }
@@ -304,6 +307,7 @@ impl<M: LineMatcher> Emitter<M> {
 
     fn line(&mut self, line: Line<'_>) {
         self.counts.lines += 1;
+        self.counts.bytes += line.bytes.len() as u64;
         // A cut line is not evidence (see `line`): counted, never matched.
         if line.truncated {
             self.counts.long_lines += 1;
@@ -355,6 +359,7 @@ impl<M: LineMatcher> Emitter<M> {
         let c = std::mem::take(&mut self.counts);
         if c.lines > 0 {
             self.counters.lines.fetch_add(c.lines, Ordering::Relaxed);
+            self.counters.bytes.fetch_add(c.bytes, Ordering::Relaxed);
         }
         if c.offences > 0 {
             self.counters
