@@ -746,3 +746,113 @@ fn an_unknown_socket_group_stops_prepare() {
     );
     assert!(err.to_string().contains(&at), "{err}");
 }
+
+/// A port nothing listens on right now (the daemon binds it right after).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `curl` on the endpoint: the headers and the body.
+async fn curl(url: String) -> (String, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-D", "-", &url])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("curl runs (it is in CI's APT_PACKAGES)");
+    assert!(out.status.success(), "curl {:?}", out);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+    (head.to_owned(), body.to_owned())
+}
+
+/// The value of sample `series` (name and labels as written) in `body`.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("number"))
+}
+
+/// Scrapes until `series` reads `want` (counters published per poll), or gives up
+/// and returns the last body.
+async fn scrape_until(url: &str, series: &str, want: f64) -> String {
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = curl(url.to_owned()).await.1;
+        if sample(&body, series) == Some(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_counts_lines_offences_and_bans() {
+    let port = free_port();
+    let lab = Lab::with_extra(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let running = lab.start().await;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+
+    let (head, body) = curl(url.clone()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert_eq!(sample(&body, r#"log2drop_bans_active{jail="ssh"}"#), Some(0.0), "{body}");
+    assert_eq!(sample(&body, r#"log2drop_bans_total{jail="ssh",origin="jail"}"#), None);
+
+    lab.append(&line("198.51.100.7").repeat(3));
+    assert_eq!(lab.wait_bans(&["198.51.100.7"]).await, ["198.51.100.7"]);
+    let body = scrape_until(&url, r#"log2drop_lines_total{source="auth"}"#, 3.0).await;
+    for (series, want) in [
+        (r#"log2drop_lines_total{source="auth"}"#, 3.0),
+        (r#"log2drop_bytes_total{source="auth"}"#, (line("198.51.100.7").len() as f64 - 1.0) * 3.0),
+        (r#"log2drop_offences_total{filter="ssh-fail",jail="ssh"}"#, 3.0),
+        (r#"log2drop_bans_total{jail="ssh",origin="jail"}"#, 1.0),
+        (r#"log2drop_bans_active{jail="ssh"}"#, 1.0),
+        (r#"log2drop_backend_bans_active{backend="dry-run"}"#, 1.0),
+        (r#"log2drop_backend_decisions_total{backend="dry-run",action="ban"}"#, 1.0),
+        ("log2drop_decision_lag_seconds_count", 3.0),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series} in\n{body}");
+    }
+    assert!(
+        sample(&body, "log2drop_store_commit_duration_seconds_count").is_some_and(|n| n >= 1.0),
+        "{body}"
+    );
+
+    // A manual ban moves its own series; an unban counts too.
+    let _: BanEntry = lab.ok(ban_cmd("203.0.113.9", Some("1h"))).await;
+    let _: Vec<BanEntry> = lab.ok(unban_cmd("198.51.100.7")).await;
+    let body = curl(url.clone()).await.1;
+    assert_eq!(
+        sample(&body, r#"log2drop_bans_total{jail="manual",origin="manual"}"#),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(sample(&body, r#"log2drop_unbans_total{jail="ssh"}"#), Some(1.0), "{body}");
+    assert_eq!(sample(&body, r#"log2drop_bans_active{jail="ssh"}"#), Some(0.0), "{body}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_port_in_use_stops_start_up_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let lab = Lab::with_extra(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let prepared = prepare(&lab.config()).expect("prepare");
+    let backends = open_backends(&prepared.config).expect("backends");
+    let (_stop, _reload, triggers) = Triggers::manual();
+    let options = ServerOptions {
+        admin_uids: vec![nix::unistd::geteuid().as_raw()],
+        read_gid: None,
+    };
+    let err = run_prepared(prepared, backends, options, triggers, Instant::now())
+        .await
+        .expect_err("the port is taken");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("metrics.listen 127.0.0.1:{port}")), "{msg}");
+}
