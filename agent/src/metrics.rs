@@ -189,11 +189,7 @@ impl Metrics {
             expiries.clone(),
         );
         let bans_active = Family::<JailLabel, Gauge>::default();
-        registry.register(
-            "bans_active",
-            "Bans in force, by jail",
-            bans_active.clone(),
-        );
+        registry.register("bans_active", "Bans in force, by jail", bans_active.clone());
         let backend_bans_active = Family::<BackendLabel, Gauge>::default();
         registry.register(
             "backend_bans_active",
@@ -212,10 +208,9 @@ impl Metrics {
             "Backend operations that failed, by backend and operation",
             backend_errors.clone(),
         );
-        let reconcile =
-            Family::<BackendLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-                reconcile_histogram,
-            );
+        let reconcile = Family::<BackendLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            reconcile_histogram,
+        );
         registry.register_with_unit(
             "backend_reconcile_duration",
             "Time a backend took to reconcile the kernel with the active bans (start, reload)",
@@ -476,7 +471,11 @@ struct SourceEntry {
 
 fn read(c: &SourceCounters) -> [u64; 3] {
     use std::sync::atomic::Ordering::Relaxed;
-    [c.lines.load(Relaxed), c.bytes.load(Relaxed), c.long_lines.load(Relaxed)]
+    [
+        c.lines.load(Relaxed),
+        c.bytes.load(Relaxed),
+        c.long_lines.load(Relaxed),
+    ]
 }
 
 impl SourceTally {
@@ -577,20 +576,33 @@ impl Collector for Live {
         }
         let drops = lock(&self.drops);
         let totals = [
-            ("dropped_packets", "Packets the kernel dropped from banned addresses, by backend"),
-            ("dropped_bytes", "Bytes of the packets dropped from banned addresses, by backend"),
+            (
+                "dropped_packets",
+                "Packets the kernel dropped from banned addresses, by backend",
+            ),
+            (
+                "dropped_bytes",
+                "Bytes of the packets dropped from banned addresses, by backend",
+            ),
         ];
         for (i, (name, help)) in totals.into_iter().enumerate() {
             let counter = ConstCounter::new(0u64);
             let mut family = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             for (backend, packets, bytes) in &drops.totals {
                 let v = if i == 0 { *packets } else { *bytes };
-                ConstCounter::new(v).encode(family.encode_family(&[("backend", backend.as_str())])?)?;
+                ConstCounter::new(v)
+                    .encode(family.encode_family(&[("backend", backend.as_str())])?)?;
             }
         }
         let top = [
-            ("top_dropped_packets", "Packets dropped from each of the metrics.top banned addresses that dropped the most, by backend"),
-            ("top_dropped_bytes", "Bytes dropped from each of the metrics.top banned addresses that dropped the most, by backend"),
+            (
+                "top_dropped_packets",
+                "Packets dropped from each of the metrics.top banned addresses that dropped the most, by backend",
+            ),
+            (
+                "top_dropped_bytes",
+                "Bytes dropped from each of the metrics.top banned addresses that dropped the most, by backend",
+            ),
         ];
         for (i, (name, help)) in top.into_iter().enumerate() {
             let counter = ConstCounter::new(0u64);

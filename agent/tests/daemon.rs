@@ -801,20 +801,36 @@ async fn metrics_endpoint_counts_lines_offences_and_bans() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("application/openmetrics-text"), "{head}");
     assert!(body.ends_with("# EOF\n"), "{body}");
-    assert_eq!(sample(&body, r#"log2drop_bans_active{jail="ssh"}"#), Some(0.0), "{body}");
-    assert_eq!(sample(&body, r#"log2drop_bans_total{jail="ssh",origin="jail"}"#), None);
+    assert_eq!(
+        sample(&body, r#"log2drop_bans_active{jail="ssh"}"#),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"log2drop_bans_total{jail="ssh",origin="jail"}"#),
+        None
+    );
 
     lab.append(&line("198.51.100.7").repeat(3));
     assert_eq!(lab.wait_bans(&["198.51.100.7"]).await, ["198.51.100.7"]);
     let body = scrape_until(&url, r#"log2drop_lines_total{source="auth"}"#, 3.0).await;
     for (series, want) in [
         (r#"log2drop_lines_total{source="auth"}"#, 3.0),
-        (r#"log2drop_bytes_total{source="auth"}"#, (line("198.51.100.7").len() as f64 - 1.0) * 3.0),
-        (r#"log2drop_offences_total{filter="ssh-fail",jail="ssh"}"#, 3.0),
+        (
+            r#"log2drop_bytes_total{source="auth"}"#,
+            (line("198.51.100.7").len() as f64 - 1.0) * 3.0,
+        ),
+        (
+            r#"log2drop_offences_total{filter="ssh-fail",jail="ssh"}"#,
+            3.0,
+        ),
         (r#"log2drop_bans_total{jail="ssh",origin="jail"}"#, 1.0),
         (r#"log2drop_bans_active{jail="ssh"}"#, 1.0),
         (r#"log2drop_backend_bans_active{backend="dry-run"}"#, 1.0),
-        (r#"log2drop_backend_decisions_total{backend="dry-run",action="ban"}"#, 1.0),
+        (
+            r#"log2drop_backend_decisions_total{backend="dry-run",action="ban"}"#,
+            1.0,
+        ),
         ("log2drop_decision_lag_seconds_count", 3.0),
     ] {
         assert_eq!(sample(&body, series), Some(want), "{series} in\n{body}");
@@ -829,12 +845,23 @@ async fn metrics_endpoint_counts_lines_offences_and_bans() {
     let _: Vec<BanEntry> = lab.ok(unban_cmd("198.51.100.7")).await;
     let body = curl(url.clone()).await.1;
     assert_eq!(
-        sample(&body, r#"log2drop_bans_total{jail="manual",origin="manual"}"#),
+        sample(
+            &body,
+            r#"log2drop_bans_total{jail="manual",origin="manual"}"#
+        ),
         Some(1.0),
         "{body}"
     );
-    assert_eq!(sample(&body, r#"log2drop_unbans_total{jail="ssh"}"#), Some(1.0), "{body}");
-    assert_eq!(sample(&body, r#"log2drop_bans_active{jail="ssh"}"#), Some(0.0), "{body}");
+    assert_eq!(
+        sample(&body, r#"log2drop_unbans_total{jail="ssh"}"#),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"log2drop_bans_active{jail="ssh"}"#),
+        Some(0.0),
+        "{body}"
+    );
     running.stop().await;
 }
 
@@ -854,5 +881,8 @@ async fn metrics_port_in_use_stops_start_up_naming_it() {
         .await
         .expect_err("the port is taken");
     let msg = err.to_string();
-    assert!(msg.contains(&format!("metrics.listen 127.0.0.1:{port}")), "{msg}");
+    assert!(
+        msg.contains(&format!("metrics.listen 127.0.0.1:{port}")),
+        "{msg}"
+    );
 }

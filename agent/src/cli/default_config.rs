@@ -74,6 +74,7 @@ filters = ["sshd"]
             .unwrap_or_else(|e| panic!("an enabled example does not parse: {e}\n{enabled}"));
         assert!(cfg.backends.xdp.is_some() && cfg.backends.dry_run.is_some());
         assert!(cfg.filters.contains_key("myapp"));
+        assert!(cfg.metrics.listen.is_some());
         let jail = &cfg.jails["sshd"];
         assert!(jail.subnet.is_some() && jail.notify.is_some() && jail.threshold.is_some());
     }

@@ -524,7 +524,7 @@ impl Enforcer {
             b.map(|b| {
                 Slot::reconciled(kind, b, active.iter().cloned(), &self.routes, &self.metrics)
             })
-                .transpose()
+            .transpose()
         }) {
             Ok(Some(slot)) => self.slots.push(slot),
             Ok(None) => {}

@@ -62,6 +62,9 @@ impl ConfigDiff {
         if a.socket_group != b.socket_group {
             notes.push("agent.socket_group changed: takes effect after a restart".to_owned());
         }
+        if old.metrics != new.metrics {
+            notes.push("[metrics] changed: takes effect after a restart".to_owned());
+        }
         if !a.allow_own_addresses && b.allow_own_addresses {
             notes.push(
                 "agent.allow_own_addresses turned on: the host's addresses are read from the next start"
@@ -229,6 +232,9 @@ maxretry = 3
         assert_eq!(d.notes.len(), 2, "{:?}", d.notes);
         assert!(d.notes[0].contains("agent.state_dir"));
         assert!(d.notes[1].contains("agent.socket_group"));
+        let metrics = format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9641\"\n");
+        let d = ConfigDiff::between(&cfg(BASE), &cfg(&metrics));
+        assert_eq!(d.notes, ["[metrics] changed: takes effect after a restart"]);
     }
 
     #[test]

@@ -44,10 +44,16 @@ fn bans_count_by_jail_and_origin() {
         "{text}"
     );
     assert_eq!(
-        value(&text, r#"log2drop_bans_total{jail="manual",origin="manual"}"#),
+        value(
+            &text,
+            r#"log2drop_bans_total{jail="manual",origin="manual"}"#
+        ),
         Some(1.0)
     );
-    assert_eq!(value(&text, r#"log2drop_unbans_total{jail="sshd"}"#), Some(1.0));
+    assert_eq!(
+        value(&text, r#"log2drop_unbans_total{jail="sshd"}"#),
+        Some(1.0)
+    );
     assert!(text.contains("# TYPE log2drop_bans counter"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
 }
@@ -66,9 +72,15 @@ fn offences_count_per_jail_the_filter_feeds_and_lag_is_observed() {
         let series = format!(r#"log2drop_offences_total{{filter="sshd",jail="{jail}"}}"#);
         assert_eq!(value(&text, &series), Some(1.0), "{text}");
     }
-    assert_eq!(value(&text, "log2drop_decision_lag_seconds_count"), Some(2.0));
     assert_eq!(
-        value(&text, r#"log2drop_decision_lag_seconds_bucket{le="0.0005"}"#),
+        value(&text, "log2drop_decision_lag_seconds_count"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"log2drop_decision_lag_seconds_bucket{le="0.0005"}"#
+        ),
         Some(1.0),
         "{text}"
     );
@@ -82,17 +94,32 @@ fn source_counters_survive_a_restart_of_the_source() {
     first.lines.fetch_add(10, Ordering::Relaxed);
     first.bytes.fetch_add(500, Ordering::Relaxed);
     let text = m.encode();
-    assert_eq!(value(&text, r#"log2drop_lines_total{source="auth"}"#), Some(10.0), "{text}");
-    assert_eq!(value(&text, r#"log2drop_bytes_total{source="auth"}"#), Some(500.0));
+    assert_eq!(
+        value(&text, r#"log2drop_lines_total{source="auth"}"#),
+        Some(10.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"log2drop_bytes_total{source="auth"}"#),
+        Some(500.0)
+    );
     // A reload restarts the source: the first thread's counts stay in the sum.
     drop(first);
     let second = Arc::new(SourceCounters::default());
     m.add_source("auth", second.clone());
     second.lines.fetch_add(1, Ordering::Relaxed);
     let text = m.encode();
-    assert_eq!(value(&text, r#"log2drop_lines_total{source="auth"}"#), Some(11.0), "{text}");
+    assert_eq!(
+        value(&text, r#"log2drop_lines_total{source="auth"}"#),
+        Some(11.0),
+        "{text}"
+    );
     let tally = lock(&m.inner.live.sources);
-    assert_eq!(tally.0["auth"].running.len(), 1, "ended threads are folded in");
+    assert_eq!(
+        tally.0["auth"].running.len(),
+        1,
+        "ended threads are folded in"
+    );
 }
 
 fn drop_entry(address: &str, backend: &str, packets: u64) -> DropEntry {
@@ -129,7 +156,10 @@ fn drops_have_totals_and_a_bounded_top() {
         ),
         Some(5.0)
     );
-    assert_eq!(text.matches("log2drop_top_dropped_packets_total{").count(), 2);
+    assert_eq!(
+        text.matches("log2drop_top_dropped_packets_total{").count(),
+        2
+    );
     assert!(!text.contains(r#"address="192.0.2.3""#), "{text}");
 }
 
@@ -139,12 +169,24 @@ fn active_gauges_per_jail_and_backend() {
     m.set_active(
         [("sshd", 3), ("manual", 1)],
         ["sshd", "web"],
-        |jail| if jail == "sshd" { vec!["xdp"] } else { vec!["xdp", "nftables"] },
+        |jail| {
+            if jail == "sshd" {
+                vec!["xdp"]
+            } else {
+                vec!["xdp", "nftables"]
+            }
+        },
         &["xdp", "nftables"],
     );
     let text = m.encode();
-    assert_eq!(value(&text, r#"log2drop_bans_active{jail="sshd"}"#), Some(3.0));
-    assert_eq!(value(&text, r#"log2drop_bans_active{jail="web"}"#), Some(0.0));
+    assert_eq!(
+        value(&text, r#"log2drop_bans_active{jail="sshd"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, r#"log2drop_bans_active{jail="web"}"#),
+        Some(0.0)
+    );
     assert_eq!(
         value(&text, r#"log2drop_backend_bans_active{backend="xdp"}"#),
         Some(4.0)
@@ -164,15 +206,27 @@ fn durations_are_in_seconds() {
     m.backend_error("nftables", "apply");
     let text = m.encode();
     assert_eq!(
-        value(&text, r#"log2drop_backend_reconcile_duration_seconds_sum{backend="xdp"}"#),
+        value(
+            &text,
+            r#"log2drop_backend_reconcile_duration_seconds_sum{backend="xdp"}"#
+        ),
         Some(0.02),
         "{text}"
     );
-    assert_eq!(value(&text, "log2drop_store_commit_duration_seconds_count"), Some(1.0));
-    assert_eq!(value(&text, "log2drop_store_errors_total"), Some(1.0));
-    assert_eq!(value(&text, r#"log2drop_expiries_total{jail="sshd"}"#), Some(1.0));
     assert_eq!(
-        value(&text, r#"log2drop_backend_errors_total{backend="nftables",operation="apply"}"#),
+        value(&text, "log2drop_store_commit_duration_seconds_count"),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "log2drop_store_errors_total"), Some(1.0));
+    assert_eq!(
+        value(&text, r#"log2drop_expiries_total{jail="sshd"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"log2drop_backend_errors_total{backend="nftables",operation="apply"}"#
+        ),
         Some(1.0)
     );
 }
@@ -199,4 +253,48 @@ fn off_by_default() {
     let cfg: Config = toml::from_str("").expect("empty config");
     assert_eq!(cfg.metrics, MetricsConfig::default());
     assert!(cfg.metrics.listen.is_none());
+}
+
+/// Every series the Grafana dashboard queries is one the agent exports, so a
+/// renamed metric cannot leave a panel silently empty.
+#[test]
+fn grafana_dashboard_queries_exported_series() {
+    let m = Metrics::default();
+    m.add_source("auth", Arc::new(SourceCounters::default()));
+    let cfg: Config = toml::from_str("[jails.j]\nfilters = [\"sshd\"]\n").expect("config");
+    m.offence_counters(&cfg)
+        .offence("sshd", SystemTime::now(), SystemTime::now());
+    m.decided(&[
+        Decision::Ban(ban("j", Origin::Jail)),
+        Decision::Unban(ban("j", Origin::Jail)),
+    ]);
+    m.expired(["j"]);
+    m.set_active([("j", 1)], ["j"], |_| vec!["xdp"], &["xdp"]);
+    m.backend_applied("xdp", 1, 1);
+    m.backend_error("xdp", "apply");
+    m.reconciled("xdp", Duration::from_millis(1));
+    m.store_commit(Duration::from_millis(1), false);
+    m.set_drops(&[drop_entry("192.0.2.1", "xdp", 3)]);
+    let text = m.encode();
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/grafana/log2drop.json");
+    let dashboard = std::fs::read_to_string(&path).expect("dashboard");
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("valid JSON");
+    assert!(json["panels"].as_array().is_some_and(|p| p.len() > 5));
+    let series = regex::Regex::new(r"log2drop_[a-z_]+").expect("regex");
+    let mut queried = 0;
+    for m in series.find_iter(&dashboard) {
+        queried += 1;
+        assert!(
+            exported.contains(m.as_str()),
+            "the dashboard queries {} which the agent does not export:\n{text}",
+            m.as_str()
+        );
+    }
+    assert!(queried > 10);
 }
