@@ -445,6 +445,25 @@ impl SourceConfig {
     pub fn start_at(&self) -> crate::source::file::StartAt {
         self.start.unwrap_or_default()
     }
+
+    /// The kind this source runs as now: `auto` becomes `file` when a file its
+    /// `path` names exists, else `journal` (always `file` where there is no
+    /// journal). Decided when the source starts (start, or a reload that
+    /// restarts it).
+    pub fn resolved_kind(&self) -> SourceKind {
+        match self.kind {
+            SourceKind::Auto => {
+                let exists =
+                    crate::source::glob::Pattern::new(&self.path).is_ok_and(|p| p.any_exists());
+                if exists || !cfg!(target_os = "linux") {
+                    SourceKind::File
+                } else {
+                    SourceKind::Journal
+                }
+            }
+            kind => kind,
+        }
+    }
 }
 
 /// `type` of a source.
@@ -460,6 +479,10 @@ pub enum SourceKind {
     Command,
     /// The agent's standard input (pipelines, tests).
     Stdin,
+    /// `path` when a file it names exists at start, otherwise the journal with
+    /// `match` (as fail2ban's `backend = auto`): one config for hosts with and
+    /// without rsyslog.
+    Auto,
 }
 
 /// Default of `max_line_bytes`.

@@ -310,7 +310,8 @@ fn save_start_positions(store: &mut Store, config: &Config, saved: &mut Position
     use crate::source::file::{StartAt, end_position};
     let mut fresh = Vec::new();
     for (name, src) in &config.sources {
-        if src.kind != crate::config::SourceKind::File || src.start_at() != StartAt::End {
+        if src.resolved_kind() != crate::config::SourceKind::File || src.start_at() != StartAt::End
+        {
             continue;
         }
         let Ok(pattern) = crate::source::glob::Pattern::new(&src.path) else {

@@ -63,11 +63,15 @@ impl Sandbox {
         let mut programs = false;
         for src in cfg.sources.values() {
             match src.kind {
-                SourceKind::File => match crate::source::glob::Pattern::new(&src.path) {
-                    // The directory, not the file: rotation creates new files.
-                    Ok(p) => allow(&p.watch_dir(), "r"),
-                    Err(_) => allow(&src.path, "r"),
-                },
+                // An auto source may follow its file once it appears (on
+                // OpenBSD, where there is no journal, it always does).
+                SourceKind::File | SourceKind::Auto => {
+                    match crate::source::glob::Pattern::new(&src.path) {
+                        // The directory, not the file: rotation creates new files.
+                        Ok(p) => allow(&p.watch_dir(), "r"),
+                        Err(_) => allow(&src.path, "r"),
+                    }
+                }
                 SourceKind::Command => {
                     programs = true;
                     if let Some(program) = src.command.as_ref().and_then(|c| c.first()) {

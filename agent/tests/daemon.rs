@@ -886,3 +886,81 @@ async fn metrics_port_in_use_stops_start_up_naming_it() {
         "{msg}"
     );
 }
+
+/// `type = "auto"` without its file reads the journal with its `match` (through a
+/// fake journalctl that records its arguments and prints sshd entries); a file
+/// source whose file does not exist yet is shown as waiting until it appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_source_without_its_file_reads_the_journal_and_missing_files_wait() {
+    let lab = Lab::new();
+    let args = lab.path("journalctl.args");
+    let script = lab.path("journalctl");
+    let mut entries = String::new();
+    for i in 0..3 {
+        entries.push_str(&format!(
+            "{{\"__REALTIME_TIMESTAMP\":\"$(date +%s)000000\",\"__CURSOR\":\"c{i}\",\"SYSLOG_IDENTIFIER\":\"sshd\",\"_PID\":\"7\",\"MESSAGE\":\"Failed password for root from 198.51.100.20 port 22 ssh2\"}}\n"
+        ));
+    }
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\ncat <<EOF\n{entries}EOF\nexec sleep 600\n",
+            args.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let missing = lab.path("no-such-auth.log");
+    let later = lab.path("later.log");
+    lab.write_config(&format!(
+        "\n[sources.sshd]\ntype = \"auto\"\npath = \"{}\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\", \"+\", \"_SYSTEMD_UNIT=sshd.service\"]\njournalctl = \"{}\"\nfilters = [\"ssh-fail\"]\n\n[sources.later]\npath = \"{}\"\nfilters = [\"ssh-fail\"]\n",
+        missing.display(),
+        script.display(),
+        later.display()
+    ));
+    let running = lab.start().await;
+    assert_eq!(lab.wait_bans(&["198.51.100.20"]).await, ["198.51.100.20"]);
+    let recorded = std::fs::read_to_string(&args).expect("journalctl ran");
+    assert!(
+        recorded.contains("_SYSTEMD_UNIT=ssh.service + _SYSTEMD_UNIT=sshd.service"),
+        "{recorded}"
+    );
+
+    let status: Status = lab.ok(Command::Status).await;
+    let source = |name: &str| {
+        status
+            .sources
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} in {status:?}"))
+            .clone()
+    };
+    assert_eq!(source("sshd").path, "journal");
+    assert!(!source("sshd").waiting);
+    assert!(!source("auth").waiting, "its file exists");
+    assert!(source("later").waiting, "{status:?}");
+
+    std::fs::write(&later, b"").expect("create");
+    let status: Status = lab.ok(Command::Status).await;
+    assert!(!status.sources.iter().any(|s| s.waiting), "{status:?}");
+    running.stop().await;
+}
+
+/// With its file present, `type = "auto"` follows the file and never runs journalctl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_source_with_its_file_follows_the_file() {
+    let lab = Lab::new();
+    let config = std::fs::read_to_string(lab.config()).expect("read");
+    let config = config.replace(
+        "[sources.auth]\n",
+        "[sources.auth]\ntype = \"auto\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\"]\njournalctl = \"/nonexistent/journalctl\"\n",
+    );
+    std::fs::write(lab.config(), config).expect("write");
+    let running = lab.start().await;
+    lab.append(&line("198.51.100.21").repeat(3));
+    assert_eq!(lab.wait_bans(&["198.51.100.21"]).await, ["198.51.100.21"]);
+    let status: Status = lab.ok(Command::Status).await;
+    assert_eq!(status.sources[0].path, lab.log().display().to_string());
+    running.stop().await;
+}

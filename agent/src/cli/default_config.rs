@@ -29,7 +29,8 @@ mod tests {
     const REQUIRED_ONLY: &str = r#"
 [backends.nftables]
 [sources.sshd]
-type = "journal"
+type = "auto"
+path = "/var/log/auth.log"
 match = ["_SYSTEMD_UNIT=ssh.service", "+", "_SYSTEMD_UNIT=sshd.service"]
 filters = ["sshd"]
 [jails.sshd]

@@ -248,8 +248,13 @@ fn status_text(s: &Status) -> String {
         s.bans_active
     );
     for src in &s.sources {
+        let waiting = if src.waiting {
+            " waiting: no such file yet"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "source {}: {} ({} lines, {} offences, {} over-long lines skipped)\n",
+            "source {}: {}{waiting} ({} lines, {} offences, {} over-long lines skipped)\n",
             src.name, src.path, src.lines, src.offences, src.long_lines
         ));
     }
@@ -621,6 +626,7 @@ mod text_tests {
                 lines: 10,
                 offences: 4,
                 long_lines: 0,
+                waiting: false,
             }],
             jails: vec![JailStatus {
                 name: "ssh".into(),
@@ -638,6 +644,14 @@ mod text_tests {
             "{t}"
         );
         assert!(t.contains("jail ssh: 3 active bans"), "{t}");
+        assert!(!t.contains("waiting"), "{t}");
+        let mut waiting = s.clone();
+        waiting.sources[0].waiting = true;
+        let t = status_text(&waiting);
+        assert!(
+            t.contains("source auth: /var/log/auth.log waiting: no such file yet ("),
+            "{t}"
+        );
         assert!(t.contains("backend xdp: FAILING (7 bans and 2 unbans applied, 1 failures); reconciled: 100000 added, 1 removed, 0 updated, 3 kept in 41.5 ms; last error: apply: map full"), "{t}");
     }
 

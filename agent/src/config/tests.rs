@@ -1192,3 +1192,65 @@ fn a_relative_fail2ban_path_is_relative_to_the_config_file() {
         Some(Path::new("/etc/fail2ban/filter.d/sshd.conf"))
     );
 }
+
+#[test]
+fn auto_source_needs_path_and_match() {
+    let text = good_with(
+        "[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "[sources.auth]\ntype = \"auto\"\npath = \"/var/log/auth.log\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\"]\nstart = \"beginning\"\nfilters = [\"ssh-fail\"]",
+    );
+    let cfg = ok(&text);
+    assert_eq!(cfg.sources["auth"].kind, SourceKind::Auto);
+    let no_match = good_with(
+        "[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "[sources.auth]\ntype = \"auto\"\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+    );
+    let all = problems(&no_match);
+    assert!(
+        all.iter()
+            .any(|p| p.contains("sources.auth") && p.contains("needs both path")),
+        "{all:?}"
+    );
+    let bad = good_with(
+        "[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"ssh-fail\"]",
+        "[sources.auth]\ntype = \"auto\"\npath = \"auth.log\"\nmatch = [\"unit=x\"]\nfilters = [\"ssh-fail\"]",
+    );
+    let all = problems(&bad);
+    assert!(
+        all.iter()
+            .any(|p| p.contains("sources.auth.path") && p.contains("absolute")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|p| p.contains("sources.auth.match[0]")),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn auto_source_resolves_to_the_file_when_it_exists_else_the_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("auth.log");
+    let src: SourceConfig = toml::from_str(&format!(
+        "type = \"auto\"\npath = \"{}\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\"]\nfilters = [\"sshd\"]\n",
+        log.display()
+    ))
+    .expect("source");
+    let without = if cfg!(target_os = "linux") {
+        SourceKind::Journal
+    } else {
+        SourceKind::File
+    };
+    assert_eq!(src.resolved_kind(), without);
+    std::fs::write(&log, b"").expect("create");
+    assert_eq!(src.resolved_kind(), SourceKind::File);
+    // A glob counts when any file matches it.
+    let glob: SourceConfig = toml::from_str(&format!(
+        "type = \"auto\"\npath = \"{}/*.log\"\nmatch = [\"_SYSTEMD_UNIT=ssh.service\"]\nfilters = [\"sshd\"]\n",
+        dir.path().display()
+    ))
+    .expect("source");
+    assert_eq!(glob.resolved_kind(), SourceKind::File);
+    std::fs::remove_file(&log).expect("remove");
+    assert_eq!(glob.resolved_kind(), without);
+}

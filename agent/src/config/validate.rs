@@ -237,22 +237,24 @@ fn check_source_kind<'c>(
             ),
         );
     };
-    if kind != SourceKind::File && !src.path.as_os_str().is_empty() {
-        only("path", "\"file\"", out);
+    let file = matches!(kind, SourceKind::File | SourceKind::Auto);
+    let journal = matches!(kind, SourceKind::Journal | SourceKind::Auto);
+    if !file && !src.path.as_os_str().is_empty() {
+        only("path", "\"file\" or \"auto\"", out);
     }
-    if kind != SourceKind::Journal {
+    if !journal {
         if src.matches.is_some() {
-            only("match", "\"journal\"", out);
+            only("match", "\"journal\" or \"auto\"", out);
         }
         if src.journalctl.is_some() {
-            only("journalctl", "\"journal\"", out);
+            only("journalctl", "\"journal\" or \"auto\"", out);
         }
     }
     if kind != SourceKind::Command && src.command.is_some() {
         only("command", "\"command\"", out);
     }
-    if !matches!(kind, SourceKind::File | SourceKind::Journal) && src.start.is_some() {
-        only("start", "\"file\" or \"journal\"", out);
+    if !(file || journal) && src.start.is_some() {
+        only("start", "\"file\", \"journal\" or \"auto\"", out);
     }
     if !(MIN_MAX_LINE_BYTES..=MAX_MAX_LINE_BYTES).contains(&src.max_line_bytes) {
         out.push(
@@ -261,27 +263,24 @@ fn check_source_kind<'c>(
         );
     }
     match kind {
+        SourceKind::Auto => {
+            if src.path.as_os_str().is_empty() || src.matches.is_none() {
+                out.push(
+                    path.clone(),
+                    "an auto source needs both path = \"/var/log/...\" (read when it exists) and match = [\"_SYSTEMD_UNIT=...\"] (the journal otherwise)",
+                );
+            }
+            check_file_path(name, src, path, paths, out);
+            check_journal_keys(src, path, out);
+        }
         SourceKind::File => {
             if src.path.as_os_str().is_empty() {
                 out.push(
                     path.clone(),
                     "a file source needs path = \"/var/log/...\" (or set type = \"journal\", \"command\" or \"stdin\")",
                 );
-            } else if !src.path.is_absolute() {
-                out.push(
-                    path.key("path"),
-                    format!("{:?} must be an absolute path", src.path.display()),
-                );
-            } else if let Err(e) = crate::source::glob::Pattern::new(&src.path) {
-                out.push(path.key("path"), e.to_string());
-            } else if let Some(other) = paths.insert(&src.path, name) {
-                out.push(
-                    path.key("path"),
-                    format!(
-                        "{:?} is also followed by source {other:?}; each line would count twice",
-                        src.path.display()
-                    ),
-                );
+            } else {
+                check_file_path(name, src, path, paths, out);
             }
         }
         SourceKind::Journal => {
@@ -291,18 +290,7 @@ fn check_source_kind<'c>(
                     "the systemd journal exists only on Linux: read the log files instead (type = \"file\")",
                 );
             }
-            for (i, m) in src.matches.iter().flatten().enumerate() {
-                if let Err(e) = check_journal_match(m) {
-                    out.push(path.key("match").index(i), e);
-                }
-            }
-            if src
-                .journalctl
-                .as_ref()
-                .is_some_and(|p| p.as_os_str().is_empty())
-            {
-                out.push(path.key("journalctl"), "must not be empty");
-            }
+            check_journal_keys(src, path, out);
         }
         SourceKind::Command => match src.command.as_deref() {
             None => out.push(
@@ -327,12 +315,58 @@ fn check_source_kind<'c>(
     }
 }
 
+/// A file or auto source's `path`: absolute, a valid glob, followed once.
+fn check_file_path<'c>(
+    name: &'c str,
+    src: &'c SourceConfig,
+    path: &KeyPath,
+    paths: &mut BTreeMap<&'c std::path::Path, &'c str>,
+    out: &mut Issues,
+) {
+    if src.path.as_os_str().is_empty() {
+        return;
+    }
+    if !src.path.is_absolute() {
+        out.push(
+            path.key("path"),
+            format!("{:?} must be an absolute path", src.path.display()),
+        );
+    } else if let Err(e) = crate::source::glob::Pattern::new(&src.path) {
+        out.push(path.key("path"), e.to_string());
+    } else if let Some(other) = paths.insert(&src.path, name) {
+        out.push(
+            path.key("path"),
+            format!(
+                "{:?} is also followed by source {other:?}; each line would count twice",
+                src.path.display()
+            ),
+        );
+    }
+}
+
+/// A journal or auto source's `match` and `journalctl`.
+fn check_journal_keys(src: &SourceConfig, path: &KeyPath, out: &mut Issues) {
+    for (i, m) in src.matches.iter().flatten().enumerate() {
+        if let Err(e) = check_journal_match(m) {
+            out.push(path.key("match").index(i), e);
+        }
+    }
+    if src
+        .journalctl
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        out.push(path.key("journalctl"), "must not be empty");
+    }
+}
+
 fn kind_name(kind: SourceKind) -> &'static str {
     match kind {
         SourceKind::File => "\"file\"",
         SourceKind::Journal => "\"journal\"",
         SourceKind::Command => "\"command\"",
         SourceKind::Stdin => "\"stdin\"",
+        SourceKind::Auto => "\"auto\"",
     }
 }
 

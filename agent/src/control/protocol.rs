@@ -447,6 +447,10 @@ pub struct SourceStatus {
     pub offences: u64,
     /// Lines skipped for exceeding the length bound.
     pub long_lines: u64,
+    /// A file source none of whose files exists yet (it reads them once one
+    /// appears). Absent from older agents' replies.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// One jail in `status`.

@@ -84,6 +84,7 @@ impl SourceSet {
                     lines: c.lines.load(Ordering::Relaxed),
                     offences: c.offences.load(Ordering::Relaxed),
                     long_lines: c.long_lines.load(Ordering::Relaxed),
+                    waiting: h.waiting(),
                 }
             })
             .collect()

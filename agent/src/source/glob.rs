@@ -102,6 +102,11 @@ impl Pattern {
         }
     }
 
+    /// Whether any file the pattern names exists now.
+    pub fn any_exists(&self) -> bool {
+        self.expand().iter().any(|p| p.exists())
+    }
+
     /// The files the pattern names now, sorted: for a plain path, the path itself
     /// (whether it exists or not); for a glob, the regular files that match, less
     /// compressed files and rotated siblings of other matches.

@@ -179,9 +179,17 @@ pub struct SourceHandle {
     child: Arc<Mutex<Option<u32>>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<SourceCounters>,
+    /// The files a file source follows (none for other kinds).
+    files: Option<Pattern>,
 }
 
 impl SourceHandle {
+    /// Whether this is a file source none of whose files exists yet: it reads
+    /// them as soon as one appears (`status` shows it as waiting).
+    pub fn waiting(&self) -> bool {
+        self.files.as_ref().is_some_and(|p| !p.any_exists())
+    }
+
     /// Source name.
     pub fn name(&self) -> &str {
         &self.name
@@ -440,6 +448,7 @@ impl Thread {
             child,
             thread: Some(thread),
             counters,
+            files: None,
         })
     }
 }
@@ -464,7 +473,8 @@ pub fn spawn_file_source<M: LineMatcher>(
         t.counters.clone(),
         Pace::Batched,
     );
-    t.spawn(
+    let files = pattern.clone();
+    let mut handle = t.spawn(
         spec.name.clone(),
         spec.path.clone(),
         move |wake, stop, _| {
@@ -472,7 +482,9 @@ pub fn spawn_file_source<M: LineMatcher>(
             let _watcher = watcher;
             run_file_source(spec, pattern, emitter, &stop, &wake);
         },
-    )
+    )?;
+    handle.files = Some(files);
+    Ok(handle)
 }
 
 /// Watches the directory where the pattern's files appear (so creation and
@@ -681,12 +693,28 @@ pub fn spawn_configured<M: LineMatcher>(
 ) -> Result<SourceHandle, SourceError> {
     use crate::config::SourceKind;
     let name: Arc<str> = Arc::from(name);
-    match cfg.kind {
+    let kind = cfg.resolved_kind();
+    if cfg.kind == SourceKind::Auto {
+        match kind {
+            SourceKind::File => tracing::info!(source = %name, path = %cfg.path.display(),
+                "type auto: the file exists, following it"),
+            _ => tracing::info!(source = %name, path = %cfg.path.display(),
+                matches = ?cfg.matches.as_deref().unwrap_or_default(),
+                "type auto: no such file, reading the journal instead"),
+        }
+    }
+    match kind {
         SourceKind::File => {
             let pattern = Pattern::new(&cfg.path).map_err(|source| SourceError::Glob {
                 name: name.clone(),
                 source,
             })?;
+            if !pattern.any_exists() {
+                tracing::warn!(source = %name, path = %cfg.path.display(),
+                    "no such file yet: waiting for it to appear (status shows the source as waiting); \
+                     if the service logs only to the journal (Debian 12 without rsyslog), \
+                     use type = \"auto\" or \"journal\" with match = [\"_SYSTEMD_UNIT=...\"]");
+            }
             let resume = saved.files_for(&pattern);
             let spec = FileSourceSpec {
                 name,
@@ -731,5 +759,7 @@ pub fn spawn_configured<M: LineMatcher>(
             tx,
         ),
         SourceKind::Stdin => spawn_stdin_source(name, cfg.max_line_bytes, matcher, tx),
+        // Resolved above.
+        SourceKind::Auto => unreachable!("resolved_kind never returns Auto"),
     }
 }
