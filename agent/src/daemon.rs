@@ -681,3 +681,27 @@ where
         .with_ansi(ansi)
         .finish()
 }
+
+/// The agent's log as JSON lines (`--log-format json`), for journald and log
+/// shippers: one object per event, `timestamp` (UTC RFC 3339) first, then
+/// `level`, the event's fields at the top level (`message`, then the rest in
+/// the order they are logged) and `target`. A ban is
+/// `{"timestamp":"…","level":"INFO","message":"ban","address":"…","jail":"…",…}`;
+/// the built-in `recidive` filter and `report --log` read these lines too (their
+/// tests run lines this subscriber writes).
+pub fn json_log_subscriber<W>(
+    writer: W,
+    filter: tracing_subscriber::EnvFilter,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
+}

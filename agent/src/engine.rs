@@ -480,6 +480,9 @@ pub struct Engine {
     history_keep: Option<Duration>,
     next_sweep: Option<SystemTime>,
     stats: EngineStats,
+    /// Refused subnet bans can repeat with every ban in the prefix (a flood):
+    /// logged at most once a minute, counted in `stats` every time.
+    subnet_refused_log: crate::log_limit::LogLimit,
 }
 
 /// Seconds since the Unix epoch, saturating (offence times are kept in 32 bits).
@@ -518,6 +521,7 @@ impl Engine {
             history_keep: s.history_keep,
             next_sweep: None,
             stats: EngineStats::default(),
+            subnet_refused_log: crate::log_limit::LogLimit::default(),
         })
     }
 
@@ -1111,12 +1115,15 @@ impl Engine {
         }
         if self.allow.intersects(&prefix) {
             let entry = self.allow.entry_intersecting(&prefix).unwrap_or(prefix);
-            tracing::warn!(
-                prefix = %addr::display_target(&prefix),
-                allow = %addr::display_target(&entry),
-                banned,
-                "refusing a subnet ban: the prefix holds an allowlisted address; its addresses stay banned one by one"
-            );
+            if let Some(left_out) = self.subnet_refused_log.allow(now) {
+                tracing::warn!(
+                    prefix = %addr::display_target(&prefix),
+                    allow = %addr::display_target(&entry),
+                    banned,
+                    left_out,
+                    "refusing a subnet ban: the prefix holds an allowlisted address; its addresses stay banned one by one (logged at most once a minute; left_out counts the others)"
+                );
+            }
             self.stats.subnet_refused += 1;
             return;
         }

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod fail2ban;
 pub mod filter;
 pub mod hooks;
+pub(crate) mod log_limit;
 pub mod metrics;
 pub mod ownaddrs;
 pub mod private_dir;

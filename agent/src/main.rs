@@ -29,11 +29,17 @@ enum Cmd {
     /// Follows the configured logs, bans offenders, serves the control socket. Stops cleanly on SIGTERM or SIGINT; bans stay
     /// enforced in the kernel and are picked up again on the next start.
     ///
-    /// Log verbosity follows RUST_LOG (default "info").
+    /// Log verbosity follows RUST_LOG (default "info"). The log goes to standard error: human-readable lines (coloured on a
+    /// terminal), or with --log-format json one JSON object per line for journald and log shippers. Either way each ban and
+    /// unban is one line the built-in recidive filter and `report --log` read.
     Run {
         /// Config file.
         #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Log format: "human" (time, level, target, message, key=value fields) or "json" (one object per line: timestamp,
+        /// level, message, the fields, target).
+        #[arg(long, value_enum, value_name = "FORMAT", default_value_t = cli::LogFormat::Human)]
+        log_format: cli::LogFormat,
     },
     /// Check a config file.
     ///
@@ -251,7 +257,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Run { config } => cli::run(&config),
+        Cmd::Run { config, log_format } => cli::run(&config, log_format),
         Cmd::Check { config } => return cli::check(&config),
         Cmd::Status { json, conn } => cli::status(&conn.socket_path(), json),
         Cmd::Bans { jail, json, conn } => cli::bans(&conn.socket_path(), jail.as_deref(), json),
@@ -496,7 +502,10 @@ mod tests {
     fn run_defaults_to_the_system_config() {
         let cli = Cli::try_parse_from(["log2drop", "run"]).expect("parse");
         match cli.command {
-            Cmd::Run { config } => assert_eq!(config, PathBuf::from(DEFAULT_CONFIG)),
+            Cmd::Run { config, log_format } => {
+                assert_eq!(config, PathBuf::from(DEFAULT_CONFIG));
+                assert_eq!(log_format, cli::LogFormat::Human);
+            }
             other => panic!("parsed as {other:?}"),
         }
     }

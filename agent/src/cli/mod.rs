@@ -57,9 +57,9 @@ impl SocketArg {
 }
 
 /// `log2drop run`.
-pub fn run(config: &Path) -> Result<()> {
+pub fn run(config: &Path, format: LogFormat) -> Result<()> {
     log2drop::daemon::alloc::tune();
-    init_tracing();
+    init_tracing(format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("log2drop")
@@ -71,13 +71,33 @@ pub fn run(config: &Path) -> Result<()> {
         .with_context(|| format!("log2drop run --config {}", config.display()))
 }
 
-fn init_tracing() {
+/// `log2drop run --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people: time, level, target, message, `key=value` fields;
+    /// coloured when standard error is a terminal.
+    Human,
+    /// One JSON object per line, for journald and log shippers.
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let subscriber =
-        log2drop::daemon::log_subscriber(std::io::stderr, std::io::stderr().is_terminal(), filter);
     // Like `fmt().init()`: also routes the `log` records of dependencies.
-    if tracing_subscriber::util::SubscriberInitExt::try_init(subscriber).is_err() {
+    let done = match format {
+        LogFormat::Human => log2drop::daemon::log_subscriber(
+            std::io::stderr,
+            std::io::stderr().is_terminal(),
+            filter,
+        )
+        .try_init(),
+        LogFormat::Json => {
+            log2drop::daemon::json_log_subscriber(std::io::stderr, filter).try_init()
+        }
+    };
+    if done.is_err() {
         eprintln!("log2drop: logging was already set up");
     }
 }

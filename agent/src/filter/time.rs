@@ -616,7 +616,11 @@ impl DatePattern {
     pub fn find(&self, line: &[u8]) -> Option<RawTime> {
         let start = line.strip_prefix(b"[").unwrap_or(line);
         match self {
-            DatePattern::Iso8601 => parse_iso(start).map(|(t, _)| t),
+            // JSON lines whose first key is the time (tracing's JSON format, as
+            // `log2drop run --log-format json` writes) carry it right after it.
+            DatePattern::Iso8601 => {
+                parse_iso(start.strip_prefix(JSON_TIME_KEY).unwrap_or(start)).map(|(t, _)| t)
+            }
             DatePattern::Syslog => parse_bsd(start).map(|(t, _)| t),
             DatePattern::Epoch => parse_epoch(start).map(|(t, _)| t),
             DatePattern::Custom(c) => parse_custom(&c.items, start).map(|(t, _)| t),
@@ -634,6 +638,9 @@ impl DatePattern {
         }
     }
 }
+
+/// The opening of a JSON log line whose first key is its time.
+const JSON_TIME_KEY: &[u8] = br#"{"timestamp":""#;
 
 fn parse_custom(items: &[Item], b: &[u8]) -> Option<(RawTime, usize)> {
     let mut t = RawTime::civil(None, 1, 1);

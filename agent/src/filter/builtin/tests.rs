@@ -359,19 +359,31 @@ fn recidive_reads_the_ban_lines_the_agent_writes() {
         &mut decisions,
     );
 
-    let buf = Buf::default();
-    let subscriber = crate::daemon::log_subscriber(
-        buf.clone(),
-        false,
-        tracing_subscriber::EnvFilter::new("info"),
-    );
-    tracing::subscriber::with_default(subscriber, || {
-        for d in &decisions {
-            crate::daemon::enforcer::log_decision(d);
+    // Both log formats: human (`run`'s default) and `--log-format json`.
+    for json in [false, true] {
+        let buf = Buf::default();
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let log_all = || {
+            for d in &decisions {
+                crate::daemon::enforcer::log_decision(d);
+            }
+        };
+        if json {
+            let subscriber = crate::daemon::json_log_subscriber(buf.clone(), filter);
+            tracing::subscriber::with_default(subscriber, log_all);
+        } else {
+            let subscriber = crate::daemon::log_subscriber(buf.clone(), false, filter);
+            tracing::subscriber::with_default(subscriber, log_all);
         }
-    });
-    let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        recidive_reads(&log, now);
+    }
+}
 
+/// The built-in `recidive` filter over the agent's own log `log` (the decisions
+/// of [`recidive_reads_the_ban_lines_the_agent_writes`]): as written to a file,
+/// through syslog and through the journal source.
+fn recidive_reads(log: &str, now: std::time::SystemTime) {
     let recidive = crate::filter::builtin::get("recidive").expect("built-in");
     let m = crate::filter::SourceMatcher::build(&[("recidive", &recidive)]).expect("builds");
     let mut s = m.new_scratch();
@@ -408,7 +420,7 @@ fn recidive_reads_the_ban_lines_the_agent_writes() {
         "an IPv6 /64 ban was logged:\n{log}"
     );
     assert!(
-        log.contains("jail=recidive"),
+        log.contains("jail=recidive") || log.contains(r#""jail":"recidive""#),
         "recidive's ban was logged:\n{log}"
     );
     assert_eq!(hits, want, "in:\n{log}");

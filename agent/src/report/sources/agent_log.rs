@@ -10,6 +10,13 @@
 //! The event is anchored on the logging target (`log2drop::daemon...: ban `) and
 //! its time is the first RFC 3339 token before it, so a journal or syslog prefix
 //! in front does not matter.
+//!
+//! `log2drop run --log-format json` writes the same events as JSON objects, read
+//! from the `{"timestamp":` that opens them (after any prefix):
+//!
+//! ```text
+//! {"timestamp":"2026-12-06T02:00:43.123456Z","level":"INFO","message":"ban","address":"198.51.100.7","jail":"ssh",...,"target":"log2drop::daemon::enforcer"}
+//! ```
 
 use ipnet::IpNet;
 
@@ -48,6 +55,9 @@ pub fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
     let Ok(text) = std::str::from_utf8(line) else {
         return Parsed::Other;
     };
+    if let Some(at) = text.find(JSON_OPEN) {
+        return parse_json(&text[at..]);
+    }
     let text = if text.contains('\x1b') {
         strip_ansi(text, scratch);
         scratch.as_str()
@@ -94,6 +104,48 @@ pub fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
             target,
             jail,
             filter,
+        },
+        _ => Parsed::Malformed,
+    }
+}
+
+/// How a JSON log line opens.
+const JSON_OPEN: &str = "{\"timestamp\":";
+
+/// One JSON log line: the fields a decision carries. Strings are borrowed, so a
+/// value with escapes (never an address or a jail name) makes the line malformed.
+#[derive(serde::Deserialize)]
+struct JsonEvent<'a> {
+    timestamp: &'a str,
+    message: &'a str,
+    target: &'a str,
+    address: Option<&'a str>,
+    jail: Option<&'a str>,
+    filter: Option<&'a str>,
+}
+
+fn parse_json(text: &str) -> Parsed<'_> {
+    let Ok(e) = serde_json::from_str::<JsonEvent<'_>>(text.trim_end()) else {
+        // Another tool's JSON, or a line cut short.
+        return Parsed::Other;
+    };
+    if !e.target.starts_with(TARGET) {
+        return Parsed::Other;
+    }
+    let kind = match e.message {
+        "ban" => Kind::Ban,
+        "unban" => Kind::Unban,
+        _ => return Parsed::Other,
+    };
+    let time = e.timestamp.parse::<jiff::Timestamp>().ok();
+    let target = e.address.and_then(|a| crate::addr::parse_target(a).ok());
+    match (time, target, e.jail) {
+        (Some(time), Some(target), Some(jail)) => Parsed::Event {
+            time,
+            kind,
+            target,
+            jail,
+            filter: e.filter.filter(|f| !f.is_empty()),
         },
         _ => Parsed::Malformed,
     }
@@ -166,6 +218,102 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn reads_json_lines() {
+        let mut s = String::new();
+        let line = r#"{"timestamp":"2026-12-06T02:00:43.123456Z","level":"INFO","message":"ban","address":"2001:db8:1:2::/64","jail":"ssh","until":"2026-12-06T03:00:43Z","origin":"jail","filter":"sshd","forced":false,"target":"log2drop::daemon::enforcer"}"#;
+        match parse_line(line.as_bytes(), &mut s) {
+            Parsed::Event {
+                time,
+                kind,
+                target,
+                jail,
+                filter,
+            } => {
+                assert_eq!(time.to_string(), "2026-12-06T02:00:43.123456Z");
+                assert_eq!(kind, Kind::Ban);
+                assert_eq!(target.to_string(), "2001:db8:1:2::/64");
+                assert_eq!((jail, filter), ("ssh", Some("sshd")));
+            }
+            other => panic!("{other:?}"),
+        }
+        let unban = r#"Dec 06 03:00:43 host log2drop[9]: {"timestamp":"2026-12-06T03:00:43.2Z","level":"INFO","message":"unban","address":"203.0.113.0/24","jail":"manual","target":"log2drop::daemon::enforcer"}"#;
+        assert!(matches!(
+            parse_line(unban.as_bytes(), &mut s),
+            Parsed::Event {
+                kind: Kind::Unban,
+                jail: "manual",
+                filter: None,
+                ..
+            }
+        ));
+        for other in [
+            r#"{"timestamp":"2026-12-06T02:00:43Z","level":"INFO","message":"log2drop running","bans":3,"target":"log2drop::daemon"}"#,
+            r#"{"timestamp":"2026-12-06T02:00:43Z","level":"WARN","message":"ban","address":"192.0.2.1","jail":"x","target":"someone::else log2drop::daemon"}"#,
+        ] {
+            assert_eq!(
+                parse_line(other.as_bytes(), &mut s),
+                Parsed::Other,
+                "{other}"
+            );
+        }
+        let bad = r#"{"timestamp":"2026-12-06T02:00:43Z","level":"INFO","message":"ban","address":"nope","jail":"ssh","target":"log2drop::daemon::enforcer"}"#;
+        assert_eq!(parse_line(bad.as_bytes(), &mut s), Parsed::Malformed);
+    }
+
+    /// The lines the agent writes with `--log-format json` read back as events.
+    #[test]
+    fn reads_what_the_json_subscriber_writes() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buf {
+            type Writer = Buf;
+            fn make_writer(&'w self) -> Buf {
+                self.clone()
+            }
+        }
+        let ban = crate::engine::Ban {
+            target: "198.51.100.7/32".parse().expect("net"),
+            jail: std::sync::Arc::from("ssh"),
+            since: std::time::SystemTime::now(),
+            until: None,
+            origin: crate::engine::Origin::Jail,
+            reason: None,
+            forced: false,
+        };
+        let buf = Buf::default();
+        let subscriber = crate::daemon::json_log_subscriber(
+            buf.clone(),
+            tracing_subscriber::EnvFilter::new("info"),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            crate::daemon::enforcer::log_decision(&crate::engine::Decision::Ban(ban.clone()));
+            crate::daemon::enforcer::log_decision(&crate::engine::Decision::Unban(ban));
+        });
+        let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let kinds: Vec<Kind> = log
+            .lines()
+            .map(|l| match parse_line(l.as_bytes(), &mut String::new()) {
+                Parsed::Event { kind, target, .. } => {
+                    assert_eq!(target.to_string(), "198.51.100.7/32");
+                    kind
+                }
+                other => panic!("{other:?} from {l}"),
+            })
+            .collect();
+        assert_eq!(kinds, [Kind::Ban, Kind::Unban], "{log}");
     }
 
     #[test]
