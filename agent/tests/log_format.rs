@@ -14,7 +14,10 @@ fn bin() -> &'static str {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -64,7 +67,9 @@ bantime = "1h"
         .spawn()
         .expect("agent");
     let written = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    wait_for("log2drop running", || written().contains("log2drop running"));
+    wait_for("log2drop running", || {
+        written().contains("log2drop running")
+    });
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&log)
@@ -86,7 +91,10 @@ bantime = "1h"
     for line in text.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
         assert!(line.starts_with(r#"{"timestamp":""#), "{line}");
         if v["message"] == "ban" {
             bans += 1;

@@ -628,6 +628,29 @@ fn nftables_defaults_and_keys() {
     assert_eq!(nft.priority, -500);
     assert_eq!(nft.action, NftAction::Reject);
     assert!(nft.counter);
+
+    for (hook, want) in [
+        ("forward", NftHook::Forward),
+        ("prerouting", NftHook::Prerouting),
+    ] {
+        let cfg = ok(&good_with(
+            "[backends.xdp]",
+            &format!("[backends.nftables]\nhook = \"{hook}\"\n\n[backends.xdp]"),
+        ));
+        assert_eq!(cfg.backends.nftables.as_ref().expect("nftables").hook, want);
+        let all = problems(&good_with(
+            "[backends.xdp]",
+            &format!(
+                "[backends.nftables]\nhook = \"{hook}\"\ninterfaces = [\"eth0\"]\n\n[backends.xdp]"
+            ),
+        ));
+        assert!(
+            all.iter()
+                .any(|p| p.contains("backends.nftables.interfaces")
+                    && p.contains(&format!("the {hook} hook sees every interface"))),
+            "{all:?}"
+        );
+    }
 }
 
 #[test]
@@ -681,7 +704,7 @@ fn nftables_problems_are_positioned() {
 
     let text = good_with(
         "[backends.xdp]",
-        "[backends.nftables]\nhook = \"forward\"\n\n[backends.xdp]",
+        "[backends.nftables]\nhook = \"output\"\n\n[backends.xdp]",
     );
     let all = problems(&text);
     assert_problem(&all, 8, 8, "backends.nftables.hook", "unknown variant");

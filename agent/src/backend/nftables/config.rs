@@ -16,6 +16,26 @@ pub enum NftHook {
     /// `table netdev NAME`, one base chain per listed interface on the ingress hook:
     /// earlier than input, before conntrack and routing.
     Ingress,
+    /// `table inet NAME`, a base chain on the forward hook: traffic this host
+    /// routes to others, such as Docker's published ports (DNAT'ed to a container,
+    /// they pass forward, never input). Not traffic to the host itself.
+    Forward,
+    /// `table inet NAME`, a base chain on the prerouting hook: every packet that
+    /// arrives, to the host or routed through it (containers included), on every
+    /// interface, after conntrack has seen it.
+    Prerouting,
+}
+
+impl NftHook {
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            NftHook::Input => "input",
+            NftHook::Ingress => "ingress",
+            NftHook::Forward => "forward",
+            NftHook::Prerouting => "prerouting",
+        }
+    }
 }
 
 /// What the nftables chain does with a packet from a banned source.
@@ -87,11 +107,17 @@ impl NftablesConfig {
                 "lists no interface: hook = \"ingress\" needs at least one, e.g. interfaces = [\"eth0\"]"
                     .to_owned(),
             )),
-            NftHook::Input if !self.interfaces.is_empty() => out.push((
-                interfaces.clone(),
-                "is only used with hook = \"ingress\"; the input hook sees every interface"
-                    .to_owned(),
-            )),
+            NftHook::Input | NftHook::Forward | NftHook::Prerouting
+                if !self.interfaces.is_empty() =>
+            {
+                out.push((
+                    interfaces.clone(),
+                    format!(
+                        "is only used with hook = \"ingress\"; the {} hook sees every interface",
+                        self.hook.name()
+                    ),
+                ))
+            }
             _ => {}
         }
         check_interfaces(&self.interfaces, &interfaces, &mut out);

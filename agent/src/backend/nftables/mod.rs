@@ -204,7 +204,7 @@ fn cname(what: &'static str, name: &str) -> Result<CString, NftError> {
 
 fn table_family(cfg: &NftablesConfig) -> TableFamily {
     match cfg.hook {
-        NftHook::Input => TableFamily::Inet,
+        NftHook::Input | NftHook::Forward | NftHook::Prerouting => TableFamily::Inet,
         NftHook::Ingress => TableFamily::Netdev,
     }
 }
@@ -222,7 +222,9 @@ impl NftablesBackend {
         let family = table_family(cfg);
         let mut bases: Vec<Base> = Vec::new();
         match cfg.hook {
-            NftHook::Input => bases.push((cname("chain", ruleset::INPUT_CHAIN)?, None)),
+            NftHook::Input | NftHook::Forward | NftHook::Prerouting => {
+                bases.push((cname("chain", ruleset::inet_chain(cfg.hook))?, None))
+            }
             NftHook::Ingress => {
                 for name in &cfg.interfaces {
                     nix::net::if_::if_nametoindex(name.as_str()).map_err(|source| {

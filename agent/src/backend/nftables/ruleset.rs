@@ -20,6 +20,8 @@
 //! lookup, as with a plain set, until a family has so many addresses that they are
 //! sharded (see [`super::wire::SHARDS`]).
 //!
+//! With `hook = "forward"` or `"prerouting"` the table is the same with the base
+//! chain `forward` or `prerouting` on that hook instead of `input`.
 //! With the ingress hook the table is `netdev`, there is one base chain per
 //! interface, and `meta protocol` takes the place of `meta nfproto`. Sets and their
 //! elements are never touched here (bans survive a restart); base chains are
@@ -32,7 +34,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nftnl::expr::Meta;
 use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, Rule, Table, nft_expr};
 
-use super::config::{NftAction, NftablesConfig};
+use super::config::{NftAction, NftHook, NftablesConfig};
 use super::segments::Family;
 use super::wire::{
     self, LookupByName, RawSet, RejectIcmpx, SHARDS, SINGLE, SetId, TableFamily, TableMsg,
@@ -40,6 +42,19 @@ use super::wire::{
 
 /// Name of the input-hook chain.
 pub(crate) const INPUT_CHAIN: &str = "input";
+/// Name of the forward-hook chain.
+pub(crate) const FORWARD_CHAIN: &str = "forward";
+/// Name of the prerouting-hook chain.
+pub(crate) const PREROUTING_CHAIN: &str = "prerouting";
+
+/// Name of the base chain of an `inet` table's hook (input, forward, prerouting).
+pub(crate) fn inet_chain(hook: NftHook) -> &'static str {
+    match hook {
+        NftHook::Forward => FORWARD_CHAIN,
+        NftHook::Prerouting => PREROUTING_CHAIN,
+        NftHook::Input | NftHook::Ingress => INPUT_CHAIN,
+    }
+}
 
 /// Name of the ingress chain of `interface`.
 pub(crate) fn ingress_chain(interface: &str) -> String {
@@ -48,7 +63,10 @@ pub(crate) fn ingress_chain(interface: &str) -> String {
 
 /// Whether a chain of our table is a base chain (recreated at open).
 pub(crate) fn is_base_chain(name: &str) -> bool {
-    name == INPUT_CHAIN || name.starts_with("ingress-")
+    name == INPUT_CHAIN
+        || name == FORWARD_CHAIN
+        || name == PREROUTING_CHAIN
+        || name.starts_with("ingress-")
 }
 
 /// Which exact-address sets the base chains look in.
@@ -147,7 +165,14 @@ pub(crate) fn build(
                 chain.set_hook(Hook::PreRouting, cfg.priority);
                 chain.set_device(dev);
             }
-            None => chain.set_hook(Hook::In, cfg.priority),
+            None => chain.set_hook(
+                match cfg.hook {
+                    NftHook::Forward => Hook::Forward,
+                    NftHook::Prerouting => Hook::PreRouting,
+                    NftHook::Input | NftHook::Ingress => Hook::In,
+                },
+                cfg.priority,
+            ),
         }
         chain.set_type(ChainType::Filter);
         chain.set_policy(Policy::Accept);
