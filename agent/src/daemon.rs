@@ -38,9 +38,9 @@ use crate::control::server::{ControlRequest, ControlServer, ServerError, ServerO
 use crate::engine::{Decision, Engine, EngineError};
 use crate::filter::{FilterError, SourceMatcher};
 use crate::hooks::{Hooks, WebhookError};
+use crate::metrics::Metrics;
 use crate::source::{Positions, SourceError, SourceEvent, SourcePosition};
 use crate::store::{Batch, Store, StoreError};
-use crate::metrics::Metrics;
 use enforcer::{Enforcer, Job, Routes, Slot};
 use engine_task::EngineTask;
 use sources::SourceSet;
