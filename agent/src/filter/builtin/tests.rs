@@ -309,26 +309,6 @@ fn docs_describe_every_builtin() {
 /// agent's own log format, and those lines go through the filter.
 #[test]
 fn recidive_reads_the_ban_lines_the_agent_writes() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buf {
-        type Writer = Buf;
-        fn make_writer(&'w self) -> Buf {
-            self.clone()
-        }
-    }
-
     let engine = |jail: &str, extra: &str| {
         let text = format!(
             "[backends.dry-run]\n[sources.auth]\npath = \"/var/log/auth.log\"\nfilters = [\"sshd\"]\n\
@@ -361,7 +341,7 @@ fn recidive_reads_the_ban_lines_the_agent_writes() {
 
     // Both log formats: human (`run`'s default) and `--log-format json`.
     for json in [false, true] {
-        let buf = Buf::default();
+        let buf = crate::daemon::LogCapture::default();
         let filter = tracing_subscriber::EnvFilter::new("info");
         let log_all = || {
             for d in &decisions {
@@ -375,7 +355,7 @@ fn recidive_reads_the_ban_lines_the_agent_writes() {
             let subscriber = crate::daemon::log_subscriber(buf.clone(), false, filter);
             tracing::subscriber::with_default(subscriber, log_all);
         }
-        let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let log = buf.text();
         recidive_reads(&log, now);
     }
 }

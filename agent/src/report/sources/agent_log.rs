@@ -266,24 +266,6 @@ mod tests {
     /// The lines the agent writes with `--log-format json` read back as events.
     #[test]
     fn reads_what_the_json_subscriber_writes() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("lock").extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buf {
-            type Writer = Buf;
-            fn make_writer(&'w self) -> Buf {
-                self.clone()
-            }
-        }
         let ban = crate::engine::Ban {
             target: "198.51.100.7/32".parse().expect("net"),
             jail: std::sync::Arc::from("ssh"),
@@ -293,7 +275,7 @@ mod tests {
             reason: None,
             forced: false,
         };
-        let buf = Buf::default();
+        let buf = crate::daemon::LogCapture::default();
         let subscriber = crate::daemon::json_log_subscriber(
             buf.clone(),
             tracing_subscriber::EnvFilter::new("info"),
@@ -302,7 +284,7 @@ mod tests {
             crate::daemon::enforcer::log_decision(&crate::engine::Decision::Ban(ban.clone()));
             crate::daemon::enforcer::log_decision(&crate::engine::Decision::Unban(ban));
         });
-        let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let log = buf.text();
         let kinds: Vec<Kind> = log
             .lines()
             .map(|l| match parse_line(l.as_bytes(), &mut String::new()) {
