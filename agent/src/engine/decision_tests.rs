@@ -885,3 +885,68 @@ proptest! {
         }
     }
 }
+
+/// Issue 16 item 7: a ban `ban_delay` scheduled survives a restart. Every change
+/// to the schedule is handed out for the store, and an engine built after a
+/// restart takes the schedule back and bans at the same due time, not later.
+#[test]
+fn delayed_bans_are_handed_out_for_the_store_and_restored_after_a_restart() {
+    let cfg = "maxretry = 1\nban_delay = \"1h\"\nbantime = \"1h\"";
+    let mut before = jail(cfg);
+    assert!(offend(&mut before, "f", "198.51.100.20", 0).is_empty());
+    assert!(offend(&mut before, "f", "198.51.100.21", 60).is_empty());
+    let changes = before.take_schedule_changes();
+    let scheduled: Vec<ScheduledBan> = changes
+        .iter()
+        .map(|c| match c {
+            ScheduleChange::Add(b) => b.clone(),
+            other => panic!("expected additions, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(scheduled.len(), 2);
+    assert_eq!(scheduled[0].due, at(H));
+    assert!(before.take_schedule_changes().is_empty(), "taken once");
+
+    // The restart: a new engine from the same config, the schedule restored.
+    let mut after = jail(cfg);
+    after.restore_scheduled(scheduled);
+    assert_eq!(after.next_expiry(), Some(at(H)));
+    assert_eq!(after.stats().pending, 2);
+    // Seen again while pending: its clock does not restart.
+    assert!(offend(&mut after, "f", "198.51.100.20", 1_800).is_empty());
+    assert!(expire(&mut after, H - 1).is_empty());
+    let out = expire(&mut after, H);
+    assert_eq!(the_ban(&out).target, net("198.51.100.20/32"));
+    assert_eq!(the_ban(&out).until, Some(at(2 * H)));
+    // In force: its schedule row goes.
+    match after.take_schedule_changes().as_slice() {
+        [ScheduleChange::Remove { key, jail }] => {
+            assert_eq!(*key, ip("198.51.100.20"));
+            assert_eq!(&**jail, "j");
+        }
+        other => panic!("expected one removal, got {other:?}"),
+    }
+}
+
+/// A restored schedule whose jail is gone (or no longer delays) is dropped, and
+/// its removal handed out so the store forgets it too.
+#[test]
+fn a_restored_delayed_ban_of_a_jail_that_no_longer_delays_is_dropped() {
+    let mut before = jail("maxretry = 1\nban_delay = \"1h\"");
+    assert!(offend(&mut before, "f", "198.51.100.20", 0).is_empty());
+    let scheduled: Vec<ScheduledBan> = before
+        .take_schedule_changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            ScheduleChange::Add(b) => Some(b),
+            ScheduleChange::Remove { .. } => None,
+        })
+        .collect();
+    let mut after = jail("maxretry = 1");
+    after.restore_scheduled(scheduled);
+    assert_eq!(after.stats().pending, 0);
+    assert!(matches!(
+        after.take_schedule_changes().as_slice(),
+        [ScheduleChange::Remove { .. }]
+    ));
+}
