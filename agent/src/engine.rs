@@ -311,7 +311,7 @@ impl Jail {
             threshold,
             findtime,
             v6_len,
-            bantime: jc.bantime.get(),
+            bantime: jc.ban_length(),
             factor: if jc.bantime_factor.is_finite() {
                 jc.bantime_factor.max(1.0)
             } else {
@@ -326,7 +326,7 @@ impl Jail {
                 after: s.after.max(1),
                 within: s.within.get(),
             }),
-            ban_delay: jc.ban_delay.map(|d| d.get()).filter(|d| !d.is_zero()),
+            ban_delay: jc.delay(),
             backends: jc.backends.clone(),
         }
     }

@@ -950,3 +950,46 @@ fn a_restored_delayed_ban_of_a_jail_that_no_longer_delays_is_dropped() {
         [ScheduleChange::Remove { .. }]
     ));
 }
+
+/// Timed access (`access = { allow = "1h", block = "1h" }`, log2table's
+/// WifiTemp rule) with a fake clock: the first sighting starts the allowed
+/// period, then the address is blocked for the block period, then allowed again
+/// for a new period when it is seen again; a restart in the middle neither
+/// forgets the schedule nor restarts the clock.
+#[test]
+fn timed_access_allows_then_blocks_then_allows_again_across_a_restart() {
+    let cfg = "maxretry = 1\naccess = { allow = \"1h\", block = \"1h\" }";
+    let mut e = jail(cfg);
+    let a = "198.51.100.30";
+    assert!(
+        offend(&mut e, "f", a, 0).is_empty(),
+        "first sighting: allowed"
+    );
+    assert!(offend(&mut e, "f", a, 1_000).is_empty(), "still allowed");
+    // Restart half way through the allowed period.
+    let saved: Vec<ScheduledBan> = e
+        .take_schedule_changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            ScheduleChange::Add(b) => Some(b),
+            ScheduleChange::Remove { .. } => None,
+        })
+        .collect();
+    let mut e = jail(cfg);
+    e.restore_scheduled(saved);
+    assert!(
+        offend(&mut e, "f", a, 1_800).is_empty(),
+        "clock not restarted"
+    );
+    assert!(expire(&mut e, H - 1).is_empty());
+    let out = expire(&mut e, H);
+    let b = the_ban(&out);
+    assert_eq!((b.since, b.until), (at(H), Some(at(2 * H))), "blocked 1h");
+    assert!(matches!(
+        expire(&mut e, 2 * H).as_slice(),
+        [Decision::Unban(_)]
+    ));
+    // Seen again: a new allowed period.
+    assert!(offend(&mut e, "f", a, 2 * H + 10).is_empty());
+    assert_eq!(e.next_expiry(), Some(at(3 * H + 10)));
+}
