@@ -50,13 +50,17 @@
 //!   inode number is told from a rewrite by its birth time (statx), where the
 //!   filesystem keeps one.
 //!
+//! - rotate+compress while the agent was down: the saved file is found among
+//!   the compressed siblings by its decompressed first bytes and read from the
+//!   saved offset (gzip, zstd, xz, bzip2), then the files rotated after it.
+//!
 //! What cannot be recovered, by construction: lines written to a file that is then
 //! deleted before anyone reads it, and lines of a copytruncate whose copy is gone
 //! (compressed away) before the truncation is seen.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -1163,6 +1167,96 @@ impl FileFollower {
             .collect()
     }
 
+    /// Reads the rest of the saved file from a compressed rotated sibling (a
+    /// rotate+gzip while the agent was down): one whose decompressed first
+    /// bytes match the saved fingerprint and that reaches the saved offset. Its
+    /// lines after the offset go to `sink`. Returns the `since` for the files
+    /// rotated after it, or `None` if no compressed sibling is the saved file.
+    fn resume_compressed(
+        &mut self,
+        p: &FilePosition,
+        sink: &mut dyn FnMut(Line<'_>),
+    ) -> Option<(i128, i64)> {
+        if p.fingerprint_len == 0 {
+            return None;
+        }
+        let base = self.path.file_name()?.to_str()?.to_owned();
+        let mut found: Vec<(i128, PathBuf)> = std::fs::read_dir(self.dir())
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let rest = name.to_str()?.strip_prefix(base.as_str())?.to_owned();
+                if !rest.starts_with(['.', '-', '_']) || !is_compressed_name(&rest) {
+                    return None;
+                }
+                let meta = e.metadata().ok()?;
+                meta.is_file().then(|| (mtime_of(&meta), e.path()))
+            })
+            .collect();
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.truncate(MAX_SIBLINGS);
+        for (mtime, path) in found {
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let Ok(mut text) = super::compressed::open_reader(file, &path) else {
+                continue;
+            };
+            let want = usize::try_from(p.fingerprint_len.min(FINGERPRINT_MAX)).unwrap_or(0);
+            let mut head = vec![0u8; want];
+            if text.read_exact(&mut head).is_err() || fnv1a(&head) != p.fingerprint {
+                continue;
+            }
+            // Skip to the saved offset (counted from the file's start).
+            let skip = p.offset.saturating_sub(want as u64);
+            let mut rest = (&mut text).take(skip);
+            match io::copy(&mut rest, &mut io::sink()) {
+                Ok(n) if n == skip => {}
+                _ => continue,
+            }
+            // The fingerprint may run past the offset (an unfinished line).
+            let mut splitter = LineSplitter::new(self.options.max_line);
+            let stats = &mut self.stats;
+            let mut emit = |l: Line<'_>| {
+                stats.lines += 1;
+                if l.truncated {
+                    stats.long_lines += 1;
+                }
+                sink(l);
+            };
+            if p.offset < want as u64 {
+                let from = usize::try_from(p.offset).unwrap_or(want);
+                splitter.push(&head[from..], &mut emit);
+            }
+            loop {
+                let chunk = match text.fill_buf() {
+                    Ok([]) => break,
+                    Ok(c) => c,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e,
+                            "cannot read the rest of the compressed rotated file");
+                        break;
+                    }
+                };
+                let n = chunk.len();
+                splitter.push(chunk, &mut emit);
+                text.consume(n);
+            }
+            splitter.finish(&mut emit);
+            self.stats.recovered += 1;
+            tracing::info!(path = %path.display(), offset = p.offset,
+                "the followed file was rotated and compressed while the agent was down; read its rest from the compressed file");
+            let plain = path.with_extension("");
+            return Some(match age_rank(&plain) {
+                0 => (mtime, 0),
+                rank => (i128::MIN, rank),
+            });
+        }
+        None
+    }
+
     /// The first look at the path: resume from the saved position (finding the
     /// saved file among the siblings if it was rotated while we were down), or
     /// start per `start_at`. Every sibling not read is remembered as accounted for.
@@ -1261,6 +1355,12 @@ impl FileFollower {
                 }
             } else if at_path {
                 start = Some(p.offset);
+            } else if let Some(since) = self.resume_compressed(p, sink) {
+                // Rotated and compressed while we were down: its rest was read
+                // from the compressed file; the files rotated after it follow.
+                any = true;
+                siblings = Vec::new();
+                any |= self.recover(since, None, now, sink);
             } else if opened.is_some() {
                 tracing::warn!(path = %self.path.display(),
                     "the file followed before the restart was replaced and is gone; reading the new file from its start");

@@ -1081,3 +1081,37 @@ fn repeated_copytruncates_into_the_same_copy_read_each_line_once() {
     read.extend(collect(&mut f));
     assert_eq!(read, written);
 }
+
+/// Regression (issue 16 item 7): a rotate+gzip while the agent was down lost
+/// the lines of the rotated file not read yet. They are read from the
+/// compressed generation, from the saved position, before the new file.
+#[test]
+fn resume_after_rotate_and_gzip_while_down_reads_the_rest_from_the_compressed_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    append(&p, "Jan 1 00:00:01 read\nJan 1 00:00:02 unfin");
+    assert_eq!(collect(&mut f), ["Jan 1 00:00:01 read"]);
+    let saved = f.position().expect("position");
+    drop(f);
+    // While down: more lines, then logrotate with compress (no delaycompress).
+    append(&p, "ished\nJan 1 00:00:03 unread\n");
+    let text = std::fs::read(&p).expect("read");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&text).expect("gzip");
+    std::fs::write(dir.path().join("log.1.gz"), gz.finish().expect("gzip")).expect("write");
+    std::fs::remove_file(&p).expect("remove");
+    append(&p, "Jan 1 00:00:04 new\n");
+    let mut f = FileFollower::new(p.clone(), FollowOptions::default(), Some(saved));
+    assert_eq!(
+        collect(&mut f),
+        [
+            "Jan 1 00:00:02 unfinished",
+            "Jan 1 00:00:03 unread",
+            "Jan 1 00:00:04 new"
+        ]
+    );
+    assert!(collect(&mut f).is_empty());
+}
