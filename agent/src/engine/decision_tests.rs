@@ -928,20 +928,24 @@ fn delayed_bans_are_handed_out_for_the_store_and_restored_after_a_restart() {
     }
 }
 
+/// The bans scheduled since the last look, as the store would get them.
+fn scheduled_additions(e: &mut Engine) -> Vec<ScheduledBan> {
+    e.take_schedule_changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            ScheduleChange::Add(b) => Some(b),
+            ScheduleChange::Remove { .. } => None,
+        })
+        .collect()
+}
+
 /// A restored schedule whose jail is gone (or no longer delays) is dropped, and
 /// its removal handed out so the store forgets it too.
 #[test]
 fn a_restored_delayed_ban_of_a_jail_that_no_longer_delays_is_dropped() {
     let mut before = jail("maxretry = 1\nban_delay = \"1h\"");
     assert!(offend(&mut before, "f", "198.51.100.20", 0).is_empty());
-    let scheduled: Vec<ScheduledBan> = before
-        .take_schedule_changes()
-        .into_iter()
-        .filter_map(|c| match c {
-            ScheduleChange::Add(b) => Some(b),
-            ScheduleChange::Remove { .. } => None,
-        })
-        .collect();
+    let scheduled = scheduled_additions(&mut before);
     let mut after = jail("maxretry = 1");
     after.restore_scheduled(scheduled);
     assert_eq!(after.stats().pending, 0);
@@ -967,14 +971,7 @@ fn timed_access_allows_then_blocks_then_allows_again_across_a_restart() {
     );
     assert!(offend(&mut e, "f", a, 1_000).is_empty(), "still allowed");
     // Restart half way through the allowed period.
-    let saved: Vec<ScheduledBan> = e
-        .take_schedule_changes()
-        .into_iter()
-        .filter_map(|c| match c {
-            ScheduleChange::Add(b) => Some(b),
-            ScheduleChange::Remove { .. } => None,
-        })
-        .collect();
+    let saved = scheduled_additions(&mut e);
     let mut e = jail(cfg);
     e.restore_scheduled(saved);
     assert!(
