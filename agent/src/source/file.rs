@@ -86,6 +86,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// How many leading bytes of a file its fingerprint (its *head*) covers at most.
 pub const FINGERPRINT_MAX: u64 = 256;
 
+/// Fewest leading bytes two files must share to be taken for copies of one
+/// content (a bare banner line is not enough; a timestamped first line is).
+const SAME_CONTENT_MIN: usize = 64;
+
 /// How many bytes just before the read offset are compared to tell a file that was
 /// truncated and has since grown past our offset from one that was only appended.
 const TAIL_CHECK: usize = 32;
@@ -860,8 +864,8 @@ impl FileFollower {
 
     /// How far the content a file starting with `head` holds was handed out
     /// already, in any file: a generation we remember, or a file we hold open.
-    /// Contents are told apart by their first bytes: a file whose first line
-    /// is not yet whole is compared on the bytes both have.
+    /// Contents are told apart by their first bytes, at least
+    /// [`SAME_CONTENT_MIN`] of them, compared on the bytes both have.
     fn already_read(&self, head: &[u8]) -> Option<u64> {
         if head.is_empty() {
             return None;
@@ -875,7 +879,9 @@ impl FileFollower {
             .iter()
             .map(|(h, at)| (h.as_slice(), *at))
             .chain(open)
-            .filter(|(h, at)| *at > 0 && !h.is_empty() && same_start(h, head))
+            .filter(|(h, at)| {
+                *at > 0 && h.len().min(head.len()) >= SAME_CONTENT_MIN && same_start(h, head)
+            })
             .map(|(_, at)| at)
             .max()
     }
