@@ -5,6 +5,7 @@
 //! A case fills its [`CaseReport`] as it goes, so the figures measured before an
 //! error are still written down.
 
+mod attacks;
 mod coldstart;
 mod droppath;
 mod f2b;
@@ -19,6 +20,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+pub use attacks::baseline as baseline_agent;
+
 use crate::competitors::Tools;
 use log2drop_bench::report::CaseReport;
 
@@ -32,6 +35,9 @@ pub struct Ctx {
     pub quick: bool,
     /// The release `log2drop` binary.
     pub agent: PathBuf,
+    /// A second `log2drop` binary to run beside `agent` where a case supports
+    /// it (the attacks case): a change measured against the build before it.
+    pub baseline: Option<PathBuf>,
     /// The flood sender's XDP object, if built.
     pub flood_object: Option<PathBuf>,
     /// The baseline XDP program's object, if built.
@@ -105,6 +111,12 @@ pub fn all() -> Vec<Case> {
             name: "report",
             title: "log2drop report over 1M fail2ban log lines",
             run: report::run,
+        },
+        Case {
+            id: 8,
+            name: "attacks",
+            title: "sshd under attack: log2drop against sshg-parser",
+            run: attacks::run,
         },
     ]
 }
