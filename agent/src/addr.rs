@@ -116,7 +116,9 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
                 pos += 1;
             }
             // A dotted quad takes the place of two groups, where two are left.
-            if bytes.get(pos) == Some(&b'.') || (pos - start == 4 && bytes.get(pos).is_some_and(u8::is_ascii_hexdigit)) {
+            if bytes.get(pos) == Some(&b'.')
+                || (pos - start == 4 && bytes.get(pos).is_some_and(u8::is_ascii_hexdigit))
+            {
                 if n + 1 < limit
                     && let Some(v4) = parse_v4(&bytes[start..])
                 {
@@ -129,7 +131,11 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
             }
             if pos == start {
                 // No digits: a group was required after its ':'.
-                return if n == 0 { Some((0, start, false)) } else { None };
+                return if n == 0 {
+                    Some((0, start, false))
+                } else {
+                    None
+                };
             }
             out[n] = value as u16;
             n += 1;

@@ -483,7 +483,9 @@ pub fn sshd_attacks(lines: usize, seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(lines * 120);
     let mut clock = 0;
     let mut open: Vec<Open> = Vec::new();
-    let mut pids: Vec<u64> = (0..SERVERS.len() as u64).map(|i| 2_000 + 7_919 * i).collect();
+    let mut pids: Vec<u64> = (0..SERVERS.len() as u64)
+        .map(|i| 2_000 + 7_919 * i)
+        .collect();
     for _ in 0..lines {
         clock += rng.below(3) / 2;
         let (server, tag, msg) = if rng.chance(5) {

@@ -113,9 +113,7 @@ pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix
             return Some((time, len));
         }
         let (time, used) = stamp(rest)?;
-        if used <= STAMP_CACHE_LEN
-            && rest.get(used) == Some(&b' ')
-            && !rest[..used].contains(&b'.')
+        if used <= STAMP_CACHE_LEN && rest.get(used) == Some(&b' ') && !rest[..used].contains(&b'.')
         {
             cache.bytes[..used].copy_from_slice(&rest[..used]);
             cache.len = used;

@@ -127,7 +127,11 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
 
     let mut tools = vec![
         log2drop(&ctx.agent, "log2drop test sshd", None),
-        log2drop(&ctx.agent, "log2drop test sshd --mode aggressive", Some("aggressive")),
+        log2drop(
+            &ctx.agent,
+            "log2drop test sshd --mode aggressive",
+            Some("aggressive"),
+        ),
     ];
     if let Some(base) = &ctx.baseline {
         tools.push(log2drop(base, "baseline: log2drop test sshd", None));
@@ -166,7 +170,10 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
             let t = proc::timed(&mut cmd, tool.stdin.then_some(log.as_path()))?;
             let counts = tool.counts(&t.output.stdout)?;
             if round > 0 && counts != figures[i].counts {
-                bail!("{} saw different counts in two runs of one file", tool.label);
+                bail!(
+                    "{} saw different counts in two runs of one file",
+                    tool.label
+                );
             }
             let f = &mut figures[i];
             f.rate.push(lines as f64 / t.wall.as_secs_f64().max(1e-9));
@@ -373,8 +380,8 @@ fn sshguard_counts(out: &str) -> Counts {
 
 /// The baseline binary given on the command line, made absolute.
 pub fn baseline(path: &Path) -> Result<PathBuf> {
-    let p = std::path::absolute(path)
-        .with_context(|| format!("making {} absolute", path.display()))?;
+    let p =
+        std::path::absolute(path).with_context(|| format!("making {} absolute", path.display()))?;
     if !p.is_file() {
         bail!("baseline agent {} does not exist", p.display());
     }
