@@ -104,6 +104,16 @@ fn port(rng: &mut Rng) -> u64 {
     1024 + rng.below(64_000)
 }
 
+/// A client that says goodbye before authenticating: sshd's two lines, the
+/// second naming the user as the release writes it (`who` ends with a space, or
+/// is empty).
+fn bye_preauth(out: &mut Vec<String>, host: &str, p: u64, who: &str) {
+    out.push(format!(
+        "Received disconnect from {host} port {p}:11: Bye Bye [preauth]"
+    ));
+    out.push(format!("Disconnected from {who}{host} port {p} [preauth]"));
+}
+
 /// The message lines one sshd session writes, in order.
 fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
     let host = attacker(rng);
@@ -121,10 +131,7 @@ fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
                 "Failed password for invalid user {user} from {host} port {p} ssh2"
             ));
             if rng.chance(70) {
-                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                out.push(format!(
-                    "Disconnected from invalid user {user} {host} port {p} [preauth]"
-                ));
+                bye_preauth(out, &host, p, &format!("invalid user {user} "));
             } else {
                 out.push(format!(
                     "Connection closed by invalid user {user} {host} port {p} [preauth]"
@@ -145,10 +152,7 @@ fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
                     "Disconnecting authenticating user root {host} port {p}: Too many authentication failures [preauth]"
                 ));
             } else {
-                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                out.push(format!(
-                    "Disconnected from authenticating user root {host} port {p} [preauth]"
-                ));
+                bye_preauth(out, &host, p, "authenticating user root ");
             }
         }
         // Scanners: banner grabs, key-exchange probes, dropped connections.
@@ -340,15 +344,11 @@ fn attack_session(rng: &mut Rng, v: Ssh, out: &mut Vec<String>) {
             }
             match (v, rng.below(2)) {
                 (Ssh::V7, 0) => {
-                    out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                    out.push(format!("Disconnected from {host} port {p} [preauth]"));
+                    bye_preauth(out, &host, p, "");
                 }
                 (Ssh::V7, _) => out.push(format!("Connection closed by {host} port {p} [preauth]")),
                 (_, 0) => {
-                    out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                    out.push(format!(
-                        "Disconnected from invalid user {user} {host} port {p} [preauth]"
-                    ));
+                    bye_preauth(out, &host, p, &format!("invalid user {user} "));
                 }
                 _ => out.push(format!(
                     "Connection closed by invalid user {user} {host} port {p} [preauth]"
@@ -391,13 +391,9 @@ fn attack_session(rng: &mut Rng, v: Ssh, out: &mut Vec<String>) {
                 ));
                 out.push("PAM service(sshd) ignoring max retries; 6 > 3".into());
             } else if v == Ssh::V7 {
-                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                out.push(format!("Disconnected from {host} port {p} [preauth]"));
+                bye_preauth(out, &host, p, "");
             } else {
-                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                out.push(format!(
-                    "Disconnected from authenticating user root {host} port {p} [preauth]"
-                ));
+                bye_preauth(out, &host, p, "authenticating user root ");
             }
         }
         // An attacker's key offered for root, refused, then the client leaves.

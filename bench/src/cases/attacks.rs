@@ -443,7 +443,7 @@ mod tests {
             };
             addrs.insert(hit.addr);
             match hit.role {
-                Role::Failure | Role::Attempt | Role::Address => failing += 1,
+                Role::Failure | Role::Attempt | Role::Address | Role::Carry => failing += 1,
                 Role::End => ends += 1,
                 Role::Success => successes += 1,
             }
