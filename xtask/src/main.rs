@@ -13,6 +13,7 @@ mod dist;
 mod openbsd;
 mod process;
 mod run;
+mod soak;
 mod test;
 mod toolchain;
 
@@ -39,6 +40,9 @@ enum Command {
     Test(test::Options),
     /// Run the benchmark cases as root and write bench/results.md and results.json.
     Bench(bench::Options),
+    /// Rotation torture against the agent binary (dry-run backend): every line
+    /// written must be read once; prints written/read/duplicates/lost per rotation style.
+    Soak(soak::Options),
     /// Build the release binary, its man pages and completions, and the Debian
     /// package (target/debian/log2drop_VERSION_ARCH.deb) with cargo-deb.
     Dist(dist::Options),
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Test(opts) => test::run(&opts),
         Command::Bench(opts) => bench::run(&opts),
         Command::Dist(opts) => dist::run(&opts),
+        Command::Soak(opts) => soak::run(&opts),
     }
 }
 
