@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure:
 //! eBPF build, formatting, clippy, clippy for the OpenBSD targets (nightly),
 //! unprivileged unit tests, agent build, then the privileged end-to-end tests (root
-//! only; under CI=true they must not be skipped), then the quick benchmark run,
+//! only; under CI=true they must not be skipped), the reduced rotation soak
+//! (`cargo xtask soak --quick`, unprivileged), then the quick benchmark run,
 //! which keeps the benches compiling and working and asserts nothing about speed.
 
 use std::process::Command;
@@ -10,7 +11,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::{bench, build_ebpf, host_target_dir, openbsd, process, toolchain, workspace_root};
+use crate::{
+    bench, build_ebpf, host_target_dir, openbsd, process, soak, toolchain, workspace_root,
+};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -64,8 +67,17 @@ pub fn run(opts: &Options) -> Result<()> {
 
     if opts.unit_only {
         eprintln!("==> skipping the privileged end-to-end tests (--unit-only)");
+        eprintln!("==> skipping the reduced soak (--unit-only)");
     } else {
         privileged_tests()?;
+        // Needs no privilege (dry-run backend), so nothing lets it skip.
+        soak::run(&soak::Options {
+            quick: true,
+            rotations: None,
+            restarts: None,
+            seed: None,
+            keep: false,
+        })?;
     }
     if opts.unit_only || opts.skip_bench {
         eprintln!("==> skipping the quick bench (--unit-only or --skip-bench)");
