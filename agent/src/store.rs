@@ -13,8 +13,14 @@
 //! repeat offenders counts ([`Store::ban_history_since`]); rows older than
 //! `agent.history_retention` are purged ([`Store::purge_history`]).
 //!
+//! Offence counts per address, filter, user and day are kept apart from the
+//! decisions, aggregated and bounded ([`offences`]): they come in one small
+//! transaction every few seconds ([`Store::add_offences`]).
+//!
 //! Times are stored as milliseconds since the Unix epoch; targets in their
 //! canonical `ADDR/LEN` form so one target has exactly one row.
+
+pub mod offences;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +30,8 @@ use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::{Ban, BanReason, Decision, HistoryEntry, Origin};
+use crate::filter::Captures;
+pub use offences::OffenceCount;
 use crate::source::file::FilePosition;
 use crate::source::{Positions, SourcePosition};
 
@@ -32,7 +40,7 @@ pub const DB_FILE: &str = "log2drop.db";
 
 /// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
 /// from its index to the next version.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -92,6 +100,24 @@ const MIGRATIONS: &[&str] = &[
     // rotated files. Rows from version 4 get 0 (unknown).
     "
     ALTER TABLE offsets ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0;
+",
+    // 6: a jail ban's named captures (JSON object, bounded), and offence counts
+    // per UTC day, address, filter and `user` capture ('' when none), bounded by
+    // agent.offence_rows (see `offences`). Rows from version 5 have no captures.
+    "
+    ALTER TABLE bans ADD COLUMN captures TEXT;
+    ALTER TABLE ban_history ADD COLUMN captures TEXT;
+    CREATE TABLE offence_counts (
+        day     INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        filter  TEXT NOT NULL,
+        user    TEXT NOT NULL,
+        jails   TEXT NOT NULL,
+        count   INTEGER NOT NULL,
+        first   INTEGER NOT NULL,
+        last    INTEGER NOT NULL,
+        UNIQUE (day, address, filter, user)
+    );
 ",
 ];
 
@@ -273,7 +299,7 @@ impl Store {
             .conn
             .prepare(&format!(
                 "SELECT target, jail, since, until, origin, reason, first_offence,
-                        last_offence, forced
+                        last_offence, forced, captures
                  FROM bans WHERE {condition} ORDER BY since, target"
             ))
             .map_err(self.sql())?;
@@ -292,13 +318,14 @@ impl Store {
                         r.get::<_, Option<i64>>(6)?,
                         r.get::<_, Option<i64>>(7)?,
                         r.get::<_, bool>(8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ),
                 ))
             })
             .map_err(self.sql())?;
         let mut names = Names::default();
         for row in rows {
-            let ((target, jail, since, until, origin), (reason, first, last, forced)) =
+            let ((target, jail, since, until, origin), (reason, first, last, forced, captures)) =
                 row.map_err(self.sql())?;
             let target: IpNet = target.parse().map_err(|_| StoreError::Corrupt {
                 path: self.path.clone(),
@@ -315,6 +342,10 @@ impl Store {
                     filter: names.get(&filter),
                     first_offence: from_millis(first),
                     last_offence: from_millis(last),
+                    captures: captures
+                        .as_deref()
+                        .map(Captures::from_json)
+                        .unwrap_or_default(),
                 }),
                 _ => None,
             };
@@ -429,6 +460,34 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// Adds aggregated offence counts in one transaction and trims the table to
+    /// `max_rows` (see [`offences`]).
+    pub fn add_offences(
+        &mut self,
+        counts: &[OffenceCount],
+        max_rows: usize,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        offences::write(&tx, counts, max_rows).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Every offence count row, oldest day first.
+    pub fn offence_counts(&self) -> Result<Vec<OffenceCount>, StoreError> {
+        offences::read_all(&self.conn).map_err(self.sql())
+    }
+
+    /// Deletes offence counts of days that ended before `before`; returns how
+    /// many rows went.
+    pub fn purge_offences(&mut self, before: SystemTime) -> Result<usize, StoreError> {
+        offences::purge(&self.conn, before).map_err(self.sql())
+    }
+
     /// Every saved source position: the one place a restart (or a source started
     /// by a reload) learns where to resume.
     pub fn positions(&self) -> Result<Positions, StoreError> {
@@ -519,18 +578,23 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
     let reason = b.reason.as_ref().map(|r| &*r.filter);
     let first = b.reason.as_ref().map(|r| millis(r.first_offence));
     let last = b.reason.as_ref().map(|r| millis(r.last_offence));
+    let captures = b
+        .reason
+        .as_ref()
+        .filter(|r| !r.captures.is_empty())
+        .map(|r| r.captures.to_json());
     tx.prepare_cached(
         "INSERT INTO bans (target, jail, since, until, origin, reason, first_offence,
-                           last_offence, forced)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                           last_offence, forced, captures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (target) DO UPDATE
          SET jail = excluded.jail, since = excluded.since, until = excluded.until,
              origin = excluded.origin, reason = excluded.reason,
              first_offence = excluded.first_offence, last_offence = excluded.last_offence,
-             forced = excluded.forced",
+             forced = excluded.forced, captures = excluded.captures",
     )?
     .execute(params![
-        target, &*b.jail, since, until, origin, reason, first, last, b.forced
+        target, &*b.jail, since, until, origin, reason, first, last, b.forced, captures
     ])?;
     // A history row left open by a ban that expired while nobody closed it ends at
     // its deadline; a still-running ban is extended rather than counted twice.
@@ -541,16 +605,18 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
     .execute(params![target, since])?;
     let extended = tx
         .prepare_cached(
-            "UPDATE ban_history SET jail = ?2, until = ?3, origin = ?4, reason = ?5
+            "UPDATE ban_history SET jail = ?2, until = ?3, origin = ?4, reason = ?5,
+                 captures = ?6
              WHERE target = ?1 AND ended IS NULL",
         )?
-        .execute(params![target, &*b.jail, until, origin, reason])?;
+        .execute(params![target, &*b.jail, until, origin, reason, captures])?;
     if extended == 0 {
         tx.prepare_cached(
-            "INSERT INTO ban_history (target, jail, since, until, origin, ended, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+            "INSERT INTO ban_history (target, jail, since, until, origin, ended, reason,
+                                      captures)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
         )?
-        .execute(params![target, &*b.jail, since, until, origin, reason])?;
+        .execute(params![target, &*b.jail, since, until, origin, reason, captures])?;
     }
     Ok(())
 }
@@ -1105,6 +1171,7 @@ mod tests {
             filter: Arc::from("ssh-fail"),
             first_offence: t(40),
             last_offence: t(100),
+            captures: Default::default(),
         });
         let mut subnet = ban("203.0.113.0/24", "ssh", 110, Some(7200));
         subnet.origin = Origin::Subnet;

@@ -968,6 +968,7 @@ mod tests {
                 filter: Arc::from("ssh-fail"),
                 first_offence: since,
                 last_offence: since + Duration::from_secs(60),
+                captures: Default::default(),
             }),
             forced: true,
             ..b

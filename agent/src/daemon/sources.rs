@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
-use crate::filter::{Scratch, SourceMatcher};
+use crate::filter::{Captures, Scratch, SourceMatcher};
 use crate::source::{
     LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
 };
@@ -141,12 +141,15 @@ struct FilterMatcher {
     age: Option<AgeCheck>,
     /// Filter names, shared with every offence (made on a filter's first hit).
     names: Vec<Option<Arc<str>>>,
+    /// The captures of the line last matched, until the source takes them.
+    captures: Captures,
 }
 
 impl FilterMatcher {
     fn new(matcher: SourceMatcher, windows: Vec<Option<Duration>>) -> Self {
         Self {
             names: vec![None; matcher.filter_count()],
+            captures: Captures::new(),
             scratch: matcher.new_scratch(),
             age: matcher.age_check(&windows),
             matcher,
@@ -163,7 +166,15 @@ impl LineMatcher for FilterMatcher {
             return None;
         }
         let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
-        self.named(hit, now)
+        let found = self.named(hit, now)?;
+        // Only matched lines get here: the capturing search runs for them alone.
+        self.matcher
+            .captures_into(line, &hit, &mut self.scratch, &mut self.captures);
+        Some(found)
+    }
+
+    fn take_captures(&mut self) -> Captures {
+        std::mem::take(&mut self.captures)
     }
 
     fn deferred(&mut self) -> Option<(Arc<str>, std::net::IpAddr)> {

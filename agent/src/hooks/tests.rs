@@ -24,6 +24,7 @@ fn ban(target: &str, jail: &str) -> Ban {
             filter: Arc::from("ssh-fail"),
             first_offence: since,
             last_offence: since,
+            captures: Default::default(),
         }),
         forced: false,
     }

@@ -142,6 +142,7 @@ mod tests {
                 filter: Arc::from("sshd"),
                 first_offence: since,
                 last_offence: since,
+                captures: Default::default(),
             }),
             forced: false,
         }
