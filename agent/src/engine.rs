@@ -710,6 +710,21 @@ impl Engine {
         }
     }
 
+    /// The jails `filter` feeds, comma separated (empty when none).
+    pub fn jails_of(&self, filter: &str) -> String {
+        self.jails_by_filter
+            .get(filter)
+            .map(|f| {
+                f.jails
+                    .iter()
+                    .filter_map(|&(j, _)| self.jails.get(usize::from(j)))
+                    .map(|j| &*j.name)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    }
+
     /// Bans `target` by hand (jail `manual`), for `duration` or permanently when
     /// `None`. Refused if any address in `target` is allowlisted. Banning a target
     /// that is already banned replaces that ban.

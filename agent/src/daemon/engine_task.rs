@@ -25,6 +25,7 @@ use crate::engine::{Ban, Decision, Engine, MANUAL_JAIL, ManualBan};
 use crate::hooks::HookStats;
 use crate::metrics::{Metrics, OffenceCounters};
 use crate::source::{Positions, SourceEvent};
+use crate::store::offences::Tally;
 
 /// Most offences folded into one decision batch.
 const MAX_BATCH: usize = 4096;
@@ -58,6 +59,11 @@ pub(super) struct EngineTask {
     pub(super) metrics: Metrics,
     /// Offences per filter and jail, and the lag to the decision (rebuilt on reload).
     pub(super) offence_counters: OffenceCounters,
+    /// Offence counts not yet handed to the commit thread; `None` when
+    /// `agent.offence_rows` is 0.
+    pub(super) tally: Option<Tally>,
+    /// The tally reached its cap: hand it over after this batch.
+    pub(super) offences_full: bool,
 }
 
 impl EngineTask {
@@ -102,6 +108,9 @@ impl EngineTask {
                             n += 1;
                         }
                         self.commit(None).await;
+                        if self.offences_full {
+                            self.send_offences().await;
+                        }
                     }
                 }
                 req = ctl_rx.recv(), if ctl_open => match req {
@@ -133,6 +142,7 @@ impl EngineTask {
                     if !self.positions.is_empty() {
                         self.commit(None).await;
                     }
+                    self.send_offences().await;
                 }
                 r = triggers.reload.recv(), if reload_open => match r {
                     Some(()) => match self.notified_reload(&mut src_rx).await {
@@ -155,6 +165,7 @@ impl EngineTask {
             self.take(ev);
         }
         self.commit(None).await;
+        self.send_offences().await;
         self.stop
     }
 
@@ -164,7 +175,12 @@ impl EngineTask {
                 let now = SystemTime::now();
                 for o in batch {
                     self.engine
-                        .offence(&o.filter, o.addr, o.at, &mut self.pending);
+                        .offence_with(&o.filter, o.addr, o.at, &o.captures, &mut self.pending);
+                    if let Some(t) = &mut self.tally
+                        && t.add(o.addr, &o.filter, o.captures.user(), o.at)
+                    {
+                        self.offences_full = true;
+                    }
                     self.offence_counters.offence(&o.filter, o.at, now);
                 }
             }
@@ -212,6 +228,18 @@ impl EngineTask {
             },
             &all,
         );
+    }
+
+    /// Hands the offence counts gathered so far to the commit thread (one
+    /// transaction for all of them).
+    async fn send_offences(&mut self) {
+        self.offences_full = false;
+        let Some(t) = self.tally.as_mut().filter(|t| !t.is_empty()) else {
+            return;
+        };
+        let engine = &self.engine;
+        let counts = t.take(|f| engine.jails_of(f));
+        self.send(Job::Offences(counts)).await;
     }
 
     async fn send(&self, job: Job) {
@@ -581,6 +609,8 @@ impl EngineTask {
             }
         }
         self.offence_counters = self.metrics.offence_counters(&prepared.config);
+        self.send_offences().await;
+        self.tally = tally_for(&prepared.config);
         self.config = prepared.config;
         self.commit(None).await;
         self.count_active();
@@ -593,6 +623,17 @@ impl EngineTask {
         })
     }
 }
+
+/// The offence tally a config asks for: `None` when `agent.offence_rows` is 0.
+/// It holds at most a tenth of the rows kept (a few thousand entries) between
+/// two hand-overs.
+pub(super) fn tally_for(config: &Config) -> Option<Tally> {
+    let rows = config.agent.offence_rows;
+    (rows > 0).then(|| Tally::new((rows / 10).clamp(1, TALLY_MAX)))
+}
+
+/// Most entries the engine task's tally holds before it is handed over.
+const TALLY_MAX: usize = 16_384;
 
 fn parse_target(s: &str) -> Result<IpNet, String> {
     crate::addr::parse_target(s).map_err(|e| e.to_string())

@@ -101,14 +101,14 @@ impl Captures {
         self.0.clear();
     }
 
-    /// `name=value` pairs separated by spaces, values through [`escape_token`]:
-    /// one line, safe for a terminal or a log, readable back with
-    /// [`Captures::parse_fields`].
+    /// `name=value` pairs separated by commas, names and values through
+    /// [`escape_token`]: one whitespace-free token, safe for a terminal or a log,
+    /// readable back with [`Captures::parse_fields`].
     pub fn to_fields(&self) -> String {
         let mut out = String::new();
         for (i, c) in self.0.iter().enumerate() {
             if i > 0 {
-                out.push(' ');
+                out.push(',');
             }
             let _ = write!(out, "{}={}", escape_token(&c.name), escape_token(&c.value));
         }
@@ -118,7 +118,7 @@ impl Captures {
     /// Reads [`Captures::to_fields`] back (bounded again; malformed pairs skipped).
     pub fn parse_fields(text: &str) -> Captures {
         let mut out = Captures::new();
-        for pair in text.split_ascii_whitespace() {
+        for pair in text.split(',') {
             if let Some((k, v)) = pair.split_once('=') {
                 out.push_named(&unescape(k), unescape(v).as_bytes());
             }
@@ -220,9 +220,10 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     escape_with(s, |_| false)
 }
 
-/// [`escape`] that also escapes whitespace, `"` and `=`: one `key=value` token.
+/// [`escape`] that also escapes whitespace, `"`, `=` and `,`: one `key=value`
+/// token of a comma-separated list.
 pub fn escape_token(s: &str) -> Cow<'_, str> {
-    escape_with(s, |c| c.is_whitespace() || c == '"' || c == '=')
+    escape_with(s, |c| c.is_whitespace() || matches!(c, '"' | '=' | ','))
 }
 
 /// The inverse of [`escape`] and [`escape_token`]; a malformed escape stays as
@@ -310,15 +311,16 @@ mod tests {
     #[test]
     fn fields_and_json_round_trip() {
         let mut c = Captures::new();
-        c.push_named("user", "ro ot\n\x1b[2J=\\".as_bytes());
+        c.push_named("user", "ro ot,\n\x1b[2J=\\".as_bytes());
         c.push_named("mail", b"a@example.org");
         let fields = c.to_fields();
         assert!(!fields.contains('\n') && !fields.contains('\x1b'), "{fields}");
-        assert_eq!(fields.split(' ').count(), 2, "{fields}");
+        assert!(!fields.contains(' '), "{fields}");
+        assert_eq!(fields.split(',').count(), 2, "{fields}");
         assert_eq!(Captures::parse_fields(&fields), c);
         let mut sorted = Captures::new();
         sorted.push_named("mail", b"a@example.org");
-        sorted.push_named("user", "ro ot\n\x1b[2J=\\".as_bytes());
+        sorted.push_named("user", "ro ot,\n\x1b[2J=\\".as_bytes());
         assert_eq!(Captures::from_json(&c.to_json()), sorted);
         assert_eq!(Captures::from_json("not json"), Captures::new());
     }
