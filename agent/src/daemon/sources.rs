@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
-use crate::filter::{Captures, Scratch, SourceMatcher};
+use crate::filter::{Captures, Outcome, Scratch, SourceMatcher};
 use crate::source::{
     LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
 };
@@ -165,11 +165,17 @@ impl LineMatcher for FilterMatcher {
         {
             return None;
         }
-        let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
+        // `own` is what this line matched; `hit` the offence it makes count
+        // (an `end` line releases its session's address).
+        let (hit, own) = match self.matcher.examine(line, now, &mut self.scratch) {
+            Outcome::Hit(h) => (h, h),
+            Outcome::Ended { line, counted } => (counted, line),
+            Outcome::Held(_) | Outcome::Ignored { .. } | Outcome::Miss => return None,
+        };
         let found = self.named(hit, now)?;
         // Only matched lines get here: the capturing search runs for them alone.
         self.matcher
-            .captures_into(line, &hit, &mut self.scratch, &mut self.captures);
+            .captures_into(line, &own, &mut self.scratch, &mut self.captures);
         Some(found)
     }
 
