@@ -13,6 +13,7 @@ mod inserts;
 mod latency;
 mod matching;
 mod memory;
+mod offences;
 mod report;
 
 use std::path::PathBuf;
@@ -105,6 +106,12 @@ pub fn all() -> Vec<Case> {
             name: "report",
             title: "log2drop report over 1M fail2ban log lines",
             run: report::run,
+        },
+        Case {
+            id: 8,
+            name: "offences",
+            title: "Offence counting: its cost on a log of offences (on vs off)",
+            run: offences::run,
         },
     ]
 }
