@@ -1410,6 +1410,110 @@ mod tests {
     }
 
     #[test]
+    fn ban_captures_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = ban("198.51.100.7/32", "ssh", 100, Some(3700));
+        let mut captures = Captures::new();
+        captures.push_named("user", "root\n\x1b[2J".as_bytes());
+        b.reason = Some(BanReason {
+            filter: Arc::from("sshd"),
+            first_offence: t(40),
+            last_offence: t(100),
+            captures,
+        });
+        {
+            let mut store = Store::open(dir.path()).expect("open");
+            store
+                .record_at(&[Decision::Ban(b.clone())], t(100))
+                .expect("record");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.active_bans(t(130)).expect("bans"), vec![b]);
+    }
+
+    fn count(day: i64, addr: &str, user: &str, n: u64, at: u64) -> OffenceCount {
+        OffenceCount {
+            day,
+            address: addr.parse().expect("addr"),
+            filter: Arc::from("sshd"),
+            user: user.into(),
+            jails: "ssh".into(),
+            count: n,
+            first: t(at),
+            last: t(at),
+        }
+    }
+
+    #[test]
+    fn offence_counts_add_up_per_day_address_filter_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        store
+            .add_offences(
+                &[
+                    count(1, "192.0.2.1", "root", 3, 10),
+                    count(1, "192.0.2.1", "", 1, 11),
+                ],
+                100,
+            )
+            .expect("add");
+        store
+            .add_offences(&[count(1, "192.0.2.1", "root", 2, 5)], 100)
+            .expect("add again");
+        let rows = store.offence_counts().expect("rows");
+        assert_eq!(rows.len(), 2);
+        let root = rows.iter().find(|r| &*r.user == "root").expect("root row");
+        assert_eq!((root.count, root.first, root.last), (5, t(5), t(10)));
+    }
+
+    #[test]
+    fn offence_counts_are_bounded_oldest_day_smallest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let mut batch = Vec::new();
+        for day in 1..=3 {
+            for host in 1..=4u8 {
+                batch.push(count(day, &format!("192.0.2.{host}"), "", u64::from(host), 0));
+            }
+        }
+        store.add_offences(&batch, 6).expect("add");
+        let rows = store.offence_counts().expect("rows");
+        assert_eq!(rows.len(), 6);
+        // Day 1 is gone, and the smallest two of day 2.
+        let kept: Vec<(i64, u64)> = rows.iter().map(|r| (r.day, r.count)).collect();
+        assert_eq!(kept, [(2, 3), (2, 4), (3, 1), (3, 2), (3, 3), (3, 4)]);
+        // Purging by retention drops whole days.
+        let day3 = UNIX_EPOCH + Duration::from_secs(3 * 86_400);
+        assert_eq!(store.purge_offences(day3).expect("purge"), 2);
+        assert!(store.offence_counts().expect("rows").iter().all(|r| r.day == 3));
+    }
+
+    #[test]
+    fn version_5_database_is_migrated_keeping_its_bans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("create");
+            for m in &MIGRATIONS[..5] {
+                conn.execute_batch(m).expect("old schema");
+            }
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (5);
+                 INSERT INTO bans (target, jail, since, until, origin, reason, first_offence,
+                                   last_offence)
+                 VALUES ('198.51.100.7/32', 'ssh', 0, NULL, 'jail', 'sshd', 0, 0);",
+            )
+            .expect("v5 rows");
+        }
+        let store = Store::open(dir.path()).expect("open migrates");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let bans = store.active_bans(t(0)).expect("bans");
+        let reason = bans[0].reason.as_ref().expect("reason kept");
+        assert!(reason.captures.is_empty());
+        assert!(store.offence_counts().expect("table exists").is_empty());
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
