@@ -31,9 +31,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::{Ban, BanReason, Decision, HistoryEntry, Origin};
 use crate::filter::Captures;
-pub use offences::OffenceCount;
 use crate::source::file::FilePosition;
 use crate::source::{Positions, SourcePosition};
+pub use offences::OffenceCount;
 
 /// Database file name under the state directory.
 pub const DB_FILE: &str = "log2drop.db";
@@ -616,7 +616,9 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
                                       captures)
              VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
         )?
-        .execute(params![target, &*b.jail, since, until, origin, reason, captures])?;
+        .execute(params![
+            target, &*b.jail, since, until, origin, reason, captures
+        ])?;
     }
     Ok(())
 }
@@ -1473,7 +1475,13 @@ mod tests {
         let mut batch = Vec::new();
         for day in 1..=3 {
             for host in 1..=4u8 {
-                batch.push(count(day, &format!("192.0.2.{host}"), "", u64::from(host), 0));
+                batch.push(count(
+                    day,
+                    &format!("192.0.2.{host}"),
+                    "",
+                    u64::from(host),
+                    0,
+                ));
             }
         }
         store.add_offences(&batch, 6).expect("add");
@@ -1485,7 +1493,13 @@ mod tests {
         // Purging by retention drops whole days.
         let day3 = UNIX_EPOCH + Duration::from_secs(3 * 86_400);
         assert_eq!(store.purge_offences(day3).expect("purge"), 2);
-        assert!(store.offence_counts().expect("rows").iter().all(|r| r.day == 3));
+        assert!(
+            store
+                .offence_counts()
+                .expect("rows")
+                .iter()
+                .all(|r| r.day == 3)
+        );
     }
 
     #[test]

@@ -86,9 +86,19 @@ fn lines_that_miss_allocate_nothing_and_captures_only_for_matches() {
     let misses: Vec<String> = (0..500)
         .map(|i| {
             [
-                format!("Dec  6 04:00:{:02} web1 CRON[{i}]: (root) CMD (run-parts /etc/cron.hourly)", i % 60),
-                format!("Dec  6 04:00:{:02} web1 sshd[{i}]: Server listening on 0.0.0.0 port 22.", i % 60),
-                format!("Dec  6 04:00:{:02} web1 kernel: [UFW BLOCK] SRC=192.0.2.{} DST=198.51.100.1", i % 60, i % 250),
+                format!(
+                    "Dec  6 04:00:{:02} web1 CRON[{i}]: (root) CMD (run-parts /etc/cron.hourly)",
+                    i % 60
+                ),
+                format!(
+                    "Dec  6 04:00:{:02} web1 sshd[{i}]: Server listening on 0.0.0.0 port 22.",
+                    i % 60
+                ),
+                format!(
+                    "Dec  6 04:00:{:02} web1 kernel: [UFW BLOCK] SRC=192.0.2.{} DST=198.51.100.1",
+                    i % 60,
+                    i % 250
+                ),
             ][i % 3]
                 .clone()
         })
@@ -124,5 +134,9 @@ fn lines_that_miss_allocate_nothing_and_captures_only_for_matches() {
             assert!(caps.user().is_some_and(|u| u.starts_with("guest")));
         }
     });
-    assert!(n <= 4 * lines.len() as u64, "{n} allocations for {} matches", lines.len());
+    assert!(
+        n <= 4 * lines.len() as u64,
+        "{n} allocations for {} matches",
+        lines.len()
+    );
 }

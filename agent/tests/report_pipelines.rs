@@ -380,7 +380,8 @@ bantime = "1h"
             .expect("open log");
         writeln!(f, "{line}").expect("append");
     };
-    let ssh_as = |user: &str, a: &str| format!("sshd[7]: Failed password for {user} from {a} port 2222");
+    let ssh_as =
+        |user: &str, a: &str| format!("sshd[7]: Failed password for {user} from {a} port 2222");
     let ssh = |a: &str| ssh_as("root", a);
     let web = |a: &str| format!("{a} - - \"GET /wp-login.php HTTP/1.1\" 404");
     let banned = |a: &str| bans_json(&socket).iter().any(|b| b["address"] == a);

@@ -127,7 +127,10 @@ fn reports_over_the_store_show_offences_jails_and_users() {
     assert_eq!(ssh_ban["jail"], "ssh");
     let shown = ssh_ban["captures"]["user"].as_str().expect("user capture");
     assert!(shown.starts_with("x\x1b[2J 2026"), "raw in JSON: {shown:?}");
-    assert!(shown.ends_with('…') && shown.len() < 80, "bounded: {shown:?}");
+    assert!(
+        shown.ends_with('…') && shown.len() < 80,
+        "bounded: {shown:?}"
+    );
     // The human table escapes it and keeps one row per ban.
     let table = agent.cli_checked(&["bans"]);
     let table = String::from_utf8_lossy(&table.stdout);
@@ -140,7 +143,11 @@ fn reports_over_the_store_show_offences_jails_and_users() {
     let store = ["--state-dir", state.to_str().expect("utf-8 path")];
     let with = |more: &[&'static str]| -> Vec<&str> { store.iter().chain(more).copied().collect() };
     assert_eq!(
-        report(&with(&["--by", "filter"]), &["filter", "address"], "offences"),
+        report(
+            &with(&["--by", "filter"]),
+            &["filter", "address"],
+            "offences"
+        ),
         expect(&[
             ("ssh-user 192.0.2.10", 3),
             ("imap-user 198.51.100.20", 2),
@@ -169,10 +176,9 @@ fn reports_over_the_store_show_offences_jails_and_users() {
         ]),
         "--by jail bans"
     );
-    let evil_shown = log2drop::filter::capture::escape(&log2drop::filter::capture::bound(
-        evil.as_bytes(),
-    ))
-    .into_owned();
+    let evil_shown =
+        log2drop::filter::capture::escape(&log2drop::filter::capture::bound(evil.as_bytes()))
+            .into_owned();
     assert!(!evil_shown.contains('\x1b'));
     assert_eq!(
         report(&with(&["--by", "user"]), &["user"], "offences"),

@@ -590,7 +590,10 @@ mod tests {
         assert_eq!(table.lines().count(), 2, "{table}");
         assert!(!table.contains('\x1b'), "{table}");
         let row = table.lines().nth(1).expect("row");
-        assert!(row.contains("jail:ssh-fail user=root\\u{a}198.51.100.9\\u{20}"), "{row}");
+        assert!(
+            row.contains("jail:ssh-fail user=root\\u{a}198.51.100.9\\u{20}"),
+            "{row}"
+        );
         assert!(row.contains('…'), "bounded: {row}");
         assert!(row.len() < 300, "{row}");
     }

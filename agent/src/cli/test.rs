@@ -221,10 +221,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
                     matcher.captures_into(line.bytes, &hit, &mut scratch, &mut tally.captures);
                     tally.offence(&mut out, args.json, n, &hit, &matcher)
                 }
-                Outcome::Ended {
-                    line: own,
-                    counted,
-                } => {
+                Outcome::Ended { line: own, counted } => {
                     tally.matched += 1;
                     tally.count_regex(&own);
                     matcher.captures_into(line.bytes, &own, &mut scratch, &mut tally.captures);

@@ -174,8 +174,13 @@ impl EngineTask {
             SourceEvent::Offences(batch) => {
                 let now = SystemTime::now();
                 for o in batch {
-                    self.engine
-                        .offence_with(&o.filter, o.addr, o.at, &o.captures, &mut self.pending);
+                    self.engine.offence_with(
+                        &o.filter,
+                        o.addr,
+                        o.at,
+                        &o.captures,
+                        &mut self.pending,
+                    );
                     if let Some(t) = &mut self.tally
                         && t.add(o.addr, &o.filter, o.captures.user(), o.at)
                     {

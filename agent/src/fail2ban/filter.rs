@@ -59,7 +59,15 @@ pub enum LoadError {
 
 /// Groups that are fail2ban's own machinery, not captures worth carrying.
 const NOT_CAPTURES: &[&str] = &[
-    "ip4", "ip6", "dns", "fid", "content", "nofail", "mlfgained", "mlfid", "mlfforget",
+    "ip4",
+    "ip6",
+    "dns",
+    "fid",
+    "content",
+    "nofail",
+    "mlfgained",
+    "mlfid",
+    "mlfforget",
 ];
 
 /// One regex line with where it was written.

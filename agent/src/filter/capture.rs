@@ -70,10 +70,7 @@ impl Captures {
 
     /// The value of capture `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|c| &*c.name == name)
-            .map(|c| &*c.value)
+        self.0.iter().find(|c| &*c.name == name).map(|c| &*c.value)
     }
 
     /// The `user` capture.
@@ -314,7 +311,10 @@ mod tests {
         c.push_named("user", "ro ot,\n\x1b[2J=\\".as_bytes());
         c.push_named("mail", b"a@example.org");
         let fields = c.to_fields();
-        assert!(!fields.contains('\n') && !fields.contains('\x1b'), "{fields}");
+        assert!(
+            !fields.contains('\n') && !fields.contains('\x1b'),
+            "{fields}"
+        );
         assert!(!fields.contains(' '), "{fields}");
         assert_eq!(fields.split(',').count(), 2, "{fields}");
         assert_eq!(Captures::parse_fields(&fields), c);

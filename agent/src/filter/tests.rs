@@ -534,7 +534,9 @@ fn an_mlfid_capture_keys_the_session_without_a_pid_or_prefix() {
 fn captures_of(cfg: &FilterConfig, line: &str) -> Captures {
     let m = SourceMatcher::build(&[("f", cfg)]).expect("builds");
     let mut s = m.new_scratch();
-    let hit = m.match_line(line.as_bytes(), now(), &mut s).expect("matches");
+    let hit = m
+        .match_line(line.as_bytes(), now(), &mut s)
+        .expect("matches");
     let mut out = Captures::new();
     // Something left over from an earlier line is cleared.
     out.push_named("stale", b"x");
@@ -548,7 +550,10 @@ fn named_captures_come_with_the_offence() {
         &[r"auth failed for (?P<user>\S+) mail (?P<mail>\S+) from <HOST>$"],
         &[],
     );
-    let c = captures_of(&cfg, "auth failed for root mail a@example.org from 192.0.2.4");
+    let c = captures_of(
+        &cfg,
+        "auth failed for root mail a@example.org from 192.0.2.4",
+    );
     assert_eq!(c.user(), Some("root"));
     assert_eq!(c.get("mail"), Some("a@example.org"));
     assert_eq!(c.get("stale"), None);

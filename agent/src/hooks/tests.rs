@@ -201,12 +201,21 @@ async fn user_placeholder_is_one_escaped_argument_whatever_the_user_wrote() {
         lines[1].starts_with("root\\u{a}--flag $(id) `id`; rm -rf / \\u{1b}[31myyy"),
         "{got}"
     );
-    assert!(lines[1].ends_with('…') && lines[1].len() < 120, "bounded: {got}");
-    assert!(lines[2].starts_with("--who=user=root\\u{a}--flag\\u{20}"), "{got}");
+    assert!(
+        lines[1].ends_with('…') && lines[1].len() < 120,
+        "bounded: {got}"
+    );
+    assert!(
+        lines[2].starts_with("--who=user=root\\u{a}--flag\\u{20}"),
+        "{got}"
+    );
     assert!(!got.contains('\x1b'));
     // The webhook's JSON carries the bounded raw value, escaped by JSON itself.
     let json = serde_json::to_string(&ev).expect("json");
-    assert!(json.contains(r#""captures":{"user":"root\n--flag"#), "{json}");
+    assert!(
+        json.contains(r#""captures":{"user":"root\n--flag"#),
+        "{json}"
+    );
     assert!(!json.contains('\x1b'));
 }
 

@@ -270,10 +270,19 @@ pub fn build(view: View, events: &Events, opts: &Options<'_>) -> Result<Table, V
             let mut offences = false;
             for e in &events.events {
                 match e.kind {
-                    Kind::Ban => per.entry((e.target, events.jails.get(e.jail))).or_default().0 += 1,
+                    Kind::Ban => {
+                        per.entry((e.target, events.jails.get(e.jail)))
+                            .or_default()
+                            .0 += 1
+                    }
                     Kind::Found => {
                         offences = true;
-                        for jail in events.jails.get(e.jail).split(',').filter(|j| !j.is_empty()) {
+                        for jail in events
+                            .jails
+                            .get(e.jail)
+                            .split(',')
+                            .filter(|j| !j.is_empty())
+                        {
                             per.entry((e.target, jail)).or_default().1 += u64::from(e.count);
                         }
                     }
@@ -281,11 +290,7 @@ pub fn build(view: View, events: &Events, opts: &Options<'_>) -> Result<Table, V
                 }
             }
             let mut rows: Vec<_> = per.into_iter().collect();
-            rows.sort_by(|a, b| {
-                b.1.cmp(&a.1)
-                    .then(a.0.0.cmp(&b.0.0))
-                    .then(a.0.1.cmp(b.0.1))
-            });
+            rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.0.cmp(&b.0.0)).then(a.0.1.cmp(b.0.1)));
             let mut columns = vec![text("address"), text("jail"), count("bans")];
             if offences {
                 columns.push(count("offences"));

@@ -118,7 +118,13 @@ impl Tally {
 
     /// Counts one offence; returns `true` when the tally is full and should be
     /// taken now.
-    pub fn add(&mut self, address: IpAddr, filter: &Arc<str>, user: Option<&str>, at: SystemTime) -> bool {
+    pub fn add(
+        &mut self,
+        address: IpAddr,
+        filter: &Arc<str>,
+        user: Option<&str>,
+        at: SystemTime,
+    ) -> bool {
         let day = day_of(at);
         let user = user.unwrap_or("");
         let key = KeyRef {

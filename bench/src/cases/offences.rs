@@ -84,7 +84,10 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         if counting {
             let store = log2drop::store::Store::open(&lab_state_dir(&lab)?)
                 .context("opening the state database")?;
-            rows = store.offence_counts().context("reading offence counts")?.len();
+            rows = store
+                .offence_counts()
+                .context("reading offence counts")?
+                .len();
             on.push(r);
         } else {
             off.push(r);
@@ -98,7 +101,13 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
             "{} offending lines (every line an offence), median of {RUNS} interleaved runs each",
             report::si(lines as f64)
         ),
-        &["offence counting", "wall", "agent CPU", "offences/s", "vs off"],
+        &[
+            "offence counting",
+            "wall",
+            "agent CPU",
+            "offences/s",
+            "vs off",
+        ],
     );
     let base_wall = med(&off, |r| r.wall);
     let base_cpu = med(&off, |r| r.cpu);
@@ -110,7 +119,11 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
             Cell::text(name),
             Cell::median(&wall, "s", report::secs),
             Cell::median(&cpu, "s", report::secs),
-            Cell::value(lines as f64 / m, "offences/s", report::rate(lines as f64 / m)),
+            Cell::value(
+                lines as f64 / m,
+                "offences/s",
+                report::rate(lines as f64 / m),
+            ),
             Cell::text(format!(
                 "wall {}, CPU {}",
                 report::times(m, base_wall),
