@@ -188,10 +188,19 @@ pub fn bound(raw: &[u8]) -> Box<str> {
 }
 
 /// Characters that change how the text around them is shown without being shown
-/// themselves: bidi embeddings, overrides and isolates, zero-width characters, the
-/// byte order mark.
+/// themselves, or break a line without being a control character: bidi marks,
+/// embeddings, overrides and isolates, zero-width characters, the byte order
+/// mark, the soft hyphen, and the Unicode line and paragraph separators.
 fn is_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 fn escape_with(s: &str, also: impl Fn(char) -> bool) -> Cow<'_, str> {
@@ -297,6 +306,7 @@ mod tests {
             ("evil\u{202e}txt.exe", "evil\\u{202e}txt.exe"),
             ("back\\slash", "back\\\\slash"),
             ("\u{85}next", "\\u{85}next"),
+            ("line\u{2028}sep", "line\\u{2028}sep"),
         ] {
             assert_eq!(escape(raw), shown, "{raw:?}");
             assert!(!escape(raw).chars().any(|c| c.is_control()));
