@@ -15,7 +15,7 @@
 //!
 //! Offence counts per address, filter, user and day are kept apart from the
 //! decisions, aggregated and bounded ([`offences`]): they come in one small
-//! transaction every few seconds ([`Store::add_offences`]).
+//! transaction every 15 seconds ([`Store::add_offences`]).
 //!
 //! Times are stored as milliseconds since the Unix epoch; targets in their
 //! canonical `ADDR/LEN` form so one target has exactly one row.

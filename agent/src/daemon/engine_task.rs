@@ -33,6 +33,10 @@ const MAX_BATCH: usize = 4096;
 const GC_EVERY: Duration = Duration::from_secs(60);
 /// How often source positions are committed when no decision carries them.
 const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+/// How often offence counts go to the store (sooner when the tally is full): each
+/// hand-over writes one row per distinct key, so the longer the interval, the
+/// more offences one row stands for under a sustained attack.
+const OFFENCES_EVERY: Duration = Duration::from_secs(15);
 
 /// See the module docs.
 pub(super) struct EngineTask {
@@ -79,8 +83,10 @@ impl EngineTask {
     ) -> bool {
         let mut gc = tokio::time::interval(GC_EVERY);
         let mut flush = tokio::time::interval(POSITIONS_EVERY);
+        let mut offences = tokio::time::interval(OFFENCES_EVERY);
         gc.tick().await;
         flush.tick().await;
+        offences.tick().await;
         self.count_active();
         let mut ctl_open = true;
         let mut own_open = true;
@@ -142,8 +148,8 @@ impl EngineTask {
                     if !self.positions.is_empty() {
                         self.commit(None).await;
                     }
-                    self.send_offences().await;
                 }
+                _ = offences.tick() => self.send_offences().await,
                 r = triggers.reload.recv(), if reload_open => match r {
                     Some(()) => match self.notified_reload(&mut src_rx).await {
                         Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
@@ -630,15 +636,17 @@ impl EngineTask {
 }
 
 /// The offence tally a config asks for: `None` when `agent.offence_rows` is 0.
-/// It holds at most a tenth of the rows kept (a few thousand entries) between
-/// two hand-overs.
+/// It holds at most as many entries as rows are kept, and at most [`TALLY_MAX`],
+/// between two hand-overs.
 pub(super) fn tally_for(config: &Config) -> Option<Tally> {
     let rows = config.agent.offence_rows;
-    (rows > 0).then(|| Tally::new((rows / 10).clamp(1, TALLY_MAX)))
+    (rows > 0).then(|| Tally::new(rows.clamp(1, TALLY_MAX)))
 }
 
-/// Most entries the engine task's tally holds before it is handed over.
-const TALLY_MAX: usize = 16_384;
+/// Most entries the engine task's tally holds before it is handed over (about
+/// 150 bytes each: some 10 MB at most). A spray of new (address, user) pairs
+/// fills it; the bigger it is, the fewer rows each hand-over rewrites.
+const TALLY_MAX: usize = 65_536;
 
 fn parse_target(s: &str) -> Result<IpNet, String> {
     crate::addr::parse_target(s).map_err(|e| e.to_string())

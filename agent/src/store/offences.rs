@@ -5,9 +5,9 @@
 //! Two halves, both bounded:
 //! - [`Tally`], in the daemon's engine task, folds offences into one entry per
 //!   (day, address, filter, user) in memory, at most `cap` entries; the daemon
-//!   hands its contents to the commit thread every few seconds, or at once when
-//!   it is full, so the store sees one small transaction per interval, never one
-//!   per line. A crash loses at most the counts of that interval (they are
+//!   hands its contents to the commit thread every 15 seconds, or at once when
+//!   it is full, so the store sees one transaction per interval, never one per
+//!   line. A crash loses at most the counts of that interval (they are
 //!   statistics; bans never depend on them).
 //! - The `offence_counts` table adds those counts up ([`write`]) and keeps at most
 //!   `agent.offence_rows` rows: past that, the rows of the oldest day with the
