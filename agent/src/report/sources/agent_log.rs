@@ -133,6 +133,9 @@ struct JsonEvent<'a> {
     address: Option<&'a str>,
     jail: Option<&'a str>,
     filter: Option<&'a str>,
+    /// The ban reason's captures: escaped text, so it may hold JSON escapes.
+    #[serde(borrow, default)]
+    captures: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn parse_json(text: &str) -> Parsed<'_> {
@@ -157,6 +160,11 @@ fn parse_json(text: &str) -> Parsed<'_> {
             target,
             jail,
             filter: e.filter.filter(|f| !f.is_empty()),
+            user: e.captures.as_deref().and_then(|c| {
+                crate::filter::Captures::parse_fields(c)
+                    .user()
+                    .map(str::to_owned)
+            }),
         },
         _ => Parsed::Malformed,
     }
@@ -268,6 +276,7 @@ mod tests {
                 target,
                 jail,
                 filter,
+                ..
             } => {
                 assert_eq!(time.to_string(), "2026-12-06T02:00:43.123456Z");
                 assert_eq!(kind, Kind::Ban);
