@@ -555,9 +555,45 @@ pub struct JailConfig {
     /// Default none.
     #[serde(default)]
     pub ban_delay: Option<HumanDuration>,
+    /// Timed access as log2table's WifiTemp rule does it: `{ allow = "1h",
+    /// block = "1h" }`. Shorthand for `ban_delay = allow` with `bantime =
+    /// block`; the schedule is kept in the state database. Default none.
+    #[serde(default)]
+    pub access: Option<AccessConfig>,
     /// Notification hooks run after this jail's bans are enforced. Default none.
     #[serde(default)]
     pub notify: Option<NotifyConfig>,
+}
+
+/// `access = { allow = "1h", block = "1h" }` in a jail: an address that reaches
+/// the threshold (with `maxretry = 1`, its first sighting) is allowed for
+/// `allow`, then blocked for `block`, then allowed again for a new period when it
+/// is seen again.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// How long an address is allowed from the sighting that starts its period.
+    pub allow: HumanDuration,
+    /// How long it is blocked after that.
+    pub block: HumanDuration,
+}
+
+impl JailConfig {
+    /// How long a ban lasts: `access.block` when timed access is set, else
+    /// `bantime`.
+    pub fn ban_length(&self) -> std::time::Duration {
+        self.access.map_or(self.bantime, |a| a.block).get()
+    }
+
+    /// How much later than its threshold a ban starts: `access.allow` when
+    /// timed access is set, else `ban_delay`; `None` bans at once.
+    pub fn delay(&self) -> Option<std::time::Duration> {
+        self.access
+            .map(|a| a.allow)
+            .or(self.ban_delay)
+            .map(|d| d.get())
+            .filter(|d| !d.is_zero())
+    }
 }
 
 /// `subnet = { v4 = 24, v6 = 48, after = 5, within = "1h" }` in a jail: ban the

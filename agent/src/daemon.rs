@@ -419,6 +419,14 @@ pub async fn run_prepared(
         tracing::info!(entries = history.len(), "ban history loaded for escalation");
         engine.restore_history(history, now);
     }
+    let scheduled = store.scheduled_bans()?;
+    if !scheduled.is_empty() {
+        tracing::info!(
+            bans = scheduled.len(),
+            "bans scheduled by ban_delay before the restart restored"
+        );
+        engine.restore_scheduled(scheduled);
+    }
     let reading = Instant::now();
     // Bans that ended while the agent was down still owe their unban hooks.
     let mut expired_while_down = Vec::new();

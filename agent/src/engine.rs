@@ -21,7 +21,9 @@
 //!   logged; the single-address bans go on.
 //! - **Timed access**: a jail with `ban_delay` schedules the ban that much later
 //!   instead of banning at once; [`Engine::next_expiry`] and [`Engine::expire`] cover
-//!   those scheduled bans too. Scheduled bans live in memory only.
+//!   those scheduled bans too. Every change to the schedule is also handed out
+//!   ([`Engine::take_schedule_changes`]) for the store, and a restart brings the
+//!   schedule back ([`Engine::restore_scheduled`]).
 //! - **Allowlist**: configured prefixes, resolved host names, the host's own
 //!   addresses and loopback. Nothing allowed is ever banned by a jail or a subnet
 //!   escalation, nor by a manual ban without `force`. When the allowlist grows, bans
@@ -313,7 +315,7 @@ impl Jail {
             threshold,
             findtime,
             v6_len,
-            bantime: jc.bantime.get(),
+            bantime: jc.ban_length(),
             factor: if jc.bantime_factor.is_finite() {
                 jc.bantime_factor.max(1.0)
             } else {
@@ -328,7 +330,7 @@ impl Jail {
                 after: s.after.max(1),
                 within: s.within.get(),
             }),
-            ban_delay: jc.ban_delay.map(|d| d.get()).filter(|d| !d.is_zero()),
+            ban_delay: jc.delay(),
             backends: jc.backends.clone(),
         }
     }
@@ -359,6 +361,36 @@ impl Jail {
         // Whole milliseconds: finite, non-negative and below the cap here.
         Duration::from_millis((secs * 1000.0).round() as u64)
     }
+}
+
+/// A ban `ban_delay` scheduled for later, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledBan {
+    /// The tracking key: the address, or its IPv6 prefix's first address.
+    pub key: IpAddr,
+    /// The jail that scheduled it.
+    pub jail: Arc<str>,
+    /// When it goes into force.
+    pub due: SystemTime,
+    /// What it will ban.
+    pub target: IpNet,
+    /// Why.
+    pub reason: BanReason,
+}
+
+/// A change to the schedule of delayed bans, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleChange {
+    /// A ban was scheduled.
+    Add(ScheduledBan),
+    /// The ban scheduled for this key in this jail went into force or was
+    /// dropped.
+    Remove {
+        /// Tracking key.
+        key: IpAddr,
+        /// Jail name.
+        jail: Arc<str>,
+    },
 }
 
 /// A ban `ban_delay` scheduled for later.
@@ -479,6 +511,8 @@ pub struct Engine {
     /// Scheduled bans by (tracking key, jail).
     pending: HashMap<(IpAddr, u16), Pending>,
     pending_due: BTreeSet<(SystemTime, IpAddr, u16)>,
+    /// Changes to `pending` not yet taken for the store.
+    schedule_changes: Vec<ScheduleChange>,
     history: History,
     /// How far back any jail looks; `None` keeps no history at all.
     history_keep: Option<Duration>,
@@ -521,6 +555,7 @@ impl Engine {
             bans: BanTable::new(),
             pending: HashMap::new(),
             pending_due: BTreeSet::new(),
+            schedule_changes: Vec::new(),
             history: History::new(s.max_tracked),
             history_keep: s.history_keep,
             next_sweep: None,
@@ -549,6 +584,7 @@ impl Engine {
             mut tracker,
             bans: old_bans,
             pending: old_pending,
+            schedule_changes: old_changes,
             mut history,
             host_names: old_host_names,
             host_allow: old_host_allow,
@@ -595,10 +631,16 @@ impl Engine {
         );
         tracker.set_cap(self.tracker.cap());
         self.tracker = tracker;
+        self.schedule_changes = old_changes;
         for ((key, j), p) in old_pending {
             if let Some(nj) = pending_map.get(usize::from(j)).copied().flatten() {
                 self.pending_due.insert((p.due, key, nj));
                 self.pending.insert((key, nj), p);
+            } else if let Some(old) = old_jails.get(usize::from(j)) {
+                self.schedule_changes.push(ScheduleChange::Remove {
+                    key,
+                    jail: old.name.clone(),
+                });
             }
         }
         if self.history_keep.is_some() {
@@ -688,6 +730,14 @@ impl Engine {
             self.tracker.clear_jail(&key, j);
             let target = ban_target(jail, addr, &self.allow);
             let due = now.checked_add(delay).unwrap_or(now);
+            self.schedule_changes
+                .push(ScheduleChange::Add(ScheduledBan {
+                    key,
+                    jail: jail.name.clone(),
+                    due,
+                    target,
+                    reason: reason.clone(),
+                }));
             self.pending.insert(
                 (key, j),
                 Pending {
@@ -834,6 +884,12 @@ impl Engine {
             let Some(p) = self.pending.remove(&(key, j)) else {
                 continue;
             };
+            if let Some(jail) = self.jails.get(usize::from(j)) {
+                self.schedule_changes.push(ScheduleChange::Remove {
+                    key,
+                    jail: jail.name.clone(),
+                });
+            }
             if self.allow.intersects(&p.target) {
                 tracing::info!(
                     target = %addr::display_target(&p.target),
@@ -953,6 +1009,43 @@ impl Engine {
         }
         self.insert_ban(&ban);
         None
+    }
+
+    /// Changes to the schedule of delayed bans since the last call, for the
+    /// store: recorded with the decisions of the same batch, so a restart
+    /// neither forgets a scheduled ban nor brings back one already in force.
+    pub fn take_schedule_changes(&mut self) -> Vec<ScheduleChange> {
+        std::mem::take(&mut self.schedule_changes)
+    }
+
+    /// Brings back bans scheduled before a restart. One whose jail is gone or
+    /// no longer delays is dropped (and its removal handed out for the store);
+    /// one that fell due while the agent was down goes into force at the next
+    /// [`Engine::expire`]. The allowlist is applied then too.
+    pub fn restore_scheduled(&mut self, list: Vec<ScheduledBan>) {
+        for b in list {
+            let j = self
+                .jails
+                .iter()
+                .position(|j| j.name == b.jail && j.ban_delay.is_some())
+                .and_then(|j| u16::try_from(j).ok());
+            let Some(j) = j else {
+                self.schedule_changes.push(ScheduleChange::Remove {
+                    key: b.key,
+                    jail: b.jail,
+                });
+                continue;
+            };
+            self.pending_due.insert((b.due, b.key, j));
+            self.pending.insert(
+                (b.key, j),
+                Pending {
+                    due: b.due,
+                    target: b.target,
+                    reason: b.reason,
+                },
+            );
+        }
     }
 
     /// Loads past bans (from the store's history) so escalation and subnet
@@ -1200,10 +1293,18 @@ impl Engine {
         }
         let allow = &self.allow;
         let due = &mut self.pending_due;
+        let jails = &self.jails;
+        let changes = &mut self.schedule_changes;
         self.pending.retain(|&(key, j), p| {
             let keep = !allow.intersects(&p.target);
             if !keep {
                 due.remove(&(p.due, key, j));
+                if let Some(jail) = jails.get(usize::from(j)) {
+                    changes.push(ScheduleChange::Remove {
+                        key,
+                        jail: jail.name.clone(),
+                    });
+                }
             }
             keep
         });

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::engine::{Ban, BanReason, Decision, HistoryEntry, Origin};
+use crate::engine::{Ban, BanReason, Decision, HistoryEntry, Origin, ScheduleChange, ScheduledBan};
 use crate::filter::Captures;
 use crate::source::file::FilePosition;
 use crate::source::{Positions, SourcePosition};
@@ -40,7 +40,7 @@ pub const DB_FILE: &str = "log2drop.db";
 
 /// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
 /// from its index to the next version.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -101,9 +101,23 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE offsets ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0;
 ",
-    // 6: a jail ban's named captures (JSON object, bounded), and offence counts
+    // 6: bans `ban_delay` scheduled and not yet in force, by tracking key and
+    // jail, so a restart neither forgets them nor restarts their clock.
+    "
+    CREATE TABLE scheduled_bans (
+        key           TEXT NOT NULL,
+        jail          TEXT NOT NULL,
+        due           INTEGER NOT NULL,
+        target        TEXT NOT NULL,
+        filter        TEXT NOT NULL,
+        first_offence INTEGER NOT NULL,
+        last_offence  INTEGER NOT NULL,
+        PRIMARY KEY (key, jail)
+    );
+",
+    // 7: a jail ban's named captures (JSON object, bounded), and offence counts
     // per UTC day, address, filter and `user` capture ('' when none), bounded by
-    // agent.offence_rows (see `offences`). Rows from version 5 have no captures.
+    // agent.offence_rows (see `offences`). Rows from version 6 have no captures.
     "
     ALTER TABLE bans ADD COLUMN captures TEXT;
     ALTER TABLE ban_history ADD COLUMN captures TEXT;
@@ -257,6 +271,9 @@ impl Store {
         }
         for p in w.positions {
             write_position(&tx, p).map_err(sql)?;
+        }
+        for c in w.scheduled {
+            write_schedule_change(&tx, c).map_err(sql)?;
         }
         tx.commit().map_err(sql)
     }
@@ -488,6 +505,57 @@ impl Store {
         offences::purge(&self.conn, before).map_err(self.sql())
     }
 
+    /// Bans `ban_delay` scheduled and not yet in force, soonest first.
+    pub fn scheduled_bans(&self) -> Result<Vec<ScheduledBan>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, jail, due, target, filter, first_offence, last_offence
+                 FROM scheduled_bans ORDER BY due",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .map_err(self.sql())?;
+        let mut names = Names::default();
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, jail, due, target, filter, first, last) = row.map_err(self.sql())?;
+            let corrupt = |column: &'static str, value: &str| StoreError::Corrupt {
+                path: self.path.clone(),
+                column,
+                value: value.to_owned(),
+            };
+            out.push(ScheduledBan {
+                key: key
+                    .parse()
+                    .map_err(|_| corrupt("scheduled_bans.key", &key))?,
+                jail: names.get(&jail),
+                due: from_millis(due),
+                target: target
+                    .parse()
+                    .map_err(|_| corrupt("scheduled_bans.target", &target))?,
+                reason: BanReason {
+                    filter: names.get(&filter),
+                    first_offence: from_millis(first),
+                    last_offence: from_millis(last),
+                    captures: Captures::default(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
     /// Every saved source position: the one place a restart (or a source started
     /// by a reload) learns where to resume.
     pub fn positions(&self) -> Result<Positions, StoreError> {
@@ -545,6 +613,8 @@ pub struct Batch<'a> {
     pub decisions: &'a [Decision],
     /// Source positions read up to these decisions.
     pub positions: &'a [SourcePosition],
+    /// Changes to the schedule of delayed bans, in order.
+    pub scheduled: &'a [ScheduleChange],
     /// When the decisions were taken (closes history rows of unbans).
     pub now: SystemTime,
 }
@@ -555,6 +625,7 @@ impl<'a> Batch<'a> {
         Batch {
             decisions: &[],
             positions: &[],
+            scheduled: &[],
             now,
         }
     }
@@ -567,6 +638,11 @@ impl<'a> Batch<'a> {
     /// With these positions.
     pub fn positions(self, positions: &'a [SourcePosition]) -> Self {
         Batch { positions, ..self }
+    }
+
+    /// With these changes to the schedule of delayed bans.
+    pub fn scheduled(self, scheduled: &'a [ScheduleChange]) -> Self {
+        Batch { scheduled, ..self }
     }
 }
 
@@ -629,6 +705,39 @@ fn record_unban(tx: &rusqlite::Transaction<'_>, b: &Ban, now: SystemTime) -> rus
         .execute(params![target])?;
     tx.prepare_cached("UPDATE ban_history SET ended = ?2 WHERE target = ?1 AND ended IS NULL")?
         .execute(params![target, millis(now)])?;
+    Ok(())
+}
+
+fn write_schedule_change(
+    tx: &rusqlite::Transaction<'_>,
+    c: &ScheduleChange,
+) -> rusqlite::Result<()> {
+    match c {
+        ScheduleChange::Add(b) => {
+            tx.prepare_cached(
+                "INSERT INTO scheduled_bans (key, jail, due, target, filter, first_offence,
+                                             last_offence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (key, jail) DO UPDATE
+                 SET due = excluded.due, target = excluded.target, filter = excluded.filter,
+                     first_offence = excluded.first_offence,
+                     last_offence = excluded.last_offence",
+            )?
+            .execute(params![
+                b.key.to_string(),
+                &*b.jail,
+                millis(b.due),
+                b.target.to_string(),
+                &*b.reason.filter,
+                millis(b.reason.first_offence),
+                millis(b.reason.last_offence)
+            ])?;
+        }
+        ScheduleChange::Remove { key, jail } => {
+            tx.prepare_cached("DELETE FROM scheduled_bans WHERE key = ?1 AND jail = ?2")?
+                .execute(params![key.to_string(), &**jail])?;
+        }
+    }
     Ok(())
 }
 
@@ -1121,6 +1230,45 @@ mod tests {
             .expect("save");
         let all = store.positions().expect("all");
         assert_eq!(all, written.into_iter().collect());
+    }
+
+    #[test]
+    fn scheduled_bans_round_trip_and_go_when_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let sched = |key: &str, due: u64| ScheduledBan {
+            key: key.parse().expect("ip"),
+            jail: Arc::from("wifi"),
+            due: t(due),
+            target: format!("{key}/32").parse().expect("net"),
+            reason: BanReason {
+                filter: Arc::from("dhcp"),
+                first_offence: t(1),
+                last_offence: t(2),
+                captures: Captures::default(),
+            },
+        };
+        let a = sched("198.51.100.7", 3600);
+        let b = sched("198.51.100.8", 60);
+        store
+            .write(Batch::at(t(0)).scheduled(&[
+                ScheduleChange::Add(a.clone()),
+                ScheduleChange::Add(b.clone()),
+            ]))
+            .expect("schedule");
+        drop(store);
+        let mut store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.scheduled_bans().expect("read"),
+            [b.clone(), a.clone()]
+        );
+        store
+            .write(Batch::at(t(60)).scheduled(&[ScheduleChange::Remove {
+                key: b.key,
+                jail: b.jail.clone(),
+            }]))
+            .expect("in force");
+        assert_eq!(store.scheduled_bans().expect("read"), [a]);
     }
 
     #[test]

@@ -964,3 +964,52 @@ async fn auto_source_with_its_file_follows_the_file() {
     assert_eq!(status.sources[0].path, lab.log().display().to_string());
     running.stop().await;
 }
+
+/// Issue 16, item 7: a ban `ban_delay` scheduled while the agent runs was
+/// forgotten by a restart. It is in the store when the agent stops, comes back
+/// at the next start with its due time, and goes into force then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_scheduled_by_ban_delay_survives_a_restart() {
+    let lab = Lab::new();
+    let config = std::fs::read_to_string(lab.config())
+        .expect("read")
+        .replace(
+            "bantime = \"1h\"\n",
+            "bantime = \"1h\"\nban_delay = \"3s\"\n",
+        );
+    std::fs::write(lab.config(), config).expect("write");
+    let agent = lab.start().await;
+    lab.append(&line("198.51.100.7").repeat(3));
+    let state = lab.dir.path().join("state");
+    let mut scheduled = Vec::new();
+    for _ in 0..300 {
+        scheduled = Store::open(&state)
+            .expect("store")
+            .scheduled_bans()
+            .expect("scheduled");
+        if !scheduled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    agent.stop().await;
+    assert_eq!(scheduled.len(), 1, "scheduled while running");
+    assert_eq!(scheduled[0].target.to_string(), "198.51.100.7/32");
+
+    let agent = lab.start().await;
+    // Due 3 s after the offence: up to 15 s on a loaded machine.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got = lab.wait_bans(&["198.51.100.7"]).await;
+        if got == ["198.51.100.7"] {
+            break;
+        }
+    }
+    assert_eq!(got, ["198.51.100.7"], "restored and put into force");
+    agent.stop().await;
+    let left = Store::open(&state)
+        .expect("store")
+        .scheduled_bans()
+        .expect("scheduled");
+    assert!(left.is_empty(), "in force: no longer scheduled: {left:?}");
+}

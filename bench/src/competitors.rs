@@ -16,12 +16,14 @@ use log2drop_bench::report::ToolStatus;
 /// Debian packages the cases use: the competitors; python3-pyinotify, which a
 /// default (with recommends) fail2ban install brings and which its `backend = auto`
 /// prefers to polling; and ethtool, which the flood case uses to turn on GRO and
-/// read veth counters.
+/// read veth counters; valgrind, whose cachegrind counts instructions per line
+/// where the machine (a VM) has no hardware counters for `perf stat`.
 pub const PACKAGES: &[&str] = &[
     "ethtool",
     "fail2ban",
     "python3-pyinotify",
     "sshguard",
+    "valgrind",
     "xdp-tools",
     "nftables",
     "iptables",

@@ -104,6 +104,16 @@ fn port(rng: &mut Rng) -> u64 {
     1024 + rng.below(64_000)
 }
 
+/// A client that says goodbye before authenticating: sshd's two lines, the
+/// second naming the user as the release writes it (`who` ends with a space, or
+/// is empty).
+fn bye_preauth(out: &mut Vec<String>, host: &str, p: u64, who: &str) {
+    out.push(format!(
+        "Received disconnect from {host} port {p}:11: Bye Bye [preauth]"
+    ));
+    out.push(format!("Disconnected from {who}{host} port {p} [preauth]"));
+}
+
 /// The message lines one sshd session writes, in order.
 fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
     let host = attacker(rng);
@@ -121,10 +131,7 @@ fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
                 "Failed password for invalid user {user} from {host} port {p} ssh2"
             ));
             if rng.chance(70) {
-                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                out.push(format!(
-                    "Disconnected from invalid user {user} {host} port {p} [preauth]"
-                ));
+                bye_preauth(out, &host, p, &format!("invalid user {user} "));
             } else {
                 out.push(format!(
                     "Connection closed by invalid user {user} {host} port {p} [preauth]"
@@ -145,10 +152,7 @@ fn sshd_session(rng: &mut Rng, out: &mut Vec<String>) {
                     "Disconnecting authenticating user root {host} port {p}: Too many authentication failures [preauth]"
                 ));
             } else {
-                out.push(format!("Received disconnect from {host} port {p}:11: Bye Bye [preauth]"));
-                out.push(format!(
-                    "Disconnected from authenticating user root {host} port {p} [preauth]"
-                ));
+                bye_preauth(out, &host, p, "authenticating user root ");
             }
         }
         // Scanners: banner grabs, key-exchange probes, dropped connections.
@@ -265,6 +269,271 @@ pub fn auth_log_stamped(
     out
 }
 
+/// One OpenSSH release family, as its sshd words a session's lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ssh {
+    /// OpenSSH 7.4 (RHEL/CentOS 7): `input_userauth_request` lines, disconnects
+    /// without the user, `Did not receive identification string`.
+    V7,
+    /// OpenSSH 8.2 (Ubuntu 20.04): the user in disconnect lines,
+    /// `kex_exchange_identification` for scanners.
+    V8,
+    /// OpenSSH 9.2 (Debian 12): `pam_unix` session lines with uids, `banner
+    /// exchange` errors.
+    V9,
+    /// OpenSSH 9.8 and later (Debian 13): the per-connection process is
+    /// `sshd-session`.
+    V98,
+}
+
+/// The servers whose sshd logs reach one central log host: name, release,
+/// and whether their syslog daemon writes ISO 8601 stamps (rsyslog's
+/// high-precision format) instead of BSD ones.
+const SERVERS: &[(&str, Ssh, bool)] = &[
+    ("web1", Ssh::V7, false),
+    ("db2", Ssh::V8, false),
+    ("edge3", Ssh::V9, false),
+    ("gw4", Ssh::V98, true),
+];
+
+/// An attacker's address for the attack corpus: two thirds IPv4 from the three
+/// documentation /24s (762 hosts, so most come back), one third IPv6 from
+/// 2001:db8::/32 (nearly every one new).
+fn source(rng: &mut Rng) -> String {
+    match rng.below(3) {
+        0 => format!(
+            "2001:db8:{:x}:{:x}::{:x}",
+            rng.below(65_536),
+            rng.below(65_536),
+            1 + rng.below(65_535)
+        ),
+        _ => {
+            let net = ["192.0.2", "198.51.100", "203.0.113"][rng.below(3) as usize];
+            format!("{net}.{}", 1 + rng.below(254))
+        }
+    }
+}
+
+/// The message lines of one sshd connection of an attacked server, in the order
+/// `v` writes them: what OpenSSH's auth.c, auth2.c, auth-pam.c, sshd.c and
+/// packet.c log, with pam_unix's lines in between.
+fn attack_session(rng: &mut Rng, v: Ssh, out: &mut Vec<String>) {
+    let host = source(rng);
+    let p = port(rng);
+    let pam_fail = |user: Option<&str>| {
+        let tail = user.map_or(String::new(), |u| format!("  user={u}"));
+        format!(
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={host}{tail}"
+        )
+    };
+    match rng.below(100) {
+        // Password guessing with a user that does not exist, one to three
+        // passwords per connection.
+        0..=34 => {
+            let user = rng.pick(USERS);
+            out.push(format!("Invalid user {user} from {host} port {p}"));
+            if v == Ssh::V7 {
+                out.push(format!("input_userauth_request: invalid user {user} [preauth]"));
+            }
+            for _ in 0..1 + rng.below(3) {
+                out.push("pam_unix(sshd:auth): check pass; user unknown".into());
+                out.push(pam_fail(None));
+                out.push(format!(
+                    "Failed password for invalid user {user} from {host} port {p} ssh2"
+                ));
+            }
+            match (v, rng.below(2)) {
+                (Ssh::V7, 0) => {
+                    bye_preauth(out, &host, p, "");
+                }
+                (Ssh::V7, _) => out.push(format!("Connection closed by {host} port {p} [preauth]")),
+                (_, 0) => {
+                    bye_preauth(out, &host, p, &format!("invalid user {user} "));
+                }
+                _ => out.push(format!(
+                    "Connection closed by invalid user {user} {host} port {p} [preauth]"
+                )),
+            }
+        }
+        // A user-name probe: no password tried.
+        35..=44 => {
+            let user = rng.pick(USERS);
+            out.push(format!("Invalid user {user} from {host} port {p}"));
+            if v == Ssh::V7 {
+                out.push(format!("input_userauth_request: invalid user {user} [preauth]"));
+                out.push(format!("Connection closed by {host} port {p} [preauth]"));
+            } else {
+                out.push(format!(
+                    "Connection closed by invalid user {user} {host} port {p} [preauth]"
+                ));
+            }
+        }
+        // Password guessing against root, up to sshd's MaxAuthTries (6).
+        45..=69 => {
+            let tries = 1 + rng.below(6);
+            for _ in 0..tries {
+                out.push(pam_fail(Some("root")));
+                out.push(format!("Failed password for root from {host} port {p} ssh2"));
+            }
+            if tries == 6 {
+                out.push(format!(
+                    "error: maximum authentication attempts exceeded for root from {host} port {p} ssh2 [preauth]"
+                ));
+                out.push(if v == Ssh::V7 {
+                    "Disconnecting: Too many authentication failures [preauth]".to_owned()
+                } else {
+                    format!(
+                        "Disconnecting authenticating user root {host} port {p}: Too many authentication failures [preauth]"
+                    )
+                });
+                out.push(format!(
+                    "PAM 5 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={host}  user=root"
+                ));
+                out.push("PAM service(sshd) ignoring max retries; 6 > 3".into());
+            } else if v == Ssh::V7 {
+                bye_preauth(out, &host, p, "");
+            } else {
+                bye_preauth(out, &host, p, "authenticating user root ");
+            }
+        }
+        // An attacker's key offered for root, refused, then the client leaves.
+        70..=72 => {
+            out.push(format!(
+                "Failed publickey for root from {host} port {p} ssh2: RSA SHA256:Xq2vNw8hYt5LrB0cKpD3sFgZ7uE1mJ6aW9iOyQ4nVxT"
+            ));
+            out.push(format!("Connection closed by authenticating user root {host} port {p} [preauth]"));
+        }
+        // Scanners: no identification, bad banners, old key exchanges.
+        73..=87 => match (v, rng.below(3)) {
+            (Ssh::V7, 0) => out.push(format!(
+                "Did not receive identification string from {host} port {p}"
+            )),
+            (Ssh::V7, 1) => out.push(format!(
+                "Bad protocol version identification 'GET / HTTP/1.1' from {host} port {p}"
+            )),
+            (_, 0) => {
+                out.push("error: kex_exchange_identification: Connection closed by remote host".into());
+                out.push(format!("Connection closed by {host} port {p}"));
+            }
+            (_, 1) => {
+                out.push("error: kex_exchange_identification: banner line contains invalid characters".into());
+                out.push(format!(
+                    "banner exchange: Connection from {host} port {p}: invalid format"
+                ));
+            }
+            _ => out.push(format!(
+                "Unable to negotiate with {host} port {p}: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1,diffie-hellman-group14-sha1 [preauth]"
+            )),
+        },
+        // Staff logins, one in four after a mistyped password.
+        _ => {
+            let user = rng.pick(LEGIT_USERS);
+            let host = format!("198.51.100.{}", 200 + rng.below(50));
+            let by = if matches!(v, Ssh::V9 | Ssh::V98) {
+                format!("{user}(uid=1000) by {user}(uid=0)")
+            } else {
+                format!("{user} by (uid=0)")
+            };
+            if rng.chance(25) {
+                out.push(format!(
+                    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={host}  user={user}"
+                ));
+                out.push(format!("Failed password for {user} from {host} port {p} ssh2"));
+                out.push(format!("Accepted password for {user} from {host} port {p} ssh2"));
+            } else {
+                out.push(format!(
+                    "Accepted publickey for {user} from {host} port {p} ssh2: ED25519 SHA256:kq3Jf0cVh4bYV5x8Wf6yP2mZr1u9N7aQe0tGdLsBcXo"
+                ));
+            }
+            out.push(format!("pam_unix(sshd:session): session opened for user {by}"));
+            out.push(format!(
+                "Received disconnect from {host} port {p}:11: disconnected by user"
+            ));
+            if v == Ssh::V7 {
+                out.push(format!("Disconnected from {host} port {p}"));
+            } else {
+                out.push(format!("Disconnected from user {user} {host} port {p}"));
+            }
+            out.push(format!("pam_unix(sshd:session): session closed for user {user}"));
+        }
+    }
+}
+
+/// One open connection of the attack corpus.
+struct Open {
+    server: usize,
+    pid: u64,
+    /// Its remaining lines, last first.
+    lines: Vec<String>,
+}
+
+/// `lines` lines of an sshd log under attack, as a central log host collects it
+/// from four servers running OpenSSH 7.4, 8.2, 9.2 and 9.8 (their own syslog
+/// prefixes, BSD and ISO 8601): whole connections (invalid users, password
+/// guessing with PAM's lines, root brute force up to MaxAuthTries, refused
+/// keys, scanners, staff logins), up to eight of them open at once and their
+/// lines interleaved, from thousands of documentation addresses, and 5% other
+/// programs' lines. Most lines report a failure. Deterministic in `seed`.
+pub fn sshd_attacks(lines: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::with_capacity(lines * 120);
+    let mut clock = 0;
+    let mut open: Vec<Open> = Vec::new();
+    let mut pids: Vec<u64> = (0..SERVERS.len() as u64)
+        .map(|i| 2_000 + 7_919 * i)
+        .collect();
+    for _ in 0..lines {
+        clock += rng.below(3) / 2;
+        let (server, tag, msg) = if rng.chance(5) {
+            let (tag, msg) = noise(&mut rng);
+            (rng.below(SERVERS.len() as u64) as usize, tag, msg)
+        } else {
+            if open.is_empty() || (open.len() < 8 && rng.chance(20)) {
+                let server = rng.below(SERVERS.len() as u64) as usize;
+                pids[server] += 1 + rng.below(40);
+                let mut lines = Vec::new();
+                attack_session(&mut rng, SERVERS[server].1, &mut lines);
+                lines.reverse();
+                open.push(Open {
+                    server,
+                    pid: pids[server],
+                    lines,
+                });
+            }
+            let k = rng.below(open.len() as u64) as usize;
+            let msg = open[k].lines.pop().unwrap_or_default();
+            let (server, pid) = (open[k].server, open[k].pid);
+            if open[k].lines.is_empty() {
+                open.swap_remove(k);
+            }
+            let prog = if SERVERS[server].1 == Ssh::V98 {
+                "sshd-session"
+            } else {
+                "sshd"
+            };
+            (server, format!("{prog}[{pid}]"), msg)
+        };
+        let (name, _, iso) = SERVERS[server];
+        let (m, d, hh, mm, ss) = civil(START + clock);
+        // Writing to a Vec cannot fail.
+        let _ = if iso {
+            writeln!(
+                out,
+                "2026-{:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:06}+00:00 {name} {tag}: {msg}",
+                m + 1,
+                rng.below(1_000_000)
+            )
+        } else {
+            writeln!(
+                out,
+                "{} {d:>2} {hh:02}:{mm:02}:{ss:02} {name} {tag}: {msg}",
+                MONTHS[m]
+            )
+        };
+    }
+    out
+}
+
 const PAGES: &[&str] = &[
     "/",
     "/index.html",
@@ -366,6 +635,29 @@ mod tests {
         let n = nginx_access(500, 1);
         assert_eq!(n, nginx_access(500, 1));
         assert_eq!(n.iter().filter(|b| **b == b'\n').count(), 500);
+    }
+
+    #[test]
+    fn attack_log_is_deterministic_sized_and_mixed() {
+        let a = sshd_attacks(5_000, 3);
+        assert_eq!(a, sshd_attacks(5_000, 3));
+        assert_ne!(a, sshd_attacks(5_000, 4));
+        let text = String::from_utf8(a).expect("ascii");
+        assert_eq!(text.lines().count(), 5_000);
+        for needle in [
+            " web1 sshd[",
+            " db2 sshd[",
+            " edge3 sshd[",
+            " gw4 sshd-session[",
+            "input_userauth_request: invalid user",
+            "Disconnected from invalid user",
+            "maximum authentication attempts exceeded for root",
+            "Accepted publickey for",
+        ] {
+            assert!(text.contains(needle), "{needle}");
+        }
+        assert!(text.lines().any(|l| l.starts_with("2026-05-")));
+        assert!(text.contains("2001:db8:"));
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //! counted, so a receiver that other work keeps off its CPU still gets a fair
 //! per-packet figure.
 //!
-//! Some kernels refuse live frames (EPERM); the sender then relays through a
-//! second veth pair (see [`SenderKind::Relay`]), so the receiver still gets XDP
-//! frames.
+//! Some kernels refuse live frames before running anything (this project's 6.18
+//! VMs: EPERM for the sender program, EINVAL for a bare `XDP_PASS` one, whatever the
+//! batch size, namespace or capabilities); the sender then relays through a second
+//! veth pair (see [`SenderKind::Relay`]), so the receiver still gets XDP frames.
 //!
 //! The sender syscall runs until a signal interrupts it; the bench keeps signalling
 //! until the thread reports back, so a signal that lands before the syscall starts
@@ -73,9 +74,9 @@ pub struct FloodLab {
     tx: NetNs,
     object: Vec<u8>,
     dst_mac: [u8; 6],
-    /// Set once the kernel refused live frames, so later floods go straight to the
-    /// fallback sender.
-    live_refused: std::cell::Cell<bool>,
+    /// The errno the kernel refused live frames with, once it has, so later floods
+    /// go straight to the fallback sender.
+    live_refused: std::cell::Cell<Option<i32>>,
 }
 
 /// What one flood measured at the receiver.
@@ -95,14 +96,17 @@ pub enum SenderKind {
     /// The XDP sender program in live-frames mode: frames arrive as XDP frames, at
     /// rates that saturate the receiver.
     LiveFrames,
-    /// The fallback where the kernel refuses live frames (EPERM on some kernels,
-    /// even for a program that only returns `XDP_PASS`): an `AF_PACKET` socket
+    /// The fallback where the kernel refuses live frames (on some kernels even for
+    /// a program that only returns `XDP_PASS`): an `AF_PACKET` socket
     /// writes the template frame into a second veth pair inside the sender
     /// namespace, whose far end runs the same sender program natively; it rewrites
     /// the source and redirects the frame to the attacker veth. The receiver still
     /// gets XDP frames (not skbs), as with live frames, so its per-packet cost is
     /// the same; only the rate is lower (the relay runs on the sender CPU).
-    Relay,
+    Relay {
+        /// The errno the kernel refused live frames with.
+        refused: i32,
+    },
 }
 
 impl Sample {
@@ -155,7 +159,7 @@ impl FloodLab {
             tx,
             object,
             dst_mac,
-            live_refused: std::cell::Cell::new(false),
+            live_refused: std::cell::Cell::new(None),
         };
         let ifname = lab.rx_if().to_owned();
         proc::run(&lab.rx.command(&["ethtool", "-K", &ifname, "gro", "on"]))?;
@@ -226,12 +230,12 @@ impl FloodLab {
         let started = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let (d, s, st) = (done.clone(), started.clone(), stop.clone());
-        let try_live = !self.live_refused.get();
+        let refused = self.live_refused.get();
         let sender = std::thread::Builder::new()
             .name("flood-sender".into())
             .spawn(move || -> Result<SenderKind> {
                 let r = send(
-                    &object, &tx_path, &tx_if, &relay, &frame, &sources, try_live, &s, &st,
+                    &object, &tx_path, &tx_if, &relay, &frame, &sources, refused, &s, &st,
                 );
                 d.store(true, Ordering::Release);
                 r
@@ -265,8 +269,8 @@ impl FloodLab {
             Ok(r) => r?,
             Err(_) => bail!("the sender thread panicked"),
         };
-        if kind == SenderKind::Relay {
-            self.live_refused.set(true);
+        if let SenderKind::Relay { refused } = kind {
+            self.live_refused.set(Some(refused));
         }
 
         let frames = after.0.saturating_sub(before.0) as f64;
@@ -311,7 +315,7 @@ fn sum_stat(ethtool_s: &str, suffix: &str) -> u64 {
 /// The sender thread: enter the attacker namespace, pin to the sender CPU, load the
 /// sender program with its sources, then run it in live-frames mode, or through
 /// the relay where the kernel refuses live frames (or an earlier flood found it
-/// did).
+/// did: `refused`).
 #[allow(clippy::too_many_arguments)]
 fn send(
     object: &[u8],
@@ -320,7 +324,7 @@ fn send(
     relay: &(String, String),
     frame: &[u8],
     sources: &Sources,
-    try_live: bool,
+    refused: Option<i32>,
     started: &AtomicBool,
     stop: &AtomicBool,
 ) -> Result<SenderKind> {
@@ -336,21 +340,21 @@ fn send(
         .program_mut(PROGRAM)
         .context("program missing from the flood object")?
         .try_into()?;
-    if try_live {
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.repeat = MAX_FRAMES;
-        opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
-        started.store(true, Ordering::Release);
-        match prog.test_run(opts) {
-            Ok(_) => return Ok(SenderKind::LiveFrames),
-            Err(e) if is_errno(&e, libc::EINTR) => return Ok(SenderKind::LiveFrames),
-            Err(e) if is_errno(&e, libc::EPERM) => {}
-            Err(e) => {
-                return Err(e).context("running the flood sender (BPF_PROG_RUN, live frames)");
+    let refused = match refused {
+        Some(errno) => errno,
+        None => {
+            let mut opts = TestRunOptions::new();
+            opts.data_in = Some(frame);
+            opts.repeat = MAX_FRAMES;
+            opts.attrs = TestRunAttrs::new().xdp_live_frames(BATCH);
+            started.store(true, Ordering::Release);
+            match prog.test_run(opts) {
+                Ok(_) => return Ok(SenderKind::LiveFrames),
+                Err(e) if os_errno(&e) == Some(libc::EINTR) => return Ok(SenderKind::LiveFrames),
+                Err(e) => live_refusal(prog, frame, e)?,
             }
         }
-    }
+    };
     let (relay_in, relay_out) = relay;
     let link = prog
         .attach(relay_out, aya::programs::XdpMode::Driver)
@@ -361,7 +365,46 @@ fn send(
     prog.detach(link)
         .context("detaching the flood sender from the relay")?;
     sent?;
-    Ok(SenderKind::Relay)
+    Ok(SenderKind::Relay { refused })
+}
+
+/// The errno of `live`, the live-frames run's error, if it is the kernel refusing
+/// live frames rather than a fault of the bench: the same program and frame run
+/// once without the live-frames flag must then succeed. Otherwise the error.
+fn live_refusal(prog: &Xdp, frame: &[u8], live: aya::programs::ProgramError) -> Result<i32> {
+    let Some(errno) = os_errno(&live) else {
+        return Err(live).context("running the flood sender (BPF_PROG_RUN, live frames)");
+    };
+    let mut plain = TestRunOptions::new();
+    plain.data_in = Some(frame);
+    match prog.test_run(plain) {
+        Ok(_) => Ok(errno),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "running the flood sender: live frames failed ({live}) and so did one \
+                 plain BPF_PROG_RUN of the same frame"
+            )
+        }),
+    }
+}
+
+/// The OS error number in `e` or one of its sources.
+fn os_errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && let Some(n) = io.raw_os_error()
+        {
+            return Some(n);
+        }
+        if let Some(sys) = c.downcast_ref::<aya::sys::SyscallError>()
+            && let Some(n) = sys.io_error.raw_os_error()
+        {
+            return Some(n);
+        }
+        cur = c.source();
+    }
+    None
 }
 
 /// The sender program, loaded, with its configuration and sources filled in.
@@ -401,25 +444,6 @@ fn load_sender(object: &[u8], ifindex: u32, sources: &Sources) -> Result<Ebpf> {
         .try_into()?;
     prog.load().context("verifying the flood sender")?;
     Ok(ebpf)
-}
-
-/// Whether `e` or one of its sources is the OS error `errno`.
-fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && io.raw_os_error() == Some(errno)
-        {
-            return true;
-        }
-        if let Some(sys) = c.downcast_ref::<aya::sys::SyscallError>()
-            && sys.io_error.raw_os_error() == Some(errno)
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
 }
 
 /// The relay's input: `sendmmsg` batches of the template frame on a raw

@@ -38,12 +38,16 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only these cases (names or numbers, comma separated):
-    /// matching, latency, inserts, droppath, memory, coldstart, report, offences.
+    /// matching, latency, inserts, droppath, memory, coldstart, report, attacks, offences.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The log2drop binary to measure (a release build).
     #[arg(long, value_name = "PATH")]
     agent: PathBuf,
+    /// A second log2drop binary (the build before a change) that the attacks
+    /// case runs in the same rounds as --agent.
+    #[arg(long, value_name = "PATH")]
+    baseline_agent: Option<PathBuf>,
     /// The flood sender's XDP object (built by `cargo xtask build-ebpf`).
     #[arg(long, value_name = "PATH")]
     flood_object: Option<PathBuf>,
@@ -97,6 +101,11 @@ fn main() -> Result<()> {
     let ctx = cases::Ctx {
         quick: cli.quick,
         agent,
+        baseline: cli
+            .baseline_agent
+            .as_deref()
+            .map(cases::baseline_agent)
+            .transpose()?,
         flood_object: cli.flood_object.clone(),
         minimal_object: cli.minimal_object.clone(),
         tools: tools.clone(),

@@ -24,7 +24,7 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
     /// Run only these cases (names or numbers, comma separated): matching, latency,
-    /// inserts, droppath, memory, coldstart, report, offences.
+    /// inserts, droppath, memory, coldstart, report, attacks, offences.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Where to write results.md and results.json (default: bench/ for a full run).
@@ -33,6 +33,11 @@ pub struct Options {
     /// Do not install missing competitors from apt.
     #[arg(long)]
     pub no_install: bool,
+    /// A log2drop binary built before a change (e.g. a copy of
+    /// target/release/log2drop); the attacks case runs it in the same rounds as
+    /// the fresh build, so the change is measured against it under the same load.
+    #[arg(long, value_name = "PATH")]
+    pub baseline_agent: Option<PathBuf>,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -99,6 +104,9 @@ pub fn run(opts: &Options) -> Result<()> {
     if opts.no_install {
         cmd.arg("--no-install");
     }
+    if let Some(b) = &opts.baseline_agent {
+        cmd.arg("--baseline-agent").arg(b);
+    }
     if !opts.only.is_empty() {
         cmd.arg("--only").arg(opts.only.join(","));
     }
@@ -120,6 +128,10 @@ fn command_line(opts: &Options) -> String {
         s.push_str(" --only ");
         s.push_str(&opts.only.join(","));
     }
+    if let Some(b) = &opts.baseline_agent {
+        s.push_str(" --baseline-agent ");
+        s.push_str(&b.display().to_string());
+    }
     s
 }
 
@@ -134,6 +146,7 @@ mod tests {
             only: vec!["matching".into(), "4".into()],
             out_dir: None,
             no_install: false,
+            baseline_agent: None,
         };
         assert_eq!(
             command_line(&opts),

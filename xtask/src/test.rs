@@ -77,6 +77,7 @@ pub fn run(opts: &Options) -> Result<()> {
             only: Vec::new(),
             out_dir: None,
             no_install: false,
+            baseline_agent: None,
         })?;
     }
     process::finished("cargo xtask test", started);

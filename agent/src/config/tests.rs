@@ -1277,3 +1277,28 @@ fn auto_source_resolves_to_the_file_when_it_exists_else_the_journal() {
     std::fs::remove_file(&log).expect("remove");
     assert_eq!(glob.resolved_kind(), without);
 }
+
+#[test]
+fn timed_access_sets_the_delay_and_the_ban_length() {
+    let cfg = ok(&good_with(
+        "backends = [\"xdp\"]",
+        "backends = [\"xdp\"]\naccess = { allow = \"1h\", block = \"2h\" }",
+    ));
+    let jail = &cfg.jails["ssh"];
+    assert_eq!(jail.delay(), Some(Duration::from_secs(3600)));
+    assert_eq!(jail.ban_length(), Duration::from_secs(7200));
+    let all = problems(&good_with(
+        "backends = [\"xdp\"]",
+        "backends = [\"xdp\"]\nban_delay = \"1h\"\naccess = { allow = \"0s\", block = \"0s\" }",
+    ));
+    let text = all.join("\n");
+    assert!(text.contains("jails.ssh.access: set either"), "{text}");
+    assert!(
+        text.contains("jails.ssh.access.allow: must be longer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("jails.ssh.access.block: must be longer"),
+        "{text}"
+    );
+}

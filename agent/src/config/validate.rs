@@ -542,6 +542,24 @@ fn check_score_and_escalation(jail: &super::JailConfig, path: &KeyPath, out: &mu
             "must be longer than 0s (leave it out to ban at once)",
         );
     }
+    if let Some(access) = &jail.access {
+        let ap = path.key("access");
+        if jail.ban_delay.is_some() {
+            out.push(
+                ap.clone(),
+                "set either `access` or `ban_delay`, not both (`access.allow` is the delay)",
+            );
+        }
+        if access.allow.is_zero() {
+            out.push(
+                ap.key("allow"),
+                "must be longer than 0s (leave `access` out to ban at once)",
+            );
+        }
+        if access.block.is_zero() {
+            out.push(ap.key("block"), "must be longer than 0s");
+        }
+    }
     if let Some(sub) = &jail.subnet {
         let sp = path.key("subnet");
         if !(8..=31).contains(&sub.v4) {

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::control::protocol::{
     BackendStatus, Changes, DropEntry, FlushReport, ReconcileStatus, Reply, Stats, Status,
 };
-use crate::engine::{Ban, Decision};
+use crate::engine::{Ban, Decision, ScheduleChange};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::source::{Positions, SourcePosition};
@@ -44,6 +44,8 @@ pub(super) struct Commit {
     pub decisions: Vec<Decision>,
     /// Source positions read up to these decisions.
     pub positions: Vec<SourcePosition>,
+    /// Changes to the schedule of delayed bans, in order.
+    pub scheduled: Vec<ScheduleChange>,
     /// When the decisions were taken.
     pub now: SystemTime,
     /// Told once the batch is recorded and enforced.
@@ -250,11 +252,13 @@ impl Enforcer {
     fn commit(&mut self, group: Vec<Commit>) {
         let mut decisions = Vec::new();
         let mut positions = Positions::default();
+        let mut scheduled = Vec::new();
         let mut now = SystemTime::UNIX_EPOCH;
         let mut done = Vec::new();
         for c in group {
             decisions.extend(c.decisions);
             positions.extend(c.positions);
+            scheduled.extend(c.scheduled);
             now = now.max(c.now);
             done.extend(c.done);
         }
@@ -262,9 +266,12 @@ impl Enforcer {
         // Store first: a ban is never enforced without being recorded (unless the
         // store itself fails, which is logged and does not stop enforcing).
         let started = Instant::now();
-        let stored = self
-            .store
-            .write(Batch::at(now).decisions(&decisions).positions(&positions));
+        let stored = self.store.write(
+            Batch::at(now)
+                .decisions(&decisions)
+                .positions(&positions)
+                .scheduled(&scheduled),
+        );
         self.metrics.store_commit(started.elapsed(), stored.is_ok());
         match stored {
             Ok(()) => self.commits += 1,

@@ -262,7 +262,12 @@ impl EngineTask {
     /// Hands pending decisions and positions to the commit thread; `done` is told
     /// once they are recorded and enforced.
     async fn commit(&mut self, done: Option<oneshot::Sender<()>>) {
-        if self.pending.is_empty() && self.positions.is_empty() && done.is_none() {
+        let scheduled = self.engine.take_schedule_changes();
+        if self.pending.is_empty()
+            && self.positions.is_empty()
+            && scheduled.is_empty()
+            && done.is_none()
+        {
             return;
         }
         self.bans_total += self
@@ -276,6 +281,7 @@ impl EngineTask {
         let commit = Commit {
             decisions: std::mem::take(&mut self.pending),
             positions: self.positions.take(),
+            scheduled,
             now: SystemTime::now(),
             done,
         };

@@ -885,3 +885,108 @@ proptest! {
         }
     }
 }
+
+/// Issue 16 item 7: a ban `ban_delay` scheduled survives a restart. Every change
+/// to the schedule is handed out for the store, and an engine built after a
+/// restart takes the schedule back and bans at the same due time, not later.
+#[test]
+fn delayed_bans_are_handed_out_for_the_store_and_restored_after_a_restart() {
+    let cfg = "maxretry = 1\nban_delay = \"1h\"\nbantime = \"1h\"";
+    let mut before = jail(cfg);
+    assert!(offend(&mut before, "f", "198.51.100.20", 0).is_empty());
+    assert!(offend(&mut before, "f", "198.51.100.21", 60).is_empty());
+    let changes = before.take_schedule_changes();
+    let scheduled: Vec<ScheduledBan> = changes
+        .iter()
+        .map(|c| match c {
+            ScheduleChange::Add(b) => b.clone(),
+            other => panic!("expected additions, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(scheduled.len(), 2);
+    assert_eq!(scheduled[0].due, at(H));
+    assert!(before.take_schedule_changes().is_empty(), "taken once");
+
+    // The restart: a new engine from the same config, the schedule restored.
+    let mut after = jail(cfg);
+    after.restore_scheduled(scheduled);
+    assert_eq!(after.next_expiry(), Some(at(H)));
+    assert_eq!(after.stats().pending, 2);
+    // Seen again while pending: its clock does not restart.
+    assert!(offend(&mut after, "f", "198.51.100.20", 1_800).is_empty());
+    assert!(expire(&mut after, H - 1).is_empty());
+    let out = expire(&mut after, H);
+    assert_eq!(the_ban(&out).target, net("198.51.100.20/32"));
+    assert_eq!(the_ban(&out).until, Some(at(2 * H)));
+    // In force: its schedule row goes.
+    match after.take_schedule_changes().as_slice() {
+        [ScheduleChange::Remove { key, jail }] => {
+            assert_eq!(*key, ip("198.51.100.20"));
+            assert_eq!(&**jail, "j");
+        }
+        other => panic!("expected one removal, got {other:?}"),
+    }
+}
+
+/// The bans scheduled since the last look, as the store would get them.
+fn scheduled_additions(e: &mut Engine) -> Vec<ScheduledBan> {
+    e.take_schedule_changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            ScheduleChange::Add(b) => Some(b),
+            ScheduleChange::Remove { .. } => None,
+        })
+        .collect()
+}
+
+/// A restored schedule whose jail is gone (or no longer delays) is dropped, and
+/// its removal handed out so the store forgets it too.
+#[test]
+fn a_restored_delayed_ban_of_a_jail_that_no_longer_delays_is_dropped() {
+    let mut before = jail("maxretry = 1\nban_delay = \"1h\"");
+    assert!(offend(&mut before, "f", "198.51.100.20", 0).is_empty());
+    let scheduled = scheduled_additions(&mut before);
+    let mut after = jail("maxretry = 1");
+    after.restore_scheduled(scheduled);
+    assert_eq!(after.stats().pending, 0);
+    assert!(matches!(
+        after.take_schedule_changes().as_slice(),
+        [ScheduleChange::Remove { .. }]
+    ));
+}
+
+/// Timed access (`access = { allow = "1h", block = "1h" }`, log2table's
+/// WifiTemp rule) with a fake clock: the first sighting starts the allowed
+/// period, then the address is blocked for the block period, then allowed again
+/// for a new period when it is seen again; a restart in the middle neither
+/// forgets the schedule nor restarts the clock.
+#[test]
+fn timed_access_allows_then_blocks_then_allows_again_across_a_restart() {
+    let cfg = "maxretry = 1\naccess = { allow = \"1h\", block = \"1h\" }";
+    let mut e = jail(cfg);
+    let a = "198.51.100.30";
+    assert!(
+        offend(&mut e, "f", a, 0).is_empty(),
+        "first sighting: allowed"
+    );
+    assert!(offend(&mut e, "f", a, 1_000).is_empty(), "still allowed");
+    // Restart half way through the allowed period.
+    let saved = scheduled_additions(&mut e);
+    let mut e = jail(cfg);
+    e.restore_scheduled(saved);
+    assert!(
+        offend(&mut e, "f", a, 1_800).is_empty(),
+        "clock not restarted"
+    );
+    assert!(expire(&mut e, H - 1).is_empty());
+    let out = expire(&mut e, H);
+    let b = the_ban(&out);
+    assert_eq!((b.since, b.until), (at(H), Some(at(2 * H))), "blocked 1h");
+    assert!(matches!(
+        expire(&mut e, 2 * H).as_slice(),
+        [Decision::Unban(_)]
+    ));
+    // Seen again: a new allowed period.
+    assert!(offend(&mut e, "f", a, 2 * H + 10).is_empty());
+    assert_eq!(e.next_expiry(), Some(at(3 * H + 10)));
+}

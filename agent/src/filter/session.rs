@@ -184,16 +184,44 @@ impl Session {
     }
 }
 
+/// A session's place in the expiry queue.
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    key: u64,
+    /// Its last line when it was queued.
+    at: SystemTime,
+    /// `at` plus its window (`None`: past what the clock can hold, never due):
+    /// computed once, so the check run for every line is two comparisons.
+    due: Option<SystemTime>,
+}
+
+impl Queued {
+    fn new(key: u64, at: SystemTime, window: Duration) -> Queued {
+        Queued {
+            key,
+            at,
+            due: at.checked_add(window),
+        }
+    }
+
+    /// Whether the session may have expired at `now`: idle for longer than its
+    /// window since `at` (a `now` before `at`, from lines out of order, is not).
+    fn may_be_due(&self, now: SystemTime) -> bool {
+        now >= self.at && self.due.is_some_and(|due| now > due)
+    }
+}
+
 /// The sessions of one source.
 #[derive(Debug)]
 pub struct Sessions {
     open: HashMap<u64, Session, foldhash::fast::FixedState>,
     /// Keys in the order they were (re)queued, with the session's last line
-    /// and window then: the front is a candidate for expiry, checked against
-    /// the table only when its queued time says it may be due (sessions only
-    /// get younger, so a queued time that is not due proves the session is
-    /// not). A key whose session went is skipped.
-    order: VecDeque<(u64, SystemTime, Duration)>,
+    /// then and when it expires counted from that line: the front is a
+    /// candidate for expiry, checked against the table only when its queued
+    /// time says it may be due (sessions only get younger, so a queued time
+    /// that is not due proves the session is not). A key whose session went is
+    /// skipped.
+    order: VecDeque<Queued>,
     /// Offences of sessions that ended without a line of their own (expiry,
     /// eviction, [`finish`](Self::finish)), for [`take_deferred`](Self::take_deferred).
     deferred: VecDeque<Hit>,
@@ -382,20 +410,25 @@ impl Sessions {
     }
 
     /// The open session `key`, opened now if there is none; makes room first.
+    /// One look-up in the table, unless it is full.
     fn entry(&mut self, key: u64, now: SystemTime, window: Duration) -> &mut Session {
-        if !self.open.contains_key(&key) {
+        if self.open.len() >= self.capacity && !self.open.contains_key(&key) {
             while self.open.len() >= self.capacity {
                 self.evict_oldest();
             }
-            self.open.insert(key, Session::new(now, window));
-            self.order.push_back((key, now, window));
         }
-        self.open.get_mut(&key).expect("present or just inserted")
+        match self.open.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                self.order.push_back(Queued::new(key, now, window));
+                v.insert(Session::new(now, window))
+            }
+        }
     }
 
     /// Ends the session idle longest; its pending address counts.
     fn evict_oldest(&mut self) {
-        while let Some((key, _, _)) = self.order.pop_front() {
+        while let Some(Queued { key, .. }) = self.order.pop_front() {
             if let Some(s) = self.open.remove(&key) {
                 self.deferred.extend(s.pending);
                 return;
@@ -410,26 +443,26 @@ impl Sessions {
     /// whose queued time is still within its window stops the check. One still
     /// active goes to the back with its newer time.
     pub fn expire(&mut self, now: SystemTime) {
-        while let Some(&(key, queued, window)) = self.order.front() {
-            if now.duration_since(queued).is_ok_and(|idle| idle <= window) || now < queued {
+        while let Some(&q) = self.order.front() {
+            if !q.may_be_due(now) {
                 return;
             }
             self.order.pop_front();
-            match self.open.get(&key) {
+            match self.open.get(&q.key) {
                 None => {}
                 Some(s) if s.expired(now) => {
-                    if let Some(s) = self.open.remove(&key) {
+                    if let Some(s) = self.open.remove(&q.key) {
                         self.deferred.extend(s.pending);
                     }
                 }
-                Some(s) => self.order.push_back((key, s.last, s.window)),
+                Some(s) => self.order.push_back(Queued::new(q.key, s.last, s.window)),
             }
         }
     }
 
     /// Ends every open session, as when reading stops: pending addresses count.
     pub fn finish(&mut self) {
-        for (key, _, _) in self.order.drain(..) {
+        for Queued { key, .. } in self.order.drain(..) {
             if let Some(s) = self.open.remove(&key) {
                 self.deferred.extend(s.pending);
             }

@@ -99,7 +99,10 @@ const STAMP_CACHE_LEN: usize = 40;
 /// [`parse`], reusing the last line's timestamp when this one starts with the
 /// same bytes followed by a space: the time parsers look at most one byte past
 /// what they use, and [`parse`] requires that byte to be a space, so the same
-/// bytes read the same time.
+/// bytes read the same time. A stamp with a fraction of a second is not kept:
+/// the next line's almost never repeats it, and where a log host mixes servers
+/// with and without fractions, keeping it would push out the stamp that does
+/// repeat.
 pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
     parse_with(line, |rest| {
         let len = cache.len;
@@ -110,7 +113,8 @@ pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix
             return Some((time, len));
         }
         let (time, used) = stamp(rest)?;
-        if used <= STAMP_CACHE_LEN && rest.get(used) == Some(&b' ') {
+        if used <= STAMP_CACHE_LEN && rest.get(used) == Some(&b' ') && !rest[..used].contains(&b'.')
+        {
             cache.bytes[..used].copy_from_slice(&rest[..used]);
             cache.len = used;
             cache.time = Some(time);

@@ -109,9 +109,14 @@ impl RawTime {
 /// A minute is remembered only when its first and last second resolve exactly 59
 /// seconds apart, so a minute that a zone transition or the year choice (a line
 /// just past `now`) splits is resolved line by line, as without the memo.
+///
+/// Two minutes are kept, the last used first: a log host that collects from
+/// servers with different stamps (BSD without a zone, ISO 8601 with an offset)
+/// alternates between two minutes that never compare equal, and one slot would
+/// resolve every line.
 #[derive(Debug, Clone, Default)]
 pub struct TimeMemo {
-    last: Option<MinuteMemo>,
+    last: [Option<MinuteMemo>; 2],
 }
 
 /// One remembered minute and what its result depends on.
@@ -149,12 +154,15 @@ impl TimeMemo {
             u64::from(raw.second.min(59).unsigned_abs()),
             raw.nanos.unsigned_abs(),
         );
-        if let Some(m) = &self.last
-            && m.minute == minute
-            && m.zone == zone
-            && m.now == now
-        {
-            return m.start.map(|s| s + within);
+        let same = |m: &Option<MinuteMemo>| {
+            m.as_ref()
+                .is_some_and(|m| m.minute == minute && m.zone == zone && m.now == now)
+        };
+        if !same(&self.last[0]) && same(&self.last[1]) {
+            self.last.swap(0, 1);
+        }
+        if same(&self.last[0]) {
+            return self.last[0].and_then(|m| m.start).map(|s| s + within);
         }
         let start = minute.resolve(tz, now);
         let last_second = RawTime {
@@ -170,15 +178,16 @@ impl TimeMemo {
             _ => false,
         };
         if !whole {
-            self.last = None;
             return raw.resolve(tz, now);
         }
-        self.last = Some(MinuteMemo {
+        // The new minute goes first; the one used longest ago goes.
+        self.last[1] = Some(MinuteMemo {
             zone,
             minute,
             now,
             start,
         });
+        self.last.swap(0, 1);
         start.map(|s| s + within)
     }
 }

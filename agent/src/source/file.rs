@@ -40,13 +40,27 @@
 //!   instead, then the file from 0. The rotated files still open at the stop
 //!   ([`FileFollower::rotated_positions`]) continue from their own positions.
 //!
+//! - a line is read at most once, however copies race the reads: the contents
+//!   read are remembered by their first bytes with how far they were read
+//!   (`generations`), and any copy of one (a copytruncate's, a `cp`) is read
+//!   only past that; a rotated file rewritten in place (`cp` over it, a
+//!   copytruncate copying into the same `log.1` again) is read only as the copy
+//!   of a truncation, and otherwise skipped, its bytes counted in
+//!   [`FollowStats::skipped_bytes`] and logged. A new file that reused a freed
+//!   inode number is told from a rewrite by its birth time (statx), where the
+//!   filesystem keeps one.
+//!
+//! - rotate+compress while the agent was down: the saved file is found among
+//!   the compressed siblings by its decompressed first bytes and read from the
+//!   saved offset (gzip, zstd, xz, bzip2), then the files rotated after it.
+//!
 //! What cannot be recovered, by construction: lines written to a file that is then
 //! deleted before anyone reads it, and lines of a copytruncate whose copy is gone
 //! (compressed away) before the truncation is seen.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -71,6 +85,10 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// How many leading bytes of a file its fingerprint (its *head*) covers at most.
 pub const FINGERPRINT_MAX: u64 = 256;
+
+/// Fewest leading bytes two files must share to be taken for copies of one
+/// content (a bare banner line is not enough; a timestamped first line is).
+const SAME_CONTENT_MIN: usize = 64;
 
 /// How many bytes just before the read offset are compared to tell a file that was
 /// truncated and has since grown past our offset from one that was only appended.
@@ -227,6 +245,11 @@ pub struct FollowStats {
     /// Files read that had come and gone between two looks: rotated siblings
     /// read whole, and copies read from our old offset after a copytruncate.
     pub recovered: u64,
+    /// Bytes never read because they could not be told from lines already read:
+    /// a rotated file rewritten in place (`cp` over it, a copytruncate's copy
+    /// made again into the same file) that is not the copy of the file we follow.
+    /// Skipping them may lose lines; reading them would read lines twice.
+    pub skipped_bytes: u64,
 }
 
 /// An I/O failure on the followed file, with its path.
@@ -257,6 +280,10 @@ struct Reader {
     tail: Vec<u8>,
     /// Modification time at the last drain, in nanoseconds since the epoch.
     mtime: i128,
+    /// The inode's birth time where the filesystem keeps one (statx): a file
+    /// rewritten in place keeps it, a new file that reused a freed inode number
+    /// does not.
+    born: Option<std::time::SystemTime>,
     /// Scratch for comparisons.
     scratch: Vec<u8>,
 }
@@ -282,6 +309,7 @@ impl Reader {
             head: Vec::new(),
             tail: Vec::new(),
             mtime: mtime_of(&meta),
+            born: meta.created().ok(),
             scratch: Vec::new(),
         })
     }
@@ -450,6 +478,21 @@ struct CopyOf {
     splitter: LineSplitter,
 }
 
+/// A file accounted for: its head, modification time and birth time (see
+/// [`Reader`]).
+type Known = (Vec<u8>, i128, Option<std::time::SystemTime>);
+
+/// Where [`FileFollower::recover`] starts reading a sibling.
+#[derive(Debug)]
+enum Recovered {
+    /// From 0: a file that came and went between two looks.
+    Whole,
+    /// A copytruncate's copy, from where we were in the truncated file.
+    Copy(CopyOf),
+    /// A rotated file that only looked rewritten, after what we handed out.
+    At(u64),
+}
+
 /// A descriptor whose path has moved on, read until it goes quiet.
 #[derive(Debug)]
 struct Rotated {
@@ -486,7 +529,21 @@ pub struct FileFollower {
     /// Rotated siblings already accounted for (existing before we started, or
     /// read), by device+inode, with their heads and modification times (inode
     /// numbers are reused).
-    known: HashMap<(u64, u64), (Vec<u8>, i128)>,
+    known: HashMap<(u64, u64), Known>,
+    /// Rotated files we were reading that were rewritten in place since, by
+    /// device+inode: their bytes are most likely lines we read already (a copy
+    /// of the followed file, or of an older generation). Such a file is read
+    /// only as a copytruncate's copy, from our old offset; otherwise skipped.
+    /// With each, its head and the offset after the last line we handed out:
+    /// if it still starts alike (it only looked rewritten, being filled), it
+    /// continues there.
+    rewritten: HashMap<(u64, u64), (Vec<u8>, u64)>,
+    /// Contents we read and no longer hold open, by their first bytes, with
+    /// the offset after the last line handed out, newest last (at most
+    /// [`MAX_SIBLINGS`]): any copy of one of them (a copytruncate's, a `cp`)
+    /// is read only past that offset, whatever file it is in. This is what
+    /// keeps a line from being read twice however the copies race the reads.
+    generations: Vec<(Vec<u8>, u64)>,
     /// Wall-clock time of the last look at which file the path names, in
     /// nanoseconds since the epoch: a file created after it is new to us.
     last_look: i128,
@@ -511,6 +568,8 @@ impl FileFollower {
             newest_recovered: None,
             first_look_done: false,
             known: HashMap::new(),
+            rewritten: HashMap::new(),
+            generations: Vec::new(),
             last_look: 0,
             dir_mtime: 0,
             buf: vec![0; READ_CHUNK],
@@ -684,18 +743,35 @@ impl FileFollower {
         let mut i = 0;
         while i < self.rotated.len() {
             let r = &mut self.rotated[i];
-            // A rewrite of a rotated file (rare) restarts it; a failure on a file
-            // we are giving up anyway only ends it early.
-            let ok = match r
+            // A rotated file rewritten in place (`cp` over it, or a fast
+            // copytruncate copying into the same file again) holds lines we read
+            // already, or the copy of the followed file's latest lines: it is
+            // given up here, without being remembered as known, so a truncation
+            // of the followed file can still take it as its copy (`recover`).
+            // Reading it again from 0 read every line twice. A failure on a
+            // file we are giving up anyway only ends it early.
+            let rewritten = r
                 .reader
                 .file
                 .metadata()
-                .and_then(|m| r.reader.rewritten(&m))
-            {
-                Ok(true) => r.reader.seek_to(0).is_ok(),
-                Ok(false) => true,
-                Err(_) => false,
-            };
+                .and_then(|m| r.reader.rewritten(&m));
+            if matches!(rewritten, Ok(true)) {
+                let mut r = self.rotated.remove(i);
+                // An unfinished line of a file being rewritten is a fragment
+                // (of a copy caught half-written, most often): dropped.
+                if r.reader.splitter.has_partial() {
+                    self.stats.skipped_bytes += r.reader.read_offset - r.reader.committed;
+                    r.reader.splitter.reset();
+                }
+                if self.resumed_in == Some(r.reader.id()) {
+                    self.resumed_in = None;
+                }
+                self.note_generation(&r.reader.head, r.reader.committed);
+                self.rewritten
+                    .insert(r.reader.id(), (r.reader.head, r.reader.committed));
+                continue;
+            }
+            let ok = rewritten.is_ok();
             let read = ok
                 && r.reader
                     .drain(&mut self.buf, &mut self.stats, sink)
@@ -757,7 +833,57 @@ impl FileFollower {
                 self.resume = Some(reader.position());
             }
         }
-        self.known.insert(reader.id(), (reader.head, reader.mtime));
+        self.note_generation(&reader.head, reader.committed);
+        self.known
+            .insert(reader.id(), (reader.head, reader.mtime, reader.born));
+    }
+
+    /// Remembers that the content starting with `head` was handed out up to
+    /// `committed` (see `generations`).
+    fn note_generation(&mut self, head: &[u8], committed: u64) {
+        if head.is_empty() || committed == 0 {
+            return;
+        }
+        if let Some(i) = self
+            .generations
+            .iter()
+            .position(|(h, _)| same_start(h, head))
+        {
+            let (mut h, at) = self.generations.remove(i);
+            if head.len() > h.len() {
+                h = head.to_vec();
+            }
+            self.generations.push((h, at.max(committed)));
+        } else {
+            self.generations.push((head.to_vec(), committed));
+        }
+        if self.generations.len() > MAX_SIBLINGS {
+            self.generations.remove(0);
+        }
+    }
+
+    /// How far the content a file starting with `head` holds was handed out
+    /// already, in any file: a generation we remember, or a file we hold open.
+    /// Contents are told apart by their first bytes, at least
+    /// [`SAME_CONTENT_MIN`] of them, compared on the bytes both have.
+    fn already_read(&self, head: &[u8]) -> Option<u64> {
+        if head.is_empty() {
+            return None;
+        }
+        let open = self
+            .current
+            .iter()
+            .chain(self.rotated.iter().map(|r| &r.reader))
+            .map(|r| (r.head.as_slice(), r.committed));
+        self.generations
+            .iter()
+            .map(|(h, at)| (h.as_slice(), *at))
+            .chain(open)
+            .filter(|(h, at)| {
+                *at > 0 && h.len().min(head.len()) >= SAME_CONTENT_MIN && same_start(h, head)
+            })
+            .map(|(_, at)| at)
+            .max()
     }
 
     /// Reads the current file, first checking it was not truncated or rewritten.
@@ -795,6 +921,10 @@ impl FileFollower {
             self.stats.truncations += 1;
             // What we had not read yet is in the copy, if it is still there, and
             // in any file rotated away since.
+            if let Some(cur) = &self.current {
+                let (head, at) = (cur.head.clone(), cur.committed);
+                self.note_generation(&head, at);
+            }
             let copy_of = self.current.as_mut().map(|cur| CopyOf {
                 head: cur.head.clone(),
                 offset: cur.read_offset,
@@ -865,37 +995,103 @@ impl FileFollower {
         now: Instant,
         sink: &mut dyn FnMut(Line<'_>),
     ) -> bool {
-        let mut fresh: Vec<(Sibling, Option<CopyOf>)> = Vec::new();
+        let mut fresh: Vec<(Sibling, Recovered)> = Vec::new();
         let mut seen = Vec::new();
         for s in self.siblings() {
             seen.push(s.reader.id());
             if self.is_known(&s) {
                 continue;
             }
+            let id = s.reader.id();
+            if let Some((h, _, born)) = self.known.get(&id)
+                && !h.is_empty()
+                && (born.is_none() || *born == s.reader.born)
+            {
+                // A file we knew by its bytes that no longer starts with them,
+                // born when it was (or the filesystem cannot tell): rewritten in
+                // place (`cp` over it, or truncated and being copied into). Its
+                // bytes are most likely lines read already: only a copy we look
+                // for is read. A new file that reused the inode number of one
+                // deleted since (logrotate's remove, then copy) is born later
+                // and is new.
+                // Every byte of it was handed out (it was known).
+                let known = (h.clone(), 0);
+                self.rewritten.entry(id).or_insert(known);
+            }
             let is_copy = copy_of.as_ref().is_some_and(|c| {
                 !c.head.is_empty() && s.len >= c.offset && same_start(&c.head, &s.head)
             });
+            // What we handed out of it before it looked rewritten, if it still
+            // starts with those bytes (it was being filled, not rewritten).
+            let read_of = self
+                .rewritten
+                .get(&id)
+                .filter(|(h, at)| *at > 0 && s.len >= *at && same_start(h, &s.head))
+                .map(|(_, at)| *at);
             if is_copy {
-                fresh.push((s, copy_of.take()));
+                self.rewritten.remove(&id);
+                let c = copy_of.take().expect("is_copy");
+                match read_of {
+                    Some(at) if at > c.offset => fresh.push((s, Recovered::At(at))),
+                    _ => fresh.push((s, Recovered::Copy(c))),
+                }
+            } else if let Some(at) = read_of {
+                self.rewritten.remove(&id);
+                fresh.push((s, Recovered::At(at)));
+            } else if self.rewritten.remove(&id).is_some() {
+                // Rewritten while we read it, and not the copy we look for: in
+                // doubt, skip it rather than read lines twice, and count it.
+                self.stats.skipped_bytes += s.len;
+                tracing::warn!(path = %s.path.display(), bytes = s.len,
+                    "skipping a rotated file rewritten in place: its lines were most likely read already");
+                self.known
+                    .insert(s.reader.id(), (s.head, s.reader.mtime, s.reader.born));
             } else if is_after(&s, since) {
-                fresh.push((s, None));
+                fresh.push((s, Recovered::Whole));
             } else {
-                self.known.insert(s.reader.id(), (s.head, s.reader.mtime));
+                self.known
+                    .insert(s.reader.id(), (s.head, s.reader.mtime, s.reader.born));
             }
         }
         // Forget files that are gone, so this stays as small as the directory.
         self.known.retain(|id, _| seen.contains(id));
+        self.rewritten.retain(|id, _| seen.contains(id));
         fresh.sort_by_key(|(s, _)| (s.reader.mtime, age_rank(&s.path)));
         let mut any = false;
-        for (mut s, copy) in fresh {
-            self.stats.recovered += 1;
-            let copy_read = copy.is_some();
-            if let Some(c) = copy {
-                if s.reader.seek_to(c.offset).is_err() {
-                    continue;
+        for (mut s, mut how) in fresh {
+            // Never below what was handed out of the same content already.
+            if let Some(done) = self.already_read(&s.head) {
+                let from = match &how {
+                    Recovered::Whole => 0,
+                    Recovered::Copy(c) => c.offset,
+                    Recovered::At(at) => *at,
+                };
+                if done > from {
+                    if done > s.len {
+                        // A copy still being written: what it holds was read.
+                        self.known
+                            .insert(s.reader.id(), (s.head, s.reader.mtime, s.reader.born));
+                        continue;
+                    }
+                    how = Recovered::At(done);
                 }
-                s.reader.splitter = c.splitter;
-                s.reader.committed = c.committed;
+            }
+            self.stats.recovered += 1;
+            let copy_read = !matches!(how, Recovered::Whole);
+            match how {
+                Recovered::Whole => {}
+                Recovered::Copy(c) => {
+                    if s.reader.seek_to(c.offset).is_err() {
+                        continue;
+                    }
+                    s.reader.splitter = c.splitter;
+                    s.reader.committed = c.committed;
+                }
+                Recovered::At(at) => {
+                    if s.reader.seek_to(at).is_err() {
+                        continue;
+                    }
+                }
             }
             any |= s
                 .reader
@@ -919,7 +1115,7 @@ impl FileFollower {
     /// known only while it is empty with the same modification time (a new file
     /// that reused its inode was created later, and may be a writer's file).
     fn is_known(&self, s: &Sibling) -> bool {
-        self.known.get(&s.reader.id()).is_some_and(|(h, mtime)| {
+        self.known.get(&s.reader.id()).is_some_and(|(h, mtime, _)| {
             if h.is_empty() {
                 s.head.is_empty() && s.reader.mtime == *mtime
             } else {
@@ -975,6 +1171,96 @@ impl FileFollower {
                 })
             })
             .collect()
+    }
+
+    /// Reads the rest of the saved file from a compressed rotated sibling (a
+    /// rotate+gzip while the agent was down): one whose decompressed first
+    /// bytes match the saved fingerprint and that reaches the saved offset. Its
+    /// lines after the offset go to `sink`. Returns the `since` for the files
+    /// rotated after it, or `None` if no compressed sibling is the saved file.
+    fn resume_compressed(
+        &mut self,
+        p: &FilePosition,
+        sink: &mut dyn FnMut(Line<'_>),
+    ) -> Option<(i128, i64)> {
+        if p.fingerprint_len == 0 {
+            return None;
+        }
+        let base = self.path.file_name()?.to_str()?.to_owned();
+        let mut found: Vec<(i128, PathBuf)> = std::fs::read_dir(self.dir())
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let rest = name.to_str()?.strip_prefix(base.as_str())?.to_owned();
+                if !rest.starts_with(['.', '-', '_']) || !is_compressed_name(&rest) {
+                    return None;
+                }
+                let meta = e.metadata().ok()?;
+                meta.is_file().then(|| (mtime_of(&meta), e.path()))
+            })
+            .collect();
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.truncate(MAX_SIBLINGS);
+        for (mtime, path) in found {
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let Ok(mut text) = super::compressed::open_reader(file, &path) else {
+                continue;
+            };
+            let want = usize::try_from(p.fingerprint_len.min(FINGERPRINT_MAX)).unwrap_or(0);
+            let mut head = vec![0u8; want];
+            if text.read_exact(&mut head).is_err() || fnv1a(&head) != p.fingerprint {
+                continue;
+            }
+            // Skip to the saved offset (counted from the file's start).
+            let skip = p.offset.saturating_sub(want as u64);
+            let mut rest = (&mut text).take(skip);
+            match io::copy(&mut rest, &mut io::sink()) {
+                Ok(n) if n == skip => {}
+                _ => continue,
+            }
+            // The fingerprint may run past the offset (an unfinished line).
+            let mut splitter = LineSplitter::new(self.options.max_line);
+            let stats = &mut self.stats;
+            let mut emit = |l: Line<'_>| {
+                stats.lines += 1;
+                if l.truncated {
+                    stats.long_lines += 1;
+                }
+                sink(l);
+            };
+            if p.offset < want as u64 {
+                let from = usize::try_from(p.offset).unwrap_or(want);
+                splitter.push(&head[from..], &mut emit);
+            }
+            loop {
+                let chunk = match text.fill_buf() {
+                    Ok([]) => break,
+                    Ok(c) => c,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e,
+                            "cannot read the rest of the compressed rotated file");
+                        break;
+                    }
+                };
+                let n = chunk.len();
+                splitter.push(chunk, &mut emit);
+                text.consume(n);
+            }
+            splitter.finish(&mut emit);
+            self.stats.recovered += 1;
+            tracing::info!(path = %path.display(), offset = p.offset,
+                "the followed file was rotated and compressed while the agent was down; read its rest from the compressed file");
+            let plain = path.with_extension("");
+            return Some(match age_rank(&plain) {
+                0 => (mtime, 0),
+                rank => (i128::MIN, rank),
+            });
+        }
+        None
     }
 
     /// The first look at the path: resume from the saved position (finding the
@@ -1075,6 +1361,12 @@ impl FileFollower {
                 }
             } else if at_path {
                 start = Some(p.offset);
+            } else if let Some(since) = self.resume_compressed(p, sink) {
+                // Rotated and compressed while we were down: its rest was read
+                // from the compressed file; the files rotated after it follow.
+                any = true;
+                siblings = Vec::new();
+                any |= self.recover(since, None, now, sink);
             } else if opened.is_some() {
                 tracing::warn!(path = %self.path.display(),
                     "the file followed before the restart was replaced and is gone; reading the new file from its start");
@@ -1089,7 +1381,8 @@ impl FileFollower {
             }
         }
         for s in siblings {
-            self.known.insert(s.reader.id(), (s.head, s.reader.mtime));
+            self.known
+                .insert(s.reader.id(), (s.head, s.reader.mtime, s.reader.born));
         }
         let Some(mut reader) = opened else {
             return Ok(any);

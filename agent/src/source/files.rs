@@ -240,6 +240,7 @@ fn add(total: &mut FollowStats, s: &FollowStats) {
     total.rotations += s.rotations;
     total.truncations += s.truncations;
     total.recovered += s.recovered;
+    total.skipped_bytes += s.skipped_bytes;
 }
 
 #[cfg(test)]

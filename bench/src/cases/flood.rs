@@ -433,8 +433,18 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     for p in problems {
         rep.note(p);
     }
+    let relayed = series
+        .iter()
+        .flat_map(|s| s.samples.iter())
+        .any(|s| matches!(s.sender, SenderKind::Relay { .. }));
+    let how = if relayed {
+        "relayed (the kernel refused live frames; see the notes) from AF_PACKET through \
+         a second veth pair running it natively,"
+    } else {
+        "BPF_PROG_RUN live frames (batch 64)"
+    };
     rep.command(format!(
-        "sender: log2drop-flood XDP program, BPF_PROG_RUN live frames (batch 64) in the \
+        "sender: log2drop-flood XDP program, {how} in the \
          attacker namespace on CPU {}, redirecting 60-byte IPv4 or 80-byte IPv6 UDP \
          frames to the veth; receiver: threaded NAPI pinned to CPU {}, GRO on; ns per \
          packet = CPU time of the receiver's NAPI thread / frames it took off the ring; \
@@ -807,19 +817,30 @@ fn report_floods(
         rep.tables.push(vs);
     }
 
-    let fallback = series
-        .iter()
-        .flat_map(|s| s.samples.iter())
-        .filter(|s| s.sender == SenderKind::Relay)
-        .count();
+    let mut refusals: Vec<i32> = Vec::new();
+    let mut fallback = 0;
+    for s in series.iter().flat_map(|s| s.samples.iter()) {
+        if let SenderKind::Relay { refused } = s.sender {
+            fallback += 1;
+            if !refusals.contains(&refused) {
+                refusals.push(refused);
+            }
+        }
+    }
     if fallback > 0 {
+        let errnos: Vec<String> = refusals
+            .iter()
+            .map(|&e| format!("{:?}", nix::errno::Errno::from_raw(e)))
+            .collect();
         rep.note(format!(
-            "This kernel refused the live-frames sender (BPF_PROG_RUN with \
-             BPF_F_TEST_XDP_LIVE_FRAMES: EPERM), so {fallback} floods went through the \
-             relay: AF_PACKET into a second veth pair whose far end runs the sender \
-             program natively and redirects to the attacker veth. The receiver still \
-             gets XDP frames, so its per-packet cost is comparable; the rate is lower, \
-             so the receiver is not saturated."
+            "RELAYED, NOT LIVE FRAMES: this kernel refused the live-frames sender \
+             (BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES: {}, while the same run \
+             without the flag works), so {fallback} floods went through the relay: \
+             AF_PACKET into a second veth pair whose far end runs the sender program \
+             natively and redirects to the attacker veth. The receiver still gets XDP \
+             frames, so its per-packet cost is comparable; the rate is lower, so the \
+             receiver is not saturated and every figure carries its per-poll overhead.",
+            errnos.join(", ")
         ));
     }
     let busy: Vec<f64> = series

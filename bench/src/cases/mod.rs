@@ -5,6 +5,7 @@
 //! A case fills its [`CaseReport`] as it goes, so the figures measured before an
 //! error are still written down.
 
+mod attacks;
 mod coldstart;
 mod droppath;
 mod f2b;
@@ -20,6 +21,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+pub use attacks::baseline as baseline_agent;
+
 use crate::competitors::Tools;
 use log2drop_bench::report::CaseReport;
 
@@ -33,6 +36,9 @@ pub struct Ctx {
     pub quick: bool,
     /// The release `log2drop` binary.
     pub agent: PathBuf,
+    /// A second `log2drop` binary to run beside `agent` where a case supports
+    /// it (the attacks case): a change measured against the build before it.
+    pub baseline: Option<PathBuf>,
     /// The flood sender's XDP object, if built.
     pub flood_object: Option<PathBuf>,
     /// The baseline XDP program's object, if built.
@@ -109,6 +115,12 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             id: 8,
+            name: "attacks",
+            title: "sshd under attack: log2drop against sshg-parser",
+            run: attacks::run,
+        },
+        Case {
+            id: 9,
             name: "offences",
             title: "Offence counting: its cost on a log of offences (on vs off)",
             run: offences::run,

@@ -1,4 +1,4 @@
-//! Case 8, the cost of offence counting (issue 12): the real agent (release
+//! Case 9, the cost of offence counting (issue 12): the real agent (release
 //! build, dry-run backend) reads a log in which every line is an offence, once
 //! with `agent.offence_rows` at its default (counting on) and once with 0
 //! (counting off), runs interleaved (on, off, on, off, ...), each from an empty
