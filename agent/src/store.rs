@@ -327,6 +327,13 @@ impl Store {
                 column: "bans.origin",
                 value: origin.clone(),
             })?;
+            // A fleet ban keeps the node it came from where a jail ban keeps its
+            // filter (see `record_ban`).
+            let (reason, node) = if origin == Origin::Fleet {
+                (None, reason.map(|n| names.get(&n)))
+            } else {
+                (reason, None)
+            };
             let reason = match (reason, first, last) {
                 (Some(filter), Some(first), Some(last)) => Some(BanReason {
                     filter: names.get(&filter),
@@ -343,6 +350,7 @@ impl Store {
                 origin,
                 reason,
                 forced,
+                node,
             });
         }
         Ok(())
@@ -531,9 +539,14 @@ impl Store {
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(SourcePosition::Journal {
-                    source: r.get(0)?,
-                    cursor: r.get(1)?,
+                let source: String = r.get(0)?;
+                let cursor: String = r.get(1)?;
+                Ok(match source.strip_prefix(FLEET_CURSOR) {
+                    Some(stream) => SourcePosition::Fleet {
+                        stream: stream.to_owned(),
+                        id: cursor,
+                    },
+                    None => SourcePosition::Journal { source, cursor },
                 })
             })
             .map_err(self.sql())?;
@@ -591,7 +604,9 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
     let since = millis(b.since);
     let until = b.until.map(millis);
     let origin = origin_str(b.origin);
-    let reason = b.reason.as_ref().map(|r| &*r.filter);
+    // The `reason` column holds a jail ban's filter, or the node a fleet ban
+    // came from: one or the other, never both.
+    let reason = b.reason.as_ref().map(|r| &*r.filter).or(b.node.as_deref());
     let first = b.reason.as_ref().map(|r| millis(r.first_offence));
     let last = b.reason.as_ref().map(|r| millis(r.last_offence));
     tx.prepare_cached(
@@ -694,13 +709,25 @@ fn write_position(tx: &rusqlite::Transaction<'_>, p: &SourcePosition) -> rusqlit
             ])?;
         }
         SourcePosition::Journal { source, cursor } => {
-            tx.prepare_cached(
-                "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
-                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
-            )?
-            .execute(params![source, cursor])?;
+            write_cursor(tx, source, cursor)?;
+        }
+        SourcePosition::Fleet { stream, id } => {
+            write_cursor(tx, &format!("{FLEET_CURSOR}{stream}"), id)?;
         }
     }
+    Ok(())
+}
+
+/// A fleet stream's last ID is kept in `cursors` under this prefix and the
+/// stream key (a source name cannot start with `@`: see config validation).
+const FLEET_CURSOR: &str = "@fleet ";
+
+fn write_cursor(tx: &rusqlite::Transaction<'_>, source: &str, cursor: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+         ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+    )?
+    .execute(params![source, cursor])?;
     Ok(())
 }
 
@@ -721,20 +748,11 @@ impl Names {
 }
 
 fn parse_origin(s: &str) -> Option<Origin> {
-    match s {
-        "jail" => Some(Origin::Jail),
-        "manual" => Some(Origin::Manual),
-        "subnet" => Some(Origin::Subnet),
-        _ => None,
-    }
+    Origin::parse(s)
 }
 
 fn origin_str(o: Origin) -> &'static str {
-    match o {
-        Origin::Jail => "jail",
-        Origin::Manual => "manual",
-        Origin::Subnet => "subnet",
-    }
+    o.as_str()
 }
 
 fn read_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -886,6 +904,7 @@ mod tests {
             },
             reason: None,
             forced: false,
+            node: None,
         }
     }
 

@@ -8,7 +8,9 @@
 //! {"v":1,"cmd":"ban","target":"198.51.100.7","for":"1h"}        optional "jail", "force"
 //! {"v":1,"cmd":"unban","target":"203.0.113.0/24"}               optional "jail"
 //! {"v":1,"cmd":"unban","all":true,"jail":"ssh"}                 every ban (of the jail)
+//! {"v":1,"cmd":"unban","target":"192.0.2.9","fleet":true}      on every fleet host
 //! {"v":1,"cmd":"stats"}
+//! {"v":1,"cmd":"fleet"}
 //! {"v":1,"cmd":"reload"}
 //! {"v":1,"cmd":"flush"}
 //! ```
@@ -20,7 +22,8 @@
 //! without it is answered without it, as before).
 //! `bans` answers an array of [`BanEntry`], `ban` the entry made, `unban` an
 //! array of the entries lifted, `status` a [`Status`], `stats` a [`Stats`],
-//! `reload` a [`ReloadReport`], `flush` a [`FlushReport`].
+//! `reload` a [`ReloadReport`], `flush` a [`FlushReport`], `fleet` a
+//! [`crate::fleet::FleetStatus`].
 //!
 //! Fields are only ever added within a version, and readers ignore fields they do
 //! not know in replies; requests with unknown fields or a key given twice are
@@ -85,9 +88,14 @@ pub enum Command {
         /// Only bans of this jail.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
+        /// Also lift the ban on every host of the fleet.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fleet: bool,
     },
     /// Counters.
     Stats,
+    /// The fleet link's state.
+    Fleet,
     /// Re-read the config file (as SIGHUP does).
     Reload,
     /// Remove every kernel object of log2drop and stop the agent (uninstall).
@@ -100,17 +108,21 @@ impl Command {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            Command::Status | Command::Bans { .. } | Command::Stats
+            Command::Status | Command::Bans { .. } | Command::Stats | Command::Fleet
         )
     }
 
     /// The keys this command takes besides `v` and `cmd`, as on the wire.
     pub fn fields(&self) -> &'static [&'static str] {
         match self {
-            Command::Status | Command::Stats | Command::Reload | Command::Flush => &[],
+            Command::Status
+            | Command::Stats
+            | Command::Reload
+            | Command::Flush
+            | Command::Fleet => &[],
             Command::Bans { .. } => &["jail"],
             Command::Ban { .. } => &["target", "for", "jail", "force"],
-            Command::Unban { .. } => &["target", "all", "jail"],
+            Command::Unban { .. } => &["target", "all", "jail", "fleet"],
         }
     }
 
@@ -124,6 +136,7 @@ impl Command {
             Command::Stats => "stats",
             Command::Reload => "reload",
             Command::Flush => "flush",
+            Command::Fleet => "fleet",
         }
     }
 }
@@ -380,7 +393,7 @@ pub struct BanEntry {
     pub since: String,
     /// End, RFC 3339 UTC; `null` when permanent.
     pub until: Option<String>,
-    /// `jail`, `manual` or `subnet`.
+    /// `jail`, `manual`, `subnet` or `fleet`.
     pub origin: Origin,
     /// The filter whose offence caused a jail's ban.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -394,6 +407,9 @@ pub struct BanEntry {
     /// Made with `ban --force` over the allowlist.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// The fleet host a remote ban (origin `fleet`) came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl BanEntry {
@@ -409,6 +425,7 @@ impl BanEntry {
             first_offence: b.reason.as_ref().map(|r| rfc3339(r.first_offence)),
             last_offence: b.reason.as_ref().map(|r| rfc3339(r.last_offence)),
             forced: b.forced,
+            node: b.node.as_deref().map(str::to_owned),
         }
     }
 }
@@ -432,6 +449,9 @@ pub struct Status {
     pub jails: Vec<JailStatus>,
     /// Backends, in the order they apply decisions.
     pub backends: Vec<BackendStatus>,
+    /// The fleet link, when `[fleet]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// One source in `status` and `stats`.
@@ -542,6 +562,9 @@ pub struct Stats {
     pub hooks: HookStats,
     /// Packets and bytes dropped per ban, by backends that count (XDP).
     pub drops: Vec<DropEntry>,
+    /// The fleet link, when `[fleet]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// Drops counted for one ban.
@@ -682,6 +705,7 @@ mod tests {
                 target: None,
                 all: true,
                 jail: Some("ssh".into()),
+                fleet: false,
             }))
         );
         for (line, cmd) in [
@@ -716,6 +740,7 @@ mod tests {
                 target: Some("2001:db8::1".into()),
                 all: false,
                 jail: None,
+                fleet: false,
             }))
         );
     }
@@ -733,6 +758,7 @@ mod tests {
                 target: None,
                 all: true,
                 jail: None,
+                fleet: false,
             },
             Command::Bans { jail: None },
             Command::Flush,
@@ -810,6 +836,7 @@ mod tests {
                 target: Some("192.0.2.1".into()),
                 all: true,
                 jail: Some("ssh".into()),
+                fleet: false,
             },
             Command::Stats,
             Command::Reload,
@@ -847,6 +874,7 @@ mod tests {
                 target: None,
                 all: true,
                 jail: None,
+                fleet: false,
             },
             Command::Reload,
             Command::Flush,
@@ -882,6 +910,7 @@ mod tests {
                     origin: Origin::Manual,
                     reason: None,
                     forced: true,
+                    node: None,
                 })
             })
             .collect();
@@ -926,6 +955,7 @@ mod tests {
             backends: Vec::new(),
             hooks: HookStats::default(),
             drops: Vec::new(),
+            fleet: None,
         };
         assert_eq!(
             Reply::ok(&stats).to_line(),
@@ -950,6 +980,7 @@ mod tests {
             origin: Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         };
         let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");
         assert_eq!(
@@ -970,6 +1001,7 @@ mod tests {
                 last_offence: since + Duration::from_secs(60),
             }),
             forced: true,
+            node: None,
             ..b
         };
         let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");

@@ -364,6 +364,7 @@ fn stored(target: &str, jail: &str, until: Option<u64>) -> Ban {
         origin: Origin::Jail,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 

@@ -26,6 +26,7 @@ fn ban(target: &str, jail: &str) -> Ban {
             last_offence: since,
         }),
         forced: false,
+        node: None,
     }
 }
 

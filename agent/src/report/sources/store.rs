@@ -144,6 +144,7 @@ mod tests {
                 last_offence: since,
             }),
             forced: false,
+            node: None,
         }
     }
 
