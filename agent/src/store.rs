@@ -1263,7 +1263,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_restores_reason_origin_and_forced() {
+    fn restart_restores_reason_origin_forced_and_fleet_node() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut jail = ban("198.51.100.7/32", "ssh", 100, Some(3700));
         jail.reason = Some(BanReason {
@@ -1275,6 +1275,9 @@ mod tests {
         subnet.origin = Origin::Subnet;
         let mut forced = ban("192.0.2.1/32", "manual", 120, None);
         forced.forced = true;
+        let mut fleet = ban("203.0.113.77/32", "fleet", 125, Some(7300));
+        fleet.origin = Origin::Fleet;
+        fleet.node = Some(Arc::from("web-2"));
         {
             let mut store = Store::open(dir.path()).expect("open");
             store
@@ -1283,15 +1286,16 @@ mod tests {
                         Decision::Ban(jail.clone()),
                         Decision::Ban(subnet.clone()),
                         Decision::Ban(forced.clone()),
+                        Decision::Ban(fleet.clone()),
                     ],
-                    t(120),
+                    t(125),
                 )
                 .expect("record");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(
             store.active_bans(t(130)).expect("bans"),
-            vec![jail, subnet, forced]
+            vec![jail, subnet, forced, fleet]
         );
     }
 

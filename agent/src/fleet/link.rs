@@ -8,8 +8,8 @@
 //!   that fails is retried with a backoff until Redis is back; the connection
 //!   manager reconnects underneath.
 //! - The **reader** follows the stream with blocking `XREAD` (push, not polling)
-//!   on its own connection. Without a saved position, or when the entries after
-//!   it were trimmed (`XINFO STREAM`'s `max-deleted-entry-id` is past it), it
+//!   on its own connection. Without a saved position, or when the entry at it
+//!   was trimmed (`XINFO STREAM`: the first entry left is past it), it
 //!   loads the snapshot together with the stream's last ID in one `MULTI`, then
 //!   reads on from that ID: nothing between the two is missed, and what is seen
 //!   twice is applied idempotently. Each batch goes to the engine task with the
@@ -341,8 +341,12 @@ async fn read_loop(
     }
 }
 
-/// Whether entries after `id` were trimmed away: then reading on from it would
-/// skip them, and only the snapshot is complete.
+/// Whether entries after `id` may have been trimmed away: then reading on from
+/// it could skip some, and only the snapshot is complete. `MAXLEN` trims from the
+/// oldest end, so once the entry at `id` (one this host read) is gone, whatever
+/// followed it up to the first entry left may be gone too. An empty stream
+/// whose last ID is past `id` was trimmed past it. Entries removed with `XDEL`
+/// count too (`max-deleted-entry-id`).
 async fn trimmed_past(
     conn: &mut MultiplexedConnection,
     stream: &str,
@@ -360,15 +364,33 @@ async fn trimmed_past(
         Err(e) if e.code() == Some("ERR") => return Ok(false),
         Err(e) => return Err(e),
     };
-    let deleted = info
-        .get("max-deleted-entry-id")
-        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-        .and_then(|d| parse_id(&d));
-    Ok(match (deleted, parse_id(id)) {
-        (Some(d), Some(mine)) => d > mine,
-        (Some(_), None) => true,
-        (None, _) => false,
-    })
+    let id_of = |key: &str| {
+        info.get(key)
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .and_then(|d| parse_id(&d))
+    };
+    let Some(mine) = parse_id(id) else {
+        return Ok(true);
+    };
+    let length = info
+        .get("length")
+        .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+        .unwrap_or(0);
+    let first = match id_of("recorded-first-entry-id") {
+        Some(f) => Some(f),
+        // Before Redis 7: the first entry itself.
+        None => info
+            .get("first-entry")
+            .and_then(|v| redis::from_redis_value_ref::<(String, redis::Value)>(v).ok())
+            .and_then(|(f, _)| parse_id(&f)),
+    };
+    let deleted = id_of("max-deleted-entry-id").is_some_and(|d| d > mine);
+    let trimmed = if length == 0 {
+        id_of("last-generated-id").is_some_and(|last| last > mine)
+    } else {
+        first.is_some_and(|f| f > mine)
+    };
+    Ok(deleted || trimmed)
 }
 
 /// Loads the snapshot and the stream ID it is consistent with, in one `MULTI`.
