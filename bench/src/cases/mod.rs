@@ -10,6 +10,7 @@ mod coldstart;
 mod droppath;
 mod f2b;
 mod flood;
+mod fleet;
 mod inserts;
 mod latency;
 mod matching;
@@ -117,6 +118,12 @@ pub fn all() -> Vec<Case> {
             name: "attacks",
             title: "sshd under attack: log2drop against sshg-parser",
             run: attacks::run,
+        },
+        Case {
+            id: 9,
+            name: "fleet",
+            title: "Fleet: ban propagation through Redis to every other agent",
+            run: fleet::run,
         },
     ]
 }
