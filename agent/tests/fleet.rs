@@ -123,13 +123,16 @@ impl Drop for Redis {
     }
 }
 
+/// A running agent's stop switch and task.
+type Running = (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), DaemonError>>,
+);
+
 /// One agent: its directory, config and, while running, its task.
 struct Agent {
     dir: tempfile::TempDir,
-    running: Option<(
-        watch::Sender<bool>,
-        tokio::task::JoinHandle<Result<(), DaemonError>>,
-    )>,
+    running: Option<Running>,
 }
 
 fn line(addr: &str) -> String {

@@ -62,7 +62,7 @@ impl Proc {
 /// The `i`th banned address: documentation ranges only, IPv4 and IPv6 (each in
 /// its own /64, the jail's IPv6 ban length) alternating.
 fn address(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let k = i / 2;
         let (net, host) = if k < 254 {
             ("198.51.100", k + 1)
@@ -95,7 +95,9 @@ fn redis_server() -> Result<PathBuf> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start_redis(dir: &Path) -> Result<(Proc, u16)> {
@@ -281,7 +283,15 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
             "{n} agents, one redis-server, {bans} bans (one line each, every {} ms, rotating the agent that sees it)",
             PACE.as_millis()
         ),
-        &["enforced by", "samples", "p50", "p90", "p99", "max", "target"],
+        &[
+            "enforced by",
+            "samples",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+            "target",
+        ],
     );
     let pct = |v: &[f64], q: f64| match stats::percentile(v, q) {
         Some(x) => Cell::value(x, "s", report::secs(x)),
@@ -330,7 +340,10 @@ mod tests {
             match ip {
                 std::net::IpAddr::V4(v4) => {
                     let o = v4.octets();
-                    assert!(matches!((o[0], o[1], o[2]), (198, 51, 100) | (203, 0, 113)), "{a}");
+                    assert!(
+                        matches!((o[0], o[1], o[2]), (198, 51, 100) | (203, 0, 113)),
+                        "{a}"
+                    );
                     assert!(o[3] != 0 && o[3] != 255, "{a}");
                 }
                 std::net::IpAddr::V6(v6) => assert_eq!(v6.segments()[0..2], [0x2001, 0xdb8]),
