@@ -836,11 +836,12 @@ mod tests {
                 target: Some("192.0.2.1".into()),
                 all: true,
                 jail: Some("ssh".into()),
-                fleet: false,
+                fleet: true,
             },
             Command::Stats,
             Command::Reload,
             Command::Flush,
+            Command::Fleet,
         ];
         for cmd in full {
             let value = serde_json::to_value(Request::new(cmd.clone())).expect("encode");
@@ -859,7 +860,7 @@ mod tests {
     }
 
     #[test]
-    fn only_status_bans_and_stats_are_read_only() {
+    fn only_status_bans_stats_and_fleet_are_read_only() {
         let ro: Vec<&str> = [
             Command::Status,
             Command::Bans { jail: None },
@@ -878,12 +879,13 @@ mod tests {
             },
             Command::Reload,
             Command::Flush,
+            Command::Fleet,
         ]
         .iter()
         .filter(|c| c.is_read_only())
         .map(Command::name)
         .collect();
-        assert_eq!(ro, ["status", "bans", "stats"]);
+        assert_eq!(ro, ["status", "bans", "stats", "fleet"]);
     }
 
     #[test]
