@@ -140,9 +140,8 @@ fn line(addr: &str) -> String {
 }
 
 impl Agent {
-    /// An agent named `node`; `allow` is added to its allowlist, `fleet` to its
-    /// `[fleet]` table.
-    fn new(redis: &Redis, node: &str, allow: &str, fleet: &str) -> Agent {
+    /// An agent named `node`; `allow` is added to its allowlist.
+    fn new(redis: &Redis, node: &str, allow: &str) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Agent { dir, running: None };
         std::fs::write(a.log(), b"").expect("log");
@@ -173,7 +172,6 @@ node = "{node}"
 stream = "{STREAM}"
 share = ["ssh"]
 share_manual = true
-{fleet}
 "#,
             state = a.dir.path().join("state").display(),
             socket = a.socket().display(),
@@ -285,6 +283,24 @@ fn sorted(v: impl IntoIterator<Item = String>) -> Vec<String> {
     v
 }
 
+/// Agents `a` and `b`, started; `allow_b` is added to b's allowlist.
+async fn pair(redis: &Redis, allow_b: &str) -> (Agent, Agent) {
+    let mut a = Agent::new(redis, "a", "");
+    let mut b = Agent::new(redis, "b", allow_b);
+    a.start().await;
+    b.start().await;
+    (a, b)
+}
+
+fn ban(target: &str, duration: &str) -> Command {
+    Command::Ban {
+        target: target.into(),
+        duration: Some(duration.into()),
+        jail: None,
+        force: false,
+    }
+}
+
 fn unban(target: &str, fleet: bool) -> Command {
     Command::Unban {
         target: Some(target.into()),
@@ -297,9 +313,9 @@ fn unban(target: &str, fleet: bool) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_reaches_every_agent_with_its_node_and_is_not_published_again() {
     let Some(redis) = Redis::start() else { return };
-    let mut a = Agent::new(&redis, "a", "", "");
-    let mut b = Agent::new(&redis, "b", "", "");
-    let mut c = Agent::new(&redis, "c", "", "");
+    let mut a = Agent::new(&redis, "a", "");
+    let mut b = Agent::new(&redis, "b", "");
+    let mut c = Agent::new(&redis, "c", "");
     for x in [&mut a, &mut b, &mut c] {
         x.start().await;
     }
@@ -324,14 +340,7 @@ async fn a_ban_reaches_every_agent_with_its_node_and_is_not_published_again() {
     assert_eq!(a.fleet().await.published, 1);
 
     // A manual ban on c (share_manual) reaches a and b.
-    let r = c
-        .ask(Command::Ban {
-            target: "203.0.113.44".into(),
-            duration: Some("10m".into()),
-            jail: None,
-            force: false,
-        })
-        .await;
+    let r = c.ask(ban("203.0.113.44", "10m")).await;
     assert!(r.ok, "{r:?}");
     let want = sorted(["198.51.100.7".to_owned(), "203.0.113.44".to_owned()]);
     for x in [&a, &b, &c] {
@@ -375,20 +384,10 @@ async fn a_ban_reaches_every_agent_with_its_node_and_is_not_published_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_bans_over_the_allowlist_or_too_wide_are_refused_and_counted() {
     let Some(redis) = Redis::start() else { return };
-    let mut a = Agent::new(&redis, "a", "", "");
-    let mut b = Agent::new(&redis, "b", ", \"203.0.113.0/28\"", "");
-    a.start().await;
-    b.start().await;
+    let (mut a, mut b) = pair(&redis, ", \"203.0.113.0/28\"").await;
     a.offend("203.0.113.5");
     for (target, dur) in [("198.51.100.0/23", "1h"), ("203.0.113.128/25", "1h")] {
-        let r = a
-            .ask(Command::Ban {
-                target: target.into(),
-                duration: Some(dur.into()),
-                jail: None,
-                force: false,
-            })
-            .await;
+        let r = a.ask(ban(target, dur)).await;
         assert!(r.ok, "{r:?}");
     }
     let want = vec!["203.0.113.128/25".to_owned()];
@@ -413,10 +412,7 @@ async fn killing_redis_during_a_stream_of_bans_loses_none() {
     let Some(mut redis) = Redis::start() else {
         return;
     };
-    let mut a = Agent::new(&redis, "a", "", "");
-    let mut b = Agent::new(&redis, "b", "", "");
-    a.start().await;
-    b.start().await;
+    let (mut a, mut b) = pair(&redis, "").await;
     let addrs: Vec<String> = (1..=60).map(|i| format!("198.51.100.{i}")).collect();
     for (i, addr) in addrs.iter().enumerate() {
         a.offend(addr);
@@ -446,10 +442,7 @@ async fn killing_redis_during_a_stream_of_bans_loses_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_agent_catches_up_from_its_saved_position() {
     let Some(redis) = Redis::start() else { return };
-    let mut a = Agent::new(&redis, "a", "", "");
-    let mut b = Agent::new(&redis, "b", "", "");
-    a.start().await;
-    b.start().await;
+    let (mut a, mut b) = pair(&redis, "").await;
     a.offend("198.51.100.1");
     let first = vec!["198.51.100.1".to_owned()];
     assert_eq!(b.wait_for(&first).await, first);
@@ -474,10 +467,7 @@ async fn a_stopped_agent_catches_up_from_its_saved_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trimmed_stream_resyncs_from_the_snapshot() {
     let Some(redis) = Redis::start() else { return };
-    let mut a = Agent::new(&redis, "a", "", "");
-    let mut b = Agent::new(&redis, "b", "", "");
-    a.start().await;
-    b.start().await;
+    let (mut a, mut b) = pair(&redis, "").await;
     a.offend("198.51.100.1");
     a.offend("198.51.100.2");
     let first = sorted(["198.51.100.1".to_owned(), "198.51.100.2".to_owned()]);
