@@ -57,11 +57,20 @@ pub fn read(
         )
         .map_err(err)?
         > 0;
-    let sql = format!(
-        "SELECT target, jail, since, ended, {} FROM ban_history ORDER BY since, id",
-        if has_reason { "reason" } else { "NULL" }
-    );
-    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    // A fleet ban's `reason` is the node it came from: it is reported as jail
+    // `fleet:NODE` (so `--by jail` groups received bans by origin node), with no
+    // filter.
+    let sql = if has_reason {
+        "SELECT target,
+                CASE WHEN origin = 'fleet' AND reason IS NOT NULL THEN 'fleet:' || reason
+                     ELSE jail END,
+                since, ended,
+                CASE WHEN origin = 'fleet' THEN NULL ELSE reason END
+         FROM ban_history ORDER BY since, id"
+    } else {
+        "SELECT target, jail, since, ended, NULL FROM ban_history ORDER BY since, id"
+    };
+    let mut stmt = conn.prepare(sql).map_err(err)?;
     let mut rows = stmt.query(params![]).map_err(err)?;
     let civil = |ms: i64| -> Civil {
         let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
@@ -228,6 +237,28 @@ mod tests {
         )
         .expect("read");
         assert_eq!(ev.events.len(), 1);
+    }
+
+    #[test]
+    fn fleet_bans_are_reported_under_their_origin_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t0 = 1_764_547_200;
+        {
+            let mut store = Store::open(dir.path()).expect("store");
+            let mut b = ban("198.51.100.3/32", "fleet", t0);
+            b.origin = Origin::Fleet;
+            b.reason = None;
+            b.node = Some(Arc::from("web-2"));
+            store
+                .record_at(&[Decision::Ban(b)], UNIX_EPOCH)
+                .expect("ban");
+        }
+        let mut ev = Events::default();
+        let zone = jiff::tz::TimeZone::UTC;
+        read(dir.path(), &Range::default(), &zone, &mut ev).expect("read");
+        let e = ev.events[0];
+        assert_eq!(ev.jails.get(e.jail), "fleet:web-2");
+        assert_eq!(e.filter, None);
     }
 
     #[test]
