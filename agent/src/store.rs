@@ -722,7 +722,11 @@ fn write_position(tx: &rusqlite::Transaction<'_>, p: &SourcePosition) -> rusqlit
 /// stream key (a source name cannot start with `@`: see config validation).
 const FLEET_CURSOR: &str = "@fleet ";
 
-fn write_cursor(tx: &rusqlite::Transaction<'_>, source: &str, cursor: &str) -> rusqlite::Result<()> {
+fn write_cursor(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    cursor: &str,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
          ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",

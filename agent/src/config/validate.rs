@@ -207,7 +207,10 @@ fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec
         let path = KeyPath::of(&["sources", name]);
         if name.starts_with('@') {
             // `@fleet STREAM` names the fleet link's saved position in the store.
-            out.push(path.clone(), "a source name may not start with @ (reserved)");
+            out.push(
+                path.clone(),
+                "a source name may not start with @ (reserved)",
+            );
         }
         check_source_kind(name, src, &path, &mut paths, &mut stdin, out);
         if src.filters.is_empty() {

@@ -250,7 +250,7 @@ mod tests {
             b.reason = None;
             b.node = Some(Arc::from("web-2"));
             store
-                .record_at(&[Decision::Ban(b)], UNIX_EPOCH)
+                .write(Batch::at(UNIX_EPOCH).decisions(&[Decision::Ban(b)]))
                 .expect("ban");
         }
         let mut ev = Events::default();
