@@ -1163,6 +1163,33 @@ mod tests {
     }
 
     #[test]
+    fn the_fleet_stream_id_round_trips_apart_from_journal_cursors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let fleet = |id: &str| SourcePosition::Fleet {
+            stream: "log2drop:bans".into(),
+            id: id.into(),
+        };
+        store
+            .write(Batch::at(t(0)).positions(&[fleet("1-0"), journal("log2drop:bans", "c")]))
+            .expect("save");
+        store
+            .write(Batch::at(t(1)).positions(&[fleet("1700000000000-3")]))
+            .expect("save");
+        drop(store);
+        let p = Store::open(dir.path())
+            .expect("reopen")
+            .positions()
+            .expect("read");
+        assert_eq!(
+            p.fleet_id("log2drop:bans").as_deref(),
+            Some("1700000000000-3")
+        );
+        assert_eq!(p.cursor("log2drop:bans").as_deref(), Some("c"));
+        assert_eq!(p.fleet_id("other"), None);
+    }
+
+    #[test]
     fn positions_lists_every_path_and_cursor() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
