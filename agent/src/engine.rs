@@ -52,6 +52,7 @@ use ipnet::{IpNet, Ipv6Net};
 
 use crate::addr;
 use crate::config::{Config, JailConfig};
+use crate::filter::Captures;
 pub use allowlist::{AllowEntry, AllowEntryError, Allowlist};
 use bantable::BanTable;
 use history::History;
@@ -124,6 +125,9 @@ pub struct BanReason {
     pub first_offence: SystemTime,
     /// The offence that reached the threshold.
     pub last_offence: SystemTime,
+    /// That offence's named captures (the user tried...), bounded; attacker
+    /// text, escaped wherever printed ([`crate::filter::capture`]).
+    pub captures: Captures,
 }
 
 /// A ban asked for by hand (`log2drop ban`).
@@ -698,6 +702,19 @@ impl Engine {
         now: SystemTime,
         out: &mut Vec<Decision>,
     ) {
+        self.offence_with(filter, addr, now, &Captures::new(), out);
+    }
+
+    /// [`Engine::offence`] with the line's named captures: a ban this offence
+    /// causes carries them in its reason. They are cloned only when a ban fires.
+    pub fn offence_with(
+        &mut self,
+        filter: &str,
+        addr: IpAddr,
+        now: SystemTime,
+        captures: &Captures,
+        out: &mut Vec<Decision>,
+    ) {
         self.stats.offences += 1;
         let addr = addr::normalise(addr);
         if addr::never_banned(addr).is_some() {
@@ -739,6 +756,7 @@ impl Engine {
                 filter: feeds.name.clone(),
                 first_offence: UNIX_EPOCH + Duration::from_secs(u64::from(first)),
                 last_offence: now,
+                captures: captures.clone(),
             };
             let Some(delay) = jail.ban_delay else {
                 fire = Some((j, key, reason));
@@ -775,6 +793,21 @@ impl Engine {
             let target = ban_target(&self.jails[usize::from(j)], addr, &self.allow);
             self.jail_ban(usize::from(j), target, Some(reason), now, out);
         }
+    }
+
+    /// The jails `filter` feeds, comma separated (empty when none).
+    pub fn jails_of(&self, filter: &str) -> String {
+        self.jails_by_filter
+            .get(filter)
+            .map(|f| {
+                f.jails
+                    .iter()
+                    .filter_map(|&(j, _)| self.jails.get(usize::from(j)))
+                    .map(|j| &*j.name)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
     }
 
     /// Bans `target` by hand (jail `manual`), for `duration` or permanently when

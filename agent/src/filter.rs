@@ -24,6 +24,7 @@
 
 pub mod age;
 pub mod builtin;
+pub mod capture;
 mod extract;
 pub mod pattern;
 pub mod session;
@@ -33,15 +34,17 @@ pub mod time;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 use regex_automata::meta::{self, Regex};
-use regex_automata::util::captures::Captures;
+use regex_automata::util::captures::Captures as Slots;
 use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 
 use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
+pub use capture::Captures;
 use extract::FastHost;
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
 pub use session::Role;
@@ -488,6 +491,9 @@ struct Pattern {
     /// The whole regex, for the capturing search.
     full: Regex,
     host_group: usize,
+    /// Named groups other than `<HOST>` (group index, name): empty for most
+    /// patterns, which then never run a capturing search for them.
+    named: Box<[(usize, Arc<str>)]>,
     fast: Option<FastHost>,
     filter: FilterId,
     role: Role,
@@ -559,7 +565,7 @@ pub struct SourceMatcher {
 pub struct Scratch {
     groups: Vec<Option<(meta::Cache, PatternSet)>>,
     full: Vec<meta::Cache>,
-    captures: Vec<Captures>,
+    captures: Vec<Slots>,
     ignores: Vec<Option<meta::Cache>>,
     /// Line times: consecutive lines mostly share their minute, and turning civil
     /// time into a point in time (time zone rules) costs more than matching.
@@ -662,9 +668,19 @@ impl SourceMatcher {
                     let session_group = full
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, SESSION_GROUP);
+                    let named = full
+                        .group_info()
+                        .pattern_names(regex_automata::PatternID::ZERO)
+                        .enumerate()
+                        .filter_map(|(i, n)| Some((i, n?)))
+                        .filter(|(_, n)| *n != pattern::HOST_GROUP && *n != SESSION_GROUP)
+                        .take(capture::MAX_CAPTURES)
+                        .map(|(i, n)| (i, Arc::from(n)))
+                        .collect();
                     patterns.push(Pattern {
                         full,
                         host_group,
+                        named,
                         fast,
                         filter: id,
                         role,
@@ -1214,6 +1230,48 @@ impl SourceMatcher {
                 Some((name.to_owned(), hay[span.range()].to_vec()))
             })
             .collect()
+    }
+
+    /// Puts the named captures (`<F-USER>`, `(?P<user>...)`) of `line`, whose
+    /// offence is `hit`, into `out` (cleared first), bounded ([`capture`]). Call it
+    /// only for a line that matched: a pattern without named groups costs
+    /// nothing, one with them runs one capturing search with the scratch's slots.
+    /// An offence that a session carried over from an earlier line gets the
+    /// captures its own pattern finds on this line, usually none.
+    pub fn captures_into(&self, line: &[u8], hit: &Hit, scratch: &mut Scratch, out: &mut Captures) {
+        out.clear();
+        let line = strip_newline(line);
+        if let Some(k) = self.fail2ban.iter().position(|(id, _)| *id == hit.filter) {
+            out.clone_from(&scratch.fail2ban[k].captures);
+            return;
+        }
+        let Some(p) = self
+            .patterns
+            .iter()
+            .position(|p| p.filter == hit.filter && p.role == hit.role && p.index == hit.regex)
+        else {
+            return;
+        };
+        let pat = &self.patterns[p];
+        if pat.named.is_empty() {
+            return;
+        }
+        let (hay, mode) = if self.filters[hit.filter.index()].syslog {
+            match syslog::parse(line) {
+                Some(prefix) => (prefix.text(line), Anchored::Yes),
+                None => return,
+            }
+        } else {
+            (line, Anchored::No)
+        };
+        let caps = &mut scratch.captures[p];
+        pat.full
+            .search_captures_with(&mut scratch.full[p], &Input::new(hay).anchored(mode), caps);
+        for (i, name) in pat.named.iter() {
+            if let Some(span) = caps.get_group(*i) {
+                out.push(name, &hay[span.range()]);
+            }
+        }
     }
 
     /// The name of a filter, as given to [`SourceMatcher::build`].

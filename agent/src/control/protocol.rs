@@ -30,6 +30,7 @@
 //! refused, so a typo or a smuggled second `cmd` never turns into a silently
 //! different command.
 
+use crate::filter::Captures;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
@@ -410,6 +411,10 @@ pub struct BanEntry {
     /// The fleet host a remote ban (origin `fleet`) came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The named captures (`user`...) of the offence that reached the
+    /// threshold, bounded; attacker text (JSON escapes it, the table escapes it).
+    #[serde(default, skip_serializing_if = "Captures::is_empty")]
+    pub captures: Captures,
 }
 
 impl BanEntry {
@@ -426,6 +431,11 @@ impl BanEntry {
             last_offence: b.reason.as_ref().map(|r| rfc3339(r.last_offence)),
             forced: b.forced,
             node: b.node.as_deref().map(str::to_owned),
+            captures: b
+                .reason
+                .as_ref()
+                .map(|r| r.captures.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -1001,6 +1011,7 @@ mod tests {
                 filter: Arc::from("ssh-fail"),
                 first_offence: since,
                 last_offence: since + Duration::from_secs(60),
+                captures: Default::default(),
             }),
             forced: true,
             node: None,

@@ -26,6 +26,7 @@ use crate::fleet::{Fleet, Incoming};
 use crate::hooks::HookStats;
 use crate::metrics::{Metrics, OffenceCounters};
 use crate::source::{Positions, SourceEvent};
+use crate::store::offences::Tally;
 
 /// Most offences folded into one decision batch.
 const MAX_BATCH: usize = 4096;
@@ -33,6 +34,10 @@ const MAX_BATCH: usize = 4096;
 const GC_EVERY: Duration = Duration::from_secs(60);
 /// How often source positions are committed when no decision carries them.
 const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+/// How often offence counts go to the store (sooner when the tally is full): each
+/// hand-over writes one row per distinct key, so the longer the interval, the
+/// more offences one row stands for under a sustained attack.
+const OFFENCES_EVERY: Duration = Duration::from_secs(15);
 
 /// See the module docs.
 pub(super) struct EngineTask {
@@ -61,6 +66,11 @@ pub(super) struct EngineTask {
     pub(super) offence_counters: OffenceCounters,
     /// The fleet link, when `[fleet]` is configured.
     pub(super) fleet: Option<Fleet>,
+    /// Offence counts not yet handed to the commit thread; `None` when
+    /// `agent.offence_rows` is 0.
+    pub(super) tally: Option<Tally>,
+    /// The tally reached its cap: hand it over after this batch.
+    pub(super) offences_full: bool,
 }
 
 /// The fleet reader's next batch; never ready without a fleet.
@@ -84,8 +94,10 @@ impl EngineTask {
     ) -> bool {
         let mut gc = tokio::time::interval(GC_EVERY);
         let mut flush = tokio::time::interval(POSITIONS_EVERY);
+        let mut offences = tokio::time::interval(OFFENCES_EVERY);
         gc.tick().await;
         flush.tick().await;
+        offences.tick().await;
         self.count_active();
         let mut ctl_open = true;
         let mut own_open = true;
@@ -114,6 +126,9 @@ impl EngineTask {
                             n += 1;
                         }
                         self.commit(None).await;
+                        if self.offences_full {
+                            self.send_offences().await;
+                        }
                     }
                 }
                 req = ctl_rx.recv(), if ctl_open => match req {
@@ -155,6 +170,7 @@ impl EngineTask {
                         self.commit(None).await;
                     }
                 }
+                _ = offences.tick() => self.send_offences().await,
                 r = triggers.reload.recv(), if reload_open => match r {
                     Some(()) => match self.notified_reload(&mut src_rx).await {
                         Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
@@ -176,6 +192,7 @@ impl EngineTask {
             self.take(ev);
         }
         self.commit(None).await;
+        self.send_offences().await;
         if let Some(fleet) = self.fleet.take() {
             fleet.stop().await;
         }
@@ -202,8 +219,18 @@ impl EngineTask {
             SourceEvent::Offences(batch) => {
                 let now = SystemTime::now();
                 for o in batch {
-                    self.engine
-                        .offence(&o.filter, o.addr, o.at, &mut self.pending);
+                    self.engine.offence_with(
+                        &o.filter,
+                        o.addr,
+                        o.at,
+                        &o.captures,
+                        &mut self.pending,
+                    );
+                    if let Some(t) = &mut self.tally
+                        && t.add(o.addr, &o.filter, o.captures.user(), o.at)
+                    {
+                        self.offences_full = true;
+                    }
                     self.offence_counters.offence(&o.filter, o.at, now);
                 }
             }
@@ -251,6 +278,18 @@ impl EngineTask {
             },
             &all,
         );
+    }
+
+    /// Hands the offence counts gathered so far to the commit thread (one
+    /// transaction for all of them).
+    async fn send_offences(&mut self) {
+        self.offences_full = false;
+        let Some(t) = self.tally.as_mut().filter(|t| !t.is_empty()) else {
+            return;
+        };
+        let engine = &self.engine;
+        let counts = t.take(|f| engine.jails_of(f));
+        self.send(Job::Offences(counts)).await;
     }
 
     async fn send(&self, job: Job) {
@@ -684,6 +723,8 @@ impl EngineTask {
             tracing::warn!("fleet: [fleet] added; the link starts at the next restart");
         }
         self.commit(None).await;
+        self.send_offences().await;
+        self.tally = tally_for(&prepared.config);
         self.config = prepared.config;
         self.commit(None).await;
         self.count_active();
@@ -696,6 +737,19 @@ impl EngineTask {
         })
     }
 }
+
+/// The offence tally a config asks for: `None` when `agent.offence_rows` is 0.
+/// It holds at most as many entries as rows are kept, and at most [`TALLY_MAX`],
+/// between two hand-overs.
+pub(super) fn tally_for(config: &Config) -> Option<Tally> {
+    let rows = config.agent.offence_rows;
+    (rows > 0).then(|| Tally::new(rows.clamp(1, TALLY_MAX)))
+}
+
+/// Most entries the engine task's tally holds before it is handed over (about
+/// 150 bytes each: some 10 MB at most). A spray of new (address, user) pairs
+/// fills it; the bigger it is, the fewer rows each hand-over rewrites.
+const TALLY_MAX: usize = 65_536;
 
 fn parse_target(s: &str) -> Result<IpNet, String> {
     crate::addr::parse_target(s).map_err(|e| e.to_string())

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
-use crate::filter::{Scratch, SourceMatcher};
+use crate::filter::{Captures, Outcome, Scratch, SourceMatcher};
 use crate::source::{
     LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
 };
@@ -141,12 +141,15 @@ struct FilterMatcher {
     age: Option<AgeCheck>,
     /// Filter names, shared with every offence (made on a filter's first hit).
     names: Vec<Option<Arc<str>>>,
+    /// The captures of the line last matched, until the source takes them.
+    captures: Captures,
 }
 
 impl FilterMatcher {
     fn new(matcher: SourceMatcher, windows: Vec<Option<Duration>>) -> Self {
         Self {
             names: vec![None; matcher.filter_count()],
+            captures: Captures::new(),
             scratch: matcher.new_scratch(),
             age: matcher.age_check(&windows),
             matcher,
@@ -162,8 +165,22 @@ impl LineMatcher for FilterMatcher {
         {
             return None;
         }
-        let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
-        self.named(hit, now)
+        // `own` is what this line matched; `hit` the offence it makes count
+        // (an `end` line releases its session's address).
+        let (hit, own) = match self.matcher.examine(line, now, &mut self.scratch) {
+            Outcome::Hit(h) => (h, h),
+            Outcome::Ended { line, counted } => (counted, line),
+            Outcome::Held(_) | Outcome::Ignored { .. } | Outcome::Miss => return None,
+        };
+        let found = self.named(hit, now)?;
+        // Only matched lines get here: the capturing search runs for them alone.
+        self.matcher
+            .captures_into(line, &own, &mut self.scratch, &mut self.captures);
+        Some(found)
+    }
+
+    fn take_captures(&mut self) -> Captures {
+        std::mem::take(&mut self.captures)
     }
 
     fn deferred(&mut self) -> Option<(Arc<str>, std::net::IpAddr)> {

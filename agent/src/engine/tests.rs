@@ -110,6 +110,27 @@ fn jail_ban_names_its_filter_and_offence_span() {
 }
 
 #[test]
+fn jail_ban_carries_the_captures_of_the_offence_that_fired() {
+    let mut e = engine(2);
+    let user = |u: &str| {
+        let mut c = crate::filter::Captures::new();
+        c.push_named("user", u.as_bytes());
+        c
+    };
+    let mut out = Vec::new();
+    e.offence_with("f", ip("203.0.113.4"), at(10), &user("admin"), &mut out);
+    assert!(out.is_empty());
+    e.offence_with("f", ip("203.0.113.4"), at(11), &user("root"), &mut out);
+    let reason = the_ban(&out).reason.clone().expect("reason");
+    assert_eq!(reason.captures.user(), Some("root"));
+    // `bans` rebuilds them from the table.
+    let listed = e.bans().next().expect("one ban");
+    assert_eq!(listed.reason.expect("reason").captures.user(), Some("root"));
+    assert_eq!(e.jails_of("f"), "ssh,web");
+    assert_eq!(e.jails_of("nope"), "");
+}
+
+#[test]
 fn maxretry_one_bans_on_first_offence() {
     let mut e = engine(1);
     the_ban(&offend(&mut e, "f", "2001:db8::9", 5));

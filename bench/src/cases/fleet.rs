@@ -1,4 +1,4 @@
-//! Case 9, fleet propagation: N agents (release builds, separate processes, each
+//! Case 10, fleet propagation: N agents (release builds, separate processes, each
 //! with its own state directory, log, socket and the dry-run backend) share jail
 //! `ssh` through one `redis-server` on 127.0.0.1. The bench writes one offending
 //! line per ban, rotating the agent that sees it, and measures from just before

@@ -15,6 +15,7 @@ mod inserts;
 mod latency;
 mod matching;
 mod memory;
+mod offences;
 mod report;
 
 use std::path::PathBuf;
@@ -121,6 +122,12 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             id: 9,
+            name: "offences",
+            title: "Offence counting: its cost on a log of offences (on vs off)",
+            run: offences::run,
+        },
+        Case {
+            id: 10,
             name: "fleet",
             title: "Fleet: ban propagation through Redis to every other agent",
             run: fleet::run,
