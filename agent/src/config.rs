@@ -240,6 +240,9 @@ pub struct Config {
     /// The Prometheus endpoint (off by default).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
+    /// Ban sharing with other hosts through Redis; owned by [`crate::fleet`].
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 /// `[agent]`.

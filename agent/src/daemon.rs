@@ -139,6 +139,9 @@ pub enum DaemonError {
     /// The metrics endpoint could not listen.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::server::BindError),
+    /// The fleet link could not start.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
     /// pledge(2) or unveil(2) refused the agent's sandbox.
     #[error("cannot enter the sandbox: {0}")]
     Sandbox(#[source] std::io::Error),
@@ -496,6 +499,16 @@ pub async fn run_prepared(
         Positions::default()
     });
     save_start_positions(&mut store, &config, &mut positions);
+    // The fleet link starts before the sources: remote bans flow in while the
+    // sources catch up. It reads on from the stream ID saved with its last batch.
+    let fleet = match &config.fleet {
+        None => None,
+        Some(fc) => {
+            let settings = fc.build().map_err(crate::fleet::FleetError::from)?;
+            let cursor = positions.fleet_id(&settings.stream);
+            Some(crate::fleet::Fleet::start_with(settings, cursor)?)
+        }
+    };
     let mut enforcer = Enforcer {
         store,
         slots,
@@ -578,6 +591,7 @@ pub async fn run_prepared(
         bans_lifted: 0,
         stop: false,
         sandbox,
+        fleet,
         tally,
         offences_full: false,
     };

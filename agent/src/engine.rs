@@ -68,6 +68,9 @@ pub enum Origin {
     Manual,
     /// A jail's subnet escalation: enough addresses inside the prefix were banned.
     Subnet,
+    /// Another host of the fleet banned it and shared the ban through Redis
+    /// (see [`crate::fleet`]); [`Ban::node`] names that host.
+    Fleet,
 }
 
 impl Origin {
@@ -77,12 +80,13 @@ impl Origin {
             Origin::Jail => "jail",
             Origin::Manual => "manual",
             Origin::Subnet => "subnet",
+            Origin::Fleet => "fleet",
         }
     }
 
     /// The inverse of [`Origin::as_str`].
     pub fn parse(s: &str) -> Option<Origin> {
-        [Origin::Jail, Origin::Manual, Origin::Subnet]
+        [Origin::Jail, Origin::Manual, Origin::Subnet, Origin::Fleet]
             .into_iter()
             .find(|o| o.as_str() == s)
     }
@@ -107,6 +111,9 @@ pub struct Ban {
     /// allowed to cover an allowed address. Kept on restore, reload and allowlist
     /// changes.
     pub forced: bool,
+    /// The fleet host a remote ban came from (origin [`Origin::Fleet`]); `None`
+    /// for this host's own bans.
+    pub node: Option<Arc<str>>,
 }
 
 /// What led to a jail's ban, kept with the ban in the store (`bans` shows it).
@@ -161,6 +168,34 @@ pub enum Decision {
 
 /// The jail name manual bans (`log2drop ban`) are filed under; reserved in config.
 pub const MANUAL_JAIL: &str = "manual";
+
+/// The jail name bans received from the fleet are filed under; reserved in
+/// config. Their backends are `fleet.backends`.
+pub const FLEET_JAIL: &str = "fleet";
+
+/// A ban another host published to the fleet, as it arrives here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBan {
+    /// Address or prefix.
+    pub target: IpNet,
+    /// The host that banned it.
+    pub node: Arc<str>,
+    /// When that host banned it.
+    pub since: SystemTime,
+    /// Its deadline there, kept here; `None` is permanent.
+    pub until: Option<SystemTime>,
+}
+
+/// Why a remote ban was not enforced here. Each is counted by the fleet link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FleetRefusal {
+    /// It covers an allowlisted address or one of this host's own addresses.
+    #[error("it overlaps the allowlist")]
+    Allowlisted,
+    /// Its prefix is wider than `fleet.accept_max_prefix`.
+    #[error("its prefix is wider than fleet.accept_max_prefix")]
+    TooWide,
+}
 
 /// How often [`Engine::expire`] sweeps out aged offence windows and old history.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -858,6 +893,7 @@ impl Engine {
             origin: Origin::Manual,
             reason: None,
             forced,
+            node: None,
         };
         if target.prefix_len() == target.max_prefix_len() {
             self.tracker.remove(&target.addr());
@@ -870,6 +906,78 @@ impl Engine {
     /// Lifts the ban on exactly `target`, if there is one.
     pub fn unban(&mut self, target: IpNet) -> Option<Decision> {
         self.remove_ban(&normalise_net(target)).map(Decision::Unban)
+    }
+
+    /// Enforces a ban another host shared, under [`FLEET_JAIL`] with origin
+    /// [`Origin::Fleet`] and the remote deadline. Refused when it overlaps the
+    /// allowlist (own addresses and loopback included) or is wider than
+    /// `max_prefix` (IPv4, IPv6 prefix lengths). `Ok(None)` when nothing changes:
+    /// already expired, already covered by a ban at least as long, or banned here
+    /// by this host itself (a local ban is never replaced by a remote one).
+    pub fn fleet_ban(
+        &mut self,
+        remote: &RemoteBan,
+        max_prefix: (u8, u8),
+        now: SystemTime,
+    ) -> Result<Option<Decision>, FleetRefusal> {
+        let target = normalise_net(remote.target);
+        let limit = if target.addr().is_ipv4() {
+            max_prefix.0
+        } else {
+            max_prefix.1
+        };
+        if target.prefix_len() < limit || target.prefix_len() == 0 {
+            return Err(FleetRefusal::TooWide);
+        }
+        if self.allow.intersects(&target) {
+            return Err(FleetRefusal::Allowlisted);
+        }
+        if remote.until.is_some_and(|u| u <= now) {
+            return Ok(None);
+        }
+        if let Some(existing) = self.bans.get(&target) {
+            let longer = match (existing.until, remote.until) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => b > a,
+            };
+            if existing.origin != Origin::Fleet || !longer {
+                return Ok(None);
+            }
+        } else if self.covered(&target) {
+            return Ok(None);
+        }
+        let ban = Ban {
+            target,
+            jail: Arc::from(FLEET_JAIL),
+            since: remote.since,
+            until: remote.until,
+            origin: Origin::Fleet,
+            reason: None,
+            forced: false,
+            node: Some(remote.node.clone()),
+        };
+        if target.prefix_len() == target.max_prefix_len() {
+            self.tracker.remove(&target.addr());
+        }
+        self.insert_ban(&ban);
+        Ok(Some(Decision::Ban(ban)))
+    }
+
+    /// Lifts the fleet's ban on exactly `target` when `node` shared it; with
+    /// `node` `None` (`unban --fleet` somewhere in the fleet) lifts whatever ban
+    /// is on `target`, this host's own included.
+    pub fn fleet_unban(&mut self, target: IpNet, node: Option<&str>) -> Option<Decision> {
+        let target = normalise_net(target);
+        let ban = self.bans.get(&target)?;
+        let lift = match node {
+            None => true,
+            Some(n) => ban.origin == Origin::Fleet && ban.node.as_deref() == Some(n),
+        };
+        if !lift {
+            return None;
+        }
+        self.remove_ban(&target).map(Decision::Unban)
     }
 
     /// Puts bans scheduled by `ban_delay` that are due into force, lifts every ban
@@ -1195,6 +1303,7 @@ impl Engine {
             origin,
             reason,
             forced: false,
+            node: None,
         };
         match origin {
             Origin::Subnet => self.stats.subnet_bans += 1,

@@ -254,11 +254,7 @@ impl HookEvent {
                 NotifyEvent::Ban => "ban".into(),
                 NotifyEvent::Unban => "unban".into(),
             },
-            "origin" => match self.origin {
-                Origin::Jail => "jail".into(),
-                Origin::Manual => "manual".into(),
-                Origin::Subnet => "subnet".into(),
-            },
+            "origin" => self.origin.as_str().into(),
             "since" => self.since.clone(),
             "until" => self.until.clone().unwrap_or_else(|| "permanent".into()),
             "filter" => self.filter.clone().unwrap_or_default(),

@@ -19,6 +19,7 @@ pub mod duration;
 pub mod engine;
 pub mod fail2ban;
 pub mod filter;
+pub mod fleet;
 pub mod hooks;
 pub(crate) mod log_limit;
 pub mod metrics;

@@ -114,7 +114,9 @@ enum Cmd {
     /// Lift a ban, or every ban (of a jail).
     ///
     /// `unban ADDR` lifts the ban on ADDR whichever jail set it; `unban --all`
-    /// lifts every ban; `unban --all --jail J` every ban of jail J.
+    /// lifts every ban; `unban --all --jail J` every ban of jail J. A ban this
+    /// host shared with the fleet is lifted on the fleet too; a ban received from
+    /// the fleet is lifted here only, unless --fleet is given.
     #[command(group = clap::ArgGroup::new("what").required(true).args(["target", "all"]))]
     Unban {
         /// Address or prefix, as `bans` lists it.
@@ -126,9 +128,16 @@ enum Cmd {
         /// Only bans of this jail; with an address, refuse if another jail owns it.
         #[arg(long, value_name = "JAIL")]
         jail: Option<String>,
+        /// Lift the ban on ADDR on every host of the fleet, whoever banned it
+        /// (needs [fleet]).
+        #[arg(long, conflicts_with = "all")]
+        fleet: bool,
         #[command(flatten)]
         conn: Conn,
     },
+    /// Ban sharing with other hosts through Redis ([fleet] in the config).
+    #[command(subcommand)]
+    Fleet(FleetCmd),
     /// Run a filter over a log and show what it matches, like fail2ban-regex:
     /// lines read, matched, ignored and missed, hits per regex, top addresses,
     /// time taken. FILE may be plain, gzip, zstd, xz or bzip2 (told by its first
@@ -236,6 +245,23 @@ enum Cmd {
     },
 }
 
+/// `log2drop fleet ...`.
+#[derive(Debug, clap::Subcommand)]
+enum FleetCmd {
+    /// Show the fleet link: connected or not, lag, last stream ID read, bans
+    /// published and received, remote bans refused (allowlist, prefix too
+    /// wide), the outgoing queue, and the peers seen on the stream.
+    ///
+    /// Read-only: members of agent.socket_group may use it.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
 /// How a client command finds the agent.
 #[derive(Debug, Args)]
 struct Conn {
@@ -284,8 +310,16 @@ fn main() -> ExitCode {
             target,
             all,
             jail,
+            fleet,
             conn,
-        } => cli::unban(&conn.socket_path(), target.as_deref(), all, jail.as_deref()),
+        } => cli::unban(
+            &conn.socket_path(),
+            target.as_deref(),
+            all,
+            jail.as_deref(),
+            fleet,
+        ),
+        Cmd::Fleet(FleetCmd::Status { json, conn }) => cli::fleet_status(&conn.socket_path(), json),
         Cmd::Reload { conn } => cli::reload(&conn.socket_path()),
         Cmd::Stats { json, conn } => cli::stats(&conn.socket_path(), json),
         Cmd::Flush { conn } => {

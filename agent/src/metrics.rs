@@ -173,7 +173,7 @@ impl Metrics {
         let bans = Family::<JailOrigin, Counter>::default();
         registry.register(
             "bans",
-            "Ban decisions recorded (new bans and extensions), by jail and origin (jail, manual, subnet)",
+            "Ban decisions recorded (new bans and extensions), by jail and origin (jail, manual, subnet, fleet)",
             bans.clone(),
         );
         let unbans = Family::<JailLabel, Counter>::default();

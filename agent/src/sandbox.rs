@@ -91,6 +91,12 @@ impl Sandbox {
             }
             network |= n.webhook.is_some();
         }
+        // The fleet link reconnects to Redis (by name) for as long as it runs;
+        // with TLS it reads the system's certificate roots at each connection.
+        if cfg.fleet.is_some() {
+            network = true;
+            allow(Path::new("/etc/ssl"), "r");
+        }
         let names = cfg
             .agent
             .allow

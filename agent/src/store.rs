@@ -354,6 +354,13 @@ impl Store {
                 column: "bans.origin",
                 value: origin.clone(),
             })?;
+            // A fleet ban keeps the node it came from where a jail ban keeps its
+            // filter (see `record_ban`).
+            let (reason, node) = if origin == Origin::Fleet {
+                (None, reason.map(|n| names.get(&n)))
+            } else {
+                (reason, None)
+            };
             let reason = match (reason, first, last) {
                 (Some(filter), Some(first), Some(last)) => Some(BanReason {
                     filter: names.get(&filter),
@@ -374,6 +381,7 @@ impl Store {
                 origin,
                 reason,
                 forced,
+                node,
             });
         }
         Ok(())
@@ -591,9 +599,14 @@ impl Store {
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(SourcePosition::Journal {
-                    source: r.get(0)?,
-                    cursor: r.get(1)?,
+                let source: String = r.get(0)?;
+                let cursor: String = r.get(1)?;
+                Ok(match source.strip_prefix(FLEET_CURSOR) {
+                    Some(stream) => SourcePosition::Fleet {
+                        stream: stream.to_owned(),
+                        id: cursor,
+                    },
+                    None => SourcePosition::Journal { source, cursor },
                 })
             })
             .map_err(self.sql())?;
@@ -651,7 +664,9 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
     let since = millis(b.since);
     let until = b.until.map(millis);
     let origin = origin_str(b.origin);
-    let reason = b.reason.as_ref().map(|r| &*r.filter);
+    // The `reason` column holds a jail ban's filter, or the node a fleet ban
+    // came from: one or the other, never both.
+    let reason = b.reason.as_ref().map(|r| &*r.filter).or(b.node.as_deref());
     let first = b.reason.as_ref().map(|r| millis(r.first_offence));
     let last = b.reason.as_ref().map(|r| millis(r.last_offence));
     let captures = b
@@ -763,13 +778,29 @@ fn write_position(tx: &rusqlite::Transaction<'_>, p: &SourcePosition) -> rusqlit
             ])?;
         }
         SourcePosition::Journal { source, cursor } => {
-            tx.prepare_cached(
-                "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
-                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
-            )?
-            .execute(params![source, cursor])?;
+            write_cursor(tx, source, cursor)?;
+        }
+        SourcePosition::Fleet { stream, id } => {
+            write_cursor(tx, &format!("{FLEET_CURSOR}{stream}"), id)?;
         }
     }
+    Ok(())
+}
+
+/// A fleet stream's last ID is kept in `cursors` under this prefix and the
+/// stream key (a source name cannot start with `@`: see config validation).
+const FLEET_CURSOR: &str = "@fleet ";
+
+fn write_cursor(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    cursor: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+         ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+    )?
+    .execute(params![source, cursor])?;
     Ok(())
 }
 
@@ -790,20 +821,11 @@ impl Names {
 }
 
 fn parse_origin(s: &str) -> Option<Origin> {
-    match s {
-        "jail" => Some(Origin::Jail),
-        "manual" => Some(Origin::Manual),
-        "subnet" => Some(Origin::Subnet),
-        _ => None,
-    }
+    Origin::parse(s)
 }
 
 fn origin_str(o: Origin) -> &'static str {
-    match o {
-        Origin::Jail => "jail",
-        Origin::Manual => "manual",
-        Origin::Subnet => "subnet",
-    }
+    o.as_str()
 }
 
 fn read_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -955,6 +977,7 @@ mod tests {
             },
             reason: None,
             forced: false,
+            node: None,
         }
     }
 
@@ -1209,6 +1232,33 @@ mod tests {
     }
 
     #[test]
+    fn the_fleet_stream_id_round_trips_apart_from_journal_cursors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let fleet = |id: &str| SourcePosition::Fleet {
+            stream: "log2drop:bans".into(),
+            id: id.into(),
+        };
+        store
+            .write(Batch::at(t(0)).positions(&[fleet("1-0"), journal("log2drop:bans", "c")]))
+            .expect("save");
+        store
+            .write(Batch::at(t(1)).positions(&[fleet("1700000000000-3")]))
+            .expect("save");
+        drop(store);
+        let p = Store::open(dir.path())
+            .expect("reopen")
+            .positions()
+            .expect("read");
+        assert_eq!(
+            p.fleet_id("log2drop:bans").as_deref(),
+            Some("1700000000000-3")
+        );
+        assert_eq!(p.cursor("log2drop:bans").as_deref(), Some("c"));
+        assert_eq!(p.fleet_id("other"), None);
+    }
+
+    #[test]
     fn positions_lists_every_path_and_cursor() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("open");
@@ -1314,7 +1364,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_restores_reason_origin_and_forced() {
+    fn restart_restores_reason_origin_forced_and_fleet_node() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut jail = ban("198.51.100.7/32", "ssh", 100, Some(3700));
         jail.reason = Some(BanReason {
@@ -1327,6 +1377,9 @@ mod tests {
         subnet.origin = Origin::Subnet;
         let mut forced = ban("192.0.2.1/32", "manual", 120, None);
         forced.forced = true;
+        let mut fleet = ban("203.0.113.77/32", "fleet", 125, Some(7300));
+        fleet.origin = Origin::Fleet;
+        fleet.node = Some(Arc::from("web-2"));
         {
             let mut store = Store::open(dir.path()).expect("open");
             store
@@ -1335,15 +1388,16 @@ mod tests {
                         Decision::Ban(jail.clone()),
                         Decision::Ban(subnet.clone()),
                         Decision::Ban(forced.clone()),
+                        Decision::Ban(fleet.clone()),
                     ],
-                    t(120),
+                    t(125),
                 )
                 .expect("record");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(
             store.active_bans(t(130)).expect("bans"),
-            vec![jail, subnet, forced]
+            vec![jail, subnet, forced, fleet]
         );
     }
 

@@ -193,6 +193,7 @@ fn unban_cmd(target: &str) -> Command {
         target: Some(target.into()),
         all: false,
         jail: None,
+        fleet: false,
     }
 }
 
@@ -314,6 +315,7 @@ async fn bans_by_jail_ban_under_a_jail_and_unban_all() {
             target: Some("198.51.100.2".into()),
             all: false,
             jail: Some("ssh".into()),
+            fleet: false,
         })
         .await;
     assert!(
@@ -327,6 +329,7 @@ async fn bans_by_jail_ban_under_a_jail_and_unban_all() {
             target: None,
             all: true,
             jail: Some("manual".into()),
+            fleet: false,
         })
         .await;
     assert_eq!(lifted.len(), 3);
@@ -336,6 +339,7 @@ async fn bans_by_jail_ban_under_a_jail_and_unban_all() {
             target: None,
             all: false,
             jail: None,
+            fleet: false,
         })
         .await;
     assert!(!reply.ok);
@@ -344,6 +348,7 @@ async fn bans_by_jail_ban_under_a_jail_and_unban_all() {
             target: None,
             all: true,
             jail: None,
+            fleet: false,
         })
         .await;
     assert_eq!(lifted.len(), 1);
@@ -586,6 +591,7 @@ async fn bans_that_ended_while_down_run_their_unban_hooks_at_start() {
             origin: log2drop::engine::Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         };
         store
             .write(Batch::at(now - Duration::from_secs(7200)).decisions(&[

@@ -38,7 +38,8 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only these cases (names or numbers, comma separated):
-    /// matching, latency, inserts, droppath, memory, coldstart, report, attacks, offences.
+    /// matching, latency, inserts, droppath, memory, coldstart, report, attacks, offences,
+    /// fleet.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The log2drop binary to measure (a release build).

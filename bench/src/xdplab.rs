@@ -112,6 +112,7 @@ pub fn ban(target: IpNet, jail: &Arc<str>, now: SystemTime) -> Ban {
         origin: Origin::Manual,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 

@@ -120,6 +120,7 @@ impl Routed {
             origin: Origin::Manual,
             reason: None,
             forced: false,
+            node: None,
         };
         backend
             .reconcile(&[ban], SystemTime::now())

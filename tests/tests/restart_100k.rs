@@ -64,6 +64,7 @@ fn ban(addr: IpAddr, now: SystemTime) -> Ban {
         origin: Origin::Manual,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 

@@ -205,6 +205,7 @@ fn ban(target: &str, until: Option<SystemTime>) -> Ban {
         origin: Origin::Manual,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 

@@ -78,5 +78,7 @@ filters = ["sshd"]
         assert!(cfg.metrics.listen.is_some());
         let jail = &cfg.jails["sshd"];
         assert!(jail.subnet.is_some() && jail.notify.is_some() && jail.threshold.is_some());
+        let fleet = cfg.fleet.as_ref().expect("the [fleet] example");
+        assert_eq!(fleet.share, ["sshd"]);
     }
 }

@@ -15,13 +15,13 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use log2drop::engine::Origin;
 
 use log2drop::control::client::{self, ClientError, DEFAULT_TIMEOUT};
 use log2drop::control::protocol::{
     BackendStatus, BanEntry, Changes, Command, DropEntry, FlushReport, ReloadReport, Reply, Stats,
     Status,
 };
+use log2drop::fleet::FleetStatus;
 
 /// Socket used when neither `--socket` nor `--config` is given.
 pub const DEFAULT_SOCKET: &str = "/run/log2drop/log2drop.sock";
@@ -213,6 +213,7 @@ pub fn unban(
     target: Option<&str>,
     all: bool,
     jail: Option<&str>,
+    fleet: bool,
 ) -> Result<()> {
     let address = match target {
         Some(t) => {
@@ -233,12 +234,18 @@ pub fn unban(
             target: address,
             all,
             jail: jail.map(str::to_owned),
+            fleet,
         },
     )
     .with_context(|| format!("cannot unban {what}"))?;
     let entries: Vec<BanEntry> = data.decode().context("unexpected reply to unban")?;
     match entries.as_slice() {
+        [] if fleet => println!("not banned here; unban sent to the fleet"),
         [] => println!("nothing to unban"),
+        [e] if fleet => println!(
+            "unbanned {} (jail {}) here and on the fleet",
+            e.address, e.jail
+        ),
         [e] => println!("unbanned {} (jail {})", e.address, e.jail),
         many => println!("unbanned {} bans", many.len()),
     }
@@ -283,6 +290,102 @@ fn status_text(s: &Status) -> String {
     }
     for b in &s.backends {
         out.push_str(&format!("backend {}\n", backend_line(b)));
+    }
+    if let Some(f) = &s.fleet {
+        out.push_str(&format!("fleet {}\n", fleet_line(f)));
+    }
+    out
+}
+
+/// One line on the fleet link for `status` and `stats`.
+fn fleet_line(f: &FleetStatus) -> String {
+    format!(
+        "{} as {}: {}, {} published, {} received ({} enforced, {} refused), {} queued, {} peers",
+        f.redis,
+        f.node,
+        if f.connected {
+            "connected"
+        } else {
+            "DISCONNECTED"
+        },
+        f.published,
+        f.received,
+        f.applied,
+        f.refused_allowlist + f.refused_prefix,
+        f.queued,
+        f.peers.len()
+    )
+}
+
+/// `log2drop fleet status [--json]`.
+pub fn fleet_status(socket: &SocketArg, json: bool) -> Result<()> {
+    let data = ask(socket, Command::Fleet)?;
+    if json {
+        let v: serde_json::Value = data.decode().context("unexpected reply to fleet")?;
+        println!("{v}");
+        return Ok(());
+    }
+    let f: FleetStatus = data.decode().context("unexpected reply to fleet")?;
+    print!("{}", fleet_text(&f));
+    Ok(())
+}
+
+fn fleet_text(f: &FleetStatus) -> String {
+    let mut out = String::new();
+    let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<22}{v}\n"));
+    kv("node", f.node.clone());
+    kv("redis", format!("{} (stream {})", f.redis, f.stream));
+    kv(
+        "connected",
+        if f.connected {
+            "yes".into()
+        } else {
+            "NO".into()
+        },
+    );
+    kv(
+        "publishing",
+        if f.publishing {
+            "ok".into()
+        } else {
+            "FAILING (queued, retrying)".into()
+        },
+    );
+    kv("last ID", f.last_id.clone().unwrap_or_else(|| "-".into()));
+    kv(
+        "lag",
+        f.lag_ms.map_or_else(|| "-".into(), |ms| format!("{ms} ms")),
+    );
+    kv(
+        "published",
+        format!(
+            "{} ({} queued, {} dropped at the queue bound, {} failed attempts)",
+            f.published, f.queued, f.dropped, f.publish_errors
+        ),
+    );
+    kv(
+        "received",
+        format!(
+            "{} ({} enforced, {} lifted, {} refused by the allowlist, {} refused as too wide)",
+            f.received, f.applied, f.lifted, f.refused_allowlist, f.refused_prefix
+        ),
+    );
+    kv("fleet bans active", f.bans_active.to_string());
+    kv(
+        "resyncs",
+        format!("{} snapshot loads, {} reconnects", f.resyncs, f.reconnects),
+    );
+    if let Some(e) = &f.last_error {
+        kv("last error", e.clone());
+    }
+    if f.peers.is_empty() {
+        kv("peers", "none seen yet".into());
+    }
+    for p in &f.peers {
+        kv(
+            "peer",
+            format!("{} (seen {}s ago)", p.node, p.seen_secs_ago),
+        );
     }
     out
 }
@@ -375,6 +478,9 @@ fn stats_text(s: &Stats) -> String {
     }
     for b in &s.backends {
         out.push_str(&format!("backend {}\n", backend_line(b)));
+    }
+    if let Some(f) = &s.fleet {
+        out.push_str(&format!("fleet {}\n", fleet_line(f)));
     }
     if !s.drops.is_empty() {
         out.push_str(&format!(
@@ -502,13 +608,12 @@ fn ban_table(entries: &[BanEntry], now: SystemTime) -> String {
                     (u.clone(), left.map_or_else(|| "?".into(), short_duration))
                 }
             };
-            let origin = match e.origin {
-                Origin::Jail => "jail",
-                Origin::Manual => "manual",
-                Origin::Subnet => "subnet",
-            };
+            let origin = e.origin.as_str();
             let mut why = match (&e.filter, e.forced) {
                 (Some(f), _) => format!("{origin}:{f}"),
+                (None, _) if e.node.is_some() => {
+                    format!("{origin}:{}", e.node.as_deref().unwrap_or_default())
+                }
                 (None, true) => format!("{origin} (forced)"),
                 (None, false) => origin.to_owned(),
             };
@@ -564,6 +669,7 @@ fn short_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use log2drop::engine::Origin;
 
     fn entry(address: &str, until: Option<&str>) -> BanEntry {
         BanEntry {
@@ -576,6 +682,7 @@ mod tests {
             first_offence: None,
             last_offence: None,
             forced: false,
+            node: None,
             captures: Default::default(),
         }
     }
@@ -679,8 +786,13 @@ mod text_tests {
                 bans_active: 3,
             }],
             backends: vec![backend(false)],
+            fleet: Some(fleet()),
         };
         let t = status_text(&s);
+        assert!(
+            t.contains("fleet redis://127.0.0.1:6379/0 as web-1: DISCONNECTED, 7 published, 5 received (3 enforced, 2 refused), 4 queued, 1 peers"),
+            "{t}"
+        );
         assert!(
             t.starts_with("log2drop 0.1.0 up 1h 2m 5s (/etc/log2drop/log2drop.toml)\n"),
             "{t}"
@@ -699,6 +811,50 @@ mod text_tests {
             "{t}"
         );
         assert!(t.contains("backend xdp: FAILING (7 bans and 2 unbans applied, 1 failures); reconciled: 100000 added, 1 removed, 0 updated, 3 kept in 41.5 ms; last error: apply: map full"), "{t}");
+    }
+
+    fn fleet() -> FleetStatus {
+        FleetStatus {
+            node: "web-1".into(),
+            redis: "redis://127.0.0.1:6379/0".into(),
+            stream: "log2drop:bans".into(),
+            connected: false,
+            publishing: false,
+            last_error: Some("read: connection refused".into()),
+            last_id: Some("1700000000000-0".into()),
+            lag_ms: Some(3),
+            published: 7,
+            queued: 4,
+            dropped: 0,
+            publish_errors: 2,
+            received: 5,
+            applied: 3,
+            refused_allowlist: 1,
+            refused_prefix: 1,
+            lifted: 0,
+            resyncs: 1,
+            reconnects: 2,
+            bans_active: 3,
+            peers: vec![log2drop::fleet::Peer {
+                node: "web-2".into(),
+                seen_secs_ago: 12,
+            }],
+        }
+    }
+
+    #[test]
+    fn fleet_text_says_what_is_wrong() {
+        let t = fleet_text(&fleet());
+        for want in [
+            "connected             NO\n",
+            "publishing            FAILING (queued, retrying)\n",
+            "last ID               1700000000000-0\n",
+            "received              5 (3 enforced, 0 lifted, 1 refused by the allowlist, 1 refused as too wide)\n",
+            "peer                  web-2 (seen 12s ago)\n",
+            "last error            read: connection refused\n",
+        ] {
+            assert!(t.contains(want), "{want:?} not in\n{t}");
+        }
     }
 
     #[test]
@@ -737,6 +893,7 @@ mod text_tests {
             backends: vec![backend(true)],
             hooks: HookStats::default(),
             drops,
+            fleet: None,
         };
         let t = stats_text(&s);
         assert!(t.contains("lines read                1000\n"), "{t}");

@@ -14,7 +14,7 @@ use super::{
     Config, MAX_MAX_LINE_BYTES, MAX_MAXRETRY, MIN_MAX_LINE_BYTES, SourceConfig, SourceKind,
 };
 use crate::backend::kind::{BackendKind, unknown_backend};
-use crate::engine::{MANUAL_JAIL, allowlist};
+use crate::engine::{FLEET_JAIL, MANUAL_JAIL, allowlist};
 use crate::filter::{self, HostRule};
 
 /// One problem, before it has a position.
@@ -50,7 +50,24 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     for (key, message) in cfg.metrics.check(&KeyPath::of(&["metrics"])) {
         out.push(key, message);
     }
+    check_fleet(cfg, &mut out);
     out.0
+}
+
+/// `[fleet]` checks itself against the jails and backends.
+fn check_fleet(cfg: &Config, out: &mut Issues) {
+    let Some(fleet) = &cfg.fleet else {
+        return;
+    };
+    let jails: Vec<&str> = cfg.jails.keys().map(String::as_str).collect();
+    let backends = cfg.backends.names();
+    let cx = crate::fleet::config::Context {
+        jails: &jails,
+        backends: &backends,
+    };
+    for (key, message) in fleet.check(&KeyPath::of(&["fleet"]), cx) {
+        out.push(key, message);
+    }
 }
 
 fn check_agent(cfg: &Config, out: &mut Issues) {
@@ -188,6 +205,13 @@ fn check_sources<'c>(cfg: &'c Config, out: &mut Issues) -> BTreeMap<&'c str, Vec
     let mut stdin: Option<&str> = None;
     for (name, src) in &cfg.sources {
         let path = KeyPath::of(&["sources", name]);
+        if name.starts_with('@') {
+            // `@fleet STREAM` names the fleet link's saved position in the store.
+            out.push(
+                path.clone(),
+                "a source name may not start with @ (reserved)",
+            );
+        }
         check_source_kind(name, src, &path, &mut paths, &mut stdin, out);
         if src.filters.is_empty() {
             out.push(
@@ -396,7 +420,9 @@ fn check_journal_match(m: &str) -> Result<(), String> {
 }
 
 fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) {
-    if cfg.jails.is_empty() {
+    // A host that only enforces the fleet's bans needs no jail of its own.
+    let accepts_fleet = cfg.fleet.as_ref().is_some_and(|f| f.accept);
+    if cfg.jails.is_empty() && !accepts_fleet {
         out.push(
             KeyPath::of(&["jails"]),
             "no jail configured: nothing would ever be banned; add a [jails.NAME] table",
@@ -411,6 +437,12 @@ fn check_jails(cfg: &Config, fed: &BTreeMap<&str, Vec<&str>>, out: &mut Issues) 
                 format!(
                     "the jail name {MANUAL_JAIL:?} is reserved for bans made with `log2drop ban`"
                 ),
+            );
+        }
+        if name == FLEET_JAIL {
+            out.push(
+                path.clone(),
+                format!("the jail name {FLEET_JAIL:?} is reserved for bans shared by the fleet"),
             );
         }
         if jail.filters.is_empty() {

@@ -8,7 +8,9 @@
 //! {"v":1,"cmd":"ban","target":"198.51.100.7","for":"1h"}        optional "jail", "force"
 //! {"v":1,"cmd":"unban","target":"203.0.113.0/24"}               optional "jail"
 //! {"v":1,"cmd":"unban","all":true,"jail":"ssh"}                 every ban (of the jail)
+//! {"v":1,"cmd":"unban","target":"192.0.2.9","fleet":true}      on every fleet host
 //! {"v":1,"cmd":"stats"}
+//! {"v":1,"cmd":"fleet"}
 //! {"v":1,"cmd":"reload"}
 //! {"v":1,"cmd":"flush"}
 //! ```
@@ -20,7 +22,8 @@
 //! without it is answered without it, as before).
 //! `bans` answers an array of [`BanEntry`], `ban` the entry made, `unban` an
 //! array of the entries lifted, `status` a [`Status`], `stats` a [`Stats`],
-//! `reload` a [`ReloadReport`], `flush` a [`FlushReport`].
+//! `reload` a [`ReloadReport`], `flush` a [`FlushReport`], `fleet` a
+//! [`crate::fleet::FleetStatus`].
 //!
 //! Fields are only ever added within a version, and readers ignore fields they do
 //! not know in replies; requests with unknown fields or a key given twice are
@@ -86,9 +89,14 @@ pub enum Command {
         /// Only bans of this jail.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
+        /// Also lift the ban on every host of the fleet.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fleet: bool,
     },
     /// Counters.
     Stats,
+    /// The fleet link's state.
+    Fleet,
     /// Re-read the config file (as SIGHUP does).
     Reload,
     /// Remove every kernel object of log2drop and stop the agent (uninstall).
@@ -101,17 +109,21 @@ impl Command {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            Command::Status | Command::Bans { .. } | Command::Stats
+            Command::Status | Command::Bans { .. } | Command::Stats | Command::Fleet
         )
     }
 
     /// The keys this command takes besides `v` and `cmd`, as on the wire.
     pub fn fields(&self) -> &'static [&'static str] {
         match self {
-            Command::Status | Command::Stats | Command::Reload | Command::Flush => &[],
+            Command::Status
+            | Command::Stats
+            | Command::Reload
+            | Command::Flush
+            | Command::Fleet => &[],
             Command::Bans { .. } => &["jail"],
             Command::Ban { .. } => &["target", "for", "jail", "force"],
-            Command::Unban { .. } => &["target", "all", "jail"],
+            Command::Unban { .. } => &["target", "all", "jail", "fleet"],
         }
     }
 
@@ -125,6 +137,7 @@ impl Command {
             Command::Stats => "stats",
             Command::Reload => "reload",
             Command::Flush => "flush",
+            Command::Fleet => "fleet",
         }
     }
 }
@@ -381,7 +394,7 @@ pub struct BanEntry {
     pub since: String,
     /// End, RFC 3339 UTC; `null` when permanent.
     pub until: Option<String>,
-    /// `jail`, `manual` or `subnet`.
+    /// `jail`, `manual`, `subnet` or `fleet`.
     pub origin: Origin,
     /// The filter whose offence caused a jail's ban.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -395,6 +408,9 @@ pub struct BanEntry {
     /// Made with `ban --force` over the allowlist.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// The fleet host a remote ban (origin `fleet`) came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The named captures (`user`...) of the offence that reached the
     /// threshold, bounded; attacker text (JSON escapes it, the table escapes it).
     #[serde(default, skip_serializing_if = "Captures::is_empty")]
@@ -414,6 +430,7 @@ impl BanEntry {
             first_offence: b.reason.as_ref().map(|r| rfc3339(r.first_offence)),
             last_offence: b.reason.as_ref().map(|r| rfc3339(r.last_offence)),
             forced: b.forced,
+            node: b.node.as_deref().map(str::to_owned),
             captures: b
                 .reason
                 .as_ref()
@@ -442,6 +459,9 @@ pub struct Status {
     pub jails: Vec<JailStatus>,
     /// Backends, in the order they apply decisions.
     pub backends: Vec<BackendStatus>,
+    /// The fleet link, when `[fleet]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// One source in `status` and `stats`.
@@ -552,6 +572,9 @@ pub struct Stats {
     pub hooks: HookStats,
     /// Packets and bytes dropped per ban, by backends that count (XDP).
     pub drops: Vec<DropEntry>,
+    /// The fleet link, when `[fleet]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// Drops counted for one ban.
@@ -692,6 +715,7 @@ mod tests {
                 target: None,
                 all: true,
                 jail: Some("ssh".into()),
+                fleet: false,
             }))
         );
         for (line, cmd) in [
@@ -726,6 +750,7 @@ mod tests {
                 target: Some("2001:db8::1".into()),
                 all: false,
                 jail: None,
+                fleet: false,
             }))
         );
     }
@@ -743,6 +768,7 @@ mod tests {
                 target: None,
                 all: true,
                 jail: None,
+                fleet: false,
             },
             Command::Bans { jail: None },
             Command::Flush,
@@ -820,10 +846,12 @@ mod tests {
                 target: Some("192.0.2.1".into()),
                 all: true,
                 jail: Some("ssh".into()),
+                fleet: true,
             },
             Command::Stats,
             Command::Reload,
             Command::Flush,
+            Command::Fleet,
         ];
         for cmd in full {
             let value = serde_json::to_value(Request::new(cmd.clone())).expect("encode");
@@ -842,7 +870,7 @@ mod tests {
     }
 
     #[test]
-    fn only_status_bans_and_stats_are_read_only() {
+    fn only_status_bans_stats_and_fleet_are_read_only() {
         let ro: Vec<&str> = [
             Command::Status,
             Command::Bans { jail: None },
@@ -857,15 +885,17 @@ mod tests {
                 target: None,
                 all: true,
                 jail: None,
+                fleet: false,
             },
             Command::Reload,
             Command::Flush,
+            Command::Fleet,
         ]
         .iter()
         .filter(|c| c.is_read_only())
         .map(Command::name)
         .collect();
-        assert_eq!(ro, ["status", "bans", "stats"]);
+        assert_eq!(ro, ["status", "bans", "stats", "fleet"]);
     }
 
     #[test]
@@ -892,6 +922,7 @@ mod tests {
                     origin: Origin::Manual,
                     reason: None,
                     forced: true,
+                    node: None,
                 })
             })
             .collect();
@@ -936,6 +967,7 @@ mod tests {
             backends: Vec::new(),
             hooks: HookStats::default(),
             drops: Vec::new(),
+            fleet: None,
         };
         assert_eq!(
             Reply::ok(&stats).to_line(),
@@ -960,6 +992,7 @@ mod tests {
             origin: Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         };
         let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");
         assert_eq!(
@@ -981,6 +1014,7 @@ mod tests {
                 captures: Default::default(),
             }),
             forced: true,
+            node: None,
             ..b
         };
         let v = serde_json::to_value(BanEntry::from_ban(&b)).expect("encode");

@@ -642,6 +642,7 @@ mod tests {
                     target: Some("198.51.100.7".into()),
                     all: false,
                     jail: None,
+                    fleet: false,
                 },
                 Duration::from_secs(5),
             )

@@ -173,22 +173,23 @@ impl Slot {
 pub(super) struct Routes(HashMap<String, Vec<BackendKind>>);
 
 impl Routes {
-    /// From the jails' `backends` lists (validated: every name is a backend of
-    /// this build).
+    /// From the jails' `backends` lists, and `fleet.backends` for the fleet's
+    /// bans (validated: every name is a backend of this build).
     pub(super) fn from_config(cfg: &Config) -> Routes {
-        Routes(
-            cfg.jails
-                .iter()
-                .map(|(name, j)| {
-                    let kinds = j
-                        .backends
-                        .iter()
-                        .filter_map(|b| BackendKind::from_name(b))
-                        .collect();
-                    (name.clone(), kinds)
-                })
-                .collect(),
-        )
+        let kinds = |list: &[String]| -> Vec<BackendKind> {
+            list.iter()
+                .filter_map(|b| BackendKind::from_name(b))
+                .collect()
+        };
+        let mut routes: HashMap<String, Vec<BackendKind>> = cfg
+            .jails
+            .iter()
+            .map(|(name, j)| (name.clone(), kinds(&j.backends)))
+            .collect();
+        if let Some(fleet) = &cfg.fleet {
+            routes.insert(crate::engine::FLEET_JAIL.to_owned(), kinds(&fleet.backends));
+        }
+        Routes(routes)
     }
 
     /// Whether `backend` enforces bans of `jail`: an empty list, a manual ban and
@@ -608,11 +609,8 @@ pub(crate) fn log_decision(d: &Decision) {
                 address = %crate::addr::display_target(&b.target),
                 jail = %b.jail,
                 until = %until,
-                origin = match b.origin {
-                    crate::engine::Origin::Jail => "jail",
-                    crate::engine::Origin::Manual => "manual",
-                    crate::engine::Origin::Subnet => "subnet",
-                },
+                origin = b.origin.as_str(),
+                node = b.node.as_deref().unwrap_or(""),
                 filter = b.reason.as_ref().map_or("", |r| &*r.filter),
                 forced = b.forced,
                 // Attacker text: each value one escaped token (no spaces, no

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::control::protocol::{BanEntry, Command, JailStatus, ReloadReport, Reply, Stats, Status};
 use crate::control::server::ControlRequest;
 use crate::engine::{Ban, Decision, Engine, MANUAL_JAIL, ManualBan};
+use crate::fleet::{Fleet, Incoming};
 use crate::hooks::HookStats;
 use crate::metrics::{Metrics, OffenceCounters};
 use crate::source::{Positions, SourceEvent};
@@ -63,11 +64,21 @@ pub(super) struct EngineTask {
     pub(super) metrics: Metrics,
     /// Offences per filter and jail, and the lag to the decision (rebuilt on reload).
     pub(super) offence_counters: OffenceCounters,
+    /// The fleet link, when `[fleet]` is configured.
+    pub(super) fleet: Option<Fleet>,
     /// Offence counts not yet handed to the commit thread; `None` when
     /// `agent.offence_rows` is 0.
     pub(super) tally: Option<Tally>,
     /// The tally reached its cap: hand it over after this batch.
     pub(super) offences_full: bool,
+}
+
+/// The fleet reader's next batch; never ready without a fleet.
+async fn fleet_next(fleet: &mut Option<Fleet>) -> Option<Incoming> {
+    match fleet {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl EngineTask {
@@ -91,6 +102,7 @@ impl EngineTask {
         let mut ctl_open = true;
         let mut own_open = true;
         let mut reload_open = true;
+        let mut fleet_open = self.fleet.is_some();
         while !self.stop && !*triggers.shutdown.borrow() {
             let expiry = self
                 .engine
@@ -122,6 +134,15 @@ impl EngineTask {
                 req = ctl_rx.recv(), if ctl_open => match req {
                     Some(req) => self.control(req, &mut src_rx).await,
                     None => ctl_open = false,
+                },
+                batch = fleet_next(&mut self.fleet), if fleet_open => match batch {
+                    // Bans and unbans from other hosts, with the stream ID they
+                    // reach, committed together.
+                    Some(batch) => {
+                        self.fleet_incoming(batch);
+                        self.commit(None).await;
+                    }
+                    None => fleet_open = false,
                 },
                 addrs = own_rx.recv(), if own_open => match addrs {
                     // The host gained or lost an address: bans that now cover one
@@ -172,7 +193,25 @@ impl EngineTask {
         }
         self.commit(None).await;
         self.send_offences().await;
+        if let Some(fleet) = self.fleet.take() {
+            fleet.stop().await;
+        }
         self.stop
+    }
+
+    /// Feeds a fleet reader batch to the engine; the stream ID it reaches is
+    /// saved with the decisions it causes.
+    fn fleet_incoming(&mut self, batch: Incoming) {
+        let Some(fleet) = self.fleet.as_mut() else {
+            return;
+        };
+        let reached = fleet.apply(
+            &mut self.engine,
+            batch,
+            SystemTime::now(),
+            &mut self.pending,
+        );
+        self.positions.insert(reached);
     }
 
     fn take(&mut self, ev: SourceEvent) {
@@ -278,6 +317,9 @@ impl EngineTask {
         if !self.pending.is_empty() {
             self.count_active();
         }
+        if let Some(fleet) = &self.fleet {
+            fleet.publish_bans(&self.pending);
+        }
         let commit = Commit {
             decisions: std::mem::take(&mut self.pending),
             positions: self.positions.take(),
@@ -315,6 +357,7 @@ impl EngineTask {
                     sources: self.sources.statuses(),
                     jails: self.jail_statuses(),
                     backends: Vec::new(),
+                    fleet: self.fleet.as_ref().map(|f| f.status(&self.engine)),
                 };
                 self.send(Job::Status(Box::new(status), reply)).await;
             }
@@ -346,6 +389,7 @@ impl EngineTask {
                     backends: Vec::new(),
                     hooks: HookStats::default(),
                     drops: Vec::new(),
+                    fleet: self.fleet.as_ref().map(|f| f.status(&self.engine)),
                 };
                 self.send(Job::Stats(Box::new(stats), reply)).await;
             }
@@ -370,17 +414,27 @@ impl EngineTask {
                     let _ = reply.send(Reply::error(e));
                 }
             },
-            Command::Unban { target, all, jail } => {
-                match self.unban(target.as_deref(), all, jail.as_deref()) {
-                    Ok(entries) => {
-                        self.commit_then_reply(reply, Reply::ok_list(&entries))
-                            .await
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Reply::error(e));
-                    }
-                }
+            Command::Fleet => {
+                let answer = match &self.fleet {
+                    Some(f) => to_reply(&f.status(&self.engine)),
+                    None => Reply::error("no fleet: the config has no [fleet] table"),
+                };
+                let _ = reply.send(answer);
             }
+            Command::Unban {
+                target,
+                all,
+                jail,
+                fleet,
+            } => match self.unban(target.as_deref(), all, jail.as_deref(), fleet) {
+                Ok(entries) => {
+                    self.commit_then_reply(reply, Reply::ok_list(&entries))
+                        .await
+                }
+                Err(e) => {
+                    let _ = reply.send(Reply::error(e));
+                }
+            },
             Command::Reload => {
                 let answer = match self.notified_reload(src_rx).await {
                     Ok(report) => {
@@ -452,12 +506,22 @@ impl EngineTask {
         Ok(entry)
     }
 
+    /// Lifts bans here; a lifted shared ban is lifted on the fleet too, and with
+    /// `fleet` (`unban --fleet`) every host lifts its ban on the target, even
+    /// when there is none here.
     fn unban(
         &mut self,
         target: Option<&str>,
         all: bool,
         jail: Option<&str>,
+        fleet: bool,
     ) -> Result<Vec<BanEntry>, String> {
+        if fleet && self.fleet.is_none() {
+            return Err("--fleet: the config has no [fleet] table".into());
+        }
+        if fleet && all {
+            return Err("--fleet lifts one target everywhere; it does not go with --all".into());
+        }
         let in_jail = |b: &Ban| jail.is_none_or(|j| *b.jail == *j);
         let targets: Vec<IpNet> = match (target, all) {
             (Some(_), true) => return Err("give a target or --all, not both".into()),
@@ -471,6 +535,12 @@ impl EngineTask {
             (Some(t), false) => {
                 let net = parse_target(t)?;
                 match self.engine.ban_on(net) {
+                    None if fleet => {
+                        if let Some(f) = &self.fleet {
+                            f.publish_unban(net, None, true);
+                        }
+                        return Ok(Vec::new());
+                    }
                     None => {
                         return Err(format!(
                             "{} is not banned",
@@ -494,6 +564,9 @@ impl EngineTask {
             if let Some(d) = self.engine.unban(t) {
                 let (Decision::Unban(b) | Decision::Ban(b)) = &d;
                 entries.push(BanEntry::from_ban(b));
+                if let Some(f) = &self.fleet {
+                    f.publish_unban(t, Some(b), fleet);
+                }
                 self.pending.push(d);
             }
         }
@@ -626,6 +699,30 @@ impl EngineTask {
             }
         }
         self.offence_counters = self.metrics.offence_counters(&prepared.config);
+        if let Some(fleet) = &mut self.fleet {
+            match &prepared.config.fleet {
+                Some(fc) => {
+                    if fc.redis != fleet.settings().url
+                        || fc.stream != fleet.settings().stream
+                        || fc
+                            .node
+                            .as_ref()
+                            .is_some_and(|n| *n != fleet.settings().node)
+                    {
+                        tracing::warn!(
+                            "fleet: connection settings changed; they take effect at the next restart"
+                        );
+                    }
+                    fleet.reconfigure(fc);
+                }
+                None => {
+                    tracing::warn!("fleet: [fleet] removed; the link stops at the next restart")
+                }
+            }
+        } else if prepared.config.fleet.is_some() {
+            tracing::warn!("fleet: [fleet] added; the link starts at the next restart");
+        }
+        self.commit(None).await;
         self.send_offences().await;
         self.tally = tally_for(&prepared.config);
         self.config = prepared.config;

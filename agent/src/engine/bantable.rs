@@ -6,7 +6,8 @@
 //!
 //! - IPv4 and IPv6 targets live in separate slabs, keyed by the address as a
 //!   `u32` or `u128` plus the prefix length (32 bytes per IPv4 ban, 48 per IPv6);
-//! - jail and filter names are interned (`u16` indices);
+//! - jail and filter names are interned (`u16` indices), and so is the node of a
+//!   fleet ban, kept where a jail ban keeps its filter (a fleet ban has no reason);
 //! - the start and end are nanoseconds since the Unix epoch, so nothing is rounded;
 //!   a jail's reason is stored as the first offence in whole seconds, the last
 //!   offence being the ban's start (the engine bans at the offence that reached
@@ -237,6 +238,7 @@ fn origin_bits(o: Origin) -> u8 {
         Origin::Jail => 0,
         Origin::Manual => 1,
         Origin::Subnet => 2,
+        Origin::Fleet => 3,
     }
 }
 
@@ -244,7 +246,8 @@ fn origin_of(bits: u8) -> Origin {
     match bits & ORIGIN_MASK {
         0 => Origin::Jail,
         1 => Origin::Manual,
-        _ => Origin::Subnet,
+        2 => Origin::Subnet,
+        _ => Origin::Fleet,
     }
 }
 
@@ -346,7 +349,12 @@ impl BanTable {
             Some(u) => to_ns(u),
         };
         let (filter, first, reason_fits) = match &ban.reason {
-            None => (Some(NO_REASON), 0, true),
+            // A fleet ban's node takes the filter's place.
+            None => match &ban.node {
+                Some(node) if ban.origin == Origin::Fleet => (self.names.intern(node), 0, true),
+                Some(_) => (None, 0, false),
+                None => (Some(NO_REASON), 0, ban.origin != Origin::Fleet),
+            },
             Some(r) => {
                 let first = r
                     .first_offence
@@ -574,19 +582,22 @@ impl BanTable {
         };
         let (since, until, first, jail, filter, flags) = rec;
         let since = from_ns(since);
+        let origin = origin_of(flags);
+        let fleet = origin == Origin::Fleet;
         Ban {
             target,
             jail: self.names.get(jail),
             since,
             until: (until != PERMANENT).then(|| from_ns(until)),
-            origin: origin_of(flags),
-            reason: (filter != NO_REASON).then(|| BanReason {
+            origin,
+            reason: (filter != NO_REASON && !fleet).then(|| BanReason {
                 filter: self.names.get(filter),
                 first_offence: UNIX_EPOCH + Duration::from_secs(u64::from(first)),
                 last_offence: since,
                 captures: self.captures.get(&tag).cloned().unwrap_or_default(),
             }),
             forced: flags & FORCED != 0,
+            node: (filter != NO_REASON && fleet).then(|| self.names.get(filter)),
         }
     }
 }
@@ -613,6 +624,7 @@ mod tests {
                 captures: Captures::new(),
             }),
             forced: false,
+            node: None,
         }
     }
 
@@ -620,6 +632,39 @@ mod tests {
     fn records_are_small() {
         assert!(std::mem::size_of::<Rec<u32>>() <= 32);
         assert!(std::mem::size_of::<Rec<u128>>() <= 48);
+    }
+
+    #[test]
+    fn fleet_bans_keep_their_node_compactly() {
+        let mut tab = BanTable::new();
+        let fleet = Ban {
+            reason: None,
+            origin: Origin::Fleet,
+            node: Some(Arc::from("web-2")),
+            jail: Arc::from("fleet"),
+            ..ban("192.0.2.9/32", 5, Some(50))
+        };
+        let odd = Ban {
+            node: None,
+            ..fleet.clone()
+        };
+        tab.insert(&fleet);
+        tab.insert(&odd.clone().with_target("192.0.2.10/32"));
+        assert_eq!(
+            tab.exotic.len(),
+            1,
+            "a fleet ban without a node is kept whole"
+        );
+        assert_eq!(tab.get(&fleet.target), Some(fleet));
+        let odd = odd.with_target("192.0.2.10/32");
+        assert_eq!(tab.get(&odd.target), Some(odd));
+    }
+
+    impl Ban {
+        fn with_target(mut self, t: &str) -> Ban {
+            self.target = t.parse().expect("test net");
+            self
+        }
     }
 
     #[test]
@@ -634,6 +679,7 @@ mod tests {
             reason: None,
             origin: Origin::Manual,
             forced: true,
+            node: None,
             jail: Arc::from("manual"),
             since: t(3) + Duration::from_nanos(123),
             ..ban("198.51.100.0/24", 3, Some(7))

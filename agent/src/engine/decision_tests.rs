@@ -564,6 +564,7 @@ fn restore_refuses_everything_and_forced_prefixes_over_the_allowlist() {
         origin: Origin::Manual,
         reason: None,
         forced,
+        node: None,
     };
     let mut e = jail("maxretry = 1");
     let refused = e.restore(

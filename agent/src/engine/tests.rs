@@ -385,6 +385,7 @@ fn stored(target: &str, jail: &str, until: Option<u64>) -> Ban {
         origin: Origin::Jail,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 
@@ -766,4 +767,142 @@ fn carry_over_lifts_bans_the_new_allowlist_covers() {
     }
     assert!(new.is_banned(ip("198.51.100.1")));
     assert!(!new.is_banned(ip("203.0.113.1")));
+}
+
+fn remote(target: &str, node: &str, since: u64, until: Option<u64>) -> RemoteBan {
+    RemoteBan {
+        target: net(target),
+        node: Arc::from(node),
+        since: at(since),
+        until: until.map(at),
+    }
+}
+
+const FLEET_LIMITS: (u8, u8) = (24, 48);
+
+#[test]
+fn a_remote_ban_keeps_its_node_and_deadline_and_expires_here() {
+    let mut e = engine_with(3, "10m", "1h", "\"192.0.2.0/24\"", "");
+    let d = e
+        .fleet_ban(
+            &remote("203.0.113.5/32", "web-2", 0, Some(600)),
+            FLEET_LIMITS,
+            at(1),
+        )
+        .expect("accepted")
+        .expect("new ban");
+    let Decision::Ban(b) = d else { panic!("a ban") };
+    assert_eq!(b.origin, Origin::Fleet);
+    assert_eq!(b.node.as_deref(), Some("web-2"));
+    assert_eq!(&*b.jail, FLEET_JAIL);
+    assert_eq!((b.since, b.until), (at(0), Some(at(600))));
+    assert!(e.is_banned(ip("203.0.113.5")));
+    assert_eq!(e.ban_on(net("203.0.113.5/32")).expect("kept").node, b.node);
+    // The same ban again (a replayed entry) changes nothing.
+    let again = e.fleet_ban(
+        &remote("203.0.113.5/32", "web-2", 0, Some(600)),
+        FLEET_LIMITS,
+        at(2),
+    );
+    assert_eq!(again, Ok(None));
+    let mut out = Vec::new();
+    e.expire(at(600), &mut out);
+    assert!(matches!(out.as_slice(), [Decision::Unban(u)] if u.target == b.target));
+}
+
+#[test]
+fn the_allowlist_and_own_addresses_win_over_the_fleet() {
+    let mut e = engine_with(3, "10m", "1h", "\"192.0.2.0/24\"", "");
+    let mut out = Vec::new();
+    e.set_own_addresses(vec![ip("198.51.100.10")], &mut out);
+    for t in [
+        "192.0.2.7/32",
+        "192.0.2.0/24",
+        "198.51.100.10/32",
+        "127.0.0.1/32",
+    ] {
+        assert_eq!(
+            e.fleet_ban(&remote(t, "web-2", 0, None), FLEET_LIMITS, at(1)),
+            Err(FleetRefusal::Allowlisted),
+            "{t}"
+        );
+    }
+    assert_eq!(e.ban_count(), 0);
+}
+
+#[test]
+fn remote_prefixes_wider_than_the_limit_are_refused() {
+    let mut e = engine_with(3, "10m", "1h", "", "");
+    for t in ["203.0.113.0/23", "0.0.0.0/0", "2001:db8::/47"] {
+        assert_eq!(
+            e.fleet_ban(&remote(t, "n", 0, None), FLEET_LIMITS, at(1)),
+            Err(FleetRefusal::TooWide),
+            "{t}"
+        );
+    }
+    for t in ["203.0.113.0/24", "2001:db8:1::/48"] {
+        assert!(
+            matches!(
+                e.fleet_ban(&remote(t, "n", 0, None), FLEET_LIMITS, at(1)),
+                Ok(Some(_))
+            ),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn a_local_ban_is_never_replaced_by_a_remote_one() {
+    let mut e = engine_with(3, "10m", "1h", "", "");
+    e.ban(net("203.0.113.9/32"), Some(Duration::from_secs(60)), at(0))
+        .expect("manual ban");
+    let r = e.fleet_ban(
+        &remote("203.0.113.9/32", "web-2", 0, None),
+        FLEET_LIMITS,
+        at(1),
+    );
+    assert_eq!(r, Ok(None));
+    assert_eq!(
+        e.ban_on(net("203.0.113.9/32")).expect("ban").origin,
+        Origin::Manual
+    );
+    // An already expired remote ban and one a wider local ban covers do nothing.
+    e.ban(net("198.51.100.0/24"), None, at(0)).expect("prefix");
+    assert_eq!(
+        e.fleet_ban(
+            &remote("198.51.100.3/32", "n", 0, None),
+            FLEET_LIMITS,
+            at(1)
+        ),
+        Ok(None)
+    );
+    assert_eq!(
+        e.fleet_ban(
+            &remote("203.0.113.10/32", "n", 0, Some(5)),
+            FLEET_LIMITS,
+            at(10)
+        ),
+        Ok(None)
+    );
+}
+
+#[test]
+fn fleet_unbans_lift_only_what_their_node_shared_unless_everywhere() {
+    let mut e = engine_with(3, "10m", "1h", "", "");
+    e.fleet_ban(
+        &remote("203.0.113.5/32", "web-2", 0, None),
+        FLEET_LIMITS,
+        at(1),
+    )
+    .expect("accepted");
+    e.ban(net("203.0.113.6/32"), None, at(0)).expect("local");
+    assert_eq!(e.fleet_unban(net("203.0.113.5/32"), Some("web-3")), None);
+    assert_eq!(e.fleet_unban(net("203.0.113.6/32"), Some("web-2")), None);
+    assert!(
+        e.fleet_unban(net("203.0.113.5/32"), Some("web-2"))
+            .is_some()
+    );
+    // `unban --fleet` elsewhere lifts this host's own ban too.
+    assert!(e.fleet_unban(net("203.0.113.6/32"), None).is_some());
+    assert_eq!(e.ban_count(), 0);
 }

@@ -114,6 +114,7 @@ pub fn import_state(
             origin: Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         };
         let running = until.is_none_or(|u| u > now_secs);
         store.write(Batch::at(time(row.since)).decisions(&[Decision::Ban(ban.clone())]))?;

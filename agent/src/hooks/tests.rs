@@ -27,6 +27,7 @@ fn ban(target: &str, jail: &str) -> Ban {
             captures: Default::default(),
         }),
         forced: false,
+        node: None,
     }
 }
 

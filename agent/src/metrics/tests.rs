@@ -18,6 +18,7 @@ fn ban(jail: &str, origin: Origin) -> Ban {
         origin,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 

@@ -33,6 +33,14 @@ pub enum SourcePosition {
         /// journalctl's cursor of the last entry read.
         cursor: String,
     },
+    /// The fleet link (see [`crate::fleet`]): the last entry read from its
+    /// Redis stream, saved with the decisions that entry caused.
+    Fleet {
+        /// The stream key.
+        stream: String,
+        /// The stream ID of the last entry read.
+        id: String,
+    },
 }
 
 /// What identifies a [`SourcePosition`]: a newer position with the same key
@@ -43,6 +51,8 @@ pub enum PositionKey {
     File(PathBuf),
     /// A journal source's name.
     Journal(String),
+    /// A fleet stream's key.
+    Fleet(String),
 }
 
 impl SourcePosition {
@@ -51,6 +61,7 @@ impl SourcePosition {
         match self {
             SourcePosition::File { path, .. } => PositionKey::File(path.clone()),
             SourcePosition::Journal { source, .. } => PositionKey::Journal(source.clone()),
+            SourcePosition::Fleet { stream, .. } => PositionKey::Fleet(stream.clone()),
         }
     }
 }
@@ -97,11 +108,19 @@ impl Positions {
         self.iter()
             .filter_map(|p| match p {
                 SourcePosition::File { path, at } => Some((path, at)),
-                SourcePosition::Journal { .. } => None,
+                SourcePosition::Journal { .. } | SourcePosition::Fleet { .. } => None,
             })
             .filter(|(path, _)| pattern.matches(files::split_key(path).0))
             .map(|(path, at)| (path.clone(), *at))
             .collect()
+    }
+
+    /// The saved stream ID of the fleet link on `stream`.
+    pub fn fleet_id(&self, stream: &str) -> Option<String> {
+        match self.0.get(&PositionKey::Fleet(stream.to_owned())) {
+            Some(SourcePosition::Fleet { id, .. }) => Some(id.clone()),
+            _ => None,
+        }
     }
 
     /// The saved cursor of journal source `name`.

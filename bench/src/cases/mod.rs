@@ -9,6 +9,7 @@ mod attacks;
 mod coldstart;
 mod droppath;
 mod f2b;
+mod fleet;
 mod flood;
 mod inserts;
 mod latency;
@@ -124,6 +125,12 @@ pub fn all() -> Vec<Case> {
             name: "offences",
             title: "Offence counting: its cost on a log of offences (on vs off)",
             run: offences::run,
+        },
+        Case {
+            id: 10,
+            name: "fleet",
+            title: "Fleet: ban propagation through Redis to every other agent",
+            run: fleet::run,
         },
     ]
 }

@@ -54,6 +54,7 @@ pub fn bulk_bans(n: usize, now: SystemTime, bantime: Duration) -> Vec<Ban> {
             origin: Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         })
         .collect()
 }

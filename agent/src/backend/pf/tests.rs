@@ -31,6 +31,7 @@ fn ban(target: &str, until: Option<SystemTime>) -> Ban {
         origin: Origin::Jail,
         reason: None,
         forced: false,
+        node: None,
     }
 }
 

@@ -647,6 +647,7 @@ mod tests {
             origin: Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         }
     }
 

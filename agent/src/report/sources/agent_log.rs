@@ -320,6 +320,7 @@ mod tests {
             origin: crate::engine::Origin::Jail,
             reason: None,
             forced: false,
+            node: None,
         };
         let buf = crate::daemon::LogCapture::default();
         let subscriber = crate::daemon::json_log_subscriber(

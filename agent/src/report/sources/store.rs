@@ -72,9 +72,20 @@ pub fn read(
     };
     // `captures` and the offence counts exist from schema 6 on.
     let has_captures = has("ban_history", "captures")?;
+    // A fleet ban's `reason` is the node it came from: it is reported as jail
+    // `fleet:NODE` (so `--by jail` groups received bans by origin node), with no
+    // filter.
+    let (jail, reason) = if has_reason {
+        (
+            "CASE WHEN origin = 'fleet' AND reason IS NOT NULL THEN 'fleet:' || reason \
+             ELSE jail END",
+            "CASE WHEN origin = 'fleet' THEN NULL ELSE reason END",
+        )
+    } else {
+        ("jail", "NULL")
+    };
     let sql = format!(
-        "SELECT target, jail, since, ended, {}, {} FROM ban_history ORDER BY since, id",
-        if has_reason { "reason" } else { "NULL" },
+        "SELECT target, {jail}, since, ended, {reason}, {} FROM ban_history ORDER BY since, id",
         if has_captures { "captures" } else { "NULL" }
     );
     let mut stmt = conn.prepare(&sql).map_err(err)?;
@@ -211,6 +222,7 @@ mod tests {
                 captures: Default::default(),
             }),
             forced: false,
+            node: None,
         }
     }
 
@@ -294,6 +306,28 @@ mod tests {
         )
         .expect("read");
         assert_eq!(ev.events.len(), 1);
+    }
+
+    #[test]
+    fn fleet_bans_are_reported_under_their_origin_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t0 = 1_764_547_200;
+        {
+            let mut store = Store::open(dir.path()).expect("store");
+            let mut b = ban("198.51.100.3/32", "fleet", t0);
+            b.origin = Origin::Fleet;
+            b.reason = None;
+            b.node = Some(Arc::from("web-2"));
+            store
+                .write(Batch::at(UNIX_EPOCH).decisions(&[Decision::Ban(b)]))
+                .expect("ban");
+        }
+        let mut ev = Events::default();
+        let zone = jiff::tz::TimeZone::UTC;
+        read(dir.path(), &Range::default(), &zone, &mut ev).expect("read");
+        let e = ev.events[0];
+        assert_eq!(ev.jails.get(e.jail), "fleet:web-2");
+        assert_eq!(e.filter, None);
     }
 
     #[test]
