@@ -25,6 +25,7 @@
 pub mod age;
 pub mod builtin;
 mod extract;
+pub mod hostname;
 pub mod pattern;
 pub mod session;
 pub mod syslog;
@@ -43,6 +44,8 @@ use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
 use extract::FastHost;
+pub use hostname::NameRef;
+use hostname::{NamePath, NameRing};
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
 pub use session::Role;
 use session::{LineFacts, Sessions};
@@ -123,12 +126,23 @@ impl FilterId {
     }
 }
 
+/// Who a line names where `<HOST>` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// An address (IPv4-mapped IPv6 already normalised).
+    Addr(IpAddr),
+    /// A host name, found only where no address is: it must be resolved (see
+    /// `crate::dns`) before anyone can be banned. Read it with
+    /// [`Scratch::host_name`].
+    Name(NameRef),
+}
+
 /// One line's offence: who, which filter and regex saw it, and when the line says
 /// it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
-    /// The offending address (IPv4-mapped IPv6 already normalised).
-    pub addr: IpAddr,
+    /// The offending address, or the host name the line has instead.
+    pub host: Host,
     /// The filter that matched.
     pub filter: FilterId,
     /// What the matching regex means for its session.
@@ -138,6 +152,16 @@ pub struct Hit {
     /// The line's own time (syslog prefix or `datepattern`), if it has one; the
     /// caller uses the time it read the line otherwise.
     pub time: Option<SystemTime>,
+}
+
+impl Hit {
+    /// The address, unless the line named a host name.
+    pub fn addr(&self) -> Option<IpAddr> {
+        match self.host {
+            Host::Addr(a) => Some(a),
+            Host::Name(_) => None,
+        }
+    }
 }
 
 /// What a line amounts to.
@@ -217,6 +241,14 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
             if let Err(e) = check_pattern(re, HostRule::Optional) {
                 out.push(("modes", format!("{name}.ignore[{i}]: {e}")));
             }
+        }
+    }
+    for (i, d) in cfg.allow_rdns.iter().enumerate() {
+        if !addr::is_host_name(d.as_bytes()) {
+            out.push((
+                "allow_rdns",
+                format!("entry {i} ({d:?}) is not a domain name such as \"googlebot.com\""),
+            ));
         }
     }
     if cfg.prefix != LinePrefix::Syslog && !cfg.programs.is_empty() {
@@ -495,6 +527,10 @@ struct Pattern {
     /// Its `<F-MLFID>` group: the text it captures keys the line's session
     /// instead of the syslog program and pid.
     session_group: Option<usize>,
+    /// Where `<HOST>` may be a host name: run only when the address path
+    /// finds nothing. `None` if the name regex does not compile within the
+    /// size limits.
+    name: Option<NamePath>,
 }
 
 /// One filter's settings, compiled.
@@ -560,6 +596,10 @@ pub struct Scratch {
     groups: Vec<Option<(meta::Cache, PatternSet)>>,
     full: Vec<meta::Cache>,
     captures: Vec<Captures>,
+    /// Per pattern, its name regex's cache and captures.
+    name_search: Vec<Option<(meta::Cache, Captures)>>,
+    /// Host names hits found.
+    names: NameRing,
     ignores: Vec<Option<meta::Cache>>,
     /// Line times: consecutive lines mostly share their minute, and turning civil
     /// time into a point in time (time zone rules) costs more than matching.
@@ -570,6 +610,14 @@ pub struct Scratch {
     sessions: Sessions,
     /// Per fail2ban filter, the lines it keeps.
     fail2ban: Vec<crate::fail2ban::LineState>,
+}
+
+impl Scratch {
+    /// The host name a [`Host::Name`] hit found, while this scratch still holds
+    /// it (see [`hostname::NAME_SLOTS`]).
+    pub fn host_name(&self, r: NameRef) -> Option<&str> {
+        self.names.get(r)
+    }
 }
 
 impl SourceMatcher {
@@ -658,10 +706,20 @@ impl SourceMatcher {
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)
                         .ok_or_else(|| pattern_error(kind, ri, PatternError::NoHost))?;
-                    let fast = pattern::split(text).and_then(|s| FastHost::build(&s, syslog));
                     let session_group = full
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, SESSION_GROUP);
+                    let split = pattern::split(text);
+                    let fast = split.as_ref().and_then(|s| FastHost::build(s, syslog));
+                    let name = name_path(text, split.as_ref(), syslog);
+                    // What groups search for: an address or a name at `<HOST>`,
+                    // so lines with names reach the pattern.
+                    let either = pattern::expand_with(
+                        text,
+                        HostRule::Required,
+                        &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
+                    )
+                    .map_err(|e| pattern_error(kind, ri, e))?;
                     patterns.push(Pattern {
                         full,
                         host_group,
@@ -670,8 +728,10 @@ impl SourceMatcher {
                         role,
                         index: ri,
                         session_group,
+                        name,
                     });
-                    texts.push(expanded);
+                    let has_name = patterns.last().is_some_and(|p| p.name.is_some());
+                    texts.push(if has_name { either } else { expanded });
                 }
             }
             let mut ignore_texts = Vec::new();
@@ -843,6 +903,16 @@ impl SourceMatcher {
                 .iter()
                 .map(|p| p.full.create_captures())
                 .collect(),
+            name_search: self
+                .patterns
+                .iter()
+                .map(|p| {
+                    p.name
+                        .as_ref()
+                        .map(|n| (n.regex.create_cache(), n.regex.create_captures()))
+                })
+                .collect(),
+            names: NameRing::default(),
             ignores: self
                 .filters
                 .iter()
@@ -1012,7 +1082,7 @@ impl SourceMatcher {
             match m.examine(&text, zone, now, &mut scratch.fail2ban[k]) {
                 Verdict::Fail { addr, regex, time } => {
                     *best = Some(Hit {
-                        addr,
+                        host: Host::Addr(addr),
                         filter: *id,
                         role: Role::Failure,
                         regex,
@@ -1036,7 +1106,9 @@ impl SourceMatcher {
                         Role::Failure
                     };
                     *best = Some(Hit {
-                        addr: addr.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                        host: Host::Addr(
+                            addr.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                        ),
                         filter: *id,
                         role,
                         regex,
@@ -1064,7 +1136,8 @@ impl SourceMatcher {
     }
 
     /// The first pattern of group `g`, in priority order, that matches `hay`, yields
-    /// an address and is not ignored by its filter.
+    /// an address and is not ignored by its filter; failing that, the first that
+    /// yields a host name (addresses first: a name is the rare path).
     fn search(
         &self,
         g: usize,
@@ -1072,6 +1145,7 @@ impl SourceMatcher {
         scratch: &mut Scratch,
         ignored: &mut Option<(FilterId, usize)>,
     ) -> Option<Hit> {
+        let mut named: Option<NameCandidate> = None;
         match &self.groups[g] {
             Group::Anchored {
                 by_first_byte,
@@ -1081,9 +1155,12 @@ impl SourceMatcher {
                     Some(b) => &by_first_byte[usize::from(*b)],
                     None => on_empty,
                 };
-                candidates
-                    .iter()
-                    .find_map(|&p| self.try_pattern(p, hay, true, scratch, ignored))
+                for &p in candidates.iter() {
+                    if let Some(hit) = self.try_pattern(p, hay, true, scratch, ignored, &mut named)
+                    {
+                        return Some(hit);
+                    }
+                }
             }
             Group::Unanchored { set, patterns } => {
                 let (cache, hits) = scratch.groups[g].as_mut()?;
@@ -1099,17 +1176,27 @@ impl SourceMatcher {
                     if !hit_k {
                         continue;
                     }
-                    if let Some(hit) = self.try_pattern(p, hay, false, scratch, ignored) {
+                    if let Some(hit) = self.try_pattern(p, hay, false, scratch, ignored, &mut named)
+                    {
                         return Some(hit);
                     }
                 }
-                None
             }
         }
+        let c = named?;
+        let pat = &self.patterns[c.pattern];
+        Some(Hit {
+            host: Host::Name(scratch.names.push(&hay[c.start..c.end])),
+            filter: pat.filter,
+            role: pat.role,
+            regex: pat.index,
+            time: None,
+        })
     }
 
     /// The address pattern `p` finds in `hay`, if it matches, unless its filter
-    /// ignores the line.
+    /// ignores the line. Without an address, notes in `named` where the pattern
+    /// finds a host name (if nothing was noted before).
     fn try_pattern(
         &self,
         p: usize,
@@ -1117,13 +1204,47 @@ impl SourceMatcher {
         anchored: bool,
         scratch: &mut Scratch,
         ignored: &mut Option<(FilterId, usize)>,
+        named: &mut Option<NameCandidate>,
     ) -> Option<Hit> {
         let pat = &self.patterns[p];
         let fast = pat.fast.as_ref().and_then(|f| f.find(hay).ok());
         let addr = match fast {
-            Some(found) => found?,
-            None => self.capture_host(p, hay, anchored, scratch)?,
+            Some(found) => found,
+            None => self.capture_host(p, hay, anchored, scratch),
         };
+        let Some(addr) = addr else {
+            if named.is_none()
+                && let Some((start, end)) = self.capture_name(p, hay, anchored, scratch)
+                && !self.is_ignored(pat, hay, scratch, ignored)
+            {
+                *named = Some(NameCandidate {
+                    pattern: p,
+                    start,
+                    end,
+                });
+            }
+            return None;
+        };
+        if self.is_ignored(pat, hay, scratch, ignored) {
+            return None;
+        }
+        Some(Hit {
+            host: Host::Addr(addr),
+            filter: pat.filter,
+            role: pat.role,
+            regex: pat.index,
+            time: None,
+        })
+    }
+
+    /// Whether the filter of `pat` ignores `hay` (noting the first such line).
+    fn is_ignored(
+        &self,
+        pat: &Pattern,
+        hay: &[u8],
+        scratch: &mut Scratch,
+        ignored: &mut Option<(FilterId, usize)>,
+    ) -> bool {
         let fi = pat.filter.index();
         if let (Some(ignore), Some(cache)) =
             (&self.filters[fi].ignore, scratch.ignores[fi].as_mut())
@@ -1132,15 +1253,33 @@ impl SourceMatcher {
             if ignored.is_none() {
                 *ignored = Some((pat.filter, pat.index));
             }
+            return true;
+        }
+        false
+    }
+
+    /// Where pattern `p` finds a host name in `hay`, if its name path matches.
+    fn capture_name(
+        &self,
+        p: usize,
+        hay: &[u8],
+        anchored: bool,
+        scratch: &mut Scratch,
+    ) -> Option<(usize, usize)> {
+        let path = self.patterns[p].name.as_ref()?;
+        if !path.may_match(hay) {
             return None;
         }
-        Some(Hit {
-            addr,
-            filter: pat.filter,
-            role: pat.role,
-            regex: pat.index,
-            time: None,
-        })
+        let (cache, caps) = scratch.name_search[p].as_mut()?;
+        let mode = if anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        path.regex
+            .search_captures_with(cache, &Input::new(hay).anchored(mode), caps);
+        let span = caps.get_group(path.group)?;
+        addr::is_host_name(&hay[span.range()]).then_some((span.start, span.end))
     }
 
     /// The capturing search: the regex engine's own `<HOST>` group.
@@ -1199,10 +1338,13 @@ impl SourceMatcher {
         } else {
             (line, Anchored::No)
         };
-        let mut caps = pat.full.create_captures();
-        pat.full
-            .search_captures(&Input::new(hay).anchored(mode), &mut caps);
-        let info = pat.full.group_info();
+        let re = match (hit.host, &pat.name) {
+            (Host::Name(_), Some(path)) => &path.regex,
+            _ => &pat.full,
+        };
+        let mut caps = re.create_captures();
+        re.search_captures(&Input::new(hay).anchored(mode), &mut caps);
+        let info = re.group_info();
         info.pattern_names(regex_automata::PatternID::ZERO)
             .enumerate()
             .filter_map(|(i, name)| {
@@ -1270,6 +1412,27 @@ fn first_bytes(pattern: &str) -> Option<Vec<u8>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
+}
+
+/// Where a pattern found a host name, in the searched text.
+#[derive(Debug, Clone, Copy)]
+struct NameCandidate {
+    pattern: usize,
+    start: usize,
+    end: usize,
+}
+
+/// The name path of one regex: the regex with `<HOST>` matching names only,
+/// behind the gate its split allows. `None` if it does not compile.
+fn name_path(text: &str, split: Option<&pattern::Split>, anchored: bool) -> Option<NamePath> {
+    let expanded = pattern::expand_with(text, HostRule::Required, pattern::NAME_REGEX).ok()?;
+    let regex = builder().build(&expanded).ok()?;
+    let group = regex
+        .group_info()
+        .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)?;
+    let suffix = split.and_then(|s| s.before_suffix.as_deref());
+    let at_start = split.is_some_and(|s| s.before_empty && (anchored || s.before_anchored));
+    Some(NamePath::new(regex, group, suffix, at_start))
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {

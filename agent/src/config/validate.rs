@@ -50,6 +50,10 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     for (key, message) in cfg.metrics.check(&KeyPath::of(&["metrics"])) {
         out.push(key, message);
     }
+    let dns = KeyPath::of(&["dns"]);
+    for (key, message) in cfg.dns.problems() {
+        out.push(dns.key(key), message);
+    }
     out.0
 }
 

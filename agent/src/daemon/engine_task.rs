@@ -69,6 +69,7 @@ impl EngineTask {
         mut src_rx: mpsc::Receiver<SourceEvent>,
         mut ctl_rx: mpsc::Receiver<ControlRequest>,
         mut own_rx: mpsc::Receiver<Vec<std::net::IpAddr>>,
+        mut answer_rx: mpsc::Receiver<super::names::Answer>,
         mut triggers: Triggers,
     ) -> bool {
         let mut gc = tokio::time::interval(GC_EVERY);
@@ -79,6 +80,7 @@ impl EngineTask {
         let mut ctl_open = true;
         let mut own_open = true;
         let mut reload_open = true;
+        let mut answers_open = true;
         while !self.stop && !*triggers.shutdown.borrow() {
             let expiry = self
                 .engine
@@ -107,6 +109,16 @@ impl EngineTask {
                 req = ctl_rx.recv(), if ctl_open => match req {
                     Some(req) => self.control(req, &mut src_rx).await,
                     None => ctl_open = false,
+                },
+                answer = answer_rx.recv(), if answers_open => match answer {
+                    Some(answer) => {
+                        self.answer(answer);
+                        while let Ok(more) = answer_rx.try_recv() {
+                            self.answer(more);
+                        }
+                        self.commit(None).await;
+                    }
+                    None => answers_open = false,
                 },
                 addrs = own_rx.recv(), if own_open => match addrs {
                     // The host gained or lost an address: bans that now cover one
@@ -214,6 +226,53 @@ impl EngineTask {
         );
     }
 
+    fn name_stats(&self) -> crate::control::protocol::NameStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let es = self.engine.stats();
+        let mut n = crate::control::protocol::NameStats {
+            offences: es.name_offences,
+            refused: es.names_refused,
+            ..Default::default()
+        };
+        if let Some(q) = &self.sources.names {
+            let c = &q.counters;
+            n.matched = c.names.load(Relaxed);
+            n.ignored = c.ignored.load(Relaxed);
+            n.dropped = c.dropped.load(Relaxed);
+            n.unresolved = c.unresolved.load(Relaxed);
+            n.genuine = c.genuine.load(Relaxed);
+        }
+        n
+    }
+
+    /// What the name task resolved: offences by addresses only.
+    fn answer(&mut self, answer: super::names::Answer) {
+        use super::names::Answer;
+        match answer {
+            Answer::Name {
+                filter,
+                name,
+                addrs,
+                at,
+            } => {
+                if let Some(refused) =
+                    self.engine
+                        .offence_by_name(&filter, &addrs, at, &mut self.pending)
+                {
+                    tracing::warn!(
+                        filter = %filter,
+                        name = %name,
+                        address = %refused,
+                        "a host name in a log line resolves to an allowlisted or own address: nothing banned"
+                    );
+                }
+            }
+            Answer::Offence { filter, addr, at } => {
+                self.engine.offence(&filter, addr, at, &mut self.pending);
+            }
+        }
+    }
+
     async fn send(&self, job: Job) {
         if self.enforcer.send(job).await.is_err() {
             tracing::error!("the commit thread is gone; decisions are not enforced");
@@ -307,6 +366,7 @@ impl EngineTask {
                     backends: Vec::new(),
                     hooks: HookStats::default(),
                     drops: Vec::new(),
+                    names: self.name_stats(),
                 };
                 self.send(Job::Stats(Box::new(stats), reply)).await;
             }

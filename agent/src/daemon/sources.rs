@@ -13,10 +13,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::names::{NamePolicy, NameQueue, Request};
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
-use crate::filter::{Scratch, SourceMatcher};
+use crate::filter::{Host, Scratch, SourceMatcher};
 use crate::source::{
     LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
 };
@@ -27,6 +28,9 @@ pub(super) struct SourceSet {
     running: Vec<SourceHandle>,
     /// Reads each source's counters when scraped.
     metrics: crate::metrics::Metrics,
+    /// Where host names and reverse-DNS checks go (`None`: nowhere, they are
+    /// not counted).
+    pub(super) names: Option<NameQueue>,
 }
 
 impl SourceSet {
@@ -35,6 +39,7 @@ impl SourceSet {
         SourceSet {
             running: Vec::new(),
             metrics,
+            names: None,
         }
     }
 
@@ -51,7 +56,15 @@ impl SourceSet {
         let Some(cfg) = config.sources.get(name) else {
             return Ok(());
         };
-        let matcher = FilterMatcher::new(matcher, filter_windows(config, name));
+        let mut matcher = FilterMatcher::new(matcher, filter_windows(config, name));
+        if let Some(q) = &self.names {
+            let policies = cfg
+                .filters
+                .iter()
+                .map(|f| NamePolicy::of(config, f))
+                .collect();
+            matcher.names = Some((q.clone(), policies));
+        }
         let handle = spawn_configured(name, cfg, saved, matcher, tx)?;
         self.metrics.add_source(name, handle.counters());
         self.running.push(handle);
@@ -140,13 +153,16 @@ struct FilterMatcher {
     /// reads the line's own time (a backlog is then mostly skipped unmatched).
     age: Option<AgeCheck>,
     /// Filter names, shared with every offence (made on a filter's first hit).
-    names: Vec<Option<Arc<str>>>,
+    filter_names: Vec<Option<Arc<str>>>,
+    /// Where host names go, and per filter how they are handled.
+    names: Option<(NameQueue, Vec<NamePolicy>)>,
 }
 
 impl FilterMatcher {
     fn new(matcher: SourceMatcher, windows: Vec<Option<Duration>>) -> Self {
         Self {
-            names: vec![None; matcher.filter_count()],
+            filter_names: vec![None; matcher.filter_count()],
+            names: None,
             scratch: matcher.new_scratch(),
             age: matcher.age_check(&windows),
             matcher,
@@ -193,11 +209,59 @@ impl FilterMatcher {
             return None;
         }
         let matcher = &self.matcher;
-        let name = self
-            .names
+        let filter = self
+            .filter_names
             .get_mut(hit.filter.index())?
-            .get_or_insert_with(|| Arc::from(matcher.filter_name(hit.filter)));
-        Some((name.clone(), hit.addr))
+            .get_or_insert_with(|| Arc::from(matcher.filter_name(hit.filter)))
+            .clone();
+        let policy = self
+            .names
+            .as_ref()
+            .and_then(|(q, p)| Some((q, p.get(hit.filter.index())?)));
+        match hit.host {
+            Host::Addr(addr) => match policy {
+                // The filter wants the address checked first (apache-fakegooglebot).
+                Some((
+                    q,
+                    NamePolicy {
+                        allow_rdns: Some(domains),
+                        ..
+                    },
+                )) => {
+                    q.offer(Request::Verify {
+                        filter,
+                        addr,
+                        domains: domains.clone(),
+                        at: now,
+                    });
+                    None
+                }
+                _ => Some((filter, addr)),
+            },
+            Host::Name(r) => {
+                let (q, policy) = policy?;
+                q.counters.names.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = self.scratch.host_name(r) else {
+                    // Overwritten while its session waited: too many names.
+                    q.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                };
+                // A filter that checks reverse names (allow_rdns) takes no
+                // names: a name in an access log is the client's unverified PTR,
+                // whose forward addresses its owner may point anywhere.
+                if !policy.resolve || policy.allow_rdns.is_some() {
+                    q.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                q.offer(Request::Name {
+                    filter,
+                    name: name.into(),
+                    at: now,
+                    warn: policy.warn,
+                });
+                None
+            }
+        }
     }
 }
 
