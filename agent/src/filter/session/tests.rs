@@ -233,7 +233,8 @@ fn f2b(
         only_flag_ends: true,
     };
     let h = hit(addr.unwrap_or("::"));
-    s.line_with(key, role, h, facts, at(t), W).and_then(|h| h.addr())
+    s.line_with(key, role, h, facts, at(t), W)
+        .and_then(|h| h.addr())
 }
 
 fn ip(a: &str) -> Option<IpAddr> {
