@@ -270,6 +270,9 @@ pub struct AgentConfig {
     /// How long the history of ended bans is kept (escalation looks back into
     /// it). Default 365d.
     pub history_retention: HumanDuration,
+    /// Most rows of offence counts (per day, address, filter and user) kept in
+    /// the state database for reports; 0 turns the counting off. Default 100,000.
+    pub offence_rows: usize,
 }
 
 impl Default for AgentConfig {
@@ -282,12 +285,16 @@ impl Default for AgentConfig {
             allow_own_addresses: true,
             socket_group: None,
             history_retention: HumanDuration::from_secs(DEFAULT_HISTORY_RETENTION_SECS),
+            offence_rows: DEFAULT_OFFENCE_ROWS,
         }
     }
 }
 
 /// Default for `agent.history_retention`: one year.
 pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
+
+/// Default for `agent.offence_rows`: about 10 MB of database.
+pub const DEFAULT_OFFENCE_ROWS: usize = 100_000;
 
 /// Default for `agent.max_tracked`.
 pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;

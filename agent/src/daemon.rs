@@ -504,6 +504,7 @@ pub async fn run_prepared(
         routes,
         hooks,
         retention: config.agent.history_retention.get(),
+        offence_rows: config.agent.offence_rows,
         next_purge: now,
         commits: 0,
         store_errors: 0,
@@ -585,6 +586,7 @@ pub async fn run_prepared(
             stop_server_rx.clone(),
         ))
     });
+    let tally = engine_task::tally_for(&config);
     let task = EngineTask {
         offence_counters: metrics.offence_counters(&config),
         metrics,
@@ -602,6 +604,8 @@ pub async fn run_prepared(
         bans_lifted: 0,
         stop: false,
         sandbox,
+        tally,
+        offences_full: false,
     };
     let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, own_rx, answer_rx, triggers));
     let server_task = tokio::spawn(async move {

@@ -52,6 +52,7 @@ use ipnet::{IpNet, Ipv6Net};
 
 use crate::addr;
 use crate::config::{Config, JailConfig};
+use crate::filter::Captures;
 pub use allowlist::{AllowEntry, AllowEntryError, Allowlist};
 use bantable::BanTable;
 use history::History;
@@ -117,6 +118,9 @@ pub struct BanReason {
     pub first_offence: SystemTime,
     /// The offence that reached the threshold.
     pub last_offence: SystemTime,
+    /// That offence's named captures (the user tried...), bounded; attacker
+    /// text, escaped wherever printed ([`crate::filter::capture`]).
+    pub captures: Captures,
 }
 
 /// A ban asked for by hand (`log2drop ban`).
@@ -671,21 +675,35 @@ impl Engine {
         now: SystemTime,
         out: &mut Vec<Decision>,
     ) {
-        self.offence_by(filter, addr, false, now, out);
+        self.offence_with(filter, addr, now, &Captures::new(), out);
+    }
+
+    /// [`Engine::offence`] with the line's named captures: a ban this offence
+    /// causes carries them in its reason. They are cloned only when a ban fires.
+    pub fn offence_with(
+        &mut self,
+        filter: &str,
+        addr: IpAddr,
+        now: SystemTime,
+        captures: &Captures,
+        out: &mut Vec<Decision>,
+    ) {
+        self.offence_by(filter, addr, false, now, captures, out);
     }
 
     /// Records an offence by a host name (a filter's `<HOST>` matched a name,
     /// `use_dns`) that resolved to `addrs`: one offence for each address, in the
-    /// jails whose `use_dns` is not `no`. The name's owner chooses what it
-    /// resolves to, so if any address is allowlisted (loopback, the host's
-    /// own, `agent.allow`) or never banned (link-local, multicast...), none
-    /// counts: a name pointing at us and at a victim must get nobody banned.
-    /// Returns that address, if any.
+    /// jails whose `use_dns` is not `no`, each carrying the line's `captures`.
+    /// The name's owner chooses what it resolves to, so if any address is
+    /// allowlisted (loopback, the host's own, `agent.allow`) or never banned
+    /// (link-local, multicast...), none counts: a name pointing at us and at a
+    /// victim must get nobody banned. Returns that address, if any.
     pub fn offence_by_name(
         &mut self,
         filter: &str,
         addrs: &[IpAddr],
         now: SystemTime,
+        captures: &Captures,
         out: &mut Vec<Decision>,
     ) -> Option<IpAddr> {
         let refused = addrs
@@ -699,7 +717,7 @@ impl Engine {
         }
         for a in addrs {
             self.stats.name_offences += 1;
-            self.offence_by(filter, *a, true, now, out);
+            self.offence_by(filter, *a, true, now, captures, out);
         }
         None
     }
@@ -710,6 +728,7 @@ impl Engine {
         addr: IpAddr,
         by_name: bool,
         now: SystemTime,
+        captures: &Captures,
         out: &mut Vec<Decision>,
     ) {
         self.stats.offences += 1;
@@ -756,6 +775,7 @@ impl Engine {
                 filter: feeds.name.clone(),
                 first_offence: UNIX_EPOCH + Duration::from_secs(u64::from(first)),
                 last_offence: now,
+                captures: captures.clone(),
             };
             let Some(delay) = jail.ban_delay else {
                 fire = Some((j, key, reason));
@@ -792,6 +812,21 @@ impl Engine {
             let target = ban_target(&self.jails[usize::from(j)], addr, &self.allow);
             self.jail_ban(usize::from(j), target, Some(reason), now, out);
         }
+    }
+
+    /// The jails `filter` feeds, comma separated (empty when none).
+    pub fn jails_of(&self, filter: &str) -> String {
+        self.jails_by_filter
+            .get(filter)
+            .map(|f| {
+                f.jails
+                    .iter()
+                    .filter_map(|&(j, _)| self.jails.get(usize::from(j)))
+                    .map(|j| &*j.name)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
     }
 
     /// Bans `target` by hand (jail `manual`), for `duration` or permanently when

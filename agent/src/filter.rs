@@ -24,6 +24,7 @@
 
 pub mod age;
 pub mod builtin;
+pub mod capture;
 mod extract;
 pub mod hostname;
 pub mod pattern;
@@ -34,15 +35,17 @@ pub mod time;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 use regex_automata::meta::{self, Regex};
-use regex_automata::util::captures::Captures;
+use regex_automata::util::captures::Captures as Slots;
 use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 
 use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
+pub use capture::Captures;
 use extract::FastHost;
 pub use hostname::NameRef;
 use hostname::{NamePath, NameRing};
@@ -520,6 +523,9 @@ struct Pattern {
     /// The whole regex, for the capturing search.
     full: Regex,
     host_group: usize,
+    /// Named groups other than `<HOST>` (group index, name): empty for most
+    /// patterns, which then never run a capturing search for them.
+    named: Box<[(usize, Arc<str>)]>,
     fast: Option<FastHost>,
     filter: FilterId,
     role: Role,
@@ -595,9 +601,9 @@ pub struct SourceMatcher {
 pub struct Scratch {
     groups: Vec<Option<(meta::Cache, PatternSet)>>,
     full: Vec<meta::Cache>,
-    captures: Vec<Captures>,
-    /// Per pattern, its name regex's cache and captures.
-    name_search: Vec<Option<(meta::Cache, Captures)>>,
+    captures: Vec<Slots>,
+    /// Per pattern, its name regex's cache and capture slots.
+    name_search: Vec<Option<(meta::Cache, Slots)>>,
     /// Host names hits found.
     names: NameRing,
     ignores: Vec<Option<meta::Cache>>,
@@ -720,9 +726,19 @@ impl SourceMatcher {
                         &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
                     )
                     .map_err(|e| pattern_error(kind, ri, e))?;
+                    let named = full
+                        .group_info()
+                        .pattern_names(regex_automata::PatternID::ZERO)
+                        .enumerate()
+                        .filter_map(|(i, n)| Some((i, n?)))
+                        .filter(|(_, n)| *n != pattern::HOST_GROUP && *n != SESSION_GROUP)
+                        .take(capture::MAX_CAPTURES)
+                        .map(|(i, n)| (i, Arc::from(n)))
+                        .collect();
                     patterns.push(Pattern {
                         full,
                         host_group,
+                        named,
                         fast,
                         filter: id,
                         role,
@@ -1356,6 +1372,67 @@ impl SourceMatcher {
                 Some((name.to_owned(), hay[span.range()].to_vec()))
             })
             .collect()
+    }
+
+    /// Puts the named captures (`<F-USER>`, `(?P<user>...)`) of `line`, whose
+    /// offence is `hit`, into `out` (cleared first), bounded ([`capture`]). Call it
+    /// only for a line that matched: a pattern without named groups costs
+    /// nothing, one with them runs one capturing search with the scratch's slots.
+    /// An offence that a session carried over from an earlier line gets the
+    /// captures its own pattern finds on this line, usually none.
+    pub fn captures_into(&self, line: &[u8], hit: &Hit, scratch: &mut Scratch, out: &mut Captures) {
+        out.clear();
+        let line = strip_newline(line);
+        if let Some(k) = self.fail2ban.iter().position(|(id, _)| *id == hit.filter) {
+            out.clone_from(&scratch.fail2ban[k].captures);
+            return;
+        }
+        let Some(p) = self
+            .patterns
+            .iter()
+            .position(|p| p.filter == hit.filter && p.role == hit.role && p.index == hit.regex)
+        else {
+            return;
+        };
+        let pat = &self.patterns[p];
+        if pat.named.is_empty() {
+            return;
+        }
+        let (hay, mode) = if self.filters[hit.filter.index()].syslog {
+            match syslog::parse(line) {
+                Some(prefix) => (prefix.text(line), Anchored::Yes),
+                None => return,
+            }
+        } else {
+            (line, Anchored::No)
+        };
+        let input = Input::new(hay).anchored(mode);
+        match (hit.host, &pat.name, scratch.name_search[p].as_mut()) {
+            // A name hit matched the name path, whose groups are numbered
+            // apart from the address regex's: look the names up there.
+            (Host::Name(_), Some(path), Some((cache, caps))) => {
+                path.regex.search_captures_with(cache, &input, caps);
+                let info = path.regex.group_info();
+                for (_, name) in pat.named.iter() {
+                    let span = info
+                        .to_index(regex_automata::PatternID::ZERO, name)
+                        .and_then(|i| caps.get_group(i));
+                    if let Some(span) = span {
+                        out.push(name, &hay[span.range()]);
+                    }
+                }
+            }
+            _ => {
+                let caps = &mut scratch.captures[p];
+                pat.full
+                    .search_captures_with(&mut scratch.full[p], &input, caps);
+                for (i, name) in pat.named.iter() {
+                    if let Some(span) = caps.get_group(*i) {
+                        out.push(name, &hay[span.range()]);
+                    }
+                }
+            }
+        }
     }
 
     /// The name of a filter, as given to [`SourceMatcher::build`].

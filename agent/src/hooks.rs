@@ -10,7 +10,9 @@
 //! - `exec`: the program is started directly with an argv built from the template,
 //!   never through a shell. Placeholders (`{address}`, `{jail}`, ...) are replaced
 //!   inside each argument and each argument stays exactly one argument, whatever
-//!   the values hold. The program runs in its own process group with an empty
+//!   the values hold. `{user}` and `{captures}` carry attacker-written text (the
+//!   named captures of the offence that caused the ban): bounded, and escaped so
+//!   that no control character reaches the program or its logs. The program runs in its own process group with an empty
 //!   environment (plus a fixed `PATH`); on timeout the whole group is killed.
 //! - `webhook`: an HTTP/1.1 POST of the event as JSON ([`HookEvent`]) to an
 //!   `http://` URL, written by hand over a tokio `TcpStream` (one request, one
@@ -28,13 +30,14 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Config, NotifyEvent};
 use crate::engine::{Decision, Origin};
+use crate::filter::{Captures, capture};
 
 /// Most hooks running at once, over all jails.
 pub const MAX_RUNNING: usize = 64;
 
 /// Placeholders an `exec` argument may contain.
 pub const PLACEHOLDERS: &[&str] = &[
-    "address", "jail", "event", "origin", "since", "until", "filter",
+    "address", "jail", "event", "origin", "since", "until", "filter", "user", "captures",
 ];
 
 /// `PATH` given to hook programs (their environment is otherwise empty).
@@ -212,6 +215,11 @@ pub struct HookEvent {
     pub until: Option<String>,
     /// The filter whose offence caused the ban, for jail bans.
     pub filter: Option<String>,
+    /// That offence's named captures (`user`...), bounded, raw: attacker text
+    /// (JSON escapes it; the exec placeholders `{user}` and `{captures}` give
+    /// it escaped).
+    #[serde(skip_serializing_if = "Captures::is_empty")]
+    pub captures: Captures,
 }
 
 impl HookEvent {
@@ -230,6 +238,11 @@ impl HookEvent {
             since: crate::control::protocol::rfc3339(b.since),
             until: b.until.map(crate::control::protocol::rfc3339),
             filter: b.reason.as_ref().map(|r| r.filter.to_string()),
+            captures: b
+                .reason
+                .as_ref()
+                .map(|r| r.captures.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -249,6 +262,14 @@ impl HookEvent {
             "since" => self.since.clone(),
             "until" => self.until.clone().unwrap_or_else(|| "permanent".into()),
             "filter" => self.filter.clone().unwrap_or_default(),
+            // Attacker text, escaped (no control characters); the argument stays
+            // one argument whatever it holds.
+            "user" => self
+                .captures
+                .user()
+                .map(|u| capture::escape(u).into_owned())
+                .unwrap_or_default(),
+            "captures" => self.captures.to_fields(),
             _ => String::new(),
         }
     }

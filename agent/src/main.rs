@@ -68,8 +68,10 @@ enum Cmd {
     ///
     /// A table, or with --json a JSON array
     /// of {"address","jail","since","until","origin"} plus "filter",
-    /// "first_offence", "last_offence" for jail bans and "forced" for forced ones
-    /// (until is null when permanent; times are RFC 3339 UTC).
+    /// "first_offence", "last_offence" and "captures" (the filter's named
+    /// captures, such as {"user":"root"}) for jail bans and "forced" for forced
+    /// ones (until is null when permanent; times are RFC 3339 UTC). The table
+    /// shows the captures escaped (attacker-written text).
     ///
     /// Read-only: members of agent.socket_group may use it.
     Bans {
@@ -139,12 +141,14 @@ enum Cmd {
     /// Reports on bans: per address, subnet, jail, day, repeat offenders,
     /// filter, ASN or country, from the agent's state database (default),
     /// fail2ban's logs (--fail2ban-log, rotated .gz ones included) or log2drop's
-    /// own logs (--log).
+    /// own logs (--log). The database also holds offence counts, so --by filter
+    /// and --by jail show what addresses did before any ban, and --by user which
+    /// accounts are being guessed (the filters' user captures, escaped).
     ///
     /// Terminal tables with bar charts, --json, --csv, or a self-contained
     /// --html page with charts. Examples: `log2drop report`,
     /// `log2drop report --fail2ban-log /var/log/fail2ban.log* --by subnet --prefix 16`,
-    /// `log2drop report --today --by jail --json`.
+    /// `log2drop report --today --by jail --json`, `log2drop report --by user`.
     Report(cli::report::ReportArgs),
     /// List the built-in filters, or show one in full.
     ///

@@ -13,8 +13,14 @@
 //! repeat offenders counts ([`Store::ban_history_since`]); rows older than
 //! `agent.history_retention` are purged ([`Store::purge_history`]).
 //!
+//! Offence counts per address, filter, user and day are kept apart from the
+//! decisions, aggregated and bounded ([`offences`]): they come in one small
+//! transaction every 15 seconds ([`Store::add_offences`]).
+//!
 //! Times are stored as milliseconds since the Unix epoch; targets in their
 //! canonical `ADDR/LEN` form so one target has exactly one row.
+
+pub mod offences;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,15 +30,17 @@ use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::{Ban, BanReason, Decision, HistoryEntry, Origin, ScheduleChange, ScheduledBan};
+use crate::filter::Captures;
 use crate::source::file::FilePosition;
 use crate::source::{Positions, SourcePosition};
+pub use offences::OffenceCount;
 
 /// Database file name under the state directory.
 pub const DB_FILE: &str = "log2drop.db";
 
 /// Schema version this code writes. Each step in [`MIGRATIONS`] brings the schema
 /// from its index to the next version.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Schema steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -105,6 +113,24 @@ const MIGRATIONS: &[&str] = &[
         first_offence INTEGER NOT NULL,
         last_offence  INTEGER NOT NULL,
         PRIMARY KEY (key, jail)
+    );
+",
+    // 7: a jail ban's named captures (JSON object, bounded), and offence counts
+    // per UTC day, address, filter and `user` capture ('' when none), bounded by
+    // agent.offence_rows (see `offences`). Rows from version 6 have no captures.
+    "
+    ALTER TABLE bans ADD COLUMN captures TEXT;
+    ALTER TABLE ban_history ADD COLUMN captures TEXT;
+    CREATE TABLE offence_counts (
+        day     INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        filter  TEXT NOT NULL,
+        user    TEXT NOT NULL,
+        jails   TEXT NOT NULL,
+        count   INTEGER NOT NULL,
+        first   INTEGER NOT NULL,
+        last    INTEGER NOT NULL,
+        UNIQUE (day, address, filter, user)
     );
 ",
 ];
@@ -290,7 +316,7 @@ impl Store {
             .conn
             .prepare(&format!(
                 "SELECT target, jail, since, until, origin, reason, first_offence,
-                        last_offence, forced
+                        last_offence, forced, captures
                  FROM bans WHERE {condition} ORDER BY since, target"
             ))
             .map_err(self.sql())?;
@@ -309,13 +335,14 @@ impl Store {
                         r.get::<_, Option<i64>>(6)?,
                         r.get::<_, Option<i64>>(7)?,
                         r.get::<_, bool>(8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ),
                 ))
             })
             .map_err(self.sql())?;
         let mut names = Names::default();
         for row in rows {
-            let ((target, jail, since, until, origin), (reason, first, last, forced)) =
+            let ((target, jail, since, until, origin), (reason, first, last, forced, captures)) =
                 row.map_err(self.sql())?;
             let target: IpNet = target.parse().map_err(|_| StoreError::Corrupt {
                 path: self.path.clone(),
@@ -332,6 +359,10 @@ impl Store {
                     filter: names.get(&filter),
                     first_offence: from_millis(first),
                     last_offence: from_millis(last),
+                    captures: captures
+                        .as_deref()
+                        .map(Captures::from_json)
+                        .unwrap_or_default(),
                 }),
                 _ => None,
             };
@@ -446,6 +477,34 @@ impl Store {
             .map_err(self.sql())
     }
 
+    /// Adds aggregated offence counts in one transaction and trims the table to
+    /// `max_rows` (see [`offences`]).
+    pub fn add_offences(
+        &mut self,
+        counts: &[OffenceCount],
+        max_rows: usize,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        offences::write(&tx, counts, max_rows).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Every offence count row, oldest day first.
+    pub fn offence_counts(&self) -> Result<Vec<OffenceCount>, StoreError> {
+        offences::read_all(&self.conn).map_err(self.sql())
+    }
+
+    /// Deletes offence counts of days that ended before `before`; returns how
+    /// many rows went.
+    pub fn purge_offences(&mut self, before: SystemTime) -> Result<usize, StoreError> {
+        offences::purge(&self.conn, before).map_err(self.sql())
+    }
+
     /// Bans `ban_delay` scheduled and not yet in force, soonest first.
     pub fn scheduled_bans(&self) -> Result<Vec<ScheduledBan>, StoreError> {
         let mut stmt = self
@@ -490,6 +549,7 @@ impl Store {
                     filter: names.get(&filter),
                     first_offence: from_millis(first),
                     last_offence: from_millis(last),
+                    captures: Captures::default(),
                 },
             });
         }
@@ -594,18 +654,23 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
     let reason = b.reason.as_ref().map(|r| &*r.filter);
     let first = b.reason.as_ref().map(|r| millis(r.first_offence));
     let last = b.reason.as_ref().map(|r| millis(r.last_offence));
+    let captures = b
+        .reason
+        .as_ref()
+        .filter(|r| !r.captures.is_empty())
+        .map(|r| r.captures.to_json());
     tx.prepare_cached(
         "INSERT INTO bans (target, jail, since, until, origin, reason, first_offence,
-                           last_offence, forced)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                           last_offence, forced, captures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (target) DO UPDATE
          SET jail = excluded.jail, since = excluded.since, until = excluded.until,
              origin = excluded.origin, reason = excluded.reason,
              first_offence = excluded.first_offence, last_offence = excluded.last_offence,
-             forced = excluded.forced",
+             forced = excluded.forced, captures = excluded.captures",
     )?
     .execute(params![
-        target, &*b.jail, since, until, origin, reason, first, last, b.forced
+        target, &*b.jail, since, until, origin, reason, first, last, b.forced, captures
     ])?;
     // A history row left open by a ban that expired while nobody closed it ends at
     // its deadline; a still-running ban is extended rather than counted twice.
@@ -616,16 +681,20 @@ fn record_ban(tx: &rusqlite::Transaction<'_>, b: &Ban) -> rusqlite::Result<()> {
     .execute(params![target, since])?;
     let extended = tx
         .prepare_cached(
-            "UPDATE ban_history SET jail = ?2, until = ?3, origin = ?4, reason = ?5
+            "UPDATE ban_history SET jail = ?2, until = ?3, origin = ?4, reason = ?5,
+                 captures = ?6
              WHERE target = ?1 AND ended IS NULL",
         )?
-        .execute(params![target, &*b.jail, until, origin, reason])?;
+        .execute(params![target, &*b.jail, until, origin, reason, captures])?;
     if extended == 0 {
         tx.prepare_cached(
-            "INSERT INTO ban_history (target, jail, since, until, origin, ended, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+            "INSERT INTO ban_history (target, jail, since, until, origin, ended, reason,
+                                      captures)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
         )?
-        .execute(params![target, &*b.jail, since, until, origin, reason])?;
+        .execute(params![
+            target, &*b.jail, since, until, origin, reason, captures
+        ])?;
     }
     Ok(())
 }
@@ -1176,6 +1245,7 @@ mod tests {
                 filter: Arc::from("dhcp"),
                 first_offence: t(1),
                 last_offence: t(2),
+                captures: Captures::default(),
             },
         };
         let a = sched("198.51.100.7", 3600);
@@ -1251,6 +1321,7 @@ mod tests {
             filter: Arc::from("ssh-fail"),
             first_offence: t(40),
             last_offence: t(100),
+            captures: Default::default(),
         });
         let mut subnet = ban("203.0.113.0/24", "ssh", 110, Some(7200));
         subnet.origin = Origin::Subnet;
@@ -1486,6 +1557,122 @@ mod tests {
             store.ban_history_since(UNIX_EPOCH).expect("history").len(),
             1
         );
+    }
+
+    #[test]
+    fn ban_captures_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = ban("198.51.100.7/32", "ssh", 100, Some(3700));
+        let mut captures = Captures::new();
+        captures.push_named("user", "root\n\x1b[2J".as_bytes());
+        b.reason = Some(BanReason {
+            filter: Arc::from("sshd"),
+            first_offence: t(40),
+            last_offence: t(100),
+            captures,
+        });
+        {
+            let mut store = Store::open(dir.path()).expect("open");
+            store
+                .record_at(&[Decision::Ban(b.clone())], t(100))
+                .expect("record");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.active_bans(t(130)).expect("bans"), vec![b]);
+    }
+
+    fn count(day: i64, addr: &str, user: &str, n: u64, at: u64) -> OffenceCount {
+        OffenceCount {
+            day,
+            address: addr.parse().expect("addr"),
+            filter: Arc::from("sshd"),
+            user: user.into(),
+            jails: "ssh".into(),
+            count: n,
+            first: t(at),
+            last: t(at),
+        }
+    }
+
+    #[test]
+    fn offence_counts_add_up_per_day_address_filter_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        store
+            .add_offences(
+                &[
+                    count(1, "192.0.2.1", "root", 3, 10),
+                    count(1, "192.0.2.1", "", 1, 11),
+                ],
+                100,
+            )
+            .expect("add");
+        store
+            .add_offences(&[count(1, "192.0.2.1", "root", 2, 5)], 100)
+            .expect("add again");
+        let rows = store.offence_counts().expect("rows");
+        assert_eq!(rows.len(), 2);
+        let root = rows.iter().find(|r| &*r.user == "root").expect("root row");
+        assert_eq!((root.count, root.first, root.last), (5, t(5), t(10)));
+    }
+
+    #[test]
+    fn offence_counts_are_bounded_oldest_day_smallest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("open");
+        let mut batch = Vec::new();
+        for day in 1..=3 {
+            for host in 1..=4u8 {
+                batch.push(count(
+                    day,
+                    &format!("192.0.2.{host}"),
+                    "",
+                    u64::from(host),
+                    0,
+                ));
+            }
+        }
+        store.add_offences(&batch, 6).expect("add");
+        let rows = store.offence_counts().expect("rows");
+        assert_eq!(rows.len(), 6);
+        // Day 1 is gone, and the smallest two of day 2.
+        let kept: Vec<(i64, u64)> = rows.iter().map(|r| (r.day, r.count)).collect();
+        assert_eq!(kept, [(2, 3), (2, 4), (3, 1), (3, 2), (3, 3), (3, 4)]);
+        // Purging by retention drops whole days.
+        let day3 = UNIX_EPOCH + Duration::from_secs(3 * 86_400);
+        assert_eq!(store.purge_offences(day3).expect("purge"), 2);
+        assert!(
+            store
+                .offence_counts()
+                .expect("rows")
+                .iter()
+                .all(|r| r.day == 3)
+        );
+    }
+
+    #[test]
+    fn version_5_database_is_migrated_keeping_its_bans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("create");
+            for m in &MIGRATIONS[..5] {
+                conn.execute_batch(m).expect("old schema");
+            }
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (5);
+                 INSERT INTO bans (target, jail, since, until, origin, reason, first_offence,
+                                   last_offence)
+                 VALUES ('198.51.100.7/32', 'ssh', 0, NULL, 'jail', 'sshd', 0, 0);",
+            )
+            .expect("v5 rows");
+        }
+        let store = Store::open(dir.path()).expect("open migrates");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let bans = store.active_bans(t(0)).expect("bans");
+        let reason = bans[0].reason.as_ref().expect("reason kept");
+        assert!(reason.captures.is_empty());
+        assert!(store.offence_counts().expect("table exists").is_empty());
     }
 
     #[test]

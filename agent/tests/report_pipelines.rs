@@ -325,7 +325,7 @@ allow_own_addresses = false
 [backends.dry-run]
 
 [filters.ssh-fail]
-regex = ['sshd\[\d+\]: Failed password for \S+ from <HOST> port \d+$']
+regex = ['sshd\[\d+\]: Failed password for (?P<user>.*) from <HOST> port \d+$']
 
 [filters.web-probe]
 regex = ['^<HOST> - - "GET /wp-login\.php HTTP/1\.1" 404$']
@@ -380,7 +380,9 @@ bantime = "1h"
             .expect("open log");
         writeln!(f, "{line}").expect("append");
     };
-    let ssh = |a: &str| format!("sshd[7]: Failed password for root from {a} port 2222");
+    let ssh_as =
+        |user: &str, a: &str| format!("sshd[7]: Failed password for {user} from {a} port 2222");
+    let ssh = |a: &str| ssh_as("root", a);
     let web = |a: &str| format!("{a} - - \"GET /wp-login.php HTTP/1.1\" 404");
     let banned = |a: &str| bans_json(&socket).iter().any(|b| b["address"] == a);
 
@@ -392,8 +394,10 @@ bantime = "1h"
     append("auth.log", &ssh("198.51.100.7"));
     append("auth.log", &ssh("198.51.100.7"));
     wait_for("the second ban", || banned("198.51.100.7"));
-    append("auth.log", &ssh("198.51.100.8"));
-    append("auth.log", &ssh("198.51.100.8"));
+    // Its ban's reason carries the user of the offence that reached the
+    // threshold: attacker text with an escape sequence.
+    append("auth.log", &ssh_as("admin", "198.51.100.8"));
+    append("auth.log", &ssh_as(HOSTILE, "198.51.100.8"));
     append("web.log", &web("203.0.113.5"));
     append("web.log", &web("2001:db8::9"));
     wait_for("every ban", || {
@@ -439,14 +443,35 @@ bantime = "1h"
                 &["address", "jail"],
                 "bans"
             ),
-            expect(&[
-                ("198.51.100.7 ssh", 2),
-                ("198.51.100.8 ssh", 1),
-                ("203.0.113.5 web", 1),
-                ("2001:db8::/64 web", 1)
-            ]),
+            {
+                let mut e = expect(&[
+                    ("198.51.100.7 ssh", 2),
+                    ("198.51.100.8 ssh", 1),
+                    ("203.0.113.5 web", 1),
+                    ("2001:db8::/64 web", 1),
+                ]);
+                if from_store(&source) {
+                    // The store's offence counts name the offender itself,
+                    // banned as its /64.
+                    e.insert("2001:db8::9 web".into(), 0);
+                }
+                e
+            },
             "{source:?} --by jail"
         );
+        // Which accounts were guessed: the ban reasons' users (both sources),
+        // and in the store every offence's user.
+        let mut users = expect(&[("root", 2), (HOSTILE_SHOWN, 1)]);
+        if from_store(&source) {
+            users.insert("admin".into(), 0);
+        }
+        assert_eq!(
+            report(&cat(&source, &["--by", "user"]), &["user"], "bans"),
+            users,
+            "{source:?} --by user"
+        );
+        let out = report_common::report_ok(&cat(&source, &["--by", "user"]));
+        assert!(!out.contains(&0x1b), "escaped on the terminal too");
         assert_eq!(
             report(
                 &cat(&source, &["--by", "subnet", "--prefix", "16"]),
@@ -475,4 +500,51 @@ bantime = "1h"
             "{source:?} --by offender"
         );
     }
+
+    // What each address did before any ban: the store's offence counts.
+    let store = ["--state-dir", report_common::arg(&state)];
+    assert_eq!(
+        report(
+            &cat(&store, &["--by", "filter"]),
+            &["filter", "address"],
+            "offences"
+        ),
+        expect(&[
+            ("ssh-fail 198.51.100.7", 4),
+            ("ssh-fail 198.51.100.8", 2),
+            ("web-probe 203.0.113.5", 1),
+            ("web-probe 2001:db8::9", 1),
+        ]),
+        "--by filter over the store"
+    );
+    assert_eq!(
+        report(
+            &cat(&store, &["--by", "jail"]),
+            &["address", "jail"],
+            "offences"
+        ),
+        expect(&[
+            ("198.51.100.7 ssh", 4),
+            ("198.51.100.8 ssh", 2),
+            ("203.0.113.5 web", 1),
+            ("2001:db8::/64 web", 0),
+            ("2001:db8::9 web", 1),
+        ]),
+        "--by jail offences over the store"
+    );
+    assert_eq!(
+        report(&cat(&store, &["--by", "user"]), &["user"], "offences"),
+        expect(&[("root", 4), ("admin", 1), (HOSTILE_SHOWN, 1)]),
+        "--by user offences over the store"
+    );
+}
+
+/// A user name with an escape sequence and spaces, as an attacker may send it.
+const HOSTILE: &str = "evil \x1b[2J user";
+
+/// [`HOSTILE`] as reports show it.
+const HOSTILE_SHOWN: &str = "evil \\u{1b}[2J user";
+
+fn from_store(source: &[&str]) -> bool {
+    source.first() == Some(&"--state-dir")
 }

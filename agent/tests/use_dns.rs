@@ -200,6 +200,23 @@ fn log2drop_test_json_reports_the_name_and_its_addresses() {
 
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
+#[test]
+fn log2drop_test_json_gives_a_names_captures() {
+    // Captures (issue 12) come with an offence by a host name as with one by an
+    // address; --no-dns needs no name server.
+    let log = "\
+May 19 10:05:01 web1 sshd[6001]: Failed password for invalid user oracle from bot.example.org port 40200 ssh2
+May 19 10:05:02 web1 sshd[6002]: Failed password for invalid user admin from 203.0.113.9 port 40201 ssh2
+";
+    let out = log2drop_test(log, &["sshd", "--json", "--no-dns"]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["host"], "bot.example.org");
+    assert_eq!(lines[0]["captures"]["user"], "oracle", "{out}");
+    assert_eq!(lines[1]["host"], "203.0.113.9");
+    assert_eq!(lines[1]["captures"]["user"], "admin", "{out}");
+}
+
 fn access(addr: &str, agent: &str) -> String {
     // Now: the agent skips lines older than the jails' findtime.
     let at = jiff::Timestamp::now().strftime("%d/%b/%Y:%H:%M:%S +0000");

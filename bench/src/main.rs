@@ -38,7 +38,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only these cases (names or numbers, comma separated):
-    /// matching, latency, inserts, droppath, memory, coldstart, report, attacks.
+    /// matching, latency, inserts, droppath, memory, coldstart, report, attacks, offences.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The log2drop binary to measure (a release build).

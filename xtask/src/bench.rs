@@ -24,7 +24,7 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
     /// Run only these cases (names or numbers, comma separated): matching, latency,
-    /// inserts, droppath, memory, coldstart, report, attacks.
+    /// inserts, droppath, memory, coldstart, report, attacks, offences.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Where to write results.md and results.json (default: bench/ for a full run).

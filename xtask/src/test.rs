@@ -2,7 +2,9 @@
 //! eBPF build, formatting, clippy, clippy for the OpenBSD targets (nightly),
 //! unprivileged unit tests, agent build, then the privileged end-to-end tests (root
 //! only; under CI=true they must not be skipped), then the quick benchmark run,
-//! which keeps the benches compiling and working and asserts nothing about speed.
+//! which keeps the benches compiling and working and asserts nothing about speed,
+//! then the Debian package check (`cargo xtask dist --check`: build, `dpkg -i`,
+//! `log2drop check` on the installed config, purge).
 
 use std::process::Command;
 use std::time::Instant;
@@ -10,7 +12,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::{bench, build_ebpf, host_target_dir, openbsd, process, toolchain, workspace_root};
+use crate::{
+    bench, build_ebpf, dist, host_target_dir, openbsd, process, toolchain, workspace_root,
+};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -23,6 +27,9 @@ pub struct Options {
     /// Skip the quick benchmark run at the end.
     #[arg(long)]
     pub skip_bench: bool,
+    /// Skip the Debian package check (build, install, check, purge) at the end.
+    #[arg(long)]
+    pub skip_package: bool,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -80,8 +87,51 @@ pub fn run(opts: &Options) -> Result<()> {
             baseline_agent: None,
         })?;
     }
+    if opts.unit_only || opts.skip_package {
+        eprintln!("==> skipping the package check (--unit-only or --skip-package)");
+    } else {
+        package_check()?;
+    }
     process::finished("cargo xtask test", started);
     Ok(())
+}
+
+/// The .deb installed for real, as an admin would install it. It installs into the
+/// host and purges afterwards, so it never runs over a log2drop package that is
+/// already installed there: that one belongs to the admin.
+fn package_check() -> Result<()> {
+    let ci = is_ci(std::env::var("CI").ok().as_deref());
+    let why = if current_euid()? != 0 {
+        Some("it installs a package (dpkg -i), which needs root".to_string())
+    } else if package_installed("log2drop") {
+        Some(
+            "a log2drop package is already installed on this host, and the check would \
+             replace and then purge it"
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    match why {
+        Some(why) if ci => {
+            bail!("the package check cannot run: {why}; CI=true forbids skipping it")
+        }
+        Some(why) => {
+            eprintln!(
+                "==> SKIPPED the package check: {why}. Run `cargo xtask dist --check` where it can."
+            );
+            Ok(())
+        }
+        None => dist::run(&dist::Options { check: true }),
+    }
+}
+
+/// Whether dpkg knows `name` as installed (false where dpkg is absent).
+fn package_installed(name: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
 }
 
 fn privileged_tests() -> Result<()> {

@@ -517,11 +517,18 @@ fn ban_table(entries: &[BanEntry], now: SystemTime) -> String {
                 Origin::Manual => "manual",
                 Origin::Subnet => "subnet",
             };
-            let why = match (&e.filter, e.forced) {
+            let mut why = match (&e.filter, e.forced) {
                 (Some(f), _) => format!("{origin}:{f}"),
                 (None, true) => format!("{origin} (forced)"),
                 (None, false) => origin.to_owned(),
             };
+            if !e.captures.is_empty() {
+                // Attacker text: one escaped token (no spaces, no control
+                // characters), so it can neither break the columns nor the
+                // terminal.
+                why.push(' ');
+                why.push_str(&e.captures.to_fields());
+            }
             [
                 e.address.clone(),
                 e.jail.clone(),
@@ -579,7 +586,26 @@ mod tests {
             first_offence: None,
             last_offence: None,
             forced: false,
+            captures: Default::default(),
         }
+    }
+
+    #[test]
+    fn table_escapes_hostile_captures() {
+        let now = humantime::parse_rfc3339("2026-01-01T00:10:00Z").expect("time");
+        let mut e = entry("198.51.100.7", Some("2026-01-01T01:00:00Z"));
+        let hostile = format!("root\n198.51.100.9  ssh  \x1b[2J{}", "x".repeat(500));
+        e.captures.push_named("user", hostile.as_bytes());
+        let table = ban_table(&[e], now);
+        assert_eq!(table.lines().count(), 2, "{table}");
+        assert!(!table.contains('\x1b'), "{table}");
+        let row = table.lines().nth(1).expect("row");
+        assert!(
+            row.contains("jail:ssh-fail user=root\\u{a}198.51.100.9\\u{20}"),
+            "{row}"
+        );
+        assert!(row.contains('…'), "bounded: {row}");
+        assert!(row.len() < 300, "{row}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +15,7 @@ use clap::Args;
 
 use log2drop::config::{FilterConfig, LinePrefix};
 use log2drop::dns::{DnsConfig, Hickory, LookupError, Lookups, UseDns};
-use log2drop::filter::{self, Host, Outcome, SourceMatcher, builtin};
+use log2drop::filter::{self, Captures, Host, Outcome, SourceMatcher, builtin, capture};
 use log2drop::source::compressed;
 use log2drop::source::line::{DEFAULT_MAX_LINE, for_each_line};
 
@@ -67,12 +68,13 @@ pub struct TestArgs {
     config: Option<PathBuf>,
     /// Print one JSON object per offence and nothing else: {"line": N, "host":
     /// "TEXT", "addresses": ["ADDR", ...], "filter": "NAME", "time": "RFC 3339" or
-    /// null}. "host" is the text the filter matched: an address, or a host name
-    /// where the log has one; "addresses" is what the agent would count: the
-    /// address, or the name's addresses (empty when it did not resolve or with
-    /// --no-dns: then nothing is banned). A session line that does not count on
-    /// its own prints nothing; a session that counts when it ends is printed at
-    /// the line that ended it.
+    /// null, "captures": {"user": "..."}}. "host" is the text the filter matched:
+    /// an address, or a host name where the log has one; "addresses" is what the
+    /// agent would count: the address, or the name's addresses (empty when it did
+    /// not resolve or with --no-dns: then nothing is banned). "captures" only when
+    /// the regex has named groups that took part (values cut at 64 bytes). A
+    /// session line that does not count on its own prints nothing; a session that
+    /// counts when it ends is printed at the line that ended it.
     #[arg(long, conflicts_with_all = ["print_missed", "print_ignored"])]
     json: bool,
     /// How a host name where <HOST> stands counts: no (the line is ignored),
@@ -104,7 +106,14 @@ struct JsonHit<'a> {
     addresses: &'a [IpAddr],
     filter: &'a str,
     time: Option<String>,
+    /// The named captures (`user`...), bounded; JSON escapes them.
+    #[serde(skip_serializing_if = "Captures::is_empty")]
+    captures: &'a Captures,
 }
+
+/// Most distinct capture values counted for the summary; the rest are counted
+/// together (an attacker chooses them).
+const MAX_CAPTURE_VALUES: usize = 100_000;
 
 /// What was seen, for the summary. Counted per matched line, so nothing here
 /// hashes slowly: hits per regex by position, addresses with a fast hasher.
@@ -129,6 +138,12 @@ struct Tally {
     names_ignored: u64,
     unresolved: u64,
     genuine: u64,
+    /// Offences per (capture name, value), bounded by [`MAX_CAPTURE_VALUES`].
+    per_capture: HashMap<(Arc<str>, Box<str>), u64, foldhash::fast::RandomState>,
+    /// Offences whose capture value did not fit in `per_capture`.
+    capture_others: u64,
+    /// The captures of the line being counted (reused).
+    captures: Captures,
 }
 
 impl Tally {
@@ -144,8 +159,9 @@ impl Tally {
         list[hit.regex] += 1;
     }
 
-    /// Counts one offence, printing it with `--json`. A host name is resolved
-    /// as `use_dns` says; an allow_rdns filter's address is checked first.
+    /// Counts one offence with the captures in `self.captures`, printing it with
+    /// `--json`. A host name is resolved as `use_dns` says; an allow_rdns
+    /// filter's address is checked first.
     #[allow(clippy::too_many_arguments)]
     fn offence(
         &mut self,
@@ -193,6 +209,16 @@ impl Tally {
         for a in &addresses {
             *self.per_addr.entry(*a).or_default() += 1;
         }
+        for c in self.captures.iter() {
+            let key = (c.name.clone(), c.value.clone());
+            if let Some(v) = self.per_capture.get_mut(&key) {
+                *v += 1;
+            } else if self.per_capture.len() < MAX_CAPTURE_VALUES {
+                self.per_capture.insert(key, 1);
+            } else {
+                self.capture_others += 1;
+            }
+        }
         if json {
             let record = JsonHit {
                 line: n,
@@ -200,6 +226,7 @@ impl Tally {
                 addresses: &addresses,
                 filter: matcher.filter_name(hit.filter),
                 time: hit.time.and_then(rfc3339),
+                captures: &self.captures,
             };
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")
@@ -220,6 +247,8 @@ impl Tally {
         names: &Names,
     ) -> std::io::Result<()> {
         while let Some(hit) = matcher.take_deferred(scratch) {
+            // No line of its own: no captures.
+            self.captures.clear();
             self.offence(out, json, n, &hit, matcher, scratch, names)?;
         }
         Ok(())
@@ -342,11 +371,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
                 Outcome::Hit(hit) => {
                     tally.matched += 1;
                     tally.count_regex(&hit);
+                    matcher.captures_into(line.bytes, &hit, &mut scratch, &mut tally.captures);
                     tally.offence(&mut out, args.json, n, &hit, &matcher, &scratch, &names)
                 }
-                Outcome::Ended { line, counted } => {
+                Outcome::Ended { line: own, counted } => {
                     tally.matched += 1;
-                    tally.count_regex(&line);
+                    tally.count_regex(&own);
+                    matcher.captures_into(line.bytes, &own, &mut scratch, &mut tally.captures);
                     tally.offence(&mut out, args.json, n, &counted, &matcher, &scratch, &names)
                 }
                 Outcome::Held(hit) => {
@@ -637,6 +668,39 @@ fn summary(
         )?;
         for (addr, n) in top.into_iter().take(TOP) {
             writeln!(out, "  {n:>10}  {addr}")?;
+        }
+    }
+    if !t.per_capture.is_empty() {
+        // Attacker-written values: escaped, so a user name cannot forge a line
+        // or send escape sequences to the terminal.
+        let mut names: Vec<&Arc<str>> = t.per_capture.keys().map(|(n, _)| n).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let mut top: Vec<(&str, u64)> = t
+                .per_capture
+                .iter()
+                .filter(|((n, _), _)| n == name)
+                .map(|((_, v), c)| (&**v, *c))
+                .collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            writeln!(
+                out,
+                "captures {}: {} distinct; top {}:",
+                capture::escape(name),
+                top.len(),
+                top.len().min(TOP)
+            )?;
+            for (value, n) in top.into_iter().take(TOP) {
+                writeln!(out, "  {n:>10}  {}", capture::escape(value))?;
+            }
+        }
+        if t.capture_others > 0 {
+            writeln!(
+                out,
+                "  ({} more offences had values past the first {MAX_CAPTURE_VALUES} distinct ones)",
+                t.capture_others
+            )?;
         }
     }
     let rate = if secs > 0.0 {

@@ -27,6 +27,7 @@
 //! refused, so a typo or a smuggled second `cmd` never turns into a silently
 //! different command.
 
+use crate::filter::Captures;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
@@ -394,6 +395,10 @@ pub struct BanEntry {
     /// Made with `ban --force` over the allowlist.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// The named captures (`user`...) of the offence that reached the
+    /// threshold, bounded; attacker text (JSON escapes it, the table escapes it).
+    #[serde(default, skip_serializing_if = "Captures::is_empty")]
+    pub captures: Captures,
 }
 
 impl BanEntry {
@@ -409,6 +414,11 @@ impl BanEntry {
             first_offence: b.reason.as_ref().map(|r| rfc3339(r.first_offence)),
             last_offence: b.reason.as_ref().map(|r| rfc3339(r.last_offence)),
             forced: b.forced,
+            captures: b
+                .reason
+                .as_ref()
+                .map(|r| r.captures.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -993,6 +1003,7 @@ mod tests {
                 filter: Arc::from("ssh-fail"),
                 first_offence: since,
                 last_offence: since + Duration::from_secs(60),
+                captures: Default::default(),
             }),
             forced: true,
             ..b

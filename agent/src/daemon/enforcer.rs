@@ -29,7 +29,7 @@ use crate::engine::{Ban, Decision, ScheduleChange};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::source::{Positions, SourcePosition};
-use crate::store::{Batch, Store};
+use crate::store::{Batch, OffenceCount, Store};
 
 /// Most queued commits merged into one transaction.
 const MAX_GROUP: usize = 256;
@@ -71,6 +71,8 @@ pub(super) enum Job {
     },
     /// Every saved source position.
     Saved(oneshot::Sender<Positions>),
+    /// Add aggregated offence counts to the store (one transaction).
+    Offences(Vec<OffenceCount>),
     /// Periodic upkeep: backend gc, history purge.
     Maintain(SystemTime),
     /// Remove every kernel object and stop enforcing.
@@ -206,6 +208,8 @@ pub(super) struct Enforcer {
     pub(super) routes: Routes,
     pub(super) hooks: Hooks,
     pub(super) retention: Duration,
+    /// `agent.offence_rows`: the bound of the offence counts table.
+    pub(super) offence_rows: usize,
     pub(super) next_purge: SystemTime,
     pub(super) commits: u64,
     pub(super) store_errors: u64,
@@ -328,6 +332,13 @@ impl Enforcer {
     fn handle(&mut self, job: Job) {
         match job {
             Job::Commit(c) => self.commit(vec![c]),
+            Job::Offences(counts) => {
+                if let Err(e) = self.store.add_offences(&counts, self.offence_rows.max(1)) {
+                    self.store_errors += 1;
+                    tracing::warn!(error = %chain(&e), rows = counts.len(),
+                        "cannot record offence counts");
+                }
+            }
             Job::Status(mut status, reply) => {
                 status.backends = self.slots.iter().map(Slot::status).collect();
                 let _ = reply.send(super::to_reply(&*status));
@@ -431,6 +442,11 @@ impl Enforcer {
             Ok(n) => tracing::info!(rows = n, "purged ban history past its retention"),
             Err(e) => tracing::warn!(error = %chain(&e), "cannot purge ban history"),
         }
+        match self.store.purge_offences(horizon) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "purged offence counts past the retention"),
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot purge offence counts"),
+        }
         self.next_purge = now + PURGE_EVERY;
     }
 
@@ -522,6 +538,7 @@ impl Enforcer {
         self.routes = routes;
         self.hooks = hooks;
         self.retention = cfg.agent.history_retention.get();
+        self.offence_rows = cfg.agent.offence_rows;
         Ok(changes)
     }
 
@@ -598,6 +615,9 @@ pub(crate) fn log_decision(d: &Decision) {
                 },
                 filter = b.reason.as_ref().map_or("", |r| &*r.filter),
                 forced = b.forced,
+                // Attacker text: each value one escaped token (no spaces, no
+                // control characters), readable back by `report --log`.
+                captures = %b.reason.as_ref().map(|r| r.captures.to_fields()).unwrap_or_default(),
                 "ban"
             );
         }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
@@ -25,6 +26,7 @@ use crate::engine::{Ban, Decision, Engine, MANUAL_JAIL, ManualBan};
 use crate::hooks::HookStats;
 use crate::metrics::{Metrics, OffenceCounters};
 use crate::source::{Positions, SourceEvent};
+use crate::store::offences::Tally;
 
 /// Most offences folded into one decision batch.
 const MAX_BATCH: usize = 4096;
@@ -32,6 +34,10 @@ const MAX_BATCH: usize = 4096;
 const GC_EVERY: Duration = Duration::from_secs(60);
 /// How often source positions are committed when no decision carries them.
 const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+/// How often offence counts go to the store (sooner when the tally is full): each
+/// hand-over writes one row per distinct key, so the longer the interval, the
+/// more offences one row stands for under a sustained attack.
+const OFFENCES_EVERY: Duration = Duration::from_secs(15);
 
 /// See the module docs.
 pub(super) struct EngineTask {
@@ -58,6 +64,11 @@ pub(super) struct EngineTask {
     pub(super) metrics: Metrics,
     /// Offences per filter and jail, and the lag to the decision (rebuilt on reload).
     pub(super) offence_counters: OffenceCounters,
+    /// Offence counts not yet handed to the commit thread; `None` when
+    /// `agent.offence_rows` is 0.
+    pub(super) tally: Option<Tally>,
+    /// The tally reached its cap: hand it over after this batch.
+    pub(super) offences_full: bool,
 }
 
 impl EngineTask {
@@ -74,8 +85,10 @@ impl EngineTask {
     ) -> bool {
         let mut gc = tokio::time::interval(GC_EVERY);
         let mut flush = tokio::time::interval(POSITIONS_EVERY);
+        let mut offences = tokio::time::interval(OFFENCES_EVERY);
         gc.tick().await;
         flush.tick().await;
+        offences.tick().await;
         self.count_active();
         let mut ctl_open = true;
         let mut own_open = true;
@@ -104,6 +117,9 @@ impl EngineTask {
                             n += 1;
                         }
                         self.commit(None).await;
+                        if self.offences_full {
+                            self.send_offences().await;
+                        }
                     }
                 }
                 req = ctl_rx.recv(), if ctl_open => match req {
@@ -146,6 +162,7 @@ impl EngineTask {
                         self.commit(None).await;
                     }
                 }
+                _ = offences.tick() => self.send_offences().await,
                 r = triggers.reload.recv(), if reload_open => match r {
                     Some(()) => match self.notified_reload(&mut src_rx).await {
                         Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
@@ -167,6 +184,7 @@ impl EngineTask {
             self.take(ev);
         }
         self.commit(None).await;
+        self.send_offences().await;
         self.stop
     }
 
@@ -175,9 +193,14 @@ impl EngineTask {
             SourceEvent::Offences(batch) => {
                 let now = SystemTime::now();
                 for o in batch {
-                    self.engine
-                        .offence(&o.filter, o.addr, o.at, &mut self.pending);
-                    self.offence_counters.offence(&o.filter, o.at, now);
+                    self.engine.offence_with(
+                        &o.filter,
+                        o.addr,
+                        o.at,
+                        &o.captures,
+                        &mut self.pending,
+                    );
+                    self.tally_offence(o.addr, &o.filter, &o.captures, o.at, now);
                 }
             }
             SourceEvent::Position(p) => {
@@ -248,16 +271,18 @@ impl EngineTask {
     /// What the name task resolved: offences by addresses only.
     fn answer(&mut self, answer: super::names::Answer) {
         use super::names::Answer;
+        let now = SystemTime::now();
         match answer {
             Answer::Name {
                 filter,
                 name,
                 addrs,
                 at,
+                captures,
             } => {
                 if let Some(refused) =
                     self.engine
-                        .offence_by_name(&filter, &addrs, at, &mut self.pending)
+                        .offence_by_name(&filter, &addrs, at, &captures, &mut self.pending)
                 {
                     tracing::warn!(
                         filter = %filter,
@@ -265,12 +290,55 @@ impl EngineTask {
                         address = %refused,
                         "a host name in a log line resolves to an allowlisted or own address: nothing banned"
                     );
+                    return;
+                }
+                // As the engine does: each address the name resolved to is
+                // one offence, with the line's captures.
+                for addr in addrs.iter() {
+                    self.tally_offence(*addr, &filter, &captures, at, now);
                 }
             }
-            Answer::Offence { filter, addr, at } => {
-                self.engine.offence(&filter, addr, at, &mut self.pending);
+            Answer::Offence {
+                filter,
+                addr,
+                at,
+                captures,
+            } => {
+                self.engine
+                    .offence_with(&filter, addr, at, &captures, &mut self.pending);
+                self.tally_offence(addr, &filter, &captures, at, now);
             }
         }
+    }
+
+    /// Counts one offence the engine was given: the store's tally and the
+    /// metrics.
+    fn tally_offence(
+        &mut self,
+        addr: std::net::IpAddr,
+        filter: &Arc<str>,
+        captures: &crate::filter::Captures,
+        at: SystemTime,
+        now: SystemTime,
+    ) {
+        if let Some(t) = &mut self.tally
+            && t.add(addr, filter, captures.user(), at)
+        {
+            self.offences_full = true;
+        }
+        self.offence_counters.offence(filter, at, now);
+    }
+
+    /// Hands the offence counts gathered so far to the commit thread (one
+    /// transaction for all of them).
+    async fn send_offences(&mut self) {
+        self.offences_full = false;
+        let Some(t) = self.tally.as_mut().filter(|t| !t.is_empty()) else {
+            return;
+        };
+        let engine = &self.engine;
+        let counts = t.take(|f| engine.jails_of(f));
+        self.send(Job::Offences(counts)).await;
     }
 
     async fn send(&self, job: Job) {
@@ -647,6 +715,8 @@ impl EngineTask {
             }
         }
         self.offence_counters = self.metrics.offence_counters(&prepared.config);
+        self.send_offences().await;
+        self.tally = tally_for(&prepared.config);
         self.config = prepared.config;
         self.commit(None).await;
         self.count_active();
@@ -659,6 +729,19 @@ impl EngineTask {
         })
     }
 }
+
+/// The offence tally a config asks for: `None` when `agent.offence_rows` is 0.
+/// It holds at most as many entries as rows are kept, and at most [`TALLY_MAX`],
+/// between two hand-overs.
+pub(super) fn tally_for(config: &Config) -> Option<Tally> {
+    let rows = config.agent.offence_rows;
+    (rows > 0).then(|| Tally::new(rows.clamp(1, TALLY_MAX)))
+}
+
+/// Most entries the engine task's tally holds before it is handed over (about
+/// 150 bytes each: some 10 MB at most). A spray of new (address, user) pairs
+/// fills it; the bigger it is, the fewer rows each hand-over rewrites.
+const TALLY_MAX: usize = 65_536;
 
 fn parse_target(s: &str) -> Result<IpNet, String> {
     crate::addr::parse_target(s).map_err(|e| e.to_string())

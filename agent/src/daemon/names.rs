@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::dns::{Backend, LookupError, Lookups, UseDns};
+use crate::filter::Captures;
 
 /// Requests waiting for a lookup slot; more are dropped (and counted).
 pub(super) const QUEUE: usize = 1024;
@@ -36,6 +37,8 @@ pub(super) enum Request {
         at: SystemTime,
         /// Some jail the filter feeds has `use_dns = "warn"`.
         warn: bool,
+        /// The line's named captures, for each address the name resolves to.
+        captures: Captures,
     },
     /// A filter with `allow_rdns` matched this address: it counts unless its
     /// forward-confirmed reverse name is in one of `domains`.
@@ -44,6 +47,7 @@ pub(super) enum Request {
         addr: IpAddr,
         domains: Arc<[String]>,
         at: SystemTime,
+        captures: Captures,
     },
 }
 
@@ -56,12 +60,14 @@ pub(super) enum Answer {
         name: Box<str>,
         addrs: Arc<[IpAddr]>,
         at: SystemTime,
+        captures: Captures,
     },
     /// An address that did not prove to be a genuine client: an offence.
     Offence {
         filter: Arc<str>,
         addr: IpAddr,
         at: SystemTime,
+        captures: Captures,
     },
 }
 
@@ -188,6 +194,7 @@ async fn serve<B: Backend>(
             name,
             at,
             warn,
+            captures,
         } => {
             let r = lookups.addresses(&name).await;
             match r.answer {
@@ -205,6 +212,7 @@ async fn serve<B: Backend>(
                         name,
                         addrs,
                         at,
+                        captures,
                     })
                 }
                 Err(e) => {
@@ -221,6 +229,7 @@ async fn serve<B: Backend>(
             addr,
             domains,
             at,
+            captures,
         } => match lookups.confirmed_name(addr, &domains).await {
             Ok(Some(name)) => {
                 counters.genuine.fetch_add(1, Ordering::Relaxed);
@@ -230,10 +239,20 @@ async fn serve<B: Backend>(
             // No confirmed name, or no answer: the claim is not proven. The
             // address owner controls its reverse zone, so a lookup that fails
             // must not excuse the line.
-            Ok(None) | Err(LookupError::NotFound(_)) => Some(Answer::Offence { filter, addr, at }),
+            Ok(None) | Err(LookupError::NotFound(_)) => Some(Answer::Offence {
+                filter,
+                addr,
+                at,
+                captures,
+            }),
             Err(e) => {
                 tracing::debug!(filter = %filter, %addr, "reverse DNS check failed, counted: {e}");
-                Some(Answer::Offence { filter, addr, at })
+                Some(Answer::Offence {
+                    filter,
+                    addr,
+                    at,
+                    captures,
+                })
             }
         },
     }

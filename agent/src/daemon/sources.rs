@@ -17,7 +17,7 @@ use super::names::{NamePolicy, NameQueue, Request};
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
-use crate::filter::{Host, Scratch, SourceMatcher};
+use crate::filter::{Captures, Host, Outcome, Scratch, SourceMatcher};
 use crate::source::{
     LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
 };
@@ -156,6 +156,8 @@ struct FilterMatcher {
     filter_names: Vec<Option<Arc<str>>>,
     /// Where host names go, and per filter how they are handled.
     names: Option<(NameQueue, Vec<NamePolicy>)>,
+    /// The captures of the line last matched, until the source takes them.
+    captures: Captures,
 }
 
 impl FilterMatcher {
@@ -163,6 +165,7 @@ impl FilterMatcher {
         Self {
             filter_names: vec![None; matcher.filter_count()],
             names: None,
+            captures: Captures::new(),
             scratch: matcher.new_scratch(),
             age: matcher.age_check(&windows),
             matcher,
@@ -178,15 +181,29 @@ impl LineMatcher for FilterMatcher {
         {
             return None;
         }
-        let hit = self.matcher.match_line(line, now, &mut self.scratch)?;
-        self.named(hit, now)
+        // `own` is what this line matched; `hit` the offence it makes count
+        // (an `end` line releases its session's address).
+        let (hit, own) = match self.matcher.examine(line, now, &mut self.scratch) {
+            Outcome::Hit(h) => (h, h),
+            Outcome::Ended { line, counted } => (counted, line),
+            Outcome::Held(_) | Outcome::Ignored { .. } | Outcome::Miss => return None,
+        };
+        let found = self.named(hit, now, Some((line, &own)))?;
+        // Only matched lines get here: the capturing search runs for them alone.
+        self.matcher
+            .captures_into(line, &own, &mut self.scratch, &mut self.captures);
+        Some(found)
+    }
+
+    fn take_captures(&mut self) -> Captures {
+        std::mem::take(&mut self.captures)
     }
 
     fn deferred(&mut self) -> Option<(Arc<str>, std::net::IpAddr)> {
         // Only sessions that ended late (a backlog) are skipped; the rest count.
         while let Some(hit) = self.matcher.take_deferred(&mut self.scratch) {
             let now = SystemTime::now();
-            if let Some(found) = self.named(hit, now) {
+            if let Some(found) = self.named(hit, now, None) {
                 return Some(found);
             }
         }
@@ -196,11 +213,15 @@ impl LineMatcher for FilterMatcher {
 
 impl FilterMatcher {
     /// The filter name and address of `hit`, unless its line is older than
-    /// every window it could count in.
+    /// every window it could count in. A host name, or an address its filter
+    /// wants checked, goes to the name task instead, with the captures of
+    /// `line` (the line and what it matched itself; `None` for a session
+    /// released without a line of its own).
     fn named(
         &mut self,
         hit: crate::filter::Hit,
         now: SystemTime,
+        line: Option<(&[u8], &crate::filter::Hit)>,
     ) -> Option<(Arc<str>, std::net::IpAddr)> {
         if let (Some(at), Some(Some(window))) = (hit.time, self.windows.get(hit.filter.index()))
             && now.duration_since(at).is_ok_and(|age| age > *window)
@@ -228,11 +249,13 @@ impl FilterMatcher {
                         ..
                     },
                 )) => {
+                    let captures = captures_of(&self.matcher, &mut self.scratch, line);
                     q.offer(Request::Verify {
                         filter,
                         addr,
                         domains: domains.clone(),
                         at: now,
+                        captures,
                     });
                     None
                 }
@@ -253,16 +276,33 @@ impl FilterMatcher {
                     q.counters.ignored.fetch_add(1, Ordering::Relaxed);
                     return None;
                 }
+                let name: Box<str> = name.into();
+                let captures = captures_of(&self.matcher, &mut self.scratch, line);
                 q.offer(Request::Name {
                     filter,
-                    name: name.into(),
+                    name,
                     at: now,
                     warn: policy.warn,
+                    captures,
                 });
                 None
             }
         }
     }
+}
+
+/// The captures of `line` (the line and what it matched itself) for a request
+/// to the name task: none for a session released without a line of its own.
+fn captures_of(
+    matcher: &SourceMatcher,
+    scratch: &mut Scratch,
+    line: Option<(&[u8], &crate::filter::Hit)>,
+) -> Captures {
+    let mut captures = Captures::new();
+    if let Some((text, own)) = line {
+        matcher.captures_into(text, own, scratch, &mut captures);
+    }
+    captures
 }
 
 /// For each filter of source `source`, in its order, the longest `findtime` of
@@ -309,6 +349,30 @@ mod tests {
             m.match_line(old.as_bytes(), SystemTime::now()).is_none(),
             "{old}"
         );
+    }
+
+    /// A host name goes to the name task with the line's captures, which the
+    /// engine task then gives to each address the name resolves to.
+    #[test]
+    fn a_name_goes_to_the_name_task_with_its_captures() {
+        let sshd = crate::filter::builtin::get("sshd").expect("built-in");
+        let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+        let mut m = FilterMatcher::new(matcher, vec![None]);
+        let (q, mut rx) = NameQueue::new(Arc::default());
+        let policy = NamePolicy {
+            resolve: true,
+            ..NamePolicy::default()
+        };
+        m.names = Some((q, vec![policy]));
+        let line = "May 19 10:05:01 web1 sshd[6001]: Failed password for invalid user oracle from bot.example.org port 40200 ssh2";
+        assert!(m.match_line(line.as_bytes(), SystemTime::now()).is_none());
+        match rx.try_recv() {
+            Ok(Request::Name { name, captures, .. }) => {
+                assert_eq!(&*name, "bot.example.org");
+                assert_eq!(captures.user(), Some("oracle"));
+            }
+            other => panic!("a name request, got {other:?}"),
+        }
     }
 
     /// The journal source's lines carry the entry's own time, so the same rule

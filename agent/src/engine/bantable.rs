@@ -11,6 +11,9 @@
 //!   a jail's reason is stored as the first offence in whole seconds, the last
 //!   offence being the ban's start (the engine bans at the offence that reached
 //!   the threshold);
+//! - a jail ban's named captures (the user tried) sit in a side map by slot, for
+//!   at most [`MAX_CAPTURED`] bans at once; past that, bans keep their captures
+//!   in the store only, so an attack that bans millions costs no more per ban;
 //! - a ban that does not fit that shape (a delayed ban, whose last offence is
 //!   earlier than its start; times outside what fits) is kept whole in a small
 //!   side map, so every ban reads back exactly as it was inserted;
@@ -31,6 +34,10 @@ use hashbrown::HashTable;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{Ban, BanReason, Origin};
+use crate::filter::Captures;
+
+/// Most active bans whose captures are kept in memory (see the module docs).
+pub(super) const MAX_CAPTURED: usize = 65_536;
 
 /// Set on slots of the IPv6 slab in a slot tag.
 const V6_TAG: u32 = 1 << 31;
@@ -250,6 +257,8 @@ pub(super) struct BanTable {
     names: Names,
     /// Bans that do not fit a record, whole, by slot tag.
     exotic: HashMap<u32, Ban>,
+    /// The reasons' captures of up to [`MAX_CAPTURED`] bans, by slot tag.
+    captures: HashMap<u32, Captures>,
     /// (deadline ns, slot tag); may hold stale entries, see [`BanTable::valid`].
     deadlines: BinaryHeap<Reverse<(u64, u32)>>,
     /// How many bans exist per (is IPv6, prefix length), so "is this address
@@ -267,6 +276,7 @@ impl BanTable {
             hasher: RandomState::new(),
             names: Names::default(),
             exotic: HashMap::new(),
+            captures: HashMap::new(),
             deadlines: BinaryHeap::new(),
             lens: BTreeMap::new(),
             per_jail: Vec::new(),
@@ -385,6 +395,10 @@ impl BanTable {
         };
         if !fits {
             self.exotic.insert(tag, ban.clone());
+        } else if let Some(r) = ban.reason.as_ref().filter(|r| !r.captures.is_empty())
+            && self.captures.len() < MAX_CAPTURED
+        {
+            self.captures.insert(tag, r.captures.clone());
         }
         if until_ns != PERMANENT {
             self.deadlines.push(Reverse((until_ns, tag)));
@@ -415,6 +429,7 @@ impl BanTable {
             self.v6.remove(&self.hasher, slot);
         }
         self.exotic.remove(&tag);
+        self.captures.remove(&tag);
         let key = (ban.target.addr().is_ipv6(), ban.target.prefix_len());
         if let Some(n) = self.lens.get_mut(&key) {
             *n -= 1;
@@ -569,6 +584,7 @@ impl BanTable {
                 filter: self.names.get(filter),
                 first_offence: UNIX_EPOCH + Duration::from_secs(u64::from(first)),
                 last_offence: since,
+                captures: self.captures.get(&tag).cloned().unwrap_or_default(),
             }),
             forced: flags & FORCED != 0,
         }
@@ -594,6 +610,7 @@ mod tests {
                 filter: Arc::from("sshd"),
                 first_offence: t(since.saturating_sub(5)),
                 last_offence: t(since),
+                captures: Captures::new(),
             }),
             forced: false,
         }

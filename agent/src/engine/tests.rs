@@ -110,6 +110,27 @@ fn jail_ban_names_its_filter_and_offence_span() {
 }
 
 #[test]
+fn jail_ban_carries_the_captures_of_the_offence_that_fired() {
+    let mut e = engine(2);
+    let user = |u: &str| {
+        let mut c = crate::filter::Captures::new();
+        c.push_named("user", u.as_bytes());
+        c
+    };
+    let mut out = Vec::new();
+    e.offence_with("f", ip("203.0.113.4"), at(10), &user("admin"), &mut out);
+    assert!(out.is_empty());
+    e.offence_with("f", ip("203.0.113.4"), at(11), &user("root"), &mut out);
+    let reason = the_ban(&out).reason.clone().expect("reason");
+    assert_eq!(reason.captures.user(), Some("root"));
+    // `bans` rebuilds them from the table.
+    let listed = e.bans().next().expect("one ban");
+    assert_eq!(listed.reason.expect("reason").captures.user(), Some("root"));
+    assert_eq!(e.jails_of("f"), "ssh,web");
+    assert_eq!(e.jails_of("nope"), "");
+}
+
+#[test]
 fn maxretry_one_bans_on_first_offence() {
     let mut e = engine(1);
     the_ban(&offend(&mut e, "f", "2001:db8::9", 5));
@@ -752,13 +773,23 @@ fn an_offence_by_name_counts_for_each_of_its_addresses() {
     let mut e = engine(2);
     let addrs = [ip("203.0.113.10"), ip("2001:db8::10")];
     let mut out = Vec::new();
-    assert_eq!(e.offence_by_name("f", &addrs, at(0), &mut out), None);
+    let mut captures = crate::filter::Captures::new();
+    captures.push_named("user", b"root");
+    assert_eq!(
+        e.offence_by_name("f", &addrs, at(0), &captures, &mut out),
+        None
+    );
     assert!(out.is_empty());
-    e.offence_by_name("f", &addrs, at(1), &mut out);
+    e.offence_by_name("f", &addrs, at(1), &captures, &mut out);
     let banned: Vec<IpNet> = out
         .iter()
         .filter_map(|d| match d {
-            Decision::Ban(b) => Some(b.target),
+            Decision::Ban(b) => {
+                // The line's captures come with the ban of every address.
+                let reason = b.reason.as_ref().expect("a reason");
+                assert_eq!(reason.captures.user(), Some("root"), "{b:?}");
+                Some(b.target)
+            }
             _ => None,
         })
         .collect();
@@ -769,6 +800,7 @@ fn an_offence_by_name_counts_for_each_of_its_addresses() {
 
 #[test]
 fn a_name_that_resolves_to_any_allowlisted_address_bans_nothing() {
+    let none = crate::filter::Captures::new();
     let mut e = engine(1);
     let mut out = Vec::new();
     // 192.0.2.0/24 is allowlisted; loopback always is; link-local never banned.
@@ -782,22 +814,23 @@ fn a_name_that_resolves_to_any_allowlisted_address_bans_nothing() {
         (vec![ip("198.51.100.1"), ip("fe80::1")], ip("fe80::1")),
     ] {
         assert_eq!(
-            e.offence_by_name("f", &addrs, at(0), &mut out),
+            e.offence_by_name("f", &addrs, at(0), &none, &mut out),
             Some(refused)
         );
         assert!(out.is_empty(), "{addrs:?}: {out:?}");
     }
     assert_eq!(e.stats().names_refused, 4);
     // The same address on its own is banned.
-    e.offence_by_name("f", &[ip("203.0.113.10")], at(1), &mut out);
+    e.offence_by_name("f", &[ip("203.0.113.10")], at(1), &none, &mut out);
     assert_eq!(the_ban(&out).target, net("203.0.113.10/32"));
 }
 
 #[test]
 fn jails_with_use_dns_no_do_not_count_names() {
+    let none = crate::filter::Captures::new();
     let mut e = engine_with(1, "10m", "1h", "", "[dns]\nuse_dns = \"no\"");
     let mut out = Vec::new();
-    e.offence_by_name("f", &[ip("203.0.113.10")], at(0), &mut out);
+    e.offence_by_name("f", &[ip("203.0.113.10")], at(0), &none, &mut out);
     assert!(out.is_empty(), "{out:?}");
     e.offence("f", ip("203.0.113.10"), at(0), &mut out);
     assert_eq!(the_ban(&out).target, net("203.0.113.10/32"));

@@ -57,6 +57,19 @@ pub enum LoadError {
     },
 }
 
+/// Groups that are fail2ban's own machinery, not captures worth carrying.
+const NOT_CAPTURES: &[&str] = &[
+    "ip4",
+    "ip6",
+    "dns",
+    "fid",
+    "content",
+    "nofail",
+    "mlfgained",
+    "mlfid",
+    "mlfforget",
+];
+
 /// One regex line with where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegexLine {
@@ -385,6 +398,9 @@ pub struct LineState {
     joined: String,
     /// The date template that found the last date.
     last_date: usize,
+    /// The named captures (`<F-USER>`...) of the last line that was a failure,
+    /// bounded; filled only for failures.
+    pub(crate) captures: crate::filter::Captures,
 }
 
 fn compile(line: &RegexLine, key: &'static str, multi: bool) -> Result<F2bRegex, LoadError> {
@@ -539,6 +555,14 @@ impl Matcher {
                 .or_else(|| g.name("fid"))
                 .or(pref_host)
                 .and_then(|h| crate::addr::parse_ip(h.trim_matches(['[', ']']).as_bytes()));
+            if addr.is_some() {
+                state.captures.clear();
+                for (name, value) in pref.iter().flat_map(|p| p.named()).chain(g.named()) {
+                    if !NOT_CAPTURES.contains(&name) {
+                        state.captures.push_named(name, value.as_bytes());
+                    }
+                }
+            }
             if !(pref_tagged || f.tagged) {
                 return match addr {
                     Some(addr) => Verdict::Fail {

@@ -687,3 +687,109 @@ fn a_name_waits_in_its_session_like_an_address() {
     };
     assert_eq!(s.host_name(r), Some("scan.example.org"));
 }
+
+/// The captures `captures_into` gives for `line` under `cfg`.
+fn captures_of(cfg: &FilterConfig, line: &str) -> Captures {
+    let m = SourceMatcher::build(&[("f", cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let hit = m
+        .match_line(line.as_bytes(), now(), &mut s)
+        .expect("matches");
+    let mut out = Captures::new();
+    // Something left over from an earlier line is cleared.
+    out.push_named("stale", b"x");
+    m.captures_into(line.as_bytes(), &hit, &mut s, &mut out);
+    out
+}
+
+#[test]
+fn named_captures_come_with_the_offence() {
+    let cfg = filter(
+        &[r"auth failed for (?P<user>\S+) mail (?P<mail>\S+) from <HOST>$"],
+        &[],
+    );
+    let c = captures_of(
+        &cfg,
+        "auth failed for root mail a@example.org from 192.0.2.4",
+    );
+    assert_eq!(c.user(), Some("root"));
+    assert_eq!(c.get("mail"), Some("a@example.org"));
+    assert_eq!(c.get("stale"), None);
+    // fail2ban's tag spelling in our own regexes.
+    let cfg = filter(&[r"login <F-USER>\S+</F-USER> from <HOST>$"], &[]);
+    assert_eq!(
+        captures_of(&cfg, "login admin from 2001:db8::3").user(),
+        Some("admin")
+    );
+    // No named group: nothing to capture, nothing searched.
+    let cfg = filter(&[r"bad from <HOST>$"], &[]);
+    assert!(captures_of(&cfg, "bad from 192.0.2.4").is_empty());
+}
+
+#[test]
+fn syslog_filter_captures_from_the_message() {
+    let cfg = builtin::get("sshd").expect("built-in");
+    let c = captures_of(
+        &cfg,
+        "Dec  6 04:00:01 web1 sshd[100]: Failed password for invalid user oracle from 192.0.2.5 port 22 ssh2",
+    );
+    assert_eq!(c.user(), Some("oracle"));
+}
+
+#[test]
+fn hostile_captures_are_bounded() {
+    let cfg = filter(&[r"user (?P<user>.*) from <HOST>$"], &[]);
+    let long = format!("x\r\x1b[31m{}", "y".repeat(10_000));
+    let c = captures_of(&cfg, &format!("user {long} from 192.0.2.4"));
+    let user = c.user().expect("user");
+    assert!(user.len() <= capture::MAX_VALUE_BYTES + '…'.len_utf8());
+    assert!(user.starts_with("x\r\x1b[31myyy"), "kept raw: {user:?}");
+    assert!(!capture::escape(user).contains('\x1b'));
+}
+
+#[test]
+fn fail2ban_filter_captures_its_tags() {
+    let cfg = FilterConfig {
+        fail2ban_inline: Some(
+            "[Definition]\nfailregex = ^login failed for <F-USER>\\S+</F-USER> from <HOST>$\n"
+                .into(),
+        ),
+        ..FilterConfig::default()
+    };
+    let c = captures_of(&cfg, "login failed for operator from 198.51.100.9");
+    assert_eq!(c.user(), Some("operator"));
+    // The address groups are not captures.
+    assert_eq!(c.len(), 1, "{c:?}");
+}
+
+#[test]
+fn a_name_hit_comes_with_its_captures() {
+    // The name path's regex numbers its groups apart from the address
+    // regex's: the captures are found by name.
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        ..filter(
+            &[r"^Failed password for (?P<user>\S+) from <HOST> port \d+ ssh2$"],
+            &[],
+        )
+    };
+    for (line, host) in [
+        (
+            "May 19 10:00:00 h sshd[1]: Failed password for admin from scan.example.org port 22 ssh2",
+            None,
+        ),
+        (
+            "May 19 10:00:00 h sshd[1]: Failed password for admin from 203.0.113.8 port 22 ssh2",
+            Some(ip("203.0.113.8")),
+        ),
+    ] {
+        let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+        let mut s = m.new_scratch();
+        let hit = m.match_line(line.as_bytes(), now(), &mut s).expect("a hit");
+        assert_eq!(hit.addr(), host, "{line}");
+        let mut out = Captures::new();
+        m.captures_into(line.as_bytes(), &hit, &mut s, &mut out);
+        assert_eq!(out.user(), Some("admin"), "{line}");
+        assert_eq!(out.len(), 1, "{line}: {out:?}");
+    }
+}

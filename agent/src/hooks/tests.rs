@@ -24,6 +24,7 @@ fn ban(target: &str, jail: &str) -> Ban {
             filter: Arc::from("ssh-fail"),
             first_offence: since,
             last_offence: since,
+            captures: Default::default(),
         }),
         forced: false,
     }
@@ -41,6 +42,7 @@ fn templates_accept_known_placeholders_and_escapes() {
         "plain",
         "{{literal}}",
         "{event}{origin}{since}{until}{filter}",
+        "{user} {captures}",
         "",
     ] {
         assert_eq!(check_template(ok), Ok(()), "{ok}");
@@ -167,6 +169,54 @@ async fn exec_gets_exactly_the_rendered_argv_and_no_environment() {
         "{got}"
     );
     assert_eq!(lines[4], format!("PATH={HOOK_PATH} HOME=unset"));
+}
+
+#[tokio::test]
+async fn user_placeholder_is_one_escaped_argument_whatever_the_user_wrote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (script, out) = argv_recorder(dir.path());
+    let mut b = ban("198.51.100.7/32", "ssh");
+    let hostile = format!(
+        "root\n--flag $(id) `id`; rm -rf / \x1b[31m{}",
+        "y".repeat(1000)
+    );
+    if let Some(r) = b.reason.as_mut() {
+        r.captures.push_named("user", hostile.as_bytes());
+    }
+    let ev = HookEvent::of(&Decision::Ban(b));
+    let argv: Vec<String> = [
+        script.to_string_lossy().into_owned(),
+        "{user}".into(),
+        "--who={captures}".into(),
+    ]
+    .iter()
+    .map(|a| render(a, &ev))
+    .collect();
+    assert_eq!(run_exec(argv, Duration::from_secs(5)).await, Outcome::Ok);
+    let got = std::fs::read_to_string(&out).expect("script output");
+    let lines: Vec<&str> = got.lines().collect();
+    // Two arguments, each on one line: the newline and the escape arrive escaped.
+    assert_eq!(lines[0], "2", "{got}");
+    assert!(
+        lines[1].starts_with("root\\u{a}--flag $(id) `id`; rm -rf / \\u{1b}[31myyy"),
+        "{got}"
+    );
+    assert!(
+        lines[1].ends_with('…') && lines[1].len() < 120,
+        "bounded: {got}"
+    );
+    assert!(
+        lines[2].starts_with("--who=user=root\\u{a}--flag\\u{20}"),
+        "{got}"
+    );
+    assert!(!got.contains('\x1b'));
+    // The webhook's JSON carries the bounded raw value, escaped by JSON itself.
+    let json = serde_json::to_string(&ev).expect("json");
+    assert!(
+        json.contains(r#""captures":{"user":"root\n--flag"#),
+        "{json}"
+    );
+    assert!(!json.contains('\x1b'));
 }
 
 #[tokio::test]

@@ -44,6 +44,12 @@ pub struct Event {
     pub jail: u32,
     /// Index into [`Events::filters`], if the source names the filter.
     pub filter: Option<u32>,
+    /// Index into [`Events::users`]: the `user` capture of the offence (a
+    /// `Found`) or of the offence that caused the ban, if known.
+    pub user: Option<u32>,
+    /// How many offences a `Found` stands for (the state database keeps them
+    /// aggregated per day); 1 for everything else.
+    pub count: u32,
 }
 
 impl Event {
@@ -53,24 +59,45 @@ impl Event {
     }
 }
 
-/// Interned names (jails, filters): sources see few distinct names many times, so
-/// a short linear scan beats hashing and nothing is allocated per line.
+/// Interned names (jails, filters, users): sources see few distinct names many
+/// times, so a short linear scan beats hashing and nothing is allocated per line;
+/// past [`LINEAR_NAMES`] names (user names an attacker chose) a hash index takes
+/// over.
 #[derive(Debug, Default, Clone)]
-pub struct Names(Vec<Box<str>>);
+pub struct Names(Vec<Box<str>>, std::collections::HashMap<Box<str>, u32>);
+
+/// Names looked up by a linear scan before the hash index is built.
+const LINEAR_NAMES: usize = 32;
 
 impl Names {
     /// The index of `name`, adding it when new.
     pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(i) = self.0.iter().rposition(|n| **n == *name) {
-            return i as u32;
+        if self.0.len() <= LINEAR_NAMES {
+            if let Some(i) = self.0.iter().rposition(|n| **n == *name) {
+                return i as u32;
+            }
+        } else if let Some(&i) = self.1.get(name) {
+            return i;
         }
         self.0.push(name.into());
-        (self.0.len() - 1) as u32
+        let i = (self.0.len() - 1) as u32;
+        if self.0.len() > LINEAR_NAMES {
+            if self.1.is_empty() {
+                for (k, n) in self.0.iter().enumerate() {
+                    self.1.insert(n.clone(), k as u32);
+                }
+            } else {
+                self.1.insert(name.into(), i);
+            }
+        }
+        i
     }
 
     /// [`Names::intern`] for raw log bytes (invalid UTF-8 is replaced).
     pub fn intern_bytes(&mut self, name: &[u8]) -> u32 {
-        if let Some(i) = self.0.iter().rposition(|n| n.as_bytes() == name) {
+        if self.0.len() <= LINEAR_NAMES
+            && let Some(i) = self.0.iter().rposition(|n| n.as_bytes() == name)
+        {
             return i as u32;
         }
         self.intern(&String::from_utf8_lossy(name))
@@ -118,6 +145,8 @@ pub struct Events {
     pub jails: Names,
     /// Filter names.
     pub filters: Names,
+    /// `user` captures (raw, bounded; views escape them).
+    pub users: Names,
     /// Lines (or rows) read.
     pub lines: u64,
     /// Lines that looked like events but could not be read (bad address, time).

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use super::model::{Civil, DAY, Event, Events, Kind, day_text, time_text};
 use crate::addr::display_target;
+use crate::filter::capture;
 
 /// One view of `--by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,15 +22,20 @@ pub enum View {
     Ip,
     /// Bans per subnet (`--prefix`, `--prefix6`).
     Subnet,
-    /// Bans per address and jail: which services each address attacks.
+    /// Bans and offences per address and jail: which services each address
+    /// attacks, banned or not yet.
     Jail,
     /// Bans per day and jail, oldest day first (`--top N`: the last N days).
     Day,
     /// Addresses banned at least `--min` times.
     Offender,
-    /// Offences (fail2ban `Found` lines) per filter and address; bans per filter
-    /// where the source has no offences.
+    /// Offences (fail2ban `Found` lines, the agent's offence counts) per filter
+    /// and address, before any ban; bans per filter where the source has no
+    /// offences.
     Filter,
+    /// Which accounts are being guessed: offences and bans per `user` capture
+    /// (escaped: attacker-written text).
+    User,
     /// Bans per autonomous system (`--geoip`).
     Asn,
     /// Bans per country (`--geoip`).
@@ -46,6 +52,7 @@ impl View {
             View::Day => "day",
             View::Offender => "offender",
             View::Filter => "filter",
+            View::User => "user",
             View::Asn => "asn",
             View::Country => "country",
         }
@@ -257,31 +264,105 @@ pub fn build(view: View, events: &Events, opts: &Options<'_>) -> Result<Table, V
             )
         }
         View::Jail => {
-            let mut per: HashMap<(IpNet, u32), u64> = HashMap::new();
-            for e in bans() {
-                *per.entry((e.target, e.jail)).or_default() += 1;
+            // (bans, offences) per address and jail name. An offence count of
+            // the state database names every jail its filter fed ("a,b").
+            let mut per: HashMap<(IpNet, &str), (u64, u64)> = HashMap::new();
+            let mut offences = false;
+            for e in &events.events {
+                match e.kind {
+                    Kind::Ban => {
+                        per.entry((e.target, events.jails.get(e.jail)))
+                            .or_default()
+                            .0 += 1
+                    }
+                    Kind::Found => {
+                        offences = true;
+                        for jail in events
+                            .jails
+                            .get(e.jail)
+                            .split(',')
+                            .filter(|j| !j.is_empty())
+                        {
+                            per.entry((e.target, jail)).or_default().1 += u64::from(e.count);
+                        }
+                    }
+                    Kind::Unban | Kind::Restore => {}
+                }
+            }
+            let mut rows: Vec<_> = per.into_iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.0.cmp(&b.0.0)).then(a.0.1.cmp(b.0.1)));
+            let mut columns = vec![text("address"), text("jail"), count("bans")];
+            if offences {
+                columns.push(count("offences"));
+            }
+            finish(
+                view,
+                if offences {
+                    "Bans and offences per address and jail".into()
+                } else {
+                    "Bans per address and jail".into()
+                },
+                columns,
+                rows.into_iter()
+                    .map(|((t, j), (b, o))| {
+                        let mut row = vec![
+                            Cell::Text(display_target(&t)),
+                            Cell::Text(j.to_owned()),
+                            Cell::Count(b),
+                        ];
+                        if offences {
+                            row.push(Cell::Count(o));
+                        }
+                        row
+                    })
+                    .collect(),
+                Some(if offences { 3 } else { 2 }),
+                Some(0),
+                opts,
+            )
+        }
+        View::User => {
+            // (offences, bans, addresses) per user name.
+            let mut per: HashMap<u32, (u64, u64, HashSet<IpNet>)> = HashMap::new();
+            for e in &events.events {
+                let Some(u) = e.user else { continue };
+                let entry = per.entry(u).or_default();
+                match e.kind {
+                    Kind::Found => entry.0 += u64::from(e.count),
+                    Kind::Ban => entry.1 += 1,
+                    Kind::Unban | Kind::Restore => continue,
+                }
+                entry.2.insert(e.target);
             }
             let mut rows: Vec<_> = per.into_iter().collect();
             rows.sort_by(|a, b| {
-                b.1.cmp(&a.1)
-                    .then(a.0.0.cmp(&b.0.0))
-                    .then(events.jails.get(a.0.1).cmp(events.jails.get(b.0.1)))
+                (b.1.0 + b.1.1)
+                    .cmp(&(a.1.0 + a.1.1))
+                    .then(events.users.get(a.0).cmp(events.users.get(b.0)))
             });
             finish(
                 view,
-                "Bans per address and jail".into(),
-                vec![text("address"), text("jail"), count("bans")],
+                "Accounts tried: offences and bans per user name".into(),
+                vec![
+                    text("user"),
+                    count("offences"),
+                    count("bans"),
+                    count("addresses"),
+                ],
                 rows.into_iter()
-                    .map(|((t, j), n)| {
+                    .map(|(u, (o, b, a))| {
                         vec![
-                            Cell::Text(display_target(&t)),
-                            Cell::Text(events.jails.get(j).to_owned()),
-                            Cell::Count(n),
+                            // Attacker-written: no control characters reach any
+                            // output (terminal, CSV, HTML, JSON).
+                            Cell::Text(capture::escape(events.users.get(u)).into_owned()),
+                            Cell::Count(o),
+                            Cell::Count(b),
+                            Cell::Count(a.len() as u64),
                         ]
                     })
                     .collect(),
-                Some(2),
-                Some(0),
+                Some(1),
+                None,
                 opts,
             )
         }
@@ -332,14 +413,18 @@ pub fn build(view: View, events: &Events, opts: &Options<'_>) -> Result<Table, V
                     None if found => events.jails.get(e.jail),
                     None => "(none)",
                 };
-                *per.entry((name, e.target)).or_default() += 1;
+                *per.entry((name, e.target)).or_default() += if kind == Kind::Found {
+                    u64::from(e.count)
+                } else {
+                    1
+                };
             }
             let mut rows: Vec<_> = per.into_iter().collect();
             rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             finish(
                 view,
                 if found {
-                    "Offences (Found lines) per filter and address".into()
+                    "Offences per filter and address (before any ban)".into()
                 } else {
                     "Bans per filter and address (this source records no offences)".into()
                 },
@@ -550,7 +635,7 @@ pub fn summary(events: &Events) -> Summary {
             }
             Kind::Restore => s.restored += 1,
             Kind::Unban => s.unbans += 1,
-            Kind::Found => s.offences += 1,
+            Kind::Found => s.offences += u64::from(e.count),
         }
     }
     s.addresses = targets.len() as u64;
@@ -644,6 +729,8 @@ mod tests {
                     target: crate::addr::parse_target(addr).expect("addr"),
                     jail,
                     filter: None,
+                    user: None,
+                    count: 1,
                 },
             );
         }
@@ -737,6 +824,79 @@ mod tests {
         );
         assert_eq!(s.last_day.as_ref().map(|d| d.bans), Some(4));
         assert_eq!(s.last_day.and_then(|d| d.top_jail).as_deref(), Some("web"));
+    }
+
+    /// Offence counts (the state database's `Found` rows) with users, next to
+    /// bans: what each address did before any ban, and the accounts tried.
+    fn with_offences() -> Events {
+        let mut ev = events(&[
+            ("2026-01-01", "192.0.2.1", "ssh", Kind::Ban),
+            ("2026-01-01", "192.0.2.2", "web", Kind::Ban),
+        ]);
+        let root = ev.users.intern("root");
+        let hostile = ev.users.intern("adm\n\x1b[31min");
+        ev.events[0].user = Some(root);
+        let sshd = ev.filters.intern("sshd");
+        let both = ev.jails.intern("ssh,ssh-long");
+        for (addr, user, count) in [
+            ("192.0.2.1", Some(root), 5),
+            ("192.0.2.1", Some(hostile), 2),
+            // Never banned: only its offences tell what it did.
+            ("198.51.100.3", Some(root), 7),
+            ("198.51.100.3", None, 1),
+        ] {
+            ev.events.push(Event {
+                time: days_from_civil(2026, 1, 1) * DAY,
+                kind: Kind::Found,
+                target: crate::addr::parse_target(addr).expect("addr"),
+                jail: both,
+                filter: Some(sshd),
+                user,
+                count,
+            });
+        }
+        ev
+    }
+
+    #[test]
+    fn filter_view_sums_offence_counts_before_any_ban() {
+        let t = build(View::Filter, &with_offences(), &opts()).expect("view");
+        assert_eq!(
+            texts(&t),
+            [["sshd", "198.51.100.3", "8"], ["sshd", "192.0.2.1", "7"]]
+        );
+        assert_eq!(summary(&with_offences()).offences, 15);
+    }
+
+    #[test]
+    fn jail_view_shows_offences_in_every_jail_the_filter_fed() {
+        let t = build(View::Jail, &with_offences(), &opts()).expect("view");
+        assert_eq!(
+            t.columns.iter().map(|c| c.name).collect::<Vec<_>>(),
+            ["address", "jail", "bans", "offences"]
+        );
+        assert_eq!(
+            texts(&t),
+            [
+                ["192.0.2.1", "ssh", "1", "7"],
+                ["192.0.2.2", "web", "1", "0"],
+                ["198.51.100.3", "ssh", "0", "8"],
+                ["198.51.100.3", "ssh-long", "0", "8"],
+                ["192.0.2.1", "ssh-long", "0", "7"],
+            ]
+        );
+    }
+
+    #[test]
+    fn user_view_counts_accounts_tried_and_escapes_them() {
+        let t = build(View::User, &with_offences(), &opts()).expect("view");
+        assert_eq!(
+            texts(&t),
+            [
+                ["root", "12", "1", "2"],
+                ["adm\\u{a}\\u{1b}[31min", "2", "0", "1"],
+            ]
+        );
     }
 
     #[test]

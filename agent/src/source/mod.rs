@@ -48,6 +48,7 @@ use self::files::FileSet;
 use self::glob::Pattern;
 use self::line::Line;
 pub use self::position::{PositionKey, Positions, SourcePosition};
+use crate::filter::Captures;
 
 /// Default interval of the polling fallback: the upper bound on how late a line is
 /// seen when inotify says nothing (network filesystems, missed events).
@@ -81,6 +82,12 @@ pub trait LineMatcher: Send + 'static {
     fn deferred(&mut self) -> Option<(Arc<str>, IpAddr)> {
         None
     }
+
+    /// The named captures of the line [`match_line`](Self::match_line) just
+    /// matched (asked only after a match, so lines that miss never pay for them).
+    fn take_captures(&mut self) -> Captures {
+        Captures::new()
+    }
 }
 
 /// An address misbehaved, according to a filter.
@@ -94,6 +101,9 @@ pub struct Offence {
     pub addr: IpAddr,
     /// When the line was read.
     pub at: SystemTime,
+    /// The line's named captures (`user`...), bounded; empty for an offence a
+    /// session released without a line of its own.
+    pub captures: Captures,
 }
 
 /// What a source thread sends to the engine task.
@@ -321,15 +331,22 @@ impl<M: LineMatcher> Emitter<M> {
             self.counts.long_lines += 1;
         } else if !self.engine_gone {
             let now = self.clock.now();
-            let own = self.matcher.match_line(line.bytes, now);
-            let mut next = own;
-            while let Some((filter, addr)) = next.take().or_else(|| self.matcher.deferred()) {
+            let mut next = self
+                .matcher
+                .match_line(line.bytes, now)
+                .map(|(filter, addr)| (filter, addr, self.matcher.take_captures()));
+            while let Some((filter, addr, captures)) = next.take().or_else(|| {
+                self.matcher
+                    .deferred()
+                    .map(|(f, a)| (f, a, Captures::new()))
+            }) {
                 self.counts.offences += 1;
                 self.batch.push(Offence {
                     source: self.name.clone(),
                     filter,
                     addr,
                     at: now,
+                    captures,
                 });
                 if self.pace == Pace::Immediate || self.batch.len() >= OFFENCES_PER_EVENT {
                     self.send_batch();

@@ -14,6 +14,7 @@ mod inserts;
 mod latency;
 mod matching;
 mod memory;
+mod offences;
 mod report;
 
 use std::path::PathBuf;
@@ -117,6 +118,12 @@ pub fn all() -> Vec<Case> {
             name: "attacks",
             title: "sshd under attack: log2drop against sshg-parser",
             run: attacks::run,
+        },
+        Case {
+            id: 9,
+            name: "offences",
+            title: "Offence counting: its cost on a log of offences (on vs off)",
+            run: offences::run,
         },
     ]
 }

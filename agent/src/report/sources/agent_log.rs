@@ -3,7 +3,7 @@
 //! or a `journalctl` export:
 //!
 //! ```text
-//! 2026-12-06T02:00:43.123456Z  INFO log2drop::daemon::enforcer: ban address=198.51.100.7 jail=ssh until=2026-12-06T03:00:43Z origin=jail filter=sshd forced=false
+//! 2026-12-06T02:00:43.123456Z  INFO log2drop::daemon::enforcer: ban address=198.51.100.7 jail=ssh until=2026-12-06T03:00:43Z origin=jail filter=sshd forced=false captures=user=root
 //! 2026-12-06T03:00:43.200000Z  INFO log2drop::daemon::enforcer: unban address=198.51.100.7 jail=ssh
 //! ```
 //!
@@ -37,6 +37,9 @@ pub enum Parsed<'a> {
         jail: &'a str,
         /// The filter that caused a jail ban, if any.
         filter: Option<&'a str>,
+        /// The `user` capture of the offence behind the ban (unescaped,
+        /// bounded), if logged.
+        user: Option<String>,
     },
     /// A decision line that cannot be read back.
     Malformed,
@@ -85,7 +88,7 @@ pub fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
     else {
         return Parsed::Malformed;
     };
-    let (mut target, mut jail, mut filter) = (None, None, None);
+    let (mut target, mut jail, mut filter, mut user) = (None, None, None, None);
     for field in fields.split_ascii_whitespace() {
         let Some((k, v)) = field.split_once('=') else {
             continue;
@@ -94,6 +97,13 @@ pub fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
             "address" => target = crate::addr::parse_target(v).ok(),
             "jail" => jail = Some(v),
             "filter" if !v.is_empty() => filter = Some(v),
+            // One escaped token (see `filter::capture`): a user name cannot
+            // add fields or lines.
+            "captures" if !v.is_empty() => {
+                user = crate::filter::Captures::parse_fields(v)
+                    .user()
+                    .map(str::to_owned);
+            }
             _ => {}
         }
     }
@@ -104,6 +114,7 @@ pub fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
             target,
             jail,
             filter,
+            user,
         },
         _ => Parsed::Malformed,
     }
@@ -122,6 +133,9 @@ struct JsonEvent<'a> {
     address: Option<&'a str>,
     jail: Option<&'a str>,
     filter: Option<&'a str>,
+    /// The ban reason's captures: escaped text, so it may hold JSON escapes.
+    #[serde(borrow, default)]
+    captures: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn parse_json(text: &str) -> Parsed<'_> {
@@ -146,6 +160,11 @@ fn parse_json(text: &str) -> Parsed<'_> {
             target,
             jail,
             filter: e.filter.filter(|f| !f.is_empty()),
+            user: e.captures.as_deref().and_then(|c| {
+                crate::filter::Captures::parse_fields(c)
+                    .user()
+                    .map(str::to_owned)
+            }),
         },
         _ => Parsed::Malformed,
     }
@@ -186,7 +205,9 @@ mod tests {
                 target,
                 jail,
                 filter,
+                user,
             } => {
+                assert_eq!(user, None);
                 assert_eq!(time.to_string(), "2026-12-06T02:00:43.123456Z");
                 assert_eq!(kind, Kind::Ban);
                 assert_eq!(target.to_string(), "198.51.100.7/32");
@@ -204,6 +225,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn hostile_user_captures_read_back_as_one_field() {
+        let mut s = String::new();
+        let mut c = crate::filter::Captures::new();
+        let hostile = "x address=192.0.2.66 jail=evil\n2026-12-06T02:00:44Z  INFO log2drop::daemon::enforcer: ban address=192.0.2.77";
+        c.push_named("user", hostile.as_bytes());
+        let line = format!(
+            "2026-12-06T02:00:43Z  INFO log2drop::daemon::enforcer: ban address=198.51.100.7 jail=ssh until=2026-12-06T03:00:43Z origin=jail filter=sshd forced=false captures={}",
+            c.to_fields()
+        );
+        assert_eq!(line.lines().count(), 1);
+        match parse_line(line.as_bytes(), &mut s) {
+            Parsed::Event {
+                target, jail, user, ..
+            } => {
+                assert_eq!(target.to_string(), "198.51.100.7/32");
+                assert_eq!(jail, "ssh");
+                let bounded = crate::filter::capture::bound(hostile.as_bytes());
+                assert_eq!(user.as_deref(), Some(&*bounded));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -231,6 +276,7 @@ mod tests {
                 target,
                 jail,
                 filter,
+                ..
             } => {
                 assert_eq!(time.to_string(), "2026-12-06T02:00:43.123456Z");
                 assert_eq!(kind, Kind::Ban);

@@ -91,6 +91,8 @@ pub fn read_log(
                             jail,
                             // fail2ban runs one filter per jail, named after it.
                             filter: None,
+                            user: None,
+                            count: 1,
                         });
                     }
                 }
@@ -104,17 +106,21 @@ pub fn read_log(
                     target,
                     jail,
                     filter,
+                    user,
                 } => {
                     let time = civil_of(time, zone);
                     if range.contains(time) {
                         let jail = out.jails.intern(jail);
                         let filter = filter.map(|f| out.filters.intern(f));
+                        let user = user.map(|u| out.users.intern(&u));
                         out.events.push(Event {
                             time,
                             kind,
                             target,
                             jail,
                             filter,
+                            user,
+                            count: 1,
                         });
                     }
                 }

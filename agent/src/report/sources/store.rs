@@ -1,6 +1,9 @@
 //! The agent's state database, read-only: one ban event per row of
 //! `ban_history` (an extended ban is one row, as the agent counts it for
-//! escalation) and an unban event when the row was closed.
+//! escalation) and an unban event when the row was closed, with the `user`
+//! capture of the offence behind the ban; and one `Found` event per row of
+//! `offence_counts` (schema 6 on), standing for that row's count, timed at its
+//! last offence, filed under the jails its filter fed (comma separated).
 //!
 //! It is opened read-only so a report never migrates, locks or creates the
 //! database of a running agent; WAL mode lets it read while the agent writes.
@@ -10,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::super::model::{Civil, Event, Events, Kind, Range, civil_of};
+use crate::filter::Captures;
 use crate::store::DB_FILE;
 
 /// Why the database could not be read.
@@ -57,9 +61,21 @@ pub fn read(
         )
         .map_err(err)?
         > 0;
+    let has = |table: &str, column: &str| -> Result<bool, StoreReadError> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(err)
+    };
+    // `captures` and the offence counts exist from schema 6 on.
+    let has_captures = has("ban_history", "captures")?;
     let sql = format!(
-        "SELECT target, jail, since, ended, {} FROM ban_history ORDER BY since, id",
-        if has_reason { "reason" } else { "NULL" }
+        "SELECT target, jail, since, ended, {}, {} FROM ban_history ORDER BY since, id",
+        if has_reason { "reason" } else { "NULL" },
+        if has_captures { "captures" } else { "NULL" }
     );
     let mut stmt = conn.prepare(&sql).map_err(err)?;
     let mut rows = stmt.query(params![]).map_err(err)?;
@@ -78,14 +94,21 @@ pub fn read(
         let since: i64 = row.get(2).map_err(err)?;
         let ended: Option<i64> = row.get(3).map_err(err)?;
         let reason: Option<String> = row.get(4).map_err(err)?;
+        let captures: Option<String> = row.get(5).map_err(err)?;
         let jail = out.jails.intern(&jail);
         let filter = reason.as_deref().map(|f| out.filters.intern(f));
+        let user = captures
+            .as_deref()
+            .map(Captures::from_json)
+            .and_then(|c| c.user().map(|u| out.users.intern(u)));
         let mut event = Event {
             time: civil(since),
             kind: Kind::Ban,
             target,
             jail,
             filter,
+            user,
+            count: 1,
         };
         out.push(range, event);
         if let Some(ended) = ended {
@@ -93,6 +116,49 @@ pub fn read(
             event.kind = Kind::Unban;
             out.push(range, event);
         }
+    }
+    drop(rows);
+    drop(stmt);
+    if has("offence_counts", "count")? {
+        read_offences(&conn, range, &civil, out).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The `offence_counts` rows as `Found` events.
+fn read_offences(
+    conn: &Connection,
+    range: &Range,
+    civil: &dyn Fn(i64) -> Civil,
+    out: &mut Events,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT address, filter, user, jails, count, last FROM offence_counts
+         ORDER BY day, last",
+    )?;
+    let mut rows = stmt.query(params![])?;
+    while let Some(row) = rows.next()? {
+        out.lines += 1;
+        let address: String = row.get(0)?;
+        let Ok(addr) = address.parse::<std::net::IpAddr>() else {
+            out.malformed += 1;
+            continue;
+        };
+        let filter: String = row.get(1)?;
+        let user: String = row.get(2)?;
+        let jails: String = row.get(3)?;
+        let count: i64 = row.get(4)?;
+        let last: i64 = row.get(5)?;
+        let event = Event {
+            time: civil(last),
+            kind: Kind::Found,
+            target: ipnet::IpNet::from(addr),
+            jail: out.jails.intern(&jails),
+            filter: Some(out.filters.intern(&filter)),
+            user: (!user.is_empty()).then(|| out.users.intern(&user)),
+            count: u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+        };
+        out.push(range, event);
     }
     Ok(())
 }
@@ -142,6 +208,7 @@ mod tests {
                 filter: Arc::from("sshd"),
                 first_offence: since,
                 last_offence: since,
+                captures: Default::default(),
             }),
             forced: false,
         }
