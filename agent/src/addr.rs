@@ -194,6 +194,38 @@ fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(octets))
 }
 
+/// Longest DNS name, without the root's trailing dot.
+pub const MAX_HOST_NAME_LEN: usize = 253;
+
+/// Whether `text` is a DNS host name that a log may hold where an address
+/// belongs (`use_dns`): labels of letters, digits and `-` (not at either end of
+/// a label), at most 63 bytes each, at least two labels, at most 253 bytes, an
+/// optional trailing dot, and a last label that is not all digits, so no
+/// address, whole or cut (`192.0.2`), passes. Does not allocate.
+pub fn is_host_name(text: &[u8]) -> bool {
+    let text = text.strip_suffix(b".").unwrap_or(text);
+    if text.is_empty() || text.len() > MAX_HOST_NAME_LEN {
+        return false;
+    }
+    let mut labels = 0;
+    let mut last: &[u8] = b"";
+    for label in text.split(|&b| b == b'.') {
+        if label.is_empty()
+            || label.len() > 63
+            || label.first() == Some(&b'-')
+            || label.last() == Some(&b'-')
+            || !label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    labels >= 2 && !last.iter().all(u8::is_ascii_digit)
+}
+
 /// Turns an IPv4-mapped IPv6 address into its IPv4 address; leaves others alone.
 pub fn normalise(addr: IpAddr) -> IpAddr {
     match addr {

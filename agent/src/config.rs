@@ -243,6 +243,9 @@ pub struct Config {
     /// Ban sharing with other hosts through Redis; owned by [`crate::fleet`].
     #[serde(default)]
     pub fleet: Option<crate::fleet::FleetConfig>,
+    /// Host names in log lines: the default `use_dns` and the resolver.
+    #[serde(default)]
+    pub dns: crate::dns::DnsConfig,
 }
 
 /// `[agent]`.
@@ -369,6 +372,12 @@ pub struct FilterConfig {
     /// listed; the lists above are the `normal` mode.
     #[serde(default)]
     pub modes: BTreeMap<String, FilterMode>,
+    /// Domains of genuine clients: a hit whose address has a reverse name in
+    /// one of them that resolves back to the address (forward-confirmed
+    /// reverse DNS) does not count (`apache-fakegooglebot`). Default none: no
+    /// lookup.
+    #[serde(default)]
+    pub allow_rdns: Vec<String>,
 }
 
 /// `[filters.NAME.modes.MODE]`: what a mode adds to the filter. Its regexes
@@ -566,6 +575,10 @@ pub struct JailConfig {
     /// Notification hooks run after this jail's bans are enforced. Default none.
     #[serde(default)]
     pub notify: Option<NotifyConfig>,
+    /// Whether offences by host names (resolved to their addresses) count
+    /// here: `no`, `warn` or `yes`. Default: `[dns] use_dns`.
+    #[serde(default)]
+    pub use_dns: Option<crate::dns::UseDns>,
 }
 
 /// `access = { allow = "1h", block = "1h" }` in a jail: an address that reaches

@@ -23,6 +23,7 @@
 pub mod alloc;
 pub(crate) mod enforcer;
 mod engine_task;
+mod names;
 pub mod reload;
 mod sources;
 
@@ -545,6 +546,31 @@ pub async fn run_prepared(
     let (src_tx, src_rx) =
         mpsc::channel::<SourceEvent>(OFFENCE_QUEUE / crate::source::OFFENCES_PER_EVENT);
     let mut set = SourceSet::new(metrics.clone());
+    // Host names and reverse-DNS checks: resolved by their own task, answered
+    // to the engine task.
+    let name_counters = std::sync::Arc::new(names::NameCounters::default());
+    let (name_queue, name_rx) = names::NameQueue::new(name_counters.clone());
+    let (answer_tx, answer_rx) = mpsc::channel::<names::Answer>(names::QUEUE);
+    let name_task = match config.dns.build() {
+        Ok(lookups) => tokio::spawn(names::run(
+            std::sync::Arc::new(lookups),
+            name_rx,
+            answer_tx,
+            name_counters.clone(),
+        )),
+        // Addresses still count: only names go unresolved.
+        Err(e) => {
+            tracing::error!("{e}; host names in logs will not be resolved (set [dns] servers)");
+            let none = crate::dns::Unavailable(e.to_string().into());
+            tokio::spawn(names::run(
+                std::sync::Arc::new(crate::dns::Lookups::new(none, config.dns.limits())),
+                name_rx,
+                answer_tx,
+                name_counters.clone(),
+            ))
+        }
+    };
+    set.names = Some(name_queue);
     for (name, _, matcher) in sources {
         if let Err(e) = set.start(&name, &config, &positions, matcher, src_tx.clone()) {
             for h in set.take_all() {
@@ -595,7 +621,7 @@ pub async fn run_prepared(
         tally,
         offences_full: false,
     };
-    let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, own_rx, triggers));
+    let engine_task = tokio::spawn(task.run(src_rx, ctl_rx, own_rx, answer_rx, triggers));
     let server_task = tokio::spawn(async move {
         server.serve(ctl_tx, stop_server_rx).await;
         drop(server);
@@ -612,6 +638,8 @@ pub async fn run_prepared(
         false
     });
     crate::systemd::stopping();
+    // The sources are stopped: the queue's last sender is gone with them.
+    name_task.abort();
     drop(own_watcher);
     let _ = stop_server_tx.send(true);
     if server_task.await.is_err() {

@@ -306,6 +306,11 @@ pub struct EngineStats {
     pub pending: usize,
     /// Bans lifted because the allowlist grew to cover them.
     pub allow_lifted: u64,
+    /// Offences by host names, each counted once per address the name has.
+    pub name_offences: u64,
+    /// Offences by host names that counted nowhere: the name resolves to an
+    /// allowlisted, own or special address.
+    pub names_refused: u64,
     /// Bans lifted because they expired.
     pub expired: u64,
     /// Past bans remembered for escalation right now.
@@ -338,10 +343,12 @@ struct Jail {
     subnet: Option<Subnet>,
     ban_delay: Option<Duration>,
     backends: Vec<String>,
+    /// Offences by host names count here (`use_dns` is not `no`).
+    names: bool,
 }
 
 impl Jail {
-    fn build(name: &str, jc: &JailConfig) -> Jail {
+    fn build(name: &str, jc: &JailConfig, use_dns: crate::dns::UseDns) -> Jail {
         let threshold = jc.threshold.unwrap_or(jc.maxretry).max(1);
         let findtime = secs_of(jc.findtime.get());
         let v6_len = jc.ipv6_prefix.min(128);
@@ -367,6 +374,7 @@ impl Jail {
             }),
             ban_delay: jc.delay(),
             backends: jc.backends.clone(),
+            names: jc.use_dns.unwrap_or(use_dns).resolves(),
         }
     }
 
@@ -501,7 +509,7 @@ impl Settings {
                         .push((idx, u16::try_from(weight).unwrap_or(u16::MAX)));
                 }
             }
-            jails.push(Jail::build(name, jc));
+            jails.push(Jail::build(name, jc, cfg.dns.use_dns));
         }
         let max_findtime = jails.iter().map(|j| j.findtime).max().unwrap_or(0);
         let history_keep = jails
@@ -715,6 +723,49 @@ impl Engine {
         captures: &Captures,
         out: &mut Vec<Decision>,
     ) {
+        self.offence_by(filter, addr, false, now, captures, out);
+    }
+
+    /// Records an offence by a host name (a filter's `<HOST>` matched a name,
+    /// `use_dns`) that resolved to `addrs`: one offence for each address, in the
+    /// jails whose `use_dns` is not `no`, each carrying the line's `captures`.
+    /// The name's owner chooses what it resolves to, so if any address is
+    /// allowlisted (loopback, the host's own, `agent.allow`) or never banned
+    /// (link-local, multicast...), none counts: a name pointing at us and at a
+    /// victim must get nobody banned. Returns that address, if any.
+    pub fn offence_by_name(
+        &mut self,
+        filter: &str,
+        addrs: &[IpAddr],
+        now: SystemTime,
+        captures: &Captures,
+        out: &mut Vec<Decision>,
+    ) -> Option<IpAddr> {
+        let refused = addrs
+            .iter()
+            .map(|a| addr::normalise(*a))
+            .find(|a| addr::never_banned(*a).is_some() || self.allow.contains(*a));
+        if let Some(a) = refused {
+            self.stats.offences += 1;
+            self.stats.names_refused += 1;
+            return Some(a);
+        }
+        for a in addrs {
+            self.stats.name_offences += 1;
+            self.offence_by(filter, *a, true, now, captures, out);
+        }
+        None
+    }
+
+    fn offence_by(
+        &mut self,
+        filter: &str,
+        addr: IpAddr,
+        by_name: bool,
+        now: SystemTime,
+        captures: &Captures,
+        out: &mut Vec<Decision>,
+    ) {
         self.stats.offences += 1;
         let addr = addr::normalise(addr);
         if addr::never_banned(addr).is_some() {
@@ -738,6 +789,9 @@ impl Engine {
             let Some(jail) = self.jails.get(usize::from(j)) else {
                 continue;
             };
+            if by_name && !jail.names {
+                continue;
+            }
             let key = jail.key(addr);
             if !self.pending.is_empty() && self.pending.contains_key(&(key, j)) {
                 continue;

@@ -26,6 +26,7 @@ pub mod age;
 pub mod builtin;
 pub mod capture;
 mod extract;
+pub mod hostname;
 pub mod pattern;
 pub mod session;
 pub mod syslog;
@@ -46,6 +47,8 @@ use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
 pub use capture::Captures;
 use extract::FastHost;
+pub use hostname::NameRef;
+use hostname::{NamePath, NameRing};
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
 pub use session::Role;
 use session::{LineFacts, Sessions};
@@ -126,12 +129,23 @@ impl FilterId {
     }
 }
 
+/// Who a line names where `<HOST>` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// An address (IPv4-mapped IPv6 already normalised).
+    Addr(IpAddr),
+    /// A host name, found only where no address is: it must be resolved (see
+    /// `crate::dns`) before anyone can be banned. Read it with
+    /// [`Scratch::host_name`].
+    Name(NameRef),
+}
+
 /// One line's offence: who, which filter and regex saw it, and when the line says
 /// it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
-    /// The offending address (IPv4-mapped IPv6 already normalised).
-    pub addr: IpAddr,
+    /// The offending address, or the host name the line has instead.
+    pub host: Host,
     /// The filter that matched.
     pub filter: FilterId,
     /// What the matching regex means for its session.
@@ -141,6 +155,16 @@ pub struct Hit {
     /// The line's own time (syslog prefix or `datepattern`), if it has one; the
     /// caller uses the time it read the line otherwise.
     pub time: Option<SystemTime>,
+}
+
+impl Hit {
+    /// The address, unless the line named a host name.
+    pub fn addr(&self) -> Option<IpAddr> {
+        match self.host {
+            Host::Addr(a) => Some(a),
+            Host::Name(_) => None,
+        }
+    }
 }
 
 /// What a line amounts to.
@@ -220,6 +244,14 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
             if let Err(e) = check_pattern(re, HostRule::Optional) {
                 out.push(("modes", format!("{name}.ignore[{i}]: {e}")));
             }
+        }
+    }
+    for (i, d) in cfg.allow_rdns.iter().enumerate() {
+        if !addr::is_host_name(d.as_bytes()) {
+            out.push((
+                "allow_rdns",
+                format!("entry {i} ({d:?}) is not a domain name such as \"googlebot.com\""),
+            ));
         }
     }
     if cfg.prefix != LinePrefix::Syslog && !cfg.programs.is_empty() {
@@ -501,6 +533,10 @@ struct Pattern {
     /// Its `<F-MLFID>` group: the text it captures keys the line's session
     /// instead of the syslog program and pid.
     session_group: Option<usize>,
+    /// Where `<HOST>` may be a host name: run only when the address path
+    /// finds nothing. `None` if the name regex does not compile within the
+    /// size limits.
+    name: Option<NamePath>,
 }
 
 /// One filter's settings, compiled.
@@ -566,6 +602,10 @@ pub struct Scratch {
     groups: Vec<Option<(meta::Cache, PatternSet)>>,
     full: Vec<meta::Cache>,
     captures: Vec<Slots>,
+    /// Per pattern, its name regex's cache and capture slots.
+    name_search: Vec<Option<(meta::Cache, Slots)>>,
+    /// Host names hits found.
+    names: NameRing,
     ignores: Vec<Option<meta::Cache>>,
     /// Line times: consecutive lines mostly share their minute, and turning civil
     /// time into a point in time (time zone rules) costs more than matching.
@@ -576,6 +616,14 @@ pub struct Scratch {
     sessions: Sessions,
     /// Per fail2ban filter, the lines it keeps.
     fail2ban: Vec<crate::fail2ban::LineState>,
+}
+
+impl Scratch {
+    /// The host name a [`Host::Name`] hit found, while this scratch still holds
+    /// it (see [`hostname::NAME_SLOTS`]).
+    pub fn host_name(&self, r: NameRef) -> Option<&str> {
+        self.names.get(r)
+    }
 }
 
 impl SourceMatcher {
@@ -664,10 +712,20 @@ impl SourceMatcher {
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)
                         .ok_or_else(|| pattern_error(kind, ri, PatternError::NoHost))?;
-                    let fast = pattern::split(text).and_then(|s| FastHost::build(&s, syslog));
                     let session_group = full
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, SESSION_GROUP);
+                    let split = pattern::split(text);
+                    let fast = split.as_ref().and_then(|s| FastHost::build(s, syslog));
+                    let name = name_path(text, split.as_ref(), syslog);
+                    // What groups search for: an address or a name at `<HOST>`,
+                    // so lines with names reach the pattern.
+                    let either = pattern::expand_with(
+                        text,
+                        HostRule::Required,
+                        &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
+                    )
+                    .map_err(|e| pattern_error(kind, ri, e))?;
                     let named = full
                         .group_info()
                         .pattern_names(regex_automata::PatternID::ZERO)
@@ -686,8 +744,10 @@ impl SourceMatcher {
                         role,
                         index: ri,
                         session_group,
+                        name,
                     });
-                    texts.push(expanded);
+                    let has_name = patterns.last().is_some_and(|p| p.name.is_some());
+                    texts.push(if has_name { either } else { expanded });
                 }
             }
             let mut ignore_texts = Vec::new();
@@ -859,6 +919,16 @@ impl SourceMatcher {
                 .iter()
                 .map(|p| p.full.create_captures())
                 .collect(),
+            name_search: self
+                .patterns
+                .iter()
+                .map(|p| {
+                    p.name
+                        .as_ref()
+                        .map(|n| (n.regex.create_cache(), n.regex.create_captures()))
+                })
+                .collect(),
+            names: NameRing::default(),
             ignores: self
                 .filters
                 .iter()
@@ -1028,7 +1098,7 @@ impl SourceMatcher {
             match m.examine(&text, zone, now, &mut scratch.fail2ban[k]) {
                 Verdict::Fail { addr, regex, time } => {
                     *best = Some(Hit {
-                        addr,
+                        host: Host::Addr(addr),
                         filter: *id,
                         role: Role::Failure,
                         regex,
@@ -1052,7 +1122,9 @@ impl SourceMatcher {
                         Role::Failure
                     };
                     *best = Some(Hit {
-                        addr: addr.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                        host: Host::Addr(
+                            addr.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                        ),
                         filter: *id,
                         role,
                         regex,
@@ -1080,7 +1152,8 @@ impl SourceMatcher {
     }
 
     /// The first pattern of group `g`, in priority order, that matches `hay`, yields
-    /// an address and is not ignored by its filter.
+    /// an address and is not ignored by its filter; failing that, the first that
+    /// yields a host name (addresses first: a name is the rare path).
     fn search(
         &self,
         g: usize,
@@ -1088,6 +1161,7 @@ impl SourceMatcher {
         scratch: &mut Scratch,
         ignored: &mut Option<(FilterId, usize)>,
     ) -> Option<Hit> {
+        let mut named: Option<NameCandidate> = None;
         match &self.groups[g] {
             Group::Anchored {
                 by_first_byte,
@@ -1097,9 +1171,12 @@ impl SourceMatcher {
                     Some(b) => &by_first_byte[usize::from(*b)],
                     None => on_empty,
                 };
-                candidates
-                    .iter()
-                    .find_map(|&p| self.try_pattern(p, hay, true, scratch, ignored))
+                for &p in candidates.iter() {
+                    if let Some(hit) = self.try_pattern(p, hay, true, scratch, ignored, &mut named)
+                    {
+                        return Some(hit);
+                    }
+                }
             }
             Group::Unanchored { set, patterns } => {
                 let (cache, hits) = scratch.groups[g].as_mut()?;
@@ -1115,17 +1192,27 @@ impl SourceMatcher {
                     if !hit_k {
                         continue;
                     }
-                    if let Some(hit) = self.try_pattern(p, hay, false, scratch, ignored) {
+                    if let Some(hit) = self.try_pattern(p, hay, false, scratch, ignored, &mut named)
+                    {
                         return Some(hit);
                     }
                 }
-                None
             }
         }
+        let c = named?;
+        let pat = &self.patterns[c.pattern];
+        Some(Hit {
+            host: Host::Name(scratch.names.push(&hay[c.start..c.end])),
+            filter: pat.filter,
+            role: pat.role,
+            regex: pat.index,
+            time: None,
+        })
     }
 
     /// The address pattern `p` finds in `hay`, if it matches, unless its filter
-    /// ignores the line.
+    /// ignores the line. Without an address, notes in `named` where the pattern
+    /// finds a host name (if nothing was noted before).
     fn try_pattern(
         &self,
         p: usize,
@@ -1133,13 +1220,47 @@ impl SourceMatcher {
         anchored: bool,
         scratch: &mut Scratch,
         ignored: &mut Option<(FilterId, usize)>,
+        named: &mut Option<NameCandidate>,
     ) -> Option<Hit> {
         let pat = &self.patterns[p];
         let fast = pat.fast.as_ref().and_then(|f| f.find(hay).ok());
         let addr = match fast {
-            Some(found) => found?,
-            None => self.capture_host(p, hay, anchored, scratch)?,
+            Some(found) => found,
+            None => self.capture_host(p, hay, anchored, scratch),
         };
+        let Some(addr) = addr else {
+            if named.is_none()
+                && let Some((start, end)) = self.capture_name(p, hay, anchored, scratch)
+                && !self.is_ignored(pat, hay, scratch, ignored)
+            {
+                *named = Some(NameCandidate {
+                    pattern: p,
+                    start,
+                    end,
+                });
+            }
+            return None;
+        };
+        if self.is_ignored(pat, hay, scratch, ignored) {
+            return None;
+        }
+        Some(Hit {
+            host: Host::Addr(addr),
+            filter: pat.filter,
+            role: pat.role,
+            regex: pat.index,
+            time: None,
+        })
+    }
+
+    /// Whether the filter of `pat` ignores `hay` (noting the first such line).
+    fn is_ignored(
+        &self,
+        pat: &Pattern,
+        hay: &[u8],
+        scratch: &mut Scratch,
+        ignored: &mut Option<(FilterId, usize)>,
+    ) -> bool {
         let fi = pat.filter.index();
         if let (Some(ignore), Some(cache)) =
             (&self.filters[fi].ignore, scratch.ignores[fi].as_mut())
@@ -1148,15 +1269,33 @@ impl SourceMatcher {
             if ignored.is_none() {
                 *ignored = Some((pat.filter, pat.index));
             }
+            return true;
+        }
+        false
+    }
+
+    /// Where pattern `p` finds a host name in `hay`, if its name path matches.
+    fn capture_name(
+        &self,
+        p: usize,
+        hay: &[u8],
+        anchored: bool,
+        scratch: &mut Scratch,
+    ) -> Option<(usize, usize)> {
+        let path = self.patterns[p].name.as_ref()?;
+        if !path.may_match(hay) {
             return None;
         }
-        Some(Hit {
-            addr,
-            filter: pat.filter,
-            role: pat.role,
-            regex: pat.index,
-            time: None,
-        })
+        let (cache, caps) = scratch.name_search[p].as_mut()?;
+        let mode = if anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        path.regex
+            .search_captures_with(cache, &Input::new(hay).anchored(mode), caps);
+        let span = caps.get_group(path.group)?;
+        addr::is_host_name(&hay[span.range()]).then_some((span.start, span.end))
     }
 
     /// The capturing search: the regex engine's own `<HOST>` group.
@@ -1215,10 +1354,13 @@ impl SourceMatcher {
         } else {
             (line, Anchored::No)
         };
-        let mut caps = pat.full.create_captures();
-        pat.full
-            .search_captures(&Input::new(hay).anchored(mode), &mut caps);
-        let info = pat.full.group_info();
+        let re = match (hit.host, &pat.name) {
+            (Host::Name(_), Some(path)) => &path.regex,
+            _ => &pat.full,
+        };
+        let mut caps = re.create_captures();
+        re.search_captures(&Input::new(hay).anchored(mode), &mut caps);
+        let info = re.group_info();
         info.pattern_names(regex_automata::PatternID::ZERO)
             .enumerate()
             .filter_map(|(i, name)| {
@@ -1264,12 +1406,31 @@ impl SourceMatcher {
         } else {
             (line, Anchored::No)
         };
-        let caps = &mut scratch.captures[p];
-        pat.full
-            .search_captures_with(&mut scratch.full[p], &Input::new(hay).anchored(mode), caps);
-        for (i, name) in pat.named.iter() {
-            if let Some(span) = caps.get_group(*i) {
-                out.push(name, &hay[span.range()]);
+        let input = Input::new(hay).anchored(mode);
+        match (hit.host, &pat.name, scratch.name_search[p].as_mut()) {
+            // A name hit matched the name path, whose groups are numbered
+            // apart from the address regex's: look the names up there.
+            (Host::Name(_), Some(path), Some((cache, caps))) => {
+                path.regex.search_captures_with(cache, &input, caps);
+                let info = path.regex.group_info();
+                for (_, name) in pat.named.iter() {
+                    let span = info
+                        .to_index(regex_automata::PatternID::ZERO, name)
+                        .and_then(|i| caps.get_group(i));
+                    if let Some(span) = span {
+                        out.push(name, &hay[span.range()]);
+                    }
+                }
+            }
+            _ => {
+                let caps = &mut scratch.captures[p];
+                pat.full
+                    .search_captures_with(&mut scratch.full[p], &input, caps);
+                for (i, name) in pat.named.iter() {
+                    if let Some(span) = caps.get_group(*i) {
+                        out.push(name, &hay[span.range()]);
+                    }
+                }
             }
         }
     }
@@ -1328,6 +1489,27 @@ fn first_bytes(pattern: &str) -> Option<Vec<u8>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
+}
+
+/// Where a pattern found a host name, in the searched text.
+#[derive(Debug, Clone, Copy)]
+struct NameCandidate {
+    pattern: usize,
+    start: usize,
+    end: usize,
+}
+
+/// The name path of one regex: the regex with `<HOST>` matching names only,
+/// behind the gate its split allows. `None` if it does not compile.
+fn name_path(text: &str, split: Option<&pattern::Split>, anchored: bool) -> Option<NamePath> {
+    let expanded = pattern::expand_with(text, HostRule::Required, pattern::NAME_REGEX).ok()?;
+    let regex = builder().build(&expanded).ok()?;
+    let group = regex
+        .group_info()
+        .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)?;
+    let suffix = split.and_then(|s| s.before_suffix.as_deref());
+    let at_start = split.is_some_and(|s| s.before_empty && (anchored || s.before_anchored));
+    Some(NamePath::new(regex, group, suffix, at_start))
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {

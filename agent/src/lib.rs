@@ -15,6 +15,7 @@ pub mod backend;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dns;
 pub mod duration;
 pub mod engine;
 pub mod fail2ban;

@@ -89,7 +89,7 @@ fn json_time_is_null_without_a_timestamp() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "{\"line\":1,\"host\":\"192.0.2.9\",\"filter\":\"--regex\",\"time\":null}\n"
+        "{\"line\":1,\"host\":\"192.0.2.9\",\"addresses\":[\"192.0.2.9\"],\"filter\":\"--regex\",\"time\":null}\n"
     );
 }
 
@@ -252,7 +252,7 @@ filters = ["app-login"]
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "{\"line\":1,\"host\":\"2001:db8::3\",\"filter\":\"app-login\",\"time\":\"2026-05-19T10:00:00Z\"}\n"
+        "{\"line\":1,\"host\":\"2001:db8::3\",\"addresses\":[\"2001:db8::3\"],\"filter\":\"app-login\",\"time\":\"2026-05-19T10:00:00Z\"}\n"
     );
 }
 

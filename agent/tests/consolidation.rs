@@ -4,13 +4,13 @@
 //! Runs unprivileged (dry-run backend, control socket in a temp dir).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command};
-use log2drop::control::server::ServerOptions;
-use log2drop::daemon;
+
+mod daemon_common;
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -111,31 +111,7 @@ fn web(addr: &str) -> String {
 }
 
 async fn run<F: std::future::Future<Output = ()>>(lab: &Lab, body: impl FnOnce() -> F) {
-    let prepared = daemon::prepare(Path::new(&lab.path("log2drop.toml"))).expect("prepare");
-    let backends = daemon::open_backends(&prepared.config).expect("backends");
-    let (stop, _reload, triggers) = daemon::Triggers::manual();
-    let options = ServerOptions {
-        admin_uids: vec![nix::unistd::geteuid().as_raw()],
-        read_gid: None,
-    };
-    let task = tokio::spawn(daemon::run_prepared(
-        prepared,
-        backends,
-        options,
-        triggers,
-        std::time::Instant::now(),
-    ));
-    for _ in 0..300 {
-        if lab.socket().exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Let the sources open their files at the end before lines are written.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    body().await;
-    stop.send(true).expect("stop");
-    task.await.expect("join").expect("clean stop");
+    daemon_common::run_daemon(&lab.path("log2drop.toml"), &lab.socket(), body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,12 +84,16 @@ struct Settings<'a> {
     programs: &'a [String],
     datepattern: Option<&'a str>,
     timezone: Option<&'a str>,
+    /// Domains of genuine clients (forward-confirmed reverse DNS).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    allow_rdns: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
 struct ShownSample<'a> {
     line: &'a str,
-    /// The address the filter takes, or null when the line must not match.
+    /// The address (or host name) the filter takes, or null when the line
+    /// must not match.
     host: Option<String>,
     inject: bool,
 }
@@ -181,6 +185,7 @@ fn show(out: &mut impl Write, info: &Info, samples: &[Sample], json: bool) -> Re
             programs: &f.programs,
             datepattern: f.datepattern.as_deref(),
             timezone: f.timezone.as_deref(),
+            allow_rdns: &f.allow_rdns,
         },
         regex: &f.regex,
         ignore: &f.ignore,
@@ -188,7 +193,10 @@ fn show(out: &mut impl Write, info: &Info, samples: &[Sample], json: bool) -> Re
             .iter()
             .map(|s| ShownSample {
                 line: s.line,
-                host: s.host.map(|h| h.to_string()),
+                host: s
+                    .host
+                    .map(|h| h.to_string())
+                    .or_else(|| s.name.map(str::to_owned)),
                 inject: s.inject,
             })
             .collect(),
@@ -220,6 +228,13 @@ fn show(out: &mut impl Write, info: &Info, samples: &[Sample], json: bool) -> Re
         None => writeln!(out, "  (no datepattern: the time a line is read)")?,
     }
     writeln!(out, "  timezone = {:?}", s.timezone.unwrap_or("local"))?;
+    if !s.allow_rdns.is_empty() {
+        writeln!(
+            out,
+            "  allow_rdns = {:?} (lines from addresses whose reverse name in these domains resolves back to them do not count)",
+            s.allow_rdns
+        )?;
+    }
     writeln!(out, "regex:")?;
     for (i, re) in shown.regex.iter().enumerate() {
         writeln!(out, "  {i:>2}  {re}")?;
@@ -231,10 +246,10 @@ fn show(out: &mut impl Write, info: &Info, samples: &[Sample], json: bool) -> Re
         }
     }
     // A sample's head: 0 matches, 1 must not match, 2 injection.
-    let head = |s: &Sample| match (s.inject, s.host) {
+    let head = |s: &Sample| match (s.inject, s.host.is_some() || s.name.is_some()) {
         (true, _) => 2,
-        (false, Some(_)) => 0,
-        (false, None) => 1,
+        (false, true) => 0,
+        (false, false) => 1,
     };
     let titles = [
         "samples that match (-> address taken):",
@@ -251,6 +266,8 @@ fn show(out: &mut impl Write, info: &Info, samples: &[Sample], json: bool) -> Re
             writeln!(out, "  {}", s.line)?;
             if let Some(h) = s.host {
                 writeln!(out, "      -> {h}")?;
+            } else if let Some(name) = s.name {
+                writeln!(out, "      -> host name {name} (use_dns: its addresses)")?;
             }
         }
     }

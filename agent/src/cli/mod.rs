@@ -444,6 +444,16 @@ fn stats_text(s: &Stats) -> String {
             s.offences, s.offences_allowlisted, s.offences_special, s.offences_already_banned
         ),
     );
+    let n = &s.names;
+    if n.matched + n.genuine > 0 {
+        kv(
+            "host names",
+            format!(
+                "{} matched ({} ignored by use_dns = no, {} dropped, {} unresolved), {} offences, {} refused (allowlisted address), {} genuine (allow_rdns)",
+                n.matched, n.ignored, n.dropped, n.unresolved, n.offences, n.refused, n.genuine
+            ),
+        );
+    }
     kv("bans active", s.bans_active.to_string());
     kv(
         "bans issued",
@@ -894,6 +904,7 @@ mod text_tests {
             hooks: HookStats::default(),
             drops,
             fleet: None,
+            names: Default::default(),
         };
         let t = stats_text(&s);
         assert!(t.contains("lines read                1000\n"), "{t}");

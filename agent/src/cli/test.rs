@@ -14,7 +14,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use log2drop::config::{FilterConfig, LinePrefix};
-use log2drop::filter::{self, Captures, Outcome, SourceMatcher, builtin, capture};
+use log2drop::dns::{DnsConfig, Hickory, LookupError, Lookups, UseDns};
+use log2drop::filter::{self, Captures, Host, Outcome, SourceMatcher, builtin, capture};
 use log2drop::source::compressed;
 use log2drop::source::line::{DEFAULT_MAX_LINE, for_each_line};
 
@@ -65,14 +66,30 @@ pub struct TestArgs {
     /// Config file whose [filters.NAME] tables FILTER may name.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Print one JSON object per offence and nothing else:
-    /// {"line": N, "host": "ADDR", "filter": "NAME", "time": "RFC 3339" or null,
-    /// "captures": {"user": "..."}} (captures only when the regex has named
-    /// groups that took part; values cut at 64 bytes).
-    /// A session line that does not count on its own prints nothing; a session
-    /// that counts when it ends is printed at the line that ended it.
+    /// Print one JSON object per offence and nothing else: {"line": N, "host":
+    /// "TEXT", "addresses": ["ADDR", ...], "filter": "NAME", "time": "RFC 3339" or
+    /// null, "captures": {"user": "..."}}. "host" is the text the filter matched:
+    /// an address, or a host name where the log has one; "addresses" is what the
+    /// agent would count: the address, or the name's addresses (empty when it did
+    /// not resolve or with --no-dns: then nothing is banned). "captures" only when
+    /// the regex has named groups that took part (values cut at 64 bytes). A
+    /// session line that does not count on its own prints nothing; a session that
+    /// counts when it ends is printed at the line that ended it.
     #[arg(long, conflicts_with_all = ["print_missed", "print_ignored"])]
     json: bool,
+    /// How a host name where <HOST> stands counts: no (the line is ignored),
+    /// warn or yes (resolved; the agent counts it for the name's addresses).
+    /// Default: [dns] use_dns of --config, else warn.
+    #[arg(long, value_name = "MODE", value_parser = ["no", "warn", "yes"])]
+    use_dns: Option<String>,
+    /// Look nothing up: host names are shown with no addresses, and allow_rdns
+    /// filters (apache-fakegooglebot) count every line they match.
+    #[arg(long, conflicts_with = "dns_server")]
+    no_dns: bool,
+    /// Name server to ask (ADDRESS or ADDRESS:PORT); repeat for more. Default:
+    /// [dns] servers of --config, else the system's (/etc/resolv.conf).
+    #[arg(long, value_name = "ADDR")]
+    dns_server: Vec<String>,
     /// Print the lines no regex matched.
     #[arg(long)]
     print_missed: bool,
@@ -85,7 +102,8 @@ pub struct TestArgs {
 #[derive(serde::Serialize)]
 struct JsonHit<'a> {
     line: u64,
-    host: String,
+    host: &'a str,
+    addresses: &'a [IpAddr],
     filter: &'a str,
     time: Option<String>,
     /// The named captures (`user`...), bounded; JSON escapes them.
@@ -114,6 +132,12 @@ struct Tally {
     /// `Role::ALL` order; the matcher runs one filter).
     per_regex: [Vec<u64>; 5],
     per_addr: HashMap<IpAddr, u64, foldhash::fast::RandomState>,
+    /// Offences by host names, those ignored (use_dns = no), those that gave no
+    /// address, and allow_rdns lines from genuine clients.
+    names: u64,
+    names_ignored: u64,
+    unresolved: u64,
+    genuine: u64,
     /// Offences per (capture name, value), bounded by [`MAX_CAPTURE_VALUES`].
     per_capture: HashMap<(Arc<str>, Box<str>), u64, foldhash::fast::RandomState>,
     /// Offences whose capture value did not fit in `per_capture`.
@@ -136,7 +160,9 @@ impl Tally {
     }
 
     /// Counts one offence with the captures in `self.captures`, printing it with
-    /// `--json`.
+    /// `--json`. A host name is resolved as `use_dns` says; an allow_rdns
+    /// filter's address is checked first.
+    #[allow(clippy::too_many_arguments)]
     fn offence(
         &mut self,
         out: &mut impl Write,
@@ -144,9 +170,45 @@ impl Tally {
         n: u64,
         hit: &filter::Hit,
         matcher: &SourceMatcher,
+        scratch: &filter::Scratch,
+        names: &Names,
     ) -> std::io::Result<()> {
+        let (host, addresses) = match hit.host {
+            Host::Addr(a) => {
+                if let Some(why) = names.genuine(a) {
+                    self.genuine += 1;
+                    if !json {
+                        eprintln!("log2drop: line {n}: {a} is {why}: genuine, not counted");
+                    }
+                    return Ok(());
+                }
+                (a.to_string(), vec![a])
+            }
+            Host::Name(r) => {
+                let name = scratch.host_name(r).unwrap_or_default().to_owned();
+                // As the agent: allow_rdns filters take no names.
+                if names.use_dns == UseDns::No || !names.allow_rdns.is_empty() {
+                    self.names_ignored += 1;
+                    return Ok(());
+                }
+                self.names += 1;
+                let addrs = match names.addresses(&name) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        self.unresolved += 1;
+                        if !json {
+                            eprintln!("log2drop: line {n}: {why}; nothing would be banned");
+                        }
+                        Vec::new()
+                    }
+                };
+                (name, addrs)
+            }
+        };
         self.offences += 1;
-        *self.per_addr.entry(hit.addr).or_default() += 1;
+        for a in &addresses {
+            *self.per_addr.entry(*a).or_default() += 1;
+        }
         for c in self.captures.iter() {
             let key = (c.name.clone(), c.value.clone());
             if let Some(v) = self.per_capture.get_mut(&key) {
@@ -158,7 +220,16 @@ impl Tally {
             }
         }
         if json {
-            print_json(out, n, hit, matcher.filter_name(hit.filter), &self.captures)
+            let record = JsonHit {
+                line: n,
+                host: &host,
+                addresses: &addresses,
+                filter: matcher.filter_name(hit.filter),
+                time: hit.time.and_then(rfc3339),
+                captures: &self.captures,
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")
         } else {
             Ok(())
         }
@@ -173,13 +244,94 @@ impl Tally {
         n: u64,
         matcher: &SourceMatcher,
         scratch: &mut filter::Scratch,
+        names: &Names,
     ) -> std::io::Result<()> {
         while let Some(hit) = matcher.take_deferred(scratch) {
             // No line of its own: no captures.
             self.captures.clear();
-            self.offence(out, json, n, &hit, matcher)?;
+            self.offence(out, json, n, &hit, matcher, scratch, names)?;
         }
         Ok(())
+    }
+}
+
+/// Host names and reverse-DNS checks, as the agent would do them.
+struct Names {
+    use_dns: UseDns,
+    allow_rdns: Vec<String>,
+    /// `None` with --no-dns.
+    lookups: Option<(tokio::runtime::Runtime, Lookups<Hickory>)>,
+}
+
+impl Names {
+    fn new(args: &TestArgs, cfg: &FilterConfig) -> Result<Names> {
+        let mut dns = match &args.config {
+            Some(path) => {
+                log2drop::config::load(path)
+                    .with_context(|| format!("cannot use {}", path.display()))?
+                    .dns
+            }
+            None => DnsConfig::default(),
+        };
+        if let Some(u) = &args.use_dns {
+            dns.use_dns = match u.as_str() {
+                "no" => UseDns::No,
+                "yes" => UseDns::Yes,
+                _ => UseDns::Warn,
+            };
+        }
+        if !args.dns_server.is_empty() {
+            dns.servers.clone_from(&args.dns_server);
+        }
+        if let Some((key, message)) = dns.problems().into_iter().next() {
+            bail!("dns {key}: {message}");
+        }
+        let lookups = if args.no_dns {
+            None
+        } else {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the resolver's runtime")?;
+            // hickory needs the runtime to build its connections.
+            let lookups = {
+                let _in = rt.enter();
+                dns.build().context("cannot set up the resolver")?
+            };
+            Some((rt, lookups))
+        };
+        Ok(Names {
+            use_dns: dns.use_dns,
+            allow_rdns: cfg.allow_rdns.clone(),
+            lookups,
+        })
+    }
+
+    /// The addresses of `name`, or why there are none.
+    fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        let Some((rt, l)) = &self.lookups else {
+            return Err(format!("{name}: not looked up (--no-dns)"));
+        };
+        rt.block_on(l.addresses(name))
+            .answer
+            .map(|a| a.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Why `addr` is a genuine client of an allow_rdns filter, if it is.
+    fn genuine(&self, addr: IpAddr) -> Option<String> {
+        if self.allow_rdns.is_empty() {
+            return None;
+        }
+        let (rt, l) = self.lookups.as_ref()?;
+        match rt.block_on(l.confirmed_name(addr, &self.allow_rdns)) {
+            Ok(Some(name)) => Some(name),
+            Ok(None) | Err(LookupError::NotFound(_)) => None,
+            Err(e) => {
+                eprintln!("log2drop: {e}; counted");
+                None
+            }
+        }
     }
 }
 
@@ -189,6 +341,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let matcher = SourceMatcher::build(&[(name.as_str(), &cfg)])
         .with_context(|| format!("cannot compile filter {name:?}"))?;
     let mut scratch = matcher.new_scratch();
+    let names = Names::new(args, &cfg)?;
     let mut reader = compressed::open_lines(&file).context("cannot open the log")?;
 
     let stdout = std::io::stdout();
@@ -219,13 +372,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
                     tally.matched += 1;
                     tally.count_regex(&hit);
                     matcher.captures_into(line.bytes, &hit, &mut scratch, &mut tally.captures);
-                    tally.offence(&mut out, args.json, n, &hit, &matcher)
+                    tally.offence(&mut out, args.json, n, &hit, &matcher, &scratch, &names)
                 }
                 Outcome::Ended { line: own, counted } => {
                     tally.matched += 1;
                     tally.count_regex(&own);
                     matcher.captures_into(line.bytes, &own, &mut scratch, &mut tally.captures);
-                    tally.offence(&mut out, args.json, n, &counted, &matcher)
+                    tally.offence(&mut out, args.json, n, &counted, &matcher, &scratch, &names)
                 }
                 Outcome::Held(hit) => {
                     tally.matched += 1;
@@ -252,8 +405,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
             }
         };
         // Sessions that ended without a line of their own (their window passed).
-        let result =
-            result.and_then(|()| tally.deferred(&mut out, args.json, n, &matcher, &mut scratch));
+        let result = result
+            .and_then(|()| tally.deferred(&mut out, args.json, n, &matcher, &mut scratch, &names));
         if let Err(e) = result {
             write_error = Some(e);
         }
@@ -261,7 +414,14 @@ pub fn run(args: &TestArgs) -> Result<()> {
     // The end of the input ends every session still open.
     matcher.finish(&mut scratch);
     if write_error.is_none()
-        && let Err(e) = tally.deferred(&mut out, args.json, tally.read, &matcher, &mut scratch)
+        && let Err(e) = tally.deferred(
+            &mut out,
+            args.json,
+            tally.read,
+            &matcher,
+            &mut scratch,
+            &names,
+        )
     {
         write_error = Some(e);
     }
@@ -444,24 +604,6 @@ fn print_line(out: &mut impl Write, what: &str, n: u64, bytes: &[u8]) -> std::io
     out.write_all(b"\n")
 }
 
-fn print_json(
-    out: &mut impl Write,
-    n: u64,
-    hit: &filter::Hit,
-    name: &str,
-    captures: &Captures,
-) -> std::io::Result<()> {
-    let record = JsonHit {
-        line: n,
-        host: hit.addr.to_string(),
-        filter: name,
-        time: hit.time.and_then(rfc3339),
-        captures,
-    };
-    serde_json::to_writer(&mut *out, &record)?;
-    out.write_all(b"\n")
-}
-
 fn rfc3339(t: SystemTime) -> Option<String> {
     jiff::Timestamp::try_from(t).ok().map(|ts| ts.to_string())
 }
@@ -485,6 +627,21 @@ fn summary(
         "offences: {} ({} matched session lines did not count on their own: one attempt, one offence)",
         t.offences, t.held
     )?;
+    if t.names + t.names_ignored > 0 {
+        writeln!(
+            out,
+            "host names: {} offences by names ({} gave no address, so no ban), {} lines ignored (use_dns = no)",
+            t.names, t.unresolved, t.names_ignored
+        )?;
+    }
+    if t.genuine > 0 {
+        writeln!(
+            out,
+            "genuine clients: {} lines from addresses whose reverse name is confirmed in {} (allow_rdns): not counted",
+            t.genuine,
+            cfg.allow_rdns.join(", ")
+        )?;
+    }
     if t.cut > 0 {
         writeln!(
             out,

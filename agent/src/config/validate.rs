@@ -51,6 +51,10 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
         out.push(key, message);
     }
     check_fleet(cfg, &mut out);
+    let dns = KeyPath::of(&["dns"]);
+    for (key, message) in cfg.dns.problems() {
+        out.push(dns.key(key), message);
+    }
     out.0
 }
 

@@ -528,6 +528,27 @@ pub struct ReconcileStatus {
     pub took_us: u64,
 }
 
+/// `stats` counters of host names where `<HOST>` stands (`use_dns`) and of
+/// reverse-DNS checks (`allow_rdns`), since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameStats {
+    /// Lines whose `<HOST>` was a host name.
+    pub matched: u64,
+    /// ... ignored because every jail the filter feeds has `use_dns = "no"`.
+    pub ignored: u64,
+    /// ... dropped because the lookup queue was full.
+    pub dropped: u64,
+    /// ... that gave no address (no such name, no answer in time).
+    pub unresolved: u64,
+    /// Offences counted for the addresses names resolved to.
+    pub offences: u64,
+    /// Names that counted nowhere: they resolve to an allowlisted, own or
+    /// special address.
+    pub refused: u64,
+    /// Lines of `allow_rdns` filters from genuine clients, not counted.
+    pub genuine: u64,
+}
+
 /// `stats` data. `lines`, `offences`, `bans_active` and `bans_total` are stable
 /// names for scripts and monitoring.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -575,6 +596,9 @@ pub struct Stats {
     /// The fleet link, when `[fleet]` is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::FleetStatus>,
+    /// Host names in log lines (`use_dns`) and reverse-DNS checks.
+    #[serde(default)]
+    pub names: NameStats,
 }
 
 /// Drops counted for one ban.
@@ -968,6 +992,7 @@ mod tests {
             hooks: HookStats::default(),
             drops: Vec::new(),
             fleet: None,
+            names: NameStats::default(),
         };
         assert_eq!(
             Reply::ok(&stats).to_line(),

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
@@ -90,6 +91,7 @@ impl EngineTask {
         mut src_rx: mpsc::Receiver<SourceEvent>,
         mut ctl_rx: mpsc::Receiver<ControlRequest>,
         mut own_rx: mpsc::Receiver<Vec<std::net::IpAddr>>,
+        mut answer_rx: mpsc::Receiver<super::names::Answer>,
         mut triggers: Triggers,
     ) -> bool {
         let mut gc = tokio::time::interval(GC_EVERY);
@@ -103,6 +105,7 @@ impl EngineTask {
         let mut own_open = true;
         let mut reload_open = true;
         let mut fleet_open = self.fleet.is_some();
+        let mut answers_open = true;
         while !self.stop && !*triggers.shutdown.borrow() {
             let expiry = self
                 .engine
@@ -143,6 +146,16 @@ impl EngineTask {
                         self.commit(None).await;
                     }
                     None => fleet_open = false,
+                },
+                answer = answer_rx.recv(), if answers_open => match answer {
+                    Some(answer) => {
+                        self.answer(answer);
+                        while let Ok(more) = answer_rx.try_recv() {
+                            self.answer(more);
+                        }
+                        self.commit(None).await;
+                    }
+                    None => answers_open = false,
                 },
                 addrs = own_rx.recv(), if own_open => match addrs {
                     // The host gained or lost an address: bans that now cover one
@@ -226,12 +239,7 @@ impl EngineTask {
                         &o.captures,
                         &mut self.pending,
                     );
-                    if let Some(t) = &mut self.tally
-                        && t.add(o.addr, &o.filter, o.captures.user(), o.at)
-                    {
-                        self.offences_full = true;
-                    }
-                    self.offence_counters.offence(&o.filter, o.at, now);
+                    self.tally_offence(o.addr, &o.filter, &o.captures, o.at, now);
                 }
             }
             SourceEvent::Position(p) => {
@@ -278,6 +286,86 @@ impl EngineTask {
             },
             &all,
         );
+    }
+
+    fn name_stats(&self) -> crate::control::protocol::NameStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let es = self.engine.stats();
+        let mut n = crate::control::protocol::NameStats {
+            offences: es.name_offences,
+            refused: es.names_refused,
+            ..Default::default()
+        };
+        if let Some(q) = &self.sources.names {
+            let c = &q.counters;
+            n.matched = c.names.load(Relaxed);
+            n.ignored = c.ignored.load(Relaxed);
+            n.dropped = c.dropped.load(Relaxed);
+            n.unresolved = c.unresolved.load(Relaxed);
+            n.genuine = c.genuine.load(Relaxed);
+        }
+        n
+    }
+
+    /// What the name task resolved: offences by addresses only.
+    fn answer(&mut self, answer: super::names::Answer) {
+        use super::names::Answer;
+        let now = SystemTime::now();
+        match answer {
+            Answer::Name {
+                filter,
+                name,
+                addrs,
+                at,
+                captures,
+            } => {
+                if let Some(refused) =
+                    self.engine
+                        .offence_by_name(&filter, &addrs, at, &captures, &mut self.pending)
+                {
+                    tracing::warn!(
+                        filter = %filter,
+                        name = %name,
+                        address = %refused,
+                        "a host name in a log line resolves to an allowlisted or own address: nothing banned"
+                    );
+                    return;
+                }
+                // As the engine does: each address the name resolved to is
+                // one offence, with the line's captures.
+                for addr in addrs.iter() {
+                    self.tally_offence(*addr, &filter, &captures, at, now);
+                }
+            }
+            Answer::Offence {
+                filter,
+                addr,
+                at,
+                captures,
+            } => {
+                self.engine
+                    .offence_with(&filter, addr, at, &captures, &mut self.pending);
+                self.tally_offence(addr, &filter, &captures, at, now);
+            }
+        }
+    }
+
+    /// Counts one offence the engine was given: the store's tally and the
+    /// metrics.
+    fn tally_offence(
+        &mut self,
+        addr: std::net::IpAddr,
+        filter: &Arc<str>,
+        captures: &crate::filter::Captures,
+        at: SystemTime,
+        now: SystemTime,
+    ) {
+        if let Some(t) = &mut self.tally
+            && t.add(addr, filter, captures.user(), at)
+        {
+            self.offences_full = true;
+        }
+        self.offence_counters.offence(filter, at, now);
     }
 
     /// Hands the offence counts gathered so far to the commit thread (one
@@ -390,6 +478,7 @@ impl EngineTask {
                     hooks: HookStats::default(),
                     drops: Vec::new(),
                     fleet: self.fleet.as_ref().map(|f| f.status(&self.engine)),
+                    names: self.name_stats(),
                 };
                 self.send(Job::Stats(Box::new(stats), reply)).await;
             }

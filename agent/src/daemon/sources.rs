@@ -13,10 +13,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::names::{NamePolicy, NameQueue, Request};
 use crate::config::Config;
 use crate::control::protocol::SourceStatus;
 use crate::filter::age::AgeCheck;
-use crate::filter::{Captures, Outcome, Scratch, SourceMatcher};
+use crate::filter::{Captures, Host, Outcome, Scratch, SourceMatcher};
 use crate::source::{
     LineMatcher, Positions, SourceError, SourceEvent, SourceHandle, spawn_configured,
 };
@@ -27,6 +28,9 @@ pub(super) struct SourceSet {
     running: Vec<SourceHandle>,
     /// Reads each source's counters when scraped.
     metrics: crate::metrics::Metrics,
+    /// Where host names and reverse-DNS checks go (`None`: nowhere, they are
+    /// not counted).
+    pub(super) names: Option<NameQueue>,
 }
 
 impl SourceSet {
@@ -35,6 +39,7 @@ impl SourceSet {
         SourceSet {
             running: Vec::new(),
             metrics,
+            names: None,
         }
     }
 
@@ -51,7 +56,15 @@ impl SourceSet {
         let Some(cfg) = config.sources.get(name) else {
             return Ok(());
         };
-        let matcher = FilterMatcher::new(matcher, filter_windows(config, name));
+        let mut matcher = FilterMatcher::new(matcher, filter_windows(config, name));
+        if let Some(q) = &self.names {
+            let policies = cfg
+                .filters
+                .iter()
+                .map(|f| NamePolicy::of(config, f))
+                .collect();
+            matcher.names = Some((q.clone(), policies));
+        }
         let handle = spawn_configured(name, cfg, saved, matcher, tx)?;
         self.metrics.add_source(name, handle.counters());
         self.running.push(handle);
@@ -140,7 +153,9 @@ struct FilterMatcher {
     /// reads the line's own time (a backlog is then mostly skipped unmatched).
     age: Option<AgeCheck>,
     /// Filter names, shared with every offence (made on a filter's first hit).
-    names: Vec<Option<Arc<str>>>,
+    filter_names: Vec<Option<Arc<str>>>,
+    /// Where host names go, and per filter how they are handled.
+    names: Option<(NameQueue, Vec<NamePolicy>)>,
     /// The captures of the line last matched, until the source takes them.
     captures: Captures,
 }
@@ -148,7 +163,8 @@ struct FilterMatcher {
 impl FilterMatcher {
     fn new(matcher: SourceMatcher, windows: Vec<Option<Duration>>) -> Self {
         Self {
-            names: vec![None; matcher.filter_count()],
+            filter_names: vec![None; matcher.filter_count()],
+            names: None,
             captures: Captures::new(),
             scratch: matcher.new_scratch(),
             age: matcher.age_check(&windows),
@@ -172,7 +188,7 @@ impl LineMatcher for FilterMatcher {
             Outcome::Ended { line, counted } => (counted, line),
             Outcome::Held(_) | Outcome::Ignored { .. } | Outcome::Miss => return None,
         };
-        let found = self.named(hit, now)?;
+        let found = self.named(hit, now, Some((line, &own)))?;
         // Only matched lines get here: the capturing search runs for them alone.
         self.matcher
             .captures_into(line, &own, &mut self.scratch, &mut self.captures);
@@ -187,7 +203,7 @@ impl LineMatcher for FilterMatcher {
         // Only sessions that ended late (a backlog) are skipped; the rest count.
         while let Some(hit) = self.matcher.take_deferred(&mut self.scratch) {
             let now = SystemTime::now();
-            if let Some(found) = self.named(hit, now) {
+            if let Some(found) = self.named(hit, now, None) {
                 return Some(found);
             }
         }
@@ -197,11 +213,15 @@ impl LineMatcher for FilterMatcher {
 
 impl FilterMatcher {
     /// The filter name and address of `hit`, unless its line is older than
-    /// every window it could count in.
+    /// every window it could count in. A host name, or an address its filter
+    /// wants checked, goes to the name task instead, with the captures of
+    /// `line` (the line and what it matched itself; `None` for a session
+    /// released without a line of its own).
     fn named(
         &mut self,
         hit: crate::filter::Hit,
         now: SystemTime,
+        line: Option<(&[u8], &crate::filter::Hit)>,
     ) -> Option<(Arc<str>, std::net::IpAddr)> {
         if let (Some(at), Some(Some(window))) = (hit.time, self.windows.get(hit.filter.index()))
             && now.duration_since(at).is_ok_and(|age| age > *window)
@@ -210,12 +230,79 @@ impl FilterMatcher {
             return None;
         }
         let matcher = &self.matcher;
-        let name = self
-            .names
+        let filter = self
+            .filter_names
             .get_mut(hit.filter.index())?
-            .get_or_insert_with(|| Arc::from(matcher.filter_name(hit.filter)));
-        Some((name.clone(), hit.addr))
+            .get_or_insert_with(|| Arc::from(matcher.filter_name(hit.filter)))
+            .clone();
+        let policy = self
+            .names
+            .as_ref()
+            .and_then(|(q, p)| Some((q, p.get(hit.filter.index())?)));
+        match hit.host {
+            Host::Addr(addr) => match policy {
+                // The filter wants the address checked first (apache-fakegooglebot).
+                Some((
+                    q,
+                    NamePolicy {
+                        allow_rdns: Some(domains),
+                        ..
+                    },
+                )) => {
+                    let captures = captures_of(&self.matcher, &mut self.scratch, line);
+                    q.offer(Request::Verify {
+                        filter,
+                        addr,
+                        domains: domains.clone(),
+                        at: now,
+                        captures,
+                    });
+                    None
+                }
+                _ => Some((filter, addr)),
+            },
+            Host::Name(r) => {
+                let (q, policy) = policy?;
+                q.counters.names.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = self.scratch.host_name(r) else {
+                    // Overwritten while its session waited: too many names.
+                    q.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                };
+                // A filter that checks reverse names (allow_rdns) takes no
+                // names: a name in an access log is the client's unverified PTR,
+                // whose forward addresses its owner may point anywhere.
+                if !policy.resolve || policy.allow_rdns.is_some() {
+                    q.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                let name: Box<str> = name.into();
+                let captures = captures_of(&self.matcher, &mut self.scratch, line);
+                q.offer(Request::Name {
+                    filter,
+                    name,
+                    at: now,
+                    warn: policy.warn,
+                    captures,
+                });
+                None
+            }
+        }
     }
+}
+
+/// The captures of `line` (the line and what it matched itself) for a request
+/// to the name task: none for a session released without a line of its own.
+fn captures_of(
+    matcher: &SourceMatcher,
+    scratch: &mut Scratch,
+    line: Option<(&[u8], &crate::filter::Hit)>,
+) -> Captures {
+    let mut captures = Captures::new();
+    if let Some((text, own)) = line {
+        matcher.captures_into(text, own, scratch, &mut captures);
+    }
+    captures
 }
 
 /// For each filter of source `source`, in its order, the longest `findtime` of
@@ -262,6 +349,30 @@ mod tests {
             m.match_line(old.as_bytes(), SystemTime::now()).is_none(),
             "{old}"
         );
+    }
+
+    /// A host name goes to the name task with the line's captures, which the
+    /// engine task then gives to each address the name resolves to.
+    #[test]
+    fn a_name_goes_to_the_name_task_with_its_captures() {
+        let sshd = crate::filter::builtin::get("sshd").expect("built-in");
+        let matcher = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+        let mut m = FilterMatcher::new(matcher, vec![None]);
+        let (q, mut rx) = NameQueue::new(Arc::default());
+        let policy = NamePolicy {
+            resolve: true,
+            ..NamePolicy::default()
+        };
+        m.names = Some((q, vec![policy]));
+        let line = "May 19 10:05:01 web1 sshd[6001]: Failed password for invalid user oracle from bot.example.org port 40200 ssh2";
+        assert!(m.match_line(line.as_bytes(), SystemTime::now()).is_none());
+        match rx.try_recv() {
+            Ok(Request::Name { name, captures, .. }) => {
+                assert_eq!(&*name, "bot.example.org");
+                assert_eq!(captures.user(), Some("oracle"));
+            }
+            other => panic!("a name request, got {other:?}"),
+        }
     }
 
     /// The journal source's lines carry the entry's own time, so the same rule

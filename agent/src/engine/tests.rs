@@ -906,3 +906,71 @@ fn fleet_unbans_lift_only_what_their_node_shared_unless_everywhere() {
     assert!(e.fleet_unban(net("203.0.113.6/32"), None).is_some());
     assert_eq!(e.ban_count(), 0);
 }
+
+#[test]
+fn an_offence_by_name_counts_for_each_of_its_addresses() {
+    let mut e = engine(2);
+    let addrs = [ip("203.0.113.10"), ip("2001:db8::10")];
+    let mut out = Vec::new();
+    let mut captures = crate::filter::Captures::new();
+    captures.push_named("user", b"root");
+    assert_eq!(
+        e.offence_by_name("f", &addrs, at(0), &captures, &mut out),
+        None
+    );
+    assert!(out.is_empty());
+    e.offence_by_name("f", &addrs, at(1), &captures, &mut out);
+    let banned: Vec<IpNet> = out
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Ban(b) => {
+                // The line's captures come with the ban of every address.
+                let reason = b.reason.as_ref().expect("a reason");
+                assert_eq!(reason.captures.user(), Some("root"), "{b:?}");
+                Some(b.target)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(banned.len(), 2, "{out:?}");
+    assert!(banned.contains(&net("203.0.113.10/32")));
+    assert_eq!(e.stats().name_offences, 4);
+}
+
+#[test]
+fn a_name_that_resolves_to_any_allowlisted_address_bans_nothing() {
+    let none = crate::filter::Captures::new();
+    let mut e = engine(1);
+    let mut out = Vec::new();
+    // 192.0.2.0/24 is allowlisted; loopback always is; link-local never banned.
+    for (addrs, refused) in [
+        (vec![ip("203.0.113.10"), ip("192.0.2.5")], ip("192.0.2.5")),
+        (vec![ip("127.0.0.1"), ip("203.0.113.11")], ip("127.0.0.1")),
+        (
+            vec![ip("::ffff:192.0.2.6"), ip("198.51.100.1")],
+            ip("192.0.2.6"),
+        ),
+        (vec![ip("198.51.100.1"), ip("fe80::1")], ip("fe80::1")),
+    ] {
+        assert_eq!(
+            e.offence_by_name("f", &addrs, at(0), &none, &mut out),
+            Some(refused)
+        );
+        assert!(out.is_empty(), "{addrs:?}: {out:?}");
+    }
+    assert_eq!(e.stats().names_refused, 4);
+    // The same address on its own is banned.
+    e.offence_by_name("f", &[ip("203.0.113.10")], at(1), &none, &mut out);
+    assert_eq!(the_ban(&out).target, net("203.0.113.10/32"));
+}
+
+#[test]
+fn jails_with_use_dns_no_do_not_count_names() {
+    let none = crate::filter::Captures::new();
+    let mut e = engine_with(1, "10m", "1h", "", "[dns]\nuse_dns = \"no\"");
+    let mut out = Vec::new();
+    e.offence_by_name("f", &[ip("203.0.113.10")], at(0), &none, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    e.offence("f", ip("203.0.113.10"), at(0), &mut out);
+    assert_eq!(the_ban(&out).target, net("203.0.113.10/32"));
+}

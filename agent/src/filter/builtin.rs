@@ -52,8 +52,12 @@ pub struct Sample {
     pub number: usize,
     /// The log line.
     pub line: &'static str,
-    /// The address the filter must take from it; `None` when it must not match.
+    /// The address the filter must take from it; `None` when it must not match
+    /// or matches a host name.
     pub host: Option<IpAddr>,
+    /// The host name the filter must take from it where the log has no
+    /// address (`#= NAME`; counted for the name's addresses with `use_dns`).
+    pub name: Option<&'static str>,
     /// A client wrote part of the line to imitate the format.
     pub inject: bool,
     /// The line matches but its session keeps it from counting (`held`).
@@ -82,6 +86,7 @@ builtins![
     "apache-auth",
     "apache-badbots",
     "apache-botsearch",
+    "apache-fakegooglebot",
     "apache-modsecurity",
     "apache-nohome",
     "apache-noscript",
@@ -204,12 +209,13 @@ fn parse_samples(text: &'static str) -> Result<Vec<Sample>, String> {
                 return Err(format!("line {n}: two expectations in a row"));
             }
             let mut words = spec.split_whitespace();
-            let host = match words.next() {
-                Some("-") => None,
-                Some(a) => Some(
-                    a.parse()
-                        .map_err(|_| format!("line {n}: bad address {a:?}"))?,
-                ),
+            let (host, name) = match words.next() {
+                Some("-") => (None, None),
+                Some(a) => match a.parse() {
+                    Ok(ip) => (Some(ip), None),
+                    Err(_) if crate::addr::is_host_name(a.as_bytes()) => (None, Some(a)),
+                    Err(_) => return Err(format!("line {n}: bad address or host name {a:?}")),
+                },
                 None => return Err(format!("line {n}: empty expectation")),
             };
             let mut inject = false;
@@ -227,6 +233,7 @@ fn parse_samples(text: &'static str) -> Result<Vec<Sample>, String> {
                 number: 0,
                 line: "",
                 host,
+                name,
                 inject,
                 held,
                 mode,

@@ -25,6 +25,12 @@ pub const HOST_GROUP: &str = "host";
 /// has the last word on the text, so this only needs to accept every real address.
 pub const HOST_REGEX: &str = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*";
 
+/// What `<HOST>` expands to on the name path (`use_dns`): a DNS name whose last
+/// label starts with a letter, so no address, whole or cut, matches it. Loose on
+/// purpose; [`crate::addr::is_host_name`] has the last word on the text.
+pub const NAME_REGEX: &str =
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z0-9-]*\.?";
+
 /// Whether a pattern must name the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostRule {
@@ -114,9 +120,19 @@ fn count_hosts(pattern: &str, rule: HostRule) -> Result<usize, PatternError> {
 /// Expands the placeholders into plain regex syntax: `<HOST>` into the `host`
 /// capture group, `<F-NAME>` tags into named groups.
 pub fn expand(pattern: &str, rule: HostRule) -> Result<String, PatternError> {
+    expand_with(pattern, rule, HOST_REGEX)
+}
+
+/// Like [`expand`], with `<HOST>` standing for `host_regex` ([`HOST_REGEX`] or
+/// [`NAME_REGEX`]).
+pub fn expand_with(
+    pattern: &str,
+    rule: HostRule,
+    host_regex: &str,
+) -> Result<String, PatternError> {
     count_hosts(pattern, rule)?;
     let named = expand_named(pattern)?;
-    Ok(named.replace(HOST_PLACEHOLDER, &format!("(?P<{HOST_GROUP}>{HOST_REGEX})")))
+    Ok(named.replace(HOST_PLACEHOLDER, &format!("(?P<{HOST_GROUP}>{host_regex})")))
 }
 
 /// Checks that a pattern compiles the way the matcher will compile it, with error

@@ -57,12 +57,11 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use hashbrown::HashMap;
 
-use super::{FilterId, Hit};
+use super::{FilterId, Hit, Host};
 
 /// Most sessions one source tracks at once. sshd itself admits at most 100
 /// unauthenticated connections by default (`MaxStartups`); the bound is for
@@ -133,7 +132,7 @@ struct Session {
     succeeded: bool,
     /// The address the last line that named one named, for the lines that
     /// name none.
-    known: Option<IpAddr>,
+    known: Option<Host>,
     /// A failure line without an address, waiting for a line that names one.
     waiting: Option<Hit>,
     /// Its filter's window.
@@ -309,7 +308,7 @@ impl Sessions {
         // its own client and still count nothing.
         if s.over
             && (matches!(role, Role::Failure | Role::Address | Role::Carry)
-                || role == Role::Attempt && facts.has_addr && s.known != Some(hit.addr))
+                || role == Role::Attempt && facts.has_addr && s.known != Some(hit.host))
         {
             *s = Session::new(now, window);
         }
@@ -320,13 +319,13 @@ impl Sessions {
             s.waiting = None;
         }
         if facts.has_addr {
-            s.known = Some(hit.addr);
+            s.known = Some(hit.host);
             waiting = s.waiting.take().map(|w| Hit {
-                addr: hit.addr,
+                host: hit.host,
                 ..w
             });
         } else if let Some(a) = s.known {
-            hit.addr = a;
+            hit.host = a;
         } else if matches!(role, Role::Failure | Role::Attempt) {
             if s.waiting.is_none() && !(role == Role::Attempt && (s.counted || s.succeeded)) {
                 s.waiting = Some(hit);

@@ -44,7 +44,8 @@ fn ip(s: &str) -> IpAddr {
 fn one(cfg: &FilterConfig, line: &str) -> Option<IpAddr> {
     let m = SourceMatcher::build(&[("f", cfg)]).expect("builds");
     let mut s = m.new_scratch();
-    m.match_line(line.as_bytes(), now(), &mut s).map(|h| h.addr)
+    m.match_line(line.as_bytes(), now(), &mut s)
+        .and_then(|h| h.addr())
 }
 
 #[test]
@@ -137,7 +138,7 @@ fn invalid_utf8_is_tolerated() {
     let m = SourceMatcher::build(&[("ssh", &cfg)]).expect("builds");
     let mut s = m.new_scratch();
     assert_eq!(
-        m.match_line(line, now(), &mut s).map(|h| h.addr),
+        m.match_line(line, now(), &mut s).and_then(|h| h.addr()),
         Some(ip("203.0.113.4"))
     );
 }
@@ -232,7 +233,10 @@ fn scratch_is_reusable_across_many_lines() {
             i % 250
         );
         let hit = m.match_line(line.as_bytes(), now(), &mut s).expect("hit");
-        assert_eq!(hit.addr, IpAddr::from([198, 51, 100, (i % 250) as u8]));
+        assert_eq!(
+            hit.addr().expect("address"),
+            IpAddr::from([198, 51, 100, (i % 250) as u8])
+        );
         assert_eq!(m.match_line_now(b"noise line", &mut s), None);
     }
 }
@@ -281,7 +285,7 @@ fn session_lines_of_one_process_count_as_one_attempt() {
     let got: Vec<IpAddr> = lines
         .iter()
         .filter_map(|l| m.match_line(l.as_bytes(), now(), &mut s))
-        .map(|h| h.addr)
+        .filter_map(|h| h.addr())
         .collect();
     assert_eq!(
         got,
@@ -316,7 +320,7 @@ fn a_pending_address_counts_when_its_window_passes() {
     assert_eq!(m.take_deferred(&mut s), None);
     m.examine(other, t0 + std::time::Duration::from_secs(61), &mut s);
     assert_eq!(
-        m.take_deferred(&mut s).map(|h| h.addr),
+        m.take_deferred(&mut s).and_then(|h| h.addr()),
         Some(ip("192.0.2.7"))
     );
     assert_eq!(m.take_deferred(&mut s), None);
@@ -446,14 +450,17 @@ fn offences(names: &[&str], log: &str) -> Vec<IpAddr> {
     let mut s = m.new_scratch();
     let mut out = Vec::new();
     for line in log.lines() {
-        out.extend(m.match_line_now(line.as_bytes(), &mut s).map(|h| h.addr));
+        out.extend(
+            m.match_line_now(line.as_bytes(), &mut s)
+                .and_then(|h| h.addr()),
+        );
         while let Some(h) = m.take_deferred(&mut s) {
-            out.push(h.addr);
+            out.extend(h.addr());
         }
     }
     m.finish(&mut s);
     while let Some(h) = m.take_deferred(&mut s) {
-        out.push(h.addr);
+        out.extend(h.addr());
     }
     out
 }
@@ -496,7 +503,10 @@ fn an_mlfid_capture_keys_the_session_without_a_pid_or_prefix() {
     };
     let m = SourceMatcher::build(&[("imapd", &cfg)]).expect("builds");
     let mut s = m.new_scratch();
-    let mut count = |line: &str| m.match_line_now(line.as_bytes(), &mut s).map(|h| h.addr);
+    let mut count = |line: &str| {
+        m.match_line_now(line.as_bytes(), &mut s)
+            .and_then(|h| h.addr())
+    };
     // Two failed passwords and the close of their session: two offences.
     assert_eq!(
         count("auth: bad password from 192.0.2.80 session=A1"),
@@ -528,6 +538,154 @@ fn an_mlfid_capture_keys_the_session_without_a_pid_or_prefix() {
         count("closed: 192.0.2.81 after failed logins"),
         Some(ip("192.0.2.81"))
     );
+}
+
+/// The host name a line gives, if it gives one.
+fn name_of(m: &SourceMatcher, line: &[u8], s: &mut Scratch) -> Option<String> {
+    match m.examine(line, now(), s) {
+        Outcome::Hit(Hit {
+            host: Host::Name(r),
+            ..
+        }) => s.host_name(r).map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn names_match_only_where_no_address_does() {
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        ..filter(
+            &[
+                r"^Failed password for .* from <HOST> port \d+ ssh2$",
+                r"^authentication failure; rhost=<HOST>$",
+                r"^<HOST> asked for it$",
+            ],
+            &[r"from trusted\.example\.org "],
+        )
+    };
+    let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let line =
+        b"May 19 10:00:00 h sshd[1]: Failed password for root from Scan.Example.org port 22 ssh2";
+    assert_eq!(
+        name_of(&m, line, &mut s).as_deref(),
+        Some("scan.example.org")
+    );
+    let Outcome::Hit(hit) = m.examine(line, now(), &mut s) else {
+        panic!("a hit");
+    };
+    assert_eq!(hit.addr(), None);
+    assert!(
+        hit.time.is_some(),
+        "the line's time is read as for addresses"
+    );
+    for (line, name) in [
+        (
+            &b"May 19 10:00:00 h x[1]: authentication failure; rhost=mail-1.example.com"[..],
+            "mail-1.example.com",
+        ),
+        (
+            b"May 19 10:00:00 h x[1]: crawl.example.net. asked for it",
+            "crawl.example.net.",
+        ),
+        // A name made to look like an address is still a name: its own
+        // addresses count, never the one it spells.
+        (
+            b"May 19 10:00:00 h x[1]: authentication failure; rhost=192.0.2.1.example.org",
+            "192.0.2.1.example.org",
+        ),
+    ] {
+        assert_eq!(
+            name_of(&m, line, &mut s).as_deref(),
+            Some(name),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    // An address on the line wins over a name a client wrote into the user
+    // field, and a user field cannot supply the name.
+    let both = b"May 19 10:00:00 h sshd[1]: Failed password for x from evil.example.org port 1 ssh2 from 203.0.113.4 port 22 ssh2";
+    assert_eq!(
+        m.match_line(both, now(), &mut s).and_then(|h| h.addr()),
+        Some(ip("203.0.113.4"))
+    );
+    let user_named = b"May 19 10:00:00 h sshd[1]: Failed password for x from evil.example.org port 1 ssh2 from 203.0.113.4 port 22 ssh2 extra";
+    assert_eq!(m.examine(user_named, now(), &mut s), Outcome::Miss);
+    // The filter's ignore applies to names; cut addresses, bare words and
+    // single labels are not names.
+    let ignored = b"May 19 10:00:00 h sshd[1]: Failed password for root from trusted.example.org port 22 ssh2";
+    assert!(matches!(
+        m.examine(ignored, now(), &mut s),
+        Outcome::Ignored { .. }
+    ));
+    for miss in [
+        &b"May 19 10:00:00 h sshd[1]: Failed password for root from 203.0.113 port 22 ssh2"[..],
+        b"May 19 10:00:00 h sshd[1]: Failed password for root from localhost port 22 ssh2",
+        b"May 19 10:00:00 h sshd[1]: Failed password for root from -x.example.org port 22 ssh2",
+        b"May 19 10:00:00 h x[1]: authentication failure; rhost=",
+        b"May 19 10:00:00 h x[1]: authentication failure; rhost=a_b.example.org",
+    ] {
+        assert_eq!(
+            m.examine(miss, now(), &mut s),
+            Outcome::Miss,
+            "{}",
+            String::from_utf8_lossy(miss)
+        );
+    }
+}
+
+#[test]
+fn plain_filters_find_names_too() {
+    // An access log with host name lookups on: the name is the first field.
+    let cfg = filter(&[r#"^<HOST> \S+ \S+ \[[^\]]+\] "GET /wp-login\.php"#], &[]);
+    let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let line =
+        br#"bot.example.com - - [19/May/2026:10:00:00 +0000] "GET /wp-login.php HTTP/1.1" 404 1"#;
+    assert_eq!(
+        name_of(&m, line, &mut s).as_deref(),
+        Some("bot.example.com")
+    );
+    let addr =
+        br#"203.0.113.9 - - [19/May/2026:10:00:00 +0000] "GET /wp-login.php HTTP/1.1" 404 1"#;
+    assert_eq!(
+        m.match_line(addr, now(), &mut s).and_then(|h| h.addr()),
+        Some(ip("203.0.113.9"))
+    );
+}
+
+#[test]
+fn a_name_waits_in_its_session_like_an_address() {
+    // PAM names the host, then the Failed line (with the address) counts: the
+    // name must not count as well.
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        regex: vec![r"^Failed password for \S+ from <HOST> port \d+ ssh2$".into()],
+        address: vec![r"^pam_unix\(sshd:auth\): authentication failure; rhost=<HOST>$".into()],
+        ..FilterConfig::default()
+    };
+    let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let pam = b"May 19 10:00:00 h sshd[7]: pam_unix(sshd:auth): authentication failure; rhost=scan.example.org";
+    assert!(matches!(m.examine(pam, now(), &mut s), Outcome::Held(_)));
+    let failed =
+        b"May 19 10:00:01 h sshd[7]: Failed password for root from 203.0.113.7 port 22 ssh2";
+    assert_eq!(
+        m.match_line(failed, now(), &mut s).and_then(|h| h.addr()),
+        Some(ip("203.0.113.7"))
+    );
+    m.finish(&mut s);
+    assert_eq!(m.take_deferred(&mut s), None, "the session already counted");
+    // Alone, the name counts when its session ends.
+    let pam2 = b"May 19 10:00:02 h sshd[8]: pam_unix(sshd:auth): authentication failure; rhost=scan.example.org";
+    assert!(matches!(m.examine(pam2, now(), &mut s), Outcome::Held(_)));
+    m.finish(&mut s);
+    let hit = m.take_deferred(&mut s).expect("the session's name");
+    let Host::Name(r) = hit.host else {
+        panic!("a name, got {hit:?}");
+    };
+    assert_eq!(s.host_name(r), Some("scan.example.org"));
 }
 
 /// The captures `captures_into` gives for `line` under `cfg`.
@@ -602,4 +760,36 @@ fn fail2ban_filter_captures_its_tags() {
     assert_eq!(c.user(), Some("operator"));
     // The address groups are not captures.
     assert_eq!(c.len(), 1, "{c:?}");
+}
+
+#[test]
+fn a_name_hit_comes_with_its_captures() {
+    // The name path's regex numbers its groups apart from the address
+    // regex's: the captures are found by name.
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        ..filter(
+            &[r"^Failed password for (?P<user>\S+) from <HOST> port \d+ ssh2$"],
+            &[],
+        )
+    };
+    for (line, host) in [
+        (
+            "May 19 10:00:00 h sshd[1]: Failed password for admin from scan.example.org port 22 ssh2",
+            None,
+        ),
+        (
+            "May 19 10:00:00 h sshd[1]: Failed password for admin from 203.0.113.8 port 22 ssh2",
+            Some(ip("203.0.113.8")),
+        ),
+    ] {
+        let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+        let mut s = m.new_scratch();
+        let hit = m.match_line(line.as_bytes(), now(), &mut s).expect("a hit");
+        assert_eq!(hit.addr(), host, "{line}");
+        let mut out = Captures::new();
+        m.captures_into(line.as_bytes(), &hit, &mut s, &mut out);
+        assert_eq!(out.user(), Some("admin"), "{line}");
+        assert_eq!(out.len(), 1, "{line}: {out:?}");
+    }
 }

@@ -289,7 +289,7 @@ impl LineMatcher for Sshd {
         if let Ok(mut t) = self.times.lock() {
             t.push(hit.time);
         }
-        Some((Arc::from(self.matcher.filter_name(hit.filter)), hit.addr))
+        Some((Arc::from(self.matcher.filter_name(hit.filter)), hit.addr()?))
     }
 }
 

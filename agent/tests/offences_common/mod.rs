@@ -14,15 +14,18 @@ pub fn per_address(m: &SourceMatcher, log: &str, now: SystemTime) -> BTreeMap<Ip
     let mut out = BTreeMap::new();
     for line in log.lines() {
         if let Some(hit) = m.match_line(line.as_bytes(), now, &mut s) {
-            *out.entry(hit.addr).or_default() += 1;
+            *out.entry(hit.addr().expect("these logs name addresses only"))
+                .or_default() += 1;
         }
         while let Some(hit) = m.take_deferred(&mut s) {
-            *out.entry(hit.addr).or_default() += 1;
+            *out.entry(hit.addr().expect("these logs name addresses only"))
+                .or_default() += 1;
         }
     }
     m.finish(&mut s);
     while let Some(hit) = m.take_deferred(&mut s) {
-        *out.entry(hit.addr).or_default() += 1;
+        *out.entry(hit.addr().expect("these logs name addresses only"))
+            .or_default() += 1;
     }
     out
 }

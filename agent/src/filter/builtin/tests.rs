@@ -5,12 +5,16 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use super::*;
-use crate::filter::{HostRule, Outcome, SourceMatcher, check_pattern, check_settings, pattern};
+use crate::filter::{
+    Host, HostRule, Outcome, SourceMatcher, check_pattern, check_settings, pattern,
+};
 
 /// What one sample line must give.
 #[derive(Debug)]
 struct Expect {
     addr: Option<IpAddr>,
+    /// A host name where the line has no address.
+    name: Option<&'static str>,
     inject: bool,
     /// The line matches but its session keeps it from counting (`held`).
     held: bool,
@@ -28,6 +32,7 @@ fn parse_samples(name: &str, text: &'static str) -> Vec<(usize, Expect, String)>
         .map(|s| {
             let mut e = Expect {
                 addr: s.host,
+                name: s.name,
                 inject: s.inject,
                 held: s.held,
                 mode: s.mode.to_owned(),
@@ -121,7 +126,10 @@ fn every_builtin_has_samples_with_hits_misses_and_injections() {
     for (name, text) in SAMPLES {
         let samples = parse_samples(name, text);
         let hits = samples.iter().filter(|(_, e, _)| e.addr.is_some()).count();
-        let misses = samples.iter().filter(|(_, e, _)| e.addr.is_none()).count();
+        let misses = samples
+            .iter()
+            .filter(|(_, e, _)| e.addr.is_none() && e.name.is_none())
+            .count();
         let injections = samples.iter().filter(|(_, e, _)| e.inject).count();
         assert!(hits >= 2, "{name}: needs matching samples");
         assert!(misses >= 2, "{name}: needs non-matching samples");
@@ -164,11 +172,21 @@ fn every_builtin_gives_what_its_samples_say() {
                 Outcome::Ignored { .. } | Outcome::Miss => (None, false),
             };
             let where_ = format!("{name}.log:{n}: {line}");
-            if got.map(|h| h.addr) != expect.addr {
+            // What the line gave, as the expectation writes it.
+            let shown = |host: Option<IpAddr>, name: Option<&str>| match (host, name) {
+                (Some(a), _) => a.to_string(),
+                (None, Some(n)) => n.to_owned(),
+                (None, None) => "-".to_owned(),
+            };
+            let got_text = match got.map(|h| h.host) {
+                Some(Host::Addr(a)) => a.to_string(),
+                Some(Host::Name(r)) => scratch.host_name(r).unwrap_or("(lost)").to_owned(),
+                None => "-".to_owned(),
+            };
+            let want_text = shown(expect.addr, expect.name);
+            if got_text != want_text {
                 failures.push(format!(
-                    "{where_}\n    expected {:?}, got {:?}{}",
-                    expect.addr,
-                    got.map(|h| h.addr),
+                    "{where_}\n    expected {want_text}, got {got_text}{}",
                     if held { " (held)" } else { "" }
                 ));
                 continue;
@@ -379,10 +397,12 @@ fn recidive_reads(log: &str, now: std::time::SystemTime) {
         .enumerate()
         {
             // The line's own time is read where the agent's log starts with it.
-            hits.extend(
-                m.match_line(form.as_bytes(), now, &mut s)
-                    .map(|h| (h.addr.to_string(), i > 0 || h.time.is_some())),
-            );
+            hits.extend(m.match_line(form.as_bytes(), now, &mut s).map(|h| {
+                (
+                    h.addr().map(|a| a.to_string()).unwrap_or_default(),
+                    i > 0 || h.time.is_some(),
+                )
+            }));
         }
     }
     // Each ssh-jail ban, in each of the three forms; not

@@ -1,6 +1,8 @@
 //! The session rules, driven line by line with an injected clock.
 
 use std::net::IpAddr;
+
+use crate::filter::Host;
 use std::time::{Duration, SystemTime};
 
 use super::*;
@@ -13,7 +15,7 @@ fn at(secs: u64) -> SystemTime {
 
 fn hit(addr: &str) -> Hit {
     Hit {
-        addr: addr.parse::<IpAddr>().expect("address"),
+        host: Host::Addr(addr.parse::<IpAddr>().expect("address")),
         filter: FilterId(0),
         role: Role::Failure,
         regex: 0,
@@ -27,14 +29,17 @@ fn run(s: &mut Sessions, lines: &[(Option<&str>, Role, &str, u64)]) -> Vec<IpAdd
     let mut out = Vec::new();
     for &(pid, role, addr, t) in lines {
         let key = pid.map(|p| s.key(FilterId(0), p.as_bytes()));
-        out.extend(s.line(key, role, hit(addr), at(t), W).map(|h| h.addr));
+        out.extend(
+            s.line(key, role, hit(addr), at(t), W)
+                .and_then(|h| h.addr()),
+        );
         while let Some(h) = s.take_deferred() {
-            out.push(h.addr);
+            out.extend(h.addr());
         }
     }
     s.finish();
     while let Some(h) = s.take_deferred() {
-        out.push(h.addr);
+        out.extend(h.addr());
     }
     out
 }
@@ -71,7 +76,10 @@ fn address_alone_counts_once_at_the_end_line() {
     let key = Some(s.key(FilterId(0), b"h sshd[11]:"));
     assert_eq!(s.line(key, Address, hit("192.0.2.2"), at(0), W), None);
     assert_eq!(s.line(key, Address, hit("192.0.2.2"), at(1), W), None);
-    got.extend(s.line(key, End, hit("192.0.2.2"), at(2), W).map(|h| h.addr));
+    got.extend(
+        s.line(key, End, hit("192.0.2.2"), at(2), W)
+            .and_then(|h| h.addr()),
+    );
     // A second closing line of the same session adds nothing.
     got.extend(run(&mut s, &[(p, End, "192.0.2.2", 2)]));
     assert_eq!(got, addrs(&["192.0.2.2"]));
@@ -154,7 +162,7 @@ fn an_idle_session_expires_and_its_address_counts_then() {
     assert_eq!(s.take_deferred(), None, "still within the window");
     s.expire(at(301));
     assert_eq!(
-        s.take_deferred().map(|h| h.addr),
+        s.take_deferred().and_then(|h| h.addr()),
         Some(addrs(&["192.0.2.8"])[0])
     );
     assert!(s.is_empty());
@@ -225,7 +233,8 @@ fn f2b(
         only_flag_ends: true,
     };
     let h = hit(addr.unwrap_or("::"));
-    s.line_with(key, role, h, facts, at(t), W).map(|h| h.addr)
+    s.line_with(key, role, h, facts, at(t), W)
+        .and_then(|h| h.addr())
 }
 
 fn ip(a: &str) -> Option<IpAddr> {
