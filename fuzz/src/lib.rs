@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use log2drop::config::{FilterConfig, LinePrefix};
 use log2drop::control::protocol::Request;
-use log2drop::fail2ban::{Definition, LineState, Matcher};
 use log2drop::fail2ban::ini::Ini;
+use log2drop::fail2ban::{Definition, LineState, Matcher};
 use log2drop::filter::{HostRule, SourceMatcher, builtin, pattern, syslog, time};
 use log2drop::source::compressed;
 
