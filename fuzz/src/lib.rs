@@ -22,8 +22,11 @@ use log2drop::fail2ban::{Definition, LineState, Matcher};
 use log2drop::filter::{HostRule, SourceMatcher, builtin, pattern, syslog, time};
 use log2drop::source::compressed;
 
+/// An entry point: arbitrary bytes in, a panic on a finding.
+pub type Entry = fn(&[u8]);
+
 /// The targets by name, as `cargo fuzz` and the corpus directories name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
     ("pattern", pattern),
     ("matcher", matcher),
@@ -34,7 +37,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The entry point of target `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
