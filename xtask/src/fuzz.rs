@@ -79,7 +79,10 @@ pub fn run(opts: &Options) -> Result<()> {
         .args(["fuzz", "build", "--fuzz-dir"])
         .arg(&fuzz_dir)
         .args(["-s", &opts.sanitizer]);
-    build.args(&targets);
+    // `cargo fuzz build` takes one target or none (all of them).
+    if let [only] = targets.as_slice() {
+        build.arg(only);
+    }
     process::run(&mut build, "Fix the build error above.")?;
     process::finished(what, t);
 
