@@ -10,6 +10,7 @@ mod bench;
 mod bpf_linker;
 mod build_ebpf;
 mod dist;
+mod fuzz;
 mod openbsd;
 mod process;
 mod run;
@@ -46,6 +47,9 @@ enum Command {
     /// Build the release binary, its man pages and completions, and the Debian
     /// package (target/debian/log2drop_VERSION_ARCH.deb) with cargo-deb.
     Dist(dist::Options),
+    /// Fuzz the parsers with libFuzzer (nightly; installs cargo-fuzz on first use)
+    /// for --time seconds per target, and report CPU seconds fuzzed and crashes.
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(opts) => bench::run(&opts),
         Command::Dist(opts) => dist::run(&opts),
         Command::Soak(opts) => soak::run(&opts),
+        Command::Fuzz(opts) => fuzz::run(&opts),
     }
 }
 

@@ -91,6 +91,24 @@ pub fn pick_libllvm<'a>(files: impl IntoIterator<Item = (&'a str, u64)>) -> Opti
         .map(|(name, _)| name)
 }
 
+/// The nightly toolchain's rustup name: [`NIGHTLY_ENV`] if set, else the one
+/// [`pick_nightly`] chooses among the installed toolchains.
+pub fn nightly_name() -> Result<String> {
+    match std::env::var(NIGHTLY_ENV) {
+        Ok(name) if !name.is_empty() => Ok(name),
+        _ => {
+            let list = process::output(Command::new("rustup").args(["toolchain", "list"]))
+                .context("listing rustup toolchains")?;
+            pick_nightly(&list).with_context(|| {
+                format!(
+                    "no nightly toolchain is installed (the eBPF build and fuzzing need one). \
+                     Install it with `{INSTALL_NIGHTLY}`, or name one with {NIGHTLY_ENV}=TOOLCHAIN"
+                )
+            })
+        }
+    }
+}
+
 /// Finds the nightly toolchain, reads its LLVM version and sysroot, and installs its
 /// `rust-src` component if missing.
 pub fn prepare_nightly() -> Result<Nightly> {
@@ -100,19 +118,7 @@ pub fn prepare_nightly() -> Result<Nightly> {
              install rustup (https://rustup.rs), then run `{INSTALL_NIGHTLY}`"
         );
     }
-    let name = match std::env::var(NIGHTLY_ENV) {
-        Ok(name) if !name.is_empty() => name,
-        _ => {
-            let list = process::output(Command::new("rustup").args(["toolchain", "list"]))
-                .context("listing rustup toolchains")?;
-            pick_nightly(&list).with_context(|| {
-                format!(
-                    "no nightly toolchain is installed (the eBPF build needs one). \
-                     Install it with `{INSTALL_NIGHTLY}`, or name one with {NIGHTLY_ENV}=TOOLCHAIN"
-                )
-            })?
-        }
-    };
+    let name = nightly_name()?;
     let vv = process::output(
         Command::new("rustc")
             .arg(format!("+{name}"))
