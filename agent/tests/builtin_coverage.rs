@@ -37,13 +37,16 @@ const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 
 /// Lowest catch rates (per cent) the built-ins may fall to: the figures
 /// measured when they were last raised, rounded down.
-const FLOOR_NORMAL: f64 = 75.0;
+const FLOOR_NORMAL: f64 = 85.0;
 const FLOOR_AGGRESSIVE: f64 = 84.0;
 
 /// fail2ban's sample files that test one of its filters under another name.
 fn filter_of(file: &str) -> &str {
     match file {
         "sshd-journal" => "sshd",
+        // fail2ban's `recidive` reads fail2ban's own log, which log2drop's
+        // `fail2ban` filter reads (its `recidive` reads log2drop's log).
+        "recidive" => "fail2ban",
         f => f,
     }
 }
