@@ -246,6 +246,20 @@ impl Score {
         self.false_pos += o.false_pos;
         self.stricter += o.stricter;
     }
+    /// One line of the table.
+    fn row(&self, file: &str, mode: &str, unscored: &str) -> String {
+        format!(
+            "{file:<22} {mode:<10} {:>5} {:>6} {:>7} {:>6.1} {:>5} {:>8} {:>4} {:>8} {unscored:>8}\n",
+            self.must,
+            self.caught,
+            self.by_session,
+            self.rate(),
+            self.wrong,
+            self.must_not,
+            self.false_pos,
+            self.stricter,
+        )
+    }
     fn rate(&self) -> f64 {
         if self.must == 0 {
             100.0
@@ -514,21 +528,7 @@ fn measure(dir: &Path) -> Report {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                table,
-                "{:<22} {:<10} {:>5} {:>6} {:>7} {:>6.1} {:>5} {:>8} {:>4} {:>8} {:>8}",
-                f,
-                mode,
-                sc.must,
-                sc.caught,
-                sc.by_session,
-                sc.rate(),
-                sc.wrong,
-                sc.must_not,
-                sc.false_pos,
-                sc.stricter,
-                unscored
-            );
+            table.push_str(&sc.row(f, mode, &unscored));
             if mode == filter::NORMAL_MODE {
                 normal.add(&sc);
             }
@@ -542,19 +542,7 @@ fn measure(dir: &Path) -> Report {
         ("TOTAL aggressive (where a filter has it)", &aggressive),
     ] {
         let _ = writeln!(table, "{label}");
-        let _ = writeln!(
-            table,
-            "{:<33} {:>5} {:>6} {:>7} {:>6.1} {:>5} {:>8} {:>4} {:>8}",
-            "",
-            sc.must,
-            sc.caught,
-            sc.by_session,
-            sc.rate(),
-            sc.wrong,
-            sc.must_not,
-            sc.false_pos,
-            sc.stricter
-        );
+        table.push_str(&sc.row("", "", ""));
     }
     for (modes, n) in lacking_total {
         let _ = writeln!(
