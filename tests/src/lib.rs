@@ -25,7 +25,7 @@ pub mod veth;
 
 pub use agent::{Agent, AgentDir, JailSpec};
 pub use bpffs::PinDir;
-pub use counters::{Drops, ban_entry, drops_for, exact_bans, plant_exact_ban};
+pub use counters::{Drops, ban_entry, drops_for, exact_bans, plant_exact_ban, try_exact_entries};
 pub use kobjects::KernelObjects;
 pub use lab::WireLab;
 pub use netns::{NetNs, NetNsGuard};
