@@ -17,6 +17,12 @@
 //! was down and while it ran. Only 2 generations are kept, so a reader more than two
 //! rotations behind finds its file gone: such losses are counted, not failed. The agent runs with the dry-run backend and needs
 //! no privilege, so CI never has a reason to skip it.
+//!
+//! `--crash` runs the other soak instead, crash safety with kill -9 (see [`crash`]).
+
+mod crash;
+
+pub use crash::{WithoutRoot, run as crash};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -52,6 +58,13 @@ pub struct Options {
     /// Keep the work directory (config, logs, state, agent output) afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Crash safety instead of rotation: kill -9 the agent (XDP, real kernel, root)
+    /// at random moments during an offence flood and check every restart.
+    #[arg(long, conflicts_with_all = ["rotations", "restarts", "keep"])]
+    pub crash: bool,
+    /// With --crash: kill/restart cycles (default 100, or 10 with --quick).
+    #[arg(long, requires = "crash")]
+    pub cycles: Option<u32>,
 }
 
 /// The rotation styles, in the order the rotator cycles through them.
@@ -96,6 +109,9 @@ const WRITE_PAUSE: Duration = Duration::from_millis(2);
 const ROTATIONS_WHILE_DOWN: u32 = 3;
 
 pub fn run(opts: &Options) -> Result<()> {
+    if opts.crash {
+        return crash::run(opts, crash::WithoutRoot::Fail);
+    }
     let started = Instant::now();
     let rotations = opts
         .rotations

@@ -65,6 +65,9 @@ struct Args {
     /// The command line to print in the report.
     #[arg(long, default_value = "log2drop-crash-soak")]
     command_line: String,
+    /// Where to copy the agent's output (every run of it) when the soak fails.
+    #[arg(long, value_name = "PATH")]
+    failed_output: Option<std::path::PathBuf>,
 }
 
 /// What the threads share.
@@ -225,6 +228,12 @@ fn run(args: &Args) -> Result<bool> {
         }
         for why in &exercised {
             eprintln!("  the soak did not exercise what it checks: {why}");
+        }
+        if let Some(to) = &args.failed_output {
+            match std::fs::copy(dir.agent_output(), to) {
+                Ok(_) => eprintln!("  the agent's whole output is in {}", to.display()),
+                Err(e) => eprintln!("  cannot copy the agent's output to {}: {e}", to.display()),
+            }
         }
         eprintln!(
             "---- agent output (last 60 lines of {}) ----",
