@@ -1173,6 +1173,11 @@ impl Engine {
         None
     }
 
+    /// Whether schedule changes wait for [`Engine::take_schedule_changes`].
+    pub fn has_schedule_changes(&self) -> bool {
+        !self.schedule_changes.is_empty()
+    }
+
     /// Changes to the schedule of delayed bans since the last call, for the
     /// store: recorded with the decisions of the same batch, so a restart
     /// neither forgets a scheduled ban nor brings back one already in force.
