@@ -86,13 +86,14 @@ pub fn is_noise(addr: IpAddr) -> bool {
     matches!(addr, IpAddr::V6(a) if a.segments()[..3] == [0x2001, 0xdb8, 0xd000])
 }
 
-/// Appends until `shared.stop`. `rng` is the seeded generator's state.
+/// Appends until `shared.stop` or `shared.stop_writing`. `rng` is the seeded
+/// generator's state.
 pub fn write_loop(shared: &Shared, log: &Path, mut rng: u64) {
     let mut n_ban = 0u32;
     let mut n_noise = 0u32;
     let mut seq = 0u64;
     let mut buf = String::new();
-    while !shared.stop.load(Ordering::SeqCst) {
+    while !shared.stop.load(Ordering::SeqCst) && !shared.stop_writing.load(Ordering::SeqCst) {
         buf.clear();
         let addr = ban_address(n_ban);
         n_ban += 1;

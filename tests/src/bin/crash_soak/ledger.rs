@@ -99,6 +99,9 @@ pub enum Failure {
     BannedAgain,
     /// An address with fewer offences than `maxretry` was banned.
     FalseBan,
+    /// An address given `maxretry` offences after the agent first answered was
+    /// never banned: its lines were lost.
+    NeverBanned,
     /// A packet from an address banned in the kernel reached the server's socket.
     PacketPassed,
     /// `PRAGMA integrity_check` did not say `ok`.
@@ -121,6 +124,7 @@ impl Failure {
             Failure::KeptExpiredKernel => "expired ban kept in the kernel map",
             Failure::BannedAgain => "ban applied again after it ended (lines read twice)",
             Failure::FalseBan => "address banned below maxretry",
+            Failure::NeverBanned => "ban never applied (offence lines lost)",
             Failure::PacketPassed => "packet from a banned address passed",
             Failure::IntegrityCheck => "store integrity check not ok",
             Failure::AgentFailed => "agent failed (exited, no answer, client error)",

@@ -66,6 +66,18 @@ pub fn ban_rows(state_dir: &Path) -> Result<HashMap<IpAddr, Option<i64>>> {
     .with_context(|| format!("opening {} read-only", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .context("setting a busy timeout")?;
+    // A kill between the file's creation and the first migration leaves no table.
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bans'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .with_context(|| format!("reading the schema of {}", path.display()))?;
+    if !has_table {
+        return Ok(HashMap::new());
+    }
     let mut stmt = conn
         .prepare("SELECT target, until FROM bans")
         .with_context(|| format!("reading the bans of {}", path.display()))?;
@@ -96,6 +108,14 @@ mod tests {
             Integrity::NoDatabase
         );
         assert!(ban_rows(dir.path()).expect("read").is_empty());
+    }
+
+    #[test]
+    fn a_database_without_the_schema_yet_has_no_rows() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Connection::open(dir.path().join(DB_FILE)).expect("created");
+        assert!(ban_rows(dir.path()).expect("read").is_empty());
+        assert_eq!(integrity(dir.path()).expect("checked"), Integrity::Ok);
     }
 
     #[test]
