@@ -58,7 +58,7 @@ pub struct Options {
     /// Keep the work directory (config, logs, state, agent output) afterwards.
     #[arg(long)]
     pub keep: bool,
-    /// Crash safety instead of rotation: kill -9 the agent (XDP, real kernel, root)
+    /// Crash safety instead of rotation: kill -9 the agent (XDP and nftables, root)
     /// at random moments during an offence flood and check every restart.
     #[arg(long, conflicts_with_all = ["rotations", "restarts", "keep"])]
     pub crash: bool,

@@ -33,7 +33,7 @@ pub fn run(opts: &Options, without_root: WithoutRoot) -> Result<()> {
     } else {
         FULL_CYCLES
     });
-    let what = format!("soak: crash safety, {cycles} kill -9 cycles (XDP)");
+    let what = format!("soak: crash safety, {cycles} kill -9 cycles (XDP and nftables)");
     let euid = test::current_euid()?;
     if euid != 0 {
         let why = format!(

@@ -6,7 +6,7 @@
 //! Documentation addresses only: flood bans in 192.0.2.0/24, 203.0.113.0/24 and
 //! 2001:db8:c000::/48, noise in 2001:db8:d000::/48.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -18,9 +18,15 @@ use std::time::Duration;
 use crate::Shared;
 use crate::ledger::mono_ns;
 
-/// The flood jails: name and bantime. Short, so bans are applied and expire during
-/// the run, some while the agent is dead.
-pub const JAILS: [(&str, &str); 3] = [("b3", "3s"), ("b6", "6s"), ("b10", "10s")];
+/// The flood jails: name, bantime and backend. Short, so bans are applied and
+/// expire during the run, some while the agent is dead.
+pub const JAILS: [(&str, &str, &str); 5] = [
+    ("b3", "3s", "xdp"),
+    ("b6", "6s", "xdp"),
+    ("b10", "10s", "xdp"),
+    ("n3", "3s", "nftables"),
+    ("n6", "6s", "nftables"),
+];
 /// Offences per ban.
 pub const MAXRETRY: u32 = 2;
 /// Pause between writes; each write holds one ban's lines and [`NOISE_PER_WRITE`]
@@ -33,6 +39,8 @@ const NOISE_PER_WRITE: u32 = 10;
 pub struct Written {
     /// Every address given `maxretry` offences, with when (monotonic ns).
     pub bans: HashMap<IpAddr, u64>,
+    /// Of those, the ones whose jail bans through nftables.
+    pub nft: HashSet<IpAddr>,
     pub noise_lines: u64,
     pub lines: u64,
 }
@@ -97,13 +105,13 @@ pub fn write_loop(shared: &Shared, log: &Path, mut rng: u64) {
         buf.clear();
         let addr = ban_address(n_ban);
         n_ban += 1;
-        let (jail, _) = JAILS[(crate::next(&mut rng) % JAILS.len() as u64) as usize];
+        let (jail, _, backend) = JAILS[(crate::next(&mut rng) % JAILS.len() as u64) as usize];
         for _ in 0..MAXRETRY {
             let _ = writeln!(buf, "{}", line(jail, addr, seq));
             seq += 1;
         }
         for _ in 0..NOISE_PER_WRITE {
-            let (jail, _) = JAILS[(n_noise as usize) % JAILS.len()];
+            let (jail, _, _) = JAILS[(n_noise as usize) % JAILS.len()];
             let _ = writeln!(buf, "{}", line(jail, noise_address(n_noise), seq));
             n_noise += 1;
             seq += 1;
@@ -118,6 +126,9 @@ pub fn write_loop(shared: &Shared, log: &Path, mut rng: u64) {
         {
             let mut w = shared.written.lock().expect("written lock");
             w.bans.insert(addr, mono_ns());
+            if backend == "nftables" {
+                w.nft.insert(addr);
+            }
             w.noise_lines += u64::from(NOISE_PER_WRITE);
             w.lines += u64::from(MAXRETRY + NOISE_PER_WRITE);
         }

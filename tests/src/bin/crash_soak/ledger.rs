@@ -1,5 +1,5 @@
 //! What the kernel enforced, as seen from outside the agent: a watcher polls the
-//! pinned exact-address maps and records, per address, when its ban was first seen
+//! pinned exact-address maps and the nftables address sets and records, per address, when its ban was first seen
 //! in force and its kernel deadline. Those observations are the "applied bans" every
 //! later check holds the agent to, and a ban that vanishes from the map before its
 //! deadline, moves its deadline, or comes back after it ended is a failure recorded
@@ -196,6 +196,11 @@ impl Ledger {
                         },
                     );
                 }
+                // Back with its own deadline: restored after a loss (reported
+                // when it left), not a new ban.
+                Some(s) if s.gone && s.deadline_ns.abs_diff(deadline) <= TOLERANCE_NS => {
+                    s.gone = false;
+                }
                 Some(s) if s.gone => {
                     events.push(Event {
                         failure: Failure::BannedAgain,
@@ -331,6 +336,21 @@ mod tests {
         l.observe(&[], 10 * S, 2, Phase::Running);
         let e = l.observe(&[(a("2001:db8::1"), 20 * S)], 11 * S, 3, Phase::Running);
         assert_eq!(e[0].failure, Failure::BannedAgain);
+    }
+
+    #[test]
+    fn a_lost_ban_put_back_with_its_deadline_is_not_a_second_ban() {
+        let mut l = Ledger::default();
+        l.observe(&[(a("192.0.2.1"), 10 * S)], S, 1, Phase::Running);
+        assert_eq!(
+            l.observe(&[], 2 * S, 1, Phase::Dead)[0].failure,
+            Failure::LostFromKernel
+        );
+        assert!(
+            l.observe(&[(a("192.0.2.1"), 10 * S)], 3 * S, 2, Phase::Starting)
+                .is_empty()
+        );
+        assert_eq!(l.must_hold(3 * S, 4 * S).len(), 1);
     }
 
     #[test]

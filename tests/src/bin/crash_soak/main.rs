@@ -1,16 +1,18 @@
 //! `log2drop-crash-soak` (run by `cargo xtask soak --crash`): issue 16's crash-safety
 //! proof against the real agent and the real kernel, as root.
 //!
-//! A server namespace runs the agent with its XDP backend on one end of a veth pair;
-//! an attacker namespace holds the other end. A writer floods the watched log with
-//! offences (bans of 3, 6 and 10 s, so bans are applied and expire during the run,
-//! some while the agent is dead, and single offences that must never ban). The agent
-//! is killed with SIGKILL at seeded random moments, every third time within its
-//! first second (before it is ready, mostly), then restarted. Meanwhile:
+//! A server namespace runs the agent with its XDP and nftables backends (separate
+//! jails for each) on one end of a veth pair; an attacker namespace holds the other
+//! end. A writer floods the watched log with offences (bans of 3, 6 and 10 s, so
+//! bans are applied and expire during the run, some while the agent is dead, and
+//! single offences that must never ban). The agent is killed with SIGKILL at seeded
+//! random moments, every third time within its first second (before it is ready,
+//! mostly), then restarted. Meanwhile:
 //!
-//! - a watcher polls the pinned maps: every ban it sees in force is an applied ban,
-//!   and one that leaves the map before its deadline, moves its deadline or comes
-//!   back after it ended is a failure ([`ledger`]);
+//! - a watcher polls the pinned maps and the nftables sets ([`nft`]): every ban it
+//!   sees in force is an applied ban, and one that leaves the kernel before its
+//!   deadline, moves its deadline or comes back after it ended is a failure
+//!   ([`ledger`]);
 //! - datagrams from banned addresses (and from an unbanned control address) cross
 //!   the kill and the restart; one that reaches the server's socket while its ban was
 //!   in force is a failure ([`traffic`]);
@@ -24,6 +26,7 @@
 
 mod flood;
 mod ledger;
+mod nft;
 mod store;
 mod traffic;
 
@@ -123,6 +126,8 @@ const EARLY: Duration = Duration::from_secs(1);
 const READY_WAIT: Duration = Duration::from_secs(120);
 /// How often the watcher reads the pinned maps.
 const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// The nftables sets are read every this many polls.
+const NFT_EVERY: u32 = 4;
 /// Prefixes of the flood addresses, routed to the veth in the server namespace so
 /// nothing but XDP can drop their datagrams (no reverse-path filter).
 const FLOOD_ROUTES: [&str; 3] = ["192.0.2.0/24", "203.0.113.0/24", "2001:db8:c000::/48"];
@@ -214,7 +219,7 @@ fn run(args: &Args) -> Result<bool> {
     let writer_rng = next(&mut rng) | 1;
     let figures = std::thread::scope(|s| {
         let _stop = StopOnDrop(&shared.stop);
-        s.spawn(|| watch_loop(&shared, &pins));
+        s.spawn(|| watch_loop(&shared, &pins, &server));
         s.spawn(|| traffic::send_loop(&shared, &sender, &control));
         s.spawn(|| traffic::receive_loop(&shared, &receiver, &control, &shared.events));
         s.spawn(|| flood::write_loop(&shared, &dir.watched_log(), writer_rng));
@@ -288,12 +293,14 @@ fn config(dir: &AgentDir, ifname: &str, pin_dir: &Path) -> String {
     let _ = writeln!(t, "interfaces = [\"{ifname}\"]");
     let _ = writeln!(t, "pin_dir = {}", quote_path(pin_dir));
     let _ = writeln!(t, "mode = \"auto\"\n");
-    let jails: Vec<(&str, &str, u32)> = flood::JAILS
+    let _ = writeln!(t, "[backends.nftables]");
+    let _ = writeln!(t, "table = \"{}\"\n", nft::TABLE);
+    let jails: Vec<(&str, &str, u32, &str)> = flood::JAILS
         .iter()
-        .map(|(j, b)| (*j, *b, flood::MAXRETRY))
-        .chain([("sentinel", "1d", 1)])
+        .map(|(j, b, backend)| (*j, *b, flood::MAXRETRY, *backend))
+        .chain([("sentinel", "1d", 1, "xdp")])
         .collect();
-    for (jail, _, _) in &jails {
+    for (jail, _, _, _) in &jails {
         let _ = writeln!(t, "[filters.{jail}]");
         let _ = writeln!(
             t,
@@ -302,25 +309,40 @@ fn config(dir: &AgentDir, ifname: &str, pin_dir: &Path) -> String {
     }
     let _ = writeln!(t, "[sources.flood]");
     let _ = writeln!(t, "path = {}", quote_path(&dir.watched_log()));
-    let names: Vec<String> = jails.iter().map(|(j, _, _)| format!("\"{j}\"")).collect();
+    let names: Vec<String> = jails
+        .iter()
+        .map(|(j, _, _, _)| format!("\"{j}\""))
+        .collect();
     let _ = writeln!(t, "filters = [{}]", names.join(", "));
-    for (jail, bantime, maxretry) in &jails {
+    for (jail, bantime, maxretry, backend) in &jails {
         let _ = writeln!(t, "\n[jails.{jail}]");
         let _ = writeln!(t, "filters = [\"{jail}\"]");
         let _ = writeln!(t, "maxretry = {maxretry}");
         let _ = writeln!(t, "findtime = \"1h\"");
         let _ = writeln!(t, "bantime = \"{bantime}\"");
         let _ = writeln!(t, "ipv6_prefix = 128");
-        let _ = writeln!(t, "backends = [\"xdp\"]");
+        let _ = writeln!(t, "backends = [\"{backend}\"]");
     }
     t
 }
 
-fn watch_loop(shared: &Shared, pins: &PinDir) {
+/// Reads both backends' kernel state into the ledger: the XDP maps every poll,
+/// the nftables sets (a process per read) every [`NFT_EVERY`] polls, the last good
+/// listing standing in between (its deadlines still age correctly).
+fn watch_loop(shared: &Shared, pins: &PinDir, server: &NetNs) {
+    let mut nft_cache: Vec<(IpAddr, u64)> = Vec::new();
+    let mut polls = 0u32;
     while !shared.stop.load(Ordering::SeqCst) {
         let cycle = shared.cycle.load(Ordering::SeqCst);
         let phase = Phase::from_u8(shared.phase.load(Ordering::SeqCst));
-        if let Some(entries) = try_exact_entries(pins) {
+        if polls % NFT_EVERY == 0
+            && let Some(entries) = nft::set_entries(server)
+        {
+            nft_cache = entries;
+        }
+        polls += 1;
+        if let Some(mut entries) = try_exact_entries(pins) {
+            entries.extend_from_slice(&nft_cache);
             let now = mono_ns();
             let events = shared
                 .ledger
@@ -793,9 +815,18 @@ fn report(shared: &Shared, fig: &Figures, args: &Args, seed: u64, took: Duration
     );
     let _ = writeln!(
         t,
-        "| bans written (2 offences each) / seen applied in the kernel | {} / {} |",
+        "| bans written (2 offences each) / seen applied in the kernel (XDP + nftables) | {} / {} + {} |",
         written.bans.len(),
-        ledger.seen.len()
+        ledger
+            .seen
+            .keys()
+            .filter(|a| !written.nft.contains(a))
+            .count(),
+        ledger
+            .seen
+            .keys()
+            .filter(|a| written.nft.contains(a))
+            .count()
     );
     let _ = writeln!(
         t,

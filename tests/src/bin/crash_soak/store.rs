@@ -165,6 +165,7 @@ mod tests {
                  CREATE INDEX bans_until ON bans (until);",
             )
             .expect("schema");
+            conn.execute_batch("BEGIN").expect("begin");
             for i in 0..2000 {
                 conn.execute(
                     "INSERT INTO bans VALUES (?1, ?2)",
@@ -172,6 +173,7 @@ mod tests {
                 )
                 .expect("row");
             }
+            conn.execute_batch("COMMIT").expect("commit");
         }
         // Overwrite a page in the middle of the file: the index no longer matches.
         let mut bytes = std::fs::read(&path).expect("read");
