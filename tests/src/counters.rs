@@ -123,17 +123,13 @@ pub fn try_exact_entries(pins: &PinDir) -> Option<Vec<(IpAddr, u64)>> {
     };
     let (v4, v6) = (open(MAP_BAN_V4)?, open(MAP_BAN_V6)?);
     let mut out = Vec::new();
-    for item in exact_map::<[u8; 4]>(MAP_BAN_V4, v4).iter() {
-        // An entry deleted between the key walk and its lookup is skipped.
-        if let Ok((k, v)) = item {
-            out.push((IpAddr::from(k), v.expires_ns));
-        }
+    // An entry deleted between the key walk and its lookup is skipped.
+    for (k, v) in exact_map::<[u8; 4]>(MAP_BAN_V4, v4).iter().flatten() {
+        out.push((IpAddr::from(k), v.expires_ns));
     }
-    for item in exact_map::<[u8; 16]>(MAP_BAN_V6, v6).iter() {
-        // An entry deleted between the key walk and its lookup is skipped.
-        if let Ok((k, v)) = item {
-            out.push((IpAddr::from(k), v.expires_ns));
-        }
+    // An entry deleted between the key walk and its lookup is skipped.
+    for (k, v) in exact_map::<[u8; 16]>(MAP_BAN_V6, v6).iter().flatten() {
+        out.push((IpAddr::from(k), v.expires_ns));
     }
     Some(out)
 }

@@ -54,7 +54,7 @@ pub fn line(jail: &str, addr: IpAddr, seq: u64) -> String {
 /// with IPv6), then IPv6 only.
 pub fn ban_address(n: u32) -> IpAddr {
     let v4_slots = 2 * 254;
-    if n % 2 == 0 && n / 2 < v4_slots {
+    if n.is_multiple_of(2) && n / 2 < v4_slots {
         let i = n / 2;
         let (net, host) = if i < 254 {
             ([192, 0, 2], i + 1)

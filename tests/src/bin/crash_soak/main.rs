@@ -335,7 +335,7 @@ fn watch_loop(shared: &Shared, pins: &PinDir, server: &NetNs) {
     while !shared.stop.load(Ordering::SeqCst) {
         let cycle = shared.cycle.load(Ordering::SeqCst);
         let phase = Phase::from_u8(shared.phase.load(Ordering::SeqCst));
-        if polls % NFT_EVERY == 0
+        if polls.is_multiple_of(NFT_EVERY)
             && let Some(entries) = nft::set_entries(server)
         {
             nft_cache = entries;
