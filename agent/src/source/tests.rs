@@ -22,24 +22,24 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).expect("write");
 }
 
+/// Source `auth` on `path`, polled every 20 ms, no saved position.
+fn auth_spec(path: &Path) -> FileSourceSpec {
+    FileSourceSpec {
+        name: Arc::from("auth"),
+        path: path.to_owned(),
+        options: FollowOptions::default(),
+        poll_interval: Duration::from_millis(20),
+        resume: HashMap::new(),
+    }
+}
+
 #[tokio::test]
 async fn thread_sends_offences_then_position_and_stops() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("auth.log");
     append(&path, "bad 192.0.2.1\n");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let handle = spawn_file_source(
-        FileSourceSpec {
-            name: Arc::from("auth"),
-            path: path.clone(),
-            options: FollowOptions::default(),
-            poll_interval: Duration::from_millis(20),
-            resume: HashMap::new(),
-        },
-        Fake,
-        tx,
-    )
-    .expect("spawn");
+    let handle = spawn_file_source(auth_spec(&path), Fake, tx).expect("spawn");
     // Give the thread its first poll (at end of file), then append.
     tokio::time::sleep(Duration::from_millis(100)).await;
     append(&path, "good 192.0.2.2\nbad 198.51.100.7\n");
@@ -459,18 +459,7 @@ async fn the_position_follows_the_offences_of_each_read_at_once() {
     let path = dir.path().join("auth.log");
     append(&path, "");
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let handle = spawn_file_source(
-        FileSourceSpec {
-            name: Arc::from("auth"),
-            path: path.clone(),
-            options: FollowOptions::default(),
-            poll_interval: Duration::from_millis(20),
-            resume: HashMap::new(),
-        },
-        Fake,
-        tx,
-    )
-    .expect("spawn");
+    let handle = spawn_file_source(auth_spec(&path), Fake, tx).expect("spawn");
     tokio::time::sleep(Duration::from_millis(100)).await;
     append(&path, "bad 192.0.2.1\n");
     let first_len = std::fs::metadata(&path).expect("meta").len();

@@ -33,7 +33,6 @@ mod traffic;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -195,7 +194,10 @@ fn run(args: &Args) -> Result<bool> {
     let receiver = {
         let _in = server.enter();
         let sock = UdpSocket::bind(("::", traffic::PORT)).context("binding the probe receiver")?;
-        force_rcvbuf(&sock, 16 << 20)?;
+        // The receiver may lag on a loaded machine; a datagram dropped for want of
+        // buffer could hide a pass.
+        traffic::set_int(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20)
+            .context("SO_RCVBUFFORCE on the probe receiver")?;
         sock
     };
     let sender = {
@@ -260,25 +262,6 @@ fn run(args: &Args) -> Result<bool> {
         return Ok(false);
     }
     Ok(true)
-}
-
-/// SO_RCVBUFFORCE: the receiver may lag on a loaded machine; a datagram dropped for
-/// want of buffer could hide a pass.
-fn force_rcvbuf(sock: &UdpSocket, bytes: libc::c_int) -> Result<()> {
-    // SAFETY: a valid socket and a c_int option value of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const bytes).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The agent's config: XDP on the server's veth end, the flood jails and the

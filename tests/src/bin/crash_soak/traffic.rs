@@ -61,8 +61,8 @@ impl Sender {
     pub fn new(server_v4: IpAddr, server_v6: IpAddr) -> std::io::Result<Sender> {
         let v4 = UdpSocket::bind("0.0.0.0:0")?;
         let v6 = UdpSocket::bind("[::]:0")?;
-        transparent(&v4, libc::SOL_IP, libc::IP_TRANSPARENT)?;
-        transparent(&v6, libc::SOL_IPV6, libc::IPV6_TRANSPARENT)?;
+        set_int(&v4, libc::SOL_IP, libc::IP_TRANSPARENT, 1)?;
+        set_int(&v6, libc::SOL_IPV6, libc::IPV6_TRANSPARENT, 1)?;
         Ok(Sender {
             v4,
             v6,
@@ -120,15 +120,15 @@ impl Sender {
     }
 }
 
-fn transparent(sock: &UdpSocket, level: i32, opt: i32) -> std::io::Result<()> {
-    let one: libc::c_int = 1;
+/// setsockopt(2) of an int option (`IPV6_TRANSPARENT` has no typed wrapper in nix).
+pub fn set_int(sock: &UdpSocket, level: i32, opt: i32, value: libc::c_int) -> std::io::Result<()> {
     // SAFETY: a valid socket and a c_int option value of the size passed.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
             level,
             opt,
-            (&raw const one).cast(),
+            (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
