@@ -43,7 +43,7 @@ enum Command {
     Bench(bench::Options),
     /// Rotation torture against the agent binary (dry-run backend): every line
     /// written must be read once; prints written/read/duplicates/lost per rotation style.
-    /// With --crash: kill -9 the agent (XDP, root) at random moments during an offence
+    /// With --crash: kill -9 the agent (XDP and nftables, root) at random moments during an offence
     /// flood; no applied ban lost, no expired ban kept, no banned packet passed, store
     /// intact.
     Soak(soak::Options),

@@ -43,7 +43,8 @@ use crate::{host_target_dir, process};
 
 #[derive(Debug, Args)]
 pub struct Options {
-    /// The reduced form CI runs: 100 rotations and 2 restarts instead of 1,000 and 10.
+    /// The reduced form CI runs: 100 rotations and 2 restarts instead of 1,000 and 10
+    /// (with --crash: 10 kill -9 cycles instead of 100).
     #[arg(long)]
     pub quick: bool,
     /// Rotations to perform (overrides the default of the form chosen).
@@ -52,7 +53,8 @@ pub struct Options {
     /// Agent restarts sprinkled among the rotations (overrides the default).
     #[arg(long)]
     pub restarts: Option<u32>,
-    /// Seed of the pauses between rotations (printed by every run, to reproduce it).
+    /// Seed of the pauses between rotations (with --crash: of the kill moments, pauses
+    /// and jails); printed by every run, to reproduce it.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Keep the work directory (config, logs, state, agent output) afterwards.
