@@ -1,9 +1,10 @@
 //! What the kernel enforced, as seen from outside the agent: a watcher polls the
-//! pinned exact-address maps and the nftables address sets and records, per address, when its ban was first seen
-//! in force and its kernel deadline. Those observations are the "applied bans" every
-//! later check holds the agent to, and a ban that vanishes from the map before its
-//! deadline, moves its deadline, or comes back after it ended is a failure recorded
-//! the moment it is seen, whatever the agent was doing.
+//! pinned exact-address maps and the nftables address sets and records, per
+//! address, when its ban was first seen in force and its kernel deadline. Those
+//! observations are the "applied bans" every later check holds the agent to, and a
+//! ban that vanishes from the kernel before its deadline, moves its deadline, or
+//! comes back after it ended is a failure recorded the moment it is seen, whatever
+//! the agent was doing.
 
 use std::collections::HashMap;
 use std::fmt;
