@@ -165,6 +165,17 @@ fn run(args: &Args) -> Result<bool> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the crash soak needs root (network namespaces, veth, XDP, bpffs)");
     }
+    for (tool, flag) in [("nft", "--version"), ("ip", "-V"), ("nsenter", "--version")] {
+        let found = std::process::Command::new(tool)
+            .arg(flag)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            bail!(
+                "`{tool} --version` failed: the crash soak needs nftables, iproute2 and util-linux"
+            );
+        }
+    }
     let started = Instant::now();
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
