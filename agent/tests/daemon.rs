@@ -449,6 +449,45 @@ maxretry = 3
     agent.stop().await;
 }
 
+/// A reload that lifts a ban records the lift, and what the stopped sources
+/// read, in one store commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_lifts_a_ban_commits_to_the_store_once() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    lab.append(&line("198.51.100.7").repeat(3));
+    assert_eq!(lab.wait_bans(&["198.51.100.7"]).await, ["198.51.100.7"]);
+    // Settled: the commit count no longer moves.
+    let mut commits = u64::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stats: Stats = lab.ok(Command::Stats).await;
+        if stats.store_commits == commits {
+            break;
+        }
+        commits = stats.store_commits;
+    }
+
+    let config = std::fs::read_to_string(lab.config()).expect("read");
+    std::fs::write(
+        lab.config(),
+        config.replace(
+            "\"192.0.2.0/24\"]",
+            "\"192.0.2.0/24\", \"198.51.100.0/24\"]",
+        ),
+    )
+    .expect("edit");
+    let report: ReloadReport = lab.ok(Command::Reload).await;
+    assert_eq!(report.lifted, 1, "{report:?}");
+    let stats: Stats = lab.ok(Command::Stats).await;
+    assert_eq!(stats.store_commits, commits + 1, "{stats:?}");
+    agent.stop().await;
+
+    // The lift is in the store.
+    let store = Store::open(&lab.dir.path().join("state")).expect("store");
+    assert_eq!(store.active_bans(SystemTime::now()).expect("bans").len(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_hooks_never_delay_a_ban_and_the_webhook_gets_the_event() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
