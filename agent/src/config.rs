@@ -302,31 +302,69 @@ pub const DEFAULT_OFFENCE_ROWS: usize = 100_000;
 /// Default for `agent.max_tracked`.
 pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
 
+/// Declares a filter table holding the regex lists, one per role, that
+/// `[filters.NAME]` and each of its `modes` share: declared once here so the
+/// two cannot drift apart, as plain fields so the config file's positions stay
+/// on their keys (a `#[serde(flatten)]` struct would move every error in them
+/// to the table's header).
+macro_rules! filter_table {
+    ($(#[$attr:meta])* pub struct $name:ident { $($rest:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            /// Failure regexes: each line one of them matches is one failed
+            /// attempt. Each regex of every counting role must contain `<HOST>`
+            /// exactly once. All lists stay empty with `fail2ban`.
+            #[serde(default)]
+            pub regex: Vec<String>,
+            /// Session lines that show the session failed: they count once per
+            /// session, not when a line of the session already counted (see
+            /// `filter::session`).
+            #[serde(default)]
+            pub attempt: Vec<String>,
+            /// Session lines that only name the address: the session counts once
+            /// if it ends without a counted line.
+            #[serde(default)]
+            pub address: Vec<String>,
+            /// Lines that end a session: a pending `address` counts now.
+            #[serde(default)]
+            pub end: Vec<String>,
+            /// Lines that end a session without an offence (a login).
+            #[serde(default)]
+            pub success: Vec<String>,
+            /// Lines matching any of these never count (`<HOST>` optional).
+            #[serde(default)]
+            pub ignore: Vec<String>,
+            $($rest)*
+        }
+
+        impl $name {
+            /// The lists that count, in the order of `filter::Role::ALL`
+            /// (`regex`, `attempt`, `address`, `end`, `success`).
+            pub fn counting_lists(&self) -> [&Vec<String>; 5] {
+                [&self.regex, &self.attempt, &self.address, &self.end, &self.success]
+            }
+
+            /// Every list, mutable: the counting ones in their order, then `ignore`.
+            pub fn lists_mut(&mut self) -> [&mut Vec<String>; 6] {
+                [
+                    &mut self.regex,
+                    &mut self.attempt,
+                    &mut self.address,
+                    &mut self.end,
+                    &mut self.success,
+                    &mut self.ignore,
+                ]
+            }
+        }
+    };
+}
+
+filter_table! {
 /// `[filters.NAME]`. A name not defined here may still name a built-in filter
 /// (see `filter::builtin`); a table here with a built-in's name replaces it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
-    /// Failure regexes: each line one of them matches is one failed attempt.
-    /// Each regex of every role must contain `<HOST>` exactly once. All lists
-    /// stay empty with `fail2ban`.
-    #[serde(default)]
-    pub regex: Vec<String>,
-    /// Session lines that show the session failed: they count once per
-    /// session, not when a line of the session already counted (see
-    /// `filter::session`).
-    #[serde(default)]
-    pub attempt: Vec<String>,
-    /// Session lines that only name the address: the session counts once if it
-    /// ends without a counted line.
-    #[serde(default)]
-    pub address: Vec<String>,
-    /// Lines that end a session: a pending `address` counts now.
-    #[serde(default)]
-    pub end: Vec<String>,
-    /// Lines that end a session without an offence (a login).
-    #[serde(default)]
-    pub success: Vec<String>,
     /// How long a session may be idle before it ends. Default 5m.
     #[serde(default)]
     pub session_window: Option<String>,
@@ -349,9 +387,6 @@ pub struct FilterConfig {
     /// With `fail2ban`: the filter's options, as in `sshd[mode=aggressive]`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
-    /// Lines matching any of these never count.
-    #[serde(default)]
-    pub ignore: Vec<String>,
     /// What precedes the text the regexes match. Default `none`.
     #[serde(default)]
     pub prefix: LinePrefix,
@@ -379,33 +414,19 @@ pub struct FilterConfig {
     #[serde(default)]
     pub allow_rdns: Vec<String>,
 }
+}
 
-/// `[filters.NAME.modes.MODE]`: what a mode adds to the filter. Its regexes
-/// come before the filter's own, so a mode can give a line another role.
+filter_table! {
+/// `[filters.NAME.modes.MODE]`: what a mode adds to the filter, a list for
+/// each of the filter's. Its regexes come before the filter's own, so a mode
+/// can give a line another role.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterMode {
     /// One line saying what the mode adds.
     #[serde(default)]
     pub description: String,
-    /// Added failure regexes.
-    #[serde(default)]
-    pub regex: Vec<String>,
-    /// Added `attempt` regexes.
-    #[serde(default)]
-    pub attempt: Vec<String>,
-    /// Added `address` regexes.
-    #[serde(default)]
-    pub address: Vec<String>,
-    /// Added `end` regexes.
-    #[serde(default)]
-    pub end: Vec<String>,
-    /// Added `success` regexes.
-    #[serde(default)]
-    pub success: Vec<String>,
-    /// Added `ignore` regexes.
-    #[serde(default)]
-    pub ignore: Vec<String>,
+}
 }
 
 /// `[filters.NAME] prefix`: the part of a line before what the regexes match.
