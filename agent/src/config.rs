@@ -24,20 +24,20 @@ use locate::Locator;
 /// Upper bound on `maxretry`: the engine keeps up to `maxretry` offence times per
 /// address and jail, and the number of tracked addresses is bounded, so this bounds
 /// memory.
-pub const MAX_MAXRETRY: u32 = 1000;
+pub(crate) const MAX_MAXRETRY: u32 = 1000;
 
 /// Upper bound on a jail's per-filter `weight`.
-pub const MAX_WEIGHT: u32 = 1000;
+pub(crate) const MAX_WEIGHT: u32 = 1000;
 
 /// Upper bound on `bantime_factor`: beyond it the second ban is already longer
 /// than any sensible `bantime_max`.
-pub const MAX_BANTIME_FACTOR: f64 = 1000.0;
+pub(crate) const MAX_BANTIME_FACTOR: f64 = 1000.0;
 
 /// Shortest `ipv6_prefix`: wider than a /48 site would ban other customers.
-pub const MIN_IPV6_PREFIX: u8 = 48;
+pub(crate) const MIN_IPV6_PREFIX: u8 = 48;
 
 /// Longest `ipv6_prefix`: a single address.
-pub const MAX_IPV6_PREFIX: u8 = 128;
+pub(crate) const MAX_IPV6_PREFIX: u8 = 128;
 
 /// One problem in a config file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +201,7 @@ fn resolve_relative_paths(cfg: &mut Config, config_path: &Path) {
 /// Where `keys` (a dotted path such as `agent.socket_group`) is written in the
 /// config file at `path`, for errors found after validation (a group that does
 /// not exist on this host). `None` if the file cannot be read again.
-pub fn position_of(path: &Path, keys: &[&str]) -> Option<locate::Position> {
+pub(crate) fn position_of(path: &Path, keys: &[&str]) -> Option<locate::Position> {
     let text = std::fs::read_to_string(path).ok()?;
     let (doc, _) = toml::de::DeTable::parse_recoverable(&text);
     let offset = Locator::new(Some(doc)).offset_of(&locate::KeyPath::of(keys));
@@ -294,13 +294,13 @@ impl Default for AgentConfig {
 }
 
 /// Default for `agent.history_retention`: one year.
-pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
+pub(crate) const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
 
 /// Default for `agent.offence_rows`: about 10 MB of database.
 pub const DEFAULT_OFFENCE_ROWS: usize = 100_000;
 
 /// Default for `agent.max_tracked`.
-pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
+pub(crate) const DEFAULT_MAX_TRACKED: usize = 1_000_000;
 
 /// Declares a filter table holding the regex lists, one per role, that
 /// `[filters.NAME]` and each of its `modes` share: declared once here so the
@@ -490,7 +490,7 @@ impl SourceConfig {
     /// `path` names exists, else `journal` (always `file` where there is no
     /// journal). Decided when the source starts (start, or a reload that
     /// restarts it).
-    pub fn resolved_kind(&self) -> SourceKind {
+    pub(crate) fn resolved_kind(&self) -> SourceKind {
         match self.kind {
             SourceKind::Auto => {
                 let exists =
@@ -526,12 +526,12 @@ pub enum SourceKind {
 }
 
 /// Default of `max_line_bytes`.
-pub const DEFAULT_MAX_LINE_BYTES: usize = crate::source::line::DEFAULT_MAX_LINE;
+pub(crate) const DEFAULT_MAX_LINE_BYTES: usize = crate::source::line::DEFAULT_MAX_LINE;
 /// Smallest `max_line_bytes`: below this real log lines would be cut.
-pub const MIN_MAX_LINE_BYTES: usize = 256;
+pub(crate) const MIN_MAX_LINE_BYTES: usize = 256;
 /// Largest `max_line_bytes`: each source keeps up to this many bytes per
 /// unfinished line, per followed file.
-pub const MAX_MAX_LINE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_MAX_LINE_BYTES: usize = 1 << 20;
 
 fn default_max_line_bytes() -> usize {
     DEFAULT_MAX_LINE_BYTES
@@ -618,13 +618,13 @@ pub struct AccessConfig {
 impl JailConfig {
     /// How long a ban lasts: `access.block` when timed access is set, else
     /// `bantime`.
-    pub fn ban_length(&self) -> std::time::Duration {
+    pub(crate) fn ban_length(&self) -> std::time::Duration {
         self.access.map_or(self.bantime, |a| a.block).get()
     }
 
     /// How much later than its threshold a ban starts: `access.allow` when
     /// timed access is set, else `ban_delay`; `None` bans at once.
-    pub fn delay(&self) -> Option<std::time::Duration> {
+    pub(crate) fn delay(&self) -> Option<std::time::Duration> {
         self.access
             .map(|a| a.allow)
             .or(self.ban_delay)
@@ -707,7 +707,7 @@ fn default_history() -> HumanDuration {
     HumanDuration::from_secs(90 * 86_400)
 }
 /// Default for `ipv6_prefix`: one host owns a /64.
-pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+pub(crate) const DEFAULT_IPV6_PREFIX: u8 = 64;
 fn default_ipv6_prefix() -> u8 {
     DEFAULT_IPV6_PREFIX
 }
