@@ -48,7 +48,13 @@
 //!   of a truncation, and otherwise skipped, its bytes counted in
 //!   [`FollowStats::skipped_bytes`] and logged. A new file that reused a freed
 //!   inode number is told from a rewrite by its birth time (statx), where the
-//!   filesystem keeps one.
+//!   filesystem keeps one. A file that starts like the followed file as it is
+//!   now is a copy of it (a `cp` finished, or caught half written, before the
+//!   truncation): it is not read, its lines come from the followed file, and
+//!   it stays available as the copy of a truncation seen later. A rotated file
+//!   that grows is read only past what was handed out of its content in any
+//!   file. Each read checks the file's first bytes afterwards, so a read that
+//!   raced a truncation never hands out a later generation's lines.
 //!
 //! - rotate+compress while the agent was down: the saved file is found among
 //!   the compressed siblings by its decompressed first bytes and read from the
@@ -177,6 +183,16 @@ fn read_head(file: &File) -> io::Result<Vec<u8>> {
 fn same_start(a: &[u8], b: &[u8]) -> bool {
     let n = a.len().min(b.len());
     a[..n] == b[..n]
+}
+
+/// Whether a file starting with `head` is a copy of the file that starts with
+/// `followed` (the followed file's first bytes as they are now): they agree on
+/// at least [`SAME_CONTENT_MIN`] bytes, or all of `head` (a short file, or a
+/// `cp` caught after its first bytes) is where the followed file starts. An
+/// empty file is a copy of nothing yet.
+fn copy_of_followed(head: &[u8], followed: &[u8]) -> bool {
+    let n = head.len().min(followed.len());
+    n > 0 && head[..n] == followed[..n] && (n >= SAME_CONTENT_MIN || head.len() <= followed.len())
 }
 
 /// Where `start = "end"` begins in `path` now: the position the agent saves for a
@@ -385,6 +401,18 @@ impl Reader {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            // A truncation between two reads (or since the caller looked)
+            // makes the read go on in the new content, at our old offset: the
+            // chunk would mix generations and hand out lines that a copy holds
+            // too. The first bytes tell: if they changed, the chunk is
+            // dropped and the rewrite is left for the caller to see.
+            if !self.head.is_empty() {
+                read_at(&self.file, 0, self.head.len(), &mut self.scratch)?;
+                if self.scratch != self.head {
+                    self.file.seek(SeekFrom::Start(self.read_offset))?;
+                    break;
+                }
+            }
             any = true;
             let chunk = &buf[..n];
             let base = self.read_offset;
@@ -491,6 +519,17 @@ enum Recovered {
     Copy(CopyOf),
     /// A rotated file that only looked rewritten, after what we handed out.
     At(u64),
+}
+
+/// What [`FileFollower::check_grown`] decided for a rotated file that grew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grown {
+    /// Read on (from where it is now).
+    Read,
+    /// Not read this time: what it holds so far was handed out already.
+    Wait,
+    /// Removed from the rotated files: a copy of the followed file.
+    GivenUp,
 }
 
 /// A descriptor whose path has moved on, read until it goes quiet.
@@ -741,6 +780,8 @@ impl FileFollower {
     fn poll_rotated(&mut self, now: Instant, sink: &mut dyn FnMut(Line<'_>)) -> bool {
         let mut any = false;
         let mut i = 0;
+        // The followed file's first bytes, read once, when a rotated file grew.
+        let mut followed: Option<Vec<u8>> = None;
         while i < self.rotated.len() {
             let r = &mut self.rotated[i];
             // A rotated file rewritten in place (`cp` over it, or a fast
@@ -772,7 +813,17 @@ impl FileFollower {
                 continue;
             }
             let ok = rewritten.is_ok();
+            let grown = if ok {
+                self.check_grown(i, &mut followed)
+            } else {
+                Grown::Read
+            };
+            if grown == Grown::GivenUp {
+                continue;
+            }
+            let r = &mut self.rotated[i];
             let read = ok
+                && grown == Grown::Read
                 && r.reader
                     .drain(&mut self.buf, &mut self.stats, sink)
                     .unwrap_or(false);
@@ -790,6 +841,57 @@ impl FileFollower {
             }
         }
         any
+    }
+
+    /// Before a rotated file that grew is read: the new bytes may be a copy of
+    /// lines handed out already (a `cp` writing into a file we hold, seen empty
+    /// or half written, or rewriting it in place with lines that keep its first
+    /// bytes). A copy of the followed file as it is now is given up, neither
+    /// known nor rewritten, so that a truncation seen later still finds it as
+    /// its copy (its lines are read from the followed file meanwhile). Content
+    /// handed out further already, in any file, is read only past that: if the
+    /// file does not reach so far yet, it waits (at most until it has been
+    /// idle for `rotated_idle`).
+    fn check_grown(&mut self, i: usize, followed: &mut Option<Vec<u8>>) -> Grown {
+        let r = &self.rotated[i].reader;
+        if !r.len().is_ok_and(|len| len > r.read_offset) {
+            return Grown::Read;
+        }
+        let mut head = Vec::new();
+        if r.head.len() < FINGERPRINT_MAX as usize {
+            if read_at(&r.file, 0, FINGERPRINT_MAX as usize, &mut head).is_err() {
+                return Grown::Read;
+            }
+        } else {
+            head.clone_from(&r.head);
+        }
+        let followed = followed.get_or_insert_with(|| self.followed_head());
+        if copy_of_followed(&head, followed) {
+            let mut r = self.rotated.remove(i);
+            r.reader.splitter.reset();
+            if self.resumed_in == Some(r.reader.id()) {
+                self.resumed_in = None;
+            }
+            self.note_generation(&r.reader.head, r.reader.committed);
+            self.known.remove(&r.reader.id());
+            self.rewritten.remove(&r.reader.id());
+            return Grown::GivenUp;
+        }
+        let committed = self.rotated[i].reader.committed;
+        let Some(done) = self.already_read(&head).filter(|&d| d > committed) else {
+            return Grown::Read;
+        };
+        let r = &mut self.rotated[i].reader;
+        match r.len() {
+            Ok(len) if len >= done => {
+                // An unfinished line below `done` was handed out too.
+                if r.seek_to(done).is_err() {
+                    return Grown::Wait;
+                }
+                Grown::Read
+            }
+            _ => Grown::Wait,
+        }
     }
 
     fn push_rotated(&mut self, reader: Reader, now: Instant, sink: &mut dyn FnMut(Line<'_>)) {
@@ -860,6 +962,18 @@ impl FileFollower {
         if self.generations.len() > MAX_SIBLINGS {
             self.generations.remove(0);
         }
+    }
+
+    /// The followed file's first bytes as they are now (up to
+    /// [`FINGERPRINT_MAX`]); empty without a current file.
+    fn followed_head(&self) -> Vec<u8> {
+        let mut head = Vec::new();
+        if let Some(cur) = &self.current
+            && read_at(&cur.file, 0, FINGERPRINT_MAX as usize, &mut head).is_err()
+        {
+            head.clear();
+        }
+        head
     }
 
     /// How far the content a file starting with `head` holds was handed out
@@ -997,6 +1111,7 @@ impl FileFollower {
     ) -> bool {
         let mut fresh: Vec<(Sibling, Recovered)> = Vec::new();
         let mut seen = Vec::new();
+        let followed = self.followed_head();
         for s in self.siblings() {
             seen.push(s.reader.id());
             if self.is_known(&s) {
@@ -1021,6 +1136,13 @@ impl FileFollower {
             let is_copy = copy_of.as_ref().is_some_and(|c| {
                 !c.head.is_empty() && s.len >= c.offset && same_start(&c.head, &s.head)
             });
+            if !is_copy && copy_of_followed(&s.head, &followed) {
+                // A copy of the followed file as it is now (`cp` of it, finished
+                // or still being written, before any truncation): every line in
+                // it is read from the followed file. Left as it is (neither read
+                // nor known), so a truncation seen later finds it as its copy.
+                continue;
+            }
             // What we handed out of it before it looked rewritten, if it still
             // starts with those bytes (it was being filled, not rewritten).
             let read_of = self

@@ -1014,6 +1014,7 @@ fn fast_copytruncates_measure() {
         for _ in 0..runs {
             let seen = fast_copytruncates(50, 4000, Duration::from_millis(2), copy);
             let t = seen.iter().filter(|&&n| n > 1).count();
+
             with += usize::from(t > 0);
             twice += t;
             lost += seen.iter().filter(|&&n| n == 0).count();
@@ -1114,4 +1115,144 @@ fn resume_after_rotate_and_gzip_while_down_reads_the_rest_from_the_compressed_fi
         ]
     );
     assert!(collect(&mut f).is_empty());
+}
+
+/// Lines long enough for a head of [`SAME_CONTENT_MIN`] bytes, numbered.
+fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
+    let lines: Vec<String> = (from..to)
+        .map(|i| {
+            format!("Jan  1 00:00:00 host sshd[1]: Failed password from 198.51.100.7 port {i}")
+        })
+        .collect();
+    let text = lines.iter().map(|l| format!("{l}\n")).collect();
+    (text, lines)
+}
+
+/// Regression (issue 16 item 2, fast copytruncates with `cp` over `log.1`): a
+/// copy of the followed file caught while `cp` was still writing it, seen
+/// before the truncation, was read as a file rotated away, and the followed
+/// file itself then handed out the same lines again.
+#[test]
+fn a_copy_of_the_followed_file_caught_half_written_is_not_read_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let copy = dir.path().join("log.1");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    let (text, mut written) = numbered(0, 8);
+    append(&p, &text);
+    // `cp log log.1` has written part of the file, cutting a line.
+    std::fs::write(&copy, &text.as_bytes()[..text.len() / 2 + 7]).expect("half a copy");
+    let mut read = collect(&mut f);
+    // The copy completes, the file is truncated and written again.
+    std::fs::write(&copy, &text).expect("the whole copy");
+    truncate(&p);
+    let (more, lines) = numbered(8, 12);
+    append(&p, &more);
+    written.extend(lines);
+    read.extend(collect(&mut f));
+    read.extend(collect(&mut f));
+    assert_eq!(read, written);
+}
+
+/// Regression (issue 16 item 2): the same race, but the copy was first seen
+/// empty (`cp` had only created it), so it was opened as a rotated file and
+/// read as `cp` filled it, while the followed file handed out the same lines.
+#[test]
+fn a_copy_of_the_followed_file_first_seen_empty_is_not_read_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let copy = dir.path().join("log.1");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    let (text, mut written) = numbered(0, 8);
+    append(&p, &text);
+    append(&copy, "");
+    let mut read = collect(&mut f);
+    // `cp` writes the first half, then the rest.
+    append(&copy, &text[..text.len() / 2 + 7]);
+    read.extend(collect(&mut f));
+    append(&copy, &text[text.len() / 2 + 7..]);
+    read.extend(collect(&mut f));
+    // Lines written after our last read, then the truncation.
+    let (late, lines) = numbered(8, 10);
+    append(&p, &late);
+    append(&copy, &late);
+    written.extend(lines);
+    truncate(&p);
+    let (more, lines) = numbered(10, 12);
+    append(&p, &more);
+    written.extend(lines);
+    read.extend(collect(&mut f));
+    read.extend(collect(&mut f));
+    assert_eq!(read, written);
+}
+
+/// Regression (issue 16 item 2): a copy first seen empty, then filled by `cp`
+/// and the followed file truncated, both before the next look. The copy no
+/// longer looks like the followed file, but its first lines were handed out
+/// from the followed file already: only the lines past them are read from it.
+#[test]
+fn a_copy_filled_after_it_was_seen_empty_is_read_only_past_what_was_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let copy = dir.path().join("log.1");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    let (text, mut written) = numbered(0, 6);
+    append(&p, &text);
+    append(&copy, "");
+    let mut read = collect(&mut f);
+    // Written after our last read, then `cp` and the truncation.
+    let (late, lines) = numbered(6, 8);
+    append(&p, &late);
+    written.extend(lines);
+    std::fs::copy(&p, &copy).expect("cp");
+    truncate(&p);
+    let (more, lines) = numbered(8, 10);
+    append(&p, &more);
+    written.extend(lines);
+    read.extend(collect(&mut f));
+    read.extend(collect(&mut f));
+    assert_eq!(read, written);
+}
+
+/// Regression (issue 16 item 2, found by `fast_copytruncates_measure`): a
+/// truncation and new writes between the look for a rewrite and the read (or
+/// between two reads of a long backlog) made the read go on at the old offset
+/// in the new content: lines of a later generation were handed out, and read
+/// again from its copy. The first bytes are checked after each read.
+#[test]
+fn a_read_racing_a_truncation_hands_out_nothing_of_the_new_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log");
+    let (text, lines) = numbered(0, 4);
+    append(&p, &text);
+    let mut reader = Reader::open(&p, DEFAULT_MAX_LINE).expect("open");
+    let mut buf = vec![0; READ_CHUNK];
+    let mut stats = FollowStats::default();
+    let mut read = Vec::new();
+    let mut sink = |l: Line<'_>| read.push(String::from_utf8_lossy(l.bytes).into_owned());
+    reader
+        .drain(&mut buf, &mut stats, &mut sink)
+        .expect("drain");
+    assert_eq!(read, lines);
+    // Truncated and written again past our offset, unseen by the caller.
+    truncate(&p);
+    let (again, _) = numbered(100, 110);
+    append(&p, &again);
+    let mut later = Vec::new();
+    let mut sink = |l: Line<'_>| later.push(String::from_utf8_lossy(l.bytes).into_owned());
+    reader
+        .drain(&mut buf, &mut stats, &mut sink)
+        .expect("drain");
+    assert_eq!(later, Vec::<String>::new());
+    let meta = std::fs::metadata(&p).expect("meta");
+    assert!(
+        reader.rewritten(&meta).expect("look"),
+        "left for the caller to see"
+    );
 }
