@@ -393,9 +393,28 @@ impl Reader {
         stats: &mut FollowStats,
         sink: &mut dyn FnMut(Line<'_>),
     ) -> io::Result<bool> {
+        self.drain_checked(buf, stats, sink, u64::MAX, &[])
+    }
+
+    /// [`drain`](Self::drain) up to offset `limit` at most; a read from the
+    /// file's start must find the first bytes `seen` (what the caller looked
+    /// at), or nothing of it is handed out.
+    fn drain_checked(
+        &mut self,
+        buf: &mut [u8],
+        stats: &mut FollowStats,
+        sink: &mut dyn FnMut(Line<'_>),
+        limit: u64,
+        seen: &[u8],
+    ) -> io::Result<bool> {
         let mut any = false;
         loop {
-            let n = match self.file.read(buf) {
+            let room = limit.saturating_sub(self.read_offset);
+            if room == 0 {
+                break;
+            }
+            let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let n = match self.file.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -406,12 +425,16 @@ impl Reader {
             // chunk would mix generations and hand out lines that a copy holds
             // too. The first bytes tell: if they changed, the chunk is
             // dropped and the rewrite is left for the caller to see.
-            if !self.head.is_empty() {
+            let changed = if self.head.is_empty() {
+                let k = seen.len().min(n);
+                self.read_offset == 0 && buf[..k] != seen[..k]
+            } else {
                 read_at(&self.file, 0, self.head.len(), &mut self.scratch)?;
-                if self.scratch != self.head {
-                    self.file.seek(SeekFrom::Start(self.read_offset))?;
-                    break;
-                }
+                self.scratch != self.head
+            };
+            if changed {
+                self.file.seek(SeekFrom::Start(self.read_offset))?;
+                break;
             }
             any = true;
             let chunk = &buf[..n];
@@ -522,10 +545,11 @@ enum Recovered {
 }
 
 /// What [`FileFollower::check_grown`] decided for a rotated file that grew.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Grown {
-    /// Read on (from where it is now).
-    Read,
+    /// Read on from where it is now, up to `limit`, the length looked at; a
+    /// read from its start must find the first bytes `seen` then.
+    Read { limit: u64, seen: Vec<u8> },
     /// Not read this time: what it holds so far was handed out already.
     Wait,
     /// Removed from the rotated files: a copy of the followed file.
@@ -816,17 +840,19 @@ impl FileFollower {
             let grown = if ok {
                 self.check_grown(i, &mut followed)
             } else {
-                Grown::Read
+                Grown::Wait
             };
             if grown == Grown::GivenUp {
                 continue;
             }
             let r = &mut self.rotated[i];
-            let read = ok
-                && grown == Grown::Read
-                && r.reader
-                    .drain(&mut self.buf, &mut self.stats, sink)
-                    .unwrap_or(false);
+            let read = match grown {
+                Grown::Read { limit, seen } => r
+                    .reader
+                    .drain_checked(&mut self.buf, &mut self.stats, sink, limit, &seen)
+                    .unwrap_or(false),
+                _ => false,
+            };
             any |= read;
             if read {
                 r.last_active = now;
@@ -854,13 +880,20 @@ impl FileFollower {
     /// idle for `rotated_idle`).
     fn check_grown(&mut self, i: usize, followed: &mut Option<Vec<u8>>) -> Grown {
         let r = &self.rotated[i].reader;
-        if !r.len().is_ok_and(|len| len > r.read_offset) {
-            return Grown::Read;
-        }
+        let len = match r.len() {
+            Ok(len) if len > r.read_offset => len,
+            // Nothing new (or no length): nothing is read.
+            _ => {
+                return Grown::Read {
+                    limit: r.read_offset,
+                    seen: Vec::new(),
+                };
+            }
+        };
         let mut head = Vec::new();
         if r.head.len() < FINGERPRINT_MAX as usize {
             if read_at(&r.file, 0, FINGERPRINT_MAX as usize, &mut head).is_err() {
-                return Grown::Read;
+                return Grown::Wait;
             }
         } else {
             head.clone_from(&r.head);
@@ -878,19 +911,19 @@ impl FileFollower {
             return Grown::GivenUp;
         }
         let committed = self.rotated[i].reader.committed;
-        let Some(done) = self.already_read(&head).filter(|&d| d > committed) else {
-            return Grown::Read;
-        };
-        let r = &mut self.rotated[i].reader;
-        match r.len() {
-            Ok(len) if len >= done => {
-                // An unfinished line below `done` was handed out too.
-                if r.seek_to(done).is_err() {
-                    return Grown::Wait;
-                }
-                Grown::Read
+        if let Some(done) = self.already_read(&head).filter(|&d| d > committed) {
+            if done > len {
+                return Grown::Wait;
             }
-            _ => Grown::Wait,
+            // An unfinished line below `done` was handed out too.
+            if self.rotated[i].reader.seek_to(done).is_err() {
+                return Grown::Wait;
+            }
+        }
+        // Only the bytes looked at: `cp` may be writing more into it right now.
+        Grown::Read {
+            limit: len,
+            seen: head,
         }
     }
 

@@ -1256,3 +1256,34 @@ fn a_read_racing_a_truncation_hands_out_nothing_of_the_new_content() {
         "left for the caller to see"
     );
 }
+
+/// Regression (issue 16 item 2, found by `fast_copytruncates_measure`): a
+/// rotated file looked at while still empty (or short) and then filled by
+/// `cp` before the read was read to its new end, past what had been checked.
+/// A rotated file is read only up to the length looked at, and a read from its
+/// start must find the first bytes looked at.
+#[test]
+fn a_rotated_file_is_read_only_as_far_as_it_was_looked_at() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("log.1");
+    let (text, lines) = numbered(0, 4);
+    append(&p, &text);
+    let mut reader = Reader::open(&p, DEFAULT_MAX_LINE).expect("open");
+    let mut buf = vec![0; READ_CHUNK];
+    let mut stats = FollowStats::default();
+    let mut read = Vec::new();
+    let mut sink = |l: Line<'_>| read.push(String::from_utf8_lossy(l.bytes).into_owned());
+    // Looked at with other first bytes (rewritten since): nothing is read.
+    let (other, _) = numbered(50, 51);
+    reader
+        .drain_checked(&mut buf, &mut stats, &mut sink, 1 << 20, other.as_bytes())
+        .expect("drain");
+    assert!(read.is_empty());
+    // Looked at with two lines in it: only those are read.
+    let two = (lines[0].len() + lines[1].len() + 2) as u64;
+    let mut sink = |l: Line<'_>| read.push(String::from_utf8_lossy(l.bytes).into_owned());
+    reader
+        .drain_checked(&mut buf, &mut stats, &mut sink, two, text.as_bytes())
+        .expect("drain");
+    assert_eq!(read, lines[..2]);
+}
