@@ -253,26 +253,33 @@ impl Lab {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Every ban, as `bans --json` prints them: asked jail by jail, and again
-    /// (three tries) if the agent, busy or on a loaded machine, does not answer
-    /// within the client's 10 s (180,000 bans of a debug build take a while).
+    /// Every ban, as `bans --json` prints them, asked jail by jail over the
+    /// control socket itself: the client gives up after 10 s without a byte,
+    /// and a debug agent on a loaded machine (load 18) takes longer than that
+    /// to encode 180,000 bans. Two minutes here.
     fn bans(&self) -> Result<String> {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::net::UnixStream;
         let mut all = Vec::new();
         for jail in ["once", "twice"] {
-            let mut tries = 0;
-            let text = loop {
-                match self.cli(&["bans", "--json", "--jail", jail]) {
-                    Ok(t) => break t,
-                    Err(e) if tries < 2 => {
-                        tries += 1;
-                        eprintln!("    {e:#}; asking again");
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            let v: Vec<serde_json::Value> =
-                serde_json::from_str(&text).context("parsing bans --json")?;
-            all.extend(v);
+            let mut stream = UnixStream::connect(self.socket())
+                .with_context(|| format!("connecting to {}", self.socket().display()))?;
+            stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+            writeln!(stream, r#"{{"v":1,"cmd":"bans","jail":"{jail}"}}"#)
+                .context("asking for the bans")?;
+            let mut line = String::new();
+            BufReader::new(stream)
+                .read_line(&mut line)
+                .with_context(|| format!("reading the bans of jail {jail}"))?;
+            let reply: serde_json::Value =
+                serde_json::from_str(&line).context("parsing the bans reply")?;
+            if reply.get("ok") != Some(&serde_json::Value::Bool(true)) {
+                bail!("the agent refused the bans request: {line}");
+            }
+            match reply.get("data") {
+                Some(serde_json::Value::Array(bans)) => all.extend(bans.iter().cloned()),
+                _ => bail!("the bans reply carries no list"),
+            }
         }
         Ok(serde_json::Value::Array(all).to_string())
     }
