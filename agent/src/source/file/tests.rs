@@ -282,11 +282,7 @@ fn copytruncate_then_growth_past_old_offset_is_detected() {
 #[test]
 fn copytruncate_recovers_unread_lines_from_the_copy() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("log");
-    let copy = dir.path().join("log.1");
-    append(&p, "");
-    let mut f = follower(&p, StartAt::End);
-    collect(&mut f);
+    let (p, copy, mut f) = followed_log(dir.path());
     append(&p, "Jan 1 00:00:01 read\nJan 1 00:00:02 unfin");
     assert_eq!(collect(&mut f), ["Jan 1 00:00:01 read"]);
     append(&p, "ished\nJan 1 00:00:03 unread\n");
@@ -1062,11 +1058,7 @@ fn cp_over_a_followed_rotated_file_is_not_read_again() {
 #[test]
 fn repeated_copytruncates_into_the_same_copy_read_each_line_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("log");
-    let copy = dir.path().join("log.1");
-    append(&p, "");
-    let mut f = follower(&p, StartAt::End);
-    collect(&mut f);
+    let (p, copy, mut f) = followed_log(dir.path());
     let mut read = Vec::new();
     let mut written = Vec::new();
     for round in 0..6 {
@@ -1136,6 +1128,32 @@ fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
     (text, lines)
 }
 
+/// An empty `log` followed from its end, and the path of its copy `log.1`.
+fn followed_log(dir: &Path) -> (PathBuf, PathBuf, FileFollower) {
+    let p = dir.join("log");
+    append(&p, "");
+    let mut f = follower(&p, StartAt::End);
+    collect(&mut f);
+    (p, dir.join("log.1"), f)
+}
+
+/// The end of a copytruncate: `p` truncated, lines `range` written into it
+/// (and to `written`), and read until quiet (into `read`).
+fn truncate_then_write(
+    p: &Path,
+    f: &mut FileFollower,
+    range: std::ops::Range<usize>,
+    read: &mut Vec<String>,
+    written: &mut Vec<String>,
+) {
+    truncate(p);
+    let (more, lines) = numbered(range.start, range.end);
+    append(p, &more);
+    written.extend(lines);
+    read.extend(collect(f));
+    read.extend(collect(f));
+}
+
 /// Regression (issue 16 item 2, fast copytruncates with `cp` over `log.1`): a
 /// copy of the followed file caught while `cp` was still writing it, seen
 /// before the truncation, was read as a file rotated away, and the followed
@@ -1143,11 +1161,7 @@ fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
 #[test]
 fn a_copy_of_the_followed_file_caught_half_written_is_not_read_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("log");
-    let copy = dir.path().join("log.1");
-    append(&p, "");
-    let mut f = follower(&p, StartAt::End);
-    collect(&mut f);
+    let (p, copy, mut f) = followed_log(dir.path());
     let (text, mut written) = numbered(0, 8);
     append(&p, &text);
     // `cp log log.1` has written part of the file, cutting a line.
@@ -1155,12 +1169,7 @@ fn a_copy_of_the_followed_file_caught_half_written_is_not_read_twice() {
     let mut read = collect(&mut f);
     // The copy completes, the file is truncated and written again.
     std::fs::write(&copy, &text).expect("the whole copy");
-    truncate(&p);
-    let (more, lines) = numbered(8, 12);
-    append(&p, &more);
-    written.extend(lines);
-    read.extend(collect(&mut f));
-    read.extend(collect(&mut f));
+    truncate_then_write(&p, &mut f, 8..12, &mut read, &mut written);
     assert_eq!(read, written);
 }
 
@@ -1170,11 +1179,7 @@ fn a_copy_of_the_followed_file_caught_half_written_is_not_read_twice() {
 #[test]
 fn a_copy_of_the_followed_file_first_seen_empty_is_not_read_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("log");
-    let copy = dir.path().join("log.1");
-    append(&p, "");
-    let mut f = follower(&p, StartAt::End);
-    collect(&mut f);
+    let (p, copy, mut f) = followed_log(dir.path());
     let (text, mut written) = numbered(0, 8);
     append(&p, &text);
     append(&copy, "");
@@ -1189,12 +1194,7 @@ fn a_copy_of_the_followed_file_first_seen_empty_is_not_read_twice() {
     append(&p, &late);
     append(&copy, &late);
     written.extend(lines);
-    truncate(&p);
-    let (more, lines) = numbered(10, 12);
-    append(&p, &more);
-    written.extend(lines);
-    read.extend(collect(&mut f));
-    read.extend(collect(&mut f));
+    truncate_then_write(&p, &mut f, 10..12, &mut read, &mut written);
     assert_eq!(read, written);
 }
 
@@ -1205,11 +1205,7 @@ fn a_copy_of_the_followed_file_first_seen_empty_is_not_read_twice() {
 #[test]
 fn a_copy_filled_after_it_was_seen_empty_is_read_only_past_what_was_read() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("log");
-    let copy = dir.path().join("log.1");
-    append(&p, "");
-    let mut f = follower(&p, StartAt::End);
-    collect(&mut f);
+    let (p, copy, mut f) = followed_log(dir.path());
     let (text, mut written) = numbered(0, 6);
     append(&p, &text);
     append(&copy, "");
@@ -1219,12 +1215,7 @@ fn a_copy_filled_after_it_was_seen_empty_is_read_only_past_what_was_read() {
     append(&p, &late);
     written.extend(lines);
     std::fs::copy(&p, &copy).expect("cp");
-    truncate(&p);
-    let (more, lines) = numbered(8, 10);
-    append(&p, &more);
-    written.extend(lines);
-    read.extend(collect(&mut f));
-    read.extend(collect(&mut f));
+    truncate_then_write(&p, &mut f, 8..10, &mut read, &mut written);
     assert_eq!(read, written);
 }
 
