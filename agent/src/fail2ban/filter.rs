@@ -100,6 +100,11 @@ pub struct Definition {
     pub maxlines: usize,
     /// `journalmatch`, as written.
     pub journalmatch: Option<String>,
+    /// `logtype = journal`: lines come from the journal, whose entry carries
+    /// the time. fail2ban's systemd backend then runs no date detection on the
+    /// message, so a date inside it stays for the regexes to match; log2drop
+    /// cuts only the time its journal source writes at the line start.
+    pub journal: bool,
 }
 
 /// The options whose final values a filter definition consists of.
@@ -224,6 +229,7 @@ impl Definition {
         };
         let datepattern = single("datepattern")?;
         let journalmatch = single("journalmatch")?;
+        let journal = single("logtype")?.is_some_and(|t| t.trim().eq_ignore_ascii_case("journal"));
         let maxlines = match single("maxlines")? {
             Some(m) => m.trim().parse().map_err(|_| LoadError::Setting {
                 place: place(ini, path, "maxlines"),
@@ -241,6 +247,7 @@ impl Definition {
             datepattern,
             maxlines,
             journalmatch,
+            journal,
         })
     }
 }
@@ -418,7 +425,13 @@ impl Matcher {
     /// Compiles a definition. Every regex either runs on one of the engines or
     /// the whole filter is refused with that regex's file and line.
     pub fn build(def: &Definition) -> Result<Matcher, LoadError> {
-        let date = DateFinder::new(def.datepattern.as_deref()).map_err(|m| LoadError::Setting {
+        let datepattern = if def.journal {
+            // The journal source's `TIME IDENTIFIER[PID]: MESSAGE`: its TIME only.
+            Some("{^LN-BEG}ISO8601")
+        } else {
+            def.datepattern.as_deref()
+        };
+        let date = DateFinder::new(datepattern).map_err(|m| LoadError::Setting {
             place: def.path.display().to_string(),
             key: "datepattern",
             message: m,

@@ -784,6 +784,9 @@ fn inline_definition(file: &Path, options: &BTreeMap<String, String>) -> Result<
     if d.maxlines > 1 {
         let _ = writeln!(ini, "maxlines = {}", d.maxlines);
     }
+    if d.journal {
+        ini.push_str("logtype = journal\n");
+    }
     Ok(format!(
         "# copied from {} (options {:?})\nfail2ban_inline = \"\"\"\n{}\"\"\"\n",
         file.display(),

@@ -300,3 +300,33 @@ fn references_with_options() {
     assert!(crate::filter::parse_reference_options("x[mode=a").is_err());
     assert!(crate::filter::parse_reference_options("x[novalue]").is_err());
 }
+
+/// `logtype = journal`: fail2ban's systemd backend knows the time and runs no
+/// date detection on the message, so a date inside the message stays for the
+/// regex; only the time the journal source writes at the line start is cut.
+#[test]
+fn journal_lines_keep_the_dates_in_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "stamp.conf",
+        "[Definition]\nfailregex = ^\\s*\\S+ stampd\\[\\d+\\]: <E>[\\d-]+ [\\d:.]+ bad login from <HOST>$\ndatepattern = <E>{DATE}\n",
+    );
+    let path = dir.path().join("stamp.conf");
+    let line = "srv stampd[7]: <E>2024-06-01 10:00:00.123 bad login from 192.0.2.40";
+    let file = Matcher::build(&Definition::read(&path, &BTreeMap::new()).unwrap()).unwrap();
+    // A file's date detector cuts the date out of the message.
+    assert_eq!(host(&file, line), None);
+    let opts: BTreeMap<String, String> = [("logtype".into(), "journal".into())].into();
+    let def = Definition::read(&path, &opts).unwrap();
+    assert!(def.journal);
+    let journal = Matcher::build(&def).unwrap();
+    assert_eq!(host(&journal, line).as_deref(), Some("192.0.2.40"));
+    // As log2drop's journal source writes it: the entry's time first.
+    let from_source = format!("2024-06-01T10:00:01.000000Z {line}");
+    assert_eq!(host(&journal, &from_source).as_deref(), Some("192.0.2.40"));
+    match run(&journal, &from_source) {
+        Verdict::Fail { time, .. } => assert!(time.is_some(), "the entry's time is read"),
+        v => panic!("{v:?}"),
+    }
+}
