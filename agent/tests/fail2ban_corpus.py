@@ -18,7 +18,11 @@ or {"match": bool, "host": ADDR or null}, "fail2ban": [HOST, ...]}]}]}.
 "fail2ban" lists the hosts fail2ban-regex reported at that line (a session
 that gets its address later is reported at the line that gave it).
 
-Usage: fail2ban_corpus.py FILTER_DIR [NAME ...]
+fail2ban-regex runs each filter with BASE_OPTIONS (a JSON file: {NAME:
+{option: value}}, the options a jail gives the filter, as the imported config
+has them) overlaid by the job's own options: the options log2drop runs it with.
+
+Usage: fail2ban_corpus.py FILTER_DIR BASE_OPTIONS [NAME ...]
 """
 
 import io
@@ -107,11 +111,12 @@ def jobs_of(name):
     return list(jobs.values())
 
 
-def run_fail2ban_regex(filter_dir, job):
+def run_fail2ban_regex(filter_dir, base, job):
     """Runs the job's lines through fail2ban-regex's own class, as `-o row`."""
     arg = os.path.join(filter_dir, job["filter"] + ".conf")
-    if job["options"]:
-        arg += "[" + ", ".join('%s="%s"' % (k, v) for k, v in job["options"].items()) + "]"
+    options = dict(base.get(job["filter"], {}), **job["options"])
+    if options:
+        arg += "[" + ", ".join('%s="%s"' % (k, v) for k, v in options.items()) + "]"
     parser = f2br.get_opt_parser()
     opts, _ = parser.parse_args(["-o", "row", "-c", os.path.dirname(filter_dir), "-", arg])
     out = io.StringIO()
@@ -131,14 +136,16 @@ def run_fail2ban_regex(filter_dir, job):
 
 def main():
     filter_dir = sys.argv[1]
-    names = sys.argv[2:] or sorted(
+    with open(sys.argv[2], encoding="utf-8") as f:
+        base = json.load(f)
+    names = sys.argv[3:] or sorted(
         n[:-5] for n in os.listdir(filter_dir)
         if n.endswith(".conf") and os.path.isfile(os.path.join(LOGS, n[:-5])))
     MyTime.setTime(None)
     jobs = []
     for name in names:
         for job in jobs_of(name):
-            run_fail2ban_regex(filter_dir, job)
+            run_fail2ban_regex(filter_dir, base, job)
             jobs.append(job)
     json.dump({"version": fail2ban.version.version, "jobs": jobs}, sys.stdout)
 

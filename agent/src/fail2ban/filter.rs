@@ -325,6 +325,27 @@ fn next_tag(s: &str, from: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// The address in a host group (`<HOST>`'s brackets taken off). A dotted quad
+/// with leading zeros (`192.030.0.6`, as some devices pad their logs) is read
+/// in decimal, as it was written: fail2ban reports the text as it is, and its
+/// DNS fallback (getaddrinfo) would read `030` as octal 24 — an address the
+/// log never meant.
+fn parse_host(h: &str) -> Option<IpAddr> {
+    let h = h.trim_matches(['[', ']']);
+    crate::addr::parse_ip(h.as_bytes()).or_else(|| {
+        let mut octets = [0u8; 4];
+        let mut parts = h.split('.');
+        for o in &mut octets {
+            let p = parts.next()?;
+            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *o = p.parse().ok()?;
+        }
+        parts.next().is_none().then(|| IpAddr::from(octets))
+    })
+}
+
 /// Per regex: what its groups say about the line.
 #[derive(Debug)]
 struct Fail {
@@ -567,7 +588,7 @@ impl Matcher {
                 .or_else(|| g.name("dns"))
                 .or_else(|| g.name("fid"))
                 .or(pref_host)
-                .and_then(|h| crate::addr::parse_ip(h.trim_matches(['[', ']']).as_bytes()));
+                .and_then(parse_host);
             if addr.is_some() {
                 state.captures.clear();
                 for (name, value) in pref.iter().flat_map(|p| p.named()).chain(g.named()) {

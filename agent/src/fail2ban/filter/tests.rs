@@ -330,3 +330,28 @@ fn journal_lines_keep_the_dates_in_their_message() {
         v => panic!("{v:?}"),
     }
 }
+
+/// `<HOST>` takes `\d{1,3}` octets, so a zero-padded quad matches; it is read in
+/// decimal, as written (fail2ban reports the padded text).
+#[test]
+fn zero_padded_addresses_are_read_in_decimal() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pad.conf",
+        "[Definition]\nfailregex = ^login failure from <HOST>$\n",
+    );
+    let m =
+        Matcher::build(&Definition::read(&dir.path().join("pad.conf"), &BTreeMap::new()).unwrap())
+            .unwrap();
+    assert_eq!(
+        host(&m, "login failure from 192.000.002.030").as_deref(),
+        Some("192.0.2.30")
+    );
+    assert_eq!(
+        host(&m, "login failure from 203.0.113.009").as_deref(),
+        Some("203.0.113.9")
+    );
+    // Still no more than 255 an octet.
+    assert_eq!(host(&m, "login failure from 192.0.2.256"), None);
+}
