@@ -415,12 +415,77 @@ pub enum Verdict {
     Miss,
 }
 
+/// `alt_user` or `alt_user_N`: fail2ban's alternative names for `user`, used
+/// when `user` is empty.
+fn is_alt_user(name: &str) -> bool {
+    name.strip_prefix("alt_user").is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('_')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The user names each open `<F-MLFID>` session has named, as far as fail2ban
+/// looks at them: one, or several. Bounded: fail2ban keeps a session 5 minutes
+/// (and at most 100 of them); an attacker opening connections must not grow it.
+#[derive(Debug, Default)]
+struct SessionUsers {
+    /// Session id -> (its first user, whether another one followed, last line's time).
+    open: std::collections::HashMap<String, (Option<String>, bool, SystemTime)>,
+}
+
+impl SessionUsers {
+    /// How long a session's users are remembered after its last line.
+    const KEEP: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+    /// Most sessions remembered at once.
+    const MAX: usize = 10_000;
+
+    /// Notes that session `id` named `user` at `at`; says whether it has now
+    /// named several. A forgetting line ends the session after it counts.
+    fn note(&mut self, id: &str, user: Option<&str>, forget: bool, at: SystemTime) -> bool {
+        let fresh = |seen: SystemTime| at.duration_since(seen).map_or(true, |d| d <= Self::KEEP);
+        let several = match self.open.get_mut(id) {
+            Some(entry) if fresh(entry.2) => {
+                entry.2 = at;
+                if let Some(u) = user {
+                    match &entry.0 {
+                        Some(first) if first != u => entry.1 = true,
+                        Some(_) => {}
+                        None => entry.0 = Some(u.to_owned()),
+                    }
+                }
+                entry.1
+            }
+            _ => {
+                if !forget {
+                    if self.open.len() >= Self::MAX {
+                        self.open.retain(|_, e| fresh(e.2));
+                        if self.open.len() >= Self::MAX {
+                            self.open.clear();
+                        }
+                    }
+                    self.open
+                        .insert(id.to_owned(), (user.map(str::to_owned), false, at));
+                }
+                false
+            }
+        };
+        if forget {
+            self.open.remove(id);
+        }
+        several
+    }
+}
+
 /// What a fail2ban filter keeps between lines of one source: the line with its
 /// date cut out, and with `maxlines` above 1 the last lines, searched together.
 #[derive(Debug, Default)]
 pub struct LineState {
     /// The `<F-MLFID>` of the last [`Verdict::Session`] line.
     pub mlfid: String,
+    /// The user names of the open sessions.
+    users: SessionUsers,
     cut: String,
     lines: std::collections::VecDeque<String>,
     joined: String,
@@ -616,8 +681,25 @@ impl Matcher {
             let flag = |name: &str| group(name).is_some_and(|t| !t.is_empty());
             let (nofail, gained, forget) = (flag("nofail"), flag("mlfgained"), flag("mlfforget"));
             if let Some(id) = group("mlfid") {
+                // The user (`<F-USER>`, else an `<F-ALT_USER>`) this line names.
+                let user = group("user").filter(|u| !u.is_empty()).or_else(|| {
+                    pref.iter()
+                        .flat_map(|p| p.named())
+                        .chain(g.named())
+                        .find(|(n, v)| !v.is_empty() && is_alt_user(n))
+                        .map(|(_, v)| v)
+                });
+                let several = state.users.note(id, user, forget, time.unwrap_or(now));
                 state.mlfid.clear();
                 state.mlfid.push_str(id);
+                // As fail2ban: a session that tried several user names turns
+                // a line that would not count (a success among them) into a
+                // failure, so a login after guessing does not wipe the guesses.
+                let (nofail, gained) = if several {
+                    (false, false)
+                } else {
+                    (nofail, gained)
+                };
                 return Verdict::Session {
                     regex: i,
                     addr,

@@ -355,3 +355,64 @@ fn zero_padded_addresses_are_read_in_decimal() {
     // Still no more than 255 an octet.
     assert_eq!(host(&m, "login failure from 192.0.2.256"), None);
 }
+
+/// fail2ban's exception for sessions: once a session has named several users
+/// (`<F-USER>`, or `<F-ALT_USER>` where that is empty), a line that would not
+/// count (`<F-NOFAIL>`, `<F-MLFGAINED>`) is a failure: a login after guessing
+/// other names does not clear the guesses.
+#[test]
+fn a_session_with_several_users_makes_its_successes_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "multi.conf",
+        r"[Definition]
+prefregex = ^<F-MLFID>authd\[\d+\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$
+failregex = ^<F-NOFAIL>check failed</F-NOFAIL> for (?:user=<F-USER>\S+</F-USER>|as=<F-ALT_USER>\S+</F-ALT_USER>) from <HOST>$
+            ^<F-MLFFORGET><F-MLFGAINED>login ok</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$
+",
+    );
+    let m = Matcher::build(
+        &Definition::read(&dir.path().join("multi.conf"), &BTreeMap::new()).unwrap(),
+    )
+    .unwrap();
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200);
+    let mut st = LineState::default();
+    let mut flags = |line: &str| match m.examine(line, &TimeZone::UTC, now, &mut st) {
+        Verdict::Session {
+            nofail,
+            gained,
+            forget,
+            ..
+        } => (nofail, gained, forget),
+        v => panic!("{line}: {v:?}"),
+    };
+    // One user throughout: a check that failed then a login are not failures.
+    assert_eq!(
+        flags("authd[1]: check failed for user=amy from 192.0.2.50"),
+        (true, false, false)
+    );
+    assert_eq!(
+        flags("authd[1]: login ok for amy from 192.0.2.50"),
+        (false, true, true)
+    );
+    // Session 2 names root (as the alternative name), then bob: from the
+    // second name on, nothing is a success any more.
+    assert_eq!(
+        flags("authd[2]: check failed for as=root from 192.0.2.51"),
+        (true, false, false)
+    );
+    assert_eq!(
+        flags("authd[2]: check failed for user=bob from 192.0.2.51"),
+        (false, false, false)
+    );
+    assert_eq!(
+        flags("authd[2]: login ok for bob from 192.0.2.51"),
+        (false, false, true)
+    );
+    // The login forgot session 2: the same id starts afresh.
+    assert_eq!(
+        flags("authd[2]: login ok for carl from 192.0.2.52"),
+        (false, true, true)
+    );
+}
