@@ -383,6 +383,15 @@ pub enum Verdict {
         /// The line's time, if a date was found.
         time: Option<SystemTime>,
     },
+    /// An offence by the host name left in [`LineState::name`] (`<HOST>` took
+    /// a name, not an address): whoever runs the filter resolves it as its
+    /// `use_dns` says, as fail2ban's `usedns` does.
+    FailName {
+        /// The failregex.
+        regex: usize,
+        /// The line's time, if a date was found.
+        time: Option<SystemTime>,
+    },
     /// A failregex matched on a line of the multi-line session whose id
     /// (`<F-MLFID>`) is left in [`LineState::mlfid`]: the session decides.
     Session {
@@ -484,6 +493,8 @@ impl SessionUsers {
 pub struct LineState {
     /// The `<F-MLFID>` of the last [`Verdict::Session`] line.
     pub mlfid: String,
+    /// The host name of the last [`Verdict::FailName`] line.
+    pub name: String,
     /// The user names of the open sessions.
     users: SessionUsers,
     cut: String,
@@ -654,7 +665,12 @@ impl Matcher {
                 .or_else(|| g.name("fid"))
                 .or(pref_host)
                 .and_then(parse_host);
-            if addr.is_some() {
+            // No address: a host name where `<HOST>`/`<DNS>` took one.
+            let name = g
+                .name("dns")
+                .or_else(|| pref.as_ref().and_then(|p| p.name("dns")))
+                .filter(|n| addr.is_none() && crate::addr::is_host_name(n.as_bytes()));
+            if addr.is_some() || name.is_some() {
                 state.captures.clear();
                 for (name, value) in pref.iter().flat_map(|p| p.named()).chain(g.named()) {
                     if !NOT_CAPTURES.contains(&name) {
@@ -663,13 +679,18 @@ impl Matcher {
                 }
             }
             if !(pref_tagged || f.tagged) {
-                return match addr {
-                    Some(addr) => Verdict::Fail {
+                return match (addr, name) {
+                    (Some(addr), _) => Verdict::Fail {
                         addr,
                         regex: i,
                         time,
                     },
-                    None => Verdict::NotCounted { regex: i },
+                    (None, Some(n)) => {
+                        state.name.clear();
+                        state.name.push_str(n);
+                        Verdict::FailName { regex: i, time }
+                    }
+                    (None, None) => Verdict::NotCounted { regex: i },
                 };
             }
             // The line's group, else the prefregex's; as in fail2ban, an empty

@@ -416,3 +416,32 @@ failregex = ^<F-NOFAIL>check failed</F-NOFAIL> for (?:user=<F-USER>\S+</F-USER>|
         (false, true, true)
     );
 }
+
+/// `<HOST>` that takes a host name gives [`Verdict::FailName`] with the name (the
+/// agent resolves it as its `use_dns` says, as fail2ban's `usedns` does); text
+/// that is no host name gives nothing.
+#[test]
+fn a_host_name_is_an_offence_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "named.conf",
+        "[Definition]\nfailregex = ^denied for '\\S+'@'<HOST>'$\n",
+    );
+    let m = Matcher::build(
+        &Definition::read(&dir.path().join("named.conf"), &BTreeMap::new()).unwrap(),
+    )
+    .unwrap();
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200);
+    let mut st = LineState::default();
+    let line = "denied for 'root'@'db1.example.org'";
+    assert!(matches!(
+        m.examine(line, &TimeZone::UTC, now, &mut st),
+        Verdict::FailName { regex: 0, .. }
+    ));
+    assert_eq!(st.name, "db1.example.org");
+    assert_eq!(
+        host(&m, "denied for 'root'@'192.0.2.60'").as_deref(),
+        Some("192.0.2.60")
+    );
+}
