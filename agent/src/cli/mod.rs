@@ -106,7 +106,14 @@ fn init_tracing(format: LogFormat) {
 /// (EX_CONFIG) on a config error, 66 (EX_NOINPUT) when the file cannot be read.
 pub fn check(config: &Path) -> ExitCode {
     match log2drop::daemon::prepare(config) {
-        Ok(_) => {
+        Ok(prepared) => {
+            // The files `run` reads for the fleet link (password, TLS).
+            if let Some(fleet) = &prepared.config.fleet
+                && let Err(e) = fleet.build()
+            {
+                eprintln!("{}: {e}", config.display());
+                return ExitCode::from(exit::EX_CONFIG);
+            }
             println!("{}: ok", config.display());
             ExitCode::SUCCESS
         }
