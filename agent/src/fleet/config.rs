@@ -253,7 +253,14 @@ impl FleetConfig {
                 ),
             )),
         }
-        if url_scheme(&self.redis).is_some() {
+        if self.redis.contains('#') {
+            out.push((
+                at.key("redis"),
+                "a URL fragment (#insecure) is refused: certificates are always checked; \
+                 give a private CA in tls.ca"
+                    .to_owned(),
+            ));
+        } else if url_scheme(&self.redis).is_some() {
             if let Err(e) = redis::IntoConnectionInfo::into_connection_info(self.redis.as_str()) {
                 out.push((at.key("redis"), format!("cannot use this URL: {e}")));
             } else if url_has_password(&self.redis) {
@@ -619,6 +626,14 @@ mod tests {
         assert!(
             p.iter()
                 .any(|m| m.starts_with("fleet.tls.ca: must be an absolute path")),
+            "{p:?}"
+        );
+        let p = problems(&parse(
+            "redis = \"rediss://fleet.example.org:6380/0#insecure\"",
+        ));
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("fleet.redis: a URL fragment (#insecure) is refused")),
             "{p:?}"
         );
         let p = problems(&parse("redis = \"rediss://fleet.example.org\"\ntls = {}"));
