@@ -132,24 +132,16 @@ fn redis_binary() -> Option<PathBuf> {
 impl Redis {
     /// Starts one, or `None` (test skipped) without the binary.
     fn start() -> Option<Redis> {
-        redis_binary()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut r = Redis {
-            child: None,
-            port,
-            dir: tempfile::tempdir().expect("tempdir"),
-            tls: false,
-        };
-        r.spawn();
-        Some(r)
+        Redis::start_with(false)
     }
 
     /// One that speaks TLS only and requires a client certificate signed by
     /// its CA (throwaway certificates in its directory).
     fn start_tls() -> Option<Redis> {
+        Redis::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Redis> {
         redis_binary()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -159,9 +151,11 @@ impl Redis {
             child: None,
             port,
             dir: tempfile::tempdir().expect("tempdir"),
-            tls: true,
+            tls,
         };
-        make_certificates(r.dir.path());
+        if tls {
+            make_certificates(r.dir.path());
+        }
         r.spawn();
         Some(r)
     }

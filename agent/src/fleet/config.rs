@@ -604,43 +604,31 @@ mod tests {
 
     #[test]
     fn tls_files_are_checked_with_their_keys() {
-        let p = problems(&parse(
-            "redis = \"redis://127.0.0.1\"\ntls = { ca = \"/etc/log2drop/ca.pem\" }",
-        ));
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("fleet.tls: TLS files need a rediss:// URL")),
-            "{p:?}"
-        );
-        let p = problems(&parse(
-            "redis = \"rediss://fleet.example.org\"\ntls = { cert = \"/etc/log2drop/c.pem\" }",
-        ));
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("fleet.tls: cert and key go together")),
-            "{p:?}"
-        );
-        let p = problems(&parse(
-            "redis = \"rediss://fleet.example.org\"\ntls = { ca = \"ca.pem\" }",
-        ));
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("fleet.tls.ca: must be an absolute path")),
-            "{p:?}"
-        );
-        let p = problems(&parse(
-            "redis = \"rediss://fleet.example.org:6380/0#insecure\"",
-        ));
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("fleet.redis: a URL fragment (#insecure) is refused")),
-            "{p:?}"
-        );
-        let p = problems(&parse("redis = \"rediss://fleet.example.org\"\ntls = {}"));
-        assert!(
-            p.iter().any(|m| m.starts_with("fleet.tls: names no file")),
-            "{p:?}"
-        );
+        for (text, want) in [
+            (
+                "redis = \"redis://127.0.0.1\"\ntls = { ca = \"/etc/log2drop/ca.pem\" }",
+                "fleet.tls: TLS files need a rediss:// URL",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org\"\ntls = { cert = \"/etc/log2drop/c.pem\" }",
+                "fleet.tls: cert and key go together",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org\"\ntls = { ca = \"ca.pem\" }",
+                "fleet.tls.ca: must be an absolute path",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org:6380/0#insecure\"",
+                "fleet.redis: a URL fragment (#insecure) is refused",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org\"\ntls = {}",
+                "fleet.tls: names no file",
+            ),
+        ] {
+            let p = problems(&parse(text));
+            assert!(p.iter().any(|m| m.starts_with(want)), "{want}: {p:?}");
+        }
     }
 
     #[cfg(feature = "tls")]
