@@ -6,19 +6,15 @@
 //! Without `redis-server` on PATH (or at /usr/bin) the tests say so and return;
 //! under CI=true that is a failure (`.ci/run` installs it).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
-use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command, Reply};
-use log2drop::control::server::ServerOptions;
-use log2drop::daemon::{DaemonError, Triggers, open_backends, prepare, run_prepared};
 use log2drop::engine::Origin;
 use log2drop::fleet::FleetStatus;
+
+mod daemon_common;
 
 const STREAM: &str = "test:bans";
 
@@ -266,16 +262,10 @@ impl Drop for Redis {
     }
 }
 
-/// A running agent's stop switch and task.
-type Running = (
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<Result<(), DaemonError>>,
-);
-
 /// One agent: its directory, config and, while running, its task.
 struct Agent {
     dir: tempfile::TempDir,
-    running: Option<Running>,
+    running: Option<daemon_common::Running>,
 }
 
 fn line(addr: &str) -> String {
@@ -357,64 +347,29 @@ share_manual = true
     }
 
     async fn start(&mut self) {
-        let prepared = prepare(&self.config()).expect("prepare");
-        let backends = open_backends(&prepared.config).expect("backends");
-        let (stop, _reload, triggers) = Triggers::manual();
-        let options = ServerOptions {
-            admin_uids: vec![nix::unistd::geteuid().as_raw()],
-            read_gid: None,
-        };
-        let task = tokio::spawn(run_prepared(
-            prepared,
-            backends,
-            options,
-            triggers,
-            Instant::now(),
-        ));
-        for _ in 0..500 {
-            if self.socket().exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // The source opens the log at its end before lines are written.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        self.running = Some((stop, task));
+        self.running = Some(daemon_common::start(&self.config(), &self.socket()).await);
     }
 
     async fn stop(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            stop.send(true).expect("stop");
-            task.await.expect("join").expect("clean stop");
+        if let Some(running) = self.running.take() {
+            running.stop().await;
         }
     }
 
     fn offend(&self, addr: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.log())
-            .expect("log");
-        f.write_all(line(addr).as_bytes()).expect("append");
+        daemon_common::append(&self.log(), &line(addr));
     }
 
     async fn ask(&self, cmd: Command) -> Reply {
-        let socket = self.socket();
-        tokio::task::spawn_blocking(move || client::request(&socket, &cmd, Duration::from_secs(10)))
-            .await
-            .expect("join")
-            .expect("reply")
+        daemon_common::ask(&self.socket(), cmd).await
     }
 
     async fn bans(&self) -> Vec<BanEntry> {
-        let r = self.ask(Command::Bans { jail: None }).await;
-        assert!(r.ok, "{r:?}");
-        r.decode().expect("bans")
+        daemon_common::ok(&self.socket(), Command::Bans { jail: None }).await
     }
 
     async fn fleet(&self) -> FleetStatus {
-        let r = self.ask(Command::Fleet).await;
-        assert!(r.ok, "{r:?}");
-        r.decode().expect("fleet status")
+        daemon_common::ok(&self.socket(), Command::Fleet).await
     }
 
     /// Polls until `check` holds for this agent's bans, or gives up after 20 s;

@@ -112,6 +112,28 @@ pub fn exact_bans(pins: &PinDir) -> BTreeSet<IpAddr> {
     out
 }
 
+/// Every exact-address entry with its deadline (`expires_ns`, `CLOCK_MONOTONIC`, 0 =
+/// permanent), expired ones included; `None` while the maps are not pinned yet (an
+/// agent killed before its first load). Unlike [`exact_bans`] it never panics on a
+/// missing pin, for observers that run across agent crashes. Entries deleted during the walk are skipped.
+pub fn try_exact_entries(pins: &PinDir) -> Option<Vec<(IpAddr, u64)>> {
+    let open = |name: &str| -> Option<Map> {
+        let data = MapData::from_pin(pins.find(name)?).ok()?;
+        Map::from_map_data(data).ok()
+    };
+    let (v4, v6) = (open(MAP_BAN_V4)?, open(MAP_BAN_V6)?);
+    let mut out = Vec::new();
+    // An entry deleted between the key walk and its lookup is skipped.
+    for (k, v) in exact_map::<[u8; 4]>(MAP_BAN_V4, v4).iter().flatten() {
+        out.push((IpAddr::from(k), v.expires_ns));
+    }
+    // An entry deleted between the key walk and its lookup is skipped.
+    for (k, v) in exact_map::<[u8; 16]>(MAP_BAN_V6, v6).iter().flatten() {
+        out.push((IpAddr::from(k), v.expires_ns));
+    }
+    Some(out)
+}
+
 /// Writes an exact-address entry straight into the pinned map, behind the agent's
 /// back (`expires_ns` in `CLOCK_MONOTONIC`, 0 = permanent): how a test plants a
 /// stale or unknown ban for the agent's reconciliation to find.

@@ -43,6 +43,9 @@ enum Command {
     Bench(bench::Options),
     /// Rotation torture against the agent binary (dry-run backend): every line
     /// written must be read once; prints written/read/duplicates/lost per rotation style.
+    /// With --crash: kill -9 the agent (XDP and nftables, root) at random moments
+    /// during an offence flood; no applied ban lost, no expired ban kept, no banned
+    /// packet passed, store intact.
     Soak(soak::Options),
     /// Build the release binary, its man pages and completions, and the Debian
     /// package (target/debian/log2drop_VERSION_ARCH.deb) with cargo-deb.

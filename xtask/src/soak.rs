@@ -17,6 +17,12 @@
 //! was down and while it ran. Only 2 generations are kept, so a reader more than two
 //! rotations behind finds its file gone: such losses are counted, not failed. The agent runs with the dry-run backend and needs
 //! no privilege, so CI never has a reason to skip it.
+//!
+//! `--crash` runs the other soak instead, crash safety with kill -9 (see [`crash`]).
+
+mod crash;
+
+pub use crash::{WithoutRoot, run as crash};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -37,7 +43,8 @@ use crate::{host_target_dir, process};
 
 #[derive(Debug, Args)]
 pub struct Options {
-    /// The reduced form CI runs: 100 rotations and 2 restarts instead of 1,000 and 10.
+    /// The reduced form CI runs: 100 rotations and 2 restarts instead of 1,000 and 10
+    /// (with --crash: 10 kill -9 cycles instead of 100).
     #[arg(long)]
     pub quick: bool,
     /// Rotations to perform (overrides the default of the form chosen).
@@ -46,12 +53,20 @@ pub struct Options {
     /// Agent restarts sprinkled among the rotations (overrides the default).
     #[arg(long)]
     pub restarts: Option<u32>,
-    /// Seed of the pauses between rotations (printed by every run, to reproduce it).
+    /// Seed of the pauses between rotations (with --crash: of the kill moments, pauses
+    /// and jails); printed by every run, to reproduce it.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Keep the work directory (config, logs, state, agent output) afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Crash safety instead of rotation: kill -9 the agent (XDP and nftables, root)
+    /// at random moments during an offence flood and check every restart.
+    #[arg(long, conflicts_with_all = ["rotations", "restarts", "keep"])]
+    pub crash: bool,
+    /// With --crash: kill/restart cycles (default 100, or 10 with --quick).
+    #[arg(long, requires = "crash")]
+    pub cycles: Option<u32>,
 }
 
 /// The rotation styles, in the order the rotator cycles through them.
@@ -96,6 +111,9 @@ const WRITE_PAUSE: Duration = Duration::from_millis(2);
 const ROTATIONS_WHILE_DOWN: u32 = 3;
 
 pub fn run(opts: &Options) -> Result<()> {
+    if opts.crash {
+        return crash::run(opts, crash::WithoutRoot::Fail);
+    }
     let started = Instant::now();
     let rotations = opts
         .rotations

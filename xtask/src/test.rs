@@ -2,7 +2,9 @@
 //! eBPF build, formatting, clippy, clippy for the OpenBSD targets (nightly),
 //! unprivileged unit tests, agent build, then the privileged end-to-end tests (root
 //! only; under CI=true they must not be skipped), the reduced rotation soak
-//! (`cargo xtask soak --quick`, unprivileged), then the quick benchmark run,
+//! (`cargo xtask soak --quick`, unprivileged), the reduced crash soak
+//! (`cargo xtask soak --crash --quick`, root, skipped like the end-to-end tests),
+//! then the quick benchmark run,
 //! which keeps the benches compiling and working and asserts nothing about speed,
 //! then the Debian package check (`cargo xtask dist --check`: build, `dpkg -i`,
 //! `log2drop check` on the installed config, purge).
@@ -82,7 +84,22 @@ pub fn run(opts: &Options) -> Result<()> {
             restarts: None,
             seed: None,
             keep: false,
+            crash: false,
+            cycles: None,
         })?;
+        // Root (XDP): skips outside CI only, and says so.
+        soak::crash(
+            &soak::Options {
+                quick: true,
+                rotations: None,
+                restarts: None,
+                seed: None,
+                keep: false,
+                crash: true,
+                cycles: None,
+            },
+            soak::WithoutRoot::SkipOutsideCi,
+        )?;
     }
     if opts.unit_only || opts.skip_bench {
         eprintln!("==> skipping the quick bench (--unit-only or --skip-bench)");
@@ -197,7 +214,7 @@ fn cargo_step(what: &str, args: &[&str], fix: &str) -> Result<()> {
 }
 
 /// Whether the CI variable asks for CI behaviour (`true` or `1`, any case).
-fn is_ci(value: Option<&str>) -> bool {
+pub fn is_ci(value: Option<&str>) -> bool {
     value.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 

@@ -33,8 +33,11 @@ use crate::store::offences::Tally;
 const MAX_BATCH: usize = 4096;
 /// How often backends drop expired entries and old history is purged.
 const GC_EVERY: Duration = Duration::from_secs(60);
-/// How often source positions are committed when no decision carries them.
-const POSITIONS_EVERY: Duration = Duration::from_secs(5);
+/// How often source positions are committed when no decision carries them. Sources
+/// report a position after every read that found offences; alone, positions wait
+/// for this tick (a disk sync per read would be too many under a flood), with
+/// decisions they go at once, in the same transaction.
+const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 /// How often offence counts go to the store (sooner when the tally is full): each
 /// hand-over writes one row per distinct key, so the longer the interval, the
 /// more offences one row stands for under a sustained attack.
@@ -128,7 +131,7 @@ impl EngineTask {
                             }
                             n += 1;
                         }
-                        self.commit(None).await;
+                        self.commit_decisions().await;
                         if self.offences_full {
                             self.send_offences().await;
                         }
@@ -384,6 +387,15 @@ impl EngineTask {
         if self.enforcer.send(job).await.is_err() {
             tracing::error!("the commit thread is gone; decisions are not enforced");
         }
+    }
+
+    /// [`EngineTask::commit`] when there are decisions or schedule changes (the
+    /// pending positions go with them); positions alone wait for the flush tick.
+    async fn commit_decisions(&mut self) {
+        if self.pending.is_empty() && !self.engine.has_schedule_changes() {
+            return;
+        }
+        self.commit(None).await;
     }
 
     /// Hands pending decisions and positions to the commit thread; `done` is told
@@ -811,11 +823,12 @@ impl EngineTask {
         } else if prepared.config.fleet.is_some() {
             tracing::warn!("fleet: [fleet] added; the link starts at the next restart");
         }
+        // One commit records what the reload decided (bans the new allowlist
+        // lifts) and what the stopped sources read; nothing after it adds more.
         self.commit(None).await;
         self.send_offences().await;
         self.tally = tally_for(&prepared.config);
         self.config = prepared.config;
-        self.commit(None).await;
         self.count_active();
         Ok(ReloadReport {
             sources: diff.sources,

@@ -209,7 +209,10 @@ pub(super) fn run<M: LineMatcher>(
                     if p.cursor.is_some() {
                         cursor = p.cursor;
                     }
-                    if sent_at.elapsed() >= CURSOR_EVERY && cursor != sent {
+                    // Right after an offence, else every CURSOR_EVERY (see
+                    // `Emitter::offences_sent`).
+                    let offences_sent = emitter.take_offences_sent();
+                    if (offences_sent || sent_at.elapsed() >= CURSOR_EVERY) && cursor != sent {
                         if let Some(c) = &cursor {
                             emitter.send(SourceEvent::Position(SourcePosition::Journal {
                                 source: name.to_string(),

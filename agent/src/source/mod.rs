@@ -54,7 +54,8 @@ use crate::filter::Captures;
 /// seen when inotify says nothing (network filesystems, missed events).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How often a source reports its position while it keeps reading.
+/// How often a source reports its position while it keeps reading and finds no
+/// offence (after offences it reports at once).
 const POSITION_EVERY: Duration = Duration::from_secs(1);
 
 /// Most offences in one [`SourceEvent::Offences`]: the channel's bound, in
@@ -300,6 +301,11 @@ struct Emitter<M> {
     clock: LineClock,
     batch: Vec<Offence>,
     counts: LocalCounts,
+    /// Offences went to the engine since [`Emitter::take_offences_sent`]: the
+    /// source reports its position right after them, so the position that covers
+    /// the lines of a ban is saved with the ban (or moments later), and a crash
+    /// does not read those lines again once the ban has ended.
+    offences_sent: bool,
 }
 
 impl<M: LineMatcher> Emitter<M> {
@@ -320,6 +326,7 @@ impl<M: LineMatcher> Emitter<M> {
             clock: LineClock::new(),
             batch: Vec::new(),
             counts: LocalCounts::default(),
+            offences_sent: false,
         }
     }
 
@@ -375,6 +382,7 @@ impl<M: LineMatcher> Emitter<M> {
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(OFFENCES_PER_EVENT));
         self.send_now(SourceEvent::Offences(batch));
+        self.offences_sent = true;
         // The send may have waited for the engine.
         self.clock.expire();
     }
@@ -400,6 +408,11 @@ impl<M: LineMatcher> Emitter<M> {
 
     /// Sends `ev` after the offences read before it. Blocks while the engine is
     /// behind: back-pressure, not loss.
+    /// Whether offences were sent since the last call.
+    fn take_offences_sent(&mut self) -> bool {
+        std::mem::take(&mut self.offences_sent)
+    }
+
     fn send(&mut self, ev: SourceEvent) {
         self.flush();
         self.send_now(ev);
@@ -582,7 +595,9 @@ fn run_file_source<M: LineMatcher>(
             }
             still
         });
-        if stopping || sent_at.elapsed() >= POSITION_EVERY {
+        // Right after offences, else every POSITION_EVERY: see `offences_sent`.
+        let offences_sent = emitter.take_offences_sent();
+        if stopping || offences_sent || sent_at.elapsed() >= POSITION_EVERY {
             for (path, position) in set.positions() {
                 if sent.get(&path) != Some(&position) {
                     sent.insert(path.clone(), position);

@@ -22,24 +22,24 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).expect("write");
 }
 
+/// Source `auth` on `path`, polled every 20 ms, no saved position.
+fn auth_spec(path: &Path) -> FileSourceSpec {
+    FileSourceSpec {
+        name: Arc::from("auth"),
+        path: path.to_owned(),
+        options: FollowOptions::default(),
+        poll_interval: Duration::from_millis(20),
+        resume: HashMap::new(),
+    }
+}
+
 #[tokio::test]
 async fn thread_sends_offences_then_position_and_stops() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("auth.log");
     append(&path, "bad 192.0.2.1\n");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let handle = spawn_file_source(
-        FileSourceSpec {
-            name: Arc::from("auth"),
-            path: path.clone(),
-            options: FollowOptions::default(),
-            poll_interval: Duration::from_millis(20),
-            resume: HashMap::new(),
-        },
-        Fake,
-        tx,
-    )
-    .expect("spawn");
+    let handle = spawn_file_source(auth_spec(&path), Fake, tx).expect("spawn");
     // Give the thread its first poll (at end of file), then append.
     tokio::time::sleep(Duration::from_millis(100)).await;
     append(&path, "good 192.0.2.2\nbad 198.51.100.7\n");
@@ -446,4 +446,43 @@ async fn rotated_file_positions_go_through_the_channel_and_back() {
     tokio::task::spawn_blocking(move || handle.stop())
         .await
         .expect("stop");
+}
+
+/// Regression (crash soak, issue 16): a file source reported its position only
+/// every second, so a kill -9 within a second of a ban read the ban's lines again at
+/// the restart, and a ban that had ended by then was applied a second time. The
+/// position now follows the offences of each read at once: before any offence of
+/// a later read.
+#[tokio::test]
+async fn the_position_follows_the_offences_of_each_read_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("auth.log");
+    append(&path, "");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let handle = spawn_file_source(auth_spec(&path), Fake, tx).expect("spawn");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    append(&path, "bad 192.0.2.1\n");
+    let first_len = std::fs::metadata(&path).expect("meta").len();
+    assert!(matches!(
+        next_event(&mut rx).await,
+        SourceEvent::Offences(_)
+    ));
+    // The next read's offence comes only after the position of the first read.
+    append(&path, "bad 192.0.2.2\n");
+    match next_event(&mut rx).await {
+        SourceEvent::Position(SourcePosition::File { at, .. }) => {
+            assert_eq!(at.offset, first_len, "the position covers the first read");
+        }
+        other => panic!("expected the first read's position before anything else, got {other:?}"),
+    }
+    tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .expect("stop");
+}
+
+async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<SourceEvent>) -> SourceEvent {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("event in time")
+        .expect("channel open")
 }
