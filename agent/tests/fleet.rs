@@ -6,6 +6,7 @@
 //! Without `redis-server` on PATH (or at /usr/bin) the tests say so and return;
 //! under CI=true that is a failure (`.ci/run` installs it).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
