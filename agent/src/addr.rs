@@ -60,7 +60,7 @@ pub enum AddrError {
 /// zone ids, leading-zero IPv4 octets (`010.0.0.1`, ambiguous octal) and invalid
 /// UTF-8 are all refused. IPv4-mapped IPv6 (`::ffff:a.b.c.d`) comes back as IPv4.
 /// Does not allocate.
-pub fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
+pub(crate) fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
     if bytes.is_empty() || bytes.len() > MAX_ADDR_LEN {
         return None;
     }
@@ -195,14 +195,14 @@ fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
 }
 
 /// Longest DNS name, without the root's trailing dot.
-pub const MAX_HOST_NAME_LEN: usize = 253;
+pub(crate) const MAX_HOST_NAME_LEN: usize = 253;
 
 /// Whether `text` is a DNS host name that a log may hold where an address
 /// belongs (`use_dns`): labels of letters, digits and `-` (not at either end of
 /// a label), at most 63 bytes each, at least two labels, at most 253 bytes, an
 /// optional trailing dot, and a last label that is not all digits, so no
 /// address, whole or cut (`192.0.2`), passes. Does not allocate.
-pub fn is_host_name(text: &[u8]) -> bool {
+pub(crate) fn is_host_name(text: &[u8]) -> bool {
     let text = text.strip_suffix(b".").unwrap_or(text);
     if text.is_empty() || text.len() > MAX_HOST_NAME_LEN {
         return false;
@@ -227,7 +227,7 @@ pub fn is_host_name(text: &[u8]) -> bool {
 }
 
 /// Turns an IPv4-mapped IPv6 address into its IPv4 address; leaves others alone.
-pub fn normalise(addr: IpAddr) -> IpAddr {
+pub(crate) fn normalise(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V6(v6) => normalise_v6(v6),
         v4 => v4,
@@ -240,7 +240,7 @@ pub fn normalise(addr: IpAddr) -> IpAddr {
 /// broadcast are never sources, and unspecified means "no address": a log line
 /// naming one is a misconfiguration or a forgery, and a ban on it drops the
 /// host's own link-level traffic (IPv6 neighbour discovery) or nothing at all.
-pub fn never_banned(addr: IpAddr) -> Option<&'static str> {
+pub(crate) fn never_banned(addr: IpAddr) -> Option<&'static str> {
     match addr {
         IpAddr::V4(v4) if v4.is_unspecified() => Some("unspecified"),
         IpAddr::V4(v4) if v4.is_broadcast() => Some("broadcast"),

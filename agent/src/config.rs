@@ -24,20 +24,20 @@ use locate::Locator;
 /// Upper bound on `maxretry`: the engine keeps up to `maxretry` offence times per
 /// address and jail, and the number of tracked addresses is bounded, so this bounds
 /// memory.
-pub const MAX_MAXRETRY: u32 = 1000;
+pub(crate) const MAX_MAXRETRY: u32 = 1000;
 
 /// Upper bound on a jail's per-filter `weight`.
-pub const MAX_WEIGHT: u32 = 1000;
+pub(crate) const MAX_WEIGHT: u32 = 1000;
 
 /// Upper bound on `bantime_factor`: beyond it the second ban is already longer
 /// than any sensible `bantime_max`.
-pub const MAX_BANTIME_FACTOR: f64 = 1000.0;
+pub(crate) const MAX_BANTIME_FACTOR: f64 = 1000.0;
 
 /// Shortest `ipv6_prefix`: wider than a /48 site would ban other customers.
-pub const MIN_IPV6_PREFIX: u8 = 48;
+pub(crate) const MIN_IPV6_PREFIX: u8 = 48;
 
 /// Longest `ipv6_prefix`: a single address.
-pub const MAX_IPV6_PREFIX: u8 = 128;
+pub(crate) const MAX_IPV6_PREFIX: u8 = 128;
 
 /// One problem in a config file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +201,7 @@ fn resolve_relative_paths(cfg: &mut Config, config_path: &Path) {
 /// Where `keys` (a dotted path such as `agent.socket_group`) is written in the
 /// config file at `path`, for errors found after validation (a group that does
 /// not exist on this host). `None` if the file cannot be read again.
-pub fn position_of(path: &Path, keys: &[&str]) -> Option<locate::Position> {
+pub(crate) fn position_of(path: &Path, keys: &[&str]) -> Option<locate::Position> {
     let text = std::fs::read_to_string(path).ok()?;
     let (doc, _) = toml::de::DeTable::parse_recoverable(&text);
     let offset = Locator::new(Some(doc)).offset_of(&locate::KeyPath::of(keys));
@@ -294,39 +294,77 @@ impl Default for AgentConfig {
 }
 
 /// Default for `agent.history_retention`: one year.
-pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
+pub(crate) const DEFAULT_HISTORY_RETENTION_SECS: u64 = 365 * 86_400;
 
 /// Default for `agent.offence_rows`: about 10 MB of database.
 pub const DEFAULT_OFFENCE_ROWS: usize = 100_000;
 
 /// Default for `agent.max_tracked`.
-pub const DEFAULT_MAX_TRACKED: usize = 1_000_000;
+pub(crate) const DEFAULT_MAX_TRACKED: usize = 1_000_000;
 
+/// Declares a filter table holding the regex lists, one per role, that
+/// `[filters.NAME]` and each of its `modes` share: declared once here so the
+/// two cannot drift apart, as plain fields so the config file's positions stay
+/// on their keys (a `#[serde(flatten)]` struct would move every error in them
+/// to the table's header).
+macro_rules! filter_table {
+    ($(#[$attr:meta])* pub struct $name:ident { $($rest:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            /// Failure regexes: each line one of them matches is one failed
+            /// attempt. Each regex of every counting role must contain `<HOST>`
+            /// exactly once. All lists stay empty with `fail2ban`.
+            #[serde(default)]
+            pub regex: Vec<String>,
+            /// Session lines that show the session failed: they count once per
+            /// session, not when a line of the session already counted (see
+            /// `filter::session`).
+            #[serde(default)]
+            pub attempt: Vec<String>,
+            /// Session lines that only name the address: the session counts once
+            /// if it ends without a counted line.
+            #[serde(default)]
+            pub address: Vec<String>,
+            /// Lines that end a session: a pending `address` counts now.
+            #[serde(default)]
+            pub end: Vec<String>,
+            /// Lines that end a session without an offence (a login).
+            #[serde(default)]
+            pub success: Vec<String>,
+            /// Lines matching any of these never count (`<HOST>` optional).
+            #[serde(default)]
+            pub ignore: Vec<String>,
+            $($rest)*
+        }
+
+        impl $name {
+            /// The lists that count, in the order of `filter::Role::ALL`
+            /// (`regex`, `attempt`, `address`, `end`, `success`).
+            pub fn counting_lists(&self) -> [&Vec<String>; 5] {
+                [&self.regex, &self.attempt, &self.address, &self.end, &self.success]
+            }
+
+            /// Every list, mutable: the counting ones in their order, then `ignore`.
+            pub fn lists_mut(&mut self) -> [&mut Vec<String>; 6] {
+                [
+                    &mut self.regex,
+                    &mut self.attempt,
+                    &mut self.address,
+                    &mut self.end,
+                    &mut self.success,
+                    &mut self.ignore,
+                ]
+            }
+        }
+    };
+}
+
+filter_table! {
 /// `[filters.NAME]`. A name not defined here may still name a built-in filter
 /// (see `filter::builtin`); a table here with a built-in's name replaces it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
-    /// Failure regexes: each line one of them matches is one failed attempt.
-    /// Each regex of every role must contain `<HOST>` exactly once. All lists
-    /// stay empty with `fail2ban`.
-    #[serde(default)]
-    pub regex: Vec<String>,
-    /// Session lines that show the session failed: they count once per
-    /// session, not when a line of the session already counted (see
-    /// `filter::session`).
-    #[serde(default)]
-    pub attempt: Vec<String>,
-    /// Session lines that only name the address: the session counts once if it
-    /// ends without a counted line.
-    #[serde(default)]
-    pub address: Vec<String>,
-    /// Lines that end a session: a pending `address` counts now.
-    #[serde(default)]
-    pub end: Vec<String>,
-    /// Lines that end a session without an offence (a login).
-    #[serde(default)]
-    pub success: Vec<String>,
     /// How long a session may be idle before it ends. Default 5m.
     #[serde(default)]
     pub session_window: Option<String>,
@@ -349,9 +387,6 @@ pub struct FilterConfig {
     /// With `fail2ban`: the filter's options, as in `sshd[mode=aggressive]`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
-    /// Lines matching any of these never count.
-    #[serde(default)]
-    pub ignore: Vec<String>,
     /// What precedes the text the regexes match. Default `none`.
     #[serde(default)]
     pub prefix: LinePrefix,
@@ -379,33 +414,19 @@ pub struct FilterConfig {
     #[serde(default)]
     pub allow_rdns: Vec<String>,
 }
+}
 
-/// `[filters.NAME.modes.MODE]`: what a mode adds to the filter. Its regexes
-/// come before the filter's own, so a mode can give a line another role.
+filter_table! {
+/// `[filters.NAME.modes.MODE]`: what a mode adds to the filter, a list for
+/// each of the filter's. Its regexes come before the filter's own, so a mode
+/// can give a line another role.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterMode {
     /// One line saying what the mode adds.
     #[serde(default)]
     pub description: String,
-    /// Added failure regexes.
-    #[serde(default)]
-    pub regex: Vec<String>,
-    /// Added `attempt` regexes.
-    #[serde(default)]
-    pub attempt: Vec<String>,
-    /// Added `address` regexes.
-    #[serde(default)]
-    pub address: Vec<String>,
-    /// Added `end` regexes.
-    #[serde(default)]
-    pub end: Vec<String>,
-    /// Added `success` regexes.
-    #[serde(default)]
-    pub success: Vec<String>,
-    /// Added `ignore` regexes.
-    #[serde(default)]
-    pub ignore: Vec<String>,
+}
 }
 
 /// `[filters.NAME] prefix`: the part of a line before what the regexes match.
@@ -469,7 +490,7 @@ impl SourceConfig {
     /// `path` names exists, else `journal` (always `file` where there is no
     /// journal). Decided when the source starts (start, or a reload that
     /// restarts it).
-    pub fn resolved_kind(&self) -> SourceKind {
+    pub(crate) fn resolved_kind(&self) -> SourceKind {
         match self.kind {
             SourceKind::Auto => {
                 let exists =
@@ -505,12 +526,12 @@ pub enum SourceKind {
 }
 
 /// Default of `max_line_bytes`.
-pub const DEFAULT_MAX_LINE_BYTES: usize = crate::source::line::DEFAULT_MAX_LINE;
+pub(crate) const DEFAULT_MAX_LINE_BYTES: usize = crate::source::line::DEFAULT_MAX_LINE;
 /// Smallest `max_line_bytes`: below this real log lines would be cut.
-pub const MIN_MAX_LINE_BYTES: usize = 256;
+pub(crate) const MIN_MAX_LINE_BYTES: usize = 256;
 /// Largest `max_line_bytes`: each source keeps up to this many bytes per
 /// unfinished line, per followed file.
-pub const MAX_MAX_LINE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_MAX_LINE_BYTES: usize = 1 << 20;
 
 fn default_max_line_bytes() -> usize {
     DEFAULT_MAX_LINE_BYTES
@@ -597,13 +618,13 @@ pub struct AccessConfig {
 impl JailConfig {
     /// How long a ban lasts: `access.block` when timed access is set, else
     /// `bantime`.
-    pub fn ban_length(&self) -> std::time::Duration {
+    pub(crate) fn ban_length(&self) -> std::time::Duration {
         self.access.map_or(self.bantime, |a| a.block).get()
     }
 
     /// How much later than its threshold a ban starts: `access.allow` when
     /// timed access is set, else `ban_delay`; `None` bans at once.
-    pub fn delay(&self) -> Option<std::time::Duration> {
+    pub(crate) fn delay(&self) -> Option<std::time::Duration> {
         self.access
             .map(|a| a.allow)
             .or(self.ban_delay)
@@ -686,7 +707,7 @@ fn default_history() -> HumanDuration {
     HumanDuration::from_secs(90 * 86_400)
 }
 /// Default for `ipv6_prefix`: one host owns a /64.
-pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+pub(crate) const DEFAULT_IPV6_PREFIX: u8 = 64;
 fn default_ipv6_prefix() -> u8 {
     DEFAULT_IPV6_PREFIX
 }

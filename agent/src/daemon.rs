@@ -224,7 +224,7 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
 }
 
 /// Opens backend `kind` of `cfg`, if it is configured.
-pub fn open_backend(
+pub(crate) fn open_backend(
     cfg: &BackendsConfig,
     kind: BackendKind,
 ) -> Result<Option<Box<dyn Backend>>, DaemonError> {
@@ -234,7 +234,7 @@ pub fn open_backend(
 }
 
 /// An opened backend and which one it is.
-pub type Opened = (BackendKind, Box<dyn Backend>);
+pub(crate) type Opened = (BackendKind, Box<dyn Backend>);
 
 /// Opens every configured backend, in the config's order.
 pub fn open_backends(cfg: &Config) -> Result<Vec<Opened>, DaemonError> {
@@ -507,7 +507,9 @@ pub async fn run_prepared(
         Some(fc) => {
             let settings = fc.build().map_err(crate::fleet::FleetError::from)?;
             let cursor = positions.fleet_id(&settings.stream);
-            Some(crate::fleet::Fleet::start_with(settings, cursor)?)
+            let fleet = crate::fleet::Fleet::start_with(settings, cursor)?;
+            metrics.watch_fleet(fleet.probe());
+            Some(fleet)
         }
     };
     let mut enforcer = Enforcer {

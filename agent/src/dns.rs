@@ -87,11 +87,11 @@ pub struct DnsConfig {
 }
 
 /// Default `[dns] cache_size`.
-pub const DEFAULT_CACHE_SIZE: usize = 4096;
+pub(crate) const DEFAULT_CACHE_SIZE: usize = 4096;
 /// Largest `[dns] cache_size`: each entry holds a name and its addresses.
-pub const MAX_CACHE_SIZE: usize = 1 << 20;
+pub(crate) const MAX_CACHE_SIZE: usize = 1 << 20;
 /// Largest `[dns] max_in_flight`.
-pub const MAX_IN_FLIGHT: usize = 1024;
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
 
 impl Default for DnsConfig {
     fn default() -> Self {
@@ -129,7 +129,7 @@ impl DnsConfig {
     }
 
     /// The cache and concurrency bounds.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             timeout: self.timeout.get(),
             cache_size: self.cache_size,
@@ -146,7 +146,7 @@ impl DnsConfig {
 }
 
 /// `ADDRESS`, `ADDRESS:PORT` or `[V6]:PORT`; port 53 by default.
-pub fn parse_server(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_server(text: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
@@ -315,12 +315,12 @@ impl Backend for Unavailable {
 }
 
 /// Lower case, without the root's trailing dot.
-pub fn canonical(name: &str) -> String {
+pub(crate) fn canonical(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
 /// Whether `name` (canonical) is `domain` or inside it, at a label boundary.
-pub fn in_domain(name: &str, domain: &str) -> bool {
+pub(crate) fn in_domain(name: &str, domain: &str) -> bool {
     let domain = canonical(domain);
     name == domain
         || name
@@ -446,7 +446,7 @@ impl<B: Backend> Lookups<B> {
     }
 
     /// The bounds in force.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
 

@@ -132,7 +132,7 @@ pub struct BanReason {
 
 /// A ban asked for by hand (`log2drop ban`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManualBan {
+pub(crate) struct ManualBan {
     /// Address or prefix.
     pub target: IpNet,
     /// How long; `None` means the jail's `bantime` when `jail` is given, else
@@ -148,7 +148,7 @@ pub struct ManualBan {
 /// One past ban, as the store's history gives it back at start, so escalation
 /// and subnet escalation remember bans from before a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
+pub(crate) struct HistoryEntry {
     /// The banned address or prefix.
     pub target: IpNet,
     /// The jail that banned it (escalation counts bans by any jail).
@@ -167,11 +167,11 @@ pub enum Decision {
 }
 
 /// The jail name manual bans (`log2drop ban`) are filed under; reserved in config.
-pub const MANUAL_JAIL: &str = "manual";
+pub(crate) const MANUAL_JAIL: &str = "manual";
 
 /// The jail name bans received from the fleet are filed under; reserved in
 /// config. Their backends are `fleet.backends`.
-pub const FLEET_JAIL: &str = "fleet";
+pub(crate) const FLEET_JAIL: &str = "fleet";
 
 /// A ban another host published to the fleet, as it arrives here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +188,7 @@ pub struct RemoteBan {
 
 /// Why a remote ban was not enforced here. Each is counted by the fleet link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FleetRefusal {
+pub(crate) enum FleetRefusal {
     /// It covers an allowlisted address or one of this host's own addresses.
     #[error("it overlaps the allowlist")]
     Allowlisted,
@@ -616,7 +616,7 @@ impl Engine {
     /// addresses carry over (when still wanted), and so do resolved host names if
     /// the new config names the same hosts and [`Engine::set_allow_hosts`] was not
     /// called on this engine yet.
-    pub fn carry_over(
+    pub(crate) fn carry_over(
         &mut self,
         old: Engine,
         keep_jails: &BTreeSet<String>,
@@ -715,7 +715,7 @@ impl Engine {
 
     /// [`Engine::offence`] with the line's named captures: a ban this offence
     /// causes carries them in its reason. They are cloned only when a ban fires.
-    pub fn offence_with(
+    pub(crate) fn offence_with(
         &mut self,
         filter: &str,
         addr: IpAddr,
@@ -733,7 +733,7 @@ impl Engine {
     /// allowlisted (loopback, the host's own, `agent.allow`) or never banned
     /// (link-local, multicast...), none counts: a name pointing at us and at a
     /// victim must get nobody banned. Returns that address, if any.
-    pub fn offence_by_name(
+    pub(crate) fn offence_by_name(
         &mut self,
         filter: &str,
         addrs: &[IpAddr],
@@ -850,7 +850,7 @@ impl Engine {
     }
 
     /// The jails `filter` feeds, comma separated (empty when none).
-    pub fn jails_of(&self, filter: &str) -> String {
+    pub(crate) fn jails_of(&self, filter: &str) -> String {
         self.jails_by_filter
             .get(filter)
             .map(|f| {
@@ -889,7 +889,7 @@ impl Engine {
     /// allowlist (`force`, logged; the ban is marked `forced`). Banning a target
     /// that is already banned replaces that ban. Manual bans count as earlier bans
     /// for escalation.
-    pub fn manual_ban(
+    pub(crate) fn manual_ban(
         &mut self,
         req: &ManualBan,
         now: SystemTime,
@@ -968,7 +968,7 @@ impl Engine {
     /// `max_prefix` (IPv4, IPv6 prefix lengths). `Ok(None)` when nothing changes:
     /// already expired, already covered by a ban at least as long, or banned here
     /// by this host itself (a local ban is never replaced by a remote one).
-    pub fn fleet_ban(
+    pub(crate) fn fleet_ban(
         &mut self,
         remote: &RemoteBan,
         max_prefix: (u8, u8),
@@ -1021,7 +1021,7 @@ impl Engine {
     /// Lifts the fleet's ban on exactly `target` when `node` shared it; with
     /// `node` `None` (`unban --fleet` somewhere in the fleet) lifts whatever ban
     /// is on `target`, this host's own included.
-    pub fn fleet_unban(&mut self, target: IpNet, node: Option<&str>) -> Option<Decision> {
+    pub(crate) fn fleet_unban(&mut self, target: IpNet, node: Option<&str>) -> Option<Decision> {
         let target = normalise_net(target);
         let ban = self.bans.get(&target)?;
         let lift = match node {
@@ -1078,7 +1078,7 @@ impl Engine {
 
     /// When [`Engine::expire`] next has something to do: the earliest ban
     /// deadline or scheduled ban.
-    pub fn next_expiry(&self) -> Option<SystemTime> {
+    pub(crate) fn next_expiry(&self) -> Option<SystemTime> {
         let deadline = self.bans.next_deadline();
         let due = self.pending_due.first().map(|(t, _, _)| *t);
         match (deadline, due) {
@@ -1100,12 +1100,12 @@ impl Engine {
 
     /// Active bans per jail name (manual bans under [`MANUAL_JAIL`]); jails with
     /// none are absent.
-    pub fn bans_per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
+    pub(crate) fn bans_per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
         self.bans.per_jail()
     }
 
     /// The active ban on exactly `target`, if any.
-    pub fn ban_on(&self, target: IpNet) -> Option<Ban> {
+    pub(crate) fn ban_on(&self, target: IpNet) -> Option<Ban> {
         self.bans.get(&normalise_net(target))
     }
 
@@ -1126,7 +1126,7 @@ impl Engine {
     }
 
     /// [`Engine::restore`] for one ban; returns it if the allowlist refused it.
-    pub fn restore_one(&mut self, mut ban: Ban, now: SystemTime) -> Option<Ban> {
+    pub(crate) fn restore_one(&mut self, mut ban: Ban, now: SystemTime) -> Option<Ban> {
         if ban.until.is_some_and(|u| u <= now) {
             return None;
         }
@@ -1181,7 +1181,7 @@ impl Engine {
     /// Changes to the schedule of delayed bans since the last call, for the
     /// store: recorded with the decisions of the same batch, so a restart
     /// neither forgets a scheduled ban nor brings back one already in force.
-    pub fn take_schedule_changes(&mut self) -> Vec<ScheduleChange> {
+    pub(crate) fn take_schedule_changes(&mut self) -> Vec<ScheduleChange> {
         std::mem::take(&mut self.schedule_changes)
     }
 
@@ -1189,7 +1189,7 @@ impl Engine {
     /// no longer delays is dropped (and its removal handed out for the store);
     /// one that fell due while the agent was down goes into force at the next
     /// [`Engine::expire`]. The allowlist is applied then too.
-    pub fn restore_scheduled(&mut self, list: Vec<ScheduledBan>) {
+    pub(crate) fn restore_scheduled(&mut self, list: Vec<ScheduledBan>) {
         for b in list {
             let j = self
                 .jails
@@ -1218,7 +1218,7 @@ impl Engine {
     /// Loads past bans (from the store's history) so escalation and subnet
     /// escalation count bans from before a restart. Entries older than any jail
     /// looks back are skipped; call once at start, before offences arrive.
-    pub fn restore_history(&mut self, mut entries: Vec<HistoryEntry>, now: SystemTime) {
+    pub(crate) fn restore_history(&mut self, mut entries: Vec<HistoryEntry>, now: SystemTime) {
         let Some(keep) = self.history_keep else {
             return;
         };
@@ -1233,14 +1233,14 @@ impl Engine {
     /// How far back the engine needs ban history: the longest `history` of a jail
     /// that escalates, or `within` of a subnet escalation; `None` when no jail
     /// looks back (the daemon then need not load any).
-    pub fn history_window(&self) -> Option<Duration> {
+    pub(crate) fn history_window(&self) -> Option<Duration> {
         self.history_keep
     }
 
     /// Replaces the host's own addresses in the allowlist (from rtnetlink, see
     /// [`crate::ownaddrs`]); ignored when `agent.allow_own_addresses = false`.
     /// Bans now covering an own address are lifted into `out` (forced ones stay).
-    pub fn set_own_addresses(&mut self, addrs: Vec<IpAddr>, out: &mut Vec<Decision>) {
+    pub(crate) fn set_own_addresses(&mut self, addrs: Vec<IpAddr>, out: &mut Vec<Decision>) {
         if !self.own_enabled {
             return;
         }
@@ -1268,7 +1268,7 @@ impl Engine {
 
     /// The backends that enforce `jail`'s bans; empty means every backend (also
     /// for manual bans and jails no longer configured).
-    pub fn jail_backends(&self, jail: &str) -> &[String] {
+    pub(crate) fn jail_backends(&self, jail: &str) -> &[String] {
         self.jails
             .iter()
             .find(|j| &*j.name == jail)
@@ -1293,7 +1293,7 @@ impl Engine {
     }
 
     /// True if a ban covers `addr` (its own, or a prefix containing it).
-    pub fn is_banned(&self, addr: IpAddr) -> bool {
+    pub(crate) fn is_banned(&self, addr: IpAddr) -> bool {
         self.covered(&IpNet::from(addr::normalise(addr)))
     }
 

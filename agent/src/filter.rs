@@ -226,14 +226,7 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
                 ),
             ));
         }
-        let lists = [
-            (Role::Failure, &mode.regex),
-            (Role::Attempt, &mode.attempt),
-            (Role::Address, &mode.address),
-            (Role::End, &mode.end),
-            (Role::Success, &mode.success),
-        ];
-        for (role, list) in lists {
+        for (role, list) in Role::ALL.into_iter().zip(mode.counting_lists()) {
             for (i, re) in list.iter().enumerate() {
                 if let Err(e) = check_pattern(re, HostRule::Required) {
                     out.push(("modes", format!("{name}.{}[{i}]: {e}", role.key())));
@@ -446,17 +439,10 @@ pub fn with_mode(cfg: &FilterConfig, mode: &str) -> Option<FilterConfig> {
         return Some(out);
     }
     let m = cfg.modes.get(mode)?;
-    let front = |extra: &[String], own: &mut Vec<String>| {
-        let mut v = extra.to_vec();
-        v.append(own);
-        *own = v;
-    };
-    front(&m.regex, &mut out.regex);
-    front(&m.attempt, &mut out.attempt);
-    front(&m.address, &mut out.address);
-    front(&m.end, &mut out.end);
-    front(&m.success, &mut out.success);
-    front(&m.ignore, &mut out.ignore);
+    let extra = m.counting_lists().into_iter().chain([&m.ignore]);
+    for (own, extra) in out.lists_mut().into_iter().zip(extra) {
+        own.splice(0..0, extra.iter().cloned());
+    }
     Some(out)
 }
 
@@ -491,13 +477,8 @@ pub fn resolve(
 
 /// A filter's regex lists, by role, in the order they are compiled.
 fn role_lists(cfg: &FilterConfig) -> [(Role, &[String]); 5] {
-    [
-        (Role::Failure, &cfg.regex),
-        (Role::Attempt, &cfg.attempt),
-        (Role::Address, &cfg.address),
-        (Role::End, &cfg.end),
-        (Role::Success, &cfg.success),
-    ]
+    let lists = cfg.counting_lists();
+    std::array::from_fn(|i| (Role::ALL[i], lists[i].as_slice()))
 }
 
 fn builder() -> meta::Builder {

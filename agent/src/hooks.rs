@@ -33,10 +33,10 @@ use crate::engine::{Decision, Origin};
 use crate::filter::{Captures, capture};
 
 /// Most hooks running at once, over all jails.
-pub const MAX_RUNNING: usize = 64;
+pub(crate) const MAX_RUNNING: usize = 64;
 
 /// Placeholders an `exec` argument may contain.
-pub const PLACEHOLDERS: &[&str] = &[
+pub(crate) const PLACEHOLDERS: &[&str] = &[
     "address", "jail", "event", "origin", "since", "until", "filter", "user", "captures",
 ];
 
@@ -75,7 +75,7 @@ pub enum WebhookError {
 
 /// A parsed `http://HOST[:PORT]/PATH?QUERY` webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl {
+pub(crate) struct WebhookUrl {
     /// Host name or address, without IPv6 brackets.
     pub host: String,
     /// TCP port (80 unless given).
@@ -133,7 +133,7 @@ impl WebhookUrl {
 
 /// Checks an `exec` argument template: every `{NAME}` is a known placeholder;
 /// `{{` and `}}` stand for literal braces.
-pub fn check_template(arg: &str) -> Result<(), String> {
+pub(crate) fn check_template(arg: &str) -> Result<(), String> {
     let mut rest = arg;
     while let Some(i) = rest.find(['{', '}']) {
         let after = &rest[i + 1..];
@@ -356,7 +356,7 @@ impl Hooks {
 
     /// The hooks of a new config (reload) sharing this one's counters and its
     /// bound on running hooks, so hooks still running count against it.
-    pub fn with_config(&self, cfg: &Config) -> Result<Hooks, WebhookError> {
+    pub(crate) fn with_config(&self, cfg: &Config) -> Result<Hooks, WebhookError> {
         let fresh = Hooks::from_config(cfg, self.runtime.clone())?;
         Ok(Hooks {
             jails: fresh.jails,
@@ -446,7 +446,7 @@ impl Hooks {
 
 /// Runs `argv` without a shell, in its own process group, killing the group at
 /// the timeout.
-pub async fn run_exec(argv: Vec<String>, timeout: Duration) -> Outcome {
+pub(crate) async fn run_exec(argv: Vec<String>, timeout: Duration) -> Outcome {
     let Some((program, args)) = argv.split_first() else {
         return Outcome::Failed("empty argv".into());
     };
@@ -483,7 +483,7 @@ pub async fn run_exec(argv: Vec<String>, timeout: Duration) -> Outcome {
 }
 
 /// POSTs `body` (JSON) to `url`; 2xx is success. Bounded by `timeout` as a whole.
-pub async fn post_webhook(url: WebhookUrl, body: Vec<u8>, timeout: Duration) -> Outcome {
+pub(crate) async fn post_webhook(url: WebhookUrl, body: Vec<u8>, timeout: Duration) -> Outcome {
     match tokio::time::timeout(timeout, post(&url, &body)).await {
         Ok(Ok(status)) if (200..300).contains(&status) => Outcome::Ok,
         Ok(Ok(status)) => Outcome::Failed(format!(

@@ -7,11 +7,11 @@
 use std::time::{Duration, SystemTime};
 
 /// Default interval between two messages of one kind.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// One kind of message. Time is passed in, so tests drive it.
 #[derive(Debug, Clone)]
-pub struct LogLimit {
+pub(crate) struct LogLimit {
     interval: Duration,
     next: Option<SystemTime>,
     suppressed: u64,

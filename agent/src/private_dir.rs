@@ -136,7 +136,7 @@ fn trusted_uid(uid: u32) -> bool {
 /// Whether the file at `path` belongs to root (or the agent's uid) and no other
 /// user may write it. Used for files inside a checked directory that another
 /// process could have created before the directory was made safe.
-pub fn check_file(path: &Path) -> Result<(), DirError> {
+pub(crate) fn check_file(path: &Path) -> Result<(), DirError> {
     let meta = fs::symlink_metadata(path).map_err(|source| DirError::Io {
         action: "inspect",
         path: path.to_path_buf(),

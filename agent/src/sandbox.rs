@@ -29,7 +29,7 @@ const DEFAULT_PATH: &[&str] = &[
 
 /// The promises and paths the agent keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// pledge(2) promises, space-separated.
     pub promises: String,
     /// unveil(2) paths with their permissions (`r`, `w`, `x`, `c`).
@@ -38,7 +38,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// What the agent running `cfg` (read from `config_path`) needs after start-up.
-    pub fn for_config(cfg: &Config, config_path: &Path) -> Sandbox {
+    pub(crate) fn for_config(cfg: &Config, config_path: &Path) -> Sandbox {
         // stdio: I/O on open descriptors, threads, time; rpath wpath cpath flock:
         // the state database (and its WAL), the socket, reading logs and the
         // config at reload; unix: the control socket.
@@ -156,7 +156,7 @@ impl Sandbox {
     /// Whether a running agent in this sandbox can take a config needing `new`:
     /// a forbidden call would get it killed (pledge) or fail (unveil). Always
     /// fine where there is no sandbox.
-    pub fn admits(&self, new: &Sandbox) -> Result<(), String> {
+    pub(crate) fn admits(&self, new: &Sandbox) -> Result<(), String> {
         let missing = if cfg!(target_os = "openbsd") {
             self.missing(new)
         } else {

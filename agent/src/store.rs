@@ -246,7 +246,8 @@ impl Store {
     }
 
     /// The schema version in the file.
-    pub fn schema_version(&self) -> Result<i64, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn schema_version(&self) -> Result<i64, StoreError> {
         read_version(&self.conn).map_err(self.sql())
     }
 
@@ -287,7 +288,7 @@ impl Store {
 
     /// [`Store::active_bans`] one at a time, oldest first, without holding them
     /// all: a restart with a million bans hands each straight to the engine.
-    pub fn for_each_active_ban(
+    pub(crate) fn for_each_active_ban(
         &self,
         now: SystemTime,
         each: impl FnMut(Ban),
@@ -298,7 +299,7 @@ impl Store {
     /// The stored bans whose deadline passed by `now` (while the agent was down),
     /// one at a time, before [`Store::prune_expired`] deletes them: their unban
     /// hooks still have to run.
-    pub fn for_each_expired_ban(
+    pub(crate) fn for_each_expired_ban(
         &self,
         now: SystemTime,
         each: impl FnMut(Ban),
@@ -389,7 +390,7 @@ impl Store {
 
     /// Deletes active rows whose deadline passed (for example while the agent was
     /// down) and closes their history rows at their deadline. Returns how many.
-    pub fn prune_expired(&mut self, now: SystemTime) -> Result<usize, StoreError> {
+    pub(crate) fn prune_expired(&mut self, now: SystemTime) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -414,8 +415,13 @@ impl Store {
     }
 
     /// How many bans `target` received that started at or after `since` (for
-    /// escalation of repeat offenders).
-    pub fn ban_count_since(&self, target: &IpNet, since: SystemTime) -> Result<u64, StoreError> {
+    /// escalation of repeat offenders). Only the tests ask it now.
+    #[cfg(test)]
+    pub(crate) fn ban_count_since(
+        &self,
+        target: &IpNet,
+        since: SystemTime,
+    ) -> Result<u64, StoreError> {
         self.conn
             .query_row(
                 "SELECT COUNT(*) FROM ban_history WHERE target = ?1 AND since >= ?2",
@@ -430,7 +436,10 @@ impl Store {
     /// escalation of repeat offenders counts ([`crate::engine::Engine::restore_history`]).
     /// One row per ban (an extended ban is one row). Rows whose target does not
     /// parse are skipped with a warning.
-    pub fn ban_history_since(&self, since: SystemTime) -> Result<Vec<HistoryEntry>, StoreError> {
+    pub(crate) fn ban_history_since(
+        &self,
+        since: SystemTime,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -466,7 +475,7 @@ impl Store {
     /// Deletes history rows of bans that ended before `before` (the retention
     /// horizon). Rows of bans still running are kept whatever their age. Returns
     /// how many went.
-    pub fn purge_history(&mut self, before: SystemTime) -> Result<usize, StoreError> {
+    pub(crate) fn purge_history(&mut self, before: SystemTime) -> Result<usize, StoreError> {
         self.conn
             .execute(
                 "DELETE FROM ban_history WHERE ended IS NOT NULL AND ended < ?1",
@@ -476,7 +485,7 @@ impl Store {
     }
 
     /// Rows in the ban history (for `stats`).
-    pub fn history_len(&self) -> Result<u64, StoreError> {
+    pub(crate) fn history_len(&self) -> Result<u64, StoreError> {
         self.conn
             .query_row("SELECT COUNT(*) FROM ban_history", [], |r| {
                 r.get::<_, i64>(0)
@@ -487,7 +496,7 @@ impl Store {
 
     /// Adds aggregated offence counts in one transaction and trims the table to
     /// `max_rows` (see [`offences`]).
-    pub fn add_offences(
+    pub(crate) fn add_offences(
         &mut self,
         counts: &[OffenceCount],
         max_rows: usize,
@@ -509,7 +518,7 @@ impl Store {
 
     /// Deletes offence counts of days that ended before `before`; returns how
     /// many rows went.
-    pub fn purge_offences(&mut self, before: SystemTime) -> Result<usize, StoreError> {
+    pub(crate) fn purge_offences(&mut self, before: SystemTime) -> Result<usize, StoreError> {
         offences::purge(&self.conn, before).map_err(self.sql())
     }
 

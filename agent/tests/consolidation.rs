@@ -3,11 +3,9 @@
 //! takes both filters; a jail with weights scores across the logs the same way.
 //! Runs unprivileged (dry-run backend, control socket in a temp dir).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command};
 
 mod daemon_common;
@@ -66,27 +64,11 @@ filters = ["web-probe"]
     }
 
     fn append(&self, log: &str, line: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.path(log))
-            .expect("open log");
-        writeln!(f, "{line}").expect("append");
+        daemon_common::append(&self.path(log), &format!("{line}\n"));
     }
 
     async fn bans(&self) -> Vec<BanEntry> {
-        let socket = self.socket();
-        let reply = tokio::task::spawn_blocking(move || {
-            client::request(
-                &socket,
-                &Command::Bans { jail: None },
-                Duration::from_secs(5),
-            )
-        })
-        .await
-        .expect("join")
-        .expect("reply");
-        assert!(reply.ok, "{reply:?}");
-        reply.decode().expect("ban list")
+        daemon_common::ok(&self.socket(), Command::Bans { jail: None }).await
     }
 
     async fn wait_for_bans(&self, n: usize) -> Vec<BanEntry> {

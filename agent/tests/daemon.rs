@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
-
-use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command, ReloadReport, Reply, Stats, Status};
 use log2drop::control::server::ServerOptions;
-use log2drop::daemon::{DaemonError, Triggers, open_backends, prepare, run_prepared};
+use log2drop::daemon::{Triggers, open_backends, prepare, run_prepared};
 use log2drop::store::{Batch, Store};
+
+mod daemon_common;
+use daemon_common::Running;
 
 const BASE: &str = r#"
 [agent]
@@ -37,19 +37,6 @@ bantime = "1h"
 
 struct Lab {
     dir: tempfile::TempDir,
-}
-
-struct Running {
-    stop: watch::Sender<bool>,
-    reload: mpsc::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), DaemonError>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.send(true).expect("stop");
-        self.task.await.expect("join").expect("clean stop");
-    }
 }
 
 fn line(addr: &str) -> String {
@@ -112,52 +99,20 @@ impl Lab {
     }
 
     fn append(&self, text: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.log())
-            .expect("open log");
-        f.write_all(text.as_bytes()).expect("append");
+        daemon_common::append(&self.log(), text);
     }
 
     /// Starts the daemon and waits until its socket answers.
     async fn start(&self) -> Running {
-        let prepared = prepare(&self.config()).expect("prepare");
-        let backends = open_backends(&prepared.config).expect("backends");
-        let (stop, reload, triggers) = Triggers::manual();
-        let options = ServerOptions {
-            admin_uids: vec![nix::unistd::geteuid().as_raw()],
-            read_gid: None,
-        };
-        let task = tokio::spawn(run_prepared(
-            prepared,
-            backends,
-            options,
-            triggers,
-            Instant::now(),
-        ));
-        for _ in 0..500 {
-            if self.socket().exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Let the source open the file at its end before lines are written.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Running { stop, reload, task }
+        daemon_common::start(&self.config(), &self.socket()).await
     }
 
     async fn ask(&self, cmd: Command) -> Reply {
-        let socket = self.socket();
-        tokio::task::spawn_blocking(move || client::request(&socket, &cmd, Duration::from_secs(10)))
-            .await
-            .expect("join")
-            .expect("reply")
+        daemon_common::ask(&self.socket(), cmd).await
     }
 
     async fn ok<T: serde::de::DeserializeOwned>(&self, cmd: Command) -> T {
-        let reply = self.ask(cmd).await;
-        assert!(reply.ok, "{reply:?}");
-        reply.decode().expect("reply shape")
+        daemon_common::ok(&self.socket(), cmd).await
     }
 
     async fn bans(&self) -> Vec<BanEntry> {
@@ -494,6 +449,45 @@ maxretry = 3
     agent.stop().await;
 }
 
+/// A reload that lifts a ban records the lift, and what the stopped sources
+/// read, in one store commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_lifts_a_ban_commits_to_the_store_once() {
+    let lab = Lab::new();
+    let agent = lab.start().await;
+    lab.append(&line("198.51.100.7").repeat(3));
+    assert_eq!(lab.wait_bans(&["198.51.100.7"]).await, ["198.51.100.7"]);
+    // Settled: the commit count no longer moves.
+    let mut commits = u64::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stats: Stats = lab.ok(Command::Stats).await;
+        if stats.store_commits == commits {
+            break;
+        }
+        commits = stats.store_commits;
+    }
+
+    let config = std::fs::read_to_string(lab.config()).expect("read");
+    std::fs::write(
+        lab.config(),
+        config.replace(
+            "\"192.0.2.0/24\"]",
+            "\"192.0.2.0/24\", \"198.51.100.0/24\"]",
+        ),
+    )
+    .expect("edit");
+    let report: ReloadReport = lab.ok(Command::Reload).await;
+    assert_eq!(report.lifted, 1, "{report:?}");
+    let stats: Stats = lab.ok(Command::Stats).await;
+    assert_eq!(stats.store_commits, commits + 1, "{stats:?}");
+    agent.stop().await;
+
+    // The lift is in the store.
+    let store = Store::open(&lab.dir.path().join("state")).expect("store");
+    assert_eq!(store.active_bans(SystemTime::now()).expect("bans").len(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_hooks_never_delay_a_ban_and_the_webhook_gets_the_event() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -625,11 +619,7 @@ async fn flush_stops_the_agent_and_keeps_the_stored_bans() {
     let report: log2drop::control::protocol::FlushReport = reply.decode().expect("report");
     assert!(report.stopping);
     assert_eq!(report.backends, [("dry-run".to_owned(), 0)]);
-    tokio::time::timeout(Duration::from_secs(10), agent.task)
-        .await
-        .expect("the agent stops after a flush")
-        .expect("join")
-        .expect("clean stop");
+    agent.stopped(Duration::from_secs(10)).await;
     let store = Store::open(&lab.dir.path().join("state")).expect("store");
     assert_eq!(store.active_bans(SystemTime::now()).expect("bans").len(), 1);
 }

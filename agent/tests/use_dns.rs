@@ -6,13 +6,11 @@
 //! DNS. Without dnsmasq a test says so and returns, except under CI=true
 //! (.ci/run installs it), where that is a failure.
 
-use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use log2drop::control::client;
 use log2drop::control::protocol::{BanEntry, Command as Ctl, Stats};
 
 mod daemon_common;
@@ -322,23 +320,11 @@ maxretry = 1
     }
 
     fn append(&self, log: &str, line: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.path(log))
-            .expect("open log");
-        writeln!(f, "{line}").expect("append");
+        daemon_common::append(&self.path(log), &format!("{line}\n"));
     }
 
     async fn ask<T: serde::de::DeserializeOwned>(&self, cmd: Ctl) -> T {
-        let socket = self.socket();
-        let reply = tokio::task::spawn_blocking(move || {
-            client::request(&socket, &cmd, Duration::from_secs(5))
-        })
-        .await
-        .expect("join")
-        .expect("reply");
-        assert!(reply.ok, "{reply:?}");
-        reply.decode().expect("decode")
+        daemon_common::ok(&self.socket(), cmd).await
     }
 
     async fn bans(&self) -> Vec<String> {

@@ -252,6 +252,13 @@ impl Agent {
         Agent::spawn_with(ns, dir, None, &[])
     }
 
+    /// [`Agent::spawn`], then [`Agent::wait_ready`]: an agent whose socket answers.
+    pub fn start(ns: &NetNs, dir: &AgentDir) -> Agent {
+        let mut agent = Agent::spawn(ns, dir);
+        agent.wait_ready();
+        agent
+    }
+
     /// [`Agent::spawn`] with the open-file limit (soft and hard) set to `nofile`,
     /// for tests of descriptor exhaustion that should not need thousands of them.
     pub fn spawn_with_nofile(ns: &NetNs, dir: &AgentDir, nofile: Option<u64>) -> Agent {

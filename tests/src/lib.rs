@@ -27,7 +27,7 @@ pub use agent::{Agent, AgentDir, JailSpec};
 pub use bpffs::PinDir;
 pub use counters::{Drops, ban_entry, drops_for, exact_bans, plant_exact_ban, try_exact_entries};
 pub use kobjects::KernelObjects;
-pub use lab::WireLab;
+pub use lab::{AgentLab, WireLab};
 pub use netns::{NetNs, NetNsGuard};
 pub use privilege::require_root;
 pub use probe::{ping, ping_with_timeout, wait_until};

@@ -18,8 +18,8 @@ use log2drop_tests::veth::{
     BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6,
 };
 use log2drop_tests::{
-    Agent, AgentDir, JailSpec, KernelObjects, NetNs, PinDir, VethPair, ban_entry, drops_for,
-    ping_with_timeout, require_root, wait_until,
+    Agent, AgentLab, JailSpec, KernelObjects, ban_entry, drops_for, ping_with_timeout,
+    require_root, wait_until,
 };
 
 /// The promise: a banned address is dropped within this long of its line.
@@ -33,16 +33,10 @@ const REPLY_PROBE: Duration = Duration::from_secs(1);
 /// are used as a marker that the agent has read everything written before them.
 const MARKER_V4: &str = "198.51.100.9";
 
-/// One test's world. Fields drop in declaration order: the agent is killed first,
-/// then the wire, pins, files and namespaces go.
-struct Lab {
-    agent: Option<Agent>,
-    veth: VethPair,
-    pins: PinDir,
-    dir: AgentDir,
-    attacker: NetNs,
-    server: NetNs,
-}
+log2drop_tests::agent_lab!(
+    /// One test's world: the harness's [`AgentLab`] and this file's probes.
+    Lab
+);
 
 impl Lab {
     /// Builds the namespaces, the wire and the config, starts the agent and checks
@@ -52,25 +46,12 @@ impl Lab {
         if !require_root(test) {
             return None;
         }
-        let server = NetNs::new();
-        let attacker = NetNs::new();
-        let veth = VethPair::server_attacker(&server, &attacker);
-        let pins = PinDir::new();
-        let dir = AgentDir::new();
-        dir.write_config(&[veth.a().ifname.as_str()], pins.path(), jails);
-        let mut lab = Lab {
-            agent: None,
-            veth,
-            pins,
-            dir,
-            attacker,
-            server,
-        };
+        let mut lab = Lab(AgentLab::new(jails));
         let took = lab.spawn_agent();
         eprintln!(
             "{test}: agent ready in {took:?} (server ns {}, interface {})",
-            lab.server.name(),
-            lab.veth.a().ifname
+            lab.wire.server.name(),
+            lab.wire.veth.a().ifname
         );
         // Polled: on a loaded machine the first ping over a fresh wire can time out.
         for addr in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
@@ -80,23 +61,6 @@ impl Lab {
             assert!(ok.is_some(), "{addr} gets no reply before any ban");
         }
         Some(lab)
-    }
-
-    /// Starts (or restarts) the agent on the same config, state and pins, and waits
-    /// for its socket.
-    fn spawn_agent(&mut self) -> Duration {
-        let mut agent = Agent::spawn(&self.server, &self.dir);
-        let took = agent.wait_ready();
-        self.agent = Some(agent);
-        took
-    }
-
-    fn agent(&self) -> &Agent {
-        self.agent.as_ref().expect("the agent is running")
-    }
-
-    fn agent_mut(&mut self) -> &mut Agent {
-        self.agent.as_mut().expect("the agent is running")
     }
 
     /// Appends `n` offending lines naming `addr`, returning when they were written.
@@ -117,12 +81,22 @@ impl Lab {
 
     /// One ping from attacker address `from` to the server; true on a reply.
     fn replies(&self, from: &str) -> bool {
-        ping_with_timeout(&self.attacker, from, Self::server_for(from), REPLY_PROBE)
+        ping_with_timeout(
+            &self.wire.attacker,
+            from,
+            Self::server_for(from),
+            REPLY_PROBE,
+        )
     }
 
     /// One ping that is expected to vanish; true when no reply came.
     fn dropped(&self, from: &str) -> bool {
-        !ping_with_timeout(&self.attacker, from, Self::server_for(from), DROP_PROBE)
+        !ping_with_timeout(
+            &self.wire.attacker,
+            from,
+            Self::server_for(from),
+            DROP_PROBE,
+        )
     }
 
     /// Pings until one from `from` goes unanswered and returns how long after
@@ -147,7 +121,7 @@ impl Lab {
     fn wait_replies(&self, from: &str, since: Instant, deadline: Duration) -> Duration {
         let found = wait_until(deadline, Duration::from_millis(20), || {
             ping_with_timeout(
-                &self.attacker,
+                &self.wire.attacker,
                 from,
                 Self::server_for(from),
                 Duration::from_millis(200),
@@ -441,7 +415,10 @@ fn nothing_is_left_behind() {
         "expected pinned maps and an XDP link, found {objects:?} in {:?}",
         lab.pins.list()
     );
-    let namespaces = [lab.server.name().to_owned(), lab.attacker.name().to_owned()];
+    let namespaces = [
+        lab.wire.server.name().to_owned(),
+        lab.wire.attacker.name().to_owned(),
+    ];
     let pin_dir = lab.pins.path().to_owned();
     drop(lab);
 

@@ -17,8 +17,7 @@ use log2drop_tests::veth::{
     BYSTANDER_V4, BYSTANDER_V6, OFFENDER_V4, OFFENDER_V6, SERVER_V4, SERVER_V6,
 };
 use log2drop_tests::{
-    Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, ban_entry, ping_with_timeout, require_root,
-    wait_until,
+    Agent, AgentLab, JailSpec, ban_entry, ping_with_timeout, require_root, wait_until,
 };
 
 const DROP_PROBE: Duration = Duration::from_millis(150);
@@ -33,14 +32,11 @@ enum Backends {
     Both,
 }
 
-struct Lab {
-    agent: Option<Agent>,
-    veth: VethPair,
-    pins: PinDir,
-    dir: AgentDir,
-    attacker: NetNs,
-    server: NetNs,
-}
+log2drop_tests::agent_lab!(
+    /// The harness's [`AgentLab`], its config edited for the backends, and this
+    /// file's probes.
+    Lab
+);
 
 /// The harness's config with the backends `which` asks for.
 fn edit_config(text: &str, which: Backends) -> String {
@@ -75,37 +71,13 @@ impl Lab {
         if !require_root(test) {
             return None;
         }
-        let server = NetNs::new();
-        let attacker = NetNs::new();
-        let veth = VethPair::server_attacker(&server, &attacker);
-        let pins = PinDir::new();
-        let dir = AgentDir::new();
-        dir.write_config(
-            &[veth.a().ifname.as_str()],
-            pins.path(),
-            &[JailSpec::ssh(3, "1h")],
-        );
-        let text = std::fs::read_to_string(dir.config_path()).expect("read config");
-        std::fs::write(dir.config_path(), edit_config(&text, which)).expect("write config");
-        let mut lab = Lab {
-            agent: None,
-            veth,
-            pins,
-            dir,
-            attacker,
-            server,
-        };
+        let mut lab = Lab(AgentLab::new(&[JailSpec::ssh(3, "1h")]));
+        lab.edit_config(|text| edit_config(&text, which));
         lab.spawn_agent();
         for addr in [OFFENDER_V4, BYSTANDER_V4, OFFENDER_V6, BYSTANDER_V6] {
             assert!(lab.replies(addr), "{addr} gets no reply before any ban");
         }
         Some(lab)
-    }
-
-    fn spawn_agent(&mut self) {
-        let mut agent = Agent::spawn(&self.server, &self.dir);
-        agent.wait_ready();
-        self.agent = Some(agent);
     }
 
     fn replies(&self, from: &str) -> bool {
@@ -114,7 +86,7 @@ impl Lab {
         } else {
             SERVER_V4
         };
-        ping_with_timeout(&self.attacker, from, to, REPLY_PROBE)
+        ping_with_timeout(&self.wire.attacker, from, to, REPLY_PROBE)
     }
 
     fn dropped(&self, from: &str) -> bool {
@@ -123,7 +95,7 @@ impl Lab {
         } else {
             SERVER_V4
         };
-        !ping_with_timeout(&self.attacker, from, to, DROP_PROBE)
+        !ping_with_timeout(&self.wire.attacker, from, to, DROP_PROBE)
     }
 
     fn offend(&self, addr: &str) -> Instant {
@@ -154,7 +126,7 @@ impl Lab {
     fn nft(&self, args: &[&str]) -> String {
         let mut argv = vec!["nft"];
         argv.extend_from_slice(args);
-        String::from_utf8_lossy(&self.server.exec_checked(&argv).stdout).into_owned()
+        String::from_utf8_lossy(&self.wire.server.exec_checked(&argv).stdout).into_owned()
     }
 
     fn table(&self) -> String {
@@ -305,5 +277,4 @@ fn xdp_and_nftables_ban_at_once() {
         let ip: IpAddr = addr.parse().expect("constant");
         assert!(ban_entry(&lab.pins, ip).is_none(), "XDP map holds {addr}");
     }
-    let _ = &lab.veth;
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use log2drop_tests::agent::{agent_binary, ssh_fail_line};
 use log2drop_tests::veth::{BYSTANDER_V4, OFFENDER_V4, SERVER_V4};
 use log2drop_tests::{
-    Agent, AgentDir, JailSpec, KernelObjects, NetNs, PinDir, VethPair, drops_for,
-    ping_with_timeout, require_root, wait_until,
+    Agent, AgentDir, AgentLab, JailSpec, KernelObjects, NetNs, drops_for, ping_with_timeout,
+    require_root, wait_until,
 };
 
 const DROP_PROBE: Duration = Duration::from_millis(150);
@@ -29,62 +29,31 @@ const NOGROUP: u32 = 65_534;
 /// Another group `nobody` is not in (`daemon`).
 const OTHER_GROUP: u32 = 1;
 
-struct Lab {
-    agent: Option<Agent>,
-    veth: VethPair,
-    pins: PinDir,
-    dir: AgentDir,
-    attacker: NetNs,
-    server: NetNs,
-}
+log2drop_tests::agent_lab!(
+    /// The harness's [`AgentLab`] (XDP, jail ssh: 3 offences, 1h) and this file's
+    /// probes and clients.
+    Lab
+);
 
 impl Lab {
-    /// The harness config (XDP, jail ssh: 3 offences, 1h), edited by `edit`.
+    /// The harness config, edited by `edit`, with the agent running.
     fn start(test: &str, edit: impl Fn(String) -> String) -> Option<Lab> {
         if !require_root(test) {
             return None;
         }
-        let server = NetNs::new();
-        let attacker = NetNs::new();
-        let veth = VethPair::server_attacker(&server, &attacker);
-        let pins = PinDir::new();
-        let dir = AgentDir::new();
-        dir.write_config(
-            &[veth.a().ifname.as_str()],
-            pins.path(),
-            &[JailSpec::ssh(3, "1h")],
-        );
-        let text = std::fs::read_to_string(dir.config_path()).expect("read config");
-        std::fs::write(dir.config_path(), edit(text)).expect("write config");
-        let mut lab = Lab {
-            agent: None,
-            veth,
-            pins,
-            dir,
-            attacker,
-            server,
-        };
+        let mut lab = Lab(AgentLab::new(&[JailSpec::ssh(3, "1h")]));
+        lab.edit_config(edit);
         lab.spawn_agent();
         assert!(lab.replies(OFFENDER_V4), "no reply before any ban");
         Some(lab)
     }
 
-    fn spawn_agent(&mut self) {
-        let mut agent = Agent::spawn(&self.server, &self.dir);
-        agent.wait_ready();
-        self.agent = Some(agent);
-    }
-
-    fn agent(&self) -> &Agent {
-        self.agent.as_ref().expect("agent running")
-    }
-
     fn replies(&self, from: &str) -> bool {
-        ping_with_timeout(&self.attacker, from, SERVER_V4, REPLY_PROBE)
+        ping_with_timeout(&self.wire.attacker, from, SERVER_V4, REPLY_PROBE)
     }
 
     fn dropped(&self, from: &str) -> bool {
-        !ping_with_timeout(&self.attacker, from, SERVER_V4, DROP_PROBE)
+        !ping_with_timeout(&self.wire.attacker, from, SERVER_V4, DROP_PROBE)
     }
 
     #[track_caller]
@@ -411,10 +380,10 @@ fn flush_removes_every_kernel_object_with_or_without_an_agent() {
     ) else {
         return;
     };
-    let ifname = lab.veth.a().ifname.clone();
+    let ifname = lab.wire.veth.a().ifname.clone();
     lab.ban_by_log(OFFENDER_V4);
-    assert!(nft_tables(&lab.server).contains("log2drop"));
-    assert!(xdp_attached(&lab.server, &ifname));
+    assert!(nft_tables(&lab.wire.server).contains("log2drop"));
+    assert!(xdp_attached(&lab.wire.server, &ifname));
     let objects = KernelObjects::pinned_in(&lab.pins);
     assert!(!objects.is_empty());
 
@@ -443,8 +412,8 @@ fn flush_removes_every_kernel_object_with_or_without_an_agent() {
         "pins left: {:?}",
         lab.pins.list()
     );
-    assert!(!nft_tables(&lab.server).contains("log2drop"));
-    assert!(!xdp_attached(&lab.server, &ifname));
+    assert!(!nft_tables(&lab.wire.server).contains("log2drop"));
+    assert!(!xdp_attached(&lab.wire.server, &ifname));
     let gone = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
         objects.still_loaded().is_empty()
     });
@@ -478,7 +447,7 @@ fn flush_removes_every_kernel_object_with_or_without_an_agent() {
         "pins left: {:?}",
         lab.pins.list()
     );
-    assert!(!xdp_attached(&lab.server, &ifname));
+    assert!(!xdp_attached(&lab.wire.server, &ifname));
 }
 
 /// Holds `n` idle connections to `socket` as `nobody` (group `nogroup`) for `secs`
@@ -522,7 +491,7 @@ fn idle_connections_from_the_socket_group_do_not_starve_root_or_sources() {
         return;
     };
     lab.agent.take().expect("agent").terminate();
-    let mut agent = log2drop_tests::Agent::spawn_with_nofile(&lab.server, &lab.dir, Some(128));
+    let mut agent = log2drop_tests::Agent::spawn_with_nofile(&lab.wire.server, &lab.dir, Some(128));
     agent.wait_ready();
     lab.agent = Some(agent);
     std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -641,18 +610,10 @@ fn a_state_dir_another_user_owns_stops_the_agent() {
     if !require_root("a_state_dir_another_user_owns_stops_the_agent") {
         return;
     }
-    let server = NetNs::new();
-    let attacker = NetNs::new();
-    let veth = VethPair::server_attacker(&server, &attacker);
-    let pins = PinDir::new();
-    let dir = AgentDir::new();
-    dir.write_config(
-        &[veth.a().ifname.as_str()],
-        pins.path(),
-        &[JailSpec::ssh(3, "1h")],
-    );
+    let lab = AgentLab::new(&[JailSpec::ssh(3, "1h")]);
+    let dir = &lab.dir;
     std::os::unix::fs::chown(dir.state_dir(), Some(NOBODY), Some(NOGROUP)).expect("chown");
-    let mut agent = Agent::spawn(&server, &dir);
+    let mut agent = Agent::spawn(&lab.wire.server, dir);
     let exited = wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
         agent.exit_status().is_some()
     });

@@ -10,9 +10,7 @@ use std::time::Duration;
 use log2drop::ownaddrs;
 use log2drop_tests::agent::ssh_fail_line;
 use log2drop_tests::veth::{BYSTANDER_V6, OFFENDER_V6, SERVER_V6};
-use log2drop_tests::{
-    Agent, AgentDir, JailSpec, NetNs, PinDir, VethPair, ping_with_timeout, require_root, wait_until,
-};
+use log2drop_tests::{AgentLab, JailSpec, NetNs, require_root, wait_until};
 use tokio::sync::mpsc;
 
 fn ip(s: &str) -> IpAddr {
@@ -137,18 +135,9 @@ fn agent_lifts_a_ban_when_the_host_gains_the_address() {
     if !require_root("agent_lifts_a_ban_when_the_host_gains_the_address") {
         return;
     }
-    let server = NetNs::new();
-    let attacker = NetNs::new();
-    let veth = VethPair::server_attacker(&server, &attacker);
-    let pins = PinDir::new();
-    let dir = AgentDir::new();
-    dir.write_config(
-        &[veth.a().ifname.as_str()],
-        pins.path(),
-        &[JailSpec::ssh(3, "1h")],
-    );
-    let mut agent = Agent::spawn(&server, &dir);
-    agent.wait_ready();
+    let mut lab = AgentLab::new(&[JailSpec::ssh(3, "1h")]);
+    lab.spawn_agent();
+    let (agent, dir, server) = (lab.agent(), &lab.dir, &lab.wire.server);
 
     let own = "203.0.113.77";
     agent.cli_checked(&["ban", own]);
@@ -198,20 +187,10 @@ fn ipv6_ban_narrows_around_the_host_s_own_address() {
     if !require_root("ipv6_ban_narrows_around_the_host_s_own_address") {
         return;
     }
-    let server = NetNs::new();
-    let attacker = NetNs::new();
-    let veth = VethPair::server_attacker(&server, &attacker);
-    let pins = PinDir::new();
-    let dir = AgentDir::new();
-    dir.write_config(
-        &[veth.a().ifname.as_str()],
-        pins.path(),
-        &[JailSpec::ssh(3, "1h").with_ipv6_prefix(64)],
-    );
-    let mut agent = Agent::spawn(&server, &dir);
-    agent.wait_ready();
-    let replies =
-        |from: &str| ping_with_timeout(&attacker, from, SERVER_V6, Duration::from_millis(300));
+    let mut lab = AgentLab::new(&[JailSpec::ssh(3, "1h").with_ipv6_prefix(64)]);
+    lab.spawn_agent();
+    let (agent, dir) = (lab.agent(), &lab.dir);
+    let replies = |from: &str| lab.wire.replies(from, Duration::from_millis(300));
     let up = wait_until(Duration::from_secs(10), Duration::ZERO, || {
         replies(OFFENDER_V6) && replies(BYSTANDER_V6)
     });

@@ -98,8 +98,7 @@ fn reports_over_the_store_show_offences_jails_and_users() {
     let ns = NetNs::new();
     let dir = AgentDir::new();
     std::fs::write(dir.config_path(), config(&dir)).expect("config");
-    let mut agent = Agent::spawn(&ns, &dir);
-    agent.wait_ready();
+    let mut agent = Agent::start(&ns, &dir);
     let ssh = |user: &str, addr: &str| {
         format!("sshd[42]: Failed password for {user} from {addr} port 2222")
     };

@@ -65,7 +65,7 @@ impl BackendKind {
     }
 
     /// The backend of this build called `name`.
-    pub fn from_name(name: &str) -> Option<BackendKind> {
+    pub(crate) fn from_name(name: &str) -> Option<BackendKind> {
         BackendKind::ALL.iter().copied().find(|k| k.name() == name)
     }
 
@@ -93,7 +93,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
 ];
 
 /// Why a name a jail lists is not a backend of this build.
-pub fn unknown_backend(name: &str) -> String {
+pub(crate) fn unknown_backend(name: &str) -> String {
     match ELSEWHERE.iter().find(|(n, _)| *n == name) {
         Some((_, system)) => format!(
             "the {name} backend is only available on {system} (this build has: {})",
@@ -231,7 +231,7 @@ impl BackendsConfig {
     }
 
     /// The configured backends, in the order decisions are applied to them.
-    pub fn kinds(&self) -> Vec<BackendKind> {
+    pub(crate) fn kinds(&self) -> Vec<BackendKind> {
         BackendKind::ALL
             .iter()
             .copied()

@@ -87,7 +87,7 @@ pub enum Change {
 /// What the daemon needs from one backend's settings. Each backend's config type
 /// implements it, and [`BackendsConfig`] dispatches to it by [`BackendKind`], so
 /// the daemon starts, reloads and flushes backends without knowing any of them.
-pub trait BackendConfig: Clone + PartialEq + fmt::Debug {
+pub(crate) trait BackendConfig: Clone + PartialEq + fmt::Debug {
     /// Every problem in these settings, keyed under `at` (the table's own key
     /// path). Pure: `log2drop check` runs it without touching the system.
     fn check(&self, at: &KeyPath) -> Vec<(KeyPath, String)>;

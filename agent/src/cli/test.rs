@@ -650,7 +650,8 @@ fn summary(
         )?;
     }
     writeln!(out, "regexes (lines matched):")?;
-    let lists: [&[String]; 5] = [regexes, &cfg.attempt, &cfg.address, &cfg.end, &cfg.success];
+    let mut lists = cfg.counting_lists().map(Vec::as_slice);
+    lists[0] = regexes;
     for ((role, list), counts) in filter::Role::ALL.iter().zip(lists).zip(&t.per_regex) {
         for (i, re) in list.iter().enumerate() {
             let hits = counts.get(i).copied().unwrap_or(0);

@@ -92,7 +92,7 @@ pub fn position(text: &str, offset: usize) -> Position {
 }
 
 /// The parsed document with its spans, for looking positions up.
-pub struct Locator<'i> {
+pub(crate) struct Locator<'i> {
     root: Option<Spanned<DeTable<'i>>>,
 }
 
@@ -104,7 +104,7 @@ impl<'i> Locator<'i> {
 
     /// Where the value at `path` starts. When the path does not exist (a default
     /// was used), the nearest ancestor that does exist; the file's start if none.
-    pub fn offset_of(&self, path: &KeyPath) -> usize {
+    pub(crate) fn offset_of(&self, path: &KeyPath) -> usize {
         let Some(root) = &self.root else {
             return 0;
         };
@@ -132,7 +132,7 @@ impl<'i> Locator<'i> {
 
     /// The deepest key path whose key or value covers `offset`: where a
     /// deserialisation error happened, in the words the user wrote.
-    pub fn path_at(&self, offset: usize) -> KeyPath {
+    pub(crate) fn path_at(&self, offset: usize) -> KeyPath {
         let mut path = KeyPath::default();
         if let Some(root) = &self.root {
             descend_table(root.get_ref(), offset, &mut path);

@@ -103,12 +103,7 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
     for (name, f) in &cfg.filters {
         let path = KeyPath::of(&["filters", name]);
         if let Some(loaded) = crate::fail2ban::load_config(f) {
-            if !(f.regex.is_empty()
-                && f.attempt.is_empty()
-                && f.address.is_empty()
-                && f.end.is_empty()
-                && f.success.is_empty())
-            {
+            if f.counting_lists().iter().any(|l| !l.is_empty()) {
                 out.push(
                     path.key("regex"),
                     "a filter takes its regexes either from its own lists or from a fail2ban file, not both",
@@ -144,17 +139,10 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
                 "lists no regex: a filter needs at least one, with <HOST> where the address is",
             );
         }
-        let lists = [
-            ("regex", &f.regex),
-            ("attempt", &f.attempt),
-            ("address", &f.address),
-            ("end", &f.end),
-            ("success", &f.success),
-        ];
-        for (key, list) in lists {
+        for (role, list) in filter::Role::ALL.into_iter().zip(f.counting_lists()) {
             for (i, re) in list.iter().enumerate() {
                 if let Err(e) = filter::check_pattern(re, HostRule::Required) {
-                    out.push(path.key(key).index(i), e.to_string());
+                    out.push(path.key(role.key()).index(i), e.to_string());
                 }
             }
         }

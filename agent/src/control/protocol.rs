@@ -43,13 +43,13 @@ use crate::engine::{Ban, Origin};
 use crate::hooks::HookStats;
 
 /// The protocol version this code speaks.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// Largest request or reply line accepted, in bytes (the newline excluded).
-pub const MAX_REQUEST: usize = 64 * 1024;
+pub(crate) const MAX_REQUEST: usize = 64 * 1024;
 
 /// Largest reply line the client accepts: a ban list can be long.
-pub const MAX_REPLY: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_REPLY: usize = 256 * 1024 * 1024;
 
 /// What the client asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +106,7 @@ pub enum Command {
 impl Command {
     /// Whether the command only reads: members of `agent.socket_group` may send
     /// these; everything else needs root.
-    pub fn is_read_only(&self) -> bool {
+    pub(crate) fn is_read_only(&self) -> bool {
         matches!(
             self,
             Command::Status | Command::Bans { .. } | Command::Stats | Command::Fleet
@@ -287,7 +287,7 @@ impl Reply {
     /// item passing through its own `serde_json::Value`: the same bytes as
     /// [`Reply::ok`] on the collected items, but never more than one item's tree
     /// at a time (a million bans as a tree would take ~1 GB for a moment).
-    pub fn ok_list<I>(items: I) -> Self
+    pub(crate) fn ok_list<I>(items: I) -> Self
     where
         I: IntoIterator,
         I::Item: Serialize,
@@ -330,7 +330,7 @@ impl Reply {
     /// The reply as one line, newline included, made in the data's own buffer: a
     /// ban list's text is not copied again beside itself. Same bytes as
     /// [`Reply::to_line`].
-    pub fn into_line(self) -> Vec<u8> {
+    pub(crate) fn into_line(self) -> Vec<u8> {
         match self {
             Reply {
                 v,
@@ -352,7 +352,7 @@ impl Reply {
     }
 
     /// The reply as one line, newline included.
-    pub fn to_line(&self) -> Vec<u8> {
+    pub(crate) fn to_line(&self) -> Vec<u8> {
         // Serialising these plain types cannot fail; fall back to a fixed error line
         // rather than panic if it ever does.
         let mut line = serde_json::to_vec(self).unwrap_or_else(|_| {
@@ -419,7 +419,7 @@ pub struct BanEntry {
 
 impl BanEntry {
     /// The entry for a ban.
-    pub fn from_ban(b: &Ban) -> Self {
+    pub(crate) fn from_ban(b: &Ban) -> Self {
         Self {
             address: display_target(&b.target),
             jail: b.jail.to_string(),

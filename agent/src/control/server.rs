@@ -35,16 +35,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::protocol::{Command, MAX_REQUEST, Reply, Request};
 
 /// How long a connection may take to send a request before it is closed.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections one non-admin uid may hold open at once.
-pub const MAX_PER_UID: usize = 8;
+pub(crate) const MAX_PER_UID: usize = 8;
 
 /// Connections all non-admin uids together may hold open at once.
-pub const MAX_OTHERS: usize = 32;
+pub(crate) const MAX_OTHERS: usize = 32;
 
 /// Connections kept for the admins (root), whatever the others hold.
-pub const ADMIN_RESERVE: usize = 16;
+pub(crate) const ADMIN_RESERVE: usize = 16;
 
 /// Open connections by peer uid, shared by the accept loop and the connections'
 /// guards.
@@ -127,7 +127,7 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request on its way to the engine task, with the way back.
 #[derive(Debug)]
-pub struct ControlRequest {
+pub(crate) struct ControlRequest {
     /// What the client asked.
     pub cmd: Command,
     /// Where the answer goes.
@@ -208,7 +208,7 @@ impl ServerOptions {
 
 /// A bound control socket.
 #[derive(Debug)]
-pub struct ControlServer {
+pub(crate) struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
     options: ServerOptions,
@@ -264,7 +264,7 @@ impl ControlServer {
     }
 
     /// Accepts connections until `shutdown` fires, forwarding requests to `engine`.
-    pub async fn serve(
+    pub(crate) async fn serve(
         &self,
         engine: mpsc::Sender<ControlRequest>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,

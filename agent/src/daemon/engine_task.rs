@@ -823,11 +823,12 @@ impl EngineTask {
         } else if prepared.config.fleet.is_some() {
             tracing::warn!("fleet: [fleet] added; the link starts at the next restart");
         }
+        // One commit records what the reload decided (bans the new allowlist
+        // lifts) and what the stopped sources read; nothing after it adds more.
         self.commit(None).await;
         self.send_offences().await;
         self.tally = tally_for(&prepared.config);
         self.config = prepared.config;
-        self.commit(None).await;
         self.count_active();
         Ok(ReloadReport {
             sources: diff.sources,

@@ -22,7 +22,7 @@ use crate::control::protocol::Changes;
 
 /// What differs between two configs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigDiff {
+pub(crate) struct ConfigDiff {
     /// Sources.
     pub sources: Changes,
     /// Jails.
@@ -80,13 +80,13 @@ impl ConfigDiff {
     }
 
     /// Names of the jails whose offence windows carry over.
-    pub fn kept_jails(&self) -> BTreeSet<String> {
+    pub(crate) fn kept_jails(&self) -> BTreeSet<String> {
         self.jails.kept.iter().cloned().collect()
     }
 }
 
 /// Per backend: added, removed, changed (its table differs) or kept.
-pub fn backend_changes(old: &BackendsConfig, new: &BackendsConfig) -> Changes {
+pub(crate) fn backend_changes(old: &BackendsConfig, new: &BackendsConfig) -> Changes {
     let mut out = Changes::default();
     for (kind, step) in old.steps(new) {
         let list = match step {

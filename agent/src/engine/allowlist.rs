@@ -122,7 +122,7 @@ impl Allowlist {
     }
 
     /// True if any address in `net` is allowed.
-    pub fn intersects(&self, net: &IpNet) -> bool {
+    pub(crate) fn intersects(&self, net: &IpNet) -> bool {
         match normalise_net(*net) {
             IpNet::V4(n) => overlaps(&self.v4, u32::from(n.network()), u32::from(n.broadcast())),
             IpNet::V6(n) => overlaps(&self.v6, u128::from(n.network()), u128::from(n.broadcast())),
@@ -130,7 +130,7 @@ impl Allowlist {
     }
 
     /// The first entry (as configured) that overlaps `net`, to name it in errors.
-    pub fn entry_intersecting(&self, net: &IpNet) -> Option<IpNet> {
+    pub(crate) fn entry_intersecting(&self, net: &IpNet) -> Option<IpNet> {
         let net = normalise_net(*net);
         self.entries
             .iter()
@@ -142,7 +142,7 @@ impl Allowlist {
     /// allowed address; `None` if `addr` itself is allowed. An IPv6 host ban
     /// (a /64 by default) narrows this way instead of covering an allowed
     /// neighbour.
-    pub fn widest_clear_prefix(&self, addr: IpAddr, min_len: u8) -> Option<IpNet> {
+    pub(crate) fn widest_clear_prefix(&self, addr: IpAddr, min_len: u8) -> Option<IpNet> {
         let addr = addr::normalise(addr);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         (min_len.min(max)..=max)

@@ -291,12 +291,12 @@ impl BanTable {
     }
 
     /// Active bans per jail name (jails with none are absent).
-    pub fn per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
+    pub(crate) fn per_jail(&self) -> impl Iterator<Item = (&str, usize)> {
         self.per_jail.iter().map(|(j, n)| (&**j, *n))
     }
 
     /// The deadline of the ban on exactly `target` (`Some(None)`: permanent).
-    pub fn until_of(&self, target: &IpNet) -> Option<Option<SystemTime>> {
+    pub(crate) fn until_of(&self, target: &IpNet) -> Option<Option<SystemTime>> {
         let tag = self.tag_of(target)?;
         if let Some(b) = self.exotic.get(&tag) {
             return Some(b.until);
@@ -333,7 +333,7 @@ impl BanTable {
     }
 
     /// Prefix lengths in use in one family, up to `max`.
-    pub fn lens_up_to(&self, v6: bool, max: u8) -> impl Iterator<Item = u8> + '_ {
+    pub(crate) fn lens_up_to(&self, v6: bool, max: u8) -> impl Iterator<Item = u8> + '_ {
         self.lens
             .range((v6, 0)..=(v6, max))
             .map(|(&(_, len), _)| len)
@@ -456,7 +456,7 @@ impl BanTable {
     }
 
     /// The earliest deadline of a ban.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub(crate) fn next_deadline(&self) -> Option<SystemTime> {
         let &Reverse((ns, tag)) = self.deadlines.peek()?;
         let exotic = self.rec_flags(tag).is_some_and(|f| f & EXOTIC != 0);
         if exotic {
@@ -497,7 +497,7 @@ impl BanTable {
     }
 
     /// Targets of the bans `keep` picks, without rebuilding the others.
-    pub fn targets_where(&self, mut keep: impl FnMut(&IpNet, bool) -> bool) -> Vec<IpNet> {
+    pub(crate) fn targets_where(&self, mut keep: impl FnMut(&IpNet, bool) -> bool) -> Vec<IpNet> {
         let v4 = self
             .v4
             .live()

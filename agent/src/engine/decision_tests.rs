@@ -6,27 +6,15 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 
+use super::tests::{at, ip, net};
 use super::*;
 use crate::config::{self, Config};
 
-const T0: u64 = 1_750_000_000;
 const H: u64 = 3600;
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(T0 + secs)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("test address")
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("test net")
-}
 
 /// A config with filters `f`, `g`, `h`; sources `auth` (f, g) and `web` (h); the
 /// given jails (which together must use all three filters) and agent keys.

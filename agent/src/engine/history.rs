@@ -51,7 +51,7 @@ impl History {
 
     /// How many distinct targets strictly inside `prefix` (longer prefix length)
     /// were banned at or after `since`; stops counting at `enough`.
-    pub fn distinct_inside(&self, prefix: &IpNet, since: u32, enough: u32) -> u32 {
+    pub(crate) fn distinct_inside(&self, prefix: &IpNet, since: u32, enough: u32) -> u32 {
         let (lo, hi) = match prefix {
             IpNet::V4(n) => (
                 IpNet::V4(Ipv4Net::new_assert(n.network(), 0)),
@@ -78,7 +78,7 @@ impl History {
     }
 
     /// Forgets bans that started before `horizon`.
-    pub fn prune(&mut self, horizon: u32) {
+    pub(crate) fn prune(&mut self, horizon: u32) {
         while self.order.front().is_some_and(|(t, _)| *t < horizon) {
             self.pop_oldest();
         }

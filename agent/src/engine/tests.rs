@@ -10,17 +10,19 @@ use proptest::prelude::*;
 use super::*;
 use crate::config;
 
-const T0: u64 = 1_750_000_000;
+/// Test time 0 (seconds since the epoch); the decision tests share it.
+pub(super) const T0: u64 = 1_750_000_000;
 
-fn at(secs: u64) -> SystemTime {
+/// `secs` after [`T0`].
+pub(super) fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(T0 + secs)
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
-fn net(s: &str) -> IpNet {
+pub(super) fn net(s: &str) -> IpNet {
     s.parse().expect("test net")
 }
 

@@ -381,7 +381,7 @@ impl Tracker {
     }
 
     /// Drops the hits of `jail` for `key`, and the key when nothing is left.
-    pub fn clear_jail(&mut self, key: &IpAddr, jail: u16) {
+    pub(crate) fn clear_jail(&mut self, key: &IpAddr, jail: u16) {
         if let Some(tag) = self.find(*key) {
             self.retain_in(tag, |h| h.jail != jail);
         }
@@ -419,7 +419,7 @@ impl Tracker {
     /// Forgets keys from the least recently seen end whose last hit is before
     /// `horizon` (seconds). Recency order is last-hit order, so this stops at the
     /// first key still in use and costs only what it removes.
-    pub fn sweep(&mut self, horizon: u32) {
+    pub(crate) fn sweep(&mut self, horizon: u32) {
         while self.head != NIL {
             let last = self
                 .hits(self.head)
@@ -435,7 +435,7 @@ impl Tracker {
     }
 
     /// Drops the hits `keep` refuses, and keys left with none (after a reload).
-    pub fn retain_hits(&mut self, mut keep: impl FnMut(&mut Hit) -> bool) {
+    pub(crate) fn retain_hits(&mut self, mut keep: impl FnMut(&mut Hit) -> bool) {
         let mut tag = self.head;
         while tag != NIL {
             let next = self.links(tag).next;

@@ -71,7 +71,7 @@ const LINEAR_NAMES: usize = 32;
 
 impl Names {
     /// The index of `name`, adding it when new.
-    pub fn intern(&mut self, name: &str) -> u32 {
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
         if self.0.len() <= LINEAR_NAMES {
             if let Some(i) = self.0.iter().rposition(|n| **n == *name) {
                 return i as u32;
@@ -94,7 +94,7 @@ impl Names {
     }
 
     /// [`Names::intern`] for raw log bytes (invalid UTF-8 is replaced).
-    pub fn intern_bytes(&mut self, name: &[u8]) -> u32 {
+    pub(crate) fn intern_bytes(&mut self, name: &[u8]) -> u32 {
         if self.0.len() <= LINEAR_NAMES
             && let Some(i) = self.0.iter().rposition(|n| n.as_bytes() == name)
         {
@@ -180,7 +180,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The civil date of a day number from [`days_from_civil`].
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -122,7 +122,7 @@ pub struct Table {
 
 impl Table {
     /// What `--top` left out, for a title: empty when nothing was.
-    pub fn cut_note(&self) -> String {
+    pub(crate) fn cut_note(&self) -> String {
         if self.total_rows <= self.rows.len() {
             String::new()
         } else if self.view == View::Day {
@@ -169,7 +169,7 @@ pub enum ViewError {
 }
 
 /// The subnet of `target` at the given lengths (a wider ban stays as it is).
-pub fn subnet_of(target: &IpNet, prefix4: u8, prefix6: u8) -> IpNet {
+pub(crate) fn subnet_of(target: &IpNet, prefix4: u8, prefix6: u8) -> IpNet {
     let len = match target {
         IpNet::V4(_) => prefix4,
         IpNet::V6(_) => prefix6,
@@ -675,7 +675,7 @@ pub fn summary(events: &Events) -> Summary {
 
 /// Bans per day and jail for the stacked chart: the days (oldest first), the
 /// jails, and `counts[day][jail]`.
-pub fn per_day_by_jail(events: &Events) -> (Vec<String>, Vec<String>, Vec<Vec<u64>>) {
+pub(crate) fn per_day_by_jail(events: &Events) -> (Vec<String>, Vec<String>, Vec<Vec<u64>>) {
     let mut per: BTreeMap<i64, HashMap<u32, u64>> = BTreeMap::new();
     let mut jails: Vec<u32> = Vec::new();
     for e in events.of(Kind::Ban) {

@@ -47,7 +47,7 @@ pub struct OffenceCount {
 }
 
 /// The UTC day of `t`.
-pub fn day_of(t: SystemTime) -> i64 {
+pub(crate) fn day_of(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() / 86_400) as i64,
         Err(e) => -((e.duration().as_secs() / 86_400) as i64) - 1,

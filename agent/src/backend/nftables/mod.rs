@@ -378,7 +378,7 @@ impl NftablesBackend {
     }
 
     /// Where the last [`Backend::reconcile`] spent its time.
-    pub fn last_reconcile_timing(&self) -> ReconcileTiming {
+    pub(crate) fn last_reconcile_timing(&self) -> ReconcileTiming {
         self.timing
     }
 

@@ -19,17 +19,17 @@ use super::socket::{NLM_F_DUMP, NLM_F_REQUEST};
 
 /// `enum nf_tables_msg_types` values we send.
 pub(crate) mod msg {
-    pub const NEWTABLE: u16 = 0;
-    pub const GETTABLE: u16 = 1;
-    pub const DELTABLE: u16 = 2;
-    pub const GETCHAIN: u16 = 4;
-    pub const GETRULE: u16 = 7;
-    pub const NEWSET: u16 = 9;
-    pub const NEWSETELEM: u16 = 12;
-    pub const GETSETELEM: u16 = 13;
-    pub const DELSETELEM: u16 = 14;
+    pub(crate) const NEWTABLE: u16 = 0;
+    pub(crate) const GETTABLE: u16 = 1;
+    pub(crate) const DELTABLE: u16 = 2;
+    pub(crate) const GETCHAIN: u16 = 4;
+    pub(crate) const GETRULE: u16 = 7;
+    pub(crate) const NEWSET: u16 = 9;
+    pub(crate) const NEWSETELEM: u16 = 12;
+    pub(crate) const GETSETELEM: u16 = 13;
+    pub(crate) const DELSETELEM: u16 = 14;
     /// Linux 6.3+: delete if present, no error otherwise.
-    pub const DESTROYSETELEM: u16 = 30;
+    pub(crate) const DESTROYSETELEM: u16 = 30;
 }
 
 const NLM_F_ACK: u16 = 0x4;

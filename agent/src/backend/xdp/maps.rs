@@ -187,30 +187,23 @@ impl BanMaps {
 
     /// Every ban in the kernel with its deadline (monotonic ns, 0 = permanent).
     pub(crate) fn entries(&self) -> Result<Vec<(Slot, u64)>, XdpError> {
-        let read = |map: &'static str| {
-            move |source: MapError| XdpError::Map {
-                map,
-                op: "read",
-                source: Box::new(source),
-            }
-        };
         let mut out = Vec::new();
         for item in self.v4.iter() {
-            let (k, v) = item.map_err(read(MAP_BAN_V4))?;
+            let (k, v) = item.map_err(read_error(MAP_BAN_V4))?;
             out.push((Slot::V4(k), v.expires_ns));
         }
         for item in self.v6.iter() {
-            let (k, v) = item.map_err(read(MAP_BAN_V6))?;
+            let (k, v) = item.map_err(read_error(MAP_BAN_V6))?;
             out.push((Slot::V6(k), v.expires_ns));
         }
         for item in self.cidr_v4.iter() {
-            let (k, v) = item.map_err(read(MAP_CIDR_V4))?;
+            let (k, v) = item.map_err(read_error(MAP_CIDR_V4))?;
             if let Some(slot) = Slot::from_trie_v4(k.prefix_len(), k.data()) {
                 out.push((slot, v.expires_ns));
             }
         }
         for item in self.cidr_v6.iter() {
-            let (k, v) = item.map_err(read(MAP_CIDR_V6))?;
+            let (k, v) = item.map_err(read_error(MAP_CIDR_V6))?;
             if let Some(slot) = Slot::from_trie_v6(k.prefix_len(), k.data()) {
                 out.push((slot, v.expires_ns));
             }
@@ -220,24 +213,17 @@ impl BanMaps {
 
     /// Drop counters summed over CPUs, per ban that dropped anything.
     pub(crate) fn counters(&self) -> Result<Vec<(Slot, DropCounts)>, XdpError> {
-        let read = |map: &'static str| {
-            move |source: MapError| XdpError::Map {
-                map,
-                op: "read",
-                source: Box::new(source),
-            }
-        };
         let mut out = Vec::new();
         for item in self.v4.iter() {
-            let (k, v) = item.map_err(read(MAP_BAN_V4))?;
+            let (k, v) = item.map_err(read_error(MAP_BAN_V4))?;
             push_nonzero(&mut out, Slot::V4(k), [(v.packets, v.bytes)].into_iter());
         }
         for item in self.v6.iter() {
-            let (k, v) = item.map_err(read(MAP_BAN_V6))?;
+            let (k, v) = item.map_err(read_error(MAP_BAN_V6))?;
             push_nonzero(&mut out, Slot::V6(k), [(v.packets, v.bytes)].into_iter());
         }
         for item in self.cidr_drops.iter() {
-            let (key, per_cpu) = item.map_err(read(MAP_CIDR_DROPS))?;
+            let (key, per_cpu) = item.map_err(read_error(MAP_CIDR_DROPS))?;
             if let Some(slot) = Slot::from_counter_key(&key) {
                 push_nonzero(&mut out, slot, per_cpu.iter().map(|c| (c.packets, c.bytes)));
             }
@@ -383,4 +369,13 @@ fn cidr_value(expires_ns: u64, prefix_len: u8) -> CidrBanValue {
 /// Whether an I/O error says "not found".
 pub(crate) fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
+}
+
+/// How a failed read of `map` while iterating it is reported.
+fn read_error(map: &'static str) -> impl Fn(MapError) -> XdpError {
+    move |source| XdpError::Map {
+        map,
+        op: "read",
+        source: Box::new(source),
+    }
 }

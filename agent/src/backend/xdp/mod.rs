@@ -233,7 +233,7 @@ impl XdpBackend {
     /// attached again. The directories are re-checked first, so a pin directory
     /// that became unsafe is reported rather than trusted. Returns the pins put
     /// back; each is logged as a warning, since only root can remove them.
-    pub fn restore_pins(&mut self) -> Result<Vec<PathBuf>, XdpError> {
+    pub(crate) fn restore_pins(&mut self) -> Result<Vec<PathBuf>, XdpError> {
         self.pins.prepare()?;
         let mut restored = Vec::new();
         let prog = program_mut(&mut self._ebpf)?;
@@ -370,7 +370,7 @@ impl XdpBackend {
     /// `pin_dir` (reload, when an interface left the config). Drop any open
     /// [`XdpBackend`] attached to it first: its descriptor would keep the link.
     /// Returns whether a pin was there.
-    pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<bool, XdpError> {
+    pub(crate) fn detach_interface(pin_dir: &Path, interface: &str) -> Result<bool, XdpError> {
         let pin = PinLayout::new(pin_dir).link(interface);
         let existed = pin.exists();
         attach::remove_pin(&pin)?;

@@ -87,14 +87,11 @@ fn every_builtin_parses_and_checks_clean() {
         );
         assert_eq!(check_settings(&f.filter), Vec::new(), "{name}");
         let f2 = &f.filter;
-        let modes = f2.modes.values().flat_map(|m| {
-            [&m.regex, &m.attempt, &m.address, &m.end, &m.success]
-                .into_iter()
-                .flatten()
-        });
-        let own = [&f2.regex, &f2.attempt, &f2.address, &f2.end, &f2.success]
-            .into_iter()
-            .flatten();
+        let modes = f2
+            .modes
+            .values()
+            .flat_map(|m| m.counting_lists().into_iter().flatten());
+        let own = f2.counting_lists().into_iter().flatten();
         for (i, re) in own.chain(modes).enumerate() {
             check_pattern(re, HostRule::Required)
                 .unwrap_or_else(|e| panic!("{name} regex {i}: {e}"));
@@ -252,24 +249,15 @@ fn every_builtin_gives_what_its_samples_say() {
 /// The regex lists a mode has of its own (the filter's own lists for `normal`):
 /// role and length.
 fn mode_lists(base: &crate::config::FilterConfig, mode: &str) -> Vec<(crate::filter::Role, usize)> {
-    use crate::filter::Role;
-    if mode == crate::filter::NORMAL_MODE {
-        return vec![
-            (Role::Failure, base.regex.len()),
-            (Role::Attempt, base.attempt.len()),
-            (Role::Address, base.address.len()),
-            (Role::End, base.end.len()),
-            (Role::Success, base.success.len()),
-        ];
-    }
-    let m = &base.modes[mode];
-    vec![
-        (Role::Failure, m.regex.len()),
-        (Role::Attempt, m.attempt.len()),
-        (Role::Address, m.address.len()),
-        (Role::End, m.end.len()),
-        (Role::Success, m.success.len()),
-    ]
+    let lists = if mode == crate::filter::NORMAL_MODE {
+        base.counting_lists()
+    } else {
+        base.modes[mode].counting_lists()
+    };
+    crate::filter::Role::ALL
+        .into_iter()
+        .zip(lists.map(Vec::len))
+        .collect()
 }
 
 /// Which mode's own regex a hit in mode `mode` came from: the mode's lists come
@@ -303,14 +291,11 @@ fn docs_describe_every_builtin() {
             "docs/filters.md has no section for {name}"
         );
         let f = get(name).expect("built-in");
-        let modes = f.modes.values().flat_map(|m| {
-            [&m.regex, &m.attempt, &m.address, &m.end, &m.success]
-                .into_iter()
-                .flatten()
-        });
-        let own = [&f.regex, &f.attempt, &f.address, &f.end, &f.success]
-            .into_iter()
-            .flatten();
+        let modes = f
+            .modes
+            .values()
+            .flat_map(|m| m.counting_lists().into_iter().flatten());
+        let own = f.counting_lists().into_iter().flatten();
         for re in own.chain(modes) {
             assert!(
                 docs.contains(re.as_str()),

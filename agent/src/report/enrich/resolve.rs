@@ -82,7 +82,7 @@ pub fn resolve_all(
 }
 
 /// Whether `name` may be shown: a host name's characters and length only.
-pub fn plausible(name: &str) -> bool {
+pub(crate) fn plausible(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name

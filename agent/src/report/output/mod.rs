@@ -14,7 +14,7 @@ pub mod terminal;
 const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// One character per value, scaled to the largest; zero is a space.
-pub fn sparkline(values: &[u64]) -> String {
+pub(crate) fn sparkline(values: &[u64]) -> String {
     let max = values.iter().copied().max().unwrap_or(0);
     values
         .iter()
@@ -30,7 +30,7 @@ pub fn sparkline(values: &[u64]) -> String {
 }
 
 /// Longest text cell printed; longer (attacker-influenced) text is cut with `…`.
-pub const MAX_CELL: usize = 64;
+pub(crate) const MAX_CELL: usize = 64;
 
 /// `text` cut to [`MAX_CELL`] characters.
 pub fn bounded(text: &str) -> std::borrow::Cow<'_, str> {

@@ -24,7 +24,7 @@ use super::super::model::Kind;
 
 /// One line read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// A decision.
     Event {
         /// When, UTC.
@@ -51,7 +51,7 @@ const TARGET: &str = "log2drop::daemon";
 
 /// Reads one line. `scratch` holds the line without colour codes when it has
 /// any (reused, so only coloured lines cost a copy).
-pub fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
+pub(crate) fn parse_line<'a>(line: &'a [u8], scratch: &'a mut String) -> Parsed<'a> {
     if memchr::memmem::find(line, TARGET.as_bytes()).is_none() {
         return Parsed::Other;
     }

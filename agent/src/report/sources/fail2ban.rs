@@ -28,7 +28,7 @@ use super::super::model::{Civil, DAY, Kind, days_from_civil};
 
 /// One line read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// An event of jail `jail` about `addr`.
     Event {
         /// When (local wall clock, as written).
@@ -50,7 +50,7 @@ pub enum Parsed<'a> {
 const MAX_JAIL: usize = 128;
 
 /// Reads one line of fail2ban's log.
-pub fn parse_line(line: &[u8]) -> Parsed<'_> {
+pub(crate) fn parse_line(line: &[u8]) -> Parsed<'_> {
     let Some((time, rest)) = timestamp(line) else {
         return Parsed::Other;
     };

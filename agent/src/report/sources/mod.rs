@@ -48,7 +48,7 @@ impl Progress for () {
 }
 
 /// How often [`Progress::lines`] is called, in lines.
-pub const PROGRESS_EVERY: u64 = 1 << 16;
+pub(crate) const PROGRESS_EVERY: u64 = 1 << 16;
 
 /// Reads `path` as a log of `kind` into `out`, keeping events inside `range`.
 pub fn read_log(
