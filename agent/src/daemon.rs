@@ -507,7 +507,9 @@ pub async fn run_prepared(
         Some(fc) => {
             let settings = fc.build().map_err(crate::fleet::FleetError::from)?;
             let cursor = positions.fleet_id(&settings.stream);
-            Some(crate::fleet::Fleet::start_with(settings, cursor)?)
+            let fleet = crate::fleet::Fleet::start_with(settings, cursor)?;
+            metrics.watch_fleet(fleet.probe());
+            Some(fleet)
         }
     };
     let mut enforcer = Enforcer {

@@ -1087,6 +1087,17 @@ impl SourceMatcher {
                     });
                     return None;
                 }
+                Verdict::FailName { regex, time } => {
+                    let name = scratch.names.push(scratch.fail2ban[k].name.as_bytes());
+                    *best = Some(Hit {
+                        host: Host::Name(name),
+                        filter: *id,
+                        role: Role::Failure,
+                        regex,
+                        time,
+                    });
+                    return None;
+                }
                 Verdict::Session {
                     regex,
                     addr,

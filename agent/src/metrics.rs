@@ -15,6 +15,10 @@
 //! errors, reconcile and store-commit durations, and the lag from reading a line
 //! to the engine's decision on it.
 //!
+//! The fleet link's figures (connection, lag, events published, received and
+//! refused, the publishing queue, peers) are read from the link's shared state
+//! on each scrape, like the sources' counters.
+//!
 //! Label values come from the config (source, filter, jail and backend names) or
 //! from small fixed sets (origin, operation); banned addresses appear only in the
 //! top-N drop counters, whose N is bounded by [`MAX_TOP`].
@@ -28,6 +32,7 @@ use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -39,6 +44,7 @@ use crate::config::Config;
 use crate::config::locate::KeyPath;
 use crate::control::protocol::DropEntry;
 use crate::engine::Decision;
+use crate::fleet::FleetProbe;
 use crate::source::SourceCounters;
 
 /// Default `metrics.top`.
@@ -244,6 +250,7 @@ impl Metrics {
             top: top.min(MAX_TOP),
             sources: Mutex::default(),
             drops: Mutex::default(),
+            fleet: Mutex::default(),
         });
         registry.register_collector(Box::new(live.clone()));
         Metrics {
@@ -419,6 +426,11 @@ impl Metrics {
         }
     }
 
+    /// Reads the fleet link's figures through `probe` on each scrape from now on.
+    pub fn watch_fleet(&self, probe: FleetProbe) {
+        *lock(&self.inner.live.fleet) = Some(probe);
+    }
+
     /// Replaces the kernel drop counters with what the backends report now.
     pub fn set_drops(&self, entries: &[DropEntry]) {
         *lock(&self.inner.live.drops) = Drops::from_entries(entries, self.inner.live.top);
@@ -456,6 +468,7 @@ struct Live {
     top: usize,
     sources: Mutex<SourceTally>,
     drops: Mutex<Drops>,
+    fleet: Mutex<Option<FleetProbe>>,
 }
 
 /// Per source name: the counters of its running thread, and what the threads
@@ -613,8 +626,146 @@ impl Collector for Live {
                 ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
             }
         }
+        let fleet = lock(&self.fleet).clone();
+        if let Some(probe) = fleet {
+            encode_fleet(&probe.status(), &mut encoder)?;
+        }
         Ok(())
     }
+}
+
+/// The fleet link's metrics (see docs/fleet.md). No per-peer labels: a fleet
+/// may have thousands of hosts.
+fn encode_fleet(
+    st: &crate::fleet::FleetStatus,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::metrics::gauge::ConstGauge;
+    let gauge = |e: &mut DescriptorEncoder, name: &str, help: &str, v: i64| {
+        ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+    };
+    let seconds = |e: &mut DescriptorEncoder, name: &str, help: &str, ms: Option<u64>| {
+        let Some(ms) = ms else {
+            return Ok(());
+        };
+        ConstGauge::new(ms as f64 / 1000.0).encode(e.encode_descriptor(
+            name,
+            help,
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?)
+    };
+    let counter = |e: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
+        ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+    };
+    let flag = |b: bool| i64::from(b);
+    gauge(
+        encoder,
+        "fleet_connected",
+        "1 while the fleet reader follows the Redis stream, 0 while it is disconnected",
+        flag(st.connected),
+    )?;
+    gauge(
+        encoder,
+        "fleet_publishing",
+        "1 while publishing to Redis works (or nothing failed yet), 0 while it fails and retries",
+        flag(st.publishing),
+    )?;
+    seconds(
+        encoder,
+        "fleet_lag",
+        "Time from the last stream entry's ID (Redis's clock) to its arrival here; includes clock skew",
+        st.lag_ms,
+    )?;
+    let id_age = st
+        .last_id
+        .as_deref()
+        .and_then(crate::fleet::link::parse_id)
+        .map(|(ms, _)| now_ms().saturating_sub(ms));
+    seconds(
+        encoder,
+        "fleet_last_id_age",
+        "Age of the last stream entry read (by its ID); grows while the fleet publishes nothing or the reader is stuck",
+        id_age,
+    )?;
+    counter(
+        encoder,
+        "fleet_published",
+        "Events (bans, unbans) this host wrote to the fleet stream",
+        st.published,
+    )?;
+    counter(
+        encoder,
+        "fleet_publish_errors",
+        "Failed attempts to publish a batch (each retried)",
+        st.publish_errors,
+    )?;
+    gauge(
+        encoder,
+        "fleet_queued",
+        "Events waiting to be published (Redis slow or unreachable)",
+        i64::try_from(st.queued).unwrap_or(i64::MAX),
+    )?;
+    counter(
+        encoder,
+        "fleet_dropped",
+        "Events dropped because the publishing queue (fleet.queue) was full",
+        st.dropped,
+    )?;
+    counter(
+        encoder,
+        "fleet_received",
+        "Events read from other hosts",
+        st.received,
+    )?;
+    counter(
+        encoder,
+        "fleet_applied",
+        "Remote bans enforced here",
+        st.applied,
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "fleet_refused",
+        "Remote bans refused, by reason: allowlist (overlaps the allowlist or own addresses), prefix (wider than accept_max_prefix)",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, v) in [
+        ("allowlist", st.refused_allowlist),
+        ("prefix", st.refused_prefix),
+    ] {
+        ConstCounter::new(v).encode(family.encode_family(&[("reason", reason)])?)?;
+    }
+    counter(
+        encoder,
+        "fleet_lifted",
+        "Remote bans lifted here by the fleet (unbans, snapshot resyncs)",
+        st.lifted,
+    )?;
+    counter(
+        encoder,
+        "fleet_resyncs",
+        "Snapshot loads (first start, stream trimmed past the last ID read)",
+        st.resyncs,
+    )?;
+    counter(
+        encoder,
+        "fleet_reconnects",
+        "Reconnections of the fleet reader",
+        st.reconnects,
+    )?;
+    gauge(
+        encoder,
+        "fleet_peers",
+        "Other hosts seen on the fleet stream since this agent started",
+        i64::try_from(st.peers.len()).unwrap_or(i64::MAX),
+    )
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

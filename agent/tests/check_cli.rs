@@ -100,3 +100,31 @@ fn default_config_checks_ok() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_reads_the_fleet_tls_files_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca, "not a certificate\n").expect("write");
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[agent]\nstate_dir = \"{state}\"\nsocket = \"{state}/ctl.sock\"\n\n\
+             [backends.dry-run]\n\n\
+             [fleet]\nredis = \"rediss://fleet.example.org:6380/0\"\nnode = \"web-1\"\n\
+             tls = {{ ca = \"{ca}\" }}\n",
+            state = dir.path().display(),
+            ca = ca.display()
+        ),
+    )
+    .expect("write");
+    let file = path.to_str().expect("utf-8 path");
+    let out = log2drop(&["check", "--config", file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("fleet.tls.ca {}: ", ca.display())),
+        "{stderr}"
+    );
+}

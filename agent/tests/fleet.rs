@@ -6,6 +6,7 @@
 //! Without `redis-server` on PATH (or at /usr/bin) the tests say so and return;
 //! under CI=true that is a failure (`.ci/run` installs it).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +24,91 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// TLS only (`--port 0`), client certificates required.
+    tls: bool,
+}
+
+/// Runs openssl in `dir`, failing the test with its stderr.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Process::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway CA (`ca.pem`), a server certificate for 127.0.0.1
+/// (`server.pem`, `server.key`) and a client certificate (`client.pem`,
+/// `client.key`) in `dir`; P-256 keys, valid one day.
+fn make_certificates(dir: &std::path::Path) {
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(key);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=log2drop test CA",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext file");
+        let (k, csr, pem, extf) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        let subj = format!("/CN=log2drop test {name}");
+        let mut req = vec!["req"];
+        req.extend(key);
+        req.extend(["-keyout", &k, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &pem,
+                "-extfile",
+                &extf,
+            ],
+        );
+    }
 }
 
 fn redis_binary() -> Option<PathBuf> {
@@ -43,6 +129,16 @@ fn redis_binary() -> Option<PathBuf> {
 impl Redis {
     /// Starts one, or `None` (test skipped) without the binary.
     fn start() -> Option<Redis> {
+        Redis::start_with(false)
+    }
+
+    /// One that speaks TLS only and requires a client certificate signed by
+    /// its CA (throwaway certificates in its directory).
+    fn start_tls() -> Option<Redis> {
+        Redis::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Redis> {
         redis_binary()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -52,17 +148,50 @@ impl Redis {
             child: None,
             port,
             dir: tempfile::tempdir().expect("tempdir"),
+            tls,
         };
+        if tls {
+            make_certificates(r.dir.path());
+        }
         r.spawn();
         Some(r)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// The `tls` line of an agent's `[fleet]`: the CA, and with `client` the
+    /// client certificate and key.
+    fn tls_config(&self, client: bool) -> String {
+        match (self.tls, client) {
+            (false, _) => String::new(),
+            (true, false) => format!("tls = {{ ca = \"{}\" }}", self.file("ca.pem")),
+            (true, true) => format!(
+                "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+                self.file("ca.pem"),
+                self.file("client.pem"),
+                self.file("client.key")
+            ),
+        }
     }
 
     /// Runs the server: every acknowledged write is on disk (append-only file,
     /// fsync always), as a fleet deployment that must not lose bans would run it.
     fn spawn(&mut self) {
         let bin = redis_binary().expect("redis-server");
-        let child = Process::new(bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Process::new(bin);
+        if self.tls {
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-cert-file", &self.file("server.pem")])
+                .args(["--tls-key-file", &self.file("server.key")])
+                .args(["--tls-ca-cert-file", &self.file("ca.pem")])
+                .args(["--tls-auth-clients", "yes"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args([
@@ -100,11 +229,26 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("client")
+        if !self.tls {
+            return redis::Client::open(self.url()).expect("client");
+        }
+        let read = |name: &str| std::fs::read(self.dir.path().join(name)).expect("certificate");
+        redis::Client::build_with_tls(
+            self.url(),
+            redis::TlsCertificates {
+                client_tls: Some(redis::ClientTlsConfig {
+                    client_cert: read("client.pem"),
+                    client_key: read("client.key"),
+                }),
+                root_cert: Some(read("ca.pem")),
+            },
+        )
+        .expect("TLS client")
     }
 
     fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
@@ -130,8 +274,14 @@ fn line(addr: &str) -> String {
 }
 
 impl Agent {
-    /// An agent named `node`; `allow` is added to its allowlist.
+    /// An agent named `node`; `allow` is added to its allowlist. Against a TLS
+    /// Redis it has the CA and a client certificate.
     fn new(redis: &Redis, node: &str, allow: &str) -> Agent {
+        Agent::with_tls(redis, node, allow, &redis.tls_config(true))
+    }
+
+    /// [`Agent::new`] with `tls` as the `[fleet]` table's `tls` line.
+    fn with_tls(redis: &Redis, node: &str, allow: &str, tls: &str) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Agent { dir, running: None };
         std::fs::write(a.log(), b"").expect("log");
@@ -162,6 +312,7 @@ node = "{node}"
 stream = "{STREAM}"
 share = ["ssh"]
 share_manual = true
+{tls}
 "#,
             state = a.dir.path().join("state").display(),
             socket = a.socket().display(),
@@ -174,6 +325,20 @@ share_manual = true
 
     fn config(&self) -> PathBuf {
         self.dir.path().join("log2drop.toml")
+    }
+
+    /// Adds `[metrics]` on a free port to the config (before the start); returns
+    /// the endpoint's address.
+    fn with_metrics(&self) -> std::net::SocketAddr {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.config())
+            .expect("config");
+        writeln!(f, "\n[metrics]\nlisten = \"{addr}\"").expect("append");
+        addr
     }
     fn socket(&self) -> PathBuf {
         self.dir.path().join("ctl.sock")
@@ -336,10 +501,38 @@ async fn a_ban_reaches_every_agent_with_its_node_and_is_not_published_again() {
     }
 }
 
+/// One scrape of the metrics endpoint at `addr`: the body.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// The value of sample `series` (name and labels as written) in `body`.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("number"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_bans_over_the_allowlist_or_too_wide_are_refused_and_counted() {
     let Some(redis) = Redis::start() else { return };
-    let (mut a, mut b) = pair(&redis, ", \"203.0.113.0/28\"").await;
+    let mut a = Agent::new(&redis, "a", "");
+    let mut b = Agent::new(&redis, "b", ", \"203.0.113.0/28\"");
+    let (ma, mb) = (a.with_metrics(), b.with_metrics());
+    a.start().await;
+    b.start().await;
     a.offend("203.0.113.5");
     for (target, dur) in [("198.51.100.0/23", "1h"), ("203.0.113.128/25", "1h")] {
         let r = a.ask(ban(target, dur)).await;
@@ -357,6 +550,70 @@ async fn remote_bans_over_the_allowlist_or_too_wide_are_refused_and_counted() {
         (s.received, s.applied, s.refused_allowlist, s.refused_prefix),
         (3, 1, 1, 1),
         "{s:?}"
+    );
+
+    // The same figures on the metrics endpoints.
+    let body = scrape(mb).await;
+    for (series, want) in [
+        ("log2drop_fleet_connected", 1.0),
+        ("log2drop_fleet_publishing", 1.0),
+        ("log2drop_fleet_received_total", 3.0),
+        ("log2drop_fleet_applied_total", 1.0),
+        (r#"log2drop_fleet_refused_total{reason="allowlist"}"#, 1.0),
+        (r#"log2drop_fleet_refused_total{reason="prefix"}"#, 1.0),
+        ("log2drop_fleet_published_total", 0.0),
+        ("log2drop_fleet_queued", 0.0),
+        ("log2drop_fleet_dropped_total", 0.0),
+        ("log2drop_fleet_peers", 1.0),
+        ("log2drop_fleet_resyncs_total", 1.0),
+        (r#"log2drop_bans_active{jail="fleet"}"#, 1.0),
+        (r#"log2drop_bans_total{jail="fleet",origin="fleet"}"#, 1.0),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series} in\n{body}");
+    }
+    for series in [
+        "log2drop_fleet_lag_seconds",
+        "log2drop_fleet_last_id_age_seconds",
+    ] {
+        let v = sample(&body, series);
+        assert!(
+            v.is_some_and(|v| (0.0..60.0).contains(&v)),
+            "{series} in\n{body}"
+        );
+    }
+    let body = scrape(ma).await;
+    assert_eq!(
+        sample(&body, "log2drop_fleet_published_total"),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "log2drop_fleet_received_total"),
+        Some(0.0),
+        "{body}"
+    );
+
+    // Redis gone: the link says so, and a ban made meanwhile (outside the
+    // /23 banned above) waits in the queue.
+    drop(redis);
+    a.offend("192.0.2.77");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut body = scrape(ma).await;
+    while !(sample(&body, "log2drop_fleet_connected") == Some(0.0)
+        && sample(&body, "log2drop_fleet_queued").is_some_and(|q| q >= 1.0))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        body = scrape(ma).await;
+    }
+    assert_eq!(
+        sample(&body, "log2drop_fleet_connected"),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "log2drop_fleet_queued").is_some_and(|q| q >= 1.0),
+        "{body}"
     );
     a.stop().await;
     b.stop().await;
@@ -453,4 +710,38 @@ async fn a_trimmed_stream_resyncs_from_the_snapshot() {
     assert_eq!(b.wait_for(&more).await, more);
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate_carries_the_bans() {
+    let Some(redis) = Redis::start_tls() else {
+        return;
+    };
+    let (mut a, mut b) = pair(&redis, "").await;
+    a.offend("198.51.100.7");
+    let want = vec!["198.51.100.7".to_owned()];
+    assert_eq!(b.wait_for(&want).await, want);
+    let s = b.fleet().await;
+    assert!(s.connected && s.redis.starts_with("rediss://"), "{s:?}");
+    assert_eq!(a.fleet().await.published, 1);
+
+    // Without a client certificate the server refuses the agent: it never
+    // connects, says why, and enforces its own bans all the same.
+    let mut c = Agent::with_tls(&redis, "c", "", &redis.tls_config(false));
+    c.start().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = c.fleet().await;
+    while s.last_error.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = c.fleet().await;
+    }
+    assert!(!s.connected && s.last_error.is_some(), "{s:?}");
+    c.offend("203.0.113.9");
+    let own = vec!["203.0.113.9".to_owned()];
+    assert_eq!(c.wait_for(&own).await, own);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.bans().await.len(), 1, "nothing from c reached b");
+    for x in [&mut a, &mut b, &mut c] {
+        x.stop().await;
+    }
 }

@@ -19,7 +19,8 @@ pub fn for_daemon_error(e: &DaemonError) -> Option<u8> {
         | DaemonError::Filter { .. }
         | DaemonError::UnknownFilter { .. }
         | DaemonError::SocketGroup { .. }
-        | DaemonError::Hooks { .. } => Some(EX_CONFIG),
+        | DaemonError::Hooks { .. }
+        | DaemonError::Fleet(log2drop::fleet::FleetError::Config(_)) => Some(EX_CONFIG),
         _ => None,
     }
 }

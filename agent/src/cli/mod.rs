@@ -106,7 +106,14 @@ fn init_tracing(format: LogFormat) {
 /// (EX_CONFIG) on a config error, 66 (EX_NOINPUT) when the file cannot be read.
 pub fn check(config: &Path) -> ExitCode {
     match log2drop::daemon::prepare(config) {
-        Ok(_) => {
+        Ok(prepared) => {
+            // The files `run` reads for the fleet link (password, TLS).
+            if let Some(fleet) = &prepared.config.fleet
+                && let Err(e) = fleet.build()
+            {
+                eprintln!("{}: {e}", config.display());
+                return ExitCode::from(exit::EX_CONFIG);
+            }
             println!("{}: ok", config.display());
             ExitCode::SUCCESS
         }
@@ -299,8 +306,11 @@ fn status_text(s: &Status) -> String {
 
 /// One line on the fleet link for `status` and `stats`.
 fn fleet_line(f: &FleetStatus) -> String {
+    let lag = f
+        .lag_ms
+        .map_or_else(String::new, |ms| format!(", lag {ms} ms"));
     format!(
-        "{} as {}: {}, {} published, {} received ({} enforced, {} refused), {} queued, {} peers",
+        "{} as {}: {}{lag}, {} published ({} queued, {} dropped), {} received ({} enforced, {} refused), {} peers",
         f.redis,
         f.node,
         if f.connected {
@@ -309,10 +319,11 @@ fn fleet_line(f: &FleetStatus) -> String {
             "DISCONNECTED"
         },
         f.published,
+        f.queued,
+        f.dropped,
         f.received,
         f.applied,
         f.refused_allowlist + f.refused_prefix,
-        f.queued,
         f.peers.len()
     )
 }
@@ -800,7 +811,7 @@ mod text_tests {
         };
         let t = status_text(&s);
         assert!(
-            t.contains("fleet redis://127.0.0.1:6379/0 as web-1: DISCONNECTED, 7 published, 5 received (3 enforced, 2 refused), 4 queued, 1 peers"),
+            t.contains("fleet redis://127.0.0.1:6379/0 as web-1: DISCONNECTED, lag 3 ms, 7 published (4 queued, 0 dropped), 5 received (3 enforced, 2 refused), 1 peers"),
             "{t}"
         );
         assert!(

@@ -100,6 +100,11 @@ pub struct Definition {
     pub maxlines: usize,
     /// `journalmatch`, as written.
     pub journalmatch: Option<String>,
+    /// `logtype = journal`: lines come from the journal, whose entry carries
+    /// the time. fail2ban's systemd backend then runs no date detection on the
+    /// message, so a date inside it stays for the regexes to match; log2drop
+    /// cuts only the time its journal source writes at the line start.
+    pub journal: bool,
 }
 
 /// The options whose final values a filter definition consists of.
@@ -224,6 +229,7 @@ impl Definition {
         };
         let datepattern = single("datepattern")?;
         let journalmatch = single("journalmatch")?;
+        let journal = single("logtype")?.is_some_and(|t| t.trim().eq_ignore_ascii_case("journal"));
         let maxlines = match single("maxlines")? {
             Some(m) => m.trim().parse().map_err(|_| LoadError::Setting {
                 place: place(ini, path, "maxlines"),
@@ -241,6 +247,7 @@ impl Definition {
             datepattern,
             maxlines,
             journalmatch,
+            journal,
         })
     }
 }
@@ -318,6 +325,27 @@ fn next_tag(s: &str, from: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// The address in a host group (`<HOST>`'s brackets taken off). A dotted quad
+/// with leading zeros (`192.030.0.6`, as some devices pad their logs) is read
+/// in decimal, as it was written: fail2ban reports the text as it is, and its
+/// DNS fallback (getaddrinfo) would read `030` as octal 24 — an address the
+/// log never meant.
+fn parse_host(h: &str) -> Option<IpAddr> {
+    let h = h.trim_matches(['[', ']']);
+    crate::addr::parse_ip(h.as_bytes()).or_else(|| {
+        let mut octets = [0u8; 4];
+        let mut parts = h.split('.');
+        for o in &mut octets {
+            let p = parts.next()?;
+            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *o = p.parse().ok()?;
+        }
+        parts.next().is_none().then(|| IpAddr::from(octets))
+    })
+}
+
 /// Per regex: what its groups say about the line.
 #[derive(Debug)]
 struct Fail {
@@ -355,6 +383,15 @@ pub enum Verdict {
         /// The line's time, if a date was found.
         time: Option<SystemTime>,
     },
+    /// An offence by the host name left in [`LineState::name`] (`<HOST>` took
+    /// a name, not an address): whoever runs the filter resolves it as its
+    /// `use_dns` says, as fail2ban's `usedns` does.
+    FailName {
+        /// The failregex.
+        regex: usize,
+        /// The line's time, if a date was found.
+        time: Option<SystemTime>,
+    },
     /// A failregex matched on a line of the multi-line session whose id
     /// (`<F-MLFID>`) is left in [`LineState::mlfid`]: the session decides.
     Session {
@@ -387,12 +424,79 @@ pub enum Verdict {
     Miss,
 }
 
+/// `alt_user` or `alt_user_N`: fail2ban's alternative names for `user`, used
+/// when `user` is empty.
+fn is_alt_user(name: &str) -> bool {
+    name.strip_prefix("alt_user").is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('_')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The user names each open `<F-MLFID>` session has named, as far as fail2ban
+/// looks at them: one, or several. Bounded: fail2ban keeps a session 5 minutes
+/// (and at most 100 of them); an attacker opening connections must not grow it.
+#[derive(Debug, Default)]
+struct SessionUsers {
+    /// Session id -> (its first user, whether another one followed, last line's time).
+    open: std::collections::HashMap<String, (Option<String>, bool, SystemTime)>,
+}
+
+impl SessionUsers {
+    /// How long a session's users are remembered after its last line.
+    const KEEP: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+    /// Most sessions remembered at once.
+    const MAX: usize = 10_000;
+
+    /// Notes that session `id` named `user` at `at`; says whether it has now
+    /// named several. A forgetting line ends the session after it counts.
+    fn note(&mut self, id: &str, user: Option<&str>, forget: bool, at: SystemTime) -> bool {
+        let fresh = |seen: SystemTime| at.duration_since(seen).map_or(true, |d| d <= Self::KEEP);
+        let several = match self.open.get_mut(id) {
+            Some(entry) if fresh(entry.2) => {
+                entry.2 = at;
+                if let Some(u) = user {
+                    match &entry.0 {
+                        Some(first) if first != u => entry.1 = true,
+                        Some(_) => {}
+                        None => entry.0 = Some(u.to_owned()),
+                    }
+                }
+                entry.1
+            }
+            _ => {
+                if !forget {
+                    if self.open.len() >= Self::MAX {
+                        self.open.retain(|_, e| fresh(e.2));
+                        if self.open.len() >= Self::MAX {
+                            self.open.clear();
+                        }
+                    }
+                    self.open
+                        .insert(id.to_owned(), (user.map(str::to_owned), false, at));
+                }
+                false
+            }
+        };
+        if forget {
+            self.open.remove(id);
+        }
+        several
+    }
+}
+
 /// What a fail2ban filter keeps between lines of one source: the line with its
 /// date cut out, and with `maxlines` above 1 the last lines, searched together.
 #[derive(Debug, Default)]
 pub struct LineState {
     /// The `<F-MLFID>` of the last [`Verdict::Session`] line.
     pub mlfid: String,
+    /// The host name of the last [`Verdict::FailName`] line.
+    pub name: String,
+    /// The user names of the open sessions.
+    users: SessionUsers,
     cut: String,
     lines: std::collections::VecDeque<String>,
     joined: String,
@@ -418,7 +522,13 @@ impl Matcher {
     /// Compiles a definition. Every regex either runs on one of the engines or
     /// the whole filter is refused with that regex's file and line.
     pub fn build(def: &Definition) -> Result<Matcher, LoadError> {
-        let date = DateFinder::new(def.datepattern.as_deref()).map_err(|m| LoadError::Setting {
+        let datepattern = if def.journal {
+            // The journal source's `TIME IDENTIFIER[PID]: MESSAGE`: its TIME only.
+            Some("{^LN-BEG}ISO8601")
+        } else {
+            def.datepattern.as_deref()
+        };
+        let date = DateFinder::new(datepattern).map_err(|m| LoadError::Setting {
             place: def.path.display().to_string(),
             key: "datepattern",
             message: m,
@@ -554,8 +664,13 @@ impl Matcher {
                 .or_else(|| g.name("dns"))
                 .or_else(|| g.name("fid"))
                 .or(pref_host)
-                .and_then(|h| crate::addr::parse_ip(h.trim_matches(['[', ']']).as_bytes()));
-            if addr.is_some() {
+                .and_then(parse_host);
+            // No address: a host name where `<HOST>`/`<DNS>` took one.
+            let name = g
+                .name("dns")
+                .or_else(|| pref.as_ref().and_then(|p| p.name("dns")))
+                .filter(|n| addr.is_none() && crate::addr::is_host_name(n.as_bytes()));
+            if addr.is_some() || name.is_some() {
                 state.captures.clear();
                 for (name, value) in pref.iter().flat_map(|p| p.named()).chain(g.named()) {
                     if !NOT_CAPTURES.contains(&name) {
@@ -564,13 +679,18 @@ impl Matcher {
                 }
             }
             if !(pref_tagged || f.tagged) {
-                return match addr {
-                    Some(addr) => Verdict::Fail {
+                return match (addr, name) {
+                    (Some(addr), _) => Verdict::Fail {
                         addr,
                         regex: i,
                         time,
                     },
-                    None => Verdict::NotCounted { regex: i },
+                    (None, Some(n)) => {
+                        state.name.clear();
+                        state.name.push_str(n);
+                        Verdict::FailName { regex: i, time }
+                    }
+                    (None, None) => Verdict::NotCounted { regex: i },
                 };
             }
             // The line's group, else the prefregex's; as in fail2ban, an empty
@@ -582,8 +702,25 @@ impl Matcher {
             let flag = |name: &str| group(name).is_some_and(|t| !t.is_empty());
             let (nofail, gained, forget) = (flag("nofail"), flag("mlfgained"), flag("mlfforget"));
             if let Some(id) = group("mlfid") {
+                // The user (`<F-USER>`, else an `<F-ALT_USER>`) this line names.
+                let user = group("user").filter(|u| !u.is_empty()).or_else(|| {
+                    pref.iter()
+                        .flat_map(|p| p.named())
+                        .chain(g.named())
+                        .find(|(n, v)| !v.is_empty() && is_alt_user(n))
+                        .map(|(_, v)| v)
+                });
+                let several = state.users.note(id, user, forget, time.unwrap_or(now));
                 state.mlfid.clear();
                 state.mlfid.push_str(id);
+                // As fail2ban: a session that tried several user names turns
+                // a line that would not count (a success among them) into a
+                // failure, so a login after guessing does not wipe the guesses.
+                let (nofail, gained) = if several {
+                    (false, false)
+                } else {
+                    (nofail, gained)
+                };
                 return Verdict::Session {
                     regex: i,
                     addr,

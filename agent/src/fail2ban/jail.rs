@@ -83,6 +83,8 @@ struct Jail {
     factor: Option<f64>,
     maxtime: Option<u64>,
     permanent: bool,
+    /// `usedns` other than fail2ban's (and log2drop's) default `warn`.
+    use_dns: Option<&'static str>,
 }
 
 /// The jail files fail2ban reads, in its order: jail.conf, jail.d/*.conf,
@@ -411,16 +413,20 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
                 );
             }
         }
-        if let Some(u) = get_or_note("usedns", &mut note)
-            && matches!(u.trim(), "yes" | "warn")
-        {
-            note(
-                name,
-                format!(
-                    "usedns = {}: log2drop never resolves host names found in log lines (an attacker controls them); lines that carry only a name are not counted",
-                    u.trim()
-                ),
-            );
+        // Host names where <HOST> stands count as fail2ban's usedns says; warn
+        // is both defaults.
+        match get_or_note("usedns", &mut note).as_deref().map(str::trim) {
+            Some("yes") => jail.use_dns = Some("yes"),
+            Some("no") => jail.use_dns = Some("no"),
+            Some("raw") => {
+                jail.use_dns = Some("no");
+                note(
+                    name,
+                    "usedns = raw (host names as ban ids) has no equivalent: use_dns = \"no\""
+                        .into(),
+                );
+            }
+            _ => {}
         }
         let actions = get_or_note("action", &mut note).unwrap_or_default();
         for a in action_names(&actions) {
@@ -601,6 +607,9 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, ImportError> {
             );
         } else if let Some(t) = j.bantime {
             let _ = writeln!(out, "bantime = {}", q(&dur(t.max(1))));
+        }
+        if let Some(u) = j.use_dns {
+            let _ = writeln!(out, "use_dns = {}", q(u));
         }
         if !j.permanent {
             if let Some(f) = j.factor {
@@ -783,6 +792,9 @@ fn inline_definition(file: &Path, options: &BTreeMap<String, String>) -> Result<
     }
     if d.maxlines > 1 {
         let _ = writeln!(ini, "maxlines = {}", d.maxlines);
+    }
+    if d.journal {
+        ini.push_str("logtype = journal\n");
     }
     Ok(format!(
         "# copied from {} (options {:?})\nfail2ban_inline = \"\"\"\n{}\"\"\"\n",

@@ -189,6 +189,8 @@ pub fn to_rust_syntax(re: &str) -> String {
                     b'a' => out.push_str(r"\x07"),
                     // Python lets any character be escaped; `\_` is not valid in Rust.
                     b'_' => out.push('_'),
+                    // Literal angle brackets in Python; word boundaries in Rust.
+                    b'<' | b'>' => out.push(n as char),
                     _ => {
                         out.push('\\');
                         out.push(n as char);
@@ -525,6 +527,12 @@ mod tests {
         assert!(!r.is_match("[abc] {x} {y} aa end\n"));
         let r = F2bRegex::new(r"[]a]+ [^]]").unwrap();
         assert!(r.is_match("]a] b"));
+        // `\<` and `\>` are the characters in Python (word boundaries in Rust).
+        let r = F2bRegex::new(r"^(?:\<\S+@\S+\> )*relay from x$").unwrap();
+        assert!(r.is_match("<user@example.com> relay from x"));
+        let r = F2bRegex::new(r"^x(?=y)\<a\>$").unwrap();
+        assert!(r.is_fancy() && !r.is_match("xya") && !r.is_match("x<a>"));
+        assert!(F2bRegex::new(r"^(?=x)x\<a\>$").unwrap().is_match("x<a>"));
     }
 
     #[test]

@@ -61,6 +61,37 @@ pub struct FleetConfig {
     /// Stream entries Redis keeps (`XADD MAXLEN ~`). Default 100,000.
     #[serde(default = "default_maxlen")]
     pub maxlen: u64,
+    /// TLS files for `rediss://`. Default: the system's roots, no client
+    /// certificate.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls = { ca = "...", cert = "...", key = "..." }`: PEM files, each optional,
+/// `cert` and `key` together.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA certificates the server's certificate must chain to, instead of the
+    /// system's roots (a private CA).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (chain) presented to the server (`tls-auth-clients`).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PKCS#8, PKCS#1 or SEC1), root only.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn named(&self) -> [(&'static str, Option<&PathBuf>); 3] {
+        [
+            ("ca", self.ca.as_ref()),
+            ("cert", self.cert.as_ref()),
+            ("key", self.key.as_ref()),
+        ]
+    }
 }
 
 /// `accept_max_prefix = { v4 = 24, v6 = 48 }`.
@@ -119,6 +150,16 @@ pub enum FleetConfigError {
     /// The URL was refused by the client.
     #[error("fleet.redis: {0}")]
     Url(#[source] redis::RedisError),
+    /// A TLS file could not be read or holds no usable PEM data.
+    #[error("fleet.tls.{key} {}: {reason}", path.display())]
+    Tls {
+        /// `ca`, `cert` or `key`.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A built fleet config: what the link and the engine task run on.
@@ -144,6 +185,20 @@ pub struct FleetSettings {
     pub queue: usize,
     /// Stream length kept.
     pub maxlen: u64,
+    /// The CA and client certificate of `tls`, read and checked.
+    #[cfg(feature = "tls")]
+    pub tls: Option<redis::TlsCertificates>,
+}
+
+impl FleetSettings {
+    /// A client for these settings (with the `tls` files, when given).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        #[cfg(feature = "tls")]
+        if let Some(certs) = &self.tls {
+            return redis::Client::build_with_tls(self.connection.clone(), certs.clone());
+        }
+        redis::Client::open(self.connection.clone())
+    }
 }
 
 impl std::fmt::Debug for FleetSettings {
@@ -198,7 +253,14 @@ impl FleetConfig {
                 ),
             )),
         }
-        if url_scheme(&self.redis).is_some() {
+        if self.redis.contains('#') {
+            out.push((
+                at.key("redis"),
+                "a URL fragment (#insecure) is refused: certificates are always checked; \
+                 give a private CA in tls.ca"
+                    .to_owned(),
+            ));
+        } else if url_scheme(&self.redis).is_some() {
             if let Err(e) = redis::IntoConnectionInfo::into_connection_info(self.redis.as_str()) {
                 out.push((at.key("redis"), format!("cannot use this URL: {e}")));
             } else if url_has_password(&self.redis) {
@@ -207,6 +269,35 @@ impl FleetConfig {
                     "holds a password: put it in password_file (readable by root only), not in the config"
                         .to_owned(),
                 ));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            let at = at.key("tls");
+            if url_scheme(&self.redis) == Some("redis") {
+                out.push((
+                    at.clone(),
+                    "TLS files need a rediss:// URL in fleet.redis".to_owned(),
+                ));
+            }
+            if tls.cert.is_some() != tls.key.is_some() {
+                out.push((
+                    at.clone(),
+                    "cert and key go together (a client certificate and its private key)"
+                        .to_owned(),
+                ));
+            }
+            if tls.named().iter().all(|(_, p)| p.is_none()) {
+                out.push((
+                    at.clone(),
+                    "names no file: give ca, or cert and key, or all three".to_owned(),
+                ));
+            }
+            for (key, path) in tls.named() {
+                if let Some(p) = path
+                    && !p.is_absolute()
+                {
+                    out.push((at.key(key), "must be an absolute path".to_owned()));
+                }
             }
         }
         if let Some(user) = &self.user
@@ -313,6 +404,8 @@ impl FleetConfig {
         }
         settings = settings.set_lib_name("log2drop", env!("CARGO_PKG_VERSION"));
         connection = connection.set_redis_settings(settings);
+        #[cfg(feature = "tls")]
+        let tls = self.tls.as_ref().map(tls::read).transpose()?;
         Ok(FleetSettings {
             node,
             connection,
@@ -324,6 +417,71 @@ impl FleetConfig {
             max_prefix: (self.accept_max_prefix.v4, self.accept_max_prefix.v6),
             queue: self.queue,
             maxlen: self.maxlen,
+            #[cfg(feature = "tls")]
+            tls,
+        })
+    }
+}
+
+/// Reading the TLS files: each is read and parsed here, so a wrong file is
+/// named at start (and by `log2drop check`), not found at the first handshake.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::path::Path;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::{FleetConfigError, TlsFiles};
+
+    fn bad(key: &'static str, path: &Path, reason: impl std::fmt::Display) -> FleetConfigError {
+        FleetConfigError::Tls {
+            key,
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn certificates(key: &'static str, path: &Path) -> Result<Vec<u8>, FleetConfigError> {
+        let pem = std::fs::read(path).map_err(|e| bad(key, path, format!("cannot read: {e}")))?;
+        let n = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(key, path, format!("not PEM certificates: {e}")))?
+            .len();
+        if n == 0 {
+            return Err(bad(
+                key,
+                path,
+                "holds no PEM certificate (BEGIN CERTIFICATE)",
+            ));
+        }
+        Ok(pem)
+    }
+
+    /// Reads and checks the files of `tls`.
+    pub(super) fn read(tls: &TlsFiles) -> Result<redis::TlsCertificates, FleetConfigError> {
+        let root_cert = tls
+            .ca
+            .as_deref()
+            .map(|p| certificates("ca", p))
+            .transpose()?;
+        let client_tls = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                let client_cert = certificates("cert", cert)?;
+                let client_key =
+                    std::fs::read(key).map_err(|e| bad("key", key, format!("cannot read: {e}")))?;
+                PrivateKeyDer::from_pem_slice(&client_key)
+                    .map_err(|e| bad("key", key, format!("no PEM private key: {e}")))?;
+                Some(redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                })
+            }
+            _ => None,
+        };
+        Ok(redis::TlsCertificates {
+            client_tls,
+            root_cert,
         })
     }
 }
@@ -442,6 +600,60 @@ mod tests {
             parse("redis = \"redis://127.0.0.1\"\npassword_file = \"/nonexistent/log2drop.pass\"");
         let e = missing.build().expect_err("no file");
         assert!(e.to_string().contains("/nonexistent/log2drop.pass"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_are_checked_with_their_keys() {
+        for (text, want) in [
+            (
+                "redis = \"redis://127.0.0.1\"\ntls = { ca = \"/etc/log2drop/ca.pem\" }",
+                "fleet.tls: TLS files need a rediss:// URL",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org\"\ntls = { cert = \"/etc/log2drop/c.pem\" }",
+                "fleet.tls: cert and key go together",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org\"\ntls = { ca = \"ca.pem\" }",
+                "fleet.tls.ca: must be an absolute path",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org:6380/0#insecure\"",
+                "fleet.redis: a URL fragment (#insecure) is refused",
+            ),
+            (
+                "redis = \"rediss://fleet.example.org\"\ntls = {}",
+                "fleet.tls: names no file",
+            ),
+        ] {
+            let p = problems(&parse(text));
+            assert!(p.iter().any(|m| m.starts_with(want)), "{want}: {p:?}");
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn build_names_a_tls_file_it_cannot_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").expect("write");
+        let cfg = |ca: &std::path::Path| {
+            parse(&format!(
+                "redis = \"rediss://127.0.0.1:6380\"\nnode = \"a\"\ntls = {{ ca = \"{}\" }}",
+                ca.display()
+            ))
+        };
+        let e = cfg(&junk).build().expect_err("no certificate").to_string();
+        assert!(
+            e.starts_with(&format!("fleet.tls.ca {}: ", junk.display())) && e.contains("no PEM"),
+            "{e}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let e = cfg(&missing).build().expect_err("no file").to_string();
+        assert!(
+            e.starts_with(&format!("fleet.tls.ca {}: cannot read", missing.display())),
+            "{e}"
+        );
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub struct Incoming {
     pub snapshot: bool,
 }
 
-/// Counters and state the tasks update, read by `fleet status`.
+/// Counters and state the tasks (and the engine task, for what it applies)
+/// update, read by `fleet status` and the metrics.
 #[derive(Debug, Clone, Default)]
 pub struct LinkState {
     /// Whether the reader's connection is up and following the stream.
@@ -68,6 +69,9 @@ pub struct LinkState {
     pub published: u64,
     /// Events dropped because the outgoing queue was full.
     pub dropped: u64,
+    /// Events taken from the queue and not yet acknowledged by Redis (the batch
+    /// being sent or retried).
+    pub in_flight: usize,
     /// Failed publishing attempts (each retried).
     pub publish_errors: u64,
     /// Events read from other nodes.
@@ -80,11 +84,20 @@ pub struct LinkState {
     pub lag_ms: Option<u64>,
     /// Nodes seen on the stream, with when (ms since the epoch) they were last seen.
     pub peers: BTreeMap<String, u64>,
+    /// Remote bans enforced here.
+    pub applied: u64,
+    /// Remote bans refused: they overlap the allowlist or own addresses.
+    pub refused_allowlist: u64,
+    /// Remote bans refused: prefix wider than `accept_max_prefix`.
+    pub refused_prefix: u64,
+    /// Remote bans lifted here by the fleet (unbans, snapshot resyncs).
+    pub lifted: u64,
 }
 
 type Shared = Arc<Mutex<LinkState>>;
 
-fn update(state: &Shared, f: impl FnOnce(&mut LinkState)) {
+/// Updates the shared state.
+pub(super) fn update(state: &Shared, f: impl FnOnce(&mut LinkState)) {
     f(&mut state.lock().unwrap_or_else(PoisonError::into_inner));
 }
 
@@ -104,7 +117,6 @@ pub fn parse_id(id: &str) -> Option<(u64, u64)> {
 pub struct Link {
     out: mpsc::Sender<Event>,
     state: Shared,
-    queue: usize,
     /// `None` once [`Link::stop`] took it.
     publisher: Option<JoinHandle<()>>,
     reader: Option<JoinHandle<()>>,
@@ -118,7 +130,7 @@ impl Link {
         cursor: Option<String>,
         incoming: mpsc::Sender<Incoming>,
     ) -> Result<Link, redis::RedisError> {
-        let client = redis::Client::open(settings.connection.clone())?;
+        let client = settings.client()?;
         let state: Shared = Arc::new(Mutex::new(LinkState {
             publishing: true,
             last_id: cursor.clone(),
@@ -148,7 +160,6 @@ impl Link {
         Ok(Link {
             out,
             state,
-            queue: settings.queue,
             publisher: Some(publisher),
             reader,
         })
@@ -168,17 +179,18 @@ impl Link {
         }
     }
 
-    /// The tasks' state now.
-    pub fn state(&self) -> LinkState {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// A handle that reads the state and the queue without holding the link
+    /// open (the metrics read it on each scrape).
+    pub fn probe(&self) -> LinkProbe {
+        LinkProbe {
+            out: self.out.downgrade(),
+            state: self.state.clone(),
+        }
     }
 
-    /// Events waiting to be published.
-    pub fn queued(&self) -> usize {
-        self.queue - self.out.capacity()
+    /// Counts what the engine task did with a batch.
+    pub fn count(&self, f: impl FnOnce(&mut LinkState)) {
+        update(&self.state, f);
     }
 
     /// Stops reading, and gives the publisher up to `grace` to send what is
@@ -198,6 +210,32 @@ impl Link {
             abort.abort();
             tracing::warn!("fleet: stopped with events still queued for publishing");
         }
+    }
+}
+
+/// Reads a link's state from elsewhere (see [`Link::probe`]).
+#[derive(Debug, Clone)]
+pub struct LinkProbe {
+    out: mpsc::WeakSender<Event>,
+    state: Shared,
+}
+
+impl LinkProbe {
+    /// The state now.
+    pub fn state(&self) -> LinkState {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Events waiting to be published: queued, and the batch being retried.
+    pub fn queued(&self) -> usize {
+        let waiting = self
+            .out
+            .upgrade()
+            .map_or(0, |s| s.max_capacity() - s.capacity());
+        waiting + self.state().in_flight
     }
 }
 
@@ -223,6 +261,7 @@ async fn publish_loop(
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     let mut next_prune = tokio::time::Instant::now();
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        update(&state, |st| st.in_flight = batch.len());
         let mut delay = BACKOFF_MIN;
         loop {
             let mut p = redis::pipe();
@@ -252,6 +291,7 @@ async fn publish_loop(
                 Ok(()) => {
                     update(&state, |st| {
                         st.published += batch.len() as u64;
+                        st.in_flight = 0;
                         st.publishing = true;
                     });
                     break;

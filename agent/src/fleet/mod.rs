@@ -29,7 +29,7 @@ use crate::engine::{Ban, Decision, Engine, FleetRefusal, Origin};
 use crate::source::SourcePosition;
 pub use config::{FleetConfig, FleetSettings};
 use event::{BanEvent, Event};
-pub use link::{Incoming, Link};
+pub use link::{Incoming, Link, LinkProbe};
 
 /// Capacity of the incoming channel, in reader batches.
 const INCOMING_QUEUE: usize = 64;
@@ -58,7 +58,7 @@ pub struct FleetStatus {
     pub lag_ms: Option<u64>,
     /// Events published.
     pub published: u64,
-    /// Events waiting to be published.
+    /// Events waiting to be published (the batch being retried included).
     pub queued: usize,
     /// Events dropped because the outgoing queue was full.
     pub dropped: u64,
@@ -104,21 +104,12 @@ pub enum FleetError {
     Client(#[source] redis::RedisError),
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    applied: u64,
-    refused_allowlist: u64,
-    refused_prefix: u64,
-    lifted: u64,
-}
-
 /// The engine task's end of the fleet link. See the module docs.
 pub struct Fleet {
     settings: FleetSettings,
     node: Arc<str>,
     link: Link,
     incoming: mpsc::Receiver<Incoming>,
-    counters: Counters,
 }
 
 impl Fleet {
@@ -141,7 +132,6 @@ impl Fleet {
             settings,
             link,
             incoming,
-            counters: Counters::default(),
         })
     }
 
@@ -210,6 +200,7 @@ impl Fleet {
         out: &mut Vec<Decision>,
     ) -> SourcePosition {
         let mut in_snapshot = BTreeSet::new();
+        let (mut applied, mut refused_allowlist, mut refused_prefix, mut lifted) = (0, 0, 0, 0);
         for event in batch.events {
             match event {
                 Event::Ban(b) => {
@@ -218,14 +209,14 @@ impl Fleet {
                     }
                     match engine.fleet_ban(&b.remote(), self.settings.max_prefix, now) {
                         Ok(Some(d)) => {
-                            self.counters.applied += 1;
+                            applied += 1;
                             out.push(d);
                         }
                         Ok(None) => {}
                         Err(why) => {
                             match why {
-                                FleetRefusal::Allowlisted => self.counters.refused_allowlist += 1,
-                                FleetRefusal::TooWide => self.counters.refused_prefix += 1,
+                                FleetRefusal::Allowlisted => refused_allowlist += 1,
+                                FleetRefusal::TooWide => refused_prefix += 1,
                             }
                             tracing::warn!(target = %crate::addr::display_target(&b.target),
                                 node = %b.node, "fleet: remote ban refused: {why}");
@@ -235,7 +226,7 @@ impl Fleet {
                 Event::Unban { target, node, all } => {
                     let from = if all { None } else { Some(&*node) };
                     if let Some(d) = engine.fleet_unban(target, from) {
-                        self.counters.lifted += 1;
+                        lifted += 1;
                         out.push(d);
                     }
                 }
@@ -251,25 +242,68 @@ impl Fleet {
                 .collect();
             for t in gone {
                 if let Some(d) = engine.fleet_unban(t, None) {
-                    self.counters.lifted += 1;
+                    lifted += 1;
                     out.push(d);
                 }
             }
         }
+        self.link.count(|st| {
+            st.applied += applied;
+            st.refused_allowlist += refused_allowlist;
+            st.refused_prefix += refused_prefix;
+            st.lifted += lifted;
+        });
         SourcePosition::Fleet {
             stream: self.settings.stream.clone(),
             id: batch.last_id,
         }
     }
 
+    /// A handle the metrics read the link's status through.
+    pub fn probe(&self) -> FleetProbe {
+        FleetProbe {
+            node: self.settings.node.clone(),
+            url: self.settings.url.clone(),
+            stream: self.settings.stream.clone(),
+            link: self.link.probe(),
+        }
+    }
+
     /// The status `fleet status` shows.
     pub fn status(&self, engine: &Engine) -> FleetStatus {
+        let mut status = self.probe().status();
+        status.bans_active = engine
+            .bans_per_jail()
+            .find(|(j, _)| *j == crate::engine::FLEET_JAIL)
+            .map_or(0, |(_, n)| n);
+        status
+    }
+
+    /// Stops the link, giving queued events a moment to go out.
+    pub async fn stop(self) {
+        self.link.stop(Duration::from_secs(2)).await;
+    }
+}
+
+/// The fleet link's status, readable outside the engine task (the metrics
+/// endpoint reads it on each scrape); everything but the engine's ban count.
+#[derive(Debug, Clone)]
+pub struct FleetProbe {
+    node: String,
+    url: String,
+    stream: String,
+    link: LinkProbe,
+}
+
+impl FleetProbe {
+    /// The status now; `bans_active` is 0 (the engine task knows it).
+    pub fn status(&self) -> FleetStatus {
         let st = self.link.state();
         let now = link_now_ms();
         FleetStatus {
-            node: self.settings.node.clone(),
-            redis: self.settings.url.clone(),
-            stream: self.settings.stream.clone(),
+            node: self.node.clone(),
+            redis: self.url.clone(),
+            stream: self.stream.clone(),
             connected: st.connected,
             publishing: st.publishing,
             last_error: st.last_error,
@@ -280,16 +314,13 @@ impl Fleet {
             dropped: st.dropped,
             publish_errors: st.publish_errors,
             received: st.received,
-            applied: self.counters.applied,
-            refused_allowlist: self.counters.refused_allowlist,
-            refused_prefix: self.counters.refused_prefix,
-            lifted: self.counters.lifted,
+            applied: st.applied,
+            refused_allowlist: st.refused_allowlist,
+            refused_prefix: st.refused_prefix,
+            lifted: st.lifted,
             resyncs: st.resyncs,
             reconnects: st.reconnects,
-            bans_active: engine
-                .bans_per_jail()
-                .find(|(j, _)| *j == crate::engine::FLEET_JAIL)
-                .map_or(0, |(_, n)| n),
+            bans_active: 0,
             peers: st
                 .peers
                 .into_iter()
@@ -299,11 +330,6 @@ impl Fleet {
                 })
                 .collect(),
         }
-    }
-
-    /// Stops the link, giving queued events a moment to go out.
-    pub async fn stop(self) {
-        self.link.stop(Duration::from_secs(2)).await;
     }
 }
 

@@ -1,6 +1,9 @@
 //! Case 10, fleet propagation: N agents (release builds, separate processes, each
-//! with its own state directory, log, socket and the dry-run backend) share jail
-//! `ssh` through one `redis-server` on 127.0.0.1. The bench writes one offending
+//! in its own network namespace with its own state directory, log, socket and the
+//! dry-run backend) share jail `ssh` through one `redis-server`. Redis runs in a
+//! hub namespace on a bridge ([`HUB_V4`]); each agent's namespace is joined to the
+//! bridge by a veth pair, so every agent reaches Redis over its own interface and
+//! network stack, as hosts on a LAN would. The bench writes one offending
 //! line per ban, rotating the agent that sees it, and measures from just before
 //! that `write` to the moment each *other* agent enforces the ban: the dry-run
 //! backend's "would ban" line in that agent's log (its decision log), whose
@@ -12,6 +15,10 @@
 //! figures include queueing under a sustained flow of bans. State directories
 //! live on tmpfs: the case measures the fleet path, not N fsyncs per ban on one
 //! shared disk (case 2 shows what the store's fsync costs one agent).
+//!
+//! Namespaces, veth pairs and the bridge are the harness's throwaway kind
+//! ([`NetNs`], [`VethPair`]): unique names, removed on drop, panics included;
+//! the processes in them are killed first (declared after them).
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -21,6 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use log2drop_tests::{NetNs, VethPair};
 
 use log2drop_bench::report::{self, CaseReport, Cell, Table};
 use log2drop_bench::stats;
@@ -33,6 +41,116 @@ const PACE: Duration = Duration::from_millis(20);
 const DRAIN: Duration = Duration::from_secs(60);
 /// The decision log line of the dry-run backend.
 const WOULD_BAN: &str = "dry-run: would ban";
+/// Redis's address on the hub's bridge (documentation range; it exists only in
+/// the namespaces this case creates).
+const HUB_V4: &str = "192.0.2.1";
+/// The hub's bridge.
+const BRIDGE: &str = "l2dfleet0";
+/// Redis's port (its own namespace: no other listener to collide with).
+const REDIS_PORT: u16 = 6379;
+
+/// The `i`th agent's address on the bridge's /24.
+fn agent_v4(i: usize) -> String {
+    format!("192.0.2.{}", 10 + i)
+}
+
+/// The hub namespace with its bridge, one namespace per agent and the veth pairs
+/// joining them. Fields drop in order: the wires, then the agents' namespaces,
+/// then the hub (deleting a namespace takes its bridge and veth ends with it).
+struct Lab {
+    wires: Vec<VethPair>,
+    agents: Vec<NetNs>,
+    hub: NetNs,
+}
+
+impl Lab {
+    fn new(n: usize) -> Result<Lab> {
+        if n > 200 {
+            bail!("{n} agents do not fit the bridge's /24");
+        }
+        let hub = NetNs::new();
+        for argv in [
+            vec![
+                "ip",
+                "link",
+                "add",
+                BRIDGE,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+            ],
+            vec!["ip", "addr", "add", &format!("{HUB_V4}/24"), "dev", BRIDGE],
+            vec!["ip", "link", "set", "dev", BRIDGE, "up"],
+        ] {
+            let out = hub.exec(&argv);
+            if !out.status.success() {
+                bail!(
+                    "`{}` in {} failed: {}",
+                    argv.join(" "),
+                    hub.name(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        let mut lab = Lab {
+            wires: Vec::with_capacity(n),
+            agents: Vec::with_capacity(n),
+            hub,
+        };
+        for i in 0..n {
+            let ns = NetNs::new();
+            let addr: std::net::IpAddr = agent_v4(i).parse()?;
+            let wire = VethPair::new(&lab.hub, &[], &ns, &[(addr, 24)]);
+            let port = wire.a().ifname.clone();
+            lab.agents.push(ns);
+            lab.wires.push(wire);
+            let out = lab
+                .hub
+                .exec(&["ip", "link", "set", "dev", &port, "master", BRIDGE]);
+            if !out.status.success() {
+                bail!(
+                    "cannot put {port} on {BRIDGE}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        Ok(lab)
+    }
+
+    /// `argv` run inside `ns` (nsenter execs it: the child is the program).
+    fn spawn_in(ns: &NetNs, argv: &[&std::ffi::OsStr]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", ns.path().display())).args(argv);
+        c
+    }
+
+    /// Waits until Redis answers a TCP connection from every agent's namespace.
+    fn wait_reachable(&self) -> Result<()> {
+        let to = std::net::SocketAddr::from(([192, 0, 2, 1], REDIS_PORT));
+        for ns in &self.agents {
+            let _inside = ns.enter();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match std::net::TcpStream::connect_timeout(&to, Duration::from_millis(500)) {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() > deadline => {
+                        bail!("Redis at {to} unreachable from {}: {e}", ns.name())
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The load averages (1, 5, 15 min) now.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
 
 /// A process killed and reaped on drop.
 struct Proc(Child);
@@ -94,35 +212,41 @@ fn redis_server() -> Result<PathBuf> {
         .context("redis-server is not installed (apt-get install redis-server)")
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn start_redis(dir: &Path) -> Result<(Proc, u16)> {
-    let port = free_port()?;
-    let child = Command::new(redis_server()?)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .arg("--dir")
-        .arg(dir)
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting redis-server")?;
+fn start_redis(lab: &Lab, dir: &Path) -> Result<Proc> {
+    let server = redis_server()?;
+    let port = REDIS_PORT.to_string();
+    let child = Lab::spawn_in(
+        &lab.hub,
+        &[
+            server.as_os_str(),
+            "--port".as_ref(),
+            port.as_ref(),
+            "--bind".as_ref(),
+            HUB_V4.as_ref(),
+            "--dir".as_ref(),
+            dir.as_os_str(),
+            "--save".as_ref(),
+            "".as_ref(),
+            "--appendonly".as_ref(),
+            "no".as_ref(),
+            "--daemonize".as_ref(),
+            "no".as_ref(),
+            // No password: protected mode would refuse the agents, which are
+            // not on loopback. Redis is reachable from this case's namespaces only.
+            "--protected-mode".as_ref(),
+            "no".as_ref(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .context("starting redis-server in the hub namespace")?;
     let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok((proc, port));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("redis-server did not listen on port {port}")
+    lab.wait_reachable()?;
+    Ok(proc)
 }
 
-fn config(dir: &Path, port: u16, node: usize) -> String {
+fn config(dir: &Path, node: usize) -> String {
     format!(
         r#"[agent]
 state_dir = "{d}/state"
@@ -144,7 +268,7 @@ maxretry = 1
 bantime = "1h"
 
 [fleet]
-redis = "redis://127.0.0.1:{port}/0"
+redis = "redis://{HUB_V4}:{REDIS_PORT}/0"
 node = "agent-{node}"
 stream = "bench:bans"
 share = ["ssh"]
@@ -176,6 +300,43 @@ fn decisions(log: &Path) -> Result<HashMap<String, SystemTime>> {
     Ok(out)
 }
 
+/// Checks that every agent runs in a network namespace of its own, not this one.
+fn distinct_namespaces(agents: &[Proc]) -> Result<()> {
+    let ns_of = |pid: u32| {
+        std::fs::read_link(format!("/proc/{pid}/ns/net"))
+            .with_context(|| format!("reading the network namespace of pid {pid}"))
+    };
+    let mine = ns_of(std::process::id())?;
+    let mut seen = std::collections::HashSet::new();
+    for a in agents {
+        let ns = ns_of(a.0.id())?;
+        if ns == mine || !seen.insert(ns.clone()) {
+            bail!(
+                "agent pid {} shares network namespace {}",
+                a.0.id(),
+                ns.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether the agent on `socket` answers and its fleet reader is connected.
+fn following(agent: &Path, socket: &Path) -> bool {
+    if !socket.exists() {
+        return false;
+    }
+    Command::new(agent)
+        .args(["fleet", "status", "--json", "--socket"])
+        .arg(socket)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .is_some_and(|v| v["connected"] == serde_json::Value::Bool(true))
+}
+
 fn count_decisions(log: &Path) -> usize {
     std::fs::read_to_string(log)
         .map(|t| t.matches(WOULD_BAN).count())
@@ -190,38 +351,53 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         .prefix("log2drop-fleet-")
         .tempdir_in(if shm.is_dir() { shm } else { &ctx.scratch })
         .context("creating the agents' directory")?;
-    let (mut redis, port) = start_redis(root.path())?;
+    let load_before = loadavg();
+    let lab = Lab::new(n).context("building the namespaces (needs root)")?;
+    let mut redis = start_redis(&lab, root.path())?;
     let mut agents = Vec::with_capacity(n);
     let mut dirs = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, ns) in lab.agents.iter().enumerate() {
         let dir = root.path().join(format!("agent-{i}"));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("auth.log"), b"")?;
         let cfg = dir.join("log2drop.toml");
-        std::fs::write(&cfg, config(&dir, port, i))?;
+        std::fs::write(&cfg, config(&dir, i))?;
         let log = std::fs::File::create(dir.join("agent.log"))?;
-        let child = Command::new(&ctx.agent)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn,log2drop::backend::dry_run=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting agent {i}"))?;
+        let child = Lab::spawn_in(
+            ns,
+            &[
+                ctx.agent.as_os_str(),
+                "run".as_ref(),
+                "--config".as_ref(),
+                cfg.as_os_str(),
+            ],
+        )
+        .env("RUST_LOG", "warn,log2drop::backend::dry_run=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting agent {i} in {}", ns.name()))?;
         agents.push(Proc(child));
         dirs.push(dir);
     }
-    // Every agent up (its socket exists) and following the stream.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Every agent up and following the stream (its reader connected).
+    let deadline = Instant::now() + Duration::from_secs(120);
     for d in &dirs {
-        while !d.join("ctl.sock").exists() {
+        while !following(&ctx.agent, &d.join("ctl.sock")) {
             if Instant::now() > deadline {
-                bail!("agent in {} did not start", d.display());
+                let log = std::fs::read_to_string(d.join("agent.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                bail!(
+                    "agent in {} did not connect to Redis; its log ends: {}",
+                    d.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
+    distinct_namespaces(&agents)?;
     std::thread::sleep(Duration::from_secs(1));
 
     let mut written = Vec::with_capacity(bans);
@@ -248,6 +424,7 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let load_after = loadavg();
     for a in &mut agents {
         a.stop();
     }
@@ -259,8 +436,12 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
         .collect::<Result<_>>()?;
     let mut remote = Vec::with_capacity(bans * (n - 1));
     let mut local = Vec::with_capacity(bans);
+    // Per ban, the last of the other agents: when it is enforced everywhere.
+    let mut everywhere = Vec::with_capacity(bans);
     let mut missing = 0usize;
     for (t, origin, at) in &written {
+        let mut last: Option<f64> = None;
+        let mut all = true;
         for (j, log) in logs.iter().enumerate() {
             match log.get(t) {
                 Some(done) => {
@@ -272,15 +453,22 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
                         local.push(secs);
                     } else {
                         remote.push(secs);
+                        last = Some(last.map_or(secs, |l: f64| l.max(secs)));
                     }
                 }
-                None => missing += 1,
+                None => {
+                    missing += 1;
+                    all = false;
+                }
             }
+        }
+        if let (true, Some(l)) = (all, last) {
+            everywhere.push(l);
         }
     }
     let mut t = Table::new(
         &format!(
-            "{n} agents, one redis-server, {bans} bans (one line each, every {} ms, rotating the agent that sees it)",
+            "{n} agents in {n} network namespaces, one redis-server on a bridge, {bans} bans (one line each, every {} ms, rotating the agent that sees it)",
             PACE.as_millis()
         ),
         &[
@@ -299,6 +487,7 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     };
     for (name, v, target) in [
         ("every other agent (through Redis)", &remote, "p99 < 100 ms"),
+        ("the last of the other agents, per ban", &everywhere, ""),
         ("the agent that read the line (baseline)", &local, ""),
     ] {
         t.row(vec![
@@ -315,9 +504,11 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     rep.note(format!(
         "Times run from just before the offending line is written to the dry-run backend's \
          decision-log line (the agent's own timestamp, taken after the store commit) on each \
-         agent. Agents are separate processes on this host with their state on tmpfs; Redis \
-         keeps no persistence. {missing} of {} expected enforcements did not happen within {} \
-         after the last line and are left out.",
+         agent. Each agent is a separate process in its own network namespace, joined by a \
+         veth pair to a bridge in a hub namespace where redis-server listens on {HUB_V4}; \
+         state on tmpfs; Redis keeps no persistence. {missing} of {} expected enforcements \
+         did not happen within {} after the last line and are left out. Load average \
+         (1, 5, 15 min) before the case: {load_before}; after: {load_after}.",
         bans * n,
         report::secs(DRAIN.as_secs_f64())
     ));

@@ -300,3 +300,148 @@ fn references_with_options() {
     assert!(crate::filter::parse_reference_options("x[mode=a").is_err());
     assert!(crate::filter::parse_reference_options("x[novalue]").is_err());
 }
+
+/// `logtype = journal`: fail2ban's systemd backend knows the time and runs no
+/// date detection on the message, so a date inside the message stays for the
+/// regex; only the time the journal source writes at the line start is cut.
+#[test]
+fn journal_lines_keep_the_dates_in_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "stamp.conf",
+        "[Definition]\nfailregex = ^\\s*\\S+ stampd\\[\\d+\\]: <E>[\\d-]+ [\\d:.]+ bad login from <HOST>$\ndatepattern = <E>{DATE}\n",
+    );
+    let path = dir.path().join("stamp.conf");
+    let line = "srv stampd[7]: <E>2024-06-01 10:00:00.123 bad login from 192.0.2.40";
+    let file = Matcher::build(&Definition::read(&path, &BTreeMap::new()).unwrap()).unwrap();
+    // A file's date detector cuts the date out of the message.
+    assert_eq!(host(&file, line), None);
+    let opts: BTreeMap<String, String> = [("logtype".into(), "journal".into())].into();
+    let def = Definition::read(&path, &opts).unwrap();
+    assert!(def.journal);
+    let journal = Matcher::build(&def).unwrap();
+    assert_eq!(host(&journal, line).as_deref(), Some("192.0.2.40"));
+    // As log2drop's journal source writes it: the entry's time first.
+    let from_source = format!("2024-06-01T10:00:01.000000Z {line}");
+    assert_eq!(host(&journal, &from_source).as_deref(), Some("192.0.2.40"));
+    match run(&journal, &from_source) {
+        Verdict::Fail { time, .. } => assert!(time.is_some(), "the entry's time is read"),
+        v => panic!("{v:?}"),
+    }
+}
+
+/// `<HOST>` takes `\d{1,3}` octets, so a zero-padded quad matches; it is read in
+/// decimal, as written (fail2ban reports the padded text).
+#[test]
+fn zero_padded_addresses_are_read_in_decimal() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pad.conf",
+        "[Definition]\nfailregex = ^login failure from <HOST>$\n",
+    );
+    let m =
+        Matcher::build(&Definition::read(&dir.path().join("pad.conf"), &BTreeMap::new()).unwrap())
+            .unwrap();
+    assert_eq!(
+        host(&m, "login failure from 192.000.002.030").as_deref(),
+        Some("192.0.2.30")
+    );
+    assert_eq!(
+        host(&m, "login failure from 203.0.113.009").as_deref(),
+        Some("203.0.113.9")
+    );
+    // Still no more than 255 an octet.
+    assert_eq!(host(&m, "login failure from 192.0.2.256"), None);
+}
+
+/// fail2ban's exception for sessions: once a session has named several users
+/// (`<F-USER>`, or `<F-ALT_USER>` where that is empty), a line that would not
+/// count (`<F-NOFAIL>`, `<F-MLFGAINED>`) is a failure: a login after guessing
+/// other names does not clear the guesses.
+#[test]
+fn a_session_with_several_users_makes_its_successes_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "multi.conf",
+        r"[Definition]
+prefregex = ^<F-MLFID>authd\[\d+\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$
+failregex = ^<F-NOFAIL>check failed</F-NOFAIL> for (?:user=<F-USER>\S+</F-USER>|as=<F-ALT_USER>\S+</F-ALT_USER>) from <HOST>$
+            ^<F-MLFFORGET><F-MLFGAINED>login ok</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>$
+",
+    );
+    let m = Matcher::build(
+        &Definition::read(&dir.path().join("multi.conf"), &BTreeMap::new()).unwrap(),
+    )
+    .unwrap();
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200);
+    let mut st = LineState::default();
+    let mut flags = |line: &str| match m.examine(line, &TimeZone::UTC, now, &mut st) {
+        Verdict::Session {
+            nofail,
+            gained,
+            forget,
+            ..
+        } => (nofail, gained, forget),
+        v => panic!("{line}: {v:?}"),
+    };
+    // One user throughout: a check that failed then a login are not failures.
+    assert_eq!(
+        flags("authd[1]: check failed for user=amy from 192.0.2.50"),
+        (true, false, false)
+    );
+    assert_eq!(
+        flags("authd[1]: login ok for amy from 192.0.2.50"),
+        (false, true, true)
+    );
+    // Session 2 names root (as the alternative name), then bob: from the
+    // second name on, nothing is a success any more.
+    assert_eq!(
+        flags("authd[2]: check failed for as=root from 192.0.2.51"),
+        (true, false, false)
+    );
+    assert_eq!(
+        flags("authd[2]: check failed for user=bob from 192.0.2.51"),
+        (false, false, false)
+    );
+    assert_eq!(
+        flags("authd[2]: login ok for bob from 192.0.2.51"),
+        (false, false, true)
+    );
+    // The login forgot session 2: the same id starts afresh.
+    assert_eq!(
+        flags("authd[2]: login ok for carl from 192.0.2.52"),
+        (false, true, true)
+    );
+}
+
+/// `<HOST>` that takes a host name gives [`Verdict::FailName`] with the name (the
+/// agent resolves it as its `use_dns` says, as fail2ban's `usedns` does); text
+/// that is no host name gives nothing.
+#[test]
+fn a_host_name_is_an_offence_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "named.conf",
+        "[Definition]\nfailregex = ^denied for '\\S+'@'<HOST>'$\n",
+    );
+    let m = Matcher::build(
+        &Definition::read(&dir.path().join("named.conf"), &BTreeMap::new()).unwrap(),
+    )
+    .unwrap();
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200);
+    let mut st = LineState::default();
+    let line = "denied for 'root'@'db1.example.org'";
+    assert!(matches!(
+        m.examine(line, &TimeZone::UTC, now, &mut st),
+        Verdict::FailName { regex: 0, .. }
+    ));
+    assert_eq!(st.name, "db1.example.org");
+    assert_eq!(
+        host(&m, "denied for 'root'@'192.0.2.60'").as_deref(),
+        Some("192.0.2.60")
+    );
+}

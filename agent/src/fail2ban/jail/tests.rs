@@ -143,6 +143,8 @@ fn hand_written_jail_tree() {
     assert_eq!(authd["bantime_factor"].as_float(), Some(2.0));
     assert_eq!(authd["bantime_max"].as_str(), Some("8h"));
     assert_eq!(jails["webd"]["maxretry"].as_integer(), Some(7));
+    // usedns = no: host names in the jail's lines do not count.
+    assert_eq!(authd["use_dns"].as_str(), Some("no"));
     // bantime = -1: as long as it gets, then permanent.
     assert_eq!(jails["journald"]["permanent_after"].as_integer(), Some(1));
 
