@@ -793,3 +793,16 @@ fn a_name_hit_comes_with_its_captures() {
         assert_eq!(out.len(), 1, "{line}: {out:?}");
     }
 }
+
+#[test]
+fn a_program_glob_takes_one_name_part() {
+    let g = ProgramGlob::parse("postfix-*/smtpd").expect("a glob");
+    assert!(g.matches(b"postfix-incoming/smtpd"));
+    assert!(g.matches(b"postfix-a/smtpd"));
+    assert!(!g.matches(b"postfix-/smtpd"), "the * is at least one byte");
+    assert!(!g.matches(b"postfix-a/submission/smtpd"), "the * holds no '/'");
+    assert!(!g.matches(b"postfix/smtpd"));
+    assert!(!g.matches(b"xpostfix-a/smtpd"));
+    assert!(!g.matches(b"postfix-a/smtpdx"));
+    assert_eq!(ProgramGlob::parse("postfix/smtpd"), None);
+}
