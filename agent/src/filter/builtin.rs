@@ -99,6 +99,7 @@ builtins![
     "cyrus-imap",
     "dovecot",
     "dropbear",
+    "drupal-auth",
     "exim",
     "exim-spam",
     "fail2ban",
@@ -107,6 +108,7 @@ builtins![
     "grafana",
     "haproxy-http-auth",
     "http-4xx",
+    "lighttpd-auth",
     "mongodb-auth",
     "monit",
     "mssql-auth",
@@ -117,6 +119,7 @@ builtins![
     "nginx-forbidden",
     "nginx-http-auth",
     "nginx-limit-req",
+    "nsd",
     "openvpn",
     "pam-generic",
     "php-url-fopen",
@@ -139,6 +142,7 @@ builtins![
     "webmin-auth",
     "wordpress",
     "wuftpd",
+    "xinetd-fail",
     "xrdp",
 ];
 
