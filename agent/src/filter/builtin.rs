@@ -100,6 +100,7 @@ builtins![
     "dovecot",
     "dropbear",
     "drupal-auth",
+    "ejabberd-auth",
     "exim",
     "exim-spam",
     "fail2ban",
@@ -112,6 +113,7 @@ builtins![
     "mongodb-auth",
     "monit",
     "mssql-auth",
+    "murmur",
     "mysqld-auth",
     "named-refused",
     "nginx-bad-request",
@@ -144,6 +146,7 @@ builtins![
     "wuftpd",
     "xinetd-fail",
     "xrdp",
+    "znc-adminlog",
 ];
 
 fn file(name: &str) -> Option<File> {
