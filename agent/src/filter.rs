@@ -265,6 +265,13 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
                     "entry {i} ({p:?}) is not a syslog program name (no spaces, '[', ']' or ':')"
                 ),
             ));
+        } else if p.bytes().filter(|&b| b == b'*').count() > 1 {
+            out.push((
+                "programs",
+                format!(
+                    "entry {i} ({p:?}) has more than one '*' (one '*' stands for one or more characters other than '/', as in \"postfix-*/smtpd\")"
+                ),
+            ));
         }
     }
     if let Some(d) = &cfg.datepattern {
@@ -560,6 +567,36 @@ enum Group {
     },
 }
 
+/// A `programs` entry with one `*`: the `*` stands for one or more bytes other
+/// than `/`. Postfix's multi-instance setups tag each instance's lines with its
+/// `syslog_name`, which `postmulti` names `postfix-NAME`, so `postfix-*/smtpd`
+/// reads every instance's smtpd without listing them; the `/` rule keeps
+/// `postfix-*/smtpd` from also taking `postfix-a/submission/smtpd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProgramGlob {
+    before: Box<[u8]>,
+    after: Box<[u8]>,
+}
+
+impl ProgramGlob {
+    /// The glob of an entry with exactly one `*`; `None` for an exact name.
+    pub(crate) fn parse(entry: &str) -> Option<ProgramGlob> {
+        let (before, after) = entry.split_once('*')?;
+        (!after.contains('*')).then(|| ProgramGlob {
+            before: before.as_bytes().into(),
+            after: after.as_bytes().into(),
+        })
+    }
+
+    /// Whether the syslog program `prog` is one this entry names.
+    pub(crate) fn matches(&self, prog: &[u8]) -> bool {
+        prog.len() > self.before.len() + self.after.len()
+            && prog.starts_with(&self.before)
+            && prog.ends_with(&self.after)
+            && !prog[self.before.len()..prog.len() - self.after.len()].contains(&b'/')
+    }
+}
+
 /// Every filter of one source, compiled together.
 #[derive(Debug)]
 pub struct SourceMatcher {
@@ -568,6 +605,10 @@ pub struct SourceMatcher {
     groups: Vec<Group>,
     /// Syslog program name to the group of every syslog filter that reads it.
     by_program: Vec<(Box<[u8]>, usize)>,
+    /// `programs` entries with a `*` ([`ProgramGlob`]) and their groups, tried
+    /// only for a program no exact entry names: the common path (sshd's lines
+    /// under `sshd`) never reaches them.
+    by_glob: Vec<(ProgramGlob, usize)>,
     /// Group for programs no filter names (filters that read every program).
     any_program: Option<usize>,
     /// Group of the filters without a prefix.
@@ -833,14 +874,22 @@ impl SourceMatcher {
         // sessions keeps its lines to itself: sshd's PAM line is the address of
         // an sshd session, not a failure of its own, so one attempt on an
         // auth.log that both filters read counts once, whatever their order.
+        // An exact name is also read by the filters whose `*` entries take it;
+        // a `*` entry's group holds the filters that list that entry.
         let names = |fi: usize, prog: &str| {
             let c = filters[fi].1;
-            c.prefix == LinePrefix::Syslog && c.programs.iter().any(|x| x == prog)
+            c.prefix == LinePrefix::Syslog
+                && c.programs.iter().any(|x| {
+                    x == prog
+                        || (!prog.contains('*')
+                            && ProgramGlob::parse(x).is_some_and(|g| g.matches(prog.as_bytes())))
+                })
         };
         let reads_all = |fi: usize| {
             filters[fi].1.prefix == LinePrefix::Syslog && filters[fi].1.programs.is_empty()
         };
         let mut by_program = Vec::new();
+        let mut by_glob = Vec::new();
         for prog in programs {
             let mut members = of_filter(&|fi| names(fi, prog));
             let owned = members.iter().any(|&p| {
@@ -852,7 +901,11 @@ impl SourceMatcher {
             if !owned {
                 members.extend(of_filter(&|fi| reads_all(fi)));
             }
-            by_program.push((Box::from(prog.as_bytes()), build_group(members, true)?));
+            let group = build_group(members, true)?;
+            match ProgramGlob::parse(prog) {
+                Some(glob) => by_glob.push((glob, group)),
+                None => by_program.push((Box::from(prog.as_bytes()), group)),
+            }
         }
         let rest = of_filter(&|fi| reads(fi, None));
         let any_program = if rest.is_empty() {
@@ -871,6 +924,7 @@ impl SourceMatcher {
             filters: compiled,
             groups,
             by_program,
+            by_glob,
             any_program,
             plain,
             fail2ban,
@@ -962,7 +1016,7 @@ impl SourceMatcher {
         let mut hay: (&[u8], bool) = (line, false);
         // A fail2ban line of a `<F-MLFID>` session: its key and facts.
         let mut f2b_session: Option<(u64, LineFacts)> = None;
-        if (!self.by_program.is_empty() || self.any_program.is_some())
+        if (!self.by_program.is_empty() || !self.by_glob.is_empty() || self.any_program.is_some())
             && let Some(prefix) = syslog::parse_cached(line, &mut scratch.stamp)
         {
             {
@@ -971,6 +1025,12 @@ impl SourceMatcher {
                     .iter()
                     .find(|(p, _)| syslog::same_bytes(p, prefix.program))
                     .map(|(_, g)| *g)
+                    .or_else(|| {
+                        self.by_glob
+                            .iter()
+                            .find(|(g, _)| g.matches(prefix.program))
+                            .map(|(_, g)| *g)
+                    })
                     .or(self.any_program);
                 if let Some(g) = group {
                     let message = prefix.text(line);

@@ -59,6 +59,7 @@ fn sshd_counts_attempts_within_5_percent_of_fail2ban_with_the_same_hosts() {
     let ours = log2drop_counts();
     let (t, o): (u64, u64) = (theirs.values().sum(), ours.values().sum());
     assert_eq!(t, 638, "the recorded fail2ban figure");
+    println!("offences: log2drop {o}, fail2ban {t}");
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
         theirs.keys().collect::<Vec<_>>(),

@@ -99,6 +99,8 @@ builtins![
     "cyrus-imap",
     "dovecot",
     "dropbear",
+    "drupal-auth",
+    "ejabberd-auth",
     "exim",
     "exim-spam",
     "fail2ban",
@@ -107,9 +109,11 @@ builtins![
     "grafana",
     "haproxy-http-auth",
     "http-4xx",
+    "lighttpd-auth",
     "mongodb-auth",
     "monit",
     "mssql-auth",
+    "murmur",
     "mysqld-auth",
     "named-refused",
     "nginx-bad-request",
@@ -117,6 +121,7 @@ builtins![
     "nginx-forbidden",
     "nginx-http-auth",
     "nginx-limit-req",
+    "nsd",
     "openvpn",
     "pam-generic",
     "php-url-fopen",
@@ -139,7 +144,9 @@ builtins![
     "webmin-auth",
     "wordpress",
     "wuftpd",
+    "xinetd-fail",
     "xrdp",
+    "znc-adminlog",
 ];
 
 fn file(name: &str) -> Option<File> {

@@ -40,6 +40,10 @@
 //! process starts a new session (a reused pid), and so does an `attempt` that
 //! names another address (a process that serves one client after another);
 //! an `attempt` naming the same client is a late line of the ended session.
+//! Before its end, a line naming another address than the session's (a log
+//! that reuses pids, a daemon serving clients in turn without an `end` line)
+//! ends the open session, settled as at its end (a pending address counts),
+//! and opens a new one for its own client.
 //!
 //! A pending `address` counts when an `end` line closes its session, when the
 //! session has seen no line for `session_window` (checked as later lines of the
@@ -301,6 +305,23 @@ impl Sessions {
             _ => self.entry(key, now, window),
         };
         s.last = now;
+        // A line naming another client than the open session's: the process
+        // now serves someone else (a log that reuses pids, a daemon that
+        // serves clients in turn), so the old session ends here, settled as
+        // at its end (a pending address counts), and the line opens a new one.
+        // Its pending address was never counted, so nothing counts twice. Only
+        // two addresses tell clients apart: a host name (`UseDNS yes`) and an
+        // address may be the same client, and two lines' names are two
+        // references even when the text is the same.
+        let mut settled = None;
+        if facts.has_addr
+            && !s.over
+            && let (Some(Host::Addr(known)), Host::Addr(now_addr)) = (s.known, hit.host)
+            && known != now_addr
+        {
+            settled = s.pending.take();
+            *s = Session::new(now, window);
+        }
         // After its end, a line that opens sessions starts a new one (a reused
         // pid). So does an `attempt` naming another client: a daemon process
         // that serves one connection after another (Postfix's smtpd) is a new
@@ -381,6 +402,7 @@ impl Sessions {
             }
             (None, None) => None,
         };
+        self.deferred.extend(settled);
         self.after_line(key, facts, counted)
     }
 

@@ -793,3 +793,67 @@ fn a_name_hit_comes_with_its_captures() {
         assert_eq!(out.len(), 1, "{line}: {out:?}");
     }
 }
+
+#[test]
+fn a_program_glob_takes_one_name_part() {
+    let g = ProgramGlob::parse("postfix-*/smtpd").expect("a glob");
+    assert!(g.matches(b"postfix-incoming/smtpd"));
+    assert!(g.matches(b"postfix-a/smtpd"));
+    assert!(!g.matches(b"postfix-/smtpd"), "the * is at least one byte");
+    assert!(
+        !g.matches(b"postfix-a/submission/smtpd"),
+        "the * holds no '/'"
+    );
+    assert!(!g.matches(b"postfix/smtpd"));
+    assert!(!g.matches(b"xpostfix-a/smtpd"));
+    assert!(!g.matches(b"postfix-a/smtpdx"));
+    assert_eq!(ProgramGlob::parse("postfix/smtpd"), None);
+}
+
+#[test]
+fn a_program_entry_with_two_stars_is_refused() {
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        programs: vec!["postfix-*/smtpd".into(), "*-*/smtpd".into()],
+        regex: vec![r"^x <HOST>$".into()],
+        ..FilterConfig::default()
+    };
+    let problems = check_settings(&cfg);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, "programs");
+    assert!(problems[0].1.contains("entry 1"), "{problems:?}");
+}
+
+#[test]
+fn a_program_glob_reads_lines_an_exact_name_does_not_take() {
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        programs: vec!["postfix/smtpd".into(), "postfix-*/smtpd".into()],
+        regex: vec![r"^fail from <HOST>$".into()],
+        ..FilterConfig::default()
+    };
+    let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    for (line, want) in [
+        (
+            &b"May 19 10:00:00 mx postfix/smtpd[1]: fail from 192.0.2.1"[..],
+            Some("192.0.2.1"),
+        ),
+        (
+            b"May 19 10:00:00 mx postfix-in/smtpd[2]: fail from 192.0.2.2",
+            Some("192.0.2.2"),
+        ),
+        (
+            b"May 19 10:00:00 mx postfix-in/cleanup[3]: fail from 192.0.2.3",
+            None,
+        ),
+        (b"May 19 10:00:00 mx sshd[4]: fail from 192.0.2.4", None),
+    ] {
+        assert_eq!(
+            m.match_line(line, now(), &mut s).and_then(|h| h.addr()),
+            want.map(ip),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}

@@ -365,3 +365,39 @@ fn a_process_serving_one_client_after_another_has_a_session_per_client() {
     );
     assert_eq!(got, addrs(&["192.0.2.70", "198.51.100.71"]));
 }
+
+#[test]
+fn a_line_naming_another_client_ends_the_open_session_and_starts_one() {
+    // One pid, two clients, no end line between them (a log that reuses pids):
+    // the first client's pending address is settled as at its end, and the
+    // second client's session counts on its own.
+    let mut s = Sessions::default();
+    let p = Some("h sshd[80]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Address, "192.0.2.80", 0),
+            (p, Address, "198.51.100.81", 1),
+            (p, End, "198.51.100.81", 2),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.80", "198.51.100.81"]));
+}
+
+#[test]
+fn a_counted_session_is_not_counted_again_when_another_client_comes() {
+    let mut s = Sessions::default();
+    let p = Some("h sshd[81]:");
+    let got = run(
+        &mut s,
+        &[
+            (p, Address, "192.0.2.82", 0),
+            (p, Failure, "192.0.2.82", 1),
+            // The new client's first line: the old session counted already.
+            (p, Address, "198.51.100.83", 2),
+            (p, Attempt, "198.51.100.83", 3),
+            (p, Success, "198.51.100.84", 4),
+        ],
+    );
+    assert_eq!(got, addrs(&["192.0.2.82", "198.51.100.83"]));
+}
