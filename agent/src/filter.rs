@@ -1391,7 +1391,8 @@ impl SourceMatcher {
             return;
         }
         let (hay, mode) = if self.filters[hit.filter.index()].syslog {
-            match syslog::parse(line) {
+            // The line was just examined: its stamp is the cached one.
+            match syslog::parse_cached(line, &mut scratch.stamp) {
                 Some(prefix) => (prefix.text(line), Anchored::Yes),
                 None => return,
             }

@@ -82,6 +82,37 @@ pub struct FastHost {
     before: Before,
     /// Forward DFA of `B`, anchored at the end of the address.
     after: DFA<Vec<u32>>,
+    /// The bytes `B`'s match can begin with (or follow, when `B` matches the
+    /// empty string): an address whose next byte is not one cannot be the
+    /// address, which rules out the shorter cuts of an address run (and their
+    /// parse) for the price of a table look-up.
+    after_first: ByteSet,
+}
+
+/// A set of bytes, as a table.
+type ByteSet = Box<[bool; 256]>;
+
+/// The bytes after which an anchored search of forward `dfa` is not dead at
+/// once, from any start state (the start state depends on the byte before).
+fn first_bytes(dfa: &DFA<Vec<u32>>) -> ByteSet {
+    use regex_automata::util::start;
+    let mut set = Box::new([false; 256]);
+    let look_behinds = std::iter::once(None).chain((0..=255u8).map(Some));
+    for look_behind in look_behinds {
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(look_behind);
+        let Ok(sid) = dfa.start_state(&config) else {
+            // No start state for this context: nothing can be ruled out.
+            return Box::new([true; 256]);
+        };
+        for b in 0..=255u8 {
+            if !dfa.is_dead_state(dfa.next_state(sid, b)) {
+                set[usize::from(b)] = true;
+            }
+        }
+    }
+    set
 }
 
 /// How `REST` is checked.
@@ -143,6 +174,7 @@ impl FastHost {
             }
         };
         let after = dense_anchored(&[&split.after], false, first)?;
+        let after_first = first_bytes(&after);
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
         Some(FastHost {
             suffix,
@@ -152,6 +184,7 @@ impl FastHost {
             starts_at_zero: split.before_empty && anchored,
             before,
             after,
+            after_first,
         })
     }
 
@@ -240,6 +273,12 @@ impl FastHost {
             .min(MAX_ADDR_LEN);
         for len in (2..=run).rev() {
             let j = i + len;
+            if hay
+                .get(j)
+                .is_some_and(|b| !self.after_first[usize::from(*b)])
+            {
+                continue;
+            }
             if let Some(lit) = &self.after_prefix
                 && !hay[j..].starts_with(lit)
             {
@@ -466,8 +505,12 @@ fn first_match_end(
     from: usize,
     mode: Anchored,
 ) -> Result<Option<usize>, MatchError> {
-    let input = Input::new(hay).range(from..).anchored(mode);
-    let mut sid = dfa.start_state_forward(&input)?;
+    // Most DFAs here start the same whatever comes before: then skip working
+    // out the look-behind.
+    let mut sid = match dfa.universal_start_state(mode) {
+        Some(sid) => sid,
+        None => dfa.start_state_forward(&Input::new(hay).range(from..).anchored(mode))?,
+    };
     for (at, &b) in hay.iter().enumerate().skip(from) {
         sid = dfa.next_state(sid, b);
         match settled(dfa, sid, b, at)? {
@@ -494,8 +537,12 @@ fn matches_rev(
     start: usize,
     end: usize,
 ) -> Result<bool, MatchError> {
-    let input = Input::new(hay).range(start..end).anchored(Anchored::Yes);
-    let mut sid = dfa.start_state_reverse(&input)?;
+    let mut sid = match dfa.universal_start_state(Anchored::Yes) {
+        Some(sid) => sid,
+        None => {
+            dfa.start_state_reverse(&Input::new(hay).range(start..end).anchored(Anchored::Yes))?
+        }
+    };
     for at in (start..end).rev() {
         let b = hay[at];
         sid = dfa.next_state(sid, b);
@@ -651,6 +698,10 @@ mod tests {
                     .expect("no quit")
                     .is_some();
                 proptest::prop_assert_eq!(matches_fwd(&fwd, hay, at).expect("no quit"), want);
+                // A byte outside the first-byte set is never where a match begins.
+                if hay.get(at).is_some_and(|b| !first_bytes(&fwd)[usize::from(*b)]) {
+                    proptest::prop_assert!(!want, "{} at {}", pattern, at);
+                }
                 let rev = dense_anchored(&[pattern], true, first).expect("builds");
                 let want = rev
                     .try_search_rev(&Input::new(hay).range(at..end).anchored(Anchored::Yes))
