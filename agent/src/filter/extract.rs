@@ -97,6 +97,8 @@ type ByteSet = Box<[bool; 256]>;
 fn first_bytes(dfa: &DFA<Vec<u32>>) -> ByteSet {
     use regex_automata::util::start;
     let mut set = Box::new([false; 256]);
+    // A handful of distinct start states at most (by the kind of byte before).
+    let mut starts = Vec::new();
     let look_behinds = std::iter::once(None).chain((0..=255u8).map(Some));
     for look_behind in look_behinds {
         let config = start::Config::new()
@@ -106,6 +108,11 @@ fn first_bytes(dfa: &DFA<Vec<u32>>) -> ByteSet {
             // No start state for this context: nothing can be ruled out.
             return Box::new([true; 256]);
         };
+        if !starts.contains(&sid) {
+            starts.push(sid);
+        }
+    }
+    for sid in starts {
         for b in 0..=255u8 {
             if !dfa.is_dead_state(dfa.next_state(sid, b)) {
                 set[usize::from(b)] = true;
@@ -192,7 +199,14 @@ impl FastHost {
     /// where an address makes the whole pattern match, and there the longest
     /// address. `Err` when a DFA could not search (a quit byte); the caller then
     /// falls back to the capturing search.
+    #[cfg(test)]
     pub fn find(&self, hay: &[u8]) -> Result<Option<IpAddr>, MatchError> {
+        Ok(self.find_at(hay)?.map(|(ip, _)| ip))
+    }
+
+    /// The address as `find` gives it, and the offset where it starts (where
+    /// `A` ends).
+    pub fn find_at(&self, hay: &[u8]) -> Result<Option<(IpAddr, usize)>, MatchError> {
         if let Some(lit) = &self.head_literal
             && !hay.starts_with(lit)
         {
@@ -217,12 +231,13 @@ impl FastHost {
                 if !hay.starts_with(lit) {
                     return Ok(None);
                 }
-                return self.try_at(hay, lit.len(), 0);
+                let i = lit.len();
+                return Ok(self.try_at(hay, i, 0)?.map(|ip| (ip, i)));
             }
             Before::Literal(_) => 0,
         };
         if self.starts_at_zero {
-            return self.try_at(hay, 0, head_end);
+            return Ok(self.try_at(hay, 0, head_end)?.map(|ip| (ip, 0)));
         }
         if let Some(lit) = &self.suffix {
             let mut end = hay.len();
@@ -232,7 +247,7 @@ impl FastHost {
                     break;
                 }
                 if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Some(ip));
+                    return Ok(Some((ip, i)));
                 }
                 end = i - 1;
             }
@@ -248,7 +263,7 @@ impl FastHost {
                 .map_or(0, |p| p + 1);
             for i in start.max(head_end)..=last {
                 if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Some(ip));
+                    return Ok(Some((ip, i)));
                 }
             }
             if start <= head_end {
