@@ -515,6 +515,11 @@ struct Pattern {
     /// patterns, which then never run a capturing search for them.
     named: Box<[(usize, Arc<str>)]>,
     fast: Option<FastHost>,
+    /// The named groups again, in `A` (the text before `<HOST>`) alone,
+    /// anchored at both ends: where the fast path found the address, the
+    /// captures come from the text before it, a much smaller search than the
+    /// whole regex's. `None` when a named group sits after `<HOST>`.
+    before_captures: Option<BeforeCaptures>,
     filter: FilterId,
     role: Role,
     index: usize,
@@ -638,6 +643,22 @@ pub struct Scratch {
     sessions: Sessions,
     /// Per fail2ban filter, the lines it keeps.
     fail2ban: Vec<crate::fail2ban::LineState>,
+    /// Per pattern, the cache and slots of its `before_captures`.
+    before_search: Vec<Option<(meta::Cache, Slots)>>,
+    /// Where the fast path last found an address (see [`HostAt`]).
+    host_at: Option<HostAt>,
+}
+
+/// Where a pattern's fast path found the address in the text it searched: lets
+/// [`SourceMatcher::captures_into`] search only the text before it.
+#[derive(Debug, Clone, Copy)]
+struct HostAt {
+    pattern: usize,
+    /// The length of the searched text, and the address found in it.
+    text_len: usize,
+    addr: IpAddr,
+    /// Where the address starts.
+    start: usize,
 }
 
 impl Scratch {
@@ -756,12 +777,20 @@ impl SourceMatcher {
                         .filter(|(_, n)| *n != pattern::HOST_GROUP && *n != SESSION_GROUP)
                         .take(capture::MAX_CAPTURES)
                         .map(|(i, n)| (i, Arc::from(n)))
-                        .collect();
+                        .collect::<Box<[_]>>();
+                    // Only where the regex is anchored at the text start:
+                    // then `A` starts at 0 in any match.
+                    let before_captures = fast
+                        .as_ref()
+                        .and(split.as_ref())
+                        .filter(|s| syslog || s.before_anchored)
+                        .and_then(|s| BeforeCaptures::build(&s.before, &named));
                     patterns.push(Pattern {
                         full,
                         host_group,
                         named,
                         fast,
+                        before_captures,
                         filter: id,
                         role,
                         index: ri,
@@ -972,6 +1001,16 @@ impl SourceMatcher {
             times: time::TimeMemo::default(),
             stamp: syslog::StampCache::default(),
             sessions: Sessions::default(),
+            before_search: self
+                .patterns
+                .iter()
+                .map(|p| {
+                    p.before_captures
+                        .as_ref()
+                        .map(|b| (b.regex.create_cache(), b.regex.create_captures()))
+                })
+                .collect(),
+            host_at: None,
             fail2ban: self
                 .fail2ban
                 .iter()
@@ -1006,6 +1045,7 @@ impl SourceMatcher {
     /// one nothing matched (for `log2drop test`).
     pub fn examine(&self, line: &[u8], now: SystemTime, scratch: &mut Scratch) -> Outcome {
         let line = strip_newline(line);
+        scratch.host_at = None;
         if !scratch.sessions.is_empty() {
             scratch.sessions.expire(now);
         }
@@ -1275,9 +1315,18 @@ impl SourceMatcher {
         named: &mut Option<NameCandidate>,
     ) -> Option<Hit> {
         let pat = &self.patterns[p];
-        let fast = pat.fast.as_ref().and_then(|f| f.find(hay).ok());
+        let fast = pat.fast.as_ref().and_then(|f| f.find_at(hay).ok());
         let addr = match fast {
-            Some(found) => found,
+            Some(Some((addr, start))) => {
+                scratch.host_at = Some(HostAt {
+                    pattern: p,
+                    text_len: hay.len(),
+                    addr,
+                    start,
+                });
+                Some(addr)
+            }
+            Some(None) => None,
             None => self.capture_host(p, hay, anchored, scratch),
         };
         let Some(addr) = addr else {
@@ -1451,13 +1500,35 @@ impl SourceMatcher {
             return;
         }
         let (hay, mode) = if self.filters[hit.filter.index()].syslog {
-            match syslog::parse(line) {
+            // The line was just examined: its stamp is the cached one.
+            match syslog::parse_cached(line, &mut scratch.stamp) {
                 Some(prefix) => (prefix.text(line), Anchored::Yes),
                 None => return,
             }
         } else {
             (line, Anchored::No)
         };
+        // Where the fast path found this hit's address: the named groups
+        // are all before it, so only that text is searched.
+        if let (Some(before), Some(at), Some((cache, caps))) = (
+            &pat.before_captures,
+            scratch.host_at,
+            scratch.before_search[p].as_mut(),
+        ) && at.pattern == p
+            && at.text_len == hay.len()
+            && hit.host == Host::Addr(at.addr)
+        {
+            let input = Input::new(&hay[..at.start]).anchored(Anchored::Yes);
+            before.regex.search_captures_with(cache, &input, caps);
+            if caps.is_match() {
+                for (i, name) in before.groups.iter() {
+                    if let Some(span) = caps.get_group(*i) {
+                        out.push(name, &hay[span.range()]);
+                    }
+                }
+                return;
+            }
+        }
         let input = Input::new(hay).anchored(mode);
         match (hit.host, &pat.name, scratch.name_search[p].as_mut()) {
             // A name hit matched the name path, whose groups are numbered
@@ -1541,6 +1612,44 @@ fn first_bytes(pattern: &str) -> Option<Vec<u8>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
+}
+
+/// A pattern's named groups in the regex of its text before `<HOST>`.
+#[derive(Debug)]
+struct BeforeCaptures {
+    /// `\A(?:A)\z`.
+    regex: Regex,
+    /// Group index in `regex`, and name, for each of the pattern's named
+    /// groups.
+    groups: Box<[(usize, Arc<str>)]>,
+}
+
+impl BeforeCaptures {
+    /// `None` when some group of `named` is not in `before`, or it does not
+    /// compile, or it looks at the text around it (other than `^`): cut at the
+    /// address, the text would read differently there.
+    fn build(before: &str, named: &[(usize, Arc<str>)]) -> Option<BeforeCaptures> {
+        use regex_syntax::hir::Look;
+        if named.is_empty() {
+            return None;
+        }
+        let hir =
+            regex_automata::util::syntax::parse_with(before, &pattern::syntax_config()).ok()?;
+        if !hir.properties().look_set().remove(Look::Start).is_empty() {
+            return None;
+        }
+        let regex = builder().build(&format!(r"\A(?:{before})\z")).ok()?;
+        let groups = named
+            .iter()
+            .map(|(_, name)| {
+                let i = regex
+                    .group_info()
+                    .to_index(regex_automata::PatternID::ZERO, name)?;
+                Some((i, Arc::clone(name)))
+            })
+            .collect::<Option<_>>()?;
+        Some(BeforeCaptures { regex, groups })
+    }
 }
 
 /// Where a pattern found a host name, in the searched text.

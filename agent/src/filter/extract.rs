@@ -82,6 +82,44 @@ pub struct FastHost {
     before: Before,
     /// Forward DFA of `B`, anchored at the end of the address.
     after: DFA<Vec<u32>>,
+    /// The bytes `B`'s match can begin with (or follow, when `B` matches the
+    /// empty string): an address whose next byte is not one cannot be the
+    /// address, which rules out the shorter cuts of an address run (and their
+    /// parse) for the price of a table look-up.
+    after_first: ByteSet,
+}
+
+/// A set of bytes, as a table.
+type ByteSet = Box<[bool; 256]>;
+
+/// The bytes after which an anchored search of forward `dfa` is not dead at
+/// once, from any start state (the start state depends on the byte before).
+fn first_bytes(dfa: &DFA<Vec<u32>>) -> ByteSet {
+    use regex_automata::util::start;
+    let mut set = Box::new([false; 256]);
+    // A handful of distinct start states at most (by the kind of byte before).
+    let mut starts = Vec::new();
+    let look_behinds = std::iter::once(None).chain((0..=255u8).map(Some));
+    for look_behind in look_behinds {
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(look_behind);
+        let Ok(sid) = dfa.start_state(&config) else {
+            // No start state for this context: nothing can be ruled out.
+            return Box::new([true; 256]);
+        };
+        if !starts.contains(&sid) {
+            starts.push(sid);
+        }
+    }
+    for sid in starts {
+        for b in 0..=255u8 {
+            if !dfa.is_dead_state(dfa.next_state(sid, b)) {
+                set[usize::from(b)] = true;
+            }
+        }
+    }
+    set
 }
 
 /// How `REST` is checked.
@@ -143,6 +181,7 @@ impl FastHost {
             }
         };
         let after = dense_anchored(&[&split.after], false, first)?;
+        let after_first = first_bytes(&after);
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
         Some(FastHost {
             suffix,
@@ -152,6 +191,7 @@ impl FastHost {
             starts_at_zero: split.before_empty && anchored,
             before,
             after,
+            after_first,
         })
     }
 
@@ -159,7 +199,14 @@ impl FastHost {
     /// where an address makes the whole pattern match, and there the longest
     /// address. `Err` when a DFA could not search (a quit byte); the caller then
     /// falls back to the capturing search.
+    #[cfg(test)]
     pub fn find(&self, hay: &[u8]) -> Result<Option<IpAddr>, MatchError> {
+        Ok(self.find_at(hay)?.map(|(ip, _)| ip))
+    }
+
+    /// The address as `find` gives it, and the offset where it starts (where
+    /// `A` ends).
+    pub fn find_at(&self, hay: &[u8]) -> Result<Option<(IpAddr, usize)>, MatchError> {
         if let Some(lit) = &self.head_literal
             && !hay.starts_with(lit)
         {
@@ -184,12 +231,13 @@ impl FastHost {
                 if !hay.starts_with(lit) {
                     return Ok(None);
                 }
-                return self.try_at(hay, lit.len(), 0);
+                let i = lit.len();
+                return Ok(self.try_at(hay, i, 0)?.map(|ip| (ip, i)));
             }
             Before::Literal(_) => 0,
         };
         if self.starts_at_zero {
-            return self.try_at(hay, 0, head_end);
+            return Ok(self.try_at(hay, 0, head_end)?.map(|ip| (ip, 0)));
         }
         if let Some(lit) = &self.suffix {
             let mut end = hay.len();
@@ -199,7 +247,7 @@ impl FastHost {
                     break;
                 }
                 if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Some(ip));
+                    return Ok(Some((ip, i)));
                 }
                 end = i - 1;
             }
@@ -215,7 +263,7 @@ impl FastHost {
                 .map_or(0, |p| p + 1);
             for i in start.max(head_end)..=last {
                 if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Some(ip));
+                    return Ok(Some((ip, i)));
                 }
             }
             if start <= head_end {
@@ -240,6 +288,12 @@ impl FastHost {
             .min(MAX_ADDR_LEN);
         for len in (2..=run).rev() {
             let j = i + len;
+            if hay
+                .get(j)
+                .is_some_and(|b| !self.after_first[usize::from(*b)])
+            {
+                continue;
+            }
             if let Some(lit) = &self.after_prefix
                 && !hay[j..].starts_with(lit)
             {
@@ -466,8 +520,12 @@ fn first_match_end(
     from: usize,
     mode: Anchored,
 ) -> Result<Option<usize>, MatchError> {
-    let input = Input::new(hay).range(from..).anchored(mode);
-    let mut sid = dfa.start_state_forward(&input)?;
+    // Most DFAs here start the same whatever comes before: then skip working
+    // out the look-behind.
+    let mut sid = match dfa.universal_start_state(mode) {
+        Some(sid) => sid,
+        None => dfa.start_state_forward(&Input::new(hay).range(from..).anchored(mode))?,
+    };
     for (at, &b) in hay.iter().enumerate().skip(from) {
         sid = dfa.next_state(sid, b);
         match settled(dfa, sid, b, at)? {
@@ -494,8 +552,12 @@ fn matches_rev(
     start: usize,
     end: usize,
 ) -> Result<bool, MatchError> {
-    let input = Input::new(hay).range(start..end).anchored(Anchored::Yes);
-    let mut sid = dfa.start_state_reverse(&input)?;
+    let mut sid = match dfa.universal_start_state(Anchored::Yes) {
+        Some(sid) => sid,
+        None => {
+            dfa.start_state_reverse(&Input::new(hay).range(start..end).anchored(Anchored::Yes))?
+        }
+    };
     for at in (start..end).rev() {
         let b = hay[at];
         sid = dfa.next_state(sid, b);
@@ -651,6 +713,10 @@ mod tests {
                     .expect("no quit")
                     .is_some();
                 proptest::prop_assert_eq!(matches_fwd(&fwd, hay, at).expect("no quit"), want);
+                // A byte outside the first-byte set is never where a match begins.
+                if hay.get(at).is_some_and(|b| !first_bytes(&fwd)[usize::from(*b)]) {
+                    proptest::prop_assert!(!want, "{} at {}", pattern, at);
+                }
                 let rev = dense_anchored(&[pattern], true, first).expect("builds");
                 let want = rev
                     .try_search_rev(&Input::new(hay).range(at..end).anchored(Anchored::Yes))

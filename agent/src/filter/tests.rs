@@ -857,3 +857,40 @@ fn a_program_glob_reads_lines_an_exact_name_does_not_take() {
         );
     }
 }
+
+#[test]
+fn captures_before_the_address_agree_with_the_whole_regex() {
+    // `captures_into` searches only the text before the address where the
+    // fast path found it; `named_captures` runs the whole regex.
+    let mut searched = 0;
+    for name in builtin::names() {
+        let cfg = builtin::get(name).expect("built-in");
+        if crate::fail2ban::is_fail2ban(&cfg) {
+            continue;
+        }
+        for mode in modes(&cfg) {
+            let cfg = with_mode(&cfg, &mode).expect("its own mode");
+            let m = SourceMatcher::build(&[(name, &cfg)]).expect("builds");
+            let mut s = m.new_scratch();
+            for sample in builtin::samples(name).expect("samples") {
+                let line = sample.line.as_bytes();
+                let own = match m.examine(line, now(), &mut s) {
+                    Outcome::Hit(h) | Outcome::Ended { line: h, .. } => h,
+                    _ => continue,
+                };
+                let mut got = Captures::new();
+                m.captures_into(line, &own, &mut s, &mut got);
+                // Bounded as `captures_into` bounds them.
+                let mut want = Captures::new();
+                for (n, v) in m.named_captures(line, &own) {
+                    if n != SESSION_GROUP {
+                        want.push_named(&n, &v);
+                    }
+                }
+                assert_eq!(got, want, "{name}[mode={mode}]: {}", sample.line);
+                searched += usize::from(!want.is_empty());
+            }
+        }
+    }
+    assert!(searched > 50, "only {searched} sample lines with captures");
+}
