@@ -595,4 +595,47 @@ mod tests {
             .unwrap();
         assert!(cut(&d, "%d 02-Jan-2023 03:04:05").is_some());
     }
+
+    #[test]
+    fn remembered_dates_follow_now() {
+        let d = DateFinder::new(None).unwrap().unwrap();
+        let (mut last, mut memo) = (0, DateMemo::default());
+        let at = |t: &str| SystemTime::from(t.parse::<jiff::Timestamp>().unwrap());
+        let mut find = |line: &str, now| {
+            let f = d
+                .find_from(line, &TimeZone::UTC, now, &mut last, &mut memo)
+                .unwrap();
+            let t = jiff::Timestamp::try_from(f.time.unwrap())
+                .unwrap()
+                .to_string();
+            (format!("{}{}", &line[..f.start], &line[f.end..]), t)
+        };
+        let line = "Jun 02 10:00:00 h x";
+        let y2024 = find(line, at("2024-06-01T12:00:00Z"));
+        // Same text, same now: remembered, same answer.
+        assert_eq!(find(line, at("2024-06-01T12:00:00Z")), y2024);
+        assert_eq!(y2024.1, "2024-06-02T10:00:00Z");
+        // Same text, a year later: the year choice is made again.
+        assert_eq!(
+            find(line, at("2025-06-01T12:00:00Z")).1,
+            "2025-06-02T10:00:00Z"
+        );
+        // Same date text, glued to a word: not a date here, as without the memo.
+        assert_eq!(
+            find("Jun 02 10:00:00 h y", at("2024-06-01T12:00:00Z")).0,
+            " h y"
+        );
+        let fresh = DateFinder::new(None).unwrap().unwrap();
+        let glued = "xJun 02 10:00:00z";
+        assert_eq!(
+            d.find_from(
+                glued,
+                &TimeZone::UTC,
+                at("2024-06-01T12:00:00Z"),
+                &mut last,
+                &mut memo
+            ),
+            fresh.find(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"))
+        );
+    }
 }
