@@ -31,7 +31,7 @@ struct Template {
 /// repeat the previous line's timestamp text, so the capture run and the civil
 /// time conversion are done once per distinct text. Kept by the caller.
 #[derive(Debug, Clone)]
-pub struct DateMemo {
+pub(crate) struct DateMemo {
     /// The template that parsed it (`usize::MAX`: nothing yet).
     template: usize,
     /// The whole regex match text.
@@ -240,7 +240,7 @@ impl DateFinder {
     /// [`find`](Self::find), trying first the template that found the last line's
     /// date (`last`, updated): a log's lines share one format, and fail2ban's
     /// detector also prefers the template that hit.
-    pub fn find_from(
+    pub(crate) fn find_from(
         &self,
         line: &str,
         zone: &TimeZone,

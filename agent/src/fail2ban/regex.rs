@@ -389,7 +389,7 @@ impl F2bRegex {
 
     /// The texts one of which starts every haystack it matches, if known: a
     /// caller may skip it on lines that start with none of them.
-    pub fn leads(&self) -> Option<&[Vec<u8>]> {
+    pub(crate) fn leads(&self) -> Option<&[Vec<u8>]> {
         self.leads.as_deref()
     }
 
@@ -484,7 +484,7 @@ fn literal_leads(rust: &str) -> Option<Vec<Vec<u8>>> {
 /// one is the one the full pattern picks). So a DFA run of HEAD finds the
 /// content without the capture engine.
 #[derive(Debug)]
-pub struct ContentSplit {
+pub(crate) struct ContentSplit {
     head: regex::Regex,
     /// HEAD's group names, then `content`: the full pattern's names.
     names: Vec<Option<Box<str>>>,
@@ -492,7 +492,7 @@ pub struct ContentSplit {
 
 /// Where a [`ContentSplit`] puts a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
+pub(crate) enum Split {
     /// The prefregex does not match.
     Miss,
     /// It matches and its content starts here.
