@@ -323,19 +323,8 @@ pub struct F2bRegex {
 /// when the pattern has no top-level `|`.
 fn anchored_prefix(re: &str) -> Option<String> {
     let body = re.strip_prefix('^')?;
-    let b = body.as_bytes();
-    let (mut depth, mut in_class, mut i) = (0i32, false, 0);
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 1,
-            b'[' if !in_class => in_class = true,
-            b']' if in_class => in_class = false,
-            b'(' if !in_class => depth += 1,
-            b')' if !in_class => depth -= 1,
-            b'|' if !in_class && depth == 0 => return None,
-            _ => {}
-        }
-        i += 1;
+    if has_top_level_bar(body) {
+        return None;
     }
     let mut out = String::new();
     for (i, c) in body.char_indices() {
