@@ -21,6 +21,38 @@ struct Template {
     /// Check fail2ban's word boundaries around the date.
     bounds: bool,
     epoch: bool,
+    /// Its regex has no assertion but a leading `^`, so a match's groups depend
+    /// only on the matched text: a line whose match text equals the last one's
+    /// reuses that parse (see [`DateMemo`]).
+    memo_ok: bool,
+}
+
+/// The last date parse of one source: log lines come in time order and mostly
+/// repeat the previous line's timestamp text, so the capture run and the civil
+/// time conversion are done once per distinct text. Kept by the caller.
+#[derive(Debug, Clone)]
+pub(crate) struct DateMemo {
+    /// The template that parsed it (`usize::MAX`: nothing yet).
+    template: usize,
+    /// The whole regex match text.
+    text: String,
+    /// The `date` group, relative to the match start.
+    date: (usize, usize),
+    /// The `now` the time was computed for (a year-less date depends on it).
+    now: Option<SystemTime>,
+    time: Option<SystemTime>,
+}
+
+impl Default for DateMemo {
+    fn default() -> Self {
+        DateMemo {
+            template: usize::MAX,
+            text: String::new(),
+            date: (0, 0),
+            now: None,
+            time: None,
+        }
+    }
 }
 
 /// A filter's date finder.
@@ -202,28 +234,29 @@ impl DateFinder {
 
     /// The first date found, fail2ban's way (templates in order).
     pub fn find(&self, line: &str, zone: &TimeZone, now: SystemTime) -> Option<Found> {
-        self.find_from(line, zone, now, &mut 0)
+        self.find_from(line, zone, now, &mut 0, &mut DateMemo::default())
     }
 
     /// [`find`](Self::find), trying first the template that found the last line's
     /// date (`last`, updated): a log's lines share one format, and fail2ban's
     /// detector also prefers the template that hit.
-    pub fn find_from(
+    pub(crate) fn find_from(
         &self,
         line: &str,
         zone: &TimeZone,
         now: SystemTime,
         last: &mut usize,
+        memo: &mut DateMemo,
     ) -> Option<Found> {
         if let Some(f) = self
             .templates
             .get(*last)
-            .and_then(|t| t.find(line, zone, now))
+            .and_then(|t| t.find(*last, line, zone, now, memo))
         {
             return Some(f);
         }
         for (i, t) in self.templates.iter().enumerate() {
-            if let Some(f) = t.find(line, zone, now) {
+            if let Some(f) = t.find(i, line, zone, now, memo) {
                 *last = i;
                 return Some(f);
             }
@@ -284,11 +317,18 @@ fn template(p: &str) -> Result<Template, String> {
         format!(r"(?i){body}")
     };
     let re = Regex::new(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
+    let memo_ok = regex_syntax::parse(&text).is_ok_and(|hir| {
+        hir.properties()
+            .look_set()
+            .remove(regex_syntax::hir::Look::Start)
+            .is_empty()
+    });
     Ok(Template {
         re,
         line_begin,
         bounds,
         epoch,
+        memo_ok,
     })
 }
 
@@ -315,45 +355,98 @@ fn is_word(c: Option<char>) -> bool {
 }
 
 impl Template {
-    fn find(&self, line: &str, zone: &TimeZone, now: SystemTime) -> Option<Found> {
+    /// The first acceptable date at or after the line start; `index` names this
+    /// template in `memo`.
+    fn find(
+        &self,
+        index: usize,
+        line: &str,
+        zone: &TimeZone,
+        now: SystemTime,
+        memo: &mut DateMemo,
+    ) -> Option<Found> {
         let mut from = 0;
         loop {
-            let caps = self.re.captures_at(line, from)?;
-            let m = caps.name("date")?;
-            let before = line[..m.start()].chars().next_back();
-            let first = line[m.start()..].chars().next();
-            let last = line[..m.end()].chars().next_back();
-            let after = line[m.end()..].chars().next();
+            // The DFA finds the match; its groups come from the memo when the
+            // same template matched the same text last time.
+            let whole = self.re.find_at(line, from)?;
+            let remembered =
+                self.memo_ok && memo.template == index && memo.text.as_str() == whole.as_str();
+            // The time when already known for this `now`.
+            let (start, end, known) = if remembered {
+                let known = (memo.now == Some(now)).then_some(memo.time);
+                (
+                    whole.start() + memo.date.0,
+                    whole.start() + memo.date.1,
+                    known,
+                )
+            } else {
+                let caps = self.re.captures_at(line, from)?;
+                let m = caps.name("date")?;
+                let time = self.time(&caps, m.as_str(), zone, now);
+                memo.template = usize::MAX;
+                if self.memo_ok {
+                    memo.template = index;
+                    memo.text.clear();
+                    memo.text.push_str(whole.as_str());
+                    memo.date = (m.start() - whole.start(), m.end() - whole.start());
+                    memo.now = Some(now);
+                    memo.time = time;
+                }
+                (m.start(), m.end(), Some(time))
+            };
+            let before = line[..start].chars().next_back();
+            let first = line[start..].chars().next();
+            let last = line[..end].chars().next_back();
+            let after = line[end..].chars().next();
             // fail2ban's boundaries: the date is not glued to a word on either side.
             let begin_ok = self.line_begin || !(is_word(before) && is_word(first));
             let end_ok = !(is_word(last) && is_word(after));
             let ok = !self.bounds || (begin_ok && end_ok);
             if ok {
-                let time = if self.epoch {
-                    m.as_str()
-                        .split('.')
-                        .next()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .map(|s| {
-                            let s = if s > 99_999_999_999 { s / 1000 } else { s };
-                            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s)
-                        })
-                } else {
-                    civil(&caps, zone, now)
+                let time = match known {
+                    Some(t) => t,
+                    None => {
+                        // Remembered text, another `now`: the year choice may differ.
+                        let caps = self.re.captures_at(line, from)?;
+                        let t = self.time(&caps, &line[start..end], zone, now);
+                        memo.now = Some(now);
+                        memo.time = t;
+                        t
+                    }
                 };
-                return Some(Found {
-                    start: m.start(),
-                    end: m.end(),
-                    time,
-                });
+                return Some(Found { start, end, time });
             }
             if self.line_begin {
                 return None;
             }
-            from = m.start() + first.map_or(1, char::len_utf8);
+            from = start + first.map_or(1, char::len_utf8);
             if from > line.len() {
                 return None;
             }
+        }
+    }
+}
+
+impl Template {
+    /// The point in time a match names (`date`: its date text).
+    fn time(
+        &self,
+        caps: &regex::Captures<'_>,
+        date: &str,
+        zone: &TimeZone,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        if self.epoch {
+            date.split('.')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|s| {
+                    let s = if s > 99_999_999_999 { s / 1000 } else { s };
+                    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s)
+                })
+        } else {
+            civil(caps, zone, now)
         }
     }
 }
@@ -501,5 +594,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(cut(&d, "%d 02-Jan-2023 03:04:05").is_some());
+    }
+
+    #[test]
+    fn remembered_dates_follow_now() {
+        let d = DateFinder::new(None).unwrap().unwrap();
+        let (mut last, mut memo) = (0, DateMemo::default());
+        let at = |t: &str| SystemTime::from(t.parse::<jiff::Timestamp>().unwrap());
+        let mut find = |line: &str, now| {
+            let f = d
+                .find_from(line, &TimeZone::UTC, now, &mut last, &mut memo)
+                .unwrap();
+            let t = jiff::Timestamp::try_from(f.time.unwrap())
+                .unwrap()
+                .to_string();
+            (format!("{}{}", &line[..f.start], &line[f.end..]), t)
+        };
+        let line = "Jun 02 10:00:00 h x";
+        let y2024 = find(line, at("2024-06-01T12:00:00Z"));
+        // Same text, same now: remembered, same answer.
+        assert_eq!(find(line, at("2024-06-01T12:00:00Z")), y2024);
+        assert_eq!(y2024.1, "2024-06-02T10:00:00Z");
+        // Same text, a year later: the year choice is made again.
+        assert_eq!(
+            find(line, at("2025-06-01T12:00:00Z")).1,
+            "2025-06-02T10:00:00Z"
+        );
+        // Same date text, glued to a word: not a date here, as without the memo.
+        assert_eq!(
+            find("Jun 02 10:00:00 h y", at("2024-06-01T12:00:00Z")).0,
+            " h y"
+        );
+        let fresh = DateFinder::new(None).unwrap().unwrap();
+        let glued = "xJun 02 10:00:00z";
+        assert_eq!(
+            d.find_from(
+                glued,
+                &TimeZone::UTC,
+                at("2024-06-01T12:00:00Z"),
+                &mut last,
+                &mut memo
+            ),
+            fresh.find(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"))
+        );
     }
 }

@@ -17,9 +17,9 @@ use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 
-use super::date::DateFinder;
+use super::date::{DateFinder, DateMemo};
 use super::ini::{Ini, IniError};
-use super::regex::{F2bRegex, resolve_tags};
+use super::regex::{ContentSplit, F2bRegex, Split, resolve_tags};
 
 /// Why a fail2ban filter cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -363,7 +363,14 @@ const SESSION_GROUPS: [&str; 4] = ["nofail", "mlfgained", "mlfforget", "mlfid"];
 pub struct Matcher {
     date: Option<DateFinder>,
     pref: Option<F2bRegex>,
+    /// The prefregex's content found by a DFA run, where its shape allows.
+    split: Option<ContentSplit>,
     fail: Vec<Fail>,
+    /// Per first byte of the content, the failregexes (in order) that can
+    /// match content starting with it; most lines try one or two.
+    by_first_byte: Vec<Vec<usize>>,
+    /// The failregexes that can match empty content.
+    on_empty: Vec<usize>,
     ignore: Vec<F2bRegex>,
     /// How many regexes need the backtracking engine.
     pub fancy: usize,
@@ -502,20 +509,55 @@ pub struct LineState {
     joined: String,
     /// The date template that found the last date.
     last_date: usize,
+    /// The last date parse, reused while lines repeat its timestamp text.
+    date_memo: DateMemo,
     /// The named captures (`<F-USER>`...) of the last line that was a failure,
     /// bounded; filled only for failures.
     pub(crate) captures: crate::filter::Captures,
 }
 
 fn compile(line: &RegexLine, key: &'static str, multi: bool) -> Result<F2bRegex, LoadError> {
-    let text = resolve_tags(&line.text, true);
-    let text = if multi { format!("(?m){text}") } else { text };
-    F2bRegex::new(&text).map_err(|e| LoadError::Regex {
+    F2bRegex::new(&python_text(line, multi)).map_err(|e| LoadError::Regex {
         place: line.place.clone(),
         key,
         index: line.index,
         message: e.message,
     })
+}
+
+/// The regex text (Python syntax) a line compiles from.
+fn python_text(line: &RegexLine, multi: bool) -> String {
+    let text = resolve_tags(&line.text, true);
+    if multi { format!("(?m){text}") } else { text }
+}
+
+/// Failregex candidates by the content's first byte: a regex whose matches
+/// all start with known literals is listed under their first bytes only.
+fn dispatch(fail: &[Fail]) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut by_first_byte = vec![Vec::new(); 256];
+    let mut on_empty = Vec::new();
+    for (i, f) in fail.iter().enumerate() {
+        match f.re.leads() {
+            Some(leads) => {
+                let mut seen = [false; 256];
+                for l in leads {
+                    seen[usize::from(l[0])] = true;
+                }
+                for (b, list) in by_first_byte.iter_mut().enumerate() {
+                    if seen[b] {
+                        list.push(i);
+                    }
+                }
+            }
+            None => {
+                for list in &mut by_first_byte {
+                    list.push(i);
+                }
+                on_empty.push(i);
+            }
+        }
+    }
+    (by_first_byte, on_empty)
 }
 
 impl Matcher {
@@ -545,6 +587,11 @@ impl Matcher {
             let tagged = SESSION_GROUPS.iter().any(|g| re.has_group(g));
             fail.push(Fail { re, tagged });
         }
+        let split = def
+            .prefregex
+            .as_ref()
+            .and_then(|l| ContentSplit::new(&python_text(l, multi)));
+        let (by_first_byte, on_empty) = dispatch(&fail);
         let ignore = def
             .ignoreregex
             .iter()
@@ -556,7 +603,10 @@ impl Matcher {
         Ok(Matcher {
             date,
             pref,
+            split,
             fail,
+            by_first_byte,
+            on_empty,
             ignore,
             fancy,
             maxlines: def.maxlines,
@@ -602,7 +652,7 @@ impl Matcher {
         match self
             .date
             .as_ref()
-            .and_then(|d| d.find_from(line, zone, now, &mut state.last_date))
+            .and_then(|d| d.find_from(line, zone, now, &mut state.last_date, &mut state.date_memo))
         {
             Some(found) => {
                 state.cut.push_str(&line[..found.start]);
@@ -628,33 +678,57 @@ impl Matcher {
         } else {
             buf.as_str()
         };
-        // prefregex groups (the address may be there) count for every failregex.
-        let pref = match &self.pref {
-            Some(p) => match p.captures(text) {
-                Some(g) => Some(g),
+        // The prefregex's content: by a DFA run where its shape allows, else
+        // (and for its groups, read only once a failregex matched) by captures.
+        let mut pref = None;
+        let mut split_at = false;
+        let content = match (&self.pref, &self.split) {
+            (None, _) => text,
+            (Some(p), Some(split)) => match split.split(text) {
+                Split::Miss => return Verdict::Miss,
+                Split::Content(at) => {
+                    split_at = true;
+                    &text[at..]
+                }
+                Split::Unknown => match p.captures(text) {
+                    Some(g) => pref.insert(g).name("content").unwrap_or(text),
+                    None => return Verdict::Miss,
+                },
+            },
+            (Some(p), None) => match p.captures(text) {
+                Some(g) => pref.insert(g).name("content").unwrap_or(text),
                 None => return Verdict::Miss,
             },
-            None => None,
         };
-        let content = pref
-            .as_ref()
-            .and_then(|g| g.name("content"))
-            .unwrap_or(text);
-        let pref_host = pref.as_ref().and_then(|g| {
-            g.name("ip4")
-                .or_else(|| g.name("ip6"))
-                .or_else(|| g.name("dns"))
-                .or_else(|| g.name("fid"))
-        });
-        let pref_tagged = pref
-            .as_ref()
-            .is_some_and(|g| SESSION_GROUPS.iter().any(|n| g.name(n).is_some()));
         // In order, each on its own: most are anchored on a literal and fail at
-        // the first bytes (a multi-pattern set runs slower here, on the NFA).
-        for (i, f) in self.fail.iter().enumerate() {
+        // the first bytes (a multi-pattern set runs slower here, on the NFA);
+        // only those whose leading literals fit the content's first byte run.
+        let candidates = match content.as_bytes().first() {
+            Some(b) => &self.by_first_byte[usize::from(*b)],
+            None => &self.on_empty,
+        };
+        for &i in candidates {
+            let f = &self.fail[i];
             let Some(g) = f.re.captures(content) else {
                 continue;
             };
+            // prefregex groups (the address may be there) count for every failregex.
+            if pref.is_none() {
+                pref = match (&self.pref, &self.split) {
+                    (Some(_), Some(split)) if split_at => split.captures(text),
+                    (Some(p), _) => p.captures(text),
+                    (None, _) => None,
+                };
+            }
+            let pref_host = pref.as_ref().and_then(|g| {
+                g.name("ip4")
+                    .or_else(|| g.name("ip6"))
+                    .or_else(|| g.name("dns"))
+                    .or_else(|| g.name("fid"))
+            });
+            let pref_tagged = pref
+                .as_ref()
+                .is_some_and(|g| SESSION_GROUPS.iter().any(|n| g.name(n).is_some()));
             if self.ignore.iter().any(|r| r.is_match(text)) {
                 return Verdict::Ignored { regex: i };
             }
@@ -740,6 +814,17 @@ impl Matcher {
             };
         }
         Verdict::Miss
+    }
+
+    /// The same filter without the shortcuts (prefregex split, first-byte
+    /// dispatch): the reference the shortcuts are tested against.
+    #[cfg(test)]
+    fn without_shortcuts(mut self) -> Matcher {
+        self.split = None;
+        let all: Vec<usize> = (0..self.fail.len()).collect();
+        self.by_first_byte = vec![all.clone(); 256];
+        self.on_empty = all;
+        self
     }
 
     /// How many failregexes it has.

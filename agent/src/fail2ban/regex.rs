@@ -314,25 +314,17 @@ pub struct F2bRegex {
     /// Text every match starts the haystack with (`^` and literals), checked
     /// before any engine runs.
     prefix: Option<String>,
+    /// The texts one of which every match starts the haystack with, when
+    /// known (an anchored pattern with a finite literal prefix set).
+    leads: Option<Vec<Vec<u8>>>,
 }
 
 /// The literal text right after a leading `^` that every match must start with,
 /// when the pattern has no top-level `|`.
 fn anchored_prefix(re: &str) -> Option<String> {
     let body = re.strip_prefix('^')?;
-    let b = body.as_bytes();
-    let (mut depth, mut in_class, mut i) = (0i32, false, 0);
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 1,
-            b'[' if !in_class => in_class = true,
-            b']' if in_class => in_class = false,
-            b'(' if !in_class => depth += 1,
-            b')' if !in_class => depth -= 1,
-            b'|' if !in_class && depth == 0 => return None,
-            _ => {}
-        }
-        i += 1;
+    if has_top_level_bar(body) {
+        return None;
     }
     let mut out = String::new();
     for (i, c) in body.char_indices() {
@@ -372,11 +364,22 @@ impl F2bRegex {
         } else {
             anchored_prefix(&text)
         };
+        let leads = match &engine {
+            Compiled::Fast(_) => literal_leads(&text),
+            Compiled::Fancy(_) => prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]),
+        };
         Ok(F2bRegex {
             engine,
             names,
             prefix,
+            leads,
         })
+    }
+
+    /// The texts one of which starts every haystack it matches, if known: a
+    /// caller may skip it on lines that start with none of them.
+    pub(crate) fn leads(&self) -> Option<&[Vec<u8>]> {
+        self.leads.as_deref()
     }
 
     /// Whether the backtracking engine runs it.
@@ -438,6 +441,132 @@ impl F2bRegex {
             names: &self.names,
         })
     }
+}
+
+/// Every match of an anchored (`^`, not multi-line) pattern starts the haystack
+/// with one of these literals; `None` when the pattern is not anchored or its
+/// prefixes are not a finite set (then any line may match).
+fn literal_leads(rust: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::Look;
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(true)
+        .build()
+        .parse(rust)
+        .ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let lits = seq.literals()?;
+    // An empty literal leads nothing: every line may match.
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+/// A prefregex of fail2ban's usual shape `^HEAD<F-CONTENT>.+</F-CONTENT>$`:
+/// where HEAD's own leftmost-first match ends before the line does, the full
+/// pattern's `content` group is the rest of the line (the `.+$` after it takes
+/// any non-empty rest without a newline, and the first HEAD parse that leaves
+/// one is the one the full pattern picks). So a DFA run of HEAD finds the
+/// content without the capture engine.
+#[derive(Debug)]
+pub(crate) struct ContentSplit {
+    head: regex::Regex,
+    /// HEAD's group names, then `content`: the full pattern's names.
+    names: Vec<Option<Box<str>>>,
+}
+
+/// Where a [`ContentSplit`] puts a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// The prefregex does not match.
+    Miss,
+    /// It matches and its content starts here.
+    Content(usize),
+    /// Only the full capture run can tell.
+    Unknown,
+}
+
+impl ContentSplit {
+    /// The split for a prefregex (Python syntax, tags resolved), if it has the
+    /// shape and its HEAD runs on the fast engine.
+    pub fn new(python: &str) -> Option<ContentSplit> {
+        const TAIL: &str = "(?P<content>.+)$";
+        let rust = to_rust_syntax(python);
+        let head = rust.strip_suffix(TAIL)?;
+        if !head.starts_with('^') || needs_backtracking(head) || has_top_level_bar(head) {
+            return None;
+        }
+        let head_re = regex::RegexBuilder::new(head)
+            .size_limit(64 << 20)
+            .build()
+            .ok()?;
+        // The content group is the full pattern's last, at the top level.
+        let full = regex::Regex::new(&rust).ok()?;
+        let head_names: Vec<_> = head_re.capture_names().collect();
+        let full_names: Vec<_> = full.capture_names().collect();
+        if full_names.len() != head_names.len() + 1
+            || full_names[..head_names.len()] != head_names[..]
+            || full_names.last() != Some(&Some("content"))
+        {
+            return None;
+        }
+        let names = full_names.iter().map(|n| n.map(Box::from)).collect();
+        Some(ContentSplit {
+            head: head_re,
+            names,
+        })
+    }
+
+    /// The full pattern's groups on a line [`split`](Self::split) put in
+    /// [`Split::Content`]: HEAD's capture run (over HEAD's span only) and the
+    /// rest of the line as `content`.
+    pub fn captures<'h>(&'h self, hay: &'h str) -> Option<Groups<'h>> {
+        let c = self.head.captures(hay)?;
+        let end = c.get(0)?.end();
+        let mut spans: Vec<_> = (0..c.len())
+            .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
+            .collect();
+        spans.push((c.len(), Some((end, hay.len()))));
+        Some(Groups {
+            hay,
+            spans,
+            names: &self.names,
+        })
+    }
+
+    /// Where `hay`'s content starts, by a DFA run of HEAD.
+    pub fn split(&self, hay: &str) -> Split {
+        match self.head.find(hay) {
+            None => Split::Miss,
+            Some(m) if m.end() < hay.len() && !hay[m.end()..].contains('\n') => {
+                Split::Content(m.end())
+            }
+            Some(_) => Split::Unknown,
+        }
+    }
+}
+
+/// Whether `re` has a `|` outside every group and class.
+fn has_top_level_bar(re: &str) -> bool {
+    let b = re.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0i32, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => depth -= 1,
+            b'|' if !in_class && depth == 0 => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 fn fancy(text: &str) -> Result<fancy_regex::Regex, RegexError> {

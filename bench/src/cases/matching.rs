@@ -137,7 +137,8 @@ pub fn run(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
 
 /// fail2ban's own sshd filter file, read by log2drop (`log2drop test FILE`) and by
 /// `fail2ban-regex`, on the same lines: the speed an admin gets by switching
-/// without rewriting a filter.
+/// without rewriting a filter. The tools take turns round by round (and a
+/// `--baseline-agent` with them), so load changes hit them alike.
 fn fail2ban_filter_file(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     const FILTER: &str = "/etc/fail2ban/filter.d/sshd.conf";
     if let Err(why) = ctx.tools.check("fail2ban") {
@@ -149,23 +150,76 @@ fn fail2ban_filter_file(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     let text = corpus::auth_log(lines, SEED);
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     let mut cmp = Comparison::new("auth.log through fail2ban's own sshd.conf, same file for both");
-    let ours = log2drop_test(ctx, rep, FILTER, &path, lines)?;
+    let mut ours = Runs::new(lines);
+    let mut base = ctx.baseline.as_ref().map(|_| Runs::new(lines));
+    let mut theirs = Runs::new(lines);
+    for _ in 0..RUNS {
+        log2drop_test_once(&ctx.agent, FILTER, &path, &mut ours)?;
+        if let (Some(b), Some(agent)) = (base.as_mut(), ctx.baseline.as_ref()) {
+            log2drop_test_once(agent, FILTER, &path, b)?;
+        }
+        fail2ban_regex_once(&path, FILTER, &mut theirs)?;
+    }
+    rep.command(format!(
+        "{} test {FILTER} {}",
+        ctx.agent.display(),
+        path.display()
+    ));
     cmp.ours(&format!("log2drop test {FILTER}"), &ours);
-    let r = fail2ban_regex(rep, &path, FILTER, lines)?;
+    if let (Some(b), Some(agent)) = (&base, &ctx.baseline) {
+        rep.command(format!(
+            "{} test {FILTER} {}",
+            agent.display(),
+            path.display()
+        ));
+        cmp.add(&format!("baseline: log2drop test {FILTER}"), b, true);
+    }
+    rep.command(format!(
+        "fail2ban-regex -r --print-no-missed {} {FILTER}",
+        path.display()
+    ));
     cmp.add(
         &format!(
             "fail2ban-regex {FILTER} ({})",
             ctx.tools.version("fail2ban")
         ),
-        &r,
+        &theirs,
         true,
     );
     rep.tables.push(cmp.table);
+    let cpu = |r: &Runs| stats::median(&r.cpu_per_m).unwrap_or(f64::NAN);
     rep.note(format!(
         "fail2ban filter file: both tools read {FILTER} (its includes, prefregex, failregex \
          and date detection) over all {lines} lines of log2drop_bench::corpus::auth_log({lines}, \
-         {SEED})."
+         {SEED}), in turns, {RUNS} rounds; CPU time per line: fail2ban-regex / log2drop = {:.1}x.",
+        cpu(&theirs) / cpu(&ours)
     ));
+    Ok(())
+}
+
+/// One `log2drop test FILTER FILE` run into `r`.
+fn log2drop_test_once(agent: &Path, filter: &str, file: &Path, r: &mut Runs) -> Result<()> {
+    let mut cmd = Command::new(agent);
+    cmd.arg("test").arg(filter).arg(file);
+    let t = proc::timed(&mut cmd, None)?;
+    let out = String::from_utf8_lossy(&t.output.stdout);
+    let (read, matched) = test_summary(&out)
+        .with_context(|| format!("`log2drop test` printed no `lines:` summary:\n{out}"))?;
+    if read != r.lines as u64 {
+        bail!("log2drop test read {read} lines of {}", r.lines);
+    }
+    r.push(t.wall.as_secs_f64(), t.cpu.as_secs_f64(), matched);
+    Ok(())
+}
+
+/// One `fail2ban-regex` run into `r`.
+fn fail2ban_regex_once(file: &Path, filter: &str, r: &mut Runs) -> Result<()> {
+    let mut cmd = Command::new("fail2ban-regex");
+    cmd.args(["-r", "--print-no-missed"]).arg(file).arg(filter);
+    let t = proc::timed(&mut cmd, None)?;
+    let matched = fail2ban_matched(&String::from_utf8_lossy(&t.output.stdout))
+        .context("fail2ban-regex printed no `Lines:` summary")?;
+    r.push(t.wall.as_secs_f64(), t.cpu.as_secs_f64(), matched);
     Ok(())
 }
 
@@ -317,16 +371,7 @@ fn log2drop_test(
 ) -> Result<Runs> {
     let mut r = Runs::new(lines);
     for _ in 0..RUNS {
-        let mut cmd = Command::new(&ctx.agent);
-        cmd.arg("test").arg(filter).arg(file);
-        let t = proc::timed(&mut cmd, None)?;
-        let out = String::from_utf8_lossy(&t.output.stdout);
-        let (read, matched) = test_summary(&out)
-            .with_context(|| format!("`log2drop test` printed no `lines:` summary:\n{out}"))?;
-        if read != lines as u64 {
-            bail!("log2drop test read {read} lines of {lines}");
-        }
-        r.push(t.wall.as_secs_f64(), t.cpu.as_secs_f64(), matched);
+        log2drop_test_once(&ctx.agent, filter, file, &mut r)?;
     }
     rep.command(format!(
         "{} test {filter} {}",
@@ -340,12 +385,7 @@ fn log2drop_test(
 fn fail2ban_regex(rep: &mut CaseReport, slice: &Path, filter: &str, lines: usize) -> Result<Runs> {
     let mut r = Runs::new(lines);
     for _ in 0..RUNS {
-        let mut cmd = Command::new("fail2ban-regex");
-        cmd.args(["-r", "--print-no-missed"]).arg(slice).arg(filter);
-        let t = proc::timed(&mut cmd, None)?;
-        let matched = fail2ban_matched(&String::from_utf8_lossy(&t.output.stdout))
-            .context("fail2ban-regex printed no `Lines:` summary")?;
-        r.push(t.wall.as_secs_f64(), t.cpu.as_secs_f64(), matched);
+        fail2ban_regex_once(slice, filter, &mut r)?;
     }
     rep.command(format!(
         "fail2ban-regex -r --print-no-missed {} {filter}",

@@ -445,3 +445,119 @@ fn a_host_name_is_an_offence_by_name() {
         Some("192.0.2.60")
     );
 }
+
+/// Runs `lines` through the filter and through the same filter without its
+/// shortcuts (and without the date memo: its memo is emptied before each line),
+/// each with its own state kept across lines as a source keeps it, and demands
+/// the same verdicts, session ids, names and captures.
+fn same_as_reference(def: &Definition, lines: &[&str]) {
+    let fast = Matcher::build(def).unwrap();
+    let plain = Matcher::build(def).unwrap().without_shortcuts();
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200);
+    let (mut st, mut reference) = (LineState::default(), LineState::default());
+    for line in lines {
+        reference.date_memo = DateMemo::default();
+        let a = fast.examine(line, &TimeZone::UTC, now, &mut st);
+        let b = plain.examine(line, &TimeZone::UTC, now, &mut reference);
+        assert_eq!(a, b, "{}: {line:?}", def.path.display());
+        assert_eq!(st.mlfid, reference.mlfid, "{line:?}");
+        assert_eq!(st.name, reference.name, "{line:?}");
+        assert_eq!(st.captures, reference.captures, "{line:?}");
+    }
+}
+
+#[test]
+fn shortcuts_change_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.conf",
+        r#"[Definition]
+prefregex = ^<F-MLFID>\s*(?:\S+\s+)?app(?:\[\d+\])?:\s*</F-MLFID>(?:warn: )?<F-CONTENT>.+</F-CONTENT>$
+failregex = ^[Bb]ad login for <F-USER>\S+</F-USER> from <HOST>$
+            ^(?i)denied <HOST>$
+            from <HOST> rejected
+            ^Bad(?! key) thing from <HOST>$
+            ^<F-NOFAIL>hello</F-NOFAIL> from <HOST>$
+"#,
+    );
+    let def = Definition::read(&dir.path().join("s.conf"), &BTreeMap::new()).unwrap();
+    let m = Matcher::build(&def).unwrap();
+    assert!(
+        m.split.is_some(),
+        "the usual prefregex shape takes the DFA path"
+    );
+    same_as_reference(
+        &def,
+        &[
+            "Jun  1 10:00:00 host app[1]: Bad login for bob from 192.0.2.1",
+            // Same timestamp text: the date memo answers.
+            "Jun  1 10:00:00 host app[1]: bad login for eve from 192.0.2.2",
+            "Jun  1 10:00:00 host app[1]: warn: Bad login for eve from 192.0.2.3",
+            // The leading literal fits, the regex does not.
+            "Jun  1 10:00:00 host app[1]: Bad login for bob from nowhere at all",
+            "Jun  1 10:00:01 host app[1]: Bad key from 192.0.2.4",
+            "Jun  1 10:00:01 host app[1]: Bad thing from 192.0.2.5",
+            // Case-insensitive lead.
+            "Jun  1 10:00:01 host app[1]: DENIED 192.0.2.6",
+            // Unanchored regex: no lead, tried on every line, still in order.
+            "Jun  1 10:00:02 host app[1]: Bad login for x from 192.0.2.7 rejected",
+            "Jun  1 10:00:02 host app[1]: note: from 192.0.2.8 rejected",
+            "Jun  1 10:00:02 host app[1]: hello from 192.0.2.9",
+            // The prefix part would take the whole line: the full capture run decides.
+            "Jun  1 10:00:03 host app[1]:",
+            "Jun  1 10:00:03 host app[1]: x",
+            "Jun  1 10:00:03 host other[1]: Bad login for bob from 192.0.2.1",
+            "no date app: denied 192.0.2.10",
+            "",
+        ],
+    );
+}
+
+#[test]
+fn prefregex_split_only_for_its_shape() {
+    use crate::fail2ban::regex::{ContentSplit, Split};
+    let ok = ContentSplit::new(r"^(?P<mlfid>\S+ )(?P<content>.+)$").unwrap();
+    assert_eq!(ok.split("host rest"), Split::Content(5));
+    assert_eq!(ok.split("host"), Split::Miss);
+    // HEAD's own match leaves nothing: only the capture run knows ("hos" + "t"
+    // cannot be, but a head that may shrink can).
+    let shrink = ContentSplit::new(r"^\S+\s*(?P<content>.+)$").unwrap();
+    assert_eq!(shrink.split("abc"), Split::Unknown);
+    assert_eq!(shrink.split("abc d"), Split::Content(4));
+    // A top-level alternative, no anchor, backtracking syntax or a content group
+    // elsewhere: not this shape.
+    assert!(ContentSplit::new(r"^a|b(?P<content>.+)$").is_none());
+    assert!(ContentSplit::new(r"a(?P<content>.+)$").is_none());
+    assert!(ContentSplit::new(r"^a(?!b)(?P<content>.+)$").is_none());
+    assert!(ContentSplit::new(r"^a(?P<content>.+)x$").is_none());
+    assert!(ContentSplit::new(r"^(?P<content>.+)(?P<x>)$").is_none());
+}
+
+/// Debian's stock filters, where fail2ban is installed, over fail2ban's own
+/// test logs: the shortcuts agree with the plain run line by line.
+#[test]
+fn stock_filters_same_as_reference() {
+    let filters = std::path::Path::new("/etc/fail2ban/filter.d");
+    let logs = std::path::Path::new("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs");
+    if !filters.is_dir() || !logs.is_dir() {
+        eprintln!("skipped: fail2ban is not installed (no {})", logs.display());
+        return;
+    }
+    for (filter, mode, log) in [
+        ("sshd", "normal", "sshd"),
+        ("sshd", "aggressive", "sshd"),
+        ("sshd", "aggressive", "sshd-journal"),
+        ("postfix", "aggressive", "postfix"),
+        ("nginx-botsearch", "normal", "nginx-botsearch"),
+        ("dovecot", "normal", "dovecot"),
+    ] {
+        let mut opts = BTreeMap::new();
+        opts.insert("mode".to_owned(), mode.to_owned());
+        let def = Definition::read(&filters.join(format!("{filter}.conf")), &opts).unwrap();
+        let text = std::fs::read(logs.join(log)).unwrap();
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        same_as_reference(&def, &lines);
+    }
+}
