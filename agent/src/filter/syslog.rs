@@ -99,7 +99,9 @@ const STAMP_CACHE_LEN: usize = 40;
 /// [`parse`], reusing the last line's timestamp when this one starts with the
 /// same bytes followed by a space: the time parsers look at most one byte past
 /// what they use, and [`parse`] requires that byte to be a space, so the same
-/// bytes read the same time. A stamp with a fraction of a second is not kept:
+/// bytes read the same time. The one parser that reads further (a weekday-ISO
+/// stamp looking for a zone after the space) is never cached, see
+/// [`may_take_a_zone`]. A stamp with a fraction of a second is not kept:
 /// the next line's almost never repeats it, and where a log host mixes servers
 /// with and without fractions, keeping it would push out the stamp that does
 /// repeat.
@@ -113,7 +115,10 @@ pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix
             return Some((time, len));
         }
         let (time, used) = stamp(rest)?;
-        if used <= STAMP_CACHE_LEN && rest.get(used) == Some(&b' ') && !rest[..used].contains(&b'.')
+        if used <= STAMP_CACHE_LEN
+            && rest.get(used) == Some(&b' ')
+            && !rest[..used].contains(&b'.')
+            && !may_take_a_zone(&rest[..used])
         {
             cache.bytes[..used].copy_from_slice(&rest[..used]);
             cache.len = used;
@@ -121,6 +126,19 @@ pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix
         }
         Some((time, used))
     })
+}
+
+/// Whether the word after `stamp` could have changed it: `journalctl -o
+/// short-full`'s weekday-ISO form without an offset looks past the space for a
+/// zone (`CEST`, `+0200`), so the same bytes followed by a zone read another
+/// time and leave another host. Every other form stops at the space. Such a
+/// stamp starts with a letter (the weekday), has a `-` in its date, and ends in a
+/// digit; this also declines a weekday-ISO stamp with a numeric offset, which
+/// could be kept but is rare enough not to matter.
+fn may_take_a_zone(stamp: &[u8]) -> bool {
+    stamp.first().is_some_and(u8::is_ascii_alphabetic)
+        && stamp.last().is_some_and(u8::is_ascii_digit)
+        && stamp.contains(&b'-')
 }
 
 /// `a == b` for the short texts of a prefix (timestamps, program names) without
@@ -570,6 +588,27 @@ mod tests {
         )
     }
 
+    /// Fuzzing found this (fuzz/regressions/syslog/cached-weekday-iso-stamp-before-zone):
+    /// a weekday-ISO stamp without a zone was cached, and the next line's zone
+    /// after the same bytes was then read as the host.
+    #[test]
+    fn cached_stamp_without_zone_does_not_hide_the_next_zone() {
+        for next in [
+            "Sun 2026-12-13T12:00:00 CET web1 sshd[1]: x",
+            "Sun 2026-12-13T12:00:00 +0100 web1 sshd[1]: x",
+        ] {
+            let mut cache = StampCache::default();
+            let first = "Sun 2026-12-13T12:00:00 web1 sshd[1]: x";
+            assert_eq!(
+                parse_cached(first.as_bytes(), &mut cache),
+                parse(first.as_bytes())
+            );
+            let plain = parse(next.as_bytes());
+            assert!(plain.is_some(), "{next}");
+            assert_eq!(parse_cached(next.as_bytes(), &mut cache), plain, "{next}");
+        }
+    }
+
     #[test]
     fn bsd_with_host_and_pid() {
         assert_eq!(
@@ -823,8 +862,9 @@ mod tests {
                 prop_oneof![
                     Just("May 19 10:00:00"), Just("May 19 10:00:00.5"), Just("May 19 10:00:0"),
                     Just("2026-05-19T10:00:00Z"), Just("2026-05-19T10:00:00+02"), Just("2026-05-19T10:00:00+02:00"),
+                    Just("Tue 2026-05-19 10:00:00"), Just("Tue 2026-05-19T10:00:00"),
                 ],
-                "[ .:+0-9a-z\\[\\]]{0,12}",
+                "[ .:+0-9a-zA-Z\\[\\]]{0,12}",
             ), 1..12),
         ) {
             let mut cache = StampCache::default();
