@@ -139,9 +139,11 @@ impl Reader {
         let at = self.times.resolve(&raw, 0, &self.zone, now);
         let stale = older(at, now, self.window);
         last.key.clear();
-        last.key.extend_from_slice(&line[..=end]);
-        last.stale = stale;
-        last.now = Some(now);
+        if syslog::time_is_reusable(line, end) {
+            last.key.extend_from_slice(&line[..=end]);
+            last.stale = stale;
+            last.now = Some(now);
+        }
         stale
     }
 }
@@ -253,6 +255,16 @@ mod tests {
         assert!(age.is_stale(b"2026-11-21T11:49:59 h sshd[1]: x", now));
         // Starts with the same digits but reads a later time.
         assert!(!age.is_stale(b"2026-11-21T11:49:59.5+00:00 h sshd[1]: x", now));
+    }
+
+    #[test]
+    fn a_zone_after_cached_weekday_iso_bytes_is_read_anew() {
+        let sshd = sshd_utc();
+        let mut age = check(&[("sshd", &sshd)], &[TEN_MIN]).expect("syslog filter");
+        let now = utc("2026-11-21T12:00:00Z");
+        assert!(!age.is_stale(b"Sat 2026-11-21T11:55:00 h sshd[1]: x", now));
+        // The same bytes, then a zone: an hour earlier.
+        assert!(age.is_stale(b"Sat 2026-11-21T11:55:00 +0100 h sshd[1]: x", now));
     }
 
     #[test]

@@ -378,6 +378,13 @@ pub fn time_of(line: &[u8]) -> Option<(RawTime, usize)> {
     (line.get(end) == Some(&b' ')).then_some((time, end))
 }
 
+/// Whether the time [`time_of`] read in `line` (ending at `end`) is the time of
+/// every line that starts with the same bytes and a space, so a cache may reuse
+/// it; see [`may_take_a_zone`].
+pub(crate) fn time_is_reusable(line: &[u8], end: usize) -> bool {
+    time_start(line).is_some_and(|(pos, _)| !may_take_a_zone(&line[pos..end]))
+}
+
 /// Where the time starts: after an optional `<PRI>`, and after RFC 5424's
 /// version (`<PRI>1 `, then `true`). `None` for a malformed `<PRI>`.
 fn time_start(line: &[u8]) -> Option<(usize, bool)> {
