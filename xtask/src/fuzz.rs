@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use nix::sys::resource::{UsageWho, getrusage};
 
-use crate::{process, toolchain, workspace_root};
+use crate::{build_ebpf, process, toolchain, workspace_root};
 
 /// The targets, in the order they run; each is a `fuzz_targets/<name>.rs`.
 const TARGETS: &[&str] = &[
@@ -68,6 +68,10 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         opts.targets.iter().map(String::as_str).collect()
     };
+
+    // The agent crate embeds the XDP object at build time, so a fresh checkout
+    // needs it before the fuzz harness (which links the agent) can compile.
+    build_ebpf::run(&build_ebpf::Options { debug: false })?;
 
     let what = "building the fuzz targets";
     process::announce(what);
