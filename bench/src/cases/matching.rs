@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail};
 use nix::sys::resource::{UsageWho, getrusage};
 
 use log2drop::config::FilterConfig;
-use log2drop::filter::SourceMatcher;
 use log2drop::filter::builtin;
+use log2drop::filter::{Outcome, Scratch, SourceMatcher};
 use log2drop::source::file::{FileFollower, FollowOptions, StartAt};
 use log2drop_bench::corpus;
 use log2drop_bench::report::{self, CaseReport, Cell, Table};
@@ -52,6 +52,9 @@ struct Runs {
     matched: u64,
     /// Lines fed per run.
     lines: usize,
+    /// Offences, for the tools that tell them apart from matched lines
+    /// (log2drop: one attempt, one offence).
+    offences: Option<u64>,
 }
 
 impl Runs {
@@ -61,6 +64,7 @@ impl Runs {
             cpu_per_m: Vec::new(),
             matched: 0,
             lines,
+            offences: None,
         }
     }
 
@@ -209,6 +213,7 @@ fn log2drop_test_once(agent: &Path, filter: &str, file: &Path, r: &mut Runs) -> 
         bail!("log2drop test read {read} lines of {}", r.lines);
     }
     r.push(t.wall.as_secs_f64(), t.cpu.as_secs_f64(), matched);
+    r.offences = test_offences(&out);
     Ok(())
 }
 
@@ -242,12 +247,13 @@ fn auth_log(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
 
     let ours = log2drop_test(ctx, rep, "sshd", &corpus_path, lines)?;
     cmp.ours("log2drop test sshd", &ours);
-    let lib = library(&["sshd"], &corpus_path, lines)?;
+    let (lib, lib_offences) = library(&["sshd"], &corpus_path, lines)?;
     cmp.add(
         "log2drop library, one thread (the agent's reader)",
         &lib,
         true,
     );
+    rep.note(offences_note(&ours, &lib, lib_offences));
     rep.command(format!(
         "log2drop library: FileFollower (start at beginning) + SourceMatcher(built-in sshd) \
          over {}",
@@ -328,7 +334,7 @@ fn nginx(ctx: &Ctx, rep: &mut CaseReport) -> Result<()> {
     cmp.ours("log2drop test nginx-botsearch", &ours);
     let r = log2drop_test(ctx, rep, "http-4xx", &corpus_path, lines)?;
     cmp.add("log2drop test http-4xx", &r, true);
-    let lib = library(&["nginx-botsearch", "http-4xx"], &corpus_path, lines)?;
+    let (lib, _) = library(&["nginx-botsearch", "http-4xx"], &corpus_path, lines)?;
     cmp.add(
         "log2drop library, both filters on one source, one thread",
         &lib,
@@ -413,7 +419,14 @@ fn grep(rep: &mut CaseReport, pattern: &str, file: &Path, lines: usize) -> Resul
 }
 
 /// log2drop's reader and matcher on this thread, as a source thread runs them.
-fn library(filters: &[&str], corpus: &Path, lines: usize) -> Result<Runs> {
+///
+/// "Matched" counts what `log2drop test` counts: every line a regex matched, the
+/// session lines that did not count on their own included. Counting the agent's
+/// offences instead (`match_line`) made this row report 108,008 "matched lines"
+/// beside `log2drop test`'s 544,732 on the same file: the same matching, another
+/// quantity. The offences, the sessions that end without a line of their own
+/// included (as the agent's source thread takes them), are returned beside.
+fn library(filters: &[&str], corpus: &Path, lines: usize) -> Result<(Runs, u64)> {
     let cfgs: Vec<(&str, FilterConfig)> = filters
         .iter()
         .map(|f| {
@@ -424,9 +437,10 @@ fn library(filters: &[&str], corpus: &Path, lines: usize) -> Result<Runs> {
         .collect::<Result<_>>()?;
     let refs: Vec<(&str, &FilterConfig)> = cfgs.iter().map(|(n, c)| (*n, c)).collect();
     let matcher = SourceMatcher::build(&refs).context("building the filters")?;
-    let mut scratch = matcher.new_scratch();
     let mut r = Runs::new(lines);
+    let mut offences = 0;
     for _ in 0..RUNS {
+        let mut scratch = matcher.new_scratch();
         let mut follower = FileFollower::new(
             PathBuf::from(corpus),
             FollowOptions {
@@ -435,35 +449,74 @@ fn library(filters: &[&str], corpus: &Path, lines: usize) -> Result<Runs> {
             },
             None,
         );
-        let mut seen = 0u64;
-        let mut matched = 0u64;
+        let mut n = LibraryCounts::default();
         let cpu0 = thread_cpu()?;
         let t0 = Instant::now();
         // The agent reads `now` once per read, not per line.
         let now = SystemTime::now();
         loop {
             let more = follower
-                .poll(&mut |line| {
-                    seen += 1;
-                    if !line.truncated
-                        && matcher.match_line(line.bytes, now, &mut scratch).is_some()
-                    {
-                        matched += 1;
-                    }
-                })
+                .poll(&mut |line| n.line(&matcher, &mut scratch, line.bytes, line.truncated, now))
                 .with_context(|| format!("reading {}", corpus.display()))?;
             if !more {
                 break;
             }
         }
+        n.finish(&matcher, &mut scratch);
         let wall = t0.elapsed().as_secs_f64();
         let cpu = thread_cpu()? - cpu0;
-        if seen != lines as u64 {
-            bail!("the follower handed out {seen} lines of {lines}");
+        if n.seen != lines as u64 {
+            bail!("the follower handed out {} lines of {lines}", n.seen);
         }
-        r.push(wall, cpu, matched);
+        r.push(wall, cpu, n.matched);
+        offences = n.offences;
     }
-    Ok(r)
+    Ok((r, offences))
+}
+
+/// What [`library`] counts, the way `log2drop test` and the agent count it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LibraryCounts {
+    seen: u64,
+    /// Lines a regex matched (offence or session line), as `log2drop test`.
+    matched: u64,
+    /// Offences, as the agent's source thread sends them to the engine.
+    offences: u64,
+}
+
+impl LibraryCounts {
+    fn line(
+        &mut self,
+        m: &SourceMatcher,
+        s: &mut Scratch,
+        line: &[u8],
+        truncated: bool,
+        now: SystemTime,
+    ) {
+        self.seen += 1;
+        // A cut line is never matched by the agent.
+        if !truncated {
+            match m.examine(line, now, s) {
+                Outcome::Hit(_) | Outcome::Ended { .. } => {
+                    self.matched += 1;
+                    self.offences += 1;
+                }
+                Outcome::Held(_) => self.matched += 1,
+                Outcome::Ignored { .. } | Outcome::Miss => {}
+            }
+        }
+        while m.take_deferred(s).is_some() {
+            self.offences += 1;
+        }
+    }
+
+    /// The end of the file ends every open session.
+    fn finish(&mut self, m: &SourceMatcher, s: &mut Scratch) {
+        m.finish(s);
+        while m.take_deferred(s).is_some() {
+            self.offences += 1;
+        }
+    }
 }
 
 /// CPU seconds (user + system) of the calling thread.
@@ -502,6 +555,31 @@ fn test_summary(out: &str) -> Option<(u64, u64)> {
     Some((field(" read")?, field(" matched")?))
 }
 
+/// The offences of `log2drop test`'s `offences: N (...)` line.
+fn test_offences(out: &str) -> Option<u64> {
+    let rest = out.lines().find_map(|l| l.strip_prefix("offences:"))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Says what the library row's "matched lines" are, and whether its offences are
+/// those of `log2drop test`: both run the same matcher, so they must agree.
+fn offences_note(test: &Runs, lib: &Runs, lib_offences: u64) -> String {
+    let agree = match test.offences {
+        Some(t) if t == lib_offences && test.matched == lib.matched => "the same as".to_string(),
+        Some(t) => format!(
+            "DIFFERENT FROM {t} offences and {} matched lines of",
+            test.matched
+        ),
+        None => "not compared with".to_string(),
+    };
+    format!(
+        "The library row counts matched lines as `log2drop test` does (session lines \
+         included); its offences, counted as the agent's source thread counts them (sessions \
+         ended by their window or the end of the file included): {lib_offences}, {agree} \
+         `log2drop test`."
+    )
+}
+
 /// The matched count of fail2ban-regex's `Lines: N lines, I ignored, M matched, X
 /// missed` summary.
 fn fail2ban_matched(out: &str) -> Option<u64> {
@@ -514,7 +592,6 @@ fn fail2ban_matched(out: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log2drop::filter::Outcome;
 
     #[test]
     fn fail2ban_summary() {
@@ -528,6 +605,50 @@ mod tests {
         let out = "filter sshd\nlines: 3 read, 2 matched, 0 ignored, 1 missed\nregexes:\n";
         assert_eq!(test_summary(out), Some((3, 2)));
         assert_eq!(test_summary("lines: x read"), None);
+    }
+
+    #[test]
+    fn library_row_counts_what_log2drop_test_counts() {
+        // Regression: the row once counted offences (`match_line`) as matched lines,
+        // about a fifth of what `log2drop test` reports on the same sshd log.
+        let text = corpus::auth_log(5_000, 7);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("auth.log");
+        std::fs::write(&path, &text).expect("write corpus");
+        let (lib, offences) = library(&["sshd"], &path, 5_000).expect("library row");
+
+        // The same file split here rather than by the follower, counted as
+        // `log2drop test` counts (cli/test.rs): matched lines and offences.
+        let cfg = builtin::get("sshd").expect("built-in");
+        let m = SourceMatcher::build(&[("sshd", &cfg)]).expect("builds");
+        let mut s = m.new_scratch();
+        let now = SystemTime::now();
+        let (mut matched, mut counted) = (0u64, 0u64);
+        for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            let outcome = m.examine(line, now, &mut s);
+            matched += u64::from(!matches!(outcome, Outcome::Miss | Outcome::Ignored { .. }));
+            counted += u64::from(matches!(outcome, Outcome::Hit(_) | Outcome::Ended { .. }));
+            while m.take_deferred(&mut s).is_some() {
+                counted += 1;
+            }
+        }
+        m.finish(&mut s);
+        while m.take_deferred(&mut s).is_some() {
+            counted += 1;
+        }
+        assert_eq!(lib.matched, matched);
+        assert_eq!(offences, counted);
+        assert!(
+            matched > offences,
+            "sessions hold lines: {matched} vs {offences}"
+        );
+    }
+
+    #[test]
+    fn reads_test_offences() {
+        let out = "lines: 3 read, 2 matched, 0 ignored, 1 missed\noffences: 1 (1 matched session lines did not count on their own: one attempt, one offence)\n";
+        assert_eq!(test_offences(out), Some(1));
+        assert_eq!(test_offences("offences: x"), None);
     }
 
     #[test]
