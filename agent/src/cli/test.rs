@@ -3,7 +3,7 @@
 //! what it matched, the way `fail2ban-regex` does. It runs the exact matcher the
 //! agent runs, so what it shows is what the agent would ban.
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use hashbrown::{Equivalent, HashMap};
 
 use log2drop::config::{FilterConfig, LinePrefix};
 use log2drop::dns::{DnsConfig, Hickory, LookupError, Lookups, UseDns};
@@ -116,7 +117,8 @@ struct JsonHit<'a> {
 const MAX_CAPTURE_VALUES: usize = 100_000;
 
 /// What was seen, for the summary. Counted per matched line, so nothing here
-/// hashes slowly: hits per regex by position, addresses with a fast hasher.
+/// hashes slowly or allocates: hits per regex by position, addresses with a fast
+/// hasher, a capture value already counted looked up by reference.
 #[derive(Default)]
 struct Tally {
     read: u64,
@@ -173,7 +175,12 @@ impl Tally {
         scratch: &filter::Scratch,
         names: &Names,
     ) -> std::io::Result<()> {
-        let (host, addresses) = match hit.host {
+        // The common case, an address, needs no text and no vector: the text is
+        // made only for `--json`.
+        let one: [IpAddr; 1];
+        let resolved: Vec<IpAddr>;
+        let mut name = None;
+        let addresses: &[IpAddr] = match hit.host {
             Host::Addr(a) => {
                 if let Some(why) = names.genuine(a) {
                     self.genuine += 1;
@@ -182,17 +189,18 @@ impl Tally {
                     }
                     return Ok(());
                 }
-                (a.to_string(), vec![a])
+                one = [a];
+                &one
             }
             Host::Name(r) => {
-                let name = scratch.host_name(r).unwrap_or_default().to_owned();
+                let text = scratch.host_name(r).unwrap_or_default().to_owned();
                 // As the agent: allow_rdns filters take no names.
                 if names.use_dns == UseDns::No || !names.allow_rdns.is_empty() {
                     self.names_ignored += 1;
                     return Ok(());
                 }
                 self.names += 1;
-                let addrs = match names.addresses(&name) {
+                resolved = match names.addresses(&text) {
                     Ok(a) => a,
                     Err(why) => {
                         self.unresolved += 1;
@@ -202,28 +210,38 @@ impl Tally {
                         Vec::new()
                     }
                 };
-                (name, addrs)
+                name = Some(text);
+                &resolved
             }
         };
         self.offences += 1;
-        for a in &addresses {
+        for a in addresses {
             *self.per_addr.entry(*a).or_default() += 1;
         }
         for c in self.captures.iter() {
-            let key = (c.name.clone(), c.value.clone());
-            if let Some(v) = self.per_capture.get_mut(&key) {
+            // A value seen before (most: attackers repeat user names) is found
+            // without making a key.
+            if let Some(v) = self.per_capture.get_mut(&CaptureKey(&c.name, &c.value)) {
                 *v += 1;
             } else if self.per_capture.len() < MAX_CAPTURE_VALUES {
-                self.per_capture.insert(key, 1);
+                self.per_capture
+                    .insert((c.name.clone(), c.value.clone()), 1);
             } else {
                 self.capture_others += 1;
             }
         }
         if json {
+            let host = match name {
+                Some(name) => name,
+                None => addresses
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            };
             let record = JsonHit {
                 line: n,
                 host: &host,
-                addresses: &addresses,
+                addresses,
                 filter: matcher.filter_name(hit.filter),
                 time: hit.time.and_then(rfc3339),
                 captures: &self.captures,
@@ -252,6 +270,23 @@ impl Tally {
             self.offence(out, json, n, &hit, matcher, scratch, names)?;
         }
         Ok(())
+    }
+}
+
+/// A `per_capture` key by reference: hashes as the owned key does (a tuple of
+/// two `str`), so a lookup needs no allocation.
+#[derive(Clone, Copy)]
+struct CaptureKey<'a>(&'a str, &'a str);
+
+impl Hash for CaptureKey<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.0, self.1).hash(h);
+    }
+}
+
+impl Equivalent<(Arc<str>, Box<str>)> for CaptureKey<'_> {
+    fn equivalent(&self, key: &(Arc<str>, Box<str>)) -> bool {
+        self.0 == &*key.0 && self.1 == &*key.1
     }
 }
 
