@@ -123,14 +123,22 @@ impl NamePath {
 }
 
 /// Whether `text` starts with a host name (up to the first byte a name cannot
-/// hold).
+/// hold). Mostly called on an address (the pattern's address path just failed
+/// elsewhere on the line), so the one pass that finds the name's end also
+/// rejects it: text of digits and dots only has an all-digit last label, which
+/// no host name has.
 fn starts_with_name(text: &[u8]) -> bool {
-    let len = text
-        .iter()
-        .take(addr::MAX_HOST_NAME_LEN + 2)
-        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-' || **b == b'.')
-        .count();
-    len > 0 && addr::is_host_name(&text[..len])
+    let mut len = 0;
+    let mut not_digit = false;
+    for &b in text.iter().take(addr::MAX_HOST_NAME_LEN + 2) {
+        match b {
+            b'0'..=b'9' | b'.' => {}
+            b'a'..=b'z' | b'A'..=b'Z' | b'-' => not_digit = true,
+            _ => break,
+        }
+        len += 1;
+    }
+    not_digit && addr::is_host_name(&text[..len])
 }
 
 #[cfg(test)]
@@ -162,6 +170,10 @@ mod tests {
         assert!(!p.may_match(b"Failed password for root from 192.0.2.1 port 22"));
         assert!(!p.may_match(b"Failed password for root from 192.0.2 port 22"));
         assert!(!p.may_match(b"session opened for user root"));
+        assert!(!p.may_match(b"Failed password for root from 2001:db8::1 port 22"));
+        assert!(!p.may_match(b"Failed password for root from 192.0.2.1. port 22"));
+        assert!(p.may_match(b"Failed password for root from 1-2.example port 22"));
+        assert!(p.may_match(b"Failed password for root from 198.51.100.7.example.org"));
         let re = Regex::new("x").expect("regex");
         let start = NamePath::new(re, 0, None, true);
         assert!(start.may_match(b"crawler.example.com - - [19/May/2026"));

@@ -60,7 +60,7 @@
 //! all have the failure role never touches it.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, SystemTime};
 
 use hashbrown::HashMap;
@@ -209,15 +209,39 @@ impl Queued {
 
     /// Whether the session may have expired at `now`: idle for longer than its
     /// window since `at` (a `now` before `at`, from lines out of order, is not).
+    #[inline]
     fn may_be_due(&self, now: SystemTime) -> bool {
         now >= self.at && self.due.is_some_and(|due| now > due)
+    }
+}
+
+/// The hasher of the session table: its keys are hashes already (see
+/// [`Sessions::key`]), so hashing them again is work for nothing.
+#[derive(Debug, Default)]
+struct KeyHash(u64);
+
+impl Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys reach this table; anything else still hashes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
     }
 }
 
 /// The sessions of one source.
 #[derive(Debug)]
 pub struct Sessions {
-    open: HashMap<u64, Session, foldhash::fast::FixedState>,
+    /// Keyed by [`key`](Self::key), already a hash: the table takes it as is.
+    open: HashMap<u64, Session, BuildHasherDefault<KeyHash>>,
     /// Keys in the order they were (re)queued, with the session's last line
     /// then and when it expires counted from that line: the front is a
     /// candidate for expiry, checked against the table only when its queued
@@ -402,7 +426,9 @@ impl Sessions {
             }
             (None, None) => None,
         };
-        self.deferred.extend(settled);
+        if let Some(h) = settled {
+            self.deferred.push_back(h);
+        }
         self.after_line(key, facts, counted)
     }
 
@@ -463,7 +489,17 @@ impl Sessions {
     /// nothing is due: sessions are checked in queue order, and the first one
     /// whose queued time is still within its window stops the check. One still
     /// active goes to the back with its newer time.
+    #[inline]
     pub fn expire(&mut self, now: SystemTime) {
+        // Inlined, so the usual case (nothing due, and the matcher asks again
+        // for the line it hands to `line_with`) is a comparison, not a call.
+        if self.order.front().is_some_and(|q| q.may_be_due(now)) {
+            self.expire_due(now);
+        }
+    }
+
+    #[inline(never)]
+    fn expire_due(&mut self, now: SystemTime) {
         while let Some(&q) = self.order.front() {
             if !q.may_be_due(now) {
                 return;
