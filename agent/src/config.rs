@@ -331,6 +331,11 @@ macro_rules! filter_table {
             /// Lines that end a session without an offence (a login).
             #[serde(default)]
             pub success: Vec<String>,
+            /// Lines that only name the session's address and never count by
+            /// themselves (sshd's `Connection from H`): later lines of the
+            /// session without `<HOST>` count with it.
+            #[serde(default)]
+            pub carry: Vec<String>,
             /// Lines matching any of these never count (`<HOST>` optional).
             #[serde(default)]
             pub ignore: Vec<String>,
@@ -339,19 +344,27 @@ macro_rules! filter_table {
 
         impl $name {
             /// The lists that count, in the order of `filter::Role::ALL`
-            /// (`regex`, `attempt`, `address`, `end`, `success`).
-            pub fn counting_lists(&self) -> [&Vec<String>; 5] {
-                [&self.regex, &self.attempt, &self.address, &self.end, &self.success]
+            /// (`regex`, `attempt`, `address`, `end`, `success`, `carry`).
+            pub fn counting_lists(&self) -> [&Vec<String>; 6] {
+                [
+                    &self.regex,
+                    &self.attempt,
+                    &self.address,
+                    &self.end,
+                    &self.success,
+                    &self.carry,
+                ]
             }
 
             /// Every list, mutable: the counting ones in their order, then `ignore`.
-            pub fn lists_mut(&mut self) -> [&mut Vec<String>; 6] {
+            pub fn lists_mut(&mut self) -> [&mut Vec<String>; 7] {
                 [
                     &mut self.regex,
                     &mut self.attempt,
                     &mut self.address,
                     &mut self.end,
                     &mut self.success,
+                    &mut self.carry,
                     &mut self.ignore,
                 ]
             }

@@ -226,9 +226,10 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
                 ),
             ));
         }
+        let rule = host_rule(&[&cfg.counting_lists(), &mode.counting_lists()]);
         for (role, list) in Role::ALL.into_iter().zip(mode.counting_lists()) {
             for (i, re) in list.iter().enumerate() {
-                if let Err(e) = check_pattern(re, HostRule::Required) {
+                if let Err(e) = check_pattern(re, rule) {
                     out.push(("modes", format!("{name}.{}[{i}]: {e}", role.key())));
                 }
             }
@@ -482,8 +483,24 @@ pub fn resolve(
     })
 }
 
+/// Whether the counting regexes of a filter whose lists (its own, then a
+/// mode's) are `lists` need `<HOST>`: a filter with session roles may have
+/// regexes without it (`Disconnecting: Too many authentication failures`), whose
+/// lines count with the address their session names (see [`session`]); a
+/// filter without sessions could never count such a line.
+pub fn host_rule(lists: &[&[&Vec<String>; 6]]) -> HostRule {
+    let sessions = lists
+        .iter()
+        .any(|l| l.iter().skip(1).any(|list| !list.is_empty()));
+    if sessions {
+        HostRule::Optional
+    } else {
+        HostRule::Required
+    }
+}
+
 /// A filter's regex lists, by role, in the order they are compiled.
-fn role_lists(cfg: &FilterConfig) -> [(Role, &[String]); 5] {
+fn role_lists(cfg: &FilterConfig) -> [(Role, &[String]); 6] {
     let lists = cfg.counting_lists();
     std::array::from_fn(|i| (Role::ALL[i], lists[i].as_slice()))
 }
@@ -510,7 +527,8 @@ fn build_error(e: &meta::BuildError) -> String {
 struct Pattern {
     /// The whole regex, for the capturing search.
     full: Regex,
-    host_group: usize,
+    /// `None` for a regex without `<HOST>` (see [`host_rule`]).
+    host_group: Option<usize>,
     /// Named groups other than `<HOST>` (group index, name): empty for most
     /// patterns, which then never run a capturing search for them.
     named: Box<[(usize, Arc<str>)]>,
@@ -547,6 +565,9 @@ struct Filter {
     window: std::time::Duration,
     /// Some regex has an `<F-MLFID>` group (see [`SourceMatcher::session_key`]).
     keyed: bool,
+    /// (role, index) of its regexes without `<HOST>`: their lines take the
+    /// address of their session. Empty for almost every filter.
+    hostless: Box<[(Role, usize)]>,
     /// Index of its first pattern (a filter's patterns are contiguous).
     first_pattern: usize,
 }
@@ -710,6 +731,7 @@ impl SourceMatcher {
                     sessions: false,
                     window: session::DEFAULT_WINDOW,
                     keyed: false,
+                    hostless: Box::default(),
                     first_pattern: patterns.len(),
                 });
                 fail2ban.push((id, m));
@@ -735,13 +757,14 @@ impl SourceMatcher {
                 index,
                 source,
             };
+            let rule = host_rule(&[&cfg.counting_lists()]);
+            let mut hostless = Vec::new();
             for (role, list) in role_lists(cfg) {
                 let kind = role.key();
                 for (ri, text) in list.iter().enumerate() {
-                    check_pattern(text, HostRule::Required)
-                        .map_err(|e| pattern_error(kind, ri, e))?;
-                    let expanded = pattern::expand(text, HostRule::Required)
-                        .map_err(|e| pattern_error(kind, ri, e))?;
+                    check_pattern(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
+                    let expanded =
+                        pattern::expand(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
                     let full = builder().build(&expanded).map_err(|e| {
                         pattern_error(
                             kind,
@@ -753,8 +776,13 @@ impl SourceMatcher {
                     })?;
                     let host_group = full
                         .group_info()
-                        .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)
-                        .ok_or_else(|| pattern_error(kind, ri, PatternError::NoHost))?;
+                        .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP);
+                    if host_group.is_none() {
+                        if rule == HostRule::Required {
+                            return Err(pattern_error(kind, ri, PatternError::NoHost));
+                        }
+                        hostless.push((role, ri));
+                    }
                     let session_group = full
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, SESSION_GROUP);
@@ -765,7 +793,7 @@ impl SourceMatcher {
                     // so lines with names reach the pattern.
                     let either = pattern::expand_with(
                         text,
-                        HostRule::Required,
+                        rule,
                         &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
                     )
                     .map_err(|e| pattern_error(kind, ri, e))?;
@@ -853,6 +881,7 @@ impl SourceMatcher {
                 keyed: patterns[first_pattern..]
                     .iter()
                     .any(|p| p.session_group.is_some()),
+                hostless: hostless.into_boxed_slice(),
                 first_pattern,
             });
         }
@@ -1052,6 +1081,7 @@ impl SourceMatcher {
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         let mut process: Option<&[u8]> = None;
+        let mut pidless = false;
         // The text the best hit's pattern ran on, and whether anchored.
         let mut hay: (&[u8], bool) = (line, false);
         // A fail2ban line of a `<F-MLFID>` session: its key and facts.
@@ -1080,7 +1110,11 @@ impl SourceMatcher {
                             scratch.times.resolve(&t, fi, &self.filters[fi].zone, now)
                         });
                         best = Some(hit);
-                        process = prefix.process;
+                        // Without a pid, the program stands for the process
+                        // (see `session`): its lines still form sessions,
+                        // told apart by the addresses they name.
+                        process = prefix.process.or(Some(prefix.program));
+                        pidless = prefix.process.is_none();
                         hay = (message, true);
                     }
                 }
@@ -1099,6 +1133,7 @@ impl SourceMatcher {
                 .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
             best = Some(hit);
             process = None;
+            pidless = false;
             hay = (line, false);
         }
         if !self.fail2ban.is_empty() {
@@ -1109,10 +1144,23 @@ impl SourceMatcher {
                 let f = &self.filters[h.filter.index()];
                 let (key, facts) = match f2b_session {
                     Some((key, facts)) => (Some(key), facts),
-                    None if f.sessions => (
-                        self.session_key(&h, process, hay, scratch),
-                        LineFacts::PLAIN,
-                    ),
+                    None if f.sessions => {
+                        let has_addr = !f.hostless.contains(&(h.role, h.regex));
+                        // A line naming no client, without a pid, could be
+                        // any client's: it stands alone.
+                        let key = if has_addr || !pidless {
+                            self.session_key(&h, process, hay, scratch)
+                        } else {
+                            None
+                        };
+                        (
+                            key,
+                            LineFacts {
+                                has_addr,
+                                ..LineFacts::PLAIN
+                            },
+                        )
+                    }
                     None => return Outcome::Hit(h),
                 };
                 match scratch
@@ -1315,6 +1363,9 @@ impl SourceMatcher {
         named: &mut Option<NameCandidate>,
     ) -> Option<Hit> {
         let pat = &self.patterns[p];
+        let Some(host_group) = pat.host_group else {
+            return self.try_hostless(p, hay, anchored, scratch, ignored);
+        };
         let fast = pat.fast.as_ref().and_then(|f| f.find_at(hay).ok());
         let addr = match fast {
             Some(Some((addr, start))) => {
@@ -1327,7 +1378,7 @@ impl SourceMatcher {
                 Some(addr)
             }
             Some(None) => None,
-            None => self.capture_host(p, hay, anchored, scratch),
+            None => self.capture_host(p, host_group, hay, anchored, scratch),
         };
         let Some(addr) = addr else {
             if named.is_none()
@@ -1347,6 +1398,36 @@ impl SourceMatcher {
         }
         Some(Hit {
             host: Host::Addr(addr),
+            filter: pat.filter,
+            role: pat.role,
+            regex: pat.index,
+            time: None,
+        })
+    }
+
+    /// Whether pattern `p`, which has no `<HOST>`, matches `hay`: its hit holds
+    /// the unspecified address, and its session supplies the real one.
+    fn try_hostless(
+        &self,
+        p: usize,
+        hay: &[u8],
+        anchored: bool,
+        scratch: &mut Scratch,
+        ignored: &mut Option<(FilterId, usize)>,
+    ) -> Option<Hit> {
+        let pat = &self.patterns[p];
+        let mode = if anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
+        pat.full
+            .search_half_with(&mut scratch.full[p], &Input::new(hay).anchored(mode))?;
+        if self.is_ignored(pat, hay, scratch, ignored) {
+            return None;
+        }
+        Some(Hit {
+            host: Host::Addr(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
             filter: pat.filter,
             role: pat.role,
             regex: pat.index,
@@ -1403,11 +1484,12 @@ impl SourceMatcher {
     fn capture_host(
         &self,
         p: usize,
+        host_group: usize,
         hay: &[u8],
         anchored: bool,
         scratch: &mut Scratch,
     ) -> Option<IpAddr> {
-        let span = self.capture_group(p, self.patterns[p].host_group, hay, anchored, scratch)?;
+        let span = self.capture_group(p, host_group, hay, anchored, scratch)?;
         addr::parse_ip(&hay[span])
     }
 

@@ -132,7 +132,7 @@ struct Tally {
     offences: u64,
     /// Lines matched by the filter's regex `i` of each role (in
     /// `Role::ALL` order; the matcher runs one filter).
-    per_regex: [Vec<u64>; 5],
+    per_regex: [Vec<u64>; 6],
     per_addr: HashMap<IpAddr, u64, foldhash::fast::RandomState>,
     /// Offences by host names, those ignored (use_dns = no), those that gave no
     /// address, and allow_rdns lines from genuine clients.

@@ -139,9 +139,10 @@ fn check_filters(cfg: &Config, out: &mut Issues) {
                 "lists no regex: a filter needs at least one, with <HOST> where the address is",
             );
         }
+        let rule = filter::host_rule(&[&f.counting_lists()]);
         for (role, list) in filter::Role::ALL.into_iter().zip(f.counting_lists()) {
             for (i, re) in list.iter().enumerate() {
-                if let Err(e) = filter::check_pattern(re, HostRule::Required) {
+                if let Err(e) = filter::check_pattern(re, rule) {
                     out.push(path.key(role.key()).index(i), e.to_string());
                 }
             }

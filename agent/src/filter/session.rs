@@ -15,14 +15,17 @@
 //! | `address` | only names the session's address: counts once when the session ends with no counted line |
 //! | `end` | ends the session: a pending `address` counts now; never counts by itself |
 //! | `success` | ends the session without an offence: a pending `address` is dropped |
-//! | carry | only names the session's address (fail2ban's `<F-NOFAIL>`): never counts by itself |
+//! | `carry` | only names the session's address (fail2ban's `<F-NOFAIL>`): never counts by itself |
 //!
 //! A line may also carry no address at all (fail2ban filters whose `<F-MLFID>`
 //! names the session and whose failure line has no `<HOST>`): it counts with the
 //! address an earlier line of its session named, or, when none did yet, waits
 //! for the first line of the session that names one (a *waiting* failure; a
 //! `success` drops it, and it is lost if the session ends first, as in
-//! fail2ban). And a line may *end* its session whatever its role (fail2ban's
+//! fail2ban). An `address` line without an address (sshd's `User X not allowed
+//! because account is locked`) likewise waits, and becomes the session's pending
+//! address when a line names one (so an `end` line then counts it, a failure
+//! replaces it). And a line may *end* its session whatever its role (fail2ban's
 //! `<F-MLFFORGET>`): the session is forgotten after the line, a pending address
 //! counting as with `end`; for such filters only that flag ends a session (a
 //! `success` forgets the failures, and the session goes on). fail2ban's tags map
@@ -50,9 +53,12 @@
 //! source arrive), when the table is full and it is the oldest session, or when
 //! reading stops ([`Sessions::finish`], for `log2drop test`).
 //!
-//! Lines without a pid cannot be grouped: each is its own session, so failure and
-//! `attempt` lines count and `address`, `end` and `success` lines do not (an
-//! undercount, never a double count).
+//! Lines without a session key stand alone: failure and `attempt` lines count,
+//! the others do not (an undercount, never a double count). The matcher keys a
+//! syslog line without a pid (`[sshd]:`) by its program alone: its lines still
+//! form sessions, told apart only by the addresses they name (a line naming
+//! another client ends the open session, as above), and a line without an
+//! address, which could belong to any client, stands alone.
 //!
 //! This state belongs to one source (next to its matcher), not to the engine:
 //! it is about lines, not addresses. It is bounded ([`MAX_SESSIONS`]), keyed by
@@ -90,21 +96,22 @@ pub enum Role {
     End,
     /// `success`: the session is over, without an offence.
     Success,
-    /// Names the session's address and never counts by itself (fail2ban's
-    /// `<F-NOFAIL>`). Not a list of log2drop's own filters: their `address`
-    /// lines are worth an offence if the session fails.
+    /// `carry`: names the session's address and never counts by itself
+    /// (fail2ban's `<F-NOFAIL>`, sshd's `Connection from H`), for the lines of
+    /// the session that name none.
     Carry,
 }
 
 impl Role {
     /// Every role a log2drop filter lists regexes for, in the order its
     /// lists are compiled.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Failure,
         Role::Attempt,
         Role::Address,
         Role::End,
         Role::Success,
+        Role::Carry,
     ];
 
     /// The filter key that lists the regexes of this role.
@@ -369,10 +376,21 @@ impl Sessions {
                 host: hit.host,
                 ..w
             });
+            // A waiting `address` line is now the session's pending address.
+            if let Some(w) = waiting.take_if(|w| w.role == Role::Address)
+                && !s.counted
+                && s.pending.is_none()
+            {
+                s.pending = Some(w);
+            }
         } else if let Some(a) = s.known {
             hit.host = a;
-        } else if matches!(role, Role::Failure | Role::Attempt) {
-            if s.waiting.is_none() && !(role == Role::Attempt && (s.counted || s.succeeded)) {
+        } else if matches!(role, Role::Failure | Role::Attempt | Role::Address) {
+            // A failure or attempt outranks a waiting `address`.
+            let free = s
+                .waiting
+                .is_none_or(|w| w.role == Role::Address && role != Role::Address);
+            if free && !(role == Role::Attempt && (s.counted || s.succeeded)) {
                 s.waiting = Some(hit);
             }
             return self.after_line(key, facts, None);

@@ -241,6 +241,83 @@ fn scratch_is_reusable_across_many_lines() {
     }
 }
 
+/// Regexes without `<HOST>` are for filters with sessions only; there they take
+/// their session's address (issue 10: sshd lines that name no client).
+#[test]
+fn a_regex_without_host_takes_its_sessions_address() {
+    let mut cfg = session_filter();
+    // Without session roles, still refused.
+    let plain = FilterConfig {
+        regex: vec![r"^too many failures$".to_owned()],
+        ..cfg.clone()
+    };
+    let plain = FilterConfig {
+        attempt: vec![],
+        address: vec![],
+        end: vec![],
+        success: vec![],
+        ..plain
+    };
+    assert!(matches!(
+        SourceMatcher::build(&[("authd", &plain)]),
+        Err(FilterError::Pattern {
+            source: PatternError::NoHost,
+            ..
+        })
+    ));
+    cfg.attempt.push(r"^too many failures$".to_owned());
+    cfg.carry.push(r"^connect from <HOST>$".to_owned());
+    cfg.timezone = Some("UTC".into());
+    let m = SourceMatcher::build(&[("authd", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let lines = [
+        // The carrier names the client; the line without one counts with it.
+        "Jun  1 00:00:00 h authd[1]: connect from 192.0.2.1",
+        "Jun  1 00:00:01 h authd[1]: too many failures",
+        "Jun  1 00:00:02 h authd[1]: closed 192.0.2.1",
+        // Before any address: it waits for the close.
+        "Jun  1 00:00:03 h authd[2]: too many failures",
+        "Jun  1 00:00:04 h authd[2]: closed 192.0.2.2",
+        // Without a pid it could be anyone's: nothing.
+        "Jun  1 00:00:05 h authd: connect from 192.0.2.3",
+        "Jun  1 00:00:06 h authd: too many failures",
+        // A carrier alone counts nothing.
+        "Jun  1 00:00:07 h authd[4]: connect from 192.0.2.4",
+        "Jun  1 00:00:08 h authd[4]: closed 192.0.2.4",
+    ];
+    let got: Vec<IpAddr> = lines
+        .iter()
+        .filter_map(|l| m.match_line(l.as_bytes(), now(), &mut s))
+        .filter_map(|h| h.addr())
+        .collect();
+    assert_eq!(got, ["192.0.2.1", "192.0.2.2"].map(ip));
+}
+
+/// A syslog line without a pid is keyed by its program: an `address` line
+/// waits there and counts when a line naming another client ends its session.
+#[test]
+fn pidless_lines_form_a_session_per_program() {
+    let mut cfg = session_filter();
+    cfg.timezone = Some("UTC".into());
+    let m = SourceMatcher::build(&[("authd", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let mut got = Vec::new();
+    for l in [
+        "Jun  1 00:00:00 h authd: auth failure rhost=192.0.2.1",
+        "Jun  1 00:00:01 h authd: auth failure rhost=192.0.2.2",
+        "Jun  1 00:00:02 h authd: bad password from 192.0.2.2",
+    ] {
+        got.extend(
+            m.match_line(l.as_bytes(), now(), &mut s)
+                .and_then(|h| h.addr()),
+        );
+        while let Some(h) = m.take_deferred(&mut s) {
+            got.extend(h.addr());
+        }
+    }
+    assert_eq!(got, ["192.0.2.1", "192.0.2.2"].map(ip));
+}
+
 /// A syslog filter with every session role, like a daemon that logs one attempt
 /// over several lines.
 fn session_filter() -> FilterConfig {

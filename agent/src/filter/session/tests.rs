@@ -401,3 +401,37 @@ fn a_counted_session_is_not_counted_again_when_another_client_comes() {
     );
     assert_eq!(got, addrs(&["192.0.2.82", "198.51.100.83"]));
 }
+
+#[test]
+fn an_address_line_without_an_address_waits_then_is_the_pending_address() {
+    let mut s = Sessions::default();
+    // `User X not allowed because account is locked`, then the close: one.
+    assert_eq!(f2b(&mut s, "d[5]", Address, None, false, 0), None);
+    assert_eq!(
+        f2b(&mut s, "d[5]", End, Some("192.0.2.5"), false, 1),
+        ip("192.0.2.5")
+    );
+    // The same, then the `Failed` line: that line is the attempt, once.
+    assert_eq!(f2b(&mut s, "d[6]", Address, None, false, 2), None);
+    assert_eq!(
+        f2b(&mut s, "d[6]", Failure, Some("192.0.2.6"), false, 3),
+        ip("192.0.2.6")
+    );
+    assert_eq!(f2b(&mut s, "d[6]", End, Some("192.0.2.6"), false, 4), None);
+    // A failure without an address outranks a waiting address line.
+    assert_eq!(f2b(&mut s, "d[7]", Address, None, false, 5), None);
+    assert_eq!(f2b(&mut s, "d[7]", Attempt, None, false, 6), None);
+    assert_eq!(
+        f2b(&mut s, "d[7]", Carry, Some("192.0.2.7"), false, 7),
+        ip("192.0.2.7")
+    );
+    assert_eq!(f2b(&mut s, "d[7]", End, Some("192.0.2.7"), false, 8), None);
+    // A login drops it.
+    assert_eq!(f2b(&mut s, "d[8]", Address, None, false, 9), None);
+    assert_eq!(
+        f2b(&mut s, "d[8]", Success, Some("192.0.2.8"), false, 10),
+        None
+    );
+    s.finish();
+    assert_eq!(s.take_deferred(), None);
+}
