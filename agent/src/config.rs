@@ -312,8 +312,10 @@ macro_rules! filter_table {
         $(#[$attr])*
         pub struct $name {
             /// Failure regexes: each line one of them matches is one failed
-            /// attempt. Each regex of every counting role must contain `<HOST>`
-            /// exactly once. All lists stay empty with `fail2ban`.
+            /// attempt. Each regex of every counting role contains `<HOST>`
+            /// once; in a filter with session roles it may leave it out (the
+            /// line takes its session's address, see `filter::host_rule`). All
+            /// lists stay empty with `fail2ban`.
             #[serde(default)]
             pub regex: Vec<String>,
             /// Session lines that show the session failed: they count once per
