@@ -272,10 +272,105 @@ fn is_repetition(s: &[u8]) -> bool {
 /// One compiled fail2ban regex.
 #[derive(Debug)]
 pub enum Compiled {
-    /// Runs on the `regex` crate.
-    Fast(regex::Regex),
+    /// Runs on the `regex` crate's engines.
+    Fast(FastRe),
     /// Needs backtracking.
     Fancy(fancy_regex::Regex),
+}
+
+/// A pattern on the `regex` crate's engines, twice: as Python reads a str
+/// pattern (Unicode classes), and, when the pattern text is ASCII, with ASCII
+/// classes and case folding. On an ASCII haystack both match the same text
+/// with the same groups (a Unicode `\w`, `\s`, `\d`, `.`, `\b` or case fold
+/// differs from its ASCII form only on non-ASCII characters), and the ASCII
+/// automata are several times smaller, so the capture engine (whose
+/// per-search table grows with the automaton) runs much cheaper. Log lines are
+/// almost always ASCII.
+#[derive(Debug)]
+pub struct FastRe {
+    full: regex_automata::meta::Regex,
+    ascii: Option<regex_automata::meta::Regex>,
+}
+
+/// Capture slots kept on the stack for patterns with up to this many groups.
+const STACK_SLOTS: usize = 64;
+
+impl FastRe {
+    /// Compiles Rust-syntax regex text.
+    pub fn new(rust: &str) -> Result<FastRe, String> {
+        use regex_automata::meta;
+        use regex_automata::util::syntax;
+        let config = || meta::Config::new().nfa_size_limit(Some(64 << 20));
+        let full = meta::Regex::builder()
+            .configure(config())
+            .build(rust)
+            .map_err(|e| e.to_string())?;
+        // A non-ASCII character in the pattern may fold onto an ASCII one
+        // (`(?i)\u{212a}`, the Kelvin sign, matches `k`): no ASCII form then.
+        let ascii = rust
+            .is_ascii()
+            .then(|| {
+                meta::Regex::builder()
+                    .configure(config().utf8_empty(false))
+                    .syntax(syntax::Config::new().unicode(false).utf8(false))
+                    .build(rust)
+                    .ok()
+            })
+            .flatten()
+            .filter(|a| a.group_info().all_group_len() == full.group_info().all_group_len());
+        Ok(FastRe { full, ascii })
+    }
+
+    fn engine(&self, hay: &str) -> &regex_automata::meta::Regex {
+        match &self.ascii {
+            Some(a) if hay.is_ascii() => a,
+            _ => &self.full,
+        }
+    }
+
+    /// Whether it matches anywhere in `hay`.
+    pub fn is_match(&self, hay: &str) -> bool {
+        self.engine(hay).is_match(hay)
+    }
+
+    /// The leftmost-first match's span.
+    pub fn find(&self, hay: &str) -> Option<(usize, usize)> {
+        self.engine(hay).find(hay).map(|m| (m.start(), m.end()))
+    }
+
+    /// The group names, by index.
+    pub fn capture_names(&self) -> impl Iterator<Item = Option<&str>> {
+        self.full
+            .group_info()
+            .pattern_names(regex_automata::PatternID::ZERO)
+    }
+
+    /// The leftmost-first match's group spans, by group index. One search:
+    /// a DFA finds the match, the capture engine runs over its span only.
+    pub fn captures(&self, hay: &str) -> Option<Vec<(usize, Option<(usize, usize)>)>> {
+        use regex_automata::util::primitives::NonMaxUsize;
+        let re = self.engine(hay);
+        let n = re.group_info().all_group_len() * 2;
+        let mut stack = [None::<NonMaxUsize>; STACK_SLOTS];
+        let mut heap = Vec::new();
+        let slots: &mut [Option<NonMaxUsize>] = if n <= STACK_SLOTS {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, None);
+            &mut heap
+        };
+        re.search_slots(&regex_automata::Input::new(hay), slots)?;
+        Some(
+            slots
+                .chunks_exact(2)
+                .enumerate()
+                .map(|(i, s)| match (s[0], s[1]) {
+                    (Some(a), Some(b)) => (i, Some((a.get(), b.get()))),
+                    _ => (i, None),
+                })
+                .collect(),
+        )
+    }
 }
 
 /// A match's groups, by name.
@@ -348,7 +443,7 @@ impl F2bRegex {
         let engine = if needs_backtracking(python) {
             Compiled::Fancy(fancy(&text)?)
         } else {
-            match regex::RegexBuilder::new(&text).size_limit(64 << 20).build() {
+            match FastRe::new(&text) {
                 Ok(r) => Compiled::Fast(r),
                 Err(fast) => Compiled::Fancy(fancy(&text).map_err(|slow| RegexError {
                     message: format!("{fast}; backtracking engine: {}", slow.message),
@@ -418,16 +513,7 @@ impl F2bRegex {
             return None;
         }
         let spans = match &self.engine {
-            Compiled::Fast(r) => {
-                // The DFA says no without the capture slots' allocation.
-                if !r.is_match(hay) {
-                    return None;
-                }
-                let c = r.captures(hay)?;
-                (0..c.len())
-                    .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
-                    .collect()
-            }
+            Compiled::Fast(r) => r.captures(hay)?,
             Compiled::Fancy(r) => {
                 let c = r.captures(hay).ok()??;
                 (0..c.len())
@@ -474,7 +560,7 @@ fn literal_leads(rust: &str) -> Option<Vec<Vec<u8>>> {
 /// content without the capture engine.
 #[derive(Debug)]
 pub(crate) struct ContentSplit {
-    head: regex::Regex,
+    head: FastRe,
     /// HEAD's group names, then `content`: the full pattern's names.
     names: Vec<Option<Box<str>>>,
 }
@@ -500,10 +586,7 @@ impl ContentSplit {
         if !head.starts_with('^') || needs_backtracking(head) || has_top_level_bar(head) {
             return None;
         }
-        let head_re = regex::RegexBuilder::new(head)
-            .size_limit(64 << 20)
-            .build()
-            .ok()?;
+        let head_re = FastRe::new(head).ok()?;
         // The content group is the full pattern's last, at the top level.
         let full = regex::Regex::new(&rust).ok()?;
         let head_names: Vec<_> = head_re.capture_names().collect();
@@ -525,12 +608,9 @@ impl ContentSplit {
     /// [`Split::Content`]: HEAD's capture run (over HEAD's span only) and the
     /// rest of the line as `content`.
     pub fn captures<'h>(&'h self, hay: &'h str) -> Option<Groups<'h>> {
-        let c = self.head.captures(hay)?;
-        let end = c.get(0)?.end();
-        let mut spans: Vec<_> = (0..c.len())
-            .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
-            .collect();
-        spans.push((c.len(), Some((end, hay.len()))));
+        let mut spans = self.head.captures(hay)?;
+        let end = spans.first()?.1?.1;
+        spans.push((spans.len(), Some((end, hay.len()))));
         Some(Groups {
             hay,
             spans,
@@ -542,8 +622,8 @@ impl ContentSplit {
     pub fn split(&self, hay: &str) -> Split {
         match self.head.find(hay) {
             None => Split::Miss,
-            Some(m) if m.end() < hay.len() && !hay[m.end()..].contains('\n') => {
-                Split::Content(m.end())
+            Some((_, end)) if end < hay.len() && !hay[end..].contains('\n') => {
+                Split::Content(end)
             }
             Some(_) => Split::Unknown,
         }
