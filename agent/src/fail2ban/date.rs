@@ -6,6 +6,7 @@
 //! date (`^%(__prefix_line)s` starts at the host name). This module does the same
 //! with its own patterns for each strptime field.
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use jiff::civil::DateTime;
@@ -15,7 +16,12 @@ use regex::Regex;
 /// One way to find a date.
 #[derive(Debug)]
 struct Template {
-    re: Regex,
+    /// Compiled on first use: a filter carries some thirty templates and a
+    /// log uses one or two of them, and compiling all of them cost more than
+    /// examining thousands of lines. The text is parsed (and so checked) when
+    /// the filter is loaded.
+    re: OnceLock<Option<Regex>>,
+    text: String,
     /// Match only at the line start (after up to two non-word characters).
     line_begin: bool,
     /// Check fail2ban's word boundaries around the date.
@@ -316,15 +322,15 @@ fn template(p: &str) -> Result<Template, String> {
     } else {
         format!(r"(?i){body}")
     };
-    let re = Regex::new(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
-    let memo_ok = regex_syntax::parse(&text).is_ok_and(|hir| {
-        hir.properties()
-            .look_set()
-            .remove(regex_syntax::hir::Look::Start)
-            .is_empty()
-    });
+    let hir = regex_syntax::parse(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
+    let memo_ok = hir
+        .properties()
+        .look_set()
+        .remove(regex_syntax::hir::Look::Start)
+        .is_empty();
     Ok(Template {
-        re,
+        re: OnceLock::new(),
+        text,
         line_begin,
         bounds,
         epoch,
@@ -355,6 +361,18 @@ fn is_word(c: Option<char>) -> bool {
 }
 
 impl Template {
+    /// The regex, compiled on first use. Its text parsed at load; only a
+    /// size limit could still refuse it, and then it finds nothing.
+    fn re(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| {
+                Regex::new(&self.text)
+                    .inspect_err(|e| tracing::warn!("date template {:?}: {e}", self.text))
+                    .ok()
+            })
+            .as_ref()
+    }
+
     /// The first acceptable date at or after the line start; `index` names this
     /// template in `memo`.
     fn find(
@@ -369,7 +387,8 @@ impl Template {
         loop {
             // The DFA finds the match; its groups come from the memo when the
             // same template matched the same text last time.
-            let whole = self.re.find_at(line, from)?;
+            let re = self.re()?;
+            let whole = re.find_at(line, from)?;
             let remembered =
                 self.memo_ok && memo.template == index && memo.text.as_str() == whole.as_str();
             // The time when already known for this `now`.
@@ -381,7 +400,7 @@ impl Template {
                     known,
                 )
             } else {
-                let caps = self.re.captures_at(line, from)?;
+                let caps = re.captures_at(line, from)?;
                 let m = caps.name("date")?;
                 let time = self.time(&caps, m.as_str(), zone, now);
                 memo.template = usize::MAX;
@@ -408,7 +427,7 @@ impl Template {
                     Some(t) => t,
                     None => {
                         // Remembered text, another `now`: the year choice may differ.
-                        let caps = self.re.captures_at(line, from)?;
+                        let caps = re.captures_at(line, from)?;
                         let t = self.time(&caps, &line[start..end], zone, now);
                         memo.now = Some(now);
                         memo.time = t;

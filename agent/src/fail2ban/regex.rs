@@ -8,6 +8,8 @@
 //! DNS name, in groups `ip4`, `ip6`, `dns`; `<F-NAME>...</F-NAME>` captures into
 //! group `name` (`F-ID` as `fid`, `F-PORT` as `fport`).
 
+use std::sync::OnceLock;
+
 /// Why a fail2ban regex cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -285,11 +287,17 @@ pub enum Compiled {
 /// differs from its ASCII form only on non-ASCII characters), and the ASCII
 /// automata are several times smaller, so the capture engine (whose
 /// per-search table grows with the automaton) runs much cheaper. Log lines are
-/// almost always ASCII.
+/// almost always ASCII, so the Unicode form is compiled on the first line
+/// that is not (its text is parsed, and so checked, at load).
 #[derive(Debug)]
 pub struct FastRe {
-    full: regex_automata::meta::Regex,
-    ascii: Option<regex_automata::meta::Regex>,
+    /// The ASCII form where there is one, else the Unicode one.
+    first: regex_automata::meta::Regex,
+    /// Whether `first` is the ASCII form.
+    first_ascii: bool,
+    /// The Unicode form behind an ASCII `first`, once a line needed it.
+    unicode: OnceLock<Option<regex_automata::meta::Regex>>,
+    text: String,
 }
 
 /// Capture slots kept on the stack for patterns with up to this many groups.
@@ -298,49 +306,87 @@ const STACK_SLOTS: usize = 64;
 impl FastRe {
     /// Compiles Rust-syntax regex text.
     pub fn new(rust: &str) -> Result<FastRe, String> {
-        use regex_automata::meta;
-        use regex_automata::util::syntax;
-        let config = || meta::Config::new().nfa_size_limit(Some(64 << 20));
-        let full = meta::Regex::builder()
-            .configure(config())
-            .build(rust)
-            .map_err(|e| e.to_string())?;
+        let unicode = |text: &str| {
+            regex_automata::meta::Regex::builder()
+                .configure(Self::config())
+                .build(text)
+                .map_err(|e| e.to_string())
+        };
         // A non-ASCII character in the pattern may fold onto an ASCII one
         // (`(?i)\u{212a}`, the Kelvin sign, matches `k`): no ASCII form then.
-        let ascii = rust
-            .is_ascii()
-            .then(|| {
-                meta::Regex::builder()
-                    .configure(config().utf8_empty(false))
-                    .syntax(syntax::Config::new().unicode(false).utf8(false))
-                    .build(rust)
-                    .ok()
-            })
-            .flatten()
-            .filter(|a| a.group_info().all_group_len() == full.group_info().all_group_len());
-        Ok(FastRe { full, ascii })
+        let ascii = if rust.is_ascii() {
+            regex_automata::meta::Regex::builder()
+                .configure(Self::config().utf8_empty(false))
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(false)
+                        .utf8(false),
+                )
+                .build(rust)
+                .ok()
+        } else {
+            None
+        };
+        // The Unicode form must parse, with the same groups.
+        let ascii = match ascii {
+            Some(a) => {
+                let hir = regex_syntax::parse(rust).map_err(|e| e.to_string())?;
+                let groups = hir.properties().explicit_captures_len() + 1;
+                (a.group_info().all_group_len() == groups).then_some(a)
+            }
+            None => None,
+        };
+        let (first, first_ascii) = match ascii {
+            Some(a) => (a, true),
+            None => (unicode(rust)?, false),
+        };
+        Ok(FastRe {
+            first,
+            first_ascii,
+            unicode: OnceLock::new(),
+            text: rust.to_owned(),
+        })
     }
 
-    fn engine(&self, hay: &str) -> &regex_automata::meta::Regex {
-        match &self.ascii {
-            Some(a) if hay.is_ascii() => a,
-            _ => &self.full,
+    fn config() -> regex_automata::meta::Config {
+        regex_automata::meta::Config::new().nfa_size_limit(Some(64 << 20))
+    }
+
+    /// The form to run on `hay`; `None` if the Unicode form, compiled now,
+    /// was refused (only a size limit can: its text parsed at load).
+    fn engine(&self, hay: &str) -> Option<&regex_automata::meta::Regex> {
+        if !self.first_ascii || hay.is_ascii() {
+            return Some(&self.first);
         }
+        self.unicode
+            .get_or_init(|| {
+                regex_automata::meta::Regex::builder()
+                    .configure(Self::config())
+                    .build(&self.text)
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            "fail2ban regex {:?}: not run on non-ASCII lines: {e}",
+                            self.text
+                        );
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Whether it matches anywhere in `hay`.
     pub fn is_match(&self, hay: &str) -> bool {
-        self.engine(hay).is_match(hay)
+        self.engine(hay).is_some_and(|r| r.is_match(hay))
     }
 
     /// The leftmost-first match's span.
     pub fn find(&self, hay: &str) -> Option<(usize, usize)> {
-        self.engine(hay).find(hay).map(|m| (m.start(), m.end()))
+        self.engine(hay)?.find(hay).map(|m| (m.start(), m.end()))
     }
 
     /// The group names, by index.
     pub fn capture_names(&self) -> impl Iterator<Item = Option<&str>> {
-        self.full
+        self.first
             .group_info()
             .pattern_names(regex_automata::PatternID::ZERO)
     }
@@ -349,7 +395,7 @@ impl FastRe {
     /// a DFA finds the match, the capture engine runs over its span only.
     pub fn captures(&self, hay: &str) -> Option<Vec<(usize, Option<(usize, usize)>)>> {
         use regex_automata::util::primitives::NonMaxUsize;
-        let re = self.engine(hay);
+        let re = self.engine(hay)?;
         let n = re.group_info().all_group_len() * 2;
         let mut stack = [None::<NonMaxUsize>; STACK_SLOTS];
         let mut heap = Vec::new();
@@ -588,7 +634,7 @@ impl ContentSplit {
         }
         let head_re = FastRe::new(head).ok()?;
         // The content group is the full pattern's last, at the top level.
-        let full = regex::Regex::new(&rust).ok()?;
+        let full = FastRe::new(&rust).ok()?;
         let head_names: Vec<_> = head_re.capture_names().collect();
         let full_names: Vec<_> = full.capture_names().collect();
         if full_names.len() != head_names.len() + 1
@@ -756,6 +802,28 @@ mod tests {
         assert_eq!(anchored_prefix(r"^\[x"), None);
         let r = F2bRegex::new(r"^Failed (?!x)\S+ for").unwrap();
         assert!(r.is_match("Failed y for") && !r.is_match("Other y for"));
+    }
+
+    #[test]
+    fn ascii_and_unicode_lines_match_alike() {
+        // The ASCII form runs on ASCII lines, the Unicode one on the others.
+        let re = resolve_tags(r"^(?i)user <F-USER>\w+</F-USER> from <HOST>\s*$", true);
+        let r = F2bRegex::new(&re).unwrap();
+        let g = r.captures("USER bob from 192.0.2.9 ").unwrap();
+        assert_eq!((g.name("user"), g.name("ip4")), (Some("bob"), Some("192.0.2.9")));
+        let g = r.captures("user jos\u{e9} from h\u{f6}st.example.org").unwrap();
+        assert_eq!(g.name("user"), Some("jos\u{e9}"));
+        assert_eq!(g.name("dns"), Some("h\u{f6}st.example.org"));
+        assert!(r.is_match("user \u{e9} from 192.0.2.1"));
+        assert!(!r.is_match("user - from 192.0.2.1"));
+        // A non-ASCII pattern character folding onto ASCII (the Kelvin sign
+        // onto `k`) keeps the Unicode form for every line.
+        let r = F2bRegex::new("^(?i)\u{212a}ey=(?P<ip4>\\S+)").unwrap();
+        assert_eq!(r.captures("key=192.0.2.3").unwrap().name("ip4"), Some("192.0.2.3"));
+        // `.` and `\S` take a whole character, not a byte, on either form.
+        let r = F2bRegex::new(r"^a(?P<x>.)b(?P<y>\S)$").unwrap();
+        let g = r.captures("a\u{e9}b\u{2603}").unwrap();
+        assert_eq!((g.name("x"), g.name("y")), (Some("\u{e9}"), Some("\u{2603}")));
     }
 
     #[test]
