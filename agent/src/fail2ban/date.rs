@@ -9,9 +9,9 @@
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use super::regex::FastRe;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use regex::Regex;
 
 /// One way to find a date.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ struct Template {
     /// log uses one or two of them, and compiling all of them cost more than
     /// examining thousands of lines. The text is parsed (and so checked) when
     /// the filter is loaded.
-    re: OnceLock<Option<Regex>>,
+    re: OnceLock<Option<FastRe>>,
     text: String,
     /// Match only at the line start (after up to two non-word characters).
     line_begin: bool,
@@ -363,10 +363,10 @@ fn is_word(c: Option<char>) -> bool {
 impl Template {
     /// The regex, compiled on first use. Its text parsed at load; only a
     /// size limit could still refuse it, and then it finds nothing.
-    fn re(&self) -> Option<&Regex> {
+    fn re(&self) -> Option<&FastRe> {
         self.re
             .get_or_init(|| {
-                Regex::new(&self.text)
+                FastRe::new(&self.text)
                     .inspect_err(|e| tracing::warn!("date template {:?}: {e}", self.text))
                     .ok()
             })
@@ -389,30 +389,27 @@ impl Template {
             // same template matched the same text last time.
             let re = self.re()?;
             let whole = re.find_at(line, from)?;
+            let whole_text = &line[whole.0..whole.1];
             let remembered =
-                self.memo_ok && memo.template == index && memo.text.as_str() == whole.as_str();
+                self.memo_ok && memo.template == index && memo.text.as_str() == whole_text;
             // The time when already known for this `now`.
             let (start, end, known) = if remembered {
                 let known = (memo.now == Some(now)).then_some(memo.time);
-                (
-                    whole.start() + memo.date.0,
-                    whole.start() + memo.date.1,
-                    known,
-                )
+                (whole.0 + memo.date.0, whole.0 + memo.date.1, known)
             } else {
-                let caps = re.captures_at(line, from)?;
-                let m = caps.name("date")?;
-                let time = self.time(&caps, m.as_str(), zone, now);
+                let caps = Caps::new(re, line, from)?;
+                let m = caps.span("date")?;
+                let time = self.time(&caps, &line[m.0..m.1], zone, now);
                 memo.template = usize::MAX;
                 if self.memo_ok {
                     memo.template = index;
                     memo.text.clear();
-                    memo.text.push_str(whole.as_str());
-                    memo.date = (m.start() - whole.start(), m.end() - whole.start());
+                    memo.text.push_str(whole_text);
+                    memo.date = (m.0 - whole.0, m.1 - whole.0);
                     memo.now = Some(now);
                     memo.time = time;
                 }
-                (m.start(), m.end(), Some(time))
+                (m.0, m.1, Some(time))
             };
             let before = line[..start].chars().next_back();
             let first = line[start..].chars().next();
@@ -427,7 +424,7 @@ impl Template {
                     Some(t) => t,
                     None => {
                         // Remembered text, another `now`: the year choice may differ.
-                        let caps = re.captures_at(line, from)?;
+                        let caps = Caps::new(re, line, from)?;
                         let t = self.time(&caps, &line[start..end], zone, now);
                         memo.now = Some(now);
                         memo.time = t;
@@ -451,7 +448,7 @@ impl Template {
     /// The point in time a match names (`date`: its date text).
     fn time(
         &self,
-        caps: &regex::Captures<'_>,
+        caps: &Caps<'_>,
         date: &str,
         zone: &TimeZone,
         now: SystemTime,
@@ -482,17 +479,37 @@ fn month(name: &str) -> Option<i8> {
 
 /// The point in time the fields name. A year-less date is placed in the year
 /// that puts it not more than a day in the future.
-fn civil(caps: &regex::Captures<'_>, zone: &TimeZone, now: SystemTime) -> Option<SystemTime> {
-    let num = |n: &str| {
-        caps.name(n)
-            .and_then(|m| m.as_str().trim().parse::<i32>().ok())
-    };
+/// A template match's groups.
+struct Caps<'h> {
+    re: &'h FastRe,
+    line: &'h str,
+    spans: Vec<(usize, Option<(usize, usize)>)>,
+}
+
+impl<'h> Caps<'h> {
+    fn new(re: &'h FastRe, line: &'h str, from: usize) -> Option<Caps<'h>> {
+        let spans = re.captures_at(line, from)?;
+        Some(Caps { re, line, spans })
+    }
+
+    fn span(&self, name: &str) -> Option<(usize, usize)> {
+        let i = self.re.capture_names().position(|n| n == Some(name))?;
+        self.spans.get(i)?.1
+    }
+
+    fn name(&self, name: &str) -> Option<&'h str> {
+        self.span(name).map(|(a, b)| &self.line[a..b])
+    }
+}
+
+fn civil(caps: &Caps<'_>, zone: &TimeZone, now: SystemTime) -> Option<SystemTime> {
+    let num = |n: &str| caps.name(n).and_then(|m| m.trim().parse::<i32>().ok());
     let now_ts = jiff::Timestamp::try_from(now).ok()?;
     let this_year = now_ts.to_zoned(zone.clone()).year();
     let explicit_year = num("Y").or_else(|| num("y").map(|y| 2000 + y));
     let mon = num("m")
         .map(|m| m as i8)
-        .or_else(|| caps.name("b").and_then(|b| month(b.as_str())));
+        .or_else(|| caps.name("b").and_then(month));
     let (mon, day) = match (mon, num("d")) {
         (Some(m), Some(d)) => (m, d as i8),
         _ => {
@@ -502,14 +519,12 @@ fn civil(caps: &regex::Captures<'_>, zone: &TimeZone, now: SystemTime) -> Option
     };
     let mut hour = num("H").unwrap_or(0);
     if let Some(i) = num("I") {
-        let pm = caps
-            .name("p")
-            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("pm"));
+        let pm = caps.name("p").is_some_and(|p| p.eq_ignore_ascii_case("pm"));
         hour = i % 12 + if pm { 12 } else { 0 };
     }
     let minute = num("M").unwrap_or(0);
     let second = num("S").unwrap_or(0).min(59);
-    let zone_of_line = caps.name("z").and_then(|z| offset(z.as_str()));
+    let zone_of_line = caps.name("z").and_then(offset);
     let at = |year: i32| -> Option<SystemTime> {
         let dt = DateTime::new(
             year as i16,

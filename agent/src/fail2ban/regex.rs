@@ -381,7 +381,14 @@ impl FastRe {
 
     /// The leftmost-first match's span.
     pub fn find(&self, hay: &str) -> Option<(usize, usize)> {
-        self.engine(hay)?.find(hay).map(|m| (m.start(), m.end()))
+        self.find_at(hay, 0)
+    }
+
+    /// The same, for a match starting at `from` or later (the text before it
+    /// still counts for `^` and `\b`).
+    pub fn find_at(&self, hay: &str, from: usize) -> Option<(usize, usize)> {
+        let input = regex_automata::Input::new(hay).range(from..);
+        self.engine(hay)?.find(input).map(|m| (m.start(), m.end()))
     }
 
     /// The group names, by index.
@@ -394,6 +401,15 @@ impl FastRe {
     /// The leftmost-first match's group spans, by group index. One search:
     /// a DFA finds the match, the capture engine runs over its span only.
     pub fn captures(&self, hay: &str) -> Option<Vec<(usize, Option<(usize, usize)>)>> {
+        self.captures_at(hay, 0)
+    }
+
+    /// The same, for a match starting at `from` or later.
+    pub fn captures_at(
+        &self,
+        hay: &str,
+        from: usize,
+    ) -> Option<Vec<(usize, Option<(usize, usize)>)>> {
         use regex_automata::util::primitives::NonMaxUsize;
         let re = self.engine(hay)?;
         let n = re.group_info().all_group_len() * 2;
@@ -405,7 +421,7 @@ impl FastRe {
             heap.resize(n, None);
             &mut heap
         };
-        re.search_slots(&regex_automata::Input::new(hay), slots)?;
+        re.search_slots(&regex_automata::Input::new(hay).range(from..), slots)?;
         Some(
             slots
                 .chunks_exact(2)
@@ -668,9 +684,7 @@ impl ContentSplit {
     pub fn split(&self, hay: &str) -> Split {
         match self.head.find(hay) {
             None => Split::Miss,
-            Some((_, end)) if end < hay.len() && !hay[end..].contains('\n') => {
-                Split::Content(end)
-            }
+            Some((_, end)) if end < hay.len() && !hay[end..].contains('\n') => Split::Content(end),
             Some(_) => Split::Unknown,
         }
     }
@@ -810,8 +824,13 @@ mod tests {
         let re = resolve_tags(r"^(?i)user <F-USER>\w+</F-USER> from <HOST>\s*$", true);
         let r = F2bRegex::new(&re).unwrap();
         let g = r.captures("USER bob from 192.0.2.9 ").unwrap();
-        assert_eq!((g.name("user"), g.name("ip4")), (Some("bob"), Some("192.0.2.9")));
-        let g = r.captures("user jos\u{e9} from h\u{f6}st.example.org").unwrap();
+        assert_eq!(
+            (g.name("user"), g.name("ip4")),
+            (Some("bob"), Some("192.0.2.9"))
+        );
+        let g = r
+            .captures("user jos\u{e9} from h\u{f6}st.example.org")
+            .unwrap();
         assert_eq!(g.name("user"), Some("jos\u{e9}"));
         assert_eq!(g.name("dns"), Some("h\u{f6}st.example.org"));
         assert!(r.is_match("user \u{e9} from 192.0.2.1"));
@@ -819,11 +838,17 @@ mod tests {
         // A non-ASCII pattern character folding onto ASCII (the Kelvin sign
         // onto `k`) keeps the Unicode form for every line.
         let r = F2bRegex::new("^(?i)\u{212a}ey=(?P<ip4>\\S+)").unwrap();
-        assert_eq!(r.captures("key=192.0.2.3").unwrap().name("ip4"), Some("192.0.2.3"));
+        assert_eq!(
+            r.captures("key=192.0.2.3").unwrap().name("ip4"),
+            Some("192.0.2.3")
+        );
         // `.` and `\S` take a whole character, not a byte, on either form.
         let r = F2bRegex::new(r"^a(?P<x>.)b(?P<y>\S)$").unwrap();
         let g = r.captures("a\u{e9}b\u{2603}").unwrap();
-        assert_eq!((g.name("x"), g.name("y")), (Some("\u{e9}"), Some("\u{2603}")));
+        assert_eq!(
+            (g.name("x"), g.name("y")),
+            (Some("\u{e9}"), Some("\u{2603}"))
+        );
     }
 
     #[test]
