@@ -483,7 +483,7 @@ fn month(name: &str) -> Option<i8> {
 struct Caps<'h> {
     re: &'h FastRe,
     line: &'h str,
-    spans: Vec<(usize, Option<(usize, usize)>)>,
+    spans: super::regex::Spans,
 }
 
 impl<'h> Caps<'h> {

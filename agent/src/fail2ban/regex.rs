@@ -300,6 +300,9 @@ pub struct FastRe {
     text: String,
 }
 
+/// A match's group spans, by group index (`None`: the group took no part).
+pub type Spans = Vec<(usize, Option<(usize, usize)>)>;
+
 /// Capture slots kept on the stack for patterns with up to this many groups.
 const STACK_SLOTS: usize = 64;
 
@@ -400,16 +403,12 @@ impl FastRe {
 
     /// The leftmost-first match's group spans, by group index. One search:
     /// a DFA finds the match, the capture engine runs over its span only.
-    pub fn captures(&self, hay: &str) -> Option<Vec<(usize, Option<(usize, usize)>)>> {
+    pub fn captures(&self, hay: &str) -> Option<Spans> {
         self.captures_at(hay, 0)
     }
 
     /// The same, for a match starting at `from` or later.
-    pub fn captures_at(
-        &self,
-        hay: &str,
-        from: usize,
-    ) -> Option<Vec<(usize, Option<(usize, usize)>)>> {
+    pub fn captures_at(&self, hay: &str, from: usize) -> Option<Spans> {
         use regex_automata::util::primitives::NonMaxUsize;
         let re = self.engine(hay)?;
         let n = re.group_info().all_group_len() * 2;
