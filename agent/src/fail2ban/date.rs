@@ -289,14 +289,21 @@ fn template(p: &str) -> Result<Template, String> {
     let (body, epoch) = match upper.as_str() {
         "EPOCH" | "LEPOCH" | "^EPOCH" | "^LEPOCH" => {
             line_begin |= upper.starts_with('^');
-            (
-                if upper.contains("LEPOCH") {
-                    r"\d{13,14}(?:\.\d{3,6})?".to_owned()
-                } else {
-                    r"\d{10,11}(?:\.\d{3,6})?".to_owned()
-                },
-                true,
-            )
+            let digits = if upper.contains("LEPOCH") {
+                r"(\d{13,14}(?:\.\d{3,6})?)"
+            } else {
+                r"(\d{10,11}(?:\.\d{3,6})?)"
+            };
+            // Unanchored, fail2ban still takes a number only at the line start,
+            // inside a `[` opening the line, or in SELinux's `audit(`: a
+            // bracketed number mid-line (a request time) is no date.
+            // [`Template::epoch_context`] checks what must follow.
+            let body = if line_begin {
+                digits.to_owned()
+            } else {
+                format!(r"(?:^|^\[|\baudit\(){digits}")
+            };
+            (body, true)
         }
         "TAI64N" | "^TAI64N" => {
             line_begin = true;
@@ -418,7 +425,7 @@ impl Template {
             // fail2ban's boundaries: the date is not glued to a word on either side.
             let begin_ok = self.line_begin || !(is_word(before) && is_word(first));
             let end_ok = !(is_word(last) && is_word(after));
-            let ok = !self.bounds || (begin_ok && end_ok);
+            let ok = (!self.bounds || (begin_ok && end_ok)) && self.epoch_context(line, start, end);
             if ok {
                 let time = match known {
                     Some(t) => t,
@@ -445,6 +452,24 @@ impl Template {
 }
 
 impl Template {
+    /// fail2ban's context of an epoch date: opened by a `[` at the line start,
+    /// it must be closed by `]`; after `audit(`, followed by `:SERIAL)`.
+    fn epoch_context(&self, line: &str, start: usize, end: usize) -> bool {
+        if !self.epoch {
+            return true;
+        }
+        let rest = &line[end..];
+        if start == 1 && line.starts_with('[') {
+            return rest.starts_with(']');
+        }
+        if line[..start].ends_with("audit(") {
+            let serial = rest.strip_prefix(':').unwrap_or_default();
+            let digits = serial.bytes().take_while(u8::is_ascii_digit).count();
+            return digits > 0 && serial[digits..].starts_with(')');
+        }
+        true
+    }
+
     /// The point in time a match names (`date`: its date text).
     fn time(
         &self,
@@ -623,6 +648,19 @@ mod tests {
         let d = DateFinder::new(Some("{^LN-BEG}EPOCH")).unwrap().unwrap();
         assert_eq!(cut(&d, "1700000000 x").unwrap().0, " x");
         assert!(DateFinder::new(Some("{NONE}")).unwrap().is_none());
+        // Regression: fail2ban's unanchored EPOCH takes a number only at the
+        // line start, in a `[...]` opening the line, or in `audit(N:serial)`;
+        // a bracketed request time mid-line is no date.
+        let d = DateFinder::new(Some("EPOCH")).unwrap().unwrap();
+        assert_eq!(cut(&d, "1700000000 x").unwrap().0, " x");
+        assert_eq!(cut(&d, "[1700000000.123] x").unwrap().0, "[] x");
+        assert!(cut(&d, "[1700000000.123 x").is_none());
+        assert!(cut(&d, "192.0.2.1 - - [1700000000.123456] x").is_none());
+        assert_eq!(
+            cut(&d, "type=AVC msg=audit(1700000000.123:42): x").unwrap().0,
+            "type=AVC msg=audit(:42): x"
+        );
+        assert!(cut(&d, "msg=audit(1700000000.123): x").is_none());
         assert!(DateFinder::new(Some("%Q")).is_err());
         let d = DateFinder::new(Some("%%d %d-%b-%Y %H:%M:%S"))
             .unwrap()
