@@ -226,6 +226,14 @@ impl DateFinder {
                 // A regex around the date: one template per common format.
                 for p in DEFAULTS {
                     if matches!(*p, "EPOCH" | "TAI64N") {
+                        // fail2ban wraps only these forms' names: `^{DATE}`
+                        // gives the line-start epoch, `{DATE}` the plain one;
+                        // any other context leaves no usable form.
+                        match l {
+                            "^{DATE}" => templates.push(template(&format!("^{p}"))?),
+                            "{DATE}" => templates.push(template(p)?),
+                            _ => {}
+                        }
                         continue;
                     }
                     let p = p.trim_start_matches("{^LN-BEG}").trim_start_matches('^');
@@ -661,6 +669,10 @@ mod tests {
             "type=AVC msg=audit(:42): x"
         );
         assert!(cut(&d, "msg=audit(1700000000.123): x").is_none());
+        // Regression: `^{DATE}` (recidive) also finds a line-start epoch.
+        let d = DateFinder::new(Some("^{DATE}")).unwrap().unwrap();
+        assert_eq!(cut(&d, "1700000000.123456 host x").unwrap().0, " host x");
+        assert_eq!(cut(&d, "2023-01-02 03:04:05 x").unwrap().0, " x");
         assert!(DateFinder::new(Some("%Q")).is_err());
         let d = DateFinder::new(Some("%%d %d-%b-%Y %H:%M:%S"))
             .unwrap()
