@@ -665,7 +665,9 @@ mod tests {
         assert!(cut(&d, "[1700000000.123 x").is_none());
         assert!(cut(&d, "192.0.2.1 - - [1700000000.123456] x").is_none());
         assert_eq!(
-            cut(&d, "type=AVC msg=audit(1700000000.123:42): x").unwrap().0,
+            cut(&d, "type=AVC msg=audit(1700000000.123:42): x")
+                .unwrap()
+                .0,
             "type=AVC msg=audit(:42): x"
         );
         assert!(cut(&d, "msg=audit(1700000000.123): x").is_none());
