@@ -111,8 +111,10 @@ def jobs_of(name):
     return list(jobs.values())
 
 
-def run_fail2ban_regex(filter_dir, base, job):
-    """Runs the job's lines through fail2ban-regex's own class, as `-o row`."""
+def regex_reader(filter_dir, base, job):
+    """fail2ban-regex's own class, as `-o row`, with the job's filter and
+    options read; None when fail2ban cannot read them (its message in the
+    second item)."""
     arg = os.path.join(filter_dir, job["filter"] + ".conf")
     options = dict(base.get(job["filter"], {}), **job["options"])
     if options:
@@ -123,7 +125,15 @@ def run_fail2ban_regex(filter_dir, base, job):
     with redirect_stdout(out):
         fr = f2br.Fail2banRegex(opts)
         if not fr.readRegex(arg, "fail"):
-            raise SystemExit("fail2ban-regex cannot read %s:\n%s" % (arg, out.getvalue()))
+            return None, "fail2ban-regex cannot read %s:\n%s" % (arg, out.getvalue())
+    return fr, None
+
+
+def run_fail2ban_regex(filter_dir, base, job):
+    """Runs the job's lines through fail2ban-regex's own class, as `-o row`."""
+    fr, err = regex_reader(filter_dir, base, job)
+    if fr is None:
+        raise SystemExit(err)
     for line in job["lines"]:
         text = line["text"]
         if job["journal"]:

@@ -42,7 +42,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fail2ban_corpus as corpus  # noqa: E402
-from fail2ban.client import fail2banregex as f2br  # noqa: E402
 from fail2ban.server.mytime import MyTime  # noqa: E402
 
 SEED = 11
@@ -206,23 +205,6 @@ def modes(name, filter_dir):
     return sorted(found)
 
 
-def reader(filter_dir, base, job):
-    """fail2ban-regex's class, loaded with the job's filter and options."""
-    arg = os.path.join(filter_dir, job["filter"] + ".conf")
-    options = dict(base.get(job["filter"], {}), **job["options"])
-    if options:
-        arg += "[" + ", ".join('%s="%s"' % (k, v) for k, v in options.items()) + "]"
-    parser = f2br.get_opt_parser()
-    opts, _ = parser.parse_args(["-o", "row", "-c", os.path.dirname(filter_dir), "-", arg])
-    import io
-    from contextlib import redirect_stdout
-    with redirect_stdout(io.StringIO()):
-        fr = f2br.Fail2banRegex(opts)
-        if not fr.readRegex(arg, "fail"):
-            return None
-    return fr
-
-
 def variants(filter_dir, base, job, rng, budget):
     """The job's variants: every mode, then a seeded random choice of the
     others, as many as BUDGET lines allow (at least five)."""
@@ -237,7 +219,7 @@ def variants(filter_dir, base, job, rng, budget):
         add("addr:" + form, map_addresses(texts, form))
     for form in PREFIX_FORMS:
         add("prefix:" + form, map_prefix(texts, form))
-    fr = None if job["journal"] else reader(filter_dir, base, job)
+    fr = None if job["journal"] else corpus.regex_reader(filter_dir, base, job)[0]
     if fr is not None:
         for form in STAMP_FORMS:
             add("stamp:" + form, map_stamps(fr, texts, form))
