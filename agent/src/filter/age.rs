@@ -211,6 +211,27 @@ mod tests {
         assert!(age.is_stale(line("<38>Nov 21 11:00:00").as_bytes(), now));
     }
 
+    /// The stamps of supervisors' loggers, socklog and BIND's own file are line
+    /// times too, so a backlog in those formats does not count.
+    #[test]
+    fn other_syslog_forms_are_dated() {
+        let sshd = sshd_utc();
+        let mut age = check(&[("sshd", &sshd)], &[TEN_MIN]).expect("syslog filter");
+        let now = utc("2026-05-19T10:05:00Z");
+        let later = utc("2026-05-19T10:20:00Z");
+        for line in [
+            "@400000006a0c34aa075bcd15 sshd[1]: Invalid user a from 192.0.2.1",
+            "2026-05-19_10:00:00.12345 web1 sshd[1]: Invalid user a from 192.0.2.1",
+            "2026-05-19T10:00:00.5Z auth.info: sshd[1]: Invalid user a from 192.0.2.1",
+            "auth.info: May 19 10:00:00 sshd[1]: Invalid user a from 192.0.2.1",
+            "19-May-2026 10:00:00.123 client @0x1 192.0.2.1#53 (example.com): query 'example.com/A/IN' denied",
+            "May 19 10:00:00 [sshd] User root from 192.0.2.1 not allowed",
+        ] {
+            assert!(!age.is_stale(line.as_bytes(), now), "{line}");
+            assert!(age.is_stale(line.as_bytes(), later), "{line}");
+        }
+    }
+
     #[test]
     fn a_line_without_a_readable_time_is_not_stale() {
         let sshd = sshd_utc();

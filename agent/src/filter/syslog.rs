@@ -39,7 +39,8 @@
 //! message can never be read as a tag: the message starts after the first tag.
 
 use super::time::{
-    RawTime, parse_bsd, parse_ctime, parse_iso, parse_unix_stamp, parse_weekday_iso,
+    RawTime, parse_bind, parse_bsd, parse_ctime, parse_iso, parse_svlogd, parse_tai64n,
+    parse_unix_stamp, parse_weekday_iso,
 };
 
 /// The parts of a syslog line the matcher needs.
@@ -102,7 +103,7 @@ const STAMP_CACHE_LEN: usize = 40;
 /// bytes read the same time. The one parser that reads further (a weekday-ISO
 /// stamp looking for a zone after the space) is never cached, see
 /// [`may_take_a_zone`]. A stamp with a fraction of a second is not kept:
-/// the next line's almost never repeats it, and where a log host mixes servers
+/// the next line's almost never repeats it (nor does a TAI64N label's), and where a log host mixes servers
 /// with and without fractions, keeping it would push out the stamp that does
 /// repeat.
 pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
@@ -117,6 +118,7 @@ pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix
         let (time, used) = stamp(rest)?;
         if used <= STAMP_CACHE_LEN
             && rest.get(used) == Some(&b' ')
+            && rest[0] != b'@'
             && !rest[..used].contains(&b'.')
             && !may_take_a_zone(&rest[..used])
         {
@@ -165,7 +167,11 @@ pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// nothing more.
 fn stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
     match rest.first() {
-        Some(c) if c.is_ascii_digit() => parse_iso(rest).or_else(|| parse_unix_stamp(rest)),
+        Some(c) if c.is_ascii_digit() => parse_iso(rest)
+            .or_else(|| parse_unix_stamp(rest))
+            .or_else(|| parse_svlogd(rest))
+            .or_else(|| parse_bind(rest)),
+        Some(b'@') => parse_tai64n(rest),
         _ => parse_bsd(rest)
             .or_else(|| parse_ctime(rest))
             .or_else(|| parse_weekday_iso(rest)),
@@ -184,11 +190,22 @@ fn parse_with(
         // `prog[pid]: message` alone: what the journal source writes.
         return (pos == 0).then(|| bare(line)).flatten();
     };
+    let start = pos;
     pos += used;
     if line.get(pos) != Some(&b' ') {
         return None;
     }
     pos += 1;
+    // BIND's own log file: `06-Dec-2026 10:00:00.123 message`, no host, no tag.
+    if line[start + 2] == b'-' && line[start].is_ascii_digit() {
+        return Some(Prefix {
+            time: Some(time),
+            program: b"named",
+            message: pos,
+            end: line.len(),
+            process: None,
+        });
+    }
     // FreeBSD `syslogd -v`: `<4.6>` or `<auth.info>` before the host.
     if line.get(pos) == Some(&b'<') {
         let end = token(line, pos)?;
@@ -203,6 +220,10 @@ fn parse_with(
     // then reads the same as a host.
     let first = token(line, pos)?;
     if let Some((program, tag_end, pid)) = tag(line, pos, first) {
+        // socklog: `auth.info: [May 19 10:00:00 ]prog[pid]: message`.
+        if facility_level(program) {
+            return socklog(line, Some(time), first);
+        }
         let process = pid.then(|| &line[pos..first]);
         return Some(message(line, Some(time), program, tag_end, process));
     }
@@ -212,8 +233,10 @@ fn parse_with(
         let process = pid.then(|| &line[pos..second]);
         return Some(message(line, Some(time), program, tag_end, process));
     }
-    // HOST FACILITY.LEVEL TAG (busybox syslogd).
-    if !facility_level(&line[second_start..second]) {
+    // HOST FACILITY.LEVEL TAG (busybox syslogd), HOST @vserver_NAME TAG
+    // (Linux-VServer guests logging through the host).
+    let second_word = &line[second_start..second];
+    if !facility_level(second_word) && !second_word.starts_with(b"@vserver_") {
         return None;
     }
     let third_start = next_token_start(line, second)?;
@@ -221,6 +244,36 @@ fn parse_with(
     let (program, tag_end, pid) = tag(line, third_start, third)?;
     let process = pid.then(|| &line[pos..third]);
     Some(message(line, Some(time), program, tag_end, process))
+}
+
+/// socklog's line after its `facility.level:` word (which ends at `end`): an
+/// optional BSD stamp the sender wrote, then the tag. The line's own stamp
+/// (svlogd's) is the time when there is one; else the sender's.
+fn socklog(line: &[u8], time: Option<RawTime>, end: usize) -> Option<Prefix<'_>> {
+    let (time, start) = socklog_time(line, time, end)?;
+    let tag_token = token(line, start)?;
+    let (program, tag_end, pid) = tag(line, start, tag_token)?;
+    if facility_level(program) {
+        return None;
+    }
+    let process = pid.then(|| &line[start..tag_token]);
+    Some(message(line, time, program, tag_end, process))
+}
+
+/// The time of a socklog line whose `facility.level:` ends at `end`, and where
+/// its tag starts: past the sender's BSD stamp if it wrote one.
+fn socklog_time(
+    line: &[u8],
+    time: Option<RawTime>,
+    end: usize,
+) -> Option<(Option<RawTime>, usize)> {
+    let start = next_token_start(line, end)?;
+    match parse_bsd(&line[start..]) {
+        Some((inner, used)) if line.get(start + used) == Some(&b' ') => {
+            Some((time.or(Some(inner)), start + used + 1))
+        }
+        _ => Some((time, start)),
+    }
 }
 
 /// The start of the token after the one ending at `end`: one space later.
@@ -245,6 +298,9 @@ fn message<'a>(
     match line.get(message) {
         // Solaris: `[ID 800047 auth.info] ` (message ID, facility.level).
         Some(b'[') => message += solaris_id(&line[message..]),
+        // The kernel's uptime stamp, as some journal exports and containers
+        // put it in front of a program's message.
+        Some(b'k') => message += kernel_stamp(&line[message..]),
         // rsyslog's repeated-message reduction.
         Some(b'm') => {
             if let Some(inner) = repeated(&line[message..]) {
@@ -281,6 +337,43 @@ fn solaris_id(rest: &[u8]) -> usize {
         return 0;
     }
     4 + digits + 1 + close + 2
+}
+
+/// The length of `kernel:[  970.699396]: ` or `kernel: [  970.699396] ` at the
+/// start of `rest` (the kernel's seconds since boot), or 0 when it is not there.
+fn kernel_stamp(rest: &[u8]) -> usize {
+    let Some(body) = rest.strip_prefix(b"kernel:") else {
+        return 0;
+    };
+    let mut pos = usize::from(body.first() == Some(&b' '));
+    if body.get(pos) != Some(&b'[') {
+        return 0;
+    }
+    pos += 1;
+    pos += body[pos..].iter().take_while(|c| **c == b' ').count();
+    let secs = body[pos..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if secs == 0 || body.get(pos + secs) != Some(&b'.') {
+        return 0;
+    }
+    pos += secs + 1;
+    let frac = body[pos..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if frac == 0 || body.get(pos + frac) != Some(&b']') {
+        return 0;
+    }
+    pos += frac + 1;
+    if body.get(pos) == Some(&b':') {
+        pos += 1;
+    }
+    if body.get(pos) != Some(&b' ') {
+        return 0;
+    }
+    7 + pos + 1
 }
 
 /// Where the repeated message starts in rsyslog's
@@ -373,7 +466,9 @@ fn angled_priority(tok: &[u8]) -> bool {
 /// `parse` finds none either.
 pub fn time_of(line: &[u8]) -> Option<(RawTime, usize)> {
     let (pos, _) = time_start(line)?;
-    let (time, used) = stamp(&line[pos..])?;
+    let Some((time, used)) = stamp(&line[pos..]) else {
+        return (pos == 0).then(|| bare_socklog_time(line)).flatten();
+    };
     let end = pos + used;
     (line.get(end) == Some(&b' ')).then_some((time, end))
 }
@@ -403,10 +498,26 @@ fn time_start(line: &[u8]) -> Option<(usize, bool)> {
     }
 }
 
+/// The sender's time on a socklog line without a stamp of its own
+/// (`auth.info: May 19 10:00:00 prog[pid]: message`) and where the space after
+/// it is, as [`bare`] reads it.
+fn bare_socklog_time(line: &[u8]) -> Option<(RawTime, usize)> {
+    let end = token(line, 0)?;
+    let fac = line[..end].strip_suffix(b":")?;
+    if !facility_level(fac) {
+        return None;
+    }
+    let (time, start) = socklog_time(line, None, end)?;
+    Some((time?, start - 1))
+}
+
 /// A line that starts with the tag: no time, no host.
 fn bare(line: &[u8]) -> Option<Prefix<'_>> {
     let end = token(line, 0)?;
     let (program, tag_end, pid) = tag(line, 0, end)?;
+    if facility_level(program) {
+        return socklog(line, None, end);
+    }
     Some(message(
         line,
         None,
@@ -437,8 +548,9 @@ fn tag(line: &[u8], start: usize, end: usize) -> Option<(&[u8], usize, bool)> {
     if tok.last() != Some(&b']') || !tok.contains(&b'[') {
         return None;
     }
+    // metalog: `[sshd] message`, the program in brackets, no pid, no colon.
     if tok.starts_with(b"[") {
-        return None;
+        return program_of(tok).map(|(p, _)| (p, end, false));
     }
     let (program, _) = program_of(tok)?;
     // macOS ASL: `sshd[12] <Notice>: message`.
@@ -541,16 +653,24 @@ fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
         return None;
     }
     pos += 1;
-    // Structured data: `-` or one or more `[...]` elements, with `\]` escapes.
+    // Structured data: `-` or one or more `[...]` elements. Parameter values
+    // are quoted, with `\"`, `\\` and `\]` escaped; senders that leave a `]`
+    // unescaped inside the quotes are common, so a `]` only ends an element
+    // outside the quotes.
     match line.get(pos)? {
         b'-' => pos += 1,
         b'[' => {
             while line.get(pos) == Some(&b'[') {
                 pos += 1;
+                let mut quoted = false;
                 loop {
                     match line.get(pos)? {
                         b'\\' => pos += 2,
-                        b']' => {
+                        b'"' => {
+                            quoted = !quoted;
+                            pos += 1;
+                        }
+                        b']' if !quoted => {
                             pos += 1;
                             break;
                         }
@@ -743,6 +863,207 @@ mod tests {
         );
     }
 
+    #[test]
+    fn metalog_program_in_brackets() {
+        assert_eq!(
+            msg("Jun 25 23:53:34 [sshd] User root from 192.0.2.1 not allowed"),
+            ("sshd", "User root from 192.0.2.1 not allowed")
+        );
+        assert_eq!(
+            msg("Mar  3 00:17:22 [sshd]: User root"),
+            ("sshd", "User root")
+        );
+        assert_eq!(msg("Mar  3 00:17:22 web1 [sshd] x"), ("sshd", "x"));
+        // No pid: lines of one process cannot be told apart.
+        assert_eq!(
+            parse(b"Jun 25 23:53:34 [sshd] x").expect("metalog").process,
+            None
+        );
+        // A pid alone or an address in brackets names no program.
+        for line in [
+            "Jun 25 23:53:34 [1234] x",
+            "Jun 25 23:53:34 [2001:db8::1] x",
+            "Jun 25 23:53:34 [] x",
+        ] {
+            assert_eq!(parse(line.as_bytes()), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn rfc5424_quoted_structured_data() {
+        assert_eq!(
+            msg(
+                r#"<38>1 2026-05-19T10:00:16.954167-04:00 host.example.com sshd 57915 - - Failed x"#
+            ),
+            ("sshd", "Failed x")
+        );
+        for sd in [
+            r#"[timeQuality tzKnown="1" isSynced="0"][ex@32473 note="[in brackets]"]"#,
+            r#"[ex@32473 a="x]y" b="\"]\""]"#,
+            r#"[ex@32473 a="a\\"][b@1]"#,
+        ] {
+            let line =
+                format!("<38>1 2026-05-19T10:00:17Z host.example.com sshd 555 - {sd} Failed x");
+            assert_eq!(msg(&line), ("sshd", "Failed x"), "{line}");
+        }
+        // An element left open (or a quote never closed) is not RFC 5424.
+        for sd in [r#"[ex@1 a="x] y"#, "[ex@1 a"] {
+            let line = format!("<38>1 2026-05-19T10:00:17Z h sshd 1 - {sd}");
+            assert_eq!(parse(line.as_bytes()), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn kernel_uptime_after_the_tag() {
+        for line in [
+            "May 19 10:00:00 web1 sshd[20878]: kernel:[  970.699396]: Failed x",
+            "May 19 10:00:00 web1 sshd[20879]: kernel: [  970.699397] Failed x",
+            "sshd[20880]: kernel:[12970.699398] Failed x",
+        ] {
+            assert_eq!(msg(line), ("sshd", "Failed x"), "{line}");
+        }
+        // Only that shape is removed.
+        for (line, text) in [
+            (
+                "May 19 10:00:00 web1 sshd[1]: kernel:[970] x",
+                "kernel:[970] x",
+            ),
+            ("May 19 10:00:00 web1 sshd[1]: kernel: x", "kernel: x"),
+            (
+                "May 19 10:00:00 web1 sshd[1]: kernel:[ 1.5]x",
+                "kernel:[ 1.5]x",
+            ),
+            (
+                "May 19 10:00:00 web1 sshd[1]: kernel:[ .5] x",
+                "kernel:[ .5] x",
+            ),
+        ] {
+            assert_eq!(msg(line), ("sshd", text), "{line}");
+        }
+    }
+
+    /// The kernel's own lines name the process that caused them (`comm[pid]:`),
+    /// and a process can be given any name: a kernel line never passes for a
+    /// program's.
+    #[test]
+    fn kernel_lines_are_the_kernels() {
+        let line = "May 19 10:00:00 web1 kernel: [ 970.6] sshd[1]: segfault at 0 from 198.51.100.9";
+        assert_eq!(msg(line).0, "kernel");
+    }
+
+    #[test]
+    fn daemontools_runit_and_s6_stamps() {
+        let line = b"@400000006a0c34aa075bcd15 imap-login: Info: Aborted login";
+        let p = parse(line).expect("tai64n");
+        assert_eq!(p.program, b"imap-login");
+        assert_eq!(p.text(line), b"Info: Aborted login");
+        assert_eq!(
+            p.time.and_then(|t| t.epoch),
+            Some((1_779_184_800, 123_456_789))
+        );
+        // svlogd -tt (UTC) and -ttt.
+        for line in [
+            "2026-05-19_10:00:00.12345 web1 sshd[5]: x",
+            "2026-05-19T10:00:00.12345 web1 sshd[5]: x",
+        ] {
+            assert_eq!(msg(line), ("sshd", "x"), "{line}");
+        }
+        let p = parse(b"2026-05-19_10:00:00.12345 sshd[5]: x").expect("svlogd");
+        assert_eq!(p.time.and_then(|t| t.offset), Some(0));
+        // A label without its program is not a prefix (dnscache's own lines).
+        assert_eq!(
+            parse(b"@400000006a0c34aa075bcd15 query 1 c0000201:1234"),
+            None
+        );
+        assert_eq!(parse(b"@400000006a0c34aa075bcd1 sshd[1]: x"), None);
+    }
+
+    #[test]
+    fn socklog() {
+        for line in [
+            "2026-05-19T10:00:00.10040 auth.info: May 19 10:00:00 sshd[30993]: x",
+            "2026-05-19T10:00:00.10040 auth.info: sshd[30993]: x",
+            "2026-05-19_10:00:00.10040 authpriv.notice: sshd[30993]: x",
+            "@400000006a0c34aa075bcd15 auth.info: sshd[30993]: x",
+            "auth.info: May 19 10:00:00 sshd[30993]: x",
+            "auth.info: sshd[30993]: x",
+        ] {
+            assert_eq!(msg(line), ("sshd", "x"), "{line}");
+        }
+        // svlogd's stamp is the time; without it, the sender's.
+        let p =
+            parse(b"2026-05-19T10:00:00 auth.info: May 19 11:00:00 sshd[1]: x").expect("socklog");
+        assert_eq!(p.time.map(|t| t.hour), Some(10));
+        let line = b"auth.info: May 19 11:00:00 sshd[1]: x";
+        let p = parse(line).expect("socklog");
+        assert_eq!(p.time.map(|t| t.hour), Some(11));
+        assert_eq!(time_of(line).map(|(t, _)| t), p.time);
+        assert_eq!(parse(b"auth.info: sshd[1]: x").expect("socklog").time, None);
+        // A facility.level is never the program, nor is a host name allowed.
+        for line in [
+            "2026-05-19T10:00:00 auth.info: auth.info: x",
+            "2026-05-19T10:00:00 auth.info: web1 sshd[1]: x",
+            "auth.info: x",
+        ] {
+            assert_eq!(parse(line.as_bytes()), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn bind_log_file() {
+        let line = b"06-Dec-2026 10:00:00.123 client @0x7f00c0ffee00 192.0.2.1#53 (example.com): query (cache) 'example.com/A/IN' denied";
+        let p = parse(line).expect("BIND");
+        assert_eq!(p.program, b"named");
+        assert!(p.text(line).starts_with(b"client @0x"));
+        assert_eq!(
+            p.time.map(|t| (t.year, t.month, t.day)),
+            Some((Some(2026), 12, 6))
+        );
+        assert_eq!(p.process, None);
+        assert_eq!(
+            msg("06-Dec-2026 10:00:00.123 security: info: client x"),
+            ("named", "security: info: client x")
+        );
+        assert_eq!(time_of(line).map(|(t, _)| t), p.time);
+        assert_eq!(parse(b"6-Dec-2026 10:00:00.123 client x"), None);
+    }
+
+    #[test]
+    fn vserver_guest() {
+        assert_eq!(
+            msg("May 19 10:00:00 web1 @vserver_mail sshd[5]: x"),
+            ("sshd", "x")
+        );
+        assert_eq!(
+            msg("May 19 10:00:00 @vserver_mail sshd[5]: x"),
+            ("sshd", "x")
+        );
+        assert_eq!(parse(b"May 19 10:00:00 web1 @other sshd[5]: x"), None);
+    }
+
+    /// A user name is the part of a line a client chooses most freely. Written
+    /// as another program's tag and message, it stays in the message of the
+    /// program that logged it, in every form.
+    #[test]
+    fn a_user_name_cannot_become_a_tag() {
+        let user = "sshd[1]: Failed password for root from 198.51.100.9 port 22 ssh2";
+        for head in [
+            "May 19 10:00:00 web1 su[9]: FAILED SU (to root) ",
+            "May 19 10:00:00 [su] FAILED SU (to root) ",
+            "May 19 10:00:00 web1 @vserver_a su[9]: FAILED SU (to root) ",
+            "2026-05-19_10:00:00.1 auth.info: May 19 10:00:00 su[9]: FAILED SU (to root) ",
+            "@400000006a0c34aa075bcd15 su[9]: FAILED SU (to root) ",
+            "auth.info: su[9]: FAILED SU (to root) ",
+            "<38>1 2026-05-19T10:00:00Z web1 su 9 - [a@1 b=\"]\"] FAILED SU (to root) ",
+            "06-Dec-2026 10:00:00.123 ",
+        ] {
+            let line = format!("{head}{user} on pts/0");
+            let p = parse(line.as_bytes()).unwrap_or_else(|| panic!("{line}"));
+            assert_ne!(p.program, b"sshd", "{line}");
+            assert!(p.message <= head.len(), "{line}");
+        }
+    }
+
     /// Whatever the message says, it never changes the program or where the
     /// message starts: nothing a client writes is read as part of the prefix.
     #[test]
@@ -755,6 +1076,11 @@ mod tests {
             "[sshd]: x",
             "sshd[1] <Notice>: x",
             "May 19 10:00:00 host sshd[1]: x",
+            "[sshd] x",
+            "auth.info: sshd[1]: x",
+            "@vserver_a sshd[1]: x",
+            "@400000006a0c34aa075bcd15 sshd[1]: x",
+            "06-Dec-2026 10:00:00.123 client x",
         ];
         for head in [
             "May 19 10:00:00 web1 app[9]: ",
@@ -763,6 +1089,12 @@ mod tests {
             "May 19 10:00:00 router authpriv.info app[9]: ",
             "2026-05-19T10:00:00Z web1 app: ",
             "<13>1 2026-05-19T10:00:00Z web1 app 9 - - ",
+            "<13>1 2026-05-19T10:00:00Z web1 app 9 - [a@1 b=\"]\"] ",
+            "May 19 10:00:00 [app] ",
+            "2026-05-19T10:00:00 auth.info: May 19 10:00:00 app[9]: ",
+            "auth.info: app[9]: ",
+            "@400000006a0c34aa075bcd15 app[9]: ",
+            "May 19 10:00:00 web1 @vserver_x app[9]: ",
             "app[9]: ",
         ] {
             for fake in fakes {
@@ -849,6 +1181,9 @@ mod tests {
             stamp in prop_oneof![
                 Just("May 19 10:00:00"), Just("May  9 10:00:00.5"), Just("Feb 30 10:00:00"),
                 Just("2026-05-19T10:00:00Z"), Just("2026-05-19T10:00:00.1+0200"), Just("-"),
+                Just("@400000006a0c34aa075bcd15"), Just("2026-05-19_10:00:00.5"),
+                Just("06-Dec-2026 10:00:00.123"), Just("auth.info: May 19 10:00:00"),
+                Just("auth.info: "),
             ],
             rest in "[ -~]{0,30}",
         ) {
@@ -870,6 +1205,9 @@ mod tests {
                     Just("May 19 10:00:00"), Just("May 19 10:00:00.5"), Just("May 19 10:00:0"),
                     Just("2026-05-19T10:00:00Z"), Just("2026-05-19T10:00:00+02"), Just("2026-05-19T10:00:00+02:00"),
                     Just("Tue 2026-05-19 10:00:00"), Just("Tue 2026-05-19T10:00:00"),
+                    Just("@400000006a0c34aa075bcd15"), Just("@400000006a0c34aa075bcd16"),
+                    Just("2026-05-19_10:00:00"), Just("06-Dec-2026 10:00:00"),
+                    Just("auth.info: May 19 10:00:00"),
                 ],
                 "[ .:+0-9a-zA-Z\\[\\]]{0,12}",
             ), 1..12),
@@ -908,8 +1246,14 @@ mod tests {
                 Just("1779184800.5 web1 app[9]: "),
                 Just("2026-05-19T10:00:00Z app: "),
                 Just("app[9]: "),
+                Just("May 19 10:00:00 [app] "),
+                Just("May 19 10:00:00 web1 @vserver_x app[9]: "),
+                Just("2026-05-19_10:00:00.5 auth.info: May 19 10:00:00 app[9]: "),
+                Just("auth.info: app[9]: "),
+                Just("@400000006a0c34aa075bcd15 app[9]: "),
+                Just("<13>1 2026-05-19T10:00:00Z web1 app 9 - [a@1 b=\"]\"] "),
             ],
-            msg in "(\\[ID 1 auth.info\\] |message repeated 2 times: \\[ |sshd\\[1\\]: |<Notice>: |auth.info |host |[ -~]){0,12}",
+            msg in "(\\[ID 1 auth.info\\] |message repeated 2 times: \\[ |kernel:\\[ 1.5\\]: |sshd\\[1\\]: |\\[sshd\\] |<Notice>: |auth.info: |auth.info |@vserver_a |host |[ -~]){0,12}",
         ) {
             let line = format!("{head}{msg}");
             let p = parse(line.as_bytes()).expect("parses");

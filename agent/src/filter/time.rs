@@ -446,6 +446,59 @@ pub fn parse_unix_stamp(b: &[u8]) -> Option<(RawTime, usize)> {
     (used > n + 1).then_some((t, used))
 }
 
+/// svlogd's `-tt` stamp, `2026-05-19_10:00:00.12345` (runit, socklog): ISO 8601
+/// with `_` between date and time. svlogd writes it in UTC, so it is read as UTC.
+pub fn parse_svlogd(b: &[u8]) -> Option<(RawTime, usize)> {
+    if b.get(10) != Some(&b'_') {
+        return None;
+    }
+    let y = digits(b, 4)?;
+    let mo = digits(&b[5..], 2)?;
+    let d = digits(&b[8..], 2)?;
+    if b[4] != b'-' || b[7] != b'-' || !(1..=12).contains(&mo) {
+        return None;
+    }
+    let mut t = RawTime::civil(Some(y as i16), mo as i8, valid_day(d)?);
+    let used = 11 + clock(b.get(11..)?, &mut t)?;
+    t.offset = Some(0);
+    Some((t, used))
+}
+
+/// The TAI64N label daemontools' `multilog t`, runit's `svlogd -t` and s6-log
+/// write before each line: `@` and 24 hex digits, 16 for the TAI64 second and 8
+/// for the nanosecond. Converted as those tools' own `tai64nlocal` does: the
+/// label is 2^62 + 10 + the Unix second (leap seconds are not counted).
+pub fn parse_tai64n(b: &[u8]) -> Option<(RawTime, usize)> {
+    let hex = b.strip_prefix(b"@")?.get(..24)?;
+    let mut value: u128 = 0;
+    for &c in hex {
+        let v = (c as char).to_digit(16)?;
+        value = value << 4 | u128::from(v);
+    }
+    let (label, nanos) = ((value >> 32) as u64, (value & 0xffff_ffff) as u32);
+    let secs = label.checked_sub((1u64 << 62) + 10)?;
+    if nanos >= 1_000_000_000 || secs > i64::MAX as u64 {
+        return None;
+    }
+    let mut t = RawTime::civil(None, 1, 1);
+    t.epoch = Some((secs as i64, nanos as i32));
+    Some((t, 25))
+}
+
+/// BIND's own log files (a `file` channel with `print-time yes`):
+/// `06-Dec-2026 10:00:00.123`, the day always two digits, milliseconds optional.
+pub fn parse_bind(b: &[u8]) -> Option<(RawTime, usize)> {
+    let d = digits(b, 2)?;
+    if b.get(2) != Some(&b'-') || b.get(6) != Some(&b'-') || b.get(11) != Some(&b' ') {
+        return None;
+    }
+    let month = month_abbr(&b[3..])?;
+    let y = digits(&b[7..], 4)?;
+    let mut t = RawTime::civil(Some(y as i16), month, valid_day(d)?);
+    let used = 12 + clock(b.get(12..)?, &mut t)?;
+    Some((t, used))
+}
+
 /// The Common Log Format date inside its brackets: `19/May/2026:10:00:00 +0000`.
 pub fn parse_clf(b: &[u8]) -> Option<(RawTime, usize)> {
     let (d, used) = day_digits(b)?;
@@ -898,6 +951,95 @@ mod tests {
         }
         assert_eq!(parse_ctime(b"Tux May 19 10:00:00 2026"), None);
         assert_eq!(parse_ctime(b"Tue May 19 10:00:00 26"), None);
+    }
+
+    #[test]
+    fn supervisor_and_bind_stamps() {
+        let now = utc("2026-06-01T00:00:00Z");
+        type Parser = fn(&[u8]) -> Option<(RawTime, usize)>;
+        let cases: [(Parser, &str, usize, &str); 4] = [
+            (
+                parse_tai64n,
+                "@400000006a0c34aa075bcd15 x",
+                25,
+                "2026-05-19T10:00:00.123456789Z",
+            ),
+            (
+                parse_svlogd,
+                "2026-05-19_10:00:00.12345 x",
+                25,
+                "2026-05-19T10:00:00.12345Z",
+            ),
+            (
+                parse_bind,
+                "19-May-2026 10:00:00.123 client",
+                24,
+                "2026-05-19T10:00:00.123Z",
+            ),
+            (
+                parse_bind,
+                "19-May-2026 10:00:00 x",
+                20,
+                "2026-05-19T10:00:00Z",
+            ),
+        ];
+        for (parse, text, want_used, want) in cases {
+            let (t, used) = parse(text.as_bytes()).expect(text);
+            assert_eq!(used, want_used, "{text}");
+            assert_eq!(t.resolve(&TimeZone::UTC, now), Some(utc(want)), "{text}");
+        }
+        // svlogd writes UTC whatever the filter's zone.
+        let (t, _) = parse_svlogd(b"2026-05-19_10:00:00").expect("svlogd");
+        let berlin = TimeZone::get("Europe/Berlin").expect("zone");
+        assert_eq!(t.resolve(&berlin, now), Some(utc("2026-05-19T10:00:00Z")));
+        for bad in [
+            &b"@400000006a0c34aa075bcd1"[..],
+            b"@400000006a0c34aa075bcdxx",
+            b"400000006a0c34aa075bcd15",
+            // Nanoseconds past a second.
+            b"@400000006a0c34aa3b9aca00",
+            // Before 1970.
+            b"@3fffffff6a0c34aa075bcd15",
+        ] {
+            assert_eq!(parse_tai64n(bad), None, "{bad:?}");
+        }
+        for bad in [
+            &b"6-May-2026 10:00:00"[..],
+            b"19-Mai-2026 10:00:00",
+            b"19-May-26 10:00:00",
+            b"19-May-2026T10:00:00",
+            b"32-May-2026 10:00:00",
+        ] {
+            assert_eq!(parse_bind(bad), None, "{bad:?}");
+        }
+        for bad in [
+            &b"2026-05-19T10:00:00"[..],
+            b"2026-13-19_10:00:00",
+            b"2026-05-19_10:00",
+        ] {
+            assert_eq!(parse_svlogd(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        /// A TAI64N label reads back the Unix time and nanosecond it was
+        /// written from.
+        #[test]
+        fn tai64n_round_trips(secs in 0u64..(1 << 40), nanos in 0u32..1_000_000_000) {
+            let label = format!("@{:016x}{nanos:08x}", (1u64 << 62) + 10 + secs);
+            let (t, used) = parse_tai64n(label.as_bytes()).expect("label");
+            prop_assert_eq!(used, 25);
+            prop_assert_eq!(t.epoch, Some((secs as i64, nanos as i32)));
+        }
+
+        #[test]
+        fn stamp_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            for parse in [parse_tai64n, parse_svlogd, parse_bind] {
+                if let Some((_, used)) = parse(&bytes) {
+                    prop_assert!(used <= bytes.len());
+                }
+            }
+        }
     }
 
     #[test]
