@@ -18,15 +18,23 @@
 //! - `journalctl -o short-full` (`Tue 2026-05-19 10:00:00 CEST host ...`) and
 //!   `-o short-unix` (`1747648800.123456 host ...`); OpenWrt's `logread`
 //!   (`Tue May 19 10:00:00 2026 auth.info prog[pid]: ...`).
+//! - Supervisors' loggers: a TAI64N label (`@400000006a0c34aa075bcd15`, from
+//!   daemontools' multilog, runit's svlogd, s6-log) or svlogd's
+//!   `2026-05-19_10:00:00.12345`, usually with no host; socklog's
+//!   `facility.level:` word, then the sender's BSD stamp if it kept one.
+//! - BIND's own log file, `06-Dec-2026 10:00:00.123 message`: no tag, read as
+//!   program `named` (no syslog daemon writes that stamp).
 //!
 //! Between the time and the tag: FreeBSD `syslogd -v`'s `<4.6>` / `<auth.info>`,
-//! then the host (which may be missing), then busybox syslogd's `auth.info`.
+//! then the host (which may be missing), then busybox syslogd's `auth.info` or a
+//! Linux-VServer guest's `@vserver_NAME`.
 //! The tag is `prog[pid]:`, `prog:`, `prog(sub)[pid]:` (old PAM modules:
-//! `sshd(pam_unix)[12]:`), `[prog]:`, or `prog[pid]` without the colon (busybox
-//! and some BSD programs), optionally followed by macOS ASL's level
-//! (`sshd[12] <Notice>:`). After the tag, Solaris's message ID (`[ID 800047
-//! auth.info] `) is skipped, and rsyslog's `message repeated N times: [ ... ]`
-//! yields the repeated message inside the brackets.
+//! `sshd(pam_unix)[12]:`), `[prog]:`, metalog's `[prog]`, or `prog[pid]`
+//! without the colon (busybox and some BSD programs), optionally followed by
+//! macOS ASL's level (`sshd[12] <Notice>:`). After the tag, Solaris's message ID
+//! (`[ID 800047 auth.info] `) and the kernel's uptime stamp some journal exports
+//! add (`kernel:[  970.699396]: `) are skipped, and rsyslog's `message repeated
+//! N times: [ ... ]` yields the repeated message inside the brackets.
 //!
 //! A line may also start with the tag itself (`prog[pid]: message`, as the
 //! journal source writes entries that carry no time); it then has no time of its
