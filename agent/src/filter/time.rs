@@ -359,22 +359,28 @@ pub fn parse_bsd(b: &[u8]) -> Option<(RawTime, usize)> {
 /// ISO 8601 / RFC 3339: `YYYY-MM-DD` then `T` or a space, `HH:MM:SS`, an optional
 /// fraction (`.` or `,`) and an optional offset (`Z`, `+02:00`, `+0200`).
 pub fn parse_iso(b: &[u8]) -> Option<(RawTime, usize)> {
-    let y = digits(b, 4)?;
-    let mo = digits(b.get(5..)?, 2)?;
-    let d = digits(b.get(8..)?, 2)?;
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+    let mut t = iso_date(b)?;
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    if !(1..=12).contains(&mo) {
-        return None;
-    }
-    let mut t = RawTime::civil(Some(y as i16), mo as i8, valid_day(d)?);
     let mut pos = 11 + clock(b.get(11..)?, &mut t)?;
     if let Some((off, used)) = parse_offset(&b[pos..]) {
         t.offset = Some(off);
         pos += used;
     }
     Some((t, pos))
+}
+
+/// The `YYYY-MM-DD` at the start of `b`.
+#[inline]
+fn iso_date(b: &[u8]) -> Option<RawTime> {
+    let y = digits(b, 4)?;
+    let mo = digits(b.get(5..)?, 2)?;
+    let d = digits(b.get(8..)?, 2)?;
+    if b[4] != b'-' || b[7] != b'-' || !(1..=12).contains(&mo) {
+        return None;
+    }
+    Some(RawTime::civil(Some(y as i16), mo as i8, valid_day(d)?))
 }
 
 /// A weekday name and a space (`Tue `), as some syslog front ends write before
@@ -452,13 +458,7 @@ pub fn parse_svlogd(b: &[u8]) -> Option<(RawTime, usize)> {
     if b.get(10) != Some(&b'_') {
         return None;
     }
-    let y = digits(b, 4)?;
-    let mo = digits(&b[5..], 2)?;
-    let d = digits(&b[8..], 2)?;
-    if b[4] != b'-' || b[7] != b'-' || !(1..=12).contains(&mo) {
-        return None;
-    }
-    let mut t = RawTime::civil(Some(y as i16), mo as i8, valid_day(d)?);
+    let mut t = iso_date(b)?;
     let used = 11 + clock(b.get(11..)?, &mut t)?;
     t.offset = Some(0);
     Some((t, used))
