@@ -173,16 +173,42 @@ pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// The timestamp at the start of `rest`: ISO 8601 if it starts with a digit,
 /// else BSD; the rarer forms only when those fail, so the common ones cost
 /// nothing more.
+#[inline]
 fn stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
     match rest.first() {
-        Some(c) if c.is_ascii_digit() => parse_iso(rest)
-            .or_else(|| parse_unix_stamp(rest))
-            .or_else(|| parse_svlogd(rest))
-            .or_else(|| parse_bind(rest)),
+        Some(c) if c.is_ascii_digit() => {
+            let iso = parse_iso(rest);
+            if iso.is_some() {
+                return iso;
+            }
+            rare_numeric_stamp(rest)
+        }
+        _ => {
+            let bsd = parse_bsd(rest);
+            if bsd.is_some() {
+                return bsd;
+            }
+            rare_stamp(rest)
+        }
+    }
+}
+
+/// The numeric stamps other than ISO 8601, kept out of [`stamp`]'s way.
+#[cold]
+#[inline(never)]
+fn rare_numeric_stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
+    parse_unix_stamp(rest)
+        .or_else(|| parse_svlogd(rest))
+        .or_else(|| parse_bind(rest))
+}
+
+/// The stamps that start with neither a digit nor a month (a weekday, `@`).
+#[cold]
+#[inline(never)]
+fn rare_stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
+    match rest.first() {
         Some(b'@') => parse_tai64n(rest),
-        _ => parse_bsd(rest)
-            .or_else(|| parse_ctime(rest))
-            .or_else(|| parse_weekday_iso(rest)),
+        _ => parse_ctime(rest).or_else(|| parse_weekday_iso(rest)),
     }
 }
 
@@ -291,6 +317,7 @@ fn next_token_start(line: &[u8], end: usize) -> Option<usize> {
 
 /// The prefix whose tag ends at `tag_end`, with what syslog daemons put between
 /// the tag and the program's text removed.
+#[inline]
 fn message<'a>(
     line: &'a [u8],
     time: Option<RawTime>,
@@ -303,20 +330,8 @@ fn message<'a>(
         message += 1;
     }
     let mut end = line.len();
-    match line.get(message) {
-        // Solaris: `[ID 800047 auth.info] ` (message ID, facility.level).
-        Some(b'[') => message += solaris_id(&line[message..]),
-        // The kernel's uptime stamp, as some journal exports and containers
-        // put it in front of a program's message.
-        Some(b'k') => message += kernel_stamp(&line[message..]),
-        // rsyslog's repeated-message reduction.
-        Some(b'm') => {
-            if let Some(inner) = repeated(&line[message..]) {
-                message += inner;
-                end -= 1;
-            }
-        }
-        _ => {}
+    if let Some(b'[' | b'k' | b'm') = line.get(message) {
+        (message, end) = wrapped(line, message);
     }
     Prefix {
         time,
@@ -325,6 +340,29 @@ fn message<'a>(
         end,
         process,
     }
+}
+
+/// Where the message starts and ends inside what the logging chain put around
+/// it, for a message starting at `message` with `[`, `k` or `m`.
+#[cold]
+#[inline(never)]
+fn wrapped(line: &[u8], mut message: usize) -> (usize, usize) {
+    let mut end = line.len();
+    match line[message] {
+        // Solaris: `[ID 800047 auth.info] ` (message ID, facility.level).
+        b'[' => message += solaris_id(&line[message..]),
+        // The kernel's uptime stamp, as some journal exports and containers
+        // put it in front of a program's message.
+        b'k' => message += kernel_stamp(&line[message..]),
+        // rsyslog's repeated-message reduction.
+        _ => {
+            if let Some(inner) = repeated(&line[message..]) {
+                message += inner;
+                end -= 1;
+            }
+        }
+    }
+    (message, end)
 }
 
 /// The length of Solaris's `[ID 800047 auth.info] ` at the start of `rest`, or
