@@ -46,7 +46,7 @@ use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
 pub use capture::Captures;
-use extract::FastHost;
+use extract::{CapturePlan, FastHost, Found};
 pub use hostname::NameRef;
 use hostname::{NamePath, NameRing};
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
@@ -677,12 +677,27 @@ struct HostAt {
     pattern: usize,
     /// The length of the searched text, and the address found in it.
     text_len: usize,
+    /// Where the searched text starts in the line, and the line's length (0
+    /// until [`Scratch::place_host`] fills them in).
+    offset: usize,
+    line_len: usize,
     addr: IpAddr,
     /// Where the address starts.
     start: usize,
 }
 
 impl Scratch {
+    /// Notes where in its line (`line_len` long) the text starts that the
+    /// search just run searched, for a [`HostAt`] that search left.
+    fn place_host(&mut self, text: &[u8], line: &[u8]) {
+        if let Some(at) = &mut self.host_at
+            && at.line_len == 0
+        {
+            at.offset = text.as_ptr() as usize - line.as_ptr() as usize;
+            at.line_len = line.len();
+        }
+    }
+
     /// The host name a [`Host::Name`] hit found, while this scratch still holds
     /// it (see [`hostname::NAME_SLOTS`]).
     pub fn host_name(&self, r: NameRef) -> Option<&str> {
@@ -1104,7 +1119,9 @@ impl SourceMatcher {
                     .or(self.any_program);
                 if let Some(g) = group {
                     let message = prefix.text(line);
-                    if let Some(mut hit) = self.search(g, message, scratch, &mut ignored) {
+                    let found = self.search(g, message, scratch, &mut ignored);
+                    scratch.place_host(message, line);
+                    if let Some(mut hit) = found {
                         let fi = hit.filter.index();
                         hit.time = prefix.time.and_then(|t| {
                             scratch.times.resolve(&t, fi, &self.filters[fi].zone, now)
@@ -1121,7 +1138,11 @@ impl SourceMatcher {
             }
         }
         if let Some(g) = self.plain
-            && let Some(mut hit) = self.search(g, line, scratch, &mut ignored)
+            && let Some(mut hit) = {
+                let found = self.search(g, line, scratch, &mut ignored);
+                scratch.place_host(line, line);
+                found
+            }
             && best.is_none_or(|b| hit.filter < b.filter)
         {
             let fi = hit.filter.index();
@@ -1368,16 +1389,21 @@ impl SourceMatcher {
         };
         let fast = pat.fast.as_ref().and_then(|f| f.find_at(hay).ok());
         let addr = match fast {
-            Some(Some((addr, start))) => {
+            Some(Found::Addr(addr, start)) => {
                 scratch.host_at = Some(HostAt {
                     pattern: p,
                     text_len: hay.len(),
+                    offset: 0,
+                    line_len: 0,
                     addr,
                     start,
                 });
                 Some(addr)
             }
-            Some(None) => None,
+            // The name path runs the same regex with a name at `<HOST>`: it
+            // cannot match either.
+            Some(Found::Impossible) => return None,
+            Some(Found::NoAddr) => None,
             None => self.capture_host(p, host_group, hay, anchored, scratch),
         };
         let Some(addr) = addr else {
@@ -1581,6 +1607,36 @@ impl SourceMatcher {
         if pat.named.is_empty() {
             return;
         }
+        // Where the fast path found this hit's address on this line: the named
+        // groups are all before it, so only that text is searched, and the
+        // syslog prefix need not be read again.
+        if let (Some(before), Some(at)) = (&pat.before_captures, scratch.host_at)
+            && at.pattern == p
+            && at.line_len == line.len()
+            && hit.host == Host::Addr(at.addr)
+            && let Some(text) = line.get(at.offset..at.offset + at.start)
+        {
+            if let Some(plan) = &before.plan
+                && let Ok(Some(span)) = plan.span(text)
+            {
+                if let Some(span) = span {
+                    out.push(&before.groups[0].1, &text[span]);
+                }
+                return;
+            }
+            if let Some((cache, caps)) = scratch.before_search[p].as_mut() {
+                let input = Input::new(text).anchored(Anchored::Yes);
+                before.regex.search_captures_with(cache, &input, caps);
+                if caps.is_match() {
+                    for (i, name) in before.groups.iter() {
+                        if let Some(span) = caps.get_group(*i) {
+                            out.push(name, &text[span.range()]);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
         let (hay, mode) = if self.filters[hit.filter.index()].syslog {
             // The line was just examined: its stamp is the cached one.
             match syslog::parse_cached(line, &mut scratch.stamp) {
@@ -1590,27 +1646,6 @@ impl SourceMatcher {
         } else {
             (line, Anchored::No)
         };
-        // Where the fast path found this hit's address: the named groups
-        // are all before it, so only that text is searched.
-        if let (Some(before), Some(at), Some((cache, caps))) = (
-            &pat.before_captures,
-            scratch.host_at,
-            scratch.before_search[p].as_mut(),
-        ) && at.pattern == p
-            && at.text_len == hay.len()
-            && hit.host == Host::Addr(at.addr)
-        {
-            let input = Input::new(&hay[..at.start]).anchored(Anchored::Yes);
-            before.regex.search_captures_with(cache, &input, caps);
-            if caps.is_match() {
-                for (i, name) in before.groups.iter() {
-                    if let Some(span) = caps.get_group(*i) {
-                        out.push(name, &hay[span.range()]);
-                    }
-                }
-                return;
-            }
-        }
         let input = Input::new(hay).anchored(mode);
         match (hit.host, &pat.name, scratch.name_search[p].as_mut()) {
             // A name hit matched the name path, whose groups are numbered
@@ -1701,6 +1736,9 @@ fn first_bytes(pattern: &str) -> Option<Vec<u8>> {
 struct BeforeCaptures {
     /// `\A(?:A)\z`.
     regex: Regex,
+    /// With one named group, the DFA walks that find it without `regex`
+    /// where they can.
+    plan: Option<CapturePlan>,
     /// Group index in `regex`, and name, for each of the pattern's named
     /// groups.
     groups: Box<[(usize, Arc<str>)]>,
@@ -1729,8 +1767,16 @@ impl BeforeCaptures {
                     .to_index(regex_automata::PatternID::ZERO, name)?;
                 Some((i, Arc::clone(name)))
             })
-            .collect::<Option<_>>()?;
-        Some(BeforeCaptures { regex, groups })
+            .collect::<Option<Box<[_]>>>()?;
+        let plan = match &*groups {
+            [(_, name)] => CapturePlan::build(before, name),
+            _ => None,
+        };
+        Some(BeforeCaptures {
+            regex,
+            plan,
+            groups,
+        })
     }
 }
 

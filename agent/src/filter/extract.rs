@@ -89,6 +89,18 @@ pub struct FastHost {
     after_first: ByteSet,
 }
 
+/// What [`FastHost::find_at`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The address, and where it starts.
+    Addr(IpAddr, usize),
+    /// No address where `<HOST>` stands (something else may be there).
+    NoAddr,
+    /// The text before `<HOST>` matches nowhere: nothing at `<HOST>` (an
+    /// address or a host name) can make the pattern match.
+    Impossible,
+}
+
 /// A set of bytes, as a table.
 type ByteSet = Box<[bool; 256]>;
 
@@ -201,17 +213,25 @@ impl FastHost {
     /// falls back to the capturing search.
     #[cfg(test)]
     pub fn find(&self, hay: &[u8]) -> Result<Option<IpAddr>, MatchError> {
-        Ok(self.find_at(hay)?.map(|(ip, _)| ip))
+        Ok(match self.find_at(hay)? {
+            Found::Addr(ip, _) => Some(ip),
+            Found::NoAddr | Found::Impossible => None,
+        })
     }
 
     /// The address as `find` gives it, and the offset where it starts (where
-    /// `A` ends).
-    pub fn find_at(&self, hay: &[u8]) -> Result<Option<(IpAddr, usize)>, MatchError> {
+    /// `A` ends); or whether `A` cannot match anywhere in `hay`, whatever
+    /// stands at `<HOST>`.
+    pub fn find_at(&self, hay: &[u8]) -> Result<Found, MatchError> {
         if let Some(lit) = &self.head_literal
             && !hay.starts_with(lit)
         {
-            return Ok(None);
+            return Ok(Found::Impossible);
         }
+        let found = |r: Option<(IpAddr, usize)>| match r {
+            Some((ip, i)) => Found::Addr(ip, i),
+            None => Found::NoAddr,
+        };
         // Where `HEAD` ends at the earliest: no address can start before.
         let head_end = match &self.before {
             Before::Gap { head, .. } => {
@@ -222,36 +242,43 @@ impl FastHost {
                 };
                 match first_match_end(head, hay, 0, mode)? {
                     Some(end) => end,
-                    None => return Ok(None),
+                    None => return Ok(Found::Impossible),
                 }
             }
             Before::Whole(_) | Before::Segments(_) => 0,
             // Anchored: the address can only start right after the text.
             Before::Literal(lit) if self.anchored => {
                 if !hay.starts_with(lit) {
-                    return Ok(None);
+                    return Ok(Found::Impossible);
                 }
                 let i = lit.len();
-                return Ok(self.try_at(hay, i, 0)?.map(|ip| (ip, i)));
+                return Ok(found(self.try_at(hay, i, 0)?.map(|ip| (ip, i))));
             }
             Before::Literal(_) => 0,
         };
         if self.starts_at_zero {
-            return Ok(self.try_at(hay, 0, head_end)?.map(|ip| (ip, 0)));
+            return Ok(found(self.try_at(hay, 0, head_end)?.map(|ip| (ip, 0))));
         }
         if let Some(lit) = &self.suffix {
             let mut end = hay.len();
+            let mut seen = false;
             while let Some(pos) = lit.rfind(&hay[..end]) {
+                seen = true;
                 let i = pos + lit.text.len();
                 if i < head_end {
                     break;
                 }
                 if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Some((ip, i)));
+                    return Ok(Found::Addr(ip, i));
                 }
                 end = i - 1;
             }
-            return Ok(None);
+            // `A` ends with the literal: without one, `A` ends nowhere.
+            return Ok(if seen {
+                Found::NoAddr
+            } else {
+                Found::Impossible
+            });
         }
         // No literal before the address: every run of address characters, last
         // first; within a run, leftmost start first (the longest address).
@@ -263,7 +290,7 @@ impl FastHost {
                 .map_or(0, |p| p + 1);
             for i in start.max(head_end)..=last {
                 if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Some((ip, i)));
+                    return Ok(Found::Addr(ip, i));
                 }
             }
             if start <= head_end {
@@ -271,7 +298,7 @@ impl FastHost {
             }
             end = start;
         }
-        Ok(None)
+        Ok(Found::NoAddr)
     }
 
     /// The longest address starting at `i` after which `B` matches, if `A` ends
@@ -571,6 +598,325 @@ fn matches_rev(
         None => dfa.next_eoi_state(sid),
     };
     Ok(dfa.is_match_state(sid))
+}
+
+/// The one named group of `A` (the text before `<HOST>`), found with DFAs where
+/// the address path left off instead of a capturing search.
+///
+/// A capturing search of `\A(?:A)\z` over the text before the address (which
+/// `A` is known to match) costs thousands of instructions per line, most of it
+/// the backtracker's bookkeeping. For the shapes filters use, the group's span
+/// follows from the regex's priority rules (leftmost-first, as the backtracker
+/// reads them) with a few anchored DFA walks:
+///
+/// - `P (G) T`, `T` literal: `G` ends where `T` starts (`T` is the last bytes
+///   of the text in any parse); `G` starts where `P`'s highest-priority match
+///   ends, if `G` then matches the bytes between. Every higher-priority parse of
+///   `P` ends past `G`'s end, where `G T` cannot fit.
+/// - `P (?:Q (G) R)? T`, `R` and `T` literal: the greedy `?` takes the group
+///   when `Q G R T` can match the rest of the text after `P` (one DFA decides);
+///   then as above within it, else the group takes no part.
+///
+/// Anything else, or a case where the highest-priority choice does not lead to a
+/// match (some lower-priority parse would win), answers `None` and the caller
+/// runs the capturing search: the answer is always the capturing search's.
+#[derive(Debug)]
+pub struct CapturePlan {
+    /// `P`, leftmost-first, anchored at the text start; `None` when empty.
+    pre: Option<DFA<Vec<u32>>>,
+    /// `G`, any match, anchored: decides whether `G` matches a span exactly.
+    group: DFA<Vec<u32>>,
+    /// `T`: the literal text after the group (or after the optional).
+    tail: Box<[u8]>,
+    /// For `P (?:Q (G) R)? T`.
+    optional: Option<Optional>,
+}
+
+/// The optional part of a [`CapturePlan`].
+#[derive(Debug)]
+struct Optional {
+    /// `Q G R T`, any match, anchored: whether the optional can be taken.
+    taken: DFA<Vec<u32>>,
+    /// `Q`, leftmost-first, anchored; `None` when empty.
+    q: Option<DFA<Vec<u32>>>,
+    /// `R`.
+    r: Box<[u8]>,
+}
+
+impl CapturePlan {
+    /// The plan for the group named `name` in `before` (the expanded text
+    /// before `<HOST>`), if `before` has that shape, looks at nothing around
+    /// it but the text start, and its DFAs stay within the size limits.
+    pub fn build(before: &str, name: &str) -> Option<CapturePlan> {
+        use regex_syntax::hir::{Hir, HirKind, Look};
+        let hir = regex_automata::util::syntax::parse_with(before, &syntax_config()).ok()?;
+        if !hir.properties().look_set().remove(Look::Start).is_empty() {
+            return None;
+        }
+        let items: Vec<Hir> = match hir.kind() {
+            HirKind::Concat(items) => items.clone(),
+            _ => vec![hir.clone()],
+        };
+        // `^` may only open the text: elsewhere it would read differently in
+        // the pieces.
+        if items
+            .iter()
+            .skip(1)
+            .any(|h| h.properties().look_set().contains(Look::Start))
+        {
+            return None;
+        }
+        let is_group =
+            |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some(name));
+        let contains = |h: &Hir| contains_group(h, name);
+        let k = items.iter().position(contains)?;
+        let tail = literal_bytes(&items[k + 1..])?;
+        let pre = piece(&items[..k])?;
+        let lf = regex_automata::MatchKind::LeftmostFirst;
+        let all = regex_automata::MatchKind::All;
+        if is_group(&items[k]) {
+            let HirKind::Capture(c) = items[k].kind() else {
+                return None;
+            };
+            if has_named_group(&c.sub) {
+                return None;
+            }
+            return Some(CapturePlan {
+                pre: opt_dfa(pre, lf)?,
+                group: dense_hir(&c.sub, all)?,
+                tail,
+                optional: None,
+            });
+        }
+        // `(?:Q (G) R)?`, greedy.
+        let HirKind::Repetition(rep) = items[k].kind() else {
+            return None;
+        };
+        if rep.min != 0 || rep.max != Some(1) || !rep.greedy {
+            return None;
+        }
+        let inner: Vec<Hir> = match rep.sub.kind() {
+            HirKind::Concat(items) => items.clone(),
+            _ => vec![(*rep.sub).clone()],
+        };
+        let j = inner.iter().position(is_group)?;
+        let HirKind::Capture(c) = inner[j].kind() else {
+            return None;
+        };
+        if has_named_group(&c.sub)
+            || inner[..j].iter().any(contains)
+            || inner[j + 1..].iter().any(contains)
+        {
+            return None;
+        }
+        let r = literal_bytes(&inner[j + 1..])?;
+        let q = piece(&inner[..j])?;
+        let taken = Hir::concat(vec![(*rep.sub).clone(), Hir::literal(tail.clone())]);
+        Some(CapturePlan {
+            pre: opt_dfa(pre, lf)?,
+            group: dense_hir(&c.sub, all)?,
+            tail,
+            optional: Some(Optional {
+                taken: dense_hir(&taken, all)?,
+                q: opt_dfa(q, lf)?,
+                r,
+            }),
+        })
+    }
+
+    /// The group's span in `text`, which all of `A` matches (it is the text
+    /// before the address): `Ok(Some(Some(span)))` the group took part there,
+    /// `Ok(Some(None))` it took no part, `Ok(None)` the plan cannot tell (the
+    /// caller runs the capturing search).
+    pub fn span(&self, text: &[u8]) -> Result<Option<Option<std::ops::Range<usize>>>, MatchError> {
+        let start = text.len();
+        let Some(opt) = &self.optional else {
+            let Some(end) = start.checked_sub(self.tail.len()) else {
+                return Ok(None);
+            };
+            let Some(from) = self.pre_end(text, end)? else {
+                return Ok(None);
+            };
+            return Ok(self
+                .group_spans(text, from, end)?
+                .then_some(Some(from..end)));
+        };
+        let Some(e) = self.pre_end(text, start)? else {
+            return Ok(None);
+        };
+        if full_match(&opt.taken, text, e, start)? {
+            let Some(end) = start.checked_sub(self.tail.len() + opt.r.len()) else {
+                return Ok(None);
+            };
+            if end < e {
+                return Ok(None);
+            }
+            let from = match &opt.q {
+                None => e,
+                Some(q) => match priority_end(q, text, e, end)? {
+                    Some(f) => f,
+                    None => return Ok(None),
+                },
+            };
+            return Ok(self
+                .group_spans(text, from, end)?
+                .then_some(Some(from..end)));
+        }
+        Ok((text[e..] == *self.tail).then_some(None))
+    }
+
+    /// Where `P`'s highest-priority match ends, within `text[..bound]`.
+    fn pre_end(&self, text: &[u8], bound: usize) -> Result<Option<usize>, MatchError> {
+        match &self.pre {
+            None => Ok(Some(0)),
+            Some(dfa) => priority_end(dfa, text, 0, bound),
+        }
+    }
+
+    /// Whether `G` matches exactly `text[from..to]` (`from <= to`).
+    fn group_spans(&self, text: &[u8], from: usize, to: usize) -> Result<bool, MatchError> {
+        Ok(from <= to && full_match(&self.group, text, from, to)?)
+    }
+}
+
+/// Whether `hir` holds the capture group `name`.
+fn contains_group(hir: &regex_syntax::hir::Hir, name: &str) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(c) => c.name.as_deref() == Some(name) || contains_group(&c.sub, name),
+        HirKind::Repetition(r) => contains_group(&r.sub, name),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(|h| contains_group(h, name)),
+        _ => false,
+    }
+}
+
+/// Whether `hir` holds any named group.
+fn has_named_group(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(c) => c.name.is_some() || has_named_group(&c.sub),
+        HirKind::Repetition(r) => has_named_group(&r.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(has_named_group),
+        _ => false,
+    }
+}
+
+/// The text a sequence of literal items matches; `None` if one is not literal.
+fn literal_bytes(items: &[regex_syntax::hir::Hir]) -> Option<Box<[u8]>> {
+    use regex_syntax::hir::HirKind;
+    let mut out = Vec::new();
+    for h in items {
+        match h.kind() {
+            HirKind::Literal(lit) => out.extend_from_slice(&lit.0),
+            HirKind::Empty => {}
+            _ => return None,
+        }
+    }
+    Some(out.into_boxed_slice())
+}
+
+/// A sequence of items as one regex: `Some(None)` when empty.
+fn piece(items: &[regex_syntax::hir::Hir]) -> Option<Option<regex_syntax::hir::Hir>> {
+    if items.is_empty() {
+        return Some(None);
+    }
+    Some(Some(regex_syntax::hir::Hir::concat(items.to_vec())))
+}
+
+/// [`dense_hir`] of a piece that may be empty: `Some(None)` when it is.
+fn opt_dfa(
+    hir: Option<regex_syntax::hir::Hir>,
+    kind: regex_automata::MatchKind,
+) -> Option<Option<DFA<Vec<u32>>>> {
+    match hir {
+        None => Some(None),
+        Some(h) => dense_hir(&h, kind).map(Some),
+    }
+}
+
+/// An anchored forward DFA of `hir`, within the size limits.
+fn dense_hir(
+    hir: &regex_syntax::hir::Hir,
+    kind: regex_automata::MatchKind,
+) -> Option<DFA<Vec<u32>>> {
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().utf8(false))
+        .build_from_hir(hir)
+        .ok()?;
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .start_kind(StartKind::Anchored)
+                .match_kind(kind)
+                .accelerate(false)
+                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
+                .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT)),
+        )
+        .build_from_nfa(&nfa)
+        .ok()
+}
+
+/// The anchored start state of forward `dfa` for a search of `hay[from..to]`.
+fn start_fwd(
+    dfa: &DFA<Vec<u32>>,
+    hay: &[u8],
+    from: usize,
+    to: usize,
+) -> Result<StateID, MatchError> {
+    match dfa.universal_start_state(Anchored::Yes) {
+        Some(sid) => Ok(sid),
+        None => dfa.start_state_forward(
+            &Input::new(&hay[..to])
+                .range(from..to)
+                .anchored(Anchored::Yes),
+        ),
+    }
+}
+
+/// Where the highest-priority match of the leftmost-first `dfa`, anchored at
+/// `from`, ends in `hay[from..to]` (`to` taken as the end of the text).
+fn priority_end(
+    dfa: &DFA<Vec<u32>>,
+    hay: &[u8],
+    from: usize,
+    to: usize,
+) -> Result<Option<usize>, MatchError> {
+    let mut sid = start_fwd(dfa, hay, from, to)?;
+    let mut last = None;
+    for (at, &b) in hay[..to].iter().enumerate().skip(from) {
+        sid = dfa.next_state(sid, b);
+        if dfa.is_special_state(sid) {
+            if dfa.is_match_state(sid) {
+                last = Some(at);
+            } else if dfa.is_dead_state(sid) {
+                return Ok(last);
+            } else if dfa.is_quit_state(sid) {
+                return Err(MatchError::quit(b, at));
+            }
+        }
+    }
+    let sid = dfa.next_eoi_state(sid);
+    if dfa.is_match_state(sid) {
+        last = Some(to);
+    }
+    Ok(last)
+}
+
+/// Whether the anchored `dfa` (built to report every match) matches exactly
+/// `hay[from..to]` (`to` taken as the end of the text).
+fn full_match(dfa: &DFA<Vec<u32>>, hay: &[u8], from: usize, to: usize) -> Result<bool, MatchError> {
+    let mut sid = start_fwd(dfa, hay, from, to)?;
+    for (at, &b) in hay[..to].iter().enumerate().skip(from) {
+        sid = dfa.next_state(sid, b);
+        if dfa.is_special_state(sid) {
+            if dfa.is_dead_state(sid) {
+                return Ok(false);
+            } else if dfa.is_quit_state(sid) {
+                return Err(MatchError::quit(b, at));
+            }
+        }
+    }
+    Ok(dfa.is_match_state(dfa.next_eoi_state(sid)))
 }
 
 /// One pattern as a dense DFA; `unanchored` allows matches to start anywhere.

@@ -971,3 +971,94 @@ fn captures_before_the_address_agree_with_the_whole_regex() {
     }
     assert!(searched > 50, "only {searched} sample lines with captures");
 }
+
+/// What the DFA capture plan of each pattern says about `line`, checked
+/// against the capturing search of `\A(?:A)\z` it stands in for; returns how
+/// many answers the plan gave (rather than leaving them to that search).
+fn plans_agree(m: &SourceMatcher, line: &[u8]) -> usize {
+    let mut answered = 0;
+    for pat in &m.patterns {
+        let (Some(fast), Some(before)) = (&pat.fast, &pat.before_captures) else {
+            continue;
+        };
+        let Some(plan) = &before.plan else {
+            continue;
+        };
+        let hay = if m.filters[pat.filter.index()].syslog {
+            match syslog::parse(line) {
+                Some(prefix) => prefix.text(line),
+                None => continue,
+            }
+        } else {
+            line
+        };
+        let Ok(extract::Found::Addr(_, start)) = fast.find_at(hay) else {
+            continue;
+        };
+        let text = &hay[..start];
+        let Ok(Some(span)) = plan.span(text) else {
+            continue;
+        };
+        let mut caps = before.regex.create_captures();
+        before
+            .regex
+            .search_captures(&Input::new(text).anchored(Anchored::Yes), &mut caps);
+        assert!(caps.is_match(), "{:?}", String::from_utf8_lossy(text));
+        assert_eq!(
+            span,
+            caps.get_group(before.groups[0].0).map(|s| s.range()),
+            "{:?} on {:?}",
+            before.regex,
+            String::from_utf8_lossy(text)
+        );
+        answered += 1;
+    }
+    answered
+}
+
+#[test]
+fn capture_plans_agree_with_the_capturing_search() {
+    // Lines built to make the priority rules matter: user names that imitate
+    // the text around them, empty ones, the optional user part present or not.
+    let tricky = [
+        "May 19 10:00:00 h sshd[1]: Failed password for invalid user invalid user x from 192.0.2.1 port 22 ssh2",
+        "May 19 10:00:00 h sshd[1]: Failed password for invalid user  from 192.0.2.1 port 22 ssh2",
+        "May 19 10:00:00 h sshd[1]: Failed password for  from 192.0.2.1 port 22 ssh2",
+        "May 19 10:00:00 h sshd[1]: Failed password for a from 198.51.100.1 from 192.0.2.1 port 22 ssh2",
+        "May 19 10:00:00 h sshd[1]: Failed password for invalid user from 192.0.2.1 port 22 ssh2",
+        "May 19 10:00:00 h sshd[1]: Failed none for illegal user illegal user  from 192.0.2.1 port 22 ssh2",
+        "May 19 10:00:00 h sshd[1]: Connection closed by invalid user git 192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Connection closed by invalid user  192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Connection closed by invalid user invalid user x 192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Connection closed by authenticating user 192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Connection closed by 192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Disconnected from user root 192.0.2.1 port 22",
+        "May 19 10:00:00 h sshd[1]: Disconnected from invalid user user x 192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Disconnected from authenticating user  192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Disconnected from 192.0.2.1 port 22 [preauth]",
+        "May 19 10:00:00 h sshd[1]: Invalid user  from 192.0.2.1 port 22",
+        "May 19 10:00:00 h sshd[1]: Invalid user a from b from 192.0.2.1 port 22",
+        "May 19 10:00:00 h sshd[1]: Disconnecting invalid user a b 192.0.2.1 port 22: Too many authentication failures",
+        "May 19 10:00:00 h sshd[1]: User a from b from 192.0.2.1 not allowed because not in any group",
+        "May 19 10:00:00 h sshd[1]: Accepted publickey for invalid user x from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
+    ];
+    let mut answered = 0;
+    for name in builtin::names() {
+        let base = builtin::get(name).expect("built-in");
+        let samples = builtin::samples(name).unwrap_or_default();
+        let mut cfgs = vec![base.clone()];
+        cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
+        for cfg in &cfgs {
+            let Ok(m) = SourceMatcher::build(&[(name, cfg)]) else {
+                continue;
+            };
+            for s in &samples {
+                answered += plans_agree(&m, s.line.as_bytes());
+            }
+            for line in tricky {
+                answered += plans_agree(&m, line.as_bytes());
+            }
+        }
+    }
+    assert!(answered > 100, "the plans answered only {answered} times");
+}
