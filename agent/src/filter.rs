@@ -46,7 +46,7 @@ use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
 pub use capture::Captures;
-use extract::{CapturePlan, FastHost, Found};
+use extract::{CapturePlan, FastHost, Found, GroupAt};
 pub use hostname::NameRef;
 use hostname::{NamePath, NameRing};
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
@@ -684,6 +684,8 @@ struct HostAt {
     addr: IpAddr,
     /// Where the address starts.
     start: usize,
+    /// Where the named group is, if the address path worked it out.
+    group: GroupAt,
 }
 
 impl Scratch {
@@ -828,6 +830,12 @@ impl SourceMatcher {
                         .and(split.as_ref())
                         .filter(|s| syslog || s.before_anchored)
                         .and_then(|s| BeforeCaptures::build(&s.before, &named));
+                    // The address path checks the text before `<HOST>` with
+                    // the group's plan where it can: the capture then comes
+                    // with the address.
+                    let fast = fast.map(|f| {
+                        f.with_plan(before_captures.as_ref().and_then(|b| b.plan.clone()))
+                    });
                     patterns.push(Pattern {
                         full,
                         host_group,
@@ -1389,7 +1397,7 @@ impl SourceMatcher {
         };
         let fast = pat.fast.as_ref().and_then(|f| f.find_at(hay).ok());
         let addr = match fast {
-            Some(Found::Addr(addr, start)) => {
+            Some(Found::Addr(addr, start, group)) => {
                 scratch.host_at = Some(HostAt {
                     pattern: p,
                     text_len: hay.len(),
@@ -1397,6 +1405,7 @@ impl SourceMatcher {
                     line_len: 0,
                     addr,
                     start,
+                    group,
                 });
                 Some(addr)
             }
@@ -1616,9 +1625,17 @@ impl SourceMatcher {
             && hit.host == Host::Addr(at.addr)
             && let Some(text) = line.get(at.offset..at.offset + at.start)
         {
-            if let Some(plan) = &before.plan
-                && let Ok(Some(span)) = plan.span(text)
-            {
+            let known = match at.group {
+                GroupAt::At(a, b) => Some(Some(a..b)),
+                GroupAt::Absent => Some(None),
+                GroupAt::Unknown => None,
+            };
+            if let Some(span) = known.or_else(|| {
+                before
+                    .plan
+                    .as_ref()
+                    .and_then(|plan| plan.span(text).ok().flatten())
+            }) {
                 if let Some(span) = span {
                     out.push(&before.groups[0].1, &text[span]);
                 }

@@ -87,18 +87,34 @@ pub struct FastHost {
     /// address, which rules out the shorter cuts of an address run (and their
     /// parse) for the price of a table look-up.
     after_first: ByteSet,
+    /// Checks `A` (when it is [`Before::Whole`]) and finds its named group in
+    /// the same walk, so a matched line's capture costs no second search.
+    plan: Option<CapturePlan>,
 }
 
 /// What [`FastHost::find_at`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
-    /// The address, and where it starts.
-    Addr(IpAddr, usize),
+    /// The address, where it starts, and what checking the text before it
+    /// settled about its named group.
+    Addr(IpAddr, usize, GroupAt),
     /// No address where `<HOST>` stands (something else may be there).
     NoAddr,
     /// The text before `<HOST>` matches nowhere: nothing at `<HOST>` (an
     /// address or a host name) can make the pattern match.
     Impossible,
+}
+
+/// Where the one named group of the text before `<HOST>` is, as far as the
+/// address path found out (see [`CapturePlan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupAt {
+    /// Not worked out: whoever wants it searches.
+    Unknown,
+    /// The group took no part in the match.
+    Absent,
+    /// Its span in the searched text.
+    At(usize, usize),
 }
 
 /// A set of bytes, as a table.
@@ -204,7 +220,17 @@ impl FastHost {
             before,
             after,
             after_first,
+            plan: None,
         })
+    }
+
+    /// Lets `plan` (of this pattern's text before `<HOST>`, anchored at the
+    /// text start) check that text where a DFA walk over it would run anyway.
+    pub fn with_plan(mut self, plan: Option<CapturePlan>) -> FastHost {
+        if self.anchored && matches!(self.before, Before::Whole(_)) {
+            self.plan = plan;
+        }
+        self
     }
 
     /// The address in `hay`, if the pattern matches it: the last place on the line
@@ -214,7 +240,7 @@ impl FastHost {
     #[cfg(test)]
     pub fn find(&self, hay: &[u8]) -> Result<Option<IpAddr>, MatchError> {
         Ok(match self.find_at(hay)? {
-            Found::Addr(ip, _) => Some(ip),
+            Found::Addr(ip, ..) => Some(ip),
             Found::NoAddr | Found::Impossible => None,
         })
     }
@@ -228,8 +254,8 @@ impl FastHost {
         {
             return Ok(Found::Impossible);
         }
-        let found = |r: Option<(IpAddr, usize)>| match r {
-            Some((ip, i)) => Found::Addr(ip, i),
+        let found = |r: Option<(IpAddr, GroupAt)>, i| match r {
+            Some((ip, g)) => Found::Addr(ip, i, g),
             None => Found::NoAddr,
         };
         // Where `HEAD` ends at the earliest: no address can start before.
@@ -252,12 +278,12 @@ impl FastHost {
                     return Ok(Found::Impossible);
                 }
                 let i = lit.len();
-                return Ok(found(self.try_at(hay, i, 0)?.map(|ip| (ip, i))));
+                return Ok(found(self.try_at(hay, i, 0)?, i));
             }
             Before::Literal(_) => 0,
         };
         if self.starts_at_zero {
-            return Ok(found(self.try_at(hay, 0, head_end)?.map(|ip| (ip, 0))));
+            return Ok(found(self.try_at(hay, 0, head_end)?, 0));
         }
         if let Some(lit) = &self.suffix {
             let mut end = hay.len();
@@ -268,8 +294,8 @@ impl FastHost {
                 if i < head_end {
                     break;
                 }
-                if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Found::Addr(ip, i));
+                if let Some((ip, g)) = self.try_at(hay, i, head_end)? {
+                    return Ok(Found::Addr(ip, i, g));
                 }
                 end = i - 1;
             }
@@ -289,8 +315,8 @@ impl FastHost {
                 .rposition(|b| !is_addr_char(*b))
                 .map_or(0, |p| p + 1);
             for i in start.max(head_end)..=last {
-                if let Some(ip) = self.try_at(hay, i, head_end)? {
-                    return Ok(Found::Addr(ip, i));
+                if let Some((ip, g)) = self.try_at(hay, i, head_end)? {
+                    return Ok(Found::Addr(ip, i, g));
                 }
             }
             if start <= head_end {
@@ -303,7 +329,12 @@ impl FastHost {
 
     /// The longest address starting at `i` after which `B` matches, if `A` ends
     /// at `i`.
-    fn try_at(&self, hay: &[u8], i: usize, head_end: usize) -> Result<Option<IpAddr>, MatchError> {
+    fn try_at(
+        &self,
+        hay: &[u8],
+        i: usize,
+        head_end: usize,
+    ) -> Result<Option<(IpAddr, GroupAt)>, MatchError> {
         let Some(tail) = hay.get(i..) else {
             return Ok(None);
         };
@@ -333,29 +364,42 @@ impl FastHost {
                 continue;
             }
             // `A` does not depend on where the address ends: checked once.
-            return Ok(self.before_ends_at(hay, i, head_end)?.then_some(ip));
+            return Ok(self.before_ends_at(hay, i, head_end)?.map(|g| (ip, g)));
         }
         Ok(None)
     }
 
     /// Whether `A` matches a text ending at `i` (starting at 0 when anchored).
-    fn before_ends_at(&self, hay: &[u8], i: usize, head_end: usize) -> Result<bool, MatchError> {
-        match &self.before {
+    fn before_ends_at(
+        &self,
+        hay: &[u8],
+        i: usize,
+        head_end: usize,
+    ) -> Result<Option<GroupAt>, MatchError> {
+        if let Some(plan) = &self.plan
+            && let Some(group) = plan.span(&hay[..i])?
+        {
+            // The plan's answer is a match of `A` it found.
+            return Ok(Some(match group {
+                Some(r) => GroupAt::At(r.start, r.end),
+                None => GroupAt::Absent,
+            }));
+        }
+        let known = |ok: bool| ok.then_some(GroupAt::Unknown);
+        Ok(known(match &self.before {
             Before::Gap { rest, min, .. } => {
                 let Some(from) = head_end.checked_add(*min).filter(|f| *f <= i) else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 match rest {
-                    Rest::Literal(lit) => Ok(hay[from..i].ends_with(lit)),
-                    Rest::Dfa(dfa) => matches_rev(dfa, hay, from, i),
+                    Rest::Literal(lit) => hay[from..i].ends_with(lit),
+                    Rest::Dfa(dfa) => matches_rev(dfa, hay, from, i)?,
                 }
             }
-            Before::Literal(lit) => {
-                Ok(hay[..i].ends_with(lit) && (!self.anchored || i == lit.len()))
-            }
-            Before::Whole(dfa) => matches_rev(dfa, hay, 0, i),
-            Before::Segments(seg) => Ok(seg.matches_all(&hay[..i])),
-        }
+            Before::Literal(lit) => hay[..i].ends_with(lit) && (!self.anchored || i == lit.len()),
+            Before::Whole(dfa) => matches_rev(dfa, hay, 0, i)?,
+            Before::Segments(seg) => seg.matches_all(&hay[..i]),
+        }))
     }
 }
 
@@ -620,7 +664,7 @@ fn matches_rev(
 /// Anything else, or a case where the highest-priority choice does not lead to a
 /// match (some lower-priority parse would win), answers `None` and the caller
 /// runs the capturing search: the answer is always the capturing search's.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CapturePlan {
     /// `P`, leftmost-first, anchored at the text start; `None` when empty.
     pre: Option<DFA<Vec<u32>>>,
@@ -633,7 +677,7 @@ pub struct CapturePlan {
 }
 
 /// The optional part of a [`CapturePlan`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Optional {
     /// `Q G R T`, any match, anchored: whether the optional can be taken.
     taken: DFA<Vec<u32>>,
@@ -734,6 +778,9 @@ impl CapturePlan {
             let Some(end) = start.checked_sub(self.tail.len()) else {
                 return Ok(None);
             };
+            if text[end..] != *self.tail {
+                return Ok(None);
+            }
             let Some(from) = self.pre_end(text, end)? else {
                 return Ok(None);
             };
@@ -1141,5 +1188,61 @@ mod tests {
             find(r"from <HOST> port", true, "from ::ffff:192.0.2.1 port 22"),
             ip("192.0.2.1")
         );
+    }
+
+    /// A plan's answers are the capturing search's, on texts `A` matches; the
+    /// cases it cannot settle say so.
+    #[test]
+    fn capture_plans_follow_the_priority_rules() {
+        use regex_automata::meta::Regex;
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r"^login (?:failed|denied) for (?:user )?(?P<user>\S*) from ",
+                &[
+                    "login failed for user bob from ",
+                    "login denied for bob from ",
+                    "login failed for user  from ",
+                    "login failed for  from ",
+                    "login failed for useruser from ",
+                ],
+            ),
+            (
+                r"^closed by (?:(?:auth|bad) user (?P<user>.*) )?",
+                &[
+                    "closed by auth user x ",
+                    "closed by ",
+                    "closed by bad user  ",
+                    "closed by auth user bad user y ",
+                ],
+            ),
+            // Lazy and greedy pieces before the group.
+            (r"^a+?(?P<user>a*)b ", &["ab ", "aaab ", "aaaaab "]),
+            (
+                r"^(?:ab|a)(?P<user>b?c*)d ",
+                &["abd ", "abcd ", "abbcd ", "acd "],
+            ),
+        ];
+        let mut answered = 0;
+        for (pattern, texts) in cases {
+            let plan = CapturePlan::build(pattern, "user").expect("a plan");
+            let re = Regex::new(&format!(r"\A(?:{pattern})\z")).expect("regex");
+            for text in *texts {
+                let mut caps = re.create_captures();
+                re.captures(text.as_bytes(), &mut caps);
+                assert!(caps.is_match(), "{pattern} on {text:?}");
+                let want = caps.get_group_by_name("user").map(|s| s.range());
+                if let Some(got) = plan.span(text.as_bytes()).expect("no quit") {
+                    assert_eq!(got, want, "{pattern} on {text:?}");
+                    answered += 1;
+                }
+            }
+            // A text `A` does not match gets no answer.
+            assert_eq!(plan.span(b"nothing like it").expect("no quit"), None);
+        }
+        assert!(answered >= 12, "{answered}");
+        // Shapes the plan does not cover.
+        assert!(CapturePlan::build(r"^(?P<user>\S+) x (?P<other>\S+) ", "user").is_none());
+        assert!(CapturePlan::build(r"^a(?P<user>\S+)\b ", "user").is_none());
+        assert!(CapturePlan::build(r"^a(?:b|(?P<user>c)) ", "user").is_none());
     }
 }

@@ -992,26 +992,27 @@ fn plans_agree(m: &SourceMatcher, line: &[u8]) -> usize {
         } else {
             line
         };
-        let Ok(extract::Found::Addr(_, start)) = fast.find_at(hay) else {
+        let Ok(extract::Found::Addr(_, start, group)) = fast.find_at(hay) else {
             continue;
         };
         let text = &hay[..start];
-        let Ok(Some(span)) = plan.span(text) else {
-            continue;
-        };
         let mut caps = before.regex.create_captures();
         before
             .regex
             .search_captures(&Input::new(text).anchored(Anchored::Yes), &mut caps);
         assert!(caps.is_match(), "{:?}", String::from_utf8_lossy(text));
-        assert_eq!(
-            span,
-            caps.get_group(before.groups[0].0).map(|s| s.range()),
-            "{:?} on {:?}",
-            before.regex,
-            String::from_utf8_lossy(text)
-        );
-        answered += 1;
+        let want = caps.get_group(before.groups[0].0).map(|s| s.range());
+        let what = || format!("{:?} on {:?}", before.regex, String::from_utf8_lossy(text));
+        // What the address path found on the way, if anything.
+        match group {
+            extract::GroupAt::At(a, b) => assert_eq!(Some(a..b), want, "{}", what()),
+            extract::GroupAt::Absent => assert_eq!(None, want, "{}", what()),
+            extract::GroupAt::Unknown => {}
+        }
+        if let Ok(Some(span)) = plan.span(text) {
+            assert_eq!(span, want, "{}", what());
+            answered += 1;
+        }
     }
     answered
 }
