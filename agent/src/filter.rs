@@ -675,14 +675,12 @@ pub struct Scratch {
 #[derive(Debug, Clone, Copy)]
 struct HostAt {
     pattern: usize,
-    /// The length of the searched text, and the address found in it.
-    text_len: usize,
     /// Where the searched text starts in the line, and the line's length (0
     /// until [`Scratch::place_host`] fills them in).
     offset: usize,
     line_len: usize,
+    /// The address found in the searched text, and where it starts.
     addr: IpAddr,
-    /// Where the address starts.
     start: usize,
     /// Where the named group is, if the address path worked it out.
     group: GroupAt,
@@ -1400,7 +1398,6 @@ impl SourceMatcher {
             Some(Found::Addr(addr, start, group)) => {
                 scratch.host_at = Some(HostAt {
                     pattern: p,
-                    text_len: hay.len(),
                     offset: 0,
                     line_len: 0,
                     addr,
