@@ -44,6 +44,17 @@ fn is_addr_char(b: u8) -> bool {
 const DFA_SIZE_LIMIT: usize = 4 << 20;
 const DETERMINIZE_SIZE_LIMIT: usize = 16 << 20;
 
+/// How every DFA here is built: within the size limits, without
+/// acceleration (the texts are short).
+fn dfa_config(kind: regex_automata::MatchKind, start: StartKind) -> dense::Config {
+    dense::Config::new()
+        .start_kind(start)
+        .match_kind(kind)
+        .accelerate(false)
+        .dfa_size_limit(Some(DFA_SIZE_LIMIT))
+        .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT))
+}
+
 /// Compiles `patterns` into one dense DFA that searches only anchored, reverse when
 /// `reverse`. `None` when it would exceed the size limits.
 pub fn dense_anchored(
@@ -52,14 +63,7 @@ pub fn dense_anchored(
     kind: regex_automata::MatchKind,
 ) -> Option<DFA<Vec<u32>>> {
     dense::Builder::new()
-        .configure(
-            dense::Config::new()
-                .start_kind(StartKind::Anchored)
-                .match_kind(kind)
-                .accelerate(false)
-                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
-                .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT)),
-        )
+        .configure(dfa_config(kind, StartKind::Anchored))
         .syntax(syntax_config())
         .thompson(thompson::Config::new().reverse(reverse).utf8(false))
         .build_many(patterns)
@@ -891,14 +895,7 @@ fn dense_hir(
         .build_from_hir(hir)
         .ok()?;
     dense::Builder::new()
-        .configure(
-            dense::Config::new()
-                .start_kind(StartKind::Anchored)
-                .match_kind(kind)
-                .accelerate(false)
-                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
-                .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT)),
-        )
+        .configure(dfa_config(kind, StartKind::Anchored))
         .build_from_nfa(&nfa)
         .ok()
 }
@@ -974,14 +971,7 @@ fn dense(pattern: &str, reverse: bool, unanchored: bool) -> Option<DFA<Vec<u32>>
         StartKind::Anchored
     };
     dense::Builder::new()
-        .configure(
-            dense::Config::new()
-                .start_kind(kind)
-                .match_kind(regex_automata::MatchKind::LeftmostFirst)
-                .accelerate(false)
-                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
-                .determinize_size_limit(Some(DETERMINIZE_SIZE_LIMIT)),
-        )
+        .configure(dfa_config(regex_automata::MatchKind::LeftmostFirst, kind))
         .syntax(syntax_config())
         .thompson(thompson::Config::new().reverse(reverse).utf8(false))
         .build(pattern)
