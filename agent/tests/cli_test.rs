@@ -329,6 +329,18 @@ fn filters_lists_every_builtin_with_services_and_modes() {
             .map(|m| m["name"].as_str().expect("mode name"))
             .collect();
         assert_eq!(modes.first(), Some(&"normal"), "{f}");
+        // Every mode the shipped file defines is listed.
+        let name = f["name"].as_str().expect("name");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/filter/builtin/{name}.toml"));
+        let file: toml::Table =
+            toml::from_str(&std::fs::read_to_string(path).expect("file")).expect("TOML");
+        let shipped: Vec<&str> = file["filter"]
+            .get("modes")
+            .and_then(|m| m.as_table())
+            .map(|t| t.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(&modes[1..], shipped.as_slice(), "{f}");
     }
     // The text listing names each filter once at the start of a line, with its
     // services under it.
@@ -342,6 +354,11 @@ fn filters_lists_every_builtin_with_services_and_modes() {
         );
     }
     assert!(listing.contains("services: OpenSSH"), "{listing}");
+    assert!(listing.contains("modes: normal, aggressive"), "{listing}");
+    assert!(
+        listing.contains(&format!("\n{} built-in filters.", shipped_filters().len())),
+        "{listing}"
+    );
     assert!(listing.contains("filters show NAME"), "{listing}");
 }
 
@@ -392,13 +409,160 @@ fn filters_show_prints_regexes_settings_and_samples() {
         "mysqld-auth: MySQL",
         "services: MySQL",
         "datepattern = \"iso8601\"",
-        "regex:\n   0  ^",
+        "regex (each line is one failed attempt: it always counts):\n   0  ^",
         "samples that match",
         "      -> 203.0.113.4",
         "samples that must not match:",
         "injection attempts",
     ] {
         assert!(shown.contains(part), "{part:?} missing from:\n{shown}");
+    }
+}
+
+/// The list `key` of the `[filter]` table (or of `[filter.modes.MODE]`) of a
+/// shipped built-in file.
+fn shipped_list(name: &str, mode: Option<&str>, key: &str) -> Vec<String> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/filter/builtin/{name}.toml"));
+    let file: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&path).expect("built-in file")).expect("TOML");
+    let mut table = &file["filter"];
+    if let Some(m) = mode {
+        table = &table["modes"][m];
+    }
+    table
+        .get(key)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|r| r.as_str().expect("str").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn json_list(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .expect("list")
+        .iter()
+        .map(|r| r.as_str().expect("str").to_owned())
+        .collect()
+}
+
+#[test]
+fn filters_show_prints_every_session_role_and_what_a_mode_adds() {
+    let roles = [
+        "regex", "attempt", "address", "end", "success", "carry", "ignore",
+    ];
+    let out = log2drop_cmd(&["filters", "show", "sshd", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON object");
+    assert_eq!(f["mode"], "normal");
+    for key in roles {
+        assert_eq!(json_list(&f[key]), shipped_list("sshd", None, key), "{key}");
+    }
+    assert!(!json_list(&f["carry"]).is_empty(), "sshd has carry lines");
+    assert!(f["settings"]["session_window"].is_string(), "{f}");
+    // `Disconnecting: Too many authentication failures` names no client.
+    let hostless = json_list(&f["hostless"]);
+    assert!(!hostless.is_empty(), "{f}");
+    for h in &hostless {
+        let (key, i) = h.trim_end_matches(']').split_once('[').expect("ROLE[I]");
+        let re = &json_list(&f[key])[i.parse::<usize>().expect("index")];
+        assert!(!re.contains("<HOST>"), "{h}: {re}");
+    }
+    let aggressive = f["modes"]
+        .as_array()
+        .expect("modes")
+        .iter()
+        .find(|m| m["name"] == "aggressive")
+        .expect("sshd has mode aggressive");
+    assert!(
+        !aggressive["description"]
+            .as_str()
+            .expect("description")
+            .is_empty()
+    );
+    assert_eq!(
+        json_list(&aggressive["adds"]["attempt"]),
+        shipped_list("sshd", Some("aggressive"), "attempt")
+    );
+
+    // The text names every role and marks the hostless regexes.
+    let out = log2drop_cmd(&["filters", "show", "sshd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for part in [
+        "\nregex (each line is one failed attempt",
+        "\nattempt (",
+        "\naddress (",
+        "\nend (",
+        "\nsuccess (",
+        "\ncarry (",
+        "Connection from <HOST> port",
+        "(no <HOST>: the address its session named)",
+        "Disconnecting: Too many authentication failures",
+        "session_window = ",
+        "programs = [\"sshd\"",
+        "(line time from the syslog prefix)",
+        "\nmode aggressive adds",
+        "kex_exchange_identification",
+        "[mode aggressive] ",
+        "(held: ",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from:\n{shown}");
+    }
+
+    // --mode: the mode's regexes (marked +) in front of the filter's own, and
+    // only that mode's samples.
+    let out = log2drop_cmd(&["filters", "show", "sshd", "--mode", "aggressive", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON object");
+    assert_eq!(f["mode"], "aggressive");
+    for key in roles {
+        let mut want = shipped_list("sshd", Some("aggressive"), key);
+        want.extend(shipped_list("sshd", None, key));
+        assert_eq!(json_list(&f[key]), want, "{key}");
+    }
+    let samples = f["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty());
+    assert!(samples.iter().all(|s| s["mode"] == "aggressive"), "{f}");
+    let out = log2drop_cmd(&["filters", "show", "sshd", "--mode", "aggressive"]);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("aggressive (shown)"), "{shown}");
+    assert!(shown.contains("regexes in mode aggressive"), "{shown}");
+    assert!(shown.contains(" + 0  ^drop connection"), "{shown}");
+    assert!(!shown.contains("[mode "), "{shown}");
+
+    let out = log2drop_cmd(&["filters", "show", "sshd", "--mode", "paranoid"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("no mode \"paranoid\""), "{err}");
+    assert!(err.contains("normal, aggressive"), "{err}");
+
+    // A plain filter: failure regexes only, no session, no modes.
+    let out = log2drop_cmd(&["filters", "show", "mysqld-auth", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON object");
+    assert_eq!(
+        json_list(&f["regex"]),
+        shipped_list("mysqld-auth", None, "regex")
+    );
+    for key in ["attempt", "address", "end", "success", "carry"] {
+        assert!(json_list(&f[key]).is_empty(), "{key}: {f}");
+    }
+    assert!(f["settings"]["session_window"].is_null(), "{f}");
+    assert_eq!(f["modes"].as_array().expect("modes").len(), 1);
+    let out = log2drop_cmd(&["filters", "show", "mysqld-auth"]);
+    let shown = text(&out.stdout);
+    for absent in [
+        "attempt (",
+        "carry (",
+        "session_window",
+        "mode aggressive",
+        "(no <HOST>",
+    ] {
+        assert!(!shown.contains(absent), "{absent:?} in:\n{shown}");
     }
 }
 
@@ -427,4 +591,18 @@ fn filters_show_toml_is_the_shipped_file_and_unknown_names_fail_clearly() {
     let help = text(&out.stdout);
     assert!(help.contains("show"), "{help}");
     assert!(help.contains("--json"), "{help}");
+
+    let out = log2drop_cmd(&["filters", "show", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for part in [
+        "--mode",
+        "attempt",
+        "carry",
+        "session_window",
+        "ignore",
+        "sample",
+    ] {
+        assert!(help.contains(part), "{part:?} missing from:\n{help}");
+    }
 }
