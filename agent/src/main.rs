@@ -166,7 +166,12 @@ enum Cmd {
     /// Name one in a source's and a jail's `filters` list; no [filters.NAME]
     /// table is needed.
     ///
+    /// `show NAME` prints its settings, every regex under its session role
+    /// (failure `regex`, `attempt`, `address`, `end`, `success`, `carry`),
+    /// its ignore regexes, what each mode adds and its sample lines.
+    ///
     /// Examples: `log2drop filters`, `log2drop filters show sshd`,
+    /// `log2drop filters show sshd --mode aggressive`,
     /// `log2drop filters show sshd --toml > my-sshd.toml`, `log2drop filters --json`.
     Filters(cli::filters::FiltersArgs),
     /// Write a log2drop config from a fail2ban configuration (jail.conf,
