@@ -22,7 +22,8 @@ pub struct FiltersArgs {
     /// Print JSON instead of text: an array of {"name", "description",
     /// "services", "log", "modes"}, or with `show` one object that adds
     /// "mode", "settings", one list per role ("regex", "attempt", "address",
-    /// "end", "success", "carry"), "ignore", what each mode adds and "samples".
+    /// "end", "success", "carry"), "ignore", "hostless" (the counting regexes
+    /// without <HOST>, as "ROLE[INDEX]"), what each mode adds and "samples".
     #[arg(long, global = true)]
     json: bool,
 }
@@ -449,7 +450,7 @@ fn show(
     if let Some(w) = &s.session_window {
         writeln!(
             out,
-            "  session_window = {w}: the lines of one process (program and pid) within it are one attempt"
+            "  session_window = {w}: the lines of one session (syslog program and pid, or the regex's <F-MLFID>) within it are one attempt"
         )?;
     }
     if !s.allow_rdns.is_empty() {
