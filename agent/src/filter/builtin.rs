@@ -158,6 +158,7 @@ builtins![
     "sendmail-auth",
     "sendmail-reject",
     "sieve",
+    "slapd",
     "softethervpn",
     "sogo-auth",
     "solid-pop3d",
