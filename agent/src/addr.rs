@@ -162,36 +162,51 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
     Some(Ipv6Addr::from(head))
 }
 
-/// Dotted-quad IPv4, by hand and in one pass: the hot path of every matched line.
-/// Same rules as the standard parser: four decimal octets of one to three digits,
-/// at most 255, no leading zero (`010` could be read as octal).
+/// Dotted-quad IPv4, by hand: the hot path of every matched line. Same rules as
+/// the standard parser: four decimal octets of one to three digits, at most 255,
+/// no leading zero (`010` could be read as octal), nothing before or after.
+/// Octet by octet, so each byte is looked at once and tested only for what may
+/// come at its place (a proptest holds it to the standard parser).
 fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut filled = 0;
-    let (mut value, mut digits) = (0u16, 0u8);
-    for &b in bytes {
-        if b == b'.' {
-            if digits == 0 || filled == 3 {
-                return None;
-            }
-            octets[filled] = u8::try_from(value).ok()?;
-            filled += 1;
-            (value, digits) = (0, 0);
-            continue;
-        }
-        let d = b.wrapping_sub(b'0');
-        // A fourth digit, or any digit after a leading zero, is refused.
-        if d > 9 || digits == 3 || (digits == 1 && value == 0) {
-            return None;
-        }
-        value = value * 10 + u16::from(d);
-        digits += 1;
-    }
-    if filled != 3 || digits == 0 {
+    // `0.0.0.0` to `255.255.255.255`: anything else is refused before a byte is read.
+    if !(7..=15).contains(&bytes.len()) {
         return None;
     }
-    octets[3] = u8::try_from(value).ok()?;
-    Some(Ipv4Addr::from(octets))
+    let (mut addr, mut pos) = octet(bytes)?;
+    for _ in 0..3 {
+        if bytes.get(pos) != Some(&b'.') {
+            return None;
+        }
+        let (value, used) = octet(&bytes[pos + 1..])?;
+        addr = addr << 8 | value;
+        pos += 1 + used;
+    }
+    (pos == bytes.len()).then(|| Ipv4Addr::from(addr))
+}
+
+/// The decimal octet at the start of `bytes` and how many digits it took: one to
+/// three digits, no leading zero, at most 255. What follows is the caller's: a
+/// fourth digit is refused there, as it is not a `.` nor the end.
+#[inline(always)]
+fn octet(bytes: &[u8]) -> Option<(u32, usize)> {
+    let digit = |i: usize| {
+        bytes
+            .get(i)
+            .map(|b| u32::from(b.wrapping_sub(b'0')))
+            .filter(|d| *d <= 9)
+    };
+    let d0 = digit(0)?;
+    let Some(d1) = digit(1) else {
+        return Some((d0, 1));
+    };
+    if d0 == 0 {
+        return None;
+    }
+    let Some(d2) = digit(2) else {
+        return Some((d0 * 10 + d1, 2));
+    };
+    let value = d0 * 100 + d1 * 10 + d2;
+    (value <= 255).then_some((value, 3))
 }
 
 /// Longest DNS name, without the root's trailing dot.
@@ -494,6 +509,39 @@ mod tests {
         assert_eq!(display_target(&net), "2001:db8:1::/48");
     }
 
+    /// What `parse_ip` must answer: the standard parser's verdict on the text,
+    /// IPv4-mapped addresses as IPv4.
+    fn std_verdict(bytes: &[u8]) -> Option<IpAddr> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        text.parse::<IpAddr>().ok().map(normalise)
+    }
+
+    /// Every octet text of up to three digits (leading zeros, over 255, empty,
+    /// a fourth digit) at every place of a dotted quad, bare and IPv4-mapped.
+    #[test]
+    fn every_octet_text_at_every_place_is_judged_like_std() {
+        let mut octets: Vec<String> = vec![String::new(), "0000".into(), "2555".into()];
+        for len in 1..=3u32 {
+            for n in 0..10u32.pow(len) {
+                octets.push(format!("{n:0width$}", width = len as usize));
+            }
+        }
+        for place in 0..4 {
+            for o in &octets {
+                let mut parts = ["198", "51", "100", "7"];
+                parts[place] = o;
+                let quad = parts.join(".");
+                for text in [quad.clone(), format!("::ffff:{quad}"), format!("::{quad}")] {
+                    assert_eq!(
+                        parse_ip(text.as_bytes()),
+                        std_verdict(text.as_bytes()),
+                        "{text}"
+                    );
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn every_ipv4_display_round_trips(a in any::<Ipv4Addr>()) {
@@ -591,6 +639,28 @@ mod tests {
                 text.parse::<Ipv6Addr>().ok(),
                 "{}", text
             );
+        }
+
+        #[test]
+        fn ipv4_shaped_text_is_judged_like_std(
+            octets in proptest::collection::vec("|0|00|0[0-9]{1,2}|[0-9]{1,4}|25[0-9]|[12][0-9]{2}", 2..6),
+            prefix in "|::|::ffff:|::FFFF:|0:0:0:0:0:ffff:|2001:db8::|1:2:3:4:5:6:| |x",
+            suffix in "|\\.|0|:|::1|%eth0|/24| |x|\n",
+        ) {
+            // Near-valid quads: every way an octet, a separator or the text
+            // around them can be wrong.
+            let text = format!("{prefix}{}{suffix}", octets.join("."));
+            prop_assert_eq!(parse_ip(text.as_bytes()), std_verdict(text.as_bytes()), "{:?}", text);
+        }
+
+        #[test]
+        fn address_text_is_judged_like_std(text in "[0-9a-fA-F:.%x ]{0,48}") {
+            prop_assert_eq!(parse_ip(text.as_bytes()), std_verdict(text.as_bytes()), "{:?}", text);
+        }
+
+        #[test]
+        fn any_bytes_are_judged_like_std(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            prop_assert_eq!(parse_ip(&bytes), std_verdict(&bytes));
         }
 
         #[test]
