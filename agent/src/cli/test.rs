@@ -3,7 +3,6 @@
 //! what it matched, the way `fail2ban-regex` does. It runs the exact matcher the
 //! agent runs, so what it shows is what the agent would ban.
 
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashMap;
 
 use log2drop::config::{FilterConfig, LinePrefix};
 use log2drop::dns::{DnsConfig, Hickory, LookupError, Lookups, UseDns};
@@ -140,8 +139,12 @@ struct Tally {
     names_ignored: u64,
     unresolved: u64,
     genuine: u64,
-    /// Offences per (capture name, value), bounded by [`MAX_CAPTURE_VALUES`].
-    per_capture: HashMap<(Arc<str>, Box<str>), u64, foldhash::fast::RandomState>,
+    /// Offences per capture value, one table per capture name (a regex has at
+    /// most [`capture::MAX_CAPTURES`]), so a name is found by comparing a
+    /// pointer and only the value is hashed.
+    per_capture: Vec<CaptureCounts>,
+    /// Distinct values in `per_capture`, bounded by [`MAX_CAPTURE_VALUES`].
+    capture_values: usize,
     /// Offences whose capture value did not fit in `per_capture`.
     capture_others: u64,
     /// The captures of the line being counted (reused).
@@ -219,13 +222,30 @@ impl Tally {
             *self.per_addr.entry(*a).or_default() += 1;
         }
         for c in self.captures.iter() {
+            // The matcher hands out one shared name per group: a pointer
+            // comparison finds its table (the text decides when it does not).
+            let k = match self
+                .per_capture
+                .iter()
+                .position(|t| Arc::ptr_eq(&t.name, &c.name) || t.name == c.name)
+            {
+                Some(k) => k,
+                None => {
+                    self.per_capture.push(CaptureCounts {
+                        name: c.name.clone(),
+                        values: HashMap::default(),
+                    });
+                    self.per_capture.len() - 1
+                }
+            };
+            let values = &mut self.per_capture[k].values;
             // A value seen before (most: attackers repeat user names) is found
-            // without making a key.
-            if let Some(v) = self.per_capture.get_mut(&CaptureKey(&c.name, &c.value)) {
+            // by reference; only a new one is copied.
+            if let Some(v) = values.get_mut(&*c.value) {
                 *v += 1;
-            } else if self.per_capture.len() < MAX_CAPTURE_VALUES {
-                self.per_capture
-                    .insert((c.name.clone(), c.value.clone()), 1);
+            } else if self.capture_values < MAX_CAPTURE_VALUES {
+                values.insert(c.value.clone(), 1);
+                self.capture_values += 1;
             } else {
                 self.capture_others += 1;
             }
@@ -273,21 +293,10 @@ impl Tally {
     }
 }
 
-/// A `per_capture` key by reference: hashes as the owned key does (a tuple of
-/// two `str`), so a lookup needs no allocation.
-#[derive(Clone, Copy)]
-struct CaptureKey<'a>(&'a str, &'a str);
-
-impl Hash for CaptureKey<'_> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (self.0, self.1).hash(h);
-    }
-}
-
-impl Equivalent<(Arc<str>, Box<str>)> for CaptureKey<'_> {
-    fn equivalent(&self, key: &(Arc<str>, Box<str>)) -> bool {
-        self.0 == &*key.0 && self.1 == &*key.1
-    }
+/// Offences per value of one capture name.
+struct CaptureCounts {
+    name: Arc<str>,
+    values: HashMap<Box<str>, u64, foldhash::fast::RandomState>,
 }
 
 /// Host names and reverse-DNS checks, as the agent would do them.
@@ -706,24 +715,22 @@ fn summary(
             writeln!(out, "  {n:>10}  {addr}")?;
         }
     }
-    if !t.per_capture.is_empty() {
+    if t.capture_values > 0 {
         // Attacker-written values: escaped, so a user name cannot forge a line
         // or send escape sequences to the terminal.
-        let mut names: Vec<&Arc<str>> = t.per_capture.keys().map(|(n, _)| n).collect();
-        names.sort_unstable();
-        names.dedup();
-        for name in names {
-            let mut top: Vec<(&str, u64)> = t
-                .per_capture
-                .iter()
-                .filter(|((n, _), _)| n == name)
-                .map(|((_, v), c)| (&**v, *c))
-                .collect();
+        let mut tables: Vec<&CaptureCounts> = t
+            .per_capture
+            .iter()
+            .filter(|c| !c.values.is_empty())
+            .collect();
+        tables.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for table in tables {
+            let mut top: Vec<(&str, u64)> = table.values.iter().map(|(v, c)| (&**v, *c)).collect();
             top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             writeln!(
                 out,
                 "captures {}: {} distinct; top {}:",
-                capture::escape(name),
+                capture::escape(&table.name),
                 top.len(),
                 top.len().min(TOP)
             )?;
