@@ -587,3 +587,34 @@ fn filters_show_toml_is_the_shipped_file_and_unknown_names_fail_clearly() {
         assert!(help.contains(part), "{part:?} missing from:\n{help}");
     }
 }
+
+#[test]
+fn summary_counts_each_capture_name_apart_most_seen_first() {
+    let log = "\
+Failed password for root from 203.0.113.4 port 1
+Failed password for admin from 203.0.113.4 port 2
+Failed publickey for root from 198.51.100.7 port 3
+Failed password for root from 198.51.100.7 port 4
+Failed password for bad\x1b[31muser from 198.51.100.7 port 5
+";
+    let out = log2drop(
+        &[
+            "--regex",
+            r"^Failed (?P<method>\S+) for (?P<user>\S+) from <HOST> port \d+$",
+            "-",
+        ],
+        Some(log.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let expected = "\
+captures method: 2 distinct; top 2:
+           4  password
+           1  publickey
+captures user: 3 distinct; top 3:
+           3  root
+           1  admin
+           1  bad\\u{1b}[31muser
+";
+    assert!(stdout.contains(expected), "{stdout}");
+}
