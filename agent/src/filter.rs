@@ -1102,6 +1102,8 @@ impl SourceMatcher {
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         let mut process: Option<&[u8]> = None;
+        // The syslog host of the best hit's line, for `<F-MLFID>` keys.
+        let mut origin: &[u8] = b"";
         let mut pidless = false;
         // The text the best hit's pattern ran on, and whether anchored.
         let mut hay: (&[u8], bool) = (line, false);
@@ -1137,6 +1139,7 @@ impl SourceMatcher {
                         // (see `session`): its lines still form sessions,
                         // told apart by the addresses they name.
                         process = prefix.process.or(Some(prefix.program));
+                        origin = prefix.host;
                         pidless = prefix.process.is_none();
                         hay = (message, true);
                     }
@@ -1160,6 +1163,7 @@ impl SourceMatcher {
                 .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
             best = Some(hit);
             process = None;
+            origin = b"";
             pidless = false;
             hay = (line, false);
         }
@@ -1176,7 +1180,7 @@ impl SourceMatcher {
                         // A line naming no client, without a pid, could be
                         // any client's: it stands alone.
                         let key = if has_addr || !pidless {
-                            self.session_key(&h, process, hay, scratch)
+                            self.session_key(&h, (process, origin), hay, scratch)
                         } else {
                             None
                         };
@@ -1206,14 +1210,14 @@ impl SourceMatcher {
         }
     }
 
-    /// The session of a log2drop filter's line: its `<F-MLFID>` capture where
-    /// its regex has one (a line whose match left the group out stands alone),
-    /// else the syslog program and pid. Only filters with such a group run a
-    /// capturing search here.
+    /// The session of a log2drop filter's line: its `<F-MLFID>` capture on
+    /// the line's syslog host (`origin`) where its regex has one (a line whose
+    /// match left the group out stands alone), else the syslog program and pid.
+    /// Only filters with such a group run a capturing search here.
     fn session_key(
         &self,
         h: &Hit,
-        process: Option<&[u8]>,
+        (process, origin): (Option<&[u8]>, &[u8]),
         (hay, anchored): (&[u8], bool),
         scratch: &mut Scratch,
     ) -> Option<u64> {
@@ -1230,7 +1234,7 @@ impl SourceMatcher {
             return process.map(|p| scratch.sessions.key(h.filter, p));
         };
         let span = self.capture_group(p, group, hay, anchored, scratch)?;
-        Some(scratch.sessions.key(h.filter, &hay[span]))
+        Some(scratch.sessions.key_on(h.filter, origin, &hay[span]))
     }
 
     /// The fail2ban filters that come before `best` in priority order. Returns

@@ -33,7 +33,7 @@
 //!
 //! | fail2ban | here |
 //! |---|---|
-//! | `<F-MLFID>` | the session key (instead of host, program and pid) |
+//! | `<F-MLFID>` | the session key, with the syslog host (instead of host, program and pid) |
 //! | failregex line | failure (with or without its own address) |
 //! | `<F-NOFAIL>` | carry |
 //! | `<F-MLFGAINED>` | success: waiting failures are dropped |
@@ -287,6 +287,22 @@ impl Sessions {
         let mut h = self.hasher.build_hasher();
         h.write_u16(filter.0);
         h.write(process);
+        h.finish()
+    }
+
+    /// The key of the session a line's `<F-MLFID>` capture `id` names in
+    /// filter `filter`, on the machine `host` (its syslog host, empty when the
+    /// line names none). The host is part of the key because the id is only
+    /// unique on one machine: two slapd servers logging into one file count
+    /// connections from the same numbers. The program and pid are not: a
+    /// daemon's processes share its ids (Dovecot's `session=` is written by
+    /// its `auth` and `imap-login` processes, under their own tags).
+    pub fn key_on(&self, filter: FilterId, host: &[u8], id: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u16(filter.0);
+        h.write_usize(host.len());
+        h.write(host);
+        h.write(id);
         h.finish()
     }
 

@@ -67,6 +67,10 @@ pub struct Prefix<'a> {
     /// pid), for sessions; `None` when the line carries no pid, so lines of one
     /// process cannot be told from another's.
     pub process: Option<&'a [u8]>,
+    /// The host before the tag (with a Linux-VServer guest's name after it),
+    /// empty when the line names none: what tells two machines' lines apart
+    /// in one file (`<F-MLFID>` sessions).
+    pub host: &'a [u8],
 }
 
 impl Prefix<'_> {
@@ -238,6 +242,7 @@ fn parse_with(
             message: pos,
             end: line.len(),
             process: None,
+            host: b"",
         });
     }
     // FreeBSD `syslogd -v`: `<4.6>` or `<auth.info>` before the host.
@@ -259,13 +264,14 @@ fn parse_with(
             return socklog(line, Some(time), first);
         }
         let process = pid.then(|| &line[pos..first]);
-        return Some(message(line, Some(time), program, tag_end, process));
+        return Some(message(line, Some(time), program, tag_end, process, b""));
     }
     let second_start = next_token_start(line, first)?;
     let second = token(line, second_start)?;
     if let Some((program, tag_end, pid)) = tag(line, second_start, second) {
         let process = pid.then(|| &line[pos..second]);
-        return Some(message(line, Some(time), program, tag_end, process));
+        let host = &line[pos..first];
+        return Some(message(line, Some(time), program, tag_end, process, host));
     }
     // HOST FACILITY.LEVEL TAG (busybox syslogd), HOST @vserver_NAME TAG
     // (Linux-VServer guests logging through the host).
@@ -277,7 +283,14 @@ fn parse_with(
     let third = token(line, third_start)?;
     let (program, tag_end, pid) = tag(line, third_start, third)?;
     let process = pid.then(|| &line[pos..third]);
-    Some(message(line, Some(time), program, tag_end, process))
+    // The level changes from line to line of one process; a guest's name
+    // tells machines apart.
+    let host = if facility_level(second_word) {
+        &line[pos..first]
+    } else {
+        &line[pos..second]
+    };
+    Some(message(line, Some(time), program, tag_end, process, host))
 }
 
 /// socklog's line after its `facility.level:` word (which ends at `end`): an
@@ -291,7 +304,7 @@ fn socklog(line: &[u8], time: Option<RawTime>, end: usize) -> Option<Prefix<'_>>
         return None;
     }
     let process = pid.then(|| &line[start..tag_token]);
-    Some(message(line, time, program, tag_end, process))
+    Some(message(line, time, program, tag_end, process, b""))
 }
 
 /// The time of a socklog line whose `facility.level:` ends at `end`, and where
@@ -324,6 +337,7 @@ fn message<'a>(
     program: &'a [u8],
     tag_end: usize,
     process: Option<&'a [u8]>,
+    host: &'a [u8],
 ) -> Prefix<'a> {
     let mut message = tag_end;
     if line.get(message) == Some(&b' ') {
@@ -339,6 +353,7 @@ fn message<'a>(
         message,
         end,
         process,
+        host,
     }
 }
 
@@ -570,6 +585,7 @@ fn bare(line: &[u8]) -> Option<Prefix<'_>> {
         program,
         tag_end,
         pid.then(|| &line[..end]),
+        b"",
     ))
 }
 
@@ -683,12 +699,14 @@ fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
     let mut program: &[u8] = b"";
     let host = pos + 1;
     let mut process = None;
+    let mut host_end = host;
     for field in 0..4 {
         if line.get(pos) != Some(&b' ') {
             return None;
         }
         let end = token(line, pos + 1)?;
         match field {
+            0 => host_end = end,
             1 => program = &line[pos + 1..end],
             2 if &line[pos + 1..end] != b"-" => process = Some(&line[host..end]),
             _ => {}
@@ -745,6 +763,10 @@ fn parse_5424(line: &[u8], mut pos: usize) -> Option<Prefix<'_>> {
         message: pos,
         end: line.len(),
         process,
+        host: match &line[host..host_end] {
+            b"-" => b"",
+            h => h,
+        },
     })
 }
 
@@ -792,6 +814,24 @@ mod tests {
             msg("May  9 10:00:00 web1 postfix/smtpd[7]: warning: x"),
             ("postfix/smtpd", "warning: x")
         );
+    }
+
+    #[test]
+    fn the_host_is_the_words_before_the_tag() {
+        for (line, host) in [
+            ("May 19 10:00:00 web1 slapd[1]: x", "web1"),
+            ("May 19 10:00:00 slapd[1]: x", ""),
+            ("May 19 10:00:00 web1 [slapd]: x", "web1"),
+            ("May 19 10:00:00 router authpriv.info slapd[1]: x", "router"),
+            ("May 19 10:00:00 box @vserver_ldap slapd[1]: x", "box @vserver_ldap"),
+            ("2026-05-19T10:00:00+02:00 ldap2 slapd[1]: x", "ldap2"),
+            ("<38>1 2026-05-19T10:00:00Z ldap3 slapd 1 - - x", "ldap3"),
+            ("<38>1 2026-05-19T10:00:00Z - slapd 1 - - x", ""),
+            ("slapd[1]: x", ""),
+        ] {
+            let p = parse(line.as_bytes()).expect(line);
+            assert_eq!(String::from_utf8_lossy(p.host), host, "{line}");
+        }
     }
 
     #[test]

@@ -617,6 +617,43 @@ fn an_mlfid_capture_keys_the_session_without_a_pid_or_prefix() {
     );
 }
 
+#[test]
+fn mlfid_sessions_of_two_hosts_in_one_file_stay_apart() {
+    // Regression: the `<F-MLFID>` key was the captured id alone, so two
+    // slapd servers logging into one file with the same connection numbers
+    // shared a session, and ldap1's failed bind counted for ldap2's client.
+    let log = "\
+May 19 10:00:00 ldap1 slapd[812]: conn=1004 fd=14 ACCEPT from IP=192.0.2.41:51022 (IP=0.0.0.0:389)
+May 19 10:00:00 ldap2 slapd[977]: conn=1004 fd=12 ACCEPT from IP=198.51.100.42:40100 (IP=0.0.0.0:389)
+May 19 10:00:01 ldap1 slapd[812]: conn=1004 op=0 RESULT tag=97 err=49 text=
+May 19 10:00:01 ldap2 slapd[977]: conn=1004 op=0 RESULT tag=97 err=49 text=
+May 19 10:00:02 ldap1 slapd[812]: conn=1004 op=1 RESULT tag=97 err=49 text=
+May 19 10:00:03 ldap2 slapd[977]: conn=1004 fd=12 closed
+May 19 10:00:03 ldap1 slapd[812]: conn=1004 op=2 RESULT tag=97 err=49 text=
+";
+    assert_eq!(
+        offences(&["slapd"], log),
+        [
+            ip("192.0.2.41"),
+            ip("198.51.100.42"),
+            ip("192.0.2.41"),
+            ip("192.0.2.41")
+        ]
+    );
+    // On one host, the id joins the lines of the daemon's processes, whatever
+    // their tags (Dovecot's own log file): an auth failure and its login's
+    // close are one attempt; the same id on another host is another session.
+    let dovecot = "\
+2026-05-19 10:00:00 auth: Info: passwd-file(alice,192.0.2.43,<AbCd01>): Password mismatch
+2026-05-19 10:00:02 imap-login: Info: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=192.0.2.43, lip=192.0.2.1, session=<AbCd01>
+May 19 10:00:03 mx2 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<bob>, method=PLAIN, rip=192.0.2.43, lip=192.0.2.1, session=<AbCd01>
+";
+    assert_eq!(
+        offences(&["dovecot"], dovecot),
+        [ip("192.0.2.43"), ip("192.0.2.43")]
+    );
+}
+
 /// The host name a line gives, if it gives one.
 fn name_of(m: &SourceMatcher, line: &[u8], s: &mut Scratch) -> Option<String> {
     match m.examine(line, now(), s) {
