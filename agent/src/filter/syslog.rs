@@ -9,7 +9,9 @@
 //! Accepted forms (an optional `<PRI>` first), as syslog daemons write them:
 //! - BSD / RFC 3164 (sysklogd, rsyslog's default, syslog-ng, OpenBSD, FreeBSD,
 //!   macOS, `journalctl -o short`, `-o short-precise` with a fraction):
-//!   `May 19 10:00:00 host prog[pid]: message`
+//!   `May 19 10:00:00 host prog[pid]: message`, also with a year before the
+//!   time (`May 19 2026 10:00:00`, macOS system.log) and with more than one
+//!   space before the host (macOS pads an empty one, `log show --style syslog`)
 //! - ISO 8601 (rsyslog's high-precision format, syslog-ng's `ts-format(iso)`,
 //!   OpenBSD `syslogd -Z`, `journalctl -o short-iso`):
 //!   `2026-05-19T10:00:00.123456+02:00 host prog[pid]: message`
@@ -47,7 +49,7 @@
 //! message can never be read as a tag: the message starts after the first tag.
 
 use super::time::{
-    RawTime, parse_bind, parse_bsd, parse_ctime, parse_iso, parse_svlogd, parse_tai64n,
+    RawTime, parse_bind, parse_bsd, parse_bsd_year, parse_ctime, parse_iso, parse_svlogd, parse_tai64n,
     parse_unix_stamp, parse_weekday_iso,
 };
 
@@ -212,7 +214,9 @@ fn rare_numeric_stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
 fn rare_stamp(rest: &[u8]) -> Option<(RawTime, usize)> {
     match rest.first() {
         Some(b'@') => parse_tai64n(rest),
-        _ => parse_ctime(rest).or_else(|| parse_weekday_iso(rest)),
+        _ => parse_ctime(rest)
+            .or_else(|| parse_weekday_iso(rest))
+            .or_else(|| parse_bsd_year(rest)),
     }
 }
 
@@ -234,6 +238,11 @@ fn parse_with(
         return None;
     }
     pos += 1;
+    // macOS's syslogd pads an empty host with spaces, `log show --style
+    // syslog` writes two after its stamp.
+    while line.get(pos) == Some(&b' ') {
+        pos += 1;
+    }
     // BIND's own log file: `06-Dec-2026 10:00:00.123 message`, no host, no tag.
     if line[start + 2] == b'-' && line[start].is_ascii_digit() {
         return Some(Prefix {
@@ -814,6 +823,29 @@ mod tests {
             msg("May  9 10:00:00 web1 postfix/smtpd[7]: warning: x"),
             ("postfix/smtpd", "warning: x")
         );
+    }
+
+    #[test]
+    fn macos_forms_a_year_and_padded_hosts() {
+        let line = b"Oct 27 2025 12:35:40 mac1.example.org screensharingd[1170]: x";
+        let p = parse(line).expect("year form");
+        assert_eq!(p.program, b"screensharingd");
+        assert_eq!(p.host, b"mac1.example.org");
+        assert_eq!(p.text(line), b"x");
+        let t = p.time.expect("time");
+        assert_eq!((t.year, t.month, t.day, t.hour), (Some(2025), 10, 27, 12));
+        for (line, program, host) in [
+            ("Mar 11 22:52:12   lighttpd[53690]: x", "lighttpd", ""),
+            ("2026-05-19 10:00:02.123456-0700  mac1 screensharingd[7]: x", "screensharingd", "mac1"),
+        ] {
+            let p = parse(line.as_bytes()).expect(line);
+            assert_eq!(p.program, program.as_bytes(), "{line}");
+            assert_eq!(p.host, host.as_bytes(), "{line}");
+            assert_eq!(p.text(line.as_bytes()), b"x", "{line}");
+        }
+        // Not a year: the time must follow it.
+        assert_eq!(parse(b"Oct 27 2025 x[1]: y"), None);
+        assert_eq!(parse(b"Oct 27 20251 12:35:40 h x[1]: y"), None);
     }
 
     #[test]

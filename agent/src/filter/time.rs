@@ -356,6 +356,25 @@ pub fn parse_bsd(b: &[u8]) -> Option<(RawTime, usize)> {
     Some((t, pos))
 }
 
+/// The BSD stamp with a year between the day and the time, `May 19 2026
+/// 10:00:00` (macOS system.log with a year).
+pub fn parse_bsd_year(b: &[u8]) -> Option<(RawTime, usize)> {
+    let month = month_abbr(b)?;
+    if b.get(3) != Some(&b' ') {
+        return None;
+    }
+    let (day, used) = day_digits(b.get(4..)?)?;
+    let mut pos = 4 + used;
+    if b.get(pos) != Some(&b' ') || b.get(pos + 5) != Some(&b' ') {
+        return None;
+    }
+    let year = digits(b.get(pos + 1..)?, 4)?;
+    pos += 6;
+    let mut t = RawTime::civil(Some(year as i16), month, valid_day(day)?);
+    pos += clock(b.get(pos..)?, &mut t)?;
+    Some((t, pos))
+}
+
 /// ISO 8601 / RFC 3339: `YYYY-MM-DD` then `T` or a space, `HH:MM:SS`, an optional
 /// fraction (`.` or `,`) and an optional offset (`Z`, `+02:00`, `+0200`).
 pub fn parse_iso(b: &[u8]) -> Option<(RawTime, usize)> {
