@@ -36,6 +36,9 @@ import fail2ban
 from fail2ban.client import fail2banregex as f2br
 from fail2ban.server.mytime import MyTime
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fail2ban_args  # noqa: E402
+
 LOGS = os.path.join(os.path.dirname(fail2ban.__file__), "tests", "files", "logs")
 # fail2ban's own TEST_NOW (tests/utils.py): the journal's time of a line.
 TEST_NOW = 1124013600
@@ -145,12 +148,7 @@ def run_fail2ban_regex(filter_dir, base, job):
 
 
 def main():
-    filter_dir = sys.argv[1]
-    with open(sys.argv[2], encoding="utf-8") as f:
-        base = json.load(f)
-    names = sys.argv[3:] or sorted(
-        n[:-5] for n in os.listdir(filter_dir)
-        if n.endswith(".conf") and os.path.isfile(os.path.join(LOGS, n[:-5])))
+    filter_dir, base, names = fail2ban_args.read(LOGS)
     MyTime.setTime(None)
     jobs = []
     for name in names:

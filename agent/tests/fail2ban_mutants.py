@@ -41,6 +41,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fail2ban_args  # noqa: E402
 import fail2ban_corpus as corpus  # noqa: E402
 from fail2ban.server.mytime import MyTime  # noqa: E402
 
@@ -244,12 +245,7 @@ def variants(filter_dir, base, job, rng, budget):
 
 
 def main():
-    filter_dir = sys.argv[1]
-    with open(sys.argv[2], encoding="utf-8") as f:
-        base = json.load(f)
-    names = sys.argv[3:] or sorted(
-        n[:-5] for n in os.listdir(filter_dir)
-        if n.endswith(".conf") and os.path.isfile(os.path.join(corpus.LOGS, n[:-5])))
+    filter_dir, base, names = fail2ban_args.read(corpus.LOGS)
     MyTime.setTime(None)
     rng = random.Random(SEED)
     jobs = []
