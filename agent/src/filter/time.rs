@@ -341,39 +341,39 @@ fn valid_day(d: i32) -> Option<i8> {
 /// Syslog's `Mmm dd HH:MM:SS` (day space-padded or not), with an optional
 /// fraction. Returns the time and the bytes used.
 pub fn parse_bsd(b: &[u8]) -> Option<(RawTime, usize)> {
+    let (mut t, mut pos) = bsd_date(b)?;
+    pos += clock(b.get(pos..)?, &mut t)?;
+    Some((t, pos))
+}
+
+/// `Mmm dd ` at the start of `b`: the date without a year, and the bytes used.
+#[inline]
+fn bsd_date(b: &[u8]) -> Option<(RawTime, usize)> {
     let month = month_abbr(b)?;
     if b.get(3) != Some(&b' ') {
         return None;
     }
     let (day, used) = day_digits(b.get(4..)?)?;
-    let mut pos = 4 + used;
+    let pos = 4 + used;
     if b.get(pos) != Some(&b' ') {
         return None;
     }
-    pos += 1;
-    let mut t = RawTime::civil(None, month, valid_day(day)?);
-    pos += clock(b.get(pos..)?, &mut t)?;
-    Some((t, pos))
+    Some((RawTime::civil(None, month, valid_day(day)?), pos + 1))
 }
 
 /// The BSD stamp with a year between the day and the time, `May 19 2026
 /// 10:00:00` (macOS system.log with a year).
 pub fn parse_bsd_year(b: &[u8]) -> Option<(RawTime, usize)> {
-    let month = month_abbr(b)?;
-    if b.get(3) != Some(&b' ') {
+    let (mut t, mut pos) = bsd_date(b)?;
+    if b.get(pos + 4) != Some(&b' ') {
         return None;
     }
-    let (day, used) = day_digits(b.get(4..)?)?;
-    let mut pos = 4 + used;
-    if b.get(pos) != Some(&b' ') || b.get(pos + 5) != Some(&b' ') {
-        return None;
-    }
-    let year = digits(b.get(pos + 1..)?, 4)?;
-    pos += 6;
-    let mut t = RawTime::civil(Some(year as i16), month, valid_day(day)?);
+    t.year = Some(digits(b.get(pos..)?, 4)? as i16);
+    pos += 5;
     pos += clock(b.get(pos..)?, &mut t)?;
     Some((t, pos))
 }
+
 
 /// ISO 8601 / RFC 3339: `YYYY-MM-DD` then `T` or a space, `HH:MM:SS`, an optional
 /// fraction (`.` or `,`) and an optional offset (`Z`, `+02:00`, `+0200`).
