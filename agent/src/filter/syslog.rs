@@ -49,8 +49,8 @@
 //! message can never be read as a tag: the message starts after the first tag.
 
 use super::time::{
-    RawTime, parse_bind, parse_bsd, parse_bsd_year, parse_ctime, parse_iso, parse_svlogd, parse_tai64n,
-    parse_unix_stamp, parse_weekday_iso,
+    RawTime, parse_bind, parse_bsd, parse_bsd_year, parse_ctime, parse_iso, parse_svlogd,
+    parse_tai64n, parse_unix_stamp, parse_weekday_iso,
 };
 
 /// The parts of a syslog line the matcher needs.
@@ -836,7 +836,11 @@ mod tests {
         assert_eq!((t.year, t.month, t.day, t.hour), (Some(2025), 10, 27, 12));
         for (line, program, host) in [
             ("Mar 11 22:52:12   lighttpd[53690]: x", "lighttpd", ""),
-            ("2026-05-19 10:00:02.123456-0700  mac1 screensharingd[7]: x", "screensharingd", "mac1"),
+            (
+                "2026-05-19 10:00:02.123456-0700  mac1 screensharingd[7]: x",
+                "screensharingd",
+                "mac1",
+            ),
         ] {
             let p = parse(line.as_bytes()).expect(line);
             assert_eq!(p.program, program.as_bytes(), "{line}");
@@ -855,7 +859,10 @@ mod tests {
             ("May 19 10:00:00 slapd[1]: x", ""),
             ("May 19 10:00:00 web1 [slapd]: x", "web1"),
             ("May 19 10:00:00 router authpriv.info slapd[1]: x", "router"),
-            ("May 19 10:00:00 box @vserver_ldap slapd[1]: x", "box @vserver_ldap"),
+            (
+                "May 19 10:00:00 box @vserver_ldap slapd[1]: x",
+                "box @vserver_ldap",
+            ),
             ("2026-05-19T10:00:00+02:00 ldap2 slapd[1]: x", "ldap2"),
             ("<38>1 2026-05-19T10:00:00Z ldap3 slapd 1 - - x", "ldap3"),
             ("<38>1 2026-05-19T10:00:00Z - slapd 1 - - x", ""),

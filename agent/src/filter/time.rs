@@ -374,7 +374,6 @@ pub fn parse_bsd_year(b: &[u8]) -> Option<(RawTime, usize)> {
     Some((t, pos))
 }
 
-
 /// ISO 8601 / RFC 3339: `YYYY-MM-DD` then `T` or a space, `HH:MM:SS`, an optional
 /// fraction (`.` or `,`) and an optional offset (`Z`, `+02:00`, `+0200`).
 pub fn parse_iso(b: &[u8]) -> Option<(RawTime, usize)> {
