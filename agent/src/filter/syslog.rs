@@ -279,7 +279,11 @@ fn parse_with(
     let second = token(line, second_start)?;
     if let Some((program, tag_end, pid)) = tag(line, second_start, second) {
         let process = pid.then(|| &line[pos..second]);
-        let host = &line[pos..first];
+        // busybox's facility.level without a host changes with the level.
+        let host = match &line[pos..first] {
+            h if facility_level(h) => b"",
+            h => h,
+        };
         return Some(message(line, Some(time), program, tag_end, process, host));
     }
     // HOST FACILITY.LEVEL TAG (busybox syslogd), HOST @vserver_NAME TAG
@@ -859,6 +863,7 @@ mod tests {
             ("May 19 10:00:00 slapd[1]: x", ""),
             ("May 19 10:00:00 web1 [slapd]: x", "web1"),
             ("May 19 10:00:00 router authpriv.info slapd[1]: x", "router"),
+            ("May 19 10:00:00 authpriv.info slapd[1]: x", ""),
             (
                 "May 19 10:00:00 box @vserver_ldap slapd[1]: x",
                 "box @vserver_ldap",
