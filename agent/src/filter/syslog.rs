@@ -49,8 +49,8 @@
 //! message can never be read as a tag: the message starts after the first tag.
 
 use super::time::{
-    RawTime, parse_bind, parse_bsd, parse_bsd_year, parse_ctime, parse_iso, parse_svlogd,
-    parse_tai64n, parse_unix_stamp, parse_weekday_iso,
+    RawTime, from_seconds, parse_bind, parse_bsd, parse_bsd_year, parse_ctime, parse_iso,
+    parse_svlogd, parse_tai64n, parse_unix_stamp, parse_weekday_iso,
 };
 
 /// The parts of a syslog line the matcher needs.
@@ -87,19 +87,32 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
     parse_with(line, stamp)
 }
 
-/// The timestamp of the last line [`parse_cached`] read, as bytes and as parsed:
-/// consecutive lines mostly carry the same one, and comparing bytes is cheaper
-/// than parsing them.
-#[derive(Debug, Clone)]
+/// The timestamps of the last lines [`parse_cached`] read, as bytes and as
+/// parsed: consecutive lines mostly carry the same one, and comparing bytes is
+/// cheaper than parsing them.
+///
+/// BSD and ISO 8601 stamps are kept by their minute (everything before the
+/// seconds), each in its own slot, so a log host that mixes both keeps both,
+/// and lines a second apart or with a fraction still reuse the date and the
+/// clock's hour and minute. Other stamps are kept whole.
+#[derive(Debug, Clone, Default)]
 pub struct StampCache {
+    bsd: MinuteSlot,
+    iso: MinuteSlot,
+    whole: WholeStamp,
+}
+
+/// A stamp kept whole: the last one of a rarer form.
+#[derive(Debug, Clone)]
+struct WholeStamp {
     bytes: [u8; STAMP_CACHE_LEN],
     len: usize,
     time: Option<RawTime>,
 }
 
-impl Default for StampCache {
+impl Default for WholeStamp {
     fn default() -> Self {
-        StampCache {
+        WholeStamp {
             bytes: [0; STAMP_CACHE_LEN],
             len: 0,
             time: None,
@@ -107,41 +120,230 @@ impl Default for StampCache {
     }
 }
 
-/// The longest timestamp [`StampCache`] keeps (ISO 8601 with nanoseconds and an
+/// The longest timestamp [`WholeStamp`] keeps (ISO 8601 with nanoseconds and an
 /// offset fits).
 const STAMP_CACHE_LEN: usize = 40;
 
-/// [`parse`], reusing the last line's timestamp when this one starts with the
-/// same bytes followed by a space: the time parsers look at most one byte past
-/// what they use, and [`parse`] requires that byte to be a space, so the same
-/// bytes read the same time. The one parser that reads further (a weekday-ISO
-/// stamp looking for a zone after the space) is never cached, see
-/// [`may_take_a_zone`]. A stamp with a fraction of a second is not kept:
-/// the next line's almost never repeats it (nor does a TAI64N label's), and where a log host mixes servers
-/// with and without fractions, keeping it would push out the stamp that does
-/// repeat.
+/// The minute of a BSD or ISO 8601 stamp: its first `len` bytes (up to the
+/// seconds), held as three overlapping words, and the time they read.
+#[derive(Debug, Clone, Copy, Default)]
+struct MinuteSlot {
+    words: [u64; 3],
+    /// 0 while empty.
+    len: usize,
+    time: Option<RawTime>,
+}
+
+/// Bytes before the seconds in `May 19 10:00:SS` and `May 9 10:00:SS`.
+const BSD_MINUTE: [usize; 2] = [13, 12];
+/// Bytes before the seconds in `2026-05-19T10:00:SS`.
+const ISO_MINUTE: usize = 17;
+
+/// The three words that hold `b[..len]` (`8 <= len <= 24`): at 0, at 8 (or
+/// `len - 8` when shorter), and ending at `len`.
+#[inline]
+fn minute_words(b: &[u8], len: usize) -> Option<[u64; 3]> {
+    let word =
+        |at: usize| -> Option<u64> { Some(u64::from_ne_bytes(*b.get(at..)?.first_chunk::<8>()?)) };
+    Some([word(0)?, word(8.min(len - 8))?, word(len - 8)?])
+}
+
+impl MinuteSlot {
+    /// The stamp at the start of `rest` if its minute is this slot's, as
+    /// [`parse_bsd`] or (with `iso`) [`parse_iso`] reads it: those parsers read
+    /// the minute's bytes and then only [`from_seconds`]'s, so the same minute
+    /// bytes read the same fields.
+    #[inline(always)]
+    fn read(&self, rest: &[u8], iso: bool) -> Option<(RawTime, usize)> {
+        let mut time = self.time?;
+        if minute_words(rest, self.len)? != self.words {
+            return None;
+        }
+        let used = from_seconds(&rest[self.len..], &mut time, iso)?;
+        Some((time, self.len + used))
+    }
+
+    /// Keeps the minute of `stamp`, which the parser read as `time` with its
+    /// seconds at `len`.
+    fn keep(&mut self, stamp: &[u8], len: usize, time: RawTime) {
+        if let Some(words) = minute_words(stamp, len) {
+            *self = MinuteSlot {
+                words,
+                len,
+                time: Some(time),
+            };
+        }
+    }
+}
+
+/// [`parse`], reusing earlier lines' timestamps (see [`StampCache`]), and with
+/// the common line (`STAMP HOST prog[pid]: message` with a BSD or ISO 8601
+/// stamp) read by [`common`] without the general parser's detours.
 pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
-    parse_with(line, |rest| {
-        let len = cache.len;
-        if let Some(time) = cache.time
-            && rest.get(len) == Some(&b' ')
-            && same_bytes(&rest[..len], &cache.bytes[..len])
-        {
-            return Some((time, len));
+    if let Some(prefix) = common(line, cache) {
+        return Some(prefix);
+    }
+    parse_with(line, |rest| cached_stamp(rest, cache))
+}
+
+/// [`stamp`] through `cache`.
+#[inline]
+fn cached_stamp(rest: &[u8], cache: &mut StampCache) -> Option<(RawTime, usize)> {
+    match rest.first() {
+        Some(c) if c.is_ascii_digit() => {
+            if let Some(found) = cache.iso.read(rest, true) {
+                return Some(found);
+            }
+            if let Some((time, used)) = parse_iso(rest) {
+                cache.iso.keep(rest, ISO_MINUTE, time);
+                return Some((time, used));
+            }
         }
-        let (time, used) = stamp(rest)?;
-        if used <= STAMP_CACHE_LEN
-            && rest.get(used) == Some(&b' ')
-            && rest[0] != b'@'
-            && !rest[..used].contains(&b'.')
-            && !may_take_a_zone(&rest[..used])
-        {
-            cache.bytes[..used].copy_from_slice(&rest[..used]);
-            cache.len = used;
-            cache.time = Some(time);
+        Some(c) if c.is_ascii_alphabetic() => {
+            if let Some(found) = cache.bsd.read(rest, false) {
+                return Some(found);
+            }
+            if let Some((time, used)) = parse_bsd(rest) {
+                // A one-digit day (`May 9`) puts the seconds one byte earlier.
+                let len = BSD_MINUTE[usize::from(rest[5] == b' ')];
+                cache.bsd.keep(rest, len, time);
+                return Some((time, used));
+            }
         }
-        Some((time, used))
-    })
+        _ => {}
+    }
+    whole_stamp(rest, &mut cache.whole)
+}
+
+/// A stamp of a rarer form, reusing the last line's when this one starts with
+/// the same bytes followed by a space: the time parsers look at most one byte
+/// past what they use, and [`parse`] requires that byte to be a space, so the
+/// same bytes read the same time. The one parser that reads further (a
+/// weekday-ISO stamp looking for a zone after the space) is never cached, see
+/// [`may_take_a_zone`]. A stamp with a fraction of a second is not kept: the
+/// next line's almost never repeats it (nor does a TAI64N label's).
+fn whole_stamp(rest: &[u8], cache: &mut WholeStamp) -> Option<(RawTime, usize)> {
+    let len = cache.len;
+    if let Some(time) = cache.time
+        && rest.get(len) == Some(&b' ')
+        && same_bytes(&rest[..len], &cache.bytes[..len])
+    {
+        return Some((time, len));
+    }
+    let (time, used) = stamp(rest)?;
+    if used <= STAMP_CACHE_LEN
+        && rest.get(used) == Some(&b' ')
+        && rest[0] != b'@'
+        && !rest[..used].contains(&b'.')
+        && !may_take_a_zone(&rest[..used])
+    {
+        cache.bytes[..used].copy_from_slice(&rest[..used]);
+        cache.len = used;
+        cache.time = Some(time);
+    }
+    Some((time, used))
+}
+
+/// The common line, `STAMP HOST prog[pid]: message` or `STAMP HOST prog:
+/// message` with a BSD or ISO 8601 stamp whose minute `cache` holds, read in
+/// one pass; `None` for anything else, which [`parse_with`] then reads. Where
+/// this finds a prefix, it is the one [`parse`] finds: each step is the general
+/// parser's on a line of that shape (the `common_is_parse` proptest holds it
+/// to that).
+#[inline]
+fn common<'a>(line: &'a [u8], cache: &StampCache) -> Option<Prefix<'a>> {
+    // No `<PRI>` (which starts with `<`), no BIND stamp (a digit, then `-` at
+    // 2, which ISO 8601's year never has).
+    let (time, used) = match *line.first()? {
+        c if c.is_ascii_digit() => cache.iso.read(line, true)?,
+        c if c.is_ascii_alphabetic() => cache.bsd.read(line, false)?,
+        _ => return None,
+    };
+    let host = used + 1;
+    if line.get(used) != Some(&b' ') || line.get(host) == Some(&b'<') {
+        return None;
+    }
+    // The host: a word that is not itself a tag (which ends in `:` or `]`).
+    let host_end = host + space_at(line.get(host..)?);
+    let last = *line.get(host_end.checked_sub(1)?)?;
+    if host_end == host || line.get(host_end) != Some(&b' ') || matches!(last, b':' | b']') {
+        return None;
+    }
+    let (program, tag_end, pid) = plain_tag(line, host_end + 1)?;
+    let process = pid.then(|| &line[host..tag_end]);
+    // busybox's facility.level without a host changes with the level.
+    let host = match &line[host..host_end] {
+        h if facility_level(h) => b"",
+        h => h,
+    };
+    Some(message(line, Some(time), program, tag_end, process, host))
+}
+
+/// `prog[pid]:` or `prog:` starting at `start` and followed by a space or the
+/// line's end: the program, where the tag ends, and whether it has a pid.
+/// `None` for any other tag, which [`tag`] then reads.
+#[inline]
+fn plain_tag(line: &[u8], start: usize) -> Option<(&[u8], usize, bool)> {
+    let rest = line.get(start..)?;
+    let mut name = 0;
+    while name < rest.len() && NAME[usize::from(rest[name])] {
+        name += 1;
+    }
+    let (end, pid) = match rest.get(name) {
+        _ if name == 0 => return None,
+        Some(b':') => (name + 1, false),
+        Some(b'[') => {
+            let mut close = name + 1;
+            while close < rest.len() && rest[close].is_ascii_digit() {
+                close += 1;
+            }
+            if close == name + 1 || rest.get(close..close + 2) != Some(b"]:") {
+                return None;
+            }
+            (close + 2, true)
+        }
+        _ => return None,
+    };
+    if !matches!(rest.get(end), None | Some(b' ')) {
+        return None;
+    }
+    Some((&rest[..name], start + end, pid))
+}
+
+/// The bytes [`name`] takes into a program name.
+const NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_graphic() && !matches!(b, b'[' | b']' | b'(' | b')' | b':');
+        c += 1;
+    }
+    table
+};
+
+/// The offset of the first space in `rest`, or its length: eight bytes at a
+/// time, since host names are a few words long.
+#[inline]
+fn space_at(rest: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    let mut at = 0;
+    while let Some(chunk) = rest.get(at..).and_then(|r| r.first_chunk::<8>()) {
+        // A zero byte where `rest` has a space; the lowest flagged byte is the
+        // first zero (a borrow can only flag bytes above a real zero).
+        let x = u64::from_le_bytes(*chunk) ^ SPACES;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return at + (zero.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + rest[at..]
+        .iter()
+        .position(|c| *c == b' ')
+        .unwrap_or(rest.len() - at)
 }
 
 /// Whether the word after `stamp` could have changed it: `journalctl -o
@@ -1265,6 +1467,32 @@ mod tests {
         }
     }
 
+    /// The common lines take the one-pass reader once their minute is known
+    /// (else `common_is_parse` would test nothing).
+    #[test]
+    fn common_lines_take_the_fast_path() {
+        let mut cache = StampCache::default();
+        for line in [
+            "May 19 10:00:00 web1 sshd[123]: Invalid user a from 192.0.2.1",
+            "May 19 10:00:07.25 web1 sshd: x",
+            "May  9 10:00:00 web1 sshd[1]: x",
+            "May  9 10:00:59 web1 sshd[1]:",
+            "2026-05-19T10:00:00.123456+02:00 web1 sshd-session[5]: Failed",
+            "2026-05-19T10:00:01Z web1 sshd-session[5]: Failed",
+            "2026-05-19T10:00:02 web1 sshd-session[5]: Failed",
+        ] {
+            let line = line.as_bytes();
+            assert_eq!(parse_cached(line, &mut cache), parse(line));
+            assert_eq!(common(line, &cache), parse(line));
+        }
+        let line = b"May 19 10:00:00 web1 sshd[123]: x";
+        let mut cache = StampCache::default();
+        assert_eq!(common(line, &cache), None, "nothing kept yet");
+        parse_cached(line, &mut cache);
+        assert!(common(b"May 19 10:00:33 db2 su: x", &cache).is_some());
+        assert!(common(b"May 19 10:01:00 db2 su: x", &cache).is_none());
+    }
+
     proptest! {
         #[test]
         fn same_bytes_is_equality(a in proptest::collection::vec(0u8..3, 0..20), b in proptest::collection::vec(0u8..3, 0..20)) {
@@ -1347,6 +1575,63 @@ mod tests {
                 let line = format!("{pri}{stamp}{rest}");
                 prop_assert_eq!(parse_cached(line.as_bytes(), &mut cache), parse(line.as_bytes()), "{}", line);
             }
+        }
+
+        /// The one-pass reader of the common line finds what the general
+        /// parser finds wherever it finds anything, and the minute slots never
+        /// change what a line parses to, on lines near the common shape.
+        #[test]
+        fn common_is_parse(
+            lines in proptest::collection::vec((
+                prop_oneof![
+                    Just("May 19 10:00:"), Just("May  9 10:00:"), Just("May 9 10:00:"),
+                    Just("May 19 10:01:"), Just("may 19 10:00:"), Just("Feb 31 23:59:"),
+                    Just("2026-05-19T10:00:"), Just("2026-05-19 10:00:"), Just("2026-05-19T10:01:"),
+                    Just("2026-13-19T10:00:"), Just("<38>May 19 10:00:"), Just("<34>1 2026-05-19T10:00:"),
+                    Just("06-Dec-2026 10:00:"), Just("Tue 2026-05-19 10:00:"), Just("Tue May 19 10:00:"),
+                    Just("2026-05-19_10:00:"), Just("May 19 10:00"),
+                ],
+                "[0-9]{2}|6[0-9]|[0-9]|x",
+                "([.,][0-9]{0,10})?(Z|[+-][0-9]{2}(:?[0-9]{2})?|[+-]9)?",
+                prop_oneof![
+                    Just(" "), Just("  "), Just(" 2026 "), Just(" CEST "), Just(""),
+                ],
+                prop_oneof![
+                    Just("web1 "), Just("db2.example.org "), Just("a "), Just(""), Just(" "),
+                    Just("web1: "), Just("web1] "), Just("w[1] "), Just("<4.6> web1 "),
+                    Just("auth.info "), Just("web1 auth.info "), Just("web1 @vserver_a "),
+                    Just("web1\t"), Just("averyveryverylonghostname.example.com "),
+                ],
+                prop_oneof![
+                    Just("sshd[123]:"), Just("sshd:"), Just("sshd-session[9]:"), Just("sshd[123]"),
+                    Just("sshd[]:"), Just("sshd[1x]:"), Just("sshd[1]:x"), Just("sshd(pam_unix)[1]:"),
+                    Just("[sshd]:"), Just("[sshd]"), Just("sshd[1] <Notice>:"), Just("sshd"),
+                    Just("auth.info:"), Just("s:"), Just(":"), Just("[1]:"), Just("sshd[1]:]"),
+                    Just("postfix/smtpd[7]:"), Just("sshd\u{e9}[1]:"),
+                ],
+                prop_oneof![
+                    Just(""), Just(" "), Just(" Failed password for root"), Just("Failed"),
+                    Just(" [ID 800047 auth.info] x"), Just(" message repeated 2 times: [ x]"),
+                    Just(" kernel:[ 1.5]: x"), Just(" sshd[1]: x"), Just("  x"),
+                ],
+            ), 1..10),
+        ) {
+            let mut cache = StampCache::default();
+            for (minute, second, tail, gap, host, tag, msg) in lines {
+                let line = format!("{minute}{second}{tail}{gap}{host}{tag}{msg}");
+                let line = line.as_bytes();
+                let want = parse(line);
+                if let Some(found) = common(line, &cache) {
+                    prop_assert_eq!(Some(found), want, "{}", String::from_utf8_lossy(line));
+                }
+                prop_assert_eq!(parse_cached(line, &mut cache), want, "{}", String::from_utf8_lossy(line));
+            }
+        }
+
+        #[test]
+        fn space_at_finds_the_first_space(bytes in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'!'), Just(0x1fu8), Just(0xa0u8), any::<u8>()], 0..40)) {
+            let want = bytes.iter().position(|c| *c == b' ').unwrap_or(bytes.len());
+            prop_assert_eq!(space_at(&bytes), want);
         }
 
         #[test]

@@ -260,27 +260,42 @@ fn month_abbr(b: &[u8]) -> Option<i8> {
 }
 
 /// `.123456` or `,123` after the seconds: the fraction in nanoseconds and the bytes
-/// used (0 when there is none).
+/// used (0 when there is none). Digits past the ninth are used but not counted.
 fn fraction(b: &[u8]) -> (i32, usize) {
-    if !matches!(b.first(), Some(b'.' | b',')) {
+    /// What `n` digits read so far are multiplied by to give nanoseconds.
+    const SCALE: [i32; 10] = [
+        0,
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+    let Some((b'.' | b',', digits)) = b.split_first() else {
         return (0, 0);
-    }
+    };
     let mut nanos = 0i32;
     let mut n = 0;
-    for &c in &b[1..] {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        if n < 9 {
-            nanos = nanos * 10 + i32::from(c - b'0');
+    while n < 9 {
+        match digits.get(n) {
+            Some(c) if c.is_ascii_digit() => nanos = nanos * 10 + i32::from(c - b'0'),
+            _ => break,
         }
         n += 1;
     }
     if n == 0 {
         return (0, 0);
     }
-    for _ in n..9 {
-        nanos *= 10;
+    let nanos = nanos * SCALE[n];
+    if n == 9 {
+        n += digits[9..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
     }
     (nanos, n + 1)
 }
@@ -310,6 +325,31 @@ fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
 fn two_digits(a: u8, b: u8) -> Option<i8> {
     let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
     (a < 10 && b < 10).then(|| (a * 10 + b) as i8)
+}
+
+/// The rest of a stamp whose minute is already known, as the BSD or (with
+/// `offset`) the ISO 8601 parser reads it from the seconds on: `SS`, an optional
+/// fraction, and for ISO 8601 an optional offset. Sets those fields of `t` and
+/// gives the bytes used; `None` where those parsers would fail.
+#[inline(always)]
+pub(super) fn from_seconds(b: &[u8], t: &mut RawTime, offset: bool) -> Option<usize> {
+    let &[s1, s2] = b.first_chunk::<2>()?;
+    let s = two_digits(s1, s2)?;
+    if s > 60 {
+        return None;
+    }
+    let (nanos, used) = fraction(&b[2..]);
+    t.second = s;
+    t.nanos = nanos;
+    let mut pos = 2 + used;
+    if offset {
+        t.offset = None;
+        if let Some((off, used)) = parse_offset(&b[pos..]) {
+            t.offset = Some(off);
+            pos += used;
+        }
+    }
+    Some(pos)
 }
 
 /// `HH:MM:SS` and an optional fraction.
@@ -837,6 +877,62 @@ fn parse_custom(items: &[Item], b: &[u8]) -> Option<(RawTime, usize)> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The fraction as it was first written: every digit counted, the first
+    /// nine used.
+    fn reference_fraction(b: &[u8]) -> (i32, usize) {
+        if !matches!(b.first(), Some(b'.' | b',')) {
+            return (0, 0);
+        }
+        let mut nanos = 0i32;
+        let mut n = 0;
+        for &c in &b[1..] {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            if n < 9 {
+                nanos = nanos * 10 + i32::from(c - b'0');
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return (0, 0);
+        }
+        for _ in n..9 {
+            nanos *= 10;
+        }
+        (nanos, n + 1)
+    }
+
+    proptest! {
+        #[test]
+        fn fraction_reads_like_the_reference(b in "[.,]?[0-9]{0,14}[ Z+a.]?") {
+            prop_assert_eq!(fraction(b.as_bytes()), reference_fraction(b.as_bytes()));
+        }
+
+        /// Reading a stamp from its seconds on, with the minute taken as
+        /// known, gives what the whole parser gives.
+        #[test]
+        fn from_seconds_reads_like_the_whole_parser(
+            seconds in "[0-9]{2}|6[0-9]|[0-9]|[0-9]:",
+            fraction in "([.,][0-9]{0,12})?",
+            offset in "(Z|z|[+-][0-9]{2}(:?[0-9]{2})?|[+-][0-9]|[+-]2[0-9]:[0-9]{2})?",
+            tail in "[ a]?",
+        ) {
+            let end = format!("{seconds}{fraction}{offset}{tail}");
+            for (head, iso) in [("May 19 10:00:", false), ("2026-05-19T10:00:", true)] {
+                let whole = format!("{head}{end}");
+                let want = if iso { parse_iso(whole.as_bytes()) } else { parse_bsd(whole.as_bytes()) };
+                let (mut t, _) = if iso { parse_iso(b"2026-05-19T10:00:00") } else { parse_bsd(b"May 19 10:00:00") }.expect("a stamp");
+                // Whatever the last line left in them is overwritten.
+                t.second = 33;
+                t.nanos = 7;
+                t.offset = iso.then_some(99);
+                let got = from_seconds(end.as_bytes(), &mut t, iso).map(|n| (t, head.len() + n));
+                prop_assert_eq!(got, want, "{}", whole);
+            }
+        }
+    }
 
     proptest! {
         #[test]
