@@ -29,6 +29,7 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input, MatchError};
 
+use super::hostname;
 use super::pattern::{Split, syntax_config};
 use crate::addr;
 
@@ -102,10 +103,12 @@ pub enum Found {
     /// The address, where it starts, and what checking the text before it
     /// settled about its named group.
     Addr(IpAddr, usize, GroupAt),
-    /// No address where `<HOST>` stands (something else may be there).
+    /// No address where `<HOST>` stands (a host name may be there).
     NoAddr,
-    /// The text before `<HOST>` matches nowhere: nothing at `<HOST>` (an
-    /// address or a host name) can make the pattern match.
+    /// Nothing at `<HOST>` (an address or a host name) can make the pattern
+    /// match: the text before `<HOST>` matches nowhere, or (plain text
+    /// before `<HOST>`, anchored) it ends only where neither an address that
+    /// fits nor a host name follows.
     Impossible,
 }
 
@@ -282,7 +285,12 @@ impl FastHost {
                     return Ok(Found::Impossible);
                 }
                 let i = lit.len();
-                return Ok(found(self.try_at(hay, i, 0)?, i));
+                return Ok(match self.try_at(hay, i, 0)? {
+                    Some((ip, g)) => Found::Addr(ip, i, g),
+                    // `A` ends only here: a name could stand only here.
+                    None if hostname::starts_with_name(&hay[i..]) => Found::NoAddr,
+                    None => Found::Impossible,
+                });
             }
             Before::Literal(_) => 0,
         };
@@ -348,7 +356,17 @@ impl FastHost {
             .take_while(|b| is_addr_char(**b))
             .count()
             .min(MAX_ADDR_LEN);
+        // Colons in `tail[..len]`, kept as `len` shrinks: text with exactly
+        // one is neither IPv4 (none) nor IPv6 (at least two, as in `::`), so
+        // a `host:port` or `word:` cut costs no parse.
+        let mut colons = tail[..run].iter().filter(|b| **b == b':').count();
         for len in (2..=run).rev() {
+            if len < run && tail[len] == b':' {
+                colons -= 1;
+            }
+            if colons == 1 {
+                continue;
+            }
             let j = i + len;
             if hay
                 .get(j)
@@ -1170,6 +1188,172 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `try_at` without its shortcuts (the next-byte table, the colon count):
+    /// every cut of the address run, longest first.
+    fn try_at_slowly(f: &FastHost, hay: &[u8], i: usize, head_end: usize) -> Option<IpAddr> {
+        let tail = hay.get(i..)?;
+        let run = tail.iter().take_while(|b| is_addr_char(**b)).count();
+        (2..=run.min(MAX_ADDR_LEN)).rev().find_map(|len| {
+            let ip = addr::parse_ip(&tail[..len])?;
+            let after = f.after_prefix.as_deref().unwrap_or_default();
+            (hay[i + len..].starts_with(after)
+                && matches_fwd(&f.after, hay, i + len).expect("no quit")
+                && f.before_ends_at(hay, i, head_end)
+                    .expect("no quit")
+                    .is_some())
+            .then_some(ip)
+        })
+    }
+
+    /// Patterns of each shape the fast path takes apart, with whether the
+    /// text is anchored (a syslog message).
+    const SHAPES: [(&str, bool); 6] = [
+        (
+            r"^Failed password for (?:invalid user )?.* from <HOST> port \d+$",
+            true,
+        ),
+        (r"from <HOST>(?: port \d+)?(?::\d+)?", false),
+        (r"rhost=<HOST>$", true),
+        (r"^\S+ from <HOST>(?: port \d+)?$", true),
+        (r"<HOST>:\d+ x", false),
+        (r"\[<HOST>\]:\d+$", false),
+    ];
+
+    /// Text made of the pieces the shapes look for, addresses, names and
+    /// colon-bearing look-alikes.
+    fn pieces() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        let piece = proptest::sample::select(
+            &[
+                " from ",
+                "192.0.2.1",
+                "2001:db8::1",
+                "::ffff:192.0.2.7",
+                "a.example.org",
+                "1-2.example",
+                "x",
+                " port 22",
+                ":22",
+                "Failed password for ",
+                "invalid user ",
+                "::",
+                ":",
+                "f:",
+                "rhost=",
+                " ",
+                "[",
+                "]",
+                "beef:cafe",
+                "db8:1:2",
+                "1.2.3",
+            ][..],
+        );
+        proptest::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        /// No text with exactly one colon is an address, as the standard
+        /// parser and ours read it: `try_at` skips such cuts unparsed.
+        #[test]
+        fn one_colon_is_never_an_address(a in "[0-9a-fA-F.]{0,22}", b in "[0-9a-fA-F.]{0,22}") {
+            let text = format!("{a}:{b}");
+            proptest::prop_assert!(text.parse::<IpAddr>().is_err(), "{}", text);
+            proptest::prop_assert_eq!(addr::parse_ip(text.as_bytes()), None);
+        }
+
+        /// Every address, however written, has no colon or at least two.
+        #[test]
+        fn addresses_have_no_colon_or_two(v4 in proptest::prelude::any::<[u8; 4]>(), v6 in proptest::prelude::any::<[u16; 8]>()) {
+            let v4 = std::net::Ipv4Addr::from(v4);
+            let v6 = std::net::Ipv6Addr::from(v6);
+            let texts = [
+                v4.to_string(),
+                v6.to_string(),
+                v4.to_ipv6_mapped().to_string(),
+                format!("::ffff:{v4}"),
+                format!("{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}",
+                    v6.segments()[0], v6.segments()[1], v6.segments()[2], v6.segments()[3],
+                    v6.segments()[4], v6.segments()[5], v6.segments()[6], v6.segments()[7]),
+            ];
+            for t in texts {
+                let colons = t.bytes().filter(|b| *b == b':').count();
+                proptest::prop_assert!(colons != 1, "{}", t);
+            }
+        }
+
+        /// `try_at` with its shortcuts finds what every cut, parsed, finds.
+        #[test]
+        fn try_at_agrees_with_trying_every_cut(hay in pieces()) {
+            let hay = hay.as_bytes();
+            for (p, anchored) in SHAPES {
+                let f = FastHost::build(&split(p).expect("splits"), anchored).expect("builds");
+                for i in 0..=hay.len() {
+                    let got = f.try_at(hay, i, 0).expect("no quit").map(|(ip, _)| ip);
+                    proptest::prop_assert_eq!(got, try_at_slowly(&f, hay, i, 0), "{} at {}", p, i);
+                }
+            }
+        }
+
+        /// Where the fast path says nothing at `<HOST>` can match, the name
+        /// path's regex finds no host name there either (and so the name
+        /// path, which runs it, is rightly skipped).
+        #[test]
+        fn impossible_leaves_no_name(hay in pieces()) {
+            use regex_automata::meta::Regex;
+            let hay = hay.as_bytes();
+            for (p, anchored) in SHAPES {
+                let f = FastHost::build(&split(p).expect("splits"), anchored).expect("builds");
+                if f.find_at(hay).expect("no quit") != Found::Impossible {
+                    continue;
+                }
+                let text = super::super::pattern::expand_with(
+                    p,
+                    super::super::pattern::HostRule::Required,
+                    super::super::pattern::NAME_REGEX,
+                )
+                .expect("expands");
+                let re = Regex::builder()
+                    .syntax(syntax_config())
+                    .build(&text)
+                    .expect("builds");
+                let group = re
+                    .group_info()
+                    .to_index(regex_automata::PatternID::ZERO, super::super::pattern::HOST_GROUP)
+                    .expect("host group");
+                let mut caps = re.create_captures();
+                let mode = if anchored { Anchored::Yes } else { Anchored::No };
+                re.search_captures(&Input::new(hay).anchored(mode), &mut caps);
+                let name = caps.get_group(group).map(|s| &hay[s.range()]);
+                proptest::prop_assert!(
+                    !name.is_some_and(addr::is_host_name),
+                    "{} on {:?}", p, String::from_utf8_lossy(hay)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_when_no_address_or_name_can_follow() {
+        let f = |p: &str, anchored| {
+            FastHost::build(&split(p).expect("splits"), anchored).expect("builds")
+        };
+        // Plain text before `<HOST>` in a syslog message (anchored).
+        let lit = f(r"rhost=<HOST>$", true);
+        assert!(matches!(lit.before, Before::Literal(_)));
+        assert!(matches!(
+            lit.find_at(b"rhost=192.0.2.1").unwrap(),
+            Found::Addr(..)
+        ));
+        assert_eq!(
+            lit.find_at(b"rhost=192.0.2.1 x").unwrap(),
+            Found::Impossible
+        );
+        assert_eq!(
+            lit.find_at(b"rhost=scan.example.org").unwrap(),
+            Found::NoAddr
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl NamePath {
 /// elsewhere on the line), so the one pass that finds the name's end also
 /// rejects it: text of digits and dots only has an all-digit last label, which
 /// no host name has.
-fn starts_with_name(text: &[u8]) -> bool {
+pub(crate) fn starts_with_name(text: &[u8]) -> bool {
     let mut len = 0;
     let mut not_digit = false;
     for &b in text.iter().take(addr::MAX_HOST_NAME_LEN + 2) {
