@@ -146,8 +146,9 @@ struct Session {
     known: Option<Host>,
     /// A failure line without an address, waiting for a line that names one.
     waiting: Option<Hit>,
-    /// Its filter's window.
-    window: Duration,
+    // Its filter's window is not kept here: the expiry queue holds it (as
+    // `due - at`), and every line brings it. A smaller session is less to
+    // write for every line that opens or renews one.
 }
 
 /// What a matched line is to its session, beyond its role.
@@ -175,7 +176,7 @@ impl LineFacts {
 }
 
 impl Session {
-    fn new(now: SystemTime, window: Duration) -> Self {
+    fn new(now: SystemTime) -> Self {
         Session {
             last: now,
             pending: None,
@@ -184,13 +185,12 @@ impl Session {
             succeeded: false,
             known: None,
             waiting: None,
-            window,
         }
     }
 
-    fn expired(&self, now: SystemTime) -> bool {
+    fn expired(&self, now: SystemTime, window: Duration) -> bool {
         now.duration_since(self.last)
-            .is_ok_and(|idle| idle > self.window)
+            .is_ok_and(|idle| idle > window)
     }
 }
 
@@ -212,6 +212,11 @@ impl Queued {
             at,
             due: at.checked_add(window),
         }
+    }
+
+    /// Its session's window, if it can ever be due.
+    fn window(&self) -> Option<Duration> {
+        self.due?.duration_since(self.at).ok()
     }
 
     /// Whether the session may have expired at `now`: idle for longer than its
@@ -367,7 +372,7 @@ impl Sessions {
             && known != now_addr
         {
             settled = s.pending.take();
-            *s = Session::new(now, window);
+            *s = Session::new(now);
         }
         // After its end, a line that opens sessions starts a new one (a reused
         // pid). So does an `attempt` naming another client: a daemon process
@@ -378,7 +383,7 @@ impl Sessions {
             && (matches!(role, Role::Failure | Role::Address | Role::Carry)
                 || role == Role::Attempt && facts.has_addr && s.known != Some(hit.host))
         {
-            *s = Session::new(now, window);
+            *s = Session::new(now);
         }
         // A waiting failure counts with the first address its session names,
         // unless the line counts itself (one attempt) or is a success.
@@ -479,7 +484,7 @@ impl Sessions {
         let pending = s.pending.take();
         *s = Session {
             over: true,
-            ..Session::new(s.last, s.window)
+            ..Session::new(s.last)
         };
         match counted {
             Some(c) => {
@@ -502,7 +507,7 @@ impl Sessions {
             hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_map::Entry::Vacant(v) => {
                 self.order.push_back(Queued::new(key, now, window));
-                v.insert(Session::new(now, window))
+                v.insert(Session::new(now))
             }
         }
     }
@@ -539,14 +544,18 @@ impl Sessions {
                 return;
             }
             self.order.pop_front();
+            // A due entry has a window (`may_be_due`).
+            let Some(window) = q.window() else {
+                continue;
+            };
             match self.open.get(&q.key) {
                 None => {}
-                Some(s) if s.expired(now) => {
+                Some(s) if s.expired(now, window) => {
                     if let Some(s) = self.open.remove(&q.key) {
                         self.deferred.extend(s.pending);
                     }
                 }
-                Some(s) => self.order.push_back(Queued::new(q.key, s.last, s.window)),
+                Some(s) => self.order.push_back(Queued::new(q.key, s.last, window)),
             }
         }
     }
