@@ -36,8 +36,21 @@ use crate::addr;
 /// The longest address text [`addr::parse_ip`] accepts.
 const MAX_ADDR_LEN: usize = 45;
 
+/// The bytes of address text, as a table: the run of them after every
+/// candidate position is measured, a look-up per byte.
+static ADDR_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut k = 0;
+    while k < 256 {
+        let b = k as u8;
+        table[k] = b.is_ascii_hexdigit() || b == b':' || b == b'.';
+        k += 1;
+    }
+    table
+};
+
 fn is_addr_char(b: u8) -> bool {
-    b.is_ascii_hexdigit() || b == b':' || b == b'.'
+    ADDR_CHARS[usize::from(b)]
 }
 
 /// Size limits for one fully compiled DFA: a regex whose DFA would be bigger is
@@ -87,6 +100,9 @@ pub struct FastHost {
     before: Before,
     /// Forward DFA of `B`, anchored at the end of the address.
     after: DFA<Vec<u32>>,
+    /// Its anchored start state by the byte before the search (see
+    /// [`StartTable`]): worked out once here instead of at every candidate.
+    after_starts: Option<StartTable>,
     /// The bytes `B`'s match can begin with (or follow, when `B` matches the
     /// empty string): an address whose next byte is not one cannot be the
     /// address, which rules out the shorter cuts of an address run (and their
@@ -126,6 +142,36 @@ pub enum GroupAt {
 
 /// A set of bytes, as a table.
 type ByteSet = Box<[bool; 256]>;
+
+/// The anchored start states of a forward DFA by the byte before the search
+/// (the last byte of an address): the library works out that context from an
+/// `Input` at every call, which costs more than the short walk that follows.
+#[derive(Debug)]
+struct StartTable(Box<[StateID; 257]>);
+
+impl StartTable {
+    /// `None` when some context has no start state (a quit byte): then the
+    /// library decides at each search, and reports it.
+    fn new(dfa: &DFA<Vec<u32>>) -> Option<StartTable> {
+        use regex_automata::util::start;
+        let mut table = Box::new([StateID::ZERO; 257]);
+        let contexts = std::iter::once(None).chain((0..=255u8).map(Some));
+        for (k, look_behind) in contexts.enumerate() {
+            let config = start::Config::new()
+                .anchored(Anchored::Yes)
+                .look_behind(look_behind);
+            table[k] = dfa.start_state(&config).ok()?;
+        }
+        Some(StartTable(table))
+    }
+
+    /// The start state of a search of `hay` from `at`.
+    #[inline]
+    fn at(&self, hay: &[u8], at: usize) -> StateID {
+        let k = at.checked_sub(1).map_or(0, |p| usize::from(hay[p]) + 1);
+        self.0[k]
+    }
+}
 
 /// The bytes after which an anchored search of forward `dfa` is not dead at
 /// once, from any start state (the start state depends on the byte before).
@@ -217,6 +263,7 @@ impl FastHost {
         };
         let after = dense_anchored(&[&split.after], false, first)?;
         let after_first = first_bytes(&after);
+        let after_starts = StartTable::new(&after);
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
         Some(FastHost {
             suffix,
@@ -227,6 +274,7 @@ impl FastHost {
             before,
             after,
             after_first,
+            after_starts,
             plan: None,
         })
     }
@@ -350,16 +398,19 @@ impl FastHost {
         let Some(tail) = hay.get(i..) else {
             return Ok(None);
         };
-        let run = tail
-            .iter()
-            .take(MAX_ADDR_LEN + 1)
-            .take_while(|b| is_addr_char(**b))
-            .count()
-            .min(MAX_ADDR_LEN);
-        // Colons in `tail[..len]`, kept as `len` shrinks: text with exactly
-        // one is neither IPv4 (none) nor IPv6 (at least two, as in `::`), so
-        // a `host:port` or `word:` cut costs no parse.
-        let mut colons = tail[..run].iter().filter(|b| **b == b':').count();
+        // The run of address characters here, and its colons, kept as `len`
+        // shrinks below: text with exactly one colon is neither IPv4 (none)
+        // nor IPv6 (at least two, as in `::`), so a `host:port` or `word:`
+        // cut costs no parse.
+        let mut run = 0;
+        let mut colons = 0;
+        for &b in tail.iter().take(MAX_ADDR_LEN) {
+            if !is_addr_char(b) {
+                break;
+            }
+            run += 1;
+            colons += usize::from(b == b':');
+        }
         for len in (2..=run).rev() {
             if len < run && tail[len] == b':' {
                 colons -= 1;
@@ -382,7 +433,11 @@ impl FastHost {
             let Some(ip) = addr::parse_ip(&hay[i..j]) else {
                 continue;
             };
-            if !matches_fwd(&self.after, hay, j)? {
+            let start = match &self.after_starts {
+                Some(t) => t.at(hay, j),
+                None => start_fwd(&self.after, hay, j, hay.len())?,
+            };
+            if walk_fwd(&self.after, hay, j, start)?.is_none() {
                 continue;
             }
             // `A` does not depend on where the address ends: checked once.
@@ -615,10 +670,20 @@ fn first_match_end(
 ) -> Result<Option<usize>, MatchError> {
     // Most DFAs here start the same whatever comes before: then skip working
     // out the look-behind.
-    let mut sid = match dfa.universal_start_state(mode) {
+    let sid = match dfa.universal_start_state(mode) {
         Some(sid) => sid,
         None => dfa.start_state_forward(&Input::new(hay).range(from..).anchored(mode))?,
     };
+    walk_fwd(dfa, hay, from, sid)
+}
+
+/// [`first_match_end`] from start state `sid`.
+fn walk_fwd(
+    dfa: &DFA<Vec<u32>>,
+    hay: &[u8],
+    from: usize,
+    mut sid: StateID,
+) -> Result<Option<usize>, MatchError> {
     for (at, &b) in hay.iter().enumerate().skip(from) {
         sid = dfa.next_state(sid, b);
         match settled(dfa, sid, b, at)? {
@@ -633,6 +698,7 @@ fn first_match_end(
 
 /// Whether the anchored forward `dfa` matches `hay` from `at` on (a match of any
 /// length).
+#[cfg(test)]
 fn matches_fwd(dfa: &DFA<Vec<u32>>, hay: &[u8], at: usize) -> Result<bool, MatchError> {
     Ok(first_match_end(dfa, hay, at, Anchored::Yes)?.is_some())
 }
@@ -1354,6 +1420,32 @@ mod tests {
             lit.find_at(b"rhost=scan.example.org").unwrap(),
             Found::NoAddr
         );
+    }
+
+    proptest::proptest! {
+        /// The start table gives the library's start state in every context.
+        #[test]
+        fn start_tables_agree_with_the_library(hay in "[ a-z0-9:.\\[\\]]{0,12}", at in 0usize..13) {
+            let hay = hay.as_bytes();
+            let at = at.min(hay.len());
+            let first = regex_automata::MatchKind::LeftmostFirst;
+            for pattern in [r"\bx", r"(?m)^p", r"(?: port \d+)?$", r"\B:"] {
+                let dfa = dense_anchored(&[pattern], false, first).expect("builds");
+                let table = StartTable::new(&dfa).expect("no quit bytes");
+                let want = dfa
+                    .start_state_forward(&Input::new(hay).range(at..).anchored(Anchored::Yes))
+                    .expect("no quit");
+                proptest::prop_assert_eq!(table.at(hay, at), want);
+            }
+        }
+    }
+
+    #[test]
+    fn the_address_byte_table_is_hex_digits_colon_and_dot() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_hexdigit() || b == b':' || b == b'.';
+            assert_eq!(is_addr_char(b), want, "{b}");
+        }
     }
 
     #[test]
