@@ -227,6 +227,24 @@ impl Queued {
     }
 }
 
+/// `host sshd(pam_unix)[PID]` as `host sshd[PID]`: Linux-PAM before 0.78
+/// wrote the module into the tag of the process it ran in, so its line and
+/// the program's own lines are one session. `None` (the common case, found
+/// from the tag's end) when the tag names no module.
+fn without_module(process: &[u8]) -> Option<([u8; 128], usize)> {
+    let open_pid = process.iter().rposition(|c| *c == b'[')?;
+    let close = open_pid.checked_sub(1)?;
+    if process[close] != b')' || process.len() > 128 {
+        return None;
+    }
+    let open = process[..close].iter().rposition(|c| *c == b'(')?;
+    let mut buf = [0u8; 128];
+    buf[..open].copy_from_slice(&process[..open]);
+    let pid = &process[open_pid..];
+    buf[open..open + pid.len()].copy_from_slice(pid);
+    Some((buf, open + pid.len()))
+}
+
 /// The hasher of the session table: its keys are hashes already (see
 /// [`Sessions::key`]), so hashing them again is work for nothing.
 #[derive(Debug, Default)]
@@ -291,7 +309,10 @@ impl Sessions {
     pub fn key(&self, filter: FilterId, process: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write_u16(filter.0);
-        h.write(process);
+        match without_module(process) {
+            Some((buf, len)) => h.write(&buf[..len]),
+            None => h.write(process),
+        }
         h.finish()
     }
 

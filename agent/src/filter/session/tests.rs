@@ -435,3 +435,17 @@ fn an_address_line_without_an_address_waits_then_is_the_pending_address() {
     s.finish();
     assert_eq!(s.take_deferred(), None);
 }
+
+#[test]
+fn old_pam_tag_is_the_same_process() {
+    // Linux-PAM before 0.78: `sshd(pam_unix)[12]` is sshd's process 12.
+    let s = Sessions::default();
+    let k = |p: &str| s.key(FilterId(0), p.as_bytes());
+    assert_eq!(k("h sshd(pam_unix)[12]:"), k("h sshd[12]:"));
+    assert_eq!(k("h sshd(pam_unix)[12]"), k("h sshd[12]"));
+    assert_ne!(k("h sshd(pam_unix)[12]:"), k("h sshd[13]:"));
+    assert_ne!(k("h sshd(pam_unix)[12]:"), k("h2 sshd[12]:"));
+    // No pid, or no module: as written.
+    assert_ne!(k("h sshd(pam_unix):"), k("h sshd:"));
+    assert_ne!(k("h sshd[12]:"), k("h sshd[12]"));
+}
