@@ -100,7 +100,9 @@ fn stock_filters_agree_with_fail2ban_regex_on_variants() {
         let mut left = 0;
         for n in &r.notes {
             let ok = allowed.iter().any(|(_, text, _)| n.contains(text));
-            if !ok {
+            if ok {
+                eprintln!("allowed: {n}");
+            } else {
                 left += 1;
                 eprintln!("{n}");
             }

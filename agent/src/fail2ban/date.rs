@@ -22,8 +22,12 @@ struct Template {
     /// the filter is loaded.
     re: OnceLock<Option<FastRe>>,
     text: String,
-    /// Match only at the line start (after up to two non-word characters).
+    /// Match only at the line start (after up to two non-word characters
+    /// for `{^LN-BEG}`).
     line_begin: bool,
+    /// fail2ban's line-begin or line-end anchor: a match of it wins at once,
+    /// wherever it starts.
+    anchored: bool,
     /// Check fail2ban's word boundaries around the date.
     bounds: bool,
     epoch: bool,
@@ -199,29 +203,28 @@ impl DateFinder {
         if lines.iter().any(|l| l.eq_ignore_ascii_case("{NONE}")) {
             return Ok(None);
         }
-        let anchored_defaults = |templates: &mut Vec<Template>| -> Result<(), String> {
-            // Anchored variants first: a date at the line start is the likely one.
-            for p in DEFAULTS {
-                let anchored = if p.starts_with('^') || p.starts_with("{^LN-BEG}") {
-                    (*p).to_owned()
-                } else {
-                    format!("{{^LN-BEG}}{p}")
-                };
-                templates.push(template(&anchored)?);
-            }
-            Ok(())
+        // fail2ban's default list: a line-start copy of each unanchored form
+        // (tried first: a date at the line start is the likely one), then
+        // every form in its order. `{^LN-BEG}` takes the line-start ones.
+        let is_anchored = |p: &str| p.starts_with('^') || p.starts_with("{^LN-BEG}");
+        let defaults = |line_begin_only: bool| {
+            let copies = DEFAULTS
+                .iter()
+                .filter(|p| !is_anchored(p))
+                .map(|p| format!("{{^LN-BEG}}{p}"));
+            let own = DEFAULTS
+                .iter()
+                .filter(move |p| !line_begin_only || is_anchored(p))
+                .map(|p| (*p).to_owned());
+            copies.chain(own).collect::<Vec<String>>()
         };
+        let mut patterns: Vec<String> = Vec::new();
         if lines.is_empty() {
-            anchored_defaults(&mut templates)?;
-            for p in DEFAULTS {
-                if !p.starts_with('^') && !p.starts_with("{^LN-BEG}") {
-                    templates.push(template(p)?);
-                }
-            }
+            patterns = defaults(false);
         }
         for l in lines {
             if l == "{^LN-BEG}" {
-                anchored_defaults(&mut templates)?;
+                patterns.extend(defaults(true));
             } else if l.contains("{DATE}") {
                 // A regex around the date: one template per common format.
                 for p in DEFAULTS {
@@ -230,52 +233,208 @@ impl DateFinder {
                         // gives the line-start epoch, `{DATE}` the plain one;
                         // any other context leaves no usable form.
                         match l {
-                            "^{DATE}" => templates.push(template(&format!("^{p}"))?),
-                            "{DATE}" => templates.push(template(p)?),
+                            "^{DATE}" => patterns.push(format!("^{p}")),
+                            "{DATE}" => patterns.push((*p).to_owned()),
                             _ => {}
                         }
                         continue;
                     }
-                    let p = p.trim_start_matches("{^LN-BEG}").trim_start_matches('^');
-                    templates.push(template(&l.replace("{DATE}", p))?);
+                    let p = p.trim_start_matches("{^LN-BEG}");
+                    patterns.push(l.replace("{DATE}", p));
                 }
             } else {
-                templates.push(template(l)?);
+                patterns.push(l.to_owned());
+            }
+        }
+        // A form listed twice (`{^LN-BEG}EPOCH` then `{^LN-BEG}`) counts once,
+        // where it first stood.
+        for p in patterns {
+            let t = template(&p)?;
+            if !templates
+                .iter()
+                .any(|o: &Template| o.text == t.text && o.epoch == t.epoch)
+            {
+                templates.push(t);
             }
         }
         Ok(Some(DateFinder { templates }))
     }
 
-    /// The first date found, fail2ban's way (templates in order).
+    /// The date fail2ban's detector would find in `line` as the first line
+    /// of a log.
     pub fn find(&self, line: &str, zone: &TimeZone, now: SystemTime) -> Option<Found> {
-        self.find_from(line, zone, now, &mut 0, &mut DateMemo::default())
+        self.detect(line, zone, now, &mut DateState::default())
     }
 
-    /// [`find`](Self::find), trying first the template that found the last line's
-    /// date (`last`, updated): a log's lines share one format, and fail2ban's
-    /// detector also prefers the template that hit.
-    pub(crate) fn find_from(
+    /// The date fail2ban's detector finds in `line`, given what it found in
+    /// the source's earlier lines (`state`, updated).
+    ///
+    /// fail2ban's rule, from its `datedetector.py`: the template that found
+    /// the last line's date is tried first and kept when it matches at the
+    /// same place. Otherwise the templates are tried in order: a line-anchored
+    /// one, or the last one, wins when it matches; an unanchored one wins
+    /// when it matches no further into the line than where it last won and
+    /// where the last date stood (before any date: at 0 or 1). A match
+    /// further in is held back, and when nothing wins the earliest-starting
+    /// one held back is taken, so `UTC Jun 22 09:56:12` is cut whole, not
+    /// as `Jun 22 09:56:12` (the first form in the list).
+    pub(crate) fn detect(
         &self,
         line: &str,
         zone: &TimeZone,
         now: SystemTime,
-        last: &mut usize,
-        memo: &mut DateMemo,
+        st: &mut DateState,
     ) -> Option<Found> {
-        if let Some(f) = self
-            .templates
-            .get(*last)
-            .and_then(|t| t.find(*last, line, zone, now, memo))
-        {
-            return Some(f);
+        let n = self.templates.len();
+        if st.stats.len() != n {
+            st.stats = vec![Stats::default(); n];
         }
-        for (i, t) in self.templates.iter().enumerate() {
-            if let Some(f) = t.find(i, line, zone, now, memo) {
-                *last = i;
-                return Some(f);
+        // The best match held back: template, match, whole match span.
+        let mut held: Option<(usize, Found, (usize, usize))> = None;
+        let mut skip = usize::MAX;
+        if let Some(last) = st.last {
+            let t = &self.templates[last.index];
+            let hit = if t.anchored {
+                skip = last.index;
+                t.find(last.index, line, 0, line.len(), zone, now, &mut st.memo)
+            } else if last.fits(line) {
+                // Same surroundings: search only where the last date stood.
+                t.find(
+                    last.index,
+                    line,
+                    last.start,
+                    last.end,
+                    zone,
+                    now,
+                    &mut st.memo,
+                )
+            } else {
+                skip = last.index;
+                t.find(last.index, line, 0, line.len(), zone, now, &mut st.memo)
+            };
+            if let Some((found, whole)) = hit {
+                st.stats[last.index].matched = true;
+                if n == 1 || t.anchored || whole == (last.start, last.end) {
+                    return Some(st.win(last.index, line, found, whole));
+                }
+                held = Some((last.index, found, whole));
             }
         }
-        None
+        let last_start = st.last.map_or(1, |l| l.start);
+        for (i, t) in self.templates.iter().enumerate() {
+            if i == skip {
+                continue;
+            }
+            let Some((found, whole)) = t.find(i, line, 0, line.len(), zone, now, &mut st.memo)
+            else {
+                continue;
+            };
+            st.stats[i].matched = true;
+            let at = whole.0;
+            // The last template, an anchored one, or a line-start match of a
+            // template that won before while the next one never matched.
+            let wins_now = i + 1 == n
+                || t.anchored
+                || (at == 0 && st.stats[i].wins > 0 && !st.stats[i + 1].matched);
+            if !wins_now && (at > st.stats[i].distance || at > last_start) {
+                if held.as_ref().is_none_or(|h| at < h.2.0) {
+                    held = Some((i, found, whole));
+                }
+                continue;
+            }
+            return Some(st.win(i, line, found, whole));
+        }
+        held.map(|(i, found, whole)| st.win(i, line, found, whole))
+    }
+}
+
+/// What one source's date finding keeps between lines: fail2ban's detector
+/// state (which template won, where, and the characters around it) and the
+/// last parse.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DateState {
+    last: Option<LastWin>,
+    /// Per template, by index.
+    stats: Vec<Stats>,
+    memo: DateMemo,
+}
+
+impl DateState {
+    /// Forgets the parse memo (not the detector state): for comparisons of
+    /// the memo against fresh parses.
+    #[cfg(test)]
+    pub(crate) fn forget_memo(&mut self) {
+        self.memo = DateMemo::default();
+    }
+
+    fn win(&mut self, index: usize, line: &str, found: Found, whole: (usize, usize)) -> Found {
+        let s = &mut self.stats[index];
+        s.wins += 1;
+        s.distance = whole.0;
+        self.last = Some(LastWin {
+            index,
+            start: whole.0,
+            end: whole.1,
+            before: line[..whole.0].chars().next_back(),
+            first: line[whole.0..].chars().next(),
+            last: line[..whole.1].chars().next_back(),
+            after: line[whole.1..].chars().next(),
+        });
+        found
+    }
+}
+
+/// The last winning match: its template, span and the characters at and
+/// around both ends.
+#[derive(Debug, Clone, Copy)]
+struct LastWin {
+    index: usize,
+    start: usize,
+    end: usize,
+    before: Option<char>,
+    first: Option<char>,
+    last: Option<char>,
+    after: Option<char>,
+}
+
+impl LastWin {
+    /// fail2ban's check that a line's date may stand where the last one did:
+    /// on each side the character outside is the same, or the one inside is
+    /// the same and no letter or digit (a separator).
+    fn fits(&self, line: &str) -> bool {
+        if self.end > line.len()
+            || !line.is_char_boundary(self.start)
+            || !line.is_char_boundary(self.end)
+        {
+            return false;
+        }
+        let sep = |c: Option<char>| c.is_some_and(|c| !c.is_alphanumeric());
+        let begin = line[..self.start].chars().next_back() == self.before
+            || (line[self.start..].chars().next() == self.first && sep(self.first));
+        let end = line[self.end..].chars().next() == self.after
+            || (line[..self.end].chars().next_back() == self.last && sep(self.last));
+        begin && end
+    }
+}
+
+/// One template's record in a source.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    /// How often it found the date.
+    wins: u32,
+    /// Where its last winning match started (`usize::MAX`: never won).
+    distance: usize,
+    /// Whether it ever matched a line (won or not).
+    matched: bool,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            wins: 0,
+            distance: usize::MAX,
+            matched: false,
+        }
     }
 }
 
@@ -283,6 +442,7 @@ fn template(p: &str) -> Result<Template, String> {
     let mut p = p.trim();
     let mut line_begin = false;
     let mut bounds = true;
+    let mut caret = false;
     if let Some(r) = p.strip_prefix("{^LN-BEG}") {
         p = r;
         line_begin = true;
@@ -314,16 +474,21 @@ fn template(p: &str) -> Result<Template, String> {
             (body, true)
         }
         "TAI64N" | "^TAI64N" => {
-            line_begin = true;
+            // Unanchored, fail2ban looks for it anywhere.
+            line_begin |= upper.starts_with('^');
             (r"@[0-9a-f]{24}".to_owned(), false)
         }
         "ISO8601" => (pattern_regex(DEFAULTS[0])?, false),
         _ => {
-            let (body, anchored) = match p.strip_prefix('^') {
-                Some(r) => (r, true),
-                None => (p, false),
+            // A pattern's own `^` anchors it as written: unlike `{^LN-BEG}`,
+            // it skips no leading non-word characters.
+            let body = match p.strip_prefix('^') {
+                Some(r) if !line_begin => {
+                    caret = true;
+                    r
+                }
+                _ => p,
             };
-            line_begin |= anchored;
             (pattern_regex(body)?, false)
         }
     };
@@ -332,7 +497,9 @@ fn template(p: &str) -> Result<Template, String> {
         Some(at) => format!("{}(?P<date>{}", &body[..at], &body[at + 1..]),
         None => format!("(?P<date>{body})"),
     };
-    let text = if line_begin {
+    let text = if caret {
+        format!(r"(?i)^{body}")
+    } else if line_begin {
         format!(r"(?i)^(?:\W{{0,2}})?{body}")
     } else {
         format!(r"(?i){body}")
@@ -343,10 +510,13 @@ fn template(p: &str) -> Result<Template, String> {
         .look_set()
         .remove(regex_syntax::hir::Look::Start)
         .is_empty();
+    // fail2ban's line-end anchor: a pattern ending in an unescaped `$`.
+    let line_end = p.ends_with('$') && !p.ends_with("\\$");
     Ok(Template {
         re: OnceLock::new(),
         text,
-        line_begin,
+        anchored: line_begin || caret || line_end,
+        line_begin: line_begin || caret,
         bounds,
         epoch,
         memo_ok,
@@ -390,15 +560,22 @@ impl Template {
 
     /// The first acceptable date at or after the line start; `index` names this
     /// template in `memo`.
+    ///
+    /// Only `line[..to]` is searched, from `from` on (fail2ban's search of
+    /// where the last date stood). Returns the date and the whole match's
+    /// span, where fail2ban measures the match's place in the line.
+    #[allow(clippy::too_many_arguments)]
     fn find(
         &self,
         index: usize,
         line: &str,
+        mut from: usize,
+        to: usize,
         zone: &TimeZone,
         now: SystemTime,
         memo: &mut DateMemo,
-    ) -> Option<Found> {
-        let mut from = 0;
+    ) -> Option<(Found, (usize, usize))> {
+        let line = line.get(..to)?;
         loop {
             // The DFA finds the match; its groups come from the memo when the
             // same template matched the same text last time.
@@ -446,7 +623,9 @@ impl Template {
                         t
                     }
                 };
-                return Some(Found { start, end, time });
+                // An epoch's context is looked at, not matched, by fail2ban.
+                let whole = if self.epoch { (start, end) } else { whole };
+                return Some((Found { start, end, time }, whole));
             }
             if self.line_begin {
                 return None;
@@ -685,12 +864,10 @@ mod tests {
     #[test]
     fn remembered_dates_follow_now() {
         let d = DateFinder::new(None).unwrap().unwrap();
-        let (mut last, mut memo) = (0, DateMemo::default());
+        let mut st = DateState::default();
         let at = |t: &str| SystemTime::from(t.parse::<jiff::Timestamp>().unwrap());
         let mut find = |line: &str, now| {
-            let f = d
-                .find_from(line, &TimeZone::UTC, now, &mut last, &mut memo)
-                .unwrap();
+            let f = d.detect(line, &TimeZone::UTC, now, &mut st).unwrap();
             let t = jiff::Timestamp::try_from(f.time.unwrap())
                 .unwrap()
                 .to_string();
@@ -711,17 +888,106 @@ mod tests {
             find("Jun 02 10:00:00 h y", at("2024-06-01T12:00:00Z")).0,
             " h y"
         );
-        let fresh = DateFinder::new(None).unwrap().unwrap();
         let glued = "xJun 02 10:00:00z";
         assert_eq!(
-            d.find_from(
-                glued,
-                &TimeZone::UTC,
-                at("2024-06-01T12:00:00Z"),
-                &mut last,
-                &mut memo
-            ),
-            fresh.find(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"))
+            d.detect(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"), &mut st),
+            d.find(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"))
         );
+    }
+
+    /// The lines' cut text, each found with the state of the lines before.
+    fn cuts(d: &DateFinder, lines: &[&str]) -> Vec<String> {
+        let mut st = DateState::default();
+        lines
+            .iter()
+            .map(|l| match d.detect(l, &TimeZone::UTC, now(), &mut st) {
+                Some(f) => format!("{}|{}", &l[..f.start], &l[f.end..]),
+                None => format!("none: {l}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn earliest_starting_form_wins() {
+        // Regression (issue 11, differential test): a zone name before the
+        // stamp. Several default forms match; fail2ban takes the one that
+        // starts first, the zone-name form, not the plain syslog form that
+        // comes first in the list.
+        let d = DateFinder::new(None).unwrap().unwrap();
+        assert_eq!(
+            cut(&d, "192.0.2.1 - u [UTC Nov 18 21:34:34] \"GET /\" 401")
+                .unwrap()
+                .0,
+            "192.0.2.1 - u [] \"GET /\" 401"
+        );
+        assert_eq!(
+            cuts(
+                &d,
+                &[
+                    "[28325:00010-3735542592] UTC Jun 22 09:56:12   smtp: x",
+                    "UTC Sep 08 06:14:27   smtp: x",
+                    "UTC Nov 07 22:21:20   smtp: y",
+                ]
+            ),
+            [
+                "[28325:00010-3735542592] |   smtp: x",
+                "|   smtp: x",
+                "|   smtp: y",
+            ]
+        );
+        // At the line start, the first form in the list wins at once.
+        assert_eq!(cut(&d, "Jun 22 09:56:12 h x").unwrap().0, " h x");
+    }
+
+    #[test]
+    fn last_form_is_kept_only_where_it_stood() {
+        // Regression (domino-smtp, differential test): the month-first form
+        // found a stamp mid-line; on a line with a stamp at its start the
+        // line-start day-first form wins (as fail2ban: it leaves `.252`),
+        // not the remembered form.
+        let d = DateFinder::new(None).unwrap().unwrap();
+        assert_eq!(
+            cuts(
+                &d,
+                &[
+                    "[1:2] 08-22-2014 09:56:12.252   smtp: a",
+                    "09-08-2014 06:14:27.252   smtp: b",
+                    "11-07-2016 22:21:20.252   smtp: c",
+                ]
+            ),
+            ["[1:2] |   smtp: a", "|.252   smtp: b", "|.252   smtp: c"]
+        );
+        // Same place, same surroundings: the last form is kept, and searched
+        // only there (the year after it is not taken, as in fail2ban).
+        assert_eq!(
+            cuts(
+                &d,
+                &["x: Jun 22 09:56:12 h a", "x: Jun 22 09:56:13 2024 h b"]
+            ),
+            ["x: | h a", "x: | 2024 h b"]
+        );
+    }
+
+    #[test]
+    fn default_order_and_anchors() {
+        // A pattern's own `^` skips no leading characters; `{^LN-BEG}` skips
+        // up to two non-word ones.
+        let d = DateFinder::new(Some("^%Y/%m/%d %H:%M:%S"))
+            .unwrap()
+            .unwrap();
+        assert!(cut(&d, "[2023/01/02 03:04:05] x").is_none());
+        let d = DateFinder::new(Some("{^LN-BEG}%Y/%m/%d %H:%M:%S"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cut(&d, "[2023/01/02 03:04:05] x").unwrap().0, "[] x");
+        // An unanchored TAI64N stamp is found mid-line.
+        let d = DateFinder::new(Some("TAI64N")).unwrap().unwrap();
+        assert_eq!(cut(&d, "x @4000000063b2c40d0a3b1a2c y").unwrap().0, "x  y");
+        // A form listed twice counts once.
+        let d = DateFinder::new(Some("{^LN-BEG}EPOCH\n{^LN-BEG}"))
+            .unwrap()
+            .unwrap();
+        let epochs = d.templates.iter().filter(|t| t.epoch).count();
+        assert_eq!(epochs, 1);
     }
 }

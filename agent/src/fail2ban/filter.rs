@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 
-use super::date::{DateFinder, DateMemo};
+use super::date::{DateFinder, DateState};
 use super::ini::{Ini, IniError};
 use super::regex::{ContentSplit, F2bRegex, Split, resolve_tags};
 
@@ -507,10 +507,8 @@ pub struct LineState {
     cut: String,
     lines: std::collections::VecDeque<String>,
     joined: String,
-    /// The date template that found the last date.
-    last_date: usize,
-    /// The last date parse, reused while lines repeat its timestamp text.
-    date_memo: DateMemo,
+    /// Where the last dates were found, and the last parse.
+    date: DateState,
     /// The named captures (`<F-USER>`...) of the last line that was a failure,
     /// bounded; filled only for failures.
     pub(crate) captures: crate::filter::Captures,
@@ -652,7 +650,7 @@ impl Matcher {
         match self
             .date
             .as_ref()
-            .and_then(|d| d.find_from(line, zone, now, &mut state.last_date, &mut state.date_memo))
+            .and_then(|d| d.detect(line, zone, now, &mut state.date))
         {
             Some(found) => {
                 state.cut.push_str(&line[..found.start]);

@@ -456,7 +456,7 @@ fn same_as_reference(def: &Definition, lines: &[&str]) {
     let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_717_243_200);
     let (mut st, mut reference) = (LineState::default(), LineState::default());
     for line in lines {
-        reference.date_memo = DateMemo::default();
+        reference.date.forget_memo();
         let a = fast.examine(line, &TimeZone::UTC, now, &mut st);
         let b = plain.examine(line, &TimeZone::UTC, now, &mut reference);
         assert_eq!(a, b, "{}: {line:?}", def.path.display());
