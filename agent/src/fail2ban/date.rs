@@ -51,6 +51,28 @@ pub(crate) struct DateMemo {
     /// The `now` the time was computed for (a year-less date depends on it).
     now: Option<SystemTime>,
     time: Option<SystemTime>,
+    /// Where in `text` two digits give the seconds (`[0-5][0-9]`), when the
+    /// time of another second of the same minute follows from `minute`.
+    secs: Option<usize>,
+    minute: Minute,
+}
+
+/// How the time of another second of a parsed minute follows, without a
+/// parse: the minute's second 0, where every second of it is that plus its
+/// number (no offset change inside the minute).
+#[derive(Debug, Clone, Copy, Default)]
+enum Minute {
+    /// Not known: parse.
+    #[default]
+    Unknown,
+    /// The year is written (or the form is an epoch): the time of second 0.
+    Fixed(Option<SystemTime>),
+    /// Year-less: second 0 this year, and last year if it was computed;
+    /// the year is chosen again for each second (a day ahead of `now`).
+    YearLess {
+        this: SystemTime,
+        prev: Option<SystemTime>,
+    },
 }
 
 impl Default for DateMemo {
@@ -61,6 +83,8 @@ impl Default for DateMemo {
             date: (0, 0),
             now: None,
             time: None,
+            secs: None,
+            minute: Minute::Unknown,
         }
     }
 }
@@ -289,6 +313,14 @@ impl DateFinder {
         if st.stats.len() != n {
             st.stats = vec![Stats::default(); n];
         }
+        // Not after a line-end anchored form: searched from the line start,
+        // it could match earlier in the line.
+        let quick = st.last.is_some_and(|l| {
+            !self.templates[l.index].anchored || self.templates[l.index].line_begin
+        });
+        if let Some((index, found, whole)) = quick.then(|| st.same_minute(line, now)).flatten() {
+            return Some(st.win(index, line, found, whole));
+        }
         // The best match held back: template, match, whole match span.
         let mut held: Option<(usize, Found, (usize, usize))> = None;
         let mut skip = usize::MAX;
@@ -365,6 +397,66 @@ impl DateState {
     #[cfg(test)]
     pub(crate) fn forget_memo(&mut self) {
         self.memo = DateMemo::default();
+    }
+
+    /// The common case, in a compare of the stamp's bytes: the last template
+    /// found its date where it stands now, the characters around it are the
+    /// same, and the text is the memo's but for the two digits of the
+    /// seconds. fail2ban keeps that template then (its search where the last
+    /// date stood finds the same span: only a seconds field's digits
+    /// changed, each still `[0-5][0-9]`), and the time is the memo's minute
+    /// plus the seconds, the year chosen again.
+    fn same_minute(
+        &mut self,
+        line: &str,
+        now: SystemTime,
+    ) -> Option<(usize, Found, (usize, usize))> {
+        let last = self.last?;
+        let memo = &mut self.memo;
+        let secs_at = memo.secs?;
+        if memo.template != last.index
+            || memo.now != Some(now)
+            || memo.text.len() != last.end - last.start
+            || !line.is_char_boundary(last.end)
+        {
+            return None;
+        }
+        let b = line.as_bytes();
+        let old = memo.text.as_bytes();
+        let new = &b[last.start..last.end];
+        let secs = seconds(&new[secs_at..secs_at + 2])?;
+        if new[..secs_at] != old[..secs_at] || new[secs_at + 2..] != old[secs_at + 2..] {
+            return None;
+        }
+        if line[..last.start].chars().next_back() != last.before
+            || line[last.end..].chars().next() != last.after
+        {
+            return None;
+        }
+        let shift = std::time::Duration::from_secs(secs);
+        let time = match memo.minute {
+            Minute::Unknown => return None,
+            Minute::Fixed(first) => first.map(|f| f + shift),
+            Minute::YearLess { this, prev } => {
+                if this + shift > now + DAY {
+                    Some(prev? + shift)
+                } else {
+                    Some(this + shift)
+                }
+            }
+        };
+        // The memo now holds this text and its time.
+        if new[secs_at..secs_at + 2] != old[secs_at..secs_at + 2] {
+            let digits = &line[last.start + secs_at..last.start + secs_at + 2];
+            memo.text.replace_range(secs_at..secs_at + 2, digits);
+            memo.time = time;
+        }
+        let found = Found {
+            start: last.start + memo.date.0,
+            end: last.start + memo.date.1,
+            time,
+        };
+        Some((last.index, found, (last.start, last.end)))
     }
 
     fn win(&mut self, index: usize, line: &str, found: Found, whole: (usize, usize)) -> Found {
@@ -591,7 +683,7 @@ impl Template {
             } else {
                 let caps = Caps::new(re, line, from)?;
                 let m = caps.span("date")?;
-                let time = self.time(&caps, &line[m.0..m.1], zone, now);
+                let (time, minute) = self.time(&caps, &line[m.0..m.1], zone, now);
                 memo.template = usize::MAX;
                 if self.memo_ok {
                     memo.template = index;
@@ -600,6 +692,12 @@ impl Template {
                     memo.date = (m.0 - whole.0, m.1 - whole.0);
                     memo.now = Some(now);
                     memo.time = time;
+                    memo.minute = minute;
+                    memo.secs = caps
+                        .span("S")
+                        .filter(|s| s.0 >= whole.0 && s.1 <= whole.1)
+                        .filter(|s| seconds(&line.as_bytes()[s.0..s.1]).is_some())
+                        .map(|s| s.0 - whole.0);
                 }
                 (m.0, m.1, Some(time))
             };
@@ -617,9 +715,10 @@ impl Template {
                     None => {
                         // Remembered text, another `now`: the year choice may differ.
                         let caps = Caps::new(re, line, from)?;
-                        let t = self.time(&caps, &line[start..end], zone, now);
+                        let (t, minute) = self.time(&caps, &line[start..end], zone, now);
                         memo.now = Some(now);
                         memo.time = t;
+                        memo.minute = minute;
                         t
                     }
                 };
@@ -664,15 +763,17 @@ impl Template {
         date: &str,
         zone: &TimeZone,
         now: SystemTime,
-    ) -> Option<SystemTime> {
+    ) -> (Option<SystemTime>, Minute) {
         if self.epoch {
-            date.split('.')
+            let time = date
+                .split('.')
                 .next()
                 .and_then(|s| s.parse::<u64>().ok())
                 .map(|s| {
                     let s = if s > 99_999_999_999 { s / 1000 } else { s };
                     SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s)
-                })
+                });
+            (time, Minute::Unknown)
         } else {
             civil(caps, zone, now)
         }
@@ -689,8 +790,6 @@ fn month(name: &str) -> Option<i8> {
     Some(i as i8 + 1)
 }
 
-/// The point in time the fields name. A year-less date is placed in the year
-/// that puts it not more than a day in the future.
 /// A template match's groups.
 struct Caps<'h> {
     re: &'h FastRe,
@@ -714,7 +813,18 @@ impl<'h> Caps<'h> {
     }
 }
 
-fn civil(caps: &Caps<'_>, zone: &TimeZone, now: SystemTime) -> Option<SystemTime> {
+/// The point in time the fields name, and how the other seconds of its
+/// minute follow. A year-less date is placed in the year that puts it not
+/// more than a day in the future.
+fn civil(caps: &Caps<'_>, zone: &TimeZone, now: SystemTime) -> (Option<SystemTime>, Minute) {
+    civil_fields(caps, zone, now).unwrap_or((None, Minute::Unknown))
+}
+
+fn civil_fields(
+    caps: &Caps<'_>,
+    zone: &TimeZone,
+    now: SystemTime,
+) -> Option<(Option<SystemTime>, Minute)> {
     let num = |n: &str| caps.name(n).and_then(|m| m.trim().parse::<i32>().ok());
     let now_ts = jiff::Timestamp::try_from(now).ok()?;
     let this_year = now_ts.to_zoned(zone.clone()).year();
@@ -737,7 +847,8 @@ fn civil(caps: &Caps<'_>, zone: &TimeZone, now: SystemTime) -> Option<SystemTime
     let minute = num("M").unwrap_or(0);
     let second = num("S").unwrap_or(0).min(59);
     let zone_of_line = caps.name("z").and_then(offset);
-    let at = |year: i32| -> Option<SystemTime> {
+    let z = zone_of_line.unwrap_or_else(|| zone.clone());
+    let at = |year: i32, second: i32| -> Option<SystemTime> {
         let dt = DateTime::new(
             year as i16,
             mon,
@@ -748,20 +859,55 @@ fn civil(caps: &Caps<'_>, zone: &TimeZone, now: SystemTime) -> Option<SystemTime
             0,
         )
         .ok()?;
-        let z = zone_of_line.clone().unwrap_or_else(|| zone.clone());
-        let ts = dt.to_zoned(z).ok()?.timestamp();
+        let ts = dt.to_zoned(z.clone()).ok()?.timestamp();
         Some(SystemTime::from(ts))
     };
-    match explicit_year {
-        Some(y) => at(y),
+    // Second 0 of the minute in `year`, when each second of it is that
+    // plus its number (an offset change inside the minute, as in some
+    // zones' history, makes it `None`).
+    let uniform = |year: i32| -> Option<SystemTime> {
+        let first = at(year, 0)?;
+        (at(year, 59)? == first + std::time::Duration::from_secs(59)).then_some(first)
+    };
+    let secs = std::time::Duration::from_secs(second as u64);
+    Some(match explicit_year {
+        Some(y) => match uniform(y) {
+            Some(first) => (Some(first + secs), Minute::Fixed(Some(first))),
+            None => (at(y, second), Minute::Unknown),
+        },
         None => {
-            let t = at(this_year as i32)?;
-            if t > now + std::time::Duration::from_secs(86_400) {
-                at(this_year as i32 - 1)
+            let Some(this) = uniform(this_year as i32) else {
+                let t = at(this_year as i32, second)?;
+                let t = if t > now + DAY {
+                    at(this_year as i32 - 1, second)
+                } else {
+                    Some(t)
+                };
+                return Some((t, Minute::Unknown));
+            };
+            if this + secs > now + DAY {
+                let prev = uniform(this_year as i32 - 1);
+                let t = match prev {
+                    Some(p) => Some(p + secs),
+                    None => at(this_year as i32 - 1, second),
+                };
+                (t, Minute::YearLess { this, prev })
             } else {
-                Some(t)
+                (Some(this + secs), Minute::YearLess { this, prev: None })
             }
         }
+    })
+}
+
+/// How far ahead of now a year-less date may be before it is last year's.
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// The value of a two-digit seconds field that another second of the same
+/// minute can replace without changing how the template matches.
+fn seconds(b: &[u8]) -> Option<u64> {
+    match b {
+        [t @ b'0'..=b'5', u @ b'0'..=b'9'] => Some(u64::from((t - b'0') * 10 + (u - b'0'))),
+        _ => None,
     }
 }
 
