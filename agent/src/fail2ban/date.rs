@@ -1136,4 +1136,99 @@ mod tests {
         let epochs = d.templates.iter().filter(|t| t.epoch).count();
         assert_eq!(epochs, 1);
     }
+
+    mod same_minute {
+        //! The compare of a stamp's bytes against the last parse gives what a
+        //! full detection and parse gives, line after line.
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Stamp forms (strftime) and where they stand in a line.
+        const FORMS: &[(&str, &str, &str)] = &[
+            ("", "%b %e %H:%M:%S", " host sshd[1]: x"),
+            ("", "%b %d %H:%M:%S.412", " host sshd[1]: x"),
+            ("", "%Y-%m-%d %H:%M:%S", " x"),
+            ("", "%Y-%m-%dT%H:%M:%S%:z", " x"),
+            ("", "%Y-%m-%dT%H:%M:%S.123456%:z", " x"),
+            ("192.0.2.1 - - [", "%d/%b/%Y:%H:%M:%S %z", "] \"GET /\""),
+            ("", "UTC %b %d %H:%M:%S", "   smtp: x"),
+            ("x: ", "%b %d %H:%M:%S", " h y"),
+            ("", "%a %b %d %H:%M:%S %Y", " x"),
+            ("", "%y%m%d %H:%M:%S", " x"),
+            ("", "%Y%m%dT%H%M%S", " x"),
+            ("", "%d-%m-%Y %H:%M:%S", " x"),
+            ("[1:2] ", "%m-%d-%Y %H:%M:%S.252", " x"),
+            ("", "%H:%M:%S", " x"),
+        ];
+
+        const ZONES: &[&str] = &[
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kathmandu",
+        ];
+
+        fn zone(name: &str) -> TimeZone {
+            TimeZone::get(name).unwrap_or(TimeZone::UTC)
+        }
+
+        /// Start instants: anywhere, or a few seconds before the end of a
+        /// minute, hour, day or year (in UTC; zones shift the civil ends).
+        fn start() -> impl Strategy<Value = i64> {
+            let year_end = (1995i16..2090).prop_map(|y| {
+                jiff::civil::date(y + 1, 1, 1)
+                    .at(0, 0, 0, 0)
+                    .to_zoned(TimeZone::UTC)
+                    .unwrap()
+                    .timestamp()
+                    .as_second()
+            });
+            prop_oneof![
+                788_918_400i64..3_786_912_000,
+                year_end.prop_flat_map(|e| (e - 130)..(e + 5)),
+                (9_000i64..40_000).prop_map(|d| d * 86_400 - 3),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn cached_equals_uncached(
+                form in 0..FORMS.len(),
+                zone_at in 0..ZONES.len(),
+                start in start(),
+                steps in proptest::collection::vec(
+                    prop_oneof![Just(0i64), Just(1), 0i64..70, Just(3_600), Just(86_400)],
+                    1..40,
+                ),
+                now_ahead in -3i64 * 86_400..3 * 86_400,
+                now_moves in proptest::collection::vec(any::<bool>(), 40),
+            ) {
+                let (before, pattern, after) = FORMS[form];
+                let tz = zone(ZONES[zone_at]);
+                let d = DateFinder::new(None).unwrap().unwrap();
+                let (mut cached, mut plain) = (DateState::default(), DateState::default());
+                let mut t = start;
+                let mut now = start + now_ahead;
+                for (i, step) in steps.iter().enumerate() {
+                    t += step;
+                    if now_moves[i] {
+                        now += step;
+                    }
+                    let stamp = jiff::Timestamp::from_second(t)
+                        .unwrap()
+                        .to_zoned(tz.clone())
+                        .strftime(pattern)
+                        .to_string();
+                    let line = format!("{before}{stamp}{after}");
+                    let now_t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(now as u64);
+                    plain.forget_memo();
+                    let a = d.detect(&line, &tz, now_t, &mut cached);
+                    let b = d.detect(&line, &tz, now_t, &mut plain);
+                    prop_assert_eq!(a, b, "{}", line);
+                }
+            }
+        }
+    }
 }
