@@ -32,22 +32,14 @@ use fail2ban_common::{
 /// mysqld-auth `'root'@'localhost'`: fail2ban resolves the single-label name
 /// (to 127.0.0.1, which its `ignoreself` never bans); log2drop takes only
 /// names of two labels or more (docs/filters.md, "Host names"); see also
-/// fail2ban_stock_filters.rs.
+/// fail2ban_stock_filters.rs and docs/migrating-from-fail2ban.md.
 ///
-/// Not yet fixed in log2drop (date.rs), kept here so they cannot grow:
-/// - `(stamp:tz-name)`: when several default forms match, fail2ban takes the
-///   one that starts earliest (`UTC Jun 22 09:56:12` whole); log2drop takes
-///   the first form in list order (`Jun 22 09:56:12`), leaving `UTC` in the
-///   line, so the filter's regex no longer matches: a miss, never a wrong host.
-/// - domino-smtp `(stamp:mdy-ms)`: `09-08-2014 06:14:27.252`: fail2ban's
-///   day-first form wins and leaves `.252`, so it does not match; log2drop
-///   cuts the whole stamp and matches (the host is right).
-const ALLOWED: &[(&str, &str, usize)] = &[
-    ("mysqld-auth", "'root'@'localhost'", 12),
-    ("domino-smtp", "(stamp:tz-name)", 6),
-    ("domino-smtp", "(stamp:mdy-ms)", 2),
-    ("traefik-auth", "(stamp:tz-name)", 4),
-];
+/// Fixed in date.rs, and so no longer listed: a zone name before the stamp
+/// (`UTC Jun 22 09:56:12`, fail2ban takes the earliest-starting form) and
+/// domino-smtp's `09-08-2014 06:14:27.252` after a mid-line stamp (fail2ban
+/// keeps the last form only where it stood; the line-start day-first form
+/// wins and leaves `.252`).
+const ALLOWED: &[(&str, &str, usize)] = &[("mysqld-auth", "'root'@'localhost'", 5)];
 
 #[test]
 fn stock_filters_agree_with_fail2ban_regex_on_variants() {

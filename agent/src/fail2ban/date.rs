@@ -846,7 +846,12 @@ fn civil_fields(
     }
     let minute = num("M").unwrap_or(0);
     let second = num("S").unwrap_or(0).min(59);
-    let zone_of_line = caps.name("z").and_then(offset);
+    // A written offset, else a zone name fail2ban reads as a fixed offset
+    // (`UTC Jun 22 09:56:12`; an unknown name leaves the source's zone).
+    let zone_of_line = caps
+        .name("z")
+        .and_then(offset)
+        .or_else(|| caps.name("Z").and_then(zone_name));
     let z = zone_of_line.unwrap_or_else(|| zone.clone());
     let at = |year: i32, second: i32| -> Option<SystemTime> {
         let dt = DateTime::new(
@@ -909,6 +914,55 @@ fn seconds(b: &[u8]) -> Option<u64> {
         [t @ b'0'..=b'5', u @ b'0'..=b'9'] => Some(u64::from((t - b'0') * 10 + (u - b'0'))),
         _ => None,
     }
+}
+
+/// Common zone abbreviations, as fixed offsets in minutes east of UTC (the
+/// values fail2ban gives them: `CST` is North American, `CEST` is +2 all
+/// year, no daylight-saving switch is implied).
+const ZONE_NAMES: &[(&str, i32)] = &[
+    ("UTC", 0),
+    ("UT", 0),
+    ("GMT", 0),
+    ("Z", 0),
+    ("WET", 0),
+    ("WEST", 60),
+    ("CET", 60),
+    ("CEST", 120),
+    ("EET", 120),
+    ("EEST", 180),
+    ("MSK", 180),
+    ("AST", -240),
+    ("ADT", -180),
+    ("EST", -300),
+    ("EDT", -240),
+    ("CST", -360),
+    ("CDT", -300),
+    ("MST", -420),
+    ("MDT", -360),
+    ("PST", -480),
+    ("PDT", -420),
+    ("AKST", -540),
+    ("AKDT", -480),
+    ("HST", -600),
+    ("NST", -210),
+    ("NDT", -150),
+    ("JST", 540),
+    ("KST", 540),
+    ("HKT", 480),
+    ("SGT", 480),
+    ("AWST", 480),
+    ("ACST", 570),
+    ("ACDT", 630),
+    ("AEST", 600),
+    ("AEDT", 660),
+    ("NZST", 720),
+    ("NZDT", 780),
+];
+
+fn zone_name(name: &str) -> Option<TimeZone> {
+    let (_, minutes) = ZONE_NAMES.iter().find(|(n, _)| *n == name)?;
+    let off = jiff::tz::Offset::from_seconds(minutes * 60).ok()?;
+    Some(TimeZone::fixed(off))
 }
 
 fn offset(z: &str) -> Option<TimeZone> {
@@ -1080,6 +1134,17 @@ mod tests {
                 "|   smtp: x",
                 "|   smtp: y",
             ]
+        );
+        // The zone name places the time (fail2ban reads it as an offset).
+        let d2 = DateFinder::new(None).unwrap().unwrap();
+        let f = d2
+            .find("PDT Apr 16 21:05:29 h x", &TimeZone::UTC, now())
+            .unwrap();
+        assert_eq!(
+            jiff::Timestamp::try_from(f.time.unwrap())
+                .unwrap()
+                .to_string(),
+            "2024-04-17T04:05:29Z"
         );
         // At the line start, the first form in the list wins at once.
         assert_eq!(cut(&d, "Jun 22 09:56:12 h x").unwrap().0, " h x");
