@@ -1029,6 +1029,9 @@ mod tests {
             .unwrap();
         assert!(cut(&d, "2023/01/02 03:04:05 [error] x").is_some());
         assert!(cut(&d, "x 2023/01/02 03:04:05").is_none());
+        // A pattern's own `^` skips no leading characters (`{^LN-BEG}` skips
+        // up to two non-word ones).
+        assert!(cut(&d, "[2023/01/02 03:04:05] x").is_none());
         let d = DateFinder::new(Some("{^LN-BEG}")).unwrap().unwrap();
         assert!(cut(&d, "x 2023-01-02 03:04:05").is_none());
         assert!(cut(&d, "2023-01-02 03:04:05 x").is_some());
@@ -1181,12 +1184,6 @@ mod tests {
 
     #[test]
     fn default_order_and_anchors() {
-        // A pattern's own `^` skips no leading characters; `{^LN-BEG}` skips
-        // up to two non-word ones.
-        let d = DateFinder::new(Some("^%Y/%m/%d %H:%M:%S"))
-            .unwrap()
-            .unwrap();
-        assert!(cut(&d, "[2023/01/02 03:04:05] x").is_none());
         let d = DateFinder::new(Some("{^LN-BEG}%Y/%m/%d %H:%M:%S"))
             .unwrap()
             .unwrap();
