@@ -313,10 +313,16 @@ impl DateFinder {
         if st.stats.len() != n {
             st.stats = vec![Stats::default(); n];
         }
-        // Not after a line-end anchored form: searched from the line start,
-        // it could match earlier in the line.
+        // An unanchored form is searched only where the last date stood, so
+        // the same bytes there give the same span. A line-start form is
+        // searched in the whole line: what follows may lengthen its match
+        // (`Jun 22 09:56:12 2024`), so its span is checked by a DFA run. Not
+        // after a line-end form: it could match earlier in the line.
         let quick = st.last.is_some_and(|l| {
-            !self.templates[l.index].anchored || self.templates[l.index].line_begin
+            let t = &self.templates[l.index];
+            !t.anchored
+                || (t.line_begin
+                    && t.re().and_then(|re| re.find_at(line, 0)) == Some((l.start, l.end)))
         });
         if let Some((index, found, whole)) = quick.then(|| st.same_minute(line, now)).flatten() {
             return Some(st.win(index, line, found, whole));
@@ -1208,6 +1214,7 @@ mod tests {
         /// Stamp forms (strftime) and where they stand in a line.
         const FORMS: &[(&str, &str, &str)] = &[
             ("", "%b %e %H:%M:%S", " host sshd[1]: x"),
+            ("", "%b %e %H:%M:%S", " 2031 host x"),
             ("", "%b %d %H:%M:%S.412", " host sshd[1]: x"),
             ("", "%Y-%m-%d %H:%M:%S", " x"),
             ("", "%Y-%m-%dT%H:%M:%S%:z", " x"),
@@ -1220,6 +1227,7 @@ mod tests {
             ("", "%Y%m%dT%H%M%S", " x"),
             ("", "%d-%m-%Y %H:%M:%S", " x"),
             ("[1:2] ", "%m-%d-%Y %H:%M:%S.252", " x"),
+            ("x: ", "%b %d %H:%M:%S", " 2031 h y"),
             ("", "%H:%M:%S", " x"),
         ];
 
@@ -1257,7 +1265,8 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(256))]
             #[test]
             fn cached_equals_uncached(
-                form in 0..FORMS.len(),
+                forms in proptest::collection::vec(0..FORMS.len(), 1..3),
+                form_at in proptest::collection::vec(any::<prop::sample::Index>(), 40),
                 zone_at in 0..ZONES.len(),
                 start in start(),
                 steps in proptest::collection::vec(
@@ -1267,7 +1276,6 @@ mod tests {
                 now_ahead in -3i64 * 86_400..3 * 86_400,
                 now_moves in proptest::collection::vec(any::<bool>(), 40),
             ) {
-                let (before, pattern, after) = FORMS[form];
                 let tz = zone(ZONES[zone_at]);
                 let d = DateFinder::new(None).unwrap().unwrap();
                 let (mut cached, mut plain) = (DateState::default(), DateState::default());
@@ -1278,6 +1286,8 @@ mod tests {
                     if now_moves[i] {
                         now += step;
                     }
+                    // A line's form: one of the case's few, so forms mix.
+                    let (before, pattern, after) = FORMS[*form_at[i].get(&forms)];
                     let stamp = jiff::Timestamp::from_second(t)
                         .unwrap()
                         .to_zoned(tz.clone())
