@@ -550,6 +550,19 @@ struct Pattern {
     name: Option<NamePath>,
 }
 
+impl Pattern {
+    /// Its hit at `host` (the line's time is filled in later).
+    fn hit(&self, host: Host) -> Hit {
+        Hit {
+            host,
+            filter: self.filter,
+            role: self.role,
+            regex: self.index,
+            time: None,
+        }
+    }
+}
+
 /// One filter's settings, compiled.
 #[derive(Debug)]
 struct Filter {
@@ -1371,14 +1384,8 @@ impl SourceMatcher {
             }
         }
         let c = named?;
-        let pat = &self.patterns[c.pattern];
-        Some(Hit {
-            host: Host::Name(scratch.names.push(&hay[c.start..c.end])),
-            filter: pat.filter,
-            role: pat.role,
-            regex: pat.index,
-            time: None,
-        })
+        let name = scratch.names.push(&hay[c.start..c.end]);
+        Some(self.patterns[c.pattern].hit(Host::Name(name)))
     }
 
     /// The address pattern `p` finds in `hay`, if it matches, unless its filter
@@ -1429,16 +1436,7 @@ impl SourceMatcher {
             }
             return None;
         };
-        if self.is_ignored(pat, hay, scratch, ignored) {
-            return None;
-        }
-        Some(Hit {
-            host: Host::Addr(addr),
-            filter: pat.filter,
-            role: pat.role,
-            regex: pat.index,
-            time: None,
-        })
+        self.unless_ignored(pat, Host::Addr(addr), hay, scratch, ignored)
     }
 
     /// Whether pattern `p`, which has no `<HOST>`, matches `hay`: its hit holds
@@ -1459,16 +1457,23 @@ impl SourceMatcher {
         };
         pat.full
             .search_half_with(&mut scratch.full[p], &Input::new(hay).anchored(mode))?;
+        let host = Host::Addr(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        self.unless_ignored(pat, host, hay, scratch, ignored)
+    }
+
+    /// The hit of `pat` at `host`, unless its filter ignores `hay`.
+    fn unless_ignored(
+        &self,
+        pat: &Pattern,
+        host: Host,
+        hay: &[u8],
+        scratch: &mut Scratch,
+        ignored: &mut Option<(FilterId, usize)>,
+    ) -> Option<Hit> {
         if self.is_ignored(pat, hay, scratch, ignored) {
             return None;
         }
-        Some(Hit {
-            host: Host::Addr(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
-            filter: pat.filter,
-            role: pat.role,
-            regex: pat.index,
-            time: None,
-        })
+        Some(pat.hit(host))
     }
 
     /// Whether the filter of `pat` ignores `hay` (noting the first such line).
