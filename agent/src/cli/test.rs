@@ -227,7 +227,7 @@ impl Tally {
             let k = match self
                 .per_capture
                 .iter()
-                .position(|t| Arc::ptr_eq(&t.name, &c.name) || t.name == c.name)
+                .position(|t| Arc::ptr_eq(&t.name, c.name) || t.name == *c.name)
             {
                 Some(k) => k,
                 None => {
@@ -241,10 +241,10 @@ impl Tally {
             let values = &mut self.per_capture[k].values;
             // A value seen before (most: attackers repeat user names) is found
             // by reference; only a new one is copied.
-            if let Some(v) = values.get_mut(&*c.value) {
+            if let Some(v) = values.get_mut(c.value) {
                 *v += 1;
             } else if self.capture_values < MAX_CAPTURE_VALUES {
-                values.insert(c.value.clone(), 1);
+                values.insert(c.value.into(), 1);
                 self.capture_values += 1;
             } else {
                 self.capture_others += 1;

@@ -29,40 +29,64 @@ pub const MAX_VALUE_BYTES: usize = 64;
 /// The capture `report --by user` and the `{user}` hook placeholder read.
 pub const USER: &str = "user";
 
-/// One named capture.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Capture {
+/// One named capture, borrowed from its [`Captures`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture<'a> {
     /// The group's name (lower case, `[a-z0-9_]`).
-    pub name: Arc<str>,
+    pub name: &'a Arc<str>,
     /// Its value, bounded, raw (not escaped).
-    pub value: Box<str>,
+    pub value: &'a str,
 }
 
-/// The named captures of one offence, bounded. Empty costs nothing (no heap).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Captures(Vec<Capture>);
+/// The named captures of one offence, bounded. Empty costs nothing (no heap),
+/// and a cleared one keeps its buffers: filling it line after line (`log2drop
+/// test`, a source's loop) allocates nothing once they have grown.
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct Captures {
+    /// The values, one after another.
+    text: String,
+    /// Each capture's name and where its value ends in `text` (it starts where
+    /// the one before ends).
+    items: Vec<(Arc<str>, usize)>,
+}
+
+impl Clone for Captures {
+    fn clone(&self) -> Captures {
+        Captures {
+            text: self.text.clone(),
+            items: self.items.clone(),
+        }
+    }
+
+    /// Into the buffers `self` has (a fail2ban filter's captures, per line).
+    fn clone_from(&mut self, source: &Captures) {
+        self.text.clone_from(&source.text);
+        self.items.clone_from(&source.items);
+    }
+}
 
 impl Captures {
     /// No captures.
     pub const fn new() -> Captures {
-        Captures(Vec::new())
+        Captures {
+            text: String::new(),
+            items: Vec::new(),
+        }
     }
 
     /// Adds `name = raw` unless [`MAX_CAPTURES`] are already kept or `name` is
     /// already there; the value is bounded here.
     pub fn push(&mut self, name: &Arc<str>, raw: &[u8]) {
-        if self.0.len() >= MAX_CAPTURES || self.0.iter().any(|c| c.name == *name) {
+        if self.items.len() >= MAX_CAPTURES || self.items.iter().any(|(n, _)| n == name) {
             return;
         }
-        self.0.push(Capture {
-            name: name.clone(),
-            value: bound(raw),
-        });
+        bound_into(raw, &mut self.text);
+        self.items.push((name.clone(), self.text.len()));
     }
 
     /// [`push`](Self::push) with a name that is not shared yet.
     pub fn push_named(&mut self, name: &str, raw: &[u8]) {
-        if self.0.len() >= MAX_CAPTURES || self.0.iter().any(|c| &*c.name == name) {
+        if self.items.len() >= MAX_CAPTURES || self.items.iter().any(|(n, _)| &**n == name) {
             return;
         }
         self.push(&Arc::from(name), raw);
@@ -70,7 +94,7 @@ impl Captures {
 
     /// The value of capture `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|c| &*c.name == name).map(|c| &*c.value)
+        self.iter().find(|c| &**c.name == name).map(|c| c.value)
     }
 
     /// The `user` capture.
@@ -79,23 +103,31 @@ impl Captures {
     }
 
     /// Every capture, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Capture> + '_ {
-        self.0.iter()
+    pub fn iter(&self) -> impl Iterator<Item = Capture<'_>> + '_ {
+        let starts = std::iter::once(0).chain(self.items.iter().map(|(_, end)| *end));
+        self.items
+            .iter()
+            .zip(starts)
+            .map(|((name, end), start)| Capture {
+                name,
+                value: &self.text[start..*end],
+            })
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.items.is_empty()
     }
 
     /// How many.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.items.len()
     }
 
-    /// Forgets them all (keeps the allocation).
+    /// Forgets them all (keeps the allocations).
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.text.clear();
+        self.items.clear();
     }
 
     /// `name=value` pairs separated by commas, names and values through
@@ -103,11 +135,11 @@ impl Captures {
     /// readable back with [`Captures::parse_fields`].
     pub fn to_fields(&self) -> String {
         let mut out = String::new();
-        for (i, c) in self.0.iter().enumerate() {
+        for (i, c) in self.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "{}={}", escape_token(&c.name), escape_token(&c.value));
+            let _ = write!(out, "{}={}", escape_token(c.name), escape_token(c.value));
         }
         out
     }
@@ -126,9 +158,8 @@ impl Captures {
     /// A JSON object `{"name":"value",...}`, as the store keeps them.
     pub fn to_json(&self) -> String {
         let map: serde_json::Map<String, serde_json::Value> = self
-            .0
             .iter()
-            .map(|c| (c.name.to_string(), serde_json::Value::from(&*c.value)))
+            .map(|c| (c.name.to_string(), serde_json::Value::from(c.value)))
             .collect();
         serde_json::Value::Object(map).to_string()
     }
@@ -150,9 +181,9 @@ impl Captures {
 impl serde::Serialize for Captures {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for c in &self.0 {
-            m.serialize_entry(&*c.name, &*c.value)?;
+        let mut m = s.serialize_map(Some(self.len()))?;
+        for c in self.iter() {
+            m.serialize_entry(&**c.name, c.value)?;
         }
         m.end()
     }
@@ -172,19 +203,26 @@ impl<'de> serde::Deserialize<'de> for Captures {
 /// `raw` as bounded text: invalid UTF-8 replaced, cut at [`MAX_VALUE_BYTES`] on a
 /// character boundary with `…` appended when cut.
 pub fn bound(raw: &[u8]) -> Box<str> {
+    let mut out = String::new();
+    bound_into(raw, &mut out);
+    out.into()
+}
+
+/// Appends [`bound`]`(raw)` to `out`, without a buffer of its own for valid
+/// UTF-8 (a captured value almost always is).
+fn bound_into(raw: &[u8], out: &mut String) {
     let raw = &raw[..raw.len().min(MAX_VALUE_BYTES * 4)];
     let text = String::from_utf8_lossy(raw);
     if text.len() <= MAX_VALUE_BYTES {
-        return text.into();
+        out.push_str(&text);
+        return;
     }
     let mut end = MAX_VALUE_BYTES;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let mut out = String::with_capacity(end + 3);
     out.push_str(&text[..end]);
     out.push('…');
-    out.into()
 }
 
 /// Characters that change how the text around them is shown without being shown
@@ -335,7 +373,55 @@ mod tests {
         assert_eq!(Captures::from_json("not json"), Captures::new());
     }
 
+    /// What the captures hold after `pushes`, by the rules alone: each value
+    /// bounded on its own, the first of each name, at most [`MAX_CAPTURES`].
+    fn model(pushes: &[(String, Vec<u8>)]) -> Vec<(String, Box<str>)> {
+        let mut out: Vec<(String, Box<str>)> = Vec::new();
+        for (name, raw) in pushes {
+            if out.len() < MAX_CAPTURES && !out.iter().any(|(n, _)| n == name) {
+                out.push((name.clone(), bound(raw)));
+            }
+        }
+        out
+    }
+
     proptest! {
+        /// The values share one buffer: each still reads back as its own
+        /// bounded value, and a cleared, refilled set equals a fresh one.
+        #[test]
+        fn shared_buffer_reads_back_each_value(
+            pushes in proptest::collection::vec(
+                ("[a-e]", proptest::collection::vec(
+                    prop_oneof![Just(b'a'), Just(0xc3), Just(0xa9), Just(0xff), any::<u8>()],
+                    0..300,
+                )),
+                0..8,
+            ),
+            before in proptest::collection::vec(("[a-e]", "[a-z\u{e9}]{0,80}"), 0..5),
+        ) {
+            let mut fresh = Captures::new();
+            for (name, raw) in &pushes {
+                fresh.push(&Arc::from(name.as_str()), raw);
+            }
+            let got: Vec<(String, Box<str>)> =
+                fresh.iter().map(|c| (c.name.to_string(), c.value.into())).collect();
+            prop_assert_eq!(&got, &model(&pushes));
+            for (name, value) in &got {
+                prop_assert_eq!(fresh.get(name), Some(&**value));
+            }
+            let mut reused = Captures::new();
+            for (name, value) in &before {
+                reused.push_named(name, value.as_bytes());
+            }
+            reused.clear();
+            prop_assert!(reused.is_empty());
+            for (name, raw) in &pushes {
+                reused.push_named(name, raw);
+            }
+            prop_assert_eq!(&reused, &fresh);
+            prop_assert_eq!(reused.len(), got.len());
+        }
+
         #[test]
         fn escape_round_trips_and_prints_no_control(s in "\\PC*|[\\x00-\\x1f\\\\ \u{202e}a-z]{0,40}") {
             let e = escape(&s);
