@@ -592,8 +592,8 @@ enum Group {
     /// the patterns that can start with it, in priority order. Each decides for
     /// itself (fast path) whether it matches; nothing scans the whole text.
     Anchored {
-        /// Global pattern indices, per first byte.
-        by_first_byte: Box<[Box<[usize]>]>,
+        /// Per first byte, the patterns that may match a text starting with it.
+        by_first_byte: Box<[Box<[Candidate]>]>,
         /// Patterns that might match an empty text.
         on_empty: Box<[usize]>,
     },
@@ -604,6 +604,34 @@ enum Group {
         /// Group-local pattern id to global pattern index.
         patterns: Vec<usize>,
     },
+}
+
+/// A pattern of an anchored group, under one first byte, with the text every
+/// match of it starts with (after that byte) and ends the text with: a line
+/// that has neither is turned away for the price of a comparison or two,
+/// before the pattern's fast path runs. `Disconnected from ...` meets the
+/// `Disconnecting ...` patterns only here, and `Received disconnect ...: 11:`
+/// the `...: 3: ...: Auth fail` one.
+#[derive(Debug, Clone)]
+struct Candidate {
+    /// Global pattern index.
+    pattern: usize,
+    /// What every match starting with this first byte starts with (the
+    /// longest common prefix of its prefix literals that start with the byte;
+    /// empty when none is known).
+    head: Box<[u8]>,
+    /// For a pattern that ends at the text end (`$`), the texts every match
+    /// ends with one of; empty when not known.
+    tails: Box<[Box<[u8]>]>,
+}
+
+impl Candidate {
+    /// Whether pattern `pattern` may match at the start of `hay`; `false` only
+    /// where it cannot.
+    fn admits(&self, hay: &[u8]) -> bool {
+        hay.starts_with(&self.head)
+            && (self.tails.is_empty() || self.tails.iter().any(|t| hay.ends_with(t)))
+    }
 }
 
 /// A `programs` entry with one `*`: the `*` stands for one or more bytes other
@@ -1351,14 +1379,25 @@ impl SourceMatcher {
                 by_first_byte,
                 on_empty,
             } => {
-                let candidates = match hay.first() {
-                    Some(b) => &by_first_byte[usize::from(*b)],
-                    None => on_empty,
+                let try_one = |p, scratch: &mut Scratch, ignored: &mut _, named: &mut _| {
+                    self.try_pattern(p, hay, true, scratch, ignored, named)
                 };
-                for &p in candidates.iter() {
-                    if let Some(hit) = self.try_pattern(p, hay, true, scratch, ignored, &mut named)
-                    {
-                        return Some(hit);
+                match hay.first() {
+                    Some(b) => {
+                        for c in by_first_byte[usize::from(*b)].iter() {
+                            if c.admits(hay)
+                                && let Some(hit) = try_one(c.pattern, scratch, ignored, &mut named)
+                            {
+                                return Some(hit);
+                            }
+                        }
+                    }
+                    None => {
+                        for &p in on_empty.iter() {
+                            if let Some(hit) = try_one(p, scratch, ignored, &mut named) {
+                                return Some(hit);
+                            }
+                        }
                     }
                 }
             }
@@ -1712,18 +1751,35 @@ impl SourceMatcher {
 /// The dispatch table of an anchored group: for each first byte, the patterns
 /// (in priority order) whose matches can start with it.
 fn first_byte_group(members: &[usize], texts: &[String]) -> Group {
-    let mut by_first_byte: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    let mut by_first_byte: Vec<Vec<Candidate>> = vec![Vec::new(); 256];
     let mut on_empty = Vec::new();
     for &p in members {
-        match first_bytes(&texts[p]) {
-            Some(bytes) => {
-                for b in bytes {
-                    by_first_byte[usize::from(b)].push(p);
+        let lits = Literals::of(&texts[p]);
+        let tails: Box<[Box<[u8]>]> = lits
+            .tails
+            .unwrap_or_default()
+            .into_iter()
+            .map(Vec::into_boxed_slice)
+            .collect();
+        match lits.heads {
+            Some(heads) => {
+                for b in 0..=255u8 {
+                    if let Some(head) = common_prefix(heads.iter().filter(|h| h[0] == b)) {
+                        by_first_byte[usize::from(b)].push(Candidate {
+                            pattern: p,
+                            head: head.into(),
+                            tails: tails.clone(),
+                        });
+                    }
                 }
             }
             None => {
                 for list in &mut by_first_byte {
-                    list.push(p);
+                    list.push(Candidate {
+                        pattern: p,
+                        head: Box::default(),
+                        tails: tails.clone(),
+                    });
                 }
                 on_empty.push(p);
             }
@@ -1738,20 +1794,110 @@ fn first_byte_group(members: &[usize], texts: &[String]) -> Group {
     }
 }
 
-/// The bytes a match of `pattern` can start with, if that set is known and the
-/// pattern cannot match the empty string.
-fn first_bytes(pattern: &str) -> Option<Vec<u8>> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_automata::util::syntax::parse_with(pattern, &pattern::syntax_config()).ok()?;
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-    let lits = seq.literals()?;
-    let mut out = Vec::new();
-    for l in lits {
-        out.push(*l.as_bytes().first()?);
+/// Most texts a [`Candidate`] compares the text end with.
+const MAX_TAILS: usize = 4;
+
+/// `tails` cut down to at most [`MAX_TAILS`] (a text that ends with a tail
+/// ends with every shorter cut of it, so the check stays sound): tails that
+/// differ only in their first byte lose it, so `\d: x` (ten tails) becomes
+/// `: x`; failing that, the longest lose theirs. `None` when they cannot be
+/// cut that far.
+fn few_tails(mut tails: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    loop {
+        tails.sort_unstable();
+        tails.dedup();
+        // Ending with a longer tail that ends with a shorter one is ending
+        // with the shorter: the longer one adds nothing.
+        let all = tails.clone();
+        tails.retain(|t| !all.iter().any(|o| o.len() < t.len() && t.ends_with(o)));
+        if tails.len() <= MAX_TAILS {
+            return Some(tails);
+        }
+        let rest = |t: &Vec<u8>| t.get(1..).filter(|r| !r.is_empty()).map(<[u8]>::to_vec);
+        let shared: Vec<bool> = tails
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                rest(t).is_some_and(|r| {
+                    tails
+                        .iter()
+                        .enumerate()
+                        .any(|(j, o)| j != i && rest(o).as_ref() == Some(&r))
+                })
+            })
+            .collect();
+        if shared.contains(&true) {
+            for (t, cut) in tails.iter_mut().zip(shared) {
+                if cut {
+                    t.remove(0);
+                }
+            }
+            continue;
+        }
+        let longest = tails.iter().map(Vec::len).max()?;
+        if longest <= 1 {
+            return None;
+        }
+        for t in tails.iter_mut().filter(|t| t.len() == longest) {
+            t.remove(0);
+        }
     }
-    out.sort_unstable();
-    out.dedup();
-    Some(out)
+}
+
+/// The longest text all of `texts` start with; `None` if there are none.
+fn common_prefix<'a>(mut texts: impl Iterator<Item = &'a Vec<u8>>) -> Option<&'a [u8]> {
+    let mut common: &[u8] = texts.next()?;
+    for t in texts {
+        let same = common.iter().zip(t).take_while(|(a, b)| a == b).count();
+        common = &common[..same];
+    }
+    Some(common)
+}
+
+/// What a pattern's matches start and end with, as far as the regex parser's
+/// literal extraction finds out.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Literals {
+    /// Every match starts with one of these, none of them empty; `None`
+    /// when not known or the pattern may match the empty string.
+    heads: Option<Vec<Vec<u8>>>,
+    /// Every match ends at the text end with one of these, none of them
+    /// empty; `None` when not known (or the pattern need not end there).
+    tails: Option<Vec<Vec<u8>>>,
+}
+
+impl Literals {
+    fn of(pattern: &str) -> Literals {
+        use regex_syntax::hir::literal::{ExtractKind, Extractor};
+        use regex_syntax::hir::{HirKind, Look};
+        let Ok(hir) = regex_automata::util::syntax::parse_with(pattern, &pattern::syntax_config())
+        else {
+            return Literals::default();
+        };
+        let extract = |kind| {
+            let seq = Extractor::new().kind(kind).extract(&hir);
+            let lits: Vec<Vec<u8>> = seq
+                .literals()?
+                .iter()
+                .map(|l| l.as_bytes().to_vec())
+                .collect();
+            (!lits.iter().any(Vec::is_empty)).then_some(lits)
+        };
+        // `$` without `(?m)` is the end of the text: the match's last bytes
+        // are the text's.
+        let ends_at_end = matches!(
+            hir.kind(),
+            HirKind::Concat(subs) if matches!(subs.last().map(|h| h.kind()), Some(HirKind::Look(Look::End)))
+        );
+        Literals {
+            heads: extract(ExtractKind::Prefix),
+            tails: if ends_at_end {
+                extract(ExtractKind::Suffix).and_then(few_tails)
+            } else {
+                None
+            },
+        }
+    }
 }
 
 /// A pattern's named groups in the regex of its text before `<HOST>`.

@@ -1100,3 +1100,136 @@ fn capture_plans_agree_with_the_capturing_search() {
     }
     assert!(answered > 100, "the plans answered only {answered} times");
 }
+
+/// Texts near `text` that a head or tail check could get wrong: cut near
+/// either end, one byte changed there, doubled, and another line's message
+/// spliced in.
+fn near_texts(text: &[u8], other: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![text.to_vec(), Vec::new()];
+    let ends = (0..=text.len()).filter(|i| *i < 24 || i + 24 > text.len());
+    for i in ends {
+        out.push(text[..i].to_vec());
+        out.push(text[i..].to_vec());
+        if i < text.len() {
+            let mut t = text.to_vec();
+            t[i] ^= 0x20;
+            out.push(t);
+        }
+    }
+    out.push([text, text].concat());
+    out.push([text, other].concat());
+    out.push([other, text].concat());
+    out.push([&text[..text.len() / 2], &other[other.len() / 2..]].concat());
+    out
+}
+
+/// No pattern that the anchored groups' dispatch turns away from a text
+/// (by its head or tails) matches it at its start, in its address or its name
+/// form; returns how many it turned away.
+fn dispatch_admits_every_match(m: &SourceMatcher, hay: &[u8]) -> usize {
+    let mut turned_away = 0;
+    for group in &m.groups {
+        let (Group::Anchored { by_first_byte, .. }, Some(b)) = (group, hay.first()) else {
+            continue;
+        };
+        for c in by_first_byte[usize::from(*b)].iter() {
+            if c.admits(hay) {
+                continue;
+            }
+            turned_away += 1;
+            let pat = &m.patterns[c.pattern];
+            let input = Input::new(hay).anchored(Anchored::Yes);
+            let matches = pat.full.is_match(input.clone())
+                || pat.name.as_ref().is_some_and(|n| n.regex.is_match(input));
+            assert!(
+                !matches,
+                "pattern {} ({:?}) matches {:?} but is turned away",
+                c.pattern,
+                pat.full,
+                String::from_utf8_lossy(hay)
+            );
+        }
+    }
+    turned_away
+}
+
+#[test]
+fn literal_dispatch_never_turns_away_a_matching_pattern() {
+    let mut turned_away = 0;
+    for name in builtin::names() {
+        let base = builtin::get(name).expect("built-in");
+        if crate::fail2ban::is_fail2ban(&base) || base.prefix != LinePrefix::Syslog {
+            continue;
+        }
+        let mut cfgs = vec![base.clone()];
+        cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
+        let messages: Vec<&[u8]> = builtin::samples(name)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| {
+                let line = s.line.as_bytes();
+                syslog::parse(line).map(|p| p.text(line))
+            })
+            .collect();
+        for cfg in &cfgs {
+            let m = SourceMatcher::build(&[(name, cfg)]).expect("builds");
+            for (i, text) in messages.iter().enumerate() {
+                let other = messages[(i + 1) % messages.len()];
+                for hay in near_texts(text, other) {
+                    turned_away += dispatch_admits_every_match(&m, &hay);
+                }
+            }
+        }
+    }
+    assert!(
+        turned_away > 1000,
+        "the dispatch turned away only {turned_away}"
+    );
+}
+
+#[test]
+fn literal_dispatch_reads_heads_and_tails() {
+    let lits = Literals::of(
+        r"^(?:error: )?Disconnecting (?:user \S+ )?x port \d+: Too many(?: \[preauth\])?$",
+    );
+    assert_eq!(
+        lits.heads
+            .map(|h| common_prefix(h.iter().filter(|h| h[0] == b'D')).map(<[u8]>::to_vec)),
+        Some(Some(b"Disconnecting ".to_vec()))
+    );
+    let mut tails = lits.tails.expect("ends at the text end");
+    tails.sort();
+    assert_eq!(
+        tails,
+        [b": Too many".to_vec(), b": Too many [preauth]".to_vec()]
+    );
+    // `(?m)$` may end before a newline; a pattern without `$` anywhere.
+    assert_eq!(Literals::of(r"(?m)^a b$").tails, None);
+    assert_eq!(Literals::of(r"^a b").tails, None);
+    assert_eq!(Literals::of(r"^a .*$").tails, None);
+    // A pattern that may match the empty string starts with nothing known.
+    assert_eq!(Literals::of(r"(?:ab)?").heads, None);
+    assert_eq!(
+        common_prefix([b"abc".to_vec(), b"abd".to_vec()].iter()),
+        Some(&b"ab"[..])
+    );
+    assert_eq!(common_prefix(std::iter::empty()), None);
+}
+
+#[test]
+fn tails_are_cut_down_soundly() {
+    let digits: Vec<Vec<u8>> = (b'0'..=b'9')
+        .flat_map(|d| [[&[d][..], b": x"].concat(), [&[d][..], b": x [p]"].concat()])
+        .collect();
+    assert_eq!(
+        few_tails(digits),
+        Some(vec![b": x".to_vec(), b": x [p]".to_vec()])
+    );
+    // One that ends with another adds nothing.
+    assert_eq!(
+        few_tails(vec![b"ab".to_vec(), b"b".to_vec()]),
+        Some(vec![b"b".to_vec()])
+    );
+    // Ten one-byte tails cannot be cut.
+    assert_eq!(few_tails((b'0'..=b'9').map(|d| vec![d]).collect()), None);
+}

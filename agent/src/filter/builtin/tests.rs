@@ -100,8 +100,7 @@ fn every_builtin_parses_and_checks_clean() {
                 // literals, so the first-byte dispatch keeps it cheap.
                 let expanded = pattern::expand(re, rule).expect("checked");
                 assert!(
-                    re.starts_with('^')
-                        && crate::filter::first_bytes(&expanded).is_some_and(|b| !b.is_empty()),
+                    re.starts_with('^') && crate::filter::Literals::of(&expanded).heads.is_some(),
                     "{name} regex {i}: a regex without <HOST> must start with ^ and literals"
                 );
                 continue;
