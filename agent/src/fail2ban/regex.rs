@@ -10,6 +10,8 @@
 
 use std::sync::OnceLock;
 
+mod rewrite;
+
 /// Why a fail2ban regex cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -401,6 +403,11 @@ impl FastRe {
             .pattern_names(regex_automata::PatternID::ZERO)
     }
 
+    /// The pattern text it runs.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The leftmost-first match's group spans, by group index. One search:
     /// a DFA finds the match, the capture engine runs over its span only.
     pub fn captures(&self, hay: &str) -> Option<Spans> {
@@ -466,7 +473,14 @@ impl<'h> Groups<'h> {
 pub struct F2bRegex {
     /// The engine that runs it.
     pub engine: Compiled,
+    /// The group names of the pattern as written, by group index.
     names: Vec<Option<Box<str>>>,
+    /// Per group of the running pattern, the written pattern's group, when an
+    /// exact rewrite copied groups (only one copy takes part in a match).
+    remap: Option<Vec<usize>>,
+    /// A regular superset of a backtracking pattern: lines it refuses cannot
+    /// match, and the backtracking engine does not run on them.
+    prefilter: Option<FastRe>,
     /// Text every match starts the haystack with (`^` and literals), checked
     /// before any engine runs.
     prefix: Option<String>,
@@ -501,32 +515,57 @@ impl F2bRegex {
     /// Compiles Python-syntax regex text (tags already resolved).
     pub fn new(python: &str) -> Result<F2bRegex, RegexError> {
         let text = to_rust_syntax(python);
-        let engine = if needs_backtracking(python) {
-            Compiled::Fancy(fancy(&text)?)
+        let mut remap = None;
+        let mut prefilter = None;
+        let (engine, names) = if needs_backtracking(python) {
+            let slow = fancy(&text)?;
+            let names = slow.capture_names().map(|n| n.map(Box::from)).collect();
+            // An exact regular equivalent where the construct has one, else
+            // the backtracking engine behind a regular superset.
+            match rewrite::exact(&text)
+                .and_then(|r| FastRe::new(&r.text).ok().map(|fast| (fast, r.groups)))
+            {
+                Some((fast, groups)) => {
+                    if groups.iter().enumerate().any(|(i, &g)| i != g) {
+                        remap = Some(groups);
+                    }
+                    (Compiled::Fast(fast), names)
+                }
+                None => {
+                    prefilter = rewrite::superset(&text).and_then(|t| FastRe::new(&t).ok());
+                    (Compiled::Fancy(slow), names)
+                }
+            }
         } else {
-            match FastRe::new(&text) {
+            let engine = match FastRe::new(&text) {
                 Ok(r) => Compiled::Fast(r),
                 Err(fast) => Compiled::Fancy(fancy(&text).map_err(|slow| RegexError {
                     message: format!("{fast}; backtracking engine: {}", slow.message),
                 })?),
-            }
-        };
-        let names = match &engine {
-            Compiled::Fast(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
-            Compiled::Fancy(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
+            };
+            let names = match &engine {
+                Compiled::Fast(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
+                Compiled::Fancy(r) => r.capture_names().map(|n| n.map(Box::from)).collect(),
+            };
+            (engine, names)
         };
         let prefix = if python.contains("(?i") || python.contains("(?x") {
             None
         } else {
             anchored_prefix(&text)
         };
-        let leads = match &engine {
-            Compiled::Fast(_) => literal_leads(&text),
-            Compiled::Fancy(_) => prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]),
+        let leads = match (&engine, &prefilter) {
+            (Compiled::Fast(r), _) => literal_leads(r.text()),
+            (Compiled::Fancy(_), Some(p)) => {
+                literal_leads(p.text()).or_else(|| prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]))
+            }
+            (Compiled::Fancy(_), None) => prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]),
         };
         Ok(F2bRegex {
             engine,
             names,
+            remap,
+            prefilter,
             prefix,
             leads,
         })
@@ -559,7 +598,10 @@ impl F2bRegex {
         }
         match &self.engine {
             Compiled::Fast(r) => r.is_match(hay),
-            Compiled::Fancy(r) => r.is_match(hay).unwrap_or(false),
+            Compiled::Fancy(r) => {
+                self.prefilter.as_ref().is_none_or(|p| p.is_match(hay))
+                    && r.is_match(hay).unwrap_or(false)
+            }
         }
     }
 
@@ -574,8 +616,25 @@ impl F2bRegex {
             return None;
         }
         let spans = match &self.engine {
-            Compiled::Fast(r) => r.captures(hay)?,
+            Compiled::Fast(r) => {
+                let spans = r.captures(hay)?;
+                match &self.remap {
+                    None => spans,
+                    Some(map) => {
+                        let mut out: Spans = (0..self.names.len()).map(|i| (i, None)).collect();
+                        for (i, s) in spans {
+                            if s.is_some() {
+                                out[map[i]].1 = s;
+                            }
+                        }
+                        out
+                    }
+                }
+            }
             Compiled::Fancy(r) => {
+                if self.prefilter.as_ref().is_some_and(|p| !p.is_match(hay)) {
+                    return None;
+                }
                 let c = r.captures(hay).ok()??;
                 (0..c.len())
                     .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
@@ -775,7 +834,9 @@ mod tests {
             r"^a(?!b)",
             r"(?<=x)y",
             r"(?P<q>['])x(?P=q)",
-            r"(?P<c>c)?(?(c)d|e)",
+            // A conditional decided inside a loop (one decided by an
+            // earlier choice has an exact regular form: rewrite.rs).
+            r"(?:(?P<c>c)|x)+(?(c)d|e)",
             r"a++",
             r"(?>ab|a)c",
             r"(a)\1",
