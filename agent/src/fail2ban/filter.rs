@@ -646,25 +646,31 @@ impl Matcher {
         state: &mut LineState,
     ) -> Verdict {
         let mut time = None;
-        state.cut.clear();
-        match self
+        // The line without its date: a slice where the date leads the line
+        // (or there is none), a copy only where it stands inside.
+        let buf: &str = match self
             .date
             .as_ref()
             .and_then(|d| d.detect(line, zone, now, &mut state.date))
         {
             Some(found) => {
-                state.cut.push_str(&line[..found.start]);
-                state.cut.push_str(&line[found.end..]);
                 time = found.time;
+                if found.start == 0 {
+                    &line[found.end..]
+                } else {
+                    state.cut.clear();
+                    state.cut.push_str(&line[..found.start]);
+                    state.cut.push_str(&line[found.end..]);
+                    &state.cut
+                }
             }
-            None => state.cut.push_str(line),
-        }
-        let buf = &state.cut;
+            None => line,
+        };
         let text = if self.maxlines > 1 {
             if state.lines.len() >= self.maxlines {
                 state.lines.pop_front();
             }
-            state.lines.push_back(buf.clone());
+            state.lines.push_back(buf.to_owned());
             state.joined.clear();
             for (i, l) in state.lines.iter().enumerate() {
                 if i > 0 {
@@ -674,7 +680,7 @@ impl Matcher {
             }
             state.joined.as_str()
         } else {
-            buf.as_str()
+            buf
         };
         // The prefregex's content: by a DFA run where its shape allows, else
         // (and for its groups, read only once a failregex matched) by captures.

@@ -452,9 +452,11 @@ impl<'h> Groups<'h> {
     /// The text of group `name`, if it took part in the match.
     pub fn name(&self, name: &str) -> Option<&'h str> {
         let idx = self.names.iter().position(|n| n.as_deref() == Some(name))?;
+        // Spans come in group order, every group listed: usually at `idx`.
         self.spans
-            .iter()
-            .find(|(i, _)| *i == idx)
+            .get(idx)
+            .filter(|(i, _)| *i == idx)
+            .or_else(|| self.spans.iter().find(|(i, _)| *i == idx))
             .and_then(|(_, s)| s.map(|(a, b)| &self.hay[a..b]))
     }
 

@@ -264,7 +264,7 @@ fn stock_backtracking_regexes_agree() {
                 for hay in &lines {
                     agree(&python, &r, hay).unwrap_or_else(|e| panic!("{name}: {e}"));
                 }
-                differential(&python, 200);
+                differential(&python, 48);
             }
         }
     }
