@@ -648,11 +648,11 @@ impl Matcher {
         let mut time = None;
         // The line without its date: a slice where the date leads the line
         // (or there is none), a copy only where it stands inside.
-        let buf: &str = match self
+        let found = self
             .date
             .as_ref()
-            .and_then(|d| d.detect(line, zone, now, &mut state.date))
-        {
+            .and_then(|d| d.detect(line, zone, now, &mut state.date));
+        let buf: &str = match found {
             Some(found) => {
                 time = found.time;
                 if found.start == 0 {

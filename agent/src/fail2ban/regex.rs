@@ -558,9 +558,8 @@ impl F2bRegex {
         };
         let leads = match (&engine, &prefilter) {
             (Compiled::Fast(r), _) => literal_leads(r.text()),
-            (Compiled::Fancy(_), Some(p)) => {
-                literal_leads(p.text()).or_else(|| prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]))
-            }
+            (Compiled::Fancy(_), Some(p)) => literal_leads(p.text())
+                .or_else(|| prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()])),
             (Compiled::Fancy(_), None) => prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]),
         };
         Ok(F2bRegex {

@@ -58,7 +58,9 @@ enum Node {
         no: Box<Node>,
     },
     /// `(?:(?!word).)*` (`.` without newlines), greedy or lazy.
-    NotWord { word: String },
+    NotWord {
+        word: String,
+    },
 }
 
 /// The exact `regex`-crate equivalent of a fancy-regex pattern (Rust syntax),

@@ -89,12 +89,27 @@ fn small_shapes() {
             r"^(?P<c>c)?(?(c)d|e)$",
             &["cd", "e", "ce", "d", "cde", ""][..],
         ),
-        (r"^a(?P<x>b|(?P<y>y))(?(y)!|\?)$", &["ab?", "ay!", "ab!", "ay?"]),
-        (r"^(?:(?!ab).)*$", &["", "a", "b", "aab", "ba", "xaxb", "a\nb"]),
-        (r"^(?P<u>(?:(?!aa).)*?)aa", &["aa", "xaa", "xaaa", "aaa", "axaa", "a"]),
-        (r"^(?P<u>(?:(?!aba).)*?)aba!", &["aba!", "xababa!", "abababa!", "ab"]),
+        (
+            r"^a(?P<x>b|(?P<y>y))(?(y)!|\?)$",
+            &["ab?", "ay!", "ab!", "ay?"],
+        ),
+        (
+            r"^(?:(?!ab).)*$",
+            &["", "a", "b", "aab", "ba", "xaxb", "a\nb"],
+        ),
+        (
+            r"^(?P<u>(?:(?!aa).)*?)aa",
+            &["aa", "xaa", "xaaa", "aaa", "axaa", "a"],
+        ),
+        (
+            r"^(?P<u>(?:(?!aba).)*?)aba!",
+            &["aba!", "xababa!", "abababa!", "ab"],
+        ),
         // Lazy loop before its word, the rest may fail after the first one.
-        (r"^(?P<u>(?:(?! at ).)*?) at (?P<h>\d+)$", &["x at 1", "x at y at 2", " at 3"]),
+        (
+            r"^(?P<u>(?:(?! at ).)*?) at (?P<h>\d+)$",
+            &["x at 1", "x at y at 2", " at 3"],
+        ),
     ] {
         let r = F2bRegex::new(python).unwrap();
         assert!(!r.is_fancy(), "{python}");
@@ -182,7 +197,10 @@ fn differential(python: &str, cases: u32) {
 #[test]
 fn generated_lines_agree() {
     differential(&resolve_tags(DENIED, true), 3000);
-    differential(r"^(?P<u>(?:(?! from ).)*?) from (?P<h>\S+)(?: port \d+)?$", 1000);
+    differential(
+        r"^(?P<u>(?:(?! from ).)*?) from (?P<h>\S+)(?: port \d+)?$",
+        1000,
+    );
     differential(r"^(?:\w+ (?!found\b)){0,2}\w+ found", 1000);
 }
 
@@ -281,7 +299,13 @@ fn word_automaton_text() {
     };
     let t = without_word("ab", &end).unwrap();
     let re = regex::Regex::new(&format!("^{t}$")).unwrap();
-    for (s, ok) in [("", true), ("a", true), ("ba", true), ("aab", false), ("xa b", true)] {
+    for (s, ok) in [
+        ("", true),
+        ("a", true),
+        ("ba", true),
+        ("aab", false),
+        ("xa b", true),
+    ] {
         assert_eq!(re.is_match(s), ok, "{s:?}");
     }
     // Followed by the word: not ending where the word that follows would
