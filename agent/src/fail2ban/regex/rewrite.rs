@@ -653,10 +653,10 @@ fn without_word(word: &str, follow: &Follow) -> Option<String> {
                 });
             }
         }
-        for p in 0..n {
-            r[p][q] = None;
-            r[q][p] = None;
+        for row in r.iter_mut() {
+            row[q] = None;
         }
+        r[q].fill(None);
         if r.iter().flatten().flatten().map(String::len).sum::<usize>() > MAX_TEXT {
             return None;
         }
