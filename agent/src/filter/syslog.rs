@@ -264,16 +264,18 @@ fn common<'a>(line: &'a [u8], cache: &StampCache) -> Option<Prefix<'a>> {
         return None;
     }
     // The host: a word that is not itself a tag (which ends in `:` or `]`).
-    let host_end = host + space_at(line.get(host..)?);
+    let (host_len, dotted) = space_at(line.get(host..)?);
+    let host_end = host + host_len;
     let last = *line.get(host_end.checked_sub(1)?)?;
     if host_end == host || line.get(host_end) != Some(&b' ') || matches!(last, b':' | b']') {
         return None;
     }
     let (program, tag_end, pid) = plain_tag(line, host_end + 1)?;
     let process = pid.then(|| &line[host..tag_end]);
-    // busybox's facility.level without a host changes with the level.
+    // busybox's facility.level without a host changes with the level; it has
+    // a dot, which most hosts do not, so those skip the lists.
     let host = match &line[host..host_end] {
-        h if facility_level(h) => b"",
+        h if dotted && facility_level(h) => b"",
         h => h,
     };
     Some(message(line, Some(time), program, tag_end, process, host))
@@ -322,28 +324,35 @@ const NAME: [bool; 256] = {
     table
 };
 
-/// The offset of the first space in `rest`, or its length: eight bytes at a
-/// time, since host names are a few words long.
+/// The offset of the first space in `rest`, or its length, and whether a `.`
+/// comes before it: eight bytes at a time, since host names are a few words
+/// long, and most have no dot, which spares them [`facility_level`].
 #[inline]
-fn space_at(rest: &[u8]) -> usize {
+fn space_at(rest: &[u8]) -> (usize, bool) {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
+    // A zero byte where `x` has one; the lowest flagged byte is the first
+    // zero (a borrow can only flag bytes above a real zero).
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let mut at = 0;
+    let mut dotted = false;
     while let Some(chunk) = rest.get(at..).and_then(|r| r.first_chunk::<8>()) {
-        // A zero byte where `rest` has a space; the lowest flagged byte is the
-        // first zero (a borrow can only flag bytes above a real zero).
-        let x = u64::from_le_bytes(*chunk) ^ SPACES;
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zero != 0 {
-            return at + (zero.trailing_zeros() / 8) as usize;
+        let w = u64::from_le_bytes(*chunk);
+        let (space, dot) = (zeros(w ^ SPACES), zeros(w ^ DOTS));
+        if space != 0 {
+            // Both lowest flags are exact: a dot before the space is a
+            // lower flag.
+            dotted |= dot != 0 && dot.trailing_zeros() < space.trailing_zeros();
+            return (at + (space.trailing_zeros() / 8) as usize, dotted);
         }
+        dotted |= dot != 0;
         at += 8;
     }
-    at + rest[at..]
-        .iter()
-        .position(|c| *c == b' ')
-        .unwrap_or(rest.len() - at)
+    let tail = &rest[at..];
+    let space = tail.iter().position(|c| *c == b' ').unwrap_or(tail.len());
+    (at + space, dotted || tail[..space].contains(&b'.'))
 }
 
 /// Whether the word after `stamp` could have changed it: `journalctl -o
@@ -1629,9 +1638,9 @@ mod tests {
         }
 
         #[test]
-        fn space_at_finds_the_first_space(bytes in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'!'), Just(0x1fu8), Just(0xa0u8), any::<u8>()], 0..40)) {
+        fn space_at_finds_the_first_space(bytes in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'.'), Just(b'!'), Just(b'/'), Just(b'-'), Just(0x1fu8), Just(0xa0u8), Just(0xaeu8), any::<u8>()], 0..40)) {
             let want = bytes.iter().position(|c| *c == b' ').unwrap_or(bytes.len());
-            prop_assert_eq!(space_at(&bytes), want);
+            prop_assert_eq!(space_at(&bytes), (want, bytes[..want].contains(&b'.')));
         }
 
         #[test]
