@@ -441,6 +441,15 @@ pub struct FilterMode {
     /// One line saying what the mode adds.
     #[serde(default)]
     pub description: String,
+    /// Replaces the filter's `prefix` in this mode: a daemon's own log file
+    /// (no syslog prefix) read by the filter of its syslog lines
+    /// (`openvpn[mode=file]`). With `none`, `programs` do not apply.
+    #[serde(default)]
+    pub prefix: Option<LinePrefix>,
+    /// Replaces the filter's `datepattern` in this mode (with the mode's or
+    /// the filter's `prefix = "none"`).
+    #[serde(default)]
+    pub datepattern: Option<String>,
 }
 }
 

@@ -234,6 +234,16 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
                 }
             }
         }
+        if let Some(d) = &mode.datepattern {
+            if mode.prefix.unwrap_or(cfg.prefix) == LinePrefix::Syslog {
+                out.push((
+                    "modes",
+                    format!("{name}.datepattern: not used with prefix = \"syslog\": the time is read from the syslog prefix"),
+                ));
+            } else if let Err(e) = DatePattern::parse(d) {
+                out.push(("modes", format!("{name}.datepattern: {e}")));
+            }
+        }
         for (i, re) in mode.ignore.iter().enumerate() {
             if let Err(e) = check_pattern(re, HostRule::Optional) {
                 out.push(("modes", format!("{name}.ignore[{i}]: {e}")));
@@ -447,6 +457,15 @@ pub fn with_mode(cfg: &FilterConfig, mode: &str) -> Option<FilterConfig> {
         return Some(out);
     }
     let m = cfg.modes.get(mode)?;
+    if let Some(prefix) = m.prefix {
+        out.prefix = prefix;
+        if prefix == LinePrefix::None {
+            out.programs.clear();
+        }
+    }
+    if m.datepattern.is_some() {
+        out.datepattern.clone_from(&m.datepattern);
+    }
     let extra = m.counting_lists().into_iter().chain([&m.ignore]);
     for (own, extra) in out.lists_mut().into_iter().zip(extra) {
         own.splice(0..0, extra.iter().cloned());
@@ -1202,9 +1221,15 @@ impl SourceMatcher {
                 .as_ref()
                 .and_then(|d| d.find(line))
                 .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
+            // A whole-line filter keyed by `<F-MLFID>` that also reads syslog
+            // lines (stunnel's): their host keeps two machines' IDs apart.
+            origin = if f.keyed {
+                syslog::parse(line).map_or(&b""[..], |p| p.host)
+            } else {
+                b""
+            };
             best = Some(hit);
             process = None;
-            origin = b"";
             pidless = false;
             hay = (line, false);
         }

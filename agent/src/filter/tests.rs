@@ -654,6 +654,64 @@ May 19 10:00:03 mx2 dovecot: imap-login: Disconnected (auth failed, 1 attempts i
     );
 }
 
+#[test]
+fn whole_line_mlfid_sessions_of_two_syslog_hosts_stay_apart() {
+    // Regression: a filter without a syslog prefix keyed its `<F-MLFID>`
+    // sessions on the id alone, so two stunnel servers logging through syslog
+    // into one file, both numbering connections from 0, shared a session, and
+    // gw2's refused handshake counted for gw1's client.
+    let log = "\
+May 19 10:00:00 gw1 stunnel: LOG5[0]: Service [imaps] accepted connection from 192.0.2.44:40100
+May 19 10:00:00 gw2 stunnel: LOG5[0]: Service [imaps] accepted connection from 198.51.100.45:40200
+May 19 10:00:01 gw2 stunnel: LOG3[0]: SSL_accept: ssl/statem/statem_srvr.c:3713: error:0A0000C7:SSL routines::peer did not return a certificate
+May 19 10:00:02 gw1 stunnel: LOG3[0]: SSL_accept: ssl/statem/statem_srvr.c:3713: error:0A0000C7:SSL routines::certificate verify failed
+";
+    assert_eq!(
+        offences(&["stunnel"], log),
+        [ip("198.51.100.45"), ip("192.0.2.44")]
+    );
+    // stunnel's own file names no host: its lines keep one session per id.
+    let own = "\
+2026.05.19 10:00:00 LOG5[7]: Service [imaps] accepted connection from 192.0.2.46:40300
+2026.05.19 10:00:01 LOG3[7]: SSL_accept: ssl/statem/statem_srvr.c:3713: error:0A0000C7:SSL routines::peer did not return a certificate
+";
+    assert_eq!(offences(&["stunnel"], own), [ip("192.0.2.46")]);
+}
+
+#[test]
+fn a_mode_may_read_the_daemons_own_file_with_its_own_prefix_and_time() {
+    // openvpn reads syslog; its mode `file` reads OpenVPN's own --log file,
+    // which has no syslog prefix, and takes the time from the line.
+    let normal = resolve(&BTreeMap::new(), "openvpn").expect("openvpn");
+    let file = resolve(&BTreeMap::new(), "openvpn[mode=file]").expect("mode file");
+    assert_eq!(normal.prefix, LinePrefix::Syslog);
+    assert_eq!(file.prefix, LinePrefix::None);
+    assert!(file.programs.is_empty());
+    assert_eq!(file.datepattern.as_deref(), Some("iso8601"));
+    let line = b"2026-05-19 10:00:00 203.0.113.47:51234 TLS Error: TLS handshake failed";
+    for (cfg, want) in [(&normal, None), (&file, Some(ip("203.0.113.47")))] {
+        let m = SourceMatcher::build(&[("openvpn", cfg)]).expect("builds");
+        let mut s = m.new_scratch();
+        assert_eq!(m.match_line_now(line, &mut s).and_then(|h| h.addr()), want);
+    }
+    // A mode's datepattern under a syslog prefix is refused, as the filter's is.
+    let mut cfg = normal.clone();
+    cfg.modes.insert(
+        "bad".into(),
+        crate::config::FilterMode {
+            datepattern: Some("iso8601".into()),
+            ..Default::default()
+        },
+    );
+    assert!(
+        check_settings(&cfg)
+            .iter()
+            .any(|(k, m)| *k == "modes" && m.contains("bad.datepattern")),
+        "{:?}",
+        check_settings(&cfg)
+    );
+}
+
 /// The host name a line gives, if it gives one.
 fn name_of(m: &SourceMatcher, line: &[u8], s: &mut Scratch) -> Option<String> {
     match m.examine(line, now(), s) {
