@@ -459,8 +459,10 @@ pub fn with_mode(cfg: &FilterConfig, mode: &str) -> Option<FilterConfig> {
     let m = cfg.modes.get(mode)?;
     if let Some(prefix) = m.prefix {
         out.prefix = prefix;
-        if prefix == LinePrefix::None {
-            out.programs.clear();
+        match prefix {
+            LinePrefix::None => out.programs.clear(),
+            // The time is the syslog prefix's.
+            LinePrefix::Syslog => out.datepattern = None,
         }
     }
     if m.datepattern.is_some() {
