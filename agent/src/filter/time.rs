@@ -745,6 +745,15 @@ impl DatePattern {
             DatePattern::Epoch => parse_epoch(start).map(|(t, _)| t),
             DatePattern::Custom(c) => parse_custom(&c.items, start).map(|(t, _)| t),
             DatePattern::Clf => {
+                // Formats that open the line with the bracketed date (Nginx
+                // Proxy Manager's `[date] 404 - GET https HOST "/uri" ...`): the
+                // line's start is the server's, never a client's.
+                if line.first() == Some(&b'[')
+                    && let Some((t, used)) = parse_clf(start)
+                    && start.get(used) == Some(&b']')
+                {
+                    return Some(t);
+                }
                 // `[date] "GET ...`: the field right before the first quote. Web
                 // servers escape quotes in what a client sends, so the first quote
                 // opens the request and nothing before it is a client's text in a
@@ -1222,6 +1231,17 @@ mod tests {
         let line = br#"203.0.113.4 - x [01/Jan/2000:00:00:00 +0000] y [19/May/2026:10:00:00 +0000] "GET / HTTP/1.1" 404 1"#;
         let t = p.find(line).expect("found");
         assert_eq!(t.year, Some(2026));
+        // Nginx Proxy Manager opens the line with it; a bracket the line does
+        // not open with is not read there.
+        let line = br#"[19/May/2026:10:00:00 +0200] - 404 404 - GET https example.org "/x" [Client 203.0.113.4] [Length 1]"#;
+        let t = p.find(line).expect("found");
+        assert_eq!(
+            t.resolve(&TimeZone::UTC, utc("2030-01-01T00:00:00Z")),
+            Some(utc("2026-05-19T08:00:00Z"))
+        );
+        let line =
+            br#"[19/May/2026:10:00:00 +0200 404 - GET https example.org "/x" [Client 203.0.113.4]"#;
+        assert_eq!(p.find(line), None);
     }
 
     #[test]
