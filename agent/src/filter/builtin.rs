@@ -97,6 +97,7 @@ builtins![
     "assp",
     "asterisk",
     "bitwarden",
+    "caddy-auth",
     "centreon",
     "counter-strike",
     "courier-auth",
