@@ -1299,7 +1299,7 @@ impl SourceMatcher {
             .flatten()
             .and_then(|p| Some((p, self.patterns[p].session_group?)))
         else {
-            return process.map(|p| scratch.sessions.key(h.filter, p));
+            return process.map(|p| scratch.sessions.key(h.filter, origin, p));
         };
         let span = self.capture_group(p, group, hay, anchored, scratch)?;
         Some(scratch.sessions.key_on(h.filter, origin, &hay[span]))
@@ -1371,7 +1371,7 @@ impl SourceMatcher {
                     });
                     let key = scratch
                         .sessions
-                        .key(*id, scratch.fail2ban[k].mlfid.as_bytes());
+                        .key(*id, b"", scratch.fail2ban[k].mlfid.as_bytes());
                     let facts = LineFacts {
                         has_addr: addr.is_some(),
                         ends: forget,

@@ -304,11 +304,16 @@ impl Sessions {
         }
     }
 
-    /// The key of the session of `process` (host, program and pid bytes) in
-    /// filter `filter`.
-    pub fn key(&self, filter: FilterId, process: &[u8]) -> u64 {
+    /// The key of the session of `process` (program and pid bytes, mostly
+    /// with the host before them) on the machine `host` (the line's syslog
+    /// host, empty when it names none) in filter `filter`. The host is hashed
+    /// on its own because busybox's `HOST FACILITY.LEVEL TAG` leaves it out of
+    /// `process` (see [`crate::filter::syslog::Prefix::process`]).
+    pub fn key(&self, filter: FilterId, host: &[u8], process: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write_u16(filter.0);
+        h.write_usize(host.len());
+        h.write(host);
         match without_module(process) {
             Some((buf, len)) => h.write(&buf[..len]),
             None => h.write(process),

@@ -66,8 +66,10 @@ pub struct Prefix<'a> {
     /// `message repeated N times: [ ... ]`.
     pub end: usize,
     /// The bytes that name the process that logged the line (host, program and
-    /// pid), for sessions; `None` when the line carries no pid, so lines of one
-    /// process cannot be told from another's.
+    /// pid; never busybox's facility.level, which changes from line to line of
+    /// one process, and so without the host where that stands between them:
+    /// sessions key on `host` too), for sessions; `None` when the line carries
+    /// no pid, so lines of one process cannot be told from another's.
     pub process: Option<&'a [u8]>,
     /// The host before the tag (with a Linux-VServer guest's name after it),
     /// empty when the line names none: what tells two machines' lines apart
@@ -271,12 +273,12 @@ fn common<'a>(line: &'a [u8], cache: &StampCache) -> Option<Prefix<'a>> {
         return None;
     }
     let (program, tag_end, pid) = plain_tag(line, host_end + 1)?;
-    let process = pid.then(|| &line[host..tag_end]);
-    // busybox's facility.level without a host changes with the level; it has
-    // a dot, which most hosts do not, so those skip the lists.
-    let host = match &line[host..host_end] {
-        h if dotted && facility_level(h) => b"",
-        h => h,
+    // busybox's facility.level without a host (OpenWrt's `logread`) changes
+    // with the level, so it is neither the host nor part of the process; it
+    // has a dot, which most hosts do not, so those skip the lists.
+    let (host, process) = match &line[host..host_end] {
+        h if dotted && facility_level(h) => (&b""[..], pid.then(|| &line[host_end + 1..tag_end])),
+        h => (h, pid.then(|| &line[host..tag_end])),
     };
     Some(message(line, Some(time), program, tag_end, process, host))
 }
@@ -489,11 +491,10 @@ fn parse_with(
     let second_start = next_token_start(line, first)?;
     let second = token(line, second_start)?;
     if let Some((program, tag_end, pid)) = tag(line, second_start, second) {
-        let process = pid.then(|| &line[pos..second]);
         // busybox's facility.level without a host changes with the level.
-        let host = match &line[pos..first] {
-            h if facility_level(h) => b"",
-            h => h,
+        let (host, process) = match &line[pos..first] {
+            h if facility_level(h) => (&b""[..], pid.then(|| &line[second_start..second])),
+            h => (h, pid.then(|| &line[pos..second])),
         };
         return Some(message(line, Some(time), program, tag_end, process, host));
     }
@@ -506,13 +507,13 @@ fn parse_with(
     let third_start = next_token_start(line, second)?;
     let third = token(line, third_start)?;
     let (program, tag_end, pid) = tag(line, third_start, third)?;
-    let process = pid.then(|| &line[pos..third]);
-    // The level changes from line to line of one process; a guest's name
-    // tells machines apart.
-    let host = if facility_level(second_word) {
-        &line[pos..first]
+    // The level changes from line to line of one process, so the process is
+    // the tag alone (sessions key on the host too); a guest's name tells
+    // machines apart.
+    let (host, process) = if facility_level(second_word) {
+        (&line[pos..first], pid.then(|| &line[third_start..third]))
     } else {
-        &line[pos..second]
+        (&line[pos..second], pid.then(|| &line[pos..third]))
     };
     Some(message(line, Some(time), program, tag_end, process, host))
 }
@@ -1149,6 +1150,42 @@ mod tests {
         ] {
             assert_eq!(msg(line), (program, "x"), "{line}");
         }
+    }
+
+    /// Regression (survey of real logs): busybox's facility.level changes from
+    /// line to line of one process (dropbear logs `authpriv.warn` and
+    /// `authpriv.info`), so it was part of the process and split one
+    /// connection into sessions; its host-less unknown-user line then never
+    /// met the connection's address.
+    #[test]
+    fn facility_level_is_no_part_of_the_process() {
+        for (warn, info, host) in [
+            (
+                "Thu Dec  5 17:43:57 2024 authpriv.warn dropbear[12]: x",
+                "Thu Dec  5 17:43:58 2024 authpriv.info dropbear[12]: y",
+                "",
+            ),
+            (
+                "May 19 10:00:00 authpriv.warn dropbear[12]: x",
+                "May 19 10:00:01 authpriv.info dropbear[12]: y",
+                "",
+            ),
+            (
+                "May 19 10:00:00 router authpriv.warn dropbear[12]: x",
+                "May 19 10:00:01 router authpriv.info dropbear[12]: y",
+                "router",
+            ),
+        ] {
+            let (a, b) = (parse(warn.as_bytes()), parse(info.as_bytes()));
+            let (a, b) = (a.expect("parses"), b.expect("parses"));
+            let process = a.process.expect("a pid");
+            assert!(process.starts_with(b"dropbear[12]"), "{warn}");
+            assert_eq!(a.process, b.process, "{warn}");
+            assert_eq!((a.host, b.host), (host.as_bytes(), host.as_bytes()));
+        }
+        // A plain host stays part of the process.
+        let p = parse(b"May 19 10:00:00 router dropbear[12]: x").expect("parses");
+        assert!(p.process.expect("a pid").starts_with(b"router dropbear[12]"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn hit(addr: &str) -> Hit {
 fn run(s: &mut Sessions, lines: &[(Option<&str>, Role, &str, u64)]) -> Vec<IpAddr> {
     let mut out = Vec::new();
     for &(pid, role, addr, t) in lines {
-        let key = pid.map(|p| s.key(FilterId(0), p.as_bytes()));
+        let key = pid.map(|p| s.key(FilterId(0), b"h", p.as_bytes()));
         out.extend(
             s.line(key, role, hit(addr), at(t), W)
                 .and_then(|h| h.addr()),
@@ -73,7 +73,7 @@ fn address_alone_counts_once_at_the_end_line() {
     let mut s = Sessions::default();
     let p = Some("h sshd[11]:");
     let mut got = Vec::new();
-    let key = Some(s.key(FilterId(0), b"h sshd[11]:"));
+    let key = Some(s.key(FilterId(0), b"h", b"h sshd[11]:"));
     assert_eq!(s.line(key, Address, hit("192.0.2.2"), at(0), W), None);
     assert_eq!(s.line(key, Address, hit("192.0.2.2"), at(1), W), None);
     got.extend(
@@ -156,7 +156,7 @@ fn without_a_pid_each_line_stands_alone() {
 #[test]
 fn an_idle_session_expires_and_its_address_counts_then() {
     let mut s = Sessions::default();
-    let key = Some(s.key(FilterId(0), b"h sshd[30]:"));
+    let key = Some(s.key(FilterId(0), b"h", b"h sshd[30]:"));
     assert_eq!(s.line(key, Address, hit("192.0.2.8"), at(0), W), None);
     s.expire(at(300));
     assert_eq!(s.take_deferred(), None, "still within the window");
@@ -191,7 +191,7 @@ fn the_table_is_bounded_and_evicted_pending_addresses_count() {
     let mut s = Sessions::with_capacity(8);
     let mut counted = 0;
     for pid in 0..1000u32 {
-        let key = Some(s.key(FilterId(0), format!("h sshd[{pid}]:").as_bytes()));
+        let key = Some(s.key(FilterId(0), b"h", format!("h sshd[{pid}]:").as_bytes()));
         assert_eq!(s.line(key, Address, hit("203.0.113.1"), at(0), W), None);
         assert!(s.len() <= 8);
         while s.take_deferred().is_some() {
@@ -208,7 +208,7 @@ fn the_table_is_bounded_and_evicted_pending_addresses_count() {
 #[test]
 fn a_long_session_does_not_lose_its_state_while_active() {
     let mut s = Sessions::default();
-    let key = Some(s.key(FilterId(0), b"h sshd[50]:"));
+    let key = Some(s.key(FilterId(0), b"h", b"h sshd[50]:"));
     s.line(key, Address, hit("192.0.2.10"), at(0), W);
     s.line(key, Failure, hit("192.0.2.10"), at(200), W);
     // 400 s after the start but 200 s after the last line: still open, so
@@ -226,7 +226,7 @@ fn f2b(
     ends: bool,
     t: u64,
 ) -> Option<IpAddr> {
-    let key = Some(s.key(FilterId(0), pid.as_bytes()));
+    let key = Some(s.key(FilterId(0), b"h", pid.as_bytes()));
     let facts = LineFacts {
         has_addr: addr.is_some(),
         ends,
@@ -440,7 +440,7 @@ fn an_address_line_without_an_address_waits_then_is_the_pending_address() {
 fn old_pam_tag_is_the_same_process() {
     // Linux-PAM before 0.78: `sshd(pam_unix)[12]` is sshd's process 12.
     let s = Sessions::default();
-    let k = |p: &str| s.key(FilterId(0), p.as_bytes());
+    let k = |p: &str| s.key(FilterId(0), b"h", p.as_bytes());
     assert_eq!(k("h sshd(pam_unix)[12]:"), k("h sshd[12]:"));
     assert_eq!(k("h sshd(pam_unix)[12]"), k("h sshd[12]"));
     assert_ne!(k("h sshd(pam_unix)[12]:"), k("h sshd[13]:"));
