@@ -1185,7 +1185,11 @@ mod tests {
         }
         // A plain host stays part of the process.
         let p = parse(b"May 19 10:00:00 router dropbear[12]: x").expect("parses");
-        assert!(p.process.expect("a pid").starts_with(b"router dropbear[12]"));
+        assert!(
+            p.process
+                .expect("a pid")
+                .starts_with(b"router dropbear[12]")
+        );
     }
 
     #[test]
