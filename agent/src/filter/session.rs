@@ -306,14 +306,19 @@ impl Sessions {
 
     /// The key of the session of `process` (program and pid bytes, mostly
     /// with the host before them) on the machine `host` (the line's syslog
-    /// host, empty when it names none) in filter `filter`. The host is hashed
-    /// on its own because busybox's `HOST FACILITY.LEVEL TAG` leaves it out of
-    /// `process` (see [`crate::filter::syslog::Prefix::process`]).
+    /// host, empty when it names none) in filter `filter`. Both are slices of
+    /// the line, and `process` starts where `host` does in every form but
+    /// busybox's `HOST FACILITY.LEVEL TAG`, which leaves the host out of it
+    /// (see [`crate::filter::syslog::Prefix::process`]), and a pid-less line's
+    /// program: only those hash the host on its own, so the common line costs
+    /// a pointer comparison.
     pub fn key(&self, filter: FilterId, host: &[u8], process: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write_u16(filter.0);
-        h.write_usize(host.len());
-        h.write(host);
+        if !host.is_empty() && host.as_ptr() != process.as_ptr() {
+            h.write_usize(host.len());
+            h.write(host);
+        }
         match without_module(process) {
             Some((buf, len)) => h.write(&buf[..len]),
             None => h.write(process),
