@@ -15,6 +15,10 @@
 //!   which `B` matches (an anchored DFA search over the short tail) wins, if `A`
 //!   ends there: `REST` matches backwards from the candidate without reaching
 //!   into `HEAD` (or, without a gap, all of `A` matches backwards).
+//! - Where `A` (anchored) or `B` is made of words, optional words, alternatives
+//!   and byte-class fields, as filters write them, a [`skeleton`] program of
+//!   literal compares and class runs checks it instead of a DFA walk, and notes
+//!   `A`'s named group on the way.
 //!
 //! The result is the **last** place on the line where an address makes the whole
 //! regex match. Built-in filters put `<HOST>` right before a tail the logging
@@ -32,6 +36,9 @@ use regex_automata::{Anchored, Input, MatchError};
 use super::hostname;
 use super::pattern::{Split, syntax_config};
 use crate::addr;
+
+mod skeleton;
+use skeleton::Skeleton;
 
 /// The longest address text [`addr::parse_ip`] accepts.
 const MAX_ADDR_LEN: usize = 45;
@@ -100,6 +107,9 @@ pub struct FastHost {
     before: Before,
     /// Forward DFA of `B`, anchored at the end of the address.
     after: DFA<Vec<u32>>,
+    /// `B` as literal compares and byte-class runs, where it has that shape
+    /// (` port \d+`, `(?: \[preauth\])?$`): checked instead of `after`.
+    after_skeleton: Option<Skeleton>,
     /// Its anchored start state by the byte before the search (see
     /// [`StartTable`]): worked out once here instead of at every candidate.
     after_starts: Option<StartTable>,
@@ -111,6 +121,9 @@ pub struct FastHost {
     /// Checks `A` (when it is [`Before::Whole`]) and finds its named group in
     /// the same walk, so a matched line's capture costs no second search.
     plan: Option<CapturePlan>,
+    /// `A` as written, for a [`Before::Skeleton`] that is built again to note
+    /// a plan's group.
+    before_text: Option<Box<str>>,
 }
 
 /// What [`FastHost::find_at`] found.
@@ -229,6 +242,10 @@ enum Before {
     Segments(Segments),
     /// `A` is plain text: compared directly.
     Literal(Box<[u8]>),
+    /// Anchored `A` of fixed words, optional words, alternatives and byte-class
+    /// fields: checked forward by compares, and its named group noted on the
+    /// way (see [`skeleton`]).
+    Skeleton(Skeleton),
 }
 
 impl FastHost {
@@ -252,6 +269,9 @@ impl FastHost {
             (None, None) if anchored && Segments::new(&split.before).is_some() => {
                 Before::Segments(Segments::new(&split.before)?)
             }
+            (None, None) if anchored && Skeleton::new(&split.before, None).is_some() => {
+                Before::Skeleton(Skeleton::new(&split.before, None)?)
+            }
             (None, None) => {
                 let text = if anchored {
                     format!(r"\A(?:{})", split.before)
@@ -265,6 +285,8 @@ impl FastHost {
         let after_first = first_bytes(&after);
         let after_starts = StartTable::new(&after);
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
+        let before_text =
+            matches!(before, Before::Skeleton(_)).then(|| split.before.as_str().into());
         Some(FastHost {
             suffix,
             after_prefix: split.after_prefix.clone(),
@@ -273,17 +295,27 @@ impl FastHost {
             starts_at_zero: split.before_empty && anchored,
             before,
             after,
+            after_skeleton: Skeleton::prefix(&split.after),
             after_first,
             after_starts,
             plan: None,
+            before_text,
         })
     }
 
     /// Lets `plan` (of this pattern's text before `<HOST>`, anchored at the
-    /// text start) check that text where a DFA walk over it would run anyway.
+    /// text start) check that text where a DFA walk over it would run anyway;
+    /// a [`Before::Skeleton`] notes the plan's group itself instead.
     pub fn with_plan(mut self, plan: Option<CapturePlan>) -> FastHost {
         if self.anchored && matches!(self.before, Before::Whole(_)) {
             self.plan = plan;
+        } else if let Some(sk) = plan
+            .as_ref()
+            .zip(self.before_text.as_deref())
+            .and_then(|(p, text)| Skeleton::new(text, Some(&*p.name)))
+        {
+            // The program notes the plan's group itself, on its one walk.
+            self.before = Before::Skeleton(sk);
         }
         self
     }
@@ -326,7 +358,7 @@ impl FastHost {
                     None => return Ok(Found::Impossible),
                 }
             }
-            Before::Whole(_) | Before::Segments(_) => 0,
+            Before::Whole(_) | Before::Segments(_) | Before::Skeleton(_) => 0,
             // Anchored: the address can only start right after the text.
             Before::Literal(lit) if self.anchored => {
                 if !hay.starts_with(lit) {
@@ -433,17 +465,26 @@ impl FastHost {
             let Some(ip) = addr::parse_ip(&hay[i..j]) else {
                 continue;
             };
-            let start = match &self.after_starts {
-                Some(t) => t.at(hay, j),
-                None => start_fwd(&self.after, hay, j, hay.len())?,
-            };
-            if walk_fwd(&self.after, hay, j, start)?.is_none() {
+            if !self.after_matches(hay, j)? {
                 continue;
             }
             // `A` does not depend on where the address ends: checked once.
             return Ok(self.before_ends_at(hay, i, head_end)?.map(|g| (ip, g)));
         }
         Ok(None)
+    }
+
+    /// Whether `B` matches from `j` on.
+    #[inline]
+    fn after_matches(&self, hay: &[u8], j: usize) -> Result<bool, MatchError> {
+        if let Some(sk) = &self.after_skeleton {
+            return Ok(sk.matches_at(hay, j));
+        }
+        let start = match &self.after_starts {
+            Some(t) => t.at(hay, j),
+            None => start_fwd(&self.after, hay, j, hay.len())?,
+        };
+        Ok(walk_fwd(&self.after, hay, j, start)?.is_some())
     }
 
     /// Whether `A` matches a text ending at `i` (starting at 0 when anchored).
@@ -476,6 +517,7 @@ impl FastHost {
             Before::Literal(lit) => hay[..i].ends_with(lit) && (!self.anchored || i == lit.len()),
             Before::Whole(dfa) => matches_rev(dfa, hay, 0, i)?,
             Before::Segments(seg) => seg.matches_all(&hay[..i]),
+            Before::Skeleton(sk) => return Ok(sk.full_match(&hay[..i])),
         }))
     }
 }
@@ -754,6 +796,8 @@ fn matches_rev(
 /// runs the capturing search: the answer is always the capturing search's.
 #[derive(Debug, Clone)]
 pub struct CapturePlan {
+    /// The group's name.
+    name: Box<str>,
     /// `P`, leftmost-first, anchored at the text start; `None` when empty.
     pre: Option<DFA<Vec<u32>>>,
     /// `G`, any match, anchored: decides whether `G` matches a span exactly.
@@ -814,6 +858,7 @@ impl CapturePlan {
                 return None;
             }
             return Some(CapturePlan {
+                name: name.into(),
                 pre: opt_dfa(pre, lf)?,
                 group: dense_hir(&c.sub, all)?,
                 tail,
@@ -845,6 +890,7 @@ impl CapturePlan {
         let q = piece(&inner[..j])?;
         let taken = Hir::concat(vec![(*rep.sub).clone(), Hir::literal(tail.clone())]);
         Some(CapturePlan {
+            name: name.into(),
             pre: opt_dfa(pre, lf)?,
             group: dense_hir(&c.sub, all)?,
             tail,
@@ -1275,7 +1321,11 @@ mod tests {
 
     /// Patterns of each shape the fast path takes apart, with whether the
     /// text is anchored (a syslog message).
-    const SHAPES: [(&str, bool); 6] = [
+    const SHAPES: [(&str, bool); 7] = [
+        (
+            r"^(?:error: )?Failed (?:password|none) for (?:invalid user )?<F-USER>[^:]*</F-USER> from <HOST>(?: port \d+)?$",
+            true,
+        ),
         (
             r"^Failed password for (?:invalid user )?.* from <HOST> port \d+$",
             true,
@@ -1290,8 +1340,7 @@ mod tests {
     /// Text made of the pieces the shapes look for, addresses, names and
     /// colon-bearing look-alikes.
     fn pieces() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::strategy::Strategy;
-        let piece = proptest::sample::select(
+        skeleton::tests::words(
             &[
                 " from ",
                 "192.0.2.1",
@@ -1314,9 +1363,9 @@ mod tests {
                 "beef:cafe",
                 "db8:1:2",
                 "1.2.3",
-            ][..],
-        );
-        proptest::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+            ],
+            10,
+        )
     }
 
     proptest::proptest! {
@@ -1398,6 +1447,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn skeleton_checks_the_text_before_and_notes_the_group() {
+        let p = r"^(?:error: )?Failed (?:password|none) for (?:invalid user )?<F-USER>[^:]*</F-USER> from <HOST> port \d+$";
+        let s = split(p).expect("splits");
+        let plan = CapturePlan::build(&s.before, "user");
+        assert!(plan.is_some());
+        let f = FastHost::build(&s, true).expect("builds").with_plan(plan);
+        assert!(matches!(f.before, Before::Skeleton(_)));
+        let line = b"Failed password for invalid user bob from 192.0.2.7 port 22";
+        assert_eq!(
+            f.find_at(line).unwrap(),
+            Found::Addr(ip("192.0.2.7").unwrap(), 42, GroupAt::At(33, 36))
+        );
+        let line = b"Failed none for  from 192.0.2.7 port 22";
+        assert_eq!(
+            f.find_at(line).unwrap(),
+            Found::Addr(ip("192.0.2.7").unwrap(), 22, GroupAt::At(16, 16))
+        );
+        // A user name never holds ':'.
+        assert_eq!(
+            f.find(b"Failed password for a:b from 192.0.2.7 port 22")
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            f.find(b"error: Failed password for x from 192.0.2.7 port 22")
+                .unwrap(),
+            ip("192.0.2.7")
+        );
     }
 
     #[test]
