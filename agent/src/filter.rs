@@ -602,8 +602,10 @@ struct Filter {
     /// (role, index) of its regexes without `<HOST>`: their lines take the
     /// address of their session. Empty for almost every filter.
     hostless: Box<[(Role, usize)]>,
-    /// Index of its first pattern (a filter's patterns are contiguous).
-    first_pattern: usize,
+    /// Index of its first pattern of each role, in [`Role::ALL`] order, and
+    /// one past its last pattern: a filter's patterns are contiguous, by role,
+    /// so a hit's pattern is found by adding, not by a scan of them all.
+    role_first: [usize; 7],
 }
 
 /// The patterns that may match one kind of text, and how to find them.
@@ -809,7 +811,7 @@ impl SourceMatcher {
                     window: session::DEFAULT_WINDOW,
                     keyed: false,
                     hostless: Box::default(),
-                    first_pattern: patterns.len(),
+                    role_first: [patterns.len(); 7],
                 });
                 fail2ban.push((id, m));
                 continue;
@@ -836,7 +838,9 @@ impl SourceMatcher {
             };
             let rule = host_rule(&[&cfg.counting_lists()]);
             let mut hostless = Vec::new();
+            let mut role_first = [first_pattern; 7];
             for (role, list) in role_lists(cfg) {
+                role_first[role.index()] = patterns.len();
                 let kind = role.key();
                 for (ri, text) in list.iter().enumerate() {
                     check_pattern(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
@@ -965,7 +969,10 @@ impl SourceMatcher {
                     .iter()
                     .any(|p| p.session_group.is_some()),
                 hostless: hostless.into_boxed_slice(),
-                first_pattern,
+                role_first: {
+                    role_first[6] = patterns.len();
+                    role_first
+                },
             });
         }
 
@@ -1290,11 +1297,7 @@ impl SourceMatcher {
         scratch: &mut Scratch,
     ) -> Option<u64> {
         let f = &self.filters[h.filter.index()];
-        let keyed = f.keyed.then(|| {
-            (f.first_pattern..self.patterns.len())
-                .take_while(|&p| self.patterns[p].filter == h.filter)
-                .find(|&p| self.patterns[p].role == h.role && self.patterns[p].index == h.regex)
-        });
+        let keyed = f.keyed.then(|| self.pattern_of(h));
         let Some((p, group)) = keyed
             .flatten()
             .and_then(|p| Some((p, self.patterns[p].session_group?)))
@@ -1629,11 +1632,7 @@ impl SourceMatcher {
     /// reports and `log2drop test`, not the hot path.
     pub fn named_captures(&self, line: &[u8], hit: &Hit) -> Vec<(String, Vec<u8>)> {
         let line = strip_newline(line);
-        let Some(pat) = self
-            .patterns
-            .iter()
-            .find(|p| p.filter == hit.filter && p.role == hit.role && p.index == hit.regex)
-        else {
+        let Some(pat) = self.pattern_of(hit).map(|p| &self.patterns[p]) else {
             return Vec::new();
         };
         let (hay, mode) = if self.filters[hit.filter.index()].syslog {
@@ -1677,11 +1676,7 @@ impl SourceMatcher {
             out.clone_from(&scratch.fail2ban[k].captures);
             return;
         }
-        let Some(p) = self
-            .patterns
-            .iter()
-            .position(|p| p.filter == hit.filter && p.role == hit.role && p.index == hit.regex)
-        else {
+        let Some(p) = self.pattern_of(hit) else {
             return;
         };
         let pat = &self.patterns[p];
@@ -1762,6 +1757,16 @@ impl SourceMatcher {
                 }
             }
         }
+    }
+
+    /// The pattern that made `hit`: its filter's patterns are contiguous, in
+    /// role order, so this is an addition. `None` for a fail2ban filter's hit
+    /// (its regexes are not patterns here).
+    fn pattern_of(&self, hit: &Hit) -> Option<usize> {
+        let f = self.filters.get(hit.filter.index())?;
+        let role = hit.role.index();
+        let p = f.role_first[role].checked_add(hit.regex)?;
+        (p < f.role_first[role + 1]).then_some(p)
     }
 
     /// The name of a filter, as given to [`SourceMatcher::build`].

@@ -153,11 +153,7 @@ struct Tally {
 
 impl Tally {
     fn count_regex(&mut self, hit: &filter::Hit) {
-        let role = filter::Role::ALL
-            .iter()
-            .position(|r| *r == hit.role)
-            .unwrap_or(0);
-        let list = &mut self.per_regex[role];
+        let list = &mut self.per_regex[hit.role.index()];
         if list.len() <= hit.regex {
             list.resize(hit.regex + 1, 0);
         }

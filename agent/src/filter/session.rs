@@ -114,6 +114,11 @@ impl Role {
         Role::Carry,
     ];
 
+    /// Its position in [`Role::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The filter key that lists the regexes of this role.
     pub fn key(self) -> &'static str {
         match self {

@@ -1291,3 +1291,45 @@ fn tails_are_cut_down_soundly() {
     // Ten one-byte tails cannot be cut.
     assert_eq!(few_tails((b'0'..=b'9').map(|d| vec![d]).collect()), None);
 }
+
+#[test]
+fn role_index_is_the_position_in_all() {
+    for (i, role) in Role::ALL.into_iter().enumerate() {
+        assert_eq!(role.index(), i);
+    }
+}
+
+/// The addition that finds a hit's pattern agrees with a scan of every
+/// pattern, for every built-in filter in every mode, all in one matcher (so
+/// filters after the first are checked too); a regex past its list's end
+/// finds none.
+#[test]
+fn pattern_of_agrees_with_a_scan() {
+    let mut all = Vec::new();
+    for name in builtin::names() {
+        let cfg = builtin::get(name).expect("listed");
+        for mode in modes(&cfg) {
+            all.push((format!("{name}[mode={mode}]"), with_mode(&cfg, &mode).expect("mode")));
+        }
+    }
+    let filters: Vec<(&str, &FilterConfig)> = all.iter().map(|(n, c)| (n.as_str(), c)).collect();
+    let m = SourceMatcher::build(&filters).expect("builds");
+    for (fi, (_, cfg)) in filters.iter().enumerate() {
+        for (role, list) in role_lists(cfg) {
+            for regex in 0..=list.len() {
+                let hit = Hit {
+                    host: Host::Addr(ip("192.0.2.1")),
+                    filter: FilterId(fi as u16),
+                    role,
+                    regex,
+                    time: None,
+                };
+                let scan = m.patterns.iter().position(|p| {
+                    p.filter == hit.filter && p.role == hit.role && p.index == hit.regex
+                });
+                assert_eq!(m.pattern_of(&hit), scan, "{fi} {role:?} {regex}");
+                assert_eq!(scan.is_some(), regex < list.len());
+            }
+        }
+    }
+}
