@@ -237,6 +237,11 @@ impl Queued {
 /// the program's own lines are one session. `None` (the common case, found
 /// from the tag's end) when the tag names no module.
 fn without_module(process: &[u8]) -> Option<([u8; 128], usize)> {
+    // A module needs a ')': most tags have none, told a word at a time
+    // instead of by a byte loop back to the '['.
+    if !has_close_paren(process) {
+        return None;
+    }
     let open_pid = process.iter().rposition(|c| *c == b'[')?;
     let close = open_pid.checked_sub(1)?;
     if process[close] != b')' || process.len() > 128 {
@@ -248,6 +253,32 @@ fn without_module(process: &[u8]) -> Option<([u8; 128], usize)> {
     let pid = &process[open_pid..];
     buf[open..open + pid.len()].copy_from_slice(pid);
     Some((buf, open + pid.len()))
+}
+
+/// Whether `bytes` holds a `)`: eight bytes at a time (the classic test for a
+/// zero byte, on the bytes xor `)`), so a tag costs a few instructions.
+fn has_close_paren(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const PARENS: u64 = u64::from_ne_bytes([b')'; 8]);
+    // Exact: nonzero if and only if some byte of `w` is `)`.
+    let any = |w: u64| {
+        let x = w ^ PARENS;
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    };
+    let word = |c: &[u8; 8]| u64::from_ne_bytes(*c);
+    let Some(last) = bytes.last_chunk::<8>() else {
+        return bytes.contains(&b')');
+    };
+    // Whole words from the start, then the last eight bytes (overlapping).
+    let mut rest = bytes;
+    while let Some((c, tail)) = rest.split_first_chunk::<8>() {
+        if any(word(c)) {
+            return true;
+        }
+        rest = tail;
+    }
+    any(word(last))
 }
 
 /// The hasher of the session table: its keys are hashes already (see

@@ -449,3 +449,44 @@ fn old_pam_tag_is_the_same_process() {
     assert_ne!(k("h sshd(pam_unix):"), k("h sshd:"));
     assert_ne!(k("h sshd[12]:"), k("h sshd[12]"));
 }
+
+proptest::proptest! {
+    /// The word-at-a-time test is `contains`, at every length and place.
+    #[test]
+    fn has_close_paren_is_contains(
+        bytes in proptest::collection::vec(proptest::prop_oneof![
+            proptest::strategy::Just(b')'),
+            proptest::strategy::Just(b'('),
+            proptest::strategy::Just(b'['),
+            0u8..=255,
+        ], 0..40),
+    ) {
+        proptest::prop_assert_eq!(has_close_paren(&bytes), bytes.contains(&b')'));
+    }
+
+    /// The quick refusal keeps `without_module` what the byte loop made it:
+    /// tags with a module lose it, others stay as written.
+    #[test]
+    fn without_module_strips_only_a_module(
+        host in "[a-z0-9]{0,12}",
+        prog in "[a-z()-]{1,10}",
+        module in proptest::option::of("[a-z_]{0,10}"),
+        pid in proptest::option::of(0u32..100_000),
+    ) {
+        let mut tag = format!("{host} {prog}");
+        if let Some(m) = &module {
+            tag.push_str(&format!("({m})"));
+        }
+        if let Some(pid) = pid {
+            tag.push_str(&format!("[{pid}]"));
+        }
+        let got = without_module(tag.as_bytes()).map(|(buf, len)| buf[..len].to_vec());
+        // The rule, written out: `(...)` right before the last `[`.
+        let want = tag.rfind('[').and_then(|open_pid| {
+            let before = tag[..open_pid].strip_suffix(')')?;
+            let open = before.rfind('(')?;
+            Some(format!("{}{}", &tag[..open], &tag[open_pid..]).into_bytes())
+        });
+        proptest::prop_assert_eq!(got, want);
+    }
+}
