@@ -599,9 +599,6 @@ struct Filter {
     window: std::time::Duration,
     /// Some regex has an `<F-MLFID>` group (see [`SourceMatcher::session_key`]).
     keyed: bool,
-    /// (role, index) of its regexes without `<HOST>`: their lines take the
-    /// address of their session. Empty for almost every filter.
-    hostless: Box<[(Role, usize)]>,
     /// Index of its first pattern of each role, in [`Role::ALL`] order, and
     /// one past its last pattern: a filter's patterns are contiguous, by role,
     /// so a hit's pattern is found by adding, not by a scan of them all.
@@ -652,8 +649,17 @@ impl Candidate {
     /// Whether pattern `pattern` may match at the start of `hay`; `false` only
     /// where it cannot.
     fn admits(&self, hay: &[u8]) -> bool {
-        hay.starts_with(&self.head)
-            && (self.tails.is_empty() || self.tails.iter().any(|t| hay.ends_with(t)))
+        // Compared a word at a time: heads and tails are short, and a call to
+        // `memcmp` for each costs more than the comparison.
+        let head = self.head.len();
+        hay.get(..head)
+            .is_some_and(|h| syslog::same_bytes(h, &self.head))
+            && (self.tails.is_empty()
+                || self.tails.iter().any(|t| {
+                    hay.len()
+                        .checked_sub(t.len())
+                        .is_some_and(|at| syslog::same_bytes(&hay[at..], t))
+                }))
     }
 }
 
@@ -810,7 +816,6 @@ impl SourceMatcher {
                     sessions: false,
                     window: session::DEFAULT_WINDOW,
                     keyed: false,
-                    hostless: Box::default(),
                     role_first: [patterns.len(); 7],
                 });
                 fail2ban.push((id, m));
@@ -837,7 +842,6 @@ impl SourceMatcher {
                 source,
             };
             let rule = host_rule(&[&cfg.counting_lists()]);
-            let mut hostless = Vec::new();
             let mut role_first = [first_pattern; 7];
             for (role, list) in role_lists(cfg) {
                 role_first[role.index()] = patterns.len();
@@ -858,11 +862,10 @@ impl SourceMatcher {
                     let host_group = full
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP);
-                    if host_group.is_none() {
-                        if rule == HostRule::Required {
-                            return Err(pattern_error(kind, ri, PatternError::NoHost));
-                        }
-                        hostless.push((role, ri));
+                    // A regex without `<HOST>` (where the rule allows it)
+                    // takes the address of its session.
+                    if host_group.is_none() && rule == HostRule::Required {
+                        return Err(pattern_error(kind, ri, PatternError::NoHost));
                     }
                     let session_group = full
                         .group_info()
@@ -968,7 +971,6 @@ impl SourceMatcher {
                 keyed: patterns[first_pattern..]
                     .iter()
                     .any(|p| p.session_group.is_some()),
-                hostless: hostless.into_boxed_slice(),
                 role_first: {
                     role_first[6] = patterns.len();
                     role_first
@@ -1251,7 +1253,11 @@ impl SourceMatcher {
                 let (key, facts) = match f2b_session {
                     Some((key, facts)) => (Some(key), facts),
                     None if f.sessions => {
-                        let has_addr = !f.hostless.contains(&(h.role, h.regex));
+                        // A regex without `<HOST>` takes the address of its
+                        // session.
+                        let has_addr = self
+                            .pattern_of(&h)
+                            .is_none_or(|p| self.patterns[p].host_group.is_some());
                         // A line naming no client, without a pid, could be
                         // any client's: it stands alone.
                         let key = if has_addr || !pidless {
