@@ -14,7 +14,7 @@
 //!
 //! It is cheap because a log's lines come in time order: consecutive lines share
 //! their timestamp bytes (one verdict per second of log, not per line), and a new
-//! timestamp is placed in time through the matcher's own minute memo
+//! timestamp is placed in time through the matcher's own hour memo
 //! ([`TimeMemo`]) instead of a full time-zone lookup. Both caches are tied to the
 //! `now` they were made with (which decides the year of a year-less syslog time),
 //! so a new `now` starts them afresh.

@@ -101,34 +101,49 @@ impl RawTime {
     }
 }
 
-/// Resolves line times like [`RawTime::resolve`], remembering the last minute it
-/// resolved. Log lines come in time order, so consecutive lines mostly share a
-/// minute, and the time zone rules (a search through the zone's transitions)
-/// then run once a minute instead of once a line.
+/// Resolves line times like [`RawTime::resolve`], remembering the last hour it
+/// resolved. Log lines come in time order, so consecutive lines mostly share an
+/// hour, and the time zone rules (a search through the zone's transitions)
+/// then run once an hour instead of once a line.
 ///
-/// A minute is remembered only when its first and last second resolve exactly 59
-/// seconds apart, so a minute that a zone transition or the year choice (a line
-/// just past `now`) splits is resolved line by line, as without the memo.
+/// An hour is remembered only when its first and last second resolve exactly
+/// 3,599 seconds apart, so an hour that a zone transition (Lord Howe's moves
+/// by half an hour) or the year choice (a line just past `now`) splits is
+/// resolved minute by minute, as without the memo. Its fields are held as two
+/// words, so a line of a remembered hour costs two comparisons and an addition.
 ///
-/// Two minutes are kept, the last used first: a log host that collects from
+/// Two hours are kept, the last used first: a log host that collects from
 /// servers with different stamps (BSD without a zone, ISO 8601 with an offset)
-/// alternates between two minutes that never compare equal, and one slot would
+/// alternates between two hours that never compare equal, and one slot would
 /// resolve every line.
 #[derive(Debug, Clone, Default)]
 pub struct TimeMemo {
-    last: [Option<MinuteMemo>; 2],
+    last: [Option<HourMemo>; 2],
 }
 
-/// One remembered minute and what its result depends on.
+/// One remembered hour and what its result depends on.
 #[derive(Debug, Clone, Copy)]
-struct MinuteMemo {
+struct HourMemo {
     /// Identifies the time zone (the caller's key, such as a filter index).
     zone: usize,
-    /// The line time with its second and fraction zeroed.
-    minute: RawTime,
+    /// The line time's fields down to its hour, see [`hour_key`].
+    hour: [u64; 2],
     now: SystemTime,
-    /// The resolved start of the minute (`None`: no second of it resolves).
+    /// The resolved start of the hour (`None`: no second of it resolves).
     start: Option<SystemTime>,
+}
+
+/// The fields of a civil time (no `epoch`) down to its hour, packed into two
+/// words: equal words, equal fields.
+#[inline(always)]
+fn hour_key(raw: &RawTime) -> [u64; 2] {
+    let year = raw.year.map_or(0, |y| (1 << 16) | u64::from(y as u16));
+    let date = (year << 24)
+        | (u64::from(raw.month as u8) << 16)
+        | (u64::from(raw.day as u8) << 8)
+        | u64::from(raw.hour as u8);
+    let offset = raw.offset.map_or(0, |o| (1 << 32) | u64::from(o as u32));
+    [date, offset]
 }
 
 impl TimeMemo {
@@ -141,49 +156,56 @@ impl TimeMemo {
         tz: &TimeZone,
         now: SystemTime,
     ) -> Option<SystemTime> {
-        if raw.epoch.is_some() || raw.second < 0 || !(0..1_000_000_000).contains(&raw.nanos) {
+        if raw.epoch.is_some()
+            || !(0..60).contains(&raw.minute)
+            || raw.second < 0
+            || !(0..1_000_000_000).contains(&raw.nanos)
+        {
             return raw.resolve(tz, now);
         }
-        let minute = RawTime {
+        let hour = hour_key(raw);
+        // A leap second reads as 59, as in `resolve`.
+        let secs = 60 * u64::from(raw.minute.unsigned_abs())
+            + u64::from(raw.second.min(59).unsigned_abs());
+        let within = std::time::Duration::new(secs, raw.nanos.unsigned_abs());
+        let same = |m: &Option<HourMemo>| {
+            m.as_ref()
+                .is_some_and(|m| m.hour == hour && m.zone == zone && m.now == now)
+        };
+        if same(&self.last[0]) {
+            return self.last[0].and_then(|m| m.start).map(|s| s + within);
+        }
+        if same(&self.last[1]) {
+            self.last.swap(0, 1);
+            return self.last[0].and_then(|m| m.start).map(|s| s + within);
+        }
+        let first = RawTime {
+            minute: 0,
             second: 0,
             nanos: 0,
             ..*raw
         };
-        // A leap second reads as 59, as in `resolve`.
-        let within = std::time::Duration::new(
-            u64::from(raw.second.min(59).unsigned_abs()),
-            raw.nanos.unsigned_abs(),
-        );
-        let same = |m: &Option<MinuteMemo>| {
-            m.as_ref()
-                .is_some_and(|m| m.minute == minute && m.zone == zone && m.now == now)
-        };
-        if !same(&self.last[0]) && same(&self.last[1]) {
-            self.last.swap(0, 1);
-        }
-        if same(&self.last[0]) {
-            return self.last[0].and_then(|m| m.start).map(|s| s + within);
-        }
-        let start = minute.resolve(tz, now);
+        let start = first.resolve(tz, now);
         let last_second = RawTime {
+            minute: 59,
             second: 59,
-            ..minute
+            ..first
         }
         .resolve(tz, now);
         let whole = match (start, last_second) {
             (None, None) => true,
             (Some(a), Some(b)) => {
-                b.duration_since(a).ok() == Some(std::time::Duration::from_secs(59))
+                b.duration_since(a).ok() == Some(std::time::Duration::from_secs(3599))
             }
             _ => false,
         };
         if !whole {
             return raw.resolve(tz, now);
         }
-        // The new minute goes first; the one used longest ago goes.
-        self.last[1] = Some(MinuteMemo {
+        // The new hour goes first; the one used longest ago goes.
+        self.last[1] = Some(HourMemo {
             zone,
-            minute,
+            hour,
             now,
             start,
         });
@@ -946,31 +968,60 @@ mod tests {
     proptest! {
         #[test]
         fn memo_resolves_like_resolve(
-            // Minutes around a spring-forward gap, a fall-back fold, a year end
-            // (year-less lines just past `now`) and an invalid date, with
-            // seconds varying so minutes repeat.
-            times in proptest::collection::vec((0usize..8, 0i8..61, prop_oneof![Just(0i32), Just(500_000_000)]), 1..60),
+            // Hours around a spring-forward gap, a fall-back fold (Berlin's
+            // hour, Lord Howe's half hour), a year end (year-less lines just
+            // past `now`) and an invalid date, with minutes and seconds
+            // varying so hours repeat.
+            times in proptest::collection::vec((
+                0usize..10,
+                prop_oneof![Just(0i8), Just(29), Just(30), Just(59), 0i8..60],
+                0i8..61,
+                prop_oneof![Just(0i32), Just(500_000_000)],
+            ), 1..60),
             zone in prop_oneof![Just("Europe/Berlin"), Just("UTC"), Just("Australia/Lord_Howe")],
             now in prop_oneof![Just("2026-03-29T01:00:00Z"), Just("2026-12-31T00:59:30Z"), Just("2027-01-01T00:00:00Z")],
         ) {
-            type Minute = (Option<i16>, i8, i8, i8, i8, Option<i32>);
-            let minutes: [Minute; 8] = [
-                (Some(2026), 3, 29, 2, 30, None),
-                (None, 3, 29, 1, 59, None),
-                (Some(2026), 10, 25, 2, 30, None),
-                (None, 10, 4, 1, 30, None),
-                (None, 12, 31, 1, 0, None),
-                (None, 1, 1, 0, 59, None),
-                (None, 2, 30, 10, 0, None),
-                (Some(2026), 5, 19, 10, 0, Some(3600)),
+            type Hour = (Option<i16>, i8, i8, i8, Option<i32>);
+            let hours: [Hour; 10] = [
+                (Some(2026), 3, 29, 2, None),
+                (None, 3, 29, 1, None),
+                (Some(2026), 10, 25, 2, None),
+                (None, 10, 4, 1, None),
+                (None, 12, 31, 1, None),
+                (None, 1, 1, 0, None),
+                (None, 2, 30, 10, None),
+                (Some(2026), 5, 19, 10, Some(3600)),
+                (Some(2026), 10, 4, 2, None),
+                (Some(2026), 4, 5, 1, None),
             ];
             let tz = parse_zone(zone).expect("zone");
             let now = utc(now);
             let mut memo = TimeMemo::default();
-            for (m, second, nanos) in times {
-                let (year, month, day, hour, minute, offset) = minutes[m];
+            for (h, minute, second, nanos) in times {
+                let (year, month, day, hour, offset) = hours[h];
                 let raw = RawTime { year, month, day, hour, minute, second, nanos, offset, epoch: None };
                 prop_assert_eq!(memo.resolve(&raw, 0, &tz, now), raw.resolve(&tz, now), "{:?}", raw);
+            }
+        }
+
+        /// Lines a minute apart or more share the remembered hour, also
+        /// across a Lord Howe half-hour shift, where they must not.
+        #[test]
+        fn memo_hours_hold_their_minutes(
+            minutes in proptest::collection::vec((0i8..60, 0i8..60), 1..40),
+            day in prop_oneof![Just(5i8), Just(4)],
+            month in prop_oneof![Just(4i8), Just(10)],
+        ) {
+            let tz = parse_zone("Australia/Lord_Howe").expect("zone");
+            let now = utc("2027-01-01T00:00:00Z");
+            let mut memo = TimeMemo::default();
+            for (minute, second) in minutes {
+                for hour in [1, 2] {
+                    let raw = RawTime {
+                        year: Some(2026), month, day, hour, minute, second, nanos: 0, offset: None, epoch: None,
+                    };
+                    prop_assert_eq!(memo.resolve(&raw, 0, &tz, now), raw.resolve(&tz, now), "{:?}", raw);
+                }
             }
         }
     }
