@@ -360,7 +360,11 @@ pub(super) fn from_seconds(b: &[u8], t: &mut RawTime, offset: bool) -> Option<us
     if s > 60 {
         return None;
     }
-    let (nanos, used) = fraction(&b[2..]);
+    // Most stamps have no fraction: that is decided here, without the call.
+    let (nanos, used) = match b.get(2) {
+        Some(b'.' | b',') => fraction(&b[2..]),
+        _ => (0, 0),
+    };
     t.second = s;
     t.nanos = nanos;
     let mut pos = 2 + used;
