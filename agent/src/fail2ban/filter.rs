@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 
 use super::date::{DateFinder, DateState};
 use super::ini::{Ini, IniError};
-use super::regex::{ContentSplit, F2bRegex, Split, resolve_tags};
+use super::regex::{ContentSplit, F2bRegex, Known, Split, resolve_tags};
 
 /// Why a fail2ban filter cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -357,6 +357,13 @@ struct Fail {
 
 /// The groups fail2ban's multi-line handling reads.
 const SESSION_GROUPS: [&str; 4] = ["nofail", "mlfgained", "mlfforget", "mlfid"];
+/// The same, by index.
+const SESSION_KNOWN: [Known; 4] = [
+    Known::Nofail,
+    Known::Mlfgained,
+    Known::Mlfforget,
+    Known::Mlfid,
+];
 
 /// A compiled fail2ban filter.
 #[derive(Debug)]
@@ -535,12 +542,8 @@ fn dispatch(fail: &[Fail]) -> (Vec<Vec<usize>>, Vec<usize>) {
     let mut by_first_byte = vec![Vec::new(); 256];
     let mut on_empty = Vec::new();
     for (i, f) in fail.iter().enumerate() {
-        match f.re.leads() {
-            Some(leads) => {
-                let mut seen = [false; 256];
-                for l in leads {
-                    seen[usize::from(l[0])] = true;
-                }
+        match f.re.first_bytes() {
+            Some(seen) => {
                 for (b, list) in by_first_byte.iter_mut().enumerate() {
                     if seen[b] {
                         list.push(i);
@@ -588,7 +591,8 @@ impl Matcher {
         let split = def
             .prefregex
             .as_ref()
-            .and_then(|l| ContentSplit::new(&python_text(l, multi)));
+            .zip(pref.as_ref())
+            .and_then(|(l, full)| ContentSplit::new(&python_text(l, multi), full));
         let (by_first_byte, on_empty) = dispatch(&fail);
         let ignore = def
             .ignoreregex
@@ -685,22 +689,22 @@ impl Matcher {
         // The prefregex's content: by a DFA run where its shape allows, else
         // (and for its groups, read only once a failregex matched) by captures.
         let mut pref = None;
-        let mut split_at = false;
+        let mut split_at = None;
         let content = match (&self.pref, &self.split) {
             (None, _) => text,
             (Some(p), Some(split)) => match split.split(text) {
                 Split::Miss => return Verdict::Miss,
-                Split::Content(at) => {
-                    split_at = true;
+                Split::Content { at, group } => {
+                    split_at = Some(group);
                     &text[at..]
                 }
                 Split::Unknown => match p.captures(text) {
-                    Some(g) => pref.insert(g).name("content").unwrap_or(text),
+                    Some(g) => pref.insert(g).get(Known::Content).unwrap_or(text),
                     None => return Verdict::Miss,
                 },
             },
             (Some(p), None) => match p.captures(text) {
-                Some(g) => pref.insert(g).name("content").unwrap_or(text),
+                Some(g) => pref.insert(g).get(Known::Content).unwrap_or(text),
                 None => return Verdict::Miss,
             },
         };
@@ -719,34 +723,34 @@ impl Matcher {
             // prefregex groups (the address may be there) count for every failregex.
             if pref.is_none() {
                 pref = match (&self.pref, &self.split) {
-                    (Some(_), Some(split)) if split_at => split.captures(text),
+                    (Some(_), Some(split)) if split_at.is_some() => {
+                        split.captures_split(text, split_at.flatten())
+                    }
                     (Some(p), _) => p.captures(text),
                     (None, _) => None,
                 };
             }
             let pref_host = pref.as_ref().and_then(|g| {
-                g.name("ip4")
-                    .or_else(|| g.name("ip6"))
-                    .or_else(|| g.name("dns"))
-                    .or_else(|| g.name("fid"))
+                g.get(Known::Ip4)
+                    .or_else(|| g.get(Known::Ip6))
+                    .or_else(|| g.get(Known::Dns))
+                    .or_else(|| g.get(Known::Fid))
             });
-            let pref_tagged = pref
-                .as_ref()
-                .is_some_and(|g| SESSION_GROUPS.iter().any(|n| g.name(n).is_some()));
+            let pref_tagged = pref.as_ref().is_some_and(|g| g.any(&SESSION_KNOWN));
             if self.ignore.iter().any(|r| r.is_match(text)) {
                 return Verdict::Ignored { regex: i };
             }
             let addr = g
-                .name("ip4")
-                .or_else(|| g.name("ip6"))
-                .or_else(|| g.name("dns"))
-                .or_else(|| g.name("fid"))
+                .get(Known::Ip4)
+                .or_else(|| g.get(Known::Ip6))
+                .or_else(|| g.get(Known::Dns))
+                .or_else(|| g.get(Known::Fid))
                 .or(pref_host)
                 .and_then(parse_host);
             // No address: a host name where `<HOST>`/`<DNS>` took one.
             let name = g
-                .name("dns")
-                .or_else(|| pref.as_ref().and_then(|p| p.name("dns")))
+                .get(Known::Dns)
+                .or_else(|| pref.as_ref().and_then(|p| p.get(Known::Dns)))
                 .filter(|n| addr.is_none() && crate::addr::is_host_name(n.as_bytes()));
             if addr.is_some() || name.is_some() {
                 state.captures.clear();
@@ -773,15 +777,16 @@ impl Matcher {
             }
             // The line's group, else the prefregex's; as in fail2ban, an empty
             // capture does not set a flag.
-            let group = |name: &str| {
-                g.name(name)
-                    .or_else(|| pref.as_ref().and_then(|p| p.name(name)))
-            };
-            let flag = |name: &str| group(name).is_some_and(|t| !t.is_empty());
-            let (nofail, gained, forget) = (flag("nofail"), flag("mlfgained"), flag("mlfforget"));
-            if let Some(id) = group("mlfid") {
+            let group = |k: Known| g.get(k).or_else(|| pref.as_ref().and_then(|p| p.get(k)));
+            let flag = |k: Known| group(k).is_some_and(|t| !t.is_empty());
+            let (nofail, gained, forget) = (
+                flag(Known::Nofail),
+                flag(Known::Mlfgained),
+                flag(Known::Mlfforget),
+            );
+            if let Some(id) = group(Known::Mlfid) {
                 // The user (`<F-USER>`, else an `<F-ALT_USER>`) this line names.
-                let user = group("user").filter(|u| !u.is_empty()).or_else(|| {
+                let user = group(Known::User).filter(|u| !u.is_empty()).or_else(|| {
                     pref.iter()
                         .flat_map(|p| p.named())
                         .chain(g.named())

@@ -10,6 +10,8 @@
 
 use std::sync::OnceLock;
 
+use regex_automata::util::primitives::NonMaxUsize;
+
 mod rewrite;
 
 /// Why a fail2ban regex cannot be run.
@@ -300,6 +302,9 @@ pub struct FastRe {
     /// The Unicode form behind an ASCII `first`, once a line needed it.
     unicode: OnceLock<Option<regex_automata::meta::Regex>>,
     text: String,
+    /// Per byte, whether a match (of an anchored pattern) may start the
+    /// haystack with it; `None` when any byte may.
+    first_bytes: Option<Box<[bool; 256]>>,
 }
 
 /// A match's group spans, by group index (`None`: the group took no part).
@@ -309,48 +314,67 @@ pub type Spans = Vec<(usize, Option<(usize, usize)>)>;
 const STACK_SLOTS: usize = 64;
 
 impl FastRe {
-    /// Compiles Rust-syntax regex text.
+    /// Compiles Rust-syntax regex text. The text is parsed once: the
+    /// automata and the first bytes of its matches come from the same tree.
     pub fn new(rust: &str) -> Result<FastRe, String> {
-        let unicode = |text: &str| {
-            regex_automata::meta::Regex::builder()
-                .configure(Self::config())
-                .build(text)
-                .map_err(|e| e.to_string())
-        };
         // A non-ASCII character in the pattern may fold onto an ASCII one
         // (`(?i)\u{212a}`, the Kelvin sign, matches `k`): no ASCII form then.
         let ascii = if rust.is_ascii() {
-            regex_automata::meta::Regex::builder()
-                .configure(Self::config().utf8_empty(false))
-                .syntax(
-                    regex_automata::util::syntax::Config::new()
-                        .unicode(false)
-                        .utf8(false),
-                )
-                .build(rust)
+            regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(rust)
                 .ok()
+                .and_then(|hir| {
+                    let re = regex_automata::meta::Regex::builder()
+                        .configure(Self::config().utf8_empty(false))
+                        .build_from_hir(&hir)
+                        .ok()?;
+                    Some((re, hir))
+                })
         } else {
             None
         };
-        // The Unicode form must parse, with the same groups.
-        let ascii = match ascii {
-            Some(a) => {
-                let hir = regex_syntax::parse(rust).map_err(|e| e.to_string())?;
-                let groups = hir.properties().explicit_captures_len() + 1;
-                (a.group_info().all_group_len() == groups).then_some(a)
+        // The Unicode form must parse too. Translating the same syntax tree
+        // with Unicode on fails only where ASCII-only translation fails as
+        // well (a `\p` class), or where a flag group turns Unicode off (then
+        // UTF-8 mode may refuse it): only then is it parsed here.
+        if ascii.is_some() && turns_unicode_off(rust) {
+            regex_syntax::parse(rust).map_err(|e| e.to_string())?;
+        }
+        let (first, first_ascii, first_bytes) = match ascii {
+            Some((a, hir)) => {
+                // On a non-ASCII line the Unicode form runs: its matches may
+                // also start with any non-ASCII byte.
+                let bytes = first_bytes(&hir).map(|mut b| {
+                    b[0x80..].fill(true);
+                    b
+                });
+                (a, true, bytes)
             }
-            None => None,
-        };
-        let (first, first_ascii) = match ascii {
-            Some(a) => (a, true),
-            None => (unicode(rust)?, false),
+            None => {
+                let hir = regex_syntax::parse(rust).map_err(|e| e.to_string())?;
+                let re = regex_automata::meta::Regex::builder()
+                    .configure(Self::config())
+                    .build_from_hir(&hir)
+                    .map_err(|e| e.to_string())?;
+                (re, false, first_bytes(&hir))
+            }
         };
         Ok(FastRe {
             first,
             first_ascii,
             unicode: OnceLock::new(),
             text: rust.to_owned(),
+            first_bytes: first_bytes.map(Box::new),
         })
+    }
+
+    /// The bytes every match of this anchored pattern starts the haystack
+    /// with, when known.
+    pub(crate) fn first_bytes(&self) -> Option<&[bool; 256]> {
+        self.first_bytes.as_deref()
     }
 
     fn config() -> regex_automata::meta::Config {
@@ -396,16 +420,19 @@ impl FastRe {
         self.engine(hay)?.find(input).map(|m| (m.start(), m.end()))
     }
 
+    /// The leftmost-first match starting exactly at `from`.
+    pub fn find_anchored(&self, hay: &str, from: usize) -> Option<(usize, usize)> {
+        let input = regex_automata::Input::new(hay)
+            .range(from..)
+            .anchored(regex_automata::Anchored::Yes);
+        self.engine(hay)?.find(input).map(|m| (m.start(), m.end()))
+    }
+
     /// The group names, by index.
     pub fn capture_names(&self) -> impl Iterator<Item = Option<&str>> {
         self.first
             .group_info()
             .pattern_names(regex_automata::PatternID::ZERO)
-    }
-
-    /// The pattern text it runs.
-    pub(crate) fn text(&self) -> &str {
-        &self.text
     }
 
     /// The leftmost-first match's group spans, by group index. One search:
@@ -416,7 +443,23 @@ impl FastRe {
 
     /// The same, for a match starting at `from` or later.
     pub fn captures_at(&self, hay: &str, from: usize) -> Option<Spans> {
-        use regex_automata::util::primitives::NonMaxUsize;
+        self.with_slots(hay, from, |slots| {
+            slots
+                .chunks_exact(2)
+                .enumerate()
+                .map(|(i, s)| (i, pair(s)))
+                .collect()
+        })
+    }
+
+    /// Runs the capture search and hands its slots (two per group) to `f`,
+    /// from the stack where they fit: the per-line path allocates nothing.
+    fn with_slots<R>(
+        &self,
+        hay: &str,
+        from: usize,
+        f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
+    ) -> Option<R> {
         let re = self.engine(hay)?;
         let n = re.group_info().all_group_len() * 2;
         let mut stack = [None::<NonMaxUsize>; STACK_SLOTS];
@@ -428,45 +471,148 @@ impl FastRe {
             &mut heap
         };
         re.search_slots(&regex_automata::Input::new(hay).range(from..), slots)?;
-        Some(
-            slots
-                .chunks_exact(2)
-                .enumerate()
-                .map(|(i, s)| match (s[0], s[1]) {
-                    (Some(a), Some(b)) => (i, Some((a.get(), b.get()))),
-                    _ => (i, None),
-                })
-                .collect(),
-        )
+        Some(f(slots))
     }
+}
+
+/// A group's span from its two slots.
+fn pair(s: &[Option<NonMaxUsize>]) -> Option<(usize, usize)> {
+    match (s[0], s[1]) {
+        (Some(a), Some(b)) => Some((a.get(), b.get())),
+        _ => None,
+    }
+}
+
+/// One group's span (`None`: the group took no part).
+pub(crate) type Span = Option<(usize, usize)>;
+
+/// Group spans by group index, inline up to [`INLINE_SPANS`] groups (every
+/// stock filter's regexes), so a match allocates nothing.
+#[derive(Debug, Clone)]
+pub(crate) enum SpanBuf {
+    Inline(u8, [Span; INLINE_SPANS]),
+    Heap(Vec<Span>),
+}
+
+/// Groups a [`SpanBuf`] keeps without allocating.
+const INLINE_SPANS: usize = 24;
+
+impl SpanBuf {
+    /// `n` groups, none taking part yet.
+    fn unset(n: usize) -> SpanBuf {
+        match u8::try_from(n) {
+            Ok(len) if n <= INLINE_SPANS => SpanBuf::Inline(len, [None; INLINE_SPANS]),
+            _ => SpanBuf::Heap(vec![None; n]),
+        }
+    }
+
+    fn as_slice(&self) -> &[Span] {
+        match self {
+            SpanBuf::Inline(len, a) => &a[..usize::from(*len)],
+            SpanBuf::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Span] {
+        match self {
+            SpanBuf::Inline(len, a) => &mut a[..usize::from(*len)],
+            SpanBuf::Heap(v) => v,
+        }
+    }
+}
+
+/// The group names the filter reads on every match, found by index instead
+/// of by comparing names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Known {
+    Ip4,
+    Ip6,
+    Dns,
+    Fid,
+    Content,
+    Nofail,
+    Mlfgained,
+    Mlfforget,
+    Mlfid,
+    User,
+}
+
+/// [`Known`]'s group names, in its order.
+const KNOWN_NAMES: [&str; 10] = [
+    "ip4",
+    "ip6",
+    "dns",
+    "fid",
+    "content",
+    "nofail",
+    "mlfgained",
+    "mlfforget",
+    "mlfid",
+    "user",
+];
+
+/// Per [`Known`] name, its group index in one pattern (the first group of
+/// that name, as a lookup by name finds).
+type KnownIndex = [Option<u16>; KNOWN_NAMES.len()];
+
+fn known_index(names: &[Option<Box<str>>]) -> KnownIndex {
+    let mut out = [None; KNOWN_NAMES.len()];
+    for (k, want) in KNOWN_NAMES.iter().enumerate() {
+        out[k] = names
+            .iter()
+            .position(|n| n.as_deref() == Some(*want))
+            .and_then(|i| u16::try_from(i).ok());
+    }
+    out
 }
 
 /// A match's groups, by name.
 pub struct Groups<'h> {
     hay: &'h str,
-    spans: Vec<(usize, Option<(usize, usize)>)>,
+    spans: SpanBuf,
     names: &'h [Option<Box<str>>],
+    known: &'h KnownIndex,
 }
 
 impl<'h> Groups<'h> {
     /// The text of group `name`, if it took part in the match.
     pub fn name(&self, name: &str) -> Option<&'h str> {
         let idx = self.names.iter().position(|n| n.as_deref() == Some(name))?;
-        // Spans come in group order, every group listed: usually at `idx`.
-        self.spans
-            .get(idx)
-            .filter(|(i, _)| *i == idx)
-            .or_else(|| self.spans.iter().find(|(i, _)| *i == idx))
-            .and_then(|(_, s)| s.map(|(a, b)| &self.hay[a..b]))
+        self.at(idx)
+    }
+
+    /// The text of one of the groups the filter reads on every match.
+    pub(crate) fn get(&self, k: Known) -> Option<&'h str> {
+        self.at(usize::from(self.known[k as usize]?))
+    }
+
+    fn at(&self, idx: usize) -> Option<&'h str> {
+        let (a, b) = (*self.spans.as_slice().get(idx)?)?;
+        Some(&self.hay[a..b])
+    }
+
+    /// Whether any of the [`Known`] groups `ks` took part.
+    pub(crate) fn any(&self, ks: &[Known]) -> bool {
+        ks.iter().any(|&k| self.get(k).is_some())
     }
 
     /// Every named group that took part, with its text.
     pub fn named(&self) -> impl Iterator<Item = (&'h str, &'h str)> + '_ {
-        self.spans.iter().filter_map(|&(i, s)| {
-            let name = self.names.get(i)?.as_deref()?;
-            let (a, b) = s?;
-            Some((name, &self.hay[a..b]))
-        })
+        self.spans
+            .as_slice()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &s)| {
+                let name = self.names.get(i)?.as_deref()?;
+                let (a, b) = s?;
+                Some((name, &self.hay[a..b]))
+            })
+    }
+
+    /// Group spans by index.
+    #[cfg(test)]
+    pub(crate) fn spans(&self) -> &[Span] {
+        self.spans.as_slice()
     }
 }
 
@@ -486,9 +632,11 @@ pub struct F2bRegex {
     /// Text every match starts the haystack with (`^` and literals), checked
     /// before any engine runs.
     prefix: Option<String>,
-    /// The texts one of which every match starts the haystack with, when
-    /// known (an anchored pattern with a finite literal prefix set).
-    leads: Option<Vec<Vec<u8>>>,
+    /// Per byte, whether a match may start the haystack with it, when known
+    /// (an anchored pattern with a finite literal prefix set).
+    first_bytes: Option<[bool; 256]>,
+    /// Where the names the filter reads are.
+    known: KnownIndex,
 }
 
 /// The literal text right after a leading `^` that every match must start with,
@@ -520,20 +668,21 @@ impl F2bRegex {
         let mut remap = None;
         let mut prefilter = None;
         let (engine, names) = if needs_backtracking(python) {
-            let slow = fancy(&text)?;
-            let names = slow.capture_names().map(|n| n.map(Box::from)).collect();
-            // An exact regular equivalent where the construct has one, else
-            // the backtracking engine behind a regular superset.
+            // An exact regular equivalent where the construct has one (the
+            // backtracking engine is then never compiled), else the
+            // backtracking engine behind a regular superset.
             match rewrite::exact(&text)
-                .and_then(|r| FastRe::new(&r.text).ok().map(|fast| (fast, r.groups)))
+                .and_then(|r| FastRe::new(&r.text).ok().map(|fast| (fast, r)))
             {
-                Some((fast, groups)) => {
-                    if groups.iter().enumerate().any(|(i, &g)| i != g) {
-                        remap = Some(groups);
+                Some((fast, r)) => {
+                    if r.groups.iter().enumerate().any(|(i, &g)| i != g) {
+                        remap = Some(r.groups);
                     }
-                    (Compiled::Fast(fast), names)
+                    (Compiled::Fast(fast), r.names)
                 }
                 None => {
+                    let slow = fancy(&text)?;
+                    let names = slow.capture_names().map(|n| n.map(Box::from)).collect();
                     prefilter = rewrite::superset(&text).and_then(|t| FastRe::new(&t).ok());
                     (Compiled::Fancy(slow), names)
                 }
@@ -556,26 +705,33 @@ impl F2bRegex {
         } else {
             anchored_prefix(&text)
         };
-        let leads = match (&engine, &prefilter) {
-            (Compiled::Fast(r), _) => literal_leads(r.text()),
-            (Compiled::Fancy(_), Some(p)) => literal_leads(p.text())
-                .or_else(|| prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()])),
-            (Compiled::Fancy(_), None) => prefix.as_ref().map(|p| vec![p.as_bytes().to_vec()]),
+        let by_prefix = || {
+            prefix.as_ref().map(|p| {
+                let mut b = [false; 256];
+                b[usize::from(p.as_bytes()[0])] = true;
+                b
+            })
+        };
+        let first_bytes = match (&engine, &prefilter) {
+            (Compiled::Fast(r), _) => r.first_bytes().copied(),
+            (Compiled::Fancy(_), Some(p)) => p.first_bytes().copied().or_else(by_prefix),
+            (Compiled::Fancy(_), None) => by_prefix(),
         };
         Ok(F2bRegex {
+            known: known_index(&names),
             engine,
             names,
             remap,
             prefilter,
             prefix,
-            leads,
+            first_bytes,
         })
     }
 
-    /// The texts one of which starts every haystack it matches, if known: a
-    /// caller may skip it on lines that start with none of them.
-    pub(crate) fn leads(&self) -> Option<&[Vec<u8>]> {
-        self.leads.as_deref()
+    /// Per byte, whether a haystack it matches may start with it, if known:
+    /// a caller may skip it on lines that start with another byte.
+    pub(crate) fn first_bytes(&self) -> Option<&[bool; 256]> {
+        self.first_bytes.as_ref()
     }
 
     /// Whether the backtracking engine runs it.
@@ -616,61 +772,89 @@ impl F2bRegex {
         {
             return None;
         }
+        let n = self.names.len();
         let spans = match &self.engine {
-            Compiled::Fast(r) => {
-                let spans = r.captures(hay)?;
-                match &self.remap {
-                    None => spans,
-                    Some(map) => {
-                        let mut out: Spans = (0..self.names.len()).map(|i| (i, None)).collect();
-                        for (i, s) in spans {
-                            if s.is_some() {
-                                out[map[i]].1 = s;
-                            }
-                        }
-                        out
+            Compiled::Fast(r) => r.with_slots(hay, 0, |slots| {
+                let mut out = SpanBuf::unset(n);
+                let o = out.as_mut_slice();
+                for (i, s) in slots.chunks_exact(2).enumerate() {
+                    let Some(span) = pair(s) else { continue };
+                    // Only one copy of a group takes part in a match.
+                    let at = self.remap.as_ref().map_or(i, |m| m[i]);
+                    if let Some(slot) = o.get_mut(at) {
+                        *slot = Some(span);
                     }
                 }
-            }
+                out
+            })?,
             Compiled::Fancy(r) => {
                 if self.prefilter.as_ref().is_some_and(|p| !p.is_match(hay)) {
                     return None;
                 }
                 let c = r.captures(hay).ok()??;
-                (0..c.len())
-                    .map(|i| (i, c.get(i).map(|m| (m.start(), m.end()))))
-                    .collect()
+                let mut out = SpanBuf::unset(n);
+                let o = out.as_mut_slice();
+                for (i, slot) in o.iter_mut().enumerate().take(c.len()) {
+                    *slot = c.get(i).map(|m| (m.start(), m.end()));
+                }
+                out
             }
         };
         Some(Groups {
             hay,
             spans,
             names: &self.names,
+            known: &self.known,
         })
     }
 }
 
-/// Every match of an anchored (`^`, not multi-line) pattern starts the haystack
-/// with one of these literals; `None` when the pattern is not anchored or its
-/// prefixes are not a finite set (then any line may match).
-fn literal_leads(rust: &str) -> Option<Vec<Vec<u8>>> {
+/// The first bytes of the literals one of which every match of an anchored
+/// (`^`, not multi-line) pattern starts the haystack with; `None` when the
+/// pattern is not anchored or its prefixes are not a finite set (then any
+/// line may match).
+fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<[bool; 256]> {
     use regex_syntax::hir::Look;
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(true)
-        .build()
-        .parse(rust)
-        .ok()?;
     if !hir.properties().look_set_prefix().contains(Look::Start) {
         return None;
     }
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
     let lits = seq.literals()?;
-    // An empty literal leads nothing: every line may match.
-    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
-        return None;
+    let mut out = [false; 256];
+    for l in lits {
+        // An empty literal leads nothing: every line may match.
+        out[usize::from(*l.as_bytes().first()?)] = true;
     }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+    (!lits.is_empty()).then_some(out)
+}
+
+/// The first bytes of Y's non-empty matches, when a finite literal set
+/// covers them: every empty literal extracted must be exact (Y's empty match
+/// itself), never a stand-in for an unknown rest.
+fn nonempty_first_bytes(y: &str) -> Option<[bool; 256]> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::parse(y).ok()?;
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let mut out = [false; 256];
+    for l in seq.literals()? {
+        match l.as_bytes().first() {
+            Some(&b) => out[usize::from(b)] = true,
+            None if l.is_exact() => {}
+            None => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether a flag group of `rust` (`(?-u)`, `(?i-u:`...) names the `u` flag.
+fn turns_unicode_off(rust: &str) -> bool {
+    rust.match_indices("(?").any(|(i, _)| {
+        rust[i + 2..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphabetic() || *b == b'-')
+            .any(|b| b == b'u')
+    })
 }
 
 /// A prefregex of fail2ban's usual shape `^HEAD<F-CONTENT>.+</F-CONTENT>$`:
@@ -681,9 +865,10 @@ fn literal_leads(rust: &str) -> Option<Vec<Vec<u8>>> {
 /// content without the capture engine.
 #[derive(Debug)]
 pub(crate) struct ContentSplit {
-    head: FastRe,
+    head: Head,
     /// HEAD's group names, then `content`: the full pattern's names.
     names: Vec<Option<Box<str>>>,
+    known: KnownIndex,
 }
 
 /// Where a [`ContentSplit`] puts a line.
@@ -691,62 +876,230 @@ pub(crate) struct ContentSplit {
 pub(crate) enum Split {
     /// The prefregex does not match.
     Miss,
-    /// It matches and its content starts here.
-    Content(usize),
+    /// It matches and its content starts at `at`; `group` is HEAD's group
+    /// where the DFA runs of HEAD's parts found it.
+    Content {
+        /// Where the content starts.
+        at: usize,
+        /// HEAD's group, when run as parts.
+        group: Option<(usize, usize)>,
+    },
     /// Only the full capture run can tell.
     Unknown,
 }
 
+/// How HEAD is run.
+#[derive(Debug)]
+enum Head {
+    /// As one pattern, its groups by the capture engine.
+    Whole(FastRe),
+    /// HEAD is `^(?P<g>X)Y`, X and Y without groups and Y able to match
+    /// empty (sshd's `^(?P<mlfid>prefix)(?:error: )?`): any parse of X is
+    /// followed by a match of Y, so HEAD's leftmost-first parse is X's
+    /// leftmost-first parse followed by Y's. A DFA run of `^X` then gives
+    /// the group, and an anchored one of Y after it the content's start:
+    /// no capture engine at all.
+    Parts {
+        /// `^(?:X)`.
+        x: FastRe,
+        /// `(?:Y)`, run anchored where X ends.
+        y: FastRe,
+        /// The bytes a non-empty match of Y may start with, if known: Y's
+        /// match is empty where X ends before another byte.
+        y_first: Option<Box<[bool; 256]>>,
+    },
+}
+
 impl ContentSplit {
-    /// The split for a prefregex (Python syntax, tags resolved), if it has the
-    /// shape and its HEAD runs on the fast engine.
-    pub fn new(python: &str) -> Option<ContentSplit> {
+    /// The split for a prefregex (Python syntax, tags resolved) compiled as
+    /// `full`, if it has the shape and its HEAD runs on the fast engine.
+    pub fn new(python: &str, full: &F2bRegex) -> Option<ContentSplit> {
         const TAIL: &str = "(?P<content>.+)$";
         let rust = to_rust_syntax(python);
         let head = rust.strip_suffix(TAIL)?;
-        if !head.starts_with('^') || needs_backtracking(head) || has_top_level_bar(head) {
-            return None;
-        }
-        let head_re = FastRe::new(head).ok()?;
-        // The content group is the full pattern's last, at the top level.
-        let full = FastRe::new(&rust).ok()?;
-        let head_names: Vec<_> = head_re.capture_names().collect();
-        let full_names: Vec<_> = full.capture_names().collect();
-        if full_names.len() != head_names.len() + 1
-            || full_names[..head_names.len()] != head_names[..]
-            || full_names.last() != Some(&Some("content"))
+        if !head.starts_with('^')
+            || needs_backtracking(head)
+            || has_top_level_bar(head)
+            || full.is_fancy()
+            || full.remap.is_some()
         {
             return None;
         }
-        let names = full_names.iter().map(|n| n.map(Box::from)).collect();
+        // The content group is the full pattern's last, at the top level.
+        let names = &full.names;
+        if names.last().map(Option::as_deref) != Some(Some("content")) {
+            return None;
+        }
+        let head_re = match head_parts(head) {
+            Some((name, x, y)) => {
+                if names.len() != 3 || names[1].as_deref() != Some(name) {
+                    return None;
+                }
+                Head::Parts {
+                    x: FastRe::new(&format!("^(?:{x})")).ok()?,
+                    y: FastRe::new(&format!("(?:{y})")).ok()?,
+                    y_first: nonempty_first_bytes(y).map(Box::new),
+                }
+            }
+            None => {
+                let whole = FastRe::new(head).ok()?;
+                let head_names: Vec<_> = whole.capture_names().collect();
+                let full_names: Vec<_> = names.iter().map(Option::as_deref).collect();
+                if full_names.len() != head_names.len() + 1
+                    || full_names[..head_names.len()] != head_names[..]
+                {
+                    return None;
+                }
+                Head::Whole(whole)
+            }
+        };
         Some(ContentSplit {
             head: head_re,
-            names,
+            names: names.clone(),
+            known: full.known,
         })
     }
 
     /// The full pattern's groups on a line [`split`](Self::split) put in
-    /// [`Split::Content`]: HEAD's capture run (over HEAD's span only) and the
-    /// rest of the line as `content`.
+    /// [`Split::Content`]: HEAD's groups (by its capture run over HEAD's span
+    /// only, or by the DFA runs of its parts) and the rest of the line as
+    /// `content`.
+    #[cfg(test)]
     pub fn captures<'h>(&'h self, hay: &'h str) -> Option<Groups<'h>> {
-        let mut spans = self.head.captures(hay)?;
-        let end = spans.first()?.1?.1;
-        spans.push((spans.len(), Some((end, hay.len()))));
+        self.captures_split(hay, None)
+    }
+
+    /// The same, with HEAD's group as [`split`](Self::split) found it.
+    pub fn captures_split<'h>(
+        &'h self,
+        hay: &'h str,
+        group: Option<(usize, usize)>,
+    ) -> Option<Groups<'h>> {
+        let n = self.names.len();
+        let mut spans = SpanBuf::unset(n);
+        let o = spans.as_mut_slice();
+        match &self.head {
+            Head::Whole(head) => {
+                head.with_slots(hay, 0, |slots| {
+                    for (slot, s) in o.iter_mut().zip(slots.chunks_exact(2)) {
+                        *slot = pair(s);
+                    }
+                })?;
+            }
+            Head::Parts { .. } => {
+                let (start, xend, end) = match group {
+                    Some((start, xend)) => (start, xend, self.parts_end(hay, xend)?),
+                    None => self.parts(hay)?,
+                };
+                o[0] = Some((start, end));
+                o[1] = Some((start, xend));
+            }
+        }
+        let end = o.first().copied()??.1;
+        o[n - 1] = Some((end, hay.len()));
         Some(Groups {
             hay,
             spans,
             names: &self.names,
+            known: &self.known,
         })
     }
 
-    /// Where `hay`'s content starts, by a DFA run of HEAD.
+    /// Whether HEAD runs as its parts.
+    #[cfg(test)]
+    pub(crate) fn is_parts(&self) -> bool {
+        matches!(self.head, Head::Parts { .. })
+    }
+
+    /// Where `hay`'s content starts, by a DFA run of HEAD (or of its parts).
     pub fn split(&self, hay: &str) -> Split {
-        match self.head.find(hay) {
+        let (end, group) = match &self.head {
+            Head::Whole(head) => (head.find(hay).map(|(_, e)| e), None),
+            Head::Parts { .. } => match self.parts(hay) {
+                Some((start, xend, end)) => (Some(end), Some((start, xend))),
+                None => (None, None),
+            },
+        };
+        match end {
             None => Split::Miss,
-            Some((_, end)) if end < hay.len() && !hay[end..].contains('\n') => Split::Content(end),
+            Some(at) if at < hay.len() && !hay[at..].contains('\n') => Split::Content { at, group },
             Some(_) => Split::Unknown,
         }
     }
+
+    /// HEAD as parts: X's span and where Y after it ends.
+    fn parts(&self, hay: &str) -> Option<(usize, usize, usize)> {
+        let Head::Parts { x, .. } = &self.head else {
+            return None;
+        };
+        let (start, xend) = x.find(hay)?;
+        Some((start, xend, self.parts_end(hay, xend)?))
+    }
+
+    /// Where Y, run from X's end, ends.
+    fn parts_end(&self, hay: &str, xend: usize) -> Option<usize> {
+        let Head::Parts { y, y_first, .. } = &self.head else {
+            return None;
+        };
+        let next = hay.as_bytes().get(xend);
+        if let Some(first) = y_first
+            && next.is_none_or(|&b| !first[usize::from(b)])
+        {
+            // Y can match empty and nothing else here: its match is empty.
+            return Some(xend);
+        }
+        y.find_anchored(hay, xend).map(|(_, e)| e)
+    }
+}
+
+/// `^(?P<name>X)Y` split into name, X and Y, where X and Y have no groups and
+/// Y can match the empty text.
+fn head_parts(head: &str) -> Option<(&str, &str, &str)> {
+    let rest = head.strip_prefix("^(?P<")?;
+    let name_len = rest.find('>')?;
+    let name = &rest[..name_len];
+    let body_at = 5 + name_len + 1;
+    let close = group_close(head, 1)?;
+    let (x, y) = (&head[body_at..close], &head[close + 1..]);
+    let props = |t: &str| regex_syntax::parse(t).ok().map(|h| h.properties().clone());
+    let (px, py) = (props(x)?, props(y)?);
+    (px.explicit_captures_len() == 0
+        && py.explicit_captures_len() == 0
+        && py.minimum_len() == Some(0))
+    .then_some((name, x, y))
+}
+
+/// Where the group opened by the `(` at `open` closes (Rust syntax, classes
+/// and escapes skipped).
+fn group_close(re: &str, open: usize) -> Option<usize> {
+    let b = re.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0usize, false, open);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                // A leading `]` (after an optional `^`) is literal.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Whether `re` has a `|` outside every group and class.
@@ -910,6 +1263,34 @@ mod tests {
             (g.name("x"), g.name("y")),
             (Some("\u{e9}"), Some("\u{2603}"))
         );
+    }
+
+    proptest::proptest! {
+        /// The first bytes a pattern's matches may start with, taken from its
+        /// ASCII form (plus every non-ASCII byte), hold for the Unicode form
+        /// on any line too.
+        #[test]
+        fn first_bytes_hold_for_every_line(
+            pattern in proptest::sample::select(vec![
+                r"^(?i)key \w+", r"^\s*x", r"^[a-c\d]y", r"^(?:ab|\w)", r"^k(?i:ey)", r"^.z",
+                r"^[^a]b", r"^\S+ q",
+            ]),
+            line in "[ a-cxyzkKqé\u{212a}\u{3000}\t0-9]{0,6}",
+        ) {
+            let r = F2bRegex::new(pattern).unwrap();
+            if let (Some(bytes), Some(first)) = (r.first_bytes(), line.as_bytes().first())
+                && r.is_match(&line)
+            {
+                proptest::prop_assert!(bytes[usize::from(*first)], "{} on {:?}", pattern, line);
+            }
+        }
+    }
+
+    #[test]
+    fn flag_groups_turning_unicode_off_are_seen() {
+        assert!(turns_unicode_off(r"a(?-u:\xff)"));
+        assert!(turns_unicode_off(r"(?i-u)x"));
+        assert!(!turns_unicode_off(r"(?i)u(?:x)"));
     }
 
     #[test]

@@ -516,22 +516,29 @@ failregex = ^[Bb]ad login for <F-USER>\S+</F-USER> from <HOST>$
 
 #[test]
 fn prefregex_split_only_for_its_shape() {
-    use crate::fail2ban::regex::{ContentSplit, Split};
-    let ok = ContentSplit::new(r"^(?P<mlfid>\S+ )(?P<content>.+)$").unwrap();
-    assert_eq!(ok.split("host rest"), Split::Content(5));
+    use crate::fail2ban::regex::{ContentSplit, F2bRegex, Split};
+    let split = |p: &str| ContentSplit::new(p, &F2bRegex::new(p).unwrap());
+    let ok = split(r"^(?P<mlfid>\S+ )(?P<content>.+)$").unwrap();
+    assert!(matches!(
+        ok.split("host rest"),
+        Split::Content { at: 5, .. }
+    ));
     assert_eq!(ok.split("host"), Split::Miss);
     // HEAD's own match leaves nothing: only the capture run knows ("hos" + "t"
     // cannot be, but a head that may shrink can).
-    let shrink = ContentSplit::new(r"^\S+\s*(?P<content>.+)$").unwrap();
+    let shrink = split(r"^\S+\s*(?P<content>.+)$").unwrap();
     assert_eq!(shrink.split("abc"), Split::Unknown);
-    assert_eq!(shrink.split("abc d"), Split::Content(4));
+    assert!(matches!(
+        shrink.split("abc d"),
+        Split::Content { at: 4, .. }
+    ));
     // A top-level alternative, no anchor, backtracking syntax or a content group
     // elsewhere: not this shape.
-    assert!(ContentSplit::new(r"^a|b(?P<content>.+)$").is_none());
-    assert!(ContentSplit::new(r"a(?P<content>.+)$").is_none());
-    assert!(ContentSplit::new(r"^a(?!b)(?P<content>.+)$").is_none());
-    assert!(ContentSplit::new(r"^a(?P<content>.+)x$").is_none());
-    assert!(ContentSplit::new(r"^(?P<content>.+)(?P<x>)$").is_none());
+    assert!(split(r"^a|b(?P<content>.+)$").is_none());
+    assert!(split(r"a(?P<content>.+)$").is_none());
+    assert!(split(r"^a(?!b)(?P<content>.+)$").is_none());
+    assert!(split(r"^a(?P<content>.+)x$").is_none());
+    assert!(split(r"^(?P<content>.+)(?P<x>)$").is_none());
 }
 
 /// Debian's stock filters, where fail2ban is installed, over fail2ban's own
@@ -560,4 +567,58 @@ fn stock_filters_same_as_reference() {
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         same_as_reference(&def, &lines);
     }
+}
+
+/// A prefregex of sshd's shape, written here: `^(?P<mlfid>PREFIX)(?:error: )?`
+/// then the content.
+const SPLIT_PREF: &str = r"^(?P<mlfid>(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:(?:(?:\[\d+\])?:\s+[\[\(]?app(?:\(\S+\))?[\]\)]?:?|[\[\(]?app(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?)(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)$";
+
+proptest::proptest! {
+    /// The split's DFA runs of HEAD's parts (`^(?P<g>X)` and `Y`) give the
+    /// content and the group the capture engine gives on the whole prefregex.
+    #[test]
+    fn split_parts_same_as_capture_engine(
+        pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "", " ", "  ", "host", "[]", "<a.b>", "app", "app[12]", "[app]", ":", "[7]:",
+            "error: ", "fatal: PAM: ", "error:", "x", "\u{e9}", "(sub)", "\t",
+        ]), 0..8),
+    ) {
+        use crate::fail2ban::regex::{ContentSplit, F2bRegex, Split};
+        let full = F2bRegex::new(SPLIT_PREF).unwrap();
+        let split = ContentSplit::new(SPLIT_PREF, &full).unwrap();
+        let line: String = pieces.concat();
+        let want = full.captures(&line);
+        match split.split(&line) {
+            Split::Miss => proptest::prop_assert!(want.is_none(), "{line:?}"),
+            Split::Content { at, group } => {
+                let want = want.expect("the prefregex matches");
+                let got = split.captures_split(&line, group).unwrap();
+                let again = split.captures(&line).unwrap();
+                proptest::prop_assert_eq!(again.spans(), got.spans());
+                proptest::prop_assert_eq!(got.name("content"), Some(&line[at..]));
+                proptest::prop_assert_eq!(got.name("content"), want.name("content"), "{:?}", line);
+                proptest::prop_assert_eq!(got.name("mlfid"), want.name("mlfid"), "{:?}", line);
+            }
+            Split::Unknown => {}
+        }
+    }
+}
+
+#[test]
+fn sshd_shaped_prefregex_splits_in_parts() {
+    use crate::fail2ban::regex::{ContentSplit, F2bRegex, Split};
+    let full = F2bRegex::new(SPLIT_PREF).unwrap();
+    let split = ContentSplit::new(SPLIT_PREF, &full).unwrap();
+    assert!(split.is_parts());
+    let line = "host app[3]: error: Bad thing";
+    assert_eq!(
+        split.split(line),
+        Split::Content {
+            at: 20,
+            group: Some((0, 13))
+        }
+    );
+    let g = split.captures(line).unwrap();
+    assert_eq!(g.name("mlfid"), Some("host app[3]: "));
+    assert_eq!(g.name("content"), Some("Bad thing"));
 }

@@ -29,6 +29,9 @@ pub(crate) struct Rewritten {
     pub text: String,
     /// Per group of `text` (0 is the whole match), the original pattern's group.
     pub groups: Vec<usize>,
+    /// The original pattern's group names, by group index: with the rewrite
+    /// running, the backtracking engine need not be compiled to learn them.
+    pub names: Vec<Option<Box<str>>>,
 }
 
 /// Longest pattern text a rewrite may produce: distribution copies the rest of
@@ -71,9 +74,16 @@ pub(crate) fn exact(pattern: &str) -> Option<Rewritten> {
     let node = convert(&tree.expr, &mut next)?;
     let node = specialize(node, &HashMap::new())?;
     let node = unloop(node, &Follow::unknown())?;
+    let mut names = vec![None; next];
+    for (name, at) in &tree.named_groups {
+        for &i in at {
+            *names.get_mut(i)? = Some(Box::from(name.as_str()));
+        }
+    }
     let mut out = Rewritten {
         text: String::new(),
         groups: vec![0],
+        names,
     };
     print(&node, &mut out);
     (out.text.len() <= MAX_TEXT).then_some(out)

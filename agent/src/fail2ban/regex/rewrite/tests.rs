@@ -27,11 +27,15 @@ fn reference(python: &str, hay: &str) -> Option<Vec<Option<(usize, usize)>>> {
 /// The same from the compiled regex (rewritten where it could be).
 fn ours(r: &F2bRegex, hay: &str) -> Option<Vec<Option<(usize, usize)>>> {
     let g = r.captures(hay)?;
-    let mut out = vec![None; r.names.len()];
-    for (i, s) in g.spans {
-        out[i] = s;
-    }
-    Some(out)
+    Some(g.spans().to_vec())
+}
+
+/// The rewrite's group names (the backtracking engine is not compiled for
+/// them) are the ones fancy-regex gives the pattern as written.
+fn same_names(python: &str, r: &F2bRegex) {
+    let slow = fancy(&to_rust_syntax(python)).unwrap();
+    let want: Vec<Option<Box<str>>> = slow.capture_names().map(|n| n.map(Box::from)).collect();
+    assert_eq!(r.names, want, "{python}");
 }
 
 fn agree(python: &str, r: &F2bRegex, hay: &str) -> Result<(), String> {
@@ -51,6 +55,7 @@ fn conditionals_and_word_loops_become_regular() {
     let python = resolve_tags(DENIED, true);
     let r = F2bRegex::new(&python).unwrap();
     assert!(!r.is_fancy(), "rewritten: {}", to_rust_syntax(&python));
+    same_names(&python, &r);
     for line in [
         "Denied key to bob via 192.0.2.1 slot 22 v2",
         "Denied key to bob via 192.0.2.1 slot 22 v2; extra",
@@ -276,6 +281,7 @@ fn stock_backtracking_regexes_agree() {
                     continue;
                 }
                 checked += 1;
+                same_names(&python, &r);
                 if !r.is_fancy() {
                     rewritten += 1;
                 }
