@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 
 use super::date::{DateFinder, DateState};
 use super::ini::{Ini, IniError};
-use super::regex::{ContentSplit, F2bRegex, Known, Split, resolve_tags};
+use super::regex::{ContentSplit, F2bRegex, Known, MACHINERY, Split, resolve_tags};
 
 /// Why a fail2ban filter cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,19 +56,6 @@ pub enum LoadError {
         message: String,
     },
 }
-
-/// Groups that are fail2ban's own machinery, not captures worth carrying.
-const NOT_CAPTURES: &[&str] = &[
-    "ip4",
-    "ip6",
-    "dns",
-    "fid",
-    "content",
-    "nofail",
-    "mlfgained",
-    "mlfid",
-    "mlfforget",
-];
 
 /// One regex line with where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -755,7 +742,7 @@ impl Matcher {
             if addr.is_some() || name.is_some() {
                 state.captures.clear();
                 for (name, value) in pref.iter().flat_map(|p| p.named()).chain(g.named()) {
-                    if !NOT_CAPTURES.contains(&name) {
+                    if !MACHINERY.contains(&name) {
                         state.captures.push_named(name, value.as_bytes());
                     }
                 }

@@ -128,13 +128,7 @@ fn needs_backtracking(re: &str) -> bool {
             }
             b'[' if !in_class => {
                 in_class = true;
-                // `[]` and `[^]` start with a literal `]`.
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
+                i = class_opening(b, i);
             }
             b']' if in_class => in_class = false,
             b'(' if !in_class && b.get(i + 1) == Some(&b'?') => {
@@ -158,6 +152,18 @@ fn needs_backtracking(re: &str) -> bool {
         i += 1;
     }
     false
+}
+
+/// Past the `[` at `i` of a class, and past a `^` and a `]` right after it:
+/// `[]` and `[^]` start with a literal `]`.
+fn class_opening(b: &[u8], mut i: usize) -> usize {
+    if b.get(i + 1) == Some(&b'^') {
+        i += 1;
+    }
+    if b.get(i + 1) == Some(&b']') {
+        i += 1;
+    }
+    i
 }
 
 /// Rewrites the Python spellings the Rust parsers read differently: `\Z`,
@@ -489,6 +495,10 @@ pub(crate) type Span = Option<(usize, usize)>;
 /// Group spans by group index, inline up to [`INLINE_SPANS`] groups (every
 /// stock filter's regexes), so a match allocates nothing.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "inline on purpose: the per-line path does not allocate"
+)]
 pub(crate) enum SpanBuf {
     Inline(u8, [Span; INLINE_SPANS]),
     Heap(Vec<Span>),
@@ -537,7 +547,8 @@ pub(crate) enum Known {
     User,
 }
 
-/// [`Known`]'s group names, in its order.
+/// [`Known`]'s group names, in its order: fail2ban's own machinery, then
+/// `user`.
 const KNOWN_NAMES: [&str; 10] = [
     "ip4",
     "ip6",
@@ -550,6 +561,9 @@ const KNOWN_NAMES: [&str; 10] = [
     "mlfid",
     "user",
 ];
+
+/// The groups that are fail2ban's own machinery, not captures worth carrying.
+pub(crate) const MACHINERY: &[&str] = KNOWN_NAMES.split_at(KNOWN_NAMES.len() - 1).0;
 
 /// Per [`Known`] name, its group index in one pattern (the first group of
 /// that name, as a lookup by name finds).
@@ -1079,13 +1093,7 @@ fn group_close(re: &str, open: usize) -> Option<usize> {
             b'\\' => i += 1,
             b'[' if !in_class => {
                 in_class = true;
-                // A leading `]` (after an optional `^`) is literal.
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
+                i = class_opening(b, i);
             }
             b']' if in_class => in_class = false,
             b'(' if !in_class => depth += 1,
