@@ -8,6 +8,11 @@
 //! log format to make the filter take the wrong address; the tests below run them
 //! all. docs/filters.md describes every filter, and `log2drop filters` lists them
 //! from the metadata at the top of each file (`description`, `services`, `log`).
+//!
+//! Regex pieces several filters share are defined once, in [`FRAGMENTS`], and
+//! written `{{name}}` in the files; they are put in when a file is loaded, so
+//! what runs, what `log2drop filters show` prints and what `--toml` gives to copy
+//! are the full regexes.
 
 use std::net::IpAddr;
 
@@ -182,11 +187,143 @@ builtins![
     "zoneminder",
 ];
 
+/// The optional syslog head of a line a program (`$prog`, a regex) sent through
+/// syslog or the journal: a BSD or ISO 8601 time and a host, both optional as
+/// each relay and reader keeps or drops them, then `prog[PID]: `.
+macro_rules! bsd_head {
+    ($prog:expr) => {
+        concat!(
+            r"(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) )?(?:[^\s\[\]]+ )?",
+            $prog,
+            r"(?:\[\d+\])?: "
+        )
+    };
+}
+
+/// The RFC 5424 head of a line `$prog` sent to a remote syslog server that
+/// writes what it received (`<PRI>1 TIME HOST APP PROCID MSGID SD [BOM]`).
+macro_rules! rfc5424_head {
+    ($prog:expr) => {
+        concat!(
+            r"<\d{1,3}>1 \S+ \S+ ",
+            $prog,
+            r" \S+ \S+ (?:-|(?:\[[^\]]*\])+) (?:\xEF\xBB\xBF)?"
+        )
+    };
+}
+
+/// The program names nginx and Apache httpd log access lines under when sent
+/// to syslog (`access_log syslog:` takes `nginx` or its `tag=`; Debian's and Red
+/// Hat's `CustomLog |logger` recipes use `apache2`, `apache` or `httpd`, some
+/// with `-access` or `_access`).
+macro_rules! web_prog {
+    () => {
+        r"(?:nginx|apache2?|httpd)(?:[-_]access)?"
+    };
+}
+
+/// Why each one exists: a web server writes its own log file, but may instead
+/// send the same line to syslog (nginx's `access_log syslog:`, `error_log
+/// syslog:`, Apache's `CustomLog |logger`, Caddy under systemd), where a relay or
+/// the journal puts a head in front; the line after the head is the same, so one
+/// regex reads both. The head is the same for every filter of that server, so it
+/// is defined here once instead of copied into each regex.
+///
+/// Written `{{name}}` in a built-in's TOML (inside a literal `'...'` or `'''...'''`
+/// string, so its backslashes stay as they are). `{{` followed by a lower-case
+/// letter is always a reference: a regex never has it (a `{` repetition takes a
+/// digit) and fail2ban's `%(name)s` and `<TAG>` do not look like it.
+pub(crate) const FRAGMENTS: &[(&str, &str)] = &[
+    // nginx's and Apache's access lines (the combined format and its kin), as
+    // their own file or behind a BSD/ISO 8601 or RFC 5424 syslog head; optional.
+    (
+        "web-head",
+        concat!(
+            "(?:",
+            bsd_head!(web_prog!()),
+            "|",
+            rfc5424_head!(web_prog!()),
+            ")?"
+        ),
+    ),
+    // nginx's error log lines (`YYYY/MM/DD HH:MM:SS [level] PID#TID: ...`), as
+    // its own file or behind a syslog head (`error_log syslog:`); optional.
+    (
+        "nginx-head",
+        concat!("(?:", bsd_head!("nginx"), "|", rfc5424_head!("nginx"), ")?"),
+    ),
+    // Caddy's JSON access log, as its own file or in the journal (`caddy[PID]: {...}`);
+    // optional.
+    ("caddy-head", concat!("(?:", bsd_head!("caddy"), ")?")),
+];
+
+/// A built-in filter that does not load: a bug in the source tree (a test loads
+/// every one), said with the filter's name so the fix is quick.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error(
+        "built-in filter {filter}: unknown fragment {{{{{name}}}}} (the fragments: {known})",
+        known = FRAGMENTS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownFragment { filter: String, name: String },
+    #[error("built-in filter {filter}: fragment reference {{{{{name}... has no closing }}}}")]
+    Unclosed { filter: String, name: String },
+    #[error("built-in filter {filter}: {source}")]
+    Toml {
+        filter: String,
+        source: toml::de::Error,
+    },
+}
+
+/// `text` with every `{{name}}` replaced by its fragment.
+fn expand(filter: &str, text: &str) -> Result<String, LoadError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("{{") {
+        let after = &rest[at + 2..];
+        if !after.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.push_str(&rest[..at + 2]);
+            rest = after;
+            continue;
+        }
+        let len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            .unwrap_or(after.len());
+        let name = &after[..len];
+        if !after[len..].starts_with("}}") {
+            return Err(LoadError::Unclosed {
+                filter: filter.into(),
+                name: name.into(),
+            });
+        }
+        let (_, fragment) = FRAGMENTS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            LoadError::UnknownFragment {
+                filter: filter.into(),
+                name: name.into(),
+            }
+        })?;
+        out.push_str(&rest[..at]);
+        out.push_str(fragment);
+        rest = &after[len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The built-in filter `name`, its fragments put in and parsed.
+fn load(name: &str, text: &str) -> Result<File, LoadError> {
+    toml::from_str(&expand(name, text)?).map_err(|source| LoadError::Toml {
+        filter: name.into(),
+        source,
+    })
+}
+
 fn file(name: &str) -> Option<File> {
-    let (_, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;
-    // The files are part of the source tree and a test parses every one, so a
-    // parse error here cannot reach a release.
-    toml::from_str(text).ok()
+    let (name, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;
+    // The files are part of the source tree and a test loads every one, so an
+    // error here is a bug that cannot reach a release; stop on it with the
+    // filter's name rather than have the filter look missing.
+    Some(load(name, text).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Names of every built-in filter, sorted.
@@ -298,9 +435,12 @@ fn parse_samples(text: &'static str) -> Result<Vec<Sample>, String> {
     Ok(out)
 }
 
-/// The TOML text of the built-in filter `name`, as shipped.
-pub fn source(name: &str) -> Option<&'static str> {
-    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+/// The TOML text of the built-in filter `name`, as shipped with its fragments
+/// put in: what runs, and what a `[filters.NAME]` table can copy.
+pub fn source(name: &str) -> Option<String> {
+    let (name, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;
+    // As in `file`: a test loads every built-in.
+    Some(expand(name, text).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[cfg(test)]

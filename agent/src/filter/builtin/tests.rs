@@ -68,8 +68,8 @@ fn every_builtin_parses_and_checks_clean() {
     sorted.dedup();
     assert_eq!(names, sorted, "built-ins must be listed sorted, once each");
     for name in names {
-        let text = source(name).expect("listed");
-        let f: File = toml::from_str(text).unwrap_or_else(|e| panic!("{name}.toml: {e}"));
+        let (_, text) = BUILTINS.iter().find(|(n, _)| *n == name).expect("listed");
+        let f = load(name, text).unwrap_or_else(|e| panic!("{e}"));
         assert!(!f.description.is_empty(), "{name}: no description");
         assert!(
             !(f.filter.regex.is_empty()
@@ -126,6 +126,52 @@ fn every_builtin_parses_and_checks_clean() {
         assert!(!samples(name).expect("samples").is_empty(), "{name}");
     }
     assert!(!exists("no-such-filter"));
+}
+
+#[test]
+fn every_fragment_reference_is_put_in_and_every_fragment_used() {
+    let mut used = vec![false; FRAGMENTS.len()];
+    for (name, text) in BUILTINS {
+        for (i, (fragment, _)) in FRAGMENTS.iter().enumerate() {
+            used[i] |= text.contains(&format!("{{{{{fragment}}}}}"));
+        }
+        let expanded = source(name).expect("listed");
+        // Anything left that looks like a reference would reach the regex
+        // compiler as a bad repetition.
+        let left = expanded
+            .match_indices("{{")
+            .find(|(at, _)| expanded[at + 2..].starts_with(|c: char| c.is_ascii_lowercase()));
+        assert!(left.is_none(), "{name}: a reference is left: {left:?}");
+    }
+    for ((fragment, _), used) in FRAGMENTS.iter().zip(used) {
+        assert!(used, "fragment {fragment} is used by no built-in");
+    }
+}
+
+#[test]
+fn fragments_expand_in_place_and_bad_references_say_which() {
+    let (_, web) = FRAGMENTS
+        .iter()
+        .find(|(n, _)| *n == "web-head")
+        .expect("web-head");
+    assert_eq!(
+        expand("x", "regex = ['^{{web-head}}<HOST> ']").expect("known"),
+        format!("regex = ['^{web}<HOST> ']")
+    );
+    // Regex and comment text with `{{` not followed by a lower-case letter stays.
+    for text in [r"a\{{2}b", "# ({{A,B,C,D},PORT})", "{{", "x{{-y}}"] {
+        assert_eq!(expand("x", text).expect("no reference"), text);
+    }
+    let e = expand("nginx-foo", "regex = ['^{{web-hed}}<HOST>']").expect_err("unknown");
+    assert!(matches!(e, LoadError::UnknownFragment { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("nginx-foo") && msg.contains("{{web-hed}}") && msg.contains("web-head"),
+        "{msg}"
+    );
+    let e = expand("nginx-foo", "regex = ['^{{web-head<HOST>']").expect_err("unclosed");
+    assert!(matches!(e, LoadError::Unclosed { .. }), "{e}");
+    assert!(e.to_string().contains("nginx-foo"), "{e}");
 }
 
 #[test]
