@@ -12,6 +12,10 @@ use std::time::SystemTime;
 use super::regex::FastRe;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
+use regex_automata::dfa::{Automaton, StartKind, dense};
+use regex_automata::nfa::thompson;
+use regex_automata::util::{primitives::StateID, start};
+use regex_automata::{Anchored, MatchKind};
 
 /// One way to find a date.
 #[derive(Debug)]
@@ -21,6 +25,9 @@ struct Template {
     /// examining thousands of lines. The text is parsed (and so checked) when
     /// the filter is loaded.
     re: OnceLock<Option<FastRe>>,
+    /// A line-start form's DFA for the span check of each line, built the
+    /// first time a line is checked (see [`LineStart`]).
+    line_start: OnceLock<Option<LineStart>>,
     text: String,
     /// Match only at the line start (after up to two non-word characters
     /// for `{^LN-BEG}`).
@@ -318,14 +325,16 @@ impl DateFinder {
         // searched in the whole line: what follows may lengthen its match
         // (`Jun 22 09:56:12 2024`), so its span is checked by a DFA run. Not
         // after a line-end form: it could match earlier in the line.
-        let quick = st.last.is_some_and(|l| {
+        // The byte compare goes first: it is cheaper, and both must hold.
+        if let Some(l) = st.last {
             let t = &self.templates[l.index];
-            !t.anchored
-                || (t.line_begin
-                    && t.re().and_then(|re| re.find_at(line, 0)) == Some((l.start, l.end)))
-        });
-        if let Some((index, found, whole)) = quick.then(|| st.same_minute(line, now)).flatten() {
-            return Some(st.win(index, line, found, whole));
+            if !t.anchored || t.line_begin {
+                if let Some(same) = st.same_minute(line, now) {
+                    if !t.anchored || t.line_start_match(line) == Some((l.start, l.end)) {
+                        return Some(st.keep(line, same));
+                    }
+                }
+            }
         }
         // The best match held back: template, match, whole match span.
         let mut held: Option<(usize, Found, (usize, usize))> = None;
@@ -411,14 +420,13 @@ impl DateState {
     /// seconds. fail2ban keeps that template then (its search where the last
     /// date stood finds the same span: only a seconds field's digits
     /// changed, each still `[0-5][0-9]`), and the time is the memo's minute
-    /// plus the seconds, the year chosen again.
-    fn same_minute(
-        &mut self,
-        line: &str,
-        now: SystemTime,
-    ) -> Option<(usize, Found, (usize, usize))> {
+    /// plus the seconds, the year chosen again. Changes nothing: [`keep`]
+    /// records it once the caller has checked the rest.
+    ///
+    /// [`keep`]: DateState::keep
+    fn same_minute(&self, line: &str, now: SystemTime) -> Option<SameMinute> {
         let last = self.last?;
-        let memo = &mut self.memo;
+        let memo = &self.memo;
         let secs_at = memo.secs?;
         if memo.template != last.index
             || memo.now != Some(now)
@@ -451,18 +459,29 @@ impl DateState {
                 }
             }
         };
-        // The memo now holds this text and its time.
-        if new[secs_at..secs_at + 2] != old[secs_at..secs_at + 2] {
-            let digits = &line[last.start + secs_at..last.start + secs_at + 2];
-            memo.text.replace_range(secs_at..secs_at + 2, digits);
-            memo.time = time;
+        Some(SameMinute {
+            index: last.index,
+            whole: (last.start, last.end),
+            secs_at: last.start + secs_at,
+            found: Found {
+                start: last.start + memo.date.0,
+                end: last.start + memo.date.1,
+                time,
+            },
+            changed: new[secs_at..secs_at + 2] != old[secs_at..secs_at + 2],
+        })
+    }
+
+    /// Records a [`same_minute`](DateState::same_minute) find as the line's
+    /// date: the memo takes its seconds, the template its win.
+    fn keep(&mut self, line: &str, same: SameMinute) -> Found {
+        if same.changed {
+            let at = same.secs_at - same.whole.0;
+            let digits = &line[same.secs_at..same.secs_at + 2];
+            self.memo.text.replace_range(at..at + 2, digits);
+            self.memo.time = same.found.time;
         }
-        let found = Found {
-            start: last.start + memo.date.0,
-            end: last.start + memo.date.1,
-            time,
-        };
-        Some((last.index, found, (last.start, last.end)))
+        self.win(same.index, line, same.found, same.whole)
     }
 
     fn win(&mut self, index: usize, line: &str, found: Found, whole: (usize, usize)) -> Found {
@@ -480,6 +499,18 @@ impl DateState {
         });
         found
     }
+}
+
+/// A line whose date is the last one's but for its seconds.
+#[derive(Debug, Clone, Copy)]
+struct SameMinute {
+    /// The template, its whole match, and where in the line the seconds stand.
+    index: usize,
+    whole: (usize, usize),
+    secs_at: usize,
+    found: Found,
+    /// Whether the seconds' digits differ from the memo's.
+    changed: bool,
 }
 
 /// The last winning match: its template, span and the characters at and
@@ -612,6 +643,7 @@ fn template(p: &str) -> Result<Template, String> {
     let line_end = p.ends_with('$') && !p.ends_with("\\$");
     Ok(Template {
         re: OnceLock::new(),
+        line_start: OnceLock::new(),
         text,
         anchored: line_begin || caret || line_end,
         line_begin: line_begin || caret,
@@ -743,7 +775,94 @@ impl Template {
     }
 }
 
+/// A line-start template's regex as a dense DFA over ASCII, for the span
+/// check the detector runs on almost every line: the same leftmost-first
+/// match end the regex engine finds, without its per-search setup.
+///
+/// It answers only while every byte it examines is ASCII: there the ASCII
+/// form of the pattern and Python's Unicode reading agree (as for
+/// [`FastRe`]'s ASCII form); otherwise the regex engine decides.
+#[derive(Debug)]
+struct LineStart {
+    dfa: dense::DFA<Vec<u32>>,
+    /// The anchored start state at the start of the text (a line-start form's
+    /// match starts there).
+    start: StateID,
+}
+
+impl LineStart {
+    /// `None` where the pattern has no ASCII form, or its DFA would be big.
+    fn new(text: &str) -> Option<LineStart> {
+        if !text.is_ascii() {
+            return None;
+        }
+        let dfa = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .accelerate(false)
+                    .dfa_size_limit(Some(1 << 20))
+                    .determinize_size_limit(Some(1 << 20)),
+            )
+            .syntax(
+                regex_automata::util::syntax::Config::new()
+                    .unicode(false)
+                    .utf8(false),
+            )
+            .thompson(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build(text)
+            .ok()?;
+        let start = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .ok()?;
+        Some(LineStart { dfa, start })
+    }
+
+    /// The end of the match at the line start: `Ok(None)` for no match,
+    /// `Err(())` where a byte it would look at is not ASCII.
+    fn end(&self, line: &[u8]) -> Result<Option<usize>, ()> {
+        let dfa = &self.dfa;
+        let mut sid = self.start;
+        let mut end = None;
+        for (i, &b) in line.iter().enumerate() {
+            if !b.is_ascii() {
+                return Err(());
+            }
+            sid = dfa.next_state(sid, b);
+            if dfa.is_special_state(sid) {
+                if dfa.is_match_state(sid) {
+                    // A DFA reports a match one byte late.
+                    end = Some(i);
+                } else if dfa.is_dead_state(sid) {
+                    return Ok(end);
+                } else if dfa.is_quit_state(sid) {
+                    return Err(());
+                }
+            }
+        }
+        if dfa.is_match_state(dfa.next_eoi_state(sid)) {
+            end = Some(line.len());
+        }
+        Ok(end)
+    }
+}
+
 impl Template {
+    /// The match of a line-start template (`line_begin`) in `line`: what
+    /// `re().find_at(line, 0)` gives, by [`LineStart`] where it can.
+    fn line_start_match(&self, line: &str) -> Option<(usize, usize)> {
+        let ls = self.line_start.get_or_init(|| LineStart::new(&self.text));
+        match ls.as_ref().map(|ls| ls.end(line.as_bytes())) {
+            Some(Ok(end)) => end.map(|e| (0, e)),
+            _ => self.re().and_then(|re| re.find_at(line, 0)),
+        }
+    }
+
     /// fail2ban's context of an epoch date: opened by a `[` at the line start,
     /// it must be closed by `]`; after `audit(`, followed by `:SERIAL)`.
     fn epoch_context(&self, line: &str, start: usize, end: usize) -> bool {
@@ -1203,6 +1322,123 @@ mod tests {
             .unwrap();
         let epochs = d.templates.iter().filter(|t| t.epoch).count();
         assert_eq!(epochs, 1);
+    }
+
+    mod line_start {
+        //! The DFA span check of a line-start form gives the regex engine's
+        //! match, on ASCII lines and others.
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Stamps, pieces that may lengthen or break a match, and non-ASCII
+        /// characters (the Kelvin sign and long s fold onto ASCII letters).
+        const PIECES: &[&str] = &[
+            "May",
+            "Jun",
+            "sep",
+            "Mon",
+            "Tue",
+            " ",
+            "  ",
+            "19",
+            "9",
+            "00",
+            "59",
+            "7",
+            ":",
+            "2024",
+            "1999",
+            ".",
+            "123",
+            "-",
+            "/",
+            "T",
+            "+01:00",
+            "+0200",
+            "Z",
+            "UTC",
+            "CEST",
+            "é",
+            "\u{212a}",
+            "\u{17f}",
+            "x",
+            "[",
+            "]",
+            "<",
+            ">",
+            "@",
+            "PM",
+            "am",
+            ",",
+            "\n",
+            "1700000000",
+            "4000000063b2c40d0a3b1a2c",
+        ];
+
+        const FORMS: &[&str] = &[
+            "%b %e %H:%M:%S",
+            "%b %d %H:%M:%S.%3f",
+            "%a %b %d %H:%M:%S %Y",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S%:z",
+            "%Y/%m/%d %H:%M:%S",
+            "%d/%b/%Y:%H:%M:%S %z",
+            "%m/%d/%Y:%H:%M:%S",
+            "%d-%m-%Y %H:%M:%S",
+            "%y%m%d %H:%M:%S",
+            "%Y%m%dT%H%M%S",
+            "%b %d, %Y %I:%M:%S %p",
+            "%H:%M:%S",
+            "<%m/%d/%y@%H:%M:%S>",
+            "%b-%d-%y %H:%M:%S",
+            "%s",
+        ];
+
+        /// Built once: each template compiles on first use.
+        fn finders() -> &'static [DateFinder] {
+            static FINDERS: OnceLock<Vec<DateFinder>> = OnceLock::new();
+            FINDERS.get_or_init(|| {
+                [
+                    None,
+                    Some("{^LN-BEG}"),
+                    Some("^%Y/%m/%d %H:%M:%S"),
+                    Some("{^LN-BEG}EPOCH"),
+                    Some("^{DATE}"),
+                    Some("{^LN-BEG}%d/%b/%Y:%H:%M:%S(?: %z)?\\b"),
+                ]
+                .into_iter()
+                .map(|p| DateFinder::new(p).unwrap().unwrap())
+                .collect()
+            })
+        }
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop::sample::select(PIECES).prop_map(str::to_owned)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn dfa_equals_regex(
+                before in proptest::collection::vec(piece(), 0..3),
+                form in 0..FORMS.len(),
+                t in 0i64..4_102_444_800,
+                after in proptest::collection::vec(piece(), 0..6),
+            ) {
+                let stamp = jiff::Timestamp::from_second(t)
+                    .unwrap()
+                    .to_zoned(TimeZone::UTC)
+                    .strftime(FORMS[form])
+                    .to_string();
+                let line = format!("{}{stamp}{}", before.concat(), after.concat());
+                for d in finders() {
+                    for t in d.templates.iter().filter(|t| t.line_begin) {
+                        let want = t.re().and_then(|re| re.find_at(&line, 0));
+                        prop_assert_eq!(t.line_start_match(&line), want, "{} on {:?}", t.text, line);
+                    }
+                }
+            }
+        }
     }
 
     mod same_minute {
