@@ -22,8 +22,9 @@ use regex_automata::{Anchored, MatchKind};
 struct Template {
     /// Compiled on first use: a filter carries some thirty templates and a
     /// log uses one or two of them, and compiling all of them cost more than
-    /// examining thousands of lines. The text is parsed (and so checked) when
-    /// the filter is loaded.
+    /// examining thousands of lines. A filter's own pattern is parsed (and so
+    /// checked) when the filter is loaded; fail2ban's common forms by a test
+    /// (`default_forms_compile`).
     re: OnceLock<Option<FastRe>>,
     /// A line-start form's DFA for the span check of each line, built the
     /// first time a line is checked (see [`LineStart`]).
@@ -40,8 +41,9 @@ struct Template {
     epoch: bool,
     /// Its regex has no assertion but a leading `^`, so a match's groups depend
     /// only on the matched text: a line whose match text equals the last one's
-    /// reuses that parse (see [`DateMemo`]).
-    memo_ok: bool,
+    /// reuses that parse (see [`DateMemo`]). Known at load for a pattern of
+    /// the filter's own, else found with the regex.
+    memo_ok: OnceLock<bool>,
 }
 
 /// The last date parse of one source: log lines come in time order and mostly
@@ -567,8 +569,24 @@ impl Default for Stats {
     }
 }
 
-fn template(p: &str) -> Result<Template, String> {
-    let mut p = p.trim();
+/// Whether a pattern is one of fail2ban's common forms, as
+/// [`DateFinder::new`] places them (as listed, line-start, or `^` anchored).
+fn is_default(p: &str) -> bool {
+    DEFAULTS.iter().any(|d| {
+        p == *d || p.strip_prefix("{^LN-BEG}") == Some(d) || p.strip_prefix('^') == Some(d)
+    })
+}
+
+/// A regex whose only assertion is a leading `^` (see [`Template::memo_ok`]).
+fn look_free(hir: &regex_syntax::hir::Hir) -> bool {
+    hir.properties()
+        .look_set()
+        .remove(regex_syntax::hir::Look::Start)
+        .is_empty()
+}
+
+fn template(pattern: &str) -> Result<Template, String> {
+    let mut p = pattern.trim();
     let mut line_begin = false;
     let mut bounds = true;
     let mut caret = false;
@@ -633,12 +651,13 @@ fn template(p: &str) -> Result<Template, String> {
     } else {
         format!(r"(?i){body}")
     };
-    let hir = regex_syntax::parse(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
-    let memo_ok = hir
-        .properties()
-        .look_set()
-        .remove(regex_syntax::hir::Look::Start)
-        .is_empty();
+    // A form of fail2ban's list is checked by a test; parsing the thirty of
+    // them cost more than all else in the filter's date setup.
+    let memo_ok = OnceLock::new();
+    if !is_default(pattern) {
+        let hir = regex_syntax::parse(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
+        let _ = memo_ok.set(look_free(&hir));
+    }
     // fail2ban's line-end anchor: a pattern ending in an unescaped `$`.
     let line_end = p.ends_with('$') && !p.ends_with("\\$");
     Ok(Template {
@@ -676,7 +695,22 @@ fn is_word(c: Option<char>) -> bool {
 }
 
 impl Template {
-    /// The regex, compiled on first use. Its text parsed at load; only a
+    /// See the field. The text parsed with ASCII classes, which are cheaper
+    /// to build and have the same assertions (a Unicode-only class refuses
+    /// it: then the full parse).
+    fn memo_ok(&self) -> bool {
+        *self.memo_ok.get_or_init(|| {
+            regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(&self.text)
+                .or_else(|_| regex_syntax::parse(&self.text))
+                .is_ok_and(|hir| look_free(&hir))
+        })
+    }
+
+    /// The regex, compiled on first use. Its text is known to parse; only a
     /// size limit could still refuse it, and then it finds nothing.
     fn re(&self) -> Option<&FastRe> {
         self.re
@@ -713,7 +747,7 @@ impl Template {
             let whole = re.find_at(line, from)?;
             let whole_text = &line[whole.0..whole.1];
             let remembered =
-                self.memo_ok && memo.template == index && memo.text.as_str() == whole_text;
+                self.memo_ok() && memo.template == index && memo.text.as_str() == whole_text;
             // The time when already known for this `now`.
             let (start, end, known) = if remembered {
                 let known = (memo.now == Some(now)).then_some(memo.time);
@@ -723,7 +757,7 @@ impl Template {
                 let m = caps.span("date")?;
                 let (time, minute) = self.time(&caps, &line[m.0..m.1], zone, now);
                 memo.template = usize::MAX;
-                if self.memo_ok {
+                if self.memo_ok() {
                     memo.template = index;
                     memo.text.clear();
                     memo.text.push_str(whole_text);
@@ -1322,6 +1356,26 @@ mod tests {
             .unwrap();
         let epochs = d.templates.iter().filter(|t| t.epoch).count();
         assert_eq!(epochs, 1);
+    }
+
+    #[test]
+    fn default_forms_compile() {
+        // Their texts are not parsed at load: each must parse, compile, and
+        // have the memo flag the full parse gives.
+        for p in [None, Some("{^LN-BEG}"), Some("^{DATE}"), Some("{DATE}")] {
+            let d = DateFinder::new(p).unwrap().unwrap();
+            for t in &d.templates {
+                let hir = regex_syntax::parse(&t.text).unwrap();
+                assert!(t.re().is_some(), "{}", t.text);
+                assert_eq!(t.memo_ok(), look_free(&hir), "{}", t.text);
+            }
+        }
+        let d = DateFinder::new(None).unwrap().unwrap();
+        assert!(d.templates.iter().all(|t| t.memo_ok.get().is_none()));
+        assert!(d.templates.iter().any(|t| !t.memo_ok()), "EPOCH's \\b");
+        // A filter's own pattern is checked at load.
+        assert!(DateFinder::new(Some("^%Y (")).is_err());
+        assert!(DateFinder::new(Some("x{DATE}(")).is_err());
     }
 
     mod line_start {
