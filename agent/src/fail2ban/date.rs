@@ -54,7 +54,7 @@ pub(crate) struct DateMemo {
     /// The template that parsed it (`usize::MAX`: nothing yet).
     template: usize,
     /// The whole regex match text.
-    text: String,
+    text: Vec<u8>,
     /// The `date` group, relative to the match start.
     date: (usize, usize),
     /// The `now` the time was computed for (a year-less date depends on it).
@@ -81,6 +81,9 @@ enum Minute {
     YearLess {
         this: SystemTime,
         prev: Option<SystemTime>,
+        /// The last second `this` takes (`this + s` not past `now` and a
+        /// day; `None`: none does), so the choice is one compare.
+        this_until: Option<u64>,
     },
 }
 
@@ -88,7 +91,7 @@ impl Default for DateMemo {
     fn default() -> Self {
         DateMemo {
             template: usize::MAX,
-            text: String::new(),
+            text: Vec::new(),
             date: (0, 0),
             now: None,
             time: None,
@@ -330,12 +333,11 @@ impl DateFinder {
         // The byte compare goes first: it is cheaper, and both must hold.
         if let Some(l) = st.last {
             let t = &self.templates[l.index];
-            if !t.anchored || t.line_begin {
-                if let Some(same) = st.same_minute(line, now) {
-                    if !t.anchored || t.line_start_match(line) == Some((l.start, l.end)) {
-                        return Some(st.keep(line, same));
-                    }
-                }
+            if (!t.anchored || t.line_begin)
+                && let Some(same) = st.same_minute(line, now)
+                && (!t.anchored || t.line_start_match(line) == Some((l.start, l.end)))
+            {
+                return Some(st.keep(line, same));
             }
         }
         // The best match held back: template, match, whole match span.
@@ -438,7 +440,7 @@ impl DateState {
             return None;
         }
         let b = line.as_bytes();
-        let old = memo.text.as_bytes();
+        let old = memo.text.as_slice();
         let new = &b[last.start..last.end];
         let secs = seconds(&new[secs_at..secs_at + 2])?;
         if new[..secs_at] != old[..secs_at] || new[secs_at + 2..] != old[secs_at + 2..] {
@@ -453,8 +455,12 @@ impl DateState {
         let time = match memo.minute {
             Minute::Unknown => return None,
             Minute::Fixed(first) => first.map(|f| f + shift),
-            Minute::YearLess { this, prev } => {
-                if this + shift > now + DAY {
+            Minute::YearLess {
+                this,
+                prev,
+                this_until,
+            } => {
+                if this_until.is_none_or(|u| secs > u) {
                     Some(prev? + shift)
                 } else {
                     Some(this + shift)
@@ -476,14 +482,29 @@ impl DateState {
 
     /// Records a [`same_minute`](DateState::same_minute) find as the line's
     /// date: the memo takes its seconds, the template its win.
+    ///
+    /// What [`win`](DateState::win) records, by what changed: the span and
+    /// the characters around it are the last win's, and its first or last
+    /// character is new only where the seconds stand (ASCII digits).
     fn keep(&mut self, line: &str, same: SameMinute) -> Found {
+        let s = &mut self.stats[same.index];
+        s.wins += 1;
+        s.distance = same.whole.0;
         if same.changed {
             let at = same.secs_at - same.whole.0;
-            let digits = &line[same.secs_at..same.secs_at + 2];
-            self.memo.text.replace_range(at..at + 2, digits);
+            let digits = &line.as_bytes()[same.secs_at..same.secs_at + 2];
+            self.memo.text[at..at + 2].copy_from_slice(digits);
             self.memo.time = same.found.time;
+            if let Some(last) = &mut self.last {
+                if at == 0 {
+                    last.first = Some(char::from(digits[0]));
+                }
+                if same.secs_at + 2 == same.whole.1 {
+                    last.last = Some(char::from(digits[1]));
+                }
+            }
         }
-        self.win(same.index, line, same.found, same.whole)
+        same.found
     }
 
     fn win(&mut self, index: usize, line: &str, found: Found, whole: (usize, usize)) -> Found {
@@ -700,13 +721,15 @@ impl Template {
     /// it: then the full parse).
     fn memo_ok(&self) -> bool {
         *self.memo_ok.get_or_init(|| {
-            regex_syntax::ParserBuilder::new()
+            let ascii = regex_syntax::ParserBuilder::new()
                 .unicode(false)
                 .utf8(false)
                 .build()
-                .parse(&self.text)
-                .or_else(|_| regex_syntax::parse(&self.text))
-                .is_ok_and(|hir| look_free(&hir))
+                .parse(&self.text);
+            match ascii {
+                Ok(hir) => look_free(&hir),
+                Err(_) => regex_syntax::parse(&self.text).is_ok_and(|hir| look_free(&hir)),
+            }
         })
     }
 
@@ -747,7 +770,7 @@ impl Template {
             let whole = re.find_at(line, from)?;
             let whole_text = &line[whole.0..whole.1];
             let remembered =
-                self.memo_ok() && memo.template == index && memo.text.as_str() == whole_text;
+                self.memo_ok() && memo.template == index && memo.text == whole_text.as_bytes();
             // The time when already known for this `now`.
             let (start, end, known) = if remembered {
                 let known = (memo.now == Some(now)).then_some(memo.time);
@@ -760,7 +783,7 @@ impl Template {
                 if self.memo_ok() {
                     memo.template = index;
                     memo.text.clear();
-                    memo.text.push_str(whole_text);
+                    memo.text.extend_from_slice(whole_text.as_bytes());
                     memo.date = (m.0 - whole.0, m.1 - whole.0);
                     memo.now = Some(now);
                     memo.time = time;
@@ -1049,15 +1072,26 @@ fn civil_fields(
                 };
                 return Some((t, Minute::Unknown));
             };
+            let this_until = (now + DAY).duration_since(this).ok().map(|d| d.as_secs());
             if this + secs > now + DAY {
                 let prev = uniform(this_year as i32 - 1);
                 let t = match prev {
                     Some(p) => Some(p + secs),
                     None => at(this_year as i32 - 1, second),
                 };
-                (t, Minute::YearLess { this, prev })
+                let minute = Minute::YearLess {
+                    this,
+                    prev,
+                    this_until,
+                };
+                (t, minute)
             } else {
-                (Some(this + secs), Minute::YearLess { this, prev: None })
+                let minute = Minute::YearLess {
+                    this,
+                    prev: None,
+                    this_until,
+                };
+                (Some(this + secs), minute)
             }
         }
     })
