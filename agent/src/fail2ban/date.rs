@@ -12,9 +12,9 @@ use std::time::SystemTime;
 use super::regex::FastRe;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use regex_automata::hybrid;
+use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::nfa::thompson;
-use regex_automata::util::start;
+use regex_automata::util::{primitives::StateID, start};
 use regex_automata::{Anchored, MatchKind};
 
 /// One way to find a date.
@@ -335,9 +335,7 @@ impl DateFinder {
             let t = &self.templates[l.index];
             if (!t.anchored || t.line_begin)
                 && let Some(same) = st.same_minute(line, now)
-                && (!t.anchored
-                    || t.line_start_match(l.index, line, &mut st.line_cache)
-                        == Some((l.start, l.end)))
+                && (!t.anchored || t.line_start_match(line) == Some((l.start, l.end)))
             {
                 return Some(st.keep(line, same));
             }
@@ -410,14 +408,6 @@ pub(crate) struct DateState {
     /// Per template, by index.
     stats: Vec<Stats>,
     memo: DateMemo,
-    line_cache: LineCache,
-}
-
-/// The lazy DFA cache of the last line-start template a source checked.
-#[derive(Debug, Clone, Default)]
-struct LineCache {
-    template: Option<usize>,
-    cache: Option<hybrid::dfa::Cache>,
 }
 
 impl DateState {
@@ -842,31 +832,35 @@ impl Template {
     }
 }
 
-/// A line-start template's regex as a lazy DFA over ASCII, for the span
+/// A line-start template's regex as a dense DFA over ASCII, for the span
 /// check the detector runs on almost every line: the same leftmost-first
-/// match end the regex engine finds, without its per-search setup. Lazy: a
-/// dense DFA cost more to build than a hundred thousand lines' checks, and
-/// a log's stamps visit a few dozen states.
+/// match end the regex engine finds, without its per-search setup.
 ///
 /// It answers only while every byte it examines is ASCII: there the ASCII
 /// form of the pattern and Python's Unicode reading agree (as for
 /// [`FastRe`]'s ASCII form); otherwise the regex engine decides.
 #[derive(Debug)]
 struct LineStart {
-    dfa: hybrid::dfa::DFA,
+    dfa: dense::DFA<Vec<u32>>,
+    /// The anchored start state at the start of the text (a line-start form's
+    /// match starts there).
+    start: StateID,
 }
 
 impl LineStart {
-    /// `None` where the pattern has no ASCII form.
+    /// `None` where the pattern has no ASCII form, or its DFA would be big.
     fn new(text: &str) -> Option<LineStart> {
         if !text.is_ascii() {
             return None;
         }
-        let dfa = hybrid::dfa::Builder::new()
+        let dfa = dense::Builder::new()
             .configure(
-                hybrid::dfa::Config::new()
-                    .starts_for_each_pattern(false)
-                    .match_kind(MatchKind::LeftmostFirst),
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .accelerate(false)
+                    .dfa_size_limit(Some(1 << 20))
+                    .determinize_size_limit(Some(1 << 20)),
             )
             .syntax(
                 regex_automata::util::syntax::Config::new()
@@ -880,36 +874,35 @@ impl LineStart {
             )
             .build(text)
             .ok()?;
-        Some(LineStart { dfa })
+        let start = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .ok()?;
+        Some(LineStart { dfa, start })
     }
 
     /// The end of the match at the line start: `Ok(None)` for no match,
-    /// `Err(())` where a byte it would look at is not ASCII (or the DFA gave
-    /// up). `cache` is this DFA's.
-    fn end(&self, cache: &mut hybrid::dfa::Cache, line: &[u8]) -> Result<Option<usize>, ()> {
+    /// `Err(())` where a byte it would look at is not ASCII.
+    fn end(&self, line: &[u8]) -> Result<Option<usize>, ()> {
         let dfa = &self.dfa;
-        let mut sid = dfa
-            .start_state(cache, &start::Config::new().anchored(Anchored::Yes))
-            .map_err(|_| ())?;
+        let mut sid = self.start;
         let mut end = None;
         for (i, &b) in line.iter().enumerate() {
             if !b.is_ascii() {
                 return Err(());
             }
-            sid = dfa.next_state(cache, sid, b).map_err(|_| ())?;
-            if sid.is_tagged() {
-                if sid.is_match() {
+            sid = dfa.next_state(sid, b);
+            if dfa.is_special_state(sid) {
+                if dfa.is_match_state(sid) {
                     // A DFA reports a match one byte late.
                     end = Some(i);
-                } else if sid.is_dead() {
+                } else if dfa.is_dead_state(sid) {
                     return Ok(end);
-                } else if sid.is_quit() {
+                } else if dfa.is_quit_state(sid) {
                     return Err(());
                 }
             }
         }
-        let sid = dfa.next_eoi_state(cache, sid).map_err(|_| ())?;
-        if sid.is_match() {
+        if dfa.is_match_state(dfa.next_eoi_state(sid)) {
             end = Some(line.len());
         }
         Ok(end)
@@ -917,27 +910,11 @@ impl LineStart {
 }
 
 impl Template {
-    /// The match of a line-start template (`line_begin`, number `index`) in
-    /// `line`: what `re().find_at(line, 0)` gives, by [`LineStart`] where it
-    /// can (its cache kept in `st`).
-    fn line_start_match(
-        &self,
-        index: usize,
-        line: &str,
-        st: &mut LineCache,
-    ) -> Option<(usize, usize)> {
+    /// The match of a line-start template (`line_begin`) in `line`: what
+    /// `re().find_at(line, 0)` gives, by [`LineStart`] where it can.
+    fn line_start_match(&self, line: &str) -> Option<(usize, usize)> {
         let ls = self.line_start.get_or_init(|| LineStart::new(&self.text));
-        let end = ls.as_ref().map(|ls| {
-            if st.template != Some(index) {
-                *st = LineCache {
-                    template: Some(index),
-                    cache: Some(ls.dfa.create_cache()),
-                };
-            }
-            let cache = st.cache.as_mut().expect("made above");
-            ls.end(cache, line.as_bytes())
-        });
-        match end {
+        match ls.as_ref().map(|ls| ls.end(line.as_bytes())) {
             Some(Ok(end)) => end.map(|e| (0, e)),
             _ => self.re().and_then(|re| re.find_at(line, 0)),
         }
@@ -1543,11 +1520,9 @@ mod tests {
                     .to_string();
                 let line = format!("{}{stamp}{}", before.concat(), after.concat());
                 for d in finders() {
-                    let mut cache = LineCache::default();
-                    for (i, t) in d.templates.iter().enumerate().filter(|(_, t)| t.line_begin) {
+                    for t in d.templates.iter().filter(|t| t.line_begin) {
                         let want = t.re().and_then(|re| re.find_at(&line, 0));
-                        let got = t.line_start_match(i, &line, &mut cache);
-                        prop_assert_eq!(got, want, "{} on {:?}", t.text, line);
+                        prop_assert_eq!(t.line_start_match(&line), want, "{} on {:?}", t.text, line);
                     }
                 }
             }
