@@ -935,6 +935,28 @@ fn fail2ban_filter_captures_its_tags() {
 }
 
 #[test]
+fn fail2ban_filters_read_valid_and_invalid_utf8_lines_alike() {
+    // A valid line is borrowed as it is; a line with invalid bytes goes through
+    // the lossy copy: both must reach the failregex.
+    let cfg = FilterConfig {
+        fail2ban_inline: Some(
+            "[Definition]\nfailregex = ^login failed for \\S+ from <HOST>$\n".into(),
+        ),
+        ..FilterConfig::default()
+    };
+    let m = SourceMatcher::build(&[("f", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    for line in [
+        &b"login failed for operator from 198.51.100.9"[..],
+        &b"login failed for op\xff\xfeator from 198.51.100.9"[..],
+        "login failed for op\u{e9}rateur from 198.51.100.9".as_bytes(),
+    ] {
+        let hit = m.match_line(line, now(), &mut s).expect("a hit");
+        assert_eq!(hit.addr(), Some(ip("198.51.100.9")), "{line:?}");
+    }
+}
+
+#[test]
 fn a_name_hit_comes_with_its_captures() {
     // The name path's regex numbers its groups apart from the address
     // regex's: the captures are found by name.
