@@ -602,7 +602,7 @@ struct Filter {
     /// Index of its first pattern of each role, in [`Role::ALL`] order, and
     /// one past its last pattern: a filter's patterns are contiguous, by role,
     /// so a hit's pattern is found by adding, not by a scan of them all.
-    role_first: [usize; 7],
+    role_first: [usize; Role::ALL.len() + 1],
 }
 
 /// The patterns that may match one kind of text, and how to find them.
@@ -816,7 +816,7 @@ impl SourceMatcher {
                     sessions: false,
                     window: session::DEFAULT_WINDOW,
                     keyed: false,
-                    role_first: [patterns.len(); 7],
+                    role_first: [patterns.len(); Role::ALL.len() + 1],
                 });
                 fail2ban.push((id, m));
                 continue;
@@ -842,7 +842,7 @@ impl SourceMatcher {
                 source,
             };
             let rule = host_rule(&[&cfg.counting_lists()]);
-            let mut role_first = [first_pattern; 7];
+            let mut role_first = [first_pattern; Role::ALL.len() + 1];
             for (role, list) in role_lists(cfg) {
                 role_first[role.index()] = patterns.len();
                 let kind = role.key();
@@ -972,7 +972,7 @@ impl SourceMatcher {
                     .iter()
                     .any(|p| p.session_group.is_some()),
                 role_first: {
-                    role_first[6] = patterns.len();
+                    role_first[Role::ALL.len()] = patterns.len();
                     role_first
                 },
             });

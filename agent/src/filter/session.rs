@@ -258,14 +258,7 @@ fn without_module(process: &[u8]) -> Option<([u8; 128], usize)> {
 /// Whether `bytes` holds a `)`: eight bytes at a time (the classic test for a
 /// zero byte, on the bytes xor `)`), so a tag costs a few instructions.
 fn has_close_paren(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const PARENS: u64 = u64::from_ne_bytes([b')'; 8]);
-    // Exact: nonzero if and only if some byte of `w` is `)`.
-    let any = |w: u64| {
-        let x = w ^ PARENS;
-        x.wrapping_sub(ONES) & !x & HIGHS != 0
-    };
+    let any = |w: u64| super::syslog::byte_flags(w, b')') != 0;
     let word = |c: &[u8; 8]| u64::from_ne_bytes(*c);
     let Some(last) = bytes.last_chunk::<8>() else {
         return bytes.contains(&b')');

@@ -331,18 +331,11 @@ const NAME: [bool; 256] = {
 /// long, and most have no dot, which spares them [`facility_level`].
 #[inline]
 fn space_at(rest: &[u8]) -> (usize, bool) {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
-    const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
-    // A zero byte where `x` has one; the lowest flagged byte is the first
-    // zero (a borrow can only flag bytes above a real zero).
-    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let mut at = 0;
     let mut dotted = false;
     while let Some(chunk) = rest.get(at..).and_then(|r| r.first_chunk::<8>()) {
         let w = u64::from_le_bytes(*chunk);
-        let (space, dot) = (zeros(w ^ SPACES), zeros(w ^ DOTS));
+        let (space, dot) = (byte_flags(w, b' '), byte_flags(w, b'.'));
         if space != 0 {
             // Both lowest flags are exact: a dot before the space is a
             // lower flag.
@@ -355,6 +348,18 @@ fn space_at(rest: &[u8]) -> (usize, bool) {
     let tail = &rest[at..];
     let space = tail.iter().position(|c| *c == b' ').unwrap_or(tail.len());
     (at + space, dotted || tail[..space].contains(&b'.'))
+}
+
+/// The high bit of each byte of `word` that equals `byte`, eight bytes at a
+/// time (the classic zero-byte test on `word ^ byte`): nonzero exactly when
+/// one does, and the lowest flag is the first such byte of a little-endian
+/// word (a borrow can only flag bytes above a real match).
+#[inline]
+pub(super) fn byte_flags(word: u64, byte: u8) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let x = word ^ u64::from_ne_bytes([byte; 8]);
+    x.wrapping_sub(ONES) & !x & HIGHS
 }
 
 /// Whether the word after `stamp` could have changed it: `journalctl -o
