@@ -192,11 +192,15 @@ builtins![
 /// each relay and reader keeps or drops them, then `prog[PID]: `.
 macro_rules! bsd_head {
     ($prog:expr) => {
-        concat!(
-            r"(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) )?(?:[^\s\[\]]+ )?",
-            $prog,
-            r"(?:\[\d+\])?: "
-        )
+        concat!(syslog_time_host!(), $prog, r"(?:\[\d+\])?: ")
+    };
+}
+
+/// The optional BSD or ISO 8601 time and host a syslog relay or reader puts
+/// before `prog[PID]: `.
+macro_rules! syslog_time_host {
+    () => {
+        r"(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) )?(?:[^\s\[\]]+ )?"
     };
 }
 
@@ -252,9 +256,29 @@ pub(crate) const FRAGMENTS: &[(&str, &str)] = &[
         "nginx-head",
         concat!("(?:", bsd_head!("nginx"), "|", rfc5424_head!("nginx"), ")?"),
     ),
-    // Caddy's JSON access log, as its own file or in the journal (`caddy[PID]: {...}`);
-    // optional.
-    ("caddy-head", concat!("(?:", bsd_head!("caddy"), ")?")),
+    // Apache httpd's error log head: its own `[Www Mmm DD HH:MM:SS[.usec] YYYY] `,
+    // or syslog's (`ErrorLog syslog:`) `[TIME] [HOST] apache2[PID]: ` or
+    // `httpd/VHOST[PID]: `; not optional, one of the two is always there.
+    (
+        "apache-error-head",
+        concat!(
+            r"(?:\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4}\] |",
+            syslog_time_host!(),
+            r"(?:apache2?|httpd)(?:/[-.\w]+)?\[\d+\]: )"
+        ),
+    ),
+    // Caddy's JSON access log up to the value of `remote_ip`, as its own file or
+    // in the journal (`caddy[PID]: {...}`): the fields before it are Caddy's, in
+    // its order, so the regex goes on with `<HOST>` (the peer) or the peer's value
+    // and `client_ip` (2.7 and later).
+    (
+        "caddy-access",
+        concat!(
+            "(?:",
+            bsd_head!("caddy"),
+            r#")?\{"level":"\w+","ts":(?:[\d.eE+-]+|"[^"\\]*"),"logger":"http\.log\.access(?:\.[^"\\]*)?","msg":"(?:handled request|NOP)","request":\{"remote_ip":""#
+        ),
+    ),
 ];
 
 /// A built-in filter that does not load: a bug in the source tree (a test loads
