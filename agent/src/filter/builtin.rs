@@ -256,6 +256,12 @@ pub(crate) const FRAGMENTS: &[(&str, &str)] = &[
         "nginx-head",
         concat!("(?:", bsd_head!("nginx"), "|", rfc5424_head!("nginx"), ")?"),
     ),
+    // One optional SGR colour sequence (`ESC[1;33m`, `ESC[0m`, `ESC[0;37;40m`)
+    // where a daemon's console colours its own fields (Asterisk's level, file,
+    // line and function), raw or as rsyslog writes a received ESC (`#033[`).
+    // Put only between a daemon's own fields, never in client text, so a
+    // colour cannot move where the address is taken.
+    ("ansi", r"(?:(?:\x1b|#033)\[[\d;]*m)?"),
     // Apache httpd's error log head: its own `[Www Mmm DD HH:MM:SS[.usec] YYYY] `,
     // or syslog's (`ErrorLog syslog:`) `[TIME] [HOST] apache2[PID]: ` or
     // `httpd/VHOST[PID]: `; not optional, one of the two is always there.
@@ -267,6 +273,9 @@ pub(crate) const FRAGMENTS: &[(&str, &str)] = &[
             r"(?:apache2?|httpd)(?:/[-.\w]+)?\[\d+\]: )"
         ),
     ),
+    // Caddy's JSON log lines (access log, handlers' logs), as their own file or in
+    // the journal (`caddy[PID]: {...}`); optional.
+    ("caddy-head", concat!("(?:", bsd_head!("caddy"), ")?")),
     // Caddy's JSON access log up to the value of `remote_ip`, as its own file or
     // in the journal (`caddy[PID]: {...}`): the fields before it are Caddy's, in
     // its order, so the regex goes on with `<HOST>` (the peer) or the peer's value
