@@ -35,7 +35,7 @@ const MAX_INSTS: usize = 256;
 #[derive(Debug, Clone)]
 enum Inst {
     /// This text, byte for byte.
-    Lit(Box<[u8]>),
+    Lit(Lit),
     /// Bytes of `class`, `min` to `max` of them, ending as `end` says.
     Run {
         class: Box<[bool; 256]>,
@@ -61,6 +61,82 @@ enum Inst {
     End,
     /// The whole text matched.
     Match,
+}
+
+/// The text of an [`Inst::Lit`], with its first and last machine words worked
+/// out once: a compare is then two loads from the text and two word compares
+/// (a longer text adds a word per eight bytes) instead of a call into the C
+/// library's `memcmp`, which costs more than the compare for texts this short.
+#[derive(Debug, Clone)]
+struct Lit {
+    text: Box<[u8]>,
+    /// The first and the last word of the text, as [`ends`] reads them.
+    first: u64,
+    last: u64,
+}
+
+impl Lit {
+    fn new(text: &[u8]) -> Lit {
+        let (first, last) = ends(text);
+        Lit {
+            text: text.into(),
+            first,
+            last,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    fn first(&self) -> Option<&u8> {
+        self.text.first()
+    }
+
+    /// Whether `text[pos..]` starts with this text.
+    #[inline(always)]
+    fn is_at(&self, text: &[u8], pos: usize) -> bool {
+        let n = self.text.len();
+        let Some(t) = pos.checked_add(n).and_then(|end| text.get(pos..end)) else {
+            return false;
+        };
+        if ends(t) != (self.first, self.last) {
+            return false;
+        }
+        // Over 16 bytes, whole words from the eighth byte until the last word
+        // (the last may overlap it).
+        let mut k = 8;
+        while k + 8 < n {
+            if ends(&t[k..k + 8]) != ends(&self.text[k..k + 8]) {
+                return false;
+            }
+            k += 8;
+        }
+        true
+    }
+}
+
+/// The first and the last word of `t`: of 8 bytes from 8 bytes on, else of 4,
+/// 2 or 1; together they cover all of a text of up to 16 bytes (and two texts
+/// of one length are equal there exactly when both words are).
+#[inline(always)]
+fn ends(t: &[u8]) -> (u64, u64) {
+    if let (Some(a), Some(b)) = (t.first_chunk::<8>(), t.last_chunk::<8>()) {
+        (u64::from_ne_bytes(*a), u64::from_ne_bytes(*b))
+    } else if let (Some(a), Some(b)) = (t.first_chunk::<4>(), t.last_chunk::<4>()) {
+        (
+            u64::from(u32::from_ne_bytes(*a)),
+            u64::from(u32::from_ne_bytes(*b)),
+        )
+    } else if let (Some(a), Some(b)) = (t.first_chunk::<2>(), t.last_chunk::<2>()) {
+        (
+            u64::from(u16::from_ne_bytes(*a)),
+            u64::from(u16::from_ne_bytes(*b)),
+        )
+    } else {
+        let b = t.first().map_or(0, |b| u64::from(*b));
+        (b, b)
+    }
 }
 
 /// [`Inst::Split`]'s `choice` bits, and its index for the text's end.
@@ -176,7 +252,7 @@ impl Skeleton {
         loop {
             match &self.prog[pc] {
                 Inst::Lit(lit) => {
-                    if !text[pos..].starts_with(lit) {
+                    if !lit.is_at(text, pos) {
                         return false;
                     }
                     pos += lit.len();
@@ -259,7 +335,7 @@ impl Skeleton {
 fn compile(hir: &Hir, group: Option<&str>, prog: &mut Vec<Inst>, saw: &mut bool) -> Option<()> {
     match hir.kind() {
         HirKind::Empty => {}
-        HirKind::Literal(lit) => prog.push(Inst::Lit(lit.0.clone())),
+        HirKind::Literal(lit) => prog.push(Inst::Lit(Lit::new(&lit.0))),
         HirKind::Class(class) => prog.push(run(&class_bytes(class)?, 1, Some(1))),
         HirKind::Look(Look::Start) => prog.push(Inst::Start),
         HirKind::Look(Look::End) => prog.push(Inst::End),
@@ -651,6 +727,27 @@ pub(super) mod tests {
     }
 
     proptest::proptest! {
+        /// A literal's word compare is `starts_with`, at every length (the
+        /// few letters make near misses common) and every place.
+        #[test]
+        fn literal_compare_is_starts_with(
+            lit in proptest::collection::vec(b'a'..=b'c', 0..40),
+            text in proptest::collection::vec(b'a'..=b'c', 0..48),
+            pos in 0usize..50,
+        ) {
+            let l = Lit::new(&lit);
+            let want = text.get(pos..).is_some_and(|t| t.starts_with(&lit));
+            proptest::prop_assert_eq!(l.is_at(&text, pos), want);
+            // And the literal itself, with a byte changed anywhere.
+            let mut same = lit.clone();
+            same.extend_from_slice(&text);
+            proptest::prop_assert!(l.is_at(&same, 0));
+            if let Some(b) = same.get_mut(pos % lit.len().max(1)).filter(|_| !lit.is_empty()) {
+                *b = b'x';
+                proptest::prop_assert!(!l.is_at(&same, 0));
+            }
+        }
+
         /// A prefix program finds a match at a place exactly when the regex's
         /// anchored search there does.
         #[test]
