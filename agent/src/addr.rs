@@ -85,6 +85,26 @@ pub(crate) fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
     parse_v6(bytes).map(normalise_v6)
 }
 
+/// [`parse_ip`] of text its caller has already read byte by byte: only hex
+/// digits, `:` and `.`, at most [`MAX_ADDR_LEN`] of them, and `colon` says
+/// whether one is a `:`. That settles the family (IPv4 has no colon, IPv6 at
+/// least two), so neither the other parser nor the character check runs.
+#[inline]
+pub(crate) fn parse_addr_chars(bytes: &[u8], colon: bool) -> Option<IpAddr> {
+    debug_assert!(bytes.len() <= MAX_ADDR_LEN);
+    debug_assert!(
+        bytes
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
+    );
+    debug_assert_eq!(colon, bytes.contains(&b':'));
+    if colon {
+        parse_v6(bytes).map(normalise_v6)
+    } else {
+        parse_v4(bytes).map(IpAddr::V4)
+    }
+}
+
 /// IPv6 text by hand, with exactly the standard parser's rules (a proptest holds
 /// them to it): up to eight groups of one to four hex digits, at most one `::`
 /// standing for at least one zero group, and a dotted-quad tail in place of the
@@ -108,7 +128,7 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
             }
             let start = pos;
             let mut value: u32 = 0;
-            while let Some(d) = bytes.get(pos).and_then(|b| (*b as char).to_digit(16)) {
+            while let Some(d) = bytes.get(pos).and_then(|b| hex_digit(*b)) {
                 if pos - start == 4 {
                     break;
                 }
@@ -160,6 +180,30 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
     }
     head[8 - tail_len..].copy_from_slice(&tail[..tail_len]);
     Some(Ipv6Addr::from(head))
+}
+
+/// The value of a hex digit of either case, by table (`char::to_digit` tests
+/// ranges one after another).
+#[inline(always)]
+fn hex_digit(b: u8) -> Option<u32> {
+    const NONE: u8 = u8::MAX;
+    static VALUES: [u8; 256] = {
+        let mut table = [NONE; 256];
+        let mut k = 0;
+        while k < 256 {
+            let b = k as u8;
+            table[k] = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => NONE,
+            };
+            k += 1;
+        }
+        table
+    };
+    let v = VALUES[usize::from(b)];
+    (v != NONE).then_some(u32::from(v))
 }
 
 /// Dotted-quad IPv4, by hand: the hot path of every matched line. Same rules as
@@ -542,6 +586,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn hex_digits_are_to_digit() {
+        for b in 0..=u8::MAX {
+            assert_eq!(hex_digit(b), char::from(b).to_digit(16), "{b}");
+        }
+    }
+
     proptest! {
         #[test]
         fn every_ipv4_display_round_trips(a in any::<Ipv4Addr>()) {
@@ -656,6 +707,20 @@ mod tests {
         #[test]
         fn address_text_is_judged_like_std(text in "[0-9a-fA-F:.%x ]{0,48}") {
             prop_assert_eq!(parse_ip(text.as_bytes()), std_verdict(text.as_bytes()), "{:?}", text);
+        }
+
+        #[test]
+        fn address_chars_are_judged_like_parse_ip(text in "[0-9a-fA-F:.]{0,45}") {
+            let bytes = text.as_bytes();
+            prop_assert_eq!(parse_addr_chars(bytes, text.contains(':')), parse_ip(bytes), "{:?}", text);
+        }
+
+        #[test]
+        fn address_chars_of_addresses_parse(a in any::<Ipv4Addr>(), b in any::<Ipv6Addr>()) {
+            for text in [a.to_string(), b.to_string(), format!("::ffff:{a}"), format!("{b}1")] {
+                let bytes = text.as_bytes();
+                prop_assert_eq!(parse_addr_chars(bytes, text.contains(':')), parse_ip(bytes), "{:?}", text);
+            }
         }
 
         #[test]

@@ -406,9 +406,13 @@ impl FastHost {
                 .iter()
                 .rposition(|b| !is_addr_char(*b))
                 .map_or(0, |p| p + 1);
-            for i in start.max(head_end)..=last {
-                if let Some((ip, g)) = self.try_at(hay, i, head_end)? {
-                    return Ok(Found::Addr(ip, i, g));
+            // Every address has a `.` or a `:`: a run of hex digits alone
+            // (`29338`, the `ea` of `[preauth]`) holds none at any place.
+            if hay[start..=last].iter().any(|b| matches!(b, b'.' | b':')) {
+                for i in start.max(head_end)..=last {
+                    if let Some((ip, g)) = self.try_at(hay, i, head_end)? {
+                        return Ok(Found::Addr(ip, i, g));
+                    }
                 }
             }
             if start <= head_end {
@@ -450,6 +454,11 @@ impl FastHost {
             if colons == 1 {
                 continue;
             }
+            // No colon: only a dotted quad, seven bytes at least; and the
+            // shorter cuts have no colon either.
+            if colons == 0 && len < 7 {
+                break;
+            }
             let j = i + len;
             if hay
                 .get(j)
@@ -462,7 +471,7 @@ impl FastHost {
             {
                 continue;
             }
-            let Some(ip) = addr::parse_ip(&hay[i..j]) else {
+            let Some(ip) = addr::parse_addr_chars(&hay[i..j], colons > 0) else {
                 continue;
             };
             if !self.after_matches(hay, j)? {
@@ -1407,6 +1416,25 @@ mod tests {
                 for i in 0..=hay.len() {
                     let got = f.try_at(hay, i, 0).expect("no quit").map(|(ip, _)| ip);
                     proptest::prop_assert_eq!(got, try_at_slowly(&f, hay, i, 0), "{} at {}", p, i);
+                }
+            }
+        }
+
+        /// No place in a run of address characters without a `.` or a `:`
+        /// starts an address: `find_at` skips such runs untried.
+        #[test]
+        fn runs_without_dot_or_colon_hold_no_address(hay in pieces()) {
+            let hay = hay.as_bytes();
+            for (p, anchored) in SHAPES {
+                let f = FastHost::build(&split(p).expect("splits"), anchored).expect("builds");
+                let mut start = 0;
+                for run in hay.split(|b| !is_addr_char(*b)) {
+                    if !run.iter().any(|b| matches!(b, b'.' | b':')) {
+                        for i in start..start + run.len() {
+                            proptest::prop_assert_eq!(try_at_slowly(&f, hay, i, 0), None, "{} at {}", p, i);
+                        }
+                    }
+                    start += run.len() + 1;
                 }
             }
         }
