@@ -73,7 +73,7 @@ pub(crate) fn exact(pattern: &str) -> Option<Rewritten> {
     let mut next = 1;
     let node = convert(&tree.expr, &mut next)?;
     let node = specialize(node, &HashMap::new())?;
-    let node = unloop(node, &Follow::unknown())?;
+    let node = unloop(node, &Follow::unknown(), &mut HashMap::new())?;
     let mut names = vec![None; next];
     for (name, at) in &tree.named_groups {
         for &i in at {
@@ -476,20 +476,28 @@ fn literal(n: &Node) -> Option<String> {
     }
 }
 
+/// The regular text of each `(?:(?!W).)*` rewritten so far, by word and
+/// what follows: distribution copies a loop once per choice before it, and
+/// writing its automaton out is most of a rewrite's work.
+type Unlooped = HashMap<(String, String, bool), Option<String>>;
+
 /// Replaces each `(?:(?!W).)*` by its regular equivalent, where what follows
 /// it forces its extent.
-fn unloop(n: Node, follow: &Follow) -> Option<Node> {
+fn unloop(n: Node, follow: &Follow, memo: &mut Unlooped) -> Option<Node> {
     Some(match n {
         Node::Leaf(_) => n,
         Node::Cond { .. } => return None,
         Node::NotWord { word } => Node::Leaf(Expr::Delegate {
-            inner: without_word(&word, follow)?,
+            inner: memo
+                .entry((word, follow.lit.clone(), follow.end))
+                .or_insert_with_key(|(word, _, _)| without_word(word, follow))
+                .clone()?,
             casei: false,
         }),
-        Node::Group(i, c) => Node::Group(i, Box::new(unloop(*c, follow)?)),
+        Node::Group(i, c) => Node::Group(i, Box::new(unloop(*c, follow, memo)?)),
         Node::Alt(v) => Node::Alt(
             v.into_iter()
-                .map(|c| unloop(c, follow))
+                .map(|c| unloop(c, follow, memo))
                 .collect::<Option<_>>()?,
         ),
         Node::Repeat {
@@ -498,7 +506,7 @@ fn unloop(n: Node, follow: &Follow) -> Option<Node> {
             hi,
             greedy,
         } => Node::Repeat {
-            child: Box::new(unloop(*child, &Follow::unknown())?),
+            child: Box::new(unloop(*child, &Follow::unknown(), memo)?),
             lo,
             hi,
             greedy,
@@ -530,7 +538,7 @@ fn unloop(n: Node, follow: &Follow) -> Option<Node> {
                 items
                     .into_iter()
                     .zip(follows)
-                    .map(|(c, f)| unloop(c, &f))
+                    .map(|(c, f)| unloop(c, &f, memo))
                     .collect::<Option<_>>()?,
             )
         }
