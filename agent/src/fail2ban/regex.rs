@@ -299,10 +299,21 @@ pub enum Compiled {
 /// per-search table grows with the automaton) runs much cheaper. Log lines are
 /// almost always ASCII, so the Unicode form is compiled on the first line
 /// that is not (its text is parsed, and so checked, at load).
+///
+/// Either form's automata are built on first use: the text is parsed (and
+/// so checked) at load, but many of a filter's regexes never run on a given
+/// log (their first bytes never lead a line), and building is most of a
+/// filter's load. Only an automaton's size limit can refuse a parsed
+/// pattern; that is then a warning, and the pattern matches nothing.
 #[derive(Debug)]
 pub struct FastRe {
-    /// The ASCII form where there is one, else the Unicode one.
-    first: regex_automata::meta::Regex,
+    /// The parse `first` is built from.
+    hir: regex_syntax::hir::Hir,
+    /// Whether `first` may run as one pattern per branch ([`branches`]).
+    split: bool,
+    /// The ASCII form where there is one, else the Unicode one; built on
+    /// first use.
+    first: OnceLock<Option<regex_automata::meta::Regex>>,
     /// Whether `first` is the ASCII form.
     first_ascii: bool,
     /// The Unicode form behind an ASCII `first`, once a line needed it.
@@ -311,18 +322,47 @@ pub struct FastRe {
     /// Per byte, whether a match (of an anchored pattern) may start the
     /// haystack with it; `None` when any byte may.
     first_bytes: Option<Box<[bool; 256]>>,
+    /// The group names, by index, of the pattern as one (`first` may run
+    /// it as several patterns: [`branches`]).
+    names: Box<[Option<Box<str>>]>,
 }
 
 /// A match's group spans, by group index (`None`: the group took no part).
 pub type Spans = Vec<(usize, Option<(usize, usize)>)>;
 
-/// Capture slots kept on the stack for patterns with up to this many groups.
-const STACK_SLOTS: usize = 64;
+/// Capture slots kept on the stack for patterns with up to this many groups
+/// (over all of a split pattern's branches).
+const STACK_SLOTS: usize = 256;
+
+/// Runs `f` on `n` unset capture slots, from the stack where they fit (in
+/// a buffer not much larger, as setting them costs): the per-line path
+/// allocates nothing.
+fn with_slot_buf<R>(n: usize, f: impl FnOnce(&mut [Option<NonMaxUsize>]) -> R) -> R {
+    if n <= STACK_SLOTS / 4 {
+        f(&mut [None; STACK_SLOTS / 4][..n])
+    } else if n <= STACK_SLOTS {
+        f(&mut [None; STACK_SLOTS][..n])
+    } else {
+        f(&mut vec![None; n])
+    }
+}
 
 impl FastRe {
-    /// Compiles Rust-syntax regex text. The text is parsed once: the
-    /// automata and the first bytes of its matches come from the same tree.
+    /// Parses Rust-syntax regex text. The text is parsed once: the automata
+    /// (built on first use) and the first bytes of its matches come from the
+    /// same tree.
     pub fn new(rust: &str) -> Result<FastRe, String> {
+        Self::parse(rust, false)
+    }
+
+    /// The same, run as one pattern per branch of a trailing alternation
+    /// where that is exact ([`branches`]): the capture engine then explores
+    /// the branch that matched only.
+    pub fn new_split(rust: &str) -> Result<FastRe, String> {
+        Self::parse(rust, true)
+    }
+
+    fn parse(rust: &str, split: bool) -> Result<FastRe, String> {
         // A non-ASCII character in the pattern may fold onto an ASCII one
         // (`(?i)\u{212a}`, the Kelvin sign, matches `k`): no ASCII form then.
         let ascii = if rust.is_ascii() {
@@ -332,13 +372,6 @@ impl FastRe {
                 .build()
                 .parse(rust)
                 .ok()
-                .and_then(|hir| {
-                    let re = regex_automata::meta::Regex::builder()
-                        .configure(Self::config().utf8_empty(false))
-                        .build_from_hir(&hir)
-                        .ok()?;
-                    Some((re, hir))
-                })
         } else {
             None
         };
@@ -349,27 +382,27 @@ impl FastRe {
         if ascii.is_some() && turns_unicode_off(rust) {
             regex_syntax::parse(rust).map_err(|e| e.to_string())?;
         }
-        let (first, first_ascii, first_bytes) = match ascii {
-            Some((a, hir)) => {
+        let (hir, first_ascii, first_bytes) = match ascii {
+            Some(hir) => {
                 // On a non-ASCII line the Unicode form runs: its matches may
                 // also start with any non-ASCII byte.
                 let bytes = first_bytes(&hir).map(|mut b| {
                     b[0x80..].fill(true);
                     b
                 });
-                (a, true, bytes)
+                (hir, true, bytes)
             }
             None => {
                 let hir = regex_syntax::parse(rust).map_err(|e| e.to_string())?;
-                let re = regex_automata::meta::Regex::builder()
-                    .configure(Self::config())
-                    .build_from_hir(&hir)
-                    .map_err(|e| e.to_string())?;
-                (re, false, first_bytes(&hir))
+                let bytes = first_bytes(&hir);
+                (hir, false, bytes)
             }
         };
         Ok(FastRe {
-            first,
+            names: group_names(&hir),
+            hir,
+            split,
+            first: OnceLock::new(),
             first_ascii,
             unicode: OnceLock::new(),
             text: rust.to_owned(),
@@ -387,11 +420,35 @@ impl FastRe {
         regex_automata::meta::Config::new().nfa_size_limit(Some(64 << 20))
     }
 
-    /// The form to run on `hay`; `None` if the Unicode form, compiled now,
-    /// was refused (only a size limit can: its text parsed at load).
+    /// `first`, built now if this is its first use.
+    fn first(&self) -> Option<&regex_automata::meta::Regex> {
+        self.first
+            .get_or_init(|| {
+                let mut builder = regex_automata::meta::Regex::builder();
+                builder.configure(Self::config().utf8_empty(!self.first_ascii));
+                let parts = if self.split {
+                    branches(&self.hir)
+                } else {
+                    None
+                };
+                let built = match parts {
+                    Some(parts) => builder.build_many_from_hir(&parts),
+                    None => builder.build_from_hir(&self.hir),
+                };
+                built
+                    .inspect_err(|e| {
+                        tracing::warn!("fail2ban regex {:?}: not run: {e}", self.text);
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The form to run on `hay`; `None` if the form it needs was refused
+    /// (only a size limit can: its text parsed at load).
     fn engine(&self, hay: &str) -> Option<&regex_automata::meta::Regex> {
         if !self.first_ascii || hay.is_ascii() {
-            return Some(&self.first);
+            return self.first();
         }
         self.unicode
             .get_or_init(|| {
@@ -436,9 +493,13 @@ impl FastRe {
 
     /// The group names, by index.
     pub fn capture_names(&self) -> impl Iterator<Item = Option<&str>> {
-        self.first
-            .group_info()
-            .pattern_names(regex_automata::PatternID::ZERO)
+        self.names.iter().map(Option::as_deref)
+    }
+
+    /// Whether it runs as several patterns, one per branch.
+    #[cfg(test)]
+    pub(crate) fn is_split(&self) -> bool {
+        self.first().is_some_and(|r| r.pattern_len() > 1)
     }
 
     /// The leftmost-first match's group spans, by group index. One search:
@@ -467,18 +528,202 @@ impl FastRe {
         f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
     ) -> Option<R> {
         let re = self.engine(hay)?;
-        let n = re.group_info().all_group_len() * 2;
-        let mut stack = [None::<NonMaxUsize>; STACK_SLOTS];
-        let mut heap = Vec::new();
-        let slots: &mut [Option<NonMaxUsize>] = if n <= STACK_SLOTS {
-            &mut stack[..n]
-        } else {
-            heap.resize(n, None);
-            &mut heap
-        };
-        re.search_slots(&regex_automata::Input::new(hay).range(from..), slots)?;
-        Some(f(slots))
+        let info = re.group_info();
+        with_slot_buf(info.slot_len(), |slots| {
+            let input = regex_automata::Input::new(hay).range(from..);
+            let pid = re.search_slots(&input, slots)?;
+            if info.pattern_len() == 1 {
+                return Some(f(slots));
+            }
+            // A split pattern: the branch that matched has the same group
+            // indices as the whole (its other groups took no part).
+            with_slot_buf(self.names.len() * 2, |out| {
+                for g in 0..info.group_len(pid).min(self.names.len()) {
+                    if let Some((a, b)) = info.slots(pid, g) {
+                        out[2 * g] = slots[a];
+                        out[2 * g + 1] = slots[b];
+                    }
+                }
+                Some(f(out))
+            })
+        })
     }
+}
+
+/// Most patterns a regex is split into: each costs its own NFA states.
+const MAX_BRANCHES: usize = 16;
+
+/// The group names of a parsed pattern, by group index.
+fn group_names(hir: &regex_syntax::hir::Hir) -> Box<[Option<Box<str>>]> {
+    use regex_syntax::hir::HirKind;
+    fn walk(h: &regex_syntax::hir::Hir, out: &mut Vec<Option<Box<str>>>) {
+        match h.kind() {
+            HirKind::Capture(c) => {
+                let i = c.index as usize;
+                if out.len() <= i {
+                    out.resize(i + 1, None);
+                }
+                out[i] = c.name.as_deref().map(Box::from);
+                walk(&c.sub, out);
+            }
+            HirKind::Repetition(r) => walk(&r.sub, out),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![None];
+    walk(hir, &mut out);
+    out.into_boxed_slice()
+}
+
+/// `hir` as the patterns of a leftmost-first multi-pattern search, one per
+/// branch of the alternation that ends it (`X(?:A|B)` as `XA`, `XB`,
+/// recursively into each branch), so that the capture engine, which runs on
+/// the pattern the DFA found only, explores one branch instead of all of
+/// them. `None` where it would not be exact or would not split.
+///
+/// `X(?:A|B)` tries A, then B, after each parse of X in turn; `XA`, `XB`
+/// try every parse of X with A first. Where X can end at one place only
+/// (from any start), each of its parses is followed by the same choice
+/// between A and B, so the first parse that continues is X's first parse in
+/// both, with the same branch and the same groups.
+fn branches(hir: &regex_syntax::hir::Hir) -> Option<Vec<regex_syntax::hir::Hir>> {
+    let mut out = Vec::new();
+    split_branches(Vec::new(), hir, &mut out)?;
+    (out.len() > 1).then_some(out)
+}
+
+/// Adds to `out` the patterns `prefix` followed by `node` splits into.
+fn split_branches(
+    prefix: Vec<regex_syntax::hir::Hir>,
+    node: &regex_syntax::hir::Hir,
+    out: &mut Vec<regex_syntax::hir::Hir>,
+) -> Option<()> {
+    use regex_syntax::hir::{Hir, HirKind};
+    let whole = |prefix: Vec<Hir>| {
+        let mut all = prefix;
+        all.push(node.clone());
+        Hir::concat(all)
+    };
+    let (head, alts) = match node.kind() {
+        HirKind::Alternation(alts) => (&[][..], alts),
+        HirKind::Concat(items) => match items.split_last() {
+            Some((last, head)) => match last.kind() {
+                HirKind::Alternation(alts) => (head, alts),
+                _ => {
+                    out.push(whole(prefix));
+                    return (out.len() <= MAX_BRANCHES).then_some(());
+                }
+            },
+            None => {
+                out.push(whole(prefix));
+                return (out.len() <= MAX_BRANCHES).then_some(());
+            }
+        },
+        _ => {
+            out.push(whole(prefix));
+            return (out.len() <= MAX_BRANCHES).then_some(());
+        }
+    };
+    // Only branches with groups of their own are worth a pattern each: the
+    // capture engine settles others cheaply (`(?:\s|$)`), and the check
+    // below builds a DFA of everything before them.
+    let grouped = alts
+        .iter()
+        .filter(|a| a.properties().explicit_captures_len() > 0)
+        .count();
+    let mut before = prefix.clone();
+    before.extend(head.iter().cloned());
+    if grouped < 2 || !ends_once(&Hir::concat(before.clone())) {
+        out.push(whole(prefix));
+        return (out.len() <= MAX_BRANCHES).then_some(());
+    }
+    for alt in alts {
+        split_branches(before.clone(), alt, out)?;
+    }
+    Some(())
+}
+
+/// Whether every haystack has at most one position where a match of `hir`
+/// from a given start ends: no match, from any start state, is followed by
+/// another, longer one. Decided on the pattern's DFA (a match state there
+/// says that the text before its last byte matched); `false` when the DFA
+/// is too big to build.
+fn ends_once(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_automata::dfa::{Automaton, StartKind, dense};
+    use regex_automata::nfa::thompson;
+    use regex_automata::util::start;
+    use regex_automata::{Anchored, MatchKind};
+    const LIMIT: usize = 1 << 18;
+    let Ok(nfa) = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                .which_captures(thompson::WhichCaptures::None),
+        )
+        .build_from_hir(hir)
+    else {
+        return false;
+    };
+    let Ok(dfa) = dense::Builder::new()
+        .configure(
+            dense::DFA::config()
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(LIMIT))
+                .determinize_size_limit(Some(LIMIT)),
+        )
+        .build_from_nfa(&nfa)
+    else {
+        return false;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = Vec::new();
+    for behind in std::iter::once(None).chain((0..=255u8).map(Some)) {
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(behind);
+        match dfa.start_state(&config) {
+            Ok(s) if seen.insert(s) => todo.push(s),
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    // Every state reachable from a start; then from each match state (a
+    // match just ended), whether another match can end later.
+    let mut matched = Vec::new();
+    while let Some(s) = todo.pop() {
+        if dfa.is_quit_state(s) {
+            return false;
+        }
+        if dfa.is_match_state(s) {
+            matched.push(s);
+        }
+        for b in 0..=255u8 {
+            let n = dfa.next_state(s, b);
+            if !dfa.is_dead_state(n) && seen.insert(n) {
+                todo.push(n);
+            }
+        }
+    }
+    let mut after = std::collections::HashSet::new();
+    let mut todo = matched;
+    after.extend(todo.iter().copied());
+    while let Some(s) = todo.pop() {
+        if dfa.is_match_state(dfa.next_eoi_state(s)) {
+            return false;
+        }
+        for b in 0..=255u8 {
+            let n = dfa.next_state(s, b);
+            if dfa.is_match_state(n) || dfa.is_quit_state(n) {
+                return false;
+            }
+            if !dfa.is_dead_state(n) && after.insert(n) {
+                todo.push(n);
+            }
+        }
+    }
+    true
 }
 
 /// A group's span from its two slots.
@@ -686,7 +931,7 @@ impl F2bRegex {
             // backtracking engine is then never compiled), else the
             // backtracking engine behind a regular superset.
             match rewrite::exact(&text)
-                .and_then(|r| FastRe::new(&r.text).ok().map(|fast| (fast, r)))
+                .and_then(|r| FastRe::new_split(&r.text).ok().map(|fast| (fast, r)))
             {
                 Some((fast, r)) => {
                     if r.groups.iter().enumerate().any(|(i, &g)| i != g) {
@@ -702,7 +947,7 @@ impl F2bRegex {
                 }
             }
         } else {
-            let engine = match FastRe::new(&text) {
+            let engine = match FastRe::new_split(&text) {
                 Ok(r) => Compiled::Fast(r),
                 Err(fast) => Compiled::Fancy(fancy(&text).map_err(|slow| RegexError {
                     message: format!("{fast}; backtracking engine: {}", slow.message),
@@ -1292,6 +1537,87 @@ mod tests {
                 proptest::prop_assert!(bytes[usize::from(*first)], "{} on {:?}", pattern, line);
             }
         }
+    }
+
+    /// Patterns ending in an alternation, split where exact, with texts
+    /// made of their pieces.
+    const SPLIT_PATTERNS: &[&str] = &[
+        r"^Failed (?:(?P<nofail>publickey)|\S+) for (?:(?P<inv>invalid user )(?:(?P<u>\S+) from (?P<h>\S+)(?: port \d+)?: |(?P<v>.*?) from (?P<h2>\S+)$)|(?:(?P<u2>\S+) from (?P<h3>\S+)(?: port \d+)?: |(?P<v2>[^:]+) from (?P<h4>\S+)$))",
+        r"^(a|ab)(?:(c)|(bcd))",
+        r"^a*(?:(a)|(b))",
+        r"(x|xy)z?(?:(y)|yz)",
+        r"\bq(?:(\w+)|\w)",
+        r"(?m)^(x)(?:(\n)|(y))",
+        r"(?:(a)|b|(ab))",
+        r"^(?:x(?:(y)|yy)|x(z)|(xz))",
+    ];
+
+    /// Each of [`SPLIT_PATTERNS`] run as one and as its branches, built
+    /// once for every case.
+    static SPLIT_PAIRS: std::sync::LazyLock<Vec<(FastRe, FastRe)>> =
+        std::sync::LazyLock::new(|| {
+            SPLIT_PATTERNS
+                .iter()
+                .map(|p| (FastRe::new(p).unwrap(), FastRe::new_split(p).unwrap()))
+                .collect()
+        });
+
+    proptest::proptest! {
+        /// A pattern run as one pattern per branch finds the same match with
+        /// the same groups as run as one.
+        #[test]
+        fn split_patterns_capture_alike(
+            which in 0..SPLIT_PATTERNS.len(),
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "Failed ", "publickey", "password", " for ", "invalid user ", "root",
+                " from ", "192.0.2.1", " port 22", ": ", "a", "b", "c", "d", "x", "y", "z",
+                "q", " ", "\n", ":",
+            ]), 0..12),
+        ) {
+            let line = parts.concat();
+            let (whole, split) = &SPLIT_PAIRS[which];
+            let pattern = SPLIT_PATTERNS[which];
+            proptest::prop_assert_eq!(whole.captures(&line), split.captures(&line), "{}", pattern);
+            proptest::prop_assert_eq!(whole.find(&line), split.find(&line));
+        }
+    }
+
+    #[test]
+    fn split_only_where_the_head_ends_once() {
+        // Where the part before the branches ends at one place, they split.
+        assert!(FastRe::new_split(SPLIT_PATTERNS[0]).unwrap().is_split());
+        assert!(FastRe::new_split(r"^x(?:(y)|(yy))").unwrap().is_split());
+        // Branches without groups of their own are left together.
+        assert!(!FastRe::new_split(r"^x(?:(y)|yy)").unwrap().is_split());
+        // `(a|ab)` ends after `a` or `ab`: split, `abcd` would match as
+        // `ab` + `c` instead of `a` + `bcd`.
+        let r = FastRe::new_split(r"^(a|ab)(?:(c)|(bcd))").unwrap();
+        assert!(!r.is_split());
+        assert_eq!(
+            r.captures("abcd").unwrap()[1],
+            (1, Some((0, 1))),
+            "the first parse of the head goes on with the second branch"
+        );
+        assert!(!FastRe::new_split(r"^a*(?:(a)|(b))").unwrap().is_split());
+        // Without `^`, each start must end once too.
+        assert!(!FastRe::new_split(r"a+(?:(b)|(c))").unwrap().is_split());
+        assert!(FastRe::new_split(r"a(?:(b)|(cd))").unwrap().is_split());
+        // Never split unless asked.
+        assert!(!FastRe::new(SPLIT_PATTERNS[0]).unwrap().is_split());
+    }
+
+    #[test]
+    fn automata_are_built_on_first_use() {
+        let r = FastRe::new(r"^user (?P<user>\w+)").unwrap();
+        assert!(r.first.get().is_none());
+        assert_eq!(
+            r.capture_names().collect::<Vec<_>>(),
+            vec![None, Some("user")]
+        );
+        assert!(r.is_match("user bob"));
+        assert!(r.first.get().is_some());
+        // A pattern that does not parse is still refused at once.
+        assert!(FastRe::new(r"(?P<x>a").is_err());
     }
 
     #[test]
