@@ -1152,6 +1152,7 @@ impl SourceMatcher {
     /// The next offence of a session that ended without a line of its own (its
     /// window passed, the table was full, or [`finish`](Self::finish)). Call it
     /// after every line until it returns `None`.
+    #[inline]
     pub fn take_deferred(&self, scratch: &mut Scratch) -> Option<Hit> {
         scratch.sessions.take_deferred()
     }
@@ -1167,9 +1168,8 @@ impl SourceMatcher {
     pub fn examine(&self, line: &[u8], now: SystemTime, scratch: &mut Scratch) -> Outcome {
         let line = strip_newline(line);
         scratch.host_at = None;
-        if !scratch.sessions.is_empty() {
-            scratch.sessions.expire(now);
-        }
+        // Once per line: `line_expired` below relies on it.
+        scratch.sessions.expire(now);
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         let mut process: Option<&[u8]> = None;
@@ -1275,9 +1275,10 @@ impl SourceMatcher {
                     }
                     None => return Outcome::Hit(h),
                 };
+                // `expire(now)` ran above, when the line came in.
                 match scratch
                     .sessions
-                    .line_with(key, h.role, h, facts, now, f.window)
+                    .line_expired(key, h.role, h, facts, now, f.window)
                 {
                     Some(counted) if matches!(h.role, Role::Failure | Role::Attempt) => {
                         Outcome::Hit(counted)

@@ -401,12 +401,27 @@ impl Sessions {
         &mut self,
         key: Option<u64>,
         role: Role,
-        mut hit: Hit,
+        hit: Hit,
         facts: LineFacts,
         now: SystemTime,
         window: Duration,
     ) -> Option<Hit> {
         self.expire(now);
+        self.line_expired(key, role, hit, facts, now, window)
+    }
+
+    /// [`line_with`](Self::line_with) for a caller that has just called
+    /// [`expire`](Self::expire) with this `now` (the matcher does, before it
+    /// searches the line): the check is not made twice per line.
+    pub(crate) fn line_expired(
+        &mut self,
+        key: Option<u64>,
+        role: Role,
+        mut hit: Hit,
+        facts: LineFacts,
+        now: SystemTime,
+        window: Duration,
+    ) -> Option<Hit> {
         let Some(key) = key else {
             return (facts.has_addr && matches!(role, Role::Failure | Role::Attempt))
                 .then_some(hit);
@@ -631,6 +646,7 @@ impl Sessions {
     }
 
     /// The next offence of a session that ended without a line of its own.
+    #[inline]
     pub fn take_deferred(&mut self) -> Option<Hit> {
         self.deferred.pop_front()
     }

@@ -489,4 +489,46 @@ proptest::proptest! {
         });
         proptest::prop_assert_eq!(got, want);
     }
+
+    /// The matcher's path (`expire` once as the line comes in, then
+    /// `line_expired`) counts exactly what `line_with` counts, deferred
+    /// offences and their order included, over random sessions, clocks that
+    /// pass windows and a table small enough to evict.
+    #[test]
+    fn line_expired_after_expire_is_line_with(
+        lines in proptest::collection::vec(
+            (
+                proptest::option::of(0u8..6),
+                0usize..6,
+                0u8..4,
+                proptest::bool::ANY,
+                proptest::bool::ANY,
+                0u64..200,
+            ),
+            0..80,
+        ),
+    ) {
+        let mut plain = Sessions::with_capacity(4);
+        let mut split = Sessions::with_capacity(4);
+        let mut t = 0;
+        let mut got = (Vec::new(), Vec::new());
+        for (pid, role, a, has_addr, ends, step) in lines {
+            t += step;
+            let role = Role::ALL[role];
+            let mut h = hit(&format!("192.0.2.{a}"));
+            h.role = role;
+            let facts = LineFacts { has_addr, ends, only_flag_ends: ends };
+            let key = pid.map(|p| plain.key(FilterId(0), b"h", &[b'p', p]));
+            got.0.push(plain.line_with(key, role, h, facts, at(t), W));
+            split.expire(at(t));
+            got.1.push(split.line_expired(key, role, h, facts, at(t), W));
+            while let Some(d) = plain.take_deferred() {
+                got.0.push(Some(d));
+            }
+            while let Some(d) = split.take_deferred() {
+                got.1.push(Some(d));
+            }
+        }
+        proptest::prop_assert_eq!(got.0, got.1);
+    }
 }
