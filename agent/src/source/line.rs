@@ -84,10 +84,33 @@ impl LineSplitter {
     /// index just after the last `\n` in `chunk`, if it has one: the caller's stream
     /// position after that index is a line boundary.
     pub fn push(&mut self, chunk: &[u8], sink: &mut dyn FnMut(Line<'_>)) -> Option<usize> {
+        self.push_with(chunk, sink)
+    }
+
+    /// [`push`](Self::push) with the sink's type known, so a one-shot reader
+    /// ([`for_each_line`]) calls it directly rather than through a pointer.
+    #[inline]
+    fn push_with<F: FnMut(Line<'_>) + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        sink: &mut F,
+    ) -> Option<usize> {
         let mut pos = 0;
-        let mut boundary = None;
-        while pos < chunk.len() {
-            if self.partial.is_empty() && !self.cut && chunk[pos] == 0 {
+        if self.has_partial() {
+            // The end of the line the last chunk began.
+            let Some(i) = memchr::memchr(b'\n', chunk) else {
+                self.keep(chunk);
+                return None;
+            };
+            self.keep(&chunk[..i]);
+            self.emit(sink);
+            pos = i + 1;
+        }
+        // From here every line starts in `chunk`: the common case, a whole
+        // line handed out in place, checks nothing about the partial buffer.
+        let mut boundary = (pos > 0).then_some(pos);
+        while let Some(&first) = chunk.get(pos) {
+            if first == 0 {
                 // A hole of NULs (see the module doc) is not part of the line
                 // that follows it.
                 pos += chunk[pos..].iter().take_while(|&&b| b == 0).count();
@@ -95,27 +118,22 @@ impl LineSplitter {
                     break;
                 }
             }
-            let Some(i) = memchr::memchr(b'\n', &chunk[pos..]) else {
-                self.keep(&chunk[pos..]);
+            let rest = &chunk[pos..];
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                self.keep(rest);
                 break;
             };
-            let piece = &chunk[pos..pos + i];
-            if self.partial.is_empty() && !self.cut {
-                // The common case: a whole line inside the chunk, handed out in place.
-                if piece.len() > self.max {
-                    sink(Line {
-                        bytes: &piece[..self.max],
-                        truncated: true,
-                    });
-                } else {
-                    sink(Line {
-                        bytes: strip_cr(piece),
-                        truncated: false,
-                    });
-                }
+            let piece = &rest[..i];
+            if piece.len() > self.max {
+                sink(Line {
+                    bytes: &piece[..self.max],
+                    truncated: true,
+                });
             } else {
-                self.keep(piece);
-                self.emit(sink);
+                sink(Line {
+                    bytes: strip_cr(piece),
+                    truncated: false,
+                });
             }
             pos += i + 1;
             boundary = Some(pos);
@@ -126,6 +144,10 @@ impl LineSplitter {
     /// Hands out an unterminated last line, when its stream is over for good.
     /// Returns whether there was one.
     pub fn finish(&mut self, sink: &mut dyn FnMut(Line<'_>)) -> bool {
+        self.finish_with(sink)
+    }
+
+    fn finish_with<F: FnMut(Line<'_>) + ?Sized>(&mut self, sink: &mut F) -> bool {
         if !self.has_partial() {
             return false;
         }
@@ -143,7 +165,7 @@ impl LineSplitter {
         }
     }
 
-    fn emit(&mut self, sink: &mut dyn FnMut(Line<'_>)) {
+    fn emit<F: FnMut(Line<'_>) + ?Sized>(&mut self, sink: &mut F) {
         let truncated = self.cut;
         // A cut line keeps its `\r` if the cut removed the real end.
         let bytes = if truncated {
@@ -163,10 +185,10 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 
 /// Reads `reader` to its end, handing out every line (the last one even without
 /// its `\n`). For one-shot inputs: stdin, compressed files, `log2drop test`.
-pub fn for_each_line(
+pub fn for_each_line<F: FnMut(Line<'_>) + ?Sized>(
     reader: &mut dyn std::io::BufRead,
     max: usize,
-    sink: &mut dyn FnMut(Line<'_>),
+    sink: &mut F,
 ) -> std::io::Result<()> {
     let mut splitter = LineSplitter::new(max);
     loop {
@@ -177,10 +199,10 @@ pub fn for_each_line(
             Err(e) => return Err(e),
         };
         let n = chunk.len();
-        splitter.push(chunk, sink);
+        splitter.push_with(chunk, sink);
         reader.consume(n);
     }
-    splitter.finish(sink);
+    splitter.finish_with(sink);
     Ok(())
 }
 
