@@ -212,7 +212,12 @@ pub fn bound(raw: &[u8]) -> Box<str> {
 /// UTF-8 (a captured value almost always is).
 fn bound_into(raw: &[u8], out: &mut String) {
     let raw = &raw[..raw.len().min(MAX_VALUE_BYTES * 4)];
-    let text = String::from_utf8_lossy(raw);
+    // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks its
+    // chunk iterator even over valid text (most values: user names).
+    let text = match std::str::from_utf8(raw) {
+        Ok(valid) => Cow::Borrowed(valid),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     if text.len() <= MAX_VALUE_BYTES {
         out.push_str(&text);
         return;
@@ -386,6 +391,26 @@ mod tests {
     }
 
     proptest! {
+        /// A value is what the lossy conversion of its first bytes makes of
+        /// it, whether the bytes are valid UTF-8 (borrowed) or not (copied).
+        #[test]
+        fn bound_is_the_lossy_text_cut(
+            raw in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(0xc3), Just(0xa9), Just(0xe2), Just(0xff), any::<u8>()],
+                0..300,
+            ),
+        ) {
+            let cut = &raw[..raw.len().min(MAX_VALUE_BYTES * 4)];
+            let text = String::from_utf8_lossy(cut);
+            let want = if text.len() <= MAX_VALUE_BYTES {
+                text.into_owned()
+            } else {
+                let end = (0..=MAX_VALUE_BYTES).rev().find(|&e| text.is_char_boundary(e)).unwrap_or(0);
+                format!("{}\u{2026}", &text[..end])
+            };
+            prop_assert_eq!(&*bound(&raw), want.as_str());
+        }
+
         /// The values share one buffer: each still reads back as its own
         /// bounded value, and a cleared, refilled set equals a fresh one.
         #[test]
