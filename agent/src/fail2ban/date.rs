@@ -39,6 +39,12 @@ struct Template {
     /// Check fail2ban's word boundaries around the date.
     bounds: bool,
     epoch: bool,
+    /// One of fail2ban's common forms: a line whose date differs from the
+    /// memo's only in the minute's two digits (and the seconds') matches
+    /// it the same way, so the memo may place other minutes of its hour
+    /// (checked by the `same_minute` proptest; a filter's own pattern may
+    /// not be as plain).
+    minutes: bool,
     /// Its regex has no assertion but a leading `^`, so a match's groups depend
     /// only on the matched text: a line whose match text equals the last one's
     /// reuses that parse (see [`DateMemo`]). Known at load for a pattern of
@@ -63,28 +69,53 @@ pub(crate) struct DateMemo {
     /// Where in `text` two digits give the seconds (`[0-5][0-9]`), when the
     /// time of another second of the same minute follows from `minute`.
     secs: Option<usize>,
+    /// Where the two digits of the minute stand (`[0-5][0-9]`), when the
+    /// time of another minute of the same hour follows from `minute` too,
+    /// and the minute they give there.
+    mins: Option<(usize, u64)>,
     minute: Minute,
+    /// The span check's DFA walk over `text` up to the seconds (for a
+    /// line-start form: a line whose bytes up to there are `text`'s is in
+    /// the same state there). Taken on the first line that needs it.
+    walked: Option<Walked>,
 }
 
 /// How the time of another second of a parsed minute follows, without a
 /// parse: the minute's second 0, where every second of it is that plus its
-/// number (no offset change inside the minute).
+/// number (no offset change inside the minute). With `hour`, every second
+/// of the minute's hour is that plus its distance from it.
 #[derive(Debug, Clone, Copy, Default)]
 enum Minute {
     /// Not known: parse.
     #[default]
     Unknown,
     /// The year is written (or the form is an epoch): the time of second 0.
-    Fixed(Option<SystemTime>),
+    Fixed {
+        first: Option<SystemTime>,
+        hour: bool,
+    },
     /// Year-less: second 0 this year, and last year if it was computed;
     /// the year is chosen again for each second (a day ahead of `now`).
     YearLess {
         this: SystemTime,
         prev: Option<SystemTime>,
-        /// The last second `this` takes (`this + s` not past `now` and a
-        /// day; `None`: none does), so the choice is one compare.
-        this_until: Option<u64>,
+        /// The last second after `this` (negative: before) that `this`
+        /// takes (`this + s` not past `now` and a day), so the choice is
+        /// one compare.
+        this_until: i64,
+        /// The hour is even this year, and last year where `prev` is known.
+        hour: bool,
     },
+}
+
+impl Minute {
+    /// Whether another minute of the hour follows.
+    fn hour(&self) -> bool {
+        match self {
+            Minute::Unknown => false,
+            Minute::Fixed { hour, .. } | Minute::YearLess { hour, .. } => *hour,
+        }
+    }
 }
 
 impl Default for DateMemo {
@@ -96,7 +127,9 @@ impl Default for DateMemo {
             now: None,
             time: None,
             secs: None,
+            mins: None,
             minute: Minute::Unknown,
+            walked: None,
         }
     }
 }
@@ -331,11 +364,20 @@ impl DateFinder {
         // (`Jun 22 09:56:12 2024`), so its span is checked by a DFA run. Not
         // after a line-end form: it could match earlier in the line.
         // The byte compare goes first: it is cheaper, and both must hold.
+        // The bytes before the minute or seconds are the memo's: the DFA
+        // walk starts there, in the state the memo's text left it.
         if let Some(l) = st.last {
             let t = &self.templates[l.index];
             if (!t.anchored || t.line_begin)
                 && let Some(same) = st.same_minute(line, now)
-                && (!t.anchored || t.line_start_match(line) == Some((l.start, l.end)))
+                && (!t.anchored || {
+                    let m = if l.start == 0 {
+                        t.line_start_match_from(line, same.vary, &mut st.memo.walked)
+                    } else {
+                        t.line_start_match(line)
+                    };
+                    m == Some((l.start, l.end))
+                })
             {
                 return Some(st.keep(line, same));
             }
@@ -443,7 +485,24 @@ impl DateState {
         let old = memo.text.as_slice();
         let new = &b[last.start..last.end];
         let secs = seconds(&new[secs_at..secs_at + 2])?;
-        if new[..secs_at] != old[..secs_at] || new[secs_at + 2..] != old[secs_at + 2..] {
+        // The bytes other than the seconds' (and the minute's, where another
+        // minute's time follows) are the memo's.
+        let (vary, shift) = match memo.mins {
+            Some((m_at, m0)) if m_at + 2 <= secs_at && memo.minute.hour() => {
+                let m = seconds(&new[m_at..m_at + 2])?;
+                if new[..m_at] != old[..m_at] || new[m_at + 2..secs_at] != old[m_at + 2..secs_at] {
+                    return None;
+                }
+                (m_at, (m as i64 - m0 as i64) * 60 + secs as i64)
+            }
+            _ => {
+                if new[..secs_at] != old[..secs_at] {
+                    return None;
+                }
+                (secs_at, secs as i64)
+            }
+        };
+        if new[secs_at + 2..] != old[secs_at + 2..] {
             return None;
         }
         if line[..last.start].chars().next_back() != last.before
@@ -451,19 +510,22 @@ impl DateState {
         {
             return None;
         }
-        let shift = std::time::Duration::from_secs(secs);
         let time = match memo.minute {
             Minute::Unknown => return None,
-            Minute::Fixed(first) => first.map(|f| f + shift),
+            Minute::Fixed { first, .. } => match first {
+                Some(f) => Some(add(f, shift)?),
+                None => None,
+            },
             Minute::YearLess {
                 this,
                 prev,
                 this_until,
+                ..
             } => {
-                if this_until.is_none_or(|u| secs > u) {
-                    Some(prev? + shift)
+                if shift > this_until {
+                    Some(add(prev?, shift)?)
                 } else {
-                    Some(this + shift)
+                    Some(add(this, shift)?)
                 }
             }
         };
@@ -471,12 +533,13 @@ impl DateState {
             index: last.index,
             whole: (last.start, last.end),
             secs_at: last.start + secs_at,
+            vary: last.start + vary,
             found: Found {
                 start: last.start + memo.date.0,
                 end: last.start + memo.date.1,
                 time,
             },
-            changed: new[secs_at..secs_at + 2] != old[secs_at..secs_at + 2],
+            changed: new[vary..secs_at + 2] != old[vary..secs_at + 2],
         })
     }
 
@@ -485,22 +548,23 @@ impl DateState {
     ///
     /// What [`win`](DateState::win) records, by what changed: the span and
     /// the characters around it are the last win's, and its first or last
-    /// character is new only where the seconds stand (ASCII digits).
+    /// character is new only where the minute or seconds stand (ASCII
+    /// digits).
     fn keep(&mut self, line: &str, same: SameMinute) -> Found {
         let s = &mut self.stats[same.index];
         s.wins += 1;
         s.distance = same.whole.0;
         if same.changed {
-            let at = same.secs_at - same.whole.0;
-            let digits = &line.as_bytes()[same.secs_at..same.secs_at + 2];
-            self.memo.text[at..at + 2].copy_from_slice(digits);
+            let at = same.vary - same.whole.0;
+            let digits = &line.as_bytes()[same.vary..same.secs_at + 2];
+            self.memo.text[at..at + digits.len()].copy_from_slice(digits);
             self.memo.time = same.found.time;
             if let Some(last) = &mut self.last {
                 if at == 0 {
                     last.first = Some(char::from(digits[0]));
                 }
                 if same.secs_at + 2 == same.whole.1 {
-                    last.last = Some(char::from(digits[1]));
+                    last.last = Some(char::from(digits[digits.len() - 1]));
                 }
             }
         }
@@ -531,8 +595,11 @@ struct SameMinute {
     index: usize,
     whole: (usize, usize),
     secs_at: usize,
+    /// Where the bytes that may differ from the memo's start: the minute's
+    /// or the seconds' digits.
+    vary: usize,
     found: Found,
-    /// Whether the seconds' digits differ from the memo's.
+    /// Whether the minute's or seconds' digits differ from the memo's.
     changed: bool,
 }
 
@@ -689,6 +756,7 @@ fn template(pattern: &str) -> Result<Template, String> {
         line_begin: line_begin || caret,
         bounds,
         epoch,
+        minutes: is_default(pattern),
         memo_ok,
     })
 }
@@ -782,17 +850,15 @@ impl Template {
                 memo.template = usize::MAX;
                 if self.memo_ok() {
                     memo.template = index;
+                    memo.walked = None;
                     memo.text.clear();
                     memo.text.extend_from_slice(whole_text.as_bytes());
                     memo.date = (m.0 - whole.0, m.1 - whole.0);
                     memo.now = Some(now);
                     memo.time = time;
                     memo.minute = minute;
-                    memo.secs = caps
-                        .span("S")
-                        .filter(|s| s.0 >= whole.0 && s.1 <= whole.1)
-                        .filter(|s| seconds(&line.as_bytes()[s.0..s.1]).is_some())
-                        .map(|s| s.0 - whole.0);
+                    memo.secs = two_digits(&caps, "S", whole).map(|(at, _)| at);
+                    memo.mins = two_digits(&caps, "M", whole);
                 }
                 (m.0, m.1, Some(time))
             };
@@ -814,6 +880,7 @@ impl Template {
                         memo.now = Some(now);
                         memo.time = t;
                         memo.minute = minute;
+                        memo.mins = two_digits(&caps, "M", whole);
                         t
                     }
                 };
@@ -883,10 +950,42 @@ impl LineStart {
     /// The end of the match at the line start: `Ok(None)` for no match,
     /// `Err(())` where a byte it would look at is not ASCII.
     fn end(&self, line: &[u8]) -> Result<Option<usize>, ()> {
+        self.walk(line, Walked::start(self))
+    }
+
+    /// Where the walk of `line[..at]` from the start leaves the DFA, when
+    /// it is still live there and every byte was ASCII: a line with the
+    /// same first `at` bytes is there too.
+    fn walk_to(&self, line: &[u8], at: usize) -> Option<Walked> {
         let dfa = &self.dfa;
-        let mut sid = self.start;
-        let mut end = None;
-        for (i, &b) in line.iter().enumerate() {
+        let mut w = Walked::start(self);
+        for (i, &b) in line.get(..at)?.iter().enumerate() {
+            if !b.is_ascii() {
+                return None;
+            }
+            w.sid = dfa.next_state(w.sid, b);
+            if dfa.is_special_state(w.sid) {
+                if dfa.is_match_state(w.sid) {
+                    w.end = Some(i);
+                } else {
+                    return None;
+                }
+            }
+        }
+        w.at = at;
+        Some(w)
+    }
+
+    /// [`end`](LineStart::end), with the walk of the bytes before `from.at`
+    /// done (by [`walk_to`](LineStart::walk_to) on the same bytes).
+    fn walk(&self, line: &[u8], from: Walked) -> Result<Option<usize>, ()> {
+        let dfa = &self.dfa;
+        let Walked {
+            mut sid,
+            mut end,
+            at,
+        } = from;
+        for (i, &b) in line.iter().enumerate().skip(at) {
             if !b.is_ascii() {
                 return Err(());
             }
@@ -909,14 +1008,61 @@ impl LineStart {
     }
 }
 
+/// A [`LineStart`] walk stopped before byte `at`: its state, and the end of
+/// the last match it passed.
+#[derive(Debug, Clone, Copy)]
+struct Walked {
+    sid: StateID,
+    end: Option<usize>,
+    at: usize,
+}
+
+impl Walked {
+    fn start(ls: &LineStart) -> Walked {
+        Walked {
+            sid: ls.start,
+            end: None,
+            at: 0,
+        }
+    }
+}
+
 impl Template {
     /// The match of a line-start template (`line_begin`) in `line`: what
     /// `re().find_at(line, 0)` gives, by [`LineStart`] where it can.
     fn line_start_match(&self, line: &str) -> Option<(usize, usize)> {
-        let ls = self.line_start.get_or_init(|| LineStart::new(&self.text));
-        match ls.as_ref().map(|ls| ls.end(line.as_bytes())) {
+        match self.line_start().map(|ls| ls.end(line.as_bytes())) {
             Some(Ok(end)) => end.map(|e| (0, e)),
             _ => self.re().and_then(|re| re.find_at(line, 0)),
+        }
+    }
+
+    fn line_start(&self) -> Option<&LineStart> {
+        self.line_start
+            .get_or_init(|| LineStart::new(&self.text))
+            .as_ref()
+    }
+
+    /// [`line_start_match`](Template::line_start_match) on a line whose
+    /// bytes before `at` are those `saved` was walked over (`None`: not
+    /// walked yet; it is then, and saved where it can be).
+    fn line_start_match_from(
+        &self,
+        line: &str,
+        at: usize,
+        saved: &mut Option<Walked>,
+    ) -> Option<(usize, usize)> {
+        let Some(ls) = self.line_start() else {
+            return self.line_start_match(line);
+        };
+        let b = line.as_bytes();
+        let walked = match saved {
+            Some(w) if w.at == at => Ok(*w),
+            _ => ls.walk_to(b, at).inspect(|w| *saved = Some(*w)).ok_or(()),
+        };
+        match walked.and_then(|w| ls.walk(b, w)) {
+            Ok(end) => end.map(|e| (0, e)),
+            Err(()) => self.re().and_then(|re| re.find_at(line, 0)),
         }
     }
 
@@ -957,7 +1103,7 @@ impl Template {
                 });
             (time, Minute::Unknown)
         } else {
-            civil(caps, zone, now)
+            civil(caps, zone, now, self.minutes)
         }
     }
 }
@@ -998,14 +1144,73 @@ impl<'h> Caps<'h> {
 /// The point in time the fields name, and how the other seconds of its
 /// minute follow. A year-less date is placed in the year that puts it not
 /// more than a day in the future.
-fn civil(caps: &Caps<'_>, zone: &TimeZone, now: SystemTime) -> (Option<SystemTime>, Minute) {
-    civil_fields(caps, zone, now).unwrap_or((None, Minute::Unknown))
+///
+/// With `hours`, whether every second of the hour follows as well is found
+/// (see [`even_hour`]).
+fn civil(
+    caps: &Caps<'_>,
+    zone: &TimeZone,
+    now: SystemTime,
+    hours: bool,
+) -> (Option<SystemTime>, Minute) {
+    civil_fields(caps, zone, now, hours).unwrap_or((None, Minute::Unknown))
+}
+
+/// Where a group of two digits `[0-5][0-9]` stands in the whole match,
+/// relative to its start, and their value.
+fn two_digits(caps: &Caps<'_>, name: &str, whole: (usize, usize)) -> Option<(usize, u64)> {
+    let s = caps.span(name)?;
+    if s.0 < whole.0 || s.1 > whole.1 {
+        return None;
+    }
+    let v = seconds(&caps.line.as_bytes()[s.0..s.1])?;
+    Some((s.0 - whole.0, v))
+}
+
+/// `t` moved by `secs` (negative: back).
+fn add(t: SystemTime, secs: i64) -> Option<SystemTime> {
+    let d = std::time::Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        t.checked_add(d)
+    } else {
+        t.checked_sub(d)
+    }
+}
+
+/// Whole seconds from `a` to `b`, rounded down (negative when `b` is
+/// earlier).
+fn secs_until(a: SystemTime, b: SystemTime) -> i64 {
+    match b.duration_since(a) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
+    }
+}
+
+/// Whether the hour starting (by the zone's reading) at `start` is even:
+/// each of its civil seconds is `start` plus its distance from it. It is
+/// when the zone changes its offset neither inside the hour nor in the
+/// three days before it: then every civil second of the hour has exactly
+/// one instant (no gap, and an earlier instant with the same reading would
+/// need an offset change within the largest offset difference, 52 hours,
+/// before it).
+fn even_hour(z: &TimeZone, start: jiff::Timestamp) -> bool {
+    let Ok(from) = start.checked_sub(jiff::SignedDuration::from_hours(72)) else {
+        return false;
+    };
+    match z.following(from).next() {
+        None => true,
+        Some(tr) => tr.timestamp().as_second() > start.as_second() + 3599,
+    }
 }
 
 fn civil_fields(
     caps: &Caps<'_>,
     zone: &TimeZone,
     now: SystemTime,
+    hours: bool,
 ) -> Option<(Option<SystemTime>, Minute)> {
     let num = |n: &str| caps.name(n).and_then(|m| m.trim().parse::<i32>().ok());
     let now_ts = jiff::Timestamp::try_from(now).ok()?;
@@ -1035,7 +1240,7 @@ fn civil_fields(
         .and_then(offset)
         .or_else(|| caps.name("Z").and_then(zone_name));
     let z = zone_of_line.unwrap_or_else(|| zone.clone());
-    let at = |year: i32, second: i32| -> Option<SystemTime> {
+    let stamp = |year: i32, minute: i32, second: i32| -> Option<jiff::Timestamp> {
         let dt = DateTime::new(
             year as i16,
             mon,
@@ -1046,9 +1251,9 @@ fn civil_fields(
             0,
         )
         .ok()?;
-        let ts = dt.to_zoned(z.clone()).ok()?.timestamp();
-        Some(SystemTime::from(ts))
+        Some(dt.to_zoned(z.clone()).ok()?.timestamp())
     };
+    let at = |year: i32, second: i32| stamp(year, minute, second).map(SystemTime::from);
     // Second 0 of the minute in `year`, when each second of it is that
     // plus its number (an offset change inside the minute, as in some
     // zones' history, makes it `None`).
@@ -1056,10 +1261,28 @@ fn civil_fields(
         let first = at(year, 0)?;
         (at(year, 59)? == first + std::time::Duration::from_secs(59)).then_some(first)
     };
+    // Whether each second of the hour in `year` is second 0 of this
+    // minute plus its distance from it (`first`: that second 0).
+    let hour_even = |year: i32, first: SystemTime| -> bool {
+        hours
+            && (0..60).contains(&minute)
+            && stamp(year, 0, 0).is_some_and(|s| {
+                even_hour(&z, s) && add(SystemTime::from(s), i64::from(minute) * 60) == Some(first)
+            })
+    };
     let secs = std::time::Duration::from_secs(second as u64);
     Some(match explicit_year {
         Some(y) => match uniform(y) {
-            Some(first) => (Some(first + secs), Minute::Fixed(Some(first))),
+            Some(first) => {
+                let hour = hour_even(y, first);
+                (
+                    Some(first + secs),
+                    Minute::Fixed {
+                        first: Some(first),
+                        hour,
+                    },
+                )
+            }
             None => (at(y, second), Minute::Unknown),
         },
         None => {
@@ -1072,7 +1295,8 @@ fn civil_fields(
                 };
                 return Some((t, Minute::Unknown));
             };
-            let this_until = (now + DAY).duration_since(this).ok().map(|d| d.as_secs());
+            let this_until = secs_until(this, now + DAY);
+            let hour = hour_even(this_year as i32, this);
             if this + secs > now + DAY {
                 let prev = uniform(this_year as i32 - 1);
                 let t = match prev {
@@ -1083,6 +1307,7 @@ fn civil_fields(
                     this,
                     prev,
                     this_until,
+                    hour: hour && prev.is_some_and(|p| hour_even(this_year as i32 - 1, p)),
                 };
                 (t, minute)
             } else {
@@ -1090,6 +1315,7 @@ fn civil_fields(
                     this,
                     prev: None,
                     this_until,
+                    hour,
                 };
                 (Some(this + secs), minute)
             }
@@ -1289,6 +1515,40 @@ mod tests {
             d.detect(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"), &mut st),
             d.find(glued, &TimeZone::UTC, at("2024-06-01T12:00:00Z"))
         );
+    }
+
+    #[test]
+    fn other_minutes_of_the_hour_follow_from_the_memo() {
+        // The proptest below compares the memo's answers with fresh parses;
+        // this checks that the memo answers for another minute at all: the
+        // span check's walk, saved at the minute on the second line, stays
+        // (a parse would drop it).
+        let d = DateFinder::new(Some("{^LN-BEG}")).unwrap().unwrap();
+        let mut st = DateState::default();
+        let lines = [
+            "Jun 02 10:00:00 h x",
+            "Jun 02 10:01:05 h x",
+            "Jun 02 10:59:59 h x",
+            "Jun 02 10:07:30 h x",
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            let f = d.detect(l, &TimeZone::UTC, now(), &mut st).unwrap();
+            let t = jiff::Timestamp::try_from(f.time.unwrap()).unwrap();
+            assert_eq!(t.to_string(), format!("2024-06-02T{}Z", &l[7..15]));
+            assert_eq!(st.memo.mins, Some((10, 0)), "{l}");
+            assert_eq!(st.memo.walked.map(|w| w.at), (i > 0).then_some(10), "{l}");
+        }
+        // Another hour is parsed again.
+        d.detect("Jun 02 11:07:30 h x", &TimeZone::UTC, now(), &mut st);
+        assert_eq!(st.memo.mins, Some((10, 7)));
+        assert!(st.memo.walked.is_none());
+        // Near an offset change the hour is not even: minutes are parsed.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let mut st = DateState::default();
+        d.detect("Apr 01 10:10:00 h x", &berlin, now(), &mut st);
+        assert!(st.memo.mins.is_some() && !st.memo.minute.hour());
+        d.detect("Apr 01 10:11:00 h x", &berlin, now(), &mut st);
+        assert!(st.memo.walked.is_none());
     }
 
     /// The lines' cut text, each found with the state of the lines before.
@@ -1553,7 +1813,23 @@ mod tests {
             ("[1:2] ", "%m-%d-%Y %H:%M:%S.252", " x"),
             ("x: ", "%b %d %H:%M:%S", " 2031 h y"),
             ("", "%H:%M:%S", " x"),
+            ("", "CEST %b %d %H:%M:%S", "   smtp: x"),
+            ("[1] ", "PDT %a %b %d %H:%M:%S %Y", " x"),
+            ("", "%s", " x"),
+            ("", "TAI64N", " x"),
         ];
+
+        /// A line's stamp; `TAI64N` as daemontools writes it.
+        fn stamp(t: i64, tz: &TimeZone, pattern: &str) -> String {
+            if pattern == "TAI64N" {
+                return format!("@{:016x}{:08x}", (1u64 << 62) + 10 + t as u64, t % 1000);
+            }
+            jiff::Timestamp::from_second(t)
+                .unwrap()
+                .to_zoned(tz.clone())
+                .strftime(pattern)
+                .to_string()
+        }
 
         const ZONES: &[&str] = &[
             "UTC",
@@ -1594,14 +1870,27 @@ mod tests {
                 zone_at in 0..ZONES.len(),
                 start in start(),
                 steps in proptest::collection::vec(
-                    prop_oneof![Just(0i64), Just(1), 0i64..70, Just(3_600), Just(86_400)],
+                    prop_oneof![
+                        Just(0i64),
+                        Just(1),
+                        0i64..70,
+                        0i64..4_000,
+                        Just(-60),
+                        Just(3_600),
+                        Just(86_400)
+                    ],
                     1..40,
                 ),
                 now_ahead in -3i64 * 86_400..3 * 86_400,
+                pattern in prop::sample::select(vec![
+                    None,
+                    Some("{^LN-BEG}"),
+                    Some("{^LN-BEG}%b %d %H:%M:%S"),
+                ]),
                 now_moves in proptest::collection::vec(any::<bool>(), 40),
             ) {
                 let tz = zone(ZONES[zone_at]);
-                let d = DateFinder::new(None).unwrap().unwrap();
+                let d = DateFinder::new(pattern).unwrap().unwrap();
                 let (mut cached, mut plain) = (DateState::default(), DateState::default());
                 let mut t = start;
                 let mut now = start + now_ahead;
@@ -1612,11 +1901,7 @@ mod tests {
                     }
                     // A line's form: one of the case's few, so forms mix.
                     let (before, pattern, after) = FORMS[*form_at[i].get(&forms)];
-                    let stamp = jiff::Timestamp::from_second(t)
-                        .unwrap()
-                        .to_zoned(tz.clone())
-                        .strftime(pattern)
-                        .to_string();
+                    let stamp = stamp(t, &tz, pattern);
                     let line = format!("{before}{stamp}{after}");
                     let now_t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(now as u64);
                     plain.forget_memo();
