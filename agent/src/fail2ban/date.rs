@@ -12,9 +12,9 @@ use std::time::SystemTime;
 use super::regex::FastRe;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use regex_automata::dfa::{Automaton, StartKind, dense};
+use regex_automata::hybrid::{self, LazyStateID, dfa::Cache};
 use regex_automata::nfa::thompson;
-use regex_automata::util::{primitives::StateID, start};
+use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
 
 /// One way to find a date.
@@ -371,11 +371,15 @@ impl DateFinder {
             if (!t.anchored || t.line_begin)
                 && let Some(same) = st.same_minute(line, now)
                 && (!t.anchored || {
-                    let m = if l.start == 0 {
-                        t.line_start_match_from(line, same.vary, &mut st.memo.walked)
-                    } else {
-                        t.line_start_match(line)
-                    };
+                    // (A line-start form's match starts at 0.)
+                    let at = if l.start == 0 { same.vary } else { 0 };
+                    let m = t.line_start_match_from(
+                        l.index,
+                        line,
+                        at,
+                        &mut st.memo.walked,
+                        &mut st.span_cache,
+                    );
                     m == Some((l.start, l.end))
                 })
             {
@@ -450,6 +454,7 @@ pub(crate) struct DateState {
     /// Per template, by index.
     stats: Vec<Stats>,
     memo: DateMemo,
+    span_cache: Option<SpanCache>,
 }
 
 impl DateState {
@@ -846,7 +851,12 @@ impl Template {
             } else {
                 let caps = Caps::new(re, line, from)?;
                 let m = caps.span("date")?;
-                let (time, minute) = self.time(&caps, &line[m.0..m.1], zone, now);
+                // Whether other minutes follow is worth its look at the
+                // zone's transitions only where this template's parse was
+                // the memo too (or none was): where forms take turns, the
+                // memo does not last a minute.
+                let hours = memo.template == index || memo.template == usize::MAX;
+                let (time, minute) = self.time(&caps, &line[m.0..m.1], zone, now, hours);
                 memo.template = usize::MAX;
                 if self.memo_ok() {
                     memo.template = index;
@@ -876,7 +886,7 @@ impl Template {
                     None => {
                         // Remembered text, another `now`: the year choice may differ.
                         let caps = Caps::new(re, line, from)?;
-                        let (t, minute) = self.time(&caps, &line[start..end], zone, now);
+                        let (t, minute) = self.time(&caps, &line[start..end], zone, now, true);
                         memo.now = Some(now);
                         memo.time = t;
                         memo.minute = minute;
@@ -899,36 +909,29 @@ impl Template {
     }
 }
 
-/// A line-start template's regex as a dense DFA over ASCII, for the span
+/// A line-start template's regex as a lazy DFA over ASCII, for the span
 /// check the detector runs on almost every line: the same leftmost-first
-/// match end the regex engine finds, without its per-search setup.
+/// match end the regex engine finds, without its per-search setup. Lazy:
+/// a log's lines visit a few dozen of its states, and building them all (a
+/// dense DFA) cost more than thousands of lines; a line's walk mostly starts
+/// at its minute, in the state saved for the stamp's text before it.
 ///
 /// It answers only while every byte it examines is ASCII: there the ASCII
 /// form of the pattern and Python's Unicode reading agree (as for
 /// [`FastRe`]'s ASCII form); otherwise the regex engine decides.
 #[derive(Debug)]
 struct LineStart {
-    dfa: dense::DFA<Vec<u32>>,
-    /// The anchored start state at the start of the text (a line-start form's
-    /// match starts there).
-    start: StateID,
+    dfa: hybrid::dfa::DFA,
 }
 
 impl LineStart {
-    /// `None` where the pattern has no ASCII form, or its DFA would be big.
+    /// `None` where the pattern has no ASCII form.
     fn new(text: &str) -> Option<LineStart> {
         if !text.is_ascii() {
             return None;
         }
-        let dfa = dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .start_kind(StartKind::Anchored)
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .accelerate(false)
-                    .dfa_size_limit(Some(1 << 20))
-                    .determinize_size_limit(Some(1 << 20)),
-            )
+        let dfa = hybrid::dfa::Builder::new()
+            .configure(hybrid::dfa::Config::new().match_kind(MatchKind::LeftmostFirst))
             .syntax(
                 regex_automata::util::syntax::Config::new()
                     .unicode(false)
@@ -941,67 +944,83 @@ impl LineStart {
             )
             .build(text)
             .ok()?;
-        let start = dfa
-            .start_state(&start::Config::new().anchored(Anchored::Yes))
+        Some(LineStart { dfa })
+    }
+
+    /// The anchored start state at the start of the text (a line-start
+    /// form's match starts there).
+    fn start(&self, cache: &mut Cache) -> Option<Walked> {
+        let sid = self
+            .dfa
+            .start_state(cache, &start::Config::new().anchored(Anchored::Yes))
             .ok()?;
-        Some(LineStart { dfa, start })
+        Some(Walked {
+            sid,
+            end: None,
+            at: 0,
+            clears: cache.clear_count(),
+        })
     }
 
     /// The end of the match at the line start: `Ok(None)` for no match,
     /// `Err(())` where a byte it would look at is not ASCII.
-    fn end(&self, line: &[u8]) -> Result<Option<usize>, ()> {
-        self.walk(line, Walked::start(self))
+    #[cfg(test)]
+    fn end(&self, cache: &mut Cache, line: &[u8]) -> Result<Option<usize>, ()> {
+        let w = self.start(cache).ok_or(())?;
+        self.walk(cache, line, w)
     }
 
     /// Where the walk of `line[..at]` from the start leaves the DFA, when
     /// it is still live there and every byte was ASCII: a line with the
-    /// same first `at` bytes is there too.
-    fn walk_to(&self, line: &[u8], at: usize) -> Option<Walked> {
-        let dfa = &self.dfa;
-        let mut w = Walked::start(self);
+    /// same first `at` bytes is there too (while the cache keeps its
+    /// states: `clears`).
+    fn walk_to(&self, cache: &mut Cache, line: &[u8], at: usize) -> Option<Walked> {
+        let mut w = self.start(cache)?;
         for (i, &b) in line.get(..at)?.iter().enumerate() {
             if !b.is_ascii() {
                 return None;
             }
-            w.sid = dfa.next_state(w.sid, b);
-            if dfa.is_special_state(w.sid) {
-                if dfa.is_match_state(w.sid) {
+            w.sid = self.dfa.next_state(cache, w.sid, b).ok()?;
+            if w.sid.is_tagged() {
+                if w.sid.is_match() {
                     w.end = Some(i);
-                } else {
+                } else if w.sid.is_dead() || w.sid.is_quit() || w.sid.is_unknown() {
                     return None;
                 }
             }
         }
         w.at = at;
+        w.clears = cache.clear_count();
         Some(w)
     }
 
     /// [`end`](LineStart::end), with the walk of the bytes before `from.at`
     /// done (by [`walk_to`](LineStart::walk_to) on the same bytes).
-    fn walk(&self, line: &[u8], from: Walked) -> Result<Option<usize>, ()> {
+    fn walk(&self, cache: &mut Cache, line: &[u8], from: Walked) -> Result<Option<usize>, ()> {
         let dfa = &self.dfa;
         let Walked {
             mut sid,
             mut end,
             at,
+            ..
         } = from;
         for (i, &b) in line.iter().enumerate().skip(at) {
             if !b.is_ascii() {
                 return Err(());
             }
-            sid = dfa.next_state(sid, b);
-            if dfa.is_special_state(sid) {
-                if dfa.is_match_state(sid) {
+            sid = dfa.next_state(cache, sid, b).map_err(|_| ())?;
+            if sid.is_tagged() {
+                if sid.is_match() {
                     // A DFA reports a match one byte late.
                     end = Some(i);
-                } else if dfa.is_dead_state(sid) {
+                } else if sid.is_dead() {
                     return Ok(end);
-                } else if dfa.is_quit_state(sid) {
+                } else if sid.is_quit() || sid.is_unknown() {
                     return Err(());
                 }
             }
         }
-        if dfa.is_match_state(dfa.next_eoi_state(sid)) {
+        if dfa.next_eoi_state(cache, sid).map_err(|_| ())?.is_match() {
             end = Some(line.len());
         }
         Ok(end)
@@ -1012,26 +1031,30 @@ impl LineStart {
 /// the last match it passed.
 #[derive(Debug, Clone, Copy)]
 struct Walked {
-    sid: StateID,
+    sid: LazyStateID,
     end: Option<usize>,
     at: usize,
+    /// The cache's clear count when `sid` was taken: a clear drops it.
+    clears: usize,
 }
 
-impl Walked {
-    fn start(ls: &LineStart) -> Walked {
-        Walked {
-            sid: ls.start,
-            end: None,
-            at: 0,
-        }
-    }
+/// A source's lazy DFA states, for the template that last won.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanCache {
+    template: usize,
+    cache: Cache,
 }
 
 impl Template {
     /// The match of a line-start template (`line_begin`) in `line`: what
     /// `re().find_at(line, 0)` gives, by [`LineStart`] where it can.
+    #[cfg(test)]
     fn line_start_match(&self, line: &str) -> Option<(usize, usize)> {
-        match self.line_start().map(|ls| ls.end(line.as_bytes())) {
+        let end = self.line_start().map(|ls| {
+            let mut cache = ls.dfa.create_cache();
+            ls.end(&mut cache, line.as_bytes())
+        });
+        match end {
             Some(Ok(end)) => end.map(|e| (0, e)),
             _ => self.re().and_then(|re| re.find_at(line, 0)),
         }
@@ -1043,24 +1066,41 @@ impl Template {
             .as_ref()
     }
 
-    /// [`line_start_match`](Template::line_start_match) on a line whose
-    /// bytes before `at` are those `saved` was walked over (`None`: not
-    /// walked yet; it is then, and saved where it can be).
+    /// The line-start match on a line whose bytes before `at` are those
+    /// `saved` was walked over (`None`: not walked yet; it is then, and
+    /// saved where it can be). `cache` holds the states of template
+    /// `index`'s DFA (it is made anew for another).
     fn line_start_match_from(
         &self,
+        index: usize,
         line: &str,
         at: usize,
         saved: &mut Option<Walked>,
+        cache: &mut Option<SpanCache>,
     ) -> Option<(usize, usize)> {
-        let Some(ls) = self.line_start() else {
-            return self.line_start_match(line);
-        };
         let b = line.as_bytes();
-        let walked = match saved {
-            Some(w) if w.at == at => Ok(*w),
-            _ => ls.walk_to(b, at).inspect(|w| *saved = Some(*w)).ok_or(()),
-        };
-        match walked.and_then(|w| ls.walk(b, w)) {
+        let end = self.line_start().ok_or(()).and_then(|ls| {
+            if cache.as_ref().is_none_or(|c| c.template != index) {
+                *cache = Some(SpanCache {
+                    template: index,
+                    cache: ls.dfa.create_cache(),
+                });
+                *saved = None;
+            }
+            let c = &mut cache.as_mut().expect("just made").cache;
+            if saved.is_some_and(|w| w.clears != c.clear_count()) {
+                *saved = None;
+            }
+            let walked = match saved {
+                Some(w) if w.at == at => Ok(*w),
+                _ => ls
+                    .walk_to(c, b, at)
+                    .inspect(|w| *saved = Some(*w))
+                    .ok_or(()),
+            };
+            walked.and_then(|w| ls.walk(c, b, w))
+        });
+        match end {
             Ok(end) => end.map(|e| (0, e)),
             Err(()) => self.re().and_then(|re| re.find_at(line, 0)),
         }
@@ -1091,6 +1131,7 @@ impl Template {
         date: &str,
         zone: &TimeZone,
         now: SystemTime,
+        hours: bool,
     ) -> (Option<SystemTime>, Minute) {
         if self.epoch {
             let time = date
@@ -1103,7 +1144,7 @@ impl Template {
                 });
             (time, Minute::Unknown)
         } else {
-            civil(caps, zone, now, self.minutes)
+            civil(caps, zone, now, hours && self.minutes)
         }
     }
 }
