@@ -112,13 +112,15 @@ impl RawTime {
 /// resolved minute by minute, as without the memo. Its fields are held as two
 /// words, so a line of a remembered hour costs two comparisons and an addition.
 ///
-/// Two hours are kept, the last used first: a log host that collects from
-/// servers with different stamps (BSD without a zone, ISO 8601 with an offset)
-/// alternates between two hours that never compare equal, and one slot would
-/// resolve every line.
+/// Two hours are kept, and a new one replaces the one used longest ago: a
+/// log host that collects from servers with different stamps (BSD without a
+/// zone, ISO 8601 with an offset) alternates between two hours that never
+/// compare equal, and one slot would resolve every line.
 #[derive(Debug, Clone, Default)]
 pub struct TimeMemo {
     last: [Option<HourMemo>; 2],
+    /// The slot used last (0 or 1).
+    recent: usize,
 }
 
 /// One remembered hour and what its result depends on.
@@ -149,6 +151,10 @@ fn hour_key(raw: &RawTime) -> [u64; 2] {
 impl TimeMemo {
     /// `raw` in `tz` (which `zone` names for the caller: the same key must always
     /// come with the same zone), as [`RawTime::resolve`] gives it.
+    ///
+    /// A line of either remembered hour is answered without moving the
+    /// slots (`recent` notes which was used); a new hour takes the slot used
+    /// longest ago.
     pub fn resolve(
         &mut self,
         raw: &RawTime,
@@ -156,28 +162,19 @@ impl TimeMemo {
         tz: &TimeZone,
         now: SystemTime,
     ) -> Option<SystemTime> {
-        if raw.epoch.is_some()
-            || !(0..60).contains(&raw.minute)
-            || raw.second < 0
-            || !(0..1_000_000_000).contains(&raw.nanos)
-        {
+        let Some(within) = within_hour(raw) else {
             return raw.resolve(tz, now);
-        }
-        let hour = hour_key(raw);
-        // A leap second reads as 59, as in `resolve`.
-        let secs = 60 * u64::from(raw.minute.unsigned_abs())
-            + u64::from(raw.second.min(59).unsigned_abs());
-        let within = std::time::Duration::new(secs, raw.nanos.unsigned_abs());
-        let same = |m: &Option<HourMemo>| {
-            m.as_ref()
-                .is_some_and(|m| m.hour == hour && m.zone == zone && m.now == now)
         };
-        if same(&self.last[0]) {
-            return self.last[0].and_then(|m| m.start).map(|s| s + within);
-        }
-        if same(&self.last[1]) {
-            self.last.swap(0, 1);
-            return self.last[0].and_then(|m| m.start).map(|s| s + within);
+        let hour = hour_key(raw);
+        for (i, m) in self.last.iter().enumerate() {
+            if let Some(m) = m
+                && m.hour == hour
+                && m.zone == zone
+                && m.now == now
+            {
+                self.recent = i;
+                return m.start.map(|s| s + within);
+            }
         }
         let first = RawTime {
             minute: 0,
@@ -202,16 +199,34 @@ impl TimeMemo {
         if !whole {
             return raw.resolve(tz, now);
         }
-        // The new hour goes first; the one used longest ago goes.
-        self.last[1] = Some(HourMemo {
+        // The new hour takes the place of the one used longest ago.
+        let slot = 1 - self.recent;
+        self.last[slot] = Some(HourMemo {
             zone,
             hour,
             now,
             start,
         });
-        self.last.swap(0, 1);
+        self.recent = slot;
         start.map(|s| s + within)
     }
+}
+
+/// How far into its hour a civil time (no `epoch`) lies, or `None` for a
+/// time the memo does not take (Unix seconds, fields out of range).
+#[inline(always)]
+fn within_hour(raw: &RawTime) -> Option<std::time::Duration> {
+    if raw.epoch.is_some()
+        || !(0..60).contains(&raw.minute)
+        || raw.second < 0
+        || !(0..1_000_000_000).contains(&raw.nanos)
+    {
+        return None;
+    }
+    // A leap second reads as 59, as in `resolve`.
+    let secs =
+        60 * u64::from(raw.minute.unsigned_abs()) + u64::from(raw.second.min(59).unsigned_abs());
+    Some(std::time::Duration::new(secs, raw.nanos.unsigned_abs()))
 }
 
 /// The time zone named by a filter's `timezone` key: `local` (the system's),
@@ -300,6 +315,21 @@ fn fraction(b: &[u8]) -> (i32, usize) {
     let Some((b'.' | b',', digits)) = b.split_first() else {
         return (0, 0);
     };
+    // Up to seven digits and what follows them, as one word.
+    if let Some(chunk) = digits.first_chunk::<8>() {
+        let word = u64::from_le_bytes(*chunk);
+        let stops = digit_stops(word);
+        if stops != 0 {
+            let n = (stops.trailing_zeros() / 8) as usize;
+            if n == 0 {
+                return (0, 0);
+            }
+            // The digits' values, moved up so zeros lead them.
+            let values = (word ^ splat(b'0')) & ((1 << (8 * n)) - 1);
+            let value = eight_digits(values << (8 * (8 - n)));
+            return (value as i32 * SCALE[n], n + 1);
+        }
+    }
     let mut nanos = 0i32;
     let mut n = 0;
     while n < 9 {
@@ -323,14 +353,19 @@ fn fraction(b: &[u8]) -> (i32, usize) {
 }
 
 /// `Z`, `±HH:MM`, `±HHMM` or `±HH`: seconds east of UTC and bytes used.
+#[inline]
 fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
+    let pair = |at: usize| -> Option<i32> {
+        let &[x, y] = b.get(at..)?.first_chunk::<2>()?;
+        two_digits(x, y).map(i32::from)
+    };
     match b.first()? {
         b'Z' | b'z' => Some((0, 1)),
         sign @ (b'+' | b'-') => {
-            let h = digits(&b[1..], 2)?;
+            let h = pair(1)?;
             let (m, used) = match b.get(3) {
-                Some(b':') => (digits(&b[4..], 2)?, 6),
-                Some(c) if c.is_ascii_digit() => (digits(&b[3..], 2)?, 5),
+                Some(b':') => (pair(4)?, 6),
+                Some(c) if c.is_ascii_digit() => (pair(3)?, 5),
                 _ => (0, 3),
             };
             if h > 23 || m > 59 {
@@ -341,6 +376,35 @@ fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
         }
         _ => None,
     }
+}
+
+/// `[b; 8]` as a word.
+pub(super) const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// The high bit of every byte of `word` that is not an ASCII digit. Exact
+/// for every byte (unlike the zero-byte test's borrows): the test adds at
+/// most `0x76` to seven-bit values, which never carries into the next byte.
+#[inline(always)]
+pub(super) fn digit_stops(word: u64) -> u64 {
+    const HIGHS: u64 = splat(0x80);
+    // A digit is `0x30 + 0..=9`; past `^ 0x30`, the low seven bits are 10 or
+    // more (`+ 0x76` sets the high bit), or the high bit was set, for any other.
+    let x = word ^ splat(b'0');
+    (x | ((x & !HIGHS) + splat(0x80 - 10))) & HIGHS
+}
+
+/// The number whose decimal digits are the bytes of `values` (each 0 to 9,
+/// the first byte the most significant), eight at a time: pairs, then the
+/// four pairs in one multiplication.
+#[inline(always)]
+fn eight_digits(values: u64) -> u32 {
+    const PAIRS: u64 = 0x0000_00ff_0000_00ff;
+    let pairs = values.wrapping_mul(10).wrapping_add(values >> 8);
+    let hi = (pairs & PAIRS).wrapping_mul(100 + (1_000_000 << 32));
+    let lo = ((pairs >> 16) & PAIRS).wrapping_mul(1 + (10_000 << 32));
+    (hi.wrapping_add(lo) >> 32) as u32
 }
 
 /// Two ASCII digits as a number.
@@ -1025,6 +1089,70 @@ mod tests {
                         year: Some(2026), month, day, hour, minute, second, nanos: 0, offset: None, epoch: None,
                     };
                     prop_assert_eq!(memo.resolve(&raw, 0, &tz, now), raw.resolve(&tz, now), "{:?}", raw);
+                }
+            }
+        }
+    }
+
+    /// [`fraction`] as it read before its word-at-a-time path: a digit at a
+    /// time.
+    fn fraction_by_bytes(b: &[u8]) -> (i32, usize) {
+        let Some((b'.' | b',', digits)) = b.split_first() else {
+            return (0, 0);
+        };
+        let n = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return (0, 0);
+        }
+        let mut nanos = 0i32;
+        for i in 0..9 {
+            let d = digits
+                .get(i)
+                .filter(|_| i < n)
+                .map_or(0, |c| i32::from(c - b'0'));
+            nanos = nanos * 10 + d;
+        }
+        (nanos, n + 1)
+    }
+
+    proptest! {
+        /// The word-at-a-time fraction reads what a digit-at-a-time one
+        /// reads, whatever follows the digits and however many there are.
+        #[test]
+        fn fraction_is_read_digit_by_digit(
+            sep in prop_oneof![Just(b'.'), Just(b','), Just(b':')],
+            digits in "[0-9]{0,12}",
+            tail in proptest::collection::vec(prop_oneof![Just(b'+'), Just(b' '), Just(b'/'), Just(b':'), Just(b'Z'), any::<u8>()], 0..10),
+        ) {
+            let mut b = vec![sep];
+            b.extend(digits.bytes());
+            b.extend(tail);
+            prop_assert_eq!(fraction(&b), fraction_by_bytes(&b));
+        }
+
+        #[test]
+        fn eight_digits_is_the_number(n in 0u32..100_000_000) {
+            let text = format!("{n:08}");
+            let word = u64::from_le_bytes(*text.as_bytes().first_chunk::<8>().expect("8")) ^ splat(b'0');
+            prop_assert_eq!(eight_digits(word), n);
+        }
+
+    }
+
+    /// Every byte value in every place of a word, among neighbours of each
+    /// class (a carry or borrow from one would show here).
+    #[test]
+    fn digit_stops_exhaustive() {
+        for fill in [b'a', b' ', b'0', 0x00, 0xff, b'[', 0x7f] {
+            for at in 0..8 {
+                for b in 0..=255u8 {
+                    let mut word = [fill; 8];
+                    word[at] = b;
+                    let w = u64::from_le_bytes(word);
+                    for (i, c) in word.iter().enumerate() {
+                        let flag = 0x80u64 << (8 * i);
+                        assert_eq!(digit_stops(w) & flag != 0, !c.is_ascii_digit(), "{word:?}");
+                    }
                 }
             }
         }
