@@ -49,8 +49,8 @@
 //! message can never be read as a tag: the message starts after the first tag.
 
 use super::time::{
-    RawTime, from_seconds, parse_bind, parse_bsd, parse_bsd_year, parse_ctime, parse_iso,
-    parse_svlogd, parse_tai64n, parse_unix_stamp, parse_weekday_iso,
+    RawTime, digit_stops, from_seconds, parse_bind, parse_bsd, parse_bsd_year, parse_ctime,
+    parse_iso, parse_svlogd, parse_tai64n, parse_unix_stamp, parse_weekday_iso,
 };
 
 /// The parts of a syslog line the matcher needs.
@@ -127,12 +127,14 @@ impl Default for WholeStamp {
 const STAMP_CACHE_LEN: usize = 40;
 
 /// The minute of a BSD or ISO 8601 stamp: its first `len` bytes (up to the
-/// seconds), held as three overlapping words, and the time they read.
+/// seconds), held as the three words of the line's first 24 bytes and a mask
+/// of the bytes that count, and the time they read.
 #[derive(Debug, Clone, Copy, Default)]
 struct MinuteSlot {
     words: [u64; 3],
-    /// 0 while empty.
+    masks: [u64; 3],
     len: usize,
+    /// `None` while empty.
     time: Option<RawTime>,
 }
 
@@ -141,13 +143,30 @@ const BSD_MINUTE: [usize; 2] = [13, 12];
 /// Bytes before the seconds in `2026-05-19T10:00:SS`.
 const ISO_MINUTE: usize = 17;
 
-/// The three words that hold `b[..len]` (`8 <= len <= 24`): at 0, at 8 (or
-/// `len - 8` when shorter), and ending at `len`.
-#[inline]
-fn minute_words(b: &[u8], len: usize) -> Option<[u64; 3]> {
-    let word =
-        |at: usize| -> Option<u64> { Some(u64::from_ne_bytes(*b.get(at..)?.first_chunk::<8>()?)) };
-    Some([word(0)?, word(8.min(len - 8))?, word(len - 8)?])
+/// The first 24 bytes of `b` as three words, zero past its end (no stamp
+/// byte is zero, so a short line never matches a longer minute).
+#[inline(always)]
+fn head_words(b: &[u8]) -> [u64; 3] {
+    let head = match b.first_chunk::<24>() {
+        Some(head) => *head,
+        None => {
+            let mut head = [0; 24];
+            head[..b.len()].copy_from_slice(b);
+            head
+        }
+    };
+    let word = |at: usize| u64::from_le_bytes(*head[at..].first_chunk::<8>().expect("24 bytes"));
+    [word(0), word(8), word(16)]
+}
+
+/// The masks that keep the first `len` (at most 24) bytes of [`head_words`].
+fn minute_masks(len: usize) -> [u64; 3] {
+    let mask = |at: usize| match len.saturating_sub(at) {
+        0 => 0,
+        n @ 1..8 => (1u64 << (8 * n)) - 1,
+        _ => u64::MAX,
+    };
+    [mask(0), mask(8), mask(16)]
 }
 
 impl MinuteSlot {
@@ -158,9 +177,14 @@ impl MinuteSlot {
     #[inline(always)]
     fn read(&self, rest: &[u8], iso: bool) -> Option<(RawTime, usize)> {
         let mut time = self.time?;
-        if minute_words(rest, self.len)? != self.words {
+        let w = head_words(rest);
+        let differ = ((w[0] ^ self.words[0]) & self.masks[0])
+            | ((w[1] ^ self.words[1]) & self.masks[1])
+            | ((w[2] ^ self.words[2]) & self.masks[2]);
+        if differ != 0 {
             return None;
         }
+        // The minute matched, so `rest` holds its `len` bytes.
         let used = from_seconds(&rest[self.len..], &mut time, iso)?;
         Some((time, self.len + used))
     }
@@ -168,9 +192,12 @@ impl MinuteSlot {
     /// Keeps the minute of `stamp`, which the parser read as `time` with its
     /// seconds at `len`.
     fn keep(&mut self, stamp: &[u8], len: usize, time: RawTime) {
-        if let Some(words) = minute_words(stamp, len) {
+        if stamp.len() >= len {
+            let masks = minute_masks(len);
+            let w = head_words(stamp);
             *self = MinuteSlot {
-                words,
+                words: [w[0] & masks[0], w[1] & masks[1], w[2] & masks[2]],
+                masks,
                 len,
                 time: Some(time),
             };
@@ -181,10 +208,20 @@ impl MinuteSlot {
 /// [`parse`], reusing earlier lines' timestamps (see [`StampCache`]), and with
 /// the common line (`STAMP HOST prog[pid]: message` with a BSD or ISO 8601
 /// stamp) read by [`common`] without the general parser's detours.
+///
+/// Only the common line is read here; every other line takes
+/// [`parse_uncommon`], kept out of line so this stays small.
+#[inline]
 pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
     if let Some(prefix) = common(line, cache) {
         return Some(prefix);
     }
+    parse_uncommon(line, cache)
+}
+
+/// [`parse_cached`] of a line [`common`] does not read.
+#[inline(never)]
+fn parse_uncommon<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
     parse_with(line, |rest| cached_stamp(rest, cache))
 }
 
@@ -286,7 +323,7 @@ fn common<'a>(line: &'a [u8], cache: &StampCache) -> Option<Prefix<'a>> {
 /// `prog[pid]:` or `prog:` starting at `start` and followed by a space or the
 /// line's end: the program, where the tag ends, and whether it has a pid.
 /// `None` for any other tag, which [`tag`] then reads.
-#[inline]
+#[inline(always)]
 fn plain_tag(line: &[u8], start: usize) -> Option<(&[u8], usize, bool)> {
     let rest = line.get(start..)?;
     let mut name = 0;
@@ -297,11 +334,9 @@ fn plain_tag(line: &[u8], start: usize) -> Option<(&[u8], usize, bool)> {
         _ if name == 0 => return None,
         Some(b':') => (name + 1, false),
         Some(b'[') => {
-            let mut close = name + 1;
-            while close < rest.len() && rest[close].is_ascii_digit() {
-                close += 1;
-            }
-            if close == name + 1 || rest.get(close..close + 2) != Some(b"]:") {
+            let digits = name + 1;
+            let close = digits + digits_len(&rest[digits..]);
+            if close == digits || rest.get(close..close + 2) != Some(b"]:") {
                 return None;
             }
             (close + 2, true)
@@ -312,6 +347,19 @@ fn plain_tag(line: &[u8], start: usize) -> Option<(&[u8], usize, bool)> {
         return None;
     }
     Some((&rest[..name], start + end, pid))
+}
+
+/// How many ASCII digits `rest` starts with: a pid's (up to seven) in one
+/// word.
+#[inline(always)]
+fn digits_len(rest: &[u8]) -> usize {
+    if let Some(chunk) = rest.first_chunk::<8>() {
+        let stops = digit_stops(u64::from_le_bytes(*chunk));
+        if stops != 0 {
+            return (stops.trailing_zeros() / 8) as usize;
+        }
+    }
+    rest.iter().take_while(|c| c.is_ascii_digit()).count()
 }
 
 /// The bytes [`name`] takes into a program name.
@@ -1548,6 +1596,37 @@ mod tests {
         assert!(common(b"May 19 10:01:00 db2 su: x", &cache).is_none());
     }
 
+    /// A minute is compared in the line's first 24 bytes, padded with zeros
+    /// when the line is shorter; a stamp cut short never matches.
+    #[test]
+    fn minute_slots_compare_the_minute_only() {
+        assert_eq!(minute_masks(13), [u64::MAX, (1 << 40) - 1, 0]);
+        assert_eq!(minute_masks(17), [u64::MAX, u64::MAX, 0xff]);
+        let mut slot = MinuteSlot::default();
+        assert_eq!(slot.read(b"May 19 10:00:00 h p: x", false), None, "empty");
+        let (time, _) = parse_bsd(b"May 19 10:00:00").expect("stamp");
+        slot.keep(b"May 19 10:00:00 web1 sshd[1]: a longer line", 13, time);
+        for (line, want) in [
+            (&b"May 19 10:00:07"[..], parse_bsd(b"May 19 10:00:07")),
+            (
+                b"May 19 10:00:07.5 h p: x",
+                parse_bsd(b"May 19 10:00:07.5 h p: x"),
+            ),
+            (b"May 19 10:00", None),
+            (b"May 19 10:00:", None),
+            (b"May 19 10:01:07", None),
+            (b"May 19 10:00:61", None),
+            (b"", None),
+        ] {
+            assert_eq!(
+                slot.read(line, false),
+                want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn same_bytes_is_equality(a in proptest::collection::vec(0u8..3, 0..20), b in proptest::collection::vec(0u8..3, 0..20)) {
@@ -1681,6 +1760,20 @@ mod tests {
                 }
                 prop_assert_eq!(parse_cached(line, &mut cache), want, "{}", String::from_utf8_lossy(line));
             }
+        }
+
+        /// The word-at-a-time digit scan takes what a byte loop takes, on
+        /// bytes near every boundary of the class.
+        #[test]
+        fn word_scan_is_byte_scan(bytes in proptest::collection::vec(prop_oneof![
+            Just(b' '), Just(b'!'), Just(b'~'), Just(0x7f), Just(0x80), Just(0xa8), Just(0xba),
+            Just(0xdb), Just(0xdd), Just(0xff), Just(0), Just(0x1f), Just(b'('), Just(b')'),
+            Just(b'*'), Just(b'\''), Just(b':'), Just(b';'), Just(b'9'), Just(b'['), Just(b']'),
+            Just(b'\\'), Just(b'^'), Just(b'Z'), Just(b'/'), Just(b'0'), Just(b'5'), Just(b'@'),
+            b'a'..=b'z', b'0'..=b'9', any::<u8>(),
+        ], 0..40)) {
+            let digits = bytes.iter().take_while(|c| c.is_ascii_digit()).count();
+            prop_assert_eq!(digits_len(&bytes), digits);
         }
 
         #[test]
