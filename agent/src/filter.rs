@@ -35,12 +35,12 @@ pub mod time;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
 use regex_automata::meta::{self, Regex};
-use regex_automata::util::captures::Captures as Slots;
+use regex_automata::util::captures::{Captures as Slots, GroupInfo};
 use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 
 use crate::addr;
@@ -543,11 +543,83 @@ fn build_error(e: &meta::BuildError) -> String {
     }
 }
 
+/// A pattern's whole regex, compiled at its first search: most patterns
+/// never run one (their address path decides), and compiling all of them
+/// was a fifth of a matcher's build.
+#[derive(Debug)]
+struct FullRegex {
+    hir: regex_syntax::hir::Hir,
+    /// Its groups, as the compiled regex numbers them.
+    groups: GroupInfo,
+    regex: OnceLock<Regex>,
+}
+
+/// Most bytes the forward NFA of a [`FullRegex`] may take for its regex to be
+/// left to its first search: a tenth of the regex engine's own limit, so the
+/// rest of its build (the reverse NFA, which has no capture states and
+/// otherwise the same ones) cannot fail there.
+const LAZY_NFA_BYTES: usize = 1 << 20;
+
+impl FullRegex {
+    /// Compiles what decides whether `hir` compiles (its NFA, under the
+    /// regex engine's configuration): the error [`builder`] would give, at
+    /// build time.
+    fn new(hir: regex_syntax::hir::Hir) -> Result<FullRegex, meta::BuildError> {
+        use regex_automata::nfa::thompson;
+        let config = thompson::Config::new()
+            .utf8(false)
+            .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+            .shrink(false);
+        let nfa = match thompson::Compiler::new()
+            .configure(config)
+            .build_from_hir(&hir)
+        {
+            Ok(nfa) if nfa.memory_usage() <= LAZY_NFA_BYTES => nfa,
+            // Too big to vouch for, or refused: the engine decides now.
+            _ => {
+                let regex = builder().build_from_hir(&hir)?;
+                return Ok(FullRegex {
+                    hir,
+                    groups: regex.group_info().clone(),
+                    regex: OnceLock::from(regex),
+                });
+            }
+        };
+        Ok(FullRegex {
+            hir,
+            groups: nfa.group_info().clone(),
+            regex: OnceLock::new(),
+        })
+    }
+
+    fn group_info(&self) -> &GroupInfo {
+        &self.groups
+    }
+
+    /// The regex, compiled at the first call.
+    fn get(&self) -> &Regex {
+        self.regex.get_or_init(|| {
+            builder()
+                .build_from_hir(&self.hir)
+                .expect("a regex whose NFA compiled well within the limits compiles")
+        })
+    }
+}
+
+/// The regex engine's default limit on an NFA's size ([`builder`] keeps it).
+const NFA_SIZE_LIMIT: usize = 10 << 20;
+
+/// A search cache for a regex compiled at its first use, made at its first
+/// search.
+fn lazy_cache<'a>(slot: &'a mut Option<meta::Cache>, regex: &Regex) -> &'a mut meta::Cache {
+    slot.get_or_insert_with(|| regex.create_cache())
+}
+
 /// One offence regex.
 #[derive(Debug)]
 struct Pattern {
     /// The whole regex, for the capturing search.
-    full: Regex,
+    full: FullRegex,
     /// `None` for a regex without `<HOST>` (see [`host_rule`]).
     host_group: Option<usize>,
     /// Named groups other than `<HOST>` (group index, name): empty for most
@@ -718,7 +790,8 @@ pub struct SourceMatcher {
 #[derive(Debug)]
 pub struct Scratch {
     groups: Vec<Option<(meta::Cache, PatternSet)>>,
-    full: Vec<meta::Cache>,
+    /// Per pattern, its whole regex's cache, made at its first search.
+    full: Vec<Option<meta::Cache>>,
     captures: Vec<Slots>,
     /// Per pattern, its name regex's cache and capture slots.
     name_search: Vec<Option<(meta::Cache, Slots)>>,
@@ -847,10 +920,9 @@ impl SourceMatcher {
                 role_first[role.index()] = patterns.len();
                 let kind = role.key();
                 for (ri, text) in list.iter().enumerate() {
-                    check_pattern(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
-                    let expanded =
-                        pattern::expand(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
-                    let full = builder().build(&expanded).map_err(|e| {
+                    let (expanded, hir) =
+                        pattern::parse(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
+                    let full = FullRegex::new(hir).map_err(|e| {
                         pattern_error(
                             kind,
                             ri,
@@ -896,7 +968,7 @@ impl SourceMatcher {
                         .as_ref()
                         .and(split.as_ref())
                         .filter(|s| syslog || s.before_anchored)
-                        .and_then(|s| BeforeCaptures::build(&s.before, &named));
+                        .and_then(|s| BeforeCaptures::build(&s.before, &s.before_hir, &named));
                     // The address path checks the text before `<HOST>` with
                     // the group's plan where it can: the capture then comes
                     // with the address.
@@ -1094,25 +1166,14 @@ impl SourceMatcher {
                     }
                 })
                 .collect(),
-            full: self
-                .patterns
-                .iter()
-                .map(|p| p.full.create_cache())
-                .collect(),
+            full: self.patterns.iter().map(|_| None).collect(),
             captures: self
                 .patterns
                 .iter()
-                .map(|p| p.full.create_captures())
+                .map(|p| Slots::all(p.full.group_info().clone()))
                 .collect(),
-            name_search: self
-                .patterns
-                .iter()
-                .map(|p| {
-                    p.name
-                        .as_ref()
-                        .map(|n| (n.regex.create_cache(), n.regex.create_captures()))
-                })
-                .collect(),
+            // Filled in at a pattern's first name search.
+            name_search: self.patterns.iter().map(|_| None).collect(),
             names: NameRing::default(),
             ignores: self
                 .filters
@@ -1122,15 +1183,8 @@ impl SourceMatcher {
             times: time::TimeMemo::default(),
             stamp: syslog::StampCache::default(),
             sessions: Sessions::default(),
-            before_search: self
-                .patterns
-                .iter()
-                .map(|p| {
-                    p.before_captures
-                        .as_ref()
-                        .map(|b| (b.regex.create_cache(), b.regex.create_captures()))
-                })
-                .collect(),
+            // Filled in at a pattern's first such search.
+            before_search: self.patterns.iter().map(|_| None).collect(),
             host_at: None,
             fail2ban: self
                 .fail2ban
@@ -1536,8 +1590,11 @@ impl SourceMatcher {
         } else {
             Anchored::No
         };
-        pat.full
-            .search_half_with(&mut scratch.full[p], &Input::new(hay).anchored(mode))?;
+        let full = pat.full.get();
+        full.search_half_with(
+            lazy_cache(&mut scratch.full[p], full),
+            &Input::new(hay).anchored(mode),
+        )?;
         let host = Host::Addr(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
         self.unless_ignored(pat, host, hay, scratch, ignored)
     }
@@ -1590,15 +1647,15 @@ impl SourceMatcher {
         if !path.may_match(hay) {
             return None;
         }
-        let (cache, caps) = scratch.name_search[p].as_mut()?;
+        let (regex, group) = path.regex()?;
+        let (cache, caps) = lazy_search(&mut scratch.name_search[p], regex);
         let mode = if anchored {
             Anchored::Yes
         } else {
             Anchored::No
         };
-        path.regex
-            .search_captures_with(cache, &Input::new(hay).anchored(mode), caps);
-        let span = caps.get_group(path.group)?;
+        regex.search_captures_with(cache, &Input::new(hay).anchored(mode), caps);
+        let span = caps.get_group(group)?;
         addr::is_host_name(&hay[span.range()]).then_some((span.start, span.end))
     }
 
@@ -1631,8 +1688,9 @@ impl SourceMatcher {
             Anchored::No
         };
         let caps = &mut scratch.captures[p];
-        self.patterns[p].full.search_captures_with(
-            &mut scratch.full[p],
+        let full = self.patterns[p].full.get();
+        full.search_captures_with(
+            lazy_cache(&mut scratch.full[p], full),
             &Input::new(hay).anchored(mode),
             caps,
         );
@@ -1656,8 +1714,11 @@ impl SourceMatcher {
             (line, Anchored::No)
         };
         let re = match (hit.host, &pat.name) {
-            (Host::Name(_), Some(path)) => &path.regex,
-            _ => &pat.full,
+            (Host::Name(_), Some(path)) => match path.regex() {
+                Some((regex, _)) => regex,
+                None => return Vec::new(),
+            },
+            _ => pat.full.get(),
         };
         let mut caps = re.create_captures();
         re.search_captures(&Input::new(hay).anchored(mode), &mut caps);
@@ -1720,9 +1781,10 @@ impl SourceMatcher {
                 }
                 return;
             }
-            if let Some((cache, caps)) = scratch.before_search[p].as_mut() {
+            if let Some(regex) = before.regex() {
+                let (cache, caps) = lazy_search(&mut scratch.before_search[p], regex);
                 let input = Input::new(text).anchored(Anchored::Yes);
-                before.regex.search_captures_with(cache, &input, caps);
+                regex.search_captures_with(cache, &input, caps);
                 if caps.is_match() {
                     for (i, name) in before.groups.iter() {
                         if let Some(span) = caps.get_group(*i) {
@@ -1743,12 +1805,13 @@ impl SourceMatcher {
             (line, Anchored::No)
         };
         let input = Input::new(hay).anchored(mode);
-        match (hit.host, &pat.name, scratch.name_search[p].as_mut()) {
+        match (hit.host, pat.name.as_ref().and_then(NamePath::regex)) {
             // A name hit matched the name path, whose groups are numbered
             // apart from the address regex's: look the names up there.
-            (Host::Name(_), Some(path), Some((cache, caps))) => {
-                path.regex.search_captures_with(cache, &input, caps);
-                let info = path.regex.group_info();
+            (Host::Name(_), Some((regex, _))) => {
+                let (cache, caps) = lazy_search(&mut scratch.name_search[p], regex);
+                regex.search_captures_with(cache, &input, caps);
+                let info = regex.group_info();
                 for (_, name) in pat.named.iter() {
                     let span = info
                         .to_index(regex_automata::PatternID::ZERO, name)
@@ -1760,13 +1823,33 @@ impl SourceMatcher {
             }
             _ => {
                 let caps = &mut scratch.captures[p];
-                pat.full
-                    .search_captures_with(&mut scratch.full[p], &input, caps);
+                let full = pat.full.get();
+                full.search_captures_with(lazy_cache(&mut scratch.full[p], full), &input, caps);
                 for (i, name) in pat.named.iter() {
                     if let Some(span) = caps.get_group(*i) {
                         out.push(name, &hay[span.range()]);
                     }
                 }
+            }
+        }
+    }
+
+    /// Compiles now every part that is otherwise compiled at its first use.
+    #[cfg(test)]
+    fn build_now(&self) {
+        for pat in &self.patterns {
+            pat.full.get();
+            if let Some(path) = &pat.name {
+                path.regex();
+            }
+            if let Some(before) = &pat.before_captures {
+                before.regex();
+                if let Some(plan) = &before.plan {
+                    plan.build_now();
+                }
+            }
+            if let Some(fast) = &pat.fast {
+                fast.build_now();
             }
         }
     }
@@ -1948,7 +2031,10 @@ impl Literals {
 #[derive(Debug)]
 struct BeforeCaptures {
     /// `\A(?:A)\z`.
-    regex: Regex,
+    text: Box<str>,
+    /// Its regex, compiled for the first line whose groups the address path
+    /// and `plan` leave unsettled (`None` inside if it does not compile).
+    regex: OnceLock<Option<Regex>>,
     /// With one named group, the DFA walks that find it without `regex`
     /// where they can.
     plan: Option<CapturePlan>,
@@ -1959,38 +2045,69 @@ struct BeforeCaptures {
 
 impl BeforeCaptures {
     /// `None` when some group of `named` is not in `before`, or it does not
-    /// compile, or it looks at the text around it (other than `^`): cut at the
+    /// parse, or it looks at the text around it (other than `^`): cut at the
     /// address, the text would read differently there.
-    fn build(before: &str, named: &[(usize, Arc<str>)]) -> Option<BeforeCaptures> {
+    fn build(
+        before: &str,
+        hir: &regex_syntax::hir::Hir,
+        named: &[(usize, Arc<str>)],
+    ) -> Option<BeforeCaptures> {
         use regex_syntax::hir::Look;
         if named.is_empty() {
             return None;
         }
-        let hir =
-            regex_automata::util::syntax::parse_with(before, &pattern::syntax_config()).ok()?;
         if !hir.properties().look_set().remove(Look::Start).is_empty() {
             return None;
         }
-        let regex = builder().build(&format!(r"\A(?:{before})\z")).ok()?;
+        // `\A(?:A)\z` numbers its groups as `A` does.
         let groups = named
             .iter()
-            .map(|(_, name)| {
-                let i = regex
-                    .group_info()
-                    .to_index(regex_automata::PatternID::ZERO, name)?;
-                Some((i, Arc::clone(name)))
-            })
+            .map(|(_, name)| Some((capture_index(hir, name)?, Arc::clone(name))))
             .collect::<Option<Box<[_]>>>()?;
         let plan = match &*groups {
-            [(_, name)] => CapturePlan::build(before, name),
+            [(_, name)] => CapturePlan::of_hir(hir, name),
             _ => None,
         };
         Some(BeforeCaptures {
-            regex,
+            text: format!(r"\A(?:{before})\z").into(),
+            regex: OnceLock::new(),
             plan,
             groups,
         })
     }
+
+    /// The regex (compiled at the first call), if it compiles.
+    fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| builder().build(&self.text).ok())
+            .as_ref()
+    }
+}
+
+/// The index of the group named `name` in `hir`, as the regex engine numbers
+/// groups (the whole match is 0, then each group by its opening parenthesis).
+fn capture_index(hir: &regex_syntax::hir::Hir, name: &str) -> Option<usize> {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some(name) => usize::try_from(c.index).ok(),
+        HirKind::Capture(c) => capture_index(&c.sub, name),
+        HirKind::Repetition(r) => capture_index(&r.sub, name),
+        HirKind::Concat(v) | HirKind::Alternation(v) => {
+            v.iter().find_map(|h| capture_index(h, name))
+        }
+        _ => None,
+    }
+}
+
+/// A pattern's capturing search state for a regex built on first use
+/// (its name path, its [`BeforeCaptures`]) in its scratch slot, made at its
+/// first search.
+fn lazy_search<'a>(
+    slot: &'a mut Option<(meta::Cache, Slots)>,
+    regex: &Regex,
+) -> (&'a mut meta::Cache, &'a mut Slots) {
+    let (cache, caps) = slot.get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
+    (cache, caps)
 }
 
 /// Where a pattern found a host name, in the searched text.
@@ -2002,16 +2119,13 @@ struct NameCandidate {
 }
 
 /// The name path of one regex: the regex with `<HOST>` matching names only,
-/// behind the gate its split allows. `None` if it does not compile.
+/// behind the gate its split allows. `None` if it cannot be written; whether
+/// it compiles is found out at its first use.
 fn name_path(text: &str, split: Option<&pattern::Split>, anchored: bool) -> Option<NamePath> {
     let expanded = pattern::expand_with(text, HostRule::Required, pattern::NAME_REGEX).ok()?;
-    let regex = builder().build(&expanded).ok()?;
-    let group = regex
-        .group_info()
-        .to_index(regex_automata::PatternID::ZERO, pattern::HOST_GROUP)?;
     let suffix = split.and_then(|s| s.before_suffix.as_deref());
     let at_start = split.is_some_and(|s| s.before_empty && (anchored || s.before_anchored));
-    Some(NamePath::new(regex, group, suffix, at_start))
+    Some(NamePath::new(expanded, suffix, at_start))
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {

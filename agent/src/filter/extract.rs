@@ -26,12 +26,14 @@
 //! when a user name or URL imitates the line.
 
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::dfa::dense::{self, DFA};
 use regex_automata::dfa::{Automaton, StartKind};
 use regex_automata::nfa::thompson;
 use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input, MatchError};
+use regex_syntax::hir::Hir;
 
 use super::hostname;
 use super::pattern::{Split, syntax_config};
@@ -121,9 +123,9 @@ pub struct FastHost {
     /// Checks `A` (when it is [`Before::Whole`]) and finds its named group in
     /// the same walk, so a matched line's capture costs no second search.
     plan: Option<CapturePlan>,
-    /// `A` as written, for a [`Before::Skeleton`] that is built again to note
+    /// `A` as parsed, for a [`Before::Skeleton`] that is built again to note
     /// a plan's group.
-    before_text: Option<Box<str>>,
+    before_hir: Option<Hir>,
 }
 
 /// What [`FastHost::find_at`] found.
@@ -266,27 +268,28 @@ impl FastHost {
                 min: gap.min,
             },
             (None, Some(lit)) => Before::Literal(lit.clone()),
-            (None, None) if anchored && Segments::new(&split.before).is_some() => {
-                Before::Segments(Segments::new(&split.before)?)
-            }
-            (None, None) if anchored && Skeleton::new(&split.before, None).is_some() => {
-                Before::Skeleton(Skeleton::new(&split.before, None)?)
-            }
             (None, None) => {
-                let text = if anchored {
-                    format!(r"\A(?:{})", split.before)
+                let segments = || anchored.then(|| Segments::of_hir(&split.before_hir));
+                let skeleton = || anchored.then(|| Skeleton::of_hir(&split.before_hir, None));
+                if let Some(seg) = segments().flatten() {
+                    Before::Segments(seg)
+                } else if let Some(sk) = skeleton().flatten() {
+                    Before::Skeleton(sk)
                 } else {
-                    split.before.clone()
-                };
-                Before::Whole(Box::new(dense_anchored(&[&text], true, first)?))
+                    let text = if anchored {
+                        format!(r"\A(?:{})", split.before)
+                    } else {
+                        split.before.clone()
+                    };
+                    Before::Whole(Box::new(dense_anchored(&[&text], true, first)?))
+                }
             }
         };
-        let after = dense_anchored(&[&split.after], false, first)?;
+        let after = dense_hir(&split.after_hir, first)?;
         let after_first = first_bytes(&after);
         let after_starts = StartTable::new(&after);
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
-        let before_text =
-            matches!(before, Before::Skeleton(_)).then(|| split.before.as_str().into());
+        let before_hir = matches!(before, Before::Skeleton(_)).then(|| split.before_hir.clone());
         Some(FastHost {
             suffix,
             after_prefix: split.after_prefix.clone(),
@@ -295,11 +298,11 @@ impl FastHost {
             starts_at_zero: split.before_empty && anchored,
             before,
             after,
-            after_skeleton: Skeleton::prefix(&split.after),
+            after_skeleton: Skeleton::prefix_of_hir(&split.after_hir),
             after_first,
             after_starts,
             plan: None,
-            before_text,
+            before_hir,
         })
     }
 
@@ -311,13 +314,21 @@ impl FastHost {
             self.plan = plan;
         } else if let Some(sk) = plan
             .as_ref()
-            .zip(self.before_text.as_deref())
-            .and_then(|(p, text)| Skeleton::new(text, Some(&*p.name)))
+            .zip(self.before_hir.as_ref())
+            .and_then(|(p, hir)| Skeleton::of_hir(hir, Some(&*p.name)))
         {
             // The program notes the plan's group itself, on its one walk.
             self.before = Before::Skeleton(sk);
         }
         self
+    }
+
+    /// Compiles now what is otherwise compiled at its first use.
+    #[cfg(test)]
+    pub fn build_now(&self) {
+        if let Some(plan) = &self.plan {
+            plan.build_now();
+        }
     }
 
     /// The address in `hay`, if the pattern matches it: the last place on the line
@@ -555,12 +566,18 @@ struct Segments(Box<[Segment]>);
 impl Segments {
     /// `None` when `pattern` (anchored at the start, or taken as such) is not of
     /// that form.
+    #[cfg(test)]
     fn new(pattern: &str) -> Option<Segments> {
-        use regex_syntax::hir::{Class, HirKind, Look};
         let hir = regex_automata::util::syntax::parse_with(pattern, &syntax_config()).ok()?;
+        Segments::of_hir(&hir)
+    }
+
+    /// [`Segments::new`] of a pattern as the parser read it.
+    fn of_hir(hir: &Hir) -> Option<Segments> {
+        use regex_syntax::hir::{Class, HirKind, Look};
         let items = match hir.kind() {
             HirKind::Concat(items) => items.as_slice(),
-            _ => std::slice::from_ref(&hir),
+            _ => std::slice::from_ref(hir),
         };
         let mut out = Vec::new();
         for (k, item) in items.iter().enumerate() {
@@ -807,18 +824,43 @@ fn matches_rev(
 pub struct CapturePlan {
     /// The group's name.
     name: Box<str>,
+    /// The pieces, kept until the first [`CapturePlan::span`] compiles them.
+    pieces: Arc<PlanPieces>,
+    /// `T`: the literal text after the group (or after the optional).
+    tail: Box<[u8]>,
+    /// The DFAs, compiled at the first [`CapturePlan::span`]: most plans
+    /// only tell a [`Skeleton`] which group to note, or answer for the rare
+    /// line the address path left unsettled, and their determinization was
+    /// a third of a matcher's build. Shared by the plan's clones; `None`
+    /// inside when a DFA exceeds the size limits (then the plan cannot tell,
+    /// which is always a correct answer).
+    dfas: Arc<OnceLock<Option<PlanDfas>>>,
+}
+
+/// The pieces of a [`CapturePlan`], as the parser read them.
+#[derive(Debug)]
+struct PlanPieces {
+    /// `P`; `None` when empty.
+    pre: Option<Hir>,
+    /// `G`.
+    group: Hir,
+    /// For `P (?:Q (G) R)? T`: `Q G R T`, `Q` (`None` when empty) and `R`.
+    optional: Option<(Hir, Option<Hir>, Box<[u8]>)>,
+}
+
+/// The DFAs of a [`CapturePlan`].
+#[derive(Debug)]
+struct PlanDfas {
     /// `P`, leftmost-first, anchored at the text start; `None` when empty.
     pre: Option<DFA<Vec<u32>>>,
     /// `G`, any match, anchored: decides whether `G` matches a span exactly.
     group: DFA<Vec<u32>>,
-    /// `T`: the literal text after the group (or after the optional).
-    tail: Box<[u8]>,
     /// For `P (?:Q (G) R)? T`.
     optional: Option<Optional>,
 }
 
 /// The optional part of a [`CapturePlan`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Optional {
     /// `Q G R T`, any match, anchored: whether the optional can be taken.
     taken: DFA<Vec<u32>>,
@@ -828,13 +870,41 @@ struct Optional {
     r: Box<[u8]>,
 }
 
+impl PlanPieces {
+    /// Their DFAs; `None` when one exceeds the size limits.
+    fn compile(&self) -> Option<PlanDfas> {
+        let lf = regex_automata::MatchKind::LeftmostFirst;
+        let all = regex_automata::MatchKind::All;
+        let optional = match &self.optional {
+            Some((taken, q, r)) => Some(Optional {
+                taken: dense_hir(taken, all)?,
+                q: opt_dfa(q.clone(), lf)?,
+                r: r.clone(),
+            }),
+            None => None,
+        };
+        Some(PlanDfas {
+            pre: opt_dfa(self.pre.clone(), lf)?,
+            group: dense_hir(&self.group, all)?,
+            optional,
+        })
+    }
+}
+
 impl CapturePlan {
     /// The plan for the group named `name` in `before` (the expanded text
-    /// before `<HOST>`), if `before` has that shape, looks at nothing around
-    /// it but the text start, and its DFAs stay within the size limits.
+    /// before `<HOST>`), if `before` has that shape and looks at nothing
+    /// around it but the text start. Its DFAs are compiled at the first
+    /// [`CapturePlan::span`].
+    #[cfg(test)]
     pub fn build(before: &str, name: &str) -> Option<CapturePlan> {
-        use regex_syntax::hir::{Hir, HirKind, Look};
         let hir = regex_automata::util::syntax::parse_with(before, &syntax_config()).ok()?;
+        CapturePlan::of_hir(&hir, name)
+    }
+
+    /// [`CapturePlan::build`] of `before` as the parser read it.
+    pub fn of_hir(hir: &Hir, name: &str) -> Option<CapturePlan> {
+        use regex_syntax::hir::{HirKind, Look};
         if !hir.properties().look_set().remove(Look::Start).is_empty() {
             return None;
         }
@@ -857,8 +927,16 @@ impl CapturePlan {
         let k = items.iter().position(contains)?;
         let tail = literal_bytes(&items[k + 1..])?;
         let pre = piece(&items[..k])?;
-        let lf = regex_automata::MatchKind::LeftmostFirst;
-        let all = regex_automata::MatchKind::All;
+        let plan = |group: &Hir, optional| CapturePlan {
+            name: name.into(),
+            pieces: Arc::new(PlanPieces {
+                pre: pre.clone(),
+                group: group.clone(),
+                optional,
+            }),
+            tail: tail.clone(),
+            dfas: Arc::default(),
+        };
         if is_group(&items[k]) {
             let HirKind::Capture(c) = items[k].kind() else {
                 return None;
@@ -866,13 +944,7 @@ impl CapturePlan {
             if has_named_group(&c.sub) {
                 return None;
             }
-            return Some(CapturePlan {
-                name: name.into(),
-                pre: opt_dfa(pre, lf)?,
-                group: dense_hir(&c.sub, all)?,
-                tail,
-                optional: None,
-            });
+            return Some(plan(&c.sub, None));
         }
         // `(?:Q (G) R)?`, greedy.
         let HirKind::Repetition(rep) = items[k].kind() else {
@@ -898,17 +970,19 @@ impl CapturePlan {
         let r = literal_bytes(&inner[j + 1..])?;
         let q = piece(&inner[..j])?;
         let taken = Hir::concat(vec![(*rep.sub).clone(), Hir::literal(tail.clone())]);
-        Some(CapturePlan {
-            name: name.into(),
-            pre: opt_dfa(pre, lf)?,
-            group: dense_hir(&c.sub, all)?,
-            tail,
-            optional: Some(Optional {
-                taken: dense_hir(&taken, all)?,
-                q: opt_dfa(q, lf)?,
-                r,
-            }),
-        })
+        Some(plan(&c.sub, Some((taken, q, r))))
+    }
+
+    /// Its DFAs, compiled at the first call; `None` when one exceeds the
+    /// size limits.
+    fn dfas(&self) -> Option<&PlanDfas> {
+        self.dfas.get_or_init(|| self.pieces.compile()).as_ref()
+    }
+
+    /// Compiles now what the first [`CapturePlan::span`] would.
+    #[cfg(test)]
+    pub fn build_now(&self) {
+        self.dfas();
     }
 
     /// The group's span in `text`, which all of `A` matches (it is the text
@@ -916,22 +990,25 @@ impl CapturePlan {
     /// `Ok(Some(None))` it took no part, `Ok(None)` the plan cannot tell (the
     /// caller runs the capturing search).
     pub fn span(&self, text: &[u8]) -> Result<Option<Option<std::ops::Range<usize>>>, MatchError> {
+        let Some(dfas) = self.dfas() else {
+            return Ok(None);
+        };
         let start = text.len();
-        let Some(opt) = &self.optional else {
+        let Some(opt) = &dfas.optional else {
             let Some(end) = start.checked_sub(self.tail.len()) else {
                 return Ok(None);
             };
             if text[end..] != *self.tail {
                 return Ok(None);
             }
-            let Some(from) = self.pre_end(text, end)? else {
+            let Some(from) = dfas.pre_end(text, end)? else {
                 return Ok(None);
             };
-            return Ok(self
+            return Ok(dfas
                 .group_spans(text, from, end)?
                 .then_some(Some(from..end)));
         };
-        let Some(e) = self.pre_end(text, start)? else {
+        let Some(e) = dfas.pre_end(text, start)? else {
             return Ok(None);
         };
         if full_match(&opt.taken, text, e, start)? {
@@ -948,13 +1025,15 @@ impl CapturePlan {
                     None => return Ok(None),
                 },
             };
-            return Ok(self
+            return Ok(dfas
                 .group_spans(text, from, end)?
                 .then_some(Some(from..end)));
         }
         Ok((text[e..] == *self.tail).then_some(None))
     }
+}
 
+impl PlanDfas {
     /// Where `P`'s highest-priority match ends, within `text[..bound]`.
     fn pre_end(&self, text: &[u8], bound: usize) -> Result<Option<usize>, MatchError> {
         match &self.pre {

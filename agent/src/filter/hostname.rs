@@ -16,6 +16,8 @@
 //! stays `Copy` and can wait in a session like an address hit. Nothing here
 //! resolves names: that is `crate::dns`, off the matching thread.
 
+use std::sync::OnceLock;
+
 use memchr::memmem;
 use regex_automata::meta::Regex;
 
@@ -72,10 +74,13 @@ impl NameRing {
 /// One pattern's name path: its gate and its name regex.
 #[derive(Debug)]
 pub struct NamePath {
-    /// The regex with `<HOST>` matching names only.
-    pub regex: Regex,
-    /// Its `<HOST>` group.
-    pub group: usize,
+    /// The pattern with `<HOST>` matching names only.
+    text: Box<str>,
+    /// Its regex and `<HOST>` group, compiled for the first line that gets
+    /// past the gate (most sources never have one: building every pattern's
+    /// name regex up front was a tenth of a matcher's build); `None` inside
+    /// when it does not compile.
+    compiled: OnceLock<Option<(Regex, usize)>>,
     gate: Gate,
 }
 
@@ -91,15 +96,10 @@ enum Gate {
 }
 
 impl NamePath {
-    /// The name path of a pattern whose text before `<HOST>` ends with
-    /// `before_suffix` (or matches only the empty string at the start of the
-    /// text, `starts_at_zero`).
-    pub fn new(
-        regex: Regex,
-        group: usize,
-        before_suffix: Option<&[u8]>,
-        starts_at_zero: bool,
-    ) -> NamePath {
+    /// The name path of pattern `text` (with `<HOST>` matching names only)
+    /// whose text before `<HOST>` ends with `before_suffix` (or matches only
+    /// the empty string at the start of the text, `starts_at_zero`).
+    pub fn new(text: String, before_suffix: Option<&[u8]>, starts_at_zero: bool) -> NamePath {
         let gate = match before_suffix {
             Some(lit) if !lit.is_empty() => {
                 Gate::After(Box::new(memmem::Finder::new(lit).into_owned()))
@@ -107,7 +107,26 @@ impl NamePath {
             _ if starts_at_zero => Gate::AtStart,
             _ => Gate::Open,
         };
-        NamePath { regex, group, gate }
+        NamePath {
+            text: text.into(),
+            compiled: OnceLock::new(),
+            gate,
+        }
+    }
+
+    /// The name regex and its `<HOST>` group (compiled at the first call);
+    /// `None` if it does not compile or has no such group.
+    pub fn regex(&self) -> Option<(&Regex, usize)> {
+        self.compiled
+            .get_or_init(|| {
+                let regex = super::builder().build(&self.text).ok()?;
+                let group = regex
+                    .group_info()
+                    .to_index(regex_automata::PatternID::ZERO, super::pattern::HOST_GROUP)?;
+                Some((regex, group))
+            })
+            .as_ref()
+            .map(|(regex, group)| (regex, *group))
     }
 
     /// Whether `hay` may hold a name where this pattern's `<HOST>` is.
@@ -163,8 +182,7 @@ mod tests {
 
     #[test]
     fn the_gate_wants_a_name_after_the_literal() {
-        let re = Regex::new("x").expect("regex");
-        let p = NamePath::new(re, 0, Some(b" from "), false);
+        let p = NamePath::new("x".into(), Some(b" from "), false);
         assert!(p.may_match(b"Failed password for root from scan.example.org port 22"));
         assert!(p.may_match(b"x from 192.0.2.1 port 1 from scan.example.org port 2"));
         assert!(!p.may_match(b"Failed password for root from 192.0.2.1 port 22"));
@@ -174,8 +192,7 @@ mod tests {
         assert!(!p.may_match(b"Failed password for root from 192.0.2.1. port 22"));
         assert!(p.may_match(b"Failed password for root from 1-2.example port 22"));
         assert!(p.may_match(b"Failed password for root from 198.51.100.7.example.org"));
-        let re = Regex::new("x").expect("regex");
-        let start = NamePath::new(re, 0, None, true);
+        let start = NamePath::new("x".into(), None, true);
         assert!(start.may_match(b"crawler.example.com - - [19/May/2026"));
         assert!(!start.may_match(b"203.0.113.9 - - [19/May/2026"));
     }

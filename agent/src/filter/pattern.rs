@@ -9,6 +9,7 @@
 
 use regex_automata::util::syntax;
 use regex_syntax::ast::{self, Ast};
+use regex_syntax::hir::Hir;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::PatternError;
@@ -138,6 +139,12 @@ pub fn expand_with(
 /// Checks that a pattern compiles the way the matcher will compile it, with error
 /// offsets pointing into the text the user wrote.
 pub fn check(pattern: &str, rule: HostRule) -> Result<(), PatternError> {
+    parse(pattern, rule).map(|_| ())
+}
+
+/// [`check`], giving the pattern expanded ([`expand`]) and as the parser read
+/// it: what the matcher compiles, parsed once.
+pub fn parse(pattern: &str, rule: HostRule) -> Result<(String, Hir), PatternError> {
     count_hosts(pattern, rule)?;
     // First the pattern as written, with `<HOST>` swapped for a group of the same
     // length and the capture tags for groups, so a syntax error's offset points into
@@ -149,10 +156,11 @@ pub fn check(pattern: &str, rule: HostRule) -> Result<(), PatternError> {
         })?;
     }
     let expanded = expand(pattern, rule)?;
-    syntax::parse_with(&expanded, &syntax_config()).map_err(|e| PatternError::Syntax {
-        message: describe_syntax_error(&e.to_string()),
-    })?;
-    Ok(())
+    let hir =
+        syntax::parse_with(&expanded, &syntax_config()).map_err(|e| PatternError::Syntax {
+            message: describe_syntax_error(&e.to_string()),
+        })?;
+    Ok((expanded, hir))
 }
 
 /// The regex engine prints syntax errors over several lines with a caret under the
@@ -207,6 +215,11 @@ pub struct Split {
     /// `before` when it is plain literal text (such as `"Received disconnect
     /// from "`): then no automaton is needed to check it.
     pub before_literal: Option<Box<[u8]>>,
+    /// `before` as the parser read it, for whatever is built from it
+    /// (parsing is most of what building the small pieces costs).
+    pub before_hir: Hir,
+    /// `after` as the parser read it.
+    pub after_hir: Hir,
 }
 
 /// `before` split at its first top-level `.*` or `.+`.
@@ -253,11 +266,13 @@ pub fn split(pattern: &str) -> Option<Split> {
         before_literal: literal_of(&hir_a),
         before,
         after,
+        before_hir: hir_a,
+        after_hir: hir_b,
     })
 }
 
 /// The text a regex matches, if it is plain literal text.
-fn literal_of(hir: &regex_syntax::hir::Hir) -> Option<Box<[u8]>> {
+fn literal_of(hir: &Hir) -> Option<Box<[u8]>> {
     match hir.kind() {
         regex_syntax::hir::HirKind::Literal(lit) => Some(lit.0.clone()),
         _ => None,

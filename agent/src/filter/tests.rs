@@ -1113,13 +1113,12 @@ fn plans_agree(m: &SourceMatcher, line: &[u8]) -> usize {
             continue;
         };
         let text = &hay[..start];
-        let mut caps = before.regex.create_captures();
-        before
-            .regex
-            .search_captures(&Input::new(text).anchored(Anchored::Yes), &mut caps);
+        let regex = before.regex().expect("compiles");
+        let mut caps = regex.create_captures();
+        regex.search_captures(&Input::new(text).anchored(Anchored::Yes), &mut caps);
         assert!(caps.is_match(), "{:?}", String::from_utf8_lossy(text));
         let want = caps.get_group(before.groups[0].0).map(|s| s.range());
-        let what = || format!("{:?} on {:?}", before.regex, String::from_utf8_lossy(text));
+        let what = || format!("{:?} on {:?}", before.text, String::from_utf8_lossy(text));
         // What the address path found on the way, if anything.
         match group {
             extract::GroupAt::At(a, b) => assert_eq!(Some(a..b), want, "{}", what()),
@@ -1219,13 +1218,17 @@ fn dispatch_admits_every_match(m: &SourceMatcher, hay: &[u8]) -> usize {
             turned_away += 1;
             let pat = &m.patterns[c.pattern];
             let input = Input::new(hay).anchored(Anchored::Yes);
-            let matches = pat.full.is_match(input.clone())
-                || pat.name.as_ref().is_some_and(|n| n.regex.is_match(input));
+            let matches = pat.full.get().is_match(input.clone())
+                || pat
+                    .name
+                    .as_ref()
+                    .and_then(|n| n.regex())
+                    .is_some_and(|(r, _)| r.is_match(input));
             assert!(
                 !matches,
                 "pattern {} ({:?}) matches {:?} but is turned away",
                 c.pattern,
-                pat.full,
+                pat.full.hir,
                 String::from_utf8_lossy(hay)
             );
         }
@@ -1377,4 +1380,68 @@ proptest::proptest! {
             && (tails.is_empty() || tails.iter().any(|t| hay.ends_with(t)));
         proptest::prop_assert_eq!(c.admits(&hay), want);
     }
+}
+
+/// Sample lines, the same with a host name where the address is (for the
+/// name path), and texts near them.
+fn probe_lines(name: &str) -> Vec<Vec<u8>> {
+    let samples = builtin::samples(name).unwrap_or_default();
+    let addresses =
+        regex::bytes::Regex::new(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}|(?i:2001:db8:)[0-9a-fA-F:.]*")
+            .expect("regex");
+    let mut lines = Vec::new();
+    for (k, s) in samples.iter().enumerate() {
+        let line = s.line.as_bytes();
+        lines.push(line.to_vec());
+        let named = addresses.replace_all(line, &b"scan.example.org"[..]);
+        lines.push(named.into_owned());
+        let other = samples[(k + 1) % samples.len()].line.as_bytes();
+        lines.extend(near_texts(line, other));
+    }
+    lines
+}
+
+#[test]
+fn parts_built_at_first_use_answer_as_built_up_front() {
+    // Name regexes, the regexes of the text before `<HOST>` and the DFAs of
+    // capture plans are compiled for the first line that needs them: every
+    // answer, capture and session outcome must be the one they give when
+    // compiled with the matcher.
+    let mut hits = 0;
+    for name in builtin::names() {
+        let base = builtin::get(name).expect("built-in");
+        let mut cfgs = vec![base.clone()];
+        cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
+        let lines = probe_lines(name);
+        for cfg in &cfgs {
+            let lazy = SourceMatcher::build(&[(name, cfg)]).expect("builds");
+            let eager = SourceMatcher::build(&[(name, cfg)]).expect("builds");
+            eager.build_now();
+            let (mut ls, mut es) = (lazy.new_scratch(), eager.new_scratch());
+            for line in &lines {
+                let got = lazy.examine(line, now(), &mut ls);
+                let want = eager.examine(line, now(), &mut es);
+                let what = || format!("{name}: {}", String::from_utf8_lossy(line));
+                assert_eq!(got, want, "{}", what());
+                let (Outcome::Hit(h) | Outcome::Ended { line: h, .. }) = got else {
+                    continue;
+                };
+                hits += 1;
+                let (mut a, mut b) = (Captures::new(), Captures::new());
+                lazy.captures_into(line, &h, &mut ls, &mut a);
+                eager.captures_into(line, &h, &mut es, &mut b);
+                assert_eq!(a, b, "{}", what());
+                assert_eq!(
+                    lazy.named_captures(line, &h),
+                    eager.named_captures(line, &h),
+                    "{}",
+                    what()
+                );
+                if let Host::Name(n) = h.host {
+                    assert_eq!(ls.host_name(n), es.host_name(n), "{}", what());
+                }
+            }
+        }
+    }
+    assert!(hits > 1000, "only {hits} hits");
 }

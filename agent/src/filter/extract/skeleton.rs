@@ -21,6 +21,7 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
+#[cfg(test)]
 use super::super::pattern::syntax_config;
 use super::GroupAt;
 
@@ -169,23 +170,36 @@ impl Skeleton {
     /// The program for `pattern`, noting the span of the group named `group`
     /// when given; `None` when the pattern is not of the shape the module
     /// docs describe (or names no such group).
+    #[cfg(test)]
     pub(super) fn new(pattern: &str, group: Option<&str>) -> Option<Skeleton> {
-        Skeleton::build(pattern, group, true)
+        let hir = regex_automata::util::syntax::parse_with(pattern, &syntax_config()).ok()?;
+        Skeleton::build(&hir, group, true)
+    }
+
+    /// [`Skeleton::new`] of a pattern as the parser read it.
+    pub(super) fn of_hir(hir: &Hir, group: Option<&str>) -> Option<Skeleton> {
+        Skeleton::build(hir, group, true)
     }
 
     /// The program for `pattern` (the text after `<HOST>`) as
     /// [`Skeleton::matches_at`] runs it: a match may end anywhere. It may not
     /// look at the text start, which a match from the middle of a text never
     /// sees anyway.
+    #[cfg(test)]
     pub(super) fn prefix(pattern: &str) -> Option<Skeleton> {
-        Skeleton::build(pattern, None, false)
+        let hir = regex_automata::util::syntax::parse_with(pattern, &syntax_config()).ok()?;
+        Skeleton::prefix_of_hir(&hir)
     }
 
-    fn build(pattern: &str, group: Option<&str>, full: bool) -> Option<Skeleton> {
-        let hir = regex_automata::util::syntax::parse_with(pattern, &syntax_config()).ok()?;
+    /// [`Skeleton::prefix`] of a pattern as the parser read it.
+    pub(super) fn prefix_of_hir(hir: &Hir) -> Option<Skeleton> {
+        Skeleton::build(hir, None, false)
+    }
+
+    fn build(hir: &Hir, group: Option<&str>, full: bool) -> Option<Skeleton> {
         let mut prog = Vec::new();
         let mut saw_group = false;
-        compile(&hir, group, &mut prog, &mut saw_group)?;
+        compile(hir, group, &mut prog, &mut saw_group)?;
         if group.is_some() && !saw_group {
             return None;
         }
