@@ -33,6 +33,7 @@ pub mod syslog;
 pub mod time;
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -1051,9 +1052,13 @@ impl SourceMatcher {
         }
 
         let mut groups = Vec::new();
+        // Per pattern, read once however many groups hold it (sshd's three
+        // program names hold the same patterns).
+        let literals: Vec<OnceCell<Literals>> = texts.iter().map(|_| OnceCell::new()).collect();
+        let literals_of = |p: usize| literals[p].get_or_init(|| Literals::of(&texts[p]));
         let mut build_group = |members: Vec<usize>, anchored: bool| -> Result<usize, FilterError> {
             let group = if anchored {
-                first_byte_group(&members, &texts)
+                first_byte_group(&members, literals_of)
             } else {
                 let mut b = builder();
                 b.configure(Regex::config().utf8_empty(false).match_kind(MatchKind::All));
@@ -1877,18 +1882,18 @@ impl SourceMatcher {
 
 /// The dispatch table of an anchored group: for each first byte, the patterns
 /// (in priority order) whose matches can start with it.
-fn first_byte_group(members: &[usize], texts: &[String]) -> Group {
+fn first_byte_group<'a>(members: &[usize], literals: impl Fn(usize) -> &'a Literals) -> Group {
     let mut by_first_byte: Vec<Vec<Candidate>> = vec![Vec::new(); 256];
     let mut on_empty = Vec::new();
     for &p in members {
-        let lits = Literals::of(&texts[p]);
+        let lits = literals(p);
         let tails: Box<[Box<[u8]>]> = lits
             .tails
-            .unwrap_or_default()
-            .into_iter()
-            .map(Vec::into_boxed_slice)
+            .iter()
+            .flatten()
+            .map(|t| t.as_slice().into())
             .collect();
-        match lits.heads {
+        match &lits.heads {
             Some(heads) => {
                 for b in 0..=255u8 {
                     if let Some(head) = common_prefix(heads.iter().filter(|h| h[0] == b)) {

@@ -108,7 +108,7 @@ pub struct FastHost {
     /// How `A` is checked.
     before: Before,
     /// Forward DFA of `B`, anchored at the end of the address.
-    after: DFA<Vec<u32>>,
+    after: AfterDfa,
     /// `B` as literal compares and byte-class runs, where it has that shape
     /// (` port \d+`, `(?: \[preauth\])?$`): checked instead of `after`.
     after_skeleton: Option<Skeleton>,
@@ -126,6 +126,28 @@ pub struct FastHost {
     /// `A` as parsed, for a [`Before::Skeleton`] that is built again to note
     /// a plan's group.
     before_hir: Option<Hir>,
+}
+
+/// The DFA of `B`: built with the fast path where it is walked, else at its
+/// first use.
+#[derive(Debug)]
+enum AfterDfa {
+    Built(DFA<Vec<u32>>),
+    Later(Hir, OnceLock<DFA<Vec<u32>>>),
+}
+
+impl std::ops::Deref for AfterDfa {
+    type Target = DFA<Vec<u32>>;
+
+    fn deref(&self) -> &DFA<Vec<u32>> {
+        match self {
+            AfterDfa::Built(dfa) => dfa,
+            AfterDfa::Later(hir, dfa) => dfa.get_or_init(|| {
+                dense_hir(hir, regex_automata::MatchKind::LeftmostFirst)
+                    .expect("the DFA of a skeleton's small regex fits the limits")
+            }),
+        }
+    }
 }
 
 /// What [`FastHost::find_at`] found.
@@ -285,9 +307,23 @@ impl FastHost {
                 }
             }
         };
-        let after = dense_hir(&split.after_hir, first)?;
-        let after_first = first_bytes(&after);
-        let after_starts = StartTable::new(&after);
+        let after_skeleton = Skeleton::prefix_of_hir(&split.after_hir);
+        // Where the skeleton checks `B`, the DFA is never walked: it is
+        // compiled only if asked for (tests), and the skeleton tells the
+        // bytes a match can begin with.
+        let (after, after_first, after_starts) = match &after_skeleton {
+            Some(sk) => (
+                AfterDfa::Later(split.after_hir.clone(), OnceLock::new()),
+                sk.first_byte_set(),
+                None,
+            ),
+            None => {
+                let dfa = dense_hir(&split.after_hir, first)?;
+                let after_first = first_bytes(&dfa);
+                let after_starts = StartTable::new(&dfa);
+                (AfterDfa::Built(dfa), after_first, after_starts)
+            }
+        };
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
         let before_hir = matches!(before, Before::Skeleton(_)).then(|| split.before_hir.clone());
         Some(FastHost {
@@ -298,7 +334,7 @@ impl FastHost {
             starts_at_zero: split.before_empty && anchored,
             before,
             after,
-            after_skeleton: Skeleton::prefix_of_hir(&split.after_hir),
+            after_skeleton,
             after_first,
             after_starts,
             plan: None,
@@ -1641,6 +1677,39 @@ mod tests {
             find(r"from <HOST> port", true, "from ::ffff:192.0.2.1 port 22"),
             ip("192.0.2.1")
         );
+    }
+
+    /// Where a skeleton checks `B`, its first bytes stand in for the DFA's:
+    /// they must be the same set, or addresses would be cut differently.
+    #[test]
+    fn skeleton_first_bytes_are_the_dfas() {
+        use crate::filter::{builtin, modes, with_mode};
+        let mut compared = 0;
+        for name in builtin::names() {
+            let base = builtin::get(name).expect("built-in");
+            let mut cfgs = vec![base.clone()];
+            cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
+            for cfg in &cfgs {
+                for list in cfg.counting_lists() {
+                    for text in list.iter() {
+                        let Some(s) = split(text) else { continue };
+                        let Some(sk) = Skeleton::prefix_of_hir(&s.after_hir) else {
+                            continue;
+                        };
+                        let dfa = dense_hir(&s.after_hir, regex_automata::MatchKind::LeftmostFirst)
+                            .expect("builds");
+                        assert_eq!(
+                            sk.first_byte_set(),
+                            first_bytes(&dfa),
+                            "{name}: {}",
+                            s.after
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 300, "only {compared}");
     }
 
     /// A plan's answers are the capturing search's, on texts `A` matches; the

@@ -235,6 +235,18 @@ impl Skeleton {
         })
     }
 
+    /// The bytes a text matched from its start can begin with, every byte
+    /// when the program may match the empty text (a prefix program then
+    /// matches whatever follows).
+    pub(super) fn first_byte_set(&self) -> Box<[bool; 256]> {
+        let mut set = Box::new([false; 256]);
+        let (_, anywhere) = first_bytes(&self.prog, 0, &mut set, self.full);
+        if anywhere {
+            set.fill(true);
+        }
+        set
+    }
+
     /// Whether the pattern matches all of `text`, and then where its group
     /// is (`GroupAt::Unknown` when the program notes none).
     #[inline]
