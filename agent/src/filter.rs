@@ -563,9 +563,9 @@ const LAZY_NFA_BYTES: usize = 1 << 20;
 
 impl FullRegex {
     /// Compiles what decides whether `hir` compiles (its NFA, under the
-    /// regex engine's configuration): the error [`builder`] would give, at
-    /// build time.
-    fn new(hir: regex_syntax::hir::Hir) -> Result<FullRegex, meta::BuildError> {
+    /// regex engine's configuration): the error [`builder`] would give
+    /// ([`build_error`]), at build time.
+    fn new(hir: regex_syntax::hir::Hir) -> Result<FullRegex, String> {
         use regex_automata::nfa::thompson;
         let config = thompson::Config::new()
             .utf8(false)
@@ -578,7 +578,9 @@ impl FullRegex {
             Ok(nfa) if nfa.memory_usage() <= LAZY_NFA_BYTES => nfa,
             // Too big to vouch for, or refused: the engine decides now.
             _ => {
-                let regex = builder().build_from_hir(&hir)?;
+                let regex = builder()
+                    .build_from_hir(&hir)
+                    .map_err(|e| build_error(&e))?;
                 return Ok(FullRegex {
                     hir,
                     groups: regex.group_info().clone(),
@@ -923,14 +925,8 @@ impl SourceMatcher {
                 for (ri, text) in list.iter().enumerate() {
                     let (expanded, hir) =
                         pattern::parse(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
-                    let full = FullRegex::new(hir).map_err(|e| {
-                        pattern_error(
-                            kind,
-                            ri,
-                            PatternError::Syntax {
-                                message: build_error(&e),
-                            },
-                        )
+                    let full = FullRegex::new(hir).map_err(|message| {
+                        pattern_error(kind, ri, PatternError::Syntax { message })
                     })?;
                     let host_group = full
                         .group_info()
