@@ -449,6 +449,17 @@ pub fn modes(cfg: &FilterConfig) -> Vec<String> {
         .collect()
 }
 
+/// A built-in filter as it stands, then in each of its modes: the tests that
+/// hold a property for every built-in run all of them.
+#[cfg(test)]
+pub(crate) fn builtin_in_every_mode(name: &str) -> Vec<FilterConfig> {
+    let base = builtin::get(name).expect("built-in");
+    let modes = modes(&base);
+    std::iter::once(base.clone())
+        .chain(modes.iter().filter_map(|m| with_mode(&base, m)))
+        .collect()
+}
+
 /// `cfg` in mode `mode`: the mode's lists in front of the filter's own, and no
 /// modes left.
 pub fn with_mode(cfg: &FilterConfig, mode: &str) -> Option<FilterConfig> {

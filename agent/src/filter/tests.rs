@@ -1161,11 +1161,8 @@ fn capture_plans_agree_with_the_capturing_search() {
     ];
     let mut answered = 0;
     for name in builtin::names() {
-        let base = builtin::get(name).expect("built-in");
         let samples = builtin::samples(name).unwrap_or_default();
-        let mut cfgs = vec![base.clone()];
-        cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
-        for cfg in &cfgs {
+        for cfg in &builtin_in_every_mode(name) {
             let Ok(m) = SourceMatcher::build(&[(name, cfg)]) else {
                 continue;
             };
@@ -1240,12 +1237,11 @@ fn dispatch_admits_every_match(m: &SourceMatcher, hay: &[u8]) -> usize {
 fn literal_dispatch_never_turns_away_a_matching_pattern() {
     let mut turned_away = 0;
     for name in builtin::names() {
-        let base = builtin::get(name).expect("built-in");
-        if crate::fail2ban::is_fail2ban(&base) || base.prefix != LinePrefix::Syslog {
+        let cfgs = builtin_in_every_mode(name);
+        let base = &cfgs[0];
+        if crate::fail2ban::is_fail2ban(base) || base.prefix != LinePrefix::Syslog {
             continue;
         }
-        let mut cfgs = vec![base.clone()];
-        cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
         let messages: Vec<&[u8]> = builtin::samples(name)
             .unwrap_or_default()
             .iter()
@@ -1409,11 +1405,8 @@ fn parts_built_at_first_use_answer_as_built_up_front() {
     // compiled with the matcher.
     let mut hits = 0;
     for name in builtin::names() {
-        let base = builtin::get(name).expect("built-in");
-        let mut cfgs = vec![base.clone()];
-        cfgs.extend(modes(&base).iter().filter_map(|m| with_mode(&base, m)));
         let lines = probe_lines(name);
-        for cfg in &cfgs {
+        for cfg in &builtin_in_every_mode(name) {
             let lazy = SourceMatcher::build(&[(name, cfg)]).expect("builds");
             let eager = SourceMatcher::build(&[(name, cfg)]).expect("builds");
             eager.build_now();
