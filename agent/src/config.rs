@@ -409,9 +409,11 @@ pub struct FilterConfig {
     /// whose lines this filter reads. Default: every program.
     #[serde(default)]
     pub programs: Vec<String>,
-    /// With `prefix = "none"`: how to read the line's own time (`iso8601`,
-    /// `syslog`, `clf`, `epoch` or a strftime pattern). Default: none, the time
-    /// the line was read.
+    /// How to read the line's own time (`iso8601`, `syslog`, `clf`, `epoch` or
+    /// a strftime pattern; several, one a line, are tried in order). With
+    /// `prefix = "syslog"` it reads the message's start, and only where the
+    /// prefix has no time (a daemon that writes its tag before its time, as
+    /// Dovecot 1.x's own file). Default: none, the time the line was read.
     #[serde(default)]
     pub datepattern: Option<String>,
     /// Time zone of timestamps that carry no offset: `local`, `UTC`, `+02:00`
@@ -446,8 +448,7 @@ pub struct FilterMode {
     /// (`openvpn[mode=file]`). With `none`, `programs` do not apply.
     #[serde(default)]
     pub prefix: Option<LinePrefix>,
-    /// Replaces the filter's `datepattern` in this mode (with the mode's or
-    /// the filter's `prefix = "none"`).
+    /// Replaces the filter's `datepattern` in this mode.
     #[serde(default)]
     pub datepattern: Option<String>,
 }

@@ -235,15 +235,10 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
                 }
             }
         }
-        if let Some(d) = &mode.datepattern {
-            if mode.prefix.unwrap_or(cfg.prefix) == LinePrefix::Syslog {
-                out.push((
-                    "modes",
-                    format!("{name}.datepattern: not used with prefix = \"syslog\": the time is read from the syslog prefix"),
-                ));
-            } else if let Err(e) = DatePattern::parse(d) {
-                out.push(("modes", format!("{name}.datepattern: {e}")));
-            }
+        if let Some(d) = &mode.datepattern
+            && let Err(e) = DatePattern::parse(d)
+        {
+            out.push(("modes", format!("{name}.datepattern: {e}")));
         }
         for (i, re) in mode.ignore.iter().enumerate() {
             if let Err(e) = check_pattern(re, HostRule::Optional) {
@@ -286,16 +281,10 @@ pub fn check_settings(cfg: &FilterConfig) -> Vec<(&'static str, String)> {
             ));
         }
     }
-    if let Some(d) = &cfg.datepattern {
-        if cfg.prefix == LinePrefix::Syslog {
-            out.push((
-                "datepattern",
-                "not used with prefix = \"syslog\": the time is read from the syslog prefix"
-                    .to_owned(),
-            ));
-        } else if let Err(e) = DatePattern::parse(d) {
-            out.push(("datepattern", e));
-        }
+    if let Some(d) = &cfg.datepattern
+        && let Err(e) = DatePattern::parse(d)
+    {
+        out.push(("datepattern", e));
     }
     if let Some(tz) = &cfg.timezone
         && let Err(e) = time::parse_zone(tz)
@@ -1268,9 +1257,14 @@ impl SourceMatcher {
                     scratch.place_host(message, line);
                     if let Some(mut hit) = found {
                         let fi = hit.filter.index();
-                        hit.time = prefix.time.and_then(|t| {
-                            scratch.times.resolve(&t, fi, &self.filters[fi].zone, now)
-                        });
+                        let f = &self.filters[fi];
+                        // A prefix without a time: the daemon may write its own
+                        // after its tag (Dovecot 1.x's `dovecot: TIME Info: `),
+                        // read by `datepattern` at the message's start.
+                        hit.time = prefix
+                            .time
+                            .or_else(|| f.date.as_ref().and_then(|d| d.find(message)))
+                            .and_then(|t| scratch.times.resolve(&t, fi, &f.zone, now));
                         best = Some(hit);
                         // Without a pid, the program stands for the process
                         // (see `session`): its lines still form sessions,

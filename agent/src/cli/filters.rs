@@ -440,6 +440,10 @@ fn show(
         writeln!(out, "  programs = {:?}", s.programs)?;
     }
     match s.datepattern {
+        Some(d) if f.prefix == LinePrefix::Syslog => writeln!(
+            out,
+            "  datepattern = {d:?} (at the message's start, where the syslog prefix has no time)"
+        )?,
         Some(d) => writeln!(out, "  datepattern = {d:?}")?,
         None if f.prefix == LinePrefix::Syslog => {
             writeln!(out, "  (line time from the syslog prefix)")?;

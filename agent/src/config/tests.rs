@@ -1021,15 +1021,16 @@ fn filter_settings_are_checked_with_their_keys() {
         "regex = ['Failed password for .* from <HOST> port \\d+$']",
         "regex = ['Failed password for .* from <HOST> port \\d+$']\nprefix = \"syslog\"\nprograms = [\"sshd\"]\ndatepattern = \"iso8601\"\ntimezone = \"UTC\"",
     );
+    // With a syslog prefix, `datepattern` reads the message's own time where
+    // the prefix has none (Dovecot 1.x's `dovecot: TIME ...`).
+    ok(&text);
+    let text = good_with(
+        "regex = ['Failed password for .* from <HOST> port \\d+$']",
+        "regex = ['Failed password for .* from <HOST> port \\d+$']\nprefix = \"syslog\"\nprograms = [\"sshd\"]\ndatepattern = \"iso8601\\n%Q\"",
+    );
     let all = problems(&text);
     assert_eq!(all.len(), 1, "{all:?}");
-    assert_problem(
-        &all,
-        14,
-        15,
-        "filters.ssh-fail.datepattern",
-        "syslog prefix",
-    );
+    assert_problem(&all, 14, 15, "filters.ssh-fail.datepattern", "line 2: ");
 }
 
 #[test]

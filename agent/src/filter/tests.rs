@@ -687,29 +687,73 @@ fn a_mode_may_read_the_daemons_own_file_with_its_own_prefix_and_time() {
     assert_eq!(normal.prefix, LinePrefix::Syslog);
     assert_eq!(file.prefix, LinePrefix::None);
     assert!(file.programs.is_empty());
-    assert_eq!(file.datepattern.as_deref(), Some("iso8601"));
+    assert_eq!(file.datepattern.as_deref(), Some("iso8601\n%a %b %e %T %Y"));
     let line = b"2026-05-19 10:00:00 203.0.113.47:51234 TLS Error: TLS handshake failed";
     for (cfg, want) in [(&normal, None), (&file, Some(ip("203.0.113.47")))] {
         let m = SourceMatcher::build(&[("openvpn", cfg)]).expect("builds");
         let mut s = m.new_scratch();
         assert_eq!(m.match_line_now(line, &mut s).and_then(|h| h.addr()), want);
     }
-    // A mode's datepattern under a syslog prefix is refused, as the filter's is.
+    // A mode's datepattern is checked as the filter's is, under either prefix.
     let mut cfg = normal.clone();
     cfg.modes.insert(
         "bad".into(),
         crate::config::FilterMode {
-            datepattern: Some("iso8601".into()),
+            datepattern: Some("iso8601\n%Q".into()),
             ..Default::default()
         },
     );
     assert!(
         check_settings(&cfg)
             .iter()
-            .any(|(k, m)| *k == "modes" && m.contains("bad.datepattern")),
+            .any(|(k, m)| *k == "modes" && m.contains("bad.datepattern: line 2")),
         "{:?}",
         check_settings(&cfg)
     );
+}
+
+/// A daemon that writes its tag before its own time (Dovecot 1.x's own file,
+/// `dovecot: TIME Info: ...`): under a syslog prefix, `datepattern` reads the
+/// message's start where the prefix has no time, and only there.
+#[test]
+fn a_syslog_filter_reads_the_messages_own_time_where_the_prefix_has_none() {
+    let cfg = FilterConfig {
+        prefix: LinePrefix::Syslog,
+        programs: vec!["dovecot".into()],
+        datepattern: Some("%b %d %H:%M:%S".into()),
+        timezone: Some("UTC".into()),
+        ..filter(&[r"^(?:\S+ \S+ \S+ )?Info: fail from <HOST>$"], &[])
+    };
+    assert!(
+        check_settings(&cfg).is_empty(),
+        "{:?}",
+        check_settings(&cfg)
+    );
+    let m = SourceMatcher::build(&[("d", &cfg)]).expect("builds");
+    let mut s = m.new_scratch();
+    let at = |t: &str| {
+        Some(SystemTime::from(
+            t.parse::<jiff::Timestamp>().expect("time"),
+        ))
+    };
+    for (line, want) in [
+        // The tag, then the daemon's time.
+        (
+            "dovecot: May 19 10:00:00 Info: fail from 192.0.2.1",
+            at("2026-05-19T10:00:00Z"),
+        ),
+        // The prefix's own time wins over one in the message.
+        (
+            "May 20 11:00:00 mail dovecot: May 19 10:00:00 Info: fail from 192.0.2.1",
+            at("2026-05-20T11:00:00Z"),
+        ),
+        // No time at the message's start: the line's reading time.
+        ("dovecot: Info: fail from 192.0.2.1", None),
+    ] {
+        let hit = m.match_line_now(line.as_bytes(), &mut s).expect(line);
+        assert_eq!(hit.addr(), Some(ip("192.0.2.1")), "{line}");
+        assert_eq!(hit.time, want, "{line}");
+    }
 }
 
 /// The host name a line gives, if it gives one.

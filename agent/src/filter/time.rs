@@ -723,6 +723,11 @@ pub enum DatePattern {
     Epoch,
     /// A strftime subset at the start of the line.
     Custom(Custom),
+    /// Several of the above, written one a line (as fail2ban writes a
+    /// `datepattern` of alternatives): the first that reads the line gives its
+    /// time. For a daemon whose releases stamp their own file differently
+    /// (OpenVPN 2.4's ctime, 2.5's ISO 8601), each read where it always is.
+    Any(Vec<DatePattern>),
 }
 
 /// A compiled strftime pattern.
@@ -734,7 +739,30 @@ pub struct Custom {
 impl DatePattern {
     /// Parses a `datepattern` value: `iso8601`, `syslog`, `clf`, `epoch`, or a
     /// strftime pattern using `%Y %y %m %b %d %e %H %M %S %f %.f %a %z %s %T %F %%`.
+    ///
+    /// Several patterns, one a line, are alternatives tried in order (see
+    /// [`DatePattern::Any`]); blank lines and the spaces around each are
+    /// ignored.
     pub fn parse(text: &str) -> Result<DatePattern, String> {
+        if !text.contains('\n') {
+            return DatePattern::parse_one(text);
+        }
+        let mut any = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if !line.is_empty() {
+                any.push(DatePattern::parse_one(line).map_err(|e| format!("line {}: {e}", i + 1))?);
+            }
+        }
+        match any.len() {
+            0 => Err("no date pattern: every line is blank".to_owned()),
+            1 => Ok(any.remove(0)),
+            _ => Ok(DatePattern::Any(any)),
+        }
+    }
+
+    /// One pattern: a name or a strftime pattern.
+    fn parse_one(text: &str) -> Result<DatePattern, String> {
         match text {
             "iso8601" => return Ok(DatePattern::Iso8601),
             "syslog" => return Ok(DatePattern::Syslog),
@@ -834,6 +862,7 @@ impl DatePattern {
             DatePattern::Syslog => parse_bsd(start).map(|(t, _)| t),
             DatePattern::Epoch => parse_epoch(start).map(|(t, _)| t),
             DatePattern::Custom(c) => parse_custom(&c.items, start).map(|(t, _)| t),
+            DatePattern::Any(any) => any.iter().find_map(|p| p.find(line)),
             DatePattern::Clf => {
                 // Formats that open the line with the bracketed date (Nginx
                 // Proxy Manager's `[date] 404 - GET https HOST "/uri" ...`): the
@@ -1479,6 +1508,43 @@ mod tests {
         for bad in ["%Y-%m", "no percent", "%Q %d %m %H", "%d %m %H %"] {
             assert!(DatePattern::parse(bad).is_err(), "{bad}");
         }
+        // Alternatives: the line that fails is named; blank lines alone are
+        // no pattern.
+        let e = DatePattern::parse("iso8601\n%Q %d %m %H").expect_err("bad second line");
+        assert!(e.starts_with("line 2: "), "{e}");
+        assert!(DatePattern::parse("\n  \n").is_err());
+    }
+
+    /// OpenVPN's own file: 2.5 and later stamp it in ISO 8601, 2.4 and
+    /// earlier with ctime (day padded with a space); one pattern reads both.
+    #[test]
+    fn alternatives_read_the_first_that_fits() {
+        let p = DatePattern::parse("iso8601\n  %a %b %e %T %Y\n").expect("two lines");
+        assert!(matches!(&p, DatePattern::Any(a) if a.len() == 2), "{p:?}");
+        let now = utc("2030-01-01T00:00:00Z");
+        for (text, want) in [
+            (
+                "2026-12-06 10:00:00 192.0.2.1:1194 TLS Error",
+                "2026-12-06T10:00:00Z",
+            ),
+            (
+                "Sun Dec  6 10:00:00 2026 192.0.2.1:1194 TLS Error",
+                "2026-12-06T10:00:00Z",
+            ),
+            (
+                "Tue Dec 15 14:12:18 2026 us=5 192.0.2.1:1194 x",
+                "2026-12-15T14:12:18Z",
+            ),
+        ] {
+            let t = p.find(text.as_bytes()).expect(text);
+            assert_eq!(t.resolve(&TimeZone::UTC, now), Some(utc(want)), "{text}");
+        }
+        assert_eq!(
+            p.find(b"192.0.2.1:1194 TLS Error: TLS handshake failed"),
+            None
+        );
+        // One line is that pattern alone.
+        assert_eq!(DatePattern::parse("syslog\n"), Ok(DatePattern::Syslog));
     }
 
     proptest! {
@@ -1489,6 +1555,30 @@ mod tests {
             let (t, used) = parse_iso(text.as_bytes()).expect("parses");
             prop_assert_eq!(used, text.len());
             prop_assert_eq!(t.resolve(&TimeZone::UTC, SystemTime::UNIX_EPOCH), Some(SystemTime::from(ts)));
+        }
+
+        /// Alternatives read what the first of their patterns that reads the
+        /// line reads: ctime and ISO 8601 stamps of any second give the same
+        /// time through OpenVPN's pair, whichever comes first.
+        #[test]
+        fn alternatives_are_their_first_fit(secs in 0i64..4_102_444_800, iso_first in any::<bool>()) {
+            let dt = Timestamp::new(secs, 0).expect("in range").to_zoned(TimeZone::UTC).datetime();
+            let (iso, ctime) = ("iso8601", "%a %b %e %T %Y");
+            let text = if iso_first { format!("{iso}\n{ctime}") } else { format!("{ctime}\n{iso}") };
+            let p = DatePattern::parse(&text).expect("pair");
+            let want = Some(SystemTime::from(Timestamp::new(secs, 0).expect("in range")));
+            for line in [dt.strftime("%Y-%m-%d %H:%M:%S 192.0.2.1:1 x").to_string(), dt.strftime("%a %b %e %H:%M:%S %Y 192.0.2.1:1 x").to_string()] {
+                let t = p.find(line.as_bytes());
+                let mut each = [DatePattern::parse(iso).expect("iso"), DatePattern::parse(ctime).expect("ctime")];
+                if !iso_first {
+                    each.reverse();
+                }
+                let first = each
+                    .iter()
+                    .find_map(|q| q.find(line.as_bytes()));
+                prop_assert_eq!(t, first, "{}", line);
+                prop_assert_eq!(t.and_then(|t| t.resolve(&TimeZone::UTC, SystemTime::UNIX_EPOCH)), want, "{}", line);
+            }
         }
 
         #[test]
