@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use regex_automata::util::primitives::NonMaxUsize;
 
+mod capture;
 mod rewrite;
 
 /// Why a fail2ban regex cannot be run.
@@ -313,7 +314,7 @@ pub struct FastRe {
     split: bool,
     /// The ASCII form where there is one, else the Unicode one; built on
     /// first use.
-    first: OnceLock<Option<regex_automata::meta::Regex>>,
+    first: OnceLock<Option<First>>,
     /// Whether `first` is the ASCII form.
     first_ascii: bool,
     /// The Unicode form behind an ASCII `first`, once a line needed it.
@@ -325,6 +326,16 @@ pub struct FastRe {
     /// The group names, by index, of the pattern as one (`first` may run
     /// it as several patterns: [`branches`]).
     names: Box<[Option<Box<str>>]>,
+}
+
+/// The automata of [`FastRe`]'s first form: a DFA-backed search without
+/// groups, one pattern per branch where split, and each pattern's own
+/// capture engine ([`capture`]), built at its first match.
+#[derive(Debug)]
+struct First {
+    finder: regex_automata::meta::Regex,
+    patterns: Box<[regex_syntax::hir::Hir]>,
+    captors: Box<[OnceLock<Option<capture::Captor>>]>,
 }
 
 /// A match's group spans, by group index (`None`: the group took no part).
@@ -420,26 +431,35 @@ impl FastRe {
         regex_automata::meta::Config::new().nfa_size_limit(Some(64 << 20))
     }
 
-    /// `first`, built now if this is its first use.
-    fn first(&self) -> Option<&regex_automata::meta::Regex> {
+    /// `first`, built now if this is its first use. Its search builds no
+    /// groups: each pattern's capture engine does ([`First::captor`]).
+    fn first(&self) -> Option<&First> {
         self.first
             .get_or_init(|| {
                 let mut builder = regex_automata::meta::Regex::builder();
-                builder.configure(Self::config().utf8_empty(!self.first_ascii));
-                let parts = if self.split {
+                builder.configure(
+                    Self::config()
+                        .utf8_empty(!self.first_ascii)
+                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit)
+                        .onepass(false),
+                );
+                let patterns = if self.split {
                     branches(&self.hir)
                 } else {
                     None
-                };
-                let built = match parts {
-                    Some(parts) => builder.build_many_from_hir(&parts),
-                    None => builder.build_from_hir(&self.hir),
-                };
-                built
+                }
+                .unwrap_or_else(|| vec![self.hir.clone()]);
+                builder
+                    .build_many_from_hir(&patterns)
                     .inspect_err(|e| {
                         tracing::warn!("fail2ban regex {:?}: not run: {e}", self.text);
                     })
                     .ok()
+                    .map(|finder| First {
+                        finder,
+                        captors: patterns.iter().map(|_| OnceLock::new()).collect(),
+                        patterns: patterns.into_boxed_slice(),
+                    })
             })
             .as_ref()
     }
@@ -448,7 +468,7 @@ impl FastRe {
     /// (only a size limit can: its text parsed at load).
     fn engine(&self, hay: &str) -> Option<&regex_automata::meta::Regex> {
         if !self.first_ascii || hay.is_ascii() {
-            return self.first();
+            return self.first().map(|f| &f.finder);
         }
         self.unicode
             .get_or_init(|| {
@@ -499,7 +519,7 @@ impl FastRe {
     /// Whether it runs as several patterns, one per branch.
     #[cfg(test)]
     pub(crate) fn is_split(&self) -> bool {
-        self.first().is_some_and(|r| r.pattern_len() > 1)
+        self.first().is_some_and(|f| f.patterns.len() > 1)
     }
 
     /// The leftmost-first match's group spans, by group index. One search:
@@ -527,26 +547,59 @@ impl FastRe {
         from: usize,
         f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
     ) -> Option<R> {
+        if !self.first_ascii || hay.is_ascii() {
+            return self.first_slots(hay, from, f);
+        }
+        // The Unicode form behind an ASCII first form: one pattern.
         let re = self.engine(hay)?;
-        let info = re.group_info();
-        with_slot_buf(info.slot_len(), |slots| {
+        with_slot_buf(re.group_info().slot_len(), |slots| {
             let input = regex_automata::Input::new(hay).range(from..);
-            let pid = re.search_slots(&input, slots)?;
-            if info.pattern_len() == 1 {
-                return Some(f(slots));
-            }
-            // A split pattern: the branch that matched has the same group
-            // indices as the whole (its other groups took no part).
-            with_slot_buf(self.names.len() * 2, |out| {
-                for g in 0..info.group_len(pid).min(self.names.len()) {
-                    if let Some((a, b)) = info.slots(pid, g) {
-                        out[2 * g] = slots[a];
-                        out[2 * g + 1] = slots[b];
-                    }
-                }
-                Some(f(out))
-            })
+            re.search_slots(&input, slots)?;
+            Some(f(slots))
         })
+    }
+
+    /// [`with_slots`](Self::with_slots) on the first form: the DFA finds
+    /// the match and its pattern, that pattern's own capture engine its
+    /// groups over the match's span (a one-pass pattern anchored at the
+    /// start runs alone). A split pattern's branch has the whole pattern's
+    /// group indices, so its slots are the whole's.
+    fn first_slots<R>(
+        &self,
+        hay: &str,
+        from: usize,
+        f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
+    ) -> Option<R> {
+        let first = self.first()?;
+        with_slot_buf(self.names.len() * 2, |slots| {
+            if first.patterns.len() == 1 {
+                let captor = first.captor(0, self)?;
+                if captor.is_direct() {
+                    return captor.direct(hay, from, slots).then(|| f(slots));
+                }
+            }
+            let input = regex_automata::Input::new(hay).range(from..);
+            let m = first.finder.find(input)?;
+            let captor = first.captor(m.pattern().as_usize(), self)?;
+            captor
+                .resolve(hay, m.start(), m.end(), slots)
+                .then(|| f(slots))
+        })
+    }
+}
+
+impl First {
+    /// Pattern `pid`'s capture engine, built at its first use.
+    fn captor(&self, pid: usize, re: &FastRe) -> Option<&capture::Captor> {
+        self.captors[pid]
+            .get_or_init(|| {
+                capture::Captor::new(&self.patterns[pid], !re.first_ascii, 64 << 20)
+                    .inspect_err(|e| {
+                        tracing::warn!("fail2ban regex {:?}: not run: {e}", re.text);
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
@@ -1579,6 +1632,82 @@ mod tests {
             let pattern = SPLIT_PATTERNS[which];
             proptest::prop_assert_eq!(whole.captures(&line), split.captures(&line), "{}", pattern);
             proptest::prop_assert_eq!(whole.find(&line), split.find(&line));
+        }
+    }
+
+    /// Patterns for [`own_capture_engines_match_meta`]: split ones, one-pass
+    /// ones (run without a DFA pass where anchored), `<HOST>` patterns, ones
+    /// matching empty text, unanchored and multi-line ones.
+    #[allow(clippy::type_complexity, reason = "a test table")]
+    static CAPTURE_CASES: std::sync::LazyLock<
+        Vec<(
+            FastRe,
+            regex_automata::meta::Regex,
+            regex_automata::meta::Regex,
+        )>,
+    > = std::sync::LazyLock::new(|| {
+        let host = [
+            r"^Failed \S+ for (?P<user>.*?) from <HOST>( port \d+)?\s*$",
+            r"from <HOST>(?: port (?P<port>\d+))?",
+            r"^(?P<nofail>Failed (?:(?P<pk>publickey)|\S+)) for (?:(?P<u>\S+) from <HOST>|(?P<v>.*) from (?P<h2>\\S+)$)",
+        ];
+        let plain = [
+            r"^x(?P<a>a+)?(?P<b>b*)$",
+            r"(?P<d>\d{2}):(?P<m>\d{2})",
+            r"^(?i)f(?P<w>\w*)",
+            r"(?P<e>a*)",
+            r"(?m)^(?P<l>x+)$",
+            r"\b(?P<w>\w+)\b",
+            r"^(?P<any>.)(?P<rest>.*)$",
+        ];
+        host.iter()
+            .map(|p| resolve_tags(p, true))
+            .chain(plain.iter().map(|p| (*p).to_owned()))
+            .chain(SPLIT_PATTERNS.iter().map(|p| (*p).to_owned()))
+            .map(|p| {
+                let fast = FastRe::new_split(&p).unwrap();
+                let meta = regex_automata::meta::Regex::builder()
+                    .configure(FastRe::config().utf8_empty(!fast.first_ascii))
+                    .build_from_hir(&fast.hir)
+                    .unwrap();
+                let unicode = regex_automata::meta::Regex::builder()
+                    .configure(FastRe::config())
+                    .build(&fast.text)
+                    .unwrap();
+                (fast, meta, unicode)
+            })
+            .collect()
+    });
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+        /// Each pattern's own capture engine, run over the span the DFA
+        /// found (or alone, one-pass and anchored), finds the groups the
+        /// `meta` engine finds on the whole pattern, from any start.
+        #[test]
+        fn own_capture_engines_match_meta(
+            which in 0..20usize,
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "Failed ", "publickey", "password", " for ", "root", " from ", "192.0.2.1",
+                "2001:db8::1", "host.example.org", " port 22", ":", "12", "a", "b", "x", "y",
+                "f", "F", " ", "\n", "\u{e9}",
+            ]), 0..10),
+            from in 0..3usize,
+        ) {
+            let (fast, ascii, unicode) = &CAPTURE_CASES[which % CAPTURE_CASES.len()];
+            let line = parts.concat();
+            // The first form, or the Unicode one on a non-ASCII line.
+            let meta = if fast.first_ascii && !line.is_ascii() { unicode } else { ascii };
+            proptest::prop_assume!(line.is_char_boundary(from.min(line.len())));
+            let from = from.min(line.len());
+            let mut caps = meta.create_captures();
+            meta.search_captures(&regex_automata::Input::new(&line).range(from..), &mut caps);
+            let want = caps.is_match().then(|| {
+                (0..fast.names.len())
+                    .map(|g| (g, caps.get_group(g).map(|s| (s.start, s.end))))
+                    .collect::<Spans>()
+            });
+            proptest::prop_assert_eq!(fast.captures_at(&line, from), want, "{}", fast.text);
         }
     }
 
