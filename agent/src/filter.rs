@@ -814,6 +814,8 @@ pub struct Scratch {
     before_search: Vec<Option<(meta::Cache, Slots)>>,
     /// Where the fast path last found an address (see [`HostAt`]).
     host_at: Option<HostAt>,
+    /// Per pattern, what its fast path's skeletons last decided.
+    memos: Vec<extract::Memo>,
 }
 
 /// Where a pattern's fast path found the address in the text it searched: lets
@@ -1187,6 +1189,11 @@ impl SourceMatcher {
             // Filled in at a pattern's first such search.
             before_search: self.patterns.iter().map(|_| None).collect(),
             host_at: None,
+            memos: self
+                .patterns
+                .iter()
+                .map(|_| extract::Memo::default())
+                .collect(),
             fail2ban: self
                 .fail2ban
                 .iter()
@@ -1545,7 +1552,10 @@ impl SourceMatcher {
         let Some(host_group) = pat.host_group else {
             return self.try_hostless(p, hay, anchored, scratch, ignored);
         };
-        let fast = pat.fast.as_ref().and_then(|f| f.find_at(hay).ok());
+        let fast = pat
+            .fast
+            .as_ref()
+            .and_then(|f| f.find_at_with(hay, &mut scratch.memos[p]).ok());
         let addr = match fast {
             Some(Found::Addr(addr, start, group)) => {
                 scratch.host_at = Some(HostAt {

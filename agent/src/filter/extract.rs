@@ -150,7 +150,7 @@ impl std::ops::Deref for AfterDfa {
     }
 }
 
-/// What [`FastHost::find_at`] found.
+/// What [`FastHost::find_at_with`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
     /// The address, where it starts, and what checking the text before it
@@ -175,6 +175,57 @@ pub enum GroupAt {
     Absent,
     /// Its span in the searched text.
     At(usize, usize),
+}
+
+/// What one pattern's skeletons last decided, per thread (kept in the
+/// matcher's `Scratch`, one per pattern): a verdict of a [`Skeleton`]
+/// depends only on the bytes it reads, and a source repeats those bytes line
+/// after line. sshd writes `pam_unix(sshd:auth): authentication failure;
+/// logname= uid=0 euid=0 tty=ssh ruser= rhost=` (about 90 bytes of literal
+/// compares and class runs) before every PAM failure's address, and
+/// `Failed password for root from ` before most failed passwords: a text the
+/// pattern checked one or two lines ago costs a compare of its bytes
+/// instead of a walk of the program (with the named group's span, which is
+/// a function of the same bytes).
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// `A`, checked by [`Skeleton::full_match`] on the text before the address.
+    before: Recent<Option<GroupAt>>,
+    /// `B`, checked by [`Skeleton::matches_at`] on the text after it.
+    after: Recent<bool>,
+}
+
+/// The last two texts a program decided on, and its verdicts: two, so that
+/// lines alternating between two forms of a pattern (`Disconnected from
+/// user ...` and `Disconnected from ...`) both stay remembered.
+#[derive(Debug, Default)]
+struct Recent<T> {
+    slots: [(Vec<u8>, Option<T>); 2],
+    /// The slot the next verdict replaces (the older one).
+    older: usize,
+}
+
+impl<T: Copy> Recent<T> {
+    /// The verdict on `text`, from memory or from `decide` (then remembered).
+    #[inline]
+    fn get_or(&mut self, text: &[u8], decide: impl FnOnce() -> T) -> T {
+        for (seen, verdict) in &self.slots {
+            if let Some(v) = verdict
+                && seen.as_slice() == text
+            {
+                return *v;
+            }
+        }
+        let v = decide();
+        let (seen, verdict) = &mut self.slots[self.older];
+        // Reuses the slot's buffer: no allocation once it is as long as the
+        // texts it holds.
+        seen.clear();
+        seen.extend_from_slice(text);
+        *verdict = Some(v);
+        self.older ^= 1;
+        v
+    }
 }
 
 /// A set of bytes, as a table.
@@ -379,10 +430,17 @@ impl FastHost {
         })
     }
 
+    /// [`FastHost::find_at_with`] without a memory of earlier lines.
+    #[cfg(test)]
+    pub fn find_at(&self, hay: &[u8]) -> Result<Found, MatchError> {
+        self.find_at_with(hay, &mut Memo::default())
+    }
+
     /// The address as `find` gives it, and the offset where it starts (where
     /// `A` ends); or whether `A` cannot match anywhere in `hay`, whatever
-    /// stands at `<HOST>`.
-    pub fn find_at(&self, hay: &[u8]) -> Result<Found, MatchError> {
+    /// stands at `<HOST>`. `memo` is this pattern's memory of the texts its
+    /// skeletons decided on (see [`Memo`]).
+    pub fn find_at_with(&self, hay: &[u8], memo: &mut Memo) -> Result<Found, MatchError> {
         if let Some(lit) = &self.head_literal
             && !hay.starts_with(lit)
         {
@@ -412,7 +470,7 @@ impl FastHost {
                     return Ok(Found::Impossible);
                 }
                 let i = lit.len();
-                return Ok(match self.try_at(hay, i, 0)? {
+                return Ok(match self.try_at_with(hay, i, 0, memo)? {
                     Some((ip, g)) => Found::Addr(ip, i, g),
                     // `A` ends only here: a name could stand only here.
                     None if hostname::starts_with_name(&hay[i..]) => Found::NoAddr,
@@ -422,7 +480,7 @@ impl FastHost {
             Before::Literal(_) => 0,
         };
         if self.starts_at_zero {
-            return Ok(found(self.try_at(hay, 0, head_end)?, 0));
+            return Ok(found(self.try_at_with(hay, 0, head_end, memo)?, 0));
         }
         if let Some(lit) = &self.suffix {
             let mut end = hay.len();
@@ -433,7 +491,11 @@ impl FastHost {
                 if i < head_end {
                     break;
                 }
-                if let Some((ip, g)) = self.try_at(hay, i, head_end)? {
+                // Most places after a short literal (` `) start no address:
+                // ruled out here without the call.
+                if starts_addr_run(&hay[i..])
+                    && let Some((ip, g)) = self.try_at_with(hay, i, head_end, memo)?
+                {
                     return Ok(Found::Addr(ip, i, g));
                 }
                 end = i - 1;
@@ -457,7 +519,7 @@ impl FastHost {
             // (`29338`, the `ea` of `[preauth]`) holds none at any place.
             if hay[start..=last].iter().any(|b| matches!(b, b'.' | b':')) {
                 for i in start.max(head_end)..=last {
-                    if let Some((ip, g)) = self.try_at(hay, i, head_end)? {
+                    if let Some((ip, g)) = self.try_at_with(hay, i, head_end, memo)? {
                         return Ok(Found::Addr(ip, i, g));
                     }
                 }
@@ -470,13 +532,25 @@ impl FastHost {
         Ok(Found::NoAddr)
     }
 
-    /// The longest address starting at `i` after which `B` matches, if `A` ends
-    /// at `i`.
+    /// [`FastHost::try_at_with`] without a memory of earlier lines.
+    #[cfg(test)]
     fn try_at(
         &self,
         hay: &[u8],
         i: usize,
         head_end: usize,
+    ) -> Result<Option<(IpAddr, GroupAt)>, MatchError> {
+        self.try_at_with(hay, i, head_end, &mut Memo::default())
+    }
+
+    /// The longest address starting at `i` after which `B` matches, if `A` ends
+    /// at `i`.
+    fn try_at_with(
+        &self,
+        hay: &[u8],
+        i: usize,
+        head_end: usize,
+        memo: &mut Memo,
     ) -> Result<Option<(IpAddr, GroupAt)>, MatchError> {
         let Some(tail) = hay.get(i..) else {
             return Ok(None);
@@ -521,26 +595,50 @@ impl FastHost {
             let Some(ip) = addr::parse_addr_chars(&hay[i..j], colons > 0) else {
                 continue;
             };
-            if !self.after_matches(hay, j)? {
+            if !self.after_matches(hay, j, memo)? {
                 continue;
             }
             // `A` does not depend on where the address ends: checked once.
-            return Ok(self.before_ends_at(hay, i, head_end)?.map(|g| (ip, g)));
+            return Ok(self
+                .before_remembered(hay, i, head_end, memo)?
+                .map(|g| (ip, g)));
         }
         Ok(None)
     }
 
     /// Whether `B` matches from `j` on.
     #[inline]
-    fn after_matches(&self, hay: &[u8], j: usize) -> Result<bool, MatchError> {
+    fn after_matches(&self, hay: &[u8], j: usize, memo: &mut Memo) -> Result<bool, MatchError> {
         if let Some(sk) = &self.after_skeleton {
-            return Ok(sk.matches_at(hay, j));
+            // A prefix program reads only the text from `j` on (it has no
+            // start test): its verdict is one of those bytes alone.
+            return Ok(memo.after.get_or(&hay[j..], || sk.matches_at(hay, j)));
         }
         let start = match &self.after_starts {
             Some(t) => t.at(hay, j),
             None => start_fwd(&self.after, hay, j, hay.len())?,
         };
         Ok(walk_fwd(&self.after, hay, j, start)?.is_some())
+    }
+
+    /// [`FastHost::before_ends_at`], from `memo` where the check reads only
+    /// `hay[..i]` (a skeleton or segments, both anchored at the text start).
+    #[inline]
+    fn before_remembered(
+        &self,
+        hay: &[u8],
+        i: usize,
+        head_end: usize,
+        memo: &mut Memo,
+    ) -> Result<Option<GroupAt>, MatchError> {
+        let text = &hay[..i];
+        Ok(match (&self.before, &self.plan) {
+            (Before::Skeleton(sk), None) => memo.before.get_or(text, || sk.full_match(text)),
+            (Before::Segments(seg), None) => memo
+                .before
+                .get_or(text, || seg.matches_all(text).then_some(GroupAt::Unknown)),
+            _ => self.before_ends_at(hay, i, head_end)?,
+        })
     }
 
     /// Whether `A` matches a text ending at `i` (starting at 0 when anchored).
@@ -576,6 +674,17 @@ impl FastHost {
             Before::Skeleton(sk) => return Ok(sk.full_match(&hay[..i])),
         }))
     }
+}
+
+/// Whether an address can start `tail`: the run of address characters there
+/// (as far as [`FastHost::try_at_with`] looks) holds a `.` or a `:`, as
+/// every address does.
+#[inline]
+fn starts_addr_run(tail: &[u8]) -> bool {
+    tail.iter()
+        .take(MAX_ADDR_LEN)
+        .take_while(|b| is_addr_char(**b))
+        .any(|b| matches!(b, b'.' | b':'))
 }
 
 /// One piece of a [`Segments`] pattern.
@@ -1245,6 +1354,57 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().expect("test address"))
+    }
+
+    #[test]
+    fn recent_keeps_the_last_two_verdicts() {
+        let mut r = Recent::<bool>::default();
+        let mut calls = 0;
+        let mut ask = |r: &mut Recent<bool>, text: &[u8], v: bool| {
+            r.get_or(text, || {
+                calls += 1;
+                v
+            })
+        };
+        assert!(ask(&mut r, b"a", true));
+        assert!(!ask(&mut r, b"b", false));
+        // Both remembered: the verdicts given are the first ones.
+        assert!(ask(&mut r, b"a", false));
+        assert!(!ask(&mut r, b"b", true));
+        // A third text replaces the older of the two (`a`).
+        assert!(ask(&mut r, b"", true));
+        assert!(!ask(&mut r, b"a", false));
+        assert!(ask(&mut r, b"ab", true));
+        assert_eq!(calls, 5);
+    }
+
+    #[test]
+    fn the_memory_answers_repeated_texts_as_the_search_does() {
+        // A skeleton before the address and after it: the second line reuses
+        // both verdicts, the third only the one before.
+        let p = r"^(?:error: )?Failed (?:password|none) for (?:invalid user )?<F-USER>[^:]*</F-USER> from <HOST>(?: port \d+)?$";
+        let f = FastHost::build(&split(p).expect("splits"), true).expect("builds");
+        assert!(matches!(f.before, Before::Skeleton(_)));
+        assert!(f.after_skeleton.is_some());
+        let mut memo = Memo::default();
+        for line in [
+            "Failed password for invalid user a:b from 192.0.2.1 port 22",
+            "Failed password for root from 192.0.2.1 port 22",
+            "Failed password for root from 192.0.2.1 port 22",
+            "Failed password for root from 198.51.100.1 port 22",
+            "Failed password for root from 198.51.100.1 port 22 ",
+            "Failed password for root from 198.51.100.1 port 22",
+        ] {
+            let hay = line.as_bytes();
+            assert_eq!(
+                f.find_at_with(hay, &mut memo).ok(),
+                f.find_at(hay).ok(),
+                "{line}"
+            );
+        }
+        assert!(memo.before.slots.iter().any(|(t, v)| {
+            t.as_slice() == b"Failed password for root from " && matches!(v, Some(Some(_)))
+        }));
     }
 
     #[test]

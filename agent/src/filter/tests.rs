@@ -1482,3 +1482,143 @@ fn parts_built_at_first_use_answer_as_built_up_front() {
     }
     assert!(hits > 1000, "only {hits} hits");
 }
+
+/// The text each pattern of `m` searches in `line`: the syslog message for
+/// a syslog filter (`None` when the line has no syslog prefix).
+fn pattern_text<'a>(m: &SourceMatcher, p: usize, line: &'a [u8]) -> Option<&'a [u8]> {
+    if m.filters[m.patterns[p].filter.index()].syslog {
+        syslog::parse(line).map(|prefix| prefix.text(line))
+    } else {
+        Some(line)
+    }
+}
+
+/// Runs `lines`, in order, through every fast path of `m` with one memory
+/// of earlier lines per pattern (as a scratch keeps them), and checks each
+/// answer against the same search without that memory; returns how many
+/// addresses they found.
+fn memo_agrees(
+    m: &SourceMatcher,
+    lines: &[&[u8]],
+    name: &str,
+) -> Result<usize, proptest::test_runner::TestCaseError> {
+    let mut found = 0;
+    for (p, pat) in m.patterns.iter().enumerate() {
+        let Some(fast) = &pat.fast else {
+            continue;
+        };
+        let mut memo = extract::Memo::default();
+        for line in lines {
+            let Some(hay) = pattern_text(m, p, line) else {
+                continue;
+            };
+            let got = fast.find_at_with(hay, &mut memo).ok();
+            let want = fast.find_at(hay).ok();
+            proptest::prop_assert_eq!(
+                got,
+                want,
+                "{}: pattern {} on {:?}",
+                name,
+                p,
+                String::from_utf8_lossy(hay)
+            );
+            found += usize::from(matches!(want, Some(extract::Found::Addr(..))));
+        }
+    }
+    Ok(found)
+}
+
+#[test]
+fn remembered_verdicts_agree_with_fresh_searches_for_every_filter() {
+    // Each probe line twice in a row, then all of them again: the memory
+    // answers the repeats, and the near texts (a byte changed, a text cut
+    // or doubled) must not be taken for the lines they resemble.
+    let mut found = 0;
+    for name in builtin::names() {
+        let lines = probe_lines(name);
+        let twice: Vec<&[u8]> = lines
+            .iter()
+            .flat_map(|l| [l.as_slice(), l.as_slice()])
+            .chain(lines.iter().map(Vec::as_slice))
+            .collect();
+        for cfg in &builtin_in_every_mode(name) {
+            let m = SourceMatcher::build(&[(name, cfg)]).expect("builds");
+            found += memo_agrees(&m, &twice, name).expect("agrees");
+        }
+    }
+    assert!(found > 1000, "only {found} addresses found");
+}
+
+#[test]
+fn remembered_verdicts_agree_on_generated_messages() {
+    use proptest::strategy::Strategy;
+    // sshd's patterns and a few other filters' of other shapes (PAM's field
+    // list, dovecot's `rip=`, postfix's `[<HOST>]`, vsftpd's).
+    let names = ["sshd", "pam-generic", "dovecot", "postfix", "vsftpd"];
+    let filters: Vec<(&str, Vec<SourceMatcher>, Vec<&str>)> = names
+        .iter()
+        .map(|name| {
+            let ms = builtin_in_every_mode(name)
+                .iter()
+                .map(|cfg| SourceMatcher::build(&[(name, cfg)]).expect("builds"))
+                .collect();
+            let samples = builtin::samples(name).expect("samples");
+            (*name, ms, samples.into_iter().map(|s| s.line).collect())
+        })
+        .collect();
+    // A sample line with a piece put in (or none), repeated in an order that
+    // revisits lines: a user name that imitates the text around it, an
+    // address, a field cut short.
+    let edit = (
+        0usize..64,
+        0usize..256,
+        proptest::sample::select(
+            &[
+                "",
+                " ",
+                "x",
+                "root",
+                " from ",
+                "192.0.2.9",
+                "2001:db8::9",
+                ":",
+                " port 22",
+                "invalid user ",
+                "rhost=",
+                "user=",
+                "[",
+                "]",
+                "a b",
+                "::",
+                "\t",
+            ][..],
+        ),
+    );
+    let strategy = (
+        0..names.len(),
+        proptest::collection::vec(edit, 1..5),
+        proptest::collection::vec(0usize..5, 1..16),
+    );
+    let mut runner = proptest::test_runner::TestRunner::default();
+    runner
+        .run(&strategy.boxed(), |(f, edits, order)| {
+            let (name, ms, samples) = &filters[f];
+            let lines: Vec<Vec<u8>> = edits
+                .iter()
+                .map(|(k, cut, piece)| {
+                    let s = samples[k % samples.len()].as_bytes();
+                    let cut = cut % (s.len() + 1);
+                    [&s[..cut], piece.as_bytes(), &s[cut..]].concat()
+                })
+                .collect();
+            let seq: Vec<&[u8]> = order
+                .iter()
+                .map(|k| lines[k % lines.len()].as_slice())
+                .collect();
+            for m in ms {
+                memo_agrees(m, &seq, name)?;
+            }
+            Ok(())
+        })
+        .expect("agrees");
+}
