@@ -109,6 +109,32 @@ enum Minute {
 }
 
 impl Minute {
+    /// The time `shift` seconds after second 0 of the parsed minute (the
+    /// year chosen again for a year-less one); `None` where it does not
+    /// follow from the parse.
+    #[inline]
+    fn time_at(&self, shift: i64) -> Option<Option<SystemTime>> {
+        Some(match *self {
+            Minute::Unknown => return None,
+            Minute::Fixed { first, .. } => match first {
+                Some(f) => Some(add(f, shift)?),
+                None => None,
+            },
+            Minute::YearLess {
+                this,
+                prev,
+                this_until,
+                ..
+            } => {
+                if shift > this_until {
+                    Some(add(prev?, shift)?)
+                } else {
+                    Some(add(this, shift)?)
+                }
+            }
+        })
+    }
+
     /// Whether another minute of the hour follows.
     fn hour(&self) -> bool {
         match self {
@@ -354,6 +380,10 @@ impl DateFinder {
         now: SystemTime,
         st: &mut DateState,
     ) -> Option<Found> {
+        if let Some(found) = self.hot(line, now, st) {
+            return Some(found);
+        }
+        st.hot = None;
         let n = self.templates.len();
         if st.stats.len() != n {
             st.stats = vec![Stats::default(); n];
@@ -383,7 +413,9 @@ impl DateFinder {
                     m == Some((l.start, l.end))
                 })
             {
-                return Some(st.keep(line, same));
+                let found = st.keep(line, same);
+                st.hot = self.make_hot(line, now, st);
+                return Some(found);
             }
         }
         // The best match held back: template, match, whole match span.
@@ -445,6 +477,110 @@ impl DateFinder {
     }
 }
 
+impl DateFinder {
+    /// The line's date by [`Hot`], recorded as [`DateState::keep`] records
+    /// it (the memo keeps the parse it was set up from: its text and time
+    /// agree); `None` where it does not answer.
+    #[inline]
+    fn hot(&self, line: &str, now: SystemTime, st: &mut DateState) -> Option<Found> {
+        let h = st.hot.as_ref()?;
+        let b = line.as_bytes();
+        if h.now != now
+            || b.len() < h.to
+            || (h.eol && b.len() != h.to)
+            || !h.bytes.eq(&b[h.from..h.to])
+        {
+            return None;
+        }
+        let secs = seconds(&b[h.secs_at..h.secs_at + 2])?;
+        let shift = match h.mins {
+            Some((at, m0)) => (seconds(&b[at..at + 2])? as i64 - m0 as i64) * 60 + secs as i64,
+            None => secs as i64,
+        };
+        let time = h.minute.time_at(shift)?;
+        if let Some(w) = h.walked {
+            let ls = self.templates[h.index].line_start.get()?.as_ref()?;
+            let c = st.span_cache.as_mut()?;
+            if c.template != h.index
+                || c.cache.clear_count() != w.clears
+                || ls.walk(&mut c.cache, b, w) != Ok(Some(h.whole_end))
+            {
+                return None;
+            }
+        }
+        let s = st.stats.get_mut(h.index)?;
+        s.wins += 1;
+        if let Some(last) = &mut st.last {
+            if h.first_varies {
+                last.first = Some(char::from(b[last.start]));
+            }
+            if h.last_varies {
+                last.last = Some(char::from(b[h.secs_at + 1]));
+            }
+        }
+        Some(Found {
+            start: h.date.0,
+            end: h.date.1,
+            time,
+        })
+    }
+
+    /// The [`Hot`] for the lines after `line`, which
+    /// [`DateState::same_minute`] has just answered.
+    fn make_hot(&self, line: &str, now: SystemTime, st: &mut DateState) -> Option<Hot> {
+        let last = st.last?;
+        let memo = &st.memo;
+        if memo.template != last.index || memo.now != Some(now) {
+            return None;
+        }
+        let t = &self.templates[last.index];
+        let secs = memo.secs?;
+        let mins = match memo.mins {
+            Some((m_at, m0)) if m_at + 2 <= secs && memo.minute.hour() => {
+                Some((last.start + m_at, m0))
+            }
+            _ => None,
+        };
+        let secs_at = last.start + secs;
+        let vary = mins.map_or(secs_at, |(at, _)| at);
+        let from = last.start - last.before.map_or(0, char::len_utf8);
+        let to = last.end + last.after.map_or(0, char::len_utf8);
+        let b = line.as_bytes();
+        let mut pairs: Vec<usize> = mins.iter().map(|&(at, _)| at).collect();
+        pairs.push(secs_at);
+        let walked = if t.line_begin {
+            if last.start != 0 {
+                return None;
+            }
+            let ls = t.line_start()?;
+            let c = st
+                .span_cache
+                .as_mut()
+                .filter(|c| c.template == last.index)?;
+            Some(ls.walk_fields(&mut c.cache, b, &pairs, secs_at + 2)?)
+        } else {
+            None
+        };
+        let rel: Vec<usize> = pairs.iter().map(|p| p - from).collect();
+        Some(Hot {
+            index: last.index,
+            now,
+            from,
+            to,
+            eol: last.after.is_none(),
+            bytes: Masked::new(b.get(from..to)?, &rel),
+            mins,
+            secs_at,
+            minute: memo.minute,
+            date: (last.start + memo.date.0, last.start + memo.date.1),
+            whole_end: last.end,
+            walked,
+            first_varies: vary == last.start,
+            last_varies: secs_at + 2 == last.end,
+        })
+    }
+}
+
 /// What one source's date finding keeps between lines: fail2ban's detector
 /// state (which template won, where, and the characters around it) and the
 /// last parse.
@@ -455,6 +591,10 @@ pub(crate) struct DateState {
     stats: Vec<Stats>,
     memo: DateMemo,
     span_cache: Option<SpanCache>,
+    /// The shape of the lines [`same_minute`](DateState::same_minute)
+    /// answers, as set when it last did: the line of the next minute or
+    /// second is answered by one compare (see [`DateFinder::hot`]).
+    hot: Option<Hot>,
 }
 
 impl DateState {
@@ -463,6 +603,7 @@ impl DateState {
     #[cfg(test)]
     pub(crate) fn forget_memo(&mut self) {
         self.memo = DateMemo::default();
+        self.hot = None;
     }
 
     /// The common case, in a compare of the stamp's bytes: the last template
@@ -515,25 +656,7 @@ impl DateState {
         {
             return None;
         }
-        let time = match memo.minute {
-            Minute::Unknown => return None,
-            Minute::Fixed { first, .. } => match first {
-                Some(f) => Some(add(f, shift)?),
-                None => None,
-            },
-            Minute::YearLess {
-                this,
-                prev,
-                this_until,
-                ..
-            } => {
-                if shift > this_until {
-                    Some(add(prev?, shift)?)
-                } else {
-                    Some(add(this, shift)?)
-                }
-            }
-        };
+        let time = memo.minute.time_at(shift)?;
         Some(SameMinute {
             index: last.index,
             whole: (last.start, last.end),
@@ -606,6 +729,103 @@ struct SameMinute {
     found: Found,
     /// Whether the minute's or seconds' digits differ from the memo's.
     changed: bool,
+}
+
+/// What [`DateState::same_minute`] and the span check's DFA walk ask of a
+/// line, set up once for the lines after the one they answered: the bytes
+/// of the last whole match and the characters beside it, but for the
+/// minute's and seconds' digits, compared a word at a time; and for a
+/// line-start form the DFA's state past the seconds, which every value of
+/// those digits leads to (checked when it is set up), so the walk goes on
+/// from there. A line it answers is one `same_minute` answers, with the
+/// span and time it gives; any other line drops it.
+#[derive(Debug, Clone)]
+struct Hot {
+    index: usize,
+    now: SystemTime,
+    /// The bytes compared: the whole match and the characters beside it.
+    from: usize,
+    to: usize,
+    /// No character followed the match: the line ends at `to`.
+    eol: bool,
+    bytes: Masked,
+    /// Where the minute's digits stand in the line, and the minute they
+    /// gave, when another minute of the hour follows.
+    mins: Option<(usize, u64)>,
+    secs_at: usize,
+    minute: Minute,
+    /// The date's span in the line, and the whole match's end.
+    date: (usize, usize),
+    whole_end: usize,
+    /// A line-start form's walk up to the end of the seconds.
+    walked: Option<Walked>,
+    /// The whole match starts at the varying digits, or ends with the
+    /// seconds: the characters [`DateState::keep`] records there.
+    first_varies: bool,
+    last_varies: bool,
+}
+
+/// Bytes compared eight at a time, with some masked out: a word for each
+/// eight bytes from the start, the last one overlapping the one before
+/// (or padded with zeros when there are fewer than eight).
+#[derive(Debug, Clone)]
+struct Masked {
+    len: usize,
+    /// Mask and masked value.
+    words: Vec<(u64, u64)>,
+}
+
+impl Masked {
+    /// `bytes`, but for the two bytes at each of `pairs`.
+    fn new(bytes: &[u8], pairs: &[usize]) -> Masked {
+        let mut mask = vec![0xffu8; bytes.len()];
+        for &p in pairs {
+            mask[p..p + 2].fill(0);
+        }
+        let words = Masked::offsets(bytes.len())
+            .map(|o| {
+                let m = load(&mask, o);
+                (m, load(bytes, o) & m)
+            })
+            .collect();
+        Masked {
+            len: bytes.len(),
+            words,
+        }
+    }
+
+    fn offsets(len: usize) -> impl Iterator<Item = usize> {
+        (0..len.max(1))
+            .step_by(8)
+            .map(move |o| o.min(len.saturating_sub(8)))
+    }
+
+    /// Whether `b` (of the same length) has the bytes outside the mask.
+    #[inline]
+    fn eq(&self, b: &[u8]) -> bool {
+        let last = self.len.saturating_sub(8);
+        b.len() == self.len
+            && self
+                .words
+                .iter()
+                .enumerate()
+                .all(|(k, &(m, v))| load(b, (k * 8).min(last)) & m == v)
+    }
+}
+
+/// The eight bytes at `at` as a word, padded with zeros past the end.
+#[inline]
+fn load(b: &[u8], at: usize) -> u64 {
+    match b.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().expect("eight bytes")),
+        None => {
+            let mut w = [0u8; 8];
+            for (d, s) in w.iter_mut().zip(&b[at..]) {
+                *d = *s;
+            }
+            u64::from_le_bytes(w)
+        }
+    }
 }
 
 /// The last winning match: its template, span and the characters at and
@@ -994,6 +1214,77 @@ impl LineStart {
         Some(w)
     }
 
+    /// The walk of `line[..to]` when each two-digit field at `pairs` (in
+    /// order, before `to`) takes it to the same states for every value
+    /// `[0-5][0-9]` it may hold: then it is the walk of any line that
+    /// differs from `line` only there. `None` otherwise, or where a byte is
+    /// not ASCII, the DFA stops, or its cache is cleared meanwhile.
+    fn walk_fields(
+        &self,
+        cache: &mut Cache,
+        line: &[u8],
+        pairs: &[usize],
+        to: usize,
+    ) -> Option<Walked> {
+        let clears = cache.clear_count();
+        let mut w = self.walk_to(cache, line, *pairs.first()?)?;
+        let mut i = w.at;
+        let mut pairs = pairs.iter().peekable();
+        while i < to {
+            if pairs.next_if_eq(&&i).is_some() {
+                let mut end = w.end;
+                let first = self.step(cache, w.sid, b'0', i, &mut end)?;
+                for d in b'1'..=b'5' {
+                    if self.step(cache, w.sid, d, i, &mut end)? != first {
+                        return None;
+                    }
+                }
+                let second = self.step(cache, first, b'0', i + 1, &mut end)?;
+                for d in b'1'..=b'9' {
+                    if self.step(cache, first, d, i + 1, &mut end)? != second {
+                        return None;
+                    }
+                }
+                w.sid = second;
+                w.end = end;
+                i += 2;
+            } else {
+                let b = *line.get(i)?;
+                if !b.is_ascii() {
+                    return None;
+                }
+                w.sid = self.step(cache, w.sid, b, i, &mut w.end)?;
+                i += 1;
+            }
+        }
+        if pairs.next().is_some() || cache.clear_count() != clears {
+            return None;
+        }
+        w.at = to;
+        Some(w)
+    }
+
+    /// One byte of a walk at `i`: the next state, with a match recorded in
+    /// `end`; `None` where the DFA stops.
+    fn step(
+        &self,
+        cache: &mut Cache,
+        sid: LazyStateID,
+        b: u8,
+        i: usize,
+        end: &mut Option<usize>,
+    ) -> Option<LazyStateID> {
+        let next = self.dfa.next_state(cache, sid, b).ok()?;
+        if next.is_tagged() {
+            if next.is_match() {
+                *end = Some(i);
+            } else if next.is_dead() || next.is_quit() || next.is_unknown() {
+                return None;
+            }
+        }
+        Some(next)
+    }
+
     /// [`end`](LineStart::end), with the walk of the bytes before `from.at`
     /// done (by [`walk_to`](LineStart::walk_to) on the same bytes).
     fn walk(&self, cache: &mut Cache, line: &[u8], from: Walked) -> Result<Option<usize>, ()> {
@@ -1209,6 +1500,7 @@ fn two_digits(caps: &Caps<'_>, name: &str, whole: (usize, usize)) -> Option<(usi
 }
 
 /// `t` moved by `secs` (negative: back).
+#[inline]
 fn add(t: SystemTime, secs: i64) -> Option<SystemTime> {
     let d = std::time::Duration::from_secs(secs.unsigned_abs());
     if secs >= 0 {
@@ -1592,6 +1884,57 @@ mod tests {
         assert!(st.memo.walked.is_none());
     }
 
+    #[test]
+    fn hot_answers_the_next_lines() {
+        // After a line answered by the memo, the lines of other seconds and
+        // minutes of the hour are answered by the word compare (and the
+        // DFA walk past the seconds for a line-start form); another host
+        // name after the stamp does not matter, another hour or a year
+        // after the stamp does.
+        let d = DateFinder::new(None).unwrap().unwrap();
+        let mut st = DateState::default();
+        // Each line, and whether a hot shape stands after it.
+        let lines = [
+            ("Jun 02 10:00:00 web1 sshd[1]: x", false),
+            ("Jun 02 10:00:01 web1 sshd[1]: y", true),
+            ("Jun 02 10:07:59 web2 sshd[2]: z", true),
+            ("Jun 02 10:59:30 mail sshd[2]: z", true),
+            ("Jun 02 11:00:00 web1 sshd[1]: x", false),
+            ("Jun 02 11:00:01 web1 sshd[1]: y", true),
+            ("Jun 02 11:00:02 2031 sshd[1]: y", false),
+        ];
+        for (l, hot) in lines {
+            let f = d.detect(l, &TimeZone::UTC, now(), &mut st).unwrap();
+            let t = jiff::Timestamp::try_from(f.time.unwrap()).unwrap();
+            let year = if l[15..].starts_with(" 2031") {
+                2031
+            } else {
+                2024
+            };
+            assert_eq!(t.to_string(), format!("{year}-06-02T{}Z", &l[7..15]));
+            assert_eq!(st.hot.is_some(), hot, "{l}");
+        }
+        // The year after the stamp is part of it: the DFA walk says so.
+        let f = d
+            .find("Jun 02 11:00:02 2031 sshd[1]: y", &TimeZone::UTC, now())
+            .unwrap();
+        assert_eq!((f.start, f.end), (0, 20));
+        // A stamp inside the line, with the characters beside it.
+        let mut st = DateState::default();
+        let apache = |t: &str| format!("192.0.2.1 - - [02/Jun/2024:10:{t} +0000] \"GET /\"");
+        for t in ["00:00", "00:01", "17:42"] {
+            let l = apache(t);
+            let f = d.detect(&l, &TimeZone::UTC, now(), &mut st).unwrap();
+            assert_eq!(&l[f.start..f.end], &format!("02/Jun/2024:10:{t} +0000"));
+        }
+        assert!(st.hot.is_some());
+        assert!(d.hot(&apache("17:43"), now(), &mut st).is_some());
+        let glued = "192.0.2.1 - - [02/Jun/2024:10:17:43 +0000x \"GET /\"";
+        assert!(d.hot(glued, now(), &mut st).is_none());
+        let later = now() + std::time::Duration::from_secs(1);
+        assert!(d.hot(&apache("17:43"), later, &mut st).is_none());
+    }
+
     /// The lines' cut text, each found with the state of the lines before.
     fn cuts(d: &DateFinder, lines: &[&str]) -> Vec<String> {
         let mut st = DateState::default();
@@ -1858,6 +2201,22 @@ mod tests {
             ("[1] ", "PDT %a %b %d %H:%M:%S %Y", " x"),
             ("", "%s", " x"),
             ("", "TAI64N", " x"),
+            ("", "%Y/%m/%d %H:%M:%S", " x"),
+            ("", "%Y.%m.%d %H:%M:%S,123", " x"),
+            ("", "%a %b %d %Y %H:%M:%S", " x"),
+            ("", "%d/%m/%y %H:%M:%S", " x"),
+            ("", "%d-%b-%Y %H:%M:%S.123", " x"),
+            ("[", "%m/%d/%Y:%H:%M:%S", "] x"),
+            ("", "<%m/%d/%y@%H:%M:%S>", " x"),
+            ("", "%b %d, %Y %I:%M:%S %p", " x"),
+            ("", "%b-%d-%y %H:%M:%S", " x"),
+            ("", "%z %b %d %H:%M:%S", " x"),
+            ("é ", "%b %e %H:%M:%S", " h\u{212a}"),
+            // Two stamps on a line.
+            ("", "%b %e %H:%M:%S", " host x: Jun 12 10:11:12 y"),
+            ("", "%Y-%m-%d %H:%M:%S", " 2020-01-02 03:04:05 x"),
+            ("x ", "%Y-%m-%d %H:%M:%S", " Jun 12 10:11:12 y"),
+            ("[", "%d/%b/%Y:%H:%M:%S %z", "] 2024-01-02 03:04:05 x"),
         ];
 
         /// A line's stamp; `TAI64N` as daemontools writes it.
