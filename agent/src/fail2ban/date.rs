@@ -47,9 +47,11 @@ struct Template {
     minutes: bool,
     /// Its regex has no assertion but a leading `^`, so a match's groups depend
     /// only on the matched text: a line whose match text equals the last one's
-    /// reuses that parse (see [`DateMemo`]). Known at load for a pattern of
-    /// the filter's own, else found with the regex.
-    memo_ok: OnceLock<bool>,
+    /// reuses that parse (see [`DateMemo`]). Known at load: from the parse
+    /// of a pattern of the filter's own; for fail2ban's common forms, whose
+    /// only other assertion is the unanchored epoch's `\b` (checked against
+    /// the parse by `default_forms_compile`), from the text.
+    memo_ok: bool,
 }
 
 /// The last date parse of one source: log lines come in time order and mostly
@@ -112,7 +114,7 @@ impl Minute {
     /// The time `shift` seconds after second 0 of the parsed minute (the
     /// year chosen again for a year-less one); `None` where it does not
     /// follow from the parse.
-    #[inline]
+    #[inline(always)]
     fn time_at(&self, shift: i64) -> Option<Option<SystemTime>> {
         Some(match *self {
             Minute::Unknown => return None,
@@ -373,6 +375,7 @@ impl DateFinder {
     /// further in is held back, and when nothing wins the earliest-starting
     /// one held back is taken, so `UTC Jun 22 09:56:12` is cut whole, not
     /// as `Jun 22 09:56:12` (the first form in the list).
+    #[inline]
     pub(crate) fn detect(
         &self,
         line: &str,
@@ -380,9 +383,22 @@ impl DateFinder {
         now: SystemTime,
         st: &mut DateState,
     ) -> Option<Found> {
-        if let Some(found) = self.hot(line, now, st) {
-            return Some(found);
+        match self.hot(line, now, st) {
+            Some(found) => Some(found),
+            None => self.detect_slow(line, zone, now, st),
         }
+    }
+
+    /// [`detect`](DateFinder::detect) where [`Hot`] does not answer: kept
+    /// out of line, so the common case sets up no frame for it.
+    #[inline(never)]
+    fn detect_slow(
+        &self,
+        line: &str,
+        zone: &TimeZone,
+        now: SystemTime,
+        st: &mut DateState,
+    ) -> Option<Found> {
         st.hot = None;
         let n = self.templates.len();
         if st.stats.len() != n {
@@ -771,8 +787,8 @@ struct Hot {
 #[derive(Debug, Clone)]
 struct Masked {
     len: usize,
-    /// Mask and masked value.
-    words: Vec<(u64, u64)>,
+    /// Offset, mask and masked value.
+    words: Vec<(usize, u64, u64)>,
 }
 
 impl Masked {
@@ -785,7 +801,7 @@ impl Masked {
         let words = Masked::offsets(bytes.len())
             .map(|o| {
                 let m = load(&mask, o);
-                (m, load(bytes, o) & m)
+                (o, m, load(bytes, o) & m)
             })
             .collect();
         Masked {
@@ -803,13 +819,7 @@ impl Masked {
     /// Whether `b` (of the same length) has the bytes outside the mask.
     #[inline]
     fn eq(&self, b: &[u8]) -> bool {
-        let last = self.len.saturating_sub(8);
-        b.len() == self.len
-            && self
-                .words
-                .iter()
-                .enumerate()
-                .all(|(k, &(m, v))| load(b, (k * 8).min(last)) & m == v)
+        b.len() == self.len && self.words.iter().all(|&(o, m, v)| load(b, o) & m == v)
     }
 }
 
@@ -965,12 +975,14 @@ fn template(pattern: &str) -> Result<Template, String> {
         format!(r"(?i){body}")
     };
     // A form of fail2ban's list is checked by a test; parsing the thirty of
-    // them cost more than all else in the filter's date setup.
-    let memo_ok = OnceLock::new();
-    if !is_default(pattern) {
+    // them cost more than all else in the filter's date setup, and one
+    // parse at the first line cost as much as a few thousand lines.
+    let memo_ok = if is_default(pattern) {
+        !text.contains(r"\b")
+    } else {
         let hir = regex_syntax::parse(&text).map_err(|e| format!("datepattern {p:?}: {e}"))?;
-        let _ = memo_ok.set(look_free(&hir));
-    }
+        look_free(&hir)
+    };
     // fail2ban's line-end anchor: a pattern ending in an unescaped `$`.
     let line_end = p.ends_with('$') && !p.ends_with("\\$");
     Ok(Template {
@@ -1009,23 +1021,6 @@ fn is_word(c: Option<char>) -> bool {
 }
 
 impl Template {
-    /// See the field. The text parsed with ASCII classes, which are cheaper
-    /// to build and have the same assertions (a Unicode-only class refuses
-    /// it: then the full parse).
-    fn memo_ok(&self) -> bool {
-        *self.memo_ok.get_or_init(|| {
-            let ascii = regex_syntax::ParserBuilder::new()
-                .unicode(false)
-                .utf8(false)
-                .build()
-                .parse(&self.text);
-            match ascii {
-                Ok(hir) => look_free(&hir),
-                Err(_) => regex_syntax::parse(&self.text).is_ok_and(|hir| look_free(&hir)),
-            }
-        })
-    }
-
     /// The regex, compiled on first use. Its text is known to parse; only a
     /// size limit could still refuse it, and then it finds nothing.
     fn re(&self) -> Option<&FastRe> {
@@ -1063,7 +1058,7 @@ impl Template {
             let whole = re.find_at(line, from)?;
             let whole_text = &line[whole.0..whole.1];
             let remembered =
-                self.memo_ok() && memo.template == index && memo.text == whole_text.as_bytes();
+                self.memo_ok && memo.template == index && memo.text == whole_text.as_bytes();
             // The time when already known for this `now`.
             let (start, end, known) = if remembered {
                 let known = (memo.now == Some(now)).then_some(memo.time);
@@ -1078,7 +1073,7 @@ impl Template {
                 let hours = memo.template == index || memo.template == usize::MAX;
                 let (time, minute) = self.time(&caps, &line[m.0..m.1], zone, now, hours);
                 memo.template = usize::MAX;
-                if self.memo_ok() {
+                if self.memo_ok {
                     memo.template = index;
                     memo.walked = None;
                     memo.text.clear();
@@ -1287,15 +1282,22 @@ impl LineStart {
 
     /// [`end`](LineStart::end), with the walk of the bytes before `from.at`
     /// done (by [`walk_to`](LineStart::walk_to) on the same bytes).
+    #[inline]
     fn walk(&self, cache: &mut Cache, line: &[u8], from: Walked) -> Result<Option<usize>, ()> {
         let dfa = &self.dfa;
         let Walked {
             mut sid,
             mut end,
-            at,
+            at: mut i,
             ..
         } = from;
-        for (i, &b) in line.iter().enumerate().skip(at) {
+        loop {
+            let Some(&b) = line.get(i) else {
+                if dfa.next_eoi_state(cache, sid).map_err(|_| ())?.is_match() {
+                    end = Some(line.len());
+                }
+                return Ok(end);
+            };
             if !b.is_ascii() {
                 return Err(());
             }
@@ -1310,11 +1312,8 @@ impl LineStart {
                     return Err(());
                 }
             }
+            i += 1;
         }
-        if dfa.next_eoi_state(cache, sid).map_err(|_| ())?.is_match() {
-            end = Some(line.len());
-        }
-        Ok(end)
     }
 }
 
@@ -2045,12 +2044,11 @@ mod tests {
             for t in &d.templates {
                 let hir = regex_syntax::parse(&t.text).unwrap();
                 assert!(t.re().is_some(), "{}", t.text);
-                assert_eq!(t.memo_ok(), look_free(&hir), "{}", t.text);
+                assert_eq!(t.memo_ok, look_free(&hir), "{}", t.text);
             }
         }
         let d = DateFinder::new(None).unwrap().unwrap();
-        assert!(d.templates.iter().all(|t| t.memo_ok.get().is_none()));
-        assert!(d.templates.iter().any(|t| !t.memo_ok()), "EPOCH's \\b");
+        assert!(d.templates.iter().any(|t| !t.memo_ok), "EPOCH's \\b");
         // A filter's own pattern is checked at load.
         assert!(DateFinder::new(Some("^%Y (")).is_err());
         assert!(DateFinder::new(Some("x{DATE}(")).is_err());
