@@ -97,11 +97,101 @@ pub fn parse(line: &[u8]) -> Option<Prefix<'_>> {
 /// seconds), each in its own slot, so a log host that mixes both keeps both,
 /// and lines a second apart or with a fraction still reuse the date and the
 /// clock's hour and minute. Other stamps are kept whole.
+///
+/// It also keeps the hosts and programs of the last common lines
+/// ([`TagMemos`]): a log host's lines mostly come from a few programs on a few
+/// machines, so a line's host and program are compared as two words rather
+/// than scanned byte by byte.
 #[derive(Debug, Clone, Default)]
 pub struct StampCache {
     bsd: MinuteSlot,
     iso: MinuteSlot,
     whole: WholeStamp,
+    tags: TagMemos,
+}
+
+/// The `HOST PROGRAM` of a line [`common`] read, its first `len` (at most
+/// 16) bytes held as two words and masks, like a [`MinuteSlot`]. Equal bytes
+/// followed by a byte that cannot continue a program name read the same host
+/// and program: the host ends at its first space, the program where its name
+/// bytes end, and whether the host is busybox's facility.level depends on its
+/// bytes alone.
+#[derive(Debug, Clone, Copy, Default)]
+struct TagMemo {
+    words: [u64; 2],
+    masks: [u64; 2],
+    /// 0 while empty.
+    len: usize,
+    /// Bytes of the host (the space follows).
+    host_len: usize,
+    /// The host is busybox's facility.level (see [`common`]).
+    facility: bool,
+}
+
+/// How many hosts and programs [`TagMemos`] keeps: a log host's lines come
+/// from a few machines, interleaved line by line.
+const TAG_MEMOS: usize = 4;
+
+/// The last few distinct `HOST PROGRAM`s [`common`] read.
+#[derive(Debug, Clone, Copy, Default)]
+struct TagMemos {
+    memos: [TagMemo; TAG_MEMOS],
+    /// The one the next new host and program replaces.
+    next: usize,
+}
+
+/// The first 16 bytes of `b` as two words, zero past its end.
+#[inline(always)]
+fn head_pair(b: &[u8]) -> [u64; 2] {
+    let head = match b.first_chunk::<16>() {
+        Some(head) => *head,
+        None => {
+            let mut head = [0; 16];
+            head[..b.len()].copy_from_slice(b);
+            head
+        }
+    };
+    let word = |at: usize| u64::from_le_bytes(*head[at..].first_chunk::<8>().expect("16 bytes"));
+    [word(0), word(8)]
+}
+
+impl TagMemos {
+    /// The host's length, whether it is a facility.level and the program
+    /// name's length, if `rest` starts with a kept host and program.
+    #[inline(always)]
+    fn read(&self, rest: &[u8]) -> Option<(usize, bool, usize)> {
+        let w = head_pair(rest);
+        self.memos.iter().find_map(|m| {
+            let differ = ((w[0] ^ m.words[0]) & m.masks[0]) | ((w[1] ^ m.words[1]) & m.masks[1]);
+            // An empty memo's masks are zero: its `len` tells it apart. The
+            // words are zero past `rest`, which a host may hold: so is its
+            // length.
+            // A longer program (`sshd-session` where `sshd` is kept) is
+            // its own.
+            (differ == 0
+                && m.len != 0
+                && rest.len() >= m.len
+                && rest.get(m.len).is_none_or(|c| !NAME[usize::from(*c)]))
+            .then(|| (m.host_len, m.facility, m.len - m.host_len - 1))
+        })
+    }
+
+    /// Keeps `rest[..len]` (a host of `host_len` bytes, a space, a program).
+    fn keep(&mut self, rest: &[u8], len: usize, host_len: usize, facility: bool) {
+        if len > 16 {
+            return;
+        }
+        let masks = [minute_masks(len)[0], minute_masks(len)[1]];
+        let w = head_pair(rest);
+        self.memos[self.next] = TagMemo {
+            words: [w[0] & masks[0], w[1] & masks[1]],
+            masks,
+            len,
+            host_len,
+            facility,
+        };
+        self.next = (self.next + 1) % TAG_MEMOS;
+    }
 }
 
 /// A stamp kept whole: the last one of a rarer form.
@@ -290,7 +380,7 @@ fn whole_stamp(rest: &[u8], cache: &mut WholeStamp) -> Option<(RawTime, usize)> 
 /// parser's on a line of that shape (the `common_is_parse` proptest holds it
 /// to that).
 #[inline]
-fn common<'a>(line: &'a [u8], cache: &StampCache) -> Option<Prefix<'a>> {
+fn common<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
     // No `<PRI>` (which starts with `<`), no BIND stamp (a digit, then `-` at
     // 2, which ISO 8601's year never has).
     let (time, used) = match *line.first()? {
@@ -302,34 +392,54 @@ fn common<'a>(line: &'a [u8], cache: &StampCache) -> Option<Prefix<'a>> {
     if line.get(used) != Some(&b' ') || line.get(host) == Some(&b'<') {
         return None;
     }
-    // The host: a word that is not itself a tag (which ends in `:` or `]`).
-    let (host_len, dotted) = space_at(line.get(host..)?);
+    let rest = line.get(host..)?;
+    let (host_len, facility, name) = match cache.tags.read(rest) {
+        Some(kept) => kept,
+        None => {
+            // The host: a word that is not itself a tag (which ends in `:`
+            // or `]`).
+            let (host_len, dotted) = space_at(rest);
+            let last = *rest.get(host_len.checked_sub(1)?)?;
+            if host_len == 0 || rest.get(host_len) != Some(&b' ') || matches!(last, b':' | b']') {
+                return None;
+            }
+            let name = name_len(rest.get(host_len + 1..)?);
+            // busybox's facility.level without a host (OpenWrt's `logread`)
+            // changes with the level, so it is neither the host nor part of
+            // the process; it has a dot, which most hosts do not, so those
+            // skip the lists.
+            let facility = dotted && facility_level(&rest[..host_len]);
+            if name > 0 {
+                cache
+                    .tags
+                    .keep(rest, host_len + 1 + name, host_len, facility);
+            }
+            (host_len, facility, name)
+        }
+    };
     let host_end = host + host_len;
-    let last = *line.get(host_end.checked_sub(1)?)?;
-    if host_end == host || line.get(host_end) != Some(&b' ') || matches!(last, b':' | b']') {
-        return None;
-    }
-    let (program, tag_end, pid) = plain_tag(line, host_end + 1)?;
-    // busybox's facility.level without a host (OpenWrt's `logread`) changes
-    // with the level, so it is neither the host nor part of the process; it
-    // has a dot, which most hosts do not, so those skip the lists.
-    let (host, process) = match &line[host..host_end] {
-        h if dotted && facility_level(h) => (&b""[..], pid.then(|| &line[host_end + 1..tag_end])),
-        h => (h, pid.then(|| &line[host..tag_end])),
+    let (program, tag_end, pid) = plain_tag(line, host_end + 1, name)?;
+    let (host, process) = if facility {
+        (&b""[..], pid.then(|| &line[host_end + 1..tag_end]))
+    } else {
+        (&line[host..host_end], pid.then(|| &line[host..tag_end]))
     };
     Some(message(line, Some(time), program, tag_end, process, host))
 }
 
-/// `prog[pid]:` or `prog:` starting at `start` and followed by a space or the
-/// line's end: the program, where the tag ends, and whether it has a pid.
-/// `None` for any other tag, which [`tag`] then reads.
+/// How many bytes of a program name (see [`NAME`]) `rest` starts with.
 #[inline(always)]
-fn plain_tag(line: &[u8], start: usize) -> Option<(&[u8], usize, bool)> {
+fn name_len(rest: &[u8]) -> usize {
+    rest.iter().take_while(|c| NAME[usize::from(**c)]).count()
+}
+
+/// `prog[pid]:` or `prog:` starting at `start`, its name `name` bytes long
+/// ([`name_len`]), and followed by a space or the line's end: the program,
+/// where the tag ends, and whether it has a pid. `None` for any other tag,
+/// which [`tag`] then reads.
+#[inline(always)]
+fn plain_tag(line: &[u8], start: usize, name: usize) -> Option<(&[u8], usize, bool)> {
     let rest = line.get(start..)?;
-    let mut name = 0;
-    while name < rest.len() && NAME[usize::from(rest[name])] {
-        name += 1;
-    }
     let (end, pid) = match rest.get(name) {
         _ if name == 0 => return None,
         Some(b':') => (name + 1, false),
@@ -1586,14 +1696,55 @@ mod tests {
         ] {
             let line = line.as_bytes();
             assert_eq!(parse_cached(line, &mut cache), parse(line));
-            assert_eq!(common(line, &cache), parse(line));
+            assert_eq!(common(line, &mut cache), parse(line));
         }
         let line = b"May 19 10:00:00 web1 sshd[123]: x";
         let mut cache = StampCache::default();
-        assert_eq!(common(line, &cache), None, "nothing kept yet");
+        assert_eq!(common(line, &mut cache), None, "nothing kept yet");
         parse_cached(line, &mut cache);
-        assert!(common(b"May 19 10:00:33 db2 su: x", &cache).is_some());
-        assert!(common(b"May 19 10:01:00 db2 su: x", &cache).is_none());
+        assert!(common(b"May 19 10:00:33 db2 su: x", &mut cache).is_some());
+        assert!(common(b"May 19 10:01:00 db2 su: x", &mut cache).is_none());
+    }
+
+    /// The host and program of the last common line are compared, not
+    /// scanned: a line whose host or program only starts like the kept ones
+    /// (a longer program, a shorter host) still reads its own.
+    #[test]
+    fn kept_host_and_program_read_only_their_own() {
+        let mut cache = StampCache::default();
+        for line in [
+            "May 19 10:00:00 web1 sshd[1]: a",
+            "May 19 10:00:01 web1 sshd[2]: b",
+            "May 19 10:00:01 web1 sshd-session[2]: b",
+            "May 19 10:00:01 web1 sshd: c",
+            "May 19 10:00:01 web1 ssh[3]: c",
+            "May 19 10:00:02 web12 sshd[2]: d",
+            "May 19 10:00:02 web sshd[2]: d",
+            "May 19 10:00:02 web1 sshd(pam_unix)[2]: d",
+            "May 19 10:00:02 web1 sshd[2] x",
+            "May 19 10:00:02 auth.info sshd[2]: e",
+            "May 19 10:00:02 auth.info sshd[3]: e",
+            "May 19 10:00:02 web1 sshd",
+            "May 19 10:00:02 web1 sshd[",
+            "May 19 10:00:03 averyveryverylonghost.example.org sshd[4]: f",
+            "May 19 10:00:03 averyveryverylonghost.example.org sshd[4]: f",
+            "May 19 10:00:03 web1 sshd[5]: g",
+            "May 19 10:00:03 web1 sshd[5]: g",
+        ] {
+            let line = line.as_bytes();
+            assert_eq!(
+                parse_cached(line, &mut cache),
+                parse(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // Zeros past a short line never match a kept host that holds them.
+        let mut cache = StampCache::default();
+        let line = b"May 19 10:00:00 a\0\0 b: x";
+        assert_eq!(parse_cached(line, &mut cache), parse(line));
+        let short = b"May 19 10:00:00 a";
+        assert_eq!(parse_cached(short, &mut cache), parse(short));
     }
 
     /// A minute is compared in the line's first 24 bytes, padded with zeros
@@ -1755,7 +1906,7 @@ mod tests {
                 let line = format!("{minute}{second}{tail}{gap}{host}{tag}{msg}");
                 let line = line.as_bytes();
                 let want = parse(line);
-                if let Some(found) = common(line, &cache) {
+                if let Some(found) = common(line, &mut cache) {
                     prop_assert_eq!(Some(found), want, "{}", String::from_utf8_lossy(line));
                 }
                 prop_assert_eq!(parse_cached(line, &mut cache), want, "{}", String::from_utf8_lossy(line));
