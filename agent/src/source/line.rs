@@ -179,6 +179,7 @@ impl LineSplitter {
     }
 }
 
+#[inline]
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
