@@ -140,21 +140,12 @@ struct TagMemos {
     next: usize,
 }
 
-/// The first 16 bytes of `b` as two words, zero past its end: [`head_words`]
-/// cut to two, since every kept host and program probed pays for each word
-/// (sharing the three-word form measured +16 instructions a line).
+/// The first 16 bytes of `b` as two words: [`head_words`] cut to two, since
+/// every kept host and program probed pays for each word (sharing the
+/// three-word form measured +16 instructions a line).
 #[inline(always)]
 fn head_pair(b: &[u8]) -> [u64; 2] {
-    let head = match b.first_chunk::<16>() {
-        Some(head) => *head,
-        None => {
-            let mut head = [0; 16];
-            head[..b.len()].copy_from_slice(b);
-            head
-        }
-    };
-    let word = |at: usize| u64::from_le_bytes(*head[at..].first_chunk::<8>().expect("16 bytes"));
-    [word(0), word(8)]
+    words::<16, 2>(b)
 }
 
 impl TagMemos {
@@ -239,16 +230,26 @@ const ISO_MINUTE: usize = 17;
 /// byte is zero, so a short line never matches a longer minute).
 #[inline(always)]
 fn head_words(b: &[u8]) -> [u64; 3] {
-    let head = match b.first_chunk::<24>() {
+    words::<24, 3>(b)
+}
+
+/// The first `BYTES` (= 8 x `WORDS`) bytes of `b` as little-endian words,
+/// zero past its end. Both sizes are constants, so each use compiles to
+/// plain loads.
+#[inline(always)]
+fn words<const BYTES: usize, const WORDS: usize>(b: &[u8]) -> [u64; WORDS] {
+    const { assert!(BYTES == 8 * WORDS) };
+    let head = match b.first_chunk::<BYTES>() {
         Some(head) => *head,
         None => {
-            let mut head = [0; 24];
+            let mut head = [0; BYTES];
             head[..b.len()].copy_from_slice(b);
             head
         }
     };
-    let word = |at: usize| u64::from_le_bytes(*head[at..].first_chunk::<8>().expect("24 bytes"));
-    [word(0), word(8), word(16)]
+    std::array::from_fn(|i| {
+        u64::from_le_bytes(*head[8 * i..].first_chunk::<8>().expect("8 x WORDS bytes"))
+    })
 }
 
 /// The masks that keep the first `len` (at most 24) bytes of [`head_words`].
