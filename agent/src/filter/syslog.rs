@@ -307,8 +307,11 @@ impl MinuteSlot {
 /// stamp) read by [`common`] without the general parser's detours.
 ///
 /// Only the common line is read here; every other line takes
-/// [`parse_uncommon`], kept out of line so this stays small.
-#[inline]
+/// [`parse_uncommon`], kept out of line so this stays small. Always inlined,
+/// with [`common`]: the 112-byte [`Prefix`] is then built in the caller's
+/// frame rather than copied out of two returns (34 instructions a line fewer
+/// on the attack corpus).
+#[inline(always)]
 pub fn parse_cached<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
     if let Some(prefix) = common(line, cache) {
         return Some(prefix);
@@ -386,7 +389,7 @@ fn whole_stamp(rest: &[u8], cache: &mut WholeStamp) -> Option<(RawTime, usize)> 
 /// this finds a prefix, it is the one [`parse`] finds: each step is the general
 /// parser's on a line of that shape (the `common_is_parse` proptest holds it
 /// to that).
-#[inline]
+#[inline(always)]
 fn common<'a>(line: &'a [u8], cache: &mut StampCache) -> Option<Prefix<'a>> {
     // No `<PRI>` (which starts with `<`), no BIND stamp (a digit, then `-` at
     // 2, which ISO 8601's year never has).
