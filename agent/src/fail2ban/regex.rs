@@ -606,6 +606,9 @@ impl First {
 /// Most patterns a regex is split into: each costs its own NFA states.
 const MAX_BRANCHES: usize = 16;
 
+/// Largest DFA a split is decided on ([`ends_once`]).
+const SPLIT_DFA_LIMIT: usize = 1 << 18;
+
 /// The group names of a parsed pattern, by group index.
 fn group_names(hir: &regex_syntax::hir::Hir) -> Box<[Option<Box<str>>]> {
     use regex_syntax::hir::HirKind;
@@ -687,7 +690,7 @@ fn split_branches(
         .count();
     let mut before = prefix.clone();
     before.extend(head.iter().cloned());
-    if grouped < 2 || !ends_once(&Hir::concat(before.clone())) {
+    if grouped < 2 || !ends_once(&Hir::concat(before.clone()), SPLIT_DFA_LIMIT) {
         out.push(whole(prefix));
         return (out.len() <= MAX_BRANCHES).then_some(());
     }
@@ -701,13 +704,12 @@ fn split_branches(
 /// from a given start ends: no match, from any start state, is followed by
 /// another, longer one. Decided on the pattern's DFA (a match state there
 /// says that the text before its last byte matched); `false` when the DFA
-/// is too big to build.
-fn ends_once(hir: &regex_syntax::hir::Hir) -> bool {
+/// is over `limit` bytes.
+fn ends_once(hir: &regex_syntax::hir::Hir, limit: usize) -> bool {
     use regex_automata::dfa::{Automaton, StartKind, dense};
     use regex_automata::nfa::thompson;
     use regex_automata::util::start;
     use regex_automata::{Anchored, MatchKind};
-    const LIMIT: usize = 1 << 18;
     let Ok(nfa) = thompson::Compiler::new()
         .configure(
             thompson::Config::new()
@@ -723,8 +725,8 @@ fn ends_once(hir: &regex_syntax::hir::Hir) -> bool {
             dense::DFA::config()
                 .match_kind(MatchKind::All)
                 .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(LIMIT))
-                .determinize_size_limit(Some(LIMIT)),
+                .dfa_size_limit(Some(limit))
+                .determinize_size_limit(Some(limit)),
         )
         .build_from_nfa(&nfa)
     else {
@@ -742,6 +744,12 @@ fn ends_once(hir: &regex_syntax::hir::Hir) -> bool {
             Err(_) => return false,
         }
     }
+    // One byte of each class the DFA tells apart: the others move alike.
+    let bytes: Vec<u8> = dfa
+        .byte_classes()
+        .representatives(0..=255)
+        .filter_map(|u| u.as_u8())
+        .collect();
     // Every state reachable from a start; then from each match state (a
     // match just ended), whether another match can end later.
     let mut matched = Vec::new();
@@ -752,7 +760,7 @@ fn ends_once(hir: &regex_syntax::hir::Hir) -> bool {
         if dfa.is_match_state(s) {
             matched.push(s);
         }
-        for b in 0..=255u8 {
+        for &b in &bytes {
             let n = dfa.next_state(s, b);
             if !dfa.is_dead_state(n) && seen.insert(n) {
                 todo.push(n);
@@ -766,7 +774,7 @@ fn ends_once(hir: &regex_syntax::hir::Hir) -> bool {
         if dfa.is_match_state(dfa.next_eoi_state(s)) {
             return false;
         }
-        for b in 0..=255u8 {
+        for &b in &bytes {
             let n = dfa.next_state(s, b);
             if dfa.is_match_state(n) || dfa.is_quit_state(n) {
                 return false;
@@ -1635,6 +1643,11 @@ mod tests {
         }
     }
 
+    /// Patterns cut into segments ([`capture`]): decided text, then the
+    /// address on the backtracker.
+    const CUT_PAM: &str = r"^<F-NOFAIL>pam_[a-z]+\(sshd:auth\):\s+authentication failure;</F-NOFAIL>(?:\s+(?:(?:logname|e?uid|tty)=\S*)){0,4}\s+ruser=<F-ALT_USER>\S*</F-ALT_USER>\s+rhost=<HOST>(?:\s+user=<F-USER>\S*</F-USER>)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$";
+    const CUT_DISCONNECT: &str = r"^<F-NOFAIL>Received <F-MLFFORGET>disconnect</F-MLFFORGET></F-NOFAIL> from <HOST>(?: (?:port \d+|on \S+)){0,2}:\s*11:";
+
     /// Patterns for [`own_capture_engines_match_meta`]: split ones, one-pass
     /// ones (run without a DFA pass where anchored), `<HOST>` patterns, ones
     /// matching empty text, unanchored and multi-line ones.
@@ -1650,6 +1663,8 @@ mod tests {
             r"^Failed \S+ for (?P<user>.*?) from <HOST>( port \d+)?\s*$",
             r"from <HOST>(?: port (?P<port>\d+))?",
             r"^(?P<nofail>Failed (?:(?P<pk>publickey)|\S+)) for (?:(?P<u>\S+) from <HOST>|(?P<v>.*) from (?P<h2>\\S+)$)",
+            CUT_PAM,
+            CUT_DISCONNECT,
         ];
         let plain = [
             r"^x(?P<a>a+)?(?P<b>b*)$",
@@ -1686,11 +1701,13 @@ mod tests {
         /// `meta` engine finds on the whole pattern, from any start.
         #[test]
         fn own_capture_engines_match_meta(
-            which in 0..20usize,
+            which in 0..64usize,
             parts in proptest::collection::vec(proptest::sample::select(vec![
                 "Failed ", "publickey", "password", " for ", "root", " from ", "192.0.2.1",
                 "2001:db8::1", "host.example.org", " port 22", ":", "12", "a", "b", "x", "y",
-                "f", "F", " ", "\n", "\u{e9}",
+                "f", "F", " ", "\n", "\u{e9}", "pam_unix(sshd:auth): authentication failure;",
+                " uid=0", " tty=ssh", " ruser=", " rhost=", " user=", "Received disconnect",
+                ":11:", " [preauth]", "[", "]", "1.2", "3", ".",
             ]), 0..10),
             from in 0..3usize,
         ) {
@@ -1709,6 +1726,79 @@ mod tests {
             });
             proptest::prop_assert_eq!(fast.captures_at(&line, from), want, "{}", fast.text);
         }
+    }
+
+    /// The captor of the branch that matched `line`, after a match.
+    fn segments_after(re: &FastRe, line: &str) -> usize {
+        assert!(re.captures(line).is_some(), "{line}");
+        let first = re.first().unwrap();
+        first
+            .captors
+            .iter()
+            .filter_map(|c| c.get()?.as_ref())
+            .map(capture::Captor::segment_count)
+            .max()
+            .unwrap()
+    }
+
+    #[test]
+    fn cut_only_where_the_parse_is_decided() {
+        let pam = FastRe::new_split(&to_rust_syntax(&resolve_tags(CUT_PAM, true))).unwrap();
+        let line = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root";
+        assert!(segments_after(&pam, line) >= 2);
+        let first = pam.first().unwrap();
+        assert!(
+            first.captors[0]
+                .get()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .reads_quads()
+        );
+        let spans = pam.captures(line).unwrap();
+        let ip4 = pam.capture_names().position(|n| n == Some("ip4")).unwrap();
+        assert_eq!(spans[ip4].1.map(|(a, b)| &line[a..b]), Some("192.0.2.7"));
+        let user = pam.capture_names().position(|n| n == Some("user")).unwrap();
+        assert_eq!(spans[user].1.map(|(a, b)| &line[a..b]), Some("root"));
+        // Not a quad (four digits), or a quad the rest does not follow:
+        // the segment's engine decides, as the whole pattern would.
+        let disconnect =
+            FastRe::new_split(&to_rust_syntax(&resolve_tags(CUT_DISCONNECT, true))).unwrap();
+        for (line, want) in [
+            (
+                "Received disconnect from 192.0.2.1234 port 2:11:",
+                Some("192.0.2.1234"),
+            ),
+            (
+                "Received disconnect from [192.0.2.12] port 2:11:",
+                Some("192.0.2.12"),
+            ),
+            (
+                "Received disconnect from 192.0.2.12a:11:",
+                Some("192.0.2.12a"),
+            ),
+            (
+                "Received disconnect from 192.0.2.12:11:",
+                Some("192.0.2.12"),
+            ),
+        ] {
+            let spans = disconnect.captures(line).unwrap();
+            let got = spans
+                .iter()
+                .filter(|(i, _)| {
+                    let n = disconnect.names[*i].as_deref();
+                    n == Some("ip4") || n == Some("dns")
+                })
+                .find_map(|(_, s)| s.map(|(a, b)| &line[a..b]));
+            assert_eq!(got, want, "{line}");
+        }
+        // `a+` may end anywhere: nothing before the groups is decided.
+        let r = FastRe::new(r"^(?P<a>a+)(?P<b>a)").unwrap();
+        assert_eq!(segments_after(&r, "aaa"), 0);
+        assert_eq!(r.captures("aaa").unwrap()[2], (2, Some((2, 3))));
+        // One-pass as a whole: one scan, no cut.
+        let r = FastRe::new(r"^user (?P<u>\S+) from (?P<h>\S+)").unwrap();
+        assert_eq!(segments_after(&r, "user a from b"), 0);
     }
 
     #[test]
