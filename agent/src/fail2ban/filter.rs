@@ -19,7 +19,9 @@ use jiff::tz::TimeZone;
 
 use super::date::{DateFinder, DateState};
 use super::ini::{Ini, IniError};
-use super::regex::{ContentSplit, F2bRegex, Known, MACHINERY, Split, resolve_tags};
+use super::regex::{
+    AsciiDfa, ContentSplit, F2bRegex, Known, MACHINERY, NoAnswer, Split, resolve_tags,
+};
 
 /// Why a fail2ban filter cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -352,6 +354,55 @@ const SESSION_KNOWN: [Known; 4] = [
     Known::Mlfid,
 ];
 
+/// The failregexes whose every match starts the content (`^`), on the
+/// fast engine with an ASCII form, searched by one DFA: fail2ban tries
+/// them one after the other, and an anchored leftmost-first search of them
+/// all, in their order, finds the match of the first that matches (a
+/// pattern's threads outrank every later one's), with the same end. One
+/// walk over the content then replaces a search per regex, and the
+/// capture step starts from its match.
+#[derive(Debug)]
+struct FailScan {
+    dfa: AsciiDfa,
+    /// Per DFA pattern: its failregex and that regex's own pattern index
+    /// ([`F2bRegex::ascii_anchored_patterns`]).
+    owner: Vec<(usize, usize)>,
+    /// Per failregex: whether the DFA searches it.
+    searched: Vec<bool>,
+}
+
+impl FailScan {
+    fn new(fail: &[Fail]) -> Option<FailScan> {
+        let (mut hirs, mut owner, mut searched) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, f) in fail.iter().enumerate() {
+            let patterns = f.re.ascii_anchored_patterns();
+            searched.push(patterns.is_some());
+            for (p, hir) in patterns.into_iter().flatten().enumerate() {
+                hirs.push(hir);
+                owner.push((i, p));
+            }
+        }
+        if hirs.is_empty() {
+            return None;
+        }
+        Some(FailScan {
+            dfa: AsciiDfa::new(&hirs)?,
+            owner,
+            searched,
+        })
+    }
+
+    /// The first searched failregex that matches `content`: its index,
+    /// its pattern and the match's end.
+    #[inline]
+    fn find(&self, content: &str) -> Result<Option<(usize, usize, usize)>, NoAnswer> {
+        Ok(self.dfa.find_anchored(content, 0)?.map(|(p, end)| {
+            let (i, pid) = self.owner[p];
+            (i, pid, end)
+        }))
+    }
+}
+
 /// A compiled fail2ban filter.
 #[derive(Debug)]
 pub struct Matcher {
@@ -365,6 +416,9 @@ pub struct Matcher {
     by_first_byte: Vec<Vec<usize>>,
     /// The failregexes that can match empty content.
     on_empty: Vec<usize>,
+    /// One DFA search for the failregexes it can run, built on the first
+    /// line that needs it.
+    fail_scan: std::sync::OnceLock<Option<FailScan>>,
     ignore: Vec<F2bRegex>,
     /// How many regexes need the backtracking engine.
     pub fancy: usize,
@@ -596,6 +650,7 @@ impl Matcher {
             fail,
             by_first_byte,
             on_empty,
+            fail_scan: std::sync::OnceLock::new(),
             ignore,
             fancy,
             maxlines: def.maxlines,
@@ -702,9 +757,23 @@ impl Matcher {
             Some(b) => &self.by_first_byte[usize::from(*b)],
             None => &self.on_empty,
         };
+        // The scan's DFA searches the regexes it runs at once, when the
+        // first of them comes up.
+        let scan = self.fail_scan().filter(|_| !candidates.is_empty());
+        let mut hit = None;
         for &i in candidates {
             let f = &self.fail[i];
-            let Some(g) = f.re.captures(content) else {
+            let found = match scan.filter(|s| s.searched[i]) {
+                Some(s) => match *hit.get_or_insert_with(|| s.find(content)) {
+                    Ok(Some((j, pid, end))) if j == i => f.re.captures_found(content, pid, end),
+                    // A later one matches first, or none does.
+                    Ok(Some((j, ..))) if j > i => None,
+                    Ok(None) => None,
+                    Ok(Some(_)) | Err(NoAnswer) => f.re.captures(content),
+                },
+                None => f.re.captures(content),
+            };
+            let Some(g) = found else {
                 continue;
             };
             // prefregex groups (the address may be there) count for every failregex.
@@ -817,10 +886,25 @@ impl Matcher {
     #[cfg(test)]
     fn without_shortcuts(mut self) -> Matcher {
         self.split = None;
+        self.fail_scan = std::sync::OnceLock::from(None);
         let all: Vec<usize> = (0..self.fail.len()).collect();
         self.by_first_byte = vec![all.clone(); 256];
         self.on_empty = all;
         self
+    }
+
+    /// The failregexes' one DFA search, built on first use; none for
+    /// multi-line buffers (their `^` is a line's start).
+    fn fail_scan(&self) -> Option<&FailScan> {
+        self.fail_scan
+            .get_or_init(|| {
+                if self.maxlines > 1 {
+                    None
+                } else {
+                    FailScan::new(&self.fail)
+                }
+            })
+            .as_ref()
     }
 
     /// How many failregexes it has.

@@ -14,6 +14,9 @@ use regex_automata::util::primitives::NonMaxUsize;
 
 mod capture;
 mod rewrite;
+mod scan;
+
+pub(crate) use scan::{AsciiDfa, NoAnswer};
 
 /// Why a fail2ban regex cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -317,6 +320,9 @@ pub struct FastRe {
     first: OnceLock<Option<First>>,
     /// Whether `first` is the ASCII form.
     first_ascii: bool,
+    /// The patterns `first` runs ([`patterns`](Self::patterns)), worked
+    /// out once: splitting builds DFAs of the branches' heads.
+    patterns: OnceLock<Box<[regex_syntax::hir::Hir]>>,
     /// The Unicode form behind an ASCII `first`, once a line needed it.
     unicode: OnceLock<Option<regex_automata::meta::Regex>>,
     text: String,
@@ -415,6 +421,7 @@ impl FastRe {
             split,
             first: OnceLock::new(),
             first_ascii,
+            patterns: OnceLock::new(),
             unicode: OnceLock::new(),
             text: rust.to_owned(),
             first_bytes: first_bytes.map(Box::new),
@@ -443,12 +450,7 @@ impl FastRe {
                         .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit)
                         .onepass(false),
                 );
-                let patterns = if self.split {
-                    branches(&self.hir)
-                } else {
-                    None
-                }
-                .unwrap_or_else(|| vec![self.hir.clone()]);
+                let patterns = self.patterns().to_vec();
                 builder
                     .build_many_from_hir(&patterns)
                     .inspect_err(|e| {
@@ -462,6 +464,42 @@ impl FastRe {
                     })
             })
             .as_ref()
+    }
+
+    /// The patterns `first` runs: one per branch where split.
+    fn patterns(&self) -> &[regex_syntax::hir::Hir] {
+        self.patterns.get_or_init(|| {
+            if self.split {
+                branches(&self.hir)
+            } else {
+                None
+            }
+            .unwrap_or_else(|| vec![self.hir.clone()])
+            .into_boxed_slice()
+        })
+    }
+
+    /// The ASCII form's parse, for an [`AsciiDfa`] of the caller's, when
+    /// the first form is the ASCII one: on the bytes an `AsciiDfa` answers
+    /// for (ASCII), it finds what this pattern finds.
+    pub(crate) fn ascii_hir(&self) -> Option<&regex_syntax::hir::Hir> {
+        self.first_ascii.then_some(&self.hir)
+    }
+
+    /// The same as `first`'s patterns (one per branch where split), for a
+    /// pattern whose every match starts the haystack (`^`): an anchored
+    /// search of them from the start, pattern by pattern in their order,
+    /// is the search `first` runs, and a match it finds is handed to
+    /// [`with_found_slots`](Self::with_found_slots) by its pattern index.
+    pub(crate) fn ascii_anchored_patterns(&self) -> Option<Vec<regex_syntax::hir::Hir>> {
+        use regex_syntax::hir::Look;
+        (self.first_ascii
+            && self
+                .hir
+                .properties()
+                .look_set_prefix()
+                .contains(Look::Start))
+        .then(|| self.patterns().to_vec())
     }
 
     /// The form to run on `hay`; `None` if the form it needs was refused
@@ -547,8 +585,22 @@ impl FastRe {
         from: usize,
         f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
     ) -> Option<R> {
+        self.with_found_slots(hay, from, None, f)
+    }
+
+    /// [`with_slots`](Self::with_slots), where the caller's DFA may have
+    /// found the match on the first form already: `found` is its pattern
+    /// (among [`ascii_anchored_patterns`](Self::ascii_anchored_patterns))
+    /// and span.
+    fn with_found_slots<R>(
+        &self,
+        hay: &str,
+        from: usize,
+        found: Option<(usize, usize, usize)>,
+        f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
+    ) -> Option<R> {
         if !self.first_ascii || hay.is_ascii() {
-            return self.first_slots(hay, from, f);
+            return self.first_slots(hay, from, found, f);
         }
         // The Unicode form behind an ASCII first form: one pattern.
         let re = self.engine(hay)?;
@@ -568,6 +620,7 @@ impl FastRe {
         &self,
         hay: &str,
         from: usize,
+        found: Option<(usize, usize, usize)>,
         f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
     ) -> Option<R> {
         let first = self.first()?;
@@ -578,12 +631,16 @@ impl FastRe {
                     return captor.direct(hay, from, slots).then(|| f(slots));
                 }
             }
-            let input = regex_automata::Input::new(hay).range(from..);
-            let m = first.finder.find(input)?;
-            let captor = first.captor(m.pattern().as_usize(), self)?;
-            captor
-                .resolve(hay, m.start(), m.end(), slots)
-                .then(|| f(slots))
+            let (pid, start, end) = match found {
+                Some(m) => m,
+                None => {
+                    let input = regex_automata::Input::new(hay).range(from..);
+                    let m = first.finder.find(input)?;
+                    (m.pattern().as_usize(), m.start(), m.end())
+                }
+            };
+            let captor = first.captor(pid, self)?;
+            captor.resolve(hay, start, end, slots).then(|| f(slots))
         })
     }
 }
@@ -1085,6 +1142,35 @@ impl F2bRegex {
     /// The first match's groups. A backtracking run that hits its step limit
     /// counts as no match.
     pub fn captures<'h>(&'h self, hay: &'h str) -> Option<Groups<'h>> {
+        self.captures_with(hay, None)
+    }
+
+    /// The patterns an [`AsciiDfa`] of the caller's may search for this
+    /// regex, when it runs on the fast engine and every match starts the
+    /// haystack ([`FastRe::ascii_anchored_patterns`]).
+    pub(crate) fn ascii_anchored_patterns(&self) -> Option<Vec<regex_syntax::hir::Hir>> {
+        match &self.engine {
+            Compiled::Fast(r) => r.ascii_anchored_patterns(),
+            Compiled::Fancy(_) => None,
+        }
+    }
+
+    /// [`captures`](Self::captures) of the match such a DFA found: its
+    /// pattern `pid` (among this regex's) ending at `end`, from the start.
+    pub(crate) fn captures_found<'h>(
+        &'h self,
+        hay: &'h str,
+        pid: usize,
+        end: usize,
+    ) -> Option<Groups<'h>> {
+        self.captures_with(hay, Some((pid, 0, end)))
+    }
+
+    fn captures_with<'h>(
+        &'h self,
+        hay: &'h str,
+        found: Option<(usize, usize, usize)>,
+    ) -> Option<Groups<'h>> {
         if self
             .prefix
             .as_ref()
@@ -1094,7 +1180,7 @@ impl F2bRegex {
         }
         let n = self.names.len();
         let spans = match &self.engine {
-            Compiled::Fast(r) => r.with_slots(hay, 0, |slots| {
+            Compiled::Fast(r) => r.with_found_slots(hay, 0, found, |slots| {
                 let mut out = SpanBuf::unset(n);
                 let o = out.as_mut_slice();
                 for (i, s) in slots.chunks_exact(2).enumerate() {
@@ -1210,9 +1296,18 @@ pub(crate) enum Split {
 
 /// How HEAD is run.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per filter, read on every line: inline, not behind a pointer"
+)]
 enum Head {
     /// As one pattern, its groups by the capture engine.
-    Whole(FastRe),
+    Whole {
+        re: FastRe,
+        /// Its DFA, where every match starts the line (`^`, not
+        /// multi-line): the split's search is then anchored.
+        dfa: Option<scan::LazyDfa>,
+    },
     /// HEAD is `^(?P<g>X)Y`, X and Y without groups and Y able to match
     /// empty (sshd's `^(?P<mlfid>prefix)(?:error: )?`): any parse of X is
     /// followed by a match of Y, so HEAD's leftmost-first parse is X's
@@ -1222,8 +1317,10 @@ enum Head {
     Parts {
         /// `^(?:X)`.
         x: FastRe,
+        x_dfa: scan::LazyDfa,
         /// `(?:Y)`, run anchored where X ends.
         y: FastRe,
+        y_dfa: scan::LazyDfa,
         /// The bytes a non-empty match of Y may start with, if known: Y's
         /// match is empty where X ends before another byte.
         y_first: Option<Box<[bool; 256]>>,
@@ -1257,7 +1354,9 @@ impl ContentSplit {
                 }
                 Head::Parts {
                     x: FastRe::new(&format!("^(?:{x})")).ok()?,
+                    x_dfa: scan::LazyDfa::default(),
                     y: FastRe::new(&format!("(?:{y})")).ok()?,
+                    y_dfa: scan::LazyDfa::default(),
                     y_first: nonempty_first_bytes(y).map(Box::new),
                 }
             }
@@ -1270,7 +1369,15 @@ impl ContentSplit {
                 {
                     return None;
                 }
-                Head::Whole(whole)
+                let anchored = whole
+                    .hir
+                    .properties()
+                    .look_set_prefix()
+                    .contains(regex_syntax::hir::Look::Start);
+                Head::Whole {
+                    re: whole,
+                    dfa: anchored.then(scan::LazyDfa::default),
+                }
             }
         };
         Some(ContentSplit {
@@ -1299,7 +1406,7 @@ impl ContentSplit {
         let mut spans = SpanBuf::unset(n);
         let o = spans.as_mut_slice();
         match &self.head {
-            Head::Whole(head) => {
+            Head::Whole { re: head, .. } => {
                 head.with_slots(hay, 0, |slots| {
                     for (slot, s) in o.iter_mut().zip(slots.chunks_exact(2)) {
                         *slot = pair(s);
@@ -1334,7 +1441,13 @@ impl ContentSplit {
     /// Where `hay`'s content starts, by a DFA run of HEAD (or of its parts).
     pub fn split(&self, hay: &str) -> Split {
         let (end, group) = match &self.head {
-            Head::Whole(head) => (head.find(hay).map(|(_, e)| e), None),
+            Head::Whole { re, dfa } => {
+                let m = match dfa {
+                    Some(dfa) => dfa.find_anchored(re, hay, 0),
+                    None => re.find(hay),
+                };
+                (m.map(|(_, e)| e), None)
+            }
             Head::Parts { .. } => match self.parts(hay) {
                 Some((start, xend, end)) => (Some(end), Some((start, xend))),
                 None => (None, None),
@@ -1349,16 +1462,20 @@ impl ContentSplit {
 
     /// HEAD as parts: X's span and where Y after it ends.
     fn parts(&self, hay: &str) -> Option<(usize, usize, usize)> {
-        let Head::Parts { x, .. } = &self.head else {
+        let Head::Parts { x, x_dfa, .. } = &self.head else {
             return None;
         };
-        let (start, xend) = x.find(hay)?;
+        // `^(?:X)`: every match starts the line.
+        let (start, xend) = x_dfa.find_anchored(x, hay, 0)?;
         Some((start, xend, self.parts_end(hay, xend)?))
     }
 
     /// Where Y, run from X's end, ends.
     fn parts_end(&self, hay: &str, xend: usize) -> Option<usize> {
-        let Head::Parts { y, y_first, .. } = &self.head else {
+        let Head::Parts {
+            y, y_dfa, y_first, ..
+        } = &self.head
+        else {
             return None;
         };
         let next = hay.as_bytes().get(xend);
@@ -1368,7 +1485,7 @@ impl ContentSplit {
             // Y can match empty and nothing else here: its match is empty.
             return Some(xend);
         }
-        y.find_anchored(hay, xend).map(|(_, e)| e)
+        y_dfa.find_anchored(y, hay, xend).map(|(_, e)| e)
     }
 }
 

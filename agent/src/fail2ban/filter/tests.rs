@@ -622,3 +622,69 @@ fn sshd_shaped_prefregex_splits_in_parts() {
     assert_eq!(g.name("mlfid"), Some("host app[3]: "));
     assert_eq!(g.name("content"), Some("Bad thing"));
 }
+
+/// A filter whose failregexes the scan's one DFA searches together (all
+/// anchored), but for an unanchored one and one on the backtracking
+/// engine, among them, so the scan and the per-regex searches take turns.
+const SCAN_FILTER: &str = r#"[Definition]
+prefregex = ^<F-MLFID>\s*(?:\S+\s+)?app(?:\[\d+\])?:\s*</F-MLFID>(?:warn: )?<F-CONTENT>.+</F-CONTENT>$
+failregex = ^Bad login for <F-USER>\S+|.*?</F-USER> from <HOST>(?: port \d+)?$
+            ^Bad(?! key) \w+ from <HOST>$
+            ^(?:Bad|bad) key from <HOST>\s*$
+            from <HOST> rejected
+            ^(?i)denied <F-USER>.*</F-USER> <HOST>$
+            ^<F-NOFAIL>hello</F-NOFAIL> from <HOST>(?: (?P<x>\w+))?$
+            ^
+"#;
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(128))]
+    /// The failregexes' one DFA search (and the split's own DFAs) give the
+    /// verdicts, captures and session state of the per-regex searches,
+    /// non-ASCII text (where the DFAs do not answer) included.
+    #[test]
+    fn scan_same_as_per_regex_search(
+        pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "Bad", "bad", " login", " key", " thing", " for ", "bob", "b\u{f6}b", " from ",
+            "192.0.2.1", "2001:db8::1", "host.example.org", " port 22", " rejected",
+            "denied ", "DENIED ", "hello", " x", "warn: ", " ", "\u{3000}", "\u{e9}", ":",
+        ]), 0..10),
+        head in proptest::sample::select(vec![
+            "Jun  1 10:00:00 host app[1]: ", "Jun  1 10:00:01 app: ", "app:", "h\u{e9} app: ",
+            "other: ", "",
+        ]),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "scan.conf", SCAN_FILTER);
+        let def = Definition::read(&dir.path().join("scan.conf"), &BTreeMap::new()).unwrap();
+        let line = format!("{head}{}", pieces.concat());
+        same_as_reference(&def, &[&line]);
+    }
+}
+
+#[test]
+fn scan_searches_the_anchored_fast_regexes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "scan.conf", SCAN_FILTER);
+    let def = Definition::read(&dir.path().join("scan.conf"), &BTreeMap::new()).unwrap();
+    let m = Matcher::build(&def).unwrap();
+    let scan = m.fail_scan().expect("some failregexes are anchored");
+    // The look-ahead one runs on the backtracking engine, the unanchored
+    // one may match anywhere: both are searched on their own.
+    assert_eq!(
+        scan.searched,
+        vec![true, false, true, false, true, true, true]
+    );
+    same_as_reference(
+        &def,
+        &[
+            "Jun  1 10:00:00 host app[1]: Bad login for bob from 192.0.2.1 port 22",
+            "Jun  1 10:00:00 host app[1]: Bad thing from 192.0.2.2",
+            "Jun  1 10:00:00 host app[1]: Bad key from 192.0.2.3 ",
+            "Jun  1 10:00:00 host app[1]: hello from 192.0.2.4 there",
+            "Jun  1 10:00:00 host app[1]: so from 192.0.2.5 rejected",
+            "Jun  1 10:00:00 host app[1]: DENIED j\u{f6}rg 192.0.2.6",
+            "Jun  1 10:00:00 host app[1]: anything else",
+        ],
+    );
+}
