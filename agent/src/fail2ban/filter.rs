@@ -496,7 +496,12 @@ fn is_alt_user(name: &str) -> bool {
 #[derive(Debug, Default)]
 struct SessionUsers {
     /// Session id -> (its first user, whether another one followed, last line's time).
-    open: std::collections::HashMap<String, (Option<String>, bool, SystemTime)>,
+    /// Looked up on every session line: a fast hash, seeded per table.
+    open: std::collections::HashMap<
+        String,
+        (Option<String>, bool, SystemTime),
+        foldhash::fast::RandomState,
+    >,
 }
 
 impl SessionUsers {

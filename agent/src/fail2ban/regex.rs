@@ -1455,7 +1455,13 @@ impl ContentSplit {
         };
         match end {
             None => Split::Miss,
-            Some(at) if at < hay.len() && !hay[at..].contains('\n') => Split::Content { at, group },
+            // `.+$` takes the rest unless a newline stands in it (memchr's
+            // vector search: `str::contains` scans a word at a time).
+            Some(at)
+                if at < hay.len() && memchr::memchr(b'\n', &hay.as_bytes()[at..]).is_none() =>
+            {
+                Split::Content { at, group }
+            }
             Some(_) => Split::Unknown,
         }
     }
