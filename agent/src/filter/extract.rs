@@ -40,7 +40,7 @@ use super::pattern::{Split, syntax_config};
 use crate::addr;
 
 mod skeleton;
-use skeleton::Skeleton;
+use skeleton::{Lead, Skeleton};
 
 /// The longest address text [`addr::parse_ip`] accepts.
 const MAX_ADDR_LEN: usize = 45;
@@ -112,6 +112,10 @@ pub struct FastHost {
     /// `B` as literal compares and byte-class runs, where it has that shape
     /// (` port \d+`, `(?: \[preauth\])?$`): checked instead of `after`.
     after_skeleton: Option<Skeleton>,
+    /// `B` as ` port \d+` (or optional) and the rest, where it has that
+    /// shape: checked instead of `after_skeleton`, with `REST`'s verdict
+    /// remembered by the text after the port (see [`Lead`]).
+    after_lead: Option<Lead>,
     /// Its anchored start state by the byte before the search (see
     /// [`StartTable`]): worked out once here instead of at every candidate.
     after_starts: Option<StartTable>,
@@ -191,8 +195,12 @@ pub enum GroupAt {
 pub struct Memo {
     /// `A`, checked by [`Skeleton::full_match`] on the text before the address.
     before: Recent<Option<GroupAt>>,
-    /// `B`, checked by [`Skeleton::matches_at`] on the text after it.
+    /// `B`, checked by [`Skeleton::matches_at`] on the text after it; with a
+    /// [`Lead`], its `REST` on that text (the lead left out).
     after: Recent<bool>,
+    /// A [`Lead`]'s `REST`, on the text after the lead's run: ` ssh2` after
+    /// ` port 22`, the same on most lines where `B`'s text never is.
+    rest: Recent<bool>,
 }
 
 /// The last two texts a program decided on, and its verdicts: two, so that
@@ -359,6 +367,9 @@ impl FastHost {
             }
         };
         let after_skeleton = Skeleton::prefix_of_hir(&split.after_hir);
+        let after_lead = after_skeleton
+            .as_ref()
+            .and_then(|_| Lead::of_hir(&split.after_hir));
         // Where the skeleton checks `B`, the DFA is never walked: it is
         // compiled only if asked for (tests), and the skeleton tells the
         // bytes a match can begin with.
@@ -386,6 +397,7 @@ impl FastHost {
             before,
             after,
             after_skeleton,
+            after_lead,
             after_first,
             after_starts,
             plan: None,
@@ -609,6 +621,20 @@ impl FastHost {
     /// Whether `B` matches from `j` on.
     #[inline]
     fn after_matches(&self, hay: &[u8], j: usize, memo: &mut Memo) -> Result<bool, MatchError> {
+        if let Some(lead) = &self.after_lead {
+            // `L C{m,} REST` matches where `REST` does after the whole run
+            // (the only place, see `Lead::of_hir`); else, if the lead is
+            // optional, where `REST` matches from `j`.
+            if let Some(k) = lead.rest_at(hay, j)
+                && memo.rest.get_or(&hay[k..], || lead.rest.matches_at(hay, k))
+            {
+                return Ok(true);
+            }
+            return Ok(lead.optional
+                && memo
+                    .after
+                    .get_or(&hay[j..], || lead.rest.matches_at(hay, j)));
+        }
         if let Some(sk) = &self.after_skeleton {
             // A prefix program reads only the text from `j` on (it has no
             // start test): its verdict is one of those bytes alone.
@@ -1405,6 +1431,89 @@ mod tests {
         assert!(memo.before.slots.iter().any(|(t, v)| {
             t.as_slice() == b"Failed password for root from " && matches!(v, Some(Some(_)))
         }));
+    }
+
+    /// The texts after `<HOST>` the lead path is tried on: sshd's, and
+    /// shapes it must turn down.
+    const AFTERS: [&str; 9] = [
+        r" port \d+(?: \[preauth\])?$",
+        r"(?: port \d+)?(?: ssh[12]?)?(?:: .*)?$",
+        r"(?: port \d+)?: ?\d+: .*$",
+        r"(?: port \d+)?$",
+        r" port \d+: Too many authentication failures(?: \[preauth\])?$",
+        r"(?: port \d+)?(?::\d+)?",
+        r" port \d+\d x$",
+        r" port \d{1,5} x$",
+        r"(?: port \d+)?\d?$",
+    ];
+
+    #[test]
+    fn lead_takes_a_port_before_fixed_text_only() {
+        let lead = |after: &str| {
+            let s = split(&format!("from <HOST>{after}")).expect("splits");
+            Lead::of_hir(&s.after_hir).map(|l| l.optional)
+        };
+        assert_eq!(lead(AFTERS[0]), Some(false));
+        assert_eq!(lead(AFTERS[1]), Some(true));
+        assert_eq!(lead(AFTERS[2]), Some(true));
+        assert_eq!(lead(AFTERS[3]), Some(true));
+        assert_eq!(lead(AFTERS[4]), Some(false));
+        // What follows may match anywhere, start with a digit, or the run
+        // is bounded: the run could end before its last digit.
+        assert_eq!(lead(AFTERS[5]), None);
+        assert_eq!(lead(AFTERS[6]), None);
+        assert_eq!(lead(AFTERS[7]), None);
+        assert_eq!(lead(AFTERS[8]), None);
+    }
+
+    #[test]
+    fn lead_remembers_the_text_after_the_port() {
+        let p = r"^Failed password for \S+ from <HOST>(?: port \d+)?(?: ssh[12]?)?(?:: .*)?$";
+        let f = FastHost::build(&split(p).expect("splits"), true).expect("builds");
+        assert!(f.after_lead.is_some());
+        let mut memo = Memo::default();
+        for port in ["22", "61000", "7"] {
+            let line = format!("Failed password for root from 192.0.2.1 port {port} ssh2");
+            assert!(matches!(
+                f.find_at_with(line.as_bytes(), &mut memo),
+                Ok(Found::Addr(..))
+            ));
+        }
+        assert!(
+            memo.rest
+                .slots
+                .iter()
+                .any(|(t, v)| t.as_slice() == b" ssh2" && *v == Some(true))
+        );
+        // Never the whole text after the address, which changes every line.
+        assert!(memo.after.slots.iter().all(|(_, v)| v.is_none()));
+    }
+
+    proptest::proptest! {
+        /// The lead path says what the DFA of the text after `<HOST>` says,
+        /// at every place of every text, with its memory carried from text
+        /// to text.
+        #[test]
+        fn lead_agrees_with_the_dfa(texts in proptest::collection::vec(skeleton::tests::words(
+            &[" port ", "22", "0", " ssh2", " ssh", ":", ": ", " ", "3", "x", " [preauth]", "Too many authentication failures"],
+            8,
+        ), 1..6)) {
+            for after in AFTERS {
+                let s = split(&format!("from <HOST>{after}")).expect("splits");
+                let f = FastHost::build(&s, false).expect("builds");
+                let mut memo = Memo::default();
+                for hay in &texts {
+                    let hay = hay.as_bytes();
+                    for j in 0..=hay.len() {
+                        proptest::prop_assert_eq!(
+                            f.after_matches(hay, j, &mut memo).expect("no quit"),
+                            matches_fwd(&f.after, hay, j).expect("no quit"),
+                            "{} on {:?} at {}", after, String::from_utf8_lossy(hay), j
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -356,6 +356,99 @@ impl Skeleton {
     }
 }
 
+/// The text after `<HOST>` taken apart as `L C{m,} REST` or `(?:L C{m,})?
+/// REST` (` port \d+` or `(?: port \d+)?` before what sshd writes next):
+/// the port changes on every line, so a verdict remembered by the whole
+/// text never repeats, while `REST` (` ssh2`, ` [preauth]`) repeats line
+/// after line. Its verdict, remembered by the text after the run, stands in
+/// for a walk of the whole program.
+#[derive(Debug)]
+pub(super) struct Lead {
+    /// `L`, not empty.
+    lit: Box<[u8]>,
+    /// `C`.
+    class: Box<[bool; 256]>,
+    /// `m`.
+    min: usize,
+    /// `L C{m,}` may be left out.
+    pub(super) optional: bool,
+    /// `REST`, as [`Skeleton::matches_at`] runs it.
+    pub(super) rest: Skeleton,
+}
+
+impl Lead {
+    /// `None` when `hir` is not of that shape, or when `REST` can start with
+    /// a byte of `C` or match anywhere: then the run could end before its
+    /// last byte of `C`, and the one place [`Lead::rest_at`] gives would not
+    /// be the only one.
+    pub(super) fn of_hir(hir: &Hir) -> Option<Lead> {
+        let HirKind::Concat(items) = hir.kind() else {
+            return None;
+        };
+        let lit_run = |lit: &Hir, rep: &Hir| -> Option<(Box<[u8]>, Box<[bool; 256]>, usize)> {
+            let (HirKind::Literal(lit), HirKind::Repetition(rep)) = (lit.kind(), rep.kind()) else {
+                return None;
+            };
+            let HirKind::Class(class) = rep.sub.kind() else {
+                return None;
+            };
+            if lit.0.is_empty() || rep.max.is_some() {
+                return None;
+            }
+            let Inst::Run { class, .. } = run(&class_bytes(class)?, 0, None) else {
+                return None;
+            };
+            Some((lit.0.clone(), class, usize::try_from(rep.min).ok()?))
+        };
+        let (lead, optional, rest) = match items.as_slice() {
+            [first, rest @ ..] if matches!(first.kind(), HirKind::Repetition(r) if r.min == 0 && r.max == Some(1)) =>
+            {
+                let HirKind::Repetition(rep) = first.kind() else {
+                    return None;
+                };
+                let HirKind::Concat(inner) = rep.sub.kind() else {
+                    return None;
+                };
+                let [lit, run] = inner.as_slice() else {
+                    return None;
+                };
+                (lit_run(lit, run)?, true, rest)
+            }
+            [lit, run, rest @ ..] => (lit_run(lit, run)?, false, rest),
+            _ => return None,
+        };
+        let (lit, class, min) = lead;
+        let rest = Skeleton::prefix_of_hir(&Hir::concat(rest.to_vec()))?;
+        let first = rest.first_byte_set();
+        if (0..256).any(|b| first[b] && class[b]) {
+            return None;
+        }
+        Some(Lead {
+            lit,
+            class,
+            min,
+            optional,
+            rest,
+        })
+    }
+
+    /// Where `REST` must match for `L C{m,}` at `text[at..]` to start a
+    /// match: after all the bytes of `C` that follow `L`. `None` when `L`
+    /// is not there or the run is too short.
+    #[inline]
+    pub(super) fn rest_at(&self, text: &[u8], at: usize) -> Option<usize> {
+        let from = at.checked_add(self.lit.len())?;
+        if *text.get(at..from)? != *self.lit {
+            return None;
+        }
+        let n = text[from..]
+            .iter()
+            .position(|b| !self.class[usize::from(*b)])
+            .unwrap_or(text.len() - from);
+        (n >= self.min).then_some(from + n)
+    }
+}
+
 /// Appends the program of `hir` to `prog`; `None` for what the module docs
 /// leave out.
 fn compile(hir: &Hir, group: Option<&str>, prog: &mut Vec<Inst>, saw: &mut bool) -> Option<()> {
