@@ -40,7 +40,7 @@ use super::pattern::{Split, syntax_config};
 use crate::addr;
 
 mod skeleton;
-use skeleton::{Lead, Skeleton};
+use skeleton::{Lead, Skeleton, same};
 
 /// The longest address text [`addr::parse_ip`] accepts.
 const MAX_ADDR_LEN: usize = 45;
@@ -219,7 +219,7 @@ impl<T: Copy> Recent<T> {
     fn get_or(&mut self, text: &[u8], decide: impl FnOnce() -> T) -> T {
         for (seen, verdict) in &self.slots {
             if let Some(v) = verdict
-                && seen.as_slice() == text
+                && same(seen, text)
             {
                 return *v;
             }
@@ -851,7 +851,7 @@ impl LastLiteral {
         let mut end = hay.len().checked_sub(n - self.rare - 1)?;
         while let Some(p) = memchr::memrchr(needle, &hay[self.rare..end]) {
             let start = p;
-            if hay[start..start + n] == *self.text {
+            if same(&hay[start..start + n], &self.text) {
                 return Some(start);
             }
             end = self.rare + p;

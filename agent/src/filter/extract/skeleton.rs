@@ -117,6 +117,26 @@ impl Lit {
     }
 }
 
+/// Whether two texts are equal, by [`ends`] and whole words as
+/// [`Lit::is_at`] compares: the texts the memories and the literal searches
+/// compare are a few dozen bytes, where a call into the C library's `memcmp`
+/// costs more than the comparison.
+#[inline(always)]
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() || ends(a) != ends(b) {
+        return false;
+    }
+    let mut k = 8;
+    while k + 8 < n {
+        if ends(&a[k..k + 8]) != ends(&b[k..k + 8]) {
+            return false;
+        }
+        k += 8;
+    }
+    true
+}
+
 /// The first and the last word of `t`: of 8 bytes from 8 bytes on, else of 4,
 /// 2 or 1; together they cover all of a text of up to 16 bytes (and two texts
 /// of one length are equal there exactly when both words are).
@@ -843,6 +863,20 @@ pub(super) mod tests {
             ],
             8,
         )
+    }
+
+    proptest::proptest! {
+        /// `same` is slice equality, at every length around the word sizes.
+        #[test]
+        fn same_is_equality(a in proptest::collection::vec(0u8..3, 0..40), flip in 0usize..40) {
+            let mut b = a.clone();
+            proptest::prop_assert!(same(&a, &b));
+            if let Some(x) = b.get_mut(flip) {
+                *x ^= 1;
+            }
+            proptest::prop_assert_eq!(same(&a, &b), a == b);
+            proptest::prop_assert_eq!(same(&a, &b[..b.len().saturating_sub(1)]), a[..] == b[..b.len().saturating_sub(1)]);
+        }
     }
 
     proptest::proptest! {
