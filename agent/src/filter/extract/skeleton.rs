@@ -376,6 +376,9 @@ impl Skeleton {
     }
 }
 
+/// `L`, `C` and `m` of a [`Lead`].
+type LitRun = (Box<[u8]>, Box<[bool; 256]>, usize);
+
 /// The text after `<HOST>` taken apart as `L C{m,} REST` or `(?:L C{m,})?
 /// REST` (` port \d+` or `(?: port \d+)?` before what sshd writes next):
 /// the port changes on every line, so a verdict remembered by the whole
@@ -405,7 +408,7 @@ impl Lead {
         let HirKind::Concat(items) = hir.kind() else {
             return None;
         };
-        let lit_run = |lit: &Hir, rep: &Hir| -> Option<(Box<[u8]>, Box<[bool; 256]>, usize)> {
+        let lit_run = |lit: &Hir, rep: &Hir| -> Option<LitRun> {
             let (HirKind::Literal(lit), HirKind::Repetition(rep)) = (lit.kind(), rep.kind()) else {
                 return None;
             };
