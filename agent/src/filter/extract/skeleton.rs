@@ -101,32 +101,16 @@ impl Lit {
         let Some(t) = pos.checked_add(n).and_then(|end| text.get(pos..end)) else {
             return false;
         };
-        if ends(t) != (self.first, self.last) {
-            return false;
-        }
-        // Over 16 bytes, whole words from the eighth byte until the last word
-        // (the last may overlap it).
-        let mut k = 8;
-        while k + 8 < n {
-            if ends(&t[k..k + 8]) != ends(&self.text[k..k + 8]) {
-                return false;
-            }
-            k += 8;
-        }
-        true
+        ends(t) == (self.first, self.last) && middles_same(t, &self.text)
     }
 }
 
-/// Whether two texts are equal, by [`ends`] and whole words as
-/// [`Lit::is_at`] compares: the texts the memories and the literal searches
-/// compare are a few dozen bytes, where a call into the C library's `memcmp`
-/// costs more than the comparison.
+/// Whether two texts of one length, whose [`ends`] agree, agree in between:
+/// over 16 bytes, whole words from the eighth byte until the last word (the
+/// last may overlap it).
 #[inline(always)]
-pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
+fn middles_same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
-    if n != b.len() || ends(a) != ends(b) {
-        return false;
-    }
     let mut k = 8;
     while k + 8 < n {
         if ends(&a[k..k + 8]) != ends(&b[k..k + 8]) {
@@ -135,6 +119,15 @@ pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
         k += 8;
     }
     true
+}
+
+/// Whether two texts are equal, by [`ends`] and whole words as
+/// [`Lit::is_at`] compares: the texts the memories and the literal searches
+/// compare are a few dozen bytes, where a call into the C library's `memcmp`
+/// costs more than the comparison.
+#[inline(always)]
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && ends(a) == ends(b) && middles_same(a, b)
 }
 
 /// The first and the last word of `t`: of 8 bytes from 8 bytes on, else of 4,
