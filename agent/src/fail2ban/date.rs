@@ -514,7 +514,9 @@ impl DateFinder {
             None => secs as i64,
         };
         let time = h.minute.time_at(shift)?;
-        if let Some(w) = h.walked {
+        if let Some(w) = h.walked
+            && !h.tail.is_some_and(|t| t.eq(b, w.at))
+        {
             let ls = self.templates[h.index].line_start.get()?.as_ref()?;
             let c = st.span_cache.as_mut()?;
             if c.template != h.index
@@ -564,7 +566,7 @@ impl DateFinder {
         let b = line.as_bytes();
         let mut pairs: Vec<usize> = mins.iter().map(|&(at, _)| at).collect();
         pairs.push(secs_at);
-        let walked = if t.line_begin {
+        let (walked, tail) = if t.line_begin {
             if last.start != 0 {
                 return None;
             }
@@ -573,9 +575,10 @@ impl DateFinder {
                 .span_cache
                 .as_mut()
                 .filter(|c| c.template == last.index)?;
-            Some(ls.walk_fields(&mut c.cache, b, &pairs, secs_at + 2)?)
+            let w = ls.walk_fields(&mut c.cache, b, &pairs, secs_at + 2)?;
+            (Some(w), ls.tail(&mut c.cache, b, w, last.end))
         } else {
-            None
+            (None, None)
         };
         let rel: Vec<usize> = pairs.iter().map(|p| p - from).collect();
         Some(Hot {
@@ -591,6 +594,7 @@ impl DateFinder {
             date: (last.start + memo.date.0, last.start + memo.date.1),
             whole_end: last.end,
             walked,
+            tail,
             first_varies: vary == last.start,
             last_varies: secs_at + 2 == last.end,
         })
@@ -775,6 +779,12 @@ struct Hot {
     whole_end: usize,
     /// A line-start form's walk up to the end of the seconds.
     walked: Option<Walked>,
+    /// The bytes that walk went on to read on the line that set this up,
+    /// up to the one that ended the match: a line with the same bytes
+    /// there ends its match where that line did (a DFA walk is a function
+    /// of its state and the bytes), so the walk is not repeated. Most logs
+    /// follow the stamp with the same host name.
+    tail: Option<Tail>,
     /// The whole match starts at the varying digits, or ends with the
     /// seconds: the characters [`DateState::keep`] records there.
     first_varies: bool,
@@ -820,6 +830,34 @@ impl Masked {
     #[inline]
     fn eq(&self, b: &[u8]) -> bool {
         b.len() == self.len && self.words.iter().all(|&(o, m, v)| load(b, o) & m == v)
+    }
+}
+
+/// Up to eight bytes after the seconds whose walk ended a line-start
+/// form's match (see [`Hot::tail`]).
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    len: usize,
+    mask: u64,
+    value: u64,
+}
+
+impl Tail {
+    /// The tail of `line` read from `at` through `last`, if it fits a word.
+    fn new(line: &[u8], at: usize, last: usize) -> Option<Tail> {
+        let len = (last + 1).checked_sub(at).filter(|l| (1..=8).contains(l))?;
+        let mask = u64::MAX >> (64 - 8 * len);
+        Some(Tail {
+            len,
+            mask,
+            value: load(line, at) & mask,
+        })
+    }
+
+    /// Whether `line` has these bytes at `at`.
+    #[inline]
+    fn eq(&self, line: &[u8], at: usize) -> bool {
+        line.len() >= at + self.len && load(line, at) & self.mask == self.value
     }
 }
 
@@ -1278,6 +1316,33 @@ impl LineStart {
             }
         }
         Some(next)
+    }
+
+    /// The bytes [`walk`](LineStart::walk) from `from` reads of `line`,
+    /// where it ends the match at `end` on a dead state within eight bytes
+    /// (not at the line's end): another line with those bytes there walks
+    /// the same way.
+    fn tail(&self, cache: &mut Cache, line: &[u8], from: Walked, end: usize) -> Option<Tail> {
+        let dfa = &self.dfa;
+        let (mut sid, mut found) = (from.sid, from.end);
+        for (i, &b) in line.iter().enumerate().skip(from.at).take(8) {
+            if !b.is_ascii() {
+                return None;
+            }
+            sid = dfa.next_state(cache, sid, b).ok()?;
+            if sid.is_tagged() {
+                if sid.is_match() {
+                    found = Some(i);
+                } else if sid.is_dead() {
+                    return (found == Some(end))
+                        .then(|| Tail::new(line, from.at, i))
+                        .flatten();
+                } else {
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     /// [`end`](LineStart::end), with the walk of the bytes before `from.at`
@@ -1930,6 +1995,21 @@ mod tests {
         assert!(d.hot(&apache("17:43"), now(), &mut st).is_some());
         let glued = "192.0.2.1 - - [02/Jun/2024:10:17:43 +0000x \"GET /\"";
         assert!(d.hot(glued, now(), &mut st).is_none());
+        // The bytes after the stamp that ended the walk's match on the line
+        // that set the shape up skip the walk; others are walked.
+        let mut st = DateState::default();
+        for l in ["Jun 02 10:00:00 web1 x", "Jun 02 10:00:01 web1 x"] {
+            d.detect(l, &TimeZone::UTC, now(), &mut st).unwrap();
+        }
+        assert!(st.hot.as_ref().unwrap().tail.is_some());
+        for (l, end) in [
+            ("Jun 02 10:00:02 web1 x", Some(15)),
+            ("Jun 02 10:00:03 2031 x", None),
+            ("Jun 02 10:00:04 web9 x", Some(15)),
+            ("Jun 02 10:00:05", None),
+        ] {
+            assert_eq!(d.hot(l, now(), &mut st).map(|f| f.end), end, "{l}");
+        }
         let later = now() + std::time::Duration::from_secs(1);
         assert!(d.hot(&apache("17:43"), later, &mut st).is_none());
     }
@@ -2286,6 +2366,9 @@ mod tests {
                     Some("{^LN-BEG}%b %d %H:%M:%S"),
                 ]),
                 now_moves in proptest::collection::vec(any::<bool>(), 40),
+                // Mostly the form's own text after the stamp; else another
+                // that a DFA walk past the seconds reads differently.
+                tails in proptest::collection::vec(0..7usize, 40),
             ) {
                 let tz = zone(ZONES[zone_at]);
                 let d = DateFinder::new(pattern).unwrap().unwrap();
@@ -2300,6 +2383,13 @@ mod tests {
                     // A line's form: one of the case's few, so forms mix.
                     let (before, pattern, after) = FORMS[*form_at[i].get(&forms)];
                     let stamp = stamp(t, &tz, pattern);
+                    let after = match tails[i] {
+                        3 => " 2031 x",
+                        4 => "",
+                        5 => ".5 web1",
+                        6 => " web2 y",
+                        _ => after,
+                    };
                     let line = format!("{before}{stamp}{after}");
                     let now_t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(now as u64);
                     plain.forget_memo();
