@@ -1851,9 +1851,12 @@ mod tests {
         }
     }
 
-    /// The captor of the branch that matched `line`, after a match.
+    /// The captor of the branch that matched `line`, after enough matches
+    /// for it to be cut.
     fn segments_after(re: &FastRe, line: &str) -> usize {
-        assert!(re.captures(line).is_some(), "{line}");
+        for _ in 0..=capture::CUT_AFTER {
+            assert!(re.captures(line).is_some(), "{line}");
+        }
         let first = re.first().unwrap();
         first
             .captors
@@ -1922,6 +1925,41 @@ mod tests {
         // One-pass as a whole: one scan, no cut.
         let r = FastRe::new(r"^user (?P<u>\S+) from (?P<h>\S+)").unwrap();
         assert_eq!(segments_after(&r, "user a from b"), 0);
+    }
+
+    #[test]
+    fn cut_at_a_later_match_with_the_same_groups() {
+        let pam = FastRe::new_split(&to_rust_syntax(&resolve_tags(CUT_PAM, true))).unwrap();
+        let line = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root";
+        let segments = |re: &FastRe| {
+            re.first()
+                .unwrap()
+                .captors
+                .iter()
+                .filter_map(|c| c.get()?.as_ref())
+                .map(capture::Captor::segment_count)
+                .max()
+                .unwrap_or(0)
+        };
+        let uncut = pam.captures(line).unwrap();
+        for _ in 1..capture::CUT_AFTER {
+            assert_eq!(pam.captures(line).unwrap(), uncut);
+        }
+        assert_eq!(segments(&pam), 0, "not cut before its CUT_AFTER-th match");
+        assert_eq!(pam.captures(line).unwrap(), uncut);
+        assert!(segments(&pam) >= 2, "cut at its CUT_AFTER-th match");
+        for _ in 0..3 {
+            assert_eq!(pam.captures(line).unwrap(), uncut);
+        }
+        // Pieces decided alone (`(?:a|bc)` has no single length, yet ends
+        // at one place; `(?P<u>\S+) ` too): the groups stay the first
+        // parse's.
+        let r = FastRe::new(r"^x (?:a|bc) (?P<u>\S+) (?P<v>a+|b)(?P<w>a*)$").unwrap();
+        assert!(segments_after(&r, "x bc u aaa") >= 2);
+        assert_eq!(
+            r.captures("x bc u aaa").unwrap()[2..],
+            [(2, Some((7, 10))), (3, Some((10, 10)))]
+        );
     }
 
     #[test]

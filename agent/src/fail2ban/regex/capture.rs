@@ -21,10 +21,16 @@
 //! every parse of what comes before a cut ends at the cut, so the first
 //! parse of the whole is the first parse of each segment in turn.
 //!
+//! Working the cuts out builds DFAs and one-pass DFAs, millions of
+//! instructions per branch, which a short log never earns back: a branch is
+//! cut at its [`CUT_AFTER`]-th match, and each cut is decided on a DFA of the
+//! piece since the cut before (not of everything before it).
+//!
 //! [`branches`]: super::branches
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::dfa::onepass;
 use regex_automata::nfa::thompson::{self, NFA, backtrack, pikevm};
@@ -50,9 +56,33 @@ struct Engines {
     /// then needs no DFA pass to find its start.
     anchored_start: bool,
     /// The pattern cut where its parse is decided, when that leaves a
-    /// one-pass segment (empty otherwise, and where the whole is one-pass).
-    segments: Box<[Segment]>,
+    /// one-pass segment (empty otherwise), built at the
+    /// [`CUT_AFTER`]-th match: working the cuts out costs as much as
+    /// thousands of matches save, and most branches of a short log match
+    /// a few times only.
+    segments: OnceLock<Box<[Segment]>>,
+    /// What the cuts are worked out from; `None` where the whole is
+    /// one-pass (nothing to cut).
+    plan: Option<Plan>,
+    /// Matches resolved before the cuts were built.
+    resolved: AtomicUsize,
 }
+
+/// A pattern as [`segments`] takes it.
+#[derive(Debug)]
+struct Plan {
+    hir: Hir,
+    /// As the search's `utf8_empty`.
+    utf8: bool,
+    size_limit: usize,
+}
+
+/// Matches a pattern resolves as one before it is cut: the cuts of a
+/// branch of sshd's filter cost some millions of instructions to work out
+/// and save a few thousand per match, so a branch matching a few times in
+/// a short log runs cheaper uncut, and one matching thousands of times
+/// loses a few dozen matches' savings.
+pub(super) const CUT_AFTER: usize = 32;
 
 /// The engines of one pattern or segment.
 #[derive(Debug)]
@@ -96,7 +126,8 @@ struct Host {
 #[derive(Debug)]
 struct Caches {
     whole: EngineCache,
-    segments: Box<[(EngineCache, Option<EngineCache>)]>,
+    /// Empty until the cuts are built.
+    segments: Vec<(EngineCache, Option<EngineCache>)>,
 }
 
 #[derive(Debug)]
@@ -110,8 +141,8 @@ struct EngineCache {
 /// stack; a pattern with a segment needing more runs as one.
 const SEGMENT_SLOTS: usize = 64;
 
-/// Most cuts tried in one pattern: each is decided on a DFA of everything
-/// before it, built when the pattern first matches.
+/// Most cuts tried in one pattern: each is decided on a DFA of the piece
+/// since the cut before.
 const MAX_CUTS: usize = 12;
 
 /// Largest DFA a cut is decided on: the text before `<HOST>` makes a small
@@ -180,23 +211,12 @@ impl Captor {
     /// The engines for `hir`, its group indices kept (a branch's groups have
     /// the whole pattern's indices). `utf8` as the search's `utf8_empty`.
     pub(super) fn new(hir: &Hir, utf8: bool, size_limit: usize) -> Result<Captor, String> {
-        let compile = |hir: &Hir| {
-            thompson::Compiler::new()
-                .configure(
-                    thompson::Config::new()
-                        .utf8(utf8)
-                        .shrink(false)
-                        .nfa_size_limit(Some(size_limit)),
-                )
-                .build_from_hir(hir)
-                .map_err(|e| e.to_string())
-        };
-        let whole = Engine::new(compile(hir)?, hir, false)?;
-        let segments = if whole.onepass.is_some() {
-            Box::default()
-        } else {
-            segments(hir, &compile, !utf8).unwrap_or_default()
-        };
+        let whole = Engine::new(compile(hir, utf8, size_limit)?, hir, false)?;
+        let plan = whole.onepass.is_none().then(|| Plan {
+            hir: hir.clone(),
+            utf8,
+            size_limit,
+        });
         let anchored_start = hir
             .properties()
             .look_set_prefix()
@@ -204,16 +224,14 @@ impl Captor {
         let engines = Arc::new(Engines {
             whole,
             anchored_start,
-            segments,
+            segments: OnceLock::new(),
+            plan,
+            resolved: AtomicUsize::new(0),
         });
         let for_pool = Arc::clone(&engines);
         let create: CacheFn = Box::new(move || Caches {
             whole: for_pool.whole.cache(),
-            segments: for_pool
-                .segments
-                .iter()
-                .map(|s| (s.engine.cache(), s.host.as_ref().map(|h| h.rest.cache())))
-                .collect(),
+            segments: Vec::new(),
         });
         Ok(Captor {
             engines,
@@ -240,16 +258,19 @@ impl Captor {
         matches!(dfa.try_search_slots(cache, &input, slots), Ok(Some(_)))
     }
 
-    /// How many segments it runs as (0: as one).
+    /// How many segments it runs as (0: as one, or not cut yet).
     #[cfg(test)]
     pub(super) fn segment_count(&self) -> usize {
-        self.engines.segments.len()
+        self.engines.segments.get().map_or(0, |s| s.len())
     }
 
     /// Whether a segment reads `<HOST>`'s dotted quad itself.
     #[cfg(test)]
     pub(super) fn reads_quads(&self) -> bool {
-        self.engines.segments.iter().any(|s| s.host.is_some())
+        self.engines
+            .segments
+            .get()
+            .is_some_and(|s| s.iter().any(|s| s.host.is_some()))
     }
 
     /// The groups of the match a DFA found at `start..end`: the pattern run
@@ -263,9 +284,10 @@ impl Captor {
         slots: &mut [Option<NonMaxUsize>],
     ) -> bool {
         let e = &self.engines;
+        let segments = e.segments();
         let mut caches = self.caches.get();
         let c = &mut *caches;
-        if !e.segments.is_empty() && Self::by_segments(e, c, hay, start, end, slots) {
+        if !segments.is_empty() && Self::by_segments(segments, c, hay, start, end, slots) {
             return true;
         }
         let input = Input::new(hay).span(start..end).anchored(Anchored::Yes);
@@ -276,16 +298,23 @@ impl Captor {
     /// pattern runs as one) only if a segment found nothing, which the cut
     /// rules out.
     fn by_segments(
-        e: &Engines,
+        segments: &[Segment],
         c: &mut Caches,
         hay: &str,
         start: usize,
         end: usize,
         slots: &mut [Option<NonMaxUsize>],
     ) -> bool {
+        if c.segments.len() != segments.len() {
+            // This cache's first run since the cuts were built.
+            c.segments = segments
+                .iter()
+                .map(|s| (s.engine.cache(), s.host.as_ref().map(|h| h.rest.cache())))
+                .collect();
+        }
         slots.fill(None);
         let mut at = start;
-        for (seg, cache) in e.segments.iter().zip(c.segments.iter_mut()) {
+        for (seg, cache) in segments.iter().zip(c.segments.iter_mut()) {
             let mut own = [None; SEGMENT_SLOTS];
             let own = &mut own[..seg.slot_len];
             let quad = seg.host.as_ref().zip(cache.1.as_mut());
@@ -312,6 +341,39 @@ impl Captor {
         slots[1] = NonMaxUsize::new(end);
         true
     }
+}
+
+impl Engines {
+    /// The segments to run this match as: none before the
+    /// [`CUT_AFTER`]-th match, the cuts built then.
+    fn segments(&self) -> &[Segment] {
+        if let Some(s) = self.segments.get() {
+            return s;
+        }
+        let Some(plan) = &self.plan else {
+            return &[];
+        };
+        if self.resolved.fetch_add(1, Ordering::Relaxed) < CUT_AFTER {
+            return &[];
+        }
+        self.segments.get_or_init(|| {
+            let compile = |h: &Hir| compile(h, plan.utf8, plan.size_limit);
+            segments(&plan.hir, &compile, !plan.utf8).unwrap_or_default()
+        })
+    }
+}
+
+/// `hir`'s automaton, its group indices kept.
+fn compile(hir: &Hir, utf8: bool, size_limit: usize) -> Result<NFA, String> {
+    thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(utf8)
+                .shrink(false)
+                .nfa_size_limit(Some(size_limit)),
+        )
+        .build_from_hir(hir)
+        .map_err(|e| e.to_string())
 }
 
 impl Host {
@@ -418,14 +480,21 @@ fn segments(
     let is_host = |h: &Hir| host.as_ref().is_some_and(|t| h.to_string() == *t);
     let before_host = items.iter().position(is_host).unwrap_or(items.len());
     let mut cuts = Vec::new();
+    let mut decided = 0;
     for k in (1..=before_host.min(items.len() - 1))
         .filter(|&k| ends_fixed(&items[k - 1]))
         .take(MAX_CUTS)
     {
-        if !super::ends_once(&Hir::concat(items[..k].to_vec()), CUT_DFA_LIMIT) {
+        // Everything before the last cut ends at one place; so does
+        // everything before `k` where the piece between ends at one place
+        // from wherever it starts, which a piece of one length always
+        // does. The piece's DFA is a fraction of the whole prefix's, and
+        // building prefix after prefix was most of a cut's cost.
+        if !ends_once_after(&items[decided..k]) {
             break;
         }
         cuts.push(k);
+        decided = k;
     }
     if cuts.is_empty() {
         return None;
@@ -495,6 +564,14 @@ fn segments(
             })
         })
         .collect()
+}
+
+/// Whether every match of `items` from a given start ends at one place.
+fn ends_once_after(items: &[Hir]) -> bool {
+    let piece = Hir::concat(items.to_vec());
+    let props = piece.properties();
+    (props.minimum_len().is_some() && props.minimum_len() == props.maximum_len())
+        || super::ends_once(&piece, CUT_DFA_LIMIT)
 }
 
 /// Whether the item ends on fixed text (a literal, a class or a group
