@@ -454,7 +454,7 @@ impl Lead {
     #[inline]
     pub(super) fn rest_at(&self, text: &[u8], at: usize) -> Option<usize> {
         let from = at.checked_add(self.lit.len())?;
-        if *text.get(at..from)? != *self.lit {
+        if !same(text.get(at..from)?, &self.lit) {
             return None;
         }
         let n = text[from..]
