@@ -211,6 +211,14 @@ pub fn bound(raw: &[u8]) -> Box<str> {
 /// Appends [`bound`]`(raw)` to `out`, without a buffer of its own for valid
 /// UTF-8 (a captured value almost always is).
 fn bound_into(raw: &[u8], out: &mut String) {
+    // Most values (user names) are short ASCII, kept whole. `from_utf8` reads
+    // words only over two aligned ones, so it walks a user name byte by byte;
+    // `is_ascii` reads it in one or two unaligned words.
+    if raw.len() <= MAX_VALUE_BYTES && raw.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        out.push_str(unsafe { std::str::from_utf8_unchecked(raw) });
+        return;
+    }
     let raw = &raw[..raw.len().min(MAX_VALUE_BYTES * 4)];
     // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks its
     // chunk iterator even over valid text (most values: user names).
@@ -409,6 +417,25 @@ mod tests {
                 format!("{}\u{2026}", &text[..end])
             };
             prop_assert_eq!(&*bound(&raw), want.as_str());
+        }
+
+        /// Short ASCII values, which take the fast path, read back whole, and
+        /// longer ones are cut as any other text is.
+        #[test]
+        fn ascii_values_are_kept_whole_up_to_the_bound(
+            raw in proptest::collection::vec(0u8..0x80, 0..100),
+            tail in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            for raw in [raw.clone(), [raw, tail].concat()] {
+                let text = String::from_utf8_lossy(&raw);
+                let want = if text.len() <= MAX_VALUE_BYTES {
+                    text.into_owned()
+                } else {
+                    let end = (0..=MAX_VALUE_BYTES).rev().find(|&e| text.is_char_boundary(e)).unwrap_or(0);
+                    format!("{}\u{2026}", &text[..end])
+                };
+                prop_assert_eq!(&*bound(&raw), want.as_str());
+            }
         }
 
         /// The values share one buffer: each still reads back as its own
