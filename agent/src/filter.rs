@@ -1235,6 +1235,9 @@ impl SourceMatcher {
         let mut ignored = None;
         let mut best: Option<Hit> = None;
         let mut process: Option<&[u8]> = None;
+        // The tag's program of the best hit's line, when `process` is a syslog
+        // process (its key skips the PAM module search for `prog[pid]`).
+        let mut program: &[u8] = b"";
         // The syslog host of the best hit's line, for `<F-MLFID>` keys.
         let mut origin: &[u8] = b"";
         let mut pidless = false;
@@ -1277,6 +1280,7 @@ impl SourceMatcher {
                         // (see `session`): its lines still form sessions,
                         // told apart by the addresses they name.
                         process = prefix.process.or(Some(prefix.program));
+                        program = prefix.program;
                         origin = prefix.host;
                         pidless = prefix.process.is_none();
                         hay = (message, true);
@@ -1308,6 +1312,7 @@ impl SourceMatcher {
             };
             best = Some(hit);
             process = None;
+            program = b"";
             pidless = false;
             hay = (line, false);
         }
@@ -1328,7 +1333,7 @@ impl SourceMatcher {
                         // A line naming no client, without a pid, could be
                         // any client's: it stands alone.
                         let key = if has_addr || !pidless {
-                            self.session_key(&h, (process, origin), hay, scratch)
+                            self.session_key(&h, (process, program, origin), hay, scratch)
                         } else {
                             None
                         };
@@ -1366,7 +1371,7 @@ impl SourceMatcher {
     fn session_key(
         &self,
         h: &Hit,
-        (process, origin): (Option<&[u8]>, &[u8]),
+        (process, program, origin): (Option<&[u8]>, &[u8], &[u8]),
         (hay, anchored): (&[u8], bool),
         scratch: &mut Scratch,
     ) -> Option<u64> {
@@ -1376,7 +1381,7 @@ impl SourceMatcher {
             .flatten()
             .and_then(|p| Some((p, self.patterns[p].session_group?)))
         else {
-            return process.map(|p| scratch.sessions.key(h.filter, origin, p));
+            return process.map(|p| scratch.sessions.key_tagged(h.filter, origin, p, program));
         };
         let span = self.capture_group(p, group, hay, anchored, scratch)?;
         Some(scratch.sessions.key_on(h.filter, origin, &hay[span]))

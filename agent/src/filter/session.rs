@@ -236,6 +236,7 @@ impl Queued {
 /// wrote the module into the tag of the process it ran in, so its line and
 /// the program's own lines are one session. `None` (the common case, found
 /// from the tag's end) when the tag names no module.
+#[inline]
 fn without_module(process: &[u8]) -> Option<([u8; 128], usize)> {
     // A module needs a ')': most tags have none, told a word at a time
     // instead of by a byte loop back to the '['.
@@ -342,16 +343,48 @@ impl Sessions {
     /// program: only those hash the host on its own, so the common line costs
     /// a pointer comparison.
     pub fn key(&self, filter: FilterId, host: &[u8], process: &[u8]) -> u64 {
+        let apart = !host.is_empty() && host.as_ptr() != process.as_ptr();
+        let stripped = without_module(process);
+        let tag = stripped.as_ref().map_or(process, |(buf, len)| &buf[..*len]);
+        self.key_of(filter, apart.then_some(host), tag)
+    }
+
+    /// [`key`](Self::key) for a syslog prefix's `process` whose tag names
+    /// `program` (both slices of one line, as [`crate::filter::syslog::Prefix`]
+    /// has them). Where the program is followed by its pid's `[`, the tag
+    /// names no PAM module: the parser takes a tag's `[` only as
+    /// `[digits]` at its end, and a program name holds no `)`. So the scan
+    /// for one ([`without_module`]), a few words per line, is skipped for the
+    /// common `sshd[PID]`; anything else takes the general path.
+    pub(crate) fn key_tagged(
+        &self,
+        filter: FilterId,
+        host: &[u8],
+        process: &[u8],
+        program: &[u8],
+    ) -> u64 {
+        let after = (program.as_ptr() as usize)
+            .checked_sub(process.as_ptr() as usize)
+            .and_then(|start| process.get(start + program.len()));
+        if after == Some(&b'[') && program.last().is_some_and(|c| *c != b')') {
+            let apart = !host.is_empty() && host.as_ptr() != process.as_ptr();
+            self.key_of(filter, apart.then_some(host), process)
+        } else {
+            self.key(filter, host, process)
+        }
+    }
+
+    /// The hash of `filter`, the machine `host` where it is not part of the
+    /// process bytes already, and the process bytes `tag`.
+    #[inline(always)]
+    fn key_of(&self, filter: FilterId, host: Option<&[u8]>, tag: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write_u16(filter.0);
-        if !host.is_empty() && host.as_ptr() != process.as_ptr() {
+        if let Some(host) = host {
             h.write_usize(host.len());
             h.write(host);
         }
-        match without_module(process) {
-            Some((buf, len)) => h.write(&buf[..len]),
-            None => h.write(process),
-        }
+        h.write(tag);
         h.finish()
     }
 

@@ -490,6 +490,52 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 
+    /// The matcher's key for a syslog line (`key_tagged`, which skips the
+    /// module search when the program is followed by its pid) is `key`'s, on
+    /// every prefix form the parser reads: hosts and tags with and without
+    /// parentheses, modules, pids, colons, busybox's facility.level, RFC 5424.
+    #[test]
+    fn key_tagged_is_key(
+        host in proptest::option::of("[a-z0-9().\\[\\]-]{1,10}"),
+        level in proptest::option::of(proptest::strategy::Just("auth.info")),
+        prog in "[a-z()\\[\\]-]{1,10}",
+        module in proptest::option::of("[a-z_()]{0,6}"),
+        pid in proptest::option::of("[0-9]{1,6}|[0-9a-z\\[]{1,4}"),
+        colon in proptest::bool::ANY,
+        rfc5424 in proptest::bool::ANY,
+    ) {
+        let mut tag = prog.clone();
+        if let Some(m) = &module {
+            tag.push_str(&format!("({m})"));
+        }
+        if let Some(pid) = &pid {
+            tag.push_str(&format!("[{pid}]"));
+        }
+        if colon {
+            tag.push(':');
+        }
+        let mut head = String::new();
+        for word in [host.as_deref(), level].into_iter().flatten() {
+            head.push_str(word);
+            head.push(' ');
+        }
+        let line = if rfc5424 {
+            let pid = pid.as_deref().unwrap_or("-");
+            format!("<38>1 2024-05-19T10:00:00Z {} {prog} {pid} - - x", host.as_deref().unwrap_or("-"))
+        } else {
+            format!("May 19 10:00:00 {head}{tag} x")
+        };
+        let s = Sessions::default();
+        if let Some(p) = crate::filter::syslog::parse(line.as_bytes()) {
+            let process = p.process.unwrap_or(p.program);
+            proptest::prop_assert_eq!(
+                s.key_tagged(FilterId(1), p.host, process, p.program),
+                s.key(FilterId(1), p.host, process),
+                "{}", line
+            );
+        }
+    }
+
     /// The matcher's path (`expire` once as the line comes in, then
     /// `line_expired`) counts exactly what `line_with` counts, deferred
     /// offences and their order included, over random sessions, clocks that
