@@ -398,6 +398,20 @@ mod tests {
         out
     }
 
+    /// The model `bound` must agree with: the lossy text of the first bytes,
+    /// cut at a character boundary with an ellipsis when it is too long.
+    fn lossy_cut(raw: &[u8]) -> String {
+        let text = String::from_utf8_lossy(&raw[..raw.len().min(MAX_VALUE_BYTES * 4)]);
+        if text.len() <= MAX_VALUE_BYTES {
+            return text.into_owned();
+        }
+        let end = (0..=MAX_VALUE_BYTES)
+            .rev()
+            .find(|&e| text.is_char_boundary(e))
+            .unwrap_or(0);
+        format!("{}\u{2026}", &text[..end])
+    }
+
     proptest! {
         /// A value is what the lossy conversion of its first bytes makes of
         /// it, whether the bytes are valid UTF-8 (borrowed) or not (copied).
@@ -408,14 +422,7 @@ mod tests {
                 0..300,
             ),
         ) {
-            let cut = &raw[..raw.len().min(MAX_VALUE_BYTES * 4)];
-            let text = String::from_utf8_lossy(cut);
-            let want = if text.len() <= MAX_VALUE_BYTES {
-                text.into_owned()
-            } else {
-                let end = (0..=MAX_VALUE_BYTES).rev().find(|&e| text.is_char_boundary(e)).unwrap_or(0);
-                format!("{}\u{2026}", &text[..end])
-            };
+            let want = lossy_cut(&raw);
             prop_assert_eq!(&*bound(&raw), want.as_str());
         }
 
@@ -427,13 +434,7 @@ mod tests {
             tail in proptest::collection::vec(any::<u8>(), 0..3),
         ) {
             for raw in [raw.clone(), [raw, tail].concat()] {
-                let text = String::from_utf8_lossy(&raw);
-                let want = if text.len() <= MAX_VALUE_BYTES {
-                    text.into_owned()
-                } else {
-                    let end = (0..=MAX_VALUE_BYTES).rev().find(|&e| text.is_char_boundary(e)).unwrap_or(0);
-                    format!("{}\u{2026}", &text[..end])
-                };
+                let want = lossy_cut(&raw);
                 prop_assert_eq!(&*bound(&raw), want.as_str());
             }
         }
