@@ -1797,6 +1797,7 @@ mod tests {
             r"(?m)^(?P<l>x+)$",
             r"\b(?P<w>\w+)\b",
             r"^(?P<any>.)(?P<rest>.*)$",
+            AROUND,
         ];
         host.iter()
             .map(|p| resolve_tags(p, true))
@@ -1849,6 +1850,189 @@ mod tests {
             });
             proptest::prop_assert_eq!(fast.captures_at(&line, from), want, "{}", fast.text);
         }
+    }
+
+    /// sshd.conf's failregexes whose last segment runs `<HOST>` found from
+    /// the match's end ([`capture`]'s `Split`), a suffix without groups on a
+    /// DFA, or a middle segment without groups for its end only.
+    const CUT_SSHD: &[&str] = &[
+        r"^Failed (?:<F-NOFAIL>publickey</F-NOFAIL>|\S+) for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+        r"^[iI](?:llegal|nvalid) user <F-USER>.*?</F-USER> from <HOST>(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        r"^maximum authentication attempts exceeded for <F-USER>.*</F-USER> from <HOST>(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        r"^<F-NOFAIL><F-MLFFORGET>(Connection (?:closed|reset)|Disconnected)</F-MLFFORGET></F-NOFAIL> (?:by|from)(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)? <HOST>(?:(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*|\s*)$",
+        r"^User <F-USER>\S+|.*?</F-USER> from <HOST> not allowed because not listed in AllowUsers(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        CUT_PAM,
+        CUT_DISCONNECT,
+    ];
+
+    /// Each of [`CUT_SSHD`] (DNS mode or not) as it runs (rewritten where
+    /// it must be), with the `meta` engine on the same pattern, each branch
+    /// already cut.
+    #[allow(clippy::type_complexity, reason = "a test table")]
+    static SSHD_CASES: std::sync::LazyLock<Vec<(FastRe, regex_automata::meta::Regex)>> =
+        std::sync::LazyLock::new(|| {
+            CUT_SSHD
+                .iter()
+                .flat_map(|p| [resolve_tags(p, true), resolve_tags(p, false)])
+                .map(|p| {
+                    let text = to_rust_syntax(&p);
+                    // As `F2bRegex::new` runs it.
+                    let text = if needs_backtracking(&p) {
+                        rewrite::exact(&text).unwrap().text
+                    } else {
+                        text
+                    };
+                    let fast = FastRe::new_split(&text).unwrap();
+                    let meta = regex_automata::meta::Regex::builder()
+                        .configure(FastRe::config().utf8_empty(!fast.first_ascii))
+                        .build_from_hir(&fast.hir)
+                        .unwrap();
+                    for line in SSHD_WARM {
+                        for _ in 0..=capture::CUT_AFTER {
+                            fast.captures(line);
+                        }
+                    }
+                    (fast, meta)
+                })
+                .collect()
+        });
+
+    /// Lines of each branch of [`CUT_SSHD`], matched often enough to cut it.
+    const SSHD_WARM: &[&str] = &[
+        "Failed password for root from 192.0.2.1 port 22 ssh2",
+        "Failed password for root from 192.0.2.1 port 22 ssh2: RSA x",
+        "Failed publickey for invalid user a b from 192.0.2.1 port 22 ssh2",
+        "Failed publickey for invalid user ab from 192.0.2.1 port 22 ssh2: x",
+        "Invalid user admin from 192.0.2.1 port 22",
+        "maximum authentication attempts exceeded for root from 192.0.2.1 port 22 ssh2 [preauth]",
+        "Connection closed by invalid user admin 192.0.2.1 port 22 [preauth]",
+        "Disconnected from 192.0.2.1 port 22",
+        "User a from 192.0.2.1 not allowed because not listed in AllowUsers",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root",
+        "Received disconnect from 192.0.2.1 port 22:11: Bye [preauth]",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        /// The cut fast paths (`<HOST>` found from the match's end, suffixes
+        /// and group-free segments on DFAs) find the groups the `meta`
+        /// engine finds on the whole pattern: user names with spaces, colons
+        /// and ` from `, a second `from ADDR port N` after the real one,
+        /// IPv6, bracketed and mapped addresses, host names.
+        #[test]
+        fn sshd_fast_paths_match_meta(
+            which in 0..SSHD_WARM.len(),
+            user in proptest::collection::vec(proptest::sample::select(vec![
+                "root", "a b", "x:y", " from ", "from", "192.0.2.1", " ", ":", "admin",
+                "invalid user ", "f", "fro",
+            ]), 0..4),
+            host in proptest::sample::select(vec![
+                "192.0.2.1", "203.0.113.201", "2001:db8::1", "[2001:db8::2]",
+                "::ffff:192.0.2.7", "host.example.org", "4242", "192.0.2.1234", "a",
+                "[192.0.2.9]", "198.51.100.7.example.org",
+            ]),
+            tail in proptest::collection::vec(proptest::sample::select(vec![
+                " port 22", " on eth0", " ssh2", " [preauth]", ": ", " from 198.51.100.3 port 1",
+                " from ", ":11:", " ", "  user=root", "x", ": Auth fail", "3: ", " port",
+                " on", "\t",
+            ]), 0..4),
+        ) {
+            // The head of a warm line, up to its user or address.
+            let warm = SSHD_WARM[which];
+            let head_end = ["for invalid user ", "for ", "user ", " from ", "rhost=", " by ", "User "]
+                .iter()
+                .filter_map(|w| warm.find(w).map(|i| i + w.len()))
+                .min()
+                .unwrap_or(0);
+            let head = &warm[..head_end];
+            for with_from in [true, false] {
+                let mut line = format!("{head}{}", user.concat());
+                if with_from {
+                    line.push_str(" from ");
+                } else if !user.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(host);
+                line.push_str(&tail.concat());
+                for (fast, meta) in SSHD_CASES.iter() {
+                    let mut caps = meta.create_captures();
+                    meta.search_captures(&regex_automata::Input::new(&line), &mut caps);
+                    let want = caps.is_match().then(|| {
+                        (0..fast.names.len())
+                            .map(|g| (g, caps.get_group(g).map(|s| (s.start, s.end))))
+                            .collect::<Spans>()
+                    });
+                    proptest::prop_assert_eq!(fast.captures(&line), want, "{} on {:?}", fast.text, line);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sshd_branches_take_the_fast_paths() {
+        // Per pattern of CUT_SSHD (DNS mode): the most of each fast path
+        // among its branches.
+        let want = [
+            (1, 1, 0),
+            (1, 1, 0),
+            (1, 1, 0),
+            (1, 1, 0),
+            (1, 1, 0),
+            (0, 0, 1),
+            (0, 1, 0),
+        ];
+        for (n, want) in want.into_iter().enumerate() {
+            let (fast, _) = &SSHD_CASES[n * 2];
+            let got = fast
+                .first()
+                .unwrap()
+                .captors
+                .iter()
+                .filter_map(|c| c.get()?.as_ref())
+                .map(capture::Captor::fast_paths)
+                .fold((0, 0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1), a.2.max(b.2)));
+            assert_eq!(got, want, "{}", CUT_SSHD[n]);
+        }
+        let group = |fast: &FastRe, line: &str, name: &str| {
+            let spans = fast.captures(line).unwrap();
+            let g = fast.capture_names().position(|n| n == Some(name)).unwrap();
+            spans[g].1.map(|(a, b)| line[a..b].to_owned())
+        };
+        // A user name holding ` from ADDR`: `<HOST>` can start after the
+        // last ` from ` only.
+        let (fast, _) = &SSHD_CASES[2];
+        let line = "Invalid user a from 192.0.2.1 from 198.51.100.3 port 22";
+        assert_eq!(
+            group(fast, line, "user").as_deref(),
+            Some("a from 192.0.2.1")
+        );
+        assert_eq!(group(fast, line, "ip4").as_deref(), Some("198.51.100.3"));
+        // `22 [preauth]` reads as a host name and a suffix too: two places
+        // `<HOST>` could start, and the general path decides.
+        let (fast, _) = &SSHD_CASES[6];
+        let line = "Connection closed by invalid user admin 192.0.2.1 port 22 [preauth]";
+        assert_eq!(group(fast, line, "user").as_deref(), Some("admin"));
+        assert_eq!(group(fast, line, "ip4").as_deref(), Some("192.0.2.1"));
+    }
+
+    /// A segment that is not one-pass, inside one group, and ends once.
+    const AROUND: &str = r"^x (?P<w>[ab]*[0-9]*[ab]*:)(?P<v>\S+|\S+ \S+)$";
+
+    #[test]
+    fn a_segment_inside_one_group_runs_for_its_end() {
+        let r = FastRe::new(AROUND).unwrap();
+        assert!(segments_after(&r, "x ab12ba:yy") >= 2);
+        let first = r.first().unwrap();
+        let captor = first.captors[0].get().unwrap().as_ref().unwrap();
+        assert_eq!(captor.fast_paths().2, 1);
+        assert_eq!(
+            r.captures("x ab12ba:yy z").unwrap()[1..],
+            [(1, Some((2, 9))), (2, Some((9, 13)))]
+        );
+        assert_eq!(
+            r.captures("x :y").unwrap()[1..],
+            [(1, Some((2, 3))), (2, Some((3, 4)))]
+        );
     }
 
     /// The captor of the branch that matched `line`, after enough matches

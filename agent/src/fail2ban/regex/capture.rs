@@ -21,6 +21,17 @@
 //! every parse of what comes before a cut ends at the cut, so the first
 //! parse of the whole is the first parse of each segment in turn.
 //!
+//! No cut falls inside `U L <HOST> S` (`Failed password for [^:]+ from
+//! <HOST> ...`, `Invalid user .*? from <HOST> ...`): `U` can end at every
+//! ` from `, and the backtracker lets it run to the end of the line and
+//! back off. There the match's end decides instead ([`Split`]): a reverse
+//! DFA of `<HOST> S` from the end lists the places `<HOST>` can start after
+//! `L`, and where one is left (after a forward DFA of `U` where there are
+//! several) `U` and `<HOST> S` run apart over their own text. What follows
+//! a dotted quad, and a segment with no groups but ones around all of it,
+//! are settled by a DFA walk where they are not one-pass: only their end
+//! is wanted.
+//!
 //! Working the cuts out builds DFAs and one-pass DFAs, millions of
 //! instructions per branch, which a short log never earns back: a branch is
 //! cut at its [`CUT_AFTER`]-th match, and each cut is decided on a DFA of the
@@ -33,11 +44,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use regex_automata::dfa::onepass;
+use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, NFA, backtrack, pikevm};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::primitives::NonMaxUsize;
-use regex_automata::{Anchored, Input};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_automata::{Anchored, Input, MatchKind};
+use regex_syntax::hir::{Hir, HirKind, Look, LookSet};
 
 /// One pattern's capture engines.
 #[derive(Debug)]
@@ -106,6 +118,57 @@ struct Segment {
     slots: std::ops::Range<usize>,
     /// The slots its automaton writes.
     slot_len: usize,
+    /// Where the segment is `U L <HOST> S` (`L` literal): `<HOST>`'s start
+    /// found from the match's end.
+    split: Option<Split>,
+    /// Where it is not one-pass and has no groups but ones around all of
+    /// it: its DFA, which finds its end (leftmost-first, or every match
+    /// for the last segment, whose end is the match's).
+    ends: Option<hybrid::dfa::DFA>,
+    /// The first slots of the groups around all of it.
+    around: Box<[usize]>,
+    /// Whether it is the pattern's last.
+    last: bool,
+}
+
+/// A segment `U L <HOST> S`, `L` a literal, that the backtracker would walk
+/// whole: `U` (`.*?`, `[^:]+`) runs to the end of the line and backs off,
+/// `S` is tried after each place `L` matches. Every parse of the segment
+/// splits at one of the positions `q` where `L` ends and `<HOST> S` matches
+/// from `q` to the segment's end; a reverse DFA of `<HOST> S` from that end
+/// lists them. Where exactly one is found, every parse splits there, so the
+/// first parse of the segment is the first parse of `U` ending where `L`
+/// starts followed by the first parse of `<HOST> S` from `q` ending at the
+/// segment's end; each runs over its own text. Elsewhere (two candidates:
+/// a user name holding ` from ADDR`, or a host name the suffix can also
+/// read) the segment's engine decides.
+#[derive(Debug)]
+struct Split {
+    /// `<HOST> S` reversed, anchored, every match.
+    rev: hybrid::dfa::DFA,
+    /// `L`.
+    lit: Box<[u8]>,
+    /// `U`, every match: where `<HOST> S` may start at several places,
+    /// which of them `U L` can end at.
+    fwd: hybrid::dfa::DFA,
+    /// `U` followed by `\z`, run on the text up to `L` only: it finds the
+    /// first parse of `U` that ends there.
+    head: Engine,
+    head_slots: usize,
+    /// Where `U` has no groups but ones around all of it: their first
+    /// slots (the head engine need not run; they span `U`).
+    head_around: Option<Box<[usize]>>,
+    /// Runs, and runs left to the segment's engine for want of one place
+    /// for `<HOST>`: a pattern whose suffix reads like an address
+    /// (`port 22 [preauth]` after a user name `.*?` may hold) leaves most
+    /// runs to it, and stops trying past [`SPLIT_TRIAL`] runs.
+    runs: AtomicUsize,
+    misses: AtomicUsize,
+    /// `<HOST> S`.
+    tail: Engine,
+    /// `tail` with the dotted quad read directly.
+    tail_host: Option<Host>,
+    tail_slots: usize,
 }
 
 /// A segment opening with `<HOST>` (ASCII form), for the dotted quad that
@@ -121,13 +184,40 @@ struct Host {
     rest: Engine,
     /// The slots `rest`'s automaton writes.
     rest_slots: usize,
+    /// Where `rest` has no groups: whether it matches up to the segment's
+    /// end is all there is to know, and a DFA walk answers it without the
+    /// backtracker (which of its parses it is changes no group).
+    rest_dfa: Option<hybrid::dfa::DFA>,
 }
 
 #[derive(Debug)]
 struct Caches {
     whole: EngineCache,
     /// Empty until the cuts are built.
-    segments: Vec<(EngineCache, Option<EngineCache>)>,
+    segments: Vec<SegmentCache>,
+}
+
+#[derive(Debug)]
+struct SegmentCache {
+    engine: EngineCache,
+    ends: Option<hybrid::dfa::Cache>,
+    host: Option<HostCache>,
+    split: Option<SplitCache>,
+}
+
+#[derive(Debug)]
+struct HostCache {
+    rest: EngineCache,
+    dfa: Option<hybrid::dfa::Cache>,
+}
+
+#[derive(Debug)]
+struct SplitCache {
+    rev: hybrid::dfa::Cache,
+    fwd: hybrid::dfa::Cache,
+    head: EngineCache,
+    tail: EngineCache,
+    tail_host: Option<HostCache>,
 }
 
 #[derive(Debug)]
@@ -264,6 +354,23 @@ impl Captor {
         self.engines.segments.get().map_or(0, |s| s.len())
     }
 
+    /// How many segments find `<HOST>` from the match's end, read a suffix
+    /// without groups on a DFA, and run for their end only.
+    #[cfg(test)]
+    pub(super) fn fast_paths(&self) -> (usize, usize, usize) {
+        let s = self.engines.segments.get().map_or(&[][..], |s| s);
+        let dfa_rest = |h: &Option<Host>| h.as_ref().is_some_and(|h| h.rest_dfa.is_some());
+        (
+            s.iter().filter(|s| s.split.is_some()).count(),
+            s.iter()
+                .filter(|s| {
+                    dfa_rest(&s.host) || s.split.as_ref().is_some_and(|p| dfa_rest(&p.tail_host))
+                })
+                .count(),
+            s.iter().filter(|s| s.ends.is_some()).count(),
+        )
+    }
+
     /// Whether a segment reads `<HOST>`'s dotted quad itself.
     #[cfg(test)]
     pub(super) fn reads_quads(&self) -> bool {
@@ -309,7 +416,18 @@ impl Captor {
             // This cache's first run since the cuts were built.
             c.segments = segments
                 .iter()
-                .map(|s| (s.engine.cache(), s.host.as_ref().map(|h| h.rest.cache())))
+                .map(|s| SegmentCache {
+                    engine: s.engine.cache(),
+                    ends: s.ends.as_ref().map(hybrid::dfa::Cache::new),
+                    host: s.host.as_ref().map(Host::cache),
+                    split: s.split.as_ref().map(|p| SplitCache {
+                        rev: hybrid::dfa::Cache::new(&p.rev),
+                        fwd: hybrid::dfa::Cache::new(&p.fwd),
+                        head: p.head.cache(),
+                        tail: p.tail.cache(),
+                        tail_host: p.tail_host.as_ref().map(Host::cache),
+                    }),
+                })
                 .collect();
         }
         slots.fill(None);
@@ -317,10 +435,15 @@ impl Captor {
         for (seg, cache) in segments.iter().zip(c.segments.iter_mut()) {
             let mut own = [None; SEGMENT_SLOTS];
             let own = &mut own[..seg.slot_len];
-            let quad = seg.host.as_ref().zip(cache.1.as_mut());
-            if !quad.is_some_and(|(h, c)| h.search(c, hay, at, end, own)) {
+            let quad = seg.host.as_ref().zip(cache.host.as_mut());
+            let split = seg.split.as_ref().zip(cache.split.as_mut());
+            let ends = seg.ends.as_ref().zip(cache.ends.as_mut());
+            if !ends.is_some_and(|(d, c)| seg.end_only(d, c, hay, at, end, own))
+                && !quad.is_some_and(|(h, c)| h.search(c, hay, at, end, own))
+                && !split.is_some_and(|(p, c)| p.search(c, hay, at, end, own))
+            {
                 let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
-                if !seg.engine.search(&mut cache.0, &input, own) {
+                if !seg.engine.search(&mut cache.engine, &input, own) {
                     return false;
                 }
             }
@@ -377,12 +500,19 @@ fn compile(hir: &Hir, utf8: bool, size_limit: usize) -> Result<NFA, String> {
 }
 
 impl Host {
+    fn cache(&self) -> HostCache {
+        HostCache {
+            rest: self.rest.cache(),
+            dfa: self.rest_dfa.as_ref().map(hybrid::dfa::Cache::new),
+        }
+    }
+
     /// The segment's first parse where the address is a dotted quad at
     /// `at` and the rest matches after it: its groups in `own`, its end in
     /// `own[1]`. `false`: the segment's engine decides.
     fn search(
         &self,
-        c: &mut EngineCache,
+        c: &mut HostCache,
         hay: &str,
         at: usize,
         end: usize,
@@ -399,10 +529,19 @@ impl Host {
         let Some(rest) = own.get_mut(..self.rest_slots) else {
             return false;
         };
-        if !self.rest.search(c, &input, rest) {
-            return false;
-        }
-        let to = rest[1];
+        let to = if let (Some(dfa), Some(cache)) = (&self.rest_dfa, c.dfa.as_mut()) {
+            // The segment is the pattern's last: it ends at `end`.
+            if !matches_to_end(dfa, cache, &input) {
+                return false;
+            }
+            rest.fill(None);
+            NonMaxUsize::new(end)
+        } else {
+            if !self.rest.search(&mut c.rest, &input, rest) {
+                return false;
+            }
+            rest[1]
+        };
         own[self.ip4] = NonMaxUsize::new(at);
         own[self.ip4 + 1] = NonMaxUsize::new(quad);
         own[0] = NonMaxUsize::new(at);
@@ -410,6 +549,229 @@ impl Host {
         true
     }
 }
+
+/// Whether some match of `dfa` (anchored, every match) spans `input`'s
+/// span exactly; `false` too where the lazy DFA gives up.
+fn matches_to_end(
+    dfa: &hybrid::dfa::DFA,
+    cache: &mut hybrid::dfa::Cache,
+    input: &Input<'_>,
+) -> bool {
+    let Ok(mut sid) = dfa.start_state_forward(cache, input) else {
+        return false;
+    };
+    let hay = input.haystack();
+    for &b in &hay[input.get_span()] {
+        match dfa.next_state(cache, sid, b) {
+            Ok(next) if !next.is_dead() && !next.is_quit() => sid = next,
+            _ => return false,
+        }
+    }
+    // A match shows one byte late: after the byte past the end (or the
+    // end of the text).
+    let last = match hay.get(input.end()) {
+        Some(&b) => dfa.next_state(cache, sid, b),
+        None => dfa.next_eoi_state(cache, sid),
+    };
+    last.is_ok_and(|s| s.is_match())
+}
+
+impl Segment {
+    /// A segment without groups, run on its DFA ([`Segment::ends`]): its
+    /// end in `own[1]`; `false` where the DFA gave up.
+    fn end_only(
+        &self,
+        dfa: &hybrid::dfa::DFA,
+        cache: &mut hybrid::dfa::Cache,
+        hay: &str,
+        at: usize,
+        end: usize,
+        own: &mut [Option<NonMaxUsize>],
+    ) -> bool {
+        let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
+        let to = if self.last {
+            matches_to_end(dfa, cache, &input).then_some(end)
+        } else {
+            dfa.try_search_fwd(cache, &input)
+                .ok()
+                .flatten()
+                .map(|m| m.offset())
+        };
+        let Some(to) = to else {
+            return false;
+        };
+        if own.len() < 2 {
+            return false;
+        }
+        own.fill(None);
+        own[0] = NonMaxUsize::new(at);
+        own[1] = NonMaxUsize::new(to);
+        for &g in &self.around {
+            if let Some(pair) = own.get_mut(g..g + 2) {
+                pair.copy_from_slice(&[NonMaxUsize::new(at), NonMaxUsize::new(to)]);
+            }
+        }
+        true
+    }
+}
+
+impl Split {
+    /// The segment's first parse where `<HOST>`'s start is decided ([`Split`]):
+    /// its groups in `own`, `own[1]` at `end`. `false`: the segment's engine
+    /// decides.
+    fn search(
+        &self,
+        c: &mut SplitCache,
+        hay: &str,
+        at: usize,
+        end: usize,
+        own: &mut [Option<NonMaxUsize>],
+    ) -> bool {
+        let runs = self.runs.fetch_add(1, Ordering::Relaxed);
+        let misses = self.misses.load(Ordering::Relaxed);
+        if runs > SPLIT_TRIAL && misses * 2 > runs {
+            return false;
+        }
+        let Some(q) = self.host_start(c, hay, at, end) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        let mut head = [None; SEGMENT_SLOTS];
+        let head = &mut head[..self.head_slots];
+        let u_end = q - self.lit.len();
+        if let Some(around) = &self.head_around {
+            // `U` matches up to `u_end`: that is where the segment splits.
+            for &g in around.iter() {
+                if let Some(pair) = head.get_mut(g..g + 2) {
+                    pair.copy_from_slice(&[NonMaxUsize::new(at), NonMaxUsize::new(u_end)]);
+                }
+            }
+        } else {
+            let Some(before) = hay.get(..u_end) else {
+                return false;
+            };
+            let input = Input::new(before).span(at..u_end).anchored(Anchored::Yes);
+            if !self.head.search(&mut c.head, &input, head) {
+                return false;
+            }
+        }
+        let mut tail = [None; SEGMENT_SLOTS];
+        let tail = &mut tail[..self.tail_slots];
+        let quad = self.tail_host.as_ref().zip(c.tail_host.as_mut());
+        if !quad.is_some_and(|(h, c)| h.search(c, hay, q, end, tail)) {
+            let input = Input::new(hay).span(q..end).anchored(Anchored::Yes);
+            if !self.tail.search(&mut c.tail, &input, tail) {
+                return false;
+            }
+        }
+        if tail.get(1).copied().flatten().map(NonMaxUsize::get) != Some(end) {
+            return false;
+        }
+        // The two parts' groups are apart: each automaton numbers the
+        // other's but never sets them.
+        for (i, slot) in own.iter_mut().enumerate().skip(2) {
+            *slot = tail
+                .get(i)
+                .copied()
+                .flatten()
+                .or(head.get(i).copied().flatten());
+        }
+        own[0] = NonMaxUsize::new(at);
+        own[1] = NonMaxUsize::new(end);
+        true
+    }
+
+    /// Where `<HOST>` starts: the one place after `L` from which `<HOST> S`
+    /// matches up to `end` and where `U L` (from `at`) can end.
+    fn host_start(&self, c: &mut SplitCache, hay: &str, at: usize, end: usize) -> Option<usize> {
+        let mut starts = [0; MAX_STARTS];
+        match self.host_starts(&mut c.rev, hay, at, end, &mut starts)? {
+            0 => None,
+            1 => Some(starts[0]),
+            // Those that `U L` cannot end at are no split; one left is the
+            // split.
+            n => self.only_head_end(&mut c.fwd, hay, at, &starts[..n]),
+        }
+    }
+
+    /// The one of `starts` (last first) where `U L` ends, from `at`;
+    /// `None` where none or several do, or the DFA gave up.
+    fn only_head_end(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        hay: &str,
+        at: usize,
+        starts: &[usize],
+    ) -> Option<usize> {
+        let lit = self.lit.len();
+        let last = starts.first()? - lit;
+        let input = Input::new(hay).span(at..last).anchored(Anchored::Yes);
+        let mut sid = self.fwd.start_state_forward(cache, &input).ok()?;
+        let b = hay.as_bytes();
+        let mut found = None;
+        for p in at..=last {
+            // A match shows one byte late: after the byte at `p`, that `U`
+            // matches up to `p`.
+            sid = self.fwd.next_state(cache, sid, *b.get(p)?).ok()?;
+            if sid.is_dead() || sid.is_quit() {
+                break;
+            }
+            if sid.is_match() && starts.contains(&(p + lit)) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(p + lit);
+            }
+        }
+        found
+    }
+
+    /// The positions after `L` from which `<HOST> S` matches up to `end`,
+    /// last first, into `out`: how many; `None` where there are more than
+    /// it holds or the DFA gave up.
+    fn host_starts(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        hay: &str,
+        at: usize,
+        end: usize,
+        out: &mut [usize; MAX_STARTS],
+    ) -> Option<usize> {
+        let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
+        let mut sid = self.rev.start_state_reverse(cache, &input).ok()?;
+        let b = hay.as_bytes();
+        let lit = &*self.lit;
+        let mut n = 0;
+        let mut i = end;
+        while i > at {
+            i -= 1;
+            sid = self.rev.next_state(cache, sid, b[i]).ok()?;
+            if sid.is_tagged() {
+                if sid.is_dead() {
+                    break;
+                }
+                if sid.is_quit() {
+                    return None;
+                }
+                // A match shows one byte late: `<HOST> S` matches from
+                // `i + 1`.
+                let q = i + 1;
+                if sid.is_match() && q >= at + lit.len() && b.get(q - lit.len()..q) == Some(lit) {
+                    *out.get_mut(n)? = q;
+                    n += 1;
+                }
+            }
+        }
+        Some(n)
+    }
+}
+
+/// Runs of a [`Split`] before it may give up on a pattern that mostly
+/// leaves them to the segment's engine.
+const SPLIT_TRIAL: usize = 64;
+
+/// Most places `<HOST>` may start that a [`Split`] tells apart.
+const MAX_STARTS: usize = 4;
 
 /// The end of `(?:\d{1,3}\.){3}\d{1,3}` (ASCII digits) at `at` in `b`, each
 /// run of digits as long as it goes; `None` where that does not match.
@@ -436,9 +798,10 @@ fn dotted_quad(b: &[u8], at: usize) -> Option<usize> {
     Some(i)
 }
 
-/// `<HOST>` as an ASCII pattern's item, with its groups numbered from
-/// `ip4`: an item that prints as this is `<HOST>`.
-fn host_item() -> Option<String> {
+/// `<HOST>` as an ASCII pattern's item: an item of the same
+/// [`shape`] is `<HOST>` (a rewritten pattern's copy of it has its groups
+/// renumbered and unnamed). With the place of group `ip4` among its groups.
+fn host_item() -> Option<(String, usize)> {
     let text = super::resolve_tags("<HOST>", true);
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
@@ -446,18 +809,51 @@ fn host_item() -> Option<String> {
         .build()
         .parse(&super::to_rust_syntax(&text))
         .ok()?;
-    Some(hir.to_string())
+    let mut groups = Vec::new();
+    captures(&hir, &mut groups);
+    let ip4 = groups
+        .iter()
+        .position(|c| c.name.as_deref() == Some("ip4"))?;
+    Some((shape(&hir).to_string(), ip4))
 }
 
-/// The first slot of the group named `ip4` in `h`.
-fn ip4_slot(h: &Hir) -> Option<usize> {
+/// `h` with every group unnamed and numbered 0.
+fn shape(h: &Hir) -> Hir {
     match h.kind() {
-        HirKind::Capture(c) if c.name.as_deref() == Some("ip4") => Some(c.index as usize * 2),
-        HirKind::Capture(c) => ip4_slot(&c.sub),
-        HirKind::Repetition(r) => ip4_slot(&r.sub),
-        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().find_map(ip4_slot),
-        _ => None,
+        HirKind::Capture(c) => Hir::capture(regex_syntax::hir::Capture {
+            index: 0,
+            name: None,
+            sub: Box::new(shape(&c.sub)),
+        }),
+        HirKind::Repetition(r) => Hir::repetition(regex_syntax::hir::Repetition {
+            sub: Box::new(shape(&r.sub)),
+            ..r.clone()
+        }),
+        HirKind::Concat(v) => Hir::concat(v.iter().map(shape).collect()),
+        HirKind::Alternation(v) => Hir::alternation(v.iter().map(shape).collect()),
+        _ => h.clone(),
     }
+}
+
+/// The groups of `h`, in the order they open.
+fn captures<'h>(h: &'h Hir, out: &mut Vec<&'h regex_syntax::hir::Capture>) {
+    match h.kind() {
+        HirKind::Capture(c) => {
+            out.push(c);
+            captures(&c.sub, out);
+        }
+        HirKind::Repetition(r) => captures(&r.sub, out),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().for_each(|c| captures(c, out)),
+        _ => {}
+    }
+}
+
+/// The first slot of group `ip4` of `h`, a `<HOST>` item whose `ip4` is its
+/// `nth` group.
+fn ip4_slot(h: &Hir, nth: usize) -> Option<usize> {
+    let mut groups = Vec::new();
+    captures(h, &mut groups);
+    Some(groups.get(nth)?.index as usize * 2)
 }
 
 /// `hir` cut into segments ([module docs](self)), `None` where no cut
@@ -477,7 +873,8 @@ fn segments(
     // tried, from the left, up to the first that is not a cut, and never
     // past `<HOST>`, whose forms overlap (and whose DFA is costly to build).
     let host = ascii.then(host_item).flatten();
-    let is_host = |h: &Hir| host.as_ref().is_some_and(|t| h.to_string() == *t);
+    let is_host = |h: &Hir| host.as_ref().is_some_and(|t| shape(h).to_string() == t.0);
+    let ip4_nth = host.as_ref().map_or(0, |t| t.1);
     let before_host = items.iter().position(is_host).unwrap_or(items.len());
     let mut cuts = Vec::new();
     let mut decided = 0;
@@ -538,32 +935,146 @@ fn segments(
         .map(|s| s.3)
         .chain([items.len()])
         .collect();
+    // `<HOST>` and what follows it (`hs`, within one segment), read with
+    // the dotted quad taken directly.
+    let host_of = |hs: &[Hir], slot_len: usize| -> Option<Host> {
+        let (first, rest) = hs.split_first()?;
+        if !is_host(first) {
+            return None;
+        }
+        let rest = Hir::concat(rest.to_vec());
+        let engine = Engine::new(compile(&rest).ok()?, &rest, true).ok()?;
+        let rest_dfa = (rest.properties().explicit_captures_len() == 0)
+            .then(|| lazy_dfa(&rest, false, MatchKind::All))
+            .flatten();
+        let host = Host {
+            ip4: ip4_slot(first, ip4_nth)?,
+            rest_slots: engine.backtrack.get_nfa().group_info().slot_len(),
+            rest: engine,
+            rest_dfa,
+        };
+        (host.rest_slots <= slot_len && host.ip4 + 1 < slot_len).then_some(host)
+    };
+    let last = out.len() - 1;
     out.into_iter()
         .zip(ends)
-        .map(|((h, nfa, _, lo), hi)| {
+        .enumerate()
+        .map(|(n, ((h, nfa, one, lo), hi))| {
             let engine = Engine::new(nfa, &h, true).ok()?;
-            let host = is_host(&items[lo])
+            let slot_len = engine.backtrack.get_nfa().group_info().slot_len();
+            // `<HOST>` is in the last segment only (no cut past it), whose
+            // end is the match's: what follows it is run to that end.
+            let last_one = hi == items.len();
+            let host = last_one
+                .then(|| host_of(&items[lo..hi], slot_len))
+                .flatten();
+            let slots = own_slots(&h)?;
+            let split = (ascii && !one && last_one && host.is_none())
+                .then(|| split_of(&items[lo..hi], &is_host, compile, &host_of))
+                .flatten()
+                .filter(|p| p.head_slots <= slot_len && p.tail_slots <= slot_len);
+            // A segment with no groups of its own but ones around all of
+            // it (`(?P<user>(?:(?! from ).)*?)`) is run for its end only,
+            // which the cut decides (the last one: the match's end).
+            let around = around(&h);
+            let ends = (ascii && !one && around.is_some())
                 .then(|| {
-                    let rest = Hir::concat(items[lo + 1..hi].to_vec());
-                    let engine = Engine::new(compile(&rest).ok()?, &rest, true).ok()?;
-                    Some(Host {
-                        ip4: ip4_slot(&items[lo])?,
-                        rest_slots: engine.backtrack.get_nfa().group_info().slot_len(),
-                        rest: engine,
-                    })
+                    let kind = if n == last {
+                        MatchKind::All
+                    } else {
+                        MatchKind::LeftmostFirst
+                    };
+                    lazy_dfa(&h, false, kind)
                 })
                 .flatten();
-            let slot_len = engine.backtrack.get_nfa().group_info().slot_len();
-            let slots = own_slots(&h)?;
-            let host = host.filter(|h| h.rest_slots <= slot_len && h.ip4 + 1 < slot_len);
             (slot_len <= SEGMENT_SLOTS && slots.end <= slot_len).then_some(Segment {
                 engine,
                 host,
                 slots,
                 slot_len,
+                split,
+                ends,
+                around: around.unwrap_or_default(),
+                last: n == last,
             })
         })
         .collect()
+}
+
+/// The first slots of the groups around all of `h`, where its other
+/// items have none; `None` where some group is inside it.
+fn around(h: &Hir) -> Option<Box<[usize]>> {
+    let mut out = Vec::new();
+    let mut h = h;
+    while let HirKind::Capture(c) = h.kind() {
+        out.push(c.index as usize * 2);
+        h = &c.sub;
+    }
+    (h.properties().explicit_captures_len() == 0).then(|| out.into_boxed_slice())
+}
+
+/// The [`Split`] of a segment `U L <HOST> S`, where `U` asserts nothing a
+/// text cut after it could change.
+fn split_of(
+    items: &[Hir],
+    is_host: &dyn Fn(&Hir) -> bool,
+    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    host_of: &dyn Fn(&[Hir], usize) -> Option<Host>,
+) -> Option<Split> {
+    let h = items.iter().position(is_host)?;
+    let HirKind::Literal(lit) = items.get(h.checked_sub(1)?)?.kind() else {
+        return None;
+    };
+    let u = Hir::concat(items[..h - 1].to_vec());
+    let starts = LookSet::empty()
+        .insert(Look::Start)
+        .insert(Look::StartLF)
+        .insert(Look::StartCRLF);
+    if !u.properties().look_set().subtract(starts).is_empty() {
+        return None;
+    }
+    let fwd = lazy_dfa(&u, false, MatchKind::All)?;
+    let head_around = around(&u);
+    let head = Hir::concat(vec![u, Hir::look(Look::End)]);
+    let head = Engine::new(compile(&head).ok()?, &head, true).ok()?;
+    let hs = Hir::concat(items[h..].to_vec());
+    let tail = Engine::new(compile(&hs).ok()?, &hs, true).ok()?;
+    let tail_slots = tail.backtrack.get_nfa().group_info().slot_len();
+    let head_slots = head.backtrack.get_nfa().group_info().slot_len();
+    if tail_slots.max(head_slots) > SEGMENT_SLOTS {
+        return None;
+    }
+    Some(Split {
+        rev: lazy_dfa(&hs, true, MatchKind::All)?,
+        fwd,
+        lit: lit.0.clone(),
+        head,
+        head_slots,
+        head_around,
+        runs: AtomicUsize::new(0),
+        misses: AtomicUsize::new(0),
+        tail_host: host_of(&items[h..], tail_slots),
+        tail,
+        tail_slots,
+    })
+}
+
+/// A lazy DFA of `hir` for anchored runs, without groups; `reverse`: run
+/// from the end back.
+fn lazy_dfa(hir: &Hir, reverse: bool, kind: MatchKind) -> Option<hybrid::dfa::DFA> {
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                .reverse(reverse)
+                .which_captures(thompson::WhichCaptures::None),
+        )
+        .build_from_hir(hir)
+        .ok()?;
+    hybrid::dfa::Builder::new()
+        .configure(hybrid::dfa::DFA::config().match_kind(kind))
+        .build_from_nfa(nfa)
+        .ok()
 }
 
 /// Whether every match of `items` from a given start ends at one place.
