@@ -275,6 +275,15 @@ fn has_close_paren(bytes: &[u8]) -> bool {
     any(word(last))
 }
 
+/// The host a session key hashes on its own: `host`, unless it is empty or
+/// the process bytes start with it already (see [`Sessions::key`]). One test,
+/// made once on each path to [`Sessions::key_of`] (`key_tagged` had its own
+/// copy of it, and its general path then made it again in `key`).
+#[inline(always)]
+fn apart<'a>(host: &'a [u8], process: &[u8]) -> Option<&'a [u8]> {
+    (!host.is_empty() && host.as_ptr() != process.as_ptr()).then_some(host)
+}
+
 /// The hasher of the session table: its keys are hashes already (see
 /// [`Sessions::key`]), so hashing them again is work for nothing.
 #[derive(Debug, Default)]
@@ -343,10 +352,9 @@ impl Sessions {
     /// program: only those hash the host on its own, so the common line costs
     /// a pointer comparison.
     pub fn key(&self, filter: FilterId, host: &[u8], process: &[u8]) -> u64 {
-        let apart = !host.is_empty() && host.as_ptr() != process.as_ptr();
         let stripped = without_module(process);
         let tag = stripped.as_ref().map_or(process, |(buf, len)| &buf[..*len]);
-        self.key_of(filter, apart.then_some(host), tag)
+        self.key_of(filter, apart(host, process), tag)
     }
 
     /// [`key`](Self::key) for a syslog prefix's `process` whose tag names
@@ -367,15 +375,14 @@ impl Sessions {
             .checked_sub(process.as_ptr() as usize)
             .and_then(|start| process.get(start + program.len()));
         if after == Some(&b'[') && program.last().is_some_and(|c| *c != b')') {
-            let apart = !host.is_empty() && host.as_ptr() != process.as_ptr();
-            self.key_of(filter, apart.then_some(host), process)
+            self.key_of(filter, apart(host, process), process)
         } else {
             self.key(filter, host, process)
         }
     }
 
     /// The hash of `filter`, the machine `host` where it is not part of the
-    /// process bytes already, and the process bytes `tag`.
+    /// process bytes already ([`apart`]), and the process bytes `tag`.
     #[inline(always)]
     fn key_of(&self, filter: FilterId, host: Option<&[u8]>, tag: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
