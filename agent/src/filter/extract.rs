@@ -130,6 +130,9 @@ pub struct FastHost {
     /// `A` as parsed, for a [`Before::Skeleton`] that is built again to note
     /// a plan's group.
     before_hir: Option<Hir>,
+    /// `A` is a [`Before::Skeleton`] that [`Skeleton::match_start`] walks:
+    /// where `A` ends is found forward, with no search for its last literal.
+    forward: bool,
 }
 
 /// The DFA of `B`: built with the fast path where it is walked, else at its
@@ -201,38 +204,107 @@ pub struct Memo {
     /// A [`Lead`]'s `REST`, on the text after the lead's run: ` ssh2` after
     /// ` port 22`, the same on most lines where `B`'s text never is.
     rest: Recent<bool>,
+    /// A forward [`Skeleton`]'s `A` (see [`Skeleton::match_start`]), by the
+    /// prefix it matched: a line that starts with that text has `A` end
+    /// there too, and nowhere else.
+    ahead: Recent<Option<GroupAt>>,
 }
 
-/// The last two texts a program decided on, and its verdicts: two, so that
-/// lines alternating between two forms of a pattern (`Disconnected from
-/// user ...` and `Disconnected from ...`) both stay remembered.
-#[derive(Debug, Default)]
+/// How many texts a [`Recent`] remembers.
+const RECENT: usize = 4;
+
+/// The last few texts a program decided on, and its verdicts: several, so
+/// that lines alternating between forms of a pattern (`Disconnected from
+/// user ...`, `Disconnected from ...`), or between sources, stay
+/// remembered; and the one asked for the longest time ago is forgotten
+/// first, so a text that keeps coming back (`Failed password for root from
+/// `) stays among texts that come once (`Failed password for invalid user
+/// admin from `).
+#[derive(Debug)]
 struct Recent<T> {
-    slots: [(Vec<u8>, Option<T>); 2],
-    /// The slot the next verdict replaces (the older one).
-    older: usize,
+    slots: [(Vec<u8>, Option<T>); RECENT],
+    /// When each slot was last asked for, by `clock`.
+    used: [u64; RECENT],
+    clock: u64,
+}
+
+impl<T> Default for Recent<T> {
+    fn default() -> Recent<T> {
+        Recent {
+            slots: std::array::from_fn(|_| (Vec::new(), None)),
+            used: [0; RECENT],
+            clock: 0,
+        }
+    }
 }
 
 impl<T: Copy> Recent<T> {
     /// The verdict on `text`, from memory or from `decide` (then remembered).
     #[inline]
     fn get_or(&mut self, text: &[u8], decide: impl FnOnce() -> T) -> T {
-        for (seen, verdict) in &self.slots {
-            if let Some(v) = verdict
-                && same(seen, text)
-            {
-                return *v;
-            }
+        if let Some((_, v)) = self.find(|seen| same(seen, text)) {
+            return v;
         }
         let v = decide();
-        let (seen, verdict) = &mut self.slots[self.older];
+        self.remember(text, v);
+        v
+    }
+
+    /// The first slot `fits` and its verdict, noted as asked for now.
+    #[inline(always)]
+    fn find(&mut self, fits: impl Fn(&[u8]) -> bool) -> Option<(usize, T)> {
+        for (k, (seen, verdict)) in self.slots.iter().enumerate() {
+            if let Some(v) = verdict
+                && fits(seen)
+            {
+                self.clock += 1;
+                self.used[k] = self.clock;
+                return Some((k, *v));
+            }
+        }
+        None
+    }
+
+    /// Puts `text` and its verdict in place of the slot asked for the
+    /// longest time ago.
+    fn remember(&mut self, text: &[u8], v: T) {
+        let k = (0..RECENT).min_by_key(|&k| self.used[k]).unwrap_or(0);
+        self.clock += 1;
+        self.used[k] = self.clock;
+        let (seen, verdict) = &mut self.slots[k];
         // Reuses the slot's buffer: no allocation once it is as long as the
         // texts it holds.
         seen.clear();
         seen.extend_from_slice(text);
         *verdict = Some(v);
-        self.older ^= 1;
-        v
+    }
+}
+
+impl Recent<Option<GroupAt>> {
+    /// The prefix of `text` that `decide` finds (its length and group), from
+    /// memory where `text` starts with a remembered text: `decide` answers
+    /// as [`Skeleton::match_start`] does, from the bytes of a prefix alone
+    /// (the match, or as many bytes as settled that there is none), so any
+    /// text that starts with those bytes has the same answer. A text whose
+    /// end settled it is not remembered.
+    #[inline]
+    fn get_or_prefix(
+        &mut self,
+        text: &[u8],
+        decide: impl FnOnce() -> Result<(usize, GroupAt), Option<usize>>,
+    ) -> Option<(usize, GroupAt)> {
+        if let Some((k, v)) =
+            self.find(|seen| text.get(..seen.len()).is_some_and(|h| same(seen, h)))
+        {
+            return v.map(|g| (self.slots[k].0.len(), g));
+        }
+        let (len, found) = match decide() {
+            Ok((len, g)) => (len, Some(g)),
+            Err(Some(len)) => (len, None),
+            Err(None) => return None,
+        };
+        self.remember(&text[..len], found);
+        found.map(|g| (len, g))
     }
 }
 
@@ -388,21 +460,25 @@ impl FastHost {
         };
         let suffix = split.before_suffix.as_deref().map(LastLiteral::new);
         let before_hir = matches!(before, Before::Skeleton(_)).then(|| split.before_hir.clone());
-        Some(FastHost {
-            suffix,
-            after_prefix: split.after_prefix.clone(),
-            head_literal: split.before_prefix.clone().filter(|_| anchored),
-            anchored,
-            starts_at_zero: split.before_empty && anchored,
-            before,
-            after,
-            after_skeleton,
-            after_lead,
-            after_first,
-            after_starts,
-            plan: None,
-            before_hir,
-        })
+        Some(
+            FastHost {
+                suffix,
+                after_prefix: split.after_prefix.clone(),
+                head_literal: split.before_prefix.clone().filter(|_| anchored),
+                anchored,
+                starts_at_zero: split.before_empty && anchored,
+                before,
+                after,
+                after_skeleton,
+                after_lead,
+                after_first,
+                after_starts,
+                plan: None,
+                before_hir,
+                forward: false,
+            }
+            .forward_checked(),
+        )
     }
 
     /// Lets `plan` (of this pattern's text before `<HOST>`, anchored at the
@@ -419,6 +495,22 @@ impl FastHost {
             // The program notes the plan's group itself, on its one walk.
             self.before = Before::Skeleton(sk);
         }
+        self.forward_checked()
+    }
+
+    /// Sets [`FastHost::forward`] for the current `before`.
+    fn forward_checked(mut self) -> FastHost {
+        self.forward = self.anchored
+            && self.plan.is_none()
+            && matches!(&self.before, Before::Skeleton(sk) if sk.is_forward());
+        self
+    }
+
+    /// The general path only, as before the forward walk: what the forward
+    /// walk is held to in the tests.
+    #[cfg(test)]
+    fn without_forward(mut self) -> FastHost {
+        self.forward = false;
         self
     }
 
@@ -457,6 +549,23 @@ impl FastHost {
             && !hay.starts_with(lit)
         {
             return Ok(Found::Impossible);
+        }
+        if self.forward
+            && let Before::Skeleton(sk) = &self.before
+        {
+            // `A` ends in one place at most, found forward (see
+            // `Skeleton::match_start`); the search for its last literal and
+            // the checks at every place it occurs are left out. Nothing
+            // matches where `A` does not: a name cannot either.
+            let Some((i, g)) = memo.ahead.get_or_prefix(hay, || sk.match_start(hay)) else {
+                return Ok(Found::Impossible);
+            };
+            // The general path, past its literal search, would find `A` to
+            // end there only, and say no address when none fits.
+            return Ok(match self.addr_at(hay, i, memo)? {
+                Some(ip) => Found::Addr(ip, i, g),
+                None => Found::NoAddr,
+            });
         }
         let found = |r: Option<(IpAddr, GroupAt)>, i| match r {
             Some((ip, g)) => Found::Addr(ip, i, g),
@@ -564,6 +673,19 @@ impl FastHost {
         head_end: usize,
         memo: &mut Memo,
     ) -> Result<Option<(IpAddr, GroupAt)>, MatchError> {
+        let Some(ip) = self.addr_at(hay, i, memo)? else {
+            return Ok(None);
+        };
+        // `A` does not depend on where the address ends: checked once.
+        Ok(self
+            .before_remembered(hay, i, head_end, memo)?
+            .map(|g| (ip, g)))
+    }
+
+    /// The longest address starting at `i` after which `B` matches, whatever
+    /// stands before `i`.
+    #[inline(always)]
+    fn addr_at(&self, hay: &[u8], i: usize, memo: &mut Memo) -> Result<Option<IpAddr>, MatchError> {
         let Some(tail) = hay.get(i..) else {
             return Ok(None);
         };
@@ -610,10 +732,7 @@ impl FastHost {
             if !self.after_matches(hay, j, memo)? {
                 continue;
             }
-            // `A` does not depend on where the address ends: checked once.
-            return Ok(self
-                .before_remembered(hay, i, head_end, memo)?
-                .map(|g| (ip, g)));
+            return Ok(Some(ip));
         }
         Ok(None)
     }
@@ -1383,25 +1502,49 @@ mod tests {
     }
 
     #[test]
-    fn recent_keeps_the_last_two_verdicts() {
+    fn recent_keeps_the_texts_asked_for_last() {
         let mut r = Recent::<bool>::default();
-        let mut calls = 0;
-        let mut ask = |r: &mut Recent<bool>, text: &[u8], v: bool| {
+        let calls = std::cell::Cell::new(0);
+        let ask = |r: &mut Recent<bool>, text: &[u8], v: bool| {
             r.get_or(text, || {
-                calls += 1;
+                calls.set(calls.get() + 1);
                 v
             })
         };
-        assert!(ask(&mut r, b"a", true));
-        assert!(!ask(&mut r, b"b", false));
-        // Both remembered: the verdicts given are the first ones.
+        for (k, text) in [b"a", b"b", b"c", b"d"].into_iter().enumerate() {
+            assert_eq!(ask(&mut r, text, k % 2 == 0), k % 2 == 0);
+        }
+        // All remembered: the verdicts given are the first ones.
         assert!(ask(&mut r, b"a", false));
         assert!(!ask(&mut r, b"b", true));
-        // A third text replaces the older of the two (`a`).
+        assert_eq!(calls.get(), 4);
+        // A fifth text replaces the one asked for the longest time ago
+        // (`c`); `a`, asked for again, stays.
         assert!(ask(&mut r, b"", true));
-        assert!(!ask(&mut r, b"a", false));
-        assert!(ask(&mut r, b"ab", true));
-        assert_eq!(calls, 5);
+        assert!(ask(&mut r, b"a", false));
+        assert!(!ask(&mut r, b"d", true));
+        assert_eq!(calls.get(), 5);
+        assert!(!ask(&mut r, b"c", false));
+        assert_eq!(calls.get(), 6);
+    }
+
+    #[test]
+    fn recent_prefixes_answer_texts_that_start_with_them() {
+        let mut r = Recent::<Option<GroupAt>>::default();
+        let g = GroupAt::At(1, 2);
+        assert_eq!(r.get_or_prefix(b"abcd", || Ok((2, g))), Some((2, g)));
+        assert_eq!(r.get_or_prefix(b"abxy", || unreachable!()), Some((2, g)));
+        // A failure settled by three bytes answers every text that starts
+        // with them; one its end settled is not remembered.
+        assert_eq!(r.get_or_prefix(b"xyz", || Err(Some(3))), None);
+        assert_eq!(r.get_or_prefix(b"xyz1", || unreachable!()), None);
+        assert_eq!(r.get_or_prefix(b"q", || Err(None)), None);
+        assert_eq!(
+            r.get_or_prefix(b"q", || Ok((1, GroupAt::Absent))),
+            Some((1, GroupAt::Absent))
+        );
+        // Too short for a remembered prefix: decided anew.
+        assert_eq!(r.get_or_prefix(b"a", || Err(Some(1))), None);
     }
 
     #[test]
@@ -1729,6 +1872,153 @@ mod tests {
         (r"<HOST>:\d+ x", false),
         (r"\[<HOST>\]:\d+$", false),
     ];
+
+    /// Patterns whose text before `<HOST>` the forward walk takes (the
+    /// first three), and ones it leaves to the general path.
+    const FORWARD_SHAPES: [&str; 6] = [
+        r"^(?:pam_[a-z0-9_]+\(sshd:auth\): )?authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* ruser=\S* rhost=<HOST>(?:\s+user=\S*)?\s*$",
+        r"^(?:error: )?Received disconnect from <HOST>(?: port \d+)?: ?\d+: .*$",
+        r"^(?:\[ID \d+ [a-z]+\] )?(?:Did not|Bad) (?:receive|x) from (?P<who>[a-z]+) at <HOST>(?: port \d+)?$",
+        r"^(?:error: )?Failed (?:password|none) for (?:invalid user )?<F-USER>[^:]*</F-USER> from <HOST>(?: port \d+)?(?: ssh2)?(?:: .*)?$",
+        r"^Disconnected from (?:(?:authenticating |invalid )?user <F-USER>[^:]*</F-USER> )?<HOST> port \d+(?: \[preauth\])?$",
+        r"^Connection from (?:user )?<HOST> port \d+$",
+    ];
+
+    /// Lines made of what [`FORWARD_SHAPES`] look for: names with spaces,
+    /// `invalid user `, repeated ` from `, text after the address, IPv6 and
+    /// `::ffff:` forms, host names.
+    fn forward_pieces() -> impl proptest::strategy::Strategy<Value = String> {
+        skeleton::tests::words(
+            &[
+                "pam_unix(sshd:auth): ",
+                "pam_x(sshd:auth): ",
+                "authentication failure; logname=",
+                " uid=0",
+                " euid=0",
+                " tty=ssh",
+                " ruser=",
+                " rhost=",
+                "  user=root",
+                "error: ",
+                "Received disconnect from ",
+                "[ID 1 auth] ",
+                "Did not",
+                "Bad",
+                " receive",
+                " x",
+                " from ",
+                "bob",
+                " at ",
+                "Failed password for ",
+                "invalid user ",
+                "a b",
+                "Disconnected from ",
+                "user ",
+                "authenticating ",
+                "Connection from ",
+                "192.0.2.1",
+                "198.51.100.7",
+                "2001:db8::1",
+                "::ffff:192.0.2.7",
+                "a.example.org",
+                " port 22",
+                ": 11: Bye",
+                ":3: x",
+                " ssh2",
+                " [preauth]",
+                ": ",
+                ":",
+                " ",
+                "x",
+            ],
+            12,
+        )
+    }
+
+    #[test]
+    fn forward_walk_takes_fixed_text_before_the_address() {
+        for (k, p) in FORWARD_SHAPES.iter().enumerate() {
+            let s = split(p).expect("splits");
+            let plan = CapturePlan::build(&s.before, "who")
+                .or_else(|| CapturePlan::build(&s.before, "user"));
+            let f = FastHost::build(&s, true).expect("builds").with_plan(plan);
+            assert_eq!(f.forward, k < 3, "{p}");
+        }
+        let p = FORWARD_SHAPES[0];
+        let f = FastHost::build(&split(p).expect("splits"), true).expect("builds");
+        let mut memo = Memo::default();
+        let line = b"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root";
+        let at = line.len() - "192.0.2.7  user=root".len();
+        for _ in 0..2 {
+            assert!(matches!(
+                f.find_at_with(line, &mut memo),
+                Ok(Found::Addr(_, i, GroupAt::Unknown)) if i == at
+            ));
+        }
+        // PAM's other lines fail a few bytes in, and are remembered so.
+        let other = b"pam_unix(sshd:auth): check pass; user unknown";
+        assert_eq!(
+            f.find_at_with(other, &mut memo).ok(),
+            Some(Found::Impossible)
+        );
+        assert!(
+            memo.ahead
+                .slots
+                .iter()
+                .any(|(t, v)| { t.as_slice() == b"pam_unix(sshd:auth): c" && *v == Some(None) })
+        );
+        assert_eq!(
+            f.find_at_with(other, &mut memo).ok(),
+            Some(Found::Impossible)
+        );
+    }
+
+    proptest::proptest! {
+        /// The forward walk finds what the general path (the search for the
+        /// last literal, each place checked) finds, on every line of a run
+        /// of lines, each side with its own memory carried from line to
+        /// line; and the group's span is the capturing regex's.
+        #[test]
+        fn forward_walk_agrees_with_the_general_path(
+            lines in proptest::collection::vec(forward_pieces(), 1..8),
+        ) {
+            for p in FORWARD_SHAPES {
+                let s = split(p).expect("splits");
+                let name = if p.contains("<F-USER>") { "user" } else { "who" };
+                let plan = || CapturePlan::build(&s.before, name);
+                let fast = FastHost::build(&s, true).expect("builds").with_plan(plan());
+                let slow = FastHost::build(&s, true)
+                    .expect("builds")
+                    .with_plan(plan())
+                    .without_forward();
+                let (mut fm, mut sm) = (Memo::default(), Memo::default());
+                for line in &lines {
+                    let hay = line.as_bytes();
+                    let got = fast.find_at_with(hay, &mut fm).expect("no quit");
+                    let want = slow.find_at_with(hay, &mut sm).expect("no quit");
+                    // Where the general path finds that `A` ends nowhere
+                    // only after its literal search came up empty-handed,
+                    // it says `NoAddr`; the walk knows it cannot match.
+                    let want = match (got, want) {
+                        (Found::Impossible, Found::NoAddr) if fast.forward => {
+                            proptest::prop_assert_eq!(
+                                slow.find_at(hay).expect("no quit"),
+                                Found::NoAddr
+                            );
+                            // No place where `A` ends, whatever follows.
+                            proptest::prop_assert!(
+                                !(0..=hay.len()).any(|i| slow.before_ends_at(hay, i, 0).expect("no quit").is_some()),
+                                "{} on {:?}", p, line
+                            );
+                            Found::Impossible
+                        }
+                        (_, w) => w,
+                    };
+                    proptest::prop_assert_eq!(got, want, "{} on {:?}", p, line);
+                }
+            }
+        }
+    }
 
     /// Text made of the pieces the shapes look for, addresses, names and
     /// colon-bearing look-alikes.

@@ -177,6 +177,15 @@ pub(super) struct Skeleton {
     /// The match must take the whole text ([`Skeleton::full_match`]), not
     /// just start it ([`Skeleton::matches_at`]).
     full: bool,
+    /// Where the program's lead ends: the instructions before it have no
+    /// way back (every choice is settled by the byte in front of it, every
+    /// run ends at its first byte outside the class) and none jumps past
+    /// it, so they are walked straight (see [`Skeleton::walk_lead`]); 0
+    /// when there is no such lead.
+    lead: usize,
+    /// The lead is the whole program, up to its `Match`, and the match is
+    /// not empty (see [`Skeleton::match_start`]).
+    forward: bool,
 }
 
 impl Skeleton {
@@ -241,10 +250,13 @@ impl Skeleton {
                 }
             }
         }
+        let (lead, forward) = if full { lead_of(&prog) } else { (0, false) };
         Some(Skeleton {
             prog: prog.into_boxed_slice(),
             tracks_group: group.is_some(),
             full,
+            lead,
+            forward,
         })
     }
 
@@ -268,13 +280,113 @@ impl Skeleton {
         if !self.exec(text, 0, 0, &mut slots) {
             return None;
         }
-        Some(if !self.tracks_group {
+        Some(self.group(slots))
+    }
+
+    /// The group's span as `slots` note it.
+    #[inline]
+    fn group(&self, slots: [usize; 2]) -> GroupAt {
+        if !self.tracks_group {
             GroupAt::Unknown
         } else if slots[0] == usize::MAX || slots[1] == usize::MAX {
             GroupAt::Absent
         } else {
             GroupAt::At(slots[0], slots[1])
-        })
+        }
+    }
+
+    /// Whether [`Skeleton::match_start`] may be asked: a full program whose
+    /// way through a text never depends on where the text ends.
+    pub(super) fn is_forward(&self) -> bool {
+        self.forward
+    }
+
+    /// The one prefix of `text` the pattern matches, as its length and the
+    /// group's span there: what [`Skeleton::full_match`] says of
+    /// `text[..len]`, and no other prefix matches. Without one, `Err` with
+    /// how many bytes of `text` settled that (every text that starts with
+    /// them has no match either), where the walk did not run into the end
+    /// of `text`. Only for a program
+    /// [`Skeleton::is_forward`] accepts: there every choice and every run's
+    /// end is settled by a byte before the match's end (nothing after a
+    /// choice or a run matches the empty text), so the program walks the
+    /// same way whether the text stops at the match's end or goes on, and
+    /// what follows the match is never read. That is what lets a caller
+    /// find where `A` ends without searching for the literal it ends with,
+    /// and remember the answer by the bytes of the prefix alone.
+    pub(super) fn match_start(&self, text: &[u8]) -> Result<(usize, GroupAt), Option<usize>> {
+        debug_assert!(self.forward);
+        let (pos, slots) = self.walk_lead(text)?;
+        Ok((pos, self.group(slots)))
+    }
+
+    /// Walks the lead (`prog[..lead]`) over `text` from its start: where it
+    /// ends and what it noted, or (`Err`) that no match starts `text`, with
+    /// how many bytes of `text` settled that where its end did not (see
+    /// [`Skeleton::match_start`]).
+    #[inline]
+    fn walk_lead(&self, text: &[u8]) -> Result<(usize, [usize; 2]), Option<usize>> {
+        let mut slots = [usize::MAX; 2];
+        let mut pc = 0;
+        let mut pos = 0;
+        while pc < self.lead {
+            match &self.prog[pc] {
+                Inst::Lit(lit) => {
+                    if !lit.is_at(text, pos) {
+                        // Up to the first byte that differs.
+                        return Err(text[pos..]
+                            .iter()
+                            .zip(lit.text.iter())
+                            .position(|(a, b)| a != b)
+                            .map(|k| pos + k + 1));
+                    }
+                    pos += lit.len();
+                }
+                Inst::Run {
+                    class, min, max, ..
+                } => {
+                    let rest = &text[pos..];
+                    let limit = rest.len().min(*max);
+                    let n = rest[..limit]
+                        .iter()
+                        .position(|b| !class[usize::from(*b)])
+                        .unwrap_or(limit);
+                    if n < *min {
+                        // Up to the byte that stopped the run (`n < max`).
+                        return Err((n < rest.len()).then_some(pos + n + 1));
+                    }
+                    pos += n;
+                }
+                Inst::Split {
+                    first,
+                    second,
+                    choice,
+                } => {
+                    let next = text.get(pos).map_or(AT_END, |b| usize::from(*b));
+                    pc = match choice[next] {
+                        FIRST => *first,
+                        SECOND => *second,
+                        // Both cannot be (see `lead_of`); none: no match.
+                        _ => return Err((next != AT_END).then_some(pos + 1)),
+                    };
+                    continue;
+                }
+                Inst::Jmp(to) => {
+                    pc = *to;
+                    continue;
+                }
+                Inst::Save(k) => slots[*k] = pos,
+                Inst::Start => {
+                    if pos != 0 {
+                        return Err(None);
+                    }
+                }
+                // Not in a lead.
+                Inst::End | Inst::Match => return Err(None),
+            }
+            pc += 1;
+        }
+        Ok((pos, slots))
     }
 
     /// Whether a match starts at `text[at..]` (the text before `at` is not
@@ -657,6 +769,57 @@ fn first_bytes(prog: &[Inst], pc: usize, set: &mut [bool; 256], full: bool) -> (
         Inst::End => (true, false),
         Inst::Match => (true, !full),
     }
+}
+
+/// The lead of `prog` (a full program) and whether it is all of it (see
+/// [`Skeleton::lead`]). An instruction belongs to the lead when no earlier
+/// one jumps past it and: a choice's two ways start with different bytes
+/// and neither can match the empty text; what follows a run cannot start
+/// with a byte of its class nor match the empty text; and it is no `$`.
+/// Then no text has two ways through the lead, and a walk of it never
+/// needs to go back. A forward program is one whose lead reaches its
+/// `Match` and that cannot match the empty text: there, as nothing after
+/// a choice or a run matches the empty text, every byte the walk reads
+/// lies before the match's end, so one text has at most one prefix that
+/// matches, and the walk that finds it reads no byte after it.
+fn lead_of(prog: &[Inst]) -> (usize, bool) {
+    // From `pc` on: the bytes a match can start with, and whether it can be
+    // empty (`first_bytes` of a prefix program says so as "anywhere", and
+    // at a `$`).
+    let ahead = |pc: usize| {
+        let mut set = [false; 256];
+        let (at_end, anywhere) = first_bytes(prog, pc, &mut set, false);
+        (set, at_end || anywhere)
+    };
+    let mut reach = 0;
+    let mut lead = 0;
+    for (pc, inst) in prog.iter().enumerate() {
+        if reach <= pc {
+            lead = pc;
+        }
+        let straight = match inst {
+            Inst::Split { first, second, .. } => {
+                reach = reach.max(*first).max(*second);
+                let ((a, a_empty), (b, b_empty)) = (ahead(*first), ahead(*second));
+                !a_empty && !b_empty && !(0..256).any(|k| a[k] && b[k])
+            }
+            Inst::Jmp(to) => {
+                reach = reach.max(*to);
+                true
+            }
+            Inst::Run { class, .. } => {
+                let (next, empty) = ahead(pc + 1);
+                !empty && !(0..256).any(|k| next[k] && class[k])
+            }
+            Inst::End => false,
+            Inst::Match => return (pc, pc > 0 && reach <= pc && !ahead(0).1),
+            Inst::Lit(_) | Inst::Save(_) | Inst::Start => true,
+        };
+        if !straight {
+            break;
+        }
+    }
+    (lead, false)
 }
 
 /// How many ways lead from the start to the end of the program (saturating).
