@@ -28,9 +28,12 @@
 //! DFA of `<HOST> S` from the end lists the places `<HOST>` can start after
 //! `L`, and where one is left (after a forward DFA of `U` where there are
 //! several) `U` and `<HOST> S` run apart over their own text. What follows
-//! a dotted quad, and a segment with no groups but ones around all of it,
-//! are settled by a DFA walk where they are not one-pass: only their end
-//! is wanted.
+//! a dotted quad, and a segment with no groups but ones around all of it
+//! (up to a tail of fixed length, the ` from ` after a user name), are
+//! settled by a DFA walk where they are not one-pass: only their end is
+//! wanted. A segment opening with a choice (`(?:publickey|\S+) for `) that
+//! is one-pass once the choice is made tries each choice on its own
+//! one-pass DFA, in priority order, instead of the backtracker.
 //!
 //! Working the cuts out builds DFAs and one-pass DFAs, millions of
 //! instructions per branch, which a short log never earns back: a branch is
@@ -125,10 +128,28 @@ struct Segment {
     /// it: its DFA, which finds its end (leftmost-first, or every match
     /// for the last segment, whose end is the match's).
     ends: Option<hybrid::dfa::DFA>,
-    /// The first slots of the groups around all of it.
+    /// The first slots of the groups around all of it but a fixed-length
+    /// tail without groups (`(?P<user>...)` then ` from `).
     around: Box<[usize]>,
+    /// That tail's length: the groups end this far before the segment.
+    around_tail: usize,
+    /// Where it opens with an alternation (`(?:(?P<nofail>publickey)|\S+)
+    /// for `) and is one-pass after each choice: the segment from each
+    /// alternative on, in priority order ([`Alternatives`]).
+    alts: Option<Alternatives>,
     /// Whether it is the pattern's last.
     last: bool,
+}
+
+/// A segment `(A1|A2|...) R` whose every `Ai R` is one-pass where the
+/// whole is not (`publickey` is also an `\S+`): the backtracker tries `A1`
+/// with every parse of `R` before `A2`, so the segment's first parse is the
+/// parse of the first `Ai R` that matches, and each runs in one scan that
+/// stops where it fails (one byte into `password` for `publickey`).
+#[derive(Debug)]
+struct Alternatives {
+    /// `Ai R` for each `i`, with the slots its automaton writes.
+    each: Box<[(onepass::DFA, usize)]>,
 }
 
 /// A segment `U L <HOST> S`, `L` a literal, that the backtracker would walk
@@ -200,6 +221,7 @@ struct Caches {
 #[derive(Debug)]
 struct SegmentCache {
     engine: EngineCache,
+    alts: Vec<onepass::Cache>,
     ends: Option<hybrid::dfa::Cache>,
     host: Option<HostCache>,
     split: Option<SplitCache>,
@@ -371,6 +393,20 @@ impl Captor {
         )
     }
 
+    /// How many segments run each choice of their opening alternation on
+    /// its own one-pass DFA, and how many find groups ending before a
+    /// fixed tail on a DFA.
+    #[cfg(test)]
+    pub(super) fn alternatives_and_tails(&self) -> (usize, usize) {
+        let s = self.engines.segments.get().map_or(&[][..], |s| s);
+        (
+            s.iter().filter(|s| s.alts.is_some()).count(),
+            s.iter()
+                .filter(|s| s.ends.is_some() && s.around_tail > 0 && !s.around.is_empty())
+                .count(),
+        )
+    }
+
     /// Whether a segment reads `<HOST>`'s dotted quad itself.
     #[cfg(test)]
     pub(super) fn reads_quads(&self) -> bool {
@@ -418,6 +454,9 @@ impl Captor {
                 .iter()
                 .map(|s| SegmentCache {
                     engine: s.engine.cache(),
+                    alts: s.alts.as_ref().map_or_else(Vec::new, |a| {
+                        a.each.iter().map(|(d, _)| onepass::Cache::new(d)).collect()
+                    }),
                     ends: s.ends.as_ref().map(hybrid::dfa::Cache::new),
                     host: s.host.as_ref().map(Host::cache),
                     split: s.split.as_ref().map(|p| SplitCache {
@@ -438,7 +477,9 @@ impl Captor {
             let quad = seg.host.as_ref().zip(cache.host.as_mut());
             let split = seg.split.as_ref().zip(cache.split.as_mut());
             let ends = seg.ends.as_ref().zip(cache.ends.as_mut());
+            let alts = seg.alts.as_ref();
             if !ends.is_some_and(|(d, c)| seg.end_only(d, c, hay, at, end, own))
+                && !alts.is_some_and(|a| a.search(&mut cache.alts, hay, at, end, own))
                 && !quad.is_some_and(|(h, c)| h.search(c, hay, at, end, own))
                 && !split.is_some_and(|(p, c)| p.search(c, hay, at, end, own))
             {
@@ -606,12 +647,41 @@ impl Segment {
         own.fill(None);
         own[0] = NonMaxUsize::new(at);
         own[1] = NonMaxUsize::new(to);
+        let Some(groups_end) = to.checked_sub(self.around_tail).filter(|&e| e >= at) else {
+            return false;
+        };
         for &g in &self.around {
             if let Some(pair) = own.get_mut(g..g + 2) {
-                pair.copy_from_slice(&[NonMaxUsize::new(at), NonMaxUsize::new(to)]);
+                pair.copy_from_slice(&[NonMaxUsize::new(at), NonMaxUsize::new(groups_end)]);
             }
         }
         true
+    }
+}
+
+impl Alternatives {
+    /// The segment's first parse from `at` ([`Alternatives`]): its groups in
+    /// `own`, its end in `own[1]`; `false` where no `Ai R` matches.
+    fn search(
+        &self,
+        caches: &mut [onepass::Cache],
+        hay: &str,
+        at: usize,
+        end: usize,
+        own: &mut [Option<NonMaxUsize>],
+    ) -> bool {
+        let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
+        for ((dfa, slot_len), cache) in self.each.iter().zip(caches.iter_mut()) {
+            own.fill(None);
+            let Some(mine) = own.get_mut(..*slot_len) else {
+                return false;
+            };
+            if let Ok(Some(_)) = dfa.try_search_slots(cache, &input, mine) {
+                return true;
+            }
+        }
+        own.fill(None);
+        false
     }
 }
 
@@ -976,7 +1046,7 @@ fn segments(
             // A segment with no groups of its own but ones around all of
             // it (`(?P<user>(?:(?! from ).)*?)`) is run for its end only,
             // which the cut decides (the last one: the match's end).
-            let around = around(&h);
+            let (around, around_tail) = around_but_tail(&items[lo..hi]).unzip();
             let ends = (ascii && !one && around.is_some())
                 .then(|| {
                     let kind = if n == last {
@@ -995,10 +1065,66 @@ fn segments(
                 split,
                 ends,
                 around: around.unwrap_or_default(),
+                around_tail: around_tail.unwrap_or(0),
+                // Not `<HOST>`'s address-or-name choice: neither is
+                // one-pass with what follows, and building them costs.
+                alts: (!one && !items.get(lo).is_some_and(is_host))
+                    .then(|| alternatives(&items[lo..hi], compile, slot_len))
+                    .flatten(),
                 last: n == last,
             })
         })
         .collect()
+}
+
+/// [`around`] of `items` but their longest tail of fixed length without
+/// groups, and that length: where the segment ends, the groups end that
+/// far before.
+fn around_but_tail(items: &[Hir]) -> Option<(Box<[usize]>, usize)> {
+    let fixed = |h: &Hir| {
+        let p = h.properties();
+        (p.explicit_captures_len() == 0 && p.minimum_len() == p.maximum_len())
+            .then(|| p.minimum_len())
+            .flatten()
+    };
+    let mut head = items.len();
+    let mut tail = 0;
+    while let Some(len) = head.checked_sub(1).and_then(|i| fixed(&items[i])) {
+        head -= 1;
+        tail += len;
+    }
+    if head == 0 {
+        // No groups at all: the tail is the whole.
+        return Some((Box::default(), 0));
+    }
+    Some((around(&Hir::concat(items[..head].to_vec()))?, tail))
+}
+
+/// The [`Alternatives`] of a segment `items`, opening with an alternation
+/// (`X?` is none: `X R` and `R` are seldom both one-pass), where each
+/// choice followed by the rest is one-pass and writes at most `slot_len`
+/// slots.
+fn alternatives(
+    items: &[Hir],
+    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    slot_len: usize,
+) -> Option<Alternatives> {
+    let (first, rest) = items.split_first()?;
+    let HirKind::Alternation(choices) = first.kind() else {
+        return None;
+    };
+    let each = choices
+        .iter()
+        .map(|a| {
+            let mut h = vec![a.clone()];
+            h.extend_from_slice(rest);
+            let nfa = compile(&Hir::concat(h)).ok()?;
+            let len = nfa.group_info().slot_len();
+            let dfa = onepass_dfa(&nfa)?;
+            (len <= slot_len).then_some((dfa, len))
+        })
+        .collect::<Option<Box<[_]>>>()?;
+    Some(Alternatives { each })
 }
 
 /// The first slots of the groups around all of `h`, where its other
@@ -1120,4 +1246,145 @@ fn own_slots(h: &Hir) -> Option<std::ops::Range<usize>> {
     } else {
         lo * 2..hi * 2 + 2
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FastRe, Spans, needs_backtracking, resolve_tags, rewrite, to_rust_syntax};
+    use super::CUT_AFTER;
+
+    /// sshd.conf's `Failed` failregex: its `(?:publickey|\S+) for ` opens a
+    /// segment that [`super::Alternatives`] runs, and the rewritten
+    /// `(?:(?! from ).)*?` user name of its invalid-user branch is a group
+    /// followed by ` from `, whose end a DFA finds.
+    const FAILED: &str = r"^Failed (?:<F-NOFAIL>publickey</F-NOFAIL>|\S+) for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)";
+
+    /// Alternations with groups in one choice and not the other, choices
+    /// that are prefixes of each other, and one that can match empty.
+    const OTHERS: &[&str] = &[
+        r"^a (?:(?P<k>key)|(?P<w>\w+)|\S+) b (?P<user>\S+) from <HOST>\s*$",
+        r"^a (?:(?P<k>k)|(?P<kk>kk)|k*) b (?P<user>.*?) from <HOST>(?: port \d+)?$",
+    ];
+
+    /// Each pattern (DNS mode or not) as `F2bRegex::new` runs it, with the
+    /// `meta` engine on the same tree, cut by matching `warm` often enough.
+    fn cases(patterns: &[&str], warm: &[&str]) -> Vec<(FastRe, regex_automata::meta::Regex)> {
+        patterns
+            .iter()
+            .flat_map(|p| [resolve_tags(p, true), resolve_tags(p, false)])
+            .map(|p| {
+                let text = to_rust_syntax(&p);
+                let text = if needs_backtracking(&p) {
+                    rewrite::exact(&text).unwrap().text
+                } else {
+                    text
+                };
+                let fast = FastRe::new_split(&text).unwrap();
+                let meta = regex_automata::meta::Regex::builder()
+                    .configure(FastRe::config().utf8_empty(!fast.first_ascii))
+                    .build_from_hir(&fast.hir)
+                    .unwrap();
+                for line in warm {
+                    for _ in 0..=CUT_AFTER {
+                        fast.captures(line);
+                    }
+                }
+                (fast, meta)
+            })
+            .collect()
+    }
+
+    const WARM: &[&str] = &[
+        "Failed password for root from 192.0.2.1 port 22 ssh2",
+        "Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA x",
+        "Failed password for invalid user a b from 192.0.2.1 port 22 ssh2",
+        "Failed publickey for invalid user ab from 192.0.2.1 port 22 ssh2: x",
+        "a key b root from 192.0.2.1",
+        "a x-y b root from 192.0.2.1",
+        "a kk b r t from 192.0.2.1 port 22",
+        "a k b r from 192.0.2.1",
+    ];
+
+    static CASES: std::sync::LazyLock<Vec<(FastRe, regex_automata::meta::Regex)>> =
+        std::sync::LazyLock::new(|| {
+            let mut all = cases(&[FAILED], WARM);
+            all.extend(cases(OTHERS, WARM));
+            all
+        });
+
+    fn meta_spans(fast: &FastRe, meta: &regex_automata::meta::Regex, line: &str) -> Option<Spans> {
+        let mut caps = meta.create_captures();
+        meta.search_captures(&regex_automata::Input::new(line), &mut caps);
+        caps.is_match().then(|| {
+            (0..fast.names.len())
+                .map(|g| (g, caps.get_group(g).map(|s| (s.start, s.end))))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn failed_takes_the_alternatives_and_the_tail() {
+        let (fast, meta) = &CASES[0];
+        let got = fast
+            .first()
+            .unwrap()
+            .captors
+            .iter()
+            .filter_map(|c| c.get()?.as_ref())
+            .map(super::Captor::alternatives_and_tails)
+            .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+        assert_eq!(got, (1, 1));
+        for line in [
+            "Failed publickey for invalid user a b from 192.0.2.1 port 22 ssh2",
+            "Failed publickeyx for invalid user a from b from 192.0.2.1 port 22 ssh2",
+            "Failed password for invalid user  from 192.0.2.1",
+        ] {
+            assert_eq!(
+                fast.captures(line),
+                meta_spans(fast, meta, line),
+                "{line:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        /// The choices of an opening alternation run one by one, and groups
+        /// found from a segment's end before a fixed tail, give the groups
+        /// the `meta` engine finds on the whole pattern: a method that is
+        /// or starts like `publickey`, user names with spaces, colons and
+        /// ` from `, host names, a second address after the real one.
+        #[test]
+        fn cut_fast_paths_match_meta(
+            head in proptest::sample::select(vec!["Failed ", "a "]),
+            method in proptest::sample::select(vec![
+                "publickey", "password", "publickeyx", "publickey:", "p", "k", "kk", "kkk",
+                "key", "x-y", "", "publickey for", "keyboard-interactive/pam",
+            ]),
+            sep in proptest::sample::select(vec![" for ", " b ", " for invalid user ", " b  "]),
+            user in proptest::collection::vec(proptest::sample::select(vec![
+                "root", "a b", "x:y", " from ", "from", "192.0.2.1", " ", ":", "f", "fro",
+                "invalid user ",
+            ]), 0..4),
+            host in proptest::sample::select(vec![
+                "192.0.2.1", "203.0.113.201", "2001:db8::1", "host.example.org", "a",
+                "192.0.2.1234",
+            ]),
+            tail in proptest::collection::vec(proptest::sample::select(vec![
+                " port 22", " on eth0", " ssh2", ": ", " from 198.51.100.3 port 1", " ", "x",
+                ": RSA x",
+            ]), 0..4),
+        ) {
+            let line = format!("{head}{method}{sep}{} from {host}{}", user.concat(), tail.concat());
+            for (fast, meta) in CASES.iter() {
+                proptest::prop_assert_eq!(
+                    fast.captures(&line),
+                    meta_spans(fast, meta, &line),
+                    "{} on {:?}",
+                    fast.text,
+                    line
+                );
+            }
+        }
+    }
 }
