@@ -870,8 +870,11 @@ fn dotted_quad(b: &[u8], at: usize) -> Option<usize> {
 
 /// `<HOST>` as an ASCII pattern's item: an item of the same
 /// [`shape`] is `<HOST>` (a rewritten pattern's copy of it has its groups
-/// renumbered and unnamed). With the place of group `ip4` among its groups.
-fn host_item() -> Option<(String, usize)> {
+/// renumbered and unnamed). With the place of group `ip4` among its groups,
+/// and its shortest and longest match and group count (as `shape` keeps
+/// them).
+#[allow(clippy::type_complexity, reason = "private, one caller")]
+fn host_item() -> Option<(String, usize, (Option<usize>, Option<usize>, usize))> {
     let text = super::resolve_tags("<HOST>", true);
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
@@ -884,7 +887,9 @@ fn host_item() -> Option<(String, usize)> {
     let ip4 = groups
         .iter()
         .position(|c| c.name.as_deref() == Some("ip4"))?;
-    Some((shape(&hir).to_string(), ip4))
+    let p = hir.properties();
+    let lens = (p.minimum_len(), p.maximum_len(), p.explicit_captures_len());
+    Some((shape(&hir).to_string(), ip4, lens))
 }
 
 /// `h` with every group unnamed and numbered 0.
@@ -943,7 +948,17 @@ fn segments(
     // tried, from the left, up to the first that is not a cut, and never
     // past `<HOST>`, whose forms overlap (and whose DFA is costly to build).
     let host = ascii.then(host_item).flatten();
-    let is_host = |h: &Hir| host.as_ref().is_some_and(|t| shape(h).to_string() == t.0);
+    // Rendering an item is dear (`<HOST>` is a long pattern): only one
+    // with `<HOST>`'s lengths and group count is rendered.
+    let is_host = |h: &Hir| {
+        host.as_ref().is_some_and(|t| {
+            let (p, q) = (h.properties(), &t.2);
+            p.minimum_len() == q.0
+                && p.maximum_len() == q.1
+                && p.explicit_captures_len() == q.2
+                && shape(h).to_string() == t.0
+        })
+    };
     let ip4_nth = host.as_ref().map_or(0, |t| t.1);
     let before_host = items.iter().position(is_host).unwrap_or(items.len());
     let mut cuts = Vec::new();
@@ -1208,7 +1223,48 @@ fn ends_once_after(items: &[Hir]) -> bool {
     let piece = Hir::concat(items.to_vec());
     let props = piece.properties();
     (props.minimum_len().is_some() && props.minimum_len() == props.maximum_len())
+        || ends_at_first_stop(items)
         || super::ends_once(&piece, CUT_DFA_LIMIT)
+}
+
+/// Whether `items` is `X L`, `L` a literal whose first byte no match of `X`
+/// holds (`\S+ for `, `(?:publickey|\S+) for `): `X` then ends at the
+/// first such byte from the start, so the whole ends once. It spares the
+/// DFA [`super::ends_once`] builds, most of a cut's cost on a short log.
+fn ends_at_first_stop(items: &[Hir]) -> bool {
+    let Some((last, before)) = items.split_last() else {
+        return false;
+    };
+    let HirKind::Literal(lit) = last.kind() else {
+        return false;
+    };
+    let Some(&stop) = lit.0.first() else {
+        return false;
+    };
+    let mut held = [false; 256];
+    before.iter().all(|h| bytes_held(h, &mut held)) && !held[usize::from(stop)]
+}
+
+/// Marks in `held` every byte a match of `h` may hold; `false` where that
+/// is not worked out (a Unicode class: its bytes are not listed).
+fn bytes_held(h: &Hir, held: &mut [bool; 256]) -> bool {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(l) => {
+            l.0.iter().for_each(|&b| held[usize::from(b)] = true);
+            true
+        }
+        HirKind::Class(regex_syntax::hir::Class::Bytes(c)) => {
+            for r in c.iter() {
+                held[usize::from(r.start())..=usize::from(r.end())].fill(true);
+            }
+            true
+        }
+        HirKind::Class(regex_syntax::hir::Class::Unicode(_)) => false,
+        HirKind::Repetition(r) => bytes_held(&r.sub, held),
+        HirKind::Capture(c) => bytes_held(&c.sub, held),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().all(|h| bytes_held(h, held)),
+    }
 }
 
 /// Whether the item ends on fixed text (a literal, a class or a group
@@ -1344,6 +1400,40 @@ mod tests {
                 meta_spans(fast, meta, line),
                 "{line:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_piece_ending_on_a_byte_it_cannot_hold_ends_once() {
+        let items = |p: &str| {
+            let h = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(p)
+                .unwrap();
+            match h.kind() {
+                super::HirKind::Concat(v) => v.clone(),
+                _ => vec![h],
+            }
+        };
+        for (p, want) in [
+            (r"\S+ for ", true),
+            (r"(?:(publickey)|\S+) for ", true),
+            (r"(\S+) from ", true),
+            (r"[^:]+:", true),
+            (r".*? from ", false),
+            (r"\S* ruser=", true),
+            (r"\S*ruser=", false),
+            (r"\S+ \S+ for ", false),
+            (r"\S+", false),
+        ] {
+            let items = items(p);
+            assert_eq!(super::ends_at_first_stop(&items), want, "{p}");
+            if want {
+                let piece = super::Hir::concat(items);
+                assert!(super::super::ends_once(&piece, super::CUT_DFA_LIMIT), "{p}");
+            }
         }
     }
 
