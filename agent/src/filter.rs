@@ -871,6 +871,17 @@ impl SourceMatcher {
         let mut patterns = Vec::new();
         let mut compiled = Vec::new();
         let mut texts: Vec<String> = Vec::new();
+        // Per pattern of a syslog filter, its [`Literals`].
+        let mut literals: Vec<Option<Literals>> = Vec::new();
+        // What `<HOST>` matches in a group's regex, parsed once.
+        let either_host = OnceCell::new();
+        let either_host_hir = || {
+            regex_automata::util::syntax::parse_with(
+                &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
+                &pattern::syntax_config(),
+            )
+            .expect("the host regexes parse")
+        };
         let mut fail2ban = Vec::new();
         for (fi, (name, cfg)) in filters.iter().enumerate() {
             let id = FilterId(fi as u16);
@@ -925,9 +936,36 @@ impl SourceMatcher {
                 role_first[role.index()] = patterns.len();
                 let kind = role.key();
                 for (ri, text) in list.iter().enumerate() {
-                    let (expanded, hir) =
+                    let parsed =
                         pattern::parse(text, rule).map_err(|e| pattern_error(kind, ri, e))?;
-                    let full = FullRegex::new(hir).map_err(|message| {
+                    let split = parsed.split();
+                    let fast = split.as_ref().and_then(|s| FastHost::build(s, syslog));
+                    let name = name_path(text, split.as_ref(), syslog);
+                    // What groups search for: an address or a name at `<HOST>`,
+                    // so lines with names reach the pattern.
+                    let either = pattern::expand_with(
+                        text,
+                        rule,
+                        &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
+                    )
+                    .map_err(|e| pattern_error(kind, ri, e))?;
+                    // Anchored groups dispatch on what the group's text
+                    // starts and ends with, read from the regex parsed
+                    // above with `<HOST>` swapped where that is exact.
+                    if syslog {
+                        literals.push(Some(if name.is_some() {
+                            match parsed.with_host(either_host.get_or_init(either_host_hir)) {
+                                Some(hir) => Literals::of_hir(&hir),
+                                None => Literals::of(&either),
+                            }
+                        } else {
+                            Literals::of_hir(&parsed.hir)
+                        }));
+                    } else {
+                        literals.push(None);
+                    }
+                    let expanded = parsed.expanded;
+                    let full = FullRegex::new(parsed.hir).map_err(|message| {
                         pattern_error(kind, ri, PatternError::Syntax { message })
                     })?;
                     let host_group = full
@@ -941,17 +979,6 @@ impl SourceMatcher {
                     let session_group = full
                         .group_info()
                         .to_index(regex_automata::PatternID::ZERO, SESSION_GROUP);
-                    let split = pattern::split(text);
-                    let fast = split.as_ref().and_then(|s| FastHost::build(s, syslog));
-                    let name = name_path(text, split.as_ref(), syslog);
-                    // What groups search for: an address or a name at `<HOST>`,
-                    // so lines with names reach the pattern.
-                    let either = pattern::expand_with(
-                        text,
-                        rule,
-                        &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
-                    )
-                    .map_err(|e| pattern_error(kind, ri, e))?;
                     let named = full
                         .group_info()
                         .pattern_names(regex_automata::PatternID::ZERO)
@@ -1050,11 +1077,21 @@ impl SourceMatcher {
         }
 
         let mut groups = Vec::new();
-        // Per pattern, read once however many groups hold it (sshd's three
-        // program names hold the same patterns).
-        let literals: Vec<OnceCell<Literals>> = texts.iter().map(|_| OnceCell::new()).collect();
-        let literals_of = |p: usize| literals[p].get_or_init(|| Literals::of(&texts[p]));
+        let literals_of = |p: usize| {
+            literals[p]
+                .as_ref()
+                .expect("patterns of anchored groups have their literals")
+        };
+        // Groups already built, by members: sshd's three program names hold
+        // the same patterns, and share one group.
+        let mut built: Vec<(Vec<usize>, bool, usize)> = Vec::new();
         let mut build_group = |members: Vec<usize>, anchored: bool| -> Result<usize, FilterError> {
+            if let Some((_, _, g)) = built
+                .iter()
+                .find(|(m, a, _)| *a == anchored && *m == members)
+            {
+                return Ok(*g);
+            }
             let group = if anchored {
                 first_byte_group(&members, literals_of)
             } else {
@@ -1068,10 +1105,11 @@ impl SourceMatcher {
                     })?;
                 Group::Unanchored {
                     set,
-                    patterns: members,
+                    patterns: members.clone(),
                 }
             };
             groups.push(group);
+            built.push((members, anchored, groups.len() - 1));
             Ok(groups.len() - 1)
         };
         let of_filter = |pred: &dyn Fn(usize) -> bool| -> Vec<usize> {
@@ -1911,9 +1949,19 @@ fn first_byte_group<'a>(members: &[usize], literals: impl Fn(usize) -> &'a Liter
             .collect();
         match &lits.heads {
             Some(heads) => {
-                for b in 0..=255u8 {
-                    if let Some(head) = common_prefix(heads.iter().filter(|h| h[0] == b)) {
-                        by_first_byte[usize::from(b)].push(Candidate {
+                // Per first byte, what all the heads starting with it start
+                // with.
+                let mut common: Vec<Option<&[u8]>> = vec![None; 256];
+                for h in heads {
+                    let slot = &mut common[usize::from(h[0])];
+                    *slot = Some(match *slot {
+                        Some(c) => &c[..c.iter().zip(h).take_while(|(a, b)| a == b).count()],
+                        None => h,
+                    });
+                }
+                for (b, head) in common.into_iter().enumerate() {
+                    if let Some(head) = head {
+                        by_first_byte[b].push(Candidate {
                             pattern: p,
                             head: head.into(),
                             tails: tails.clone(),
@@ -1993,6 +2041,7 @@ fn few_tails(mut tails: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
 }
 
 /// The longest text all of `texts` start with; `None` if there are none.
+#[cfg(test)]
 fn common_prefix<'a>(mut texts: impl Iterator<Item = &'a Vec<u8>>) -> Option<&'a [u8]> {
     let mut common: &[u8] = texts.next()?;
     for t in texts {
@@ -2016,14 +2065,18 @@ struct Literals {
 
 impl Literals {
     fn of(pattern: &str) -> Literals {
+        match regex_automata::util::syntax::parse_with(pattern, &pattern::syntax_config()) {
+            Ok(hir) => Literals::of_hir(&hir),
+            Err(_) => Literals::default(),
+        }
+    }
+
+    /// [`Literals::of`] a pattern as the parser read it.
+    fn of_hir(hir: &regex_syntax::hir::Hir) -> Literals {
         use regex_syntax::hir::literal::{ExtractKind, Extractor};
         use regex_syntax::hir::{HirKind, Look};
-        let Ok(hir) = regex_automata::util::syntax::parse_with(pattern, &pattern::syntax_config())
-        else {
-            return Literals::default();
-        };
         let extract = |kind| {
-            let seq = Extractor::new().kind(kind).extract(&hir);
+            let seq = Extractor::new().kind(kind).extract(hir);
             let lits: Vec<Vec<u8>> = seq
                 .literals()?
                 .iter()

@@ -142,10 +142,32 @@ pub fn check(pattern: &str, rule: HostRule) -> Result<(), PatternError> {
     parse(pattern, rule).map(|_| ())
 }
 
+/// A pattern read by the parser once: its expanded text ([`expand`]), its
+/// syntax tree and what the matcher compiles. Everything the build derives
+/// from the text (the split at `<HOST>`, the literals, the name path's
+/// regex) starts from here: parsing was most of what building a matcher
+/// cost, and each piece used to parse the text again.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The pattern with its placeholders expanded.
+    pub expanded: String,
+    /// `expanded` as the parser read it.
+    pub hir: Hir,
+    ast: Ast,
+}
+
 /// [`check`], giving the pattern expanded ([`expand`]) and as the parser read
 /// it: what the matcher compiles, parsed once.
-pub fn parse(pattern: &str, rule: HostRule) -> Result<(String, Hir), PatternError> {
+pub fn parse(pattern: &str, rule: HostRule) -> Result<Parsed, PatternError> {
     count_hosts(pattern, rule)?;
+    let expanded = expand(pattern, rule)?;
+    if let Some((ast, hir)) = parse_text(&expanded) {
+        // The pattern as written (below) parses whenever its expansion
+        // does: `<HOST>` becomes a group either way, and the group's text
+        // parses on its own wherever a group can stand (see the test
+        // `the_written_pattern_parses_where_its_expansion_does`).
+        return Ok(Parsed { expanded, hir, ast });
+    }
     // First the pattern as written, with `<HOST>` swapped for a group of the same
     // length and the capture tags for groups, so a syntax error's offset points into
     // what the user wrote (tags change lengths, so only without tags).
@@ -155,12 +177,126 @@ pub fn parse(pattern: &str, rule: HostRule) -> Result<(String, Hir), PatternErro
             message: describe_syntax_error(&e.to_string()),
         })?;
     }
-    let expanded = expand(pattern, rule)?;
     let hir =
         syntax::parse_with(&expanded, &syntax_config()).map_err(|e| PatternError::Syntax {
             message: describe_syntax_error(&e.to_string()),
         })?;
-    Ok((expanded, hir))
+    // The two parsers agree (a test holds them to it): not reached.
+    let ast = ast_parser()
+        .parse(&expanded)
+        .map_err(|e| PatternError::Syntax {
+            message: describe_syntax_error(&e.to_string()),
+        })?;
+    Ok(Parsed { expanded, hir, ast })
+}
+
+/// The syntax tree parser of [`syntax_config`].
+fn ast_parser() -> ast::parse::Parser {
+    let c = syntax_config();
+    ast::parse::ParserBuilder::new()
+        .ignore_whitespace(c.get_ignore_whitespace())
+        .nest_limit(c.get_nest_limit())
+        .octal(c.get_octal())
+        .build()
+}
+
+/// `text` parsed as `syntax::parse_with(text, &syntax_config())` parses it,
+/// keeping the syntax tree it reads on the way; `None` where that fails
+/// (the error is then worked out as before, see [`parse`]).
+fn parse_text(text: &str) -> Option<(Ast, Hir)> {
+    let c = syntax_config();
+    let ast = ast_parser().parse(text).ok()?;
+    let hir = regex_syntax::hir::translate::TranslatorBuilder::new()
+        .unicode(c.get_unicode())
+        .case_insensitive(c.get_case_insensitive())
+        .multi_line(c.get_multi_line())
+        .crlf(c.get_crlf())
+        .dot_matches_new_line(c.get_dot_matches_new_line())
+        .line_terminator(c.get_line_terminator())
+        .swap_greed(c.get_swap_greed())
+        .utf8(c.get_utf8())
+        .build()
+        .translate(text, &ast)
+        .ok()?;
+    Some((ast, hir))
+}
+
+impl Parsed {
+    /// The top-level items of the syntax tree and which of them is
+    /// `<HOST>`'s group, when it is one of them and no bare flag group
+    /// (`(?i)`) changes how the items around it read: then the text before
+    /// the group and the text after it each mean on their own what they
+    /// mean in the whole.
+    fn host_item(&self) -> Option<(&[Ast], usize)> {
+        let items: &[Ast] = match &self.ast {
+            Ast::Concat(c) => &c.asts,
+            Ast::Alternation(_) | Ast::Flags(_) => return None,
+            other => std::slice::from_ref(other),
+        };
+        if items.iter().any(|a| matches!(a, Ast::Flags(_))) {
+            return None;
+        }
+        let k = items.iter().position(|a| {
+            matches!(a, Ast::Group(g) if matches!(&g.kind,
+                ast::GroupKind::CaptureName { name, .. } if name.name == HOST_GROUP))
+        })?;
+        Some((items, k))
+    }
+
+    /// The top-level items of the parsed regex and which of them is
+    /// `<HOST>`'s group, when [`Parsed::host_item`] finds it.
+    fn host_hir(&self) -> Option<(&[Hir], usize)> {
+        use regex_syntax::hir::HirKind;
+        self.host_item()?;
+        let items: &[Hir] = match self.hir.kind() {
+            HirKind::Concat(items) => items,
+            _ => std::slice::from_ref(&self.hir),
+        };
+        let k = items.iter().position(
+            |h| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some(HOST_GROUP)),
+        )?;
+        Some((items, k))
+    }
+
+    /// The regex with `<HOST>`'s group matching `sub` instead, as the
+    /// parser would read the pattern expanded that way ([`expand_with`]);
+    /// `None` where the group is not a top-level item (see
+    /// [`Parsed::host_item`]): then the caller parses that text.
+    pub fn with_host(&self, sub: &Hir) -> Option<Hir> {
+        use regex_syntax::hir::{Capture, HirKind};
+        let (items, k) = self.host_hir()?;
+        let HirKind::Capture(c) = items[k].kind() else {
+            return None;
+        };
+        let group = Hir::capture(Capture {
+            index: c.index,
+            name: c.name.clone(),
+            sub: Box::new(sub.clone()),
+        });
+        let mut all = items.to_vec();
+        all[k] = group;
+        Some(Hir::concat(all))
+    }
+
+    /// [`split`] of the pattern this was parsed from.
+    pub fn split(&self) -> Option<Split> {
+        let (asts, k) = self.host_item()?;
+        let (hirs, h) = self.host_hir()?;
+        let span = asts[k].span();
+        let before = self.expanded[..span.start.offset].to_owned();
+        let after = self.expanded[span.end.offset..].to_owned();
+        let hir_a = Hir::concat(hirs[..h].to_vec());
+        let hir_b = Hir::concat(hirs[h + 1..].to_vec());
+        // Groups after `<HOST>` are numbered from 1 when `B` is read on its
+        // own, as `split` always did.
+        let hir_b = if hir_b.properties().explicit_captures_len() > 0 {
+            syntax::parse_with(&after, &syntax_config()).ok()?
+        } else {
+            hir_b
+        };
+        let gap = gap_of(&asts[..k], &before);
+        Some(split_of(before, after, hir_a, hir_b, gap))
+    }
 }
 
 /// The regex engine prints syntax errors over several lines with a caret under the
@@ -241,6 +377,13 @@ pub struct Gap {
 /// it that would change the meaning of the part after). Returns `None` otherwise;
 /// the matcher then uses the slower capturing search for that pattern.
 pub fn split(pattern: &str) -> Option<Split> {
+    parse(pattern, HostRule::Required).ok()?.split()
+}
+
+/// [`split`] as it was written before [`Parsed::split`]: each half parsed
+/// on its own. What the tests hold [`Parsed::split`] to.
+#[cfg(test)]
+fn split_slowly(pattern: &str) -> Option<Split> {
     let (a, b) = pattern.split_once(HOST_PLACEHOLDER)?;
     if !top_level_concat(a) || !top_level_concat(b) {
         return None;
@@ -249,12 +392,18 @@ pub fn split(pattern: &str) -> Option<Split> {
     let after = expand_named(b).ok()?;
     let hir_a = syntax::parse_with(&before, &syntax_config()).ok()?;
     let hir_b = syntax::parse_with(&after, &syntax_config()).ok()?;
+    let gap = gap(&before);
+    Some(split_of(before, after, hir_a, hir_b, gap))
+}
+
+/// The [`Split`] of `before <HOST> after`, given each half parsed.
+fn split_of(before: String, after: String, hir_a: Hir, hir_b: Hir, gap: Option<Gap>) -> Split {
     let suffixes = Extractor::new().kind(ExtractKind::Suffix).extract(&hir_a);
     let heads = Extractor::new().kind(ExtractKind::Prefix).extract(&hir_a);
     let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir_b);
     let nonempty = |l: Option<&[u8]>| l.filter(|l| !l.is_empty()).map(Box::from);
     let props = hir_a.properties();
-    Some(Split {
+    Split {
         before_prefix: nonempty(heads.longest_common_prefix()),
         before_suffix: nonempty(suffixes.longest_common_suffix()),
         after_prefix: nonempty(prefixes.longest_common_prefix()),
@@ -262,13 +411,13 @@ pub fn split(pattern: &str) -> Option<Split> {
         before_anchored: props
             .look_set_prefix()
             .contains(regex_syntax::hir::Look::Start),
-        gap: gap(&before),
+        gap,
         before_literal: literal_of(&hir_a),
         before,
         after,
         before_hir: hir_a,
         after_hir: hir_b,
-    })
+    }
 }
 
 /// The text a regex matches, if it is plain literal text.
@@ -281,12 +430,18 @@ fn literal_of(hir: &Hir) -> Option<Box<[u8]>> {
 
 /// Finds the first top-level `.*` / `.+` of `text` (bare or as the whole of a
 /// group) and splits around it.
+#[cfg(test)]
 fn gap(text: &str) -> Option<Gap> {
     let parsed = ast::parse::Parser::new().parse(text).ok()?;
     let items: &[Ast] = match &parsed {
         Ast::Concat(c) => &c.asts,
         other => std::slice::from_ref(other),
     };
+    gap_of(items, text)
+}
+
+/// [`gap`] of `text`, whose top-level syntax items are `items`.
+fn gap_of(items: &[Ast], text: &str) -> Option<Gap> {
     for item in items {
         let mut inner = item;
         while let Ast::Group(g) = inner {
@@ -323,6 +478,7 @@ fn gap(text: &str) -> Option<Gap> {
 
 /// Whether `text` parses as a regex whose top level is a plain sequence: no
 /// top-level `|` and no bare flag group, so `A` then `B` means exactly `AB`.
+#[cfg(test)]
 fn top_level_concat(text: &str) -> bool {
     let Ok(parsed) = ast::parse::Parser::new().parse(text) else {
         return false;
@@ -452,6 +608,184 @@ mod tests {
             "64:ff9b::192.0.2.1",
         ] {
             assert!(re.is_match(a), "{a}");
+        }
+    }
+
+    /// Every regex of every built-in filter, in every mode.
+    fn builtin_patterns() -> Vec<String> {
+        let mut out = Vec::new();
+        for name in crate::filter::builtin::names() {
+            for cfg in crate::filter::builtin_in_every_mode(name) {
+                for list in cfg.counting_lists() {
+                    out.extend(list.iter().cloned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Patterns at the edges of what splits: flags, alternations, groups
+    /// around or after `<HOST>`, tags, anchors, gaps, empty halves.
+    const EDGES: &[&str] = &[
+        r"<HOST>",
+        r"^<HOST>$",
+        r"a<HOST>",
+        r"<HOST>b",
+        r"(?i)from <HOST> port",
+        r"from <HOST> port(?i)x",
+        r"from (?i:x)<HOST> (?s:.)port",
+        r"a|from <HOST>",
+        r"from <HOST>|b",
+        r"(?:from <HOST>|by x)",
+        r"x(?:y)<HOST>(?:z)w",
+        r"user <F-USER>.*</F-USER> from <HOST> port \d+",
+        r"user <F-USER>\S+</F-USER> from <HOST> <F-PORT>\d+</F-PORT>$",
+        r"<F-X>a <HOST> b</F-X>",
+        r"a(?:.+)b <HOST>",
+        r"a.*b.+c <HOST> .*",
+        r"\<HOST>",
+        r"[<HOST>]",
+        r"x{<HOST>}",
+        r"<HOST>{2}",
+        r"<HOST>*",
+        r"(?x) a <HOST> b",
+        r"(<HOST>)",
+        r"(a)(b)<HOST>(c)(?P<d>e)",
+        r"(?:)<HOST>(?:)",
+    ];
+
+    #[test]
+    fn parsing_once_splits_as_parsing_each_half() {
+        for p in builtin_patterns()
+            .iter()
+            .map(String::as_str)
+            .chain(EDGES.iter().copied())
+        {
+            assert_eq!(split(p), split_slowly(p), "{p}");
+        }
+        // The built-in patterns do split (the comparison above is not
+        // between two `None`s).
+        assert!(
+            builtin_patterns()
+                .iter()
+                .filter(|p| split(p).is_some())
+                .count()
+                > 300
+        );
+    }
+
+    #[test]
+    fn the_parse_keeping_the_tree_is_the_engines_parse() {
+        let either = format!("{HOST_REGEX}|{NAME_REGEX}");
+        for p in builtin_patterns()
+            .iter()
+            .map(String::as_str)
+            .chain(EDGES.iter().copied())
+            .chain([
+                either.as_str(),
+                "",
+                "(",
+                r"\pL",
+                "a{2,1}",
+                "(?P<x>a)(?P<x>b)",
+            ])
+        {
+            let ours = parse_text(p).map(|(_, hir)| hir);
+            let theirs = syntax::parse_with(p, &syntax_config()).ok();
+            assert_eq!(ours, theirs, "{p}");
+        }
+    }
+
+    #[test]
+    fn swapping_the_host_group_is_parsing_the_swapped_text() {
+        let either = format!("{HOST_REGEX}|{NAME_REGEX}");
+        let sub = syntax::parse_with(&either, &syntax_config()).expect("parses");
+        let mut swapped = 0;
+        for p in builtin_patterns()
+            .iter()
+            .map(String::as_str)
+            .chain(EDGES.iter().copied())
+        {
+            let Ok(parsed) = parse(p, HostRule::Optional) else {
+                continue;
+            };
+            let text = expand_with(p, HostRule::Optional, &either).expect("expands");
+            let want = syntax::parse_with(&text, &syntax_config()).expect("parses");
+            if let Some(hir) = parsed.with_host(&sub) {
+                assert_eq!(hir, want, "{p}");
+                swapped += 1;
+            }
+        }
+        assert!(swapped > 300, "{swapped}");
+    }
+
+    /// Regex pieces around `<HOST>` for the property tests.
+    fn pieces() -> impl proptest::strategy::Strategy<Value = String> {
+        let piece = proptest::prop_oneof![
+            proptest::strategy::Just("a".to_owned()),
+            proptest::strategy::Just(" from ".to_owned()),
+            proptest::strategy::Just(r"\d+".to_owned()),
+            proptest::strategy::Just(".*".to_owned()),
+            proptest::strategy::Just("(?:.+)".to_owned()),
+            proptest::strategy::Just("(".to_owned()),
+            proptest::strategy::Just(")".to_owned()),
+            proptest::strategy::Just("(?:".to_owned()),
+            proptest::strategy::Just("(?i)".to_owned()),
+            proptest::strategy::Just("(?i:".to_owned()),
+            proptest::strategy::Just("|".to_owned()),
+            proptest::strategy::Just("[".to_owned()),
+            proptest::strategy::Just("]".to_owned()),
+            proptest::strategy::Just("\\".to_owned()),
+            proptest::strategy::Just("{2}".to_owned()),
+            proptest::strategy::Just("?".to_owned()),
+            proptest::strategy::Just("^".to_owned()),
+            proptest::strategy::Just("$".to_owned()),
+            proptest::strategy::Just("<F-USER>".to_owned()),
+            proptest::strategy::Just("</F-USER>".to_owned()),
+            proptest::strategy::Just("(?P<n>".to_owned()),
+            proptest::strategy::Just("(?x)".to_owned()),
+            proptest::strategy::Just(" ".to_owned()),
+        ];
+        proptest::collection::vec(piece, 0..6).prop_map(|v| v.concat())
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn split_agrees_with_splitting_the_text(a in pieces(), b in pieces()) {
+            let p = format!("{a}{HOST_PLACEHOLDER}{b}");
+            proptest::prop_assert_eq!(split(&p), split_slowly(&p), "{}", p);
+        }
+
+        #[test]
+        fn the_written_pattern_parses_where_its_expansion_does(a in pieces(), b in pieces()) {
+            let p = format!("{a}{HOST_PLACEHOLDER}{b}");
+            proptest::prop_assume!(!p.contains("<F-") && !p.contains("</F-"));
+            let expanded = expand(&p, HostRule::Required).expect("no tags");
+            if syntax::parse_with(&expanded, &syntax_config()).is_ok() {
+                let same_length = p.replace(HOST_PLACEHOLDER, "(HOST)");
+                proptest::prop_assert!(syntax::parse_with(&same_length, &syntax_config()).is_ok(), "{}", p);
+            }
+        }
+
+        #[test]
+        fn parse_errors_are_the_engines(a in pieces(), b in pieces()) {
+            let p = format!("{a}{HOST_PLACEHOLDER}{b}");
+            let ours = parse(&p, HostRule::Required).map(|parsed| parsed.hir);
+            let want = (|| {
+                if !p.contains("<F-") && !p.contains("</F-") {
+                    let same_length = p.replace(HOST_PLACEHOLDER, "(HOST)");
+                    syntax::parse_with(&same_length, &syntax_config()).map_err(|e| PatternError::Syntax {
+                        message: describe_syntax_error(&e.to_string()),
+                    })?;
+                }
+                let expanded = expand(&p, HostRule::Required)?;
+                syntax::parse_with(&expanded, &syntax_config()).map_err(|e| PatternError::Syntax {
+                    message: describe_syntax_error(&e.to_string()),
+                })
+            })();
+            proptest::prop_assert_eq!(ours, want, "{}", p);
         }
     }
 }

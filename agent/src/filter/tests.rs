@@ -1622,3 +1622,32 @@ fn remembered_verdicts_agree_on_generated_messages() {
         })
         .expect("agrees");
 }
+
+#[test]
+fn programs_read_by_the_same_filters_share_one_group() {
+    // sshd names three programs; one dispatch table serves them all.
+    let sshd = builtin::get("sshd").expect("built-in");
+    let m = SourceMatcher::build(&[("sshd", &sshd)]).expect("builds");
+    assert_eq!(m.by_program.len(), 3);
+    assert_eq!(m.groups.len(), 1);
+    assert!(m.by_program.iter().all(|(_, g)| *g == 0));
+    // With a filter that reads one of them only, that one gets its own.
+    let mut other = sshd.clone();
+    other.programs = vec!["sshd-auth".into()];
+    other.attempt.clear();
+    other.address.clear();
+    other.end.clear();
+    other.carry.clear();
+    other.success.clear();
+    let m = SourceMatcher::build(&[("sshd", &sshd), ("other", &other)]).expect("builds");
+    let group_of = |prog: &[u8]| {
+        m.by_program
+            .iter()
+            .find(|(p, _)| &**p == prog)
+            .map(|(_, g)| *g)
+            .expect("named")
+    };
+    assert_eq!(group_of(b"sshd"), group_of(b"sshd-session"));
+    assert_ne!(group_of(b"sshd"), group_of(b"sshd-auth"));
+    assert_eq!(m.groups.len(), 2);
+}
