@@ -1865,37 +1865,43 @@ mod tests {
         CUT_DISCONNECT,
     ];
 
-    /// Each of [`CUT_SSHD`] (DNS mode or not) as it runs (rewritten where
-    /// it must be), with the `meta` engine on the same pattern, each branch
-    /// already cut.
+    /// Each of [`CUT_SSHD`] (DNS mode or not) as it runs, with the `meta`
+    /// engine on the same pattern, each branch already cut.
     #[allow(clippy::type_complexity, reason = "a test table")]
     static SSHD_CASES: std::sync::LazyLock<Vec<(FastRe, regex_automata::meta::Regex)>> =
-        std::sync::LazyLock::new(|| {
-            CUT_SSHD
-                .iter()
-                .flat_map(|p| [resolve_tags(p, true), resolve_tags(p, false)])
-                .map(|p| {
-                    let text = to_rust_syntax(&p);
-                    // As `F2bRegex::new` runs it.
-                    let text = if needs_backtracking(&p) {
-                        rewrite::exact(&text).unwrap().text
-                    } else {
-                        text
-                    };
-                    let fast = FastRe::new_split(&text).unwrap();
-                    let meta = regex_automata::meta::Regex::builder()
-                        .configure(FastRe::config().utf8_empty(!fast.first_ascii))
-                        .build_from_hir(&fast.hir)
-                        .unwrap();
-                    for line in SSHD_WARM {
-                        for _ in 0..=capture::CUT_AFTER {
-                            fast.captures(line);
-                        }
+        std::sync::LazyLock::new(|| cut_cases(CUT_SSHD, SSHD_WARM));
+
+    /// Each of `patterns` (DNS mode or not) as `F2bRegex::new` runs it
+    /// (rewritten where it must be), with the `meta` engine on the same tree,
+    /// cut by matching each of `warm` often enough. Also the captures' tests'.
+    pub(super) fn cut_cases(
+        patterns: &[&str],
+        warm: &[&str],
+    ) -> Vec<(FastRe, regex_automata::meta::Regex)> {
+        patterns
+            .iter()
+            .flat_map(|p| [resolve_tags(p, true), resolve_tags(p, false)])
+            .map(|p| {
+                let text = to_rust_syntax(&p);
+                let text = if needs_backtracking(&p) {
+                    rewrite::exact(&text).unwrap().text
+                } else {
+                    text
+                };
+                let fast = FastRe::new_split(&text).unwrap();
+                let meta = regex_automata::meta::Regex::builder()
+                    .configure(FastRe::config().utf8_empty(!fast.first_ascii))
+                    .build_from_hir(&fast.hir)
+                    .unwrap();
+                for line in warm {
+                    for _ in 0..=capture::CUT_AFTER {
+                        fast.captures(line);
                     }
-                    (fast, meta)
-                })
-                .collect()
-        });
+                }
+                (fast, meta)
+            })
+            .collect()
+    }
 
     /// Lines of each branch of [`CUT_SSHD`], matched often enough to cut it.
     const SSHD_WARM: &[&str] = &[

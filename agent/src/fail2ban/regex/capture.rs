@@ -1306,8 +1306,8 @@ fn own_slots(h: &Hir) -> Option<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{FastRe, Spans, needs_backtracking, resolve_tags, rewrite, to_rust_syntax};
-    use super::CUT_AFTER;
+    use super::super::tests::cut_cases as cases;
+    use super::super::{FastRe, Spans};
 
     /// sshd.conf's `Failed` failregex: its `(?:publickey|\S+) for ` opens a
     /// segment that [`super::Alternatives`] runs, and the rewritten
@@ -1321,34 +1321,6 @@ mod tests {
         r"^a (?:(?P<k>key)|(?P<w>\w+)|\S+) b (?P<user>\S+) from <HOST>\s*$",
         r"^a (?:(?P<k>k)|(?P<kk>kk)|k*) b (?P<user>.*?) from <HOST>(?: port \d+)?$",
     ];
-
-    /// Each pattern (DNS mode or not) as `F2bRegex::new` runs it, with the
-    /// `meta` engine on the same tree, cut by matching `warm` often enough.
-    fn cases(patterns: &[&str], warm: &[&str]) -> Vec<(FastRe, regex_automata::meta::Regex)> {
-        patterns
-            .iter()
-            .flat_map(|p| [resolve_tags(p, true), resolve_tags(p, false)])
-            .map(|p| {
-                let text = to_rust_syntax(&p);
-                let text = if needs_backtracking(&p) {
-                    rewrite::exact(&text).unwrap().text
-                } else {
-                    text
-                };
-                let fast = FastRe::new_split(&text).unwrap();
-                let meta = regex_automata::meta::Regex::builder()
-                    .configure(FastRe::config().utf8_empty(!fast.first_ascii))
-                    .build_from_hir(&fast.hir)
-                    .unwrap();
-                for line in warm {
-                    for _ in 0..=CUT_AFTER {
-                        fast.captures(line);
-                    }
-                }
-                (fast, meta)
-            })
-            .collect()
-    }
 
     const WARM: &[&str] = &[
         "Failed password for root from 192.0.2.1 port 22 ssh2",
