@@ -491,7 +491,7 @@ impl FastRe {
     /// search of them from the start, pattern by pattern in their order,
     /// is the search `first` runs, and a match it finds is handed to
     /// [`with_found_slots`](Self::with_found_slots) by its pattern index.
-    pub(crate) fn ascii_anchored_patterns(&self) -> Option<Vec<regex_syntax::hir::Hir>> {
+    pub(crate) fn ascii_anchored_patterns(&self) -> Option<&[regex_syntax::hir::Hir]> {
         use regex_syntax::hir::Look;
         (self.first_ascii
             && self
@@ -499,7 +499,7 @@ impl FastRe {
                 .properties()
                 .look_set_prefix()
                 .contains(Look::Start))
-        .then(|| self.patterns().to_vec())
+        .then(|| self.patterns())
     }
 
     /// The form to run on `hay`; `None` if the form it needs was refused
@@ -1148,7 +1148,7 @@ impl F2bRegex {
     /// The patterns an [`AsciiDfa`] of the caller's may search for this
     /// regex, when it runs on the fast engine and every match starts the
     /// haystack ([`FastRe::ascii_anchored_patterns`]).
-    pub(crate) fn ascii_anchored_patterns(&self) -> Option<Vec<regex_syntax::hir::Hir>> {
+    pub(crate) fn ascii_anchored_patterns(&self) -> Option<&[regex_syntax::hir::Hir]> {
         match &self.engine {
             Compiled::Fast(r) => r.ascii_anchored_patterns(),
             Compiled::Fancy(_) => None,

@@ -37,8 +37,12 @@ pub(crate) struct NoAnswer;
 
 impl AsciiDfa {
     /// The DFA of `hirs`, parsed as ASCII forms (`unicode(false)`,
-    /// `utf8(false)`); `None` where it cannot be built.
-    pub(crate) fn new(hirs: &[regex_syntax::hir::Hir]) -> Option<AsciiDfa> {
+    /// `utf8(false)`); `None` where it cannot be built. The parses are
+    /// borrowed: copying a filter's failregexes to build its scan cost as
+    /// much as a few hundred lines of matching.
+    pub(crate) fn new<H: std::borrow::Borrow<regex_syntax::hir::Hir>>(
+        hirs: &[H],
+    ) -> Option<AsciiDfa> {
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
