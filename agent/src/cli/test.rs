@@ -650,6 +650,20 @@ fn rfc3339(t: SystemTime) -> Option<String> {
     jiff::Timestamp::try_from(t).ok().map(|ts| ts.to_string())
 }
 
+/// The first [`TOP`] of `all` in `order`, sorted. Only those are sorted: the
+/// rest (an attack's thousands of addresses and user names) are only
+/// partitioned off. `order` must be total on `all`'s items (its ties broken by
+/// a distinct key), so the result is the one a full sort would give.
+fn top_by<T>(all: &mut [T], mut order: impl FnMut(&T, &T) -> std::cmp::Ordering) -> &[T] {
+    if all.len() > TOP {
+        all.select_nth_unstable_by(TOP - 1, &mut order);
+    }
+    let n = all.len().min(TOP);
+    let top = &mut all[..n];
+    top.sort_unstable_by(order);
+    top
+}
+
 fn summary(
     out: &mut impl Write,
     name: &str,
@@ -701,15 +715,15 @@ fn summary(
         }
     }
     if !t.per_addr.is_empty() {
-        let mut top: Vec<(&IpAddr, &u64)> = t.per_addr.iter().collect();
-        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut all: Vec<(&IpAddr, &u64)> = t.per_addr.iter().collect();
+        let top = top_by(&mut all, |a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         writeln!(
             out,
             "addresses: {} distinct; top {}:",
             t.per_addr.len(),
-            top.len().min(TOP)
+            top.len()
         )?;
-        for (addr, n) in top.into_iter().take(TOP) {
+        for (addr, n) in top {
             writeln!(out, "  {n:>10}  {addr}")?;
         }
     }
@@ -723,16 +737,17 @@ fn summary(
             .collect();
         tables.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for table in tables {
-            let mut top: Vec<(&str, u64)> = table.values.iter().map(|(v, c)| (&**v, *c)).collect();
-            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let mut all: Vec<(&str, u64)> = table.values.iter().map(|(v, c)| (&**v, *c)).collect();
+            let distinct = all.len();
+            let top = top_by(&mut all, |a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             writeln!(
                 out,
                 "captures {}: {} distinct; top {}:",
                 capture::escape(&table.name),
-                top.len(),
-                top.len().min(TOP)
+                distinct,
+                top.len()
             )?;
-            for (value, n) in top.into_iter().take(TOP) {
+            for (value, n) in top {
                 writeln!(out, "  {n:>10}  {}", capture::escape(value))?;
             }
         }
@@ -751,4 +766,27 @@ fn summary(
     };
     writeln!(out, "time: {secs:.3} s, {rate:.0} lines/s")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The partial selection lists what a full sort's first [`TOP`] are,
+        /// in the same order, as the summary orders them (count down, then
+        /// value up), with many ties on the count.
+        #[test]
+        fn top_is_the_full_sort_head(
+            counts in proptest::collection::hash_map(any::<u16>(), 0u64..5, 0..60),
+        ) {
+            let order = |a: &(u16, u64), b: &(u16, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+            let mut all: Vec<(u16, u64)> = counts.into_iter().collect();
+            let mut sorted = all.clone();
+            sorted.sort_by(order);
+            sorted.truncate(TOP);
+            prop_assert_eq!(top_by(&mut all, order), &sorted[..]);
+        }
+    }
 }
