@@ -47,7 +47,7 @@ use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 use crate::addr;
 use crate::config::{FilterConfig, LinePrefix};
 pub use capture::Captures;
-use extract::{CapturePlan, FastHost, Found, GroupAt};
+use extract::{CapturePlan, FastHost, Found, GroupAt, TextSet};
 pub use hostname::NameRef;
 use hostname::{NamePath, NameRing};
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
@@ -625,6 +625,9 @@ struct Pattern {
     full: FullRegex,
     /// `None` for a regex without `<HOST>` (see [`host_rule`]).
     host_group: Option<usize>,
+    /// For a regex without `<HOST>` that stands for a few texts, those: the
+    /// anchored search compares them instead of running the regex engine.
+    texts: Option<TextSet>,
     /// Named groups other than `<HOST>` (group index, name): empty for most
     /// patterns, which then never run a capturing search for them.
     named: Box<[(usize, Arc<str>)]>,
@@ -873,14 +876,13 @@ impl SourceMatcher {
         let mut texts: Vec<String> = Vec::new();
         // Per pattern of a syslog filter, its [`Literals`].
         let mut literals: Vec<Option<Literals>> = Vec::new();
-        // What `<HOST>` matches in a group's regex, parsed once.
+        // What `<HOST>` matches in a group's regex (an address or a name, so
+        // lines with names reach the pattern), and its parse, made once.
+        let either_text = format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX);
         let either_host = OnceCell::new();
         let either_host_hir = || {
-            regex_automata::util::syntax::parse_with(
-                &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
-                &pattern::syntax_config(),
-            )
-            .expect("the host regexes parse")
+            regex_automata::util::syntax::parse_with(&either_text, &pattern::syntax_config())
+                .expect("the host regexes parse")
         };
         let mut fail2ban = Vec::new();
         for (fi, (name, cfg)) in filters.iter().enumerate() {
@@ -941,14 +943,9 @@ impl SourceMatcher {
                     let split = parsed.split();
                     let fast = split.as_ref().and_then(|s| FastHost::build(s, syslog));
                     let name = name_path(text, split.as_ref(), syslog);
-                    // What groups search for: an address or a name at `<HOST>`,
-                    // so lines with names reach the pattern.
-                    let either = pattern::expand_with(
-                        text,
-                        rule,
-                        &format!("{}|{}", pattern::HOST_REGEX, pattern::NAME_REGEX),
-                    )
-                    .map_err(|e| pattern_error(kind, ri, e))?;
+                    // What groups search for.
+                    let either = pattern::expand_with(text, rule, &either_text)
+                        .map_err(|e| pattern_error(kind, ri, e))?;
                     // Anchored groups dispatch on what the group's text
                     // starts and ends with, read from the regex parsed
                     // above with `<HOST>` swapped where that is exact.
@@ -1001,7 +998,9 @@ impl SourceMatcher {
                     let fast = fast.map(|f| {
                         f.with_plan(before_captures.as_ref().and_then(|b| b.plan.clone()))
                     });
+                    let text_set = host_group.is_none().then(|| TextSet::of_hir(&full.hir));
                     patterns.push(Pattern {
+                        texts: text_set.flatten(),
                         full,
                         host_group,
                         named,
@@ -1644,16 +1643,25 @@ impl SourceMatcher {
         ignored: &mut Option<(FilterId, usize)>,
     ) -> Option<Hit> {
         let pat = &self.patterns[p];
-        let mode = if anchored {
-            Anchored::Yes
-        } else {
-            Anchored::No
-        };
-        let full = pat.full.get();
-        full.search_half_with(
-            lazy_cache(&mut scratch.full[p], full),
-            &Input::new(hay).anchored(mode),
-        )?;
+        match &pat.texts {
+            Some(texts) if anchored => {
+                if !texts.matches(hay) {
+                    return None;
+                }
+            }
+            _ => {
+                let mode = if anchored {
+                    Anchored::Yes
+                } else {
+                    Anchored::No
+                };
+                let full = pat.full.get();
+                full.search_half_with(
+                    lazy_cache(&mut scratch.full[p], full),
+                    &Input::new(hay).anchored(mode),
+                )?;
+            }
+        }
         let host = Host::Addr(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
         self.unless_ignored(pat, host, hay, scratch, ignored)
     }
@@ -1954,10 +1962,7 @@ fn first_byte_group<'a>(members: &[usize], literals: impl Fn(usize) -> &'a Liter
                 let mut common: Vec<Option<&[u8]>> = vec![None; 256];
                 for h in heads {
                     let slot = &mut common[usize::from(h[0])];
-                    *slot = Some(match *slot {
-                        Some(c) => &c[..c.iter().zip(h).take_while(|(a, b)| a == b).count()],
-                        None => h,
-                    });
+                    *slot = Some(slot.map_or(h, |c| shared_prefix(c, h)));
                 }
                 for (b, head) in common.into_iter().enumerate() {
                     if let Some(head) = head {
@@ -2043,12 +2048,13 @@ fn few_tails(mut tails: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
 /// The longest text all of `texts` start with; `None` if there are none.
 #[cfg(test)]
 fn common_prefix<'a>(mut texts: impl Iterator<Item = &'a Vec<u8>>) -> Option<&'a [u8]> {
-    let mut common: &[u8] = texts.next()?;
-    for t in texts {
-        let same = common.iter().zip(t).take_while(|(a, b)| a == b).count();
-        common = &common[..same];
-    }
-    Some(common)
+    let first: &[u8] = texts.next()?;
+    Some(texts.fold(first, |common, t| shared_prefix(common, t)))
+}
+
+/// The longest text both `a` and `b` start with.
+fn shared_prefix<'a>(a: &'a [u8], b: &[u8]) -> &'a [u8] {
+    &a[..a.iter().zip(b).take_while(|(x, y)| x == y).count()]
 }
 
 /// What a pattern's matches start and end with, as far as the regex parser's

@@ -172,6 +172,84 @@ pub enum Found {
     Impossible,
 }
 
+/// A regex without `<HOST>` that stands for a few whole texts, checked at
+/// the text start by comparing them. sshd's aggressive
+/// `kex_exchange_identification: ...` attempt (fixed words, optional words and
+/// alternatives: 32 texts) matches about one line in a hundred under attack;
+/// the regex engine's lazy DFA there costs a thousand instructions and some
+/// fifty cold cache lines a line, the compares a few dozen instructions over
+/// texts that sit together.
+#[derive(Debug)]
+pub struct TextSet {
+    /// Every match is one of these, in the regex's priority order.
+    texts: Box<[Box<[u8]>]>,
+    /// The regex ends with `$` (the text's end): a match is all of the text,
+    /// not only its start.
+    whole: bool,
+}
+
+/// Most texts in a [`TextSet`]: beyond, a line that matches none costs more
+/// compares than the lazy DFA's walk.
+const MAX_TEXTS: usize = 64;
+
+impl TextSet {
+    /// The texts `hir` matches, when they are few and it looks at nothing but
+    /// the text's start (first) and end (last): the prefix literals of the
+    /// rest, if every one of them is a whole match (exact). `None` otherwise.
+    pub fn of_hir(hir: &Hir) -> Option<TextSet> {
+        use regex_syntax::hir::literal::Extractor;
+        use regex_syntax::hir::{HirKind, Look};
+        let mut items: &[Hir] = match hir.kind() {
+            HirKind::Concat(items) => items,
+            _ => std::slice::from_ref(hir),
+        };
+        while let Some((first, rest)) = items.split_first()
+            && matches!(first.kind(), HirKind::Look(Look::Start))
+        {
+            items = rest;
+        }
+        let mut whole = false;
+        if let Some((last, rest)) = items.split_last()
+            && matches!(last.kind(), HirKind::Look(Look::End))
+        {
+            whole = true;
+            items = rest;
+        }
+        // The extractor reads any other look-around as the empty text.
+        if items.iter().any(|h| !h.properties().look_set().is_empty()) {
+            return None;
+        }
+        let seq = Extractor::new().extract(&Hir::concat(items.to_vec()));
+        let lits = seq.literals()?;
+        if !seq.is_exact() || lits.len() > MAX_TEXTS {
+            return None;
+        }
+        Some(TextSet {
+            texts: lits.iter().map(|l| l.as_bytes().into()).collect(),
+            whole,
+        })
+    }
+
+    /// The texts, for the tests that hold them to the regex.
+    #[cfg(test)]
+    pub fn texts(&self) -> &[Box<[u8]>] {
+        &self.texts
+    }
+
+    /// Whether the regex matches `text` from its start.
+    #[inline]
+    pub fn matches(&self, text: &[u8]) -> bool {
+        self.texts.iter().any(|t| {
+            let at = if self.whole {
+                text
+            } else {
+                text.get(..t.len()).unwrap_or_default()
+            };
+            same(at, t)
+        })
+    }
+}
+
 /// Where the one named group of the text before `<HOST>` is, as far as the
 /// address path found out (see [`CapturePlan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2367,6 +2445,46 @@ mod tests {
             find(r"from <HOST> port", true, "from ::ffff:192.0.2.1 port 22"),
             ip("192.0.2.1")
         );
+    }
+
+    fn text_set(pattern: &str) -> Option<TextSet> {
+        let hir =
+            regex_automata::util::syntax::parse_with(pattern, &syntax_config()).expect("parses");
+        TextSet::of_hir(&hir)
+    }
+
+    #[test]
+    fn text_sets_take_fixed_words_and_choices_only() {
+        let kex = text_set(
+            r"^(?:error: )?kex_exchange_identification: (?:read: )?(?:[Cc]lient sent invalid protocol identifier|[Cc]onnection closed by remote host)",
+        )
+        .expect("fixed words and choices");
+        assert_eq!(kex.texts().len(), 16);
+        assert!(kex.matches(b"kex_exchange_identification: Connection closed by remote host"));
+        assert!(kex.matches(
+            b"error: kex_exchange_identification: read: client sent invalid protocol identifier \"GET /\""
+        ));
+        assert!(!kex.matches(b"error: kex_exchange_identification: Connection closed"));
+        assert!(!kex.matches(b"kex_exchange_identification: banner line too long"));
+        // With `$`, the text must end there.
+        let fatal =
+            text_set(r"^fatal: Read from socket failed: Connection reset by peer \[preauth\]$")
+                .expect("one text");
+        assert!(
+            fatal.matches(b"fatal: Read from socket failed: Connection reset by peer [preauth]")
+        );
+        assert!(
+            !fatal.matches(b"fatal: Read from socket failed: Connection reset by peer [preauth] x")
+        );
+        // A field, a word boundary, `$` inside, or too many texts: the regex decides.
+        for p in [
+            r"^(?:error: )?Bad remote protocol version identification: .*$",
+            r"^Disconnecting: Too many authentication failures\b",
+            r"^a(?:$|b)",
+            r"^[a-z][a-z][a-z]",
+        ] {
+            assert!(text_set(p).is_none(), "{p}");
+        }
     }
 
     /// Where a skeleton checks `B`, its first bytes stand in for the DFA's:

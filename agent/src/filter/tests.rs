@@ -1651,3 +1651,74 @@ fn programs_read_by_the_same_filters_share_one_group() {
     assert_ne!(group_of(b"sshd"), group_of(b"sshd-auth"));
     assert_eq!(m.groups.len(), 2);
 }
+
+/// The hostless patterns of the built-in filters (every mode) that a
+/// [`TextSet`] decides, with their regexes (built once for all the cases).
+fn text_set_patterns() -> &'static [(TextSet, Regex)] {
+    static SETS: std::sync::LazyLock<Vec<(TextSet, Regex)>> =
+        std::sync::LazyLock::new(collect_text_sets);
+    &SETS
+}
+
+fn collect_text_sets() -> Vec<(TextSet, Regex)> {
+    let mut out = Vec::new();
+    for name in builtin::names() {
+        for cfg in builtin_in_every_mode(name) {
+            let Ok(m) = SourceMatcher::build(&[(name, &cfg)]) else {
+                continue;
+            };
+            for p in &m.patterns {
+                if p.texts.is_some() {
+                    let set = TextSet::of_hir(&p.full.hir).expect("takes it again");
+                    out.push((set, p.full.get().clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn text_sets_cover_the_sshd_key_exchange_attempt() {
+    let sets = text_set_patterns();
+    assert!(
+        sets.iter()
+            .any(|(s, _)| s.matches(b"error: kex_exchange_identification: banner line too long")),
+        "{} sets",
+        sets.len()
+    );
+}
+
+proptest::proptest! {
+    /// A text of the set, cut, extended or with one byte changed: the set
+    /// says what the regex's anchored search says.
+    #[test]
+    fn text_sets_agree_with_the_regex(
+        pick in 0usize..10_000,
+        cut in 0usize..200,
+        at in 0usize..200,
+        byte in proptest::prelude::any::<u8>(),
+        extra in "[ a-z\\]\\[]{0,6}",
+        how in 0u8..4,
+    ) {
+        let sets = text_set_patterns();
+        let (set, regex) = &sets[pick % sets.len()];
+        let texts = set.texts();
+        let mut hay = texts[(pick / sets.len()) % texts.len()].to_vec();
+        match how {
+            0 => hay.truncate(cut % (hay.len() + 1)),
+            1 => hay.extend_from_slice(extra.as_bytes()),
+            2 => {
+                let n = hay.len();
+                if n > 0 {
+                    hay[at % n] = byte;
+                }
+            }
+            _ => {}
+        }
+        let want = regex
+            .search_half(&Input::new(&hay).anchored(Anchored::Yes))
+            .is_some();
+        proptest::prop_assert_eq!(set.matches(&hay), want, "{:?}", String::from_utf8_lossy(&hay));
+    }
+}
