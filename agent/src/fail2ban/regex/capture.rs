@@ -137,8 +137,39 @@ struct Segment {
     /// for `) and is one-pass after each choice: the segment from each
     /// alternative on, in priority order ([`Alternatives`]).
     alts: Option<Alternatives>,
+    /// Where it is the pattern's last, opens with a choice (`X?`,
+    /// `(?:A|B)`) and is not one-pass after each: each choice followed by
+    /// the rest, cut on its own ([`Choices`]).
+    choices: Option<Choices>,
     /// Whether it is the pattern's last.
     last: bool,
+}
+
+/// The last segment `(A1|A2|...) R` (`X? R` is `(X|) R`) where `Ai R` is
+/// not one-pass (`<HOST>` follows: `(?: (?:invalid|authenticating) user
+/// \S+|.*?)? <HOST>...`, whose address is also a name). The backtracker
+/// tries every parse of `A1 R` before any of `A2 R`, so the segment's
+/// first parse is the first parse of the first `Ai R` that has one, and
+/// each `Ai R` is cut where its parse is decided (`A2 R` = ` <HOST>...`
+/// reads its dotted quad directly), which the whole is not: the choice
+/// hides where `<HOST>` starts. A choice found to have no parse only when
+/// its segments' own engines said so: a fast path that gives up leaves the
+/// segment to its engine.
+#[derive(Debug)]
+struct Choices {
+    each: Box<[Box<[Segment]>]>,
+}
+
+/// How a run of a pattern's segments ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The first parse, its groups in the slots.
+    Found,
+    /// A segment's engine found no parse: nor has the pattern from there.
+    NoParse,
+    /// Not worked out (a lazy DFA gave up, an end out of place): the
+    /// pattern's engine decides.
+    Unsure,
 }
 
 /// A segment `(A1|A2|...) R` whose every `Ai R` is one-pass where the
@@ -225,6 +256,8 @@ struct SegmentCache {
     ends: Option<hybrid::dfa::Cache>,
     host: Option<HostCache>,
     split: Option<SplitCache>,
+    /// One list per choice, empty until the segment's first run.
+    choices: Vec<Vec<SegmentCache>>,
 }
 
 #[derive(Debug)]
@@ -377,20 +410,47 @@ impl Captor {
     }
 
     /// How many segments find `<HOST>` from the match's end, read a suffix
-    /// without groups on a DFA, and run for their end only.
+    /// without groups on a DFA, and run for their end only, those in the
+    /// lists of [`Choices`] included.
     #[cfg(test)]
     pub(super) fn fast_paths(&self) -> (usize, usize, usize) {
-        let s = self.engines.segments.get().map_or(&[][..], |s| s);
-        let dfa_rest = |h: &Option<Host>| h.as_ref().is_some_and(|h| h.rest_dfa.is_some());
-        (
-            s.iter().filter(|s| s.split.is_some()).count(),
+        fn count(s: &[Segment]) -> (usize, usize, usize) {
+            let dfa_rest = |h: &Option<Host>| h.as_ref().is_some_and(|h| h.rest_dfa.is_some());
+            let own = (
+                s.iter().filter(|s| s.split.is_some()).count(),
+                s.iter()
+                    .filter(|s| {
+                        dfa_rest(&s.host)
+                            || s.split.as_ref().is_some_and(|p| dfa_rest(&p.tail_host))
+                    })
+                    .count(),
+                s.iter().filter(|s| s.ends.is_some()).count(),
+            );
             s.iter()
-                .filter(|s| {
-                    dfa_rest(&s.host) || s.split.as_ref().is_some_and(|p| dfa_rest(&p.tail_host))
+                .filter_map(|s| s.choices.as_ref())
+                .flat_map(|c| c.each.iter())
+                .map(|l| count(l))
+                .fold(own, |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+        }
+        count(self.engines.segments.get().map_or(&[][..], |s| s))
+    }
+
+    /// How many segments try each choice of their opening alternation or
+    /// `X?` cut on its own ([`Choices`]), and how many lists those hold.
+    #[cfg(test)]
+    pub(super) fn choices(&self) -> (usize, usize) {
+        fn count(s: &[Segment]) -> (usize, usize) {
+            s.iter()
+                .filter_map(|s| s.choices.as_ref())
+                .map(|c| {
+                    c.each
+                        .iter()
+                        .map(|l| count(l))
+                        .fold((1, c.each.len()), |a, b| (a.0 + b.0, a.1 + b.1))
                 })
-                .count(),
-            s.iter().filter(|s| s.ends.is_some()).count(),
-        )
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        }
+        count(self.engines.segments.get().map_or(&[][..], |s| s))
     }
 
     /// How many segments run each choice of their opening alternation on
@@ -430,80 +490,121 @@ impl Captor {
         let segments = e.segments();
         let mut caches = self.caches.get();
         let c = &mut *caches;
-        if !segments.is_empty() && Self::by_segments(segments, c, hay, start, end, slots) {
+        if !segments.is_empty()
+            && by_segments(segments, &mut c.segments, hay, start, end, slots) == Outcome::Found
+        {
             return true;
         }
         let input = Input::new(hay).span(start..end).anchored(Anchored::Yes);
         e.whole.search(&mut c.whole, &input, slots)
     }
+}
 
-    /// Each segment from where the one before ended; `false` (then the
-    /// pattern runs as one) only if a segment found nothing, which the cut
-    /// rules out.
-    fn by_segments(
-        segments: &[Segment],
-        c: &mut Caches,
+/// The caches of `segments`' engines.
+fn segment_caches(segments: &[Segment]) -> Vec<SegmentCache> {
+    segments
+        .iter()
+        .map(|s| SegmentCache {
+            engine: s.engine.cache(),
+            alts: s.alts.as_ref().map_or_else(Vec::new, |a| {
+                a.each.iter().map(|(d, _)| onepass::Cache::new(d)).collect()
+            }),
+            ends: s.ends.as_ref().map(hybrid::dfa::Cache::new),
+            host: s.host.as_ref().map(Host::cache),
+            split: s.split.as_ref().map(|p| SplitCache {
+                rev: hybrid::dfa::Cache::new(&p.rev),
+                fwd: hybrid::dfa::Cache::new(&p.fwd),
+                head: p.head.cache(),
+                tail: p.tail.cache(),
+                tail_host: p.tail_host.as_ref().map(Host::cache),
+            }),
+            choices: Vec::new(),
+        })
+        .collect()
+}
+
+/// Each segment from where the one before ended, over `start..end`, the
+/// last ending at `end`: [`Outcome::Found`] with the groups in `slots`;
+/// [`Outcome::NoParse`] only where a segment's engine found nothing, which
+/// the cut makes the whole's answer.
+fn by_segments(
+    segments: &[Segment],
+    caches: &mut Vec<SegmentCache>,
+    hay: &str,
+    start: usize,
+    end: usize,
+    slots: &mut [Option<NonMaxUsize>],
+) -> Outcome {
+    if caches.len() != segments.len() {
+        // This cache's first run since the cuts were built.
+        *caches = segment_caches(segments);
+    }
+    slots.fill(None);
+    let mut at = start;
+    for (seg, cache) in segments.iter().zip(caches.iter_mut()) {
+        let mut own = [None; SEGMENT_SLOTS];
+        let own = &mut own[..seg.slot_len];
+        let quad = seg.host.as_ref().zip(cache.host.as_mut());
+        let split = seg.split.as_ref().zip(cache.split.as_mut());
+        let ends = seg.ends.as_ref().zip(cache.ends.as_mut());
+        let alts = seg.alts.as_ref();
+        let chosen = match &seg.choices {
+            Some(ch) => ch.search(&mut cache.choices, hay, at, end, own),
+            None => Outcome::Unsure,
+        };
+        if chosen == Outcome::NoParse {
+            return Outcome::NoParse;
+        }
+        if chosen == Outcome::Unsure
+            && !ends.is_some_and(|(d, c)| seg.end_only(d, c, hay, at, end, own))
+            && !alts.is_some_and(|a| a.search(&mut cache.alts, hay, at, end, own))
+            && !quad.is_some_and(|(h, c)| h.search(c, hay, at, end, own))
+            && !split.is_some_and(|(p, c)| p.search(c, hay, at, end, own))
+        {
+            let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
+            if !seg.engine.search(&mut cache.engine, &input, own) {
+                return Outcome::NoParse;
+            }
+        }
+        let Some(to) = own.get(1).copied().flatten() else {
+            return Outcome::Unsure;
+        };
+        if let (Some(out), Some(mine)) =
+            (slots.get_mut(seg.slots.clone()), own.get(seg.slots.clone()))
+        {
+            out.copy_from_slice(mine);
+        }
+        at = to.get();
+    }
+    if at != end || slots.len() < 2 {
+        return Outcome::Unsure;
+    }
+    slots[0] = NonMaxUsize::new(start);
+    slots[1] = NonMaxUsize::new(end);
+    Outcome::Found
+}
+
+impl Choices {
+    /// The segment's first parse from `at` to `end` ([`Choices`]).
+    fn search(
+        &self,
+        caches: &mut Vec<Vec<SegmentCache>>,
         hay: &str,
-        start: usize,
+        at: usize,
         end: usize,
-        slots: &mut [Option<NonMaxUsize>],
-    ) -> bool {
-        if c.segments.len() != segments.len() {
-            // This cache's first run since the cuts were built.
-            c.segments = segments
-                .iter()
-                .map(|s| SegmentCache {
-                    engine: s.engine.cache(),
-                    alts: s.alts.as_ref().map_or_else(Vec::new, |a| {
-                        a.each.iter().map(|(d, _)| onepass::Cache::new(d)).collect()
-                    }),
-                    ends: s.ends.as_ref().map(hybrid::dfa::Cache::new),
-                    host: s.host.as_ref().map(Host::cache),
-                    split: s.split.as_ref().map(|p| SplitCache {
-                        rev: hybrid::dfa::Cache::new(&p.rev),
-                        fwd: hybrid::dfa::Cache::new(&p.fwd),
-                        head: p.head.cache(),
-                        tail: p.tail.cache(),
-                        tail_host: p.tail_host.as_ref().map(Host::cache),
-                    }),
-                })
-                .collect();
+        own: &mut [Option<NonMaxUsize>],
+    ) -> Outcome {
+        if caches.len() != self.each.len() {
+            caches.resize_with(self.each.len(), Vec::new);
         }
-        slots.fill(None);
-        let mut at = start;
-        for (seg, cache) in segments.iter().zip(c.segments.iter_mut()) {
-            let mut own = [None; SEGMENT_SLOTS];
-            let own = &mut own[..seg.slot_len];
-            let quad = seg.host.as_ref().zip(cache.host.as_mut());
-            let split = seg.split.as_ref().zip(cache.split.as_mut());
-            let ends = seg.ends.as_ref().zip(cache.ends.as_mut());
-            let alts = seg.alts.as_ref();
-            if !ends.is_some_and(|(d, c)| seg.end_only(d, c, hay, at, end, own))
-                && !alts.is_some_and(|a| a.search(&mut cache.alts, hay, at, end, own))
-                && !quad.is_some_and(|(h, c)| h.search(c, hay, at, end, own))
-                && !split.is_some_and(|(p, c)| p.search(c, hay, at, end, own))
-            {
-                let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
-                if !seg.engine.search(&mut cache.engine, &input, own) {
-                    return false;
-                }
+        for (choice, cache) in self.each.iter().zip(caches.iter_mut()) {
+            match by_segments(choice, cache, hay, at, end, own) {
+                Outcome::NoParse => continue,
+                found_or_unsure => return found_or_unsure,
             }
-            let Some(to) = own.get(1).copied().flatten() else {
-                return false;
-            };
-            if let (Some(out), Some(mine)) =
-                (slots.get_mut(seg.slots.clone()), own.get(seg.slots.clone()))
-            {
-                out.copy_from_slice(mine);
-            }
-            at = to.get();
         }
-        if at != end || slots.len() < 2 {
-            return false;
-        }
-        slots[0] = NonMaxUsize::new(start);
-        slots[1] = NonMaxUsize::new(end);
-        true
+        own.fill(None);
+        Outcome::NoParse
     }
 }
 
@@ -522,7 +623,9 @@ impl Engines {
         }
         self.segments.get_or_init(|| {
             let compile = |h: &Hir| compile(h, plan.utf8, plan.size_limit);
-            segments(&plan.hir, &compile, !plan.utf8).unwrap_or_default()
+            let ascii = !plan.utf8;
+            let host = ascii.then(host_item).flatten();
+            segments(&plan.hir, &compile, ascii, host.as_ref(), 0).unwrap_or_default()
         })
     }
 }
@@ -873,8 +976,7 @@ fn dotted_quad(b: &[u8], at: usize) -> Option<usize> {
 /// renumbered and unnamed). With the place of group `ip4` among its groups,
 /// and its shortest and longest match and group count (as `shape` keeps
 /// them).
-#[allow(clippy::type_complexity, reason = "private, one caller")]
-fn host_item() -> Option<(String, usize, (Option<usize>, Option<usize>, usize))> {
+fn host_item() -> Option<HostItem> {
     let text = super::resolve_tags("<HOST>", true);
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
@@ -931,13 +1033,22 @@ fn ip4_slot(h: &Hir, nth: usize) -> Option<usize> {
     Some(groups.get(nth)?.index as usize * 2)
 }
 
+/// `<HOST>`'s rendered shape, the place of `ip4` among its groups, and its
+/// lengths and group count ([`host_item`]).
+type HostItem = (String, usize, (Option<usize>, Option<usize>, usize));
+
 /// `hir` cut into segments ([module docs](self)), `None` where no cut
 /// leaves a one-pass segment of more than an assertion. `ascii`: the
 /// pattern's ASCII form, where `<HOST>`'s digits are ASCII ones ([`Host`]).
+/// `depth`: how many [`Choices`] it is inside; one of a choice's own
+/// (depth above 0) is the choice's only way to run, so it may be a single
+/// segment.
 fn segments(
     hir: &Hir,
     compile: &dyn Fn(&Hir) -> Result<NFA, String>,
     ascii: bool,
+    host_tag: Option<&HostItem>,
+    depth: usize,
 ) -> Option<Box<[Segment]>> {
     let HirKind::Concat(items) = hir.kind() else {
         return None;
@@ -947,11 +1058,10 @@ fn segments(
     // or later), so only the items after a fixed-length or literal end are
     // tried, from the left, up to the first that is not a cut, and never
     // past `<HOST>`, whose forms overlap (and whose DFA is costly to build).
-    let host = ascii.then(host_item).flatten();
     // Rendering an item is dear (`<HOST>` is a long pattern): only one
     // with `<HOST>`'s lengths and group count is rendered.
     let is_host = |h: &Hir| {
-        host.as_ref().is_some_and(|t| {
+        host_tag.is_some_and(|t| {
             let (p, q) = (h.properties(), &t.2);
             p.minimum_len() == q.0
                 && p.maximum_len() == q.1
@@ -959,7 +1069,7 @@ fn segments(
                 && shape(h).to_string() == t.0
         })
     };
-    let ip4_nth = host.as_ref().map_or(0, |t| t.1);
+    let ip4_nth = host_tag.map_or(0, |t| t.1);
     let before_host = items.iter().position(is_host).unwrap_or(items.len());
     let mut cuts = Vec::new();
     let mut decided = 0;
@@ -978,7 +1088,7 @@ fn segments(
         cuts.push(k);
         decided = k;
     }
-    if cuts.is_empty() {
+    if cuts.is_empty() && depth == 0 {
         return None;
     }
     // Segments between cuts, each joined to the next where the two stay
@@ -1011,7 +1121,7 @@ fn segments(
     out.push(current);
     let decided =
         |(h, _, one, _): &(Hir, NFA, bool, usize)| *one && h.properties().minimum_len() != Some(0);
-    if out.len() < 2 || !out.iter().any(decided) {
+    if depth == 0 && (out.len() < 2 || !out.iter().any(decided)) {
         return None;
     }
     let ends: Vec<usize> = out
@@ -1054,7 +1164,22 @@ fn segments(
                 .then(|| host_of(&items[lo..hi], slot_len))
                 .flatten();
             let slots = own_slots(&h)?;
-            let split = (ascii && !one && last_one && host.is_none())
+            // Not `<HOST>`'s address-or-name choice: neither is one-pass
+            // with what follows, and building them costs.
+            let opens_host = items.get(lo).is_some_and(is_host);
+            let alts = (!one && !opens_host)
+                .then(|| alternatives(&items[lo..hi], compile, slot_len))
+                .flatten();
+            let choices = (ascii
+                && !one
+                && n == last
+                && !opens_host
+                && alts.is_none()
+                && depth < MAX_CHOICE_DEPTH)
+                .then(|| choices_of(&items[lo..hi], compile, host_tag, depth, slot_len))
+                .flatten();
+            // The choices find where `<HOST>` starts where the split would.
+            let split = (ascii && !one && last_one && host.is_none() && choices.is_none())
                 .then(|| split_of(&items[lo..hi], &is_host, compile, &host_of))
                 .flatten()
                 .filter(|p| p.head_slots <= slot_len && p.tail_slots <= slot_len);
@@ -1081,15 +1206,65 @@ fn segments(
                 ends,
                 around: around.unwrap_or_default(),
                 around_tail: around_tail.unwrap_or(0),
-                // Not `<HOST>`'s address-or-name choice: neither is
-                // one-pass with what follows, and building them costs.
-                alts: (!one && !items.get(lo).is_some_and(is_host))
-                    .then(|| alternatives(&items[lo..hi], compile, slot_len))
-                    .flatten(),
+                alts,
+                choices,
                 last: n == last,
             })
         })
         .collect()
+}
+
+/// How deep [`Choices`] nest: `X? (?:A|B) R` is tried as four lists.
+const MAX_CHOICE_DEPTH: usize = 2;
+
+/// The [`Choices`] of a last segment `items` opening with an alternation
+/// (bare or in a group: each choice then in that group) or `X?`, each
+/// choice followed by the rest cut on its own, its groups within the
+/// segment's `slot_len` slots.
+fn choices_of(
+    items: &[Hir],
+    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    host: Option<&HostItem>,
+    depth: usize,
+    slot_len: usize,
+) -> Option<Choices> {
+    let (first, rest) = items.split_first()?;
+    let options = match first.kind() {
+        HirKind::Alternation(v) => v.clone(),
+        // `(?P<user>\S+|.*?)`: the group spans whichever choice is taken.
+        HirKind::Capture(c) => match c.sub.kind() {
+            HirKind::Alternation(v) => v
+                .iter()
+                .map(|a| {
+                    Hir::capture(regex_syntax::hir::Capture {
+                        sub: Box::new(a.clone()),
+                        ..c.clone()
+                    })
+                })
+                .collect(),
+            _ => return None,
+        },
+        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) => {
+            let (x, none) = ((*r.sub).clone(), Hir::empty());
+            // Greedy: `X` first.
+            if r.greedy {
+                vec![x, none]
+            } else {
+                vec![none, x]
+            }
+        }
+        _ => return None,
+    };
+    let each = options
+        .into_iter()
+        .map(|a| {
+            let mut h = vec![a];
+            h.extend_from_slice(rest);
+            let list = segments(&Hir::concat(h), compile, true, host, depth + 1)?;
+            list.iter().all(|s| s.slots.end <= slot_len).then_some(list)
+        })
+        .collect::<Option<Box<[_]>>>()?;
+    Some(Choices { each })
 }
 
 /// [`around`] of `items` but their longest tail of fixed length without
@@ -1322,6 +1497,26 @@ mod tests {
         r"^a (?:(?P<k>k)|(?P<kk>kk)|k*) b (?P<user>.*?) from <HOST>(?: port \d+)?$",
     ];
 
+    /// sshd.conf's `Connection closed` (mdre-normal-other) failregex: its
+    /// last segment opens with an optional user part whose name is
+    /// `\S+|.*?`, tried as [`super::Choices`]; and made-up ones with a lazy
+    /// optional, a bare alternation and one that can match empty.
+    const CHOICES: &[&str] = &[
+        r"^(Connection (?:closed|reset)|Disconnected) (?:by|from)(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)? <HOST>(?:(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*|\s*)$",
+        r"^a(?: x (?P<u>\S+|.*?))?? <HOST>(?: port \d+)?\s*$",
+        r"^b (?:(?P<k>key)|\S+|.*?|) <HOST>(?: on \S+)*$",
+    ];
+
+    const CHOICES_WARM: &[&str] = &[
+        "Connection closed by 192.0.2.1 port 22 [preauth]",
+        "Disconnected from authenticating user root 192.0.2.1 port 22 [preauth]",
+        "Disconnected from invalid user a b 192.0.2.1 port 22",
+        "a x root 192.0.2.1 port 22",
+        "a 192.0.2.1",
+        "b key 192.0.2.1 on eth0",
+        "b k y 192.0.2.1",
+    ];
+
     const WARM: &[&str] = &[
         "Failed password for root from 192.0.2.1 port 22 ssh2",
         "Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA x",
@@ -1332,6 +1527,9 @@ mod tests {
         "a kk b r t from 192.0.2.1 port 22",
         "a k b r from 192.0.2.1",
     ];
+
+    static CHOICE_CASES: std::sync::LazyLock<Vec<(FastRe, regex_automata::meta::Regex)>> =
+        std::sync::LazyLock::new(|| cases(CHOICES, CHOICES_WARM));
 
     static CASES: std::sync::LazyLock<Vec<(FastRe, regex_automata::meta::Regex)>> =
         std::sync::LazyLock::new(|| {
@@ -1350,29 +1548,59 @@ mod tests {
         })
     }
 
-    #[test]
-    fn failed_takes_the_alternatives_and_the_tail() {
-        let (fast, meta) = &CASES[0];
-        let got = fast
-            .first()
-            .unwrap()
-            .captors
-            .iter()
-            .filter_map(|c| c.get()?.as_ref())
-            .map(super::Captor::alternatives_and_tails)
-            .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
-        assert_eq!(got, (1, 1));
-        for line in [
-            "Failed publickey for invalid user a b from 192.0.2.1 port 22 ssh2",
-            "Failed publickeyx for invalid user a from b from 192.0.2.1 port 22 ssh2",
-            "Failed password for invalid user  from 192.0.2.1",
-        ] {
+    /// The largest of each of `count`'s two figures over the capture
+    /// engines `fast` has built: which fast paths a case's lines took.
+    fn most(fast: &FastRe, count: fn(&super::Captor) -> (usize, usize)) -> (usize, usize) {
+        fast.built_captors()
+            .map(count)
+            .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
+    }
+
+    /// `lines` get the groups the `meta` engine gives them.
+    fn agree_with_meta(fast: &FastRe, meta: &regex_automata::meta::Regex, lines: &[&str]) {
+        for line in lines {
             assert_eq!(
                 fast.captures(line),
                 meta_spans(fast, meta, line),
                 "{line:?}"
             );
         }
+    }
+
+    #[test]
+    fn failed_takes_the_alternatives_and_the_tail() {
+        let (fast, meta) = &CASES[0];
+        assert_eq!(most(fast, super::Captor::alternatives_and_tails), (1, 1));
+        agree_with_meta(
+            fast,
+            meta,
+            &[
+                "Failed publickey for invalid user a b from 192.0.2.1 port 22 ssh2",
+                "Failed publickeyx for invalid user a from b from 192.0.2.1 port 22 ssh2",
+                "Failed password for invalid user  from 192.0.2.1",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_optional_user_before_host_is_tried_choice_by_choice() {
+        let (fast, meta) = &CHOICE_CASES[0];
+        // The optional part (with it, without it), and within it the name
+        // (`\S+`, `.*?`).
+        assert_eq!(most(fast, super::Captor::choices), (2, 4));
+        agree_with_meta(
+            fast,
+            meta,
+            &[
+                "Connection closed by 192.0.2.1 port 22 [preauth]",
+                "Connection closed by invalid user 192.0.2.1 port 22 [preauth]",
+                "Disconnected from authenticating user root 192.0.2.1 port 22 [preauth]",
+                "Disconnected from invalid user a b 192.0.2.1 on x port 22",
+                "Disconnected from invalid user a 192.0.2.1 192.0.2.2",
+                "Connection closed by invalid user a host.example.org port 22",
+                "Connection closed by 192.0.2.1 22",
+            ],
+        );
     }
 
     #[test]
@@ -1411,6 +1639,43 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        /// A last segment tried choice by choice, each cut on its own,
+        /// gives the groups the `meta` engine finds on the whole pattern:
+        /// user parts present, absent or half there, user names holding
+        /// addresses, spaces or nothing, host names, tails that read like
+        /// a host.
+        #[test]
+        fn choices_match_meta(
+            head in proptest::sample::select(vec![
+                "Connection closed by", "Disconnected from", "a", "b", "b ",
+            ]),
+            mid in proptest::sample::select(vec![
+                "", " ", " invalid user ", " authenticating user ", " x ", " x", " invalid ",
+                " key", " k",
+            ]),
+            user in proptest::collection::vec(proptest::sample::select(vec![
+                "root", "a b", "192.0.2.9", " ", "", "key", "user", "port",
+            ]), 0..3),
+            host in proptest::sample::select(vec![
+                " 192.0.2.1", " 203.0.113.201", " 2001:db8::1", " host.example.org", " a",
+                " 192.0.2.1234", "", " [192.0.2.1]",
+            ]),
+            tail in proptest::collection::vec(proptest::sample::select(vec![
+                " port 22", " on eth0", " [preauth]", " ", " 22", "x", " 192.0.2.3",
+            ]), 0..4),
+        ) {
+            let line = format!("{head}{mid}{}{host}{}", user.join(" "), tail.concat());
+            for (fast, meta) in CHOICE_CASES.iter() {
+                proptest::prop_assert_eq!(
+                    fast.captures(&line),
+                    meta_spans(fast, meta, &line),
+                    "{} on {:?}",
+                    fast.text,
+                    line
+                );
+            }
+        }
+
         /// The choices of an opening alternation run one by one, and groups
         /// found from a segment's end before a fixed tail, give the groups
         /// the `meta` engine finds on the whole pattern: a method that is
