@@ -154,7 +154,9 @@ struct Session {
     over: bool,
     /// It ended in a success.
     succeeded: bool,
-    /// `held` is a waiting failure (or `address`), not a pending address.
+    /// `held` is a waiting failure (or `address`), not a pending address. A
+    /// flag beside an `Option<Hit>`, not an enum of two hits: the enum's tag
+    /// would not fit in `Hit`'s padding and makes a bucket 104 bytes.
     waits: bool,
     /// The session's pending `address` line, waiting for its end, or (with
     /// `waits`) a line without an address waiting for one that names it. One
