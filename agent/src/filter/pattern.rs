@@ -50,9 +50,19 @@ pub fn syntax_config() -> syntax::Config {
 
 /// Expands `<F-NAME>...</F-NAME>` into `(?P<name>...)` (name lower-cased), the
 /// fail2ban spelling of a named capture.
+///
+/// A tag must make a group of its own: one after a backslash or inside a
+/// character class is refused (spliced in there, its `(?P<name>` would be
+/// literal text or an escaped parenthesis), and so are tags that pair with
+/// the pattern's own parentheses instead of each other (`<F-USER>)` ...
+/// `(</F-USER>`). Either would give a regex that parses but has no such
+/// group, or a different one.
 fn expand_named(pattern: &str) -> Result<String, PatternError> {
     let mut out = String::with_capacity(pattern.len());
-    let mut open: Vec<String> = Vec::new();
+    // The open groups, innermost last: a tag's name, or `None` for one the
+    // pattern opened with `(`.
+    let mut open: Vec<Option<String>> = Vec::new();
+    let mut context = SyntaxContext::default();
     let mut i = 0;
     while let Some(ch) = pattern[i..].chars().next() {
         let rest = &pattern[i..];
@@ -61,10 +71,32 @@ fn expand_named(pattern: &str) -> Result<String, PatternError> {
         } else if rest.starts_with("</F-") {
             (true, 4)
         } else {
+            match context.step(ch) {
+                Some(Paren::Open) => open.push(None),
+                Some(Paren::Close) => {
+                    if let Some(Some(tag)) = open.pop() {
+                        return Err(tag_error(format!(
+                            "the `)` at offset {i} closes <F-{}>'s group",
+                            tag.to_ascii_uppercase()
+                        )));
+                    }
+                }
+                None => {}
+            }
             out.push(ch);
             i += ch.len_utf8();
             continue;
         };
+        if context.escaped || context.class > 0 {
+            return Err(tag_error(format!(
+                "a tag at offset {i} is {}, where it cannot make a group",
+                if context.escaped {
+                    "escaped"
+                } else {
+                    "inside a character class"
+                }
+            )));
+        }
         let Some(end) = rest[tag_len..].find('>') else {
             return Err(tag_error(format!("unterminated tag at offset {i}")));
         };
@@ -76,10 +108,18 @@ fn expand_named(pattern: &str) -> Result<String, PatternError> {
         }
         let lower = name.to_ascii_lowercase();
         if closing {
-            if open.pop().as_deref() != Some(lower.as_str()) {
-                return Err(tag_error(format!(
-                    "</F-{name}> does not close the innermost open <F-...>"
-                )));
+            match open.pop() {
+                Some(Some(tag)) if tag == lower => {}
+                Some(None) => {
+                    return Err(tag_error(format!(
+                        "</F-{name}> at offset {i} closes a group the pattern opened with `(`"
+                    )));
+                }
+                _ => {
+                    return Err(tag_error(format!(
+                        "</F-{name}> does not close the innermost open <F-...>"
+                    )));
+                }
             }
             out.push(')');
         } else {
@@ -89,17 +129,57 @@ fn expand_named(pattern: &str) -> Result<String, PatternError> {
             out.push_str("(?P<");
             out.push_str(&lower);
             out.push('>');
-            open.push(lower);
+            open.push(Some(lower));
         }
         i += tag_len + end + 1;
     }
-    if let Some(o) = open.pop() {
+    if let Some(o) = open.into_iter().rev().flatten().next() {
         return Err(tag_error(format!(
             "<F-{}> is never closed",
             o.to_ascii_uppercase()
         )));
     }
     Ok(out)
+}
+
+/// A group's parenthesis, as [`SyntaxContext::step`] reads it.
+enum Paren {
+    Open,
+    Close,
+}
+
+/// Where a walk over a regex's text stands: after a backslash, or inside
+/// how many nested character classes. Enough to tell where a tag would be
+/// read as a group and which parentheses open and close groups, not a full
+/// parse.
+#[derive(Debug, Default)]
+struct SyntaxContext {
+    escaped: bool,
+    class: usize,
+    /// A class was just opened: `[` (1) or `[^` (2). A `]` here is literal.
+    class_start: u8,
+}
+
+impl SyntaxContext {
+    fn step(&mut self, ch: char) -> Option<Paren> {
+        let start = std::mem::take(&mut self.class_start);
+        if std::mem::take(&mut self.escaped) {
+            return None;
+        }
+        match ch {
+            '\\' => self.escaped = true,
+            '[' => {
+                self.class += 1;
+                self.class_start = 1;
+            }
+            '^' if start == 1 => self.class_start = 2,
+            ']' if self.class > 0 && start == 0 => self.class -= 1,
+            '(' if self.class == 0 => return Some(Paren::Open),
+            ')' if self.class == 0 => return Some(Paren::Close),
+            _ => {}
+        }
+        None
+    }
 }
 
 fn tag_error(message: String) -> PatternError {
@@ -385,11 +465,16 @@ pub fn split(pattern: &str) -> Option<Split> {
 #[cfg(test)]
 fn split_slowly(pattern: &str) -> Option<Split> {
     let (a, b) = pattern.split_once(HOST_PLACEHOLDER)?;
-    if !top_level_concat(a) || !top_level_concat(b) {
-        return None;
-    }
+    // A pattern that does not parse whole has none (halves that each parse
+    // but name the same group, say).
+    syntax::parse_with(&expand(pattern, HostRule::Required).ok()?, &syntax_config()).ok()?;
+    // The halves with their tags made groups: a flag group inside a tag's
+    // group (`<F-USER>(?x)</F-USER>`) is not at the top level.
     let before = expand_named(a).ok()?;
     let after = expand_named(b).ok()?;
+    if !top_level_concat(&before) || !top_level_concat(&after) {
+        return None;
+    }
     let hir_a = syntax::parse_with(&before, &syntax_config()).ok()?;
     let hir_b = syntax::parse_with(&after, &syntax_config()).ok()?;
     let gap = gap(&before);
@@ -499,6 +584,46 @@ mod tests {
         let e = expand("from <HOST> port", HostRule::Required).expect("one host");
         assert!(e.contains("(?P<host>"));
         assert!(!e.contains(HOST_PLACEHOLDER));
+    }
+
+    /// Regression: `(?:\<F-USER></F-USER>` after `<HOST>` expanded to
+    /// `(?:\(?P<user>)`, which parses (an escaped parenthesis, no group), and
+    /// `<F-USER>)<HOST>(</F-USER>` to a `user` group that is empty: the split
+    /// of the parse and the split of the text disagreed (found by
+    /// `split_agrees_with_splitting_the_text`). A tag that cannot make a
+    /// group of its own is an error.
+    #[test]
+    fn tags_escaped_or_in_a_class_are_refused() {
+        for p in [
+            r"<HOST>(?:\<F-USER></F-USER>",
+            r"<HOST> [<F-USER></F-USER>]",
+            r"<HOST> (?:[<F-USER>]</F-USER>",
+            r"<HOST> [^]<F-USER>]</F-USER>",
+            r"<HOST> [[:alpha:]<F-USER>]</F-USER>",
+            r"<F-USER>)<HOST>(</F-USER>",
+            r"<HOST> (<F-USER>)</F-USER>",
+            r"<HOST> <F-USER>(</F-USER>)",
+        ] {
+            let err = expand(p, HostRule::Required).expect_err(p);
+            assert!(err.to_string().contains("bad capture tag"), "{p}: {err}");
+            assert_eq!(split(p), None, "{p}");
+            assert_eq!(split_slowly(p), None, "{p}");
+        }
+        // Outside a class, after an escaped backslash or a closed class
+        // (including one whose first member is `]`), a tag is a group.
+        for p in [
+            r"<HOST> \\<F-USER>\S+</F-USER>",
+            r"<HOST> []a]<F-USER>\S+</F-USER>",
+            r"<HOST> [^]]<F-USER>\S+</F-USER>",
+            r"<HOST> [\]]<F-USER>\S+</F-USER>",
+            r"<HOST> [[:alpha:]]<F-USER>\S+</F-USER>",
+            r"<HOST> (?:a|(b))<F-USER>\S+</F-USER>",
+            r"<HOST> \(<F-USER>\S+</F-USER>",
+            r"<HOST> [(]<F-USER>\S+</F-USER>",
+        ] {
+            let e = expand(p, HostRule::Required).expect(p);
+            assert!(e.ends_with(r"(?P<user>\S+)"), "{p}: {e}");
+        }
     }
 
     #[test]
