@@ -2084,10 +2084,12 @@ mod tests {
 
     /// Patterns whose text before `<HOST>` the forward walk takes (the
     /// first three), and ones it leaves to the general path.
-    const FORWARD_SHAPES: [&str; 6] = [
+    const FORWARD_SHAPES: [&str; 7] = [
         r"^(?:pam_[a-z0-9_]+\(sshd:auth\): )?authentication failure; logname=\S* uid=\d* euid=\d* tty=\S* ruser=\S* rhost=<HOST>(?:\s+user=\S*)?\s*$",
         r"^(?:error: )?Received disconnect from <HOST>(?: port \d+)?: ?\d+: .*$",
         r"^(?:\[ID \d+ [a-z]+\] )?(?:Did not|Bad) (?:receive|x) from (?P<who>[a-z]+) at <HOST>(?: port \d+)?$",
+        // Runs of one length, followed by bytes of their class.
+        r"^(?:error: )?[A-Z][a-z]+ (?:receive|x) from (?P<who>[a-z]{2}[a-z]*) at <HOST>(?: port \d+)?$",
         r"^(?:error: )?Failed (?:password|none) for (?:invalid user )?<F-USER>[^:]*</F-USER> from <HOST>(?: port \d+)?(?: ssh2)?(?:: .*)?$",
         r"^Disconnected from (?:(?:authenticating |invalid )?user <F-USER>[^:]*</F-USER> )?<HOST> port \d+(?: \[preauth\])?$",
         r"^Connection from (?:user )?<HOST> port \d+$",
@@ -2151,7 +2153,7 @@ mod tests {
             let plan = CapturePlan::build(&s.before, "who")
                 .or_else(|| CapturePlan::build(&s.before, "user"));
             let f = FastHost::build(&s, true).expect("builds").with_plan(plan);
-            assert_eq!(f.forward, k < 3, "{p}");
+            assert_eq!(f.forward, k < 4, "{p}");
         }
         let p = FORWARD_SHAPES[0];
         let f = FastHost::build(&split(p).expect("splits"), true).expect("builds");

@@ -12,7 +12,8 @@
 //! - A run of a byte class (`\S*`, `[a-z]{1,3}`) must end where it can only
 //!   end: every byte that can come next is outside the class (then the run
 //!   takes all the class bytes there are), or only literal text and the text's
-//!   end follow (then the run ends that many bytes before the end).
+//!   end follow (then the run ends that many bytes before the end), or the
+//!   run has one length (`[a-z]`, `\d{4}`).
 //! - Optional parts and alternatives are tried in the regex's priority order,
 //!   so the first way the whole text matches is the leftmost-first one, and the
 //!   named group's span is the one the capturing search reports.
@@ -161,8 +162,9 @@ const AT_END: usize = 256;
 /// Where a run ends, the one place the rest can match from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunEnd {
-    /// At the first byte outside the class: nothing that can follow starts
-    /// with a byte of the class.
+    /// At the first byte outside the class, or after `max` bytes: nothing
+    /// that can follow starts with a byte of the class, or the run has one
+    /// length only (`[a-z]`, `\d{4}`), which it takes whatever follows.
     Maximal,
     /// This many bytes before the text's end: only literal text follows.
     Tail(usize),
@@ -243,8 +245,11 @@ impl Skeleton {
                     }
                 }
             }
-            if let Inst::Run { class, .. } = &prog[pc] {
-                let end = run_end(&prog, pc, class, full)?;
+            if let Inst::Run {
+                class, min, max, ..
+            } = &prog[pc]
+            {
+                let end = run_end(&prog, pc, class, *min == *max, full)?;
                 if let Inst::Run { end: e, .. } = &mut prog[pc] {
                     *e = end;
                 }
@@ -711,13 +716,24 @@ fn run(bytes: &regex_syntax::hir::ClassBytes, min: usize, max: Option<usize>) ->
 }
 
 /// How the run at `pc` ends (see [`RunEnd`]); `None` when neither holds.
-/// `full`: the program's match takes the whole text.
+/// `fixed`: the run has one length only. `full`: the program's match takes
+/// the whole text.
 ///
 /// Without `full`, a way on that reaches the match taking no byte takes none
 /// wherever the run ends (no start test, see [`Skeleton::prefix`]), so the
 /// longest run finds a match whenever a shorter one does: good enough to
 /// tell whether there is a match, which is all such a program says.
-fn run_end(prog: &[Inst], pc: usize, class: &[bool; 256], full: bool) -> Option<RunEnd> {
+fn run_end(
+    prog: &[Inst],
+    pc: usize,
+    class: &[bool; 256],
+    fixed: bool,
+    full: bool,
+) -> Option<RunEnd> {
+    // A run of one length ends in one place, whatever may follow it.
+    if fixed {
+        return Some(RunEnd::Maximal);
+    }
     let mut next = [false; 256];
     first_bytes(prog, pc + 1, &mut next, full);
     if !(0..256).any(|b| next[b] && class[b]) {
@@ -774,8 +790,9 @@ fn first_bytes(prog: &[Inst], pc: usize, set: &mut [bool; 256], full: bool) -> (
 /// The lead of `prog` (a full program) and whether it is all of it (see
 /// [`Skeleton::lead`]). An instruction belongs to the lead when no earlier
 /// one jumps past it and: a choice's two ways start with different bytes
-/// and neither can match the empty text; what follows a run cannot start
-/// with a byte of its class nor match the empty text; and it is no `$`.
+/// and neither can match the empty text; a run has one length, or what
+/// follows it cannot start with a byte of its class nor match the empty
+/// text; and it is no `$`.
 /// Then no text has two ways through the lead, and a walk of it never
 /// needs to go back. A forward program is one whose lead reaches its
 /// `Match` and that cannot match the empty text: there, as nothing after
@@ -807,6 +824,9 @@ fn lead_of(prog: &[Inst]) -> (usize, bool) {
                 reach = reach.max(*to);
                 true
             }
+            // A run of one length reads no byte past itself, and ends in
+            // one place.
+            Inst::Run { min, max, .. } if min == max => true,
             Inst::Run { class, .. } => {
                 let (next, empty) = ahead(pc + 1);
                 !empty && !(0..256).any(|k| next[k] && class[k])
@@ -844,7 +864,7 @@ pub(super) mod tests {
 
     /// Patterns of the shapes filters write before `<HOST>`, with a named
     /// group where they have one.
-    const PATTERNS: [(&str, Option<&str>); 9] = [
+    const PATTERNS: [(&str, Option<&str>); 11] = [
         (
             r"^(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?(?:error: )?Failed (?:password|keyboard-interactive(?:/[a-z0-9-]+)?|none|rhosts(?:-rsa)?) for (?:(?:invalid|illegal) user )?(?P<user>[^:]*) from ",
             Some("user"),
@@ -862,6 +882,12 @@ pub(super) mod tests {
         (r"^x(?:y|yz)?(?P<user>z?)", Some("user")),
         (r"^(?P<user>.*) from ", Some("user")),
         (r"^[a-c]{1,3}(?:x|y)?d", None),
+        // Runs of one length, followed by bytes of their class.
+        (
+            r"^(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?Accepted [a-z][a-z0-9-]*(?:/[a-z0-9-]+)? for (?P<user>[^:]*) from ",
+            Some("user"),
+        ),
+        (r"^[a-c](?:ab|ba)?(?P<user>[a-d]{2})[a-d]*x?", Some("user")),
         (r"^(?:ab|b)?(?:a|)?c?", None),
     ];
 
@@ -925,6 +951,10 @@ pub(super) mod tests {
                 " by ",
                 "authenticating ",
                 "Received disconnect from ",
+                "Accepted ",
+                "publickey",
+                "-",
+                "/",
                 "a",
                 "b",
                 "c",
