@@ -489,7 +489,17 @@ impl FastHost {
     pub fn build(split: &Split, anchored: bool) -> Option<FastHost> {
         let first = regex_automata::MatchKind::LeftmostFirst;
         let anchored = anchored || split.before_anchored;
+        // Anchored, a skeleton of `A` takes its gap (`.*` before literal
+        // text) as a run that ends before that text, and notes the group
+        // on its walk: the two DFAs of a gap cost more to build than all
+        // the rest of a pattern's fast path.
+        let gap_skeleton = || {
+            anchored
+                .then(|| Skeleton::of_hir(&split.before_hir, None))
+                .flatten()
+        };
         let before = match (&split.gap, &split.before_literal) {
+            (Some(_), _) if let Some(sk) = gap_skeleton() => Before::Skeleton(sk),
             (Some(gap), _) => Before::Gap {
                 head: Box::new(dense(&gap.head, false, !anchored)?),
                 rest: match &gap.rest_literal {
