@@ -2076,14 +2076,19 @@ mod tests {
 
     /// Patterns of each shape the fast path takes apart, with whether the
     /// text is anchored (a syslog message).
-    const SHAPES: [(&str, bool); 7] = [
+    const SHAPES: [(&str, bool); 8] = [
         (
             r"^(?:error: )?Failed (?:password|none) for (?:invalid user )?<F-USER>[^:]*</F-USER> from <HOST>(?: port \d+)?$",
             true,
         ),
+        // Anchored, a gap is a skeleton's run; not anchored, two DFAs.
         (
             r"^Failed password for (?:invalid user )?.* from <HOST> port \d+$",
             true,
+        ),
+        (
+            r"Failed password for (?:invalid user )?.* from <HOST> port \d+$",
+            false,
         ),
         (r"from <HOST>(?: port \d+)?(?::\d+)?", false),
         (r"rhost=<HOST>$", true),
@@ -2091,6 +2096,20 @@ mod tests {
         (r"<HOST>:\d+ x", false),
         (r"\[<HOST>\]:\d+$", false),
     ];
+
+    #[test]
+    fn anchored_gaps_and_runs_of_one_length_are_skeletons() {
+        let build = |(p, anchored): (&str, bool)| {
+            FastHost::build(&split(p).expect("splits"), anchored).expect("builds")
+        };
+        assert!(matches!(build(SHAPES[1]).before, Before::Skeleton(_)));
+        assert!(matches!(build(SHAPES[2]).before, Before::Gap { .. }));
+        let accepted = r"^Accepted [a-z][a-z0-9-]* for <F-USER>[^:]*</F-USER> from <HOST>$";
+        assert!(matches!(
+            build((accepted, true)).before,
+            Before::Skeleton(_)
+        ));
+    }
 
     /// Patterns whose text before `<HOST>` the forward walk takes (the
     /// first three), and ones it leaves to the general path.
