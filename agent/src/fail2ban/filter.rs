@@ -562,6 +562,8 @@ pub struct LineState {
     joined: String,
     /// Where the last dates were found, and the last parse.
     date: DateState,
+    /// The prefregex split's search on the last line, resumed on the next.
+    split: crate::fail2ban::regex::Resume,
     /// The named captures (`<F-USER>`...) of the last line that was a failure,
     /// bounded; filled only for failures.
     pub(crate) captures: crate::filter::Captures,
@@ -739,7 +741,7 @@ impl Matcher {
         let mut split_at = None;
         let content = match (&self.pref, &self.split) {
             (None, _) => text,
-            (Some(p), Some(split)) => match split.split(text) {
+            (Some(p), Some(split)) => match split.split_resumed(text, &mut state.split) {
                 Split::Miss => return Verdict::Miss,
                 Split::Content { at, group } => {
                     split_at = Some(group);

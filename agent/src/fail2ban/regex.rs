@@ -16,7 +16,7 @@ mod capture;
 mod rewrite;
 mod scan;
 
-pub(crate) use scan::{AsciiDfa, NoAnswer};
+pub(crate) use scan::{AsciiDfa, NoAnswer, Resume};
 
 /// Why a fail2ban regex cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1426,7 +1426,7 @@ impl ContentSplit {
             Head::Parts { .. } => {
                 let (start, xend, end) = match group {
                     Some((start, xend)) => (start, xend, self.parts_end(hay, xend)?),
-                    None => self.parts(hay)?,
+                    None => self.parts(hay, None)?,
                 };
                 o[0] = Some((start, end));
                 o[1] = Some((start, xend));
@@ -1449,7 +1449,21 @@ impl ContentSplit {
     }
 
     /// Where `hay`'s content starts, by a DFA run of HEAD (or of its parts).
+    #[cfg(test)]
     pub fn split(&self, hay: &str) -> Split {
+        self.split_with(hay, None)
+    }
+
+    /// The same, X's search resumed from `memo` (the source's last line):
+    /// its answer is the plain search's (see [`scan::Resume`]). Y's search
+    /// and the content's end (`.+$` reads to the line's end) are found on
+    /// this line alone, as the plain split finds them; a HEAD run whole is
+    /// not resumed.
+    pub fn split_resumed(&self, hay: &str, memo: &mut scan::Resume) -> Split {
+        self.split_with(hay, Some(memo))
+    }
+
+    fn split_with(&self, hay: &str, memo: Option<&mut scan::Resume>) -> Split {
         let (end, group) = match &self.head {
             Head::Whole { re, dfa } => {
                 let m = match dfa {
@@ -1458,7 +1472,7 @@ impl ContentSplit {
                 };
                 (m.map(|(_, e)| e), None)
             }
-            Head::Parts { .. } => match self.parts(hay) {
+            Head::Parts { .. } => match self.parts(hay, memo) {
                 Some((start, xend, end)) => (Some(end), Some((start, xend))),
                 None => (None, None),
             },
@@ -1477,12 +1491,15 @@ impl ContentSplit {
     }
 
     /// HEAD as parts: X's span and where Y after it ends.
-    fn parts(&self, hay: &str) -> Option<(usize, usize, usize)> {
+    fn parts(&self, hay: &str, memo: Option<&mut scan::Resume>) -> Option<(usize, usize, usize)> {
         let Head::Parts { x, x_dfa, .. } = &self.head else {
             return None;
         };
         // `^(?:X)`: every match starts the line.
-        let (start, xend) = x_dfa.find_anchored(x, hay, 0)?;
+        let (start, xend) = match memo {
+            Some(memo) => x_dfa.find_at_start(x, hay, memo)?,
+            None => x_dfa.find_anchored(x, hay, 0)?,
+        };
         Some((start, xend, self.parts_end(hay, xend)?))
     }
 

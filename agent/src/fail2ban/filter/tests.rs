@@ -688,3 +688,105 @@ fn scan_searches_the_anchored_fast_regexes() {
         ],
     );
 }
+
+/// `line` with the byte at `at` (if any) replaced by `with`, or cut there.
+fn one_byte_off(line: &str, at: usize, with: char) -> String {
+    let mut out: Vec<u8> = line.as_bytes().to_vec();
+    match out.get_mut(at) {
+        Some(_) if with == '\0' => out.truncate(at),
+        Some(b) if with.is_ascii() => *b = with as u8,
+        Some(_) => {
+            out.splice(at..=at, with.to_string().bytes());
+        }
+        None => out.extend(with.to_string().bytes()),
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+proptest::proptest! {
+    /// The split resumed from the source's last line answers as the plain
+    /// split on lines that share heads and part at any byte of the head or
+    /// just after it.
+    #[test]
+    fn split_resumed_same_as_split(
+        heads in proptest::collection::vec(proptest::collection::vec(proptest::sample::select(vec![
+            " ", "  ", "host", "[]", "<a.b>", "app", "app[12]", "app[3]", "[app]", ":", "[7]:",
+            "error: ", "fatal: PAM: ", "x", "\t", "(sub)",
+        ]), 0..7), 1..4),
+        rests in proptest::collection::vec(proptest::sample::select(vec![
+            "", "Bad login", "error: no", "kx", " ", "x y", "\u{e9}t\u{e9}",
+        ]), 1..4),
+        offs in proptest::collection::vec((0usize..40, proptest::sample::select(vec![
+            ' ', 'a', '[', ']', ':', '1', 'e', 'f', 'k', '\t', 'x', '(', '<', '.', '\u{e9}', '\0',
+        ])), 0..24),
+    ) {
+        use crate::fail2ban::regex::{ContentSplit, F2bRegex, Resume};
+        let full = F2bRegex::new(SPLIT_PREF).unwrap();
+        let split = ContentSplit::new(SPLIT_PREF, &full).unwrap();
+        let mut memo = Resume::default();
+        for (i, (at, with)) in offs.iter().enumerate() {
+            let head: String = heads[i % heads.len()].concat();
+            let base = format!("{head}{}", rests[i % rests.len()]);
+            for line in [one_byte_off(&base, *at % (head.len() + 2), *with), base.clone()] {
+                proptest::prop_assert_eq!(
+                    split.split_resumed(&line, &mut memo),
+                    split.split(&line),
+                    "{:?}",
+                    line
+                );
+            }
+        }
+    }
+}
+
+/// The same on real lines, in order (fail2ban's own sshd.conf prefregex and
+/// a real auth.log, where both are here), with their dates cut.
+#[test]
+fn split_resumed_same_on_real_lines() {
+    use crate::fail2ban::regex::{ContentSplit, F2bRegex, Resume};
+    let conf = std::path::Path::new("/etc/fail2ban/filter.d/sshd.conf");
+    let (Ok(log), true) = (std::fs::read("/tmp/auth.log"), conf.is_file()) else {
+        eprintln!("skipped: no /tmp/auth.log or sshd.conf");
+        return;
+    };
+    let def = Definition::read(conf, &BTreeMap::new()).unwrap();
+    let pref = def.prefregex.as_ref().unwrap();
+    let text = python_text(pref, def.maxlines > 1);
+    let full = F2bRegex::new(&text).unwrap();
+    let split = ContentSplit::new(&text, &full).unwrap();
+    assert!(split.is_parts());
+    let log = String::from_utf8_lossy(&log);
+    let mut memo = Resume::default();
+    let mut content = 0;
+    for line in log.lines() {
+        let cut = line.get(15..).unwrap_or(line);
+        let got = split.split_resumed(cut, &mut memo);
+        assert_eq!(got, split.split(cut), "{cut:?}");
+        content += usize::from(matches!(got, crate::fail2ban::regex::Split::Content { .. }));
+    }
+    assert!(content > log.lines().count() / 2);
+}
+
+/// One memo met by two splits in turn: each answers as its plain split.
+#[test]
+fn split_resumed_across_two_patterns() {
+    use crate::fail2ban::regex::{ContentSplit, F2bRegex, Resume};
+    let other = r"^(?P<mlfid>\S+ +)(?:e: )?(?P<content>.+)$";
+    let a = ContentSplit::new(SPLIT_PREF, &F2bRegex::new(SPLIT_PREF).unwrap()).unwrap();
+    let b = ContentSplit::new(other, &F2bRegex::new(other).unwrap()).unwrap();
+    assert!(a.is_parts() && b.is_parts());
+    let mut memo = Resume::default();
+    for line in [
+        "host app[3]: error: x",
+        "host app[3]: e: x",
+        "host app[3]:",
+        "host",
+        "",
+        "host   app: y",
+        "h\u{e9}st app: y",
+    ] {
+        for s in [&a, &b, &a] {
+            assert_eq!(s.split_resumed(line, &mut memo), s.split(line), "{line:?}");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
@@ -107,5 +108,142 @@ impl LazyDfa {
             return m.map(|(_, end)| (from, end));
         }
         re.find_anchored(hay, from)
+    }
+}
+
+/// What one source keeps between its lines for a search from the line's
+/// start ([`LazyDfa::find_at_start`]): the states the last line's search
+/// went through, so the next line's search starts where the two lines part.
+///
+/// A DFA's state before byte `i` depends only on the bytes before `i` (and,
+/// for a search from the line's start, on nothing else: there is no
+/// look-behind there), and so does every match end it saw before `i`; the
+/// search ends on a dead state, a quit byte or the line's end, after the
+/// last byte it read. So a line that starts with the last line's first `c`
+/// bytes reaches the same state, with the same match so far, at `c`, and
+/// the rest of its search (on its own bytes from `c`, its own end) is its
+/// plain search's rest: the answer is the plain search's, byte for byte,
+/// however far the search looked (past the match end, or to the line's
+/// end). Only the bytes the last search read are kept (at most [`KEPT`]).
+///
+/// The states are ids in this memo's own cache (not the pool's, where
+/// another thread's search could take it): a cache clear renumbers them, so
+/// the trail is dropped then, and a memo that meets another DFA starts over.
+#[derive(Debug, Default)]
+pub(crate) struct Resume {
+    dfa: Option<Arc<DFA>>,
+    cache: Option<Cache>,
+    /// The cache's clear count when the trail was laid.
+    clears: usize,
+    /// The last line's first bytes the search read past.
+    bytes: Vec<u8>,
+    /// `trail[i]`: the state before `bytes[i]` (or the byte after them) and
+    /// the end of the last match seen before it ([`NO_MATCH`]: none).
+    trail: Vec<(LazyStateID, usize)>,
+}
+
+/// At most this many of a line's bytes are kept in a [`Resume`]: a line
+/// head; a search that reads on is resumed from no further.
+const KEPT: usize = 96;
+
+/// No match yet, in a [`Resume`] trail.
+const NO_MATCH: usize = usize::MAX;
+
+impl AsciiDfa {
+    /// `find_anchored(hay, 0)`'s match end, resumed from `memo` where the
+    /// last line searched shares a start with `hay`.
+    pub(crate) fn find_at_start(
+        &self,
+        hay: &str,
+        memo: &mut Resume,
+    ) -> Result<Option<usize>, NoAnswer> {
+        let hay = hay.as_bytes();
+        if !memo.dfa.as_ref().is_some_and(|d| Arc::ptr_eq(d, &self.dfa)) {
+            memo.dfa = Some(Arc::clone(&self.dfa));
+            memo.cache = Some(self.dfa.create_cache());
+            memo.trail.clear();
+        }
+        let Some(cache) = memo.cache.as_mut() else {
+            return Err(NoAnswer);
+        };
+        if memo.trail.is_empty() || cache.clear_count() != memo.clears {
+            memo.bytes.clear();
+            memo.trail.clear();
+            memo.clears = cache.clear_count();
+            let input = Input::new(hay).anchored(Anchored::Yes);
+            let start = self
+                .dfa
+                .start_state_forward(cache, &input)
+                .map_err(|_| NoAnswer)?;
+            memo.trail.push((start, NO_MATCH));
+        }
+        let c = memo
+            .bytes
+            .iter()
+            .zip(hay)
+            .take_while(|(a, b)| a == b)
+            .count();
+        memo.bytes.truncate(c);
+        memo.trail.truncate(c + 1);
+        let (mut sid, mut mat) = memo.trail[c];
+        let mut at = c;
+        let found = loop {
+            let Some(&b) = hay.get(at) else {
+                let Ok(eoi) = self.dfa.next_eoi_state(cache, sid) else {
+                    break Err(NoAnswer);
+                };
+                if eoi.is_match() {
+                    mat = at;
+                }
+                break Ok(mat);
+            };
+            let Ok(next) = self.dfa.next_state(cache, sid, b) else {
+                break Err(NoAnswer);
+            };
+            sid = next;
+            if sid.is_tagged() {
+                if sid.is_match() {
+                    // Matches show one byte late: this one ends before `b`.
+                    mat = at;
+                } else if sid.is_dead() {
+                    break Ok(mat);
+                } else {
+                    // A quit byte (non-ASCII).
+                    break Err(NoAnswer);
+                }
+            }
+            at += 1;
+            if at <= KEPT {
+                memo.bytes.push(b);
+                memo.trail.push((sid, mat));
+            }
+        };
+        if cache.clear_count() != memo.clears {
+            memo.trail.clear();
+        }
+        found.map(|m| (m != NO_MATCH).then_some(m))
+    }
+}
+
+impl LazyDfa {
+    /// `self.find_anchored(re, hay, 0)`, resumed from `memo` (see
+    /// [`Resume`]).
+    #[inline]
+    pub(crate) fn find_at_start(
+        &self,
+        re: &super::FastRe,
+        hay: &str,
+        memo: &mut Resume,
+    ) -> Option<(usize, usize)> {
+        let dfa = self.0.get_or_init(|| {
+            re.ascii_hir()
+                .and_then(|h| AsciiDfa::new(std::slice::from_ref(h)))
+        });
+        if let Some(dfa) = dfa
+            && let Ok(m) = dfa.find_at_start(hay, memo)
+        {
+            return m.map(|end| (0, end));
+        }
+        re.find_anchored(hay, 0)
     }
 }
