@@ -303,13 +303,23 @@ const CUT_DFA_LIMIT: usize = 1 << 16;
 impl Engine {
     /// `segment`: a segment's end is wanted even where it has no groups.
     fn new(nfa: NFA, hir: &Hir, segment: bool) -> Result<Engine, String> {
-        // As `meta` decides: one-pass only where there are groups to find
-        // and no Unicode word boundary (the one-pass DFA cannot run one).
+        let onepass = Engine::wants_onepass(hir, segment)
+            .then(|| onepass_dfa(&nfa))
+            .flatten();
+        Engine::with_onepass(nfa, onepass)
+    }
+
+    /// As `meta` decides: one-pass only where there are groups to find
+    /// and no Unicode word boundary (the one-pass DFA cannot run one).
+    fn wants_onepass(hir: &Hir, segment: bool) -> bool {
         let props = hir.properties();
-        let onepass = ((segment || props.explicit_captures_len() > 0)
-            && !props.look_set().contains_word_unicode())
-        .then(|| onepass_dfa(&nfa))
-        .flatten();
+        (segment || props.explicit_captures_len() > 0) && !props.look_set().contains_word_unicode()
+    }
+
+    /// `onepass`: the one-pass DFA of `nfa`, already built by a caller that
+    /// needed it to decide a cut (building it again was a second cost the
+    /// same size, paid once per segment on each cut pattern).
+    fn with_onepass(nfa: NFA, onepass: Option<onepass::DFA>) -> Result<Engine, String> {
         let backtrack = backtrack::Builder::new()
             .build_from_nfa(nfa.clone())
             .map_err(|e| e.to_string())?;
@@ -1120,19 +1130,20 @@ fn segments(
     let mut bounds = vec![0];
     bounds.extend(cuts);
     bounds.push(items.len());
-    let build = |lo: usize, hi: usize| -> Option<(Hir, NFA, bool, usize)> {
+    // The one-pass DFA that decides a join is kept for the segment's engine.
+    let build = |lo: usize, hi: usize| -> Option<(Hir, NFA, Option<onepass::DFA>, usize)> {
         let h = Hir::concat(items[lo..hi].to_vec());
         let nfa = compile(&h).ok()?;
-        let one = onepass_dfa(&nfa).is_some();
+        let one = onepass_dfa(&nfa);
         Some((h, nfa, one, lo))
     };
     let mut out = Vec::new();
     let (mut lo, mut hi) = (bounds[0], bounds[1]);
     let mut current = build(lo, hi)?;
     for &next in &bounds[2..] {
-        if current.2 {
+        if current.2.is_some() {
             let joined = build(lo, next)?;
-            if joined.2 {
+            if joined.2.is_some() {
                 current = joined;
                 hi = next;
                 continue;
@@ -1143,8 +1154,9 @@ fn segments(
         current = build(lo, hi)?;
     }
     out.push(current);
-    let decided =
-        |(h, _, one, _): &(Hir, NFA, bool, usize)| *one && h.properties().minimum_len() != Some(0);
+    let decided = |(h, _, one, _): &(Hir, NFA, Option<onepass::DFA>, usize)| {
+        one.is_some() && h.properties().minimum_len() != Some(0)
+    };
     if depth == 0 && (out.len() < 2 || !out.iter().any(decided)) {
         return None;
     }
@@ -1178,8 +1190,10 @@ fn segments(
     out.into_iter()
         .zip(ends)
         .enumerate()
-        .map(|(n, ((h, nfa, one, lo), hi))| {
-            let engine = Engine::new(nfa, &h, true).ok()?;
+        .map(|(n, ((h, nfa, dfa, lo), hi))| {
+            let one = dfa.is_some();
+            let dfa = dfa.filter(|_| Engine::wants_onepass(&h, true));
+            let engine = Engine::with_onepass(nfa, dfa).ok()?;
             let slot_len = engine.backtrack.get_nfa().group_info().slot_len();
             // `<HOST>` is in the last segment only (no cut past it), whose
             // end is the match's: what follows it is run to that end.
