@@ -89,6 +89,18 @@ impl AsciiDfa {
 pub(crate) struct LazyDfa(std::sync::OnceLock<Option<AsciiDfa>>);
 
 impl LazyDfa {
+    /// The DFA of `re`'s ASCII form, built now if this is its first use;
+    /// `None` where it cannot be built.
+    #[inline]
+    fn get(&self, re: &super::FastRe) -> Option<&AsciiDfa> {
+        self.0
+            .get_or_init(|| {
+                re.ascii_hir()
+                    .and_then(|h| AsciiDfa::new(std::slice::from_ref(h)))
+            })
+            .as_ref()
+    }
+
     /// `re.find_anchored(hay, from)`: by the DFA where it answers, else by
     /// `re` itself.
     #[inline]
@@ -98,11 +110,7 @@ impl LazyDfa {
         hay: &str,
         from: usize,
     ) -> Option<(usize, usize)> {
-        let dfa = self.0.get_or_init(|| {
-            re.ascii_hir()
-                .and_then(|h| AsciiDfa::new(std::slice::from_ref(h)))
-        });
-        if let Some(dfa) = dfa
+        if let Some(dfa) = self.get(re)
             && let Ok(m) = dfa.find_anchored(hay, from)
         {
             return m.map(|(_, end)| (from, end));
@@ -235,11 +243,7 @@ impl LazyDfa {
         hay: &str,
         memo: &mut Resume,
     ) -> Option<(usize, usize)> {
-        let dfa = self.0.get_or_init(|| {
-            re.ascii_hir()
-                .and_then(|h| AsciiDfa::new(std::slice::from_ref(h)))
-        });
-        if let Some(dfa) = dfa
+        if let Some(dfa) = self.get(re)
             && let Ok(m) = dfa.find_at_start(hay, memo)
         {
             return m.map(|end| (0, end));
