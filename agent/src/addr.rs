@@ -111,14 +111,19 @@ pub(crate) fn parse_addr_chars(bytes: &[u8], colon: bool) -> Option<IpAddr> {
 /// last two groups. The standard parser goes through `&str` and a generic
 /// parser combinator; an attacked server's log holds an IPv6 address on many
 /// lines, and this is several times cheaper. One pass from left to right, each
-/// byte looked at once: the groups after `::` are moved to the end at the
-/// close.
+/// byte looked at once. The groups are shifted into one number as they come,
+/// those before `::` set aside and shifted into place at the close: an array
+/// of groups closed the gap with two `memcpy` calls (391 instructions a call
+/// on attacks-100k against 375 this way).
 fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
     let len = bytes.len();
-    let mut groups = [0u16; 8];
-    let mut n = 0;
+    // The groups read so far (since `::`, once it is seen), 16 bits each.
+    let mut groups: u128 = 0;
+    // The groups before `::`.
+    let mut head: u128 = 0;
+    let mut n: u32 = 0;
     // How many groups come before `::`, once it is seen.
-    let mut gap: Option<usize> = None;
+    let mut gap: Option<u32> = None;
     let mut pos = 0;
     if bytes.starts_with(b"::") {
         gap = Some(0);
@@ -147,25 +152,26 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
                 if n + 2 > room {
                     return None;
                 }
-                let [a, b, c, d] = parse_v4(&bytes[start..])?.octets();
-                groups[n] = u16::from_be_bytes([a, b]);
-                groups[n + 1] = u16::from_be_bytes([c, d]);
+                let quad = parse_v4(&bytes[start..])?;
+                groups = groups << 32 | u128::from(quad.to_bits());
                 n += 2;
                 break;
             }
             _ if pos == start => return None,
             None => {
-                groups[n] = value as u16;
+                groups = groups << 16 | u128::from(value);
                 n += 1;
             }
             Some(b':') => {
-                groups[n] = value as u16;
+                groups = groups << 16 | u128::from(value);
                 n += 1;
                 if bytes.get(pos + 1) == Some(&b':') {
                     if gap.is_some() {
                         return None;
                     }
                     gap = Some(n);
+                    head = groups;
+                    groups = 0;
                     pos += 2;
                 } else {
                     pos += 1;
@@ -180,14 +186,12 @@ fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
         }
     }
     match gap {
-        None => (n == 8).then(|| Ipv6Addr::from(groups)),
-        // `::` stands for at least one group.
-        Some(g) if n <= 7 => {
-            let mut full = [0u16; 8];
-            full[..g].copy_from_slice(&groups[..g]);
-            full[8 - (n - g)..].copy_from_slice(&groups[g..n]);
-            Some(Ipv6Addr::from(full))
-        }
+        None => (n == 8).then(|| Ipv6Addr::from_bits(groups)),
+        // `::` stands for at least one group. With none before it, `head`
+        // is 0 and the shift (by 128, taken as 0) leaves it 0.
+        Some(g) if n <= 7 => Some(Ipv6Addr::from_bits(
+            head.wrapping_shl(16 * (8 - g)) | groups,
+        )),
         Some(_) => None,
     }
 }
