@@ -155,7 +155,37 @@ impl TimeMemo {
     /// A line of either remembered hour is answered without moving the
     /// slots (`recent` notes which was used); a new hour takes the slot used
     /// longest ago.
+    ///
+    /// Inlined, with the rest kept out of line ([`Self::resolve_new`]): a
+    /// remembered hour is the usual case, and a call's frame cost about as
+    /// much as the look-up.
+    #[inline(always)]
     pub fn resolve(
+        &mut self,
+        raw: &RawTime,
+        zone: usize,
+        tz: &TimeZone,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        if let Some(within) = within_hour(raw) {
+            let hour = hour_key(raw);
+            for (i, m) in self.last.iter().enumerate() {
+                if let Some(m) = m
+                    && m.hour == hour
+                    && m.zone == zone
+                    && m.now == now
+                {
+                    self.recent = i;
+                    return m.start.map(|s| s + within);
+                }
+            }
+        }
+        self.resolve_new(raw, zone, tz, now)
+    }
+
+    /// [`Self::resolve`] of a line whose hour is not remembered.
+    #[inline(never)]
+    fn resolve_new(
         &mut self,
         raw: &RawTime,
         zone: usize,
@@ -166,16 +196,6 @@ impl TimeMemo {
             return raw.resolve(tz, now);
         };
         let hour = hour_key(raw);
-        for (i, m) in self.last.iter().enumerate() {
-            if let Some(m) = m
-                && m.hour == hour
-                && m.zone == zone
-                && m.now == now
-            {
-                self.recent = i;
-                return m.start.map(|s| s + within);
-            }
-        }
         let first = RawTime {
             minute: 0,
             second: 0,
