@@ -424,7 +424,9 @@ impl Sessions {
     /// names no PAM module: the parser takes a tag's `[` only as
     /// `[digits]` at its end, and a program name holds no `)`. So the scan
     /// for one ([`without_module`]), a few words per line, is skipped for the
-    /// common `sshd[PID]`; anything else takes the general path.
+    /// common `sshd[PID]`; anything else takes the general path. Inlined:
+    /// the matcher calls it for nearly every line that matched.
+    #[inline]
     pub(crate) fn key_tagged(
         &self,
         filter: FilterId,
