@@ -20,7 +20,7 @@ use jiff::tz::TimeZone;
 use super::date::{DateFinder, DateState};
 use super::ini::{Ini, IniError};
 use super::regex::{
-    AsciiDfa, ContentSplit, F2bRegex, Known, MACHINERY, NoAnswer, Split, resolve_tags,
+    AsciiDfa, ContentSplit, F2bRegex, Known, MACHINERY, NoAnswer, OwnCache, Split, resolve_tags,
 };
 
 /// Why a fail2ban filter cannot be used.
@@ -395,8 +395,12 @@ impl FailScan {
     /// The first searched failregex that matches `content`: its index,
     /// its pattern and the match's end.
     #[inline]
-    fn find(&self, content: &str) -> Result<Option<(usize, usize, usize)>, NoAnswer> {
-        Ok(self.dfa.find_anchored(content, 0)?.map(|(p, end)| {
+    fn find(
+        &self,
+        content: &str,
+        own: &mut OwnCache,
+    ) -> Result<Option<(usize, usize, usize)>, NoAnswer> {
+        Ok(self.dfa.find_anchored_in(content, 0, own)?.map(|(p, end)| {
             let (i, pid) = self.owner[p];
             (i, pid, end)
         }))
@@ -564,6 +568,8 @@ pub struct LineState {
     date: DateState,
     /// The prefregex split's search on the last line, resumed on the next.
     split: crate::fail2ban::regex::Resume,
+    /// The failregexes' one search's cache.
+    scan: OwnCache,
     /// The named captures (`<F-USER>`...) of the last line that was a failure,
     /// bounded; filled only for failures.
     pub(crate) captures: crate::filter::Captures,
@@ -771,7 +777,7 @@ impl Matcher {
         for &i in candidates {
             let f = &self.fail[i];
             let found = match scan.filter(|s| s.searched[i]) {
-                Some(s) => match *hit.get_or_insert_with(|| s.find(content)) {
+                Some(s) => match *hit.get_or_insert_with(|| s.find(content, &mut state.scan)) {
                     Ok(Some((j, pid, end))) if j == i => f.re.captures_found(content, pid, end),
                     // A later one matches first, or none does.
                     Ok(Some((j, ..))) if j > i => None,

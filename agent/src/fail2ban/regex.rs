@@ -16,7 +16,7 @@ mod capture;
 mod rewrite;
 mod scan;
 
-pub(crate) use scan::{AsciiDfa, NoAnswer, Resume};
+pub(crate) use scan::{AsciiDfa, NoAnswer, OwnCache, Resume};
 
 /// Why a fail2ban regex cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -83,6 +83,40 @@ impl AsciiDfa {
     }
 }
 
+/// A cache of one source's own for an [`AsciiDfa`] searched on each of
+/// its lines: taking one from the searcher's pool and putting it back cost
+/// about a tenth of the failregexes' search on a line.
+#[derive(Debug, Default)]
+pub(crate) struct OwnCache {
+    /// The DFA the cache is for: another one's search starts a new cache.
+    dfa: Option<Arc<DFA>>,
+    cache: Option<Cache>,
+}
+
+impl AsciiDfa {
+    /// [`find_anchored`](Self::find_anchored), in `own`'s cache.
+    #[inline]
+    pub(crate) fn find_anchored_in(
+        &self,
+        hay: &str,
+        from: usize,
+        own: &mut OwnCache,
+    ) -> Result<Option<(usize, usize)>, NoAnswer> {
+        let cache = match &mut own.cache {
+            Some(c) if own.dfa.as_ref().is_some_and(|d| Arc::ptr_eq(d, &self.dfa)) => c,
+            slot => {
+                own.dfa = Some(Arc::clone(&self.dfa));
+                slot.insert(self.dfa.create_cache())
+            }
+        };
+        let input = Input::new(hay).range(from..).anchored(Anchored::Yes);
+        match self.dfa.try_search_fwd(cache, &input) {
+            Ok(m) => Ok(m.map(|m| (m.pattern().as_usize(), m.offset()))),
+            Err(_) => Err(NoAnswer),
+        }
+    }
+}
+
 /// An [`AsciiDfa`] of one [`FastRe`](super::FastRe)'s ASCII form, built on
 /// its first use (as the pattern's own automata are).
 #[derive(Debug, Default)]
@@ -137,17 +171,39 @@ impl LazyDfa {
 /// The states are ids in this memo's own cache (not the pool's, where
 /// another thread's search could take it): a cache clear renumbers them, so
 /// the trail is dropped then, and a memo that meets another DFA starts over.
-#[derive(Debug, Default)]
+///
+/// The trail lives in fixed arrays: a `Vec` push per byte read (a
+/// capacity check and a length store each) cost as much as the DFA step.
+#[derive(Debug)]
 pub(crate) struct Resume {
     dfa: Option<Arc<DFA>>,
     cache: Option<Cache>,
     /// The cache's clear count when the trail was laid.
     clears: usize,
-    /// The last line's first bytes the search read past.
-    bytes: Vec<u8>,
-    /// `trail[i]`: the state before `bytes[i]` (or the byte after them) and
-    /// the end of the last match seen before it ([`NO_MATCH`]: none).
-    trail: Vec<(LazyStateID, usize)>,
+    /// Whether `trail[0]` holds the start state (the trail was laid).
+    laid: bool,
+    /// How many of the last line's first bytes the search read past.
+    len: usize,
+    /// Those bytes: `bytes[..len]`.
+    bytes: Box<[u8; KEPT]>,
+    /// `trail[i]` (`i <= len`): the state before `bytes[i]` (or the byte
+    /// after them) and the end of the last match seen before it
+    /// ([`NO_MATCH`]: none). A match end is at most [`KEPT`] there.
+    trail: Box<[(LazyStateID, u32); KEPT + 1]>,
+}
+
+impl Default for Resume {
+    fn default() -> Self {
+        Resume {
+            dfa: None,
+            cache: None,
+            clears: 0,
+            laid: false,
+            len: 0,
+            bytes: Box::new([0; KEPT]),
+            trail: Box::new([(LazyStateID::default(), NO_MATCH); KEPT + 1]),
+        }
+    }
 }
 
 /// At most this many of a line's bytes are kept in a [`Resume`]: a line
@@ -155,7 +211,28 @@ pub(crate) struct Resume {
 const KEPT: usize = 96;
 
 /// No match yet, in a [`Resume`] trail.
-const NO_MATCH: usize = usize::MAX;
+const NO_MATCH: u32 = u32::MAX;
+
+/// How many bytes `a` and `b` start with alike, compared a word at a time.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a.get(i..i + 8), b.get(i..i + 8)) {
+        let x = u64::from_le_bytes(x.try_into().expect("eight bytes"));
+        let y = u64::from_le_bytes(y.try_into().expect("eight bytes"));
+        if x != y {
+            return i + (x ^ y).trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
 
 impl AsciiDfa {
     /// `find_anchored(hay, 0)`'s match end, resumed from `memo` where the
@@ -169,39 +246,36 @@ impl AsciiDfa {
         if !memo.dfa.as_ref().is_some_and(|d| Arc::ptr_eq(d, &self.dfa)) {
             memo.dfa = Some(Arc::clone(&self.dfa));
             memo.cache = Some(self.dfa.create_cache());
-            memo.trail.clear();
+            memo.laid = false;
         }
         let Some(cache) = memo.cache.as_mut() else {
             return Err(NoAnswer);
         };
-        if memo.trail.is_empty() || cache.clear_count() != memo.clears {
-            memo.bytes.clear();
-            memo.trail.clear();
+        if !memo.laid || cache.clear_count() != memo.clears {
+            memo.len = 0;
             memo.clears = cache.clear_count();
             let input = Input::new(hay).anchored(Anchored::Yes);
             let start = self
                 .dfa
                 .start_state_forward(cache, &input)
                 .map_err(|_| NoAnswer)?;
-            memo.trail.push((start, NO_MATCH));
+            memo.trail[0] = (start, NO_MATCH);
+            memo.laid = true;
         }
-        let c = memo
-            .bytes
-            .iter()
-            .zip(hay)
-            .take_while(|(a, b)| a == b)
-            .count();
-        memo.bytes.truncate(c);
-        memo.trail.truncate(c + 1);
-        let (mut sid, mut mat) = memo.trail[c];
+        let c = common_prefix(&memo.bytes[..memo.len], hay);
+        let (mut sid, m) = memo.trail[c];
+        let mut mat = (m != NO_MATCH).then_some(m as usize);
         let mut at = c;
+        // The bytes read past (the search goes on after them) are kept up
+        // to `KEPT`: `memo.len` is where this line's kept head ends.
+        let kept = hay.len().min(KEPT);
         let found = loop {
             let Some(&b) = hay.get(at) else {
                 let Ok(eoi) = self.dfa.next_eoi_state(cache, sid) else {
                     break Err(NoAnswer);
                 };
                 if eoi.is_match() {
-                    mat = at;
+                    mat = Some(at);
                 }
                 break Ok(mat);
             };
@@ -212,7 +286,7 @@ impl AsciiDfa {
             if sid.is_tagged() {
                 if sid.is_match() {
                     // Matches show one byte late: this one ends before `b`.
-                    mat = at;
+                    mat = Some(at);
                 } else if sid.is_dead() {
                     break Ok(mat);
                 } else {
@@ -220,16 +294,18 @@ impl AsciiDfa {
                     break Err(NoAnswer);
                 }
             }
-            at += 1;
-            if at <= KEPT {
-                memo.bytes.push(b);
-                memo.trail.push((sid, mat));
+            if at < kept {
+                memo.bytes[at] = b;
+                // `mat` is at most `at < KEPT` here.
+                memo.trail[at + 1] = (sid, mat.map_or(NO_MATCH, |m| m as u32));
             }
+            at += 1;
         };
+        memo.len = at.min(kept);
         if cache.clear_count() != memo.clears {
-            memo.trail.clear();
+            memo.laid = false;
         }
-        found.map(|m| (m != NO_MATCH).then_some(m))
+        found
     }
 }
 
@@ -249,5 +325,33 @@ impl LazyDfa {
             return m.map(|end| (0, end));
         }
         re.find_anchored(hay, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    proptest::proptest! {
+        #[test]
+        fn common_prefix_counts_bytewise(
+            a in proptest::collection::vec(proptest::sample::select(vec![b'a', b'b', 0x80]), 0..40),
+            b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'b', 0x80]), 0..40),
+        ) {
+            let want = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+            proptest::prop_assert_eq!(common_prefix(&a, &b), want);
+            proptest::prop_assert_eq!(common_prefix(&a, &a), a.len());
+        }
+    }
+
+    #[test]
+    fn common_prefix_at_word_edges() {
+        let a = [7u8; 24];
+        for at in 0..24 {
+            let mut b = a;
+            b[at] = 8;
+            assert_eq!(common_prefix(&a, &b), at);
+            assert_eq!(common_prefix(&a[..at], &b), at);
+        }
     }
 }
