@@ -314,13 +314,24 @@ fn next_tag(s: &str, from: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// `h.trim_matches(['[', ']'])` by bytes: a char set decodes each char and
+/// tests it against the set (half the cost of reading a dotted quad); both
+/// are ASCII, so bytes tell, and the cuts fall on char boundaries.
+fn trim_brackets(h: &str) -> &str {
+    let bracket = |b: &u8| *b == b'[' || *b == b']';
+    let b = h.as_bytes();
+    let start = b.iter().position(|c| !bracket(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !bracket(c)).map_or(start, |e| e + 1);
+    &h[start..end]
+}
+
 /// The address in a host group (`<HOST>`'s brackets taken off). A dotted quad
 /// with leading zeros (`192.030.0.6`, as some devices pad their logs) is read
 /// in decimal, as it was written: fail2ban reports the text as it is, and its
 /// DNS fallback (getaddrinfo) would read `030` as octal 24 — an address the
 /// log never meant.
 fn parse_host(h: &str) -> Option<IpAddr> {
-    let h = h.trim_matches(['[', ']']);
+    let h = trim_brackets(h);
     crate::addr::parse_ip(h.as_bytes()).or_else(|| {
         let mut octets = [0u8; 4];
         let mut parts = h.split('.');
@@ -750,7 +761,7 @@ impl Matcher {
             (Some(p), Some(split)) => match split.split_resumed(text, &mut state.split) {
                 Split::Miss => return Verdict::Miss,
                 Split::Content { at, group } => {
-                    split_at = Some(group);
+                    split_at = Some(group.map(|(start, xend)| (start, xend, at)));
                     &text[at..]
                 }
                 Split::Unknown => match p.captures(text) {
@@ -778,15 +789,15 @@ impl Matcher {
             let f = &self.fail[i];
             let found = match scan.filter(|s| s.searched[i]) {
                 Some(s) => match *hit.get_or_insert_with(|| s.find(content, &mut state.scan)) {
-                    Ok(Some((j, pid, end))) if j == i => f.re.captures_found(content, pid, end),
+                    Ok(Some((j, pid, end))) if j == i => Some((pid, end)),
                     // A later one matches first, or none does.
-                    Ok(Some((j, ..))) if j > i => None,
-                    Ok(None) => None,
-                    Ok(Some(_)) | Err(NoAnswer) => f.re.captures(content),
+                    Ok(Some((j, ..))) if j > i => continue,
+                    Ok(None) => continue,
+                    Ok(Some(_)) | Err(NoAnswer) => None,
                 },
-                None => f.re.captures(content),
+                None => None,
             };
-            let Some(g) = found else {
+            let Some(g) = f.re.captures_found(content, found) else {
                 continue;
             };
             // prefregex groups (the address may be there) count for every failregex.

@@ -866,40 +866,69 @@ fn pair(s: &[Option<NonMaxUsize>]) -> Option<(usize, usize)> {
 pub(crate) type Span = Option<(usize, usize)>;
 
 /// Group spans by group index, inline up to [`INLINE_SPANS`] groups (every
-/// stock filter's regexes), so a match allocates nothing.
+/// stock filter's regexes), so a match allocates nothing. Inline spans are
+/// kept as two `u32`s (haystacks shorter than 4 GiB): a match's groups are
+/// moved a few times on their way to the filter, and at 24 bytes a span
+/// those copies cost about a hundred instructions a line.
 #[derive(Debug, Clone)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "inline on purpose: the per-line path does not allocate"
-)]
 pub(crate) enum SpanBuf {
-    Inline(u8, [Span; INLINE_SPANS]),
+    Inline(u8, [[u32; 2]; INLINE_SPANS]),
     Heap(Vec<Span>),
 }
 
 /// Groups a [`SpanBuf`] keeps without allocating.
 const INLINE_SPANS: usize = 24;
 
+/// An inline span of a group that took no part (no span starts there: the
+/// haystack is shorter).
+const UNSET: [u32; 2] = [u32::MAX, u32::MAX];
+
 impl SpanBuf {
-    /// `n` groups, none taking part yet.
-    fn unset(n: usize) -> SpanBuf {
+    /// `n` groups of a match in a haystack `hay_len` long, none taking part
+    /// yet.
+    fn unset(n: usize, hay_len: usize) -> SpanBuf {
         match u8::try_from(n) {
-            Ok(len) if n <= INLINE_SPANS => SpanBuf::Inline(len, [None; INLINE_SPANS]),
+            Ok(len) if n <= INLINE_SPANS && u32::try_from(hay_len).is_ok_and(|l| l < u32::MAX) => {
+                SpanBuf::Inline(len, [UNSET; INLINE_SPANS])
+            }
             _ => SpanBuf::Heap(vec![None; n]),
         }
     }
 
-    fn as_slice(&self) -> &[Span] {
+    fn len(&self) -> usize {
         match self {
-            SpanBuf::Inline(len, a) => &a[..usize::from(*len)],
-            SpanBuf::Heap(v) => v,
+            SpanBuf::Inline(len, _) => usize::from(*len),
+            SpanBuf::Heap(v) => v.len(),
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [Span] {
+    /// Group `i`'s span; `None` past the last group.
+    #[inline]
+    fn get(&self, i: usize) -> Option<Span> {
         match self {
-            SpanBuf::Inline(len, a) => &mut a[..usize::from(*len)],
-            SpanBuf::Heap(v) => v,
+            SpanBuf::Inline(len, a) => {
+                let [s, e] = *a[..usize::from(*len)].get(i)?;
+                Some((s != u32::MAX).then_some((s as usize, e as usize)))
+            }
+            SpanBuf::Heap(v) => v.get(i).copied(),
+        }
+    }
+
+    /// Sets group `i`'s span; nothing past the last group.
+    #[inline]
+    fn set(&mut self, i: usize, span: Span) {
+        match self {
+            SpanBuf::Inline(len, a) => {
+                if let Some(slot) = a[..usize::from(*len)].get_mut(i) {
+                    // In bounds of a haystack shorter than `u32::MAX`.
+                    *slot = span.map_or(UNSET, |(s, e)| [s as u32, e as u32]);
+                }
+            }
+            SpanBuf::Heap(v) => {
+                if let Some(slot) = v.get_mut(i) {
+                    *slot = span;
+                }
+            }
         }
     }
 }
@@ -974,7 +1003,7 @@ impl<'h> Groups<'h> {
     }
 
     fn at(&self, idx: usize) -> Option<&'h str> {
-        let (a, b) = (*self.spans.as_slice().get(idx)?)?;
+        let (a, b) = self.spans.get(idx)??;
         Some(&self.hay[a..b])
     }
 
@@ -985,21 +1014,19 @@ impl<'h> Groups<'h> {
 
     /// Every named group that took part, with its text.
     pub fn named(&self) -> impl Iterator<Item = (&'h str, &'h str)> + '_ {
-        self.spans
-            .as_slice()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &s)| {
-                let name = self.names.get(i)?.as_deref()?;
-                let (a, b) = s?;
-                Some((name, &self.hay[a..b]))
-            })
+        (0..self.spans.len()).filter_map(|i| {
+            let name = self.names.get(i)?.as_deref()?;
+            let (a, b) = self.spans.get(i)??;
+            Some((name, &self.hay[a..b]))
+        })
     }
 
     /// Group spans by index.
     #[cfg(test)]
-    pub(crate) fn spans(&self) -> &[Span] {
-        self.spans.as_slice()
+    pub(crate) fn spans(&self) -> Vec<Span> {
+        (0..self.spans.len())
+            .map(|i| self.spans.get(i).flatten())
+            .collect()
     }
 }
 
@@ -1165,15 +1192,16 @@ impl F2bRegex {
         }
     }
 
-    /// [`captures`](Self::captures) of the match such a DFA found: its
-    /// pattern `pid` (among this regex's) ending at `end`, from the start.
+    /// [`captures`](Self::captures), of the match such a DFA found where
+    /// `found` is one: its pattern `pid` (among this regex's) ending at
+    /// `end`, from the start. One call for both keeps the groups where the
+    /// caller wants them: a second call site cost a copy of them.
     pub(crate) fn captures_found<'h>(
         &'h self,
         hay: &'h str,
-        pid: usize,
-        end: usize,
+        found: Option<(usize, usize)>,
     ) -> Option<Groups<'h>> {
-        self.captures_with(hay, Some((pid, 0, end)))
+        self.captures_with(hay, found.map(|(pid, end)| (pid, 0, end)))
     }
 
     fn captures_with<'h>(
@@ -1191,15 +1219,12 @@ impl F2bRegex {
         let n = self.names.len();
         let spans = match &self.engine {
             Compiled::Fast(r) => r.with_found_slots(hay, 0, found, |slots| {
-                let mut out = SpanBuf::unset(n);
-                let o = out.as_mut_slice();
+                let mut out = SpanBuf::unset(n, hay.len());
                 for (i, s) in slots.chunks_exact(2).enumerate() {
                     let Some(span) = pair(s) else { continue };
                     // Only one copy of a group takes part in a match.
                     let at = self.remap.as_ref().map_or(i, |m| m[i]);
-                    if let Some(slot) = o.get_mut(at) {
-                        *slot = Some(span);
-                    }
+                    out.set(at, Some(span));
                 }
                 out
             })?,
@@ -1208,10 +1233,9 @@ impl F2bRegex {
                     return None;
                 }
                 let c = r.captures(hay).ok()??;
-                let mut out = SpanBuf::unset(n);
-                let o = out.as_mut_slice();
-                for (i, slot) in o.iter_mut().enumerate().take(c.len()) {
-                    *slot = c.get(i).map(|m| (m.start(), m.end()));
+                let mut out = SpanBuf::unset(n, hay.len());
+                for i in 0..n.min(c.len()) {
+                    out.set(i, c.get(i).map(|m| (m.start(), m.end())));
                 }
                 out
             }
@@ -1406,34 +1430,34 @@ impl ContentSplit {
         self.captures_split(hay, None)
     }
 
-    /// The same, with HEAD's group as [`split`](Self::split) found it.
+    /// The same, with HEAD's group as [`split`](Self::split) found it and
+    /// the content's start: `(start, xend, at)`.
     pub fn captures_split<'h>(
         &'h self,
         hay: &'h str,
-        group: Option<(usize, usize)>,
+        group: Option<(usize, usize, usize)>,
     ) -> Option<Groups<'h>> {
         let n = self.names.len();
-        let mut spans = SpanBuf::unset(n);
-        let o = spans.as_mut_slice();
+        let mut spans = SpanBuf::unset(n, hay.len());
         match &self.head {
             Head::Whole { re: head, .. } => {
                 head.with_slots(hay, 0, |slots| {
-                    for (slot, s) in o.iter_mut().zip(slots.chunks_exact(2)) {
-                        *slot = pair(s);
+                    for (i, s) in slots.chunks_exact(2).enumerate().take(n) {
+                        spans.set(i, pair(s));
                     }
                 })?;
             }
             Head::Parts { .. } => {
                 let (start, xend, end) = match group {
-                    Some((start, xend)) => (start, xend, self.parts_end(hay, xend)?),
+                    Some(found) => found,
                     None => self.parts(hay, None)?,
                 };
-                o[0] = Some((start, end));
-                o[1] = Some((start, xend));
+                spans.set(0, Some((start, end)));
+                spans.set(1, Some((start, xend)));
             }
         }
-        let end = o.first().copied()??.1;
-        o[n - 1] = Some((end, hay.len()));
+        let end = spans.get(0)??.1;
+        spans.set(n - 1, Some((end, hay.len())));
         Some(Groups {
             hay,
             spans,
@@ -2219,6 +2243,32 @@ mod tests {
         assert!(turns_unicode_off(r"a(?-u:\xff)"));
         assert!(turns_unicode_off(r"(?i-u)x"));
         assert!(!turns_unicode_off(r"(?i)u(?:x)"));
+    }
+
+    #[test]
+    fn span_buf_keeps_spans_inline_and_on_the_heap() {
+        // Inline (`u32` pairs), on the heap for many groups, and on the heap
+        // for a haystack whose offsets may not fit a `u32`.
+        for (n, hay_len) in [
+            (3, 10),
+            (INLINE_SPANS, 100),
+            (INLINE_SPANS + 1, 100),
+            (3, usize::MAX),
+        ] {
+            let mut b = SpanBuf::unset(n, hay_len);
+            assert_eq!(b.len(), n);
+            assert!((0..n).all(|i| b.get(i) == Some(None)));
+            b.set(0, Some((0, 0)));
+            b.set(n - 1, Some((2, 9)));
+            b.set(n, Some((1, 1)));
+            assert_eq!(b.get(0), Some(Some((0, 0))));
+            assert_eq!(b.get(n - 1), Some(Some((2, 9))));
+            assert_eq!(b.get(n), None);
+            b.set(0, None);
+            assert_eq!(b.get(0), Some(None));
+        }
+        assert!(matches!(SpanBuf::unset(3, 10), SpanBuf::Inline(..)));
+        assert!(matches!(SpanBuf::unset(3, usize::MAX), SpanBuf::Heap(_)));
     }
 
     #[test]

@@ -592,7 +592,9 @@ proptest::proptest! {
             Split::Miss => proptest::prop_assert!(want.is_none(), "{line:?}"),
             Split::Content { at, group } => {
                 let want = want.expect("the prefregex matches");
-                let got = split.captures_split(&line, group).unwrap();
+                let got = split
+                    .captures_split(&line, group.map(|(s, x)| (s, x, at)))
+                    .unwrap();
                 let again = split.captures(&line).unwrap();
                 proptest::prop_assert_eq!(again.spans(), got.spans());
                 proptest::prop_assert_eq!(got.name("content"), Some(&line[at..]));
@@ -788,5 +790,27 @@ fn split_resumed_across_two_patterns() {
         for s in [&a, &b, &a] {
             assert_eq!(s.split_resumed(line, &mut memo), s.split(line), "{line:?}");
         }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn trim_brackets_same_as_trim_matches(h in "[\\[\\]a.:1\u{e9}\u{5b00}]{0,12}") {
+        proptest::prop_assert_eq!(super::trim_brackets(&h), h.trim_matches(['[', ']']));
+    }
+}
+
+#[test]
+fn trim_brackets_edges() {
+    for (h, want) in [
+        ("", ""),
+        ("[]", ""),
+        ("]]", ""),
+        ("[1.2.3.4]", "1.2.3.4"),
+        ("[[::1]]", "::1"),
+        ("a[b]c", "a[b]c"),
+        ("[\u{e9}]", "\u{e9}"),
+    ] {
+        assert_eq!(super::trim_brackets(h), want, "{h:?}");
     }
 }
