@@ -483,6 +483,10 @@ pub fn run(args: &TestArgs) -> Result<()> {
         )?;
     }
     out.flush().context("cannot write to stdout")?;
+    // The process ends after the report: freeing the compiled filter (its
+    // parse trees and automata) cost 5% of a 2,000-line run of fail2ban's
+    // sshd.conf.
+    std::mem::forget(matcher);
     Ok(())
 }
 
