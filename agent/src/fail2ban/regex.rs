@@ -895,11 +895,25 @@ impl SpanBuf {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
             SpanBuf::Inline(len, _) => usize::from(*len),
             SpanBuf::Heap(v) => v.len(),
         }
+    }
+
+    /// The spans in group order: one walk, where a `get` per group
+    /// matched on the variant each time (and was not inlined).
+    fn iter(&self) -> impl Iterator<Item = Span> + '_ {
+        let (inline, heap): (&[[u32; 2]], &[Span]) = match self {
+            SpanBuf::Inline(len, a) => (&a[..usize::from(*len)], &[]),
+            SpanBuf::Heap(v) => (&[], v),
+        };
+        inline
+            .iter()
+            .map(|&[s, e]| (s != u32::MAX).then_some((s as usize, e as usize)))
+            .chain(heap.iter().copied())
     }
 
     /// Group `i`'s span; `None` past the last group.
@@ -1014,11 +1028,13 @@ impl<'h> Groups<'h> {
 
     /// Every named group that took part, with its text.
     pub fn named(&self) -> impl Iterator<Item = (&'h str, &'h str)> + '_ {
-        (0..self.spans.len()).filter_map(|i| {
-            let name = self.names.get(i)?.as_deref()?;
-            let (a, b) = self.spans.get(i)??;
-            Some((name, &self.hay[a..b]))
-        })
+        self.spans
+            .iter()
+            .zip(self.names.iter())
+            .filter_map(|(span, name)| {
+                let (a, b) = span?;
+                Some((name.as_deref()?, &self.hay[a..b]))
+            })
     }
 
     /// Group spans by index.
@@ -2266,6 +2282,8 @@ mod tests {
             assert_eq!(b.get(n), None);
             b.set(0, None);
             assert_eq!(b.get(0), Some(None));
+            let by_get: Vec<Span> = (0..n).map(|i| b.get(i).flatten()).collect();
+            assert_eq!(b.iter().collect::<Vec<_>>(), by_get);
         }
         assert!(matches!(SpanBuf::unset(3, 10), SpanBuf::Inline(..)));
         assert!(matches!(SpanBuf::unset(3, usize::MAX), SpanBuf::Heap(_)));
