@@ -264,18 +264,27 @@ impl AsciiDfa {
         }
         let c = common_prefix(&memo.bytes[..memo.len], hay);
         let (mut sid, m) = memo.trail[c];
-        let mut mat = (m != NO_MATCH).then_some(m as usize);
+        // `usize::MAX` for no match: as `u32` it is `NO_MATCH`, and a match
+        // end kept in the trail is at most `KEPT`, so it fits.
+        let mut mat = if m == NO_MATCH {
+            usize::MAX
+        } else {
+            m as usize
+        };
         let mut at = c;
         // The bytes read past (the search goes on after them) are kept up
-        // to `KEPT`: `memo.len` is where this line's kept head ends.
+        // to `KEPT`: `memo.len` is where this line's kept head ends. Taken
+        // out of `memo` for the walk: through `memo`, whose cache the DFA
+        // step may write, each store reloaded the arrays' addresses.
         let kept = hay.len().min(KEPT);
+        let (bytes, trail) = (&mut *memo.bytes, &mut *memo.trail);
         let found = loop {
             let Some(&b) = hay.get(at) else {
                 let Ok(eoi) = self.dfa.next_eoi_state(cache, sid) else {
                     break Err(NoAnswer);
                 };
                 if eoi.is_match() {
-                    mat = Some(at);
+                    mat = at;
                 }
                 break Ok(mat);
             };
@@ -286,7 +295,7 @@ impl AsciiDfa {
             if sid.is_tagged() {
                 if sid.is_match() {
                     // Matches show one byte late: this one ends before `b`.
-                    mat = Some(at);
+                    mat = at;
                 } else if sid.is_dead() {
                     break Ok(mat);
                 } else {
@@ -295,9 +304,9 @@ impl AsciiDfa {
                 }
             }
             if at < kept {
-                memo.bytes[at] = b;
-                // `mat` is at most `at < KEPT` here.
-                memo.trail[at + 1] = (sid, mat.map_or(NO_MATCH, |m| m as u32));
+                bytes[at] = b;
+                // `mat` is `usize::MAX` or at most `at < KEPT` here.
+                trail[at + 1] = (sid, mat as u32);
             }
             at += 1;
         };
@@ -305,7 +314,7 @@ impl AsciiDfa {
         if cache.clear_count() != memo.clears {
             memo.laid = false;
         }
-        found
+        found.map(|m| (m != usize::MAX).then_some(m))
     }
 }
 
