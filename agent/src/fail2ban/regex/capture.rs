@@ -206,6 +206,8 @@ struct Split {
     rev: hybrid::dfa::DFA,
     /// `L`.
     lit: Box<[u8]>,
+    /// `L`'s searcher: where `L` occurs once only, that is the split.
+    lit_finder: memchr::memmem::Finder<'static>,
     /// `U`, every match: where `<HOST> S` may start at several places,
     /// which of them `U L` can end at.
     fwd: hybrid::dfa::DFA,
@@ -891,6 +893,9 @@ impl Split {
     /// Where `<HOST>` starts: the one place after `L` from which `<HOST> S`
     /// matches up to `end` and where `U L` (from `at`) can end.
     fn host_start(&self, c: &mut SplitCache, hay: &str, at: usize, end: usize) -> Option<usize> {
+        if let Some(q) = self.only_literal(hay, at, end) {
+            return Some(q);
+        }
         let mut starts = [0; MAX_STARTS];
         match self.host_starts(&mut c.rev, hay, at, end, &mut starts)? {
             0 => None,
@@ -899,6 +904,22 @@ impl Split {
             // split.
             n => self.only_head_end(&mut c.fwd, hay, at, &starts[..n]),
         }
+    }
+
+    /// The end of `L` where it occurs once only in `at..end`. Every parse
+    /// splits where an `L` ends, and the search found one (from where the
+    /// segment before ended): with one `L`, every parse splits there. Two
+    /// `memmem` searches cost a fraction of the reverse DFA's walk of the
+    /// whole segment (`root from 192.0.2.1 port 22 ssh2`), which stops at
+    /// nearly every byte (a host name can start almost anywhere).
+    fn only_literal(&self, hay: &str, at: usize, end: usize) -> Option<usize> {
+        let b = hay.as_bytes().get(at..end)?;
+        let i = self.lit_finder.find(b)?;
+        // Occurrences may overlap (`  ` in `   `): look again one byte on.
+        if self.lit_finder.find(&b[i + 1..]).is_some() {
+            return None;
+        }
+        Some(at + i + self.lit.len())
     }
 
     /// The one of `starts` (last first) where `U L` ends, from `at`;
@@ -1415,6 +1436,7 @@ fn split_of(
         rev: lazy_dfa(&hs, true, MatchKind::All)?,
         fwd,
         lit: lit.0.clone(),
+        lit_finder: memchr::memmem::Finder::new(&lit.0).into_owned(),
         head,
         head_slots,
         head_around,
