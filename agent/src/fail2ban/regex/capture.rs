@@ -149,6 +149,9 @@ struct Segment {
     choices: Option<Choices>,
     /// Whether it is the pattern's last.
     last: bool,
+    /// Where every parse of it is forced byte by byte: its walk, taken
+    /// before any engine ([`Walk`]).
+    walk: Option<Walk>,
 }
 
 /// The last segment `(A1|A2|...) R` (`X? R` is `(X|) R`) where `Ai R` is
@@ -185,8 +188,9 @@ enum Outcome {
 /// stops where it fails (one byte into `password` for `publickey`).
 #[derive(Debug)]
 struct Alternatives {
-    /// `Ai R` for each `i`, with the slots its automaton writes.
-    each: Box<[(onepass::DFA, usize)]>,
+    /// `Ai R` for each `i`, with the slots its automaton writes and its
+    /// [`Walk`] where it has one.
+    each: Box<[(onepass::DFA, usize, Option<Walk>)]>,
 }
 
 /// A segment `U L <HOST> S`, `L` a literal, that the backtracker would walk
@@ -496,6 +500,26 @@ impl Captor {
         })
     }
 
+    /// How many segments and choices of an opening alternation are walked
+    /// ([`Walk`]), those in the lists of [`Choices`] included.
+    #[cfg(test)]
+    pub(super) fn walks(&self) -> usize {
+        fn count(s: &[Segment]) -> usize {
+            s.iter()
+                .map(|s| {
+                    usize::from(s.walk.is_some())
+                        + s.alts
+                            .as_ref()
+                            .map_or(0, |a| a.each.iter().filter(|(.., w)| w.is_some()).count())
+                        + s.choices
+                            .as_ref()
+                            .map_or(0, |c| c.each.iter().map(|l| count(l)).sum())
+                })
+                .sum()
+        }
+        count(self.engines.segments.get().map_or(&[][..], |s| s))
+    }
+
     /// Whether a segment reads `<HOST>`'s dotted quad itself.
     #[cfg(test)]
     pub(super) fn reads_quads(&self) -> bool {
@@ -536,7 +560,10 @@ fn segment_caches(segments: &[Segment]) -> Vec<SegmentCache> {
         .map(|s| SegmentCache {
             engine: s.engine.cache(),
             alts: s.alts.as_ref().map_or_else(Vec::new, |a| {
-                a.each.iter().map(|(d, _)| onepass::Cache::new(d)).collect()
+                a.each
+                    .iter()
+                    .map(|(d, ..)| onepass::Cache::new(d))
+                    .collect()
             }),
             ends: s.ends.as_ref().map(hybrid::dfa::Cache::new),
             host: s.host.as_ref().map(Host::cache),
@@ -577,7 +604,9 @@ fn by_segments(
         let split = seg.split.as_ref().zip(cache.split.as_mut());
         let ends = seg.ends.as_ref().zip(cache.ends.as_mut());
         let alts = seg.alts.as_ref();
+        let walked = seg.walk.as_ref().is_some_and(|w| w.run(hay, at, end, own));
         let chosen = match &seg.choices {
+            _ if walked => Outcome::Found,
             Some(ch) => ch.search(&mut cache.choices, hay, at, end, own),
             None => Outcome::Unsure,
         };
@@ -810,8 +839,15 @@ impl Alternatives {
         own: &mut [Option<NonMaxUsize>],
     ) -> bool {
         let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
-        for ((dfa, slot_len), cache) in self.each.iter().zip(caches.iter_mut()) {
+        for ((dfa, slot_len, walk), cache) in self.each.iter().zip(caches.iter_mut()) {
             own.fill(None);
+            if let Some(w) = walk {
+                // Exact: no parse of this choice where it fails.
+                if w.run(hay, at, end, own) {
+                    return true;
+                }
+                continue;
+            }
             let Some(mine) = own.get_mut(..*slot_len) else {
                 return false;
             };
@@ -991,6 +1027,292 @@ impl Split {
             }
         }
         Some(n)
+    }
+}
+
+/// A segment whose parse every byte decides, walked step by step instead of
+/// run on an automaton: literals compared, classes (and runs of one class)
+/// read byte by byte, a choice taken by its first byte, group bounds noted
+/// as they are passed. A run stops only where what follows cannot start
+/// with a byte it takes, and the choices of an alternation start with
+/// bytes no other starts with, so the text allows one parse at most and
+/// the walk finds it or none. `^(?P<nofail>Received (?P<mlfforget>disconnect))
+/// from ` (one-pass) cost the one-pass DFA's search some 1,100
+/// instructions, set-up and per-byte dispatch; the walk a few dozen per
+/// step.
+#[derive(Debug)]
+struct Walk {
+    steps: Box<[Step]>,
+    /// Whether a group lies inside one choice of an alternation: the slots
+    /// are cleared first, as another choice leaves it unset.
+    clears: bool,
+}
+
+/// A set of bytes.
+type ByteSet = [bool; 256];
+
+#[derive(Debug)]
+enum Step {
+    /// `\A`.
+    Start,
+    Lit(Box<[u8]>),
+    /// From `min` to `max` bytes of the set, as many as there are.
+    Run {
+        set: Box<ByteSet>,
+        min: usize,
+        max: usize,
+    },
+    /// A slot set to where the walk is.
+    Slot(usize),
+    /// Choices, each with the bytes it may start with (none shared).
+    Alt(Box<[(Box<ByteSet>, Box<[Step]>)]>),
+}
+
+impl Walk {
+    /// The walk of the pattern `items`, where every parse is forced as
+    /// [`Walk`] says, its groups' slots below `slot_len`.
+    fn new(items: &[Hir], slot_len: usize) -> Option<Walk> {
+        let mut steps = Vec::new();
+        for h in items {
+            lower(h, &mut steps)?;
+        }
+        forced(&mut steps, None)?;
+        let (mut top, mut clears) = (0, false);
+        slots_in(&steps, false, &mut top, &mut clears);
+        (top < slot_len).then(|| Walk {
+            steps: steps.into_boxed_slice(),
+            clears,
+        })
+    }
+
+    /// The parse from `at` within `..end`: its groups in `own`, its end in
+    /// `own[1]`; `false` where the text has none.
+    fn run(&self, hay: &str, at: usize, end: usize, own: &mut [Option<NonMaxUsize>]) -> bool {
+        let Some(b) = hay.as_bytes().get(..end) else {
+            return false;
+        };
+        if own.len() < 2 {
+            return false;
+        }
+        if self.clears {
+            own.fill(None);
+        }
+        let Some(to) = walk(&self.steps, b, at, own) else {
+            return false;
+        };
+        own[0] = NonMaxUsize::new(at);
+        own[1] = NonMaxUsize::new(to);
+        true
+    }
+}
+
+/// `steps` over `b` from `at`: where they end.
+fn walk(steps: &[Step], b: &[u8], at: usize, own: &mut [Option<NonMaxUsize>]) -> Option<usize> {
+    let mut pos = at;
+    for s in steps {
+        match s {
+            Step::Start => {
+                if pos != 0 {
+                    return None;
+                }
+            }
+            Step::Lit(l) => {
+                if !b.get(pos..)?.starts_with(l) {
+                    return None;
+                }
+                pos += l.len();
+            }
+            Step::Run { set, min, max } => {
+                let n = b
+                    .get(pos..)?
+                    .iter()
+                    .take(*max)
+                    .take_while(|&&c| set[usize::from(c)])
+                    .count();
+                if n < *min {
+                    return None;
+                }
+                pos += n;
+            }
+            Step::Slot(i) => {
+                if let Some(s) = own.get_mut(*i) {
+                    *s = NonMaxUsize::new(pos);
+                }
+            }
+            Step::Alt(choices) => {
+                let c = usize::from(*b.get(pos)?);
+                let (_, choice) = choices.iter().find(|(first, _)| first[c])?;
+                pos = walk(choice, b, pos, own)?;
+            }
+        }
+    }
+    Some(pos)
+}
+
+/// `h` as steps, where it is made of the items a walk takes (byte classes,
+/// literals, repetitions of one byte or class, groups, alternations, `\A`).
+fn lower(h: &Hir, out: &mut Vec<Step>) -> Option<()> {
+    match h.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(l) => out.push(Step::Lit(l.0.clone())),
+        HirKind::Class(_) => out.push(Step::Run {
+            set: one_byte_set(h)?,
+            min: 1,
+            max: 1,
+        }),
+        HirKind::Look(Look::Start) => out.push(Step::Start),
+        HirKind::Look(_) => return None,
+        HirKind::Repetition(r) => out.push(Step::Run {
+            set: one_byte_set(&r.sub)?,
+            min: usize::try_from(r.min).ok()?,
+            max: r
+                .max
+                .map_or(Some(usize::MAX), |m| usize::try_from(m).ok())?,
+        }),
+        HirKind::Capture(c) => {
+            let i = usize::try_from(c.index).ok()? * 2;
+            out.push(Step::Slot(i));
+            lower(&c.sub, out)?;
+            out.push(Step::Slot(i + 1));
+        }
+        HirKind::Concat(v) => {
+            for x in v {
+                lower(x, out)?;
+            }
+        }
+        HirKind::Alternation(v) => {
+            let choices = v
+                .iter()
+                .map(|c| {
+                    let mut s = Vec::new();
+                    lower(c, &mut s)?;
+                    Some((Box::new([false; 256]), s.into_boxed_slice()))
+                })
+                .collect::<Option<Box<[_]>>>()?;
+            out.push(Step::Alt(choices));
+        }
+    }
+    Some(())
+}
+
+/// The bytes `h` matches, where it matches one byte (a class of ASCII or
+/// byte ranges, a literal of one byte).
+fn one_byte_set(h: &Hir) -> Option<Box<ByteSet>> {
+    let mut set = Box::new([false; 256]);
+    match h.kind() {
+        HirKind::Literal(l) if l.0.len() == 1 => set[usize::from(l.0[0])] = true,
+        HirKind::Class(regex_syntax::hir::Class::Bytes(c)) => {
+            for r in c.iter() {
+                set[usize::from(r.start())..=usize::from(r.end())].fill(true);
+            }
+        }
+        HirKind::Class(regex_syntax::hir::Class::Unicode(c)) => {
+            for r in c.iter() {
+                let (lo, hi) = (u8::try_from(r.start()).ok()?, u8::try_from(r.end()).ok()?);
+                if !hi.is_ascii() {
+                    return None;
+                }
+                set[usize::from(lo)..=usize::from(hi)].fill(true);
+            }
+        }
+        _ => return None,
+    }
+    Some(set)
+}
+
+/// Whether `steps` can match no bytes.
+fn can_be_empty(steps: &[Step]) -> bool {
+    steps.iter().all(|s| match s {
+        Step::Start | Step::Slot(_) => true,
+        Step::Lit(l) => l.is_empty(),
+        Step::Run { min, .. } => *min == 0,
+        Step::Alt(c) => c.iter().any(|(_, s)| can_be_empty(s)),
+    })
+}
+
+/// The bytes a match of `steps` may start with, `follow` being those of
+/// what comes after; `None` where that is needed and unknown.
+fn first(steps: &[Step], follow: Option<&ByteSet>) -> Option<ByteSet> {
+    let mut acc = [false; 256];
+    let or = |acc: &mut ByteSet, s: &ByteSet| {
+        acc.iter_mut().zip(s).for_each(|(a, &b)| *a |= b);
+    };
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            Step::Start | Step::Slot(_) => {}
+            Step::Lit(l) => {
+                if let Some(&b) = l.first() {
+                    acc[usize::from(b)] = true;
+                    return Some(acc);
+                }
+            }
+            Step::Run { set, min, .. } => {
+                or(&mut acc, set);
+                if *min > 0 {
+                    return Some(acc);
+                }
+            }
+            Step::Alt(choices) => {
+                let after = first(&steps[i + 1..], follow);
+                for (_, c) in choices.iter() {
+                    or(&mut acc, &first(c, after.as_ref())?);
+                }
+                if !choices.iter().any(|(_, c)| can_be_empty(c)) {
+                    return Some(acc);
+                }
+            }
+        }
+    }
+    or(&mut acc, follow?);
+    Some(acc)
+}
+
+/// Checks that every parse of `steps` is forced (`follow`: the bytes what
+/// comes after may start with), and notes each choice's first bytes.
+fn forced(steps: &mut [Step], follow: Option<&ByteSet>) -> Option<()> {
+    for i in 0..steps.len() {
+        let (head, rest) = steps.split_at_mut(i + 1);
+        let after = first(rest, follow);
+        match &mut head[i] {
+            Step::Run { set, min, max } if min != max => {
+                let after = after?;
+                if set.iter().zip(after.iter()).any(|(&a, &b)| a && b) {
+                    return None;
+                }
+            }
+            Step::Alt(choices) => {
+                let mut seen = [false; 256];
+                for (first_bytes, c) in choices.iter_mut() {
+                    if can_be_empty(c) {
+                        return None;
+                    }
+                    forced(c, after.as_ref())?;
+                    let f = first(c, None)?;
+                    if f.iter().zip(seen.iter()).any(|(&a, &b)| a && b) {
+                        return None;
+                    }
+                    seen.iter_mut().zip(f.iter()).for_each(|(s, &b)| *s |= b);
+                    **first_bytes = f;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(())
+}
+
+/// The highest slot `steps` set, into `top`, and whether one is set inside
+/// a choice, into `clears`.
+fn slots_in(steps: &[Step], in_choice: bool, top: &mut usize, clears: &mut bool) {
+    for s in steps {
+        match s {
+            Step::Slot(i) => {
+                *top = (*top).max(*i);
+                *clears |= in_choice;
+            }
+            Step::Alt(c) => c.iter().for_each(|(_, s)| slots_in(s, true, top, clears)),
+            _ => {}
+        }
     }
 }
 
@@ -1227,7 +1549,7 @@ fn segments(
             // with what follows, and building them costs.
             let opens_host = items.get(lo).is_some_and(is_host);
             let alts = (!one && !opens_host)
-                .then(|| alternatives(&items[lo..hi], compile, slot_len))
+                .then(|| alternatives(&items[lo..hi], compile, slot_len, ascii))
                 .flatten();
             let choices = (ascii
                 && !one
@@ -1272,6 +1594,7 @@ fn segments(
                 alts,
                 choices,
                 last: n == last,
+                walk: ascii.then(|| Walk::new(&items[lo..hi], slot_len)).flatten(),
             })
         })
         .collect()
@@ -1370,6 +1693,7 @@ fn alternatives(
     items: &[Hir],
     compile: &dyn Fn(&Hir) -> Result<NFA, String>,
     slot_len: usize,
+    ascii: bool,
 ) -> Option<Alternatives> {
     let (first, rest) = items.split_first()?;
     let HirKind::Alternation(choices) = first.kind() else {
@@ -1380,10 +1704,11 @@ fn alternatives(
         .map(|a| {
             let mut h = vec![a.clone()];
             h.extend_from_slice(rest);
+            let walk = ascii.then(|| Walk::new(&h, slot_len)).flatten();
             let nfa = compile(&Hir::concat(h)).ok()?;
             let len = nfa.group_info().slot_len();
             let dfa = onepass_dfa(&nfa)?;
-            (len <= slot_len).then_some((dfa, len))
+            (len <= slot_len).then_some((dfa, len, walk))
         })
         .collect::<Option<Box<[_]>>>()?;
     Some(Alternatives { each })
@@ -1734,8 +2059,106 @@ mod tests {
         }
     }
 
+    /// Segments whose parse every byte decides: literals, runs stopped by
+    /// a byte they cannot take, choices told apart by their first byte,
+    /// groups inside one choice only.
+    const WALKS: &[&str] = &[
+        r"^(?P<n>Received (?P<m>disconnect)) from ",
+        r"^(?P<a>(?P<b>(Connection (?:closed|reset)|Disconnected))) (?:by|from)",
+        r"^[iI](?:llegal|nvalid) user ",
+        r"^(?P<n>pam_[a-z]+\(sshd:auth\):\s+authentication failure;)",
+        r"(?P<u>\S*)\s+rhost=",
+        r"(?P<m>(?P<g>Accepted \w+)) for (?P<user>\S+) from ",
+        r"(?P<k>publickey) for ",
+        r"\S+ for ",
+        r"\d{1,3}\.\d{1,3}x",
+        r"a(?:(?P<x>b)c|d(?P<y>e))f",
+        r"(?:x|y)?z",
+    ];
+
+    /// Patterns with two parses of some text, or an end not decided inside
+    /// them: no walk.
+    const NOT_WALKS: &[&str] = &[
+        r"(?:a|ab)c",
+        r"\w+\d",
+        r"x\S+",
+        r"(?:k|kk)",
+        r".*? from ",
+        r"a(?:x|)b",
+        r"a\b",
+    ];
+
+    fn ascii_items(p: &str) -> (super::Hir, Vec<super::Hir>) {
+        let h = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(p)
+            .unwrap();
+        let items = match h.kind() {
+            super::HirKind::Concat(v) => v.clone(),
+            _ => vec![h.clone()],
+        };
+        (h, items)
+    }
+
+    #[test]
+    fn only_forced_parses_are_walked() {
+        for p in WALKS {
+            assert!(super::Walk::new(&ascii_items(p).1, 64).is_some(), "{p}");
+        }
+        for p in NOT_WALKS {
+            assert!(super::Walk::new(&ascii_items(p).1, 64).is_none(), "{p}");
+        }
+        // A group past the slots the segment's automaton writes.
+        assert!(super::Walk::new(&ascii_items(WALKS[0]).1, 4).is_none());
+    }
+
+    #[test]
+    fn sshd_segments_are_walked() {
+        // `Failed `, both choices of `(?:(?P<nofail>publickey)|\S+) for `.
+        assert!(CASES[0].0.built_captors().any(|c| c.walks() >= 3));
+        // `(Connection (?:closed|reset)|Disconnected) (?:by|from)`, the
+        // user parts, the user name `\S+ ` and the space before `<HOST>`.
+        assert!(CHOICE_CASES[0].0.built_captors().any(|c| c.walks() >= 4));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        /// A walk finds the groups and end the `meta` engine finds
+        /// anchored at the start: texts that match, stop inside a literal
+        /// or a run, or take the other choice.
+        #[test]
+        fn walks_match_meta(
+            which in 0..WALKS.len(),
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "Received ", "disconnect", " from ", "Connection ", "closed", "reset",
+                "Disconnected", " by", " from", "Illegal", "invalid", " user ", "pam_unix",
+                "pam_", "(sshd:auth):", " ", "  ", "\t", "authentication failure;", "rhost=",
+                "Accepted ", "publickey", " for ", "12", "1234", ".", "x", "y", "z", "a", "b",
+                "c", "d", "e", "f", "root", "",
+            ]), 0..8),
+        ) {
+            use regex_automata::{Anchored, Input};
+            let hay = parts.concat();
+            let (h, items) = ascii_items(WALKS[which]);
+            let walk = super::Walk::new(&items, 64).unwrap();
+            let meta = regex_automata::meta::Regex::builder()
+                .configure(regex_automata::meta::Config::new().utf8_empty(false))
+                .build_from_hir(&h)
+                .unwrap();
+            let n = meta.group_info().slot_len();
+            let mut want = vec![None; n];
+            let input = Input::new(&hay).anchored(Anchored::Yes);
+            let found = meta.search_slots(&input, &mut want).is_some();
+            let mut got = vec![None; 64];
+            let walked = walk.run(&hay, 0, hay.len(), &mut got);
+            proptest::prop_assert_eq!(walked, found, "{} on {:?}", WALKS[which], hay);
+            if found {
+                proptest::prop_assert_eq!(&got[..n], &want[..], "{} on {:?}", WALKS[which], hay);
+            }
+        }
+
         /// A last segment tried choice by choice, each cut on its own,
         /// gives the groups the `meta` engine finds on the whole pattern:
         /// user parts present, absent or half there, user names holding
