@@ -1065,8 +1065,11 @@ enum Step {
     /// A slot set to where the walk is.
     Slot(usize),
     /// Choices, each with the bytes it may start with (none shared).
-    Alt(Box<[(Box<ByteSet>, Box<[Step]>)]>),
+    Alt(Box<[Choice]>),
 }
+
+/// A choice of a [`Step::Alt`]: the bytes it may start with, its steps.
+type Choice = (Box<ByteSet>, Box<[Step]>);
 
 impl Walk {
     /// The walk of the pattern `items`, where every parse is forced as
