@@ -252,6 +252,13 @@ struct Host {
     /// end is all there is to know, and a DFA walk answers it without the
     /// backtracker (which of its parses it is changes no group).
     rest_dfa: Option<hybrid::dfa::DFA>,
+    /// Where `rest` is `X? T`, `X` walked ([`Walk`], its end decided by
+    /// the bytes `T` starts with) and `T` without groups (`(?:\s+user=
+    /// (?P<user>\S*))?` then the suffix, after pam's `rhost=<HOST>`): the
+    /// walk of `X` and a DFA of `T`, every match. The backtracker tries `X`
+    /// first, and `X` has one parse at most, so the first parse takes `X`
+    /// where `T` matches after it, and leaves it out otherwise.
+    opt_rest: Option<(Walk, hybrid::dfa::DFA)>,
 }
 
 #[derive(Debug)]
@@ -276,6 +283,7 @@ struct SegmentCache {
 struct HostCache {
     rest: EngineCache,
     dfa: Option<hybrid::dfa::Cache>,
+    opt_dfa: Option<hybrid::dfa::Cache>,
 }
 
 #[derive(Debug)]
@@ -520,6 +528,15 @@ impl Captor {
         count(self.engines.segments.get().map_or(&[][..], |s| s))
     }
 
+    /// Whether a segment reads what follows `<HOST>` as `X? T` ([`Host`]).
+    #[cfg(test)]
+    pub(super) fn walks_optional_rest(&self) -> bool {
+        self.engines.segments.get().is_some_and(|s| {
+            s.iter()
+                .any(|s| s.host.as_ref().is_some_and(|h| h.opt_rest.is_some()))
+        })
+    }
+
     /// Whether a segment reads `<HOST>`'s dotted quad itself.
     #[cfg(test)]
     pub(super) fn reads_quads(&self) -> bool {
@@ -706,6 +723,10 @@ impl Host {
         HostCache {
             rest: self.rest.cache(),
             dfa: self.rest_dfa.as_ref().map(hybrid::dfa::Cache::new),
+            opt_dfa: self
+                .opt_rest
+                .as_ref()
+                .map(|(_, d)| hybrid::dfa::Cache::new(d)),
         }
     }
 
@@ -737,6 +758,20 @@ impl Host {
                 return false;
             }
             rest.fill(None);
+            NonMaxUsize::new(end)
+        } else if let (Some((walk, dfa)), Some(cache)) = (&self.opt_rest, c.opt_dfa.as_mut()) {
+            rest.fill(None);
+            let with_x = walk.run(hay, after, end, rest)
+                && rest[1].is_some_and(|x| {
+                    let tail = Input::new(hay).span(x.get()..end).anchored(Anchored::Yes);
+                    matches_to_end(dfa, cache, &tail)
+                });
+            if !with_x {
+                rest.fill(None);
+                if !matches_to_end(dfa, cache, &input) {
+                    return false;
+                }
+            }
             NonMaxUsize::new(end)
         } else {
             if !self.rest.search(&mut c.rest, &input, rest) {
@@ -1075,11 +1110,17 @@ impl Walk {
     /// The walk of the pattern `items`, where every parse is forced as
     /// [`Walk`] says, its groups' slots below `slot_len`.
     fn new(items: &[Hir], slot_len: usize) -> Option<Walk> {
+        Walk::following(items, slot_len, None)
+    }
+
+    /// The same, followed by what starts with a byte of `follow` (or by
+    /// the end of the text): a run at its end stops where that starts.
+    fn following(items: &[Hir], slot_len: usize, follow: Option<&ByteSet>) -> Option<Walk> {
         let mut steps = Vec::new();
         for h in items {
             lower(h, &mut steps)?;
         }
-        forced(&mut steps, None)?;
+        forced(&mut steps, follow)?;
         let (mut top, mut clears) = (0, false);
         slots_in(&steps, false, &mut top, &mut clears);
         (top < slot_len).then(|| Walk {
@@ -1524,11 +1565,17 @@ fn segments(
         let rest_dfa = (rest.properties().explicit_captures_len() == 0)
             .then(|| lazy_dfa(&rest, false, MatchKind::All))
             .flatten();
+        let rest_slots = engine.backtrack.get_nfa().group_info().slot_len();
+        let opt_rest = rest_dfa
+            .is_none()
+            .then(|| optional_then_plain(&hs[1..], rest_slots))
+            .flatten();
         let host = Host {
             ip4: ip4_slot(first, ip4_nth)?,
-            rest_slots: engine.backtrack.get_nfa().group_info().slot_len(),
+            rest_slots,
             rest: engine,
             rest_dfa,
+            opt_rest,
         };
         (host.rest_slots <= slot_len && host.ip4 + 1 < slot_len).then_some(host)
     };
@@ -1601,6 +1648,68 @@ fn segments(
             })
         })
         .collect()
+}
+
+/// [`Host::opt_rest`] of `items` (`X? T`), `X`'s groups below `slot_len`.
+fn optional_then_plain(items: &[Hir], slot_len: usize) -> Option<(Walk, hybrid::dfa::DFA)> {
+    let (x, tail) = items.split_first()?;
+    let HirKind::Repetition(r) = x.kind() else {
+        return None;
+    };
+    if r.min != 0 || r.max != Some(1) || !r.greedy {
+        return None;
+    }
+    let tail = Hir::concat(tail.to_vec());
+    if tail.properties().explicit_captures_len() != 0 {
+        return None;
+    }
+    let (follow, _) = starts_of(&tail)?;
+    let walk = Walk::following(std::slice::from_ref(&*r.sub), slot_len, Some(&follow))?;
+    Some((walk, lazy_dfa(&tail, false, MatchKind::All)?))
+}
+
+/// The bytes a match of `h` may start with, and whether it may be empty;
+/// `None` where a class holds bytes not listed (Unicode).
+fn starts_of(h: &Hir) -> Option<(ByteSet, bool)> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(([false; 256], true)),
+        HirKind::Literal(l) => {
+            let mut set = [false; 256];
+            match l.0.first() {
+                Some(&b) => {
+                    set[usize::from(b)] = true;
+                    Some((set, false))
+                }
+                None => Some((set, true)),
+            }
+        }
+        HirKind::Class(_) => Some((*one_byte_set(h)?, false)),
+        HirKind::Repetition(r) => {
+            let (set, empty) = starts_of(&r.sub)?;
+            Some((set, empty || r.min == 0))
+        }
+        HirKind::Capture(c) => starts_of(&c.sub),
+        HirKind::Concat(v) => {
+            let mut acc = [false; 256];
+            for x in v {
+                let (set, empty) = starts_of(x)?;
+                acc.iter_mut().zip(set).for_each(|(a, b)| *a |= b);
+                if !empty {
+                    return Some((acc, false));
+                }
+            }
+            Some((acc, true))
+        }
+        HirKind::Alternation(v) => {
+            let mut acc = ([false; 256], false);
+            for x in v {
+                let (set, empty) = starts_of(x)?;
+                acc.0.iter_mut().zip(set).for_each(|(a, b)| *a |= b);
+                acc.1 |= empty;
+            }
+            Some(acc)
+        }
+    }
 }
 
 /// How deep [`Choices`] nest: `X? (?:A|B) R` is tried as four lists.
@@ -2126,8 +2235,76 @@ mod tests {
         assert!(CHOICE_CASES[0].0.built_captors().any(|c| c.walks() >= 4));
     }
 
+    /// sshd.conf's pam failregex: after `rhost=<HOST>`, an optional
+    /// `user=` part with a group, then a suffix without groups.
+    const PAM: &str = r"^<F-NOFAIL>pam_[a-z]+\(sshd:auth\):\s+authentication failure;</F-NOFAIL>(?:\s+(?:(?:logname|e?uid|tty)=\S*)){0,4}\s+ruser=<F-ALT_USER>\S*</F-ALT_USER>\s+rhost=<HOST>(?:\s+user=<F-USER>\S*</F-USER>)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$";
+
+    const PAM_WARM: &[&str] = &[
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7",
+    ];
+
+    static PAM_CASES: std::sync::LazyLock<Vec<(FastRe, regex_automata::meta::Regex)>> =
+        std::sync::LazyLock::new(|| cases(&[PAM], PAM_WARM));
+
+    #[test]
+    fn an_optional_user_after_host_is_walked() {
+        // DNS mode: the other's `<HOST>` is not the item [`super::Host`]
+        // reads.
+        assert!(
+            PAM_CASES[0]
+                .0
+                .built_captors()
+                .any(super::Captor::walks_optional_rest)
+        );
+        for (fast, meta) in PAM_CASES.iter() {
+            agree_with_meta(
+                fast,
+                meta,
+                &[
+                    PAM_WARM[0],
+                    PAM_WARM[1],
+                    "pam_unix(sshd:auth): authentication failure; ruser= rhost=192.0.2.7 user= port 22",
+                    "pam_unix(sshd:auth): authentication failure; ruser= rhost=192.0.2.7 user=a b",
+                    "pam_unix(sshd:auth): authentication failure; ruser= rhost=192.0.2.7\tuser=a\t",
+                    "pam_unix(sshd:auth): authentication failure; ruser= rhost=192.0.2.7 user",
+                ],
+            );
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        /// An optional `user=` part after `<HOST>`, walked, then the
+        /// suffix on a DFA, gives the groups the `meta` engine finds:
+        /// present, absent, half there, followed by what the suffix takes
+        /// or does not.
+        #[test]
+        fn optional_rest_matches_meta(
+            host in proptest::sample::select(vec![
+                "192.0.2.7", "203.0.113.201", "2001:db8::1", "host.example.org", "192.0.2.1234",
+                "[192.0.2.9]",
+            ]),
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                " user=root", "  user=", "\tuser=a", " user", "user=x", " ", "  ", "\t",
+                " port 22", " on eth0", " [preauth]", "x", " 22", "=",
+            ]), 0..5),
+        ) {
+            let line = format!(
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 ruser= rhost={host}{}",
+                parts.concat()
+            );
+            for (fast, meta) in PAM_CASES.iter() {
+                proptest::prop_assert_eq!(
+                    fast.captures(&line),
+                    meta_spans(fast, meta, &line),
+                    "{} on {:?}",
+                    fast.text,
+                    line
+                );
+            }
+        }
+
         /// A walk finds the groups and end the `meta` engine finds
         /// anchored at the start: texts that match, stop inside a literal
         /// or a run, or take the other choice.
