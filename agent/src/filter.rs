@@ -52,7 +52,7 @@ pub use hostname::NameRef;
 use hostname::{NamePath, NameRing};
 pub use pattern::{HOST_PLACEHOLDER, HostRule};
 pub use session::Role;
-use session::{LineFacts, Sessions};
+use session::{Counted, LineFacts, Sessions};
 use time::DatePattern;
 
 /// Why one pattern was refused.
@@ -1384,16 +1384,19 @@ impl SourceMatcher {
                     }
                     None => return Outcome::Hit(h),
                 };
-                // `expire(now)` ran above, when the line came in.
+                // `expire(now)` ran above, when the line came in. The hit is
+                // lent and the outcome built here, once.
                 match scratch
                     .sessions
-                    .line_expired(key, h.role, h, facts, now, f.window)
+                    .line_expired(key, h.role, &h, facts, now, f.window)
                 {
-                    Some(counted) if matches!(h.role, Role::Failure | Role::Attempt) => {
+                    Counted::Nothing => Outcome::Held(h),
+                    // Only a failure or an attempt counts itself.
+                    Counted::Own(host) => Outcome::Hit(Hit { host, ..h }),
+                    Counted::Other(counted) if matches!(h.role, Role::Failure | Role::Attempt) => {
                         Outcome::Hit(counted)
                     }
-                    Some(counted) => Outcome::Ended { line: h, counted },
-                    None => Outcome::Held(h),
+                    Counted::Other(counted) => Outcome::Ended { line: h, counted },
                 }
             }
             (None, Some((filter, regex))) => Outcome::Ignored { filter, regex },

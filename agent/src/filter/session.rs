@@ -194,6 +194,32 @@ impl LineFacts {
     };
 }
 
+/// What a line counts now in its session ([`Sessions::line_expired`]): a
+/// `Hit`'s worth of answer only when it is another line's offence, so the
+/// common line hands back an address, not a copy of its own hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// Nothing counts now.
+    Nothing,
+    /// The line itself counts, under this address: its own, or its
+    /// session's when it names none. Only a failure or an attempt does.
+    Own(Host),
+    /// Another line's offence counts: the pending address an `end` releases,
+    /// or a failure that waited for the address this line names.
+    Other(Hit),
+}
+
+impl Counted {
+    /// The offence to count, given the line's own `hit`.
+    pub(crate) fn hit(self, hit: &Hit) -> Option<Hit> {
+        match self {
+            Counted::Nothing => None,
+            Counted::Own(host) => Some(Hit { host, ..*hit }),
+            Counted::Other(other) => Some(other),
+        }
+    }
+}
+
 impl Session {
     fn new(now: SystemTime) -> Self {
         Session {
@@ -510,31 +536,43 @@ impl Sessions {
         window: Duration,
     ) -> Option<Hit> {
         self.expire(now);
-        self.line_expired(key, role, hit, facts, now, window)
+        self.line_expired(key, role, &hit, facts, now, window)
+            .hit(&hit)
     }
 
     /// [`line_with`](Self::line_with) for a caller that has just called
     /// [`expire`](Self::expire) with this `now` (the matcher does, before it
-    /// searches the line): the check is not made twice per line.
+    /// searches the line): the check is not made twice per line. The line's
+    /// hit is lent, not moved in and back out: the caller keeps it for its
+    /// outcome, and most lines count themselves or nothing, which takes no
+    /// copy of a `Hit` at all ([`Counted`]).
     pub(crate) fn line_expired(
         &mut self,
         key: Option<u64>,
         role: Role,
-        mut hit: Hit,
+        hit: &Hit,
         facts: LineFacts,
         now: SystemTime,
         window: Duration,
-    ) -> Option<Hit> {
+    ) -> Counted {
         let Some(key) = key else {
-            return (facts.has_addr && matches!(role, Role::Failure | Role::Attempt))
-                .then_some(hit);
+            return if facts.has_addr && matches!(role, Role::Failure | Role::Attempt) {
+                Counted::Own(hit.host)
+            } else {
+                Counted::Nothing
+            };
         };
         let s = match role {
             // Ending lines do not open a session.
-            Role::End | Role::Success => self.open.get_mut(&key)?,
+            Role::End | Role::Success => match self.open.get_mut(&key) {
+                Some(s) => s,
+                None => return Counted::Nothing,
+            },
             _ => self.entry(key, now, window),
         };
         s.last = now;
+        // The address the line counts under: its own, or its session's.
+        let mut host = hit.host;
         // A line naming another client than the open session's: the process
         // now serves someone else (a log that reuses pids, a daemon that
         // serves clients in turn), so the old session ends here, settled as
@@ -546,7 +584,7 @@ impl Sessions {
         let mut settled = None;
         if facts.has_addr
             && !s.over
-            && let (Some(Host::Addr(known)), Host::Addr(now_addr)) = (s.known, hit.host)
+            && let (Some(Host::Addr(known)), Host::Addr(now_addr)) = (s.known, host)
             && known != now_addr
         {
             settled = s.take_pending();
@@ -559,7 +597,7 @@ impl Sessions {
         // its own client and still count nothing.
         if s.over
             && (matches!(role, Role::Failure | Role::Address | Role::Carry)
-                || role == Role::Attempt && facts.has_addr && s.known != Some(hit.host))
+                || role == Role::Attempt && facts.has_addr && s.known != Some(host))
         {
             *s = Session::new(now);
         }
@@ -570,11 +608,8 @@ impl Sessions {
             s.take_waiting();
         }
         if facts.has_addr {
-            s.known = Some(hit.host);
-            waiting = s.take_waiting().map(|w| Hit {
-                host: hit.host,
-                ..w
-            });
+            s.known = Some(host);
+            waiting = s.take_waiting().map(|w| Hit { host, ..w });
             // A waiting `address` line is now the session's pending address.
             if let Some(w) = waiting.take_if(|w| w.role == Role::Address)
                 && !s.counted
@@ -583,65 +618,66 @@ impl Sessions {
                 s.set_pending(w);
             }
         } else if let Some(a) = s.known {
-            hit.host = a;
+            host = a;
         } else if matches!(role, Role::Failure | Role::Attempt | Role::Address) {
             // A failure or attempt outranks a waiting `address`.
             let free = s
                 .waiting()
                 .is_none_or(|w| w.role == Role::Address && role != Role::Address);
             if free && !(role == Role::Attempt && (s.counted || s.succeeded)) {
-                s.set_waiting(hit);
+                s.set_waiting(*hit);
             }
-            return self.after_line(key, facts, None);
+            return self.after_line(key, facts, Counted::Nothing);
         } else if matches!(role, Role::Address | Role::Carry) {
             // Nothing to name.
-            return self.after_line(key, facts, None);
+            return self.after_line(key, facts, Counted::Nothing);
         }
         let own = match role {
             Role::Failure => {
                 s.take_pending();
                 s.counted = true;
-                Some(hit)
+                Counted::Own(host)
             }
             Role::Attempt => {
                 if s.counted || s.succeeded {
-                    None
+                    Counted::Nothing
                 } else {
                     s.take_pending();
                     s.counted = true;
-                    Some(hit)
+                    Counted::Own(host)
                 }
             }
             Role::Address => {
                 if !s.counted && s.pending().is_none() && waiting.is_none() {
-                    s.set_pending(hit);
+                    s.set_pending(Hit { host, ..*hit });
                 }
-                None
+                Counted::Nothing
             }
-            Role::Carry => None,
+            Role::Carry => Counted::Nothing,
             Role::End => {
                 s.over = true;
-                let pending = s.take_pending();
-                if pending.is_some() {
-                    s.counted = true;
+                match s.take_pending() {
+                    Some(pending) => {
+                        s.counted = true;
+                        Counted::Other(pending)
+                    }
+                    None => Counted::Nothing,
                 }
-                pending
             }
             Role::Success => {
                 s.over = !facts.only_flag_ends;
                 s.succeeded = true;
                 s.take_pending();
-                None
+                Counted::Nothing
             }
         };
         let counted = match (own, waiting) {
-            (Some(own), _) => Some(own),
-            (None, Some(w)) => {
+            (Counted::Nothing, Some(w)) => {
                 s.take_pending();
                 s.counted = true;
-                Some(w)
+                Counted::Other(w)
             }
-            (None, None) => None,
+            (own, _) => own,
         };
         if let Some(h) = settled {
             self.deferred.push_back(h);
@@ -652,7 +688,7 @@ impl Sessions {
     /// Forgets the session `key` if the line ends it; a pending address counts.
     /// The entry stays (as after an `end`) until its window passes, so the
     /// expiry queue never holds a key twice; the next line starts afresh.
-    fn after_line(&mut self, key: u64, facts: LineFacts, counted: Option<Hit>) -> Option<Hit> {
+    fn after_line(&mut self, key: u64, facts: LineFacts, counted: Counted) -> Counted {
         if !facts.ends {
             return counted;
         }
@@ -664,12 +700,12 @@ impl Sessions {
             over: true,
             ..Session::new(s.last)
         };
-        match counted {
-            Some(c) => {
+        match (counted, pending) {
+            (Counted::Nothing, Some(p)) => Counted::Other(p),
+            (counted, pending) => {
                 self.deferred.extend(pending);
-                Some(c)
+                counted
             }
-            None => pending,
         }
     }
 

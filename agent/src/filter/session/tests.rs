@@ -567,7 +567,7 @@ proptest::proptest! {
             let key = pid.map(|p| plain.key(FilterId(0), b"h", &[b'p', p]));
             got.0.push(plain.line_with(key, role, h, facts, at(t), W));
             split.expire(at(t));
-            got.1.push(split.line_expired(key, role, h, facts, at(t), W));
+            got.1.push(split.line_expired(key, role, &h, facts, at(t), W).hit(&h));
             // The one slot that holds a pending address or a waiting line
             // relies on this: a pending address has a known address, a
             // waiting line has none.
