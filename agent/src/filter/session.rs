@@ -405,6 +405,11 @@ pub struct Sessions {
     /// that is not due proves the session is not). A key whose session went is
     /// skipped.
     order: VecDeque<Queued>,
+    /// The `due` of `order`'s front (`None`: the queue is empty or its front
+    /// is never due), kept beside the queue so the check made for every line
+    /// is one comparison, not a look into the queue. A front is due exactly
+    /// when `now` is past it: `due` is `at` plus a window, never before `at`.
+    next_due: Option<SystemTime>,
     /// Offences of sessions that ended without a line of their own (expiry,
     /// eviction, [`finish`](Self::finish)), for [`take_deferred`](Self::take_deferred).
     deferred: VecDeque<Hit>,
@@ -424,6 +429,7 @@ impl Sessions {
         Sessions {
             open: HashMap::default(),
             order: VecDeque::new(),
+            next_due: None,
             deferred: VecDeque::new(),
             hasher: foldhash::fast::FixedState::default(),
             capacity: capacity.max(1),
@@ -720,7 +726,11 @@ impl Sessions {
         match self.open.entry(key) {
             hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_map::Entry::Vacant(v) => {
-                self.order.push_back(Queued::new(key, now, window));
+                let queued = Queued::new(key, now, window);
+                if self.order.is_empty() {
+                    self.next_due = queued.due;
+                }
+                self.order.push_back(queued);
                 v.insert(Session::new(now))
             }
         }
@@ -731,9 +741,15 @@ impl Sessions {
         while let Some(Queued { key, .. }) = self.order.pop_front() {
             if let Some(s) = self.open.remove(&key) {
                 self.deferred.extend(s.pending());
-                return;
+                break;
             }
         }
+        self.queue_changed();
+    }
+
+    /// Reads [`next_due`](Self::next_due) again after the queue's front went.
+    fn queue_changed(&mut self) {
+        self.next_due = self.order.front().and_then(|q| q.due);
     }
 
     /// Ends the sessions idle for longer than their window at `now`; their
@@ -746,7 +762,7 @@ impl Sessions {
     pub fn expire(&mut self, now: SystemTime) {
         // Inlined, so the usual case (nothing due, and the matcher asks again
         // for the line it hands to `line_with`) is a comparison, not a call.
-        if self.order.front().is_some_and(|q| q.may_be_due(now)) {
+        if self.next_due.is_some_and(|due| now > due) {
             self.expire_due(now);
         }
     }
@@ -755,7 +771,7 @@ impl Sessions {
     fn expire_due(&mut self, now: SystemTime) {
         while let Some(&q) = self.order.front() {
             if !q.may_be_due(now) {
-                return;
+                break;
             }
             self.order.pop_front();
             // A due entry has a window (`may_be_due`).
@@ -772,6 +788,7 @@ impl Sessions {
                 Some(s) => self.order.push_back(Queued::new(q.key, s.last, window)),
             }
         }
+        self.queue_changed();
     }
 
     /// Ends every open session, as when reading stops: pending addresses count.
@@ -782,6 +799,7 @@ impl Sessions {
             }
         }
         self.open.clear();
+        self.next_due = None;
     }
 
     /// The next offence of a session that ended without a line of its own.

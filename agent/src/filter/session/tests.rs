@@ -584,6 +584,52 @@ proptest::proptest! {
         }
         proptest::prop_assert_eq!(got.0, got.1);
     }
+
+    /// The cached deadline (`next_due`) is the queue front's `due` after
+    /// every line, expiry, eviction and `finish`, and the one comparison
+    /// `expire` makes on it says what the front's own check says, over
+    /// clocks that pass windows or go back (lines out of order), windows too
+    /// long to ever be due, and a table small enough to evict.
+    #[test]
+    fn cached_deadline_is_the_queue_front(
+        lines in proptest::collection::vec(
+            (
+                proptest::option::of(0u8..6),
+                0usize..6,
+                0u8..4,
+                -50i64..400,
+                0usize..4,
+                proptest::bool::weighted(0.05),
+            ),
+            0..120,
+        ),
+    ) {
+        let windows = [W, Duration::ZERO, Duration::from_secs(20), Duration::MAX];
+        let mut s = Sessions::with_capacity(3);
+        let mut t: u64 = 1000;
+        for (pid, role, a, step, window, finish) in lines {
+            t = t.saturating_add_signed(step);
+            let now = at(t);
+            let front = |s: &Sessions| s.order.front().and_then(|q| q.due);
+            proptest::prop_assert_eq!(s.next_due, front(&s));
+            proptest::prop_assert_eq!(
+                s.next_due.is_some_and(|due| now > due),
+                s.order.front().is_some_and(|q| q.may_be_due(now))
+            );
+            if finish {
+                s.finish();
+                proptest::prop_assert_eq!(s.next_due, front(&s));
+                continue;
+            }
+            let role = Role::ALL[role];
+            let mut h = hit(&format!("192.0.2.{a}"));
+            h.role = role;
+            let key = pid.map(|p| s.key(FilterId(0), b"h", &[b'p', p]));
+            s.line_with(key, role, h, LineFacts::PLAIN, now, windows[window]);
+            proptest::prop_assert_eq!(s.next_due, front(&s));
+            while s.take_deferred().is_some() {}
+        }
+    }
 }
 
 /// The table is probed for every line with a session key: a bucket that spans
