@@ -1439,18 +1439,13 @@ impl SourceMatcher {
         ignored: &mut Option<(FilterId, usize)>,
     ) -> Option<(u64, LineFacts)> {
         use crate::fail2ban::Verdict;
-        // `from_utf8` validates ASCII a word at a time; `from_utf8_lossy` walks its
-        // chunk iterator even over a valid line, several times the cost.
-        let text = match std::str::from_utf8(line) {
-            Ok(valid) => std::borrow::Cow::Borrowed(valid),
-            Err(_) => String::from_utf8_lossy(line),
-        };
+        let (text, unbroken) = crate::fail2ban::filter::line_text(line);
         for (k, (id, m)) in self.fail2ban.iter().enumerate() {
             if best.is_some_and(|b| b.filter < *id) {
                 return None;
             }
             let zone = &self.filters[id.index()].zone;
-            match m.examine(&text, zone, now, &mut scratch.fail2ban[k]) {
+            match m.examine_text(&text, unbroken, zone, now, &mut scratch.fail2ban[k]) {
                 Verdict::Fail { addr, regex, time } => {
                     *best = Some(Hit {
                         host: Host::Addr(addr),

@@ -586,6 +586,48 @@ pub struct LineState {
     pub(crate) captures: crate::filter::Captures,
 }
 
+/// A log line's bytes as the matcher's text, and whether they hold no newline
+/// (for [`Matcher::examine_text`]). Log lines are ASCII nearly always: one
+/// pass a word at a time finds both answers, where `from_utf8` and the
+/// split's newline search each walked the line.
+pub fn line_text(line: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut high = 0;
+    let mut newline = 0;
+    let mut words = line.chunks_exact(8);
+    let mut look = |w: u64| {
+        high |= w;
+        // A zero byte of `x` (a newline of `w`) sets its high bit here
+        // (bytes above a zero may too; any one set tells the answer).
+        let x = w ^ NEWLINES;
+        newline |= x.wrapping_sub(ONES) & !x;
+    };
+    for w in &mut words {
+        look(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
+    }
+    // The tail: the line's last word, its bytes read again where it overlaps
+    // the words above (a copy into a padded word costs a `memcpy` call).
+    match line.last_chunk::<8>() {
+        Some(last) => look(u64::from_ne_bytes(*last)),
+        None => {
+            for &b in line {
+                look(u64::from(b));
+            }
+        }
+    }
+    if high & HIGH == 0 {
+        // SAFETY: no byte has its high bit set, so all are ASCII, which is
+        // valid UTF-8.
+        let text = unsafe { std::str::from_utf8_unchecked(line) };
+        return (std::borrow::Cow::Borrowed(text), newline & HIGH == 0);
+    }
+    let text = String::from_utf8_lossy(line);
+    let unbroken = memchr::memchr(b'\n', text.as_bytes()).is_none();
+    (text, unbroken)
+}
+
 fn compile(line: &RegexLine, key: &'static str, multi: bool) -> Result<F2bRegex, LoadError> {
     F2bRegex::new(&python_text(line, multi)).map_err(|e| LoadError::Regex {
         place: line.place.clone(),
@@ -690,7 +732,21 @@ impl Matcher {
         now: SystemTime,
         state: &mut LineState,
     ) -> Verdict {
-        let verdict = self.examine_inner(line, zone, now, state);
+        self.examine_text(line, false, zone, now, state)
+    }
+
+    /// As [`Matcher::examine`], told by `unbroken` that `line` holds no newline
+    /// (its caller's reading of the bytes, [`line_text`], found none), which
+    /// spares the prefregex split its own search for one.
+    pub fn examine_text(
+        &self,
+        line: &str,
+        unbroken: bool,
+        zone: &TimeZone,
+        now: SystemTime,
+        state: &mut LineState,
+    ) -> Verdict {
+        let verdict = self.examine_inner(line, unbroken, zone, now, state);
         if self.maxlines > 1
             && matches!(
                 verdict,
@@ -711,6 +767,7 @@ impl Matcher {
     fn examine_inner(
         &self,
         line: &str,
+        unbroken: bool,
         zone: &TimeZone,
         now: SystemTime,
         state: &mut LineState,
@@ -758,7 +815,12 @@ impl Matcher {
         let mut split_at = None;
         let content = match (&self.pref, &self.split) {
             (None, _) => text,
-            (Some(p), Some(split)) => match split.split_resumed(text, &mut state.split) {
+            (Some(p), Some(split)) => match split.split_resumed(
+                text,
+                &mut state.split,
+                // Joined lines stand apart by newlines.
+                unbroken && self.maxlines <= 1,
+            ) {
                 Split::Miss => return Verdict::Miss,
                 Split::Content { at, group } => {
                     split_at = Some(group.map(|(start, xend)| (start, xend, at)));

@@ -1491,19 +1491,20 @@ impl ContentSplit {
     /// Where `hay`'s content starts, by a DFA run of HEAD (or of its parts).
     #[cfg(test)]
     pub fn split(&self, hay: &str) -> Split {
-        self.split_with(hay, None)
+        self.split_with(hay, None, false)
     }
 
     /// The same, X's search resumed from `memo` (the source's last line):
     /// its answer is the plain search's (see [`scan::Resume`]). Y's search
     /// and the content's end (`.+$` reads to the line's end) are found on
     /// this line alone, as the plain split finds them; a HEAD run whole is
-    /// not resumed.
-    pub fn split_resumed(&self, hay: &str, memo: &mut scan::Resume) -> Split {
-        self.split_with(hay, Some(memo))
+    /// not resumed. `unbroken` says the caller already knows `hay` holds no
+    /// newline, which spares the search for one after the content's start.
+    pub fn split_resumed(&self, hay: &str, memo: &mut scan::Resume, unbroken: bool) -> Split {
+        self.split_with(hay, Some(memo), unbroken)
     }
 
-    fn split_with(&self, hay: &str, memo: Option<&mut scan::Resume>) -> Split {
+    fn split_with(&self, hay: &str, memo: Option<&mut scan::Resume>, unbroken: bool) -> Split {
         let (end, group) = match &self.head {
             Head::Whole { re, dfa } => {
                 let m = match dfa {
@@ -1522,7 +1523,8 @@ impl ContentSplit {
             // `.+$` takes the rest unless a newline stands in it (memchr's
             // vector search: `str::contains` scans a word at a time).
             Some(at)
-                if at < hay.len() && memchr::memchr(b'\n', &hay.as_bytes()[at..]).is_none() =>
+                if at < hay.len()
+                    && (unbroken || memchr::memchr(b'\n', &hay.as_bytes()[at..]).is_none()) =>
             {
                 Split::Content { at, group }
             }

@@ -457,7 +457,9 @@ fn same_as_reference(def: &Definition, lines: &[&str]) {
     let (mut st, mut reference) = (LineState::default(), LineState::default());
     for line in lines {
         reference.date.forget_memo();
-        let a = fast.examine(line, &TimeZone::UTC, now, &mut st);
+        // As a source's bytes reach it: told whether the line is unbroken.
+        let (text, unbroken) = super::line_text(line.as_bytes());
+        let a = fast.examine_text(&text, unbroken, &TimeZone::UTC, now, &mut st);
         let b = plain.examine(line, &TimeZone::UTC, now, &mut reference);
         assert_eq!(a, b, "{}: {line:?}", def.path.display());
         assert_eq!(st.mlfid, reference.mlfid, "{line:?}");
@@ -510,6 +512,11 @@ failregex = ^[Bb]ad login for <F-USER>\S+</F-USER> from <HOST>$
             "Jun  1 10:00:03 host other[1]: Bad login for bob from 192.0.2.1",
             "no date app: denied 192.0.2.10",
             "",
+            // A newline inside the line: `.+$` does not reach past it.
+            "Jun  1 10:00:04 host app[1]: Bad login for bob from 192.0.2.1\nx",
+            "Jun  1 10:00:04 host app[1]: Bad login for bob\n from 192.0.2.1",
+            "Jun  1 10:00:04 host app[1]:\nBad login for bob from 192.0.2.1",
+            "Jun  1 10:00:04 host app[1]: x\nfrom 192.0.2.11 rejected",
         ],
     );
 }
@@ -720,6 +727,7 @@ proptest::proptest! {
         ]), 1..4),
         offs in proptest::collection::vec((0usize..40, proptest::sample::select(vec![
             ' ', 'a', '[', ']', ':', '1', 'e', 'f', 'k', '\t', 'x', '(', '<', '.', '\u{e9}', '\0',
+            '\n',
         ])), 0..24),
     ) {
         use crate::fail2ban::regex::{ContentSplit, F2bRegex, Resume};
@@ -731,7 +739,7 @@ proptest::proptest! {
             let base = format!("{head}{}", rests[i % rests.len()]);
             for line in [one_byte_off(&base, *at % (head.len() + 2), *with), base.clone()] {
                 proptest::prop_assert_eq!(
-                    split.split_resumed(&line, &mut memo),
+                    split.split_resumed(&line, &mut memo, !line.contains('\n')),
                     split.split(&line),
                     "{:?}",
                     line
@@ -762,7 +770,7 @@ fn split_resumed_same_on_real_lines() {
     let mut content = 0;
     for line in log.lines() {
         let cut = line.get(15..).unwrap_or(line);
-        let got = split.split_resumed(cut, &mut memo);
+        let got = split.split_resumed(cut, &mut memo, true);
         assert_eq!(got, split.split(cut), "{cut:?}");
         content += usize::from(matches!(got, crate::fail2ban::regex::Split::Content { .. }));
     }
@@ -786,9 +794,15 @@ fn split_resumed_across_two_patterns() {
         "",
         "host   app: y",
         "h\u{e9}st app: y",
+        "host app[3]: error: x\ny",
     ] {
         for s in [&a, &b, &a] {
-            assert_eq!(s.split_resumed(line, &mut memo), s.split(line), "{line:?}");
+            let unbroken = !line.contains('\n');
+            assert_eq!(
+                s.split_resumed(line, &mut memo, unbroken),
+                s.split(line),
+                "{line:?}"
+            );
         }
     }
 }
@@ -812,5 +826,40 @@ fn trim_brackets_edges() {
         ("[\u{e9}]", "\u{e9}"),
     ] {
         assert_eq!(super::trim_brackets(h), want, "{h:?}");
+    }
+}
+
+proptest::proptest! {
+    /// The one-pass reading answers as `from_utf8_lossy` and a newline
+    /// search, on lines of every length around the word size, with newlines
+    /// and non-ASCII bytes anywhere (the last word read again included).
+    #[test]
+    fn line_text_same_as_lossy(
+        line in proptest::collection::vec(proptest::sample::select(vec![
+            b'a', b' ', b'\n', b'\r', 0u8, 0x09, 0x0b, 0x7f, 0x80, 0xc3, 0xa9, 0xff,
+        ]), 0..40),
+    ) {
+        let (text, unbroken) = super::line_text(&line);
+        proptest::prop_assert_eq!(&text, &String::from_utf8_lossy(&line));
+        proptest::prop_assert_eq!(unbroken, !line.contains(&b'\n'));
+    }
+}
+
+/// Edge cases of the one-pass reading: a newline in each place of a short
+/// line and of the overlapping last word, and a line of nothing.
+#[test]
+fn line_text_edges() {
+    assert_eq!(super::line_text(b""), ("".into(), true));
+    for len in 1..20 {
+        let mut line = vec![b'x'; len];
+        assert_eq!(super::line_text(&line), ("x".repeat(len).into(), true));
+        for at in 0..len {
+            line[at] = b'\n';
+            assert!(!super::line_text(&line).1, "{len} {at}");
+            line[at] = 0xe9;
+            let (text, unbroken) = super::line_text(&line);
+            assert!(unbroken && text.contains('\u{fffd}'), "{len} {at}");
+            line[at] = b'x';
+        }
     }
 }
