@@ -2051,6 +2051,24 @@ mod tests {
             all
         });
 
+    /// For the proptests: every case's fast engine finds on `line` the
+    /// groups the `meta` engine finds.
+    fn cases_agree(
+        cases: &[(FastRe, regex_automata::meta::Regex)],
+        line: &str,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        for (fast, meta) in cases {
+            proptest::prop_assert_eq!(
+                fast.captures(line),
+                meta_spans(fast, meta, line),
+                "{} on {:?}",
+                fast.text,
+                line
+            );
+        }
+        Ok(())
+    }
+
     fn meta_spans(fast: &FastRe, meta: &regex_automata::meta::Regex, line: &str) -> Option<Spans> {
         let mut caps = meta.create_captures();
         meta.search_captures(&regex_automata::Input::new(line), &mut caps);
@@ -2294,15 +2312,7 @@ mod tests {
                 "pam_unix(sshd:auth): authentication failure; logname= uid=0 ruser= rhost={host}{}",
                 parts.concat()
             );
-            for (fast, meta) in PAM_CASES.iter() {
-                proptest::prop_assert_eq!(
-                    fast.captures(&line),
-                    meta_spans(fast, meta, &line),
-                    "{} on {:?}",
-                    fast.text,
-                    line
-                );
-            }
+            cases_agree(&PAM_CASES, &line)?;
         }
 
         /// A walk finds the groups and end the `meta` engine finds
@@ -2365,15 +2375,7 @@ mod tests {
             ]), 0..4),
         ) {
             let line = format!("{head}{mid}{}{host}{}", user.join(" "), tail.concat());
-            for (fast, meta) in CHOICE_CASES.iter() {
-                proptest::prop_assert_eq!(
-                    fast.captures(&line),
-                    meta_spans(fast, meta, &line),
-                    "{} on {:?}",
-                    fast.text,
-                    line
-                );
-            }
+            cases_agree(&CHOICE_CASES, &line)?;
         }
 
         /// The choices of an opening alternation run one by one, and groups
@@ -2403,15 +2405,7 @@ mod tests {
             ]), 0..4),
         ) {
             let line = format!("{head}{method}{sep}{} from {host}{}", user.concat(), tail.concat());
-            for (fast, meta) in CASES.iter() {
-                proptest::prop_assert_eq!(
-                    fast.captures(&line),
-                    meta_spans(fast, meta, &line),
-                    "{} on {:?}",
-                    fast.text,
-                    line
-                );
-            }
+            cases_agree(&CASES, &line)?;
         }
     }
 }
