@@ -694,10 +694,22 @@ impl Sessions {
     /// Forgets the session `key` if the line ends it; a pending address counts.
     /// The entry stays (as after an `end`) until its window passes, so the
     /// expiry queue never holds a key twice; the next line starts afresh.
+    ///
+    /// Inlined, with the forgetting kept out of line ([`Self::forget`]): only
+    /// fail2ban's `<F-MLFFORGET>` lines end a session here, and for every
+    /// other line a call (which hands `counted` back through memory) cost
+    /// more than the test.
+    #[inline(always)]
     fn after_line(&mut self, key: u64, facts: LineFacts, counted: Counted) -> Counted {
         if !facts.ends {
             return counted;
         }
+        self.forget(key, counted)
+    }
+
+    /// [`Self::after_line`] of a line that ends its session.
+    #[inline(never)]
+    fn forget(&mut self, key: u64, counted: Counted) -> Counted {
         let Some(s) = self.open.get_mut(&key) else {
             return counted;
         };
