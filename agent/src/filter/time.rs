@@ -398,6 +398,21 @@ fn parse_offset(b: &[u8]) -> Option<(i32, usize)> {
     }
 }
 
+/// [`parse_offset`], with the form ISO 8601 stamps mostly carry (`+HH:MM`)
+/// read here from six fixed bytes: the general parser, a call that takes
+/// the bytes one at a time, cost about 70 instructions a stamp. Any other
+/// form, or one it would refuse, goes to it.
+#[inline(always)]
+fn offset_at(b: &[u8]) -> Option<(i32, usize)> {
+    if let Some(&[sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]) = b.first_chunk::<6>()
+        && let (Some(h @ 0..=23), Some(m @ 0..=59)) = (two_digits(h1, h2), two_digits(m1, m2))
+    {
+        let secs = i32::from(h) * 3600 + i32::from(m) * 60;
+        return Some((if sign == b'-' { -secs } else { secs }, 6));
+    }
+    parse_offset(b)
+}
+
 /// `[b; 8]` as a word.
 pub(super) const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
@@ -454,7 +469,7 @@ pub(super) fn from_seconds(b: &[u8], t: &mut RawTime, offset: bool) -> Option<us
     let mut pos = 2 + used;
     if offset {
         t.offset = None;
-        if let Some((off, used)) = parse_offset(&b[pos..]) {
+        if let Some((off, used)) = offset_at(&b[pos..]) {
             t.offset = Some(off);
             pos += used;
         }
@@ -1053,6 +1068,24 @@ mod tests {
     }
 
     proptest! {
+        /// The fixed-width read of `+HH:MM` answers as the general parser,
+        /// on bytes around every edge it checks (signs, digits and their
+        /// neighbours `/` and `:`, hours past 23, minutes past 59).
+        #[test]
+        fn offset_at_is_parse_offset(b in proptest::collection::vec(prop_oneof![
+            Just(b'+'), Just(b'-'), Just(b':'), Just(b'/'), Just(b'Z'), Just(b' '),
+            Just(b'0'), Just(b'1'), Just(b'2'), Just(b'3'), Just(b'5'), Just(b'6'), Just(b'9'),
+            any::<u8>(),
+        ], 0..9)) {
+            prop_assert_eq!(offset_at(&b), parse_offset(&b));
+        }
+
+        #[test]
+        fn offset_at_reads_every_offset(h in 0u8..30, m in 0u8..70, minus in any::<bool>(), tail in "[ 0-9]?") {
+            let text = format!("{}{h:02}:{m:02}{tail}", if minus { '-' } else { '+' });
+            prop_assert_eq!(offset_at(text.as_bytes()), parse_offset(text.as_bytes()));
+        }
+
         #[test]
         fn fraction_reads_like_the_reference(b in "[.,]?[0-9]{0,14}[ Z+a.]?") {
             prop_assert_eq!(fraction(b.as_bytes()), reference_fraction(b.as_bytes()));
