@@ -44,9 +44,10 @@
 //!
 //! [`branches`]: super::branches
 
+use std::cell::RefCell;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 
 use regex_automata::dfa::onepass;
 use regex_automata::hybrid;
@@ -88,10 +89,123 @@ struct Engines {
 /// A pattern as [`segments`] takes it.
 #[derive(Debug)]
 struct Plan {
+    /// The pattern, with the automaton [`Captor::new`] compiled and the
+    /// one-pass DFA it failed to build: the first segment joined to all
+    /// that follows is the pattern, whose join is then decided unbuilt.
+    whole: Arc<Piece>,
+}
+
+/// A piece of a pattern that [`segments`] builds engines of, with what has
+/// been built of it so far. The same piece recurs in a cut: `<HOST>` and
+/// what follows it ends each list of [`Choices`] (four lists for sshd's
+/// `Connection closed`), and its automaton, one-pass DFA and lazy DFAs
+/// were built anew for each; each is built once now ([`Pieces`]).
+#[derive(Debug)]
+struct Piece {
     hir: Hir,
     /// As the search's `utf8_empty`.
     utf8: bool,
     size_limit: usize,
+    nfa: OnceLock<Option<NFA>>,
+    onepass: OnceLock<Option<onepass::DFA>>,
+    /// Lazy DFAs, by direction (reverse or not) and match kind.
+    lazy: Mutex<Vec<LazyBuilt>>,
+}
+
+/// A lazy DFA of a [`Piece`]: reverse, match kind, DFA.
+type LazyBuilt = (bool, MatchKind, Option<hybrid::dfa::DFA>);
+
+impl Piece {
+    fn new(hir: Hir, utf8: bool, size_limit: usize) -> Piece {
+        Piece {
+            hir,
+            utf8,
+            size_limit,
+            nfa: OnceLock::new(),
+            onepass: OnceLock::new(),
+            lazy: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Its automaton, groups kept ([`compile`]).
+    fn nfa(&self) -> Option<NFA> {
+        self.nfa
+            .get_or_init(|| compile(&self.hir, self.utf8, self.size_limit).ok())
+            .clone()
+    }
+
+    /// Its automaton's one-pass DFA, where it has one.
+    fn onepass(&self) -> Option<onepass::DFA> {
+        let nfa = self.nfa()?;
+        self.onepass.get_or_init(|| onepass_dfa(&nfa)).clone()
+    }
+
+    /// Its engines as a segment's or a piece of one ([`Engine::new`]).
+    fn engine(&self) -> Option<Engine> {
+        let nfa = self.nfa()?;
+        let onepass = Engine::wants_onepass(&self.hir, true)
+            .then(|| self.onepass())
+            .flatten();
+        Engine::with_onepass(nfa, onepass).ok()
+    }
+
+    /// Its lazy DFA ([`lazy_dfa`]).
+    fn lazy(&self, reverse: bool, kind: MatchKind) -> Option<hybrid::dfa::DFA> {
+        let mut built = self.lazy.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((.., dfa)) = built.iter().find(|(r, k, _)| *r == reverse && *k == kind) {
+            return dfa.clone();
+        }
+        let dfa = lazy_dfa(&self.hir, reverse, kind);
+        built.push((reverse, kind, dfa.clone()));
+        dfa
+    }
+}
+
+/// The pieces built while one pattern is cut, found again by their parse.
+struct Pieces {
+    utf8: bool,
+    size_limit: usize,
+    all: RefCell<Vec<Arc<Piece>>>,
+    /// `false` for tests: each piece is built anew, as before pieces were
+    /// shared.
+    reuse: bool,
+}
+
+impl Pieces {
+    /// Those of `plan`'s pattern, the whole already built.
+    fn new(plan: &Plan) -> Pieces {
+        Pieces {
+            utf8: plan.whole.utf8,
+            size_limit: plan.whole.size_limit,
+            all: RefCell::new(vec![Arc::clone(&plan.whole)]),
+            reuse: true,
+        }
+    }
+
+    /// Every piece built anew, the whole too: what the cut was built from
+    /// before, for tests.
+    #[cfg(test)]
+    fn fresh(plan: &Plan) -> Pieces {
+        Pieces {
+            utf8: plan.whole.utf8,
+            size_limit: plan.whole.size_limit,
+            all: RefCell::new(Vec::new()),
+            reuse: false,
+        }
+    }
+
+    /// The piece `hir`, built where an equal one was.
+    fn get(&self, hir: Hir) -> Arc<Piece> {
+        let mut all = self.all.borrow_mut();
+        if self.reuse
+            && let Some(p) = all.iter().find(|p| p.hir == hir)
+        {
+            return Arc::clone(p);
+        }
+        let p = Arc::new(Piece::new(hir, self.utf8, self.size_limit));
+        all.push(Arc::clone(&p));
+        p
+    }
 }
 
 /// Matches a pattern resolves as one before it is cut: the cuts of a
@@ -386,11 +500,18 @@ impl Captor {
     /// The engines for `hir`, its group indices kept (a branch's groups have
     /// the whole pattern's indices). `utf8` as the search's `utf8_empty`.
     pub(super) fn new(hir: &Hir, utf8: bool, size_limit: usize) -> Result<Captor, String> {
-        let whole = Engine::new(compile(hir, utf8, size_limit)?, hir, false)?;
-        let plan = whole.onepass.is_none().then(|| Plan {
-            hir: hir.clone(),
-            utf8,
-            size_limit,
+        let nfa = compile(hir, utf8, size_limit)?;
+        let whole = Engine::new(nfa.clone(), hir, false)?;
+        let plan = whole.onepass.is_none().then(|| {
+            let piece = Piece::new(hir.clone(), utf8, size_limit);
+            let _ = piece.nfa.set(Some(nfa));
+            if Engine::wants_onepass(hir, false) {
+                // Built from the same automaton and found to be none.
+                let _ = piece.onepass.set(None);
+            }
+            Plan {
+                whole: Arc::new(piece),
+            }
         });
         let anchored_start = hir
             .properties()
@@ -696,13 +817,16 @@ impl Engines {
         if self.resolved.fetch_add(1, Ordering::Relaxed) < CUT_AFTER {
             return &[];
         }
-        self.segments.get_or_init(|| {
-            let compile = |h: &Hir| compile(h, plan.utf8, plan.size_limit);
-            let ascii = !plan.utf8;
-            let host = ascii.then(host_item).flatten();
-            segments(&plan.hir, &compile, ascii, host.as_ref(), 0).unwrap_or_default()
-        })
+        self.segments
+            .get_or_init(|| cut(plan, &Pieces::new(plan)).unwrap_or_default())
     }
+}
+
+/// `plan`'s pattern cut ([`segments`]), its pieces built from `pieces`.
+fn cut(plan: &Plan, pieces: &Pieces) -> Option<Box<[Segment]>> {
+    let ascii = !plan.whole.utf8;
+    let host = ascii.then(|| HOST.as_ref()).flatten();
+    segments(&plan.whole.hir, pieces, ascii, host, 0)
 }
 
 /// `hir`'s automaton, its group indices kept.
@@ -1412,7 +1536,34 @@ fn host_item() -> Option<HostItem> {
         .position(|c| c.name.as_deref() == Some("ip4"))?;
     let p = hir.properties();
     let lens = (p.minimum_len(), p.maximum_len(), p.explicit_captures_len());
-    Some((shape(&hir).to_string(), ip4, lens))
+    Some(HostItem {
+        text: shape(&hir).to_string(),
+        hir,
+        ip4,
+        lens,
+    })
+}
+
+/// [`host_item`], worked out once: it is the same for every pattern, and
+/// parsing `<HOST>` cost some 300,000 instructions per pattern cut.
+static HOST: LazyLock<Option<HostItem>> = LazyLock::new(host_item);
+
+/// Whether `a` and `b` are the same but for their groups' indices and
+/// names: then their [`shape`]s are equal and render alike, which is
+/// found without building and rendering them (some 100,000 instructions
+/// for `<HOST>`, done for each item that may be it).
+fn same_shape(a: &Hir, b: &Hir) -> bool {
+    match (a.kind(), b.kind()) {
+        (HirKind::Capture(x), HirKind::Capture(y)) => same_shape(&x.sub, &y.sub),
+        (HirKind::Repetition(x), HirKind::Repetition(y)) => {
+            x.min == y.min && x.max == y.max && x.greedy == y.greedy && same_shape(&x.sub, &y.sub)
+        }
+        (HirKind::Concat(x), HirKind::Concat(y))
+        | (HirKind::Alternation(x), HirKind::Alternation(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_shape(a, b))
+        }
+        (x, y) => x == y,
+    }
 }
 
 /// `h` with every group unnamed and numbered 0.
@@ -1454,9 +1605,22 @@ fn ip4_slot(h: &Hir, nth: usize) -> Option<usize> {
     Some(groups.get(nth)?.index as usize * 2)
 }
 
-/// `<HOST>`'s rendered shape, the place of `ip4` among its groups, and its
-/// lengths and group count ([`host_item`]).
-type HostItem = (String, usize, (Option<usize>, Option<usize>, usize));
+/// `<HOST>` as [`host_item`] finds it.
+#[derive(Debug)]
+struct HostItem {
+    /// Its parse.
+    hir: Hir,
+    /// Its [`shape`], rendered.
+    text: String,
+    /// The place of `ip4` among its groups.
+    ip4: usize,
+    /// Its shortest and longest match, and its group count.
+    lens: (Option<usize>, Option<usize>, usize),
+}
+
+/// A piece [`segments`] built as a segment: the piece, its automaton, its
+/// one-pass DFA, and its first item's place.
+type Built = (Arc<Piece>, NFA, Option<onepass::DFA>, usize);
 
 /// `hir` cut into segments ([module docs](self)), `None` where no cut
 /// leaves a one-pass segment of more than an assertion. `ascii`: the
@@ -1466,7 +1630,7 @@ type HostItem = (String, usize, (Option<usize>, Option<usize>, usize));
 /// segment.
 fn segments(
     hir: &Hir,
-    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    pieces: &Pieces,
     ascii: bool,
     host_tag: Option<&HostItem>,
     depth: usize,
@@ -1483,14 +1647,14 @@ fn segments(
     // with `<HOST>`'s lengths and group count is rendered.
     let is_host = |h: &Hir| {
         host_tag.is_some_and(|t| {
-            let (p, q) = (h.properties(), &t.2);
+            let (p, q) = (h.properties(), &t.lens);
             p.minimum_len() == q.0
                 && p.maximum_len() == q.1
                 && p.explicit_captures_len() == q.2
-                && shape(h).to_string() == t.0
+                && (same_shape(h, &t.hir) || shape(h).to_string() == t.text)
         })
     };
-    let ip4_nth = host_tag.map_or(0, |t| t.1);
+    let ip4_nth = host_tag.map_or(0, |t| t.ip4);
     let before_host = items.iter().position(is_host).unwrap_or(items.len());
     let mut cuts = Vec::new();
     let mut decided = 0;
@@ -1518,10 +1682,10 @@ fn segments(
     bounds.extend(cuts);
     bounds.push(items.len());
     // The one-pass DFA that decides a join is kept for the segment's engine.
-    let build = |lo: usize, hi: usize| -> Option<(Hir, NFA, Option<onepass::DFA>, usize)> {
-        let h = Hir::concat(items[lo..hi].to_vec());
-        let nfa = compile(&h).ok()?;
-        let one = onepass_dfa(&nfa);
+    let build = |lo: usize, hi: usize| -> Option<Built> {
+        let h = pieces.get(Hir::concat(items[lo..hi].to_vec()));
+        let nfa = h.nfa()?;
+        let one = h.onepass();
         Some((h, nfa, one, lo))
     };
     let mut out = Vec::new();
@@ -1541,9 +1705,8 @@ fn segments(
         current = build(lo, hi)?;
     }
     out.push(current);
-    let decided = |(h, _, one, _): &(Hir, NFA, Option<onepass::DFA>, usize)| {
-        one.is_some() && h.properties().minimum_len() != Some(0)
-    };
+    let decided =
+        |(h, _, one, _): &Built| one.is_some() && h.hir.properties().minimum_len() != Some(0);
     if depth == 0 && (out.len() < 2 || !out.iter().any(decided)) {
         return None;
     }
@@ -1560,15 +1723,15 @@ fn segments(
         if !is_host(first) {
             return None;
         }
-        let rest = Hir::concat(rest.to_vec());
-        let engine = Engine::new(compile(&rest).ok()?, &rest, true).ok()?;
-        let rest_dfa = (rest.properties().explicit_captures_len() == 0)
-            .then(|| lazy_dfa(&rest, false, MatchKind::All))
+        let rest = pieces.get(Hir::concat(rest.to_vec()));
+        let engine = rest.engine()?;
+        let rest_dfa = (rest.hir.properties().explicit_captures_len() == 0)
+            .then(|| rest.lazy(false, MatchKind::All))
             .flatten();
         let rest_slots = engine.backtrack.get_nfa().group_info().slot_len();
         let opt_rest = rest_dfa
             .is_none()
-            .then(|| optional_then_plain(&hs[1..], rest_slots))
+            .then(|| optional_then_plain(&hs[1..], rest_slots, pieces))
             .flatten();
         let host = Host {
             ip4: ip4_slot(first, ip4_nth)?,
@@ -1585,7 +1748,7 @@ fn segments(
         .enumerate()
         .map(|(n, ((h, nfa, dfa, lo), hi))| {
             let one = dfa.is_some();
-            let dfa = dfa.filter(|_| Engine::wants_onepass(&h, true));
+            let dfa = dfa.filter(|_| Engine::wants_onepass(&h.hir, true));
             let engine = Engine::with_onepass(nfa, dfa).ok()?;
             let slot_len = engine.backtrack.get_nfa().group_info().slot_len();
             // `<HOST>` is in the last segment only (no cut past it), whose
@@ -1594,12 +1757,12 @@ fn segments(
             let host = last_one
                 .then(|| host_of(&items[lo..hi], slot_len))
                 .flatten();
-            let slots = own_slots(&h)?;
+            let slots = own_slots(&h.hir)?;
             // Not `<HOST>`'s address-or-name choice: neither is one-pass
             // with what follows, and building them costs.
             let opens_host = items.get(lo).is_some_and(is_host);
             let alts = (!one && !opens_host)
-                .then(|| alternatives(&items[lo..hi], compile, slot_len, ascii))
+                .then(|| alternatives(&items[lo..hi], pieces, slot_len, ascii))
                 .flatten();
             let choices = (ascii
                 && !one
@@ -1607,11 +1770,11 @@ fn segments(
                 && !opens_host
                 && alts.is_none()
                 && depth < MAX_CHOICE_DEPTH)
-                .then(|| choices_of(&items[lo..hi], compile, host_tag, depth, slot_len))
+                .then(|| choices_of(&items[lo..hi], pieces, host_tag, depth, slot_len))
                 .flatten();
             // The choices find where `<HOST>` starts where the split would.
             let split = (ascii && !one && last_one && host.is_none() && choices.is_none())
-                .then(|| split_of(&items[lo..hi], &is_host, compile, &host_of))
+                .then(|| split_of(&items[lo..hi], &is_host, pieces, &host_of))
                 .flatten()
                 .filter(|p| p.head_slots <= slot_len && p.tail_slots <= slot_len);
             // A segment with no groups of its own but ones around all of
@@ -1628,7 +1791,7 @@ fn segments(
                     } else {
                         MatchKind::LeftmostFirst
                     };
-                    lazy_dfa(&h, false, kind)
+                    h.lazy(false, kind)
                 })
                 .flatten();
             (slot_len <= SEGMENT_SLOTS && slots.end <= slot_len).then_some(Segment {
@@ -1651,7 +1814,11 @@ fn segments(
 }
 
 /// [`Host::opt_rest`] of `items` (`X? T`), `X`'s groups below `slot_len`.
-fn optional_then_plain(items: &[Hir], slot_len: usize) -> Option<(Walk, hybrid::dfa::DFA)> {
+fn optional_then_plain(
+    items: &[Hir],
+    slot_len: usize,
+    pieces: &Pieces,
+) -> Option<(Walk, hybrid::dfa::DFA)> {
     let (x, tail) = items.split_first()?;
     let HirKind::Repetition(r) = x.kind() else {
         return None;
@@ -1665,7 +1832,7 @@ fn optional_then_plain(items: &[Hir], slot_len: usize) -> Option<(Walk, hybrid::
     }
     let (follow, _) = starts_of(&tail)?;
     let walk = Walk::following(std::slice::from_ref(&*r.sub), slot_len, Some(&follow))?;
-    Some((walk, lazy_dfa(&tail, false, MatchKind::All)?))
+    Some((walk, pieces.get(tail).lazy(false, MatchKind::All)?))
 }
 
 /// The bytes a match of `h` may start with, and whether it may be empty;
@@ -1721,7 +1888,7 @@ const MAX_CHOICE_DEPTH: usize = 2;
 /// segment's `slot_len` slots.
 fn choices_of(
     items: &[Hir],
-    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    pieces: &Pieces,
     host: Option<&HostItem>,
     depth: usize,
     slot_len: usize,
@@ -1758,7 +1925,7 @@ fn choices_of(
         .map(|a| {
             let mut h = vec![a];
             h.extend_from_slice(rest);
-            let list = segments(&Hir::concat(h), compile, true, host, depth + 1)?;
+            let list = segments(&Hir::concat(h), pieces, true, host, depth + 1)?;
             list.iter().all(|s| s.slots.end <= slot_len).then_some(list)
         })
         .collect::<Option<Box<[_]>>>()?;
@@ -1790,11 +1957,20 @@ fn around_but_ends(items: &[Hir]) -> Option<(Box<[usize]>, usize, usize)> {
         first += 1;
         lead += len;
     }
-    Some((
-        around(&Hir::concat(items[first..head].to_vec()))?,
-        lead,
-        tail,
-    ))
+    Some((around_all(&items[first..head])?, lead, tail))
+}
+
+/// [`around`] of the concatenation of `items` (a concatenation's own, so
+/// neither empty nor concatenations), worked out without building it: one
+/// item is the concatenation; of several, there is no group around all.
+fn around_all(items: &[Hir]) -> Option<Box<[usize]>> {
+    match items {
+        [one] => around(one),
+        _ => items
+            .iter()
+            .all(|h| h.properties().explicit_captures_len() == 0)
+            .then(Box::default),
+    }
 }
 
 /// The [`Alternatives`] of a segment `items`, opening with an alternation
@@ -1803,7 +1979,7 @@ fn around_but_ends(items: &[Hir]) -> Option<(Box<[usize]>, usize, usize)> {
 /// slots.
 fn alternatives(
     items: &[Hir],
-    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    pieces: &Pieces,
     slot_len: usize,
     ascii: bool,
 ) -> Option<Alternatives> {
@@ -1817,9 +1993,9 @@ fn alternatives(
             let mut h = vec![a.clone()];
             h.extend_from_slice(rest);
             let walk = ascii.then(|| Walk::new(&h, slot_len)).flatten();
-            let nfa = compile(&Hir::concat(h)).ok()?;
-            let len = nfa.group_info().slot_len();
-            let dfa = onepass_dfa(&nfa)?;
+            let piece = pieces.get(Hir::concat(h));
+            let len = piece.nfa()?.group_info().slot_len();
+            let dfa = piece.onepass()?;
             (len <= slot_len).then_some((dfa, len, walk))
         })
         .collect::<Option<Box<[_]>>>()?;
@@ -1843,7 +2019,7 @@ fn around(h: &Hir) -> Option<Box<[usize]>> {
 fn split_of(
     items: &[Hir],
     is_host: &dyn Fn(&Hir) -> bool,
-    compile: &dyn Fn(&Hir) -> Result<NFA, String>,
+    pieces: &Pieces,
     host_of: &dyn Fn(&[Hir], usize) -> Option<Host>,
 ) -> Option<Split> {
     let h = items.iter().position(is_host)?;
@@ -1860,17 +2036,18 @@ fn split_of(
     }
     let fwd = lazy_dfa(&u, false, MatchKind::All)?;
     let head_around = around(&u);
-    let head = Hir::concat(vec![u, Hir::look(Look::End)]);
-    let head = Engine::new(compile(&head).ok()?, &head, true).ok()?;
-    let hs = Hir::concat(items[h..].to_vec());
-    let tail = Engine::new(compile(&hs).ok()?, &hs, true).ok()?;
+    let head = pieces
+        .get(Hir::concat(vec![u, Hir::look(Look::End)]))
+        .engine()?;
+    let hs = pieces.get(Hir::concat(items[h..].to_vec()));
+    let tail = hs.engine()?;
     let tail_slots = tail.backtrack.get_nfa().group_info().slot_len();
     let head_slots = head.backtrack.get_nfa().group_info().slot_len();
     if tail_slots.max(head_slots) > SEGMENT_SLOTS {
         return None;
     }
     Some(Split {
-        rev: lazy_dfa(&hs, true, MatchKind::All)?,
+        rev: hs.lazy(true, MatchKind::All)?,
         fwd,
         lit: lit.0.clone(),
         lit_finder: memchr::memmem::Finder::new(&lit.0).into_owned(),
@@ -1905,11 +2082,19 @@ fn lazy_dfa(hir: &Hir, reverse: bool, kind: MatchKind) -> Option<hybrid::dfa::DF
 
 /// Whether every match of `items` from a given start ends at one place.
 fn ends_once_after(items: &[Hir]) -> bool {
-    let piece = Hir::concat(items.to_vec());
-    let props = piece.properties();
-    (props.minimum_len().is_some() && props.minimum_len() == props.maximum_len())
+    fixed_len(items).is_some()
         || ends_at_first_stop(items)
-        || super::ends_once(&piece, CUT_DFA_LIMIT)
+        || super::ends_once(&Hir::concat(items.to_vec()), CUT_DFA_LIMIT)
+}
+
+/// The length of every match of `items` in a row where it has one: their
+/// concatenation's, worked out without building it (a copy of the items).
+fn fixed_len(items: &[Hir]) -> Option<usize> {
+    items.iter().try_fold(0usize, |len, h| {
+        let p = h.properties();
+        let own = p.minimum_len().filter(|&n| p.maximum_len() == Some(n))?;
+        len.checked_add(own)
+    })
 }
 
 /// Whether `items` is `X L`, `L` a literal whose first byte no match of `X`
@@ -2291,8 +2476,120 @@ mod tests {
         }
     }
 
+    #[test]
+    fn shared_pieces_build_what_fresh_ones_do() {
+        let mut fewer = false;
+        let all = CASES
+            .iter()
+            .chain(CHOICE_CASES.iter())
+            .chain(PAM_CASES.iter());
+        for (fast, _) in all {
+            for plan in fast.built_captors().filter_map(|c| c.engines.plan.as_ref()) {
+                let (shared, fresh) = (super::Pieces::new(plan), super::Pieces::fresh(plan));
+                let (a, b) = (super::cut(plan, &shared), super::cut(plan, &fresh));
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{}", fast.text);
+                fewer |= a.is_some() && shared.all.borrow().len() < fresh.all.borrow().len();
+            }
+        }
+        // The lists of a choice end alike: their pieces are found again.
+        assert!(fewer);
+    }
+
+    /// Items of patterns with `<HOST>` (renumbered in a split pattern's
+    /// branches) and without, in both DNS modes.
+    fn items_of_patterns() -> Vec<super::Hir> {
+        let mut out = Vec::new();
+        for p in CHOICES.iter().chain(OTHERS).chain([&PAM]) {
+            for dns in [true, false] {
+                let text = super::super::to_rust_syntax(&super::super::resolve_tags(p, dns));
+                let (h, items) = ascii_items(&text);
+                out.extend(items);
+                for b in super::super::branches(&h).into_iter().flatten() {
+                    if let super::HirKind::Concat(v) = b.kind() {
+                        out.extend(v.iter().cloned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn host_items_are_told_without_rendering() {
+        let host = super::HOST.as_ref().unwrap();
+        let mut hosts = 0;
+        for item in items_of_patterns() {
+            let rendered = super::shape(&item).to_string() == host.text;
+            assert_eq!(super::same_shape(&item, &host.hir), rendered, "{item}");
+            hosts += usize::from(rendered);
+        }
+        assert!(hosts > 4, "{hosts}");
+    }
+
+    #[test]
+    fn concatenations_are_read_without_building_them() {
+        let items = items_of_patterns();
+        for lo in 0..items.len() {
+            for hi in lo + 1..(lo + 6).min(items.len()) {
+                let piece = super::Hir::concat(items[lo..hi].to_vec());
+                let p = piece.properties();
+                let fixed = p.minimum_len().is_some() && p.minimum_len() == p.maximum_len();
+                assert_eq!(super::fixed_len(&items[lo..hi]).is_some(), fixed, "{piece}");
+                if fixed {
+                    assert_eq!(super::fixed_len(&items[lo..hi]), p.minimum_len(), "{piece}");
+                }
+            }
+        }
+        // `around_all` takes a concatenation's own items: of one pattern.
+        for p in CHOICES.iter().chain(OTHERS) {
+            let (_, items) = ascii_items(&super::super::to_rust_syntax(
+                &super::super::resolve_tags(p, true),
+            ));
+            for lo in 0..items.len() {
+                for hi in lo..=items.len() {
+                    let whole = super::Hir::concat(items[lo..hi].to_vec());
+                    assert_eq!(
+                        super::around_all(&items[lo..hi]),
+                        super::around(&whole),
+                        "{whole}"
+                    );
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+        /// Two patterns of the same parts, each part in a named group, an
+        /// unnamed one, a group that takes nothing, or none: they have
+        /// the same shape exactly where their shapes render alike.
+        #[test]
+        fn same_shape_is_rendered_shape(
+            parts in proptest::collection::vec((
+                proptest::sample::select(vec![
+                    "a", "ab", r"\d{1,3}", r"\S+", r"[a-f0-9:]+?", "(?:x|yz)", r"\.", "",
+                    r"(?:\d+)?", "(?:k|kk)*",
+                ]),
+                0..4usize,
+                0..4usize,
+            ), 1..6),
+        ) {
+            let wrap = |part: &str, how: usize, n: usize| match how {
+                0 => format!("(?P<g{n}>{part})"),
+                1 => format!("({part})"),
+                2 => format!("(?:{part})"),
+                _ => part.to_string(),
+            };
+            let a: String = parts.iter().enumerate().map(|(n, (p, x, _))| wrap(p, *x, n)).collect();
+            let b: String = parts.iter().enumerate().map(|(n, (p, _, y))| wrap(p, *y, n + 9)).collect();
+            let (ha, hb) = (ascii_items(&a).0, ascii_items(&b).0);
+            proptest::prop_assert_eq!(
+                super::same_shape(&ha, &hb),
+                super::shape(&ha).to_string() == super::shape(&hb).to_string(),
+                "{} {}", a, b
+            );
+        }
+
         /// An optional `user=` part after `<HOST>`, walked, then the
         /// suffix on a DFA, gives the groups the `meta` engine finds:
         /// present, absent, half there, followed by what the suffix takes
