@@ -308,7 +308,8 @@ pub enum Compiled {
 /// so checked) at load, but many of a filter's regexes never run on a given
 /// log (their first bytes never lead a line), and building is most of a
 /// filter's load. Only an automaton's size limit can refuse a parsed
-/// pattern; that is then a warning, and the pattern matches nothing.
+/// pattern; that is then a warning, and the pattern matches nothing where
+/// it needs that automaton.
 #[derive(Debug)]
 pub struct FastRe {
     /// The parse `first` is built from.
@@ -317,12 +318,13 @@ pub struct FastRe {
     split: bool,
     /// The ASCII form where there is one, else the Unicode one; built on
     /// first use.
-    first: OnceLock<Option<First>>,
+    first: OnceLock<First>,
     /// Whether `first` is the ASCII form.
     first_ascii: bool,
-    /// The patterns `first` runs ([`patterns`](Self::patterns)), worked
-    /// out once: splitting builds DFAs of the branches' heads.
-    patterns: OnceLock<Box<[regex_syntax::hir::Hir]>>,
+    /// The patterns `first` runs ([`patterns`](Self::patterns)) where
+    /// split (`None`: as one, `hir`), worked out once: splitting builds
+    /// DFAs of the branches' heads.
+    patterns: OnceLock<Option<Box<[regex_syntax::hir::Hir]>>>,
     /// The Unicode form behind an ASCII `first`, once a line needed it.
     unicode: OnceLock<Option<regex_automata::meta::Regex>>,
     text: String,
@@ -339,8 +341,11 @@ pub struct FastRe {
 /// capture engine ([`capture`]), built at its first match.
 #[derive(Debug)]
 struct First {
-    finder: regex_automata::meta::Regex,
-    patterns: Box<[regex_syntax::hir::Hir]>,
+    /// The search, built at its first use: a pattern whose matches a
+    /// caller's DFA finds ([`FastRe::with_found_slots`]) never uses it, and
+    /// it cost half a million instructions per pattern of sshd's filter.
+    finder: OnceLock<Option<regex_automata::meta::Regex>>,
+    /// By pattern ([`FastRe::patterns`]).
     captors: Box<[OnceLock<Option<capture::Captor>>]>,
 }
 
@@ -443,50 +448,31 @@ impl FastRe {
     #[cfg(test)]
     fn built_captors(&self) -> impl Iterator<Item = &capture::Captor> {
         self.first()
-            .into_iter()
-            .flat_map(|f| f.captors.iter())
+            .captors
+            .iter()
             .filter_map(|c| c.get()?.as_ref())
     }
 
-    /// `first`, built now if this is its first use. Its search builds no
-    /// groups: each pattern's capture engine does ([`First::captor`]).
-    fn first(&self) -> Option<&First> {
-        self.first
-            .get_or_init(|| {
-                let mut builder = regex_automata::meta::Regex::builder();
-                builder.configure(
-                    Self::config()
-                        .utf8_empty(!self.first_ascii)
-                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit)
-                        .onepass(false),
-                );
-                let patterns = self.patterns().to_vec();
-                builder
-                    .build_many_from_hir(&patterns)
-                    .inspect_err(|e| {
-                        tracing::warn!("fail2ban regex {:?}: not run: {e}", self.text);
-                    })
-                    .ok()
-                    .map(|finder| First {
-                        finder,
-                        captors: patterns.iter().map(|_| OnceLock::new()).collect(),
-                        patterns: patterns.into_boxed_slice(),
-                    })
-            })
-            .as_ref()
+    /// `first`, set up now if this is its first use; its automata are
+    /// built at their own first use ([`First::finder`], [`First::captor`]).
+    fn first(&self) -> &First {
+        self.first.get_or_init(|| First {
+            finder: OnceLock::new(),
+            captors: self.patterns().iter().map(|_| OnceLock::new()).collect(),
+        })
     }
 
     /// The patterns `first` runs: one per branch where split.
     fn patterns(&self) -> &[regex_syntax::hir::Hir] {
-        self.patterns.get_or_init(|| {
-            if self.split {
-                branches(&self.hir)
-            } else {
-                None
-            }
-            .unwrap_or_else(|| vec![self.hir.clone()])
-            .into_boxed_slice()
-        })
+        self.patterns
+            .get_or_init(|| {
+                self.split
+                    .then(|| branches(&self.hir))
+                    .flatten()
+                    .map(Vec::into_boxed_slice)
+            })
+            .as_deref()
+            .unwrap_or(std::slice::from_ref(&self.hir))
     }
 
     /// The ASCII form's parse, for an [`AsciiDfa`] of the caller's, when
@@ -516,7 +502,7 @@ impl FastRe {
     /// (only a size limit can: its text parsed at load).
     fn engine(&self, hay: &str) -> Option<&regex_automata::meta::Regex> {
         if !self.first_ascii || hay.is_ascii() {
-            return self.first().map(|f| &f.finder);
+            return self.first().finder(self);
         }
         self.unicode
             .get_or_init(|| {
@@ -567,7 +553,7 @@ impl FastRe {
     /// Whether it runs as several patterns, one per branch.
     #[cfg(test)]
     pub(crate) fn is_split(&self) -> bool {
-        self.first().is_some_and(|f| f.patterns.len() > 1)
+        self.patterns().len() > 1
     }
 
     /// The leftmost-first match's group spans, by group index. One search:
@@ -633,9 +619,9 @@ impl FastRe {
         found: Option<(usize, usize, usize)>,
         f: impl FnOnce(&[Option<NonMaxUsize>]) -> R,
     ) -> Option<R> {
-        let first = self.first()?;
+        let first = self.first();
         with_slot_buf(self.names.len() * 2, |slots| {
-            if first.patterns.len() == 1 {
+            if first.captors.len() == 1 {
                 let captor = first.captor(0, self)?;
                 if captor.is_direct() {
                     return captor.direct(hay, from, slots).then(|| f(slots));
@@ -645,7 +631,7 @@ impl FastRe {
                 Some(m) => m,
                 None => {
                     let input = regex_automata::Input::new(hay).range(from..);
-                    let m = first.finder.find(input)?;
+                    let m = first.finder(self)?.find(input)?;
                     (m.pattern().as_usize(), m.start(), m.end())
                 }
             };
@@ -656,11 +642,33 @@ impl FastRe {
 }
 
 impl First {
+    /// The search of `re`'s patterns, built at its first use; `None` where
+    /// it was refused (a size limit), which a warning says.
+    fn finder(&self, re: &FastRe) -> Option<&regex_automata::meta::Regex> {
+        self.finder
+            .get_or_init(|| {
+                let mut builder = regex_automata::meta::Regex::builder();
+                builder.configure(
+                    FastRe::config()
+                        .utf8_empty(!re.first_ascii)
+                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit)
+                        .onepass(false),
+                );
+                builder
+                    .build_many_from_hir(re.patterns())
+                    .inspect_err(|e| {
+                        tracing::warn!("fail2ban regex {:?}: not run: {e}", re.text);
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
+
     /// Pattern `pid`'s capture engine, built at its first use.
     fn captor(&self, pid: usize, re: &FastRe) -> Option<&capture::Captor> {
         self.captors[pid]
             .get_or_init(|| {
-                capture::Captor::new(&self.patterns[pid], !re.first_ascii, 64 << 20)
+                capture::Captor::new(&re.patterns()[pid], !re.first_ascii, 64 << 20)
                     .inspect_err(|e| {
                         tracing::warn!("fail2ban regex {:?}: not run: {e}", re.text);
                     })
@@ -799,7 +807,7 @@ fn ends_once(hir: &regex_syntax::hir::Hir, limit: usize) -> bool {
     else {
         return false;
     };
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = StateSet::new(&dfa);
     let mut todo = Vec::new();
     for behind in std::iter::once(None).chain((0..=255u8).map(Some)) {
         let config = start::Config::new()
@@ -834,9 +842,11 @@ fn ends_once(hir: &regex_syntax::hir::Hir, limit: usize) -> bool {
             }
         }
     }
-    let mut after = std::collections::HashSet::new();
+    let mut after = StateSet::new(&dfa);
     let mut todo = matched;
-    after.extend(todo.iter().copied());
+    todo.iter().for_each(|&s| {
+        after.insert(s);
+    });
     while let Some(s) = todo.pop() {
         if dfa.is_match_state(dfa.next_eoi_state(s)) {
             return false;
@@ -852,6 +862,32 @@ fn ends_once(hir: &regex_syntax::hir::Hir, limit: usize) -> bool {
         }
     }
     true
+}
+
+/// A set of a dense DFA's states, by their index (an id is its state's
+/// index times the DFA's stride): hashing each state reached cost a fifth
+/// of [`ends_once`].
+struct StateSet {
+    stride2: usize,
+    has: Vec<bool>,
+}
+
+impl StateSet {
+    fn new<T: AsRef<[u32]>>(dfa: &regex_automata::dfa::dense::DFA<T>) -> StateSet {
+        StateSet {
+            stride2: dfa.stride2(),
+            has: Vec::new(),
+        }
+    }
+
+    /// Adds `id`: whether it was not in yet.
+    fn insert(&mut self, id: regex_automata::util::primitives::StateID) -> bool {
+        let i = id.as_usize() >> self.stride2;
+        if i >= self.has.len() {
+            self.has.resize(i + 1, false);
+        }
+        !std::mem::replace(&mut self.has[i], true)
+    }
 }
 
 /// A group's span from its two slots.
@@ -2100,7 +2136,7 @@ mod tests {
     fn a_segment_inside_one_group_runs_for_its_end() {
         let r = FastRe::new(AROUND).unwrap();
         assert!(segments_after(&r, "x ab12ba:yy") >= 2);
-        let first = r.first().unwrap();
+        let first = r.first();
         let captor = first.captors[0].get().unwrap().as_ref().unwrap();
         // All three: `x ` (no groups), `(?P<v>...)$` too (a group then a
         // tail of no length), and each choice of `v` on its own.
@@ -2132,7 +2168,7 @@ mod tests {
         let pam = FastRe::new_split(&to_rust_syntax(&resolve_tags(CUT_PAM, true))).unwrap();
         let line = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7  user=root";
         assert!(segments_after(&pam, line) >= 2);
-        let first = pam.first().unwrap();
+        let first = pam.first();
         assert!(
             first.captors[0]
                 .get()
@@ -2240,6 +2276,22 @@ mod tests {
         assert!(FastRe::new_split(r"a(?:(b)|(cd))").unwrap().is_split());
         // Never split unless asked.
         assert!(!FastRe::new(SPLIT_PATTERNS[0]).unwrap().is_split());
+    }
+
+    #[test]
+    fn a_match_found_by_the_callers_dfa_builds_no_search() {
+        // A trailing alternation, each branch with a group: split.
+        let r = FastRe::new_split(r"^a (?:(?P<x>x)b|(?P<y>y)c)").unwrap();
+        assert!(r.is_split());
+        let y = |s: &[Option<NonMaxUsize>]| pair(&s[4..6]);
+        assert_eq!(
+            r.with_found_slots("a yc", 0, Some((1, 0, 4)), y),
+            Some(Some((2, 3)))
+        );
+        assert!(r.first().finder.get().is_none());
+        // Its own search builds it, and finds the same.
+        assert_eq!(r.with_slots("a yc", 0, y), Some(Some((2, 3))));
+        assert!(r.first().finder.get().is_some());
     }
 
     #[test]
