@@ -20,7 +20,8 @@ use jiff::tz::TimeZone;
 use super::date::{DateFinder, DateState};
 use super::ini::{Ini, IniError};
 use super::regex::{
-    AsciiDfa, ContentSplit, F2bRegex, Known, MACHINERY, NoAnswer, OwnCache, Split, resolve_tags,
+    AsciiDfa, ContentSplit, F2bRegex, Groups, Known, MACHINERY, NoAnswer, OwnCache, Split,
+    resolve_tags,
 };
 
 /// Why a fail2ban filter cannot be used.
@@ -353,6 +354,59 @@ struct Fail {
     /// It has a group of the multi-line tags (`<F-NOFAIL>`, `<F-MLFID>`...),
     /// so its matches are looked at for them.
     tagged: bool,
+    named: Named,
+}
+
+/// The named groups of a regex that a failure line's captures and user
+/// come from, found by index once: reading them by name on each failure
+/// (every named group's name compared with fail2ban's machinery, an
+/// iterator chain over all groups, a fresh shared name per capture) cost
+/// more than the rest of a matched line's bookkeeping.
+#[derive(Debug, Default)]
+struct Named {
+    /// The groups carried as captures (named, not fail2ban's machinery),
+    /// in group order, with their names ready to share.
+    carried: Box<[(usize, std::sync::Arc<str>)]>,
+    /// The `alt_user` groups, in group order.
+    alt_users: Box<[usize]>,
+}
+
+impl Named {
+    fn new(names: &[Option<Box<str>>]) -> Named {
+        let named = || {
+            names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| Some((i, n.as_deref()?)))
+        };
+        Named {
+            carried: named()
+                .filter(|(_, n)| !MACHINERY.contains(n))
+                .map(|(i, n)| (i, std::sync::Arc::from(n)))
+                .collect(),
+            alt_users: named()
+                .filter(|(_, n)| is_alt_user(n))
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// `g.named()` but fail2ban's machinery, the groups a failure carries.
+    fn carried<'a, 'h>(
+        &'a self,
+        g: &'a Groups<'h>,
+    ) -> impl Iterator<Item = (&'a std::sync::Arc<str>, &'h str)> + 'a {
+        self.carried
+            .iter()
+            .filter_map(|(i, n)| Some((n, g.at(*i)?)))
+    }
+
+    /// The first `alt_user` group of `g` that took a non-empty text.
+    fn alt_user<'h>(&self, g: &Groups<'h>) -> Option<&'h str> {
+        self.alt_users
+            .iter()
+            .find_map(|&i| g.at(i).filter(|v| !v.is_empty()))
+    }
 }
 
 /// The groups fail2ban's multi-line handling reads.
@@ -423,6 +477,8 @@ impl FailScan {
 pub struct Matcher {
     date: Option<DateFinder>,
     pref: Option<F2bRegex>,
+    /// The prefregex's groups that failures read.
+    pref_named: Named,
     /// The prefregex's content found by a DFA run, where its shape allows.
     split: Option<ContentSplit>,
     fail: Vec<Fail>,
@@ -693,7 +749,8 @@ impl Matcher {
         for l in &def.failregex {
             let re = compile(l, "failregex", multi)?;
             let tagged = SESSION_GROUPS.iter().any(|g| re.has_group(g));
-            fail.push(Fail { re, tagged });
+            let named = Named::new(re.group_names());
+            fail.push(Fail { re, tagged, named });
         }
         let split = def
             .prefregex
@@ -711,6 +768,10 @@ impl Matcher {
             + ignore.iter().filter(|r| r.is_fancy()).count();
         Ok(Matcher {
             date,
+            pref_named: pref
+                .as_ref()
+                .map(|p| Named::new(p.group_names()))
+                .unwrap_or_default(),
             pref,
             split,
             fail,
@@ -896,10 +957,9 @@ impl Matcher {
                 .filter(|n| addr.is_none() && crate::addr::is_host_name(n.as_bytes()));
             if addr.is_some() || name.is_some() {
                 state.captures.clear();
-                for (name, value) in pref.iter().flat_map(|p| p.named()).chain(g.named()) {
-                    if !MACHINERY.contains(&name) {
-                        state.captures.push_named(name, value.as_bytes());
-                    }
+                let pref_carried = pref.iter().flat_map(|p| self.pref_named.carried(p));
+                for (name, value) in pref_carried.chain(f.named.carried(&g)) {
+                    state.captures.push(name, value.as_bytes());
                 }
             }
             if !(pref_tagged || f.tagged) {
@@ -928,13 +988,10 @@ impl Matcher {
             );
             if let Some(id) = group(Known::Mlfid) {
                 // The user (`<F-USER>`, else an `<F-ALT_USER>`) this line names.
-                let user = group(Known::User).filter(|u| !u.is_empty()).or_else(|| {
-                    pref.iter()
-                        .flat_map(|p| p.named())
-                        .chain(g.named())
-                        .find(|(n, v)| !v.is_empty() && is_alt_user(n))
-                        .map(|(_, v)| v)
-                });
+                let user = group(Known::User)
+                    .filter(|u| !u.is_empty())
+                    .or_else(|| pref.as_ref().and_then(|p| self.pref_named.alt_user(p)))
+                    .or_else(|| f.named.alt_user(&g));
                 let several = state.users.note(id, user, forget, time.unwrap_or(now));
                 state.mlfid.clear();
                 state.mlfid.push_str(id);

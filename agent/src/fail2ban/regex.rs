@@ -1052,7 +1052,8 @@ impl<'h> Groups<'h> {
         self.at(usize::from(self.known[k as usize]?))
     }
 
-    fn at(&self, idx: usize) -> Option<&'h str> {
+    /// The text of group `idx`, if it took part in the match.
+    pub(crate) fn at(&self, idx: usize) -> Option<&'h str> {
         let (a, b) = self.spans.get(idx)??;
         Some(&self.hay[a..b])
     }
@@ -1203,6 +1204,12 @@ impl F2bRegex {
     /// Whether the backtracking engine runs it.
     pub fn is_fancy(&self) -> bool {
         matches!(self.engine, Compiled::Fancy(_))
+    }
+
+    /// The group names of the pattern as written, by group index: those of
+    /// the [`Groups`] of its matches.
+    pub(crate) fn group_names(&self) -> &[Option<Box<str>>] {
+        &self.names
     }
 
     /// Whether it has a group of that name.

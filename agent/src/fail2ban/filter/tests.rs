@@ -863,3 +863,52 @@ fn line_text_edges() {
         }
     }
 }
+
+proptest::proptest! {
+    /// A regex's carried groups and `alt_user` read by index are what
+    /// reading every named group by name gives.
+    #[test]
+    fn named_by_index_same_as_by_name(
+        names in proptest::strategy::Strategy::prop_shuffle(proptest::sample::subsequence(vec![
+            "user", "alt_user", "alt_user_2", "alt_userx", "alt_user_", "ip4", "content",
+            "mlfid", "nofail", "x",
+        ], 0..10)),
+        seps in proptest::collection::vec(proptest::sample::select(vec!["b", "x", ""]), 10),
+        line in "[abx]{0,12}",
+    ) {
+        let body: String = names
+            .iter()
+            .zip(&seps)
+            .map(|(n, sep)| format!("(?:(?P<{n}>a*){sep})?"))
+            .collect();
+        let re = F2bRegex::new(&format!("^(?:a|(b))?{body}")).unwrap();
+        let named = Named::new(re.group_names());
+        let Some(g) = re.captures(&line) else {
+            return Ok(());
+        };
+        let want: Vec<(&str, &str)> = g.named().filter(|(n, _)| !MACHINERY.contains(n)).collect();
+        let got: Vec<(&str, &str)> = named.carried(&g).map(|(n, v)| (&**n, v)).collect();
+        proptest::prop_assert_eq!(got, want);
+        let want = g
+            .named()
+            .find(|(n, v)| !v.is_empty() && is_alt_user(n))
+            .map(|(_, v)| v);
+        proptest::prop_assert_eq!(named.alt_user(&g), want);
+    }
+}
+
+#[test]
+fn named_skips_machinery_and_unnamed_groups() {
+    let re =
+        F2bRegex::new(r"^(?P<mlfid>a)(b)(?P<user>c)(?P<alt_user_1>d*)(?P<alt_user>e)(?P<ip4>f)$")
+            .unwrap();
+    let named = Named::new(re.group_names());
+    let g = re.captures("abcef").unwrap();
+    let carried: Vec<(&str, &str)> = named.carried(&g).map(|(n, v)| (&**n, v)).collect();
+    assert_eq!(
+        carried,
+        vec![("user", "c"), ("alt_user_1", ""), ("alt_user", "e")]
+    );
+    // The first alt_user is empty: the next one answers.
+    assert_eq!(named.alt_user(&g), Some("e"));
+}
