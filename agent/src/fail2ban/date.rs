@@ -499,7 +499,7 @@ impl DateFinder {
     /// agree); `None` where it does not answer.
     #[inline]
     fn hot(&self, line: &str, now: SystemTime, st: &mut DateState) -> Option<Found> {
-        let h = st.hot.as_ref()?;
+        let h = st.hot.as_mut()?;
         let b = line.as_bytes();
         if h.now != now
             || b.len() < h.to
@@ -508,12 +508,14 @@ impl DateFinder {
         {
             return None;
         }
-        let secs = seconds(&b[h.secs_at..h.secs_at + 2])?;
-        let shift = match h.mins {
-            Some((at, m0)) => (seconds(&b[at..at + 2])? as i64 - m0 as i64) * 60 + secs as i64,
-            None => secs as i64,
+        let digits = h.digits(b);
+        let time = if digits == h.second.0 {
+            h.second.1
+        } else {
+            let time = h.time(b)?;
+            h.second = (digits, time);
+            time
         };
-        let time = h.minute.time_at(shift)?;
         if let Some(w) = h.walked
             && !h.tail.is_some_and(|t| t.eq(b, w.at))
         {
@@ -584,6 +586,7 @@ impl DateFinder {
         Some(Hot {
             index: last.index,
             now,
+            second: (NO_DIGITS, None),
             from,
             to,
             eol: last.after.is_none(),
@@ -777,6 +780,11 @@ struct Hot {
     /// The date's span in the line, and the whole match's end.
     date: (usize, usize),
     whole_end: usize,
+    /// The minute's and seconds' digits of the last line answered
+    /// ([`Hot::digits`]), and the time they gave: log lines come in
+    /// bursts within one second (two in three of them in a busy auth.log),
+    /// and the same digits give the same time.
+    second: (u32, Option<SystemTime>),
     /// A line-start form's walk up to the end of the seconds.
     walked: Option<Walked>,
     /// The bytes that walk went on to read on the line that set this up,
@@ -789,6 +797,32 @@ struct Hot {
     /// seconds: the characters [`DateState::keep`] records there.
     first_varies: bool,
     last_varies: bool,
+}
+
+/// No line's [`Hot::digits`]: those are ASCII digits.
+const NO_DIGITS: u32 = u32::MAX;
+
+impl Hot {
+    /// The minute's (where it varies) and seconds' two digits of `b`, a
+    /// line whose bytes around them [`Hot::bytes`] matched: the time
+    /// depends on nothing else.
+    #[inline]
+    fn digits(&self, b: &[u8]) -> u32 {
+        let pair = |at: usize| u32::from(b[at]) | u32::from(b[at + 1]) << 8;
+        pair(self.secs_at) | self.mins.map_or(0, |(at, _)| pair(at) << 16)
+    }
+
+    /// The time of `b`'s date (as [`Hot::digits`] reads it), by its minute
+    /// and seconds; `None` where they are not a time of the minute's hour.
+    #[inline]
+    fn time(&self, b: &[u8]) -> Option<Option<SystemTime>> {
+        let secs = seconds(&b[self.secs_at..self.secs_at + 2])?;
+        let shift = match self.mins {
+            Some((at, m0)) => (seconds(&b[at..at + 2])? as i64 - m0 as i64) * 60 + secs as i64,
+            None => secs as i64,
+        };
+        self.minute.time_at(shift)
+    }
 }
 
 /// Bytes compared eight at a time, with some masked out: a word for each
@@ -862,18 +896,25 @@ impl Tail {
 }
 
 /// The eight bytes at `at` as a word, padded with zeros past the end.
-#[inline]
+/// Inlined: each line's stamp compare reads a few words, and a call per
+/// word cost as much as the compare.
+#[inline(always)]
 fn load(b: &[u8], at: usize) -> u64 {
     match b.get(at..at + 8) {
         Some(w) => u64::from_le_bytes(w.try_into().expect("eight bytes")),
-        None => {
-            let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(&b[at..]) {
-                *d = *s;
-            }
-            u64::from_le_bytes(w)
-        }
+        None => load_short(b, at),
     }
+}
+
+/// [`load`] of fewer than eight bytes: a stamp this short is rare.
+#[cold]
+#[inline(never)]
+fn load_short(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    for (d, s) in w.iter_mut().zip(&b[at..]) {
+        *d = *s;
+    }
+    u64::from_le_bytes(w)
 }
 
 /// The last winning match: its template, span and the characters at and
@@ -2012,6 +2053,34 @@ mod tests {
         }
         let later = now() + std::time::Duration::from_secs(1);
         assert!(d.hot(&apache("17:43"), later, &mut st).is_none());
+    }
+
+    #[test]
+    fn hot_reuses_the_last_seconds_time() {
+        let d = DateFinder::new(None).unwrap().unwrap();
+        let mut st = DateState::default();
+        for l in ["Jun 02 10:00:00 web1 x", "Jun 02 10:00:01 web1 x"] {
+            d.detect(l, &TimeZone::UTC, now(), &mut st).unwrap();
+        }
+        assert_eq!(st.hot.as_ref().unwrap().second.0, NO_DIGITS);
+        let time = |l: &str, st: &mut DateState| d.hot(l, now(), st).map(|f| f.time);
+        let first = time("Jun 02 10:07:09 web1 x", &mut st).unwrap();
+        let kept = st.hot.as_ref().unwrap().second;
+        assert_eq!(kept.1, first);
+        assert_ne!(kept.0, NO_DIGITS);
+        // The same second again: the kept time, the same as a parse gives.
+        assert_eq!(time("Jun 02 10:07:09 web2 y", &mut st), Some(first));
+        let parsed = d
+            .find("Jun 02 10:07:09 web2 y", &TimeZone::UTC, now())
+            .unwrap();
+        assert_eq!(parsed.time, first);
+        // Digits that are no time leave it as it was.
+        assert_eq!(time("Jun 02 10:07:6x web1 x", &mut st), None);
+        assert_eq!(st.hot.as_ref().unwrap().second, kept);
+        // Another second replaces it.
+        let next = time("Jun 02 10:08:10 web1 x", &mut st).unwrap();
+        assert_eq!(next, first.map(|t| t + std::time::Duration::from_secs(61)));
+        assert_eq!(st.hot.as_ref().unwrap().second.1, next);
     }
 
     /// The lines' cut text, each found with the state of the lines before.
