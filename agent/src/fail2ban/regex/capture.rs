@@ -719,8 +719,8 @@ fn segment_caches(segments: &[Segment]) -> Vec<SegmentCache> {
 
 /// Each segment from where the one before ended, over `start..end`, the
 /// last ending at `end`: [`Outcome::Found`] with the groups in `slots`;
-/// [`Outcome::NoParse`] only where a segment's engine found nothing, which
-/// the cut makes the whole's answer.
+/// [`Outcome::NoParse`] only where a segment's engine or walk found
+/// nothing, which the cut makes the whole's answer.
 fn by_segments(
     segments: &[Segment],
     caches: &mut Vec<SegmentCache>,
@@ -736,41 +736,10 @@ fn by_segments(
     slots.fill(None);
     let mut at = start;
     for (seg, cache) in segments.iter().zip(caches.iter_mut()) {
-        let mut own = [None; SEGMENT_SLOTS];
-        let own = &mut own[..seg.slot_len];
-        let quad = seg.host.as_ref().zip(cache.host.as_mut());
-        let split = seg.split.as_ref().zip(cache.split.as_mut());
-        let ends = seg.ends.as_ref().zip(cache.ends.as_mut());
-        let alts = seg.alts.as_ref();
-        let walked = seg.walk.as_ref().is_some_and(|w| w.run(hay, at, end, own));
-        let chosen = match &seg.choices {
-            _ if walked => Outcome::Found,
-            Some(ch) => ch.search(&mut cache.choices, hay, at, end, own),
-            None => Outcome::Unsure,
+        at = match seg.search(cache, hay, at, end, slots) {
+            Ok(to) => to,
+            Err(outcome) => return outcome,
         };
-        if chosen == Outcome::NoParse {
-            return Outcome::NoParse;
-        }
-        if chosen == Outcome::Unsure
-            && !ends.is_some_and(|(d, c)| seg.end_only(d, c, hay, at, end, own))
-            && !alts.is_some_and(|a| a.search(&mut cache.alts, hay, at, end, own))
-            && !quad.is_some_and(|(h, c)| h.search(c, hay, at, end, own))
-            && !split.is_some_and(|(p, c)| p.search(c, hay, at, end, own))
-        {
-            let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
-            if !seg.engine.search(&mut cache.engine, &input, own) {
-                return Outcome::NoParse;
-            }
-        }
-        let Some(to) = own.get(1).copied().flatten() else {
-            return Outcome::Unsure;
-        };
-        if let (Some(out), Some(mine)) =
-            (slots.get_mut(seg.slots.clone()), own.get(seg.slots.clone()))
-        {
-            out.copy_from_slice(mine);
-        }
-        at = to.get();
     }
     if at != end || slots.len() < 2 {
         return Outcome::Unsure;
@@ -778,6 +747,122 @@ fn by_segments(
     slots[0] = NonMaxUsize::new(start);
     slots[1] = NonMaxUsize::new(end);
     Outcome::Found
+}
+
+/// Slots [`with_unset`] clears without a call: most segments' automata
+/// write fewer.
+const SMALL_SLOTS: usize = 32;
+
+/// Runs `f` on `n` unset slots on the stack (at most [`SEGMENT_SLOTS`]),
+/// in a buffer not much larger: a buffer of [`SEGMENT_SLOTS`] cost a
+/// `memset` call per segment run through it.
+fn with_unset<R>(n: usize, f: impl FnOnce(&mut [Option<NonMaxUsize>]) -> R) -> R {
+    if n <= SMALL_SLOTS {
+        f(&mut [None; SMALL_SLOTS][..n])
+    } else {
+        f(&mut [None; SEGMENT_SLOTS][..n.min(SEGMENT_SLOTS)])
+    }
+}
+
+impl Segment {
+    /// The segment's first parse from `at` within `..end`: its groups in
+    /// `slots` (in its own [`Segment::slots`]: the segments before keep
+    /// theirs), its end returned; `Err` with what the run comes to where
+    /// there is none or it is not worked out. Its own slots are unset on
+    /// entry (the caller's are cleared once for all segments), so the
+    /// fast paths that set only their own groups (a walk without a choice
+    /// holding one, `<HOST>` followed by a suffix without groups, `U L
+    /// <HOST> S` whose `U` is all groups or none) write them straight
+    /// there; the others run into a buffer of the slots the segment's
+    /// automaton writes, and its groups are copied over. Clearing and
+    /// copying a buffer of [`SEGMENT_SLOTS`] per segment cost more than
+    /// many a segment's own run.
+    fn search(
+        &self,
+        cache: &mut SegmentCache,
+        hay: &str,
+        at: usize,
+        end: usize,
+        slots: &mut [Option<NonMaxUsize>],
+    ) -> Result<usize, Outcome> {
+        let Some(mine) = slots.get_mut(..self.slot_len) else {
+            return Err(Outcome::Unsure);
+        };
+        if let Some(w) = self.walk.as_ref().filter(|w| !w.clears) {
+            // Exact: no parse of the segment where the walk fails.
+            return match w.run(hay, at, end, mine) {
+                true => mine[1].map(NonMaxUsize::get).ok_or(Outcome::Unsure),
+                false => Err(Outcome::NoParse),
+            };
+        }
+        if let (Some(h), Some(c)) = (&self.host, cache.host.as_mut())
+            && let Some(to) = h.search_plain(c, hay, at, end, mine)
+        {
+            return Ok(to);
+        }
+        if let (Some(p), Some(c)) = (&self.split, cache.split.as_mut())
+            && p.search(c, hay, at, end, mine, self.slots.clone())
+        {
+            return Ok(end);
+        }
+        self.search_apart(cache, hay, at, end, slots)
+    }
+
+    /// [`Segment::search`] on the paths that may set slots outside the
+    /// segment's own (the automaton's others, which it numbers but never
+    /// sets, cleared): into a buffer, the segment's groups copied over.
+    fn search_apart(
+        &self,
+        cache: &mut SegmentCache,
+        hay: &str,
+        at: usize,
+        end: usize,
+        slots: &mut [Option<NonMaxUsize>],
+    ) -> Result<usize, Outcome> {
+        with_unset(self.slot_len, |own| {
+            let found = if let Some(w) = &self.walk {
+                // Exact, as above.
+                if !w.run(hay, at, end, own) {
+                    return Err(Outcome::NoParse);
+                }
+                true
+            } else if let Some(ch) = &self.choices {
+                match ch.search(&mut cache.choices, hay, at, end, own) {
+                    Outcome::Found => true,
+                    Outcome::NoParse => return Err(Outcome::NoParse),
+                    Outcome::Unsure => false,
+                }
+            } else {
+                false
+            };
+            let ends = self.ends.as_ref().zip(cache.ends.as_mut());
+            // `search` tried the host where what follows has no groups.
+            let quad = self.host.as_ref().filter(|h| h.rest_dfa.is_none());
+            let found = found
+                || ends.is_some_and(|(d, c)| self.end_only(d, c, hay, at, end, own))
+                || self
+                    .alts
+                    .as_ref()
+                    .is_some_and(|a| a.search(&mut cache.alts, hay, at, end, own))
+                || quad
+                    .zip(cache.host.as_mut())
+                    .is_some_and(|(h, c)| h.search(c, hay, at, end, own));
+            if !found {
+                let input = Input::new(hay).span(at..end).anchored(Anchored::Yes);
+                if !self.engine.search(&mut cache.engine, &input, own) {
+                    return Err(Outcome::NoParse);
+                }
+            }
+            let to = own.get(1).copied().flatten().ok_or(Outcome::Unsure)?;
+            if let (Some(out), Some(mine)) = (
+                slots.get_mut(self.slots.clone()),
+                own.get(self.slots.clone()),
+            ) {
+                out.copy_from_slice(mine);
+            }
+            Ok(to.get())
+        })
+    }
 }
 
 impl Choices {
@@ -854,6 +939,32 @@ impl Host {
         }
     }
 
+    /// [`Host::search`] where what follows `<HOST>` has no groups
+    /// ([`Host::rest_dfa`]): only `ip4` is set, straight into `slots`,
+    /// whose other `<HOST>` groups are unset already; its end (`end`)
+    /// returned. `None`: not this way (nothing written).
+    fn search_plain(
+        &self,
+        c: &mut HostCache,
+        hay: &str,
+        at: usize,
+        end: usize,
+        slots: &mut [Option<NonMaxUsize>],
+    ) -> Option<usize> {
+        let (dfa, cache) = self.rest_dfa.as_ref().zip(c.dfa.as_mut())?;
+        let b = hay.as_bytes().get(..end)?;
+        let quad = dotted_quad(b, at)?;
+        let after = quad + usize::from(b.get(quad) == Some(&b']'));
+        let input = Input::new(hay).span(after..end).anchored(Anchored::Yes);
+        let pair = slots.get_mut(self.ip4..self.ip4 + 2)?;
+        // The segment is the pattern's last: it ends at `end`.
+        if !matches_to_end(dfa, cache, &input) {
+            return None;
+        }
+        pair.copy_from_slice(&[NonMaxUsize::new(at), NonMaxUsize::new(quad)]);
+        Some(end)
+    }
+
     /// The segment's first parse where the address is a dotted quad at
     /// `at` and the rest matches after it: its groups in `own`, its end in
     /// `own[1]`. `false`: the segment's engine decides.
@@ -923,10 +1034,15 @@ fn matches_to_end(
     };
     let hay = input.haystack();
     for &b in &hay[input.get_span()] {
-        match dfa.next_state(cache, sid, b) {
-            Ok(next) if !next.is_dead() && !next.is_quit() => sid = next,
-            _ => return false,
+        let Ok(next) = dfa.next_state(cache, sid, b) else {
+            return false;
+        };
+        // Dead and quit states are tagged, as match states are: one test
+        // for the bytes of a state that is neither.
+        if next.is_tagged() && (next.is_dead() || next.is_quit()) {
+            return false;
         }
+        sid = next;
     }
     // A match shows one byte late: after the byte past the end (or the
     // end of the text).
@@ -1021,7 +1137,8 @@ impl Alternatives {
 
 impl Split {
     /// The segment's first parse where `<HOST>`'s start is decided ([`Split`]):
-    /// its groups in `own`, `own[1]` at `end`. `false`: the segment's engine
+    /// its groups (those in `range`, the segment's own) in `slots`, unset
+    /// there on entry; it ends at `end`. `false`: the segment's engine
     /// decides.
     fn search(
         &self,
@@ -1029,7 +1146,8 @@ impl Split {
         hay: &str,
         at: usize,
         end: usize,
-        own: &mut [Option<NonMaxUsize>],
+        slots: &mut [Option<NonMaxUsize>],
+        range: std::ops::Range<usize>,
     ) -> bool {
         let runs = self.runs.fetch_add(1, Ordering::Relaxed);
         let misses = self.misses.load(Ordering::Relaxed);
@@ -1040,49 +1158,83 @@ impl Split {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return false;
         };
-        let mut head = [None; SEGMENT_SLOTS];
-        let head = &mut head[..self.head_slots];
         let u_end = q - self.lit.len();
-        if let Some(around) = &self.head_around {
-            // `U` matches up to `u_end`: that is where the segment splits.
-            for &g in around.iter() {
-                if let Some(pair) = head.get_mut(g..g + 2) {
-                    pair.copy_from_slice(&[NonMaxUsize::new(at), NonMaxUsize::new(u_end)]);
+        // The two parts' groups are apart: each automaton numbers the
+        // other's but never sets them. `U`'s are set after `<HOST> S`'s,
+        // where those left them unset.
+        let Some(around) = &self.head_around else {
+            return with_unset(self.head_slots, |head| {
+                let Some(before) = hay.get(..u_end) else {
+                    return false;
+                };
+                let input = Input::new(before).span(at..u_end).anchored(Anchored::Yes);
+                if !self.head.search(&mut c.head, &input, head)
+                    || !self.tail_search(c, hay, q, end, slots, range.clone())
+                {
+                    return false;
                 }
-            }
-        } else {
-            let Some(before) = hay.get(..u_end) else {
-                return false;
-            };
-            let input = Input::new(before).span(at..u_end).anchored(Anchored::Yes);
-            if !self.head.search(&mut c.head, &input, head) {
-                return false;
-            }
-        }
-        let mut tail = [None; SEGMENT_SLOTS];
-        let tail = &mut tail[..self.tail_slots];
-        let quad = self.tail_host.as_ref().zip(c.tail_host.as_mut());
-        if !quad.is_some_and(|(h, c)| h.search(c, hay, q, end, tail)) {
-            let input = Input::new(hay).span(q..end).anchored(Anchored::Yes);
-            if !self.tail.search(&mut c.tail, &input, tail) {
-                return false;
-            }
-        }
-        if tail.get(1).copied().flatten().map(NonMaxUsize::get) != Some(end) {
+                for i in range {
+                    if let (Some(slot @ None), Some(&mine)) = (slots.get_mut(i), head.get(i)) {
+                        *slot = mine;
+                    }
+                }
+                true
+            });
+        };
+        if !self.tail_search(c, hay, q, end, slots, range) {
             return false;
         }
-        // The two parts' groups are apart: each automaton numbers the
-        // other's but never sets them.
-        for (i, slot) in own.iter_mut().enumerate().skip(2) {
-            *slot = tail
-                .get(i)
-                .copied()
-                .flatten()
-                .or(head.get(i).copied().flatten());
+        // `U` matches up to `u_end`: that is where the segment splits.
+        for &g in around.iter() {
+            for (i, to) in [(g, at), (g + 1, u_end)] {
+                if let Some(slot @ None) = slots.get_mut(i) {
+                    *slot = NonMaxUsize::new(to);
+                }
+            }
         }
-        own[0] = NonMaxUsize::new(at);
-        own[1] = NonMaxUsize::new(end);
         true
+    }
+
+    /// `<HOST> S` from `q` to `end`: its groups (those in `range`) in
+    /// `slots`, unset there on entry.
+    fn tail_search(
+        &self,
+        c: &mut SplitCache,
+        hay: &str,
+        q: usize,
+        end: usize,
+        slots: &mut [Option<NonMaxUsize>],
+        range: std::ops::Range<usize>,
+    ) -> bool {
+        let quad = self.tail_host.as_ref().zip(c.tail_host.as_mut());
+        if let Some((h, hc)) = quad
+            && h.search_plain(hc, hay, q, end, slots).is_some()
+        {
+            return true;
+        }
+        with_unset(self.tail_slots, |tail| {
+            // The search above was this where `S` has no groups.
+            let quad = self
+                .tail_host
+                .as_ref()
+                .filter(|h| h.rest_dfa.is_none())
+                .zip(c.tail_host.as_mut());
+            if !quad.is_some_and(|(h, c)| h.search(c, hay, q, end, tail)) {
+                let input = Input::new(hay).span(q..end).anchored(Anchored::Yes);
+                if !self.tail.search(&mut c.tail, &input, tail) {
+                    return false;
+                }
+            }
+            if tail.get(1).copied().flatten().map(NonMaxUsize::get) != Some(end) {
+                return false;
+            }
+            for i in range {
+                if let (Some(slot), Some(&mine)) = (slots.get_mut(i), tail.get(i)) {
+                    *slot = mine;
+                }
+            }
+            true
+        })
     }
 
     /// Where `<HOST>` starts: the one place after `L` from which `<HOST> S`
