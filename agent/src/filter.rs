@@ -1809,11 +1809,49 @@ impl SourceMatcher {
     /// captures its own pattern finds on this line, usually none.
     pub fn captures_into(&self, line: &[u8], hit: &Hit, scratch: &mut Scratch, out: &mut Captures) {
         out.clear();
-        let line = strip_newline(line);
         if let Some(k) = self.fail2ban.iter().position(|(id, _)| *id == hit.filter) {
             out.clone_from(&scratch.fail2ban[k].captures);
             return;
         }
+        self.regex_captures(line, hit, scratch, |name, raw| out.push(name, raw));
+    }
+
+    /// The captures [`captures_into`](Self::captures_into) would keep, handed
+    /// to `each` (name, value) in the same order, with no [`Captures`] between:
+    /// a caller that only counts or compares them (`log2drop test`) copies
+    /// nothing and touches no reference count. A value is raw, not bounded
+    /// yet ([`capture::bound_in`] bounds it as `captures_into` would); a
+    /// fail2ban filter's come bounded already, which bounding leaves as they
+    /// are. At most [`capture::MAX_CAPTURES`] with distinct names, as
+    /// `captures_into` keeps them: a pattern keeps no more of its groups, and
+    /// a regex's group names are distinct.
+    pub fn each_capture(
+        &self,
+        line: &[u8],
+        hit: &Hit,
+        scratch: &mut Scratch,
+        mut each: impl FnMut(&Arc<str>, &[u8]),
+    ) {
+        if let Some(k) = self.fail2ban.iter().position(|(id, _)| *id == hit.filter) {
+            for c in scratch.fail2ban[k].captures.iter() {
+                each(c.name, c.value.as_bytes());
+            }
+            return;
+        }
+        self.regex_captures(line, hit, scratch, each);
+    }
+
+    /// The named captures of a line that one of this matcher's own patterns
+    /// (not a fail2ban filter) matched, raw, in the pattern's order.
+    #[inline]
+    fn regex_captures(
+        &self,
+        line: &[u8],
+        hit: &Hit,
+        scratch: &mut Scratch,
+        mut each: impl FnMut(&Arc<str>, &[u8]),
+    ) {
+        let line = strip_newline(line);
         let Some(p) = self.pattern_of(hit) else {
             return;
         };
@@ -1830,19 +1868,18 @@ impl SourceMatcher {
             && hit.host == Host::Addr(at.addr)
             && let Some(text) = line.get(at.offset..at.offset + at.start)
         {
-            let known = match at.group {
+            // What the address path settled, else what the plan's walks find.
+            let settled = match at.group {
                 GroupAt::At(a, b) => Some(Some(a..b)),
                 GroupAt::Absent => Some(None),
-                GroupAt::Unknown => None,
-            };
-            if let Some(span) = known.or_else(|| {
-                before
+                GroupAt::Unknown => before
                     .plan
                     .as_ref()
-                    .and_then(|plan| plan.span(text).ok().flatten())
-            }) {
+                    .and_then(|plan| plan.span(text).ok().flatten()),
+            };
+            if let Some(span) = settled {
                 if let Some(span) = span {
-                    out.push(&before.groups[0].1, &text[span]);
+                    each(&before.groups[0].1, &text[span]);
                 }
                 return;
             }
@@ -1853,7 +1890,7 @@ impl SourceMatcher {
                 if caps.is_match() {
                     for (i, name) in before.groups.iter() {
                         if let Some(span) = caps.get_group(*i) {
-                            out.push(name, &text[span.range()]);
+                            each(name, &text[span.range()]);
                         }
                     }
                     return;
@@ -1882,7 +1919,7 @@ impl SourceMatcher {
                         .to_index(regex_automata::PatternID::ZERO, name)
                         .and_then(|i| caps.get_group(i));
                     if let Some(span) = span {
-                        out.push(name, &hay[span.range()]);
+                        each(name, &hay[span.range()]);
                     }
                 }
             }
@@ -1892,7 +1929,7 @@ impl SourceMatcher {
                 full.search_captures_with(lazy_cache(&mut scratch.full[p], full), &input, caps);
                 for (i, name) in pat.named.iter() {
                     if let Some(span) = caps.get_group(*i) {
-                        out.push(name, &hay[span.range()]);
+                        each(name, &hay[span.range()]);
                     }
                 }
             }
@@ -2206,6 +2243,8 @@ fn name_path(text: &str, split: Option<&pattern::Split>, anchored: bool) -> Opti
     Some(NamePath::new(expanded, suffix, at_start))
 }
 
+/// Inlined: `each_capture`, made in the caller's crate, calls it per offence.
+#[inline]
 fn strip_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)

@@ -139,15 +139,9 @@ struct Tally {
     names_ignored: u64,
     unresolved: u64,
     genuine: u64,
-    /// Offences per capture value, one table per capture name (a regex has at
-    /// most [`capture::MAX_CAPTURES`]), so a name is found by comparing a
-    /// pointer and only the value is hashed.
-    per_capture: Vec<CaptureCounts>,
-    /// Distinct values in `per_capture`, bounded by [`MAX_CAPTURE_VALUES`].
-    capture_values: usize,
-    /// Offences whose capture value did not fit in `per_capture`.
-    capture_others: u64,
-    /// The captures of the line being counted (reused).
+    /// Offences per capture value.
+    per_capture: CaptureTally,
+    /// With `--json`, the captures of the offence being printed (reused).
     captures: Captures,
 }
 
@@ -160,18 +154,22 @@ impl Tally {
         list[hit.regex] += 1;
     }
 
-    /// Counts one offence with the captures in `self.captures`, printing it with
-    /// `--json`. A host name is resolved as `use_dns` says; an allow_rdns
-    /// filter's address is checked first.
+    /// Counts one offence, `counted`, with the captures of the line that
+    /// released it (`own`: that line and its own hit; `None` for a session
+    /// that ended without a line), printing it with `--json`. A host name is
+    /// resolved as `use_dns` says; an allow_rdns filter's address is checked
+    /// first. The captures are read only for an offence that counts, straight
+    /// from the line (no [`Captures`] is filled but the one `--json` prints).
     #[allow(clippy::too_many_arguments)]
     fn offence(
         &mut self,
         out: &mut impl Write,
         json: bool,
         n: u64,
-        hit: &filter::Hit,
+        counted: &filter::Hit,
+        own: Option<(&[u8], &filter::Hit)>,
         matcher: &SourceMatcher,
-        scratch: &filter::Scratch,
+        scratch: &mut filter::Scratch,
         names: &Names,
     ) -> std::io::Result<()> {
         // The common case, an address, needs no text and no vector: the text is
@@ -179,36 +177,19 @@ impl Tally {
         let one: [IpAddr; 1];
         let resolved: Vec<IpAddr>;
         let mut name = None;
-        let addresses: &[IpAddr] = match hit.host {
+        let addresses: &[IpAddr] = match counted.host {
             Host::Addr(a) => {
-                if let Some(why) = names.genuine(a) {
-                    self.genuine += 1;
-                    if !json {
-                        eprintln!("log2drop: line {n}: {a} is {why}: genuine, not counted");
-                    }
+                if !names.allow_rdns.is_empty() && self.genuine(n, a, json, names) {
                     return Ok(());
                 }
                 one = [a];
                 &one
             }
             Host::Name(r) => {
-                let text = scratch.host_name(r).unwrap_or_default().to_owned();
-                // As the agent: allow_rdns filters take no names.
-                if names.use_dns == UseDns::No || !names.allow_rdns.is_empty() {
-                    self.names_ignored += 1;
+                let Some((text, found)) = self.resolve(n, r, json, scratch, names) else {
                     return Ok(());
-                }
-                self.names += 1;
-                resolved = match names.addresses(&text) {
-                    Ok(a) => a,
-                    Err(why) => {
-                        self.unresolved += 1;
-                        if !json {
-                            eprintln!("log2drop: line {n}: {why}; nothing would be banned");
-                        }
-                        Vec::new()
-                    }
                 };
+                resolved = found;
                 name = Some(text);
                 &resolved
             }
@@ -217,56 +198,72 @@ impl Tally {
         for a in addresses {
             *self.per_addr.entry(*a).or_default() += 1;
         }
-        for c in self.captures.iter() {
-            // The matcher hands out one shared name per group: a pointer
-            // comparison finds its table (the text decides when it does not).
-            let k = match self
-                .per_capture
-                .iter()
-                .position(|t| Arc::ptr_eq(&t.name, c.name) || t.name == *c.name)
-            {
-                Some(k) => k,
-                None => {
-                    self.per_capture.push(CaptureCounts {
-                        name: c.name.clone(),
-                        values: HashMap::default(),
-                    });
-                    self.per_capture.len() - 1
+        let Tally {
+            per_capture,
+            captures,
+            ..
+        } = self;
+        if json {
+            captures.clear();
+        }
+        if let Some((line, own)) = own {
+            matcher.each_capture(line, own, scratch, |group, raw| {
+                per_capture.count(group, raw);
+                if json {
+                    captures.push(group, raw);
                 }
-            };
-            let values = &mut self.per_capture[k].values;
-            // A value seen before (most: attackers repeat user names) is found
-            // by reference; only a new one is copied.
-            if let Some(v) = values.get_mut(c.value) {
-                *v += 1;
-            } else if self.capture_values < MAX_CAPTURE_VALUES {
-                values.insert(c.value.into(), 1);
-                self.capture_values += 1;
-            } else {
-                self.capture_others += 1;
-            }
+            });
         }
         if json {
-            let host = match name {
-                Some(name) => name,
-                None => addresses
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-            };
-            let record = JsonHit {
-                line: n,
-                host: &host,
-                addresses,
-                filter: matcher.filter_name(hit.filter),
-                time: hit.time.and_then(rfc3339),
-                captures: &self.captures,
-            };
-            serde_json::to_writer(&mut *out, &record)?;
-            out.write_all(b"\n")
+            print_json(out, n, counted, name, addresses, matcher, &self.captures)
         } else {
             Ok(())
         }
+    }
+
+    /// Whether `addr` is a genuine client of the filter's allow_rdns names (the
+    /// line then does not count).
+    #[cold]
+    fn genuine(&mut self, n: u64, addr: IpAddr, json: bool, names: &Names) -> bool {
+        let Some(why) = names.genuine(addr) else {
+            return false;
+        };
+        self.genuine += 1;
+        if !json {
+            eprintln!("log2drop: line {n}: {addr} is {why}: genuine, not counted");
+        }
+        true
+    }
+
+    /// The host name of a hit and its addresses (none when it does not
+    /// resolve), or `None` when names do not count.
+    #[cold]
+    fn resolve(
+        &mut self,
+        n: u64,
+        r: filter::NameRef,
+        json: bool,
+        scratch: &filter::Scratch,
+        names: &Names,
+    ) -> Option<(String, Vec<IpAddr>)> {
+        let text = scratch.host_name(r).unwrap_or_default().to_owned();
+        // As the agent: allow_rdns filters take no names.
+        if names.use_dns == UseDns::No || !names.allow_rdns.is_empty() {
+            self.names_ignored += 1;
+            return None;
+        }
+        self.names += 1;
+        let resolved = match names.addresses(&text) {
+            Ok(a) => a,
+            Err(why) => {
+                self.unresolved += 1;
+                if !json {
+                    eprintln!("log2drop: line {n}: {why}; nothing would be banned");
+                }
+                Vec::new()
+            }
+        };
+        Some((text, resolved))
     }
 
     /// Counts the offences of sessions that ended without a line, reported at
@@ -284,10 +281,102 @@ impl Tally {
     ) -> std::io::Result<()> {
         while let Some(hit) = matcher.take_deferred(scratch) {
             // No line of its own: no captures.
-            self.captures.clear();
-            self.offence(out, json, n, &hit, matcher, scratch, names)?;
+            self.offence(out, json, n, &hit, None, matcher, scratch, names)?;
         }
         Ok(())
+    }
+}
+
+/// One `--json` line.
+#[allow(clippy::too_many_arguments)]
+fn print_json(
+    out: &mut impl Write,
+    n: u64,
+    hit: &filter::Hit,
+    name: Option<String>,
+    addresses: &[IpAddr],
+    matcher: &SourceMatcher,
+    captures: &Captures,
+) -> std::io::Result<()> {
+    let host = match name {
+        Some(name) => name,
+        None => addresses
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    };
+    let record = JsonHit {
+        line: n,
+        host: &host,
+        addresses,
+        filter: matcher.filter_name(hit.filter),
+        time: hit.time.and_then(rfc3339),
+        captures,
+    };
+    serde_json::to_writer(&mut *out, &record)?;
+    out.write_all(b"\n")
+}
+
+/// Slots of [`CaptureTally::recent`]: more than the named patterns of a
+/// built-in filter (sshd's modes have about twenty).
+const RECENT_NAMES: usize = 32;
+
+/// Offences per capture value, one table per capture name.
+#[derive(Default)]
+struct CaptureTally {
+    tables: Vec<CaptureCounts>,
+    /// Names the matcher handed out lately, by pointer (a slot per pointer),
+    /// and their tables. Its own regexes share one name per pattern, so a
+    /// name's text is compared only when its pattern is new to its slot; a
+    /// fail2ban filter's names are made afresh per line and always miss.
+    recent: [Option<(Arc<str>, usize)>; RECENT_NAMES],
+    /// Distinct values in `tables`, bounded by [`MAX_CAPTURE_VALUES`].
+    values: usize,
+    /// Offences whose capture value did not fit in `tables`.
+    others: u64,
+    /// Where a value that is not kept whole is bounded (reused).
+    bounded: String,
+}
+
+impl CaptureTally {
+    /// Counts one capture, `group = raw`, bounded as [`Captures`] bounds it.
+    fn count(&mut self, group: &Arc<str>, raw: &[u8]) {
+        // Heap blocks are 16-byte aligned: the bits above are the spread ones.
+        let slot = (Arc::as_ptr(group).cast::<u8>() as usize >> 4) % RECENT_NAMES;
+        let k = match &self.recent[slot] {
+            Some((g, k)) if Arc::ptr_eq(g, group) => *k,
+            _ => {
+                let k = self.table(group);
+                self.recent[slot] = Some((group.clone(), k));
+                k
+            }
+        };
+        let value = capture::bound_in(raw, &mut self.bounded);
+        let values = &mut self.tables[k].values;
+        // A value seen before (most: attackers repeat user names) is found
+        // by reference; only a new one is copied.
+        if let Some(v) = values.get_mut(value) {
+            *v += 1;
+        } else if self.values < MAX_CAPTURE_VALUES {
+            values.insert(value.into(), 1);
+            self.values += 1;
+        } else {
+            self.others += 1;
+        }
+    }
+
+    /// The table of `group`'s name, made if it is new.
+    fn table(&mut self, group: &Arc<str>) -> usize {
+        match self.tables.iter().position(|t| t.name == *group) {
+            Some(k) => k,
+            None => {
+                self.tables.push(CaptureCounts {
+                    name: group.clone(),
+                    values: HashMap::default(),
+                });
+                self.tables.len() - 1
+            }
+        }
     }
 }
 
@@ -413,14 +502,32 @@ pub fn run(args: &TestArgs) -> Result<()> {
                 Outcome::Hit(hit) => {
                     tally.matched += 1;
                     tally.count_regex(&hit);
-                    matcher.captures_into(line.bytes, &hit, &mut scratch, &mut tally.captures);
-                    tally.offence(&mut out, args.json, n, &hit, &matcher, &scratch, &names)
+                    let own = Some((line.bytes, &hit));
+                    tally.offence(
+                        &mut out,
+                        args.json,
+                        n,
+                        &hit,
+                        own,
+                        &matcher,
+                        &mut scratch,
+                        &names,
+                    )
                 }
                 Outcome::Ended { line: own, counted } => {
                     tally.matched += 1;
                     tally.count_regex(&own);
-                    matcher.captures_into(line.bytes, &own, &mut scratch, &mut tally.captures);
-                    tally.offence(&mut out, args.json, n, &counted, &matcher, &scratch, &names)
+                    let own = Some((line.bytes, &own));
+                    tally.offence(
+                        &mut out,
+                        args.json,
+                        n,
+                        &counted,
+                        own,
+                        &matcher,
+                        &mut scratch,
+                        &names,
+                    )
                 }
                 Outcome::Held(hit) => {
                     tally.matched += 1;
@@ -731,11 +838,12 @@ fn summary(
             writeln!(out, "  {n:>10}  {addr}")?;
         }
     }
-    if t.capture_values > 0 {
+    if t.per_capture.values > 0 {
         // Attacker-written values: escaped, so a user name cannot forge a line
         // or send escape sequences to the terminal.
         let mut tables: Vec<&CaptureCounts> = t
             .per_capture
+            .tables
             .iter()
             .filter(|c| !c.values.is_empty())
             .collect();
@@ -755,11 +863,11 @@ fn summary(
                 writeln!(out, "  {n:>10}  {}", capture::escape(value))?;
             }
         }
-        if t.capture_others > 0 {
+        if t.per_capture.others > 0 {
             writeln!(
                 out,
                 "  ({} more offences had values past the first {MAX_CAPTURE_VALUES} distinct ones)",
-                t.capture_others
+                t.per_capture.others
             )?;
         }
     }
@@ -777,7 +885,57 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The tables as the summary reads them: name, then value and count.
+    fn tables(t: &CaptureTally) -> Vec<(String, Vec<(String, u64)>)> {
+        let mut out: Vec<_> = t
+            .tables
+            .iter()
+            .map(|c| {
+                let mut v: Vec<_> = c.values.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+                v.sort();
+                (c.name.to_string(), v)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     proptest! {
+        /// Counting does not depend on how the matcher shares its names: one
+        /// name for all, a fresh one per capture (a fail2ban filter's), or
+        /// one per pattern with more patterns than slots (pointers that
+        /// share a slot).
+        #[test]
+        fn counts_do_not_depend_on_shared_names(
+            captures in proptest::collection::vec(
+                (0usize..80, "user|mail|x", "[a-c]{0,2}|\\PC{60,70}"),
+                0..200,
+            ),
+        ) {
+            let patterns: Vec<Vec<Arc<str>>> = (0..80)
+                .map(|_| ["user", "mail", "x"].map(Arc::from).to_vec())
+                .collect();
+            let shared: Vec<Arc<str>> = ["user", "mail", "x"].map(Arc::from).to_vec();
+            let (mut by_pattern, mut fresh, mut one) =
+                (CaptureTally::default(), CaptureTally::default(), CaptureTally::default());
+            for (p, name, value) in &captures {
+                let k = ["user", "mail", "x"].iter().position(|n| n == name).expect("a name");
+                by_pattern.count(&patterns[*p][k], value.as_bytes());
+                fresh.count(&Arc::from(name.as_str()), value.as_bytes());
+                one.count(&shared[k], value.as_bytes());
+            }
+            let want = tables(&one);
+            prop_assert_eq!(&tables(&by_pattern), &want);
+            prop_assert_eq!(&tables(&fresh), &want);
+            // Each value counted as `Captures` keeps it: bounded.
+            for (_, name, value) in &captures {
+                let kept = capture::bound(value.as_bytes());
+                prop_assert!(want
+                    .iter()
+                    .any(|(n, vs)| n == name && vs.iter().any(|(v, _)| **v == *kept)));
+            }
+        }
+
         /// The partial selection lists what a full sort's first [`TOP`] are,
         /// in the same order, as the summary orders them (count down, then
         /// value up), with many ties on the count.

@@ -1722,3 +1722,100 @@ proptest::proptest! {
         proptest::prop_assert_eq!(set.matches(&hay), want, "{:?}", String::from_utf8_lossy(&hay));
     }
 }
+
+/// Captures as (name, value) pairs, in order.
+type Pairs = Vec<(String, String)>;
+
+/// What `each_capture` hands out for the line that made `own`, bounded as
+/// `captures_into` bounds it, and what `captures_into` keeps.
+fn each_and_into(m: &SourceMatcher, s: &mut Scratch, line: &[u8], own: &Hit) -> (Pairs, Pairs) {
+    let mut each = Vec::new();
+    let mut buf = String::from("stale");
+    m.each_capture(line, own, s, |name, raw| {
+        each.push((
+            name.to_string(),
+            capture::bound_in(raw, &mut buf).to_owned(),
+        ));
+    });
+    let mut into = Captures::new();
+    m.captures_into(line, own, s, &mut into);
+    let into = into
+        .iter()
+        .map(|c| (c.name.to_string(), c.value.to_owned()))
+        .collect();
+    (each, into)
+}
+
+#[test]
+fn each_capture_hands_out_what_captures_into_keeps() {
+    // Every built-in filter in every mode (fail2ban ones among them), on its
+    // samples, their host-name forms and texts near them.
+    let mut with_captures = 0;
+    for name in builtin::names() {
+        let lines = probe_lines(name);
+        for cfg in &builtin_in_every_mode(name) {
+            let m = SourceMatcher::build(&[(name, cfg)]).expect("builds");
+            let mut s = m.new_scratch();
+            for line in &lines {
+                let (Outcome::Hit(own) | Outcome::Ended { line: own, .. }) =
+                    m.examine(line, now(), &mut s)
+                else {
+                    continue;
+                };
+                let (each, into) = each_and_into(&m, &mut s, line, &own);
+                assert_eq!(each, into, "{name}: {}", String::from_utf8_lossy(line));
+                with_captures += usize::from(!into.is_empty());
+            }
+        }
+    }
+    assert!(
+        with_captures > 100,
+        "only {with_captures} lines with captures"
+    );
+}
+
+proptest::proptest! {
+    /// Whatever a user name holds (long, not ASCII, not UTF-8), the value
+    /// `each_capture` hands out, bounded, is the one `captures_into` keeps.
+    #[test]
+    fn each_capture_bounds_as_captures_into(
+        user in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just(b'r'),
+                proptest::prelude::Just(b' '),
+                proptest::prelude::Just(0xc3),
+                proptest::prelude::Just(0xa9),
+                proptest::prelude::Just(0xe2),
+                proptest::prelude::Just(0xff),
+                0x20u8..0x7f,
+            ],
+            0..150,
+        ),
+        mode in 0usize..3,
+    ) {
+        let user: Vec<u8> = user.into_iter().filter(|&b| b != b':').collect();
+        SSHD_MODES.with(|ms| -> Result<(), proptest::test_runner::TestCaseError> {
+            let m = &ms[mode % ms.len()];
+            let mut s = m.new_scratch();
+            let mut line = b"May 19 00:00:00 h sshd[7]: Failed password for invalid user ".to_vec();
+            line.extend_from_slice(&user);
+            line.extend_from_slice(b" from 192.0.2.7 port 22 ssh2");
+            let Outcome::Hit(own) = m.examine(&line, now(), &mut s) else {
+                panic!("no hit: {}", String::from_utf8_lossy(&line));
+            };
+            let (each, into) = each_and_into(m, &mut s, &line, &own);
+            proptest::prop_assert!(!into.is_empty());
+            proptest::prop_assert_eq!(each, into);
+            Ok(())
+        })?;
+    }
+}
+
+thread_local! {
+    /// The built-in sshd filter in each of its modes, built once for the
+    /// cases of a proptest.
+    static SSHD_MODES: Vec<SourceMatcher> = builtin_in_every_mode("sshd")
+        .iter()
+        .map(|cfg| SourceMatcher::build(&[("sshd", cfg)]).expect("builds"))
+        .collect();
+}
