@@ -95,53 +95,56 @@ impl LineSplitter {
         chunk: &[u8],
         sink: &mut F,
     ) -> Option<usize> {
-        let mut pos = 0;
+        // Where the next line starts.
+        let mut start = 0;
         if self.has_partial() {
             // The end of the line the last chunk began.
-            let Some(i) = Newlines::new(chunk, 0).next() else {
+            let Some(i) = memchr::memchr(b'\n', chunk) else {
                 self.keep(chunk);
                 return None;
             };
             self.keep(&chunk[..i]);
             self.emit(sink);
-            pos = i + 1;
+            start = i + 1;
         }
         // From here every line starts in `chunk`: the common case, a whole
         // line handed out in place, checks nothing about the partial buffer.
-        let mut boundary = (pos > 0).then_some(pos);
-        // Every `\n` from here on, found a block at a time: a NUL run skipped
-        // below holds none, so the next one found is still the end of the
-        // line that starts after it.
-        let mut newlines = Newlines::new(chunk, pos);
-        while let Some(&first) = chunk.get(pos) {
-            if first == 0 {
-                // A hole of NULs (see the module doc) is not part of the line
-                // that follows it.
-                pos += chunk[pos..].iter().take_while(|&&b| b == 0).count();
-                if pos == chunk.len() {
-                    break;
-                }
+        // The `\n`s are found a block at a time (see [`newline_mask`]), and
+        // each block's handed out from its mask.
+        let mut base = start;
+        while base < chunk.len() {
+            let mut mask = newline_mask(chunk, base);
+            while mask != 0 {
+                let end = base + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                self.hand_out(&chunk[start..end], sink);
+                start = end + 1;
             }
-            let Some(end) = newlines.next() else {
-                self.keep(&chunk[pos..]);
-                break;
-            };
-            let piece = &chunk[pos..end];
-            if piece.len() > self.max {
-                sink(Line {
-                    bytes: &piece[..self.max],
-                    truncated: true,
-                });
-            } else {
-                sink(Line {
-                    bytes: strip_cr(piece),
-                    truncated: false,
-                });
-            }
-            pos = end + 1;
-            boundary = Some(pos);
+            base += BLOCK;
         }
-        boundary
+        // The rest has no `\n`: a line to finish with the next chunk.
+        let rest = skip_nuls(&chunk[start..]);
+        if !rest.is_empty() {
+            self.keep(rest);
+        }
+        (start > 0).then_some(start)
+    }
+
+    /// Hands out `piece`, a whole line in place (its `\n` not included).
+    #[inline]
+    fn hand_out<F: FnMut(Line<'_>) + ?Sized>(&self, piece: &[u8], sink: &mut F) {
+        let piece = skip_nuls(piece);
+        if piece.len() > self.max {
+            sink(Line {
+                bytes: &piece[..self.max],
+                truncated: true,
+            });
+        } else {
+            sink(Line {
+                bytes: strip_cr(piece),
+                truncated: false,
+            });
+        }
     }
 
     /// Hands out an unterminated last line, when its stream is over for good.
@@ -182,68 +185,43 @@ impl LineSplitter {
     }
 }
 
-/// The offsets of the `\n`s of a chunk, in order. A `memchr` call per line
-/// pays its set-up (dispatch, alignment, the short-input path) for every line
-/// of 80-odd bytes, which cost more than the search; this compares a whole
-/// block of [`BLOCK`] bytes at once into a bit mask and hands out its set bits,
-/// so a line costs a few bit operations and a block its compares.
-struct Newlines<'a> {
-    chunk: &'a [u8],
-    /// Where the block of `mask` starts.
-    base: usize,
-    /// The `\n`s of the block at `base` not handed out yet, one bit each.
-    mask: u64,
-}
-
-/// Bytes compared at once: one bit of the mask each.
+/// Bytes compared at once: one bit of a mask each.
 const BLOCK: usize = 64;
 
-impl<'a> Newlines<'a> {
-    /// The `\n`s of `chunk` from `start` on.
-    #[inline]
-    fn new(chunk: &'a [u8], start: usize) -> Self {
-        let mut lines = Newlines {
-            chunk,
-            base: start,
-            mask: 0,
-        };
-        lines.mask = lines.mask_at(start);
-        lines
-    }
-
-    /// The mask of the block at `base`: a whole block's compared at once, a
-    /// chunk's last few bytes one by one.
-    #[inline]
-    fn mask_at(&self, base: usize) -> u64 {
-        match self
-            .chunk
-            .get(base..base + BLOCK)
-            .and_then(|b| b.first_chunk::<BLOCK>())
-        {
-            Some(block) => block_mask(block),
-            None => self.chunk[base.min(self.chunk.len())..]
-                .iter()
-                .enumerate()
-                .fold(0, |m, (i, &b)| m | (u64::from(b == b'\n') << i)),
-        }
+/// The `\n`s of the [`BLOCK`] bytes of `chunk` from `base` on (fewer at its
+/// end), one bit each (bit `i` for byte `base + i`). A `memchr` call per line
+/// pays its set-up (dispatch, alignment, the short-input path) for every line
+/// of 80-odd bytes, which cost more than the search; a whole block compared at
+/// once costs a line a few bit operations and a block its compares.
+#[inline]
+fn newline_mask(chunk: &[u8], base: usize) -> u64 {
+    match chunk
+        .get(base..base + BLOCK)
+        .and_then(|b| b.first_chunk::<BLOCK>())
+    {
+        Some(block) => block_mask(block),
+        None => tail_mask(&chunk[base.min(chunk.len())..]),
     }
 }
 
-impl Iterator for Newlines<'_> {
-    type Item = usize;
+/// [`newline_mask`] of a chunk's last few bytes (fewer than [`BLOCK`]), one by
+/// one. Out of line: once per chunk, and its loop (vectorised) would take the
+/// registers of the per-line loop around it.
+#[cold]
+#[inline(never)]
+fn tail_mask(tail: &[u8]) -> u64 {
+    tail.iter()
+        .enumerate()
+        .fold(0, |m, (i, &b)| m | (u64::from(b == b'\n') << i))
+}
 
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            self.base += BLOCK;
-            if self.base >= self.chunk.len() {
-                return None;
-            }
-            self.mask = self.mask_at(self.base);
-        }
-        let at = self.base + self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(at)
+/// `piece` without the NULs it starts with: a hole (see the module doc) is not
+/// part of the line that follows it.
+#[inline]
+fn skip_nuls(piece: &[u8]) -> &[u8] {
+    match piece.first() {
+        Some(0) => &piece[piece.iter().take_while(|&&b| b == 0).count()..],
+        _ => piece,
     }
 }
 
@@ -426,11 +404,15 @@ mod tests {
         assert_eq!(got, [(b"\xff\xfe bad \xc3".to_vec(), false)]);
     }
 
-    /// The `\n` positions `Newlines` hands out from `start`, and the plain
-    /// search's.
-    fn newlines_both(chunk: &[u8], start: usize) -> (Vec<usize>, Vec<usize>) {
-        let got = Newlines::new(chunk, start).collect();
-        let want = (start..chunk.len())
+    /// The `\n` positions `newline_mask` gives for the block at `base`, and
+    /// the plain search's.
+    fn newlines_both(chunk: &[u8], base: usize) -> (Vec<usize>, Vec<usize>) {
+        let mask = newline_mask(chunk, base);
+        let got = (0..BLOCK)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| base + i)
+            .collect();
+        let want = (base..chunk.len().min(base + BLOCK))
             .filter(|&i| chunk[i] == b'\n')
             .collect();
         (got, want)
@@ -455,9 +437,19 @@ mod tests {
             let chunks: Vec<&[u8]> = text.chunks(size).collect();
             assert_eq!(split_all(&chunks, 1000), want, "chunks of {size}");
         }
-        for start in [0, 1, 63, 64, 65, 100, text.len()] {
-            let (got, want) = newlines_both(&text, start);
-            assert_eq!(got, want, "from {start}");
+        for base in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            100,
+            text.len() - 64,
+            text.len() - 1,
+            text.len(),
+        ] {
+            let (got, want) = newlines_both(&text, base);
+            assert_eq!(got, want, "from {base}");
         }
     }
 
@@ -479,16 +471,16 @@ mod tests {
     }
 
     proptest! {
-        /// The block search finds exactly the `\n`s a byte-by-byte search
-        /// does, from any start, whatever the chunk's length; both block masks
-        /// agree on every block.
+        /// A block's mask flags exactly the `\n`s a byte-by-byte search
+        /// finds, from any start, whole blocks and a chunk's short last one;
+        /// both block masks agree on every block.
         #[test]
         fn newlines_are_the_plain_search(
             chunk in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(0x0b), Just(0x8a), any::<u8>()], 0..300),
-            start in 0usize..300,
+            base in 0usize..300,
         ) {
-            let start = start.min(chunk.len());
-            let (got, want) = newlines_both(&chunk, start);
+            let base = base.min(chunk.len());
+            let (got, want) = newlines_both(&chunk, base);
             prop_assert_eq!(got, want);
             for block in chunk.chunks_exact(BLOCK) {
                 let block = block.first_chunk::<BLOCK>().expect("whole block");
