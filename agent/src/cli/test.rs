@@ -17,7 +17,7 @@ use log2drop::config::{FilterConfig, LinePrefix};
 use log2drop::dns::{DnsConfig, Hickory, LookupError, Lookups, UseDns};
 use log2drop::filter::{self, Captures, Host, Outcome, SourceMatcher, builtin, capture};
 use log2drop::source::compressed;
-use log2drop::source::line::{DEFAULT_MAX_LINE, for_each_line};
+use log2drop::source::line::{DEFAULT_MAX_LINE, Line, for_each_line};
 
 /// How many addresses the summary lists.
 const TOP: usize = 10;
@@ -466,23 +466,35 @@ impl Names {
     }
 }
 
-/// `log2drop test`.
-pub fn run(args: &TestArgs) -> Result<()> {
-    let (name, cfg, file) = resolve(args)?;
-    let matcher = SourceMatcher::build(&[(name.as_str(), &cfg)])
-        .with_context(|| format!("cannot compile filter {name:?}"))?;
-    let mut scratch = matcher.new_scratch();
-    let names = Names::new(args, &cfg)?;
-    let mut reader = compressed::open_lines(&file).context("cannot open the log")?;
+/// What a run reads and counts, line after line.
+struct Pass<'a, W> {
+    args: &'a TestArgs,
+    matcher: &'a SourceMatcher,
+    scratch: filter::Scratch,
+    names: &'a Names,
+    out: W,
+    tally: Tally,
+    /// The first failure to write to stdout: the lines after it are only
+    /// counted as read.
+    write_error: Option<std::io::Error>,
+    now: SystemTime,
+}
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let regexes = regex_texts(&cfg)?;
-    let mut tally = Tally::default();
-    let mut write_error: Option<std::io::Error> = None;
-    let now = SystemTime::now();
-    let started = Instant::now();
-    let read = for_each_line(&mut *reader, DEFAULT_MAX_LINE, &mut |line| {
+impl<W: Write> Pass<'_, W> {
+    /// Reads one line. Inlined into the line reader's loop: a call per line
+    /// saved and restored the registers and reloaded the state each time.
+    #[inline(always)]
+    fn line(&mut self, line: Line<'_>) {
+        let Pass {
+            args,
+            matcher,
+            scratch,
+            names,
+            out,
+            tally,
+            write_error,
+            now,
+        } = self;
         tally.read += 1;
         let n = tally.read;
         if write_error.is_some() {
@@ -493,41 +505,23 @@ pub fn run(args: &TestArgs) -> Result<()> {
             tally.cut += 1;
             tally.missed += 1;
             if args.print_missed {
-                print_line(&mut out, "missed (cut)", n, line.bytes)
+                print_line(out, "missed (cut)", n, line.bytes)
             } else {
                 Ok(())
             }
         } else {
-            match matcher.examine(line.bytes, now, &mut scratch) {
+            match matcher.examine(line.bytes, *now, scratch) {
                 Outcome::Hit(hit) => {
                     tally.matched += 1;
                     tally.count_regex(&hit);
                     let own = Some((line.bytes, &hit));
-                    tally.offence(
-                        &mut out,
-                        args.json,
-                        n,
-                        &hit,
-                        own,
-                        &matcher,
-                        &mut scratch,
-                        &names,
-                    )
+                    tally.offence(out, args.json, n, &hit, own, matcher, scratch, names)
                 }
                 Outcome::Ended { line: own, counted } => {
                     tally.matched += 1;
                     tally.count_regex(&own);
                     let own = Some((line.bytes, &own));
-                    tally.offence(
-                        &mut out,
-                        args.json,
-                        n,
-                        &counted,
-                        own,
-                        &matcher,
-                        &mut scratch,
-                        &names,
-                    )
+                    tally.offence(out, args.json, n, &counted, own, matcher, scratch, names)
                 }
                 Outcome::Held(hit) => {
                     tally.matched += 1;
@@ -538,7 +532,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
                 Outcome::Ignored { .. } => {
                     tally.ignored += 1;
                     if args.print_ignored {
-                        print_line(&mut out, "ignored", n, line.bytes)
+                        print_line(out, "ignored", n, line.bytes)
                     } else {
                         Ok(())
                     }
@@ -546,7 +540,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
                 Outcome::Miss => {
                     tally.missed += 1;
                     if args.print_missed {
-                        print_line(&mut out, "missed", n, line.bytes)
+                        print_line(out, "missed", n, line.bytes)
                     } else {
                         Ok(())
                     }
@@ -554,13 +548,45 @@ pub fn run(args: &TestArgs) -> Result<()> {
             }
         };
         // Sessions that ended without a line of their own (their window passed).
-        let result = result
-            .and_then(|()| tally.deferred(&mut out, args.json, n, &matcher, &mut scratch, &names));
+        let result =
+            result.and_then(|()| tally.deferred(out, args.json, n, matcher, scratch, names));
         if let Err(e) = result {
-            write_error = Some(e);
+            *write_error = Some(e);
         }
-    });
+    }
+}
+
+/// `log2drop test`.
+pub fn run(args: &TestArgs) -> Result<()> {
+    let (name, cfg, file) = resolve(args)?;
+    let matcher = SourceMatcher::build(&[(name.as_str(), &cfg)])
+        .with_context(|| format!("cannot compile filter {name:?}"))?;
+    let scratch = matcher.new_scratch();
+    let names = Names::new(args, &cfg)?;
+    let mut reader = compressed::open_lines(&file).context("cannot open the log")?;
+
+    let stdout = std::io::stdout();
+    let regexes = regex_texts(&cfg)?;
+    let mut pass = Pass {
+        args,
+        matcher: &matcher,
+        scratch,
+        names: &names,
+        out: std::io::BufWriter::new(stdout.lock()),
+        tally: Tally::default(),
+        write_error: None,
+        now: SystemTime::now(),
+    };
+    let started = Instant::now();
+    let read = for_each_line(&mut *reader, DEFAULT_MAX_LINE, &mut |line| pass.line(line));
     // The end of the input ends every session still open.
+    let Pass {
+        mut scratch,
+        mut out,
+        mut tally,
+        mut write_error,
+        ..
+    } = pass;
     matcher.finish(&mut scratch);
     if write_error.is_none()
         && let Err(e) = tally.deferred(
