@@ -585,7 +585,17 @@ impl SessionUsers {
     /// named several. A forgetting line ends the session after it counts.
     fn note(&mut self, id: &str, user: Option<&str>, forget: bool, at: SystemTime) -> bool {
         let fresh = |seen: SystemTime| at.duration_since(seen).map_or(true, |d| d <= Self::KEEP);
-        let several = match self.open.get_mut(id) {
+        if forget {
+            // The session ends here: one look-up that takes it out, and the
+            // answer the update would have given.
+            return match self.open.remove(id) {
+                Some((first, several, seen)) if fresh(seen) => {
+                    several || matches!((first, user), (Some(f), Some(u)) if f != u)
+                }
+                _ => false,
+            };
+        }
+        match self.open.get_mut(id) {
             Some(entry) if fresh(entry.2) => {
                 entry.2 = at;
                 if let Some(u) = user {
@@ -598,23 +608,17 @@ impl SessionUsers {
                 entry.1
             }
             _ => {
-                if !forget {
+                if self.open.len() >= Self::MAX {
+                    self.open.retain(|_, e| fresh(e.2));
                     if self.open.len() >= Self::MAX {
-                        self.open.retain(|_, e| fresh(e.2));
-                        if self.open.len() >= Self::MAX {
-                            self.open.clear();
-                        }
+                        self.open.clear();
                     }
-                    self.open
-                        .insert(id.to_owned(), (user.map(str::to_owned), false, at));
                 }
+                self.open
+                    .insert(id.to_owned(), (user.map(str::to_owned), false, at));
                 false
             }
-        };
-        if forget {
-            self.open.remove(id);
         }
-        several
     }
 }
 

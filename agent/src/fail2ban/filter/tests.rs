@@ -912,3 +912,75 @@ fn named_skips_machinery_and_unnamed_groups() {
     // The first alt_user is empty: the next one answers.
     assert_eq!(named.alt_user(&g), Some("e"));
 }
+
+/// The session table as a plain model: every line updates its session as a
+/// non-forgetting line would, then a forgetting line drops it. `note`'s
+/// single look-up for forgetting lines must answer the same.
+fn note_by_update(
+    open: &mut std::collections::HashMap<String, (Option<String>, bool, SystemTime)>,
+    id: &str,
+    user: Option<&str>,
+    forget: bool,
+    at: SystemTime,
+) -> bool {
+    let fresh = |seen: SystemTime| {
+        at.duration_since(seen)
+            .map_or(true, |d| d <= SessionUsers::KEEP)
+    };
+    let several = match open.get_mut(id) {
+        Some(e) if fresh(e.2) => {
+            e.2 = at;
+            match (&e.0, user) {
+                (Some(first), Some(u)) if first != u => e.1 = true,
+                (None, Some(u)) => e.0 = Some(u.to_owned()),
+                _ => {}
+            }
+            e.1
+        }
+        _ => {
+            open.insert(id.to_owned(), (user.map(str::to_owned), false, at));
+            false
+        }
+    };
+    if forget {
+        open.remove(id);
+    }
+    several
+}
+
+proptest::proptest! {
+    #[test]
+    fn session_note_agrees_with_update_then_remove(
+        steps in proptest::collection::vec((
+            proptest::sample::select(vec!["1", "2", "3"]),
+            proptest::option::of(proptest::sample::select(vec!["root", "admin", ""])),
+            proptest::bool::weighted(0.3),
+            0u64..400,
+        ), 0..40),
+    ) {
+        let mut users = SessionUsers::default();
+        let mut model = std::collections::HashMap::new();
+        let mut at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for (id, user, forget, gap) in steps {
+            at += std::time::Duration::from_secs(gap);
+            let got = users.note(id, user, forget, at);
+            let want = note_by_update(&mut model, id, user, forget, at);
+            proptest::prop_assert_eq!(got, want, "{} {:?} {}", id, user, forget);
+            proptest::prop_assert_eq!(users.open.len(), model.len());
+        }
+    }
+}
+
+#[test]
+fn a_forgetting_line_naming_a_second_user_counts_as_several_and_ends_the_session() {
+    let mut users = SessionUsers::default();
+    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    assert!(!users.note("7", Some("root"), false, at));
+    assert!(users.note("7", Some("admin"), true, at));
+    assert!(users.open.is_empty());
+    // A stale session is not several: fail2ban had forgotten it.
+    assert!(!users.note("8", Some("root"), false, at));
+    let later = at + SessionUsers::KEEP + std::time::Duration::from_secs(1);
+    assert!(!users.note("8", Some("admin"), true, later));
+    assert!(users.open.is_empty());
+}
