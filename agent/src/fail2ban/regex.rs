@@ -964,6 +964,29 @@ impl SpanBuf {
         }
     }
 
+    /// Sets the spans of the groups in `slots` (a start and end slot per
+    /// group), group `i`'s at `remap[i]` where there is a remap; groups
+    /// that took no part are left as they were. Without a remap the inline
+    /// spans are written in one walk: a [`set`](Self::set) per group
+    /// matched on the variant and checked its bounds each time, on every
+    /// match of a filter.
+    fn fill(&mut self, slots: &[Option<NonMaxUsize>], remap: Option<&[usize]>) {
+        if let (SpanBuf::Inline(len, a), None) = (&mut *self, remap) {
+            for (out, s) in a[..usize::from(*len)].iter_mut().zip(slots.chunks_exact(2)) {
+                if let (Some(start), Some(end)) = (s[0], s[1]) {
+                    // In bounds of a haystack shorter than `u32::MAX`.
+                    *out = [start.get() as u32, end.get() as u32];
+                }
+            }
+            return;
+        }
+        for (i, s) in slots.chunks_exact(2).enumerate() {
+            let Some(span) = pair(s) else { continue };
+            // Only one copy of a group takes part in a match.
+            self.set(remap.map_or(i, |m| m[i]), Some(span));
+        }
+    }
+
     /// Sets group `i`'s span; nothing past the last group.
     #[inline]
     fn set(&mut self, i: usize, span: Span) {
@@ -1279,12 +1302,7 @@ impl F2bRegex {
         let spans = match &self.engine {
             Compiled::Fast(r) => r.with_found_slots(hay, 0, found, |slots| {
                 let mut out = SpanBuf::unset(n, hay.len());
-                for (i, s) in slots.chunks_exact(2).enumerate() {
-                    let Some(span) = pair(s) else { continue };
-                    // Only one copy of a group takes part in a match.
-                    let at = self.remap.as_ref().map_or(i, |m| m[i]);
-                    out.set(at, Some(span));
-                }
+                out.fill(slots, self.remap.as_deref());
                 out
             })?,
             Compiled::Fancy(r) => {
@@ -2348,6 +2366,42 @@ mod tests {
         }
         assert!(matches!(SpanBuf::unset(3, 10), SpanBuf::Inline(..)));
         assert!(matches!(SpanBuf::unset(3, usize::MAX), SpanBuf::Heap(_)));
+    }
+
+    proptest::proptest! {
+        /// `fill` gives the spans one `set` per group that took part gives,
+        /// inline and on the heap, with and without a remap.
+        #[test]
+        fn span_buf_fill_agrees_with_set(
+            spans in proptest::collection::vec(
+                proptest::option::of((0usize..50, 0usize..50)), 1..30),
+            hay_len in proptest::sample::select(vec![100usize, usize::MAX]),
+            shift in 0usize..30,
+            remapped in proptest::bool::ANY,
+        ) {
+            let n = spans.len();
+            let slots: Vec<Option<NonMaxUsize>> = spans
+                .iter()
+                .flat_map(|s| match s {
+                    Some((a, b)) => [NonMaxUsize::new(*a), NonMaxUsize::new(*b)],
+                    None => [None, None],
+                })
+                .collect();
+            let remap: Option<Vec<usize>> =
+                remapped.then(|| (0..n).map(|i| (i + shift) % n).collect());
+            let mut by_fill = SpanBuf::unset(n, hay_len);
+            by_fill.fill(&slots, remap.as_deref());
+            let mut by_set = SpanBuf::unset(n, hay_len);
+            for (i, s) in slots.chunks_exact(2).enumerate() {
+                if let Some(span) = pair(s) {
+                    by_set.set(remap.as_ref().map_or(i, |m| m[i]), Some(span));
+                }
+            }
+            proptest::prop_assert_eq!(
+                by_fill.iter().collect::<Vec<_>>(),
+                by_set.iter().collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
